@@ -1,0 +1,76 @@
+package tasks
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+)
+
+// Result is what a successful handler reports besides any file it wrote.
+type Result struct {
+	// Summary is a short line for the task list, e.g. "1,204 activities".
+	Summary string
+}
+
+// Output is where a handler writes its result file.
+type Output interface {
+	// Create starts the job's result file. A handler creates at most one;
+	// it is stored when the handler returns nil and discarded otherwise.
+	Create(name, contentType string) (io.Writer, error)
+}
+
+// HandlerFunc runs one job. It must stop when ctx ends, and be safe to run
+// more than once for the same job: delivery is at least once.
+type HandlerFunc func(ctx context.Context, job Job, out Output) (Result, error)
+
+// Registry maps job types to their handlers. Modules register their own
+// types; the worker runtime only looks them up.
+type Registry struct {
+	mu       sync.RWMutex
+	handlers map[string]HandlerFunc
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{handlers: make(map[string]HandlerFunc)}
+}
+
+// Register adds the handler for jobType. Registering a type twice is an
+// error, so two modules cannot silently claim one type.
+func (r *Registry) Register(jobType string, h HandlerFunc) error {
+	if !validToken(jobType) {
+		return fmt.Errorf("register %q: %w: type must be 1-64 characters of a-z, 0-9 and _", jobType, ErrInvalidJob)
+	}
+	if h == nil {
+		return fmt.Errorf("register %s: nil handler", jobType)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.handlers[jobType]; dup {
+		return fmt.Errorf("register %s: already registered", jobType)
+	}
+	r.handlers[jobType] = h
+	return nil
+}
+
+// Lookup returns the handler for jobType.
+func (r *Registry) Lookup(jobType string) (HandlerFunc, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	h, ok := r.handlers[jobType]
+	return h, ok
+}
+
+// Types lists the registered job types, sorted.
+func (r *Registry) Types() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	ts := make([]string, 0, len(r.handlers))
+	for t := range r.handlers {
+		ts = append(ts, t)
+	}
+	sort.Strings(ts)
+	return ts
+}

@@ -1,0 +1,101 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/otjhelper/otj/modules/tasks"
+)
+
+// pullWait bounds one pull request, so that a stopping worker notices
+// within that time.
+const pullWait = 5 * time.Second
+
+// Queue returns a tasks.Queue on the shared worker consumer.
+//
+// It pulls one job at a time, only when the worker has a free slot:
+// prefetched jobs would wait in the client while their visibility timeout
+// ran (nats.go #1929), and another worker would get them too.
+func (b *Broker) Queue(ctx context.Context) (tasks.Queue, error) {
+	cons, err := b.js.Consumer(ctx, StreamName, WorkConsumer)
+	if err != nil {
+		return nil, fmt.Errorf("worker queue: %w", classify(err))
+	}
+	return &queue{b: b, cons: cons}, nil
+}
+
+type queue struct {
+	b    *Broker
+	cons natsjs.Consumer
+}
+
+func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		pctx, cancel := context.WithTimeout(ctx, pullWait)
+		msg, err := q.cons.Next(natsjs.FetchContext(pctx))
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, natsjs.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
+				continue // nothing to do yet
+			}
+			return nil, fmt.Errorf("pull job: %w", classify(err))
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return nil, fmt.Errorf("pull job: %w", err)
+		}
+		e, err := decode(msg.Data(), md.Sequence.Stream)
+		if err != nil {
+			// Never runnable; terminate it so it does not come back.
+			q.b.cfg.Logger.ErrorContext(ctx, "dropping undecodable work item", "seq", md.Sequence.Stream, "err", err)
+			_ = msg.TermWithReason("undecodable")
+			continue
+		}
+		return &delivery{msg: msg, job: e.Job(), attempt: int(md.NumDelivered)}, nil
+	}
+}
+
+func (q *queue) Close() error { return nil }
+
+type delivery struct {
+	msg     natsjs.Msg
+	job     tasks.Job
+	attempt int
+}
+
+func (d *delivery) Job() tasks.Job { return d.job }
+func (d *delivery) Attempt() int   { return d.attempt }
+
+func (d *delivery) Extend(ctx context.Context) error {
+	if err := d.msg.InProgress(); err != nil {
+		return fmt.Errorf("extend job %s: %w", d.job.ID, err)
+	}
+	return nil
+}
+
+// Ack waits for the server to confirm, so that a worker never reports a
+// job done that the server will deliver again.
+func (d *delivery) Ack(ctx context.Context) error {
+	if err := d.msg.DoubleAck(ctx); err != nil {
+		return fmt.Errorf("ack job %s: %w", d.job.ID, err)
+	}
+	return nil
+}
+
+func (d *delivery) Release(ctx context.Context) error {
+	if err := d.msg.Nak(); err != nil {
+		return fmt.Errorf("release job %s: %w", d.job.ID, err)
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package tasks
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// MaxPayloadBytes bounds a job's payload. Payloads carry ids and options,
+// never data: handlers read what they need from storage.
+const MaxPayloadBytes = 64 << 10
+
+// Job is one unit of deferred work as handlers and the runtime see it.
+type Job struct {
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	UserID     int64           `json:"user_id"`
+	Payload    json.RawMessage `json:"payload,omitempty"`
+	EnqueuedAt time.Time       `json:"enqueued_at"`
+	// EventSeq is the event-stream sequence of the job's enqueued event.
+	// Readers use it to wait until the projection has seen the job.
+	EventSeq uint64 `json:"-"`
+}
+
+// EnqueueRequest asks for a job to be run.
+type EnqueueRequest struct {
+	Type    string
+	UserID  int64
+	Payload json.RawMessage
+	// Key makes the request idempotent: a second request with the same
+	// type, user and key within the broker's dedupe window returns the
+	// first job instead of making another. Empty means no dedupe.
+	Key string
+}
+
+// Errors an Enqueuer returns, checked with errors.Is.
+var (
+	// ErrUnavailable means the broker could not be reached; nothing was
+	// enqueued and the caller may try again.
+	ErrUnavailable = errors.New("task broker unavailable")
+	// ErrPayloadTooLarge means the payload exceeds MaxPayloadBytes.
+	ErrPayloadTooLarge = errors.New("job payload too large")
+	// ErrInvalidJob means the request itself is malformed.
+	ErrInvalidJob = errors.New("invalid job")
+)
+
+// Validate checks what every broker needs of a request.
+func (r EnqueueRequest) Validate() error {
+	if !validToken(r.Type) {
+		return fmt.Errorf("%w: type %q must be 1-64 characters of a-z, 0-9 and _", ErrInvalidJob, r.Type)
+	}
+	if r.UserID <= 0 {
+		return fmt.Errorf("%w: user id %d", ErrInvalidJob, r.UserID)
+	}
+	if len(r.Payload) > MaxPayloadBytes {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrPayloadTooLarge, len(r.Payload), MaxPayloadBytes)
+	}
+	if len(r.Payload) > 0 && !json.Valid(r.Payload) {
+		return fmt.Errorf("%w: payload is not JSON", ErrInvalidJob)
+	}
+	if len(r.Key) > 200 {
+		return fmt.Errorf("%w: key longer than 200 bytes", ErrInvalidJob)
+	}
+	return nil
+}
+
+// validToken reports whether s is safe as one token of a subject or key.
+func validToken(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,43 @@
+package tasks
+
+import (
+	"context"
+	"io"
+)
+
+// Enqueuer is the port through which the rest of the app asks for
+// background work. Enqueue is atomic: on success the job is stored and
+// will run; on error nothing was stored.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, r EnqueueRequest) (Job, error)
+}
+
+// Queue hands jobs to a worker. Brokers implement it.
+type Queue interface {
+	// Next blocks until a job is delivered or ctx ends.
+	Next(ctx context.Context) (Delivery, error)
+	// Close stops delivery; undelivered jobs stay with the broker.
+	Close() error
+}
+
+// Delivery is one delivery of a job to a worker. Until it is acked the
+// broker will deliver the job again if the worker stops renewing it.
+type Delivery interface {
+	Job() Job
+	// Attempt counts deliveries of this job, from 1.
+	Attempt() int
+	// Extend tells the broker the job is still being worked on.
+	Extend(ctx context.Context) error
+	// Ack removes the job from the queue for good.
+	Ack(ctx context.Context) error
+	// Release gives the job back for another worker to take at once.
+	Release(ctx context.Context) error
+}
+
+// ResultStore keeps jobs' result files.
+type ResultStore interface {
+	// Put stores r under object, streaming it.
+	Put(ctx context.Context, object, name, contentType string, r io.Reader) (ResultRef, error)
+	// Open streams a stored result.
+	Open(ctx context.Context, object string) (io.ReadCloser, error)
+}

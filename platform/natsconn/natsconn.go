@@ -1,0 +1,87 @@
+// Package natsconn opens the app's NATS client connections with the
+// reconnect behaviour every process needs.
+package natsconn
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Options says where to connect. Exactly one of URL and Server is set.
+type Options struct {
+	URL    string         // an external server, e.g. nats://127.0.0.1:4222
+	Server *server.Server // an embedded server in this process
+	Name   string         // shown in the server's connection list
+	Logger *slog.Logger
+}
+
+// Connect opens a connection that reconnects forever.
+//
+// Publishes are not buffered while disconnected (ReconnectBufSize -1): an
+// enqueue during an outage fails at once with an error the user sees,
+// instead of hanging and perhaps landing later without anyone knowing.
+func Connect(o Options) (*nats.Conn, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts := []nats.Option{
+		nats.Name(o.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.ReconnectBufSize(-1),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "conn", o.Name, "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("nats reconnected", "conn", o.Name, "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Warn("nats async error", "conn", o.Name, "subject", subject, "err", err)
+		}),
+	}
+	url := o.URL
+	if o.Server != nil {
+		opts = append(opts, nats.InProcessServer(o.Server))
+		url = ""
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// Drain lets pending messages and subscriptions finish, then closes the
+// connection, waiting at most until ctx ends.
+func Drain(ctx context.Context, nc *nats.Conn) error {
+	if nc == nil || nc.IsClosed() {
+		return nil
+	}
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return fmt.Errorf("drain nats: %w", err)
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-ctx.Done():
+		nc.Close()
+		return fmt.Errorf("drain nats: %w", ctx.Err())
+	}
+}

@@ -1,0 +1,140 @@
+// Package natsserver runs an embedded NATS server with JetStream, for
+// development (app all, app web without NATS_URL) and for tests.
+package natsserver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/otjhelper/otj/platform/filelock"
+)
+
+// ErrStoreInUse means another process already runs a server on the store.
+var ErrStoreInUse = errors.New("JetStream store is in use by another process")
+
+// Config configures an embedded server.
+type Config struct {
+	// StoreDir holds the JetStream store (in a jetstream/ subfolder).
+	StoreDir string
+	// Listen is host:port for clients in other processes; "" serves only
+	// in-process clients, and port -1 picks a free port (tests).
+	Listen string
+	// Name is the server's name; default "otj-embedded".
+	Name string
+	// ReadyTimeout bounds start-up; default 10s.
+	ReadyTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Server is a running embedded server and the lock on its store.
+type Server struct {
+	ns   *server.Server
+	lock *filelock.Lock
+	log  *slog.Logger
+}
+
+// Start locks the store directory, then starts the server and waits until
+// JetStream is ready.
+//
+// Nothing in nats-server stops two processes from opening one JetStream
+// store (and corrupting it), so the lock is ours: a second process on the
+// same store fails at once with ErrStoreInUse.
+func Start(cfg Config) (*Server, error) {
+	if cfg.Name == "" {
+		cfg.Name = "otj-embedded"
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	lock, err := filelock.TryLock(filepath.Join(cfg.StoreDir, "nats.lock"))
+	if errors.Is(err, filelock.ErrLocked) {
+		return nil, fmt.Errorf("%w (%s): stop the other app process, or give this one another data dir", ErrStoreInUse, cfg.StoreDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	opts := &server.Options{
+		ServerName: cfg.Name,
+		JetStream:  true,
+		StoreDir:   cfg.StoreDir,
+		NoSigs:     true, // we own signal handling; the server would os.Exit
+		NoLog:      true,
+		DontListen: cfg.Listen == "",
+		// Large report files go through the object store in 128 KiB
+		// chunks, well within the default 1 MiB payload.
+	}
+	if cfg.Listen != "" {
+		host, port, err := splitListen(cfg.Listen)
+		if err != nil {
+			lock.Unlock()
+			return nil, err
+		}
+		opts.Host, opts.Port = host, port
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		lock.Unlock()
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(cfg.ReadyTimeout) || !ns.JetStreamEnabled() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		lock.Unlock()
+		if cfg.Listen != "" {
+			return nil, fmt.Errorf("embedded nats did not start on %s within %s (is the address free?)", cfg.Listen, cfg.ReadyTimeout)
+		}
+		return nil, fmt.Errorf("embedded nats did not start within %s", cfg.ReadyTimeout)
+	}
+	s := &Server{ns: ns, lock: lock, log: cfg.Logger}
+	s.log.Info("embedded nats started", "store", cfg.StoreDir, "listen", s.ClientURL())
+	return s, nil
+}
+
+// splitListen parses host:port; port -1 asks for a random free port.
+func splitListen(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < -1 || port > 65535 || port == 0 {
+		return "", 0, fmt.Errorf("listen address %q: port must be 1-65535 (or -1 for any)", addr)
+	}
+	return host, port, nil
+}
+
+// Server returns the underlying server, for in-process connections.
+func (s *Server) Server() *server.Server { return s.ns }
+
+// ClientURL is the URL other processes connect to, or "" when the server
+// serves only in-process clients.
+func (s *Server) ClientURL() string {
+	if s.ns.Addr() == nil {
+		return ""
+	}
+	return s.ns.ClientURL()
+}
+
+// Shutdown stops the server and releases the store. Call it after the
+// process's own clients have drained. Safe to call twice.
+func (s *Server) Shutdown() {
+	if s == nil || s.ns == nil {
+		return
+	}
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+	s.ns = nil
+	s.lock.Unlock()
+	s.log.Info("embedded nats stopped")
+}

@@ -1,0 +1,119 @@
+// Package testsupport holds the helpers every integration test needs: an
+// embedded NATS server on a temp dir, a migrated temp database, a
+// JetStream broker, and polling with a deadline instead of sleeping.
+package testsupport
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/uptrace/bun"
+
+	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/platform/database"
+	"github.com/otjhelper/otj/platform/natsconn"
+	"github.com/otjhelper/otj/platform/natsserver"
+)
+
+// Logger returns a logger that writes through t.Log.
+func Logger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(p[:len(p)-1]))
+	return len(p), nil
+}
+
+// NATS starts an embedded JetStream server on a random loopback port
+// with its store in a temp dir, shut down when the test ends.
+func NATS(t testing.TB) *natsserver.Server {
+	t.Helper()
+	return NATSAt(t, t.TempDir())
+}
+
+// NATSAt is NATS with a given store dir, for restarting a server on the
+// same store.
+func NATSAt(t testing.TB, storeDir string) *natsserver.Server {
+	t.Helper()
+	s, err := natsserver.Start(natsserver.Config{StoreDir: storeDir, Listen: "127.0.0.1:-1"})
+	if err != nil {
+		t.Fatalf("start embedded nats: %v", err)
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+// Connect opens a separate TCP connection to s, as another process would,
+// closed when the test ends.
+func Connect(t testing.TB, s *natsserver.Server, name string) *nats.Conn {
+	t.Helper()
+	nc, err := natsconn.Connect(natsconn.Options{URL: s.ClientURL(), Name: name, Logger: Logger(t)})
+	if err != nil {
+		t.Fatalf("connect %s: %v", name, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// Broker opens a JetStream broker on nc with a short visibility timeout.
+func Broker(t testing.TB, nc *nats.Conn) *jetstream.Broker {
+	t.Helper()
+	b, err := jetstream.Open(Context(t), jetstream.Config{Conn: nc, AckWait: 5 * time.Second, Logger: Logger(t)})
+	if err != nil {
+		t.Fatalf("open broker: %v", err)
+	}
+	return b
+}
+
+// DB returns a migrated SQLite database in a temp dir and its path.
+func DB(t testing.TB) (*bun.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), database.FileName)
+	db, err := database.Open(Context(t), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := database.Migrate(Context(t), db, path); err != nil {
+		t.Fatal(err)
+	}
+	return db, path
+}
+
+// Context returns a context cancelled when the test ends.
+func Context(t testing.TB) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Go runs fn in a goroutine whose context is cancelled at cleanup, and
+// waits for it to return before the test ends, so nothing leaks.
+func Go(t testing.TB, fn func(ctx context.Context)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); fn(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// Eventually polls cond every 10ms until it holds, failing the test after
+// timeout with msg.
+func Eventually(t testing.TB, timeout time.Duration, msg string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, msg)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
