@@ -25,19 +25,21 @@ CREATE TABLE spec (
 --bun:split
 
 -- code is the stored code (with the standard's prefix, e.g. AK1);
--- natural_code is what people see (K1).
+-- natural_code is what people see (K1); sort_order lists K, S, B in
+-- number order (K2 before K10), which sorting the codes as text does not.
 CREATE TABLE ksb (
-    code         TEXT PRIMARY KEY,
-    natural_code TEXT NOT NULL,
-    spec_code    TEXT NOT NULL REFERENCES spec(code),
-    category     TEXT NOT NULL,
-    title        TEXT NOT NULL,
-    description  TEXT NOT NULL DEFAULT ''
+    code         TEXT    PRIMARY KEY,
+    natural_code TEXT    NOT NULL,
+    spec_code    TEXT    NOT NULL REFERENCES spec(code),
+    category     TEXT    NOT NULL,
+    title        TEXT    NOT NULL,
+    description  TEXT    NOT NULL DEFAULT '',
+    sort_order   INTEGER NOT NULL
 );
 
 --bun:split
 
-CREATE INDEX ksb_spec ON ksb (spec_code, code);
+CREATE INDEX ksb_spec ON ksb (spec_code, sort_order);
 
 --bun:split
 
@@ -46,8 +48,8 @@ CREATE TABLE activity (
     user_id          INTEGER NOT NULL REFERENCES app_user(id),
     title            TEXT    NOT NULL,
     description      TEXT    NOT NULL DEFAULT '',
-    activity_date    DATE    NOT NULL,
-    duration_hours   REAL    NOT NULL,
+    activity_date    DATE    NOT NULL CHECK (activity_date GLOB '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]'),
+    duration_hours   REAL    NOT NULL CHECK (duration_hours >= 0 AND duration_hours <= 24),
     activity_type    TEXT    NOT NULL,
     evidence_quality TEXT    NOT NULL DEFAULT 'draft',
     notes            TEXT    NOT NULL DEFAULT '',
@@ -60,10 +62,16 @@ CREATE INDEX activity_user_date ON activity (user_id, activity_date DESC, id DES
 
 --bun:split
 
+-- Lets the log page total a user's hours without reading every row.
+CREATE INDEX activity_user_hours ON activity (user_id, duration_hours);
+
+--bun:split
+
 CREATE TABLE tag (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id INTEGER NOT NULL REFERENCES app_user(id),
-    name    TEXT    NOT NULL,
+    -- char(31) separates list items in report queries; it must not occur.
+    name    TEXT    NOT NULL CHECK (instr(name, char(31)) = 0),
     UNIQUE (user_id, name)
 );
 
@@ -88,7 +96,7 @@ CREATE TABLE activity_ksbs (
 CREATE TABLE resource_link (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     activity_id INTEGER NOT NULL REFERENCES activity(id) ON DELETE CASCADE,
-    url         TEXT    NOT NULL,
+    url         TEXT    NOT NULL CHECK (instr(url, char(31)) = 0),
     title       TEXT    NOT NULL DEFAULT ''
 );
 

@@ -1,0 +1,257 @@
+package activity
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/uptrace/bun"
+)
+
+var demoNow = time.Date(2026, 4, 10, 15, 30, 0, 0, time.UTC)
+
+func TestFill(t *testing.T) {
+	tests := []struct {
+		name, spec, wantSpec string
+		n                    int
+		alone                bool // no other user's activities (refill empties whole tables)
+	}{
+		{"default standard", "", "ST0787", 2000, false},
+		{"prefixed standard", "ST0763", "ST0763", 2000, false},
+		{"the only user", "ST0787", "ST0787", 2000, true},
+		{"few activities still cover every type", "ST0787", "ST0787", 12, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			db := newDB(t)
+			bob := newUser(t, db, "bob@example.org")
+			if !tt.alone {
+				insert(t, db, bob, fixture{date: "2025-01-01", title: "Bob's own", typ: "other", hours: 1,
+					tags: []string{"bob"}, ksbs: []string{"K1"}, links: []string{"https://bob.example/"}})
+			}
+			var progress strings.Builder
+			opt := DemoOptions{Email: " Demo@Example.org", Activities: tt.n, Spec: tt.spec, Now: demoNow, Seed: 42, Progress: &progress}
+			u, err := Fill(t.Context(), db, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u.Email != "demo@example.org" || u.SelectedSpec != tt.wantSpec || u.OTJTargetHours < 200 || u.WeeklyTargetHours != 6 || u.Name == "" {
+				t.Errorf("user %+v", u)
+			}
+			if !strings.Contains(progress.String(), "\rdemo: ") || !strings.HasSuffix(progress.String(), "\n") {
+				t.Errorf("progress %q", progress.String())
+			}
+			checkDemoLog(t, db, u, tt.n)
+
+			// Refill: replaced, not added to; Bob untouched.
+			opt.Activities = tt.n / 2
+			if _, err := Fill(t.Context(), db, opt); err != nil {
+				t.Fatal(err)
+			}
+			checkDemoLog(t, db, u, tt.n/2)
+			got := collect(t, NewStore(db), bob)
+			if tt.alone && len(got) != 0 {
+				t.Errorf("Bob has %d activities", len(got))
+			}
+			if !tt.alone && (len(got) != 1 || got[0].Title != "Bob's own" || len(got[0].Tags) != 1 || len(got[0].KSBs) != 1 || len(got[0].Links) != 1) {
+				t.Errorf("Bob's log after the refill: %+v", got)
+			}
+		})
+	}
+}
+
+// checkDemoLog checks what Fill promises about the user's log.
+func checkDemoLog(t *testing.T, db *bun.DB, u User, n int) {
+	t.Helper()
+	if got := count(t, db, `SELECT count(*) FROM activity WHERE user_id = ?`, u.ID); got != n {
+		t.Errorf("%d activities, want %d", got, n)
+	}
+	if got := count(t, db, `SELECT count(*) FROM tag WHERE user_id = ?`, u.ID); got != len(demoTags) {
+		t.Errorf("%d tags, want %d", got, len(demoTags))
+	}
+	// No join rows or links left pointing at deleted activities.
+	for _, q := range []string{
+		`SELECT count(*) FROM activity_tags WHERE activity_id NOT IN (SELECT id FROM activity) OR tag_id NOT IN (SELECT id FROM tag)`,
+		`SELECT count(*) FROM activity_ksbs WHERE activity_id NOT IN (SELECT id FROM activity) OR ksb_code NOT IN (SELECT code FROM ksb)`,
+		`SELECT count(*) FROM resource_link WHERE activity_id NOT IN (SELECT id FROM activity)`,
+	} {
+		if got := count(t, db, q); got != 0 {
+			t.Errorf("%s: %d", q, got)
+		}
+	}
+	if got := count(t, db, `SELECT count(*) FROM pragma_foreign_key_check`); got != 0 {
+		t.Errorf("foreign_key_check: %d violations", got)
+	}
+	// Tags are the user's own, KSBs the user's standard's.
+	if got := count(t, db, `SELECT count(*) FROM activity a JOIN activity_tags x ON x.activity_id = a.id JOIN tag g ON g.id = x.tag_id
+		WHERE a.user_id = ? AND g.user_id <> a.user_id`, u.ID); got != 0 {
+		t.Errorf("%d tags of another user", got)
+	}
+	if got := count(t, db, `SELECT count(*) FROM activity a JOIN activity_ksbs x ON x.activity_id = a.id JOIN ksb k ON k.code = x.ksb_code
+		WHERE a.user_id = ? AND k.spec_code <> ?`, u.ID, u.SelectedSpec); got != 0 {
+		t.Errorf("%d KSBs of another standard", got)
+	}
+
+	rows := collect(t, NewStore(db), u.ID)
+	if len(rows) != n {
+		t.Fatalf("%d report rows, want %d", len(rows), n)
+	}
+	first := demoNow.AddDate(0, -18, 0)
+	first = time.Date(first.Year(), first.Month(), first.Day(), 0, 0, 0, 0, time.UTC)
+	last := time.Date(demoNow.Year(), demoNow.Month(), demoNow.Day(), 0, 0, 0, 0, time.UTC)
+	types, qualities := map[string]bool{}, map[string]bool{}
+	var text strings.Builder
+	starts := map[string]bool{}
+	for i, r := range rows {
+		if r.Date.Before(first) || r.Date.After(last) {
+			t.Errorf("row %d: date %s outside %s..%s", i, r.Date, first, last)
+		}
+		if i > 0 && r.Date.After(rows[i-1].Date) {
+			t.Errorf("row %d: %s after the row before, %s", i, r.Date, rows[i-1].Date)
+		}
+		if r.Hours < 0.5 || r.Hours > 8 || r.Hours*4 != float64(int(r.Hours*4)) {
+			t.Errorf("row %d: %v hours", i, r.Hours)
+		}
+		if len(r.Tags) > 3 || len(r.KSBs) > 4 || len(r.Links) > 2 {
+			t.Errorf("row %d: %d tags, %d KSBs, %d links", i, len(r.Tags), len(r.KSBs), len(r.Links))
+		}
+		for _, l := range r.Links {
+			if !strings.HasPrefix(l, "https://") {
+				t.Errorf("row %d: link %q", i, l)
+			}
+		}
+		for _, k := range r.KSBs {
+			if !isNaturalKSBCode(k) {
+				t.Errorf("row %d: KSB %q is not a natural code", i, k)
+			}
+		}
+		types[r.TypeLabel], qualities[r.QualityLabel] = true, true
+		for _, s := range []string{r.Title, r.Description, r.Notes} {
+			text.WriteString(s)
+			if s != "" {
+				starts[s[:1]] = true
+			}
+		}
+	}
+	if n >= len(ActivityTypes) {
+		for _, o := range ActivityTypes {
+			if !types[o.Label] {
+				t.Errorf("no %q activity", o.Label)
+			}
+		}
+		for _, o := range EvidenceQualities {
+			if !qualities[o.Label] {
+				t.Errorf("no %q evidence", o.Label)
+			}
+		}
+		all := text.String()
+		for _, s := range []string{",", `"`, "\n", "é", "ü", "ñ", "ŵ", "£"} {
+			if !strings.Contains(all, s) {
+				t.Errorf("no %q in any title, description or notes", s)
+			}
+		}
+		if !strings.ContainsFunc(all, func(r rune) bool { return utf8.RuneLen(r) == 4 }) {
+			t.Error("no emoji in any title, description or notes")
+		}
+		for _, c := range []string{"=", "+", "-", "@"} {
+			if !starts[c] {
+				t.Errorf("no title, description or notes starting with %q", c)
+			}
+		}
+	}
+}
+
+func TestFillDeterministic(t *testing.T) {
+	t.Parallel()
+	fill := func(seed int64) []ReportRow {
+		db := newDB(t)
+		// Another user first, so the ids differ between the databases
+		// and only the content can match.
+		insert(t, db, newUser(t, db, "other@example.org"), fixture{date: "2025-01-01", title: "x", typ: "other", hours: 1})
+		u, err := Fill(t.Context(), db, DemoOptions{Email: "demo@example.org", Activities: 500, Now: demoNow, Seed: seed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return collect(t, NewStore(db), u.ID)
+	}
+	a, b, c := fill(1), fill(1), fill(2)
+	if !reflect.DeepEqual(a, b) {
+		t.Error("the same seed gave different data")
+	}
+	if reflect.DeepEqual(a, c) {
+		t.Error("different seeds gave the same data")
+	}
+}
+
+func TestFillErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		opt     DemoOptions
+		wantErr error
+	}{
+		{"unknown standard", DemoOptions{Email: "x@example.org", Activities: 10, Spec: "ST9999"}, ErrNotFound},
+		{"negative count", DemoOptions{Email: "x@example.org", Activities: -1}, nil},
+		{"no email", DemoOptions{Email: " ", Activities: 10}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := newDB(t)
+			_, err := Fill(t.Context(), db, tt.opt)
+			if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if n := count(t, db, `SELECT count(*) FROM app_user`); n != 0 {
+				t.Errorf("a failed Fill left %d users", n)
+			}
+		})
+	}
+}
+
+// cancelOn cancels a context when a progress line contains a string.
+type cancelOn struct {
+	s      string
+	cancel context.CancelFunc
+}
+
+func (c cancelOn) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), c.s) {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+// TestFillCancelledKeepsOldData cancels Fill after it has written every
+// row but before it commits (when it reports "committing"): the user's
+// previous log must be intact.
+func TestFillCancelledKeepsOldData(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	opt := DemoOptions{Email: "demo@example.org", Activities: 100, Now: demoNow, Seed: 1}
+	u, err := Fill(t.Context(), db, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := collect(t, NewStore(db), u.ID)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	opt.Activities, opt.Seed, opt.Progress = 3000, 2, cancelOn{"committing", cancel}
+	if _, err := Fill(ctx, db, opt); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if after := collect(t, NewStore(db), u.ID); !reflect.DeepEqual(before, after) {
+		t.Errorf("a cancelled Fill changed the log: %d rows before, %d after", len(before), len(after))
+	}
+	// The connection Fill used (foreign keys off) must not be reused.
+	for range 5 {
+		var fk int
+		if err := db.QueryRowContext(t.Context(), `PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
+			t.Fatalf("foreign_keys = %d (%v) on a pooled connection", fk, err)
+		}
+	}
+}

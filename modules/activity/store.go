@@ -1,0 +1,139 @@
+package activity
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/uptrace/bun"
+)
+
+// Store reads and writes the activity log in the app's database.
+type Store struct {
+	db *bun.DB
+}
+
+// NewStore returns a Store over db, which must have the migrations applied.
+func NewStore(db *bun.DB) *Store { return &Store{db: db} }
+
+// normalizeEmail is the form emails are stored and looked up in, so that
+// "Alice@Example.org " and "alice@example.org" are one user.
+func normalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+const userColumns = `id, email, name, selected_spec, otj_target_hours, weekly_target_hours, timezone, created_at`
+
+// queryRower is what both *bun.DB and bun.Tx offer for one-row queries.
+type queryRower interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// scanUser reads one app_user row selected with userColumns.
+func scanUser(row *sql.Row) (User, error) {
+	var u User
+	var spec sql.NullString
+	err := row.Scan(&u.ID, &u.Email, &u.Name, &spec, &u.OTJTargetHours, &u.WeeklyTargetHours, &u.Timezone, &u.CreatedAt)
+	u.SelectedSpec = spec.String
+	return u, err
+}
+
+// EnsureUser returns the user with that email (lower-cased, trimmed),
+// creating it if missing. It is safe under concurrent calls from several
+// processes: the INSERT does nothing when another caller got there first,
+// and the SELECT then finds that caller's row.
+func (s *Store) EnsureUser(ctx context.Context, email string) (User, error) {
+	u, err := ensureUser(ctx, s.db, email)
+	if err != nil {
+		return User{}, fmt.Errorf("ensure user: %w", err)
+	}
+	return u, nil
+}
+
+// ensureUser is EnsureUser on either the database or a transaction (Fill
+// creates its user inside its bulk-load transaction).
+func ensureUser(ctx context.Context, db interface {
+	queryRower
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}, email string) (User, error) {
+	email = normalizeEmail(email)
+	if email == "" {
+		return User{}, errors.New("email is empty")
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO app_user (email) VALUES (?) ON CONFLICT (email) DO NOTHING`, email); err != nil {
+		return User{}, fmt.Errorf("%s: %w", email, err)
+	}
+	u, err := scanUser(db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM app_user WHERE email = ?`, email))
+	if err != nil {
+		return User{}, fmt.Errorf("%s: %w", email, err)
+	}
+	return u, nil
+}
+
+// UserByID returns the user with that id, or an error wrapping ErrNotFound.
+func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM app_user WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, fmt.Errorf("user %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("user %d: %w", id, err)
+	}
+	return u, nil
+}
+
+// ListActivities returns one page of the user's activities, newest first
+// (activity_date DESC, id DESC); page is 1-based. Total and TotalHours cover
+// all the user's activities. Tags are sorted by name, KSBs (natural codes)
+// by number (K2 before K10), links by id. A page past the end has no activities but
+// still the totals.
+func (s *Store) ListActivities(ctx context.Context, userID int64, page, perPage int) (Page, error) {
+	if page < 1 || perPage < 1 {
+		return Page{}, fmt.Errorf("list activities: page %d of %d: both must be 1 or more", page, perPage)
+	}
+	pg := Page{Page: page, PerPage: perPage}
+	// A read-only transaction (a deferred BEGIN, not the DSN's immediate
+	// one, so it takes no write lock) makes the totals and the page one
+	// snapshot even while a writer adds activities.
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return Page{}, fmt.Errorf("list activities: %w", err)
+	}
+	defer tx.Rollback() // read-only: nothing to commit
+
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), total(duration_hours) FROM activity WHERE user_id = ?`, userID).
+		Scan(&pg.Total, &pg.TotalHours); err != nil {
+		return Page{}, fmt.Errorf("list activities: totals: %w", err)
+	}
+	if int64(page-1) > math.MaxInt64/int64(perPage) {
+		return pg, nil // an offset past any table
+	}
+	offset := int64(page-1) * int64(perPage)
+	if offset >= int64(pg.Total) {
+		return pg, nil // past the end: skip the query
+	}
+	rows, err := tx.QueryContext(ctx, activitySelect+` LIMIT ? OFFSET ?`, userID, perPage, offset)
+	if err != nil {
+		return Page{}, fmt.Errorf("list activities: %w", err)
+	}
+	defer rows.Close()
+	pg.Activities = make([]Activity, 0, min(perPage, pg.Total))
+	var r activityRow
+	for rows.Next() {
+		if err := r.scan(rows); err != nil {
+			return Page{}, fmt.Errorf("list activities: %w", err)
+		}
+		// Fresh slices per activity: unlike a report row, a page's
+		// activities all live at once.
+		pg.Activities = append(pg.Activities, Activity{
+			ID: r.id, Date: r.date.t, Title: r.title, Description: r.description, Hours: r.hours,
+			Type: r.typ, Quality: r.quality, Notes: r.notes,
+			Tags: splitList(nil, r.tags), KSBs: splitList(nil, r.ksbs), Links: splitList(nil, r.links),
+		})
+	}
+	if err := rows.Err(); err != nil {
+		return Page{}, fmt.Errorf("list activities: %w", err)
+	}
+	return pg, nil
+}
