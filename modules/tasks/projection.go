@@ -163,7 +163,7 @@ func applyEvent(ctx context.Context, tx bun.Tx, e Event) error {
 			Set("updated_at = ?", e.Time).
 			Set("last_seq = ?", e.Seq).
 			Where("id = ?", e.JobID).
-			Where("status IN (?)", bun.In(active)).
+			Where("status IN (?)", bun.List(active)).
 			Where("attempts <= ?", e.Attempt).
 			Where("last_seq < ?", e.Seq).
 			Exec(ctx)
@@ -184,7 +184,7 @@ func applyEvent(ctx context.Context, tx bun.Tx, e Event) error {
 				Set("result_digest = ?", r.Digest)
 		}
 		_, err := q.Where("id = ?", e.JobID).
-			Where("status IN (?)", bun.In(active)).
+			Where("status IN (?)", bun.List(active)).
 			Where("last_seq < ?", e.Seq).
 			Exec(ctx)
 		return err
@@ -196,7 +196,7 @@ func applyEvent(ctx context.Context, tx bun.Tx, e Event) error {
 			Set("updated_at = ?", e.Time).
 			Set("last_seq = ?", e.Seq).
 			Where("id = ?", e.JobID).
-			Where("status IN (?)", bun.In(active)).
+			Where("status IN (?)", bun.List(active)).
 			Where("last_seq < ?", e.Seq).
 			Exec(ctx)
 		return err

@@ -102,9 +102,8 @@ func TestJobOutcomes(t *testing.T) {
 			return tasks.Result{}, errors.New("the data source is closed")
 		})
 		r.Register("panics", func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
-			var m map[string]int
-			m["boom"]++
-			return tasks.Result{}, nil
+			var jobs []tasks.Job
+			return tasks.Result{Summary: jobs[job.UserID].ID}, nil
 		})
 	})
 
@@ -116,7 +115,7 @@ func TestJobOutcomes(t *testing.T) {
 	}{
 		{"write_file", tasks.StatusCompleted, "", `hello 7 {"n":1}`},
 		{"fails", tasks.StatusFailed, "the data source is closed", ""},
-		{"panics", tasks.StatusFailed, "panic: assignment to entry in nil map", ""},
+		{"panics", tasks.StatusFailed, "panic: runtime error: index out of range [7] with length 0", ""},
 		{"unknown_type", tasks.StatusFailed, `no handler registered for job type "unknown_type"`, ""},
 	}
 	for _, tt := range tests {

@@ -60,16 +60,16 @@ func (c *WorkerConfig) setDefaults() {
 func (c *WorkerConfig) validate() error {
 	var errs []error
 	if c.Queue == nil {
-		errs = append(errs, errors.New("Queue is required"))
+		errs = append(errs, errors.New("config: Queue is required"))
 	}
 	if c.Events == nil {
-		errs = append(errs, errors.New("Events is required"))
+		errs = append(errs, errors.New("config: Events is required"))
 	}
 	if c.Results == nil {
-		errs = append(errs, errors.New("Results is required"))
+		errs = append(errs, errors.New("config: Results is required"))
 	}
 	if c.Registry == nil {
-		errs = append(errs, errors.New("Registry is required"))
+		errs = append(errs, errors.New("config: Registry is required"))
 	}
 	return errors.Join(errs...)
 }

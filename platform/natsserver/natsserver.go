@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -24,7 +25,7 @@ type Config struct {
 	// StoreDir holds the JetStream store (in a jetstream/ subfolder).
 	StoreDir string
 	// Listen is host:port for clients in other processes; "" serves only
-	// in-process clients, and port -1 picks a free port (tests).
+	// in-process clients, and port 0 (or -1) picks a free port.
 	Listen string
 	// Name is the server's name; default "otj-embedded".
 	Name string
@@ -56,6 +57,9 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if err := os.MkdirAll(cfg.StoreDir, 0o755); err != nil {
+		return nil, fmt.Errorf("embedded nats store: %w", err)
+	}
 	lock, err := filelock.TryLock(filepath.Join(cfg.StoreDir, "nats.lock"))
 	if errors.Is(err, filelock.ErrLocked) {
 		return nil, fmt.Errorf("%w (%s): stop the other app process, or give this one another data dir", ErrStoreInUse, cfg.StoreDir)
@@ -80,6 +84,16 @@ func Start(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		opts.Host, opts.Port = host, port
+		if port > 0 {
+			// The server reports a taken port only by never becoming
+			// ready; trying the address first gives a clear error at once.
+			l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+			if err != nil {
+				lock.Unlock()
+				return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+			}
+			l.Close()
+		}
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -101,15 +115,19 @@ func Start(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// splitListen parses host:port; port -1 asks for a random free port.
+// splitListen parses host:port. nats-server reads port 0 as its default
+// 4222, so 0 becomes -1, its "any free port".
 func splitListen(addr string) (string, int, error) {
 	host, p, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", 0, fmt.Errorf("listen address %q: %w", addr, err)
 	}
 	port, err := strconv.Atoi(p)
-	if err != nil || port < -1 || port > 65535 || port == 0 {
-		return "", 0, fmt.Errorf("listen address %q: port must be 1-65535 (or -1 for any)", addr)
+	if err != nil || port < -1 || port > 65535 {
+		return "", 0, fmt.Errorf("listen address %q: port must be 0-65535", addr)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
 	}
 	return host, port, nil
 }

@@ -6,6 +6,9 @@ package testsupport
 import (
 	"context"
 	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,6 +20,7 @@ import (
 	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/natsserver"
+	"github.com/otjhelper/otj/platform/session"
 )
 
 // Logger returns a logger that writes through t.Log.
@@ -117,3 +121,34 @@ func Eventually(t testing.TB, timeout time.Duration, msg string, cond func() boo
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Client returns an HTTP client signed in as userID (a session cookie
+// signed by signer for baseURL) that does not follow redirects, so tests
+// see the 303s themselves.
+func Client(t testing.TB, baseURL string, signer *session.Signer, userID int64) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar.SetCookies(u, []*http.Cookie{signer.Cookie(userID, time.Hour)})
+	return &http.Client{
+		Jar:           jar,
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Signer returns a session signer with a fixed test key.
+func Signer(t testing.TB) *session.Signer {
+	t.Helper()
+	s, err := session.NewSigner([]byte(TestSecretKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestSecretKey is the SECRET_KEY tests sign sessions with.
+const TestSecretKey = "test-secret-key-0123456789abcdef-0123456789"
