@@ -1,0 +1,45 @@
+package web
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/otjhelper/otj/modules/activity"
+)
+
+type userKey struct{}
+
+// authenticate puts the signed-in user in the request context, or shows
+// how to sign in.
+func (s *server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var (
+			u   activity.User
+			err error
+			ok  bool
+		)
+		if email := s.cfg.DevAutoLoginEmail; email != "" {
+			u, err = s.cfg.Users.EnsureUser(r.Context(), email)
+			ok = err == nil
+		} else if id, signed := s.cfg.Sessions.UserID(r); signed {
+			u, err = s.cfg.Users.UserByID(r.Context(), id)
+			ok = err == nil
+		}
+		if err != nil && !isNotFound(err) {
+			s.serverError(w, r, err)
+			return
+		}
+		if !ok {
+			w.WriteHeader(http.StatusUnauthorized)
+			s.render(w, r, "signin", view{Title: "Sign in"})
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, &u)))
+	})
+}
+
+// currentUser is the signed-in user; authenticate guarantees one.
+func currentUser(r *http.Request) *activity.User {
+	u, _ := r.Context().Value(userKey{}).(*activity.User)
+	return u
+}

@@ -1,0 +1,159 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	_ "time/tzdata" // users' zones must load on machines without zoneinfo
+
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/otjhelper/otj/modules/activity"
+	"github.com/otjhelper/otj/modules/tasks"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+var pageNames = []string{"tasks", "activities", "signin", "error"}
+
+type pages struct{ byName map[string]*template.Template }
+
+// view is what every page template gets.
+type view struct {
+	Title   string
+	Nav     string
+	User    *activity.User
+	Loc     *time.Location
+	Notice  string
+	Refresh bool
+	Data    any
+}
+
+var funcs = template.FuncMap{
+	"when": func(loc *time.Location, t time.Time) string {
+		if loc == nil {
+			loc = time.UTC
+		}
+		return t.In(loc).Format("2 Jan 2006, 15:04:05 MST")
+	},
+	"hours":        func(h float64) string { return strconv.FormatFloat(h, 'f', 1, 64) },
+	"typeLabel":    activity.TypeLabel,
+	"qualityLabel": activity.QualityLabel,
+	"taskLabel":    taskLabel,
+	"join":         strings.Join,
+	"inc":          func(i int) int { return i + 1 },
+	"dec":          func(i int) int { return i - 1 },
+	"size":         humanSize,
+}
+
+// parsePages parses every page with the layout once, at start, so that a
+// broken template stops the app instead of failing a request later.
+func parsePages() (*pages, error) {
+	p := &pages{byName: make(map[string]*template.Template)}
+	for _, name := range pageNames {
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("parse page %s: %w", name, err)
+		}
+		p.byName[name] = t
+	}
+	return p, nil
+}
+
+func staticHandler() http.Handler {
+	sub, _ := fs.Sub(staticFS, "static")
+	return http.StripPrefix("/static/", http.FileServerFS(sub))
+}
+
+// render writes a page, fully rendered first so that a template error
+// becomes a clean 500 rather than half a page.
+func (s *server) render(w http.ResponseWriter, r *http.Request, name string, v view) {
+	if v.User == nil {
+		v.User = currentUser(r)
+	}
+	if v.User != nil && v.Loc == nil {
+		v.Loc = location(v.User.Timezone)
+	}
+	var buf bytes.Buffer
+	if err := s.pages.byName[name].ExecuteTemplate(&buf, "layout", v); err != nil {
+		s.log.ErrorContext(r.Context(), "render page", "page", name, "err", err, "request_id", middleware.GetReqID(r.Context()))
+		http.Error(w, "Something went wrong showing this page.", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write(buf.Bytes())
+}
+
+type errorData struct{ Heading, Message string }
+
+// fail shows an error page with a message meant for the user.
+func (s *server) fail(w http.ResponseWriter, r *http.Request, status int, heading, msg string) {
+	w.WriteHeader(status)
+	s.render(w, r, "error", view{Title: heading, Data: errorData{heading, msg}})
+}
+
+func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.fail(w, r, http.StatusNotFound, "Not found", "There is nothing here, or it is not yours to see.")
+}
+
+// serverError logs err with the request id and shows a page without it.
+func (s *server) serverError(w http.ResponseWriter, r *http.Request, err error, attrs ...any) {
+	id := middleware.GetReqID(r.Context())
+	s.log.ErrorContext(r.Context(), "request failed", append([]any{"err", err, "method", r.Method, "path", r.URL.Path, "request_id", id}, attrs...)...)
+	s.fail(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again. If it keeps happening, quote reference "+id+".")
+}
+
+func isNotFound(err error) bool {
+	return errors.Is(err, activity.ErrNotFound) || errors.Is(err, tasks.ErrNotFound)
+}
+
+var (
+	locMu    sync.Mutex
+	locCache = map[string]*time.Location{}
+)
+
+// location loads a user's zone, falling back to UK time, where apprentices are.
+func location(name string) *time.Location {
+	locMu.Lock()
+	defer locMu.Unlock()
+	if l, ok := locCache[name]; ok {
+		return l
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil || name == "" {
+		l, _ = time.LoadLocation("Europe/London")
+	}
+	locCache[name] = l
+	return l
+}
+
+var taskLabels = map[string]string{"full_report": "Full report (CSV)"}
+
+func taskLabel(t string) string {
+	if l, ok := taskLabels[t]; ok {
+		return l
+	}
+	return strings.ReplaceAll(t, "_", " ")
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MB"
+	case n >= 1<<10:
+		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + " KB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}

@@ -1,0 +1,64 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/otjhelper/otj/modules/reports"
+	"github.com/otjhelper/otj/modules/tasks"
+)
+
+// projectionWait bounds how long a POST waits for its new task to reach
+// the list before redirecting anyway.
+const projectionWait = 2 * time.Second
+
+// generateReport enqueues the user's full report (POST /tasks/generate-report).
+func (s *server) generateReport(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.fail(w, r, http.StatusBadRequest, "Bad request", "The form could not be read. Reload the page and try again.")
+		return
+	}
+	key := r.PostForm.Get("key")
+	if !validFormKey(key) {
+		s.fail(w, r, http.StatusBadRequest, "Bad request", "The form is malformed (bad key). Reload the page and try again.")
+		return
+	}
+	u := currentUser(r)
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.EnqueueTimeout)
+	defer cancel()
+	job, err := s.cfg.Enqueuer.Enqueue(ctx, tasks.EnqueueRequest{Type: reports.FullReport, UserID: u.ID, Key: key})
+	switch {
+	case errors.Is(err, tasks.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
+		s.log.WarnContext(r.Context(), "enqueue failed: broker unavailable", "user_id", u.ID, "err", err)
+		s.fail(w, r, http.StatusServiceUnavailable, "Task queue unavailable",
+			"The background task queue cannot be reached right now, so no report was started. Please try again in a minute.")
+		return
+	case err != nil:
+		s.serverError(w, r, err)
+		return
+	}
+	if s.cfg.Projection != nil {
+		wctx, cancel := context.WithTimeout(r.Context(), projectionWait)
+		defer cancel()
+		// A timeout only means the list may not show the task yet.
+		_ = s.cfg.Projection.WaitFor(wctx, job.EventSeq)
+	}
+	http.Redirect(w, r, "/tasks/?queued="+url.QueryEscape(job.ID), http.StatusSeeOther)
+}
+
+// validFormKey accepts what listTasks issues (rand.Text: base32), or
+// nothing, for clients that don't send one.
+func validFormKey(k string) bool {
+	if len(k) > 64 {
+		return false
+	}
+	for _, c := range k {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,49 @@
+package web
+
+import (
+	"crypto/rand"
+	"net/http"
+
+	"github.com/otjhelper/otj/modules/tasks"
+)
+
+// recentTasks is how many tasks the list shows.
+const recentTasks = 50
+
+type tasksData struct {
+	Tasks []tasks.TaskResult
+	// FormKey makes the generate form idempotent: a double-click sends
+	// the same key twice and makes one job.
+	FormKey string
+}
+
+// listTasks shows the user's recent tasks (GET /tasks/).
+func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
+	u := currentUser(r)
+	list, err := s.cfg.Tasks.ListForUser(r.Context(), u.ID, recentTasks)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	v := view{Title: "Tasks", Nav: "tasks", Data: tasksData{Tasks: list, FormKey: rand.Text()}}
+	for _, t := range list {
+		if t.Status.Active() {
+			v.Refresh = true
+		}
+		if t.ID == r.URL.Query().Get("queued") {
+			v.Notice = queuedNotice(t.Status)
+		}
+	}
+	s.render(w, r, "tasks", v)
+}
+
+// queuedNotice tells the user what became of the task they just started.
+func queuedNotice(s tasks.Status) string {
+	switch s {
+	case tasks.StatusCompleted:
+		return "Your report is ready: download it below."
+	case tasks.StatusFailed:
+		return "Your report could not be made; the reason is shown below."
+	}
+	return "Your full report is being generated in the background. It will appear below when it is ready."
+}

@@ -1,0 +1,158 @@
+// Package web is OTJ Helper's browser UI for background tasks: the task
+// list, starting a report, downloading results, the activity log the
+// reports are built from, and the health check. It reads the task_result
+// projection and enqueues through the tasks.Enqueuer port; it never
+// writes task state itself.
+package web
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/otjhelper/otj/modules/activity"
+	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/platform/session"
+)
+
+// TaskReader reads the task_result projection.
+type TaskReader interface {
+	ListForUser(ctx context.Context, userID int64, limit int) ([]tasks.TaskResult, error)
+	GetForUser(ctx context.Context, userID int64, id string) (tasks.TaskResult, error)
+}
+
+// ResultOpener streams stored result files.
+type ResultOpener interface {
+	Open(ctx context.Context, object string) (io.ReadCloser, error)
+}
+
+// ProjectionWaiter waits until the projection has seen an event.
+type ProjectionWaiter interface {
+	WaitFor(ctx context.Context, seq uint64) error
+}
+
+// Users finds and creates users.
+type Users interface {
+	EnsureUser(ctx context.Context, email string) (activity.User, error)
+	UserByID(ctx context.Context, id int64) (activity.User, error)
+}
+
+// Activities lists a user's activity log.
+type Activities interface {
+	ListActivities(ctx context.Context, userID int64, page, perPage int) (activity.Page, error)
+}
+
+// HealthCheck is one dependency /healthz reports on.
+type HealthCheck struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Config wires the web module to the rest of the app.
+type Config struct {
+	Tasks      TaskReader       // required
+	Enqueuer   tasks.Enqueuer   // required
+	Results    ResultOpener     // required
+	Users      Users            // required
+	Activities Activities       // required
+	Sessions   *session.Signer  // required
+	Projection ProjectionWaiter // optional: makes a new task show at once
+	Health     []HealthCheck
+	// DevAutoLoginEmail signs every request in as this user, creating it
+	// on first use (development only, as in the Python app).
+	DevAutoLoginEmail string
+	// EnqueueTimeout bounds a request's wait for the broker. Default 5s.
+	EnqueueTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Tasks == nil || c.Enqueuer == nil || c.Results == nil || c.Users == nil || c.Activities == nil {
+		errs = append(errs, errors.New("web config: Tasks, Enqueuer, Results, Users and Activities are required"))
+	}
+	if c.Sessions == nil {
+		errs = append(errs, errors.New("web config: Sessions is required"))
+	}
+	return errors.Join(errs...)
+}
+
+type server struct {
+	cfg   Config
+	log   *slog.Logger
+	pages *pages
+}
+
+// New returns the app's HTTP handler.
+func New(cfg Config) (http.Handler, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.EnqueueTimeout <= 0 {
+		cfg.EnqueueTimeout = 5 * time.Second
+	}
+	pg, err := parsePages()
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, log: cfg.Logger, pages: pg}
+
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID)
+	r.Use(s.recoverer)
+	r.Use(securityHeaders)
+	r.Get("/healthz", s.health)
+	r.Handle("/static/*", staticHandler())
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate)
+		r.Get("/", redirect("/tasks/"))
+		r.Get("/tasks", redirect("/tasks/"))
+		r.Get("/tasks/", s.listTasks)
+		r.Post("/tasks/generate-report", s.generateReport)
+		r.Get("/tasks/{id}/download", s.downloadResult)
+		r.Get("/activities", s.listActivities)
+	})
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) })
+
+	// Browsers mark cross-site requests (Sec-Fetch-Site, Origin); every
+	// state-changing request from another site is refused with 403.
+	return http.NewCrossOriginProtection().Handler(r), nil
+}
+
+func redirect(to string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, to, http.StatusSeeOther) }
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverer turns a panicking handler into a 500 page, logged once.
+func (s *server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.serverError(w, r, errors.New("panic in handler"), "panic", p)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

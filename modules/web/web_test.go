@@ -1,0 +1,308 @@
+package web_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/uptrace/bun"
+	"go.uber.org/goleak"
+
+	"github.com/otjhelper/otj/modules/activity"
+	"github.com/otjhelper/otj/modules/reports"
+	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/web"
+	"github.com/otjhelper/otj/platform/testsupport"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// fakeEnqueuer records what it was asked to enqueue.
+type fakeEnqueuer struct {
+	mu    sync.Mutex
+	calls []tasks.EnqueueRequest
+	err   error
+}
+
+func (f *fakeEnqueuer) Enqueue(_ context.Context, r tasks.EnqueueRequest) (tasks.Job, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return tasks.Job{}, f.err
+	}
+	f.calls = append(f.calls, r)
+	return tasks.Job{ID: "job1", Type: r.Type, UserID: r.UserID}, nil
+}
+
+// noResults is a ResultOpener with nothing stored.
+type noResults struct{}
+
+func (noResults) Open(context.Context, string) (io.ReadCloser, error) {
+	return nil, errors.New("no results in this test")
+}
+
+type fixture struct {
+	srv        *httptest.Server
+	db         *bun.DB
+	users      *activity.Store
+	alice, bob activity.User
+}
+
+func (f *fixture) client(t *testing.T, u activity.User) *http.Client {
+	return testsupport.Client(t, f.srv.URL, testsupport.Signer(t), u.ID)
+}
+
+// newFixture serves the web module over a real temp database, with the
+// given enqueuer and results.
+func newFixture(t *testing.T, cfg web.Config) *fixture {
+	t.Helper()
+	db, _ := testsupport.DB(t)
+	return newFixtureOn(t, db, cfg)
+}
+
+func newFixtureOn(t *testing.T, db *bun.DB, cfg web.Config) *fixture {
+	t.Helper()
+	store := activity.NewStore(db)
+	ctx := testsupport.Context(t)
+	if err := store.SeedReference(ctx); err != nil {
+		t.Fatal(err)
+	}
+	alice, err := store.EnsureUser(ctx, "alice@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := store.EnsureUser(ctx, "bob@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Tasks == nil {
+		cfg.Tasks = tasks.NewStore(db)
+	}
+	if cfg.Results == nil {
+		cfg.Results = noResults{}
+	}
+	cfg.Users, cfg.Activities, cfg.Sessions = store, store, testsupport.Signer(t)
+	cfg.Logger = testsupport.Logger(t)
+	h, err := web.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &fixture{srv: srv, db: db, users: store, alice: alice, bob: bob}
+}
+
+func get(t *testing.T, c *http.Client, u string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func post(t *testing.T, c *http.Client, u string, form url.Values, hdr map[string]string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// The seed's test_task_list_accessible.
+func TestTaskListAccessible(t *testing.T) {
+	f := newFixture(t, web.Config{Enqueuer: &fakeEnqueuer{}})
+	code, body := get(t, f.client(t, f.alice), f.srv.URL+"/tasks/")
+	if code != http.StatusOK {
+		t.Fatalf("GET /tasks/ = %d", code)
+	}
+	if !strings.Contains(body, "Generate Full Report") || strings.Contains(body, `http-equiv="refresh"`) {
+		t.Errorf("page without the button, or refreshing with no active task:\n%s", body)
+	}
+}
+
+// The seed's test_generate_report_enqueues.
+func TestGenerateReportEnqueues(t *testing.T) {
+	enq := &fakeEnqueuer{}
+	f := newFixture(t, web.Config{Enqueuer: enq})
+	resp := post(t, f.client(t, f.alice), f.srv.URL+"/tasks/generate-report", url.Values{"key": {"K1"}}, nil)
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/tasks/") {
+		t.Fatalf("POST = %d to %q, want 303 to /tasks/", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	want := []tasks.EnqueueRequest{{Type: reports.FullReport, UserID: f.alice.ID, Key: "K1"}}
+	if len(enq.calls) != 1 || enq.calls[0].Type != want[0].Type || enq.calls[0].UserID != want[0].UserID || enq.calls[0].Key != "K1" {
+		t.Fatalf("enqueued %+v, want %+v", enq.calls, want)
+	}
+}
+
+func TestBadRequestsChangeNothing(t *testing.T) {
+	enq := &fakeEnqueuer{}
+	f := newFixture(t, web.Config{Enqueuer: enq})
+	c := f.client(t, f.alice)
+	tests := []struct {
+		name   string
+		do     func() int
+		status int
+	}{
+		{"malformed key", func() int {
+			return post(t, c, f.srv.URL+"/tasks/generate-report", url.Values{"key": {"<script>"}}, nil).StatusCode
+		}, http.StatusBadRequest},
+		{"malformed form body", func() int {
+			req, _ := http.NewRequest("POST", f.srv.URL+"/tasks/generate-report", strings.NewReader("%zz"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}, http.StatusBadRequest},
+		{"cross-site post", func() int {
+			return post(t, c, f.srv.URL+"/tasks/generate-report", url.Values{"key": {"K2"}}, map[string]string{"Sec-Fetch-Site": "cross-site"}).StatusCode
+		}, http.StatusForbidden},
+		{"foreign origin post", func() int {
+			return post(t, c, f.srv.URL+"/tasks/generate-report", url.Values{"key": {"K3"}}, map[string]string{"Origin": "https://evil.example"}).StatusCode
+		}, http.StatusForbidden},
+		{"unknown task download", func() int { code, _ := get(t, c, f.srv.URL+"/tasks/nosuchjob/download"); return code }, http.StatusNotFound},
+		{"bad page number", func() int { code, _ := get(t, c, f.srv.URL+"/activities?page=abc"); return code }, http.StatusBadRequest},
+		{"zero page number", func() int { code, _ := get(t, c, f.srv.URL+"/activities?page=0"); return code }, http.StatusBadRequest},
+		{"unknown path", func() int { code, _ := get(t, c, f.srv.URL+"/nope"); return code }, http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.do(); got != tt.status {
+				t.Fatalf("status %d, want %d", got, tt.status)
+			}
+		})
+	}
+	if len(enq.calls) != 0 {
+		t.Fatalf("bad requests enqueued %+v", enq.calls)
+	}
+}
+
+func TestBrokerDownIs503WithMessage(t *testing.T) {
+	enq := &fakeEnqueuer{err: errors.Join(tasks.ErrUnavailable, errors.New("nats: connection closed"))}
+	f := newFixture(t, web.Config{Enqueuer: enq})
+	req, _ := http.NewRequest("POST", f.srv.URL+"/tasks/generate-report", strings.NewReader("key=K9"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := f.client(t, f.alice).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "no report was started") {
+		t.Fatalf("status %d body %s", resp.StatusCode, body)
+	}
+	if strings.Contains(string(body), "connection closed") {
+		t.Error("internal error text shown to the user")
+	}
+}
+
+func TestNotSignedInShowsHowToSignIn(t *testing.T) {
+	f := newFixture(t, web.Config{Enqueuer: &fakeEnqueuer{}})
+	code, body := get(t, http.DefaultClient, f.srv.URL+"/tasks/")
+	if code != http.StatusUnauthorized || !strings.Contains(body, "DEV_AUTO_LOGIN_EMAIL") {
+		t.Fatalf("status %d body %s", code, body)
+	}
+}
+
+func TestDevAutoLoginCreatesUser(t *testing.T) {
+	f := newFixture(t, web.Config{Enqueuer: &fakeEnqueuer{}, DevAutoLoginEmail: "New.Apprentice@Example.org"})
+	code, body := get(t, http.DefaultClient, f.srv.URL+"/tasks/")
+	if code != http.StatusOK || !strings.Contains(body, "new.apprentice@example.org") {
+		t.Fatalf("status %d body %s", code, body)
+	}
+}
+
+func TestHealth(t *testing.T) {
+	down := errors.New("connection refused")
+	tests := []struct {
+		name   string
+		checks []web.HealthCheck
+		status int
+		want   string
+	}{
+		{"all up", []web.HealthCheck{{Name: "database", Check: func(context.Context) error { return nil }}, {Name: "nats", Check: func(context.Context) error { return nil }}}, 200, `"nats":"ok"`},
+		{"nats down", []web.HealthCheck{{Name: "database", Check: func(context.Context) error { return nil }}, {Name: "nats", Check: func(context.Context) error { return down }}}, 503, `"nats":"down: connection refused"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, web.Config{Enqueuer: &fakeEnqueuer{}, Health: tt.checks})
+			code, body := get(t, http.DefaultClient, f.srv.URL+"/healthz")
+			if code != tt.status || !strings.Contains(body, tt.want) {
+				t.Fatalf("status %d body %s", code, body)
+			}
+		})
+	}
+}
+
+// liveFixture is the web module over the real JetStream path: broker,
+// worker, projection and object store on an embedded server.
+func liveFixture(t *testing.T, register func(*tasks.Registry)) *fixture {
+	t.Helper()
+	srv := testsupport.NATS(t)
+	webSide := testsupport.Broker(t, testsupport.Connect(t, srv, "web"))
+	workerSide := testsupport.Broker(t, testsupport.Connect(t, srv, "worker"))
+	db, _ := testsupport.DB(t)
+	proj := tasks.NewProjection(db, webSide, testsupport.Logger(t))
+	testsupport.Go(t, func(ctx context.Context) { proj.Run(ctx) })
+	reg := tasks.NewRegistry()
+	register(reg)
+	q, err := workerSide.Queue(testsupport.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := tasks.NewWorker(tasks.WorkerConfig{Queue: q, Events: workerSide, Results: workerSide, Registry: reg, Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testsupport.Go(t, func(ctx context.Context) { w.Run(ctx) })
+	return newFixtureOn(t, db, web.Config{Enqueuer: webSide, Results: webSide, Projection: proj})
+}
+
+var keyRE = regexp.MustCompile(`name="key" value="([^"]+)"`)
+
+func TestFailingHandlerShowsErrorOnList(t *testing.T) {
+	f := liveFixture(t, func(r *tasks.Registry) {
+		r.Register(reports.FullReport, func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
+			return tasks.Result{}, errors.New("activity log unreadable: disk I/O error")
+		})
+	})
+	c := f.client(t, f.alice)
+	_, page := get(t, c, f.srv.URL+"/tasks/")
+	key := keyRE.FindStringSubmatch(page)[1]
+	if resp := post(t, c, f.srv.URL+"/tasks/generate-report", url.Values{"key": {key}}, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST = %d", resp.StatusCode)
+	}
+	testsupport.Eventually(t, 20*time.Second, "task never failed on the list", func() bool {
+		_, page = get(t, c, f.srv.URL+"/tasks/")
+		return strings.Contains(page, "badge-failed")
+	})
+	if !strings.Contains(page, "activity log unreadable: disk I/O error") {
+		t.Fatalf("error not shown:\n%s", page)
+	}
+	if strings.Contains(page, `http-equiv="refresh"`) {
+		t.Error("page still refreshing with no active task")
+	}
+}
