@@ -1,0 +1,446 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/otjhelper/otj/modules/activity"
+	"github.com/otjhelper/otj/platform/database"
+	"github.com/otjhelper/otj/platform/testsupport"
+)
+
+func TestMain(m *testing.M) {
+	// Re-exec'd by tests that need the app as a real OS process.
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// runMainEnv makes the test binary run main() instead of the tests.
+const runMainEnv = "OTJ_TEST_RUN_MAIN"
+
+// syncBuffer collects a process's output for polling.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is one app command running in this test process, with its own
+// NATS connections, as a separate OS process would have.
+type proc struct {
+	stop   context.CancelFunc
+	done   chan struct{} // closed when run has returned, with err set
+	err    error
+	stdout *syncBuffer
+}
+
+func startApp(t *testing.T, env map[string]string, args ...string) *proc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &proc{stop: cancel, done: make(chan struct{}), stdout: &syncBuffer{}}
+	logs := &tLogWriter{t: t, prefix: args[0]}
+	go func() {
+		defer close(p.done)
+		p.err = run(ctx, args, mapEnv(env), p.stdout, logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-p.done:
+		case <-time.After(60 * time.Second):
+			t.Errorf("app %s did not stop within 60s", args[0])
+		}
+	})
+	return p
+}
+
+// waitOutput waits for re to match the process's stdout and returns the
+// first submatch.
+func (p *proc) waitOutput(t *testing.T, re *regexp.Regexp) string {
+	t.Helper()
+	var m []string
+	testsupport.Eventually(t, 30*time.Second, "no output matching "+re.String(), func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("app exited early: %v", p.err)
+		default:
+		}
+		m = re.FindStringSubmatch(p.stdout.String())
+		return m != nil
+	})
+	return m[1]
+}
+
+// shutdown stops the process as SIGTERM would and checks it ended cleanly.
+func (p *proc) shutdown(t *testing.T) {
+	t.Helper()
+	p.stop()
+	select {
+	case <-p.done:
+		if p.err != nil {
+			t.Fatalf("app ended with %v", p.err)
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatal("app did not shut down within 45s")
+	}
+}
+
+type tLogWriter struct {
+	t      *testing.T
+	prefix string
+}
+
+func (w *tLogWriter) Write(p []byte) (int, error) {
+	w.t.Logf("[%s] %s", w.prefix, strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func mapEnv(env map[string]string) func(string) string {
+	return func(k string) string { return env[k] }
+}
+
+func baseEnv(t *testing.T) map[string]string {
+	return map[string]string{
+		"OTJ_DATA_DIR": t.TempDir(),
+		"PORT":         "0",
+		"NATS_LISTEN":  "127.0.0.1:0",
+		"SECRET_KEY":   testsupport.TestSecretKey,
+	}
+}
+
+var (
+	runningRE = regexp.MustCompile(`running at (http://\S+)/tasks/`)
+	joinRE    = regexp.MustCompile(`NATS_URL=(\S+) app worker`)
+	keyRE     = regexp.MustCompile(`name="key" value="([^"]+)"`)
+)
+
+// activityFixture is one activity to insert and the report row it must give.
+type activityFixture struct {
+	date, title, typ, quality, desc, notes string
+	hours                                  float64
+	tags, ksbs, links                      []string
+	want                                   []string
+}
+
+func insertActivities(t *testing.T, dataDir string, userID int64, acts []activityFixture) {
+	t.Helper()
+	ctx := testsupport.Context(t)
+	db, err := database.Open(ctx, filepath.Join(dataDir, database.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, a := range acts {
+		var id int64
+		err := db.NewRaw(`INSERT INTO activity (user_id, title, description, activity_date, duration_hours, activity_type, evidence_quality, notes)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, userID, a.title, a.desc, a.date, a.hours, a.typ, a.quality, a.notes).Scan(ctx, &id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tag := range a.tags {
+			if _, err := db.NewRaw(`INSERT INTO tag (user_id, name) VALUES (?, ?) ON CONFLICT DO NOTHING`, userID, tag).Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.NewRaw(`INSERT INTO activity_tags (activity_id, tag_id) SELECT ?, id FROM tag WHERE user_id = ? AND name = ?`, id, userID, tag).Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, k := range a.ksbs {
+			if _, err := db.NewRaw(`INSERT INTO activity_ksbs (activity_id, ksb_code) VALUES (?, ?)`, id, k).Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, l := range a.links {
+			if _, err := db.NewRaw(`INSERT INTO resource_link (activity_id, url) VALUES (?, ?)`, id, l).Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func ensureUser(t *testing.T, dataDir, email string) activity.User {
+	t.Helper()
+	ctx := testsupport.Context(t)
+	db, err := database.Open(ctx, filepath.Join(dataDir, database.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	u, err := activity.NewStore(db).EnsureUser(ctx, email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func httpGet(t *testing.T, c *http.Client, u string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+func httpPost(t *testing.T, c *http.Client, u string, form url.Values, hdr ...string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// TestFullReportEndToEnd drives the real path: app web (embedded NATS
+// listening for workers) and app worker (its own NATS connection) over
+// one data dir; an HTTP POST, JetStream, the worker, the events, the
+// projection, the object store and the HTTP download.
+func TestFullReportEndToEnd(t *testing.T) {
+	env := baseEnv(t)
+	webProc := startApp(t, env, "web")
+	base := webProc.waitOutput(t, runningRE)
+	natsURL := webProc.waitOutput(t, joinRE)
+
+	workerEnv := map[string]string{"NATS_URL": natsURL}
+	for k, v := range env {
+		workerEnv[k] = v
+	}
+	workerEnv["NATS_URL"] = natsURL
+	workerProc := startApp(t, workerEnv, "worker")
+
+	alice := ensureUser(t, env["OTJ_DATA_DIR"], "alice@example.org")
+	bob := ensureUser(t, env["OTJ_DATA_DIR"], "bob@example.org")
+	acts := []activityFixture{
+		{date: "2026-02-01", title: "=HYPERLINK(\"http://evil.example\",\"click\")", typ: "workshop", quality: "good", hours: 3,
+			desc: "Formula-like title must be neutralised", tags: []string{"security"},
+			want: []string{"2026-02-01", "'=HYPERLINK(\"http://evil.example\",\"click\")", "3.0", "Workshop", "Good", "security", "", "", "Formula-like title must be neutralised", ""}},
+		{date: "2026-03-15", title: `Read "Thinking in Systems", ch. 1–3`, typ: "self_study", quality: "review_ready", hours: 2.25,
+			desc: "Stocks, flows & feedback loops.\nSecond line: naïve café, Øresund, ŵ, £12, 🙂", notes: "-- follow up with mentor",
+			tags: []string{"reading", "books"}, ksbs: []string{"K2", "K1"}, links: []string{"https://example.org/a?x=1,2", "https://example.org/b"},
+			want: []string{"2026-03-15", `Read "Thinking in Systems", ch. 1–3`, "2.2", "Self-study", "Ready for review", "books; reading", "K1; K2",
+				"https://example.org/a?x=1,2; https://example.org/b", "Stocks, flows & feedback loops.\nSecond line: naïve café, Øresund, ŵ, £12, 🙂", "'-- follow up with mentor"}},
+		{date: "2026-03-15", title: "@channel stand-up +1", typ: "mentoring", quality: "", hours: 0.5, notes: "tab\tinside",
+			want: []string{"2026-03-15", "'@channel stand-up +1", "0.5", "Mentoring", "Draft", "", "", "", "", "tab\tinside"}},
+	}
+	insertActivities(t, env["OTJ_DATA_DIR"], alice.ID, acts)
+	insertActivities(t, env["OTJ_DATA_DIR"], bob.ID, []activityFixture{{date: "2026-01-01", title: "Bob's secret", typ: "other", quality: "draft", hours: 1}})
+
+	signer := testsupport.Signer(t)
+	ca := testsupport.Client(t, base, signer, alice.ID)
+	cb := testsupport.Client(t, base, signer, bob.ID)
+
+	_, page := httpGet(t, ca, base+"/tasks/")
+	key := keyRE.FindStringSubmatch(page)[1]
+	resp := httpPost(t, ca, base+"/tasks/generate-report", url.Values{"key": {key}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST generate-report = %d", resp.StatusCode)
+	}
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	jobID := loc.Query().Get("queued")
+	// A double-click sends the same form again: still one job.
+	again := httpPost(t, ca, base+"/tasks/generate-report", url.Values{"key": {key}})
+	if l2, _ := url.Parse(again.Header.Get("Location")); l2.Query().Get("queued") != jobID {
+		t.Fatalf("second POST of one form made job %q, first %q", l2.Query().Get("queued"), jobID)
+	}
+
+	_, page = httpGet(t, ca, base+loc.String())
+	if !strings.Contains(page, `class="notice"`) || !strings.Contains(page, "task-"+jobID) {
+		t.Fatalf("list right after POST lacks the task or the message:\n%s", page)
+	}
+	download := "/tasks/" + jobID + "/download"
+	testsupport.Eventually(t, 30*time.Second, "report never completed", func() bool {
+		_, page = httpGet(t, ca, base+"/tasks/")
+		return strings.Contains(page, `href="`+download+`"`)
+	})
+	if strings.Count(page, `<tr id="task-`) != 1 || !strings.Contains(page, "badge-completed") || !strings.Contains(page, "3 activities") {
+		t.Fatalf("list after completion:\n%s", page)
+	}
+	if strings.Contains(page, `http-equiv="refresh"`) {
+		t.Error("list still refreshing after the task completed")
+	}
+
+	resp, body := httpGet(t, ca, base+download)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("download = %d", resp.StatusCode)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/csv; charset=utf-8" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	if cd := resp.Header.Get("Content-Disposition"); !regexp.MustCompile(`^attachment; filename=otj-full-report-\d{4}-\d{2}-\d{2}\.csv$`).MatchString(cd) {
+		t.Errorf("Content-Disposition %q", cd)
+	}
+	records, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if err != nil {
+		t.Fatalf("parse CSV: %v\n%s", err, body)
+	}
+	want := [][]string{{"date", "title", "hours", "type", "evidence_quality", "tags", "ksbs", "links", "description", "notes"},
+		acts[2].want, acts[1].want, acts[0].want} // newest first; same date: newest id first
+	if len(records) != len(want) {
+		t.Fatalf("%d records, want %d:\n%s", len(records), len(want), body)
+	}
+	for i := range want {
+		for j := range want[i] {
+			if records[i][j] != want[i][j] {
+				t.Errorf("row %d column %s = %q, want %q", i, want[0][j], records[i][j], want[i][j])
+			}
+		}
+	}
+
+	// Isolation and cross-site protection.
+	if resp, _ := httpGet(t, cb, base+download); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("bob downloading alice's report: %d, want 404", resp.StatusCode)
+	}
+	if _, bobPage := httpGet(t, cb, base+"/tasks/"); strings.Contains(bobPage, jobID) {
+		t.Error("alice's task is on bob's list")
+	}
+	if resp := httpPost(t, ca, base+"/tasks/generate-report", url.Values{"key": {"X1"}}, "Sec-Fetch-Site", "cross-site"); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site POST = %d, want 403", resp.StatusCode)
+	}
+	if resp, health := httpGet(t, http.DefaultClient, base+"/healthz"); resp.StatusCode != 200 || !strings.Contains(health, `"nats":"ok"`) || !strings.Contains(health, `"database":"ok"`) {
+		t.Errorf("healthz %d %s", resp.StatusCode, health)
+	}
+
+	workerProc.shutdown(t)
+	webProc.shutdown(t)
+}
+
+func TestSecondProcessOnSameDataDirFails(t *testing.T) {
+	env := baseEnv(t)
+	first := startApp(t, env, "all")
+	first.waitOutput(t, runningRE)
+	for _, cmd := range []string{"all", "web"} {
+		t.Run(cmd, func(t *testing.T) {
+			err := run(testsupport.Context(t), []string{cmd}, mapEnv(env), io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), "in use by another process") || !strings.Contains(err.Error(), "OTJ_DATA_DIR") {
+				t.Fatalf("second %s: %v", cmd, err)
+			}
+		})
+	}
+	first.shutdown(t)
+}
+
+func TestStartupErrorsNameTheSetting(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenPort := fmt.Sprint(taken.Addr().(*net.TCPAddr).Port)
+
+	tests := []struct {
+		name string
+		cmd  string
+		set  map[string]string
+		want string
+	}{
+		{"port not a number", "all", map[string]string{"PORT": "eighty"}, "PORT"},
+		{"port out of range", "all", map[string]string{"PORT": "70000"}, "PORT"},
+		{"port taken", "all", map[string]string{"PORT": takenPort}, "PORT " + takenPort},
+		{"nats listen taken", "web", map[string]string{"NATS_LISTEN": "127.0.0.1:" + takenPort}, "NATS_LISTEN"},
+		{"nats listen malformed", "web", map[string]string{"NATS_LISTEN": "nope"}, "NATS_LISTEN"},
+		{"nats url malformed", "worker", map[string]string{"NATS_URL": "http://x"}, "NATS_URL"},
+		{"worker without nats url", "worker", map[string]string{}, "NATS_URL"},
+		{"nats url unreachable", "worker", map[string]string{"NATS_URL": "nats://127.0.0.1:" + takenPort}, "NATS_URL"},
+		{"short secret", "all", map[string]string{"SECRET_KEY": "short"}, "SECRET_KEY"},
+		{"bad email", "all", map[string]string{"DEV_AUTO_LOGIN_EMAIL": "nobody"}, "DEV_AUTO_LOGIN_EMAIL"},
+		{"bad host", "all", map[string]string{"HOST": "my host"}, "HOST"},
+		{"bad worker concurrency", "worker", map[string]string{"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY"},
+		{"unknown command", "serve", map[string]string{}, "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := baseEnv(t)
+			for k, v := range tt.set {
+				env[k] = v
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err := run(ctx, []string{tt.cmd}, mapEnv(env), io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to name %q", err, tt.want)
+			}
+			if tt.cmd != "serve" && strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+		})
+	}
+}
+
+func TestMigrateAndDemo(t *testing.T) {
+	env := baseEnv(t)
+	var out bytes.Buffer
+	if err := run(testsupport.Context(t), []string{"migrate"}, mapEnv(env), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "applied") {
+		t.Errorf("first migrate printed %q", out.String())
+	}
+	out.Reset()
+	if err := run(testsupport.Context(t), []string{"migrate"}, mapEnv(env), &out, io.Discard); err != nil || !strings.Contains(out.String(), "up to date") {
+		t.Fatalf("second migrate: %v %q", err, out.String())
+	}
+	var progress bytes.Buffer
+	for range 2 { // a refill replaces, it does not add
+		out.Reset()
+		if err := run(testsupport.Context(t), []string{"demo", "--email", "demo@example.org", "--activities", "250"}, mapEnv(env), &out, &progress); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(out.String(), "250 activities") || !strings.Contains(progress.String(), "250") {
+		t.Errorf("demo printed %q, progress %q", out.String(), progress.String())
+	}
+	u := ensureUser(t, env["OTJ_DATA_DIR"], "demo@example.org")
+	db, err := database.Open(testsupport.Context(t), filepath.Join(env["OTJ_DATA_DIR"], database.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	pg, err := activity.NewStore(db).ListActivities(testsupport.Context(t), u.ID, 1, 10)
+	if err != nil || pg.Total != 250 {
+		t.Fatalf("demo user has %d activities (err %v), want 250", pg.Total, err)
+	}
+	if err := run(testsupport.Context(t), []string{"demo", "--activities", "5"}, mapEnv(env), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "--email") {
+		t.Errorf("demo without email: %v", err)
+	}
+}

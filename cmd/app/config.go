@@ -1,0 +1,110 @@
+package main
+
+import (
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/otjhelper/otj/platform/session"
+)
+
+// Config is the app's configuration, read from the environment once, here.
+type Config struct {
+	Host              string // HOST
+	Port              int    // PORT
+	DataDir           string // OTJ_DATA_DIR
+	NATSURL           string // NATS_URL
+	NATSListen        string // NATS_LISTEN
+	DevAutoLoginEmail string // DEV_AUTO_LOGIN_EMAIL
+	SecretKey         []byte // SECRET_KEY
+	SecretKeyRandom   bool   // SECRET_KEY was unset and one was made up
+	WorkerConcurrency int    // WORKER_CONCURRENCY
+	LogLevel          slog.Level
+}
+
+// Defaults, documented in the README's configuration table.
+const (
+	defaultHost       = "127.0.0.1"
+	defaultPort       = 8080
+	defaultDataDir    = "./data"
+	defaultNATSListen = "127.0.0.1:4250"
+	defaultWorkers    = 4
+)
+
+// LoadConfig reads and checks the settings. Its error names the setting.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	c := Config{
+		Host:              or(getenv("HOST"), defaultHost),
+		DataDir:           or(getenv("OTJ_DATA_DIR"), defaultDataDir),
+		NATSURL:           strings.TrimSpace(getenv("NATS_URL")),
+		NATSListen:        or(getenv("NATS_LISTEN"), defaultNATSListen),
+		DevAutoLoginEmail: strings.TrimSpace(getenv("DEV_AUTO_LOGIN_EMAIL")),
+	}
+	var err error
+	if c.Port, err = intSetting(getenv, "PORT", defaultPort, 0, 65535); err != nil {
+		return c, err
+	}
+	if c.WorkerConcurrency, err = intSetting(getenv, "WORKER_CONCURRENCY", defaultWorkers, 1, 1000); err != nil {
+		return c, err
+	}
+	if ip := net.ParseIP(c.Host); ip == nil && c.Host != "localhost" {
+		return c, fmt.Errorf("HOST %q: want an IP address such as 127.0.0.1 or 0.0.0.0", c.Host)
+	}
+	if c.DataDir, err = filepath.Abs(c.DataDir); err != nil {
+		return c, fmt.Errorf("OTJ_DATA_DIR: %w", err)
+	}
+	if c.NATSURL != "" {
+		for _, one := range strings.Split(c.NATSURL, ",") {
+			u, perr := url.Parse(strings.TrimSpace(one))
+			if perr != nil || u.Host == "" || (u.Scheme != "nats" && u.Scheme != "tls") {
+				return c, fmt.Errorf("NATS_URL %q: want nats://host:port (comma-separated for a cluster)", c.NATSURL)
+			}
+		}
+	}
+	if _, p, perr := net.SplitHostPort(c.NATSListen); perr != nil {
+		return c, fmt.Errorf("NATS_LISTEN %q: want host:port, e.g. %s", c.NATSListen, defaultNATSListen)
+	} else if n, aerr := strconv.Atoi(p); aerr != nil || n < 0 || n > 65535 {
+		return c, fmt.Errorf("NATS_LISTEN %q: port must be 0-65535 (0 picks a free one)", c.NATSListen)
+	}
+	if e := c.DevAutoLoginEmail; e != "" && (!strings.Contains(e, "@") || strings.ContainsAny(e, " \t<>")) {
+		return c, fmt.Errorf("DEV_AUTO_LOGIN_EMAIL %q: not an email address", e)
+	}
+	if k := getenv("SECRET_KEY"); k != "" {
+		if len(k) < session.MinKeyLen {
+			return c, fmt.Errorf("SECRET_KEY: must be at least %d bytes, got %d (try: openssl rand -hex 32)", session.MinKeyLen, len(k))
+		}
+		c.SecretKey = []byte(k)
+	} else {
+		c.SecretKey, c.SecretKeyRandom = []byte(rand.Text()+rand.Text()), true
+	}
+	if lvl := getenv("LOG_LEVEL"); lvl != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
+			return c, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", lvl)
+		}
+	}
+	return c, nil
+}
+
+func intSetting(getenv func(string) string, name string, def, lo, hi int) (int, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%s %q: want a whole number from %d to %d", name, v, lo, hi)
+	}
+	return n, nil
+}
+
+func or(v, def string) string {
+	if v = strings.TrimSpace(v); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,66 @@
+// Command app runs OTJ Helper's background-task system: the web UI, the
+// workers and the task projection, together (app all) or as separate
+// processes (app web, app worker), plus operator commands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: app <command> [flags]
+
+commands:
+  all       web server, worker and projection with an embedded NATS server
+  web       web server and projection (embeds NATS unless NATS_URL is set)
+  worker    runs jobs from the NATS server at NATS_URL
+  migrate   applies database migrations and reference data
+  demo      creates a user with a realistic activity log
+            (app demo --email you@example.org --activities 1000)
+
+Configuration comes from the environment; see README.md.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "app:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program, with its inputs passed in so tests can drive it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	cmd, rest := args[0], args[1:]
+	if cmd == "demo" {
+		return runDemo(ctx, rest, getenv, stdout, stderr)
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("%s takes no arguments (got %q); settings come from the environment", cmd, rest)
+	}
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	switch cmd {
+	case "all":
+		return runServices(ctx, cfg, log, stdout, modeAll)
+	case "web":
+		return runServices(ctx, cfg, log, stdout, modeWeb)
+	case "worker":
+		return runServices(ctx, cfg, log, stdout, modeWorker)
+	case "migrate":
+		return runMigrate(ctx, cfg, stdout)
+	}
+	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+}

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/otjhelper/otj/modules/activity"
+	"github.com/otjhelper/otj/modules/reports"
+	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/web"
+	"github.com/otjhelper/otj/platform/database"
+	"github.com/otjhelper/otj/platform/natsconn"
+	"github.com/otjhelper/otj/platform/natsserver"
+	"github.com/otjhelper/otj/platform/session"
+)
+
+type mode int
+
+const (
+	modeAll mode = iota
+	modeWeb
+	modeWorker
+)
+
+func (m mode) String() string { return [...]string{"all", "web", "worker"}[m] }
+
+func (m mode) web() bool    { return m == modeAll || m == modeWeb }
+func (m mode) worker() bool { return m == modeAll || m == modeWorker }
+
+// shutdownTimeout bounds each step of stopping after the worker's own
+// grace period: HTTP drain, NATS drain.
+const shutdownTimeout = 10 * time.Second
+
+// runServices starts what the mode needs, runs until ctx ends or a
+// service fails, then stops everything in order.
+func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer, m mode) (err error) {
+	log = log.With("mode", m.String())
+	if m == modeWorker && cfg.NATSURL == "" {
+		return errors.New("NATS_URL is not set: app worker joins a NATS server, such as the one app web embeds (NATS_URL=nats://" + cfg.NATSListen + ")")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("OTJ_DATA_DIR %s: %w", cfg.DataDir, err)
+	}
+
+	// Take the web port first, so a port clash fails before anything starts.
+	var ln net.Listener
+	if m.web() {
+		addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("PORT %d: %s is already in use; set PORT to a free port", cfg.Port, addr)
+			}
+			return fmt.Errorf("PORT %d / HOST %s: %w", cfg.Port, cfg.Host, err)
+		}
+		defer ln.Close()
+	}
+
+	dbPath := filepath.Join(cfg.DataDir, database.FileName)
+	db, err := openDatabase(ctx, dbPath, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	// NATS: embedded unless NATS_URL points elsewhere.
+	var embedded *natsserver.Server
+	connOpts := natsconn.Options{URL: cfg.NATSURL, Name: "otj-" + m.String(), Logger: log}
+	if cfg.NATSURL == "" {
+		listen := ""
+		if m == modeWeb {
+			listen = cfg.NATSListen // workers in other processes join here
+		}
+		embedded, err = natsserver.Start(natsserver.Config{StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: listen, Logger: log})
+		if err != nil {
+			if listen != "" && !errors.Is(err, natsserver.ErrStoreInUse) {
+				return fmt.Errorf("NATS_LISTEN %s: %w", listen, err)
+			}
+			return fmt.Errorf("OTJ_DATA_DIR %s: %w", cfg.DataDir, err)
+		}
+		defer embedded.Shutdown()
+		connOpts.URL, connOpts.Server = "", embedded.Server()
+	}
+	nc, err := natsconn.Connect(connOpts)
+	if err != nil {
+		return fmt.Errorf("NATS_URL %s: %w", cfg.NATSURL, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer cancel()
+		if derr := natsconn.Drain(dctx, nc); derr != nil {
+			log.Warn("nats drain", "err", derr)
+		}
+	}()
+	broker, err := jetstream.Open(ctx, jetstream.Config{Conn: nc, Logger: log})
+	if err != nil {
+		return err
+	}
+
+	var g group
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	if m.worker() {
+		w, err := newWorker(runCtx, cfg, log, db, broker)
+		if err != nil {
+			return err
+		}
+		g.Go("worker", func() error { return w.Run(runCtx) })
+	}
+	if m.web() {
+		proj := tasks.NewProjection(db, broker, log)
+		g.Go("projection", func() error { return proj.Run(runCtx) })
+
+		if cfg.SecretKeyRandom {
+			log.Warn("SECRET_KEY is not set; using a random key, so sessions end when the process stops")
+		}
+		signer, err := session.NewSigner(cfg.SecretKey)
+		if err != nil {
+			return fmt.Errorf("SECRET_KEY: %w", err)
+		}
+		store := activity.NewStore(db)
+		h, err := web.New(web.Config{
+			Tasks: tasks.NewStore(db), Enqueuer: broker, Results: broker, Users: store, Activities: store,
+			Sessions: signer, Projection: proj, DevAutoLoginEmail: cfg.DevAutoLoginEmail, Logger: log,
+			Health: []web.HealthCheck{
+				{Name: "database", Check: func(ctx context.Context) error { return db.PingContext(ctx) }},
+				{Name: "nats", Check: broker.Ping},
+			},
+		})
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		g.Go("http", func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		g.Go("http-shutdown", func() error {
+			<-runCtx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(runCtx), shutdownTimeout)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+		url := "http://" + ln.Addr().String() + "/tasks/"
+		fmt.Fprintf(stdout, "OTJ Helper is running at %s\n", url)
+		if embedded != nil && embedded.ClientURL() != "" {
+			fmt.Fprintf(stdout, "Workers can join with: NATS_URL=%s app worker\n", embedded.ClientURL())
+		}
+	}
+	log.Info("started", "data_dir", cfg.DataDir, "nats", natsTarget(cfg, embedded))
+
+	// Run until a signal, or until any service stops on its own.
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case <-g.Failed():
+	}
+	cancel()
+	return g.Wait()
+}
+
+func natsTarget(cfg Config, embedded *natsserver.Server) string {
+	if embedded == nil {
+		return cfg.NATSURL
+	}
+	if u := embedded.ClientURL(); u != "" {
+		return "embedded, listening on " + u
+	}
+	return "embedded, in-process only"
+}
+
+func newWorker(ctx context.Context, cfg Config, log *slog.Logger, db *bun.DB, broker *jetstream.Broker) (*tasks.Worker, error) {
+	reg := tasks.NewRegistry()
+	if err := reports.Register(reg, reportSource{activity.NewStore(db)}); err != nil {
+		return nil, err
+	}
+	q, err := broker.Queue(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return tasks.NewWorker(tasks.WorkerConfig{
+		Queue: q, Events: broker, Results: broker, Registry: reg,
+		Concurrency: cfg.WorkerConcurrency, Logger: log,
+	})
+}
+
+// reportSource gives the reports module the activity log it declares it needs.
+type reportSource struct{ store *activity.Store }
+
+func (s reportSource) EachActivity(ctx context.Context, userID int64, fn func(*reports.Row) error) error {
+	return s.store.EachReportRow(ctx, userID, func(r *activity.ReportRow) error {
+		return fn((*reports.Row)(r))
+	})
+}
+
+// openDatabase opens the data dir's database and brings it up to date.
+func openDatabase(ctx context.Context, path string, migrate bool) (*bun.DB, error) {
+	db, err := database.Open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("OTJ_DATA_DIR: %w", err)
+	}
+	if migrate {
+		if _, err := database.Migrate(ctx, db, path); err != nil {
+			db.Close()
+			return nil, err
+		}
+		if err := activity.NewStore(db).SeedReference(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+// group runs services and collects the first error.
+type group struct {
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	err    error
+	failed chan struct{}
+	once   sync.Once
+}
+
+// Go runs fn; an error or an early return is reported through Failed.
+func (g *group) Go(name string, fn func() error) {
+	g.once.Do(func() { g.failed = make(chan struct{}) })
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := fn(); err != nil {
+			g.mu.Lock()
+			if g.err == nil {
+				g.err = fmt.Errorf("%s: %w", name, err)
+				close(g.failed)
+			}
+			g.mu.Unlock()
+		}
+	}()
+}
+
+// Failed is closed when a service has returned an error.
+func (g *group) Failed() <-chan struct{} {
+	g.once.Do(func() { g.failed = make(chan struct{}) })
+	return g.failed
+}
+
+// Wait waits for every service and returns the first error.
+func (g *group) Wait() error {
+	g.wg.Wait()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.err
+}
