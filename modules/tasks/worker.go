@@ -29,6 +29,9 @@ type WorkerConfig struct {
 	// worker is told to stop; jobs still running then are cancelled and
 	// handed back to the queue. Default 20s.
 	ShutdownGrace time.Duration
+	// StoreTimeout bounds each event write and ack around a job. They
+	// run even while the worker shuts down. Default 10s.
+	StoreTimeout time.Duration
 	// Name identifies this worker in events and logs. Default host:pid.
 	Name   string
 	Logger *slog.Logger
@@ -44,6 +47,9 @@ func (c *WorkerConfig) setDefaults() {
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 20 * time.Second
+	}
+	if c.StoreTimeout <= 0 {
+		c.StoreTimeout = 10 * time.Second
 	}
 	if c.Name == "" {
 		host, _ := os.Hostname()
@@ -91,10 +97,6 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	}
 	return &Worker{cfg: cfg, log: cfg.Logger.With("worker", cfg.Name)}, nil
 }
-
-// bookkeepingTimeout bounds the event writes and acks that follow a job,
-// which run even while the worker is shutting down.
-const bookkeepingTimeout = 10 * time.Second
 
 // Run takes and runs jobs until ctx ends, then stops taking jobs, gives
 // running ones ShutdownGrace to finish, cancels the rest and hands them
@@ -152,14 +154,16 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) process(ctx context.Context, d Delivery) {
 	job, attempt := d.Job(), d.Attempt()
 	log := w.log.With("job_id", job.ID, "job_type", job.Type, "user_id", job.UserID, "attempt", attempt)
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+	// Writes before the handler runs get one bounded context; those after
+	// it get another (in finish), since the handler may take any time.
+	bctx, cancel := w.storeContext(ctx)
 	defer cancel()
 
 	h, ok := w.cfg.Registry.Lookup(job.Type)
 	if !ok {
 		// Nothing on this worker can run it; record the failure rather
 		// than let it bounce between workers forever.
-		w.finish(bctx, log, d, w.event(job, attempt, EventFailed, func(e *Event) {
+		w.finish(ctx, log, d, w.event(job, attempt, EventFailed, func(e *Event) {
 			e.Error = fmt.Sprintf("no handler registered for job type %q", job.Type)
 		}))
 		return
@@ -186,26 +190,36 @@ func (w *Worker) process(ctx context.Context, d Delivery) {
 	stopExtend()
 
 	if err != nil && ctx.Err() != nil {
-		log.WarnContext(bctx, "job cancelled by shutdown; handing it back", "err", err)
-		if rerr := d.Release(bctx); rerr != nil {
-			log.WarnContext(bctx, "release failed; the broker will redeliver after its timeout", "err", rerr)
+		log.WarnContext(ctx, "job cancelled by shutdown; handing it back", "err", err)
+		rctx, cancel := w.storeContext(ctx)
+		defer cancel()
+		if rerr := d.Release(rctx); rerr != nil {
+			log.WarnContext(rctx, "release failed; the broker will redeliver after its timeout", "err", rerr)
 		}
 		return
 	}
 	var outcome Event
 	if err != nil {
-		log.WarnContext(bctx, "job failed", "err", err, "duration", w.cfg.Now().Sub(start))
+		log.WarnContext(ctx, "job failed", "err", err, "duration", w.cfg.Now().Sub(start))
 		outcome = w.event(job, attempt, EventFailed, func(e *Event) { e.Error = err.Error() })
 	} else {
-		log.InfoContext(bctx, "job succeeded", "duration", w.cfg.Now().Sub(start), "summary", res.Summary)
+		log.InfoContext(ctx, "job succeeded", "duration", w.cfg.Now().Sub(start), "summary", res.Summary)
 		outcome = w.event(job, attempt, EventSucceeded, func(e *Event) { e.Result = ref; e.Summary = res.Summary })
 	}
-	w.finish(bctx, log, d, outcome)
+	w.finish(ctx, log, d, outcome)
+}
+
+// storeContext bounds event writes and acks. It is detached from ctx's
+// cancellation so that a job finishing during shutdown is still recorded.
+func (w *Worker) storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), w.cfg.StoreTimeout)
 }
 
 // finish stores the outcome, then acks: in that order, so that a crash
 // between the two repeats the job rather than losing its outcome.
 func (w *Worker) finish(ctx context.Context, log *slog.Logger, d Delivery, outcome Event) {
+	ctx, cancel := w.storeContext(ctx)
+	defer cancel()
 	if _, err := w.cfg.Events.Append(ctx, outcome); err != nil {
 		log.ErrorContext(ctx, "could not record outcome; leaving job for redelivery", "outcome", outcome.Kind, "err", err)
 		return

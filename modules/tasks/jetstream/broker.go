@@ -49,6 +49,10 @@ type Config struct {
 	Duplicates time.Duration
 	// Replicas of the stream and bucket; 3 on a cluster. Default 1.
 	Replicas int
+	// PublishTimeout bounds one event write, whatever the caller's
+	// context allows: a publish sent just as the server went away gets no
+	// answer, and should fail rather than hang. Default 5s.
+	PublishTimeout time.Duration
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
@@ -62,6 +66,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = 5 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -181,6 +188,8 @@ func (b *Broker) publish(ctx context.Context, e *tasks.Event, msgID string) (*na
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
+	defer cancel()
 	ack, err := b.js.Publish(ctx, e.Subject(), data, natsjs.WithMsgID(msgID), natsjs.WithExpectStream(StreamName))
 	if err != nil {
 		return nil, classify(err)
