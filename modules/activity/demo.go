@@ -83,7 +83,8 @@ func Fill(ctx context.Context, db *bun.DB, opt DemoOptions) (User, error) {
 	}
 	if opt.Progress != nil {
 		elapsed := time.Since(started)
-		fmt.Fprintf(opt.Progress, "\rdemo: %d/%d activities (100%%) in %s, %.0f activities/s\n",
+		// Spaces cover the longer "committing" line this one overwrites.
+		fmt.Fprintf(opt.Progress, "\rdemo: %d/%d activities (100%%) in %s, %.0f activities/s          \n",
 			opt.Activities, opt.Activities, elapsed.Round(time.Millisecond), float64(opt.Activities)/elapsed.Seconds())
 	}
 	return u, nil
