@@ -53,8 +53,8 @@ type Config struct {
 	// context allows: a publish sent just as the server went away gets no
 	// answer, and should fail rather than hang. Default 5s.
 	PublishTimeout time.Duration
-	Logger   *slog.Logger
-	Now      func() time.Time
+	Logger         *slog.Logger
+	Now            func() time.Time
 }
 
 func (c *Config) setDefaults() {
