@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uptrace/bun"
 	"go.uber.org/goleak"
 
 	"github.com/otjhelper/otj/modules/activity"
@@ -151,14 +152,22 @@ type activityFixture struct {
 	want                                   []string
 }
 
-func insertActivities(t *testing.T, dataDir string, userID int64, acts []activityFixture) {
+// dataDB opens the data dir's database beside the running app, closed
+// when the test ends.
+func dataDB(t *testing.T, dataDir string) *bun.DB {
 	t.Helper()
-	ctx := testsupport.Context(t)
-	db, err := database.Open(ctx, filepath.Join(dataDir, database.FileName))
+	db, err := database.Open(testsupport.Context(t), filepath.Join(dataDir, database.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func insertActivities(t *testing.T, dataDir string, userID int64, acts []activityFixture) {
+	t.Helper()
+	ctx := testsupport.Context(t)
+	db := dataDB(t, dataDir)
 	for _, a := range acts {
 		var id int64
 		err := db.NewRaw(`INSERT INTO activity (user_id, title, description, activity_date, duration_hours, activity_type, evidence_quality, notes)
@@ -190,46 +199,11 @@ func insertActivities(t *testing.T, dataDir string, userID int64, acts []activit
 func ensureUser(t *testing.T, dataDir, email string) activity.User {
 	t.Helper()
 	ctx := testsupport.Context(t)
-	db, err := database.Open(ctx, filepath.Join(dataDir, database.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	u, err := activity.NewStore(db).EnsureUser(ctx, email)
+	u, err := activity.NewStore(dataDB(t, dataDir)).EnsureUser(ctx, email)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return u
-}
-
-func httpGet(t *testing.T, c *http.Client, u string) (*http.Response, string) {
-	t.Helper()
-	resp, err := c.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(b)
-}
-
-func httpPost(t *testing.T, c *http.Client, u string, form url.Values, hdr ...string) *http.Response {
-	t.Helper()
-	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp
 }
 
 // TestFullReportEndToEnd drives the real path: app web (embedded NATS
@@ -270,27 +244,27 @@ func TestFullReportEndToEnd(t *testing.T) {
 	ca := testsupport.Client(t, base, signer, alice.ID)
 	cb := testsupport.Client(t, base, signer, bob.ID)
 
-	_, page := httpGet(t, ca, base+"/tasks/")
+	_, page := testsupport.Get(t, ca, base+"/tasks/")
 	key := keyRE.FindStringSubmatch(page)[1]
-	resp := httpPost(t, ca, base+"/tasks/generate-report", url.Values{"key": {key}})
+	resp, _ := testsupport.PostForm(t, ca, base+"/tasks/generate-report", url.Values{"key": {key}})
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("POST generate-report = %d", resp.StatusCode)
 	}
 	loc, _ := url.Parse(resp.Header.Get("Location"))
 	jobID := loc.Query().Get("queued")
 	// A double-click sends the same form again: still one job.
-	again := httpPost(t, ca, base+"/tasks/generate-report", url.Values{"key": {key}})
+	again, _ := testsupport.PostForm(t, ca, base+"/tasks/generate-report", url.Values{"key": {key}})
 	if l2, _ := url.Parse(again.Header.Get("Location")); l2.Query().Get("queued") != jobID {
 		t.Fatalf("second POST of one form made job %q, first %q", l2.Query().Get("queued"), jobID)
 	}
 
-	_, page = httpGet(t, ca, base+loc.String())
+	_, page = testsupport.Get(t, ca, base+loc.String())
 	if !strings.Contains(page, `class="notice"`) || !strings.Contains(page, "task-"+jobID) {
 		t.Fatalf("list right after POST lacks the task or the message:\n%s", page)
 	}
 	download := "/tasks/" + jobID + "/download"
 	testsupport.Eventually(t, 30*time.Second, "report never completed", func() bool {
-		_, page = httpGet(t, ca, base+"/tasks/")
+		_, page = testsupport.Get(t, ca, base+"/tasks/")
 		return strings.Contains(page, `href="`+download+`"`)
 	})
 	if strings.Count(page, `<tr id="task-`) != 1 || !strings.Contains(page, "badge-completed") || !strings.Contains(page, "3 activities") {
@@ -300,7 +274,7 @@ func TestFullReportEndToEnd(t *testing.T) {
 		t.Error("list still refreshing after the task completed")
 	}
 
-	resp, body := httpGet(t, ca, base+download)
+	resp, body := testsupport.Get(t, ca, base+download)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("download = %d", resp.StatusCode)
 	}
@@ -328,16 +302,16 @@ func TestFullReportEndToEnd(t *testing.T) {
 	}
 
 	// Isolation and cross-site protection.
-	if resp, _ := httpGet(t, cb, base+download); resp.StatusCode != http.StatusNotFound {
+	if resp, _ := testsupport.Get(t, cb, base+download); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("bob downloading alice's report: %d, want 404", resp.StatusCode)
 	}
-	if _, bobPage := httpGet(t, cb, base+"/tasks/"); strings.Contains(bobPage, jobID) {
+	if _, bobPage := testsupport.Get(t, cb, base+"/tasks/"); strings.Contains(bobPage, jobID) {
 		t.Error("alice's task is on bob's list")
 	}
-	if resp := httpPost(t, ca, base+"/tasks/generate-report", url.Values{"key": {"X1"}}, "Sec-Fetch-Site", "cross-site"); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := testsupport.PostForm(t, ca, base+"/tasks/generate-report", url.Values{"key": {"X1"}}, "Sec-Fetch-Site", "cross-site"); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("cross-site POST = %d, want 403", resp.StatusCode)
 	}
-	if resp, health := httpGet(t, http.DefaultClient, base+"/healthz"); resp.StatusCode != 200 || !strings.Contains(health, `"nats":"ok"`) || !strings.Contains(health, `"database":"ok"`) {
+	if resp, health := testsupport.Get(t, http.DefaultClient, base+"/healthz"); resp.StatusCode != 200 || !strings.Contains(health, `"nats":"ok"`) || !strings.Contains(health, `"database":"ok"`) {
 		t.Errorf("healthz %d %s", resp.StatusCode, health)
 	}
 
@@ -431,12 +405,7 @@ func TestMigrateAndDemo(t *testing.T) {
 		t.Errorf("demo printed %q, progress %q", out.String(), progress.String())
 	}
 	u := ensureUser(t, env["OTJ_DATA_DIR"], "demo@example.org")
-	db, err := database.Open(testsupport.Context(t), filepath.Join(env["OTJ_DATA_DIR"], database.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	pg, err := activity.NewStore(db).ListActivities(testsupport.Context(t), u.ID, 1, 10)
+	pg, err := activity.NewStore(dataDB(t, env["OTJ_DATA_DIR"])).ListActivities(testsupport.Context(t), u.ID, 1, 10)
 	if err != nil || pg.Total != 250 {
 		t.Fatalf("demo user has %d activities (err %v), want 250", pg.Total, err)
 	}

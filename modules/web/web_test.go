@@ -102,37 +102,24 @@ func newFixtureOn(t *testing.T, db *bun.DB, cfg web.Config) *fixture {
 	return &fixture{srv: srv, db: db, users: store, alice: alice, bob: bob}
 }
 
-func get(t *testing.T, c *http.Client, u string) (int, string) {
-	t.Helper()
-	resp, err := c.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+func getBody(t *testing.T, c *http.Client, u string) (int, string) {
+	resp, body := testsupport.Get(t, c, u)
+	return resp.StatusCode, body
 }
 
 func post(t *testing.T, c *http.Client, u string, form url.Values, hdr map[string]string) *http.Response {
-	t.Helper()
-	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	var pairs []string
 	for k, v := range hdr {
-		req.Header.Set(k, v)
+		pairs = append(pairs, k, v)
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	resp, _ := testsupport.PostForm(t, c, u, form, pairs...)
 	return resp
 }
 
 // The seed's test_task_list_accessible.
 func TestTaskListAccessible(t *testing.T) {
 	f := newFixture(t, web.Config{Enqueuer: &fakeEnqueuer{}})
-	code, body := get(t, f.client(t, f.alice), f.srv.URL+"/tasks/")
+	code, body := getBody(t, f.client(t, f.alice), f.srv.URL+"/tasks/")
 	if code != http.StatusOK {
 		t.Fatalf("GET /tasks/ = %d", code)
 	}
@@ -183,10 +170,10 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"foreign origin post", func() int {
 			return post(t, c, f.srv.URL+"/tasks/generate-report", url.Values{"key": {"K3"}}, map[string]string{"Origin": "https://evil.example"}).StatusCode
 		}, http.StatusForbidden},
-		{"unknown task download", func() int { code, _ := get(t, c, f.srv.URL+"/tasks/nosuchjob/download"); return code }, http.StatusNotFound},
-		{"bad page number", func() int { code, _ := get(t, c, f.srv.URL+"/activities?page=abc"); return code }, http.StatusBadRequest},
-		{"zero page number", func() int { code, _ := get(t, c, f.srv.URL+"/activities?page=0"); return code }, http.StatusBadRequest},
-		{"unknown path", func() int { code, _ := get(t, c, f.srv.URL+"/nope"); return code }, http.StatusNotFound},
+		{"unknown task download", func() int { code, _ := getBody(t, c, f.srv.URL+"/tasks/nosuchjob/download"); return code }, http.StatusNotFound},
+		{"bad page number", func() int { code, _ := getBody(t, c, f.srv.URL+"/activities?page=abc"); return code }, http.StatusBadRequest},
+		{"zero page number", func() int { code, _ := getBody(t, c, f.srv.URL+"/activities?page=0"); return code }, http.StatusBadRequest},
+		{"unknown path", func() int { code, _ := getBody(t, c, f.srv.URL+"/nope"); return code }, http.StatusNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,25 +190,18 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 func TestBrokerDownIs503WithMessage(t *testing.T) {
 	enq := &fakeEnqueuer{err: errors.Join(tasks.ErrUnavailable, errors.New("nats: connection closed"))}
 	f := newFixture(t, web.Config{Enqueuer: enq})
-	req, _ := http.NewRequest("POST", f.srv.URL+"/tasks/generate-report", strings.NewReader("key=K9"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := f.client(t, f.alice).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "no report was started") {
+	resp, body := testsupport.PostForm(t, f.client(t, f.alice), f.srv.URL+"/tasks/generate-report", url.Values{"key": {"K9"}})
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "no report was started") {
 		t.Fatalf("status %d body %s", resp.StatusCode, body)
 	}
-	if strings.Contains(string(body), "connection closed") {
+	if strings.Contains(body, "connection closed") {
 		t.Error("internal error text shown to the user")
 	}
 }
 
 func TestNotSignedInShowsHowToSignIn(t *testing.T) {
 	f := newFixture(t, web.Config{Enqueuer: &fakeEnqueuer{}})
-	code, body := get(t, http.DefaultClient, f.srv.URL+"/tasks/")
+	code, body := getBody(t, http.DefaultClient, f.srv.URL+"/tasks/")
 	if code != http.StatusUnauthorized || !strings.Contains(body, "DEV_AUTO_LOGIN_EMAIL") {
 		t.Fatalf("status %d body %s", code, body)
 	}
@@ -229,7 +209,7 @@ func TestNotSignedInShowsHowToSignIn(t *testing.T) {
 
 func TestDevAutoLoginCreatesUser(t *testing.T) {
 	f := newFixture(t, web.Config{Enqueuer: &fakeEnqueuer{}, DevAutoLoginEmail: "New.Apprentice@Example.org"})
-	code, body := get(t, http.DefaultClient, f.srv.URL+"/tasks/")
+	code, body := getBody(t, http.DefaultClient, f.srv.URL+"/tasks/")
 	if code != http.StatusOK || !strings.Contains(body, "new.apprentice@example.org") {
 		t.Fatalf("status %d body %s", code, body)
 	}
@@ -249,7 +229,7 @@ func TestHealth(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, web.Config{Enqueuer: &fakeEnqueuer{}, Health: tt.checks})
-			code, body := get(t, http.DefaultClient, f.srv.URL+"/healthz")
+			code, body := getBody(t, http.DefaultClient, f.srv.URL+"/healthz")
 			if code != tt.status || !strings.Contains(body, tt.want) {
 				t.Fatalf("status %d body %s", code, body)
 			}
@@ -290,13 +270,13 @@ func TestFailingHandlerShowsErrorOnList(t *testing.T) {
 		})
 	})
 	c := f.client(t, f.alice)
-	_, page := get(t, c, f.srv.URL+"/tasks/")
+	_, page := getBody(t, c, f.srv.URL+"/tasks/")
 	key := keyRE.FindStringSubmatch(page)[1]
 	if resp := post(t, c, f.srv.URL+"/tasks/generate-report", url.Values{"key": {key}}, nil); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("POST = %d", resp.StatusCode)
 	}
 	testsupport.Eventually(t, 20*time.Second, "task never failed on the list", func() bool {
-		_, page = get(t, c, f.srv.URL+"/tasks/")
+		_, page = getBody(t, c, f.srv.URL+"/tasks/")
 		return strings.Contains(page, "badge-failed")
 	})
 	if !strings.Contains(page, "activity log unreadable: disk I/O error") {
