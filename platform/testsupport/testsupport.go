@@ -162,12 +162,7 @@ func Get(t testing.TB, c *http.Client, u string) (*http.Response, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(b)
+	return resp, readBody(t, resp)
 }
 
 // PostForm posts form to u with c, with extra headers given as name,
@@ -186,10 +181,15 @@ func PostForm(t testing.TB, c *http.Client, u string, form url.Values, header ..
 	if err != nil {
 		t.Fatal(err)
 	}
+	return resp, readBody(t, resp)
+}
+
+func readBody(t testing.TB, resp *http.Response) string {
+	t.Helper()
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp, string(b)
+	return string(b)
 }
