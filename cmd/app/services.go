@@ -125,6 +125,10 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		proj := tasks.NewProjection(db, broker, log)
 		g.Go("projection", func() error { return proj.Run(runCtx) })
 
+		if cfg.DevAutoLoginEmail != "" {
+			log.Warn("development sign-in is on: every request is signed in as DEV_AUTO_LOGIN_EMAIL; never set it where others can reach the app",
+				"email", cfg.DevAutoLoginEmail, "host", cfg.Host)
+		}
 		if cfg.SecretKeyRandom {
 			log.Warn("SECRET_KEY is not set; using a random key, so sessions end when the process stops")
 		}
