@@ -14,10 +14,9 @@ type Enqueuer interface {
 
 // Queue hands jobs to a worker. Brokers implement it.
 type Queue interface {
-	// Next blocks until a job is delivered or ctx ends.
+	// Next blocks until a job is delivered or ctx ends. Jobs not yet
+	// delivered stay with the broker.
 	Next(ctx context.Context) (Delivery, error)
-	// Close stops delivery; undelivered jobs stay with the broker.
-	Close() error
 }
 
 // Delivery is one delivery of a job to a worker. Until it is acked the

@@ -39,7 +39,6 @@ func (q *fakeQueue) Next(ctx context.Context) (tasks.Delivery, error) {
 		return nil, ctx.Err()
 	}
 }
-func (q *fakeQueue) Close() error { return nil }
 
 type fakeEvents struct {
 	mu      sync.Mutex

@@ -66,8 +66,6 @@ func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
 	}
 }
 
-func (q *queue) Close() error { return nil }
-
 type delivery struct {
 	msg     natsjs.Msg
 	job     tasks.Job
