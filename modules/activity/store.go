@@ -42,7 +42,8 @@ func scanUser(row *sql.Row) (User, error) {
 // EnsureUser returns the user with that email (lower-cased, trimmed),
 // creating it if missing. It is safe under concurrent calls from several
 // processes: the INSERT does nothing when another caller got there first,
-// and the SELECT then finds that caller's row.
+// and the SELECT then finds that caller's row. It reads first, so the
+// usual call (every request under DEV_AUTO_LOGIN_EMAIL) takes no write lock.
 func (s *Store) EnsureUser(ctx context.Context, email string) (User, error) {
 	u, err := ensureUser(ctx, s.db, email)
 	if err != nil {
@@ -61,10 +62,18 @@ func ensureUser(ctx context.Context, db interface {
 	if email == "" {
 		return User{}, errors.New("email is empty")
 	}
+	const byEmail = `SELECT ` + userColumns + ` FROM app_user WHERE email = ?`
+	u, err := scanUser(db.QueryRowContext(ctx, byEmail, email))
+	if err == nil {
+		return u, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return User{}, fmt.Errorf("%s: %w", email, err)
+	}
 	if _, err := db.ExecContext(ctx, `INSERT INTO app_user (email) VALUES (?) ON CONFLICT (email) DO NOTHING`, email); err != nil {
 		return User{}, fmt.Errorf("%s: %w", email, err)
 	}
-	u, err := scanUser(db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM app_user WHERE email = ?`, email))
+	u, err = scanUser(db.QueryRowContext(ctx, byEmail, email))
 	if err != nil {
 		return User{}, fmt.Errorf("%s: %w", email, err)
 	}
