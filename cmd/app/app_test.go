@@ -28,6 +28,7 @@ import (
 func TestMain(m *testing.M) {
 	// Re-exec'd by tests that need the app as a real OS process.
 	if os.Getenv(runMainEnv) == "1" {
+		extraHandlers = registerTestJobs
 		main()
 		return
 	}

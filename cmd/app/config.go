@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/otjhelper/otj/platform/session"
 )
@@ -24,7 +25,13 @@ type Config struct {
 	SecretKey         []byte // SECRET_KEY
 	SecretKeyRandom   bool   // SECRET_KEY was unset and one was made up
 	WorkerConcurrency int    // WORKER_CONCURRENCY
-	LogLevel          slog.Level
+	// WorkerShutdownGrace is how long running jobs may finish after a
+	// stop signal before they are handed back (WORKER_SHUTDOWN_GRACE).
+	WorkerShutdownGrace time.Duration
+	// JobLease is how long a job may go without a heartbeat from its
+	// worker before another worker takes it over (JOB_LEASE).
+	JobLease time.Duration
+	LogLevel slog.Level
 }
 
 // Defaults, documented in the README's configuration table.
@@ -34,6 +41,8 @@ const (
 	defaultDataDir    = "./data"
 	defaultNATSListen = "127.0.0.1:4250"
 	defaultWorkers    = 4
+	defaultGrace      = 20 * time.Second
+	defaultLease      = 5 * time.Second
 )
 
 // LoadConfig reads and checks the settings. Its error names the setting.
@@ -50,6 +59,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.WorkerConcurrency, err = intSetting(getenv, "WORKER_CONCURRENCY", defaultWorkers, 1, 1000); err != nil {
+		return c, err
+	}
+	if c.WorkerShutdownGrace, err = durationSetting(getenv, "WORKER_SHUTDOWN_GRACE", defaultGrace, 0, time.Hour); err != nil {
+		return c, err
+	}
+	if c.JobLease, err = durationSetting(getenv, "JOB_LEASE", defaultLease, time.Second, 10*time.Minute); err != nil {
 		return c, err
 	}
 	if ip := net.ParseIP(c.Host); ip == nil && c.Host != "localhost" {
@@ -100,6 +115,18 @@ func intSetting(getenv func(string) string, name string, def, lo, hi int) (int, 
 		return 0, fmt.Errorf("%s %q: want a whole number from %d to %d", name, v, lo, hi)
 	}
 	return n, nil
+}
+
+func durationSetting(getenv func(string) string, name string, def, lo, hi time.Duration) (time.Duration, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < lo || d > hi {
+		return 0, fmt.Errorf("%s %q: want a duration from %s to %s, such as 30s", name, v, lo, hi)
+	}
+	return d, nil
 }
 
 func or(v, def string) string {

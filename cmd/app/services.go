@@ -105,7 +105,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			log.Warn("nats drain", "err", derr)
 		}
 	}()
-	broker, err := jetstream.Open(ctx, jetstream.Config{Conn: nc, Logger: log})
+	broker, err := jetstream.Open(ctx, jetstream.Config{Conn: nc, AckWait: cfg.JobLease, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -139,6 +139,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		store := activity.NewStore(db)
 		h, err := web.New(web.Config{
 			Tasks: tasks.NewStore(db), Enqueuer: broker, Results: broker, Users: store, Activities: store,
+			Control: tasks.NewControl(broker), History: broker,
 			Sessions: signer, Projection: proj, DevAutoLoginEmail: cfg.DevAutoLoginEmail, Logger: log,
 			Health: []web.HealthCheck{
 				{Name: "database", Check: func(ctx context.Context) error { return db.PingContext(ctx) }},
@@ -195,6 +196,11 @@ func newWorker(ctx context.Context, cfg Config, log *slog.Logger, db *bun.DB, br
 	if err := reports.Register(reg, reportSource{activity.NewStore(db)}); err != nil {
 		return nil, err
 	}
+	if extraHandlers != nil {
+		if err := extraHandlers(reg); err != nil {
+			return nil, err
+		}
+	}
 	q, err := broker.Queue(ctx)
 	if err != nil {
 		return nil, err
@@ -202,8 +208,15 @@ func newWorker(ctx context.Context, cfg Config, log *slog.Logger, db *bun.DB, br
 	return tasks.NewWorker(tasks.WorkerConfig{
 		Queue: q, Events: broker, Results: broker, Registry: reg,
 		Concurrency: cfg.WorkerConcurrency, Logger: log,
+		// Five heartbeats per lease: a slow one or two do not lose it.
+		ExtendEvery: cfg.JobLease / 5, ShutdownGrace: cfg.WorkerShutdownGrace,
 	})
 }
+
+// extraHandlers, when set, registers more job types on every worker.
+// Only the tests set it, to run jobs that sleep, fail or block on cue in
+// real worker processes.
+var extraHandlers func(*tasks.Registry) error
 
 // reportSource gives the reports module the activity log it declares it needs.
 type reportSource struct{ store *activity.Store }

@@ -43,6 +43,10 @@ type Source interface {
 // Header is the report's first line: the seed's columns, in its order.
 var Header = []string{"date", "title", "hours", "type", "evidence_quality", "tags", "ksbs", "links", "description", "notes"}
 
+// Policy is how report jobs are retried: the task defaults, with time
+// for a million-row log on a slow disk.
+var Policy = tasks.Policy{MaxAttempts: 3, Timeout: 30 * time.Minute}
+
 // Register adds the report job types to reg.
 func Register(reg *tasks.Registry, src Source) error {
 	return reg.Register(FullReport, func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
@@ -56,7 +60,7 @@ func Register(reg *tasks.Registry, src Source) error {
 			return tasks.Result{}, fmt.Errorf("full report: %w", err)
 		}
 		return tasks.Result{Summary: plural(n, "activity", "activities")}, nil
-	})
+	}, Policy)
 }
 
 // WriteCSV writes the user's full report to w and returns the number of

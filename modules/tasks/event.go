@@ -3,7 +3,7 @@ package tasks
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"strconv"
 	"time"
 )
@@ -12,18 +12,45 @@ import (
 type EventKind string
 
 // The job events. Their names are the last token of the event subject.
+//
+// Enqueued, retrying and retried events are also work items: each asks for
+// one more attempt of the job, and workers take them from the broker.
 const (
-	EventEnqueued  EventKind = "enqueued"
-	EventStarted   EventKind = "started"
+	// EventEnqueued: the job was accepted. Work item for attempt 1.
+	EventEnqueued EventKind = "enqueued"
+	// EventStarted: a worker began attempt Attempt of MaxAttempts.
+	EventStarted EventKind = "started"
+	// EventSucceeded: attempt Attempt finished; the job is completed.
 	EventSucceeded EventKind = "succeeded"
-	EventFailed    EventKind = "failed"
+	// EventRetrying: attempt Attempt failed with Error and the job will
+	// be tried again at RetryAt. Work item for attempt Attempt+1.
+	EventRetrying EventKind = "retrying"
+	// EventFailed: attempt Attempt failed with Error and there will be no
+	// other; the job is failed until someone retries it by hand.
+	EventFailed EventKind = "failed"
+	// EventCancelled: By cancelled the job. A queued job never starts; a
+	// running one has its context cancelled.
+	EventCancelled EventKind = "cancelled"
+	// EventRetried: By asked for a failed or cancelled job to run again,
+	// with a fresh allowance of attempts. Work item for attempt Attempt+1.
+	EventRetried EventKind = "retried"
+	// EventReleased: the worker running attempt Attempt shut down and
+	// handed the job back unfinished; the same attempt runs again.
+	EventReleased EventKind = "released"
 )
+
+// IsWorkItem reports whether events of this kind ask for an attempt.
+func (k EventKind) IsWorkItem() bool {
+	return k == EventEnqueued || k == EventRetrying || k == EventRetried
+}
+
+// WorkKinds lists the kinds that are work items.
+var WorkKinds = []EventKind{EventEnqueued, EventRetrying, EventRetried}
 
 // Event is one fact about a job, as stored on the event stream. The stream
 // is the source of truth; task_result is derived from it.
 type Event struct {
-	// ID identifies the event itself; brokers use it to drop a repeated
-	// publish of the same event.
+	// ID identifies the event itself.
 	ID      string    `json:"id"`
 	Kind    EventKind `json:"kind"`
 	JobID   string    `json:"job_id"`
@@ -31,13 +58,25 @@ type Event struct {
 	UserID  int64     `json:"user_id"`
 	Time    time.Time `json:"time"`
 
-	Attempt int    `json:"attempt,omitempty"` // started, succeeded, failed
-	Worker  string `json:"worker,omitempty"`  // started
+	// Attempt is the attempt the event is about (started, succeeded,
+	// retrying, failed, released), or the last attempt made before it
+	// (retried, cancelled). Work items run attempt Attempt+1.
+	Attempt int `json:"attempt,omitempty"`
+	// MaxAttempts is the allowance the attempt runs under (started,
+	// retrying). Zero on a work item means the job type's policy decides.
+	MaxAttempts int    `json:"max_attempts,omitempty"`
+	Worker      string `json:"worker,omitempty"` // started, released
 
-	Payload json.RawMessage `json:"payload,omitempty"` // enqueued
-	Error   string          `json:"error,omitempty"`   // failed
-	Result  *ResultRef      `json:"result,omitempty"`  // succeeded, when the job wrote a file
-	Summary string          `json:"summary,omitempty"` // succeeded
+	// Payload and EnqueuedAt travel with every work item, so that any
+	// attempt's handler sees the job as it was enqueued.
+	Payload    json.RawMessage `json:"payload,omitempty"`    // work items
+	EnqueuedAt time.Time       `json:"enqueued_at,omitzero"` // retrying, retried
+
+	Error   string     `json:"error,omitempty"`   // retrying, failed
+	RetryAt time.Time  `json:"retry_at,omitzero"` // retrying
+	By      string     `json:"by,omitempty"`      // cancelled, retried: "user" or "operator"
+	Result  *ResultRef `json:"result,omitempty"`  // succeeded, when the job wrote a file
+	Summary string     `json:"summary,omitempty"` // succeeded
 
 	// Seq is the event's position in the stream, set when it is read back.
 	Seq uint64 `json:"-"`
@@ -52,9 +91,14 @@ type ResultRef struct {
 	Digest      string `json:"digest"` // as the store reports it, e.g. SHA-256=...
 }
 
-// Job returns the job an enqueued event describes.
+// Job returns the job an event is about, as the handler of its next
+// attempt sees it.
 func (e *Event) Job() Job {
-	return Job{ID: e.JobID, Type: e.JobType, UserID: e.UserID, Payload: e.Payload, EnqueuedAt: e.Time, EventSeq: e.Seq}
+	at := e.EnqueuedAt
+	if at.IsZero() {
+		at = e.Time
+	}
+	return Job{ID: e.JobID, Type: e.JobType, UserID: e.UserID, Payload: e.Payload, EnqueuedAt: at, EventSeq: e.Seq, Attempt: e.Attempt + 1}
 }
 
 // SubjectPrefix starts every job event subject.
@@ -65,23 +109,44 @@ const SubjectPrefix = "tasks"
 //	tasks.<type>.<user>.<job>.<kind>
 //
 // so that a filter selects one job type (tasks.full_report.>), one user
-// (tasks.*.42.>), one job (tasks.*.*.<id>.>) or one kind of event
-// (tasks.*.*.*.enqueued, the work queue).
+// (tasks.*.42.>), one job (tasks.*.*.<id>.*) or one kind of event
+// (tasks.*.*.*.enqueued, part of the work queue).
 func Subject(jobType string, userID int64, jobID string, kind EventKind) string {
 	return SubjectPrefix + "." + jobType + "." + strconv.FormatInt(userID, 10) + "." + jobID + "." + string(kind)
+}
+
+// JobFilter selects every event of one job. A userID of 0 matches any
+// user: operators address jobs by id alone.
+func JobFilter(userID int64, jobID string) string {
+	user := "*"
+	if userID > 0 {
+		user = strconv.FormatInt(userID, 10)
+	}
+	return SubjectPrefix + ".*." + user + "." + jobID + ".*"
 }
 
 // Subject returns the event's own subject.
 func (e *Event) Subject() string { return Subject(e.JobType, e.UserID, e.JobID, e.Kind) }
 
-// EventLog is where job events are stored.
+// ErrConflict means a conditional Append lost: the job gained another
+// event since the one the caller read.
+var ErrConflict = errors.New("job changed meanwhile")
+
+// EventLog is where job events are stored. Every event after a job's
+// first is appended on condition that the job's newest event is still
+// the one the writer decided on, so each job's history is a sequence of
+// legal steps however many workers, web processes and operators race.
 type EventLog interface {
-	// Append stores the event and returns its stream sequence. Appending
-	// an event whose ID was already stored returns the first sequence.
-	Append(ctx context.Context, e Event) (uint64, error)
-	// Outcome returns the job's terminal event (succeeded or failed), or
-	// nil if it has none yet.
-	Outcome(ctx context.Context, j Job) (*Event, error)
+	// Append stores e if the newest event of e's job is at sequence
+	// after, and returns e's sequence. Otherwise it stores nothing and
+	// returns an error wrapping ErrConflict.
+	Append(ctx context.Context, e Event, after uint64) (uint64, error)
+	// Last returns the job's newest event, or ErrNotFound. A userID of 0
+	// matches the job whoever owns it.
+	Last(ctx context.Context, userID int64, jobID string) (Event, error)
+	// History returns all the job's events in stream order, or
+	// ErrNotFound. A userID of 0 matches the job whoever owns it.
+	History(ctx context.Context, userID int64, jobID string) ([]Event, error)
 }
 
 // EventStream delivers stored events in stream order.
@@ -91,8 +156,4 @@ type EventStream interface {
 	Follow(ctx context.Context, from uint64, fn func(Event) error) error
 	// LastSeq is the sequence of the newest stored event.
 	LastSeq(ctx context.Context) (uint64, error)
-}
-
-func eventID(jobID string, attempt int, kind EventKind) string {
-	return fmt.Sprintf("%s.%d.%s", jobID, attempt, kind)
 }

@@ -29,38 +29,48 @@ type HandlerFunc func(ctx context.Context, job Job, out Output) (Result, error)
 // types; the worker runtime only looks them up.
 type Registry struct {
 	mu       sync.RWMutex
-	handlers map[string]HandlerFunc
+	handlers map[string]registration
+}
+
+type registration struct {
+	h HandlerFunc
+	p Policy
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{handlers: make(map[string]HandlerFunc)}
+	return &Registry{handlers: make(map[string]registration)}
 }
 
-// Register adds the handler for jobType. Registering a type twice is an
-// error, so two modules cannot silently claim one type.
-func (r *Registry) Register(jobType string, h HandlerFunc) error {
+// Register adds the handler for jobType and the policy its jobs run
+// under (zero fields take the Policy defaults). Registering a type twice
+// is an error, so two modules cannot silently claim one type.
+func (r *Registry) Register(jobType string, h HandlerFunc, p Policy) error {
 	if !validToken(jobType) {
 		return fmt.Errorf("register %q: %w: type must be 1-64 characters of a-z, 0-9 and _", jobType, ErrInvalidJob)
 	}
 	if h == nil {
 		return fmt.Errorf("register %s: nil handler", jobType)
 	}
+	p = p.withDefaults()
+	if err := p.validate(); err != nil {
+		return fmt.Errorf("register %s: %w", jobType, err)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, dup := r.handlers[jobType]; dup {
 		return fmt.Errorf("register %s: already registered", jobType)
 	}
-	r.handlers[jobType] = h
+	r.handlers[jobType] = registration{h, p}
 	return nil
 }
 
-// Lookup returns the handler for jobType.
-func (r *Registry) Lookup(jobType string) (HandlerFunc, bool) {
+// Lookup returns the handler for jobType and its policy, defaults filled.
+func (r *Registry) Lookup(jobType string) (HandlerFunc, Policy, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	h, ok := r.handlers[jobType]
-	return h, ok
+	reg, ok := r.handlers[jobType]
+	return reg.h, reg.p, ok
 }
 
 // Types lists the registered job types, sorted.

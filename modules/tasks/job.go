@@ -18,6 +18,9 @@ type Job struct {
 	UserID     int64           `json:"user_id"`
 	Payload    json.RawMessage `json:"payload,omitempty"`
 	EnqueuedAt time.Time       `json:"enqueued_at"`
+	// Attempt counts the runs of this job, from 1. A handler may use it,
+	// for example to log that it is resuming.
+	Attempt int `json:"attempt,omitempty"`
 	// EventSeq is the event-stream sequence of the job's enqueued event.
 	// Readers use it to wait until the projection has seen the job.
 	EventSeq uint64 `json:"-"`

@@ -3,6 +3,7 @@ package tasks
 import (
 	"context"
 	"io"
+	"time"
 )
 
 // Enqueuer is the port through which the rest of the app asks for
@@ -19,18 +20,20 @@ type Queue interface {
 	Next(ctx context.Context) (Delivery, error)
 }
 
-// Delivery is one delivery of a job to a worker. Until it is acked the
-// broker will deliver the job again if the worker stops renewing it.
+// Delivery is one delivery of a work item (an enqueued, retrying or
+// retried event) to a worker. Until it is acked the broker delivers it
+// again if the worker stops renewing it.
 type Delivery interface {
-	Job() Job
-	// Attempt counts deliveries of this job, from 1.
-	Attempt() int
-	// Extend tells the broker the job is still being worked on.
+	// Item is the work item, with its stream sequence.
+	Item() Event
+	// Extend tells the broker the item is still being worked on.
 	Extend(ctx context.Context) error
-	// Ack removes the job from the queue for good.
+	// Ack removes the item from the queue for good.
 	Ack(ctx context.Context) error
-	// Release gives the job back for another worker to take at once.
+	// Release gives the item back for any worker to take at once.
 	Release(ctx context.Context) error
+	// Delay gives the item back to be delivered again after d.
+	Delay(ctx context.Context, d time.Duration) error
 }
 
 // ResultStore keeps jobs' result files.
@@ -39,4 +42,7 @@ type ResultStore interface {
 	Put(ctx context.Context, object, name, contentType string, r io.Reader) (ResultRef, error)
 	// Open streams a stored result.
 	Open(ctx context.Context, object string) (io.ReadCloser, error)
+	// Delete removes a stored result; deleting one that is not there is
+	// not an error.
+	Delete(ctx context.Context, object string) error
 }

@@ -15,16 +15,34 @@ import (
 // Status is a task's state as the projection shows it.
 type Status string
 
-// The task states, with the seed's names.
+// The task states: the seed's four, plus retrying (an attempt failed and
+// another is scheduled) and cancelled.
 const (
 	StatusPending   Status = "pending"
 	StatusRunning   Status = "running"
+	StatusRetrying  Status = "retrying"
 	StatusCompleted Status = "completed"
 	StatusFailed    Status = "failed"
+	StatusCancelled Status = "cancelled"
 )
 
+// Statuses lists every state, in the order a task may pass through them.
+var Statuses = []Status{StatusPending, StatusRunning, StatusRetrying, StatusCompleted, StatusFailed, StatusCancelled}
+
 // Active reports whether the task may still change by itself.
-func (s Status) Active() bool { return s == StatusPending || s == StatusRunning }
+func (s Status) Active() bool {
+	return s == StatusPending || s == StatusRunning || s == StatusRetrying
+}
+
+// Valid reports whether s is one of Statuses.
+func (s Status) Valid() bool {
+	for _, v := range Statuses {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
 
 // TaskResult is one row of the task_result projection: the seed's
 // TaskResult, derived from job events.
@@ -50,6 +68,10 @@ type TaskResult struct {
 	ResultSize  int64     `bun:"result_size,nullzero"`
 	Digest      string    `bun:"result_digest,nullzero"`
 	LastSeq     uint64    `bun:"last_seq"`
+	// NextAttemptAt is when a retrying task runs again.
+	NextAttemptAt time.Time `bun:"next_attempt_at,nullzero"`
+	// ChangedBy says who cancelled or last retried the task by hand.
+	ChangedBy string `bun:"changed_by"`
 }
 
 // HasResult reports whether a completed task has a file to download.
@@ -87,7 +109,7 @@ func (p *Projection) Run(ctx context.Context) error {
 	for {
 		from, err := p.Offset(ctx)
 		if err == nil {
-			p.advance(from)
+			p.restart(from)
 			p.log.InfoContext(ctx, "projection following events", "from_seq", from)
 			err = p.stream.Follow(ctx, from, func(e Event) error { return p.Apply(ctx, e) })
 		}
@@ -127,6 +149,11 @@ func (p *Projection) Apply(ctx context.Context, e Event) error {
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
+		if done < p.position() {
+			// Someone reset the stored position (a rebuild) under this
+			// follower: start again from there rather than skip ahead.
+			return errReset
+		}
 		if e.Seq <= done {
 			return nil
 		}
@@ -144,38 +171,52 @@ func (p *Projection) Apply(ctx context.Context, e Event) error {
 	return nil
 }
 
+// from lists the states each kind of event may move a task out of. An
+// event arriving in any other state would be an impossible step (a
+// completed task starting again) and leaves the row as it is.
+var from = map[EventKind][]Status{
+	EventStarted:   {StatusPending, StatusRetrying},
+	EventSucceeded: {StatusRunning},
+	EventRetrying:  {StatusRunning},
+	EventFailed:    {StatusPending, StatusRunning, StatusRetrying},
+	EventCancelled: {StatusPending, StatusRunning, StatusRetrying},
+	EventRetried:   {StatusFailed, StatusCancelled},
+	EventReleased:  {StatusRunning},
+}
+
 func applyEvent(ctx context.Context, tx bun.Tx, e Event) error {
-	active := []Status{StatusPending, StatusRunning}
-	switch e.Kind {
-	case EventEnqueued:
+	if e.Kind == EventEnqueued {
 		row := &TaskResult{
 			ID: e.JobID, UserID: e.UserID, TaskType: e.JobType, Status: StatusPending,
-			CreatedAt: e.Time, UpdatedAt: e.Time, MaxAttempts: 1, LastSeq: e.Seq,
+			CreatedAt: e.Time, UpdatedAt: e.Time, LastSeq: e.Seq,
 		}
 		_, err := tx.NewInsert().Model(row).On("CONFLICT (id) DO NOTHING").Exec(ctx)
 		return err
+	}
+	states, known := from[e.Kind]
+	if !known {
+		// An event kind this version does not know: skip it, so that an
+		// older process never stalls on a newer process's events.
+		return nil
+	}
+	q := tx.NewUpdate().Model((*TaskResult)(nil)).
+		Set("status = ?", StatusAfter(e.Kind)).
+		Set("updated_at = ?", e.Time).
+		Set("last_seq = ?", e.Seq).
+		Where("id = ?", e.JobID).
+		Where("status IN (?)", bun.List(states)).
+		Where("last_seq < ?", e.Seq)
+	switch e.Kind {
 	case EventStarted:
-		_, err := tx.NewUpdate().Model((*TaskResult)(nil)).
-			Set("status = ?", StatusRunning).
-			Set("attempts = ?", e.Attempt).
+		q = q.Set("attempts = ?", e.Attempt).
+			Set("max_attempts = ?", e.MaxAttempts).
 			Set("started_at = ?", e.Time).
 			Set("worker = ?", e.Worker).
-			Set("updated_at = ?", e.Time).
-			Set("last_seq = ?", e.Seq).
-			Where("id = ?", e.JobID).
-			Where("status IN (?)", bun.List(active)).
-			Where("attempts <= ?", e.Attempt).
-			Where("last_seq < ?", e.Seq).
-			Exec(ctx)
-		return err
+			Set("next_attempt_at = NULL")
 	case EventSucceeded:
-		q := tx.NewUpdate().Model((*TaskResult)(nil)).
-			Set("status = ?", StatusCompleted).
-			Set("result_data = ?", nullString(e.Summary)).
+		q = q.Set("result_data = ?", nullString(e.Summary)).
 			Set("error_message = NULL").
-			Set("completed_at = ?", e.Time).
-			Set("updated_at = ?", e.Time).
-			Set("last_seq = ?", e.Seq)
+			Set("completed_at = ?", e.Time)
 		if r := e.Result; r != nil {
 			q = q.Set("result_path = ?", r.Object).
 				Set("result_name = ?", r.Name).
@@ -183,28 +224,34 @@ func applyEvent(ctx context.Context, tx bun.Tx, e Event) error {
 				Set("result_size = ?", r.Size).
 				Set("result_digest = ?", r.Digest)
 		}
-		_, err := q.Where("id = ?", e.JobID).
-			Where("status IN (?)", bun.List(active)).
-			Where("last_seq < ?", e.Seq).
-			Exec(ctx)
-		return err
-	case EventFailed:
-		_, err := tx.NewUpdate().Model((*TaskResult)(nil)).
-			Set("status = ?", StatusFailed).
+	case EventRetrying:
+		q = q.Set("attempts = ?", e.Attempt).
+			Set("max_attempts = ?", e.MaxAttempts).
 			Set("error_message = ?", e.Error).
+			Set("next_attempt_at = ?", e.RetryAt)
+	case EventFailed:
+		q = q.Set("error_message = ?", e.Error).
 			Set("completed_at = ?", e.Time).
-			Set("updated_at = ?", e.Time).
-			Set("last_seq = ?", e.Seq).
-			Where("id = ?", e.JobID).
-			Where("status IN (?)", bun.List(active)).
-			Where("last_seq < ?", e.Seq).
-			Exec(ctx)
-		return err
-	default:
-		// An event kind this version does not know: skip it, so that an
-		// older process never stalls on a newer process's events.
-		return nil
+			Set("next_attempt_at = NULL")
+		if e.Attempt > 0 {
+			q = q.Set("attempts = ?", e.Attempt)
+		}
+		if e.MaxAttempts > 0 {
+			q = q.Set("max_attempts = ?", e.MaxAttempts)
+		}
+	case EventCancelled:
+		q = q.Set("completed_at = ?", e.Time).
+			Set("next_attempt_at = NULL").
+			Set("changed_by = ?", e.By)
+	case EventRetried:
+		q = q.Set("error_message = NULL").
+			Set("completed_at = NULL").
+			Set("changed_by = ?", e.By)
+	case EventReleased:
+		q = q.Set("worker = ''")
 	}
+	_, err := q.Exec(ctx)
+	return err
 }
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
@@ -221,6 +268,54 @@ func (p *Projection) Rebuild(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// errReset stops a follower whose stored position went backwards.
+var errReset = errors.New("projection position was reset (rebuild); starting again from it")
+
+// CatchUp applies every event stored when it is called, then returns.
+// With Rebuild first, it recreates task_result from the whole stream.
+func (p *Projection) CatchUp(ctx context.Context) error {
+	target, err := p.stream.LastSeq(ctx)
+	if err != nil {
+		return fmt.Errorf("catch up: %w", err)
+	}
+	from, err := p.Offset(ctx)
+	if err != nil {
+		return fmt.Errorf("catch up: %w", err)
+	}
+	if from >= target {
+		return nil
+	}
+	p.restart(from)
+	errDone := errors.New("caught up")
+	err = p.stream.Follow(ctx, from, func(e Event) error {
+		if err := p.Apply(ctx, e); err != nil {
+			return err
+		}
+		if e.Seq >= target {
+			return errDone
+		}
+		return nil
+	})
+	if errors.Is(err, errDone) {
+		return nil
+	}
+	return fmt.Errorf("catch up to %d: %w", target, err)
+}
+
+func (p *Projection) position() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pos
+}
+
+// restart sets the position a follower starts from, which may be lower
+// than before after a rebuild.
+func (p *Projection) restart(seq uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pos = seq
 }
 
 func (p *Projection) advance(seq uint64) {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nuid"
 )
 
 // WorkerConfig configures a Worker. Zero fields take the defaults below.
@@ -22,8 +24,10 @@ type WorkerConfig struct {
 
 	// Concurrency is how many jobs run at once. Default 4.
 	Concurrency int
-	// ExtendEvery is how often a running job's lease is renewed. It must
-	// be well under the broker's visibility timeout. Default 5s.
+	// ExtendEvery is how often a running job's lease is renewed and its
+	// state checked for a cancel. It must be well under the broker's
+	// visibility timeout, and bounds how long a cancel takes to reach a
+	// running job. Default 1s.
 	ExtendEvery time.Duration
 	// ShutdownGrace is how long running jobs may take to finish once the
 	// worker is told to stop; jobs still running then are cancelled and
@@ -43,7 +47,7 @@ func (c *WorkerConfig) setDefaults() {
 		c.Concurrency = 4
 	}
 	if c.ExtendEvery <= 0 {
-		c.ExtendEvery = 5 * time.Second
+		c.ExtendEvery = time.Second
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 20 * time.Second
@@ -104,8 +108,8 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 func (w *Worker) Run(ctx context.Context) error {
 	// Jobs outlive ctx by the grace period, so their context is detached
 	// from it and cancelled separately.
-	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelJobs()
+	jobCtx, cancelJobs := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelJobs(nil)
 
 	w.log.InfoContext(ctx, "worker started", "concurrency", w.cfg.Concurrency, "types", w.cfg.Registry.Types())
 	slots := make(chan struct{}, w.cfg.Concurrency)
@@ -145,68 +149,206 @@ func (w *Worker) Run(ctx context.Context) error {
 	case <-grace.C:
 	}
 	w.log.Warn("shutdown grace over; cancelling running jobs", "grace", w.cfg.ShutdownGrace)
-	cancelJobs()
+	cancelJobs(errShutdown)
 	<-done
 	w.log.Info("worker stopped")
 	return nil
 }
 
+// Causes of a running job's context ending early.
+var (
+	errShutdown  = errors.New("worker shutting down")
+	errCancelled = errors.New("cancelled")
+	errLeaseLost = errors.New("job taken over by another worker")
+	errTimedOut  = errors.New("attempt timed out")
+)
+
 func (w *Worker) process(ctx context.Context, d Delivery) {
-	job, attempt := d.Job(), d.Attempt()
-	log := w.log.With("job_id", job.ID, "job_type", job.Type, "user_id", job.UserID, "attempt", attempt)
-	// Writes before the handler runs get one bounded context; those after
-	// it get another (in finish), since the handler may take any time.
-	bctx, cancel := w.storeContext(ctx)
-	defer cancel()
+	item := d.Item()
+	job := item.Job()
+	log := w.log.With("job_id", job.ID, "job_type", job.Type, "user_id", job.UserID, "attempt", job.Attempt)
+	h, policy, registered := w.cfg.Registry.Lookup(job.Type)
+	maxAttempts := item.MaxAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = item.Attempt + policy.MaxAttempts
+		if !registered {
+			maxAttempts = job.Attempt
+		}
+	}
 
-	h, ok := w.cfg.Registry.Lookup(job.Type)
+	started, ok := w.claim(ctx, log, d, item, maxAttempts, registered, policy)
 	if !ok {
-		// Nothing on this worker can run it; record the failure rather
-		// than let it bounce between workers forever.
-		w.finish(ctx, log, d, w.event(job, attempt, EventFailed, func(e *Event) {
-			e.Error = fmt.Sprintf("no handler registered for job type %q", job.Type)
-		}))
-		return
-	}
-	if prior, err := w.cfg.Events.Outcome(bctx, job); err != nil {
-		log.WarnContext(bctx, "outcome check failed; leaving job for redelivery", "err", err)
-		return
-	} else if prior != nil {
-		// Ran to an outcome before, but the ack was lost: don't run twice.
-		log.InfoContext(bctx, "job already has an outcome; acking redelivery", "outcome", prior.Kind)
-		if err := d.Ack(bctx); err != nil {
-			log.WarnContext(bctx, "ack failed", "err", err)
-		}
-		return
-	}
-	if _, err := w.cfg.Events.Append(bctx, w.event(job, attempt, EventStarted, func(e *Event) { e.Worker = w.cfg.Name })); err != nil {
-		log.WarnContext(bctx, "could not record start; leaving job for redelivery", "err", err)
 		return
 	}
 
+	// The attempt's context ends on shutdown (after the grace period), on
+	// cancel or takeover (seen by watch), or at the policy's timeout.
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	runCtx, stopTimer := context.WithTimeoutCause(runCtx, policy.Timeout, errTimedOut)
+	defer stopTimer()
 	start := w.cfg.Now()
-	stopExtend := w.keepLeased(ctx, log, d)
-	res, ref, err := w.run(ctx, log, h, job)
-	stopExtend()
+	stopWatch := w.watch(runCtx, log, d, started, stopRun)
+	res, ref, err := w.run(runCtx, log, h, job)
+	stopWatch()
+	cause := context.Cause(runCtx)
+	took := w.cfg.Now().Sub(start)
 
-	if err != nil && ctx.Err() != nil {
-		log.WarnContext(ctx, "job cancelled by shutdown; handing it back", "err", err)
-		rctx, cancel := w.storeContext(ctx)
-		defer cancel()
-		if rerr := d.Release(rctx); rerr != nil {
-			log.WarnContext(rctx, "release failed; the broker will redeliver after its timeout", "err", rerr)
+	switch {
+	case errors.Is(cause, errCancelled):
+		log.InfoContext(ctx, "job cancelled while running", "duration", took)
+		w.discard(ctx, log, ref)
+		w.ack(ctx, log, d)
+		return
+	case errors.Is(cause, errLeaseLost):
+		// Whoever took the job over decided its fate; this attempt's
+		// result, if any, is not the one on record.
+		log.WarnContext(ctx, "job was taken over while running; dropping this attempt's result", "duration", took)
+		w.discard(ctx, log, ref)
+		return
+	case err != nil && errors.Is(cause, errShutdown):
+		log.WarnContext(ctx, "job interrupted by shutdown; handing it back", "err", err)
+		rel := w.event(job, EventReleased, job.Attempt, func(e *Event) { e.Worker = w.cfg.Name })
+		if w.record(ctx, log, d, rel, started.Seq, false) {
+			w.release(ctx, log, d)
 		}
 		return
 	}
+
 	var outcome Event
-	if err != nil {
-		log.WarnContext(ctx, "job failed", "err", err, "duration", w.cfg.Now().Sub(start))
-		outcome = w.event(job, attempt, EventFailed, func(e *Event) { e.Error = err.Error() })
-	} else {
-		log.InfoContext(ctx, "job succeeded", "duration", w.cfg.Now().Sub(start), "summary", res.Summary)
-		outcome = w.event(job, attempt, EventSucceeded, func(e *Event) { e.Result = ref; e.Summary = res.Summary })
+	switch {
+	case err == nil:
+		log.InfoContext(ctx, "job succeeded", "duration", took, "summary", res.Summary)
+		outcome = w.event(job, EventSucceeded, job.Attempt, func(e *Event) { e.Result = ref; e.Summary = res.Summary })
+	default:
+		if errors.Is(cause, errTimedOut) {
+			err = fmt.Errorf("timed out after %s: %w", policy.Timeout, err)
+		}
+		outcome = w.failure(job, job.Attempt, maxAttempts, policy, err)
+		log.WarnContext(ctx, "job attempt failed", "err", err, "duration", took, "outcome", outcome.Kind, "retry_at", outcome.RetryAt)
 	}
-	w.finish(ctx, log, d, outcome)
+	if !w.record(ctx, log, d, outcome, started.Seq, true) {
+		w.discard(ctx, log, ref)
+	}
+}
+
+// claim decides what the delivered work item asks for, given the job's
+// newest event, and records the start of an attempt if one should run.
+// Each step is appended on condition that the job has not changed since
+// it was read; after a lost race the decision is made again.
+func (w *Worker) claim(ctx context.Context, log *slog.Logger, d Delivery, item Event, maxAttempts int, registered bool, policy Policy) (Event, bool) {
+	ctx, cancel := w.storeContext(ctx)
+	defer cancel()
+	job := item.Job()
+	for range 5 {
+		last, err := w.cfg.Events.Last(ctx, item.UserID, item.JobID)
+		if err != nil {
+			log.WarnContext(ctx, "could not read job state; leaving it for redelivery", "err", err)
+			return Event{}, false
+		}
+		var next Event
+		switch act := decide(item, last, w.cfg.Now()); act {
+		case actStale:
+			// The job moved on (finished, cancelled, or another item
+			// carries it): this item's work is done.
+			log.DebugContext(ctx, "work item is stale; dropping it", "job_state", last.Kind)
+			w.ack(ctx, log, d)
+			return Event{}, false
+		case actWait:
+			wait := max(item.RetryAt.Sub(w.cfg.Now()), 0)
+			if last.Seq < item.Seq {
+				wait = time.Second // the read lagged behind the delivery
+			}
+			if err := d.Delay(ctx, wait); err != nil {
+				log.WarnContext(ctx, "could not put off early retry", "err", err)
+			}
+			return Event{}, false
+		case actLost:
+			// The attempt's worker stopped renewing it: count the attempt
+			// as failed, so that a job that kills its worker every time
+			// still reaches an outcome.
+			cause := fmt.Errorf("worker %s stopped responding during attempt %d", last.Worker, job.Attempt)
+			next = w.failure(job, job.Attempt, maxAttempts, policy, cause)
+			log.WarnContext(ctx, "previous worker lost", "lost_worker", last.Worker, "outcome", next.Kind)
+		case actRun:
+			if !registered {
+				next = w.event(job, EventFailed, job.Attempt, func(e *Event) {
+					e.Error = fmt.Sprintf("no handler registered for job type %q", job.Type)
+				})
+				break
+			}
+			next = w.event(job, EventStarted, job.Attempt, func(e *Event) {
+				e.MaxAttempts = maxAttempts
+				e.Worker = w.cfg.Name
+			})
+		}
+		seq, err := w.cfg.Events.Append(ctx, next, last.Seq)
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			log.WarnContext(ctx, "could not record job event; leaving it for redelivery", "event", next.Kind, "err", err)
+			return Event{}, false
+		}
+		if next.Kind != EventStarted {
+			w.ack(ctx, log, d)
+			return Event{}, false
+		}
+		next.Seq = seq
+		return next, true
+	}
+	log.WarnContext(ctx, "job kept changing under this worker; leaving it for redelivery")
+	return Event{}, false
+}
+
+type action int
+
+const (
+	actStale action = iota // the item has nothing left to do
+	actWait                // the item's retry is not due yet
+	actRun                 // start the item's attempt
+	actLost                // the item's attempt was started by a worker now gone
+)
+
+// decide is the work item's part of the job state machine.
+func decide(item, last Event, now time.Time) action {
+	attempt := item.Attempt + 1
+	switch {
+	case last.Seq < item.Seq:
+		return actWait
+	case last.Seq == item.Seq:
+		if item.RetryAt.After(now) {
+			return actWait
+		}
+		return actRun
+	case last.Attempt != attempt:
+		return actStale
+	case last.Kind == EventReleased:
+		return actRun
+	case last.Kind == EventStarted:
+		// The broker redelivers an item only when its worker stopped
+		// renewing it or gave it back, and giving back is recorded.
+		return actLost
+	}
+	return actStale
+}
+
+// failure is the event for a failed attempt: retrying if the error may
+// pass and attempts remain, failed otherwise.
+func (w *Worker) failure(job Job, attempt, maxAttempts int, policy Policy, err error) Event {
+	if IsPermanent(err) || attempt >= maxAttempts {
+		return w.event(job, EventFailed, attempt, func(e *Event) {
+			e.Error = err.Error()
+			e.MaxAttempts = maxAttempts
+		})
+	}
+	return w.event(job, EventRetrying, attempt, func(e *Event) {
+		e.Payload = job.Payload
+		e.EnqueuedAt = job.EnqueuedAt
+		e.Error = err.Error()
+		e.MaxAttempts = maxAttempts
+		e.RetryAt = w.cfg.Now().Add(policy.Backoff(attempt)).UTC()
+	})
 }
 
 // storeContext bounds event writes and acks. It is detached from ctx's
@@ -215,23 +357,62 @@ func (w *Worker) storeContext(ctx context.Context) (context.Context, context.Can
 	return context.WithTimeout(context.WithoutCancel(ctx), w.cfg.StoreTimeout)
 }
 
-// finish stores the outcome, then acks: in that order, so that a crash
-// between the two repeats the job rather than losing its outcome.
-func (w *Worker) finish(ctx context.Context, log *slog.Logger, d Delivery, outcome Event) {
+// record appends e after the job's event at sequence after, then acks
+// the delivery if ack is set: in that order, so that a crash between the
+// two leaves the item to be redelivered and found stale, never a job
+// without its event. A lost race means the job moved on without this
+// worker (cancelled, taken over); the item is acked all the same. It
+// reports whether e was stored.
+func (w *Worker) record(ctx context.Context, log *slog.Logger, d Delivery, e Event, after uint64, ack bool) bool {
 	ctx, cancel := w.storeContext(ctx)
 	defer cancel()
-	if _, err := w.cfg.Events.Append(ctx, outcome); err != nil {
-		log.ErrorContext(ctx, "could not record outcome; leaving job for redelivery", "outcome", outcome.Kind, "err", err)
-		return
+	_, err := w.cfg.Events.Append(ctx, e, after)
+	switch {
+	case errors.Is(err, ErrConflict):
+		log.InfoContext(ctx, "job changed while it ran; its new state stands", "event", e.Kind)
+		w.ack(ctx, log, d)
+		return false
+	case err != nil:
+		log.ErrorContext(ctx, "could not record job event; leaving it for redelivery", "event", e.Kind, "err", err)
+		return false
 	}
+	if ack {
+		w.ack(ctx, log, d)
+	}
+	return true
+}
+
+func (w *Worker) ack(ctx context.Context, log *slog.Logger, d Delivery) {
+	ctx, cancel := w.storeContext(ctx)
+	defer cancel()
 	if err := d.Ack(ctx); err != nil {
-		log.WarnContext(ctx, "ack failed; the redelivery will find the outcome and be dropped", "err", err)
+		log.WarnContext(ctx, "ack failed; the redelivery will be found stale and dropped", "err", err)
 	}
 }
 
-func (w *Worker) event(job Job, attempt int, kind EventKind, fill func(*Event)) Event {
+func (w *Worker) release(ctx context.Context, log *slog.Logger, d Delivery) {
+	ctx, cancel := w.storeContext(ctx)
+	defer cancel()
+	if err := d.Release(ctx); err != nil {
+		log.WarnContext(ctx, "release failed; the broker will redeliver after its timeout", "err", err)
+	}
+}
+
+// discard deletes a result file that will not be on record.
+func (w *Worker) discard(ctx context.Context, log *slog.Logger, ref *ResultRef) {
+	if ref == nil {
+		return
+	}
+	ctx, cancel := w.storeContext(ctx)
+	defer cancel()
+	if err := w.cfg.Results.Delete(ctx, ref.Object); err != nil {
+		log.WarnContext(ctx, "could not delete unused result", "object", ref.Object, "err", err)
+	}
+}
+
+func (w *Worker) event(job Job, kind EventKind, attempt int, fill func(*Event)) Event {
 	e := Event{
-		ID:      eventID(job.ID, attempt, kind),
+		ID:      nuid.Next(),
 		Kind:    kind,
 		JobID:   job.ID,
 		JobType: job.Type,
@@ -245,8 +426,10 @@ func (w *Worker) event(job Job, attempt int, kind EventKind, fill func(*Event)) 
 	return e
 }
 
-// keepLeased renews the delivery's lease until the returned func is called.
-func (w *Worker) keepLeased(ctx context.Context, log *slog.Logger, d Delivery) (stop func()) {
+// watch renews the delivery's lease and checks the job's state every
+// ExtendEvery until the returned func is called. If the job was cancelled
+// or another worker took it over, it ends the attempt's context.
+func (w *Worker) watch(ctx context.Context, log *slog.Logger, d Delivery, started Event, stopRun context.CancelCauseFunc) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -258,9 +441,24 @@ func (w *Worker) keepLeased(ctx context.Context, log *slog.Logger, d Delivery) (
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := d.Extend(ctx); err != nil && ctx.Err() == nil {
-					log.WarnContext(ctx, "lease renewal failed", "err", err)
+			}
+			if err := d.Extend(ctx); err != nil && ctx.Err() == nil {
+				log.WarnContext(ctx, "lease renewal failed", "err", err)
+			}
+			last, err := w.cfg.Events.Last(ctx, started.UserID, started.JobID)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.WarnContext(ctx, "could not check job state", "err", err)
 				}
+				continue
+			}
+			if last.Seq != started.Seq {
+				if last.Kind == EventCancelled {
+					stopRun(errCancelled)
+				} else {
+					stopRun(errLeaseLost)
+				}
+				return
 			}
 		}
 	}()

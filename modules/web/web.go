@@ -27,6 +27,18 @@ type TaskReader interface {
 	GetForUser(ctx context.Context, userID int64, id string) (tasks.TaskResult, error)
 }
 
+// TaskControl cancels and retries tasks (tasks.Control). Both take the
+// signed-in user's id, so another user's task is tasks.ErrNotFound.
+type TaskControl interface {
+	Cancel(ctx context.Context, userID int64, jobID, by string) (tasks.Event, error)
+	Retry(ctx context.Context, userID int64, jobID, by string) (tasks.Event, error)
+}
+
+// TaskHistory reads a task's events from the event log.
+type TaskHistory interface {
+	History(ctx context.Context, userID int64, jobID string) ([]tasks.Event, error)
+}
+
 // ResultOpener streams stored result files.
 type ResultOpener interface {
 	Open(ctx context.Context, object string) (io.ReadCloser, error)
@@ -58,6 +70,8 @@ type HealthCheck struct {
 type Config struct {
 	Tasks      TaskReader       // required
 	Enqueuer   tasks.Enqueuer   // required
+	Control    TaskControl      // required
+	History    TaskHistory      // required
 	Results    ResultOpener     // required
 	Users      Users            // required
 	Activities Activities       // required
@@ -74,8 +88,8 @@ type Config struct {
 
 func (c *Config) validate() error {
 	var errs []error
-	if c.Tasks == nil || c.Enqueuer == nil || c.Results == nil || c.Users == nil || c.Activities == nil {
-		errs = append(errs, errors.New("web config: Tasks, Enqueuer, Results, Users and Activities are required"))
+	if c.Tasks == nil || c.Enqueuer == nil || c.Control == nil || c.History == nil || c.Results == nil || c.Users == nil || c.Activities == nil {
+		errs = append(errs, errors.New("web config: Tasks, Enqueuer, Control, History, Results, Users and Activities are required"))
 	}
 	if c.Sessions == nil {
 		errs = append(errs, errors.New("web config: Sessions is required"))

@@ -2,13 +2,17 @@
 // on NATS JetStream.
 //
 // One limits-retention stream, TASKS, holds every job event under
-// tasks.<type>.<user>.<job>.<kind>. The enqueued events are also the work
-// items: workers share the durable pull consumer "workers", filtered to
-// tasks.*.*.*.enqueued, so storing the enqueued event is the whole of an
-// enqueue and nothing can be half-enqueued. Because the stream keeps every
-// event, it is also the log from which task_result is projected (and can
-// be rebuilt). Result files go to the Object Store bucket "task_results",
-// keyed by job id.
+// tasks.<type>.<user>.<job>.<kind>. The enqueued, retrying and retried
+// events are also the work items: workers share the durable pull consumer
+// "workers", filtered to those kinds, so storing the enqueued event is the
+// whole of an enqueue and nothing can be half-enqueued, and a retry is one
+// write that both records the failure and schedules the next attempt.
+// Every later event of a job is stored on condition that the job's last
+// event is the one its writer read, so racing workers, web processes and
+// operators cannot interleave impossible steps. Because the stream keeps
+// every event, it is also the log from which task_result is projected
+// (and can be rebuilt). Result files go to the Object Store bucket
+// "task_results", keyed by job id.
 package jetstream
 
 import (
@@ -33,9 +37,21 @@ const (
 	StreamName    = "TASKS"
 	WorkConsumer  = "workers"
 	ResultsBucket = "task_results"
-	// WorkSubject selects the work items among the events.
-	WorkSubject = tasks.SubjectPrefix + ".*.*.*." + string(tasks.EventEnqueued)
+	// MaxPending bounds the work items handed out and not yet acked,
+	// including retries waiting for their time. While that many are out,
+	// new jobs wait.
+	MaxPending = 20000
 )
+
+// WorkSubjects select the work items among the events: enqueued,
+// retrying and retried.
+var WorkSubjects = func() []string {
+	var s []string
+	for _, k := range tasks.WorkKinds {
+		s = append(s, tasks.SubjectPrefix+".*.*.*."+string(k))
+	}
+	return s
+}()
 
 // Config configures a Broker. Zero fields take the defaults below.
 type Config struct {
@@ -114,14 +130,16 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("open jetstream broker: stream %s: %w", StreamName, err)
 	}
 	_, err = js.CreateOrUpdateConsumer(ctx, StreamName, natsjs.ConsumerConfig{
-		Durable:       WorkConsumer,
-		Description:   "workers share this consumer; each enqueued job goes to one of them",
-		FilterSubject: WorkSubject,
-		DeliverPolicy: natsjs.DeliverAllPolicy,
-		AckPolicy:     natsjs.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: 1000,
+		Durable:        WorkConsumer,
+		Description:    "workers share this consumer; each enqueued job goes to one of them",
+		FilterSubjects: WorkSubjects,
+		DeliverPolicy:  natsjs.DeliverAllPolicy,
+		AckPolicy:      natsjs.AckExplicitPolicy,
+		AckWait:        cfg.AckWait,
+		MaxDeliver:     -1,
+		// Retries waiting for their time stay pending on the consumer
+		// (NakWithDelay), so the bound is well above any worker pool.
+		MaxAckPending: MaxPending,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: consumer %s: %w", WorkConsumer, err)
@@ -146,7 +164,7 @@ func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job
 	}
 	id := nuid.Next()
 	ev := tasks.Event{
-		ID:      id + ".enqueued",
+		ID:      nuid.Next(),
 		Kind:    tasks.EventEnqueued,
 		JobID:   id,
 		JobType: r.Type,
@@ -158,7 +176,7 @@ func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job
 	if r.Key != "" {
 		msgID = "enqueue." + r.Type + "." + strconv.FormatInt(r.UserID, 10) + "." + r.Key
 	}
-	ack, err := b.publish(ctx, &ev, msgID)
+	ack, err := b.publish(ctx, &ev, natsjs.WithMsgID(msgID))
 	if err != nil {
 		return tasks.Job{}, fmt.Errorf("enqueue %s: %w", r.Type, err)
 	}
@@ -173,24 +191,31 @@ func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job
 	return ev.Job(), nil
 }
 
-// Append stores an event. A repeat of an event ID within the dedupe
-// window is dropped by the server and returns the first sequence.
-func (b *Broker) Append(ctx context.Context, e tasks.Event) (uint64, error) {
-	ack, err := b.publish(ctx, &e, e.ID)
+// Append stores e if the newest event of its job is still at sequence
+// after: the server checks the last sequence on the job's subjects
+// (tasks.*.<user>.<job>.*) as it stores the message, so of two racing
+// writers exactly one wins.
+func (b *Broker) Append(ctx context.Context, e tasks.Event, after uint64) (uint64, error) {
+	ack, err := b.publish(ctx, &e, natsjs.WithExpectLastSequenceForSubject(after, tasks.JobFilter(e.UserID, e.JobID)))
 	if err != nil {
+		var apiErr *natsjs.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequence {
+			err = tasks.ErrConflict
+		}
 		return 0, fmt.Errorf("append %s event of job %s: %w", e.Kind, e.JobID, err)
 	}
 	return ack.Sequence, nil
 }
 
-func (b *Broker) publish(ctx context.Context, e *tasks.Event, msgID string) (*natsjs.PubAck, error) {
+func (b *Broker) publish(ctx context.Context, e *tasks.Event, opts ...natsjs.PublishOpt) (*natsjs.PubAck, error) {
 	data, err := json.Marshal(e)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
-	ack, err := b.js.Publish(ctx, e.Subject(), data, natsjs.WithMsgID(msgID), natsjs.WithExpectStream(StreamName))
+	opts = append(opts, natsjs.WithExpectStream(StreamName))
+	ack, err := b.js.Publish(ctx, e.Subject(), data, opts...)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -207,24 +232,78 @@ func classify(err error) error {
 	return fmt.Errorf("%w: %w", tasks.ErrUnavailable, err)
 }
 
-// Outcome returns the job's succeeded or failed event, if stored. It is a
-// direct get of the last message on each of two literal subjects.
-func (b *Broker) Outcome(ctx context.Context, j tasks.Job) (*tasks.Event, error) {
-	for _, kind := range []tasks.EventKind{tasks.EventSucceeded, tasks.EventFailed} {
-		raw, err := b.stream.GetLastMsgForSubject(ctx, tasks.Subject(j.Type, j.UserID, j.ID, kind))
-		if errors.Is(err, natsjs.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("outcome of job %s: %w", j.ID, classify(err))
-		}
-		e, err := decode(raw.Data, raw.Sequence)
-		if err != nil {
-			return nil, fmt.Errorf("outcome of job %s: %w", j.ID, err)
-		}
-		return &e, nil
+// Last returns the job's newest event: a direct get of the last message
+// on the job's subjects.
+func (b *Broker) Last(ctx context.Context, userID int64, jobID string) (tasks.Event, error) {
+	if !validJobID(jobID) {
+		return tasks.Event{}, fmt.Errorf("last event of job %q: %w", jobID, tasks.ErrNotFound)
 	}
-	return nil, nil
+	raw, err := b.stream.GetLastMsgForSubject(ctx, tasks.JobFilter(userID, jobID))
+	if errors.Is(err, natsjs.ErrMsgNotFound) {
+		return tasks.Event{}, fmt.Errorf("last event of job %s: %w", jobID, tasks.ErrNotFound)
+	}
+	if err != nil {
+		return tasks.Event{}, fmt.Errorf("last event of job %s: %w", jobID, classify(err))
+	}
+	e, err := decode(raw.Data, raw.Sequence)
+	if err != nil {
+		return tasks.Event{}, fmt.Errorf("last event of job %s: %w", jobID, err)
+	}
+	return e, nil
+}
+
+// History reads the job's events with a short-lived ordered consumer
+// filtered to the job's subjects, up to the newest one.
+func (b *Broker) History(ctx context.Context, userID int64, jobID string) ([]tasks.Event, error) {
+	last, err := b.Last(ctx, userID, jobID)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := b.js.OrderedConsumer(ctx, StreamName, natsjs.OrderedConsumerConfig{
+		FilterSubjects: []string{tasks.JobFilter(userID, jobID)},
+		DeliverPolicy:  natsjs.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("history of job %s: %w", jobID, classify(err))
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("history of job %s: %w", jobID, err)
+	}
+	defer it.Stop()
+	var events []tasks.Event
+	for {
+		msg, err := it.Next(natsjs.NextContext(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("history of job %s: %w", jobID, classify(err))
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return nil, fmt.Errorf("history of job %s: %w", jobID, err)
+		}
+		e, err := decode(msg.Data(), md.Sequence.Stream)
+		if err != nil {
+			return nil, fmt.Errorf("history of job %s: %w", jobID, err)
+		}
+		events = append(events, e)
+		if e.Seq >= last.Seq {
+			return events, nil
+		}
+	}
+}
+
+// validJobID keeps ids that reach subject filters to what the broker
+// issues (nuid: base62), so no caller can smuggle wildcards in.
+func validJobID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func (b *Broker) eventAt(ctx context.Context, seq uint64) (tasks.Event, error) {
@@ -307,6 +386,15 @@ func (b *Broker) Put(ctx context.Context, object, name, contentType string, r io
 		return tasks.ResultRef{}, fmt.Errorf("put result %s: %w", object, err)
 	}
 	return tasks.ResultRef{Object: object, Name: name, ContentType: contentType, Size: info.Size, Digest: info.Digest}, nil
+}
+
+// Delete removes a stored result file, if there is one.
+func (b *Broker) Delete(ctx context.Context, object string) error {
+	err := b.results.Delete(ctx, object)
+	if err != nil && !errors.Is(err, natsjs.ErrObjectNotFound) {
+		return fmt.Errorf("delete result %s: %w", object, err)
+	}
+	return nil
 }
 
 // Open streams a stored result file.

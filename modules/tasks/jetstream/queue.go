@@ -62,22 +62,20 @@ func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
 			_ = msg.TermWithReason("undecodable")
 			continue
 		}
-		return &delivery{msg: msg, job: e.Job(), attempt: int(md.NumDelivered)}, nil
+		return &delivery{msg: msg, item: e}, nil
 	}
 }
 
 type delivery struct {
-	msg     natsjs.Msg
-	job     tasks.Job
-	attempt int
+	msg  natsjs.Msg
+	item tasks.Event
 }
 
-func (d *delivery) Job() tasks.Job { return d.job }
-func (d *delivery) Attempt() int   { return d.attempt }
+func (d *delivery) Item() tasks.Event { return d.item }
 
 func (d *delivery) Extend(ctx context.Context) error {
 	if err := d.msg.InProgress(); err != nil {
-		return fmt.Errorf("extend job %s: %w", d.job.ID, err)
+		return fmt.Errorf("extend job %s: %w", d.item.JobID, err)
 	}
 	return nil
 }
@@ -86,14 +84,24 @@ func (d *delivery) Extend(ctx context.Context) error {
 // job done that the server will deliver again.
 func (d *delivery) Ack(ctx context.Context) error {
 	if err := d.msg.DoubleAck(ctx); err != nil {
-		return fmt.Errorf("ack job %s: %w", d.job.ID, err)
+		return fmt.Errorf("ack job %s: %w", d.item.JobID, err)
+	}
+	return nil
+}
+
+// Delay asks the server to deliver the item again after wait. The server
+// does not keep the delay across its own restart; the worker then finds
+// the retry early and delays it again.
+func (d *delivery) Delay(ctx context.Context, wait time.Duration) error {
+	if err := d.msg.NakWithDelay(wait); err != nil {
+		return fmt.Errorf("delay job %s: %w", d.item.JobID, err)
 	}
 	return nil
 }
 
 func (d *delivery) Release(ctx context.Context) error {
 	if err := d.msg.Nak(); err != nil {
-		return fmt.Errorf("release job %s: %w", d.job.ID, err)
+		return fmt.Errorf("release job %s: %w", d.item.JobID, err)
 	}
 	return nil
 }
