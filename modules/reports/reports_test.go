@@ -117,9 +117,12 @@ func TestFullReportHandler(t *testing.T) {
 	if err := reports.Register(reg, src); err != nil {
 		t.Fatal(err)
 	}
-	h, ok := reg.Lookup(reports.FullReport)
+	h, policy, ok := reg.Lookup(reports.FullReport)
 	if !ok {
 		t.Fatal("full_report not registered")
+	}
+	if policy.MaxAttempts != 3 || policy.Timeout < 10*time.Minute {
+		t.Errorf("report policy %+v: want 3 attempts and time for a large log", policy)
 	}
 	out := &recordingOutput{}
 	job := tasks.Job{ID: "j1", Type: reports.FullReport, UserID: 3, EnqueuedAt: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -24,6 +25,7 @@ func TestMain(m *testing.M) {
 // system is a web side and a worker side on separate connections to one
 // embedded server, as app web and app worker would be.
 type system struct {
+	srv         *natsserver.Server
 	web, worker *jetstream.Broker
 	db          *bun.DB
 	store       *tasks.Store
@@ -33,9 +35,17 @@ type system struct {
 
 func setup(t *testing.T, register func(*tasks.Registry)) *system {
 	t.Helper()
+	return setupWith(t, register, tasks.WorkerConfig{Concurrency: 3})
+}
+
+// setupWith is setup with the worker's settings; Queue, Events, Results,
+// Registry and Logger are filled in.
+func setupWith(t *testing.T, register func(*tasks.Registry), wc tasks.WorkerConfig) *system {
+	t.Helper()
 	srv := testsupport.NATS(t)
 	db, _ := testsupport.DB(t)
 	s := &system{
+		srv:      srv,
 		web:      testsupport.Broker(t, testsupport.Connect(t, srv, "web")),
 		worker:   testsupport.Broker(t, testsupport.Connect(t, srv, "worker")),
 		db:       db,
@@ -45,20 +55,18 @@ func setup(t *testing.T, register func(*tasks.Registry)) *system {
 	s.proj = tasks.NewProjection(db, s.web, testsupport.Logger(t))
 	register(s.registry)
 	testsupport.Go(t, func(ctx context.Context) { s.proj.Run(ctx) })
-	s.startWorker(t)
+	s.startWorker(t, wc)
 	return s
 }
 
-func (s *system) startWorker(t *testing.T) {
+func (s *system) startWorker(t *testing.T, wc tasks.WorkerConfig) {
 	t.Helper()
 	q, err := s.worker.Queue(testsupport.Context(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := tasks.NewWorker(tasks.WorkerConfig{
-		Queue: q, Events: s.worker, Results: s.worker, Registry: s.registry,
-		Concurrency: 3, Logger: testsupport.Logger(t),
-	})
+	wc.Queue, wc.Events, wc.Results, wc.Registry, wc.Logger = q, s.worker, s.worker, s.registry, testsupport.Logger(t)
+	w, err := tasks.NewWorker(wc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,16 +103,16 @@ func TestJobOutcomes(t *testing.T) {
 			}
 			fmt.Fprintf(w, "hello %d %s", job.UserID, job.Payload)
 			return tasks.Result{Summary: "1 line"}, nil
-		})
+		}, tasks.Policy{})
 		r.Register("fails", func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
 			w, _ := out.Create("partial.txt", "text/plain")
 			io.WriteString(w, "half a file")
 			return tasks.Result{}, errors.New("the data source is closed")
-		})
+		}, noRetry)
 		r.Register("panics", func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
 			var jobs []tasks.Job
 			return tasks.Result{Summary: jobs[job.UserID].ID}, nil
-		})
+		}, noRetry)
 	})
 
 	tests := []struct {
@@ -156,7 +164,7 @@ func TestJobOutcomes(t *testing.T) {
 
 func TestEnqueueWithKeyMakesOneJob(t *testing.T) {
 	s := setup(t, func(r *tasks.Registry) {
-		r.Register("noop", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) { return tasks.Result{}, nil })
+		r.Register("noop", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) { return tasks.Result{}, nil }, tasks.Policy{})
 	})
 	first := s.enqueue(t, "noop", 1, "form-abc")
 	second := s.enqueue(t, "noop", 1, "form-abc")
@@ -211,10 +219,10 @@ func TestProjectionIsIdempotentAndRebuildable(t *testing.T) {
 			w, _ := out.Create("r.txt", "text/plain")
 			io.WriteString(w, job.ID)
 			return tasks.Result{Summary: "done"}, nil
-		})
+		}, tasks.Policy{})
 		r.Register("bad", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
 			return tasks.Result{}, errors.New("no")
-		})
+		}, noRetry)
 	})
 	ctx := testsupport.Context(t)
 	var jobs []tasks.Job

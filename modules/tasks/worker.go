@@ -347,7 +347,7 @@ func (w *Worker) failure(job Job, attempt, maxAttempts int, policy Policy, err e
 		e.EnqueuedAt = job.EnqueuedAt
 		e.Error = err.Error()
 		e.MaxAttempts = maxAttempts
-		e.RetryAt = w.cfg.Now().Add(policy.Backoff(attempt)).UTC()
+		e.RetryAt = e.Time.Add(policy.Backoff(attempt))
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -18,16 +19,19 @@ import (
 // cannot be made to take on demand.
 
 type fakeDelivery struct {
-	job                       tasks.Job
-	attempt                   int
+	item                      tasks.Event
 	extended, acked, released atomic.Int32
+	delayed                   atomic.Int64 // last Delay, in ns
 }
 
-func (d *fakeDelivery) Job() tasks.Job                    { return d.job }
-func (d *fakeDelivery) Attempt() int                      { return d.attempt }
+func (d *fakeDelivery) Item() tasks.Event                 { return d.item }
 func (d *fakeDelivery) Extend(context.Context) error      { d.extended.Add(1); return nil }
 func (d *fakeDelivery) Ack(context.Context) error         { d.acked.Add(1); return nil }
 func (d *fakeDelivery) Release(ctx context.Context) error { d.released.Add(1); return nil }
+func (d *fakeDelivery) Delay(_ context.Context, wait time.Duration) error {
+	d.delayed.Store(int64(wait))
+	return nil
+}
 
 type fakeQueue struct{ ch chan tasks.Delivery }
 
@@ -40,43 +44,82 @@ func (q *fakeQueue) Next(ctx context.Context) (tasks.Delivery, error) {
 	}
 }
 
+// fakeEvents is an in-memory event log with the real one's conditional
+// appends.
 type fakeEvents struct {
 	mu      sync.Mutex
 	events  []tasks.Event
 	failFor tasks.EventKind // Append of this kind fails
 }
 
-func (f *fakeEvents) Append(_ context.Context, e tasks.Event) (uint64, error) {
+func (f *fakeEvents) Append(_ context.Context, e tasks.Event, after uint64) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if e.Kind == f.failFor {
 		return 0, errors.New("stream unavailable")
 	}
+	if last := f.lastLocked(e.JobID); last.Seq != after {
+		return 0, fmt.Errorf("append: %w", tasks.ErrConflict)
+	}
+	e.Seq = uint64(len(f.events) + 1)
 	f.events = append(f.events, e)
-	return uint64(len(f.events)), nil
+	return e.Seq, nil
 }
 
-func (f *fakeEvents) Outcome(_ context.Context, j tasks.Job) (*tasks.Event, error) {
+// put stores e unconditionally, as another process would have.
+func (f *fakeEvents) put(e tasks.Event) tasks.Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for i := range f.events {
-		if e := f.events[i]; e.JobID == j.ID && (e.Kind == tasks.EventSucceeded || e.Kind == tasks.EventFailed) {
-			return &e, nil
+	e.Seq = uint64(len(f.events) + 1)
+	f.events = append(f.events, e)
+	return e
+}
+
+func (f *fakeEvents) lastLocked(jobID string) tasks.Event {
+	for i := len(f.events) - 1; i >= 0; i-- {
+		if f.events[i].JobID == jobID {
+			return f.events[i]
 		}
 	}
-	return nil, nil
+	return tasks.Event{}
+}
+
+func (f *fakeEvents) Last(_ context.Context, _ int64, jobID string) (tasks.Event, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e := f.lastLocked(jobID); e.Seq != 0 {
+		return e, nil
+	}
+	return tasks.Event{}, tasks.ErrNotFound
+}
+
+func (f *fakeEvents) History(_ context.Context, _ int64, jobID string) ([]tasks.Event, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var h []tasks.Event
+	for _, e := range f.events {
+		if e.JobID == jobID {
+			h = append(h, e)
+		}
+	}
+	if h == nil {
+		return nil, tasks.ErrNotFound
+	}
+	return h, nil
 }
 
 func (f *fakeEvents) kinds(jobID string) []tasks.EventKind {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	h, _ := f.History(context.Background(), 0, jobID)
 	var ks []tasks.EventKind
-	for _, e := range f.events {
-		if e.JobID == jobID {
-			ks = append(ks, e.Kind)
-		}
+	for _, e := range h {
+		ks = append(ks, e.Kind)
 	}
 	return ks
+}
+
+func (f *fakeEvents) last(jobID string) tasks.Event {
+	e, _ := f.Last(context.Background(), 0, jobID)
+	return e
 }
 
 type memResults struct {
@@ -99,6 +142,20 @@ func (m *memResults) Open(_ context.Context, object string) (io.ReadCloser, erro
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return io.NopCloser(bytes.NewReader(m.files[object])), nil
+}
+
+func (m *memResults) Delete(_ context.Context, object string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.files, object)
+	return nil
+}
+
+func (m *memResults) has(object string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.files[object]
+	return ok
 }
 
 type rig struct {
@@ -130,6 +187,12 @@ func newRig(t *testing.T, cfg tasks.WorkerConfig) *rig {
 	return r
 }
 
+// enqueue stores a job's enqueued event and returns a delivery of it.
+func (r *rig) enqueue(id string) *fakeDelivery {
+	e := r.events.put(tasks.Event{ID: id + "-e", Kind: tasks.EventEnqueued, JobID: id, JobType: "work", UserID: 1, Time: time.Now()})
+	return &fakeDelivery{item: e}
+}
+
 func (r *rig) deliver(t *testing.T, d *fakeDelivery) {
 	t.Helper()
 	select {
@@ -139,7 +202,14 @@ func (r *rig) deliver(t *testing.T, d *fakeDelivery) {
 	}
 }
 
-func job(id string) tasks.Job { return tasks.Job{ID: id, Type: "work", UserID: 1} }
+func assertKinds(t *testing.T, got []tasks.EventKind, want ...tasks.EventKind) {
+	t.Helper()
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+}
+
+var noRetry = tasks.Policy{MaxAttempts: 1}
 
 func TestRedeliveredJobWithOutcomeIsNotRunAgain(t *testing.T) {
 	r := newRig(t, tasks.WorkerConfig{})
@@ -147,20 +217,18 @@ func TestRedeliveredJobWithOutcomeIsNotRunAgain(t *testing.T) {
 	r.reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
 		runs.Add(1)
 		return tasks.Result{}, nil
-	})
-	first := &fakeDelivery{job: job("j1"), attempt: 1}
+	}, tasks.Policy{})
+	first := r.enqueue("j1")
 	r.deliver(t, first)
 	testsupport.Eventually(t, 10*time.Second, "first delivery not acked", func() bool { return first.acked.Load() == 1 })
-	// The ack was lost: the broker delivers the job again.
-	second := &fakeDelivery{job: job("j1"), attempt: 2}
+	// The ack was lost: the broker delivers the item again.
+	second := &fakeDelivery{item: first.item}
 	r.deliver(t, second)
 	testsupport.Eventually(t, 10*time.Second, "redelivery not acked", func() bool { return second.acked.Load() == 1 })
 	if runs.Load() != 1 {
 		t.Fatalf("handler ran %d times, want 1", runs.Load())
 	}
-	if got := r.events.kinds("j1"); len(got) != 2 || got[0] != tasks.EventStarted || got[1] != tasks.EventSucceeded {
-		t.Fatalf("events %v, want [started succeeded]", got)
-	}
+	assertKinds(t, r.events.kinds("j1"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventSucceeded)
 }
 
 func TestJobIsNotAckedUntilItsOutcomeIsStored(t *testing.T) {
@@ -170,8 +238,8 @@ func TestJobIsNotAckedUntilItsOutcomeIsStored(t *testing.T) {
 	r.reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
 		close(ran)
 		return tasks.Result{}, nil
-	})
-	d := &fakeDelivery{job: job("j2"), attempt: 1}
+	}, tasks.Policy{})
+	d := r.enqueue("j2")
 	r.deliver(t, d)
 	<-ran
 	r.stop()
@@ -183,19 +251,20 @@ func TestJobIsNotAckedUntilItsOutcomeIsStored(t *testing.T) {
 
 func TestLongJobKeepsItsLease(t *testing.T) {
 	r := newRig(t, tasks.WorkerConfig{ExtendEvery: 10 * time.Millisecond})
-	d := &fakeDelivery{job: job("j3"), attempt: 1}
+	d := r.enqueue("j3")
 	r.reg.Register("work", func(ctx context.Context, _ tasks.Job, _ tasks.Output) (tasks.Result, error) {
 		deadline := time.Now().Add(10 * time.Second)
 		for d.extended.Load() < 3 && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
-		return tasks.Result{}, nil
-	})
+		return tasks.Result{}, ctx.Err()
+	}, tasks.Policy{})
 	r.deliver(t, d)
 	testsupport.Eventually(t, 15*time.Second, "job not acked", func() bool { return d.acked.Load() == 1 })
 	if d.extended.Load() < 3 {
 		t.Fatalf("lease renewed %d times during the job, want at least 3", d.extended.Load())
 	}
+	assertKinds(t, r.events.kinds("j3"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventSucceeded)
 }
 
 func TestShutdownFinishesWithinGraceAndHandsBackTheRest(t *testing.T) {
@@ -208,13 +277,12 @@ func TestShutdownFinishesWithinGraceAndHandsBackTheRest(t *testing.T) {
 		}
 		<-ctx.Done() // never finishes by itself
 		return tasks.Result{}, ctx.Err()
-	})
-	quick := &fakeDelivery{job: job("quick"), attempt: 1}
-	stuck := &fakeDelivery{job: job("stuck"), attempt: 1}
+	}, tasks.Policy{})
+	quick, stuck := r.enqueue("quick"), r.enqueue("stuck")
 	r.deliver(t, quick)
 	r.deliver(t, stuck)
 	testsupport.Eventually(t, 10*time.Second, "jobs not started", func() bool {
-		return len(r.events.kinds("quick")) == 1 && len(r.events.kinds("stuck")) == 1
+		return r.events.last("quick").Kind == tasks.EventStarted && r.events.last("stuck").Kind == tasks.EventStarted
 	})
 	r.stop()
 	close(stopping)
@@ -226,11 +294,117 @@ func TestShutdownFinishesWithinGraceAndHandsBackTheRest(t *testing.T) {
 	if quick.acked.Load() != 1 {
 		t.Errorf("job that finished within grace: acked %d", quick.acked.Load())
 	}
+	assertKinds(t, r.events.kinds("quick"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventSucceeded)
 	if stuck.released.Load() != 1 || stuck.acked.Load() != 0 {
 		t.Errorf("job still running after grace: released %d acked %d, want handed back", stuck.released.Load(), stuck.acked.Load())
 	}
-	if got := r.events.kinds("stuck"); len(got) != 1 {
-		t.Errorf("job handed back has events %v, want only started (no failure)", got)
+	assertKinds(t, r.events.kinds("stuck"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventReleased)
+}
+
+func TestReleasedJobRunsTheSameAttemptAgain(t *testing.T) {
+	r := newRig(t, tasks.WorkerConfig{})
+	var attempts []int
+	var mu sync.Mutex
+	r.reg.Register("work", func(_ context.Context, j tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts = append(attempts, j.Attempt)
+		return tasks.Result{}, nil
+	}, tasks.Policy{})
+	d := r.enqueue("rel")
+	st := r.events.put(tasks.Event{Kind: tasks.EventStarted, JobID: "rel", JobType: "work", UserID: 1, Attempt: 1, MaxAttempts: 3, Worker: "old"})
+	r.events.put(tasks.Event{Kind: tasks.EventReleased, JobID: "rel", JobType: "work", UserID: 1, Attempt: st.Attempt, Worker: "old"})
+	r.deliver(t, d)
+	testsupport.Eventually(t, 10*time.Second, "job not acked", func() bool { return d.acked.Load() == 1 })
+	assertKinds(t, r.events.kinds("rel"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventReleased, tasks.EventStarted, tasks.EventSucceeded)
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(attempts) != "[1]" {
+		t.Fatalf("handler saw attempts %v, want [1]: a hand-back is not a failed attempt", attempts)
+	}
+}
+
+func TestLostWorkerCountsAsAFailedAttempt(t *testing.T) {
+	tests := []struct {
+		name     string
+		policy   tasks.Policy
+		wantKind tasks.EventKind
+	}{
+		{"attempts left", tasks.Policy{MaxAttempts: 3}, tasks.EventRetrying},
+		{"last attempt", noRetry, tasks.EventFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, tasks.WorkerConfig{})
+			var runs atomic.Int32
+			r.reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
+				runs.Add(1)
+				return tasks.Result{}, nil
+			}, tt.policy)
+			d := r.enqueue("lost")
+			// Attempt 1 started on a worker that then died: the broker
+			// delivers the item again once its lease ran out.
+			r.events.put(tasks.Event{Kind: tasks.EventStarted, JobID: "lost", JobType: "work", UserID: 1, Attempt: 1, MaxAttempts: tt.policy.MaxAttempts, Worker: "host:99"})
+			r.deliver(t, d)
+			testsupport.Eventually(t, 10*time.Second, "item not acked", func() bool { return d.acked.Load() == 1 })
+			last := r.events.last("lost")
+			if last.Kind != tt.wantKind || last.Attempt != 1 || last.Error != "worker host:99 stopped responding during attempt 1" {
+				t.Fatalf("after a lost worker: %+v", last)
+			}
+			if runs.Load() != 0 {
+				t.Fatalf("handler ran %d times; the next attempt is a new work item", runs.Load())
+			}
+		})
+	}
+}
+
+func TestRetryBeforeItsTimeIsPutOff(t *testing.T) {
+	r := newRig(t, tasks.WorkerConfig{})
+	var runs atomic.Int32
+	r.reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
+		runs.Add(1)
+		return tasks.Result{}, nil
+	}, tasks.Policy{})
+	r.enqueue("early")
+	r.events.put(tasks.Event{Kind: tasks.EventStarted, JobID: "early", JobType: "work", UserID: 1, Attempt: 1, MaxAttempts: 3})
+	retry := r.events.put(tasks.Event{Kind: tasks.EventRetrying, JobID: "early", JobType: "work", UserID: 1, Attempt: 1, MaxAttempts: 3,
+		Error: "boom", RetryAt: time.Now().Add(time.Hour)})
+	d := &fakeDelivery{item: retry}
+	r.deliver(t, d)
+	testsupport.Eventually(t, 10*time.Second, "early retry not put off", func() bool { return d.delayed.Load() != 0 })
+	if wait := time.Duration(d.delayed.Load()); wait < 59*time.Minute || wait > time.Hour {
+		t.Fatalf("delayed by %s, want the hour until its retry time", wait)
+	}
+	if runs.Load() != 0 || d.acked.Load() != 0 || r.events.last("early").Seq != retry.Seq {
+		t.Fatalf("an early retry ran (%d) or was acked (%d) or changed the job", runs.Load(), d.acked.Load())
+	}
+}
+
+func TestTakeoverStopsTheRunningAttempt(t *testing.T) {
+	r := newRig(t, tasks.WorkerConfig{ExtendEvery: 10 * time.Millisecond})
+	stopped := make(chan error, 1)
+	r.reg.Register("work", func(ctx context.Context, _ tasks.Job, out tasks.Output) (tasks.Result, error) {
+		w, _ := out.Create("x.txt", "text/plain")
+		io.WriteString(w, "x")
+		<-ctx.Done()
+		stopped <- ctx.Err()
+		return tasks.Result{Summary: "ignored its context"}, nil
+	}, tasks.Policy{})
+	d := r.enqueue("taken")
+	r.deliver(t, d)
+	testsupport.Eventually(t, 10*time.Second, "job not started", func() bool { return r.events.last("taken").Kind == tasks.EventStarted })
+	// Another worker judged this one lost and moved the job on.
+	r.events.put(tasks.Event{Kind: tasks.EventRetrying, JobID: "taken", JobType: "work", UserID: 1, Attempt: 1, Error: "worker x stopped responding"})
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the attempt's context was not cancelled after the takeover")
+	}
+	r.stop()
+	<-r.done
+	assertKinds(t, r.events.kinds("taken"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventRetrying)
+	if r.results.has("taken") {
+		t.Error("the superseded attempt's result file was kept")
 	}
 }
 
@@ -245,17 +419,16 @@ func TestPanicFailsTheJobNotTheWorker(t *testing.T) {
 		w, _ := out.Create("x.txt", "text/plain")
 		io.WriteString(w, "whole")
 		return tasks.Result{}, nil
-	})
-	bad := &fakeDelivery{job: job("bad"), attempt: 1}
-	good := &fakeDelivery{job: job("good"), attempt: 1}
+	}, noRetry)
+	bad, good := r.enqueue("bad"), r.enqueue("good")
 	r.deliver(t, bad)
 	r.deliver(t, good)
 	testsupport.Eventually(t, 10*time.Second, "jobs not acked", func() bool { return bad.acked.Load() == 1 && good.acked.Load() == 1 })
-	out, _ := r.events.Outcome(context.Background(), job("bad"))
-	if out == nil || out.Kind != tasks.EventFailed || out.Error != "panic: handler bug" || out.Result != nil {
+	out := r.events.last("bad")
+	if out.Kind != tasks.EventFailed || out.Error != "panic: handler bug" || out.Result != nil {
 		t.Fatalf("outcome of the panicking job: %+v", out)
 	}
-	if _, stored := r.results.files["bad"]; stored {
+	if r.results.has("bad") {
 		t.Error("the panicking job's partial file was stored")
 	}
 	if string(r.results.files["good"]) != "whole" {
@@ -267,11 +440,11 @@ func TestPanicFailsTheJobNotTheWorker(t *testing.T) {
 // real broker would.
 type deadlineEvents struct{ fakeEvents }
 
-func (f *deadlineEvents) Append(ctx context.Context, e tasks.Event) (uint64, error) {
+func (f *deadlineEvents) Append(ctx context.Context, e tasks.Event, after uint64) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	return f.fakeEvents.Append(ctx, e)
+	return f.fakeEvents.Append(ctx, e, after)
 }
 
 func TestJobLongerThanStoreTimeoutStillRecordsItsOutcome(t *testing.T) {
@@ -281,17 +454,16 @@ func TestJobLongerThanStoreTimeoutStillRecordsItsOutcome(t *testing.T) {
 	reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
 		time.Sleep(200 * time.Millisecond) // four store timeouts
 		return tasks.Result{}, nil
-	})
+	}, tasks.Policy{})
 	w, err := tasks.NewWorker(tasks.WorkerConfig{Queue: q, Events: events, Results: &memResults{files: map[string][]byte{}},
 		Registry: reg, StoreTimeout: 50 * time.Millisecond, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	testsupport.Go(t, func(ctx context.Context) { w.Run(ctx) })
-	d := &fakeDelivery{job: job("long"), attempt: 1}
+	item := events.put(tasks.Event{Kind: tasks.EventEnqueued, JobID: "long", JobType: "work", UserID: 1, Time: time.Now()})
+	d := &fakeDelivery{item: item}
 	q.ch <- d
 	testsupport.Eventually(t, 10*time.Second, "long job never acked", func() bool { return d.acked.Load() == 1 })
-	if got := events.kinds("long"); len(got) != 2 || got[1] != tasks.EventSucceeded {
-		t.Fatalf("events %v, want [started succeeded]", got)
-	}
+	assertKinds(t, events.kinds("long"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventSucceeded)
 }

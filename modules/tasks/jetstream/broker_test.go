@@ -39,7 +39,7 @@ func TestEnqueueFailsFastWhenServerIsDown(t *testing.T) {
 	}
 }
 
-func TestOutcomeFindsTerminalEvents(t *testing.T) {
+func TestAppendIsConditionalOnTheJobsLastEvent(t *testing.T) {
 	srv := testsupport.NATS(t)
 	b := testsupport.Broker(t, testsupport.Connect(t, srv, "worker"))
 	ctx := testsupport.Context(t)
@@ -47,22 +47,57 @@ func TestOutcomeFindsTerminalEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := b.Outcome(ctx, job); err != nil || out != nil {
-		t.Fatalf("outcome of a new job: %+v, %v", out, err)
-	}
-	ev := tasks.Event{ID: job.ID + ".1.failed", Kind: tasks.EventFailed, JobID: job.ID, JobType: job.Type, UserID: job.UserID, Time: time.Now().UTC(), Attempt: 1, Error: "boom"}
-	seq, err := b.Append(ctx, ev)
+	other, err := b.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again, err := b.Append(ctx, ev); err != nil || again != seq {
-		t.Fatalf("repeated append: seq %d (first %d), %v", again, seq, err)
+	last, err := b.Last(ctx, 4, job.ID)
+	if err != nil || last.Kind != tasks.EventEnqueued || last.Seq != job.EventSeq {
+		t.Fatalf("last event of a new job: %+v, %v", last, err)
 	}
-	out, err := b.Outcome(ctx, job)
-	if err != nil || out == nil || out.Kind != tasks.EventFailed || out.Error != "boom" || out.Seq != seq {
-		t.Fatalf("outcome %+v, %v", out, err)
+	ev := func(kind tasks.EventKind) tasks.Event {
+		return tasks.Event{ID: string(kind), Kind: kind, JobID: job.ID, JobType: job.Type, UserID: job.UserID, Time: time.Now().UTC(), Attempt: 1}
 	}
-	if last, _ := b.LastSeq(ctx); last != seq {
-		t.Fatalf("stream holds %d events, want %d (the repeat must be dropped)", last, seq)
+	started, err := b.Append(ctx, ev(tasks.EventStarted), job.EventSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second writer that read the same state loses; another job's
+	// events in between do not count against this one.
+	if _, err := b.Append(ctx, ev(tasks.EventCancelled), job.EventSeq); !errors.Is(err, tasks.ErrConflict) {
+		t.Fatalf("stale append: %v, want ErrConflict", err)
+	}
+	if other.EventSeq <= job.EventSeq {
+		t.Fatal("jobs out of order")
+	}
+	done, err := b.Append(ctx, ev(tasks.EventSucceeded), started)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := b.History(ctx, 4, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []tasks.EventKind
+	for _, e := range h {
+		kinds = append(kinds, e.Kind)
+	}
+	if len(h) != 3 || kinds[0] != tasks.EventEnqueued || kinds[1] != tasks.EventStarted || kinds[2] != tasks.EventSucceeded || h[2].Seq != done {
+		t.Fatalf("history %v", kinds)
+	}
+	// Owners only: another user's id finds nothing; 0 (operators) finds it.
+	if _, err := b.Last(ctx, 5, job.ID); !errors.Is(err, tasks.ErrNotFound) {
+		t.Fatalf("last event for another user: %v, want ErrNotFound", err)
+	}
+	if _, err := b.History(ctx, 5, job.ID); !errors.Is(err, tasks.ErrNotFound) {
+		t.Fatalf("history for another user: %v, want ErrNotFound", err)
+	}
+	if e, err := b.Last(ctx, 0, job.ID); err != nil || e.Seq != done {
+		t.Fatalf("operator's last event: %+v, %v", e, err)
+	}
+	for _, bad := range []string{"*", ">", "a.b", "", job.ID + ".*"} {
+		if _, err := b.Last(ctx, 0, bad); !errors.Is(err, tasks.ErrNotFound) {
+			t.Errorf("last event of job id %q: %v, want ErrNotFound", bad, err)
+		}
 	}
 }

@@ -1,0 +1,72 @@
+package tasks_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/otjhelper/otj/modules/tasks"
+)
+
+func TestBackoffStaysWithinItsBounds(t *testing.T) {
+	p := tasks.Policy{BackoffMin: time.Second, BackoffMax: 30 * time.Second}
+	tests := []struct {
+		attempt int
+		lo, hi  time.Duration
+	}{
+		{1, time.Second, time.Second},
+		{2, time.Second, 2 * time.Second},
+		{3, 2 * time.Second, 4 * time.Second},
+		{5, 8 * time.Second, 16 * time.Second},
+		{6, 15 * time.Second, 30 * time.Second}, // capped at the maximum
+		{60, 15 * time.Second, 30 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.attempt), func(t *testing.T) {
+			seen := map[time.Duration]bool{}
+			for range 200 {
+				d := p.Backoff(tt.attempt)
+				if d < tt.lo || d > tt.hi {
+					t.Fatalf("backoff %s, want %s..%s", d, tt.lo, tt.hi)
+				}
+				seen[d] = true
+			}
+			// Jitter: jobs failing together spread out.
+			if tt.lo < tt.hi && len(seen) < 100 {
+				t.Errorf("only %d distinct waits in 200", len(seen))
+			}
+		})
+	}
+	if d := (tasks.Policy{}).Backoff(1); d != tasks.DefaultBackoffMin {
+		t.Errorf("default first backoff %s, want %s", d, tasks.DefaultBackoffMin)
+	}
+}
+
+func TestRegisterChecksThePolicy(t *testing.T) {
+	r := tasks.NewRegistry()
+	err := r.Register("x", func(_ context.Context, _ tasks.Job, _ tasks.Output) (tasks.Result, error) { return tasks.Result{}, nil },
+		tasks.Policy{BackoffMin: time.Minute, BackoffMax: time.Second})
+	if err == nil {
+		t.Fatal("a minimum backoff above the maximum was accepted")
+	}
+	if err := r.Register("y", func(_ context.Context, _ tasks.Job, _ tasks.Output) (tasks.Result, error) { return tasks.Result{}, nil }, tasks.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	_, p, ok := r.Lookup("y")
+	if !ok || p.MaxAttempts != tasks.DefaultMaxAttempts || p.Timeout != tasks.DefaultTimeout {
+		t.Fatalf("defaults not filled: %+v", p)
+	}
+}
+
+func TestPermanentErrors(t *testing.T) {
+	base := errors.New("bad payload")
+	err := fmt.Errorf("report: %w", tasks.Permanent(base))
+	if !tasks.IsPermanent(err) || !errors.Is(err, base) {
+		t.Fatalf("wrapped permanent error lost its mark or cause: %v", err)
+	}
+	if tasks.IsPermanent(base) || tasks.Permanent(nil) != nil {
+		t.Fatal("plain errors are not permanent; Permanent(nil) is nil")
+	}
+}
