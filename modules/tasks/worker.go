@@ -36,6 +36,10 @@ type WorkerConfig struct {
 	// StoreTimeout bounds each event write and ack around a job. They
 	// run even while the worker shuts down. Default 10s.
 	StoreTimeout time.Duration
+	// OutcomeRetry is how long a finished job keeps trying to record its
+	// outcome while the broker cannot be reached, so that a short outage
+	// does not throw away finished work. Default 1m.
+	OutcomeRetry time.Duration
 	// Name identifies this worker in events and logs. Default host:pid.
 	Name   string
 	Logger *slog.Logger
@@ -54,6 +58,9 @@ func (c *WorkerConfig) setDefaults() {
 	}
 	if c.StoreTimeout <= 0 {
 		c.StoreTimeout = 10 * time.Second
+	}
+	if c.OutcomeRetry <= 0 {
+		c.OutcomeRetry = time.Minute
 	}
 	if c.Name == "" {
 		host, _ := os.Hostname()
@@ -364,9 +371,7 @@ func (w *Worker) storeContext(ctx context.Context) (context.Context, context.Can
 // worker (cancelled, taken over); the item is acked all the same. It
 // reports whether e was stored.
 func (w *Worker) record(ctx context.Context, log *slog.Logger, d Delivery, e Event, after uint64, ack bool) bool {
-	ctx, cancel := w.storeContext(ctx)
-	defer cancel()
-	_, err := w.cfg.Events.Append(ctx, e, after)
+	err := w.appendOutcome(ctx, log, d, e, after)
 	switch {
 	case errors.Is(err, ErrConflict):
 		log.InfoContext(ctx, "job changed while it ran; its new state stands", "event", e.Kind)
@@ -380,6 +385,27 @@ func (w *Worker) record(ctx context.Context, log *slog.Logger, d Delivery, e Eve
 		w.ack(ctx, log, d)
 	}
 	return true
+}
+
+// appendOutcome appends e, trying again for up to OutcomeRetry while the
+// broker is unreachable and renewing the lease between tries: the work is
+// done, and a redelivery would do it all again.
+func (w *Worker) appendOutcome(ctx context.Context, log *slog.Logger, d Delivery, e Event, after uint64) error {
+	giveUp := w.cfg.Now().Add(w.cfg.OutcomeRetry)
+	for {
+		actx, cancel := w.storeContext(ctx)
+		_, err := w.cfg.Events.Append(actx, e, after)
+		if err == nil || !errors.Is(err, ErrUnavailable) || w.cfg.Now().After(giveUp) {
+			cancel()
+			return err
+		}
+		log.WarnContext(actx, "broker unreachable; will try again to record the job's outcome", "event", e.Kind, "err", err)
+		sleep(actx, time.Second)
+		if err := d.Extend(actx); err != nil {
+			log.DebugContext(actx, "lease renewal failed", "err", err)
+		}
+		cancel()
+	}
 }
 
 func (w *Worker) ack(ctx context.Context, log *slog.Logger, d Delivery) {

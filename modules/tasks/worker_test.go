@@ -50,13 +50,21 @@ type fakeEvents struct {
 	mu      sync.Mutex
 	events  []tasks.Event
 	failFor tasks.EventKind // Append of this kind fails
+	// unreachable makes this many appends of failFor fail as if the
+	// broker were down, then lets them through; 0 fails them for good.
+	unreachable int
 }
 
 func (f *fakeEvents) Append(_ context.Context, e tasks.Event, after uint64) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if e.Kind == f.failFor {
-		return 0, errors.New("stream unavailable")
+		if f.unreachable == 0 {
+			return 0, errors.New("stream unavailable")
+		}
+		if f.unreachable--; f.unreachable > 0 {
+			return 0, fmt.Errorf("append: %w", tasks.ErrUnavailable)
+		}
 	}
 	if last := f.lastLocked(e.JobID); last.Seq != after {
 		return 0, fmt.Errorf("append: %w", tasks.ErrConflict)
@@ -246,6 +254,23 @@ func TestJobIsNotAckedUntilItsOutcomeIsStored(t *testing.T) {
 	<-r.done
 	if d.acked.Load() != 0 || d.released.Load() != 0 {
 		t.Fatalf("acked %d released %d: a job whose outcome was not stored must stay with the broker", d.acked.Load(), d.released.Load())
+	}
+}
+
+func TestOutcomeIsRecordedOnceTheBrokerIsBack(t *testing.T) {
+	events := &fakeEvents{failFor: tasks.EventSucceeded, unreachable: 3}
+	r := newRig(t, tasks.WorkerConfig{Events: events})
+	var runs atomic.Int32
+	r.reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
+		runs.Add(1)
+		return tasks.Result{}, nil
+	}, tasks.Policy{})
+	d := r.enqueue("outage")
+	r.deliver(t, d)
+	testsupport.Eventually(t, 20*time.Second, "job not acked after the outage", func() bool { return d.acked.Load() == 1 })
+	assertKinds(t, r.events.kinds("outage"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventSucceeded)
+	if runs.Load() != 1 || d.extended.Load() < 2 {
+		t.Fatalf("ran %d times, lease renewed %d times while waiting for the broker", runs.Load(), d.extended.Load())
 	}
 }
 
