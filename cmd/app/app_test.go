@@ -26,9 +26,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// Workers of apps run by the tests, in this process or re-exec'd,
+	// also run the test job types.
+	extraHandlers = registerTestJobs
 	// Re-exec'd by tests that need the app as a real OS process.
 	if os.Getenv(runMainEnv) == "1" {
-		extraHandlers = registerTestJobs
 		main()
 		return
 	}
