@@ -22,6 +22,13 @@ commands:
   demo      creates a user with a realistic activity log
             (app demo --email you@example.org --activities 1000)
 
+operator commands (every user's tasks; see README.md, Operating tasks):
+  tasks list [--state S] [--user EMAIL_OR_ID] [--type T] [--limit N] [--json]
+  tasks show ID [--json]      a task and its event history
+  tasks retry ID              runs a failed or cancelled task again
+  tasks cancel ID             cancels a pending, retrying or running task
+  projections rebuild         recreates task_result from the event stream
+
 Configuration comes from the environment; see README.md.
 `
 
@@ -41,8 +48,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
-	if cmd == "demo" {
+	switch cmd {
+	case "demo":
 		return runDemo(ctx, rest, getenv, stdout, stderr)
+	case "tasks":
+		return runTasks(ctx, rest, getenv, stdout, stderr)
+	case "projections":
+		return runProjections(ctx, rest, getenv, stdout, stderr)
 	}
 	if len(rest) > 0 {
 		return fmt.Errorf("%s takes no arguments (got %q); settings come from the environment", cmd, rest)

@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -23,7 +21,6 @@ import (
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/database"
-	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/session"
 )
@@ -52,10 +49,6 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	if m == modeWorker && cfg.NATSURL == "" {
 		return errors.New("NATS_URL is not set: app worker joins a NATS server, such as the one app web embeds (NATS_URL=nats://" + cfg.NATSListen + ")")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return fmt.Errorf("OTJ_DATA_DIR %s: %w", cfg.DataDir, err)
-	}
-
 	// Take the web port first, so a port clash fails before anything starts.
 	var ln net.Listener
 	if m.web() {
@@ -69,46 +62,16 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		defer ln.Close()
 	}
 
-	dbPath := filepath.Join(cfg.DataDir, database.FileName)
-	db, err := openDatabase(ctx, dbPath, true)
+	listen := ""
+	if m == modeWeb {
+		listen = cfg.NATSListen // workers in other processes join here
+	}
+	be, err := openBackend(ctx, cfg, log, backendOptions{Name: "otj-" + m.String(), Listen: listen})
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-
-	// NATS: embedded unless NATS_URL points elsewhere.
-	var embedded *natsserver.Server
-	connOpts := natsconn.Options{URL: cfg.NATSURL, Name: "otj-" + m.String(), Logger: log}
-	if cfg.NATSURL == "" {
-		listen := ""
-		if m == modeWeb {
-			listen = cfg.NATSListen // workers in other processes join here
-		}
-		embedded, err = natsserver.Start(natsserver.Config{StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: listen, Logger: log})
-		if err != nil {
-			if listen != "" && !errors.Is(err, natsserver.ErrStoreInUse) {
-				return fmt.Errorf("NATS_LISTEN %s: %w", listen, err)
-			}
-			return fmt.Errorf("OTJ_DATA_DIR %s: %w", cfg.DataDir, err)
-		}
-		defer embedded.Shutdown()
-		connOpts.URL, connOpts.Server = "", embedded.Server()
-	}
-	nc, err := natsconn.Connect(connOpts)
-	if err != nil {
-		return fmt.Errorf("NATS_URL %s: %w", cfg.NATSURL, err)
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-		defer cancel()
-		if derr := natsconn.Drain(dctx, nc); derr != nil {
-			log.Warn("nats drain", "err", derr)
-		}
-	}()
-	broker, err := jetstream.Open(ctx, jetstream.Config{Conn: nc, AckWait: cfg.JobLease, Logger: log})
-	if err != nil {
-		return err
-	}
+	defer be.Close(ctx)
+	db, broker, embedded := be.DB, be.Broker, be.Embedded
 
 	var g group
 	runCtx, cancel := context.WithCancel(ctx)
