@@ -92,6 +92,22 @@ func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
 	return u, nil
 }
 
+// UserByEmail returns the user with that email address (compared as
+// EnsureUser stores it), or ErrNotFound. Unlike
+// EnsureUser it never creates one, so lookups by operators cannot add
+// users by mistyping.
+func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
+	email = normalizeEmail(email)
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM app_user WHERE email = ?`, email))
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, fmt.Errorf("user %s: %w", email, ErrNotFound)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("user %s: %w", email, err)
+	}
+	return u, nil
+}
+
 // ListActivities returns one page of the user's activities, newest first
 // (activity_date DESC, id DESC); page is 1-based. Total and TotalHours cover
 // all the user's activities. Tags are sorted by name, KSBs (natural codes)

@@ -166,6 +166,22 @@ func TestUserByID(t *testing.T) {
 	}
 }
 
+func TestUserByEmailNeverCreates(t *testing.T) {
+	db := newDB(t)
+	s := NewStore(db)
+	id := newUser(t, db, "dave@example.org")
+	u, err := s.UserByEmail(t.Context(), "  Dave@Example.ORG ")
+	if err != nil || u.ID != id {
+		t.Fatalf("by email in other case: %+v, %v", u, err)
+	}
+	if _, err := s.UserByEmail(t.Context(), "nobody@example.org"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown email: %v, want ErrNotFound", err)
+	}
+	if n := count(t, db, `SELECT count(*) FROM app_user`); n != 1 {
+		t.Errorf("%d users after lookups, want 1", n)
+	}
+}
+
 func TestListActivities(t *testing.T) {
 	db := newDB(t)
 	s := NewStore(db)

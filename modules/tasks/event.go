@@ -152,7 +152,9 @@ type EventLog interface {
 // EventStream delivers stored events in stream order.
 type EventStream interface {
 	// Follow calls fn for each event after sequence from, in order, until
-	// ctx ends or fn returns an error. It keeps following new events.
+	// ctx ends or fn returns an error. It keeps following new events. A
+	// stored message that is not a readable event is passed with only
+	// Seq set, so that followers can move past it.
 	Follow(ctx context.Context, from uint64, fn func(Event) error) error
 	// LastSeq is the sequence of the newest stored event.
 	LastSeq(ctx context.Context) (uint64, error)

@@ -367,6 +367,11 @@ func TestProjectionIgnoresInjectedEvents(t *testing.T) {
 	retried := done
 	retried.Kind = tasks.EventRetried
 	inject(retried) // completed -> pending
+	// Last, a message that is no event at all: followers must move past
+	// it, not wait for it to make sense.
+	if _, err := nc.Request(tasks.Subject("noop", 11, job.ID, tasks.EventStarted), []byte("not json"), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
 
 	last, err := s.web.LastSeq(ctx)
 	if err != nil {
@@ -376,6 +381,18 @@ func TestProjectionIgnoresInjectedEvents(t *testing.T) {
 		off, err := s.proj.Offset(ctx)
 		return err == nil && off >= last
 	})
+	assertRows(t, s.store, []tasks.TaskResult{want})
+	// A catch-up (app projections rebuild) whose target is the
+	// undecodable message ends.
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rebuild := tasks.NewProjection(s.db, s.web, testsupport.Logger(t))
+	if err := rebuild.Rebuild(cctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := rebuild.CatchUp(cctx); err != nil {
+		t.Fatalf("catch up to an undecodable last message: %v", err)
+	}
 	assertRows(t, s.store, []tasks.TaskResult{want})
 
 	// Reordered delivery: an older event after a newer one is skipped.

@@ -195,8 +195,9 @@ func applyEvent(ctx context.Context, tx bun.Tx, e Event) error {
 	}
 	states, known := from[e.Kind]
 	if !known {
-		// An event kind this version does not know: skip it, so that an
-		// older process never stalls on a newer process's events.
+		// An event kind this version does not know, or a message that is
+		// no event at all: skip it, so that an older process never
+		// stalls on a newer process's events.
 		return nil
 	}
 	q := tx.NewUpdate().Model((*TaskResult)(nil)).

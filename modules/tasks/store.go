@@ -58,3 +58,57 @@ func (s *Store) All(ctx context.Context) ([]TaskResult, error) {
 	}
 	return rows, nil
 }
+
+// Filter selects tasks for operators. Zero fields select everything.
+type Filter struct {
+	Status Status
+	UserID int64
+	Type   string
+	// Limit caps the rows returned, newest first. Default 50.
+	Limit int
+}
+
+// List returns every user's tasks matching f, newest first. It is for
+// operators: users see only their own, through ListForUser.
+func (s *Store) List(ctx context.Context, f Filter) ([]TaskResult, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	var rows []TaskResult
+	q := s.db.NewSelect().Model(&rows).OrderExpr("created_at DESC, id DESC").Limit(int64(f.Limit))
+	if f.Status != "" {
+		q = q.Where("status = ?", f.Status) // served by the (status, created_at) index
+	}
+	if f.UserID != 0 {
+		q = q.Where("user_id = ?", f.UserID)
+	}
+	if f.Type != "" {
+		q = q.Where("task_type = ?", f.Type)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	return rows, nil
+}
+
+// Get returns task id whoever owns it, for operators, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (TaskResult, error) {
+	var row TaskResult
+	err := s.db.NewSelect().Model(&row).Where("id = ?", id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return TaskResult{}, fmt.Errorf("task %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return TaskResult{}, fmt.Errorf("get task %s: %w", id, err)
+	}
+	return row, nil
+}
+
+// Count returns how many rows the projection holds.
+func (s *Store) Count(ctx context.Context) (int64, error) {
+	n, err := s.db.NewSelect().Model((*TaskResult)(nil)).Count(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count tasks: %w", err)
+	}
+	return n, nil
+}

@@ -57,8 +57,8 @@ var WorkSubjects = func() []string {
 type Config struct {
 	Conn *nats.Conn // required
 	// AckWait is the visibility timeout: a job whose worker has neither
-	// finished nor renewed it within AckWait goes to another worker.
-	// Default 30s.
+	// finished nor renewed it within AckWait goes to another worker. It
+	// is a setting of the shared consumer, applied by Queue. Default 30s.
 	AckWait time.Duration
 	// Duplicates is the window in which an enqueue with the same key
 	// returns the first job. Default 2m.
@@ -104,9 +104,10 @@ type Broker struct {
 	results natsjs.ObjectStore
 }
 
-// Open makes sure the stream, the worker consumer and the results bucket
-// exist with this version's settings, and returns a Broker using them.
-// Every process calls it at start; the calls are idempotent.
+// Open makes sure the stream and the results bucket exist with this
+// version's settings, and returns a Broker using them. Every process
+// calls it at start; the calls are idempotent. The worker consumer is
+// set up by Queue, so that only workers decide its settings.
 func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	cfg.setDefaults()
 	if cfg.Conn == nil {
@@ -128,21 +129,6 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: stream %s: %w", StreamName, err)
-	}
-	_, err = js.CreateOrUpdateConsumer(ctx, StreamName, natsjs.ConsumerConfig{
-		Durable:        WorkConsumer,
-		Description:    "workers share this consumer; each enqueued job goes to one of them",
-		FilterSubjects: WorkSubjects,
-		DeliverPolicy:  natsjs.DeliverAllPolicy,
-		AckPolicy:      natsjs.AckExplicitPolicy,
-		AckWait:        cfg.AckWait,
-		MaxDeliver:     -1,
-		// Retries waiting for their time stay pending on the consumer
-		// (NakWithDelay), so the bound is well above any worker pool.
-		MaxAckPending: MaxPending,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open jetstream broker: consumer %s: %w", WorkConsumer, err)
 	}
 	results, err := js.CreateOrUpdateObjectStore(ctx, natsjs.ObjectStoreConfig{
 		Bucket:      ResultsBucket,
@@ -355,10 +341,12 @@ func (b *Broker) Follow(ctx context.Context, from uint64, fn func(tasks.Event) e
 		}
 		e, err := decode(msg.Data(), md.Sequence.Stream)
 		if err != nil {
-			// Not an event this code can read; skipping it keeps the
-			// projection alive, and the log says which one.
-			b.cfg.Logger.ErrorContext(ctx, "skipping undecodable event", "seq", md.Sequence.Stream, "subject", msg.Subject(), "err", err)
-			continue
+			// Not an event this code can read. It is passed on with only
+			// its sequence, so followers move past it (a projection's
+			// position, a catch-up's target) instead of stalling; the log
+			// says which one it was.
+			b.cfg.Logger.ErrorContext(ctx, "undecodable event", "seq", md.Sequence.Stream, "subject", msg.Subject(), "err", err)
+			e = tasks.Event{Seq: md.Sequence.Stream}
 		}
 		if err := fn(e); err != nil {
 			return err

@@ -16,15 +16,28 @@ import (
 // within that time.
 const pullWait = 5 * time.Second
 
-// Queue returns a tasks.Queue on the shared worker consumer.
+// Queue sets up the shared worker consumer with this broker's AckWait
+// and returns a tasks.Queue on it. Every worker calls it at start, so all
+// workers of a deployment should share one AckWait (JOB_LEASE).
 //
-// It pulls one job at a time, only when the worker has a free slot:
-// prefetched jobs would wait in the client while their visibility timeout
-// ran (nats.go #1929), and another worker would get them too.
+// The queue pulls one job at a time, only when the worker has a free
+// slot: prefetched jobs would wait in the client while their visibility
+// timeout ran (nats.go #1929), and another worker would get them too.
 func (b *Broker) Queue(ctx context.Context) (tasks.Queue, error) {
-	cons, err := b.js.Consumer(ctx, StreamName, WorkConsumer)
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, StreamName, natsjs.ConsumerConfig{
+		Durable:        WorkConsumer,
+		Description:    "workers share this consumer; each work item goes to one of them",
+		FilterSubjects: WorkSubjects,
+		DeliverPolicy:  natsjs.DeliverAllPolicy,
+		AckPolicy:      natsjs.AckExplicitPolicy,
+		AckWait:        b.cfg.AckWait,
+		MaxDeliver:     -1,
+		// Retries waiting for their time stay pending on the consumer
+		// (NakWithDelay), so the bound is well above any worker pool.
+		MaxAckPending: MaxPending,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("worker queue: %w", classify(err))
+		return nil, fmt.Errorf("worker queue: consumer %s: %w", WorkConsumer, classify(err))
 	}
 	return &queue{b: b, cons: cons}, nil
 }
