@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
-	"go.uber.org/goleak"
 
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/platform/database"
@@ -34,7 +33,7 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	goleak.VerifyTestMain(m)
+	testsupport.VerifyNoLeaks(m)
 }
 
 // runMainEnv makes the test binary run main() instead of the tests.

@@ -26,7 +26,7 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-var pageNames = []string{"tasks", "activities", "signin", "error"}
+var pageNames = []string{"tasks", "task", "activities", "signin", "error"}
 
 type pages struct{ byName map[string]*template.Template }
 
@@ -56,14 +56,20 @@ var funcs = template.FuncMap{
 	"inc":          func(i int) int { return i + 1 },
 	"dec":          func(i int) int { return i - 1 },
 	"size":         humanSize,
+	"canCancel":    canCancel,
+	"canRetry":     canRetry,
+	"byWhom":       byWhom,
+	"endLabel":     endLabel,
+	"isoTime":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 }
 
-// parsePages parses every page with the layout once, at start, so that a
-// broken template stops the app instead of failing a request later.
+// parsePages parses every page with the layout and the shared partials
+// once, at start, so that a broken template stops the app instead of
+// failing a request later.
 func parsePages() (*pages, error) {
 	p := &pages{byName: make(map[string]*template.Template)}
 	for _, name := range pageNames {
-		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse page %s: %w", name, err)
 		}

@@ -27,7 +27,7 @@ func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
 	}
 	v := view{Title: "Tasks", Nav: "tasks", Data: tasksData{Tasks: list, FormKey: rand.Text()}}
 	for _, t := range list {
-		if t.Status.Active() {
+		if t.Status.Active() { // pending, running or retrying
 			v.Refresh = true
 		}
 		if t.ID == r.URL.Query().Get("queued") {
@@ -44,6 +44,10 @@ func queuedNotice(s tasks.Status) string {
 		return "Your report is ready: download it below."
 	case tasks.StatusFailed:
 		return "Your report could not be made; the reason is shown below."
+	case tasks.StatusRetrying:
+		return "Your report hit a problem and will be tried again shortly; the reason is shown below."
+	case tasks.StatusCancelled:
+		return "Your report was cancelled."
 	}
 	return "Your full report is being generated in the background. It will appear below when it is ready."
 }

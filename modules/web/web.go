@@ -1,8 +1,9 @@
 // Package web is OTJ Helper's browser UI for background tasks: the task
-// list, starting a report, downloading results, the activity log the
-// reports are built from, and the health check. It reads the task_result
-// projection and enqueues through the tasks.Enqueuer port; it never
-// writes task state itself.
+// list, a page per task with its history, starting a report, cancelling
+// and retrying tasks, downloading results, the activity log the reports
+// are built from, and the health check. It reads the task_result
+// projection and the event log, and changes tasks only through the
+// tasks.Enqueuer port and TaskControl; it never writes task state itself.
 package web
 
 import (
@@ -132,6 +133,9 @@ func New(cfg Config) (http.Handler, error) {
 		r.Get("/tasks", redirect("/tasks/"))
 		r.Get("/tasks/", s.listTasks)
 		r.Post("/tasks/generate-report", s.generateReport)
+		r.Get("/tasks/{id}", s.showTask)
+		r.Post("/tasks/{id}/cancel", s.cancelTask)
+		r.Post("/tasks/{id}/retry", s.retryTask)
 		r.Get("/tasks/{id}/download", s.downloadResult)
 		r.Get("/activities", s.listActivities)
 	})

@@ -3,28 +3,30 @@ package web_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/uptrace/bun"
-	"go.uber.org/goleak"
 
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testsupport.VerifyNoLeaks(m)
 }
 
 // fakeEnqueuer records what it was asked to enqueue.
@@ -44,6 +46,98 @@ func (f *fakeEnqueuer) Enqueue(_ context.Context, r tasks.EnqueueRequest) (tasks
 	return tasks.Job{ID: "job1", Type: r.Type, UserID: r.UserID}, nil
 }
 
+// fakeControl records the cancels and retries it is asked for and
+// answers each with err, or with an event at sequence 1.
+type fakeControl struct {
+	mu    sync.Mutex
+	calls []controlCall
+	err   error
+	// hang makes each call wait for its context to end, as a broker that
+	// never answers would.
+	hang bool
+}
+
+type controlCall struct {
+	Op     string
+	UserID int64
+	JobID  string
+	By     string
+}
+
+func (f *fakeControl) Cancel(ctx context.Context, userID int64, jobID, by string) (tasks.Event, error) {
+	return f.do(ctx, controlCall{"cancel", userID, jobID, by}, tasks.EventCancelled)
+}
+
+func (f *fakeControl) Retry(ctx context.Context, userID int64, jobID, by string) (tasks.Event, error) {
+	return f.do(ctx, controlCall{"retry", userID, jobID, by}, tasks.EventRetried)
+}
+
+func (f *fakeControl) do(ctx context.Context, c controlCall, kind tasks.EventKind) (tasks.Event, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, c)
+	hang, err := f.hang, f.err
+	f.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return tasks.Event{}, fmt.Errorf("%s task %s: %w", c.Op, c.JobID, ctx.Err())
+	}
+	if err != nil {
+		return tasks.Event{}, err
+	}
+	return tasks.Event{Kind: kind, JobID: c.JobID, UserID: c.UserID, By: c.By, Seq: 1}, nil
+}
+
+func (f *fakeControl) Calls() []controlCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// fakeHistory serves fixed event histories, each visible to its owner
+// only, as the broker's History is.
+type fakeHistory struct {
+	events []tasks.Event // of any number of jobs, in stream order
+	err    error
+}
+
+func (f *fakeHistory) History(_ context.Context, userID int64, jobID string) ([]tasks.Event, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	var h []tasks.Event
+	for _, e := range f.events {
+		if e.JobID == jobID && e.UserID == userID {
+			h = append(h, e)
+		}
+	}
+	if len(h) == 0 {
+		return nil, fmt.Errorf("history of job %s: %w", jobID, tasks.ErrNotFound)
+	}
+	return h, nil
+}
+
+// fakeTasks is a TaskReader over fixed rows.
+type fakeTasks struct{ rows []tasks.TaskResult }
+
+func (f *fakeTasks) ListForUser(_ context.Context, userID int64, limit int) ([]tasks.TaskResult, error) {
+	var out []tasks.TaskResult
+	for _, r := range f.rows {
+		if r.UserID == userID && len(out) < limit {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeTasks) GetForUser(_ context.Context, userID int64, id string) (tasks.TaskResult, error) {
+	for _, r := range f.rows {
+		if r.ID == id && r.UserID == userID {
+			return r, nil
+		}
+	}
+	return tasks.TaskResult{}, fmt.Errorf("task %s: %w", id, tasks.ErrNotFound)
+}
+
 // noResults is a ResultOpener with nothing stored.
 type noResults struct{}
 
@@ -56,6 +150,8 @@ type fixture struct {
 	db         *bun.DB
 	users      *activity.Store
 	alice, bob activity.User
+	// broker is the real broker behind a liveFixture, nil otherwise.
+	broker *jetstream.Broker
 }
 
 func (f *fixture) client(t *testing.T, u activity.User) *http.Client {
@@ -63,7 +159,8 @@ func (f *fixture) client(t *testing.T, u activity.User) *http.Client {
 }
 
 // newFixture serves the web module over a real temp database, with the
-// given enqueuer and results.
+// given enqueuer and results. Control and History default to fakes that
+// know no task.
 func newFixture(t *testing.T, cfg web.Config) *fixture {
 	t.Helper()
 	db, _ := testsupport.DB(t)
@@ -90,6 +187,12 @@ func newFixtureOn(t *testing.T, db *bun.DB, cfg web.Config) *fixture {
 	}
 	if cfg.Results == nil {
 		cfg.Results = noResults{}
+	}
+	if cfg.Control == nil {
+		cfg.Control = &fakeControl{err: tasks.ErrNotFound}
+	}
+	if cfg.History == nil {
+		cfg.History = &fakeHistory{}
 	}
 	cfg.Users, cfg.Activities, cfg.Sessions = store, store, testsupport.Signer(t)
 	cfg.Logger = testsupport.Logger(t)
@@ -238,8 +341,10 @@ func TestHealth(t *testing.T) {
 }
 
 // liveFixture is the web module over the real JetStream path: broker,
-// worker, projection and object store on an embedded server.
-func liveFixture(t *testing.T, register func(*tasks.Registry)) *fixture {
+// worker, projection, control and object store on an embedded server.
+// concurrency is the worker's (0: its default); register adds the job
+// types the test needs, with their policies.
+func liveFixture(t *testing.T, concurrency int, register func(*tasks.Registry) error) *fixture {
 	t.Helper()
 	srv := testsupport.NATS(t)
 	webSide := testsupport.Broker(t, testsupport.Connect(t, srv, "web"))
@@ -248,26 +353,42 @@ func liveFixture(t *testing.T, register func(*tasks.Registry)) *fixture {
 	proj := tasks.NewProjection(db, webSide, testsupport.Logger(t))
 	testsupport.Go(t, func(ctx context.Context) { proj.Run(ctx) })
 	reg := tasks.NewRegistry()
-	register(reg)
+	if err := register(reg); err != nil {
+		t.Fatal(err)
+	}
 	q, err := workerSide.Queue(testsupport.Context(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := tasks.NewWorker(tasks.WorkerConfig{Queue: q, Events: workerSide, Results: workerSide, Registry: reg, Logger: testsupport.Logger(t)})
+	w, err := tasks.NewWorker(tasks.WorkerConfig{
+		Queue: q, Events: workerSide, Results: workerSide, Registry: reg,
+		Concurrency: concurrency, Name: testWorker, Logger: testsupport.Logger(t),
+		// A test that fails with a handler still blocked ends in 2s,
+		// not the default 20.
+		ShutdownGrace: 2 * time.Second,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	testsupport.Go(t, func(ctx context.Context) { w.Run(ctx) })
-	return newFixtureOn(t, db, web.Config{Enqueuer: webSide, Results: webSide, Projection: proj})
+	f := newFixtureOn(t, db, web.Config{
+		Enqueuer: webSide, Results: webSide, Projection: proj,
+		Control: tasks.NewControl(webSide), History: webSide,
+	})
+	f.broker = webSide
+	return f
 }
+
+// testWorker names the live fixture's worker in events.
+const testWorker = "web-test-worker"
 
 var keyRE = regexp.MustCompile(`name="key" value="([^"]+)"`)
 
 func TestFailingHandlerShowsErrorOnList(t *testing.T) {
-	f := liveFixture(t, func(r *tasks.Registry) {
-		r.Register(reports.FullReport, func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
+	f := liveFixture(t, 0, func(r *tasks.Registry) error {
+		return r.Register(reports.FullReport, func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
 			return tasks.Result{}, errors.New("activity log unreadable: disk I/O error")
-		})
+		}, tasks.Policy{MaxAttempts: 1})
 	})
 	c := f.client(t, f.alice)
 	_, page := getBody(t, c, f.srv.URL+"/tasks/")

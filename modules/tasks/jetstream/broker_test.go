@@ -6,14 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testsupport.VerifyNoLeaks(m)
 }
 
 func TestEnqueueFailsFastWhenServerIsDown(t *testing.T) {

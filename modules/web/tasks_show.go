@@ -1,0 +1,131 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/otjhelper/otj/modules/tasks"
+)
+
+// taskData is what the task page shows.
+type taskData struct {
+	// Task is a pointer so that the template can call its pointer
+	// methods (HasResult).
+	Task     *tasks.TaskResult
+	Timeline []timelineEntry
+	// Lagging is set when the projection has no row for the task yet and
+	// Task was made from its events.
+	Lagging bool
+	// Note says which part of the page is missing, and why.
+	Note string
+}
+
+// showTask shows one of the user's tasks with its whole history
+// (GET /tasks/{id}). Unknown ids, malformed ids and other users' tasks
+// are all 404, alike.
+func (s *server) showTask(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	if !tasks.ValidID(id) {
+		s.notFound(w, r)
+		return
+	}
+	u := currentUser(r)
+	loc := location(u.Timezone)
+	d, err := s.loadTask(r.Context(), u.ID, id, loc)
+	switch {
+	case errors.Is(err, tasks.ErrNotFound):
+		s.notFound(w, r)
+		return
+	case errors.Is(err, tasks.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
+		s.log.WarnContext(r.Context(), "show task: broker unavailable", "task_id", id, "user_id", u.ID, "err", err)
+		s.fail(w, r, http.StatusServiceUnavailable, "Task queue unavailable",
+			"This task cannot be shown until the background task queue can be reached again. Please try again in a minute.")
+		return
+	case err != nil:
+		s.serverError(w, r, err, "task_id", id)
+		return
+	}
+	s.render(w, r, "task", view{
+		Title: taskLabel(d.Task.TaskType), Nav: "tasks", Loc: loc, Data: d,
+		Notice: doneNotice(r.URL.Query().Get("done"), d.Task.Status),
+		// A lagging page is incomplete whatever the task's state.
+		Refresh: d.Task.Status.Active() || d.Lagging,
+	})
+}
+
+// loadTask reads the task's row from the projection, then its history
+// from the event log (in that order, so the history is never older than
+// the row). Both reads are scoped to the user, so another user's task is
+// missing from both. Either one is enough for a page:
+//
+//   - Events but no row: the projection lags behind the log, e.g. the
+//     user followed a link to a task enqueued a moment ago. The log is the
+//     source of truth, and Cancel and Retry act on it, so the page shows
+//     the task from its events (and refreshes until the row is there)
+//     rather than a 404 that the next refresh would contradict.
+//   - A row but no history (the log unreachable, or its events purged):
+//     the row is still worth showing, with a note saying what is missing.
+//
+// Neither is tasks.ErrNotFound.
+func (s *server) loadTask(ctx context.Context, userID int64, id string, loc *time.Location) (taskData, error) {
+	row, err := s.cfg.Tasks.GetForUser(ctx, userID, id)
+	noRow := errors.Is(err, tasks.ErrNotFound)
+	if err != nil && !noRow {
+		return taskData{}, err
+	}
+	hctx, cancel := context.WithTimeout(ctx, s.cfg.EnqueueTimeout)
+	defer cancel()
+	events, err := s.cfg.History.History(hctx, userID, id)
+	if err == nil && len(events) == 0 {
+		err = tasks.ErrNotFound
+	}
+	switch {
+	case err == nil && noRow:
+		t := fromHistory(events)
+		return taskData{Task: &t, Timeline: timeline(events, loc), Lagging: true,
+			Note: "This task was queued a moment ago; its details will show in a few seconds."}, nil
+	case err == nil:
+		return taskData{Task: &row, Timeline: timeline(events, loc)}, nil
+	case noRow:
+		return taskData{}, err
+	case errors.Is(err, tasks.ErrNotFound):
+		return taskData{Task: &row, Note: "The detailed history of this task is no longer kept."}, nil
+	}
+	s.log.WarnContext(ctx, "show task without its history", "task_id", id, "user_id", userID, "err", err,
+		"request_id", middleware.GetReqID(ctx))
+	return taskData{Task: &row, Note: "The history of this task cannot be read right now. It will show again when the task queue can be reached."}, nil
+}
+
+// fromHistory stands in for a row the projection has not written yet:
+// what the events say at a glance. The timeline shows the rest.
+func fromHistory(events []tasks.Event) tasks.TaskResult {
+	first, last := events[0], events[len(events)-1]
+	return tasks.TaskResult{
+		ID: first.JobID, UserID: first.UserID, TaskType: first.JobType,
+		Status: tasks.StatusAfter(last.Kind), CreatedAt: first.Time, UpdatedAt: last.Time,
+	}
+}
+
+// doneNotice confirms what the user just did to the task (?done=, set by
+// changeTask's redirect). A retry's notice follows the task, since the
+// page refreshes under the same address until the task settles.
+func doneNotice(done string, s tasks.Status) string {
+	switch {
+	case done == "cancelled":
+		return "Cancelled."
+	case done != "retried":
+		return ""
+	case s.Active():
+		return "Retrying: the task is queued again."
+	case s == tasks.StatusCompleted:
+		return "The retry succeeded."
+	case s == tasks.StatusFailed:
+		return "The retry failed as well; the reason is below."
+	}
+	return ""
+}
