@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -71,4 +73,77 @@ func TestBrowserReportFlow(t *testing.T) {
 		t.Errorf("rows %q", records[1:])
 	}
 	app.shutdown(t)
+}
+
+// TestBrowserCancelAndRetry drives cancel and retry by hand in a real
+// browser, against app web and app worker: cancel a running task from the
+// list, then retry a failed one from its page and watch the page refresh
+// itself to completed, with the whole history on it.
+func TestBrowserCancelAndRetry(t *testing.T) {
+	ctx := testsupport.Browser(t)
+	n := startNATSNode(t)
+	b := openBroker(t, n, 5*time.Second)
+	env := baseEnv(t)
+	env["NATS_URL"] = n.url()
+	env["DEV_AUTO_LOGIN_EMAIL"] = "apprentice@example.org"
+	web := startApp(t, env, "web")
+	base := web.waitOutput(t, runningRE)
+	startApp(t, env, "worker")
+	u := ensureUser(t, env["OTJ_DATA_DIR"], "apprentice@example.org")
+
+	long := enqueueSleep(t, b, u.ID, 120_000)
+	failing, err := b.Enqueue(testsupport.Context(t), tasks.EnqueueRequest{Type: testFail, UserID: u.ID, Payload: []byte(`{"times":3}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := func(id string) string { return "#task-" + id }
+
+	// Cancel the running task from the list.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(base+"/tasks/"),
+		chromedp.WaitVisible(chromedp.CSS(row(long.ID)+` .badge-running`)),
+		chromedp.Click(chromedp.CSS(row(long.ID)+` form[action$="/cancel"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`h1 .badge-cancelled`)),
+	)
+	if err != nil {
+		t.Fatalf("cancel from the list: %v", err)
+	}
+	notice, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`p.notice`)))
+	if err != nil || !strings.Contains(notice, "Cancelled") {
+		t.Fatalf("notice after cancel %q, %v", notice, err)
+	}
+	if last := waitJobDone(t, b, u.ID, long.ID, 10*time.Second); last.Kind != tasks.EventCancelled {
+		t.Fatalf("the cancelled task ended %s", last.Kind)
+	}
+
+	// The failing task ends failed after its three attempts; retry it
+	// from its page, then no more clicks: the page's own refresh must
+	// bring the outcome.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(base+"/tasks/"+failing.ID),
+		chromedp.WaitVisible(chromedp.CSS(`h1 .badge-failed`)),
+		chromedp.Click(chromedp.CSS(`form[action$="/retry"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`h1 .badge-completed`)),
+	)
+	if err != nil {
+		t.Fatalf("retry from the task page: %v", err)
+	}
+	history, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`ol.timeline`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Queued", "planned failure 1 of 3", "planned failure 3 of 3", "Retried by you", "Attempt 4 of 6", "succeeded"} {
+		if !strings.Contains(history, want) {
+			t.Errorf("timeline lacks %q:\n%s", want, history)
+		}
+	}
+	if os.Getenv("OTJ_SCREENSHOTS") != "" {
+		if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+			os.WriteFile(filepath.Join(os.Getenv("OTJ_SCREENSHOTS"), "task.png"), png, 0o644)
+		}
+		chromedp.Do(ctx, chromedp.Navigate(base+"/tasks/"), chromedp.WaitVisible(chromedp.CSS(`table.tasks`)))
+		if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+			os.WriteFile(filepath.Join(os.Getenv("OTJ_SCREENSHOTS"), "tasks-states.png"), png, 0o644)
+		}
+	}
 }

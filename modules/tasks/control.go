@@ -4,14 +4,42 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nuid"
 )
 
 // ErrWrongState means the task is not in a state the request applies
-// to, such as cancelling a completed task.
+// to, such as cancelling a completed task. The error is a *StateError.
 var ErrWrongState = errors.New("not possible in the task's state")
+
+// StateError says why a cancel or retry does not apply, in words meant
+// for the person who asked. It matches ErrWrongState.
+type StateError struct {
+	Status  Status   // the task's state
+	Allowed []Status // the states the request applies to
+	Action  string   // "cancelled", "retried"
+}
+
+func (e *StateError) Error() string {
+	allowed := make([]string, len(e.Allowed))
+	for i, s := range e.Allowed {
+		allowed[i] = string(s)
+	}
+	return fmt.Sprintf("the task is %s; only %s tasks can be %s", e.Status, orList(allowed), e.Action)
+}
+
+// Unwrap makes a StateError match ErrWrongState.
+func (e *StateError) Unwrap() error { return ErrWrongState }
+
+// orList joins ["a","b","c"] as "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
 
 // Who asked for a cancel or a retry, as recorded in the event.
 const (
@@ -57,8 +85,8 @@ func NewControl(events EventLog) *Control {
 // another user's job is ErrNotFound. It returns the cancelled event.
 func (c *Control) Cancel(ctx context.Context, userID int64, jobID, by string) (Event, error) {
 	return c.change(ctx, userID, jobID, "cancel", func(last Event) (Event, error) {
-		if !StatusAfter(last.Kind).Active() {
-			return Event{}, fmt.Errorf("%w: the task is %s; only pending, retrying or running tasks can be cancelled", ErrWrongState, StatusAfter(last.Kind))
+		if s := StatusAfter(last.Kind); !s.Active() {
+			return Event{}, &StateError{Status: s, Allowed: []Status{StatusPending, StatusRetrying, StatusRunning}, Action: "cancelled"}
 		}
 		return c.next(last, EventCancelled, by), nil
 	})
@@ -71,7 +99,7 @@ func (c *Control) Retry(ctx context.Context, userID int64, jobID, by string) (Ev
 	var first Event
 	return c.change(ctx, userID, jobID, "retry", func(last Event) (Event, error) {
 		if s := StatusAfter(last.Kind); s != StatusFailed && s != StatusCancelled {
-			return Event{}, fmt.Errorf("%w: the task is %s; only failed or cancelled tasks can be retried", ErrWrongState, s)
+			return Event{}, &StateError{Status: s, Allowed: []Status{StatusFailed, StatusCancelled}, Action: "retried"}
 		}
 		if first.Kind == "" {
 			// The new attempt needs the job's payload, which only the

@@ -80,3 +80,19 @@ func validToken(s string) bool {
 	}
 	return true
 }
+
+// ValidID reports whether id looks like a job id as brokers issue them
+// (nuid: 1-64 letters and digits). Ids from outside (URLs, command lines)
+// are checked with it before they reach storage or a subject filter, so
+// that no caller can smuggle in wildcards.
+func ValidID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}

@@ -70,3 +70,21 @@ func TestPermanentErrors(t *testing.T) {
 		t.Fatal("plain errors are not permanent; Permanent(nil) is nil")
 	}
 }
+
+func FuzzValidID(f *testing.F) {
+	for _, s := range []string{"", "job1", "a.b", "*", ">", "tasks.*.1.x.>", "é", "6tQ1CvBzPq3c3WQqpQ8wRk"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		if !tasks.ValidID(id) {
+			return
+		}
+		// An accepted id must be one plain subject token: no wildcard,
+		// separator or space can reach the broker's filters.
+		for _, c := range id {
+			if c == '.' || c == '*' || c == '>' || c <= ' ' || c > '~' {
+				t.Fatalf("accepted %q", id)
+			}
+		}
+	})
+}

@@ -221,7 +221,7 @@ func classify(err error) error {
 // Last returns the job's newest event: a direct get of the last message
 // on the job's subjects.
 func (b *Broker) Last(ctx context.Context, userID int64, jobID string) (tasks.Event, error) {
-	if !validJobID(jobID) {
+	if !tasks.ValidID(jobID) {
 		return tasks.Event{}, fmt.Errorf("last event of job %q: %w", jobID, tasks.ErrNotFound)
 	}
 	raw, err := b.stream.GetLastMsgForSubject(ctx, tasks.JobFilter(userID, jobID))
@@ -254,7 +254,7 @@ func (b *Broker) History(ctx context.Context, userID int64, jobID string) ([]tas
 	}
 	it, err := cons.Messages()
 	if err != nil {
-		return nil, fmt.Errorf("history of job %s: %w", jobID, err)
+		return nil, fmt.Errorf("history of job %s: %w", jobID, classify(err))
 	}
 	defer it.Stop()
 	var events []tasks.Event
@@ -276,20 +276,6 @@ func (b *Broker) History(ctx context.Context, userID int64, jobID string) ([]tas
 			return events, nil
 		}
 	}
-}
-
-// validJobID keeps ids that reach subject filters to what the broker
-// issues (nuid: base62), so no caller can smuggle wildcards in.
-func validJobID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
 }
 
 func (b *Broker) eventAt(ctx context.Context, seq uint64) (tasks.Event, error) {
@@ -324,7 +310,7 @@ func (b *Broker) Follow(ctx context.Context, from uint64, fn func(tasks.Event) e
 	}
 	it, err := cons.Messages()
 	if err != nil {
-		return fmt.Errorf("follow events: %w", err)
+		return fmt.Errorf("follow events: %w", classify(err))
 	}
 	defer it.Stop()
 	for {
