@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nuid"
@@ -111,7 +112,8 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 
 // Run takes and runs jobs until ctx ends, then stops taking jobs, gives
 // running ones ShutdownGrace to finish, cancels the rest and hands them
-// back to the queue. It returns when every job goroutine has ended.
+// back to the queue. It returns when every job has ended, or, if a
+// handler ignores its cancelled context, 2×StoreTimeout after the cancel.
 func (w *Worker) Run(ctx context.Context) error {
 	// Jobs outlive ctx by the grace period, so their context is detached
 	// from it and cancelled separately.
@@ -121,6 +123,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.InfoContext(ctx, "worker started", "concurrency", w.cfg.Concurrency, "types", w.cfg.Registry.Types())
 	slots := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup
+	var running atomic.Int32
 	for ctx.Err() == nil {
 		select {
 		case slots <- struct{}{}:
@@ -138,8 +141,10 @@ func (w *Worker) Run(ctx context.Context) error {
 			continue
 		}
 		wg.Add(1)
+		running.Add(1)
 		go func() {
 			defer wg.Done()
+			defer running.Add(-1)
 			defer func() { <-slots }()
 			w.process(jobCtx, d)
 		}()
@@ -155,10 +160,21 @@ func (w *Worker) Run(ctx context.Context) error {
 		return nil
 	case <-grace.C:
 	}
-	w.log.Warn("shutdown grace over; cancelling running jobs", "grace", w.cfg.ShutdownGrace)
+	w.log.Warn("shutdown grace over; cancelling running jobs", "grace", w.cfg.ShutdownGrace, "running", running.Load())
 	cancelJobs(errShutdown)
-	<-done
-	w.log.Info("worker stopped")
+	// Cancelled jobs hand themselves back within a store step or two. A
+	// handler that ignores its context cannot be stopped from here: stop
+	// waiting for it, so that the process can exit; without heartbeats its
+	// job goes to another worker once its lease runs out.
+	hard := time.NewTimer(2 * w.cfg.StoreTimeout)
+	defer hard.Stop()
+	select {
+	case <-done:
+		w.log.Info("worker stopped")
+	case <-hard.C:
+		w.log.Error("worker stopped with jobs still running: their handlers ignore cancellation; the jobs will go to another worker when their lease runs out",
+			"running", running.Load())
+	}
 	return nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -183,7 +185,10 @@ func newRig(t *testing.T, cfg tasks.WorkerConfig) *rig {
 	} else {
 		r.events = cfg.Events.(*fakeEvents)
 	}
-	cfg.Queue, cfg.Results, cfg.Registry, cfg.Logger = r.queue, r.results, r.reg, testsupport.Logger(t)
+	cfg.Queue, cfg.Results, cfg.Registry = r.queue, r.results, r.reg
+	if cfg.Logger == nil {
+		cfg.Logger = testsupport.Logger(t)
+	}
 	w, err := tasks.NewWorker(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -326,6 +331,28 @@ func TestShutdownFinishesWithinGraceAndHandsBackTheRest(t *testing.T) {
 	assertKinds(t, r.events.kinds("stuck"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventReleased)
 }
 
+func TestShutdownDoesNotWaitForeverForAHandlerThatIgnoresCancel(t *testing.T) {
+	r := newRig(t, tasks.WorkerConfig{ShutdownGrace: 50 * time.Millisecond, StoreTimeout: 100 * time.Millisecond})
+	unblock := make(chan struct{})
+	r.reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
+		<-unblock // deaf to its context
+		return tasks.Result{}, nil
+	}, tasks.Policy{})
+	d := r.enqueue("deaf")
+	r.deliver(t, d)
+	testsupport.Eventually(t, 10*time.Second, "job not started", func() bool { return r.events.last("deaf").Kind == tasks.EventStarted })
+	r.stop()
+	select {
+	case <-r.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still waiting for a handler that ignores its context")
+	}
+	// Let the orphaned handler end, so the test leaves no goroutine; its
+	// outcome still counts, since nothing else touched the job.
+	close(unblock)
+	testsupport.Eventually(t, 10*time.Second, "orphaned job not finished", func() bool { return d.acked.Load() == 1 })
+}
+
 func TestReleasedJobRunsTheSameAttemptAgain(t *testing.T) {
 	r := newRig(t, tasks.WorkerConfig{})
 	var attempts []int
@@ -433,8 +460,27 @@ func TestTakeoverStopsTheRunningAttempt(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a log destination the worker's goroutines may share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func TestPanicFailsTheJobNotTheWorker(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{})
+	var logs lockedBuffer
+	r := newRig(t, tasks.WorkerConfig{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	r.reg.Register("work", func(_ context.Context, j tasks.Job, out tasks.Output) (tasks.Result, error) {
 		if j.ID == "bad" {
 			w, _ := out.Create("x.txt", "text/plain")
@@ -455,6 +501,10 @@ func TestPanicFailsTheJobNotTheWorker(t *testing.T) {
 	}
 	if r.results.has("bad") {
 		t.Error("the panicking job's partial file was stored")
+	}
+	// The stack goes to the log, down to the handler's own frame.
+	if l := logs.String(); !strings.Contains(l, `"msg":"handler panicked"`) || !strings.Contains(l, "TestPanicFailsTheJobNotTheWorker") {
+		t.Errorf("no stack of the panic in the log:\n%s", l)
 	}
 	if string(r.results.files["good"]) != "whole" {
 		t.Errorf("next job's file %q", r.results.files["good"])
