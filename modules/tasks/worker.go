@@ -510,7 +510,7 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d Delivery, starte
 // run calls the handler, turning a panic into an error so that one bad job
 // fails on its own instead of taking the worker down.
 func (w *Worker) run(ctx context.Context, log *slog.Logger, h HandlerFunc, job Job) (res Result, ref *ResultRef, err error) {
-	out := &output{ctx: ctx, store: w.cfg.Results, object: job.ID}
+	out := &output{ctx: ctx, store: w.cfg.Results, object: ResultObject(job)}
 	defer func() {
 		if p := recover(); p != nil {
 			log.ErrorContext(ctx, "handler panicked", "panic", p, "stack", string(debug.Stack()))
@@ -524,6 +524,13 @@ func (w *Worker) run(ctx context.Context, log *slog.Logger, h HandlerFunc, job J
 	}()
 	res, err = h(ctx, job, out)
 	return res, nil, err
+}
+
+// ResultObject names the stored result of one attempt of a job. Each
+// attempt has its own, so that an attempt superseded by another (its
+// worker presumed lost) can never overwrite or delete the result on record.
+func ResultObject(job Job) string {
+	return job.ID + "-a" + strconv.Itoa(job.Attempt)
 }
 
 // output streams a handler's result file into the ResultStore through a

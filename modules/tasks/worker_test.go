@@ -445,8 +445,10 @@ func TestTakeoverStopsTheRunningAttempt(t *testing.T) {
 	d := r.enqueue("taken")
 	r.deliver(t, d)
 	testsupport.Eventually(t, 10*time.Second, "job not started", func() bool { return r.events.last("taken").Kind == tasks.EventStarted })
-	// Another worker judged this one lost and moved the job on.
+	// Another worker judged this one lost and moved the job on, and its
+	// attempt 2 has already stored a result.
 	r.events.put(tasks.Event{Kind: tasks.EventRetrying, JobID: "taken", JobType: "work", UserID: 1, Attempt: 1, Error: "worker x stopped responding"})
+	r.results.Put(context.Background(), "taken-a2", "x.txt", "text/plain", strings.NewReader("attempt 2"))
 	select {
 	case <-stopped:
 	case <-time.After(10 * time.Second):
@@ -455,8 +457,11 @@ func TestTakeoverStopsTheRunningAttempt(t *testing.T) {
 	r.stop()
 	<-r.done
 	assertKinds(t, r.events.kinds("taken"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventRetrying)
-	if r.results.has("taken") {
+	if r.results.has("taken-a1") {
 		t.Error("the superseded attempt's result file was kept")
+	}
+	if !r.results.has("taken-a2") {
+		t.Error("the superseded attempt deleted the result of the attempt that took over")
 	}
 }
 
@@ -499,15 +504,15 @@ func TestPanicFailsTheJobNotTheWorker(t *testing.T) {
 	if out.Kind != tasks.EventFailed || out.Error != "panic: handler bug" || out.Result != nil {
 		t.Fatalf("outcome of the panicking job: %+v", out)
 	}
-	if r.results.has("bad") {
+	if r.results.has("bad-a1") {
 		t.Error("the panicking job's partial file was stored")
 	}
 	// The stack goes to the log, down to the handler's own frame.
 	if l := logs.String(); !strings.Contains(l, `"msg":"handler panicked"`) || !strings.Contains(l, "TestPanicFailsTheJobNotTheWorker") {
 		t.Errorf("no stack of the panic in the log:\n%s", l)
 	}
-	if string(r.results.files["good"]) != "whole" {
-		t.Errorf("next job's file %q", r.results.files["good"])
+	if string(r.results.files["good-a1"]) != "whole" {
+		t.Errorf("next job's file %q", r.results.files["good-a1"])
 	}
 }
 

@@ -12,7 +12,7 @@
 // operators cannot interleave impossible steps. Because the stream keeps
 // every event, it is also the log from which task_result is projected
 // (and can be rebuilt). Result files go to the Object Store bucket
-// "task_results", keyed by job id.
+// "task_results", one per attempt, named by job id and attempt.
 package jetstream
 
 import (
@@ -132,7 +132,7 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	results, err := js.CreateOrUpdateObjectStore(ctx, natsjs.ObjectStoreConfig{
 		Bucket:      ResultsBucket,
-		Description: "OTJ Helper task result files, keyed by job id",
+		Description: "OTJ Helper task result files, one per job attempt",
 		Storage:     natsjs.FileStorage,
 		Replicas:    cfg.Replicas,
 	})
