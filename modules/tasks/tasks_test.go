@@ -39,7 +39,7 @@ func setup(t *testing.T, register func(*tasks.Registry)) *system {
 
 // setupWith is setup with the worker's settings; Queue, Events, Results,
 // Registry and Logger are filled in.
-func setupWith(t *testing.T, register func(*tasks.Registry), wc tasks.WorkerConfig) *system {
+func setupWith(t testing.TB, register func(*tasks.Registry), wc tasks.WorkerConfig) *system {
 	t.Helper()
 	srv := testsupport.NATS(t)
 	db, _ := testsupport.DB(t)
@@ -58,13 +58,16 @@ func setupWith(t *testing.T, register func(*tasks.Registry), wc tasks.WorkerConf
 	return s
 }
 
-func (s *system) startWorker(t *testing.T, wc tasks.WorkerConfig) {
+func (s *system) startWorker(t testing.TB, wc tasks.WorkerConfig) {
 	t.Helper()
 	q, err := s.worker.Queue(testsupport.Context(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	wc.Queue, wc.Events, wc.Results, wc.Registry, wc.Logger = q, s.worker, s.worker, s.registry, testsupport.Logger(t)
+	wc.Queue, wc.Events, wc.Results, wc.Registry = q, s.worker, s.worker, s.registry
+	if wc.Logger == nil {
+		wc.Logger = testsupport.Logger(t)
+	}
 	w, err := tasks.NewWorker(wc)
 	if err != nil {
 		t.Fatal(err)
