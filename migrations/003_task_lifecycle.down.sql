@@ -1,3 +1,11 @@
+ALTER TABLE task_result DROP COLUMN progress_message;
+
+--bun:split
+
+ALTER TABLE task_result DROP COLUMN progress_percent;
+
+--bun:split
+
 ALTER TABLE task_result DROP COLUMN changed_by;
 
 --bun:split

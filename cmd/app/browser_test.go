@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
 	"os"
 	"path/filepath"
@@ -97,16 +98,26 @@ func TestBrowserCancelAndRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	row := func(id string) string { return "#task-" + id }
+	// The list refreshes itself only while it shows an active task: open
+	// it once the projection has the long task running.
+	store := tasks.NewStore(dataDB(t, env["OTJ_DATA_DIR"]))
+	testsupport.Eventually(t, 30*time.Second, "long task never running in the projection", func() bool {
+		r, err := store.GetForUser(testsupport.Context(t), u.ID, long.ID)
+		return err == nil && r.Status == tasks.StatusRunning
+	})
 
 	// Cancel the running task from the list.
-	err = chromedp.Do(ctx,
+	step, cancelStep := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelStep()
+	err = chromedp.Do(step,
 		chromedp.Navigate(base+"/tasks/"),
 		chromedp.WaitVisible(chromedp.CSS(row(long.ID)+` .badge-running`)),
 		chromedp.Click(chromedp.CSS(row(long.ID)+` form[action$="/cancel"] button`)),
 		chromedp.WaitVisible(chromedp.CSS(`h1 .badge-cancelled`)),
 	)
 	if err != nil {
-		t.Fatalf("cancel from the list: %v", err)
+		html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("body")))
+		t.Fatalf("cancel from the list: %v; the page:\n%s", err, html)
 	}
 	notice, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`p.notice`)))
 	if err != nil || !strings.Contains(notice, "Cancelled") {

@@ -419,6 +419,9 @@ func printTask(w io.Writer, r tasks.TaskResult, email string) {
 	field("finished", utc(r.CompletedAt, false))
 	field("next attempt", utc(r.NextAttemptAt, false))
 	field("worker", r.Worker)
+	if r.Status == tasks.StatusRunning && r.ProgressMessage != "" {
+		field("progress", fmt.Sprintf("%d%% %s", r.ProgressPercent, r.ProgressMessage))
+	}
 	field("changed by", r.ChangedBy)
 	field("error", oneLine(r.Error))
 	field("summary", r.ResultData)
@@ -474,6 +477,8 @@ func describeEvent(e tasks.Event) string {
 		return fmt.Sprintf("retried by %s; attempt %d queued", or(e.By, "?"), e.Attempt+1)
 	case tasks.EventReleased:
 		return fmt.Sprintf("attempt %d handed back by worker %s as it shut down; it runs again", e.Attempt, e.Worker)
+	case tasks.EventProgress:
+		return fmt.Sprintf("attempt %d at %d%%: %s", e.Attempt, e.Percent, oneLine(e.Message))
 	}
 	return "(an event kind this version does not know)"
 }

@@ -184,6 +184,10 @@ var extraHandlers func(*tasks.Registry) error
 // reportSource gives the reports module the activity log it declares it needs.
 type reportSource struct{ store *activity.Store }
 
+func (s reportSource) CountActivities(ctx context.Context, userID int64) (int, error) {
+	return s.store.CountActivities(ctx, userID)
+}
+
 func (s reportSource) EachActivity(ctx context.Context, userID int64, fn func(*reports.Row) error) error {
 	return s.store.EachReportRow(ctx, userID, func(r *activity.ReportRow) error {
 		return fn((*reports.Row)(r))

@@ -108,6 +108,15 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
 	return u, nil
 }
 
+// CountActivities returns how many activities the user has logged.
+func (s *Store) CountActivities(ctx context.Context, userID int64) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM activity WHERE user_id = ?`, userID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count activities of user %d: %w", userID, err)
+	}
+	return n, nil
+}
+
 // ListActivities returns one page of the user's activities, newest first
 // (activity_date DESC, id DESC); page is 1-based. Total and TotalHours cover
 // all the user's activities. Tags are sorted by name, KSBs (natural codes)

@@ -38,7 +38,14 @@ type Source interface {
 	// EachActivity calls fn for each of the user's activities, newest
 	// first, without holding them all in memory. fn must not keep row.
 	EachActivity(ctx context.Context, userID int64, fn func(row *Row) error) error
+	// CountActivities returns how many activities the user has, for
+	// the report's progress.
+	CountActivities(ctx context.Context, userID int64) (int, error)
 }
+
+// progressEvery is how many rows pass between progress reports; the
+// worker records at most one a second whatever the rate.
+const progressEvery = 1000
 
 // Header is the report's first line: the seed's columns, in its order.
 var Header = []string{"date", "title", "hours", "type", "evidence_quality", "tags", "ksbs", "links", "description", "notes"}
@@ -55,12 +62,37 @@ func Register(reg *tasks.Registry, src Source) error {
 		if err != nil {
 			return tasks.Result{}, err
 		}
-		n, err := WriteCSV(ctx, w, src, job.UserID)
+		total, err := src.CountActivities(ctx, job.UserID)
+		if err != nil {
+			return tasks.Result{}, fmt.Errorf("full report: %w", err)
+		}
+		out.Progress(0, "0 of "+plural(total, "activity", "activities"))
+		n, err := WriteCSV(ctx, w, progressSource{Source: src, total: total, out: out}, job.UserID)
 		if err != nil {
 			return tasks.Result{}, fmt.Errorf("full report: %w", err)
 		}
 		return tasks.Result{Summary: plural(n, "activity", "activities")}, nil
 	}, Policy)
+}
+
+// progressSource reports every progressEvery rows how many of total
+// have been read.
+type progressSource struct {
+	Source
+	total int
+	out   tasks.Output
+}
+
+func (p progressSource) EachActivity(ctx context.Context, userID int64, fn func(*Row) error) error {
+	n := 0
+	return p.Source.EachActivity(ctx, userID, func(r *Row) error {
+		if n++; n%progressEvery == 0 && p.total > 0 {
+			// The log may grow while the report runs: never past 99 %
+			// until the file is done.
+			p.out.Progress(min(n*100/p.total, 99), groupThousands(n)+" of "+plural(p.total, "activity", "activities"))
+		}
+		return fn(r)
+	})
 }
 
 // WriteCSV writes the user's full report to w and returns the number of

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -16,6 +17,8 @@ import (
 
 // rows is an in-memory Source.
 type rows []reports.Row
+
+func (rs rows) CountActivities(context.Context, int64) (int, error) { return len(rs), nil }
 
 func (rs rows) EachActivity(ctx context.Context, _ int64, fn func(*reports.Row) error) error {
 	for i := range rs {
@@ -96,11 +99,17 @@ func TestWriteCSVStopsOnSourceError(t *testing.T) {
 type failing struct{ err error }
 
 func (f failing) EachActivity(context.Context, int64, func(*reports.Row) error) error { return f.err }
+func (f failing) CountActivities(context.Context, int64) (int, error)                 { return 1, nil }
 
 // recordingOutput keeps what a handler writes.
 type recordingOutput struct {
 	name, contentType string
 	buf               bytes.Buffer
+	progress          []string
+}
+
+func (o *recordingOutput) Progress(percent int, message string) {
+	o.progress = append(o.progress, fmt.Sprintf("%d%% %s", percent, message))
 }
 
 func (o *recordingOutput) Create(name, contentType string) (io.Writer, error) {
@@ -132,6 +141,9 @@ func TestFullReportHandler(t *testing.T) {
 	}
 	if res.Summary != "1,234 activities" {
 		t.Errorf("summary %q", res.Summary)
+	}
+	if got := strings.Join(out.progress, " | "); got != "0% 0 of 1,234 activities | 81% 1,000 of 1,234 activities" {
+		t.Errorf("progress reports %q", got)
 	}
 	if out.name != "otj-full-report-2026-11-27.csv" || out.contentType != "text/csv; charset=utf-8" {
 		t.Errorf("file %q %q", out.name, out.contentType)

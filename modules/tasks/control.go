@@ -51,7 +51,7 @@ const (
 // k. The projection and every state check use it, so they cannot differ.
 func StatusAfter(k EventKind) Status {
 	switch k {
-	case EventStarted:
+	case EventStarted, EventProgress:
 		return StatusRunning
 	case EventSucceeded:
 		return StatusCompleted

@@ -37,6 +37,8 @@ const (
 	// EventReleased: the worker running attempt Attempt shut down and
 	// handed the job back unfinished; the same attempt runs again.
 	EventReleased EventKind = "released"
+	// EventProgress: attempt Attempt reports Percent done, with Message.
+	EventProgress EventKind = "progress"
 )
 
 // IsWorkItem reports whether events of this kind ask for an attempt.
@@ -65,7 +67,7 @@ type Event struct {
 	// MaxAttempts is the allowance the attempt runs under (started,
 	// retrying). Zero on a work item means the job type's policy decides.
 	MaxAttempts int    `json:"max_attempts,omitempty"`
-	Worker      string `json:"worker,omitempty"` // started, released
+	Worker      string `json:"worker,omitempty"` // started, progress, released
 
 	// Payload and EnqueuedAt travel with every work item, so that any
 	// attempt's handler sees the job as it was enqueued.
@@ -77,6 +79,8 @@ type Event struct {
 	By      string     `json:"by,omitempty"`      // cancelled, retried: "user" or "operator"
 	Result  *ResultRef `json:"result,omitempty"`  // succeeded, when the job wrote a file
 	Summary string     `json:"summary,omitempty"` // succeeded
+	Percent int        `json:"percent,omitempty"` // progress
+	Message string     `json:"message,omitempty"` // progress
 
 	// Seq is the event's position in the stream, set when it is read back.
 	Seq uint64 `json:"-"`

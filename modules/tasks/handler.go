@@ -14,11 +14,17 @@ type Result struct {
 	Summary string
 }
 
-// Output is where a handler writes its result file.
+// Output is where a handler writes its result file and reports its
+// progress.
 type Output interface {
 	// Create starts the job's result file. A handler creates at most one;
 	// it is stored when the handler returns nil and discarded otherwise.
 	Create(name, contentType string) (io.Writer, error)
+	// Progress reports how far the job has got: percent from 0 to 100
+	// and a short line such as "4,000 of 10,000 activities". It never
+	// blocks: the worker records the latest report with its next
+	// heartbeat (about once a second), so calling it often costs nothing.
+	Progress(percent int, message string)
 }
 
 // HandlerFunc runs one job. It must stop when ctx ends, and be safe to run

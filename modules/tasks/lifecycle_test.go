@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -255,6 +256,46 @@ func TestCancel(t *testing.T) {
 	}
 	if got := kindsOf(s.history(t, pending)); fmt.Sprint(got) != "[enqueued cancelled retried started succeeded]" {
 		t.Fatalf("history %v", got)
+	}
+}
+
+func TestProgressShowsAndCancelStillWorks(t *testing.T) {
+	stopped := make(chan error, 1)
+	s := setupWith(t, func(r *tasks.Registry) {
+		r.Register("long", func(ctx context.Context, _ tasks.Job, out tasks.Output) (tasks.Result, error) {
+			for i := 0; ; i++ {
+				out.Progress(i%100, fmt.Sprintf("step %d", i))
+				select {
+				case <-ctx.Done():
+					stopped <- ctx.Err()
+					return tasks.Result{}, ctx.Err()
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		}, tasks.Policy{})
+	}, tasks.WorkerConfig{Concurrency: 1, ExtendEvery: 50 * time.Millisecond})
+	ctx := testsupport.Context(t)
+	job := s.enqueue(t, "long", 14, "")
+	var row tasks.TaskResult
+	testsupport.Eventually(t, 20*time.Second, "no progress in the projection", func() bool {
+		var err error
+		row, err = s.store.GetForUser(ctx, 14, job.ID)
+		return err == nil && row.Status == tasks.StatusRunning && strings.HasPrefix(row.ProgressMessage, "step ")
+	})
+	// Progress events keep moving the job's newest event; a cancel must
+	// still win its race with them.
+	if _, err := tasks.NewControl(s.web).Cancel(ctx, 14, job.ID, tasks.ByUser); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("handler reporting progress was not stopped by the cancel")
+	}
+	s.waitStatus(t, job, tasks.StatusCancelled)
+	kinds := kindsOf(s.history(t, job))
+	if kinds[len(kinds)-1] != tasks.EventCancelled {
+		t.Fatalf("history ends %v", kinds)
 	}
 }
 

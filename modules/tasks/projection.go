@@ -72,6 +72,10 @@ type TaskResult struct {
 	NextAttemptAt time.Time `bun:"next_attempt_at,nullzero"`
 	// ChangedBy says who cancelled or last retried the task by hand.
 	ChangedBy string `bun:"changed_by"`
+	// ProgressPercent and ProgressMessage are the running attempt's
+	// latest progress report.
+	ProgressPercent int    `bun:"progress_percent"`
+	ProgressMessage string `bun:"progress_message"`
 }
 
 // HasResult reports whether a completed task has a file to download.
@@ -182,6 +186,7 @@ var from = map[EventKind][]Status{
 	EventCancelled: {StatusPending, StatusRunning, StatusRetrying},
 	EventRetried:   {StatusFailed, StatusCancelled},
 	EventReleased:  {StatusRunning},
+	EventProgress:  {StatusRunning},
 }
 
 func applyEvent(ctx context.Context, tx bun.Tx, e Event) error {
@@ -213,7 +218,12 @@ func applyEvent(ctx context.Context, tx bun.Tx, e Event) error {
 			Set("max_attempts = ?", e.MaxAttempts).
 			Set("started_at = ?", e.Time).
 			Set("worker = ?", e.Worker).
-			Set("next_attempt_at = NULL")
+			Set("next_attempt_at = NULL").
+			Set("progress_percent = 0").
+			Set("progress_message = ''")
+	case EventProgress:
+		q = q.Set("progress_percent = ?", e.Percent).
+			Set("progress_message = ?", e.Message)
 	case EventSucceeded:
 		q = q.Set("result_data = ?", nullString(e.Summary)).
 			Set("error_message = NULL").

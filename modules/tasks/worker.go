@@ -211,9 +211,12 @@ func (w *Worker) process(ctx context.Context, d Delivery) {
 	runCtx, stopTimer := context.WithTimeoutCause(runCtx, policy.Timeout, errTimedOut)
 	defer stopTimer()
 	start := w.cfg.Now()
-	stopWatch := w.watch(runCtx, log, d, started, stopRun)
-	res, ref, err := w.run(runCtx, log, h, job)
-	stopWatch()
+	out := &output{ctx: runCtx, store: w.cfg.Results, object: ResultObject(job)}
+	stopWatch := w.watch(runCtx, log, d, started, out, stopRun)
+	res, ref, err := w.run(runCtx, log, h, job, out)
+	// From here on, the job's newest event is the last one this worker
+	// wrote: its start or its latest progress.
+	mine := stopWatch()
 	cause := context.Cause(runCtx)
 	took := w.cfg.Now().Sub(start)
 
@@ -232,7 +235,7 @@ func (w *Worker) process(ctx context.Context, d Delivery) {
 	case err != nil && errors.Is(cause, errShutdown):
 		log.WarnContext(ctx, "job interrupted by shutdown; handing it back", "err", err)
 		rel := w.event(job, EventReleased, job.Attempt, func(e *Event) { e.Worker = w.cfg.Name })
-		if w.record(ctx, log, d, rel, started.Seq, false) {
+		if w.record(ctx, log, d, rel, mine, false) {
 			w.release(ctx, log, d)
 		}
 		return
@@ -250,7 +253,7 @@ func (w *Worker) process(ctx context.Context, d Delivery) {
 		outcome = w.failure(job, job.Attempt, maxAttempts, policy, err)
 		log.WarnContext(ctx, "job attempt failed", "err", err, "duration", took, "outcome", outcome.Kind, "retry_at", outcome.RetryAt)
 	}
-	if !w.record(ctx, log, d, outcome, started.Seq, true) {
+	if !w.record(ctx, log, d, outcome, mine, true) {
 		w.discard(ctx, log, ref)
 	}
 }
@@ -348,7 +351,7 @@ func decide(item, last Event, now time.Time) action {
 		return actStale
 	case last.Kind == EventReleased:
 		return actRun
-	case last.Kind == EventStarted:
+	case last.Kind == EventStarted || last.Kind == EventProgress:
 		// The broker redelivers an item only when its worker stopped
 		// renewing it or gave it back, and giving back is recorded.
 		return actLost
@@ -468,16 +471,21 @@ func (w *Worker) event(job Job, kind EventKind, attempt int, fill func(*Event)) 
 	return e
 }
 
-// watch renews the delivery's lease and checks the job's state every
-// ExtendEvery until the returned func is called. If the job was cancelled
-// or another worker took it over, it ends the attempt's context.
-func (w *Worker) watch(ctx context.Context, log *slog.Logger, d Delivery, started Event, stopRun context.CancelCauseFunc) (stop func()) {
+// watch renews the delivery's lease every ExtendEvery, and records the
+// handler's latest progress report, if it made a new one, as a progress
+// event. It also makes sure the job is still this attempt's: if it was
+// cancelled, or another worker took it over, it ends the attempt's
+// context. The returned func stops it and returns the sequence of the
+// job's newest event written by this worker.
+func (w *Worker) watch(ctx context.Context, log *slog.Logger, d Delivery, started Event, out *output, stopRun context.CancelCauseFunc) (stop func() uint64) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
+	mine := started.Seq // written only by the goroutine until done
 	go func() {
 		defer close(done)
 		t := time.NewTicker(w.cfg.ExtendEvery)
 		defer t.Stop()
+		reported := 0 // version of the progress last recorded
 		for {
 			select {
 			case <-ctx.Done():
@@ -487,6 +495,19 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d Delivery, starte
 			if err := d.Extend(ctx); err != nil && ctx.Err() == nil {
 				log.WarnContext(ctx, "lease renewal failed", "err", err)
 			}
+			if p, v := out.progress(); v != reported {
+				e := w.event(started.Job(), EventProgress, started.Attempt, func(e *Event) {
+					e.Percent, e.Message, e.Worker = p.percent, p.message, w.cfg.Name
+				})
+				seq, err := w.cfg.Events.Append(ctx, e, mine)
+				if err == nil {
+					mine, reported = seq, v
+					continue // the job is still ours: the append proved it
+				}
+				if !errors.Is(err, ErrConflict) && ctx.Err() == nil {
+					log.WarnContext(ctx, "could not record progress", "err", err)
+				}
+			}
 			last, err := w.cfg.Events.Last(ctx, started.UserID, started.JobID)
 			if err != nil {
 				if ctx.Err() == nil {
@@ -494,7 +515,7 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d Delivery, starte
 				}
 				continue
 			}
-			if last.Seq != started.Seq {
+			if last.Seq != mine {
 				if last.Kind == EventCancelled {
 					stopRun(errCancelled)
 				} else {
@@ -504,13 +525,12 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d Delivery, starte
 			}
 		}
 	}()
-	return func() { cancel(); <-done }
+	return func() uint64 { cancel(); <-done; return mine }
 }
 
 // run calls the handler, turning a panic into an error so that one bad job
 // fails on its own instead of taking the worker down.
-func (w *Worker) run(ctx context.Context, log *slog.Logger, h HandlerFunc, job Job) (res Result, ref *ResultRef, err error) {
-	out := &output{ctx: ctx, store: w.cfg.Results, object: ResultObject(job)}
+func (w *Worker) run(ctx context.Context, log *slog.Logger, h HandlerFunc, job Job, out *output) (res Result, ref *ResultRef, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			log.ErrorContext(ctx, "handler panicked", "panic", p, "stack", string(debug.Stack()))
@@ -542,7 +562,39 @@ type output struct {
 
 	pw   *io.PipeWriter
 	done chan putResult
+
+	mu      sync.Mutex
+	latest  progressReport
+	version int // counts Progress calls
 }
+
+type progressReport struct {
+	percent int
+	message string
+}
+
+// Progress keeps the latest report for the worker's next heartbeat, so
+// that a handler may call it as often as it likes at no cost.
+func (o *output) Progress(percent int, message string) {
+	percent = min(max(percent, 0), 100)
+	if len(message) > maxProgressMessage {
+		message = message[:maxProgressMessage]
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.latest = progressReport{percent, message}
+	o.version++
+}
+
+func (o *output) progress() (progressReport, int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.latest, o.version
+}
+
+// maxProgressMessage bounds a progress line, which is shown in a table
+// cell and stored in every progress event.
+const maxProgressMessage = 200
 
 type putResult struct {
 	ref ResultRef

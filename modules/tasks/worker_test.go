@@ -279,6 +279,31 @@ func TestOutcomeIsRecordedOnceTheBrokerIsBack(t *testing.T) {
 	}
 }
 
+func TestProgressIsRecordedWithTheHeartbeat(t *testing.T) {
+	r := newRig(t, tasks.WorkerConfig{ExtendEvery: 10 * time.Millisecond})
+	r.reg.Register("work", func(ctx context.Context, _ tasks.Job, out tasks.Output) (tasks.Result, error) {
+		for i := 1; i <= 1000; i++ {
+			out.Progress(i/10, "many small steps") // far more often than a heartbeat
+		}
+		out.Progress(150, strings.Repeat("x", 1000)) // out of range, too long
+		deadline := time.Now().Add(10 * time.Second)
+		for r.events.last("prog").Kind != tasks.EventProgress && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		return tasks.Result{}, nil
+	}, tasks.Policy{})
+	d := r.enqueue("prog")
+	r.deliver(t, d)
+	testsupport.Eventually(t, 15*time.Second, "job not acked", func() bool { return d.acked.Load() == 1 })
+	// One progress event for the burst, and the outcome appended after
+	// it, on condition that it was still the job's newest event.
+	assertKinds(t, r.events.kinds("prog"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventProgress, tasks.EventSucceeded)
+	h, _ := r.events.History(context.Background(), 0, "prog")
+	if p := h[2]; p.Percent != 100 || len(p.Message) != 200 || p.Attempt != 1 || p.Worker == "" {
+		t.Fatalf("progress event %+v", p)
+	}
+}
+
 func TestLongJobKeepsItsLease(t *testing.T) {
 	r := newRig(t, tasks.WorkerConfig{ExtendEvery: 10 * time.Millisecond})
 	d := r.enqueue("j3")
@@ -394,9 +419,11 @@ func TestLostWorkerCountsAsAFailedAttempt(t *testing.T) {
 				return tasks.Result{}, nil
 			}, tt.policy)
 			d := r.enqueue("lost")
-			// Attempt 1 started on a worker that then died: the broker
-			// delivers the item again once its lease ran out.
+			// Attempt 1 started on a worker that reported progress, then
+			// died: the broker delivers the item again once its lease
+			// ran out.
 			r.events.put(tasks.Event{Kind: tasks.EventStarted, JobID: "lost", JobType: "work", UserID: 1, Attempt: 1, MaxAttempts: tt.policy.MaxAttempts, Worker: "host:99"})
+			r.events.put(tasks.Event{Kind: tasks.EventProgress, JobID: "lost", JobType: "work", UserID: 1, Attempt: 1, Percent: 40, Worker: "host:99"})
 			r.deliver(t, d)
 			testsupport.Eventually(t, 10*time.Second, "item not acked", func() bool { return d.acked.Load() == 1 })
 			last := r.events.last("lost")

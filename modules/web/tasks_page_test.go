@@ -28,6 +28,8 @@ func row(id string, user int64, s tasks.Status) tasks.TaskResult {
 		r.Attempts, r.MaxAttempts, r.StartedAt = 1, 3, t0.Add(time.Second)
 	}
 	switch s {
+	case tasks.StatusRunning:
+		r.ProgressPercent, r.ProgressMessage = 40, "482 of 1,204 activities"
 	case tasks.StatusRetrying:
 		r.Error, r.NextAttemptAt = "smtp timeout", t0.Add(2*time.Minute+31*time.Second)
 	case tasks.StatusCompleted:
@@ -60,7 +62,7 @@ func TestTaskListShowsEveryState(t *testing.T) {
 		cancel, retry bool
 	}{
 		{tasks.StatusPending, []string{"waiting for a worker"}, true, false},
-		{tasks.StatusRunning, []string{"attempt 1 of 3"}, true, false},
+		{tasks.StatusRunning, []string{"attempt 1 of 3", `<progress max="100" value="40">40%</progress>`, "482 of 1,204 activities"}, true, false},
 		{tasks.StatusRetrying, []string{"Next attempt at 5 Mar 2026, 14:02:31 GMT", "Last error: smtp timeout"}, true, false},
 		{tasks.StatusCompleted, []string{`href="/tasks/completed/download"`, "1,204 activities", "2.0 KB"}, false, false},
 		{tasks.StatusFailed, []string{`class="error">disk full`}, false, true},
@@ -147,6 +149,7 @@ func retriedHistory(id string, user int64) []tasks.Event {
 		ev(201, tasks.EventStarted, func(e *tasks.Event) { e.Attempt, e.MaxAttempts, e.Worker = 3, 4, "w1" }),
 		ev(202, tasks.EventReleased, func(e *tasks.Event) { e.Attempt, e.Worker = 3, "w1" }),
 		ev(203, tasks.EventStarted, func(e *tasks.Event) { e.Attempt, e.MaxAttempts, e.Worker = 3, 4, "w2" }),
+		ev(203, tasks.EventProgress, func(e *tasks.Event) { e.Attempt, e.Percent, e.Message = 3, 50, "602 of 1,204 activities" }),
 		ev(204, tasks.EventSucceeded, func(e *tasks.Event) { e.Attempt, e.Summary = 3, "1,204 activities" }),
 	}
 }
@@ -195,6 +198,9 @@ func TestTaskPageShowsStateAndWholeHistory(t *testing.T) {
 		"Attempt 3 of 4 started on w2",
 		"5 Mar 2026, 14:03:24 GMT</time> <span>Attempt 3 succeeded: 1,204 activities",
 	)
+	if strings.Contains(page, "602 of 1,204") {
+		t.Error("a progress report shows in the history; only the running task's latest should show")
+	}
 	if strings.Contains(page, `http-equiv="refresh"`) || strings.Contains(page, cancelForm("job1")) || strings.Contains(page, retryForm("job1")) {
 		t.Errorf("a completed task's page refreshes or offers cancel or retry:\n%s", page)
 	}
@@ -265,7 +271,7 @@ func TestTaskPageWithOnePartMissing(t *testing.T) {
 		refresh bool
 	}{
 		{"projection lags", false, nil, 200, []string{"queued a moment ago", "badge-completed", "Attempt 3 succeeded"}, true},
-		{"history unreachable", true, unavailable, 200, []string{"badge-running", "history of this task cannot be read right now"}, true},
+		{"history unreachable", true, unavailable, 200, []string{"badge-running", "<dt>Progress</dt>", `value="40"`, "482 of 1,204 activities", "history of this task cannot be read right now"}, true},
 		{"history purged", true, tasks.ErrNotFound, 200, []string{"badge-running", "no longer kept"}, true},
 		{"neither, log unreachable", false, unavailable, 503, []string{"cannot be shown until the background task queue can be reached"}, false},
 	}

@@ -18,9 +18,14 @@ type timelineEntry struct {
 
 // timeline turns a task's events, oldest first, into the lines of its
 // history. Times inside the lines are shown in loc, the user's zone.
+// Progress reports are left out: a long job makes one a second, and the
+// page shows the latest beside the task's state.
 func timeline(events []tasks.Event, loc *time.Location) []timelineEntry {
 	out := make([]timelineEntry, 0, len(events))
 	for _, e := range events {
+		if e.Kind == tasks.EventProgress {
+			continue
+		}
 		out = append(out, timelineEntry{Time: e.Time, Kind: e.Kind, Text: describe(e, loc)})
 	}
 	return out
