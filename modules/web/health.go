@@ -7,24 +7,29 @@ import (
 	"time"
 )
 
-// health reports each dependency (GET /healthz): 200 when all answer,
-// 503 when any does not.
+// health reports each dependency (GET /healthz): 200 when all answer or
+// only those marked Degraded fail, 503 when any other does not answer.
 func (s *server) health(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	body := map[string]string{}
 	status := http.StatusOK
 	for _, c := range s.cfg.Health {
-		if err := c.Check(ctx); err != nil {
+		switch err := c.Check(ctx); {
+		case err != nil && c.Degraded:
+			body[c.Name] = "degraded: " + err.Error()
+			body["status"] = "degraded"
+		case err != nil:
 			body[c.Name] = "down: " + err.Error()
 			status = http.StatusServiceUnavailable
-		} else {
+		default:
 			body[c.Name] = "ok"
 		}
 	}
-	body["status"] = "ok"
 	if status != http.StatusOK {
 		body["status"] = "unavailable"
+	} else if body["status"] == "" {
+		body["status"] = "ok"
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

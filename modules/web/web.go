@@ -65,6 +65,10 @@ type Activities interface {
 type HealthCheck struct {
 	Name  string
 	Check func(ctx context.Context) error
+	// Degraded marks a dependency the app works without, if less well
+	// (the Redis broker, whose enqueues fall back to running in the
+	// request): its failure shows as "degraded" and /healthz stays 200.
+	Degraded bool
 }
 
 // Config wires the web module to the rest of the app.

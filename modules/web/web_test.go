@@ -328,6 +328,8 @@ func TestHealth(t *testing.T) {
 	}{
 		{"all up", []web.HealthCheck{{Name: "database", Check: func(context.Context) error { return nil }}, {Name: "nats", Check: func(context.Context) error { return nil }}}, 200, `"nats":"ok"`},
 		{"nats down", []web.HealthCheck{{Name: "database", Check: func(context.Context) error { return nil }}, {Name: "nats", Check: func(context.Context) error { return down }}}, 503, `"nats":"down: connection refused"`},
+		{"redis down", []web.HealthCheck{{Name: "nats", Check: func(context.Context) error { return nil }}, {Name: "redis", Degraded: true, Check: func(context.Context) error { return down }}}, 200, `"redis":"degraded: connection refused","status":"degraded"`},
+		{"redis and nats down", []web.HealthCheck{{Name: "nats", Check: func(context.Context) error { return down }}, {Name: "redis", Degraded: true, Check: func(context.Context) error { return down }}}, 503, `"redis":"degraded: connection refused","status":"unavailable"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
