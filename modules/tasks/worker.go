@@ -18,7 +18,7 @@ import (
 
 // WorkerConfig configures a Worker. Zero fields take the defaults below.
 type WorkerConfig struct {
-	Queue    Queue       // required
+	Queue    Queue       // required by Run; RunInline does without
 	Events   EventLog    // required
 	Results  ResultStore // required
 	Registry *Registry   // required
@@ -77,9 +77,6 @@ func (c *WorkerConfig) setDefaults() {
 
 func (c *WorkerConfig) validate() error {
 	var errs []error
-	if c.Queue == nil {
-		errs = append(errs, errors.New("config: Queue is required"))
-	}
 	if c.Events == nil {
 		errs = append(errs, errors.New("config: Events is required"))
 	}
@@ -115,6 +112,9 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 // back to the queue. It returns when every job has ended, or, if a
 // handler ignores its cancelled context, 2×StoreTimeout after the cancel.
 func (w *Worker) Run(ctx context.Context) error {
+	if w.cfg.Queue == nil {
+		return errors.New("run worker: config: Queue is required")
+	}
 	// Jobs outlive ctx by the grace period, so their context is detached
 	// from it and cancelled separately.
 	jobCtx, cancelJobs := context.WithCancelCause(context.WithoutCancel(ctx))
@@ -124,6 +124,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	slots := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup
 	var running atomic.Int32
+	failing := 0 // fetches failed in a row
 	for ctx.Err() == nil {
 		select {
 		case slots <- struct{}{}:
@@ -136,9 +137,20 @@ func (w *Worker) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				break
 			}
-			w.log.WarnContext(ctx, "fetch failed; retrying", "err", err)
+			// An outage is logged when it starts and when it ends, not
+			// once a second while it lasts.
+			if failing == 0 {
+				w.log.WarnContext(ctx, "cannot fetch jobs; retrying every second", "err", err)
+			} else {
+				w.log.DebugContext(ctx, "fetch failed", "err", err)
+			}
+			failing++
 			sleep(ctx, time.Second)
 			continue
+		}
+		if failing > 0 {
+			w.log.InfoContext(ctx, "fetching jobs again", "failed_fetches", failing)
+			failing = 0
 		}
 		wg.Add(1)
 		running.Add(1)
@@ -177,6 +189,29 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// RunInline runs the work item's attempt here and now, in the caller's
+// goroutine, with the same events, checks and outcomes as a delivery from
+// a queue: it is the fallback for an enqueue whose broker could not be
+// reached. A retry it schedules goes through the event log like any
+// other. It returns when the attempt's outcome is recorded; the attempt is
+// not cut short when ctx ends (its policy's timeout still applies), so
+// that a job accepted for running in a request does not stop half done.
+func (w *Worker) RunInline(ctx context.Context, item Event) {
+	w.process(context.WithoutCancel(ctx), inline{item})
+}
+
+// inline is the delivery of a work item run by RunInline: there is no
+// broker to renew, ack or hand back to, so those are no-ops. A retry
+// later goes through the event log, and an item held back for its time
+// is left to the broker's copy of it.
+type inline struct{ item Event }
+
+func (d inline) Item() Event                              { return d.item }
+func (inline) Extend(context.Context) error               { return nil }
+func (inline) Ack(context.Context) error                  { return nil }
+func (inline) Release(context.Context) error              { return nil }
+func (inline) Delay(context.Context, time.Duration) error { return nil }
 
 // Causes of a running job's context ending early.
 var (
@@ -268,6 +303,21 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d Delivery, item E
 	job := item.Job()
 	for range 5 {
 		last, err := w.cfg.Events.Last(ctx, item.UserID, item.JobID)
+		if errors.Is(err, ErrNotFound) {
+			// Only a broker that carries jobs outside the log can hold
+			// one the log does not know (a log wiped, a broker shared by
+			// mistake); it can never run. A new one may be a replica's
+			// read lagging behind, so it gets a minute.
+			if w.cfg.Now().Sub(item.Time) < time.Minute {
+				if err := d.Delay(ctx, time.Second); err != nil {
+					log.WarnContext(ctx, "could not put off a job not yet in the event log", "err", err)
+				}
+				return Event{}, false
+			}
+			log.ErrorContext(ctx, "work item of a job not in the event log; dropping it", "seq", item.Seq)
+			w.ack(ctx, log, d)
+			return Event{}, false
+		}
 		if err != nil {
 			log.WarnContext(ctx, "could not read job state; leaving it for redelivery", "err", err)
 			return Event{}, false
