@@ -145,14 +145,25 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 // Enqueue stores the job's enqueued event, which is also its work item.
 // With a key, a repeat within the dedupe window returns the first job.
 func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job, error) {
-	if err := r.Validate(); err != nil {
-		return tasks.Job{}, fmt.Errorf("enqueue %s: %w", r.Type, err)
+	ev, _, err := b.EnqueueEvent(ctx, r)
+	if err != nil {
+		return tasks.Job{}, err
 	}
-	id := nuid.Next()
+	return ev.Job(), nil
+}
+
+// EnqueueEvent is Enqueue returning the stored enqueued event, and
+// whether the request repeated an earlier one's key (the event is then
+// the first request's). Brokers that carry jobs elsewhere record jobs
+// with it.
+func (b *Broker) EnqueueEvent(ctx context.Context, r tasks.EnqueueRequest) (tasks.Event, bool, error) {
+	if err := r.Validate(); err != nil {
+		return tasks.Event{}, false, fmt.Errorf("enqueue %s: %w", r.Type, err)
+	}
 	ev := tasks.Event{
 		ID:      nuid.Next(),
 		Kind:    tasks.EventEnqueued,
-		JobID:   id,
+		JobID:   nuid.Next(),
 		JobType: r.Type,
 		UserID:  r.UserID,
 		Time:    b.cfg.Now().UTC(),
@@ -164,17 +175,17 @@ func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job
 	}
 	ack, err := b.publish(ctx, &ev, natsjs.WithMsgID(msgID))
 	if err != nil {
-		return tasks.Job{}, fmt.Errorf("enqueue %s: %w", r.Type, err)
+		return tasks.Event{}, false, fmt.Errorf("enqueue %s: %w", r.Type, err)
 	}
 	if ack.Duplicate {
 		first, err := b.eventAt(ctx, ack.Sequence)
 		if err != nil {
-			return tasks.Job{}, fmt.Errorf("enqueue %s: read first job of key: %w", r.Type, err)
+			return tasks.Event{}, false, fmt.Errorf("enqueue %s: read first job of key: %w", r.Type, err)
 		}
-		return first.Job(), nil
+		return first, true, nil
 	}
 	ev.Seq = ack.Sequence
-	return ev.Job(), nil
+	return ev, false, nil
 }
 
 // Append stores e if the newest event of its job is still at sequence
