@@ -1,0 +1,296 @@
+// Package redisbroker carries OTJ Helper's jobs on Redis, for teams that
+// already run Redis as their job broker, behind the same ports as the
+// JetStream broker.
+//
+// Only the jobs move to Redis. Every job event, the work items among
+// them, stays in the JetStream event log, from which task status is
+// projected and against which every step is recorded on condition, as
+// with the JetStream broker; the worker runtime is the same. Redis holds:
+//
+//   - a stream of work items with one consumer group, "workers": each
+//     item goes to one worker, stays pending until acked, and is deleted
+//     when acked, so the stream holds only work not yet done;
+//   - a sorted set of items waiting for their time (retries with
+//     backoff), moved onto the stream when due;
+//   - short-lived markers of items already sent, so that an item is not
+//     added twice.
+//
+// An item reaches Redis two ways: Enqueue sends the new job's item at
+// once, and a relay (Relay) follows the event log and sends every work
+// item (enqueued, retrying, retried), whoever stored it. The relay is
+// what makes a crash between the two stores harmless, and what carries
+// retries, which workers and operators write to the log.
+//
+// A worker that dies leaves its entries pending; after Lease without
+// renewal another worker claims them (XAUTOCLAIM) and finds, in the log,
+// that the attempt was lost, exactly as on JetStream.
+//
+// When Redis cannot be reached at enqueue, the job is stored in the log
+// and, if RunInline is set, run there and then, as the Python app did;
+// once Redis is back the relay sends its item, which workers find done.
+package redisbroker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/otjhelper/otj/modules/tasks"
+)
+
+// Group is the consumer group every worker shares.
+const Group = "workers"
+
+// EventLog is what the Redis broker needs of the job event log: the
+// JetStream broker provides it.
+type EventLog interface {
+	tasks.EventLog
+	// EnqueueEvent stores a new job's enqueued event, deduplicated by
+	// the request's key, and reports whether the request was a repeat.
+	EnqueueEvent(ctx context.Context, r tasks.EnqueueRequest) (tasks.Event, bool, error)
+	// FeedWork hands every work item in the log to fn at least once.
+	FeedWork(ctx context.Context, consumer string, fn func(ctx context.Context, item tasks.Event, redelivered bool) error) error
+}
+
+// Config configures a Broker. Zero fields take the defaults below.
+type Config struct {
+	Client redis.UniversalClient // required
+	Events EventLog              // required
+	// Prefix starts every key. Default "{otj:tasks}": the braces make it
+	// the hash tag, so the keys share a slot on a Redis Cluster.
+	Prefix string
+	// Lease is the visibility timeout: an entry whose worker has neither
+	// finished nor renewed it within Lease goes to another worker.
+	// Default 30s.
+	Lease time.Duration
+	// SendTimeout bounds Enqueue's wait for Redis before it falls back.
+	// Default 500ms.
+	SendTimeout time.Duration
+	// MaxLength bounds the stream: while it holds that many items, new
+	// ones wait in the event log, and the relay sends them as room
+	// comes. Default 100000.
+	MaxLength int64
+	// Poll bounds how long a worker waits on Redis in one call, and so
+	// how late a delayed item may be moved and a lost one claimed.
+	// Default 1s.
+	Poll time.Duration
+	// RunInline, when set, runs a job whose item could not be sent
+	// because Redis could not be reached, in the enqueuing call
+	// (tasks.Worker.RunInline). When nil the job waits in the event log
+	// until the relay can send it.
+	RunInline func(ctx context.Context, item tasks.Event)
+	// Name identifies this process's consumer. Default host:pid.
+	Name   string
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Prefix == "" {
+		c.Prefix = "{otj:tasks}"
+	}
+	if c.Lease <= 0 {
+		c.Lease = 30 * time.Second
+	}
+	if c.SendTimeout <= 0 {
+		c.SendTimeout = 500 * time.Millisecond
+	}
+	if c.MaxLength <= 0 {
+		c.MaxLength = 100000
+	}
+	if c.Poll <= 0 {
+		c.Poll = time.Second
+	}
+	if c.Name == "" {
+		host, _ := os.Hostname()
+		c.Name = host + ":" + strconv.Itoa(os.Getpid())
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// sentTTL is how long an item's sent marker lasts. It only has to
+// outlast the relay's redelivery of an item it already sent (seconds, or
+// an event-log outage); after it an item sent again is found stale by
+// the worker that takes it.
+const sentTTL = time.Hour
+
+// Broker implements tasks.Enqueuer on Redis and hands out tasks.Queue
+// values for workers. Events and results stay with the EventLog.
+type Broker struct {
+	cfg     Config
+	rdb     redis.UniversalClient
+	stream  string
+	delayed string
+}
+
+// New returns a Broker. It does not touch Redis, so that a process can
+// start while Redis is down.
+func New(cfg Config) (*Broker, error) {
+	cfg.setDefaults()
+	if cfg.Client == nil || cfg.Events == nil {
+		return nil, errors.New("new redis broker: Client and Events are required")
+	}
+	return &Broker{cfg: cfg, rdb: cfg.Client, stream: cfg.Prefix + ":work", delayed: cfg.Prefix + ":delayed"}, nil
+}
+
+// Enqueue stores the job's enqueued event in the log, then sends its
+// item to Redis. If Redis cannot be reached within SendTimeout, the job
+// is still accepted: it runs here through RunInline, or waits for the
+// relay. A repeated key returns the first job and sends nothing.
+func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job, error) {
+	item, repeat, err := b.cfg.Events.EnqueueEvent(ctx, r)
+	if err != nil {
+		return tasks.Job{}, err
+	}
+	if repeat {
+		return item.Job(), nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, b.cfg.SendTimeout)
+	sent, err := b.send(sctx, item)
+	cancel()
+	switch {
+	case err == nil && !sent:
+		b.cfg.Logger.InfoContext(ctx, "redis queue full; the job waits in the event log", "job_id", item.JobID, "max_length", b.cfg.MaxLength)
+	case err != nil && b.cfg.RunInline != nil:
+		b.cfg.Logger.WarnContext(ctx, "redis unreachable; running the job in this request", "job_id", item.JobID, "job_type", item.JobType, "err", err)
+		b.cfg.RunInline(ctx, item)
+	case err != nil:
+		b.cfg.Logger.WarnContext(ctx, "redis unreachable; the job waits in the event log until it is back", "job_id", item.JobID, "err", err)
+	}
+	return item.Job(), nil
+}
+
+// send adds item to the stream, or to the delayed set if it is a retry
+// not yet due, unless it was sent before. It reports false when the
+// stream is full.
+func (b *Broker) send(ctx context.Context, item tasks.Event) (bool, error) {
+	raw, err := encode(item)
+	if err != nil {
+		return false, err
+	}
+	due := int64(0)
+	if item.RetryAt.After(b.cfg.Now()) {
+		due = item.RetryAt.UnixMilli()
+	}
+	marker := b.cfg.Prefix + ":sent:" + item.JobID + ":" + strconv.FormatUint(item.Seq, 10)
+	n, err := forward.Run(ctx, b.rdb, []string{b.stream, b.delayed, marker},
+		raw, due, int(sentTTL/time.Second), b.cfg.MaxLength).Int()
+	if err != nil {
+		return false, fmt.Errorf("send job %s to redis: %w", item.JobID, unavailable(err))
+	}
+	return n >= 0, nil
+}
+
+// Relay sends every work item stored in the event log to Redis, until
+// ctx ends. Every process using this broker runs it; they share the
+// work. Items whose job has moved on by the time they are sent again
+// (after a failure or a crash) are dropped, so that a job run in a
+// request while Redis was down is not run a second time.
+func (b *Broker) Relay(ctx context.Context) error {
+	for {
+		err := b.cfg.Events.FeedWork(ctx, "redis-relay", b.relayItem)
+		if ctx.Err() != nil {
+			return nil
+		}
+		b.cfg.Logger.WarnContext(ctx, "redis relay stopped; restarting", "err", err)
+		sleep(ctx, time.Second)
+	}
+}
+
+var errFull = errors.New("redis queue full")
+
+func (b *Broker) relayItem(ctx context.Context, item tasks.Event, redelivered bool) error {
+	if redelivered {
+		last, err := b.cfg.Events.Last(ctx, item.UserID, item.JobID)
+		if err != nil {
+			return err
+		}
+		if last.Seq != item.Seq {
+			return nil // the job moved on without this item
+		}
+	}
+	sent, err := b.send(ctx, item)
+	if err != nil {
+		return err
+	}
+	if !sent {
+		return errFull
+	}
+	return nil
+}
+
+// Ping checks that Redis answers.
+func (b *Broker) Ping(ctx context.Context) error {
+	if err := b.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
+}
+
+// Queue returns a tasks.Queue on the shared consumer group, as a new
+// consumer named after this process. It does not touch Redis: the group
+// is created on first use, so a worker can start while Redis is down.
+func (b *Broker) Queue(ctx context.Context) (tasks.Queue, error) {
+	return &queue{b: b, consumer: b.cfg.Name + "-" + nuid.Next()}, nil
+}
+
+// An item is stored in Redis as "<seq> <event JSON>": the event log's
+// sequence (which the JSON leaves out) and the event.
+func encode(item tasks.Event) (string, error) {
+	data, err := json.Marshal(item)
+	if err != nil {
+		return "", fmt.Errorf("encode job %s: %w", item.JobID, err)
+	}
+	return strconv.FormatUint(item.Seq, 10) + " " + string(data), nil
+}
+
+func decode(raw string) (tasks.Event, error) {
+	seq, data, ok := strings.Cut(raw, " ")
+	if !ok {
+		return tasks.Event{}, errors.New("decode work item: no sequence")
+	}
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if err != nil {
+		return tasks.Event{}, fmt.Errorf("decode work item: sequence: %w", err)
+	}
+	var e tasks.Event
+	if err := json.Unmarshal([]byte(data), &e); err != nil {
+		return tasks.Event{}, fmt.Errorf("decode work item: %w", err)
+	}
+	e.Seq = n
+	return e, nil
+}
+
+// unavailable marks errors that mean Redis could not be reached (or did
+// not answer in time) as tasks.ErrUnavailable. Redis's own error replies
+// are left as they are.
+func unavailable(err error) error {
+	var rerr redis.Error
+	if errors.As(err, &rerr) && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", tasks.ErrUnavailable, err)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

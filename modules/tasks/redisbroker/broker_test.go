@@ -1,0 +1,242 @@
+package redisbroker_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/redisbroker"
+	"github.com/otjhelper/otj/platform/testsupport"
+)
+
+func TestMain(m *testing.M) {
+	testsupport.VerifyNoLeaks(m)
+}
+
+// env is a Redis broker over a real Redis (keys under the test's own
+// prefix) with its event log on an embedded JetStream server.
+type env struct {
+	rdb    *redis.Client
+	prefix string
+	events *jetstream.Broker
+	broker *redisbroker.Broker
+}
+
+func newEnv(t *testing.T, cfg redisbroker.Config) *env {
+	t.Helper()
+	rdb, prefix := testsupport.Redis(t)
+	srv := testsupport.NATS(t)
+	events := testsupport.Broker(t, testsupport.Connect(t, srv, "events"))
+	cfg.Client, cfg.Events, cfg.Prefix = rdb, events, prefix
+	if cfg.Logger == nil {
+		cfg.Logger = testsupport.Logger(t)
+	}
+	if cfg.Poll == 0 {
+		cfg.Poll = 100 * time.Millisecond
+	}
+	b, err := redisbroker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{rdb: rdb, prefix: prefix, events: events, broker: b}
+}
+
+func (e *env) streamLen(t *testing.T) int64 {
+	t.Helper()
+	n, err := e.rdb.XLen(testsupport.Context(t), e.prefix+":work").Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func next(t *testing.T, q tasks.Queue, within time.Duration) tasks.Delivery {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(testsupport.Context(t), within)
+	defer cancel()
+	d, err := q.Next(ctx)
+	if err != nil {
+		t.Fatalf("next within %s: %v", within, err)
+	}
+	return d
+}
+
+func TestAckedItemsLeaveTheStream(t *testing.T) {
+	e := newEnv(t, redisbroker.Config{})
+	ctx := testsupport.Context(t)
+	job, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 3, Payload: []byte(`{"a":1}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := e.streamLen(t); n != 1 {
+		t.Fatalf("stream holds %d items after one enqueue, want 1", n)
+	}
+	q, _ := e.broker.Queue(ctx)
+	d := next(t, q, 5*time.Second)
+	if it := d.Item(); it.JobID != job.ID || it.Seq != job.EventSeq || string(it.Payload) != `{"a":1}` || it.Kind != tasks.EventEnqueued {
+		t.Fatalf("delivered %+v, want the enqueued event of %+v", it, job)
+	}
+	if err := d.Extend(ctx); err != nil {
+		t.Fatalf("extend: %v", err)
+	}
+	if err := d.Ack(ctx); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+	if n := e.streamLen(t); n != 0 {
+		t.Fatalf("stream holds %d items after the ack, want 0", n)
+	}
+	if err := d.Ack(ctx); !errors.Is(err, redisbroker.ErrNotHeld) {
+		t.Fatalf("second ack: %v, want ErrNotHeld", err)
+	}
+}
+
+func TestRelaySendsEachItemOnce(t *testing.T) {
+	e := newEnv(t, redisbroker.Config{})
+	ctx := testsupport.Context(t)
+	// Jobs stored in the log without Redis (as by a crash between the two
+	// stores) reach Redis through the relay; the one Enqueue already sent
+	// is not sent twice.
+	var want []string
+	for range 3 {
+		ev, _, err := e.events.EnqueueEvent(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, ev.JobID)
+	}
+	sent, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, sent.ID)
+	testsupport.Go(t, func(ctx context.Context) { e.broker.Relay(ctx) })
+	testsupport.Eventually(t, 10*time.Second, "relay did not send the items", func() bool { return e.streamLen(t) >= 4 })
+	q, _ := e.broker.Queue(ctx)
+	got := map[string]int{}
+	for range 4 {
+		d := next(t, q, 5*time.Second)
+		got[d.Item().JobID]++
+		d.Ack(ctx)
+	}
+	time.Sleep(300 * time.Millisecond) // room for a wrong second copy to arrive
+	for _, id := range want {
+		if got[id] != 1 {
+			t.Fatalf("job %s delivered %d times, want once: %v", id, got[id], got)
+		}
+	}
+	if n := e.streamLen(t); n != 0 {
+		t.Fatalf("stream holds %d more items", n)
+	}
+}
+
+func TestDelayedItemComesBackWhenDue(t *testing.T) {
+	e := newEnv(t, redisbroker.Config{})
+	ctx := testsupport.Context(t)
+	if _, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	q, _ := e.broker.Queue(ctx)
+	d := next(t, q, 5*time.Second)
+	start := time.Now()
+	if err := d.Delay(ctx, 400*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	again := next(t, q, 5*time.Second)
+	if waited := time.Since(start); waited < 400*time.Millisecond {
+		t.Fatalf("delayed item back after %s, before its 400ms", waited)
+	}
+	if again.Item().JobID != d.Item().JobID {
+		t.Fatalf("got %s back, want %s", again.Item().JobID, d.Item().JobID)
+	}
+	if err := d.Extend(ctx); !errors.Is(err, redisbroker.ErrNotHeld) {
+		t.Fatalf("extend of the delayed delivery: %v, want ErrNotHeld", err)
+	}
+}
+
+func TestLostEntryIsClaimedAndTheOldHolderCannotTouchIt(t *testing.T) {
+	e := newEnv(t, redisbroker.Config{Lease: 300 * time.Millisecond})
+	ctx := testsupport.Context(t)
+	if _, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	dead, _ := e.broker.Queue(ctx)
+	lost := next(t, dead, 5*time.Second)
+	alive, _ := e.broker.Queue(ctx)
+	claimed := next(t, alive, 5*time.Second)
+	if claimed.Item().JobID != lost.Item().JobID {
+		t.Fatal("claimed a different job")
+	}
+	for name, op := range map[string]func(context.Context) error{"extend": lost.Extend, "ack": lost.Ack, "release": lost.Release} {
+		if err := op(ctx); !errors.Is(err, redisbroker.ErrNotHeld) {
+			t.Fatalf("%s by the old holder: %v, want ErrNotHeld", name, err)
+		}
+	}
+	if err := claimed.Ack(ctx); err != nil {
+		t.Fatalf("ack by the new holder: %v", err)
+	}
+}
+
+func TestStreamIsBounded(t *testing.T) {
+	e := newEnv(t, redisbroker.Config{MaxLength: 2})
+	ctx := testsupport.Context(t)
+	for range 3 {
+		if _, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
+			t.Fatalf("enqueue with a full stream must still accept the job: %v", err)
+		}
+	}
+	if n := e.streamLen(t); n != 2 {
+		t.Fatalf("stream holds %d items, want its bound 2", n)
+	}
+	// The third waits in the log; the relay sends it once there is room.
+	testsupport.Go(t, func(ctx context.Context) { e.broker.Relay(ctx) })
+	q, _ := e.broker.Queue(ctx)
+	seen := map[string]bool{}
+	for range 3 {
+		d := next(t, q, 10*time.Second)
+		seen[d.Item().JobID] = true
+		d.Ack(ctx)
+	}
+	if len(seen) != 3 {
+		t.Fatalf("got %d distinct jobs, want 3", len(seen))
+	}
+}
+
+func TestEnqueueWithRedisDownRunsInline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens here now
+	srv := testsupport.NATS(t)
+	events := testsupport.Broker(t, testsupport.Connect(t, srv, "events"))
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { rdb.Close() })
+	var ran []tasks.Event
+	b, err := redisbroker.New(redisbroker.Config{Client: rdb, Events: events, Logger: testsupport.Logger(t),
+		RunInline: func(ctx context.Context, item tasks.Event) { ran = append(ran, item) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testsupport.Context(t)
+	start := time.Now()
+	job, err := b.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 2})
+	if err != nil {
+		t.Fatalf("enqueue with redis down: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("enqueue took %s to give up on redis", took)
+	}
+	if len(ran) != 1 || ran[0].JobID != job.ID || ran[0].Seq != job.EventSeq {
+		t.Fatalf("ran inline %+v, want the job's item", ran)
+	}
+	if err := b.Ping(ctx); err == nil {
+		t.Fatal("ping succeeded with nothing listening")
+	}
+}

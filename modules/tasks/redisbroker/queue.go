@@ -1,0 +1,178 @@
+package redisbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/otjhelper/otj/modules/tasks"
+)
+
+// queue is one worker's consumer in the shared group. Next is called by
+// the worker's one fetching goroutine, so its fields need no lock.
+type queue struct {
+	b        *Broker
+	consumer string
+
+	groupReady  bool
+	nextPromote time.Time // when the delayed set next has something due
+	nextClaim   time.Time // when to look for entries of lost workers
+}
+
+// promoteBatch bounds the items one promotion moves, so that a burst of
+// due retries does not hold Redis in one script for long.
+const promoteBatch = 100
+
+func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
+	b := q.b
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if !q.groupReady {
+			err := b.rdb.XGroupCreateMkStream(ctx, b.stream, Group, "0").Err()
+			if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+				return nil, fmt.Errorf("create consumer group: %w", unavailable(err))
+			}
+			q.groupReady = true
+		}
+		now := b.cfg.Now()
+		if !now.Before(q.nextPromote) {
+			if err := q.promote(ctx, now); err != nil {
+				return nil, err
+			}
+		}
+		if !now.Before(q.nextClaim) {
+			d, err := q.claim(ctx)
+			if err != nil || d != nil {
+				return d, err
+			}
+			q.nextClaim = now.Add(b.cfg.Lease / 4)
+		}
+		wait := min(b.cfg.Poll, max(q.nextPromote.Sub(now), time.Millisecond))
+		res, err := b.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: Group, Consumer: q.consumer, Streams: []string{b.stream, ">"}, Count: 1, Block: wait,
+		}).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			continue // nothing came within wait
+		case err != nil && strings.HasPrefix(err.Error(), "NOGROUP"):
+			q.groupReady = false // the stream was deleted; make it again
+			continue
+		case err != nil:
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("read job: %w", unavailable(err))
+		}
+		for _, s := range res {
+			for _, m := range s.Messages {
+				if d := q.delivery(ctx, m); d != nil {
+					return d, nil
+				}
+			}
+		}
+	}
+}
+
+// promote moves due delayed items onto the stream and notes when the
+// next one falls due.
+func (q *queue) promote(ctx context.Context, now time.Time) error {
+	b := q.b
+	res, err := promote.Run(ctx, b.rdb, []string{b.stream, b.delayed}, now.UnixMilli(), promoteBatch).Int64Slice()
+	if err != nil {
+		return fmt.Errorf("move due retries: %w", unavailable(err))
+	}
+	switch moved, next := res[0], res[1]; {
+	case moved == promoteBatch:
+		q.nextPromote = now // more may be due
+	case next < 0:
+		q.nextPromote = now.Add(b.cfg.Poll)
+	default:
+		q.nextPromote = time.UnixMilli(next)
+	}
+	return nil
+}
+
+// claim takes over one entry whose worker stopped renewing it.
+func (q *queue) claim(ctx context.Context) (tasks.Delivery, error) {
+	b := q.b
+	msgs, _, err := b.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream: b.stream, Group: Group, Consumer: q.consumer, MinIdle: b.cfg.Lease, Start: "0-0", Count: 1,
+	}).Result()
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "NOGROUP") {
+			q.groupReady = false
+			return nil, nil
+		}
+		return nil, fmt.Errorf("claim lost jobs: %w", unavailable(err))
+	}
+	for _, m := range msgs {
+		if d := q.delivery(ctx, m); d != nil {
+			b.cfg.Logger.InfoContext(ctx, "claimed a job whose worker stopped renewing it", "job_id", d.item.JobID, "entry", m.ID)
+			q.nextClaim = time.Time{} // there may be more
+			return d, nil
+		}
+	}
+	return nil, nil
+}
+
+// delivery wraps an entry; an entry that cannot be read is never
+// runnable, so it is removed.
+func (q *queue) delivery(ctx context.Context, m redis.XMessage) *delivery {
+	raw, _ := m.Values["item"].(string)
+	item, err := decode(raw)
+	d := &delivery{q: q, id: m.ID, raw: raw, item: item}
+	if err != nil {
+		q.b.cfg.Logger.ErrorContext(ctx, "dropping undecodable work item", "entry", m.ID, "err", err)
+		_ = d.Ack(ctx)
+		return nil
+	}
+	return d
+}
+
+// ErrNotHeld means the entry is no longer this worker's: another worker
+// claimed it after the lease ran out, or it was acked.
+var ErrNotHeld = errors.New("entry no longer held by this worker")
+
+type delivery struct {
+	q    *queue
+	id   string
+	raw  string
+	item tasks.Event
+}
+
+func (d *delivery) Item() tasks.Event { return d.item }
+
+func (d *delivery) run(ctx context.Context, verb string, s *redis.Script, keys []string, args ...any) error {
+	args = append([]any{Group, d.id, d.q.consumer}, args...)
+	n, err := s.Run(ctx, d.q.b.rdb, keys, args...).Int()
+	if err != nil {
+		return fmt.Errorf("%s job %s: %w", verb, d.item.JobID, unavailable(err))
+	}
+	if n == 0 {
+		return fmt.Errorf("%s job %s: %w", verb, d.item.JobID, ErrNotHeld)
+	}
+	return nil
+}
+
+func (d *delivery) Extend(ctx context.Context) error {
+	return d.run(ctx, "extend", extend, []string{d.q.b.stream})
+}
+
+func (d *delivery) Ack(ctx context.Context) error {
+	return d.run(ctx, "ack", ack, []string{d.q.b.stream})
+}
+
+func (d *delivery) Release(ctx context.Context) error {
+	return d.run(ctx, "release", requeue, []string{d.q.b.stream, d.q.b.delayed}, d.raw, 0)
+}
+
+func (d *delivery) Delay(ctx context.Context, wait time.Duration) error {
+	due := d.q.b.cfg.Now().Add(wait).UnixMilli()
+	return d.run(ctx, "delay", requeue, []string{d.q.b.stream, d.q.b.delayed}, d.raw, due)
+}
