@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -212,8 +213,38 @@ func ensureUser(t *testing.T, dataDir, email string) activity.User {
 // listening for workers) and app worker (its own NATS connection) over
 // one data dir; an HTTP POST, JetStream, the worker, the events, the
 // projection, the object store and the HTTP download.
+// With TASKS_BROKER=redis the jobs go through a real Redis, the events
+// still through JetStream.
 func TestFullReportEndToEnd(t *testing.T) {
+	t.Run("jetstream", func(t *testing.T) { fullReportEndToEnd(t, baseEnv(t)) })
+	t.Run("redis", func(t *testing.T) { fullReportEndToEnd(t, redisEnv(t)) })
+}
+
+// redisEnv is baseEnv with the Redis broker.
+func redisEnv(t *testing.T) map[string]string {
+	t.Helper()
 	env := baseEnv(t)
+	maps.Copy(env, redisSettings(t))
+	return env
+}
+
+// redisSettings select the Redis broker on the test Redis, under a key
+// prefix of the test's own.
+func redisSettings(t *testing.T) map[string]string {
+	t.Helper()
+	_, prefix := testsupport.Redis(t)
+	return map[string]string{"TASKS_BROKER": "redis", "REDIS_URL": testsupport.RedisURL(t), "REDIS_KEY_PREFIX": prefix}
+}
+
+// eachBroker runs test with the jobs on JetStream, then on Redis (the
+// events on JetStream both times), passing the settings that choose the
+// broker, to add to each process's environment.
+func eachBroker(t *testing.T, test func(t *testing.T, broker map[string]string)) {
+	t.Run("jetstream", func(t *testing.T) { test(t, map[string]string{}) })
+	t.Run("redis", func(t *testing.T) { test(t, redisSettings(t)) })
+}
+
+func fullReportEndToEnd(t *testing.T, env map[string]string) {
 	webProc := startApp(t, env, "web")
 	base := webProc.waitOutput(t, runningRE)
 	natsURL := webProc.waitOutput(t, joinRE)
@@ -362,6 +393,10 @@ func TestStartupErrorsNameTheSetting(t *testing.T) {
 		{"bad email", "all", map[string]string{"DEV_AUTO_LOGIN_EMAIL": "nobody"}, "DEV_AUTO_LOGIN_EMAIL"},
 		{"bad host", "all", map[string]string{"HOST": "my host"}, "HOST"},
 		{"bad worker concurrency", "worker", map[string]string{"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY"},
+		{"unknown broker", "all", map[string]string{"TASKS_BROKER": "rabbitmq"}, "TASKS_BROKER"},
+		{"redis url malformed", "all", map[string]string{"TASKS_BROKER": "redis", "REDIS_URL": "http://x"}, "REDIS_URL"},
+		{"redis timeout malformed", "all", map[string]string{"TASKS_BROKER": "redis", "REDIS_TIMEOUT": "soon"}, "REDIS_TIMEOUT"},
+		{"redis prefix with glob", "all", map[string]string{"TASKS_BROKER": "redis", "REDIS_KEY_PREFIX": "otj*"}, "REDIS_KEY_PREFIX"},
 		{"unknown command", "serve", map[string]string{}, "unknown command"},
 	}
 	for _, tt := range tests {

@@ -9,9 +9,13 @@ import (
 	"path/filepath"
 
 	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 
+	"github.com/otjhelper/otj/modules/tasks"
+
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/redisbroker"
 	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/natsserver"
@@ -25,7 +29,10 @@ type backend struct {
 	NC       *nats.Conn
 	Broker   *jetstream.Broker
 	Embedded *natsserver.Server // nil when NATS_URL is set
+	// Redis carries the jobs when TASKS_BROKER=redis; nil otherwise.
+	Redis *redisbroker.Broker
 
+	rdb *redis.Client
 	log *slog.Logger
 }
 
@@ -37,6 +44,9 @@ type backendOptions struct {
 	// Listen is where an embedded server listens for other processes
 	// (app web: NATS_LISTEN); "" serves only this process.
 	Listen string
+	// RunInline runs a job in the enqueuing request when the Redis
+	// broker cannot be reached (the web side sets it).
+	RunInline func(ctx context.Context, item tasks.Event)
 }
 
 // openBackend opens the database (migrated, with the reference data),
@@ -78,7 +88,42 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 	if b.Broker, err = jetstream.Open(ctx, jetstream.Config{Conn: b.NC, AckWait: cfg.JobLease, Logger: log}); err != nil {
 		return nil, err
 	}
+	if cfg.Broker == brokerRedis {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		// Deadlines from contexts reach the socket, so that REDIS_TIMEOUT
+		// holds even against a Redis that accepts and never answers.
+		opts.ContextTimeoutEnabled = true
+		b.rdb = redis.NewClient(opts)
+		// Redis is not contacted here: the app starts while it is down.
+		b.Redis, err = redisbroker.New(redisbroker.Config{
+			Client: b.rdb, Events: b.Broker, Prefix: cfg.RedisKeyPrefix, Lease: cfg.JobLease, SendTimeout: cfg.RedisTimeout,
+			RunInline: o.RunInline, Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	return b, nil
+}
+
+// Enqueuer is the port the web side enqueues through: the broker that
+// carries the jobs.
+func (b *backend) Enqueuer() tasks.Enqueuer {
+	if b.Redis != nil {
+		return b.Redis
+	}
+	return b.Broker
+}
+
+// Queue opens a worker's queue on the broker that carries the jobs.
+func (b *backend) Queue(ctx context.Context) (tasks.Queue, error) {
+	if b.Redis != nil {
+		return b.Redis.Queue(ctx)
+	}
+	return b.Broker.Queue(ctx)
 }
 
 // Close drains the NATS connection, then stops an embedded server and
@@ -87,6 +132,12 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 // shutdownTimeout and runs even when ctx has ended (a stop signal is the
 // usual reason to close). Safe to call twice.
 func (b *backend) Close(ctx context.Context) {
+	if b.rdb != nil {
+		if err := b.rdb.Close(); err != nil {
+			b.log.Warn("close redis client", "err", err)
+		}
+		b.rdb, b.Redis = nil, nil
+	}
 	if b.NC != nil {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 		if err := natsconn.Drain(dctx, b.NC); err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/otjhelper/otj/platform/session"
 )
 
@@ -31,8 +33,25 @@ type Config struct {
 	// JobLease is how long a job may go without a heartbeat from its
 	// worker before another worker takes it over (JOB_LEASE).
 	JobLease time.Duration
-	LogLevel slog.Level
+	// Broker carries the jobs: "jetstream" or "redis" (TASKS_BROKER).
+	// Events stay on JetStream either way.
+	Broker string
+	// RedisURL is the Redis server of the redis broker (REDIS_URL).
+	RedisURL string
+	// RedisKeyPrefix starts the broker's keys, so that deployments can
+	// share one Redis (REDIS_KEY_PREFIX).
+	RedisKeyPrefix string
+	// RedisTimeout is how long an enqueue waits for Redis before running
+	// the job in the request instead (REDIS_TIMEOUT).
+	RedisTimeout time.Duration
+	LogLevel     slog.Level
 }
+
+// The brokers TASKS_BROKER names.
+const (
+	brokerJetStream = "jetstream"
+	brokerRedis     = "redis"
+)
 
 // Defaults, documented in the README's configuration table.
 const (
@@ -43,6 +62,11 @@ const (
 	defaultWorkers    = 4
 	defaultGrace      = 20 * time.Second
 	defaultLease      = 5 * time.Second
+	defaultRedisURL   = "redis://localhost:6379/0"
+	defaultRedisWait  = 500 * time.Millisecond
+	// The braces make the prefix the keys' hash tag, so that they share a
+	// slot on a Redis Cluster, as the broker's scripts need.
+	defaultRedisPrefix = "{otj:tasks}"
 )
 
 // LoadConfig reads and checks the settings. Its error names the setting.
@@ -53,6 +77,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		NATSURL:           strings.TrimSpace(getenv("NATS_URL")),
 		NATSListen:        or(getenv("NATS_LISTEN"), defaultNATSListen),
 		DevAutoLoginEmail: strings.TrimSpace(getenv("DEV_AUTO_LOGIN_EMAIL")),
+		Broker:            strings.ToLower(or(getenv("TASKS_BROKER"), brokerJetStream)),
+		RedisURL:          or(getenv("REDIS_URL"), defaultRedisURL),
+		RedisKeyPrefix:    or(getenv("REDIS_KEY_PREFIX"), defaultRedisPrefix),
 	}
 	var err error
 	if c.Port, err = intSetting(getenv, "PORT", defaultPort, 0, 65535); err != nil {
@@ -66,6 +93,21 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.JobLease, err = durationSetting(getenv, "JOB_LEASE", defaultLease, time.Second, 10*time.Minute); err != nil {
 		return c, err
+	}
+	if c.RedisTimeout, err = durationSetting(getenv, "REDIS_TIMEOUT", defaultRedisWait, 10*time.Millisecond, time.Minute); err != nil {
+		return c, err
+	}
+	if c.Broker != brokerJetStream && c.Broker != brokerRedis {
+		return c, fmt.Errorf("TASKS_BROKER %q: want %s or %s", c.Broker, brokerJetStream, brokerRedis)
+	}
+	if c.Broker == brokerRedis {
+		if _, perr := redis.ParseURL(c.RedisURL); perr != nil {
+			// The URL may hold a password: name the setting, not the value.
+			return c, fmt.Errorf("REDIS_URL: want redis://[:password@]host:port/db: %v", perr)
+		}
+		if strings.ContainsAny(c.RedisKeyPrefix, " *?[]") {
+			return c, fmt.Errorf("REDIS_KEY_PREFIX %q: no spaces or glob characters", c.RedisKeyPrefix)
+		}
 	}
 	if ip := net.ParseIP(c.Host); ip == nil && c.Host != "localhost" {
 		return c, fmt.Errorf("HOST %q: want an IP address such as 127.0.0.1 or 0.0.0.0", c.Host)

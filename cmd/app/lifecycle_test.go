@@ -40,12 +40,15 @@ import (
 // TestWorkerCrashJobRunsElsewhere kills the worker running a job with
 // SIGKILL: once the lease runs out, the other worker records the lost
 // attempt and runs the job to completion, once.
-func TestWorkerCrashJobRunsElsewhere(t *testing.T) {
+func TestWorkerCrashJobRunsElsewhere(t *testing.T) { eachBroker(t, workerCrashJobRunsElsewhere) }
+
+func workerCrashJobRunsElsewhere(t *testing.T, broker map[string]string) {
 	const lease = 2 * time.Second
 	n := startNATSNode(t)
 	b := openBroker(t, n, lease)
 	runs := newRunLog(t)
 	env := workerEnv(t, n, lease, runs)
+	maps.Copy(env, broker)
 	workers := []*appProcess{startWorker(t, "worker-1", env), startWorker(t, "worker-2", env)}
 
 	job := enqueueSleep(t, b, 1, 4000)
@@ -121,12 +124,15 @@ func TestLongJobKeepsItsLease(t *testing.T) {
 // job longer than its grace period runs: the worker exits 0 having
 // recorded the hand-back, and another worker runs the same attempt at
 // once, not after the 30s lease.
-func TestShutdownHandsBackUnfinishedJob(t *testing.T) {
+func TestShutdownHandsBackUnfinishedJob(t *testing.T) { eachBroker(t, shutdownHandsBackUnfinishedJob) }
+
+func shutdownHandsBackUnfinishedJob(t *testing.T, broker map[string]string) {
 	const lease, grace = 30 * time.Second, time.Second
 	n := startNATSNode(t)
 	b := openBroker(t, n, lease)
 	runs := newRunLog(t)
 	envA := workerEnv(t, n, lease, runs)
+	maps.Copy(envA, broker)
 	envA["WORKER_SHUTDOWN_GRACE"] = grace.String()
 	a := startWorker(t, "worker-a", envA)
 
@@ -397,7 +403,7 @@ func workerEnv(t *testing.T, n *natsNode, lease time.Duration, runs runLog) map[
 
 // appSettings are cleared in every process started, so the environment of
 // whoever runs the tests does not leak into the app.
-var appSettings = []string{"HOST", "PORT", "OTJ_DATA_DIR", "NATS_URL", "NATS_LISTEN", "DEV_AUTO_LOGIN_EMAIL", "SECRET_KEY",
+var appSettings = []string{"TASKS_BROKER", "REDIS_URL", "REDIS_KEY_PREFIX", "REDIS_TIMEOUT", "HOST", "PORT", "OTJ_DATA_DIR", "NATS_URL", "NATS_LISTEN", "DEV_AUTO_LOGIN_EMAIL", "SECRET_KEY",
 	"WORKER_CONCURRENCY", "WORKER_SHUTDOWN_GRACE", "JOB_LEASE", "LOG_LEVEL", "OTJ_TEST_FAST", runLogEnv}
 
 // appProcess is one app command running as its own OS process.

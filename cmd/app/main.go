@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/redis/go-redis/v9"
 )
 
 const usage = `usage: app <command> [flags]
@@ -18,6 +20,7 @@ commands:
   all       web server, worker and projection with an embedded NATS server
   web       web server and projection (embeds NATS unless NATS_URL is set)
   worker    runs jobs from the NATS server at NATS_URL
+            (or from Redis at REDIS_URL with TASKS_BROKER=redis)
   migrate   applies database migrations and reference data
   demo      creates a user with a realistic activity log
             (app demo --email you@example.org --activities 1000)
@@ -35,11 +38,18 @@ Configuration comes from the environment; see README.md.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The Redis broker logs what fails, once, where it is handled; the
+	// client's own pool messages would repeat it on every redial.
+	redis.SetLogger(quietRedis{})
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "app:", err)
 		os.Exit(1)
 	}
 }
+
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
 
 // run is the whole program, with its inputs passed in so tests can drive it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

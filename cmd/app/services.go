@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -18,7 +19,6 @@ import (
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
-	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsserver"
@@ -66,7 +66,14 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	if m == modeWeb {
 		listen = cfg.NATSListen // workers in other processes join here
 	}
-	be, err := openBackend(ctx, cfg, log, backendOptions{Name: "otj-" + m.String(), Listen: listen})
+	// With the Redis broker, a web request runs its job itself when Redis
+	// cannot be reached. The runner needs the backend, opened below.
+	var inline *tasks.Worker
+	opts := backendOptions{Name: "otj-" + m.String(), Listen: listen}
+	if m.web() {
+		opts.RunInline = func(ctx context.Context, item tasks.Event) { inline.RunInline(ctx, item) }
+	}
+	be, err := openBackend(ctx, cfg, log, opts)
 	if err != nil {
 		return err
 	}
@@ -77,14 +84,22 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	if be.Redis != nil {
+		// Every process passes the work items it and others store in the
+		// event log on to Redis: retries from workers, retries by hand.
+		g.Go("redis-relay", func() error { return be.Redis.Relay(runCtx) })
+	}
 	if m.worker() {
-		w, err := newWorker(runCtx, cfg, log, db, broker)
+		w, err := newWorker(runCtx, cfg, log, be)
 		if err != nil {
 			return err
 		}
 		g.Go("worker", func() error { return w.Run(runCtx) })
 	}
 	if m.web() {
+		if inline, err = newInlineRunner(cfg, log, be); err != nil {
+			return err
+		}
 		proj := tasks.NewProjection(db, broker, log)
 		g.Go("projection", func() error { return proj.Run(runCtx) })
 
@@ -100,14 +115,19 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			return fmt.Errorf("SECRET_KEY: %w", err)
 		}
 		store := activity.NewStore(db)
+		health := []web.HealthCheck{
+			{Name: "database", Check: func(ctx context.Context) error { return db.PingContext(ctx) }},
+			{Name: "nats", Check: broker.Ping},
+		}
+		if be.Redis != nil {
+			// Without Redis, jobs run in the request: slower, still working.
+			health = append(health, web.HealthCheck{Name: "redis", Check: be.Redis.Ping, Degraded: true})
+		}
 		h, err := web.New(web.Config{
-			Tasks: tasks.NewStore(db), Enqueuer: broker, Results: broker, Users: store, Activities: store,
+			Tasks: tasks.NewStore(db), Enqueuer: be.Enqueuer(), Results: broker, Users: store, Activities: store,
 			Control: tasks.NewControl(broker), History: broker,
 			Sessions: signer, Projection: proj, DevAutoLoginEmail: cfg.DevAutoLoginEmail, Logger: log,
-			Health: []web.HealthCheck{
-				{Name: "database", Check: func(ctx context.Context) error { return db.PingContext(ctx) }},
-				{Name: "nats", Check: broker.Ping},
-			},
+			Health: health,
 		})
 		if err != nil {
 			return err
@@ -132,7 +152,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			fmt.Fprintf(stdout, "Workers can join with: NATS_URL=%s app worker\n", embedded.ClientURL())
 		}
 	}
-	log.Info("started", "data_dir", cfg.DataDir, "nats", natsTarget(cfg, embedded))
+	log.Info("started", "data_dir", cfg.DataDir, "nats", natsTarget(cfg, embedded), "broker", cfg.Broker)
 
 	// Run until a signal, or until any service stops on its own.
 	select {
@@ -154,7 +174,8 @@ func natsTarget(cfg Config, embedded *natsserver.Server) string {
 	return "embedded, in-process only"
 }
 
-func newWorker(ctx context.Context, cfg Config, log *slog.Logger, db *bun.DB, broker *jetstream.Broker) (*tasks.Worker, error) {
+// newRegistry registers every job type this build runs.
+func newRegistry(db *bun.DB) (*tasks.Registry, error) {
 	reg := tasks.NewRegistry()
 	if err := reports.Register(reg, reportSource{activity.NewStore(db)}); err != nil {
 		return nil, err
@@ -164,15 +185,38 @@ func newWorker(ctx context.Context, cfg Config, log *slog.Logger, db *bun.DB, br
 			return nil, err
 		}
 	}
-	q, err := broker.Queue(ctx)
+	return reg, nil
+}
+
+func newWorker(ctx context.Context, cfg Config, log *slog.Logger, be *backend) (*tasks.Worker, error) {
+	reg, err := newRegistry(be.DB)
+	if err != nil {
+		return nil, err
+	}
+	q, err := be.Queue(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return tasks.NewWorker(tasks.WorkerConfig{
-		Queue: q, Events: broker, Results: broker, Registry: reg,
+		Queue: q, Events: be.Broker, Results: be.Broker, Registry: reg,
 		Concurrency: cfg.WorkerConcurrency, Logger: log,
 		// Five heartbeats per lease: a slow one or two do not lose it.
 		ExtendEvery: cfg.JobLease / 5, ShutdownGrace: cfg.WorkerShutdownGrace,
+	})
+}
+
+// newInlineRunner makes the runner of jobs that web requests run
+// themselves when the Redis broker cannot be reached.
+func newInlineRunner(cfg Config, log *slog.Logger, be *backend) (*tasks.Worker, error) {
+	reg, err := newRegistry(be.DB)
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	return tasks.NewWorker(tasks.WorkerConfig{
+		Events: be.Broker, Results: be.Broker, Registry: reg, Logger: log,
+		Name:        "web-request@" + host + ":" + strconv.Itoa(os.Getpid()),
+		ExtendEvery: cfg.JobLease / 5,
 	})
 }
 
