@@ -74,6 +74,9 @@ func (b *Broker) FeedWork(ctx context.Context, consumer string, fn func(ctx cont
 		}
 		if err := fn(ctx, e, md.NumDelivered > 1); err != nil {
 			if ctx.Err() != nil {
+				// Stopping: another process may take the item now, rather
+				// than after feedAckWait.
+				_ = msg.Nak()
 				return ctx.Err()
 			}
 			if failing == 0 {

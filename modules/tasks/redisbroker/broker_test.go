@@ -208,16 +208,9 @@ func TestStreamIsBounded(t *testing.T) {
 }
 
 func TestEnqueueWithRedisDownRunsInline(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens here now
 	srv := testsupport.NATS(t)
 	events := testsupport.Broker(t, testsupport.Connect(t, srv, "events"))
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := deadRedis(t)
 	var ran []tasks.Event
 	b, err := redisbroker.New(redisbroker.Config{Client: rdb, Events: events, Logger: testsupport.Logger(t),
 		RunInline: func(ctx context.Context, item tasks.Event) { ran = append(ran, item) }})
@@ -238,5 +231,72 @@ func TestEnqueueWithRedisDownRunsInline(t *testing.T) {
 	}
 	if err := b.Ping(ctx); err == nil {
 		t.Fatal("ping succeeded with nothing listening")
+	}
+}
+
+// deadRedis is a client for a loopback port nothing listens on.
+func deadRedis(t *testing.T) *redis.Client {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1}) // fail at once
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// A job run in a request while Redis was down must not run again when
+// Redis is back: the relay, handed its item again, finds the job moved on.
+func TestRelayDropsItemsWhoseJobMovedOn(t *testing.T) {
+	e := newEnv(t, redisbroker.Config{})
+	ctx := testsupport.Context(t)
+	down, err := redisbroker.New(redisbroker.Config{Client: deadRedis(t), Events: e.events, Logger: testsupport.Logger(t),
+		RunInline: func(ctx context.Context, item tasks.Event) {
+			// What the inline run records: started, then succeeded.
+			s := tasks.Event{ID: "s" + item.JobID, Kind: tasks.EventStarted, JobID: item.JobID, JobType: item.JobType, UserID: item.UserID, Time: time.Now().UTC(), Attempt: 1}
+			seq, err := e.events.Append(ctx, s, item.Seq)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			s.ID, s.Kind = "d"+item.JobID, tasks.EventSucceeded
+			if _, err := e.events.Append(ctx, s, seq); err != nil {
+				t.Error(err)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := down.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The relay of the process without Redis fails on the item, which
+	// goes back to the log's consumer.
+	rctx, stop := context.WithCancel(ctx)
+	relayDone := make(chan struct{})
+	go func() { defer close(relayDone); down.Relay(rctx) }()
+	time.Sleep(300 * time.Millisecond)
+	stop()
+	<-relayDone
+
+	// A job enqueued later, still waiting, must get through.
+	waiting, _, err := e.events.EnqueueEvent(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testsupport.Go(t, func(ctx context.Context) { e.broker.Relay(ctx) })
+	q, _ := e.broker.Queue(ctx)
+	d := next(t, q, 10*time.Second)
+	if d.Item().JobID != waiting.JobID {
+		t.Fatalf("got job %s, want only the waiting job %s (the done one is %s)", d.Item().JobID, waiting.JobID, done.ID)
+	}
+	d.Ack(ctx)
+	time.Sleep(2 * time.Second) // the done job's item comes back within a second
+	if n := e.streamLen(t); n != 0 {
+		t.Fatalf("the done job's item reached Redis: stream holds %d", n)
 	}
 }
