@@ -20,6 +20,8 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/testsupport"
@@ -29,6 +31,7 @@ func TestMain(m *testing.M) {
 	// Workers of apps run by the tests, in this process or re-exec'd,
 	// also run the test job types.
 	extraHandlers = registerTestJobs
+	redis.SetLogger(quietRedis{}) // as main does
 	// Re-exec'd by tests that need the app as a real OS process.
 	if os.Getenv(runMainEnv) == "1" {
 		main()
@@ -65,13 +68,14 @@ type proc struct {
 	done   chan struct{} // closed when run has returned, with err set
 	err    error
 	stdout *syncBuffer
+	logs   *syncBuffer
 }
 
 func startApp(t *testing.T, env map[string]string, args ...string) *proc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &proc{stop: cancel, done: make(chan struct{}), stdout: &syncBuffer{}}
-	logs := &tLogWriter{t: t, prefix: args[0]}
+	p := &proc{stop: cancel, done: make(chan struct{}), stdout: &syncBuffer{}, logs: &syncBuffer{}}
+	logs := io.MultiWriter(&tLogWriter{t: t, prefix: args[0]}, p.logs)
 	go func() {
 		defer close(p.done)
 		p.err = run(ctx, args, mapEnv(env), p.stdout, logs)

@@ -21,8 +21,10 @@ type Job struct {
 	// Attempt counts the runs of this job, from 1. A handler may use it,
 	// for example to log that it is resuming.
 	Attempt int `json:"attempt,omitempty"`
-	// EventSeq is the event-stream sequence of the job's enqueued event.
-	// Readers use it to wait until the projection has seen the job.
+	// EventSeq is the event-stream sequence of the job's newest event
+	// known to whoever returned the Job: the enqueued event, or the
+	// outcome of a job run in the enqueuing call. Readers use it to wait
+	// until the projection has seen the job.
 	EventSeq uint64 `json:"-"`
 }
 

@@ -168,6 +168,13 @@ func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job
 	case err != nil && b.cfg.RunInline != nil:
 		b.cfg.Logger.WarnContext(ctx, "redis unreachable; running the job in this request", "job_id", item.JobID, "job_type", item.JobType, "err", err)
 		b.cfg.RunInline(ctx, item)
+		// Point readers at the outcome, so that the page after the
+		// request shows the job done rather than queued.
+		if last, err := b.cfg.Events.Last(ctx, item.UserID, item.JobID); err == nil {
+			job := item.Job()
+			job.EventSeq = last.Seq
+			return job, nil
+		}
 	case err != nil:
 		b.cfg.Logger.WarnContext(ctx, "redis unreachable; the job waits in the event log until it is back", "job_id", item.JobID, "err", err)
 	}
