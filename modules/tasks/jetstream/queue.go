@@ -59,6 +59,11 @@ func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			// nats.go refuses a deadline that has passed before the
+			// context's own timer has ended it: still the caller's.
+			if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+				return nil, context.DeadlineExceeded
+			}
 			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, natsjs.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
 				continue // nothing to do yet
 			}

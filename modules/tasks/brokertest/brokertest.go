@@ -1,0 +1,906 @@
+// Package brokertest is the contract every job broker of OTJ Helper
+// passes. A broker's own tests call Run with a function that opens a
+// fresh broker; the suite drives it through the tasks ports with real
+// workers, as the app does, and checks what users and operators rely on:
+// delivery, acks, redelivery after a crash, retries, cancel, dedupe,
+// shutdown, and one outcome per job under concurrency.
+package brokertest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/platform/testsupport"
+)
+
+// Broker is one broker under test, as the processes of one deployment
+// would use it.
+type Broker struct {
+	// Enqueuer is the web side's port.
+	Enqueuer tasks.Enqueuer
+	// Events is the job event log (JetStream, whichever broker carries
+	// the jobs).
+	Events tasks.EventLog
+	// Results stores result files.
+	Results tasks.ResultStore
+	// Queue opens a worker's queue, as a newly started worker process
+	// would. Each call stands for a separate worker.
+	Queue func(ctx context.Context) (tasks.Queue, error)
+}
+
+// Options are what a test asks of the broker it opens.
+type Options struct {
+	// Lease is the visibility timeout: how long a delivered job may go
+	// without renewal before another worker gets it.
+	Lease time.Duration
+}
+
+// Open opens a fresh broker with its own empty storage for one test,
+// closed when the test ends.
+type Open func(t *testing.T, o Options) Broker
+
+// Run runs the whole contract against brokers made by open. Each subtest
+// opens a broker of its own and runs in parallel with the others.
+func Run(t *testing.T, open Open) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, open Open)
+	}{
+		{"EnqueueAndConsume", testEnqueueAndConsume},
+		{"RedeliveryAfterWorkerDied", testRedeliveryAfterWorkerDied},
+		{"RedeliveryOfAbandonedDelivery", testRedeliveryOfAbandonedDelivery},
+		{"LeaseRenewal", testLeaseRenewal},
+		{"RetryWithBackoff", testRetryWithBackoff},
+		{"PermanentError", testPermanentError},
+		{"Timeout", testTimeout},
+		{"CancelQueued", testCancelQueued},
+		{"CancelRunning", testCancelRunning},
+		{"Dedupe", testDedupe},
+		{"ShutdownHandsJobsBack", testShutdownHandsJobsBack},
+		{"ManyWorkers", testManyWorkers},
+		{"PayloadLimit", testPayloadLimit},
+		{"RetryByHand", testRetryByHand},
+		{"NextEndsWithItsContext", testNextEndsWithItsContext},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, open)
+		})
+	}
+}
+
+// testEnqueueAndConsume: a job runs once with its payload, its result
+// file is stored, and once acked it is never delivered again.
+func testEnqueueAndConsume(t *testing.T, open Open) {
+	h := setup(t, open, time.Second)
+	const typ, payload, content = "contract_consume", `{"month":"2024-05"}`, "date,hours\n2024-05-01,7.5\n"
+	seen := newCalls()
+	stop := h.startWorker("w1", h.registry(typ, func(_ context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+		seen.add(job)
+		w, err := out.Create("hours.csv", "text/csv")
+		if err != nil {
+			return tasks.Result{}, err
+		}
+		if _, err := io.WriteString(w, content); err != nil {
+			return tasks.Result{}, err
+		}
+		return tasks.Result{Summary: "1 row"}, nil
+	}, tasks.Policy{}), nil)
+
+	job := h.enqueue(typ, 7, "", payload)
+	last := h.waitDone(job)
+	hist := h.expectHistory(job, "enqueued started succeeded")
+	if e := hist[0]; e.Seq != job.EventSeq || e.JobID != job.ID || e.JobType != typ || e.UserID != 7 || string(e.Payload) != payload {
+		t.Errorf("enqueued event %+v does not match the job %+v", e, job)
+	}
+	if e := hist[1]; e.Attempt != 1 || e.Worker != "w1" {
+		t.Errorf("started event %+v, want attempt 1 by w1", e)
+	}
+	if last.Attempt != 1 || last.Summary != "1 row" || last.Result == nil {
+		t.Fatalf("succeeded event %+v", last)
+	}
+	if ref := last.Result; ref.Name != "hours.csv" || ref.ContentType != "text/csv" || ref.Size != uint64(len(content)) {
+		t.Errorf("result ref %+v", ref)
+	}
+	if got := h.readResult(last.Result.Object); got != content {
+		t.Errorf("result file %q, want %q", got, content)
+	}
+	jobs := seen.of(job.ID)
+	if len(jobs) != 1 {
+		t.Fatalf("handler ran %d times, want 1", len(jobs))
+	}
+	if j := jobs[0]; j.ID != job.ID || j.Type != typ || j.UserID != 7 || string(j.Payload) != payload ||
+		j.Attempt != 1 || !j.EnqueuedAt.Equal(job.EnqueuedAt) {
+		t.Errorf("handler saw %+v, want %+v at attempt 1", j, job)
+	}
+
+	// Acked for good: past the lease, no worker is handed the job again.
+	stop()
+	h.expectNoDelivery()
+	if n := len(seen.of(job.ID)); n != 1 {
+		t.Errorf("handler ran %d times, want 1", n)
+	}
+	h.expectHistory(job, "enqueued started succeeded")
+}
+
+// testRedeliveryAfterWorkerDied: a worker takes a job, records its start
+// and dies. After the lease another worker gets it, records the lost
+// attempt and runs the next one.
+func testRedeliveryAfterWorkerDied(t *testing.T, open Open) {
+	h := setup(t, open, time.Second)
+	const typ = "contract_lost"
+	seen := newCalls()
+	reg := h.registry(typ, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		seen.add(job)
+		return tasks.Result{Summary: "ok"}, nil
+	}, tasks.Policy{MaxAttempts: 3, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond})
+
+	job := h.enqueue(typ, 3, "", `{"n":1}`)
+	taken := time.Now()
+	item := h.take(job)
+	dead := tasks.Event{
+		ID: job.ID + "dead", Kind: tasks.EventStarted, JobID: job.ID, JobType: typ, UserID: job.UserID,
+		Time: time.Now().UTC(), Attempt: 1, MaxAttempts: 3, Worker: "dead-worker",
+	}
+	if _, err := h.b.Events.Append(h.ctx, dead, item.Seq); err != nil {
+		t.Fatalf("record the dead worker's start: %v", err)
+	}
+	// The delivery is never renewed, acked or given back.
+	h.startWorker("w2", reg, nil)
+
+	last := h.waitDone(job)
+	hist := h.expectHistory(job, "enqueued started retrying started succeeded")
+	lost := hist[2]
+	if lost.Attempt != 1 || !strings.Contains(lost.Error, "stopped responding") || !strings.Contains(lost.Error, "dead-worker") {
+		t.Errorf("lost attempt recorded as %+v, want attempt 1 with the dead worker stopped responding", lost)
+	}
+	if early := taken.Add(h.lease - slack); lost.Time.Before(early) {
+		t.Errorf("job taken over %s after its delivery, before the %s lease ran out", lost.Time.Sub(taken), h.lease)
+	}
+	if e := hist[3]; e.Attempt != 2 || e.Worker != "w2" {
+		t.Errorf("second start %+v, want attempt 2 by w2", e)
+	}
+	if last.Attempt != 2 {
+		t.Errorf("succeeded event %+v, want attempt 2", last)
+	}
+	if jobs := seen.of(job.ID); len(jobs) != 1 || jobs[0].Attempt != 2 {
+		t.Errorf("handler calls %+v, want one, at attempt 2", jobs)
+	}
+}
+
+// testRedeliveryOfAbandonedDelivery: a delivery taken and dropped before
+// any event is written goes to another worker after the lease.
+func testRedeliveryOfAbandonedDelivery(t *testing.T, open Open) {
+	h := setup(t, open, time.Second)
+	const typ = "contract_abandoned"
+	seen := newCalls()
+	reg := h.registry(typ, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		seen.add(job)
+		return tasks.Result{}, nil
+	}, tasks.Policy{})
+
+	job := h.enqueue(typ, 3, "", `{"n":2}`)
+	taken := time.Now()
+	h.take(job)
+	h.startWorker("w2", reg, nil)
+
+	h.waitDone(job)
+	hist := h.expectHistory(job, "enqueued started succeeded")
+	if e := hist[1]; e.Attempt != 1 || e.Worker != "w2" {
+		t.Errorf("started event %+v, want attempt 1 by w2", e)
+	}
+	if early := taken.Add(h.lease - slack); hist[1].Time.Before(early) {
+		t.Errorf("job started elsewhere %s after its delivery, before the %s lease ran out", hist[1].Time.Sub(taken), h.lease)
+	}
+	if jobs := seen.of(job.ID); len(jobs) != 1 || string(jobs[0].Payload) != `{"n":2}` {
+		t.Errorf("handler calls %+v, want one with the payload", jobs)
+	}
+}
+
+// testLeaseRenewal: a job that runs for several leases keeps its lease
+// while its worker renews it: an idle worker next to it never gets it.
+func testLeaseRenewal(t *testing.T, open Open) {
+	h := setup(t, open, time.Second)
+	const typ = "contract_long"
+	seen := newCalls()
+	reg := h.registry(typ, func(ctx context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		seen.add(job)
+		select {
+		case <-ctx.Done():
+			return tasks.Result{}, ctx.Err()
+		case <-time.After(h.lease * 5 / 2):
+		}
+		return tasks.Result{Summary: "long"}, nil
+	}, tasks.Policy{})
+	h.startWorker("w1", reg, nil)
+	h.startWorker("w2", reg, nil)
+
+	job := h.enqueue(typ, 2, "", `{"n":1}`)
+	last := h.waitDone(job)
+	hist := h.expectHistory(job, "enqueued started succeeded")
+	if last.Summary != "long" || last.Attempt != 1 {
+		t.Errorf("succeeded event %+v", last)
+	}
+	if took := last.Time.Sub(hist[1].Time); took < h.lease*2 {
+		t.Errorf("job ran %s, want over two leases (%s)", took, h.lease)
+	}
+	if n := len(seen.of(job.ID)); n != 1 {
+		t.Errorf("handler ran %d times, want 1", n)
+	}
+}
+
+// testRetryWithBackoff: failed attempts are retried after a wait within
+// the policy's bounds, never before it. The lease is long, so that a
+// retry that waited for the lease instead of its own time shows.
+func testRetryWithBackoff(t *testing.T, open Open) {
+	h := setup(t, open, 5*time.Second)
+	const typ = "contract_flaky"
+	policy := tasks.Policy{MaxAttempts: 3, BackoffMin: 200 * time.Millisecond, BackoffMax: time.Second}
+	// Policy.Backoff: within [max(min, c/2), c], c = min(max, min·2^(n-1)).
+	bounds := map[int][2]time.Duration{
+		1: {200 * time.Millisecond, 200 * time.Millisecond},
+		2: {200 * time.Millisecond, 400 * time.Millisecond},
+	}
+	seen := newCalls()
+	h.startWorker("w1", h.registry(typ, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		seen.add(job)
+		if job.Attempt < 3 {
+			return tasks.Result{}, fmt.Errorf("flake %d", job.Attempt)
+		}
+		return tasks.Result{Summary: "third time lucky"}, nil
+	}, policy), nil)
+
+	job := h.enqueue(typ, 4, "", `{"n":3}`)
+	last := h.waitDone(job)
+	hist := h.expectHistory(job, "enqueued started retrying started retrying started succeeded")
+	if last.Attempt != 3 || last.Summary != "third time lucky" {
+		t.Errorf("succeeded event %+v", last)
+	}
+	for i, e := range hist {
+		if e.Kind != tasks.EventRetrying {
+			continue
+		}
+		b := bounds[e.Attempt]
+		if wait := e.RetryAt.Sub(e.Time); wait < b[0] || wait > b[1] {
+			t.Errorf("retry after attempt %d waits %s, want %s..%s", e.Attempt, wait, b[0], b[1])
+		}
+		if e.Error != fmt.Sprintf("flake %d", e.Attempt) || e.MaxAttempts != 3 {
+			t.Errorf("retrying event %+v", e)
+		}
+		next := hist[i+1]
+		if next.Attempt != e.Attempt+1 {
+			t.Errorf("start after retry of attempt %d is attempt %d", e.Attempt, next.Attempt)
+		}
+		late := next.Time.Sub(e.RetryAt)
+		if late < -slack || late > 3*time.Second {
+			t.Errorf("attempt %d started %s after its retry time, want 0..3s", next.Attempt, late)
+		}
+		t.Logf("attempt %d: waited %s, attempt %d started %s after its retry time", e.Attempt, e.RetryAt.Sub(e.Time), next.Attempt, late)
+	}
+	jobs := seen.of(job.ID)
+	if len(jobs) != 3 {
+		t.Fatalf("handler ran %d times, want 3", len(jobs))
+	}
+	for i, j := range jobs {
+		if j.Attempt != i+1 || string(j.Payload) != `{"n":3}` || !j.EnqueuedAt.Equal(job.EnqueuedAt) {
+			t.Errorf("call %d saw %+v", i+1, j)
+		}
+	}
+}
+
+// testPermanentError: a permanent error fails the job at once.
+func testPermanentError(t *testing.T, open Open) {
+	h := setup(t, open, time.Second)
+	const typ = "contract_permanent"
+	seen := newCalls()
+	stop := h.startWorker("w1", h.registry(typ, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		seen.add(job)
+		return tasks.Result{}, tasks.Permanent(errors.New("report 42 does not exist"))
+	}, tasks.Policy{MaxAttempts: 3, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond}), nil)
+
+	job := h.enqueue(typ, 5, "", `{"report":42}`)
+	last := h.waitDone(job)
+	h.expectHistory(job, "enqueued started failed")
+	if last.Attempt != 1 || last.Error != "report 42 does not exist" {
+		t.Errorf("failed event %+v", last)
+	}
+	stop()
+	h.expectNoDelivery()
+	if n := len(seen.of(job.ID)); n != 1 {
+		t.Errorf("handler ran %d times, want 1", n)
+	}
+}
+
+// testTimeout: an attempt that outlives its timeout has its context
+// cancelled and fails, saying so.
+func testTimeout(t *testing.T, open Open) {
+	h := setup(t, open, time.Second)
+	const typ, timeout = "contract_slow", 200 * time.Millisecond
+	ended := make(chan error, 1)
+	h.startWorker("w1", h.registry(typ, func(ctx context.Context, _ tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		<-ctx.Done()
+		ended <- ctx.Err()
+		return tasks.Result{}, ctx.Err()
+	}, tasks.Policy{MaxAttempts: 1, Timeout: timeout}), nil)
+
+	job := h.enqueue(typ, 6, "", "")
+	last := h.waitDone(job)
+	hist := h.expectHistory(job, "enqueued started failed")
+	if last.Attempt != 1 || !strings.Contains(last.Error, "timed out") || !strings.Contains(last.Error, timeout.String()) {
+		t.Errorf("failed event %+v, want an error naming the %s timeout", last, timeout)
+	}
+	if took := last.Time.Sub(hist[1].Time); took < timeout || took > timeout+3*time.Second {
+		t.Errorf("attempt took %s, want about %s", took, timeout)
+	}
+	if err := <-ended; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("handler's context ended with %v, want DeadlineExceeded", err)
+	}
+}
+
+// testCancelQueued: a job cancelled before any worker took it never runs,
+// and its work item does not linger.
+func testCancelQueued(t *testing.T, open Open) {
+	h := setup(t, open, time.Second)
+	const typ = "contract_cancel_queued"
+	seen := newCalls()
+	reg := h.registry(typ, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		seen.add(job)
+		return tasks.Result{}, nil
+	}, tasks.Policy{})
+
+	job := h.enqueue(typ, 5, "", `{"n":1}`)
+	e, err := tasks.NewControl(h.b.Events).Cancel(h.ctx, 5, job.ID, tasks.ByUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Kind != tasks.EventCancelled || e.By != tasks.ByUser || e.Seq <= job.EventSeq {
+		t.Fatalf("cancel event %+v", e)
+	}
+	stop := h.startWorker("w1", reg, nil)
+	// A job enqueued after it runs: the worker is taking jobs.
+	marker := h.enqueue(typ, 5, "", `{"n":2}`)
+	if last := h.waitDone(marker); last.Kind != tasks.EventSucceeded {
+		t.Fatalf("job enqueued after the cancelled one ended %+v", last)
+	}
+	// Not run: room for a broker that does not deliver in order.
+	time.Sleep(h.lease)
+	stop()
+	if jobs := seen.of(job.ID); len(jobs) != 0 {
+		t.Errorf("cancelled job's handler ran %d times", len(jobs))
+	}
+	h.expectHistory(job, "enqueued cancelled")
+	h.expectNoDelivery()
+}
+
+// testCancelRunning: cancelling a running job ends its handler's context
+// within a few lease renewals, and nothing is recorded after the cancel.
+func testCancelRunning(t *testing.T, open Open) {
+	h := setup(t, open, time.Second)
+	const typ = "contract_cancel_running"
+	started := make(chan string, 1)
+	ended := make(chan error, 1)
+	stop := h.startWorker("w1", h.registry(typ, func(ctx context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		started <- job.ID
+		<-ctx.Done()
+		ended <- ctx.Err()
+		return tasks.Result{}, ctx.Err()
+	}, tasks.Policy{}), nil)
+
+	job := h.enqueue(typ, 5, "", `{"n":1}`)
+	receive(h, started, "the handler to start")
+	asked := time.Now()
+	e, err := tasks.NewControl(h.b.Events).Cancel(h.ctx, 5, job.ID, tasks.ByUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heartbeat := h.lease / 5
+	err = receive(h, ended, "the handler's context to end")
+	took := time.Since(asked)
+	t.Logf("handler's context ended %s after the cancel (heartbeat %s): %v", took.Round(time.Millisecond), heartbeat, err)
+	if limit := 5*heartbeat + time.Second; took > limit {
+		t.Errorf("cancel took %s to reach the handler, want under %s", took, limit)
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("handler's context ended with %v, want Canceled", err)
+	}
+	stop()
+	hist := h.expectHistory(job, "enqueued started cancelled")
+	if c := hist[2]; c.Seq != e.Seq || c.By != tasks.ByUser {
+		t.Errorf("cancelled event %+v, want the one Cancel wrote (%d)", c, e.Seq)
+	}
+	h.expectNoDelivery()
+}
+
+// testDedupe: enqueues with the same key make one job, run once; another
+// key or another user makes another.
+func testDedupe(t *testing.T, open Open) {
+	h := setup(t, open, time.Second)
+	const typ, payload = "contract_dedupe", `{"form":"abc"}`
+	seen := newCalls()
+	reg := h.registry(typ, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		seen.add(job)
+		return tasks.Result{}, nil
+	}, tasks.Policy{})
+
+	first := h.enqueue(typ, 1, "form-abc", payload)
+	second := h.enqueue(typ, 1, "form-abc", payload)
+	if second.ID != first.ID || second.EventSeq != first.EventSeq || !second.EnqueuedAt.Equal(first.EnqueuedAt) {
+		t.Fatalf("same key gave jobs %+v and %+v", first, second)
+	}
+	otherKey := h.enqueue(typ, 1, "form-def", payload)
+	otherUser := h.enqueue(typ, 2, "form-abc", payload)
+	if otherKey.ID == first.ID || otherUser.ID == first.ID || otherKey.ID == otherUser.ID {
+		t.Fatalf("jobs %s, %s (other key), %s (other user) should differ", first.ID, otherKey.ID, otherUser.ID)
+	}
+
+	stop := h.startWorker("w1", reg, func(c *tasks.WorkerConfig) { c.Concurrency = 2 })
+	for _, job := range []tasks.Job{first, otherKey, otherUser} {
+		if last := h.waitDone(job); last.Kind != tasks.EventSucceeded {
+			t.Fatalf("job %s ended %+v", job.ID, last)
+		}
+	}
+	stop()
+	h.expectNoDelivery()
+	for _, job := range []tasks.Job{first, otherKey, otherUser} {
+		h.expectHistory(job, "enqueued started succeeded")
+		if n := len(seen.of(job.ID)); n != 1 {
+			t.Errorf("job %s ran %d times, want 1", job.ID, n)
+		}
+	}
+}
+
+// testShutdownHandsJobsBack: a worker told to stop gives a running job
+// its grace, then hands it back, and another worker picks it up at once
+// rather than after the lease.
+func testShutdownHandsJobsBack(t *testing.T, open Open) {
+	h := setup(t, open, 10*time.Second)
+	const typ, grace = "contract_shutdown", 200 * time.Millisecond
+	seen := newCalls()
+	started := make(chan string, 1)
+	reg := h.registry(typ, func(ctx context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		if seen.add(job) == 1 {
+			started <- job.ID
+			<-ctx.Done()
+			return tasks.Result{}, ctx.Err()
+		}
+		return tasks.Result{Summary: "resumed"}, nil
+	}, tasks.Policy{})
+	stopA := h.startWorker("worker-a", reg, func(c *tasks.WorkerConfig) {
+		c.Concurrency = 2
+		c.ShutdownGrace = grace
+	})
+
+	job := h.enqueue(typ, 8, "", `{"n":1}`)
+	receive(h, started, "the handler to start")
+	asked := time.Now()
+	stopA()
+	stopped := time.Now()
+	if took := stopped.Sub(asked); took < grace || took > grace+5*time.Second {
+		t.Errorf("worker took %s to stop, want a little over its %s grace", took, grace)
+	}
+	hist := h.expectHistory(job, "enqueued started released")
+	if e := hist[2]; e.Attempt != 1 || e.Worker != "worker-a" {
+		t.Errorf("released event %+v, want attempt 1 by worker-a", e)
+	}
+
+	h.startWorker("worker-b", reg, nil)
+	last := h.waitDone(job)
+	hist = h.expectHistory(job, "enqueued started released started succeeded")
+	// A released attempt runs again under the same number.
+	again := hist[3]
+	if again.Attempt != 1 || again.Worker != "worker-b" || last.Summary != "resumed" {
+		t.Errorf("after the release: %+v then %+v, want attempt 1 again by worker-b", again, last)
+	}
+	wait := again.Time.Sub(stopped)
+	t.Logf("handed-back job started again %s after worker-a stopped (lease %s)", wait.Round(time.Millisecond), h.lease)
+	if wait > 5*time.Second {
+		t.Errorf("handed-back job waited %s for another worker: it waited for its lease instead of being released", wait)
+	}
+	if n := len(seen.of(job.ID)); n != 2 {
+		t.Errorf("handler ran %d times, want 2", n)
+	}
+}
+
+// testManyWorkers: with many workers on one queue, every job runs once
+// and ends with one outcome.
+func testManyWorkers(t *testing.T, open Open) {
+	h := setup(t, open, 2*time.Second)
+	const typ, workers, concurrency, n = "contract_many", 4, 4, 300
+	seen := newCalls()
+	reg := h.registry(typ, func(ctx context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		seen.add(job)
+		select {
+		case <-ctx.Done():
+			return tasks.Result{}, ctx.Err()
+		case <-time.After(time.Duration(job.UserID%3) * time.Millisecond):
+		}
+		return tasks.Result{Summary: job.ID}, nil
+	}, tasks.Policy{})
+	var stops []func()
+	for i := range workers {
+		stops = append(stops, h.startWorker("w"+strconv.Itoa(i+1), reg, func(c *tasks.WorkerConfig) { c.Concurrency = concurrency }))
+	}
+
+	begin := time.Now()
+	jobs := make([]tasks.Job, n)
+	ids := make(map[string]bool, n)
+	for i := range jobs {
+		jobs[i] = h.enqueue(typ, int64(1+i%10), "", fmt.Sprintf(`{"i":%d}`, i))
+		if ids[jobs[i].ID] {
+			t.Fatalf("job id %s issued twice", jobs[i].ID)
+		}
+		ids[jobs[i].ID] = true
+	}
+	for _, job := range jobs {
+		if last := h.waitDone(job); last.Kind != tasks.EventSucceeded || last.Summary != job.ID {
+			t.Fatalf("job %s ended %+v", job.ID, last)
+		}
+	}
+	t.Logf("%d jobs on %d workers × %d done in %s", n, workers, concurrency, time.Since(begin).Round(time.Millisecond))
+	for _, stop := range stops {
+		stop()
+	}
+
+	byWorker := map[string]int{}
+	for _, job := range jobs {
+		if calls := seen.of(job.ID); len(calls) != 1 {
+			t.Errorf("job %s ran %d times, want 1", job.ID, len(calls))
+		}
+		hist := h.expectHistory(job, "enqueued started succeeded")
+		byWorker[hist[1].Worker]++
+	}
+	t.Logf("jobs per worker: %v", byWorker)
+	if len(byWorker) < 2 {
+		t.Errorf("one worker ran every job (%v): the others got none", byWorker)
+	}
+	h.expectNoDelivery()
+}
+
+// testPayloadLimit: a payload one byte over the limit is refused, saying
+// what the limit is; one at the limit arrives intact.
+func testPayloadLimit(t *testing.T, open Open) {
+	h := setup(t, open, time.Second)
+	const typ = "contract_payload"
+	tooBig := `"` + strings.Repeat("x", tasks.MaxPayloadBytes-1) + `"`
+	_, err := h.b.Enqueuer.Enqueue(h.ctx, tasks.EnqueueRequest{Type: typ, UserID: 1, Payload: json.RawMessage(tooBig)})
+	if !errors.Is(err, tasks.ErrPayloadTooLarge) {
+		t.Fatalf("enqueue of %d bytes: %v, want ErrPayloadTooLarge", len(tooBig), err)
+	}
+	if !strings.Contains(err.Error(), strconv.Itoa(tasks.MaxPayloadBytes)) {
+		t.Errorf("error %q does not name the limit %d", err, tasks.MaxPayloadBytes)
+	}
+
+	seen := newCalls()
+	h.startWorker("w1", h.registry(typ, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		seen.add(job)
+		return tasks.Result{}, nil
+	}, tasks.Policy{}), nil)
+	atLimit := `"` + strings.Repeat("y", tasks.MaxPayloadBytes-2) + `"`
+	job := h.enqueue(typ, 1, "", atLimit)
+	if last := h.waitDone(job); last.Kind != tasks.EventSucceeded {
+		t.Fatalf("job at the payload limit ended %+v", last)
+	}
+	jobs := seen.of(job.ID)
+	if len(jobs) != 1 {
+		t.Fatalf("handler ran %d times, want 1", len(jobs))
+	}
+	if got := jobs[0].Payload; string(got) != atLimit {
+		t.Errorf("handler got a payload of %d bytes, not the %d enqueued", len(got), len(atLimit))
+	}
+}
+
+// testRetryByHand: a failed job retried with Control.Retry runs again,
+// with a fresh allowance of attempts and its original payload.
+func testRetryByHand(t *testing.T, open Open) {
+	h := setup(t, open, time.Second)
+	const typ, payload = "contract_fixable", `{"source":"garmin"}`
+	var fixed atomic.Bool
+	seen := newCalls()
+	h.startWorker("w1", h.registry(typ, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		seen.add(job)
+		if !fixed.Load() {
+			return tasks.Result{}, errors.New("source offline")
+		}
+		return tasks.Result{Summary: "fixed"}, nil
+	}, tasks.Policy{MaxAttempts: 1}), nil)
+
+	job := h.enqueue(typ, 6, "", payload)
+	if last := h.waitDone(job); last.Kind != tasks.EventFailed || last.Error != "source offline" {
+		t.Fatalf("before the retry: %+v", last)
+	}
+	fixed.Store(true)
+	retried, err := tasks.NewControl(h.b.Events).Retry(h.ctx, 6, job.ID, tasks.ByUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if retried.Kind != tasks.EventRetried || retried.By != tasks.ByUser || string(retried.Payload) != payload {
+		t.Fatalf("retried event %+v", retried)
+	}
+	last := h.waitLast(job, "finish after the retry", func(e tasks.Event) bool { return e.Seq > retried.Seq && isTerminal(e.Kind) })
+	if last.Kind != tasks.EventSucceeded || last.Summary != "fixed" {
+		t.Fatalf("after the retry: %+v", last)
+	}
+	hist := h.expectHistory(job, "enqueued started failed retried started succeeded")
+	if e := hist[4]; e.Attempt != 2 || e.MaxAttempts != 2 {
+		t.Errorf("start after the retry %+v, want attempt 2 of 2", e)
+	}
+	jobs := seen.of(job.ID)
+	if len(jobs) != 2 {
+		t.Fatalf("handler ran %d times, want 2", len(jobs))
+	}
+	if j := jobs[1]; j.Attempt != 2 || string(j.Payload) != payload || !j.EnqueuedAt.Equal(job.EnqueuedAt) {
+		t.Errorf("retried attempt saw %+v, want attempt 2 of %+v", j, job)
+	}
+}
+
+// testNextEndsWithItsContext: waiting on an empty queue ends with the
+// caller's deadline, reported as such and not as a broker failure, soon
+// after it passes.
+func testNextEndsWithItsContext(t *testing.T, open Open) {
+	h := setup(t, open, time.Second)
+	q, err := h.b.Queue(h.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		ctx, cancel := context.WithTimeout(h.ctx, 100*time.Millisecond)
+		start := time.Now()
+		_, err := q.Next(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("try %d: Next on an empty queue returned %v, want context.DeadlineExceeded", i, err)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Fatalf("try %d: Next returned %s after a 100ms deadline", i, took)
+		}
+	}
+}
+
+// waitTimeout bounds every wait for a job or a handler.
+const waitTimeout = 20 * time.Second
+
+// slack allows for clocks read at slightly different moments.
+const slack = 50 * time.Millisecond
+
+// harness is one subtest's broker and the helpers that drive it.
+type harness struct {
+	t     *testing.T
+	b     Broker
+	lease time.Duration
+	ctx   context.Context
+}
+
+func setup(t *testing.T, open Open, lease time.Duration) *harness {
+	t.Helper()
+	b := open(t, Options{Lease: lease})
+	if b.Enqueuer == nil || b.Events == nil || b.Results == nil || b.Queue == nil {
+		t.Fatalf("open returned a broker missing a port: %+v", b)
+	}
+	return &harness{t: t, b: b, lease: lease, ctx: testsupport.Context(t)}
+}
+
+// registry returns a registry with one job type.
+func (h *harness) registry(typ string, fn tasks.HandlerFunc, p tasks.Policy) *tasks.Registry {
+	h.t.Helper()
+	reg := tasks.NewRegistry()
+	if err := reg.Register(typ, fn, p); err != nil {
+		h.t.Fatal(err)
+	}
+	return reg
+}
+
+// startWorker runs a worker on a queue of its own, as a newly started
+// worker process would, until stop is called or the test ends. By
+// default it runs one job at a time, renews leases five times per lease
+// and has a second's shutdown grace; edit may change that.
+func (h *harness) startWorker(name string, reg *tasks.Registry, edit func(*tasks.WorkerConfig)) (stop func()) {
+	h.t.Helper()
+	q, err := h.b.Queue(h.ctx)
+	if err != nil {
+		h.t.Fatalf("queue for worker %s: %v", name, err)
+	}
+	cfg := tasks.WorkerConfig{
+		Queue:         q,
+		Events:        h.b.Events,
+		Results:       h.b.Results,
+		Registry:      reg,
+		Concurrency:   1,
+		ExtendEvery:   h.lease / 5,
+		ShutdownGrace: time.Second,
+		Name:          name,
+		Logger:        testsupport.Logger(h.t),
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	w, err := tasks.NewWorker(cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := w.Run(ctx); err != nil {
+			h.t.Errorf("worker %s: %v", name, err)
+		}
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	h.t.Cleanup(stop)
+	return stop
+}
+
+// enqueue enqueues a job from the web side and checks what it got back.
+func (h *harness) enqueue(typ string, userID int64, key, payload string) tasks.Job {
+	h.t.Helper()
+	job, err := h.b.Enqueuer.Enqueue(h.ctx, tasks.EnqueueRequest{Type: typ, UserID: userID, Key: key, Payload: json.RawMessage(payload)})
+	if err != nil {
+		h.t.Fatalf("enqueue %s: %v", typ, err)
+	}
+	if !tasks.ValidID(job.ID) || job.Type != typ || job.UserID != userID || job.EventSeq == 0 || job.EnqueuedAt.IsZero() {
+		h.t.Fatalf("enqueue %s returned %+v", typ, job)
+	}
+	return job
+}
+
+// take takes one delivery from a queue of its own, as a worker that then
+// dies without a trace would, and checks that it is job's work item.
+func (h *harness) take(job tasks.Job) tasks.Event {
+	h.t.Helper()
+	q, err := h.b.Queue(h.ctx)
+	if err != nil {
+		h.t.Fatalf("queue: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, waitTimeout)
+	defer cancel()
+	d, err := q.Next(ctx)
+	if err != nil {
+		h.t.Fatalf("take job %s: %v", job.ID, err)
+	}
+	item := d.Item()
+	if item.Kind != tasks.EventEnqueued || item.JobID != job.ID || item.Seq != job.EventSeq || string(item.Payload) != string(job.Payload) {
+		h.t.Fatalf("delivered item %+v, want the enqueued event of %+v", item, job)
+	}
+	return item
+}
+
+// expectNoDelivery takes from a queue of its own for a lease and a half,
+// longer than any item handed out before could stay invisible, and fails
+// if anything comes: every item delivered so far was acked for good.
+func (h *harness) expectNoDelivery() {
+	h.t.Helper()
+	q, err := h.b.Queue(h.ctx)
+	if err != nil {
+		h.t.Fatalf("queue: %v", err)
+	}
+	// Stopped by a cancel rather than a deadline, as workers stop their
+	// queues.
+	ctx, cancel := context.WithCancel(h.ctx)
+	defer cancel()
+	timer := time.AfterFunc(h.lease*3/2, cancel)
+	defer timer.Stop()
+	d, err := q.Next(ctx)
+	if err == nil {
+		item := d.Item()
+		h.t.Fatalf("%s item of job %s (seq %d) delivered again after its job ended", item.Kind, item.JobID, item.Seq)
+	}
+	if ctx.Err() == nil {
+		h.t.Fatalf("queue next: %v", err)
+	}
+}
+
+// waitLast polls the job's newest event until cond holds.
+func (h *harness) waitLast(job tasks.Job, what string, cond func(tasks.Event) bool) tasks.Event {
+	h.t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		last, err := h.b.Events.Last(h.ctx, job.UserID, job.ID)
+		if err == nil && cond(last) {
+			return last
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("job %s (%s) did not %s within %s: last event %q, err %v", job.ID, job.Type, what, waitTimeout, last.Kind, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitDone waits for the job to end, and returns its outcome event.
+func (h *harness) waitDone(job tasks.Job) tasks.Event {
+	h.t.Helper()
+	return h.waitLast(job, "finish", func(e tasks.Event) bool { return isTerminal(e.Kind) })
+}
+
+// isTerminal reports whether a job whose newest event is of kind k is
+// over, unless someone retries it by hand.
+func isTerminal(k tasks.EventKind) bool {
+	return k == tasks.EventSucceeded || k == tasks.EventFailed || k == tasks.EventCancelled
+}
+
+// expectHistory fails unless the job's event kinds are exactly want
+// (space-separated, oldest first), and returns the events.
+func (h *harness) expectHistory(job tasks.Job, want string) []tasks.Event {
+	h.t.Helper()
+	hist, err := h.b.Events.History(h.ctx, job.UserID, job.ID)
+	if err != nil {
+		h.t.Fatalf("history of job %s: %v", job.ID, err)
+	}
+	kinds := make([]string, len(hist))
+	for i, e := range hist {
+		kinds[i] = string(e.Kind)
+		if e.JobID != job.ID || e.UserID != job.UserID || e.JobType != job.Type {
+			h.t.Fatalf("history of job %s holds %+v", job.ID, e)
+		}
+		if i > 0 && e.Seq <= hist[i-1].Seq {
+			h.t.Fatalf("history of job %s out of order: %d after %d", job.ID, e.Seq, hist[i-1].Seq)
+		}
+	}
+	if got := strings.Join(kinds, " "); got != want {
+		h.t.Fatalf("history of job %s: %s, want %s", job.ID, got, want)
+	}
+	return hist
+}
+
+// readResult reads a stored result file whole.
+func (h *harness) readResult(object string) string {
+	h.t.Helper()
+	rc, err := h.b.Results.Open(h.ctx, object)
+	if err != nil {
+		h.t.Fatalf("open result %s: %v", object, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		h.t.Fatalf("read result %s: %v", object, err)
+	}
+	return string(data)
+}
+
+// receive waits for a value on ch.
+func receive[T any](h *harness, ch <-chan T, what string) T {
+	h.t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(waitTimeout):
+		h.t.Fatalf("waited %s for %s", waitTimeout, what)
+	}
+	var zero T
+	return zero
+}
+
+// calls records each handler call, by job id.
+type calls struct {
+	mu   sync.Mutex
+	jobs map[string][]tasks.Job
+}
+
+func newCalls() *calls { return &calls{jobs: make(map[string][]tasks.Job)} }
+
+// add records a call and returns how many calls the job has had.
+func (c *calls) add(j tasks.Job) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.jobs[j.ID] = append(c.jobs[j.ID], j)
+	return len(c.jobs[j.ID])
+}
+
+// of returns the calls for one job, oldest first.
+func (c *calls) of(id string) []tasks.Job {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]tasks.Job(nil), c.jobs[id]...)
+}
