@@ -88,6 +88,11 @@ type Config struct {
 	// (tasks.Worker.RunInline). When nil the job waits in the event log
 	// until the relay can send it.
 	RunInline func(ctx context.Context, item tasks.Event)
+	// ForgetAfter is how long a consumer of the group may go without
+	// touching Redis, with nothing pending, before workers remove it:
+	// each worker process joins under a new name, and the names of
+	// stopped ones would otherwise pile up. Default 1h.
+	ForgetAfter time.Duration
 	// Name identifies this process's consumer. Default host:pid.
 	Name   string
 	Logger *slog.Logger
@@ -110,6 +115,10 @@ func (c *Config) setDefaults() {
 	if c.Poll <= 0 {
 		c.Poll = time.Second
 	}
+	if c.ForgetAfter <= 0 {
+		c.ForgetAfter = time.Hour
+	}
+	c.ForgetAfter = max(c.ForgetAfter, 10*c.Poll) // never a live, waiting worker
 	if c.Name == "" {
 		host, _ := os.Hostname()
 		c.Name = host + ":" + strconv.Itoa(os.Getpid())

@@ -300,3 +300,42 @@ func TestRelayDropsItemsWhoseJobMovedOn(t *testing.T) {
 		t.Fatalf("the done job's item reached Redis: stream holds %d", n)
 	}
 }
+
+func TestStoppedWorkersConsumersAreRemoved(t *testing.T) {
+	e := newEnv(t, redisbroker.Config{Poll: 20 * time.Millisecond, ForgetAfter: 200 * time.Millisecond})
+	ctx := testsupport.Context(t)
+	consumers := func() []string {
+		cs, err := e.rdb.XInfoConsumers(ctx, e.prefix+":work", redisbroker.Group).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, c := range cs {
+			names = append(names, c.Name)
+		}
+		return names
+	}
+	wait := func(q tasks.Queue, d time.Duration) {
+		wctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		if _, err := q.Next(wctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("next on an empty queue: %v", err)
+		}
+	}
+	// Redis adds a consumer to the group when it first gets an entry.
+	if _, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	stopped, _ := e.broker.Queue(ctx)
+	if err := next(t, stopped, 5*time.Second).Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(consumers()); n != 1 {
+		t.Fatalf("%d consumers after one worker took a job, want 1", n)
+	}
+	live, _ := e.broker.Queue(ctx)
+	wait(live, time.Second) // outlives the stopped one's 200ms
+	if names := consumers(); len(names) != 0 {
+		t.Fatalf("consumers %v left after they stopped for longer than ForgetAfter", names)
+	}
+}

@@ -21,6 +21,7 @@ type queue struct {
 	groupReady  bool
 	nextPromote time.Time // when the delayed set next has something due
 	nextClaim   time.Time // when to look for entries of lost workers
+	nextTidy    time.Time // when to look for consumers of stopped workers
 }
 
 // promoteBatch bounds the items one promotion moves, so that a burst of
@@ -52,6 +53,10 @@ func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
 				return d, err
 			}
 			q.nextClaim = now.Add(b.cfg.Lease / 4)
+		}
+		if !now.Before(q.nextTidy) {
+			q.tidy(ctx)
+			q.nextTidy = now.Add(b.cfg.ForgetAfter / 2)
 		}
 		wait := min(b.cfg.Poll, max(q.nextPromote.Sub(now), time.Millisecond))
 		res, err := b.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
@@ -119,6 +124,29 @@ func (q *queue) claim(ctx context.Context) (tasks.Delivery, error) {
 		}
 	}
 	return nil, nil
+}
+
+// tidy removes the group's consumers that have been silent for
+// ForgetAfter with nothing pending: workers that stopped. Removing a
+// live one by mistake would do no harm, as Redis adds it again at its
+// next read. It is housekeeping, so a failure is only logged.
+func (q *queue) tidy(ctx context.Context) {
+	b := q.b
+	consumers, err := b.rdb.XInfoConsumers(ctx, b.stream, Group).Result()
+	if err != nil {
+		b.cfg.Logger.DebugContext(ctx, "list consumers", "err", err)
+		return
+	}
+	for _, c := range consumers {
+		if c.Name == q.consumer || c.Pending > 0 || c.Idle < b.cfg.ForgetAfter {
+			continue
+		}
+		if err := b.rdb.XGroupDelConsumer(ctx, b.stream, Group, c.Name).Err(); err != nil {
+			b.cfg.Logger.DebugContext(ctx, "remove consumer", "consumer", c.Name, "err", err)
+			continue
+		}
+		b.cfg.Logger.InfoContext(ctx, "removed the consumer of a stopped worker", "consumer", c.Name, "idle", c.Idle)
+	}
 }
 
 // delivery wraps an entry; an entry that cannot be read is never
