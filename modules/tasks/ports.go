@@ -26,6 +26,11 @@ type Queue interface {
 type Delivery interface {
 	// Item is the work item, with its stream sequence.
 	Item() Event
+	// Redelivered says the broker handed this item out before and it was
+	// not acked: its worker stopped renewing it or gave it back. A first
+	// delivery that finds its attempt already started is a second copy
+	// of an item another worker holds, not a sign that worker is gone.
+	Redelivered() bool
 	// Extend tells the broker the item is still being worked on.
 	Extend(ctx context.Context) error
 	// Ack removes the item from the queue for good.

@@ -208,6 +208,7 @@ func (w *Worker) RunInline(ctx context.Context, item Event) {
 type inline struct{ item Event }
 
 func (d inline) Item() Event                              { return d.item }
+func (inline) Redelivered() bool                          { return false }
 func (inline) Extend(context.Context) error               { return nil }
 func (inline) Ack(context.Context) error                  { return nil }
 func (inline) Release(context.Context) error              { return nil }
@@ -323,7 +324,7 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d Delivery, item E
 			return Event{}, false
 		}
 		var next Event
-		switch act := decide(item, last, w.cfg.Now()); act {
+		switch act := decide(item, last, d.Redelivered(), w.cfg.Now()); act {
 		case actStale:
 			// The job moved on (finished, cancelled, or another item
 			// carries it): this item's work is done.
@@ -387,7 +388,7 @@ const (
 )
 
 // decide is the work item's part of the job state machine.
-func decide(item, last Event, now time.Time) action {
+func decide(item, last Event, redelivered bool, now time.Time) action {
 	attempt := item.Attempt + 1
 	switch {
 	case last.Seq < item.Seq:
@@ -403,7 +404,13 @@ func decide(item, last Event, now time.Time) action {
 		return actRun
 	case last.Kind == EventStarted || last.Kind == EventProgress:
 		// The broker redelivers an item only when its worker stopped
-		// renewing it or gave it back, and giving back is recorded.
+		// renewing it or gave it back, and giving back is recorded. A
+		// first delivery here is a copy (a broker that carries jobs
+		// outside the log may send one twice): the holder of the other
+		// copy runs the attempt, or it is redelivered if it dies.
+		if !redelivered {
+			return actStale
+		}
 		return actLost
 	}
 	return actStale

@@ -22,11 +22,13 @@ import (
 
 type fakeDelivery struct {
 	item                      tasks.Event
+	redelivered               bool
 	extended, acked, released atomic.Int32
 	delayed                   atomic.Int64 // last Delay, in ns
 }
 
 func (d *fakeDelivery) Item() tasks.Event                 { return d.item }
+func (d *fakeDelivery) Redelivered() bool                 { return d.redelivered }
 func (d *fakeDelivery) Extend(context.Context) error      { d.extended.Add(1); return nil }
 func (d *fakeDelivery) Ack(context.Context) error         { d.acked.Add(1); return nil }
 func (d *fakeDelivery) Release(ctx context.Context) error { d.released.Add(1); return nil }
@@ -235,7 +237,7 @@ func TestRedeliveredJobWithOutcomeIsNotRunAgain(t *testing.T) {
 	r.deliver(t, first)
 	testsupport.Eventually(t, 10*time.Second, "first delivery not acked", func() bool { return first.acked.Load() == 1 })
 	// The ack was lost: the broker delivers the item again.
-	second := &fakeDelivery{item: first.item}
+	second := &fakeDelivery{item: first.item, redelivered: true}
 	r.deliver(t, second)
 	testsupport.Eventually(t, 10*time.Second, "redelivery not acked", func() bool { return second.acked.Load() == 1 })
 	if runs.Load() != 1 {
@@ -422,6 +424,7 @@ func TestLostWorkerCountsAsAFailedAttempt(t *testing.T) {
 			// Attempt 1 started on a worker that reported progress, then
 			// died: the broker delivers the item again once its lease
 			// ran out.
+			d.redelivered = true
 			r.events.put(tasks.Event{Kind: tasks.EventStarted, JobID: "lost", JobType: "work", UserID: 1, Attempt: 1, MaxAttempts: tt.policy.MaxAttempts, Worker: "host:99"})
 			r.events.put(tasks.Event{Kind: tasks.EventProgress, JobID: "lost", JobType: "work", UserID: 1, Attempt: 1, Percent: 40, Worker: "host:99"})
 			r.deliver(t, d)
@@ -434,6 +437,26 @@ func TestLostWorkerCountsAsAFailedAttempt(t *testing.T) {
 				t.Fatalf("handler ran %d times; the next attempt is a new work item", runs.Load())
 			}
 		})
+	}
+}
+
+// A second copy of an item, delivered for the first time while another
+// worker runs its attempt (a broker may send one twice), is dropped: the
+// attempt is not judged lost, and its worker goes on.
+func TestFirstDeliveryOfACopyLeavesTheRunningAttemptAlone(t *testing.T) {
+	r := newRig(t, tasks.WorkerConfig{})
+	var runs atomic.Int32
+	r.reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
+		runs.Add(1)
+		return tasks.Result{}, nil
+	}, tasks.Policy{})
+	d := r.enqueue("copy")
+	r.events.put(tasks.Event{Kind: tasks.EventStarted, JobID: "copy", JobType: "work", UserID: 1, Attempt: 1, Worker: "host:7"})
+	r.deliver(t, d)
+	testsupport.Eventually(t, 10*time.Second, "copy not acked", func() bool { return d.acked.Load() == 1 })
+	assertKinds(t, r.events.kinds("copy"), tasks.EventEnqueued, tasks.EventStarted)
+	if runs.Load() != 0 {
+		t.Fatalf("handler ran %d times for a copy", runs.Load())
 	}
 }
 

@@ -80,16 +80,19 @@ func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
 			_ = msg.TermWithReason("undecodable")
 			continue
 		}
-		return &delivery{msg: msg, item: e}, nil
+		return &delivery{msg: msg, item: e, redelivered: md.NumDelivered > 1}, nil
 	}
 }
 
 type delivery struct {
-	msg  natsjs.Msg
-	item tasks.Event
+	msg         natsjs.Msg
+	item        tasks.Event
+	redelivered bool
 }
 
 func (d *delivery) Item() tasks.Event { return d.item }
+
+func (d *delivery) Redelivered() bool { return d.redelivered }
 
 func (d *delivery) Extend(ctx context.Context) error {
 	if err := d.msg.InProgress(); err != nil {

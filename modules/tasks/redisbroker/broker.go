@@ -132,10 +132,11 @@ func (c *Config) setDefaults() {
 }
 
 // sentTTL is how long an item's sent marker lasts. It only has to
-// outlast the relay's redelivery of an item it already sent (seconds, or
-// an event-log outage); after it an item sent again is found stale by
-// the worker that takes it.
-const sentTTL = time.Hour
+// outlast the relay's first sight of an item Enqueue already sent
+// (milliseconds, or an event-log outage). A copy sent after it is
+// harmless, only wasted: its worker finds the job moved on, or, as a
+// first delivery, finds the attempt started and leaves it to the holder.
+const sentTTL = 10 * time.Minute
 
 // Broker implements tasks.Enqueuer on Redis and hands out tasks.Queue
 // values for workers. Events and results stay with the EventLog.

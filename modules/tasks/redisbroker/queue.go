@@ -76,7 +76,7 @@ func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
 		}
 		for _, s := range res {
 			for _, m := range s.Messages {
-				if d := q.delivery(ctx, m); d != nil {
+				if d := q.delivery(ctx, m, false); d != nil {
 					return d, nil
 				}
 			}
@@ -117,7 +117,7 @@ func (q *queue) claim(ctx context.Context) (tasks.Delivery, error) {
 		return nil, fmt.Errorf("claim lost jobs: %w", unavailable(err))
 	}
 	for _, m := range msgs {
-		if d := q.delivery(ctx, m); d != nil {
+		if d := q.delivery(ctx, m, true); d != nil {
 			b.cfg.Logger.InfoContext(ctx, "claimed a job whose worker stopped renewing it", "job_id", d.item.JobID, "entry", m.ID)
 			q.nextClaim = time.Time{} // there may be more
 			return d, nil
@@ -151,10 +151,10 @@ func (q *queue) tidy(ctx context.Context) {
 
 // delivery wraps an entry; an entry that cannot be read is never
 // runnable, so it is removed.
-func (q *queue) delivery(ctx context.Context, m redis.XMessage) *delivery {
+func (q *queue) delivery(ctx context.Context, m redis.XMessage, claimed bool) *delivery {
 	raw, _ := m.Values["item"].(string)
 	item, err := decode(raw)
-	d := &delivery{q: q, id: m.ID, raw: raw, item: item}
+	d := &delivery{q: q, id: m.ID, raw: raw, item: item, claimed: claimed}
 	if err != nil {
 		q.b.cfg.Logger.ErrorContext(ctx, "dropping undecodable work item", "entry", m.ID, "err", err)
 		_ = d.Ack(ctx)
@@ -168,13 +168,19 @@ func (q *queue) delivery(ctx context.Context, m redis.XMessage) *delivery {
 var ErrNotHeld = errors.New("entry no longer held by this worker")
 
 type delivery struct {
-	q    *queue
-	id   string
-	raw  string
-	item tasks.Event
+	q       *queue
+	id      string
+	raw     string
+	item    tasks.Event
+	claimed bool // taken over from a worker that stopped renewing it
 }
 
 func (d *delivery) Item() tasks.Event { return d.item }
+
+// Redelivered is true for an entry claimed from a silent worker. An
+// entry handed back (Release) or delayed is added anew, and comes as a
+// first delivery: the worker finds the reason in the log.
+func (d *delivery) Redelivered() bool { return d.claimed }
 
 func (d *delivery) run(ctx context.Context, verb string, s *redis.Script, keys []string, args ...any) error {
 	args = append([]any{Group, d.id, d.q.consumer}, args...)
