@@ -63,8 +63,11 @@ type EventLog interface {
 
 // Config configures a Broker. Zero fields take the defaults below.
 type Config struct {
-	Client redis.UniversalClient // required
-	Events EventLog              // required
+	// Client is required. Give it ContextTimeoutEnabled, so that
+	// SendTimeout also holds against a Redis that accepts connections
+	// and does not answer; otherwise the client's own read timeout does.
+	Client redis.UniversalClient
+	Events EventLog // required
 	// Prefix starts every key. Default "{otj:tasks}": the braces make it
 	// the hash tag, so the keys share a slot on a Redis Cluster.
 	Prefix string

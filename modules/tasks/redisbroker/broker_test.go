@@ -28,7 +28,7 @@ type env struct {
 	broker *redisbroker.Broker
 }
 
-func newEnv(t *testing.T, cfg redisbroker.Config) *env {
+func newEnv(t testing.TB, cfg redisbroker.Config) *env {
 	t.Helper()
 	rdb, prefix := testsupport.Redis(t)
 	srv := testsupport.NATS(t)
