@@ -29,6 +29,14 @@ type queue struct {
 const promoteBatch = 100
 
 func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
+	d, err := q.next(ctx)
+	if err != nil && ctx.Err() != nil {
+		return nil, ctx.Err() // the caller's end, not a Redis failure
+	}
+	return d, err
+}
+
+func (q *queue) next(ctx context.Context) (tasks.Delivery, error) {
 	b := q.b
 	for {
 		if err := ctx.Err(); err != nil {
@@ -69,9 +77,6 @@ func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
 			q.groupReady = false // the stream was deleted; make it again
 			continue
 		case err != nil:
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
 			return nil, fmt.Errorf("read job: %w", unavailable(err))
 		}
 		for _, s := range res {
