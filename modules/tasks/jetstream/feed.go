@@ -108,3 +108,60 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	}
 }
+
+// ScanWork calls fn for every work item in the log, oldest first, up to
+// the newest at the time of the call, with a short-lived ordered
+// consumer. It is for rebuilding a broker's queue that lost its data.
+func (b *Broker) ScanWork(ctx context.Context, fn func(ctx context.Context, item tasks.Event) error) error {
+	end, err := b.LastSeq(ctx)
+	if err != nil {
+		return fmt.Errorf("scan work: %w", err)
+	}
+	if end == 0 {
+		return nil
+	}
+	cons, err := b.js.OrderedConsumer(ctx, StreamName, natsjs.OrderedConsumerConfig{
+		FilterSubjects: WorkSubjects,
+		DeliverPolicy:  natsjs.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("scan work: %w", classify(err))
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("scan work: %w", classify(err))
+	}
+	defer it.Stop()
+	for {
+		// A filter may match nothing up to end: a bounded wait per
+		// message tells "no more" from "not yet".
+		nctx, cancel := context.WithTimeout(ctx, pullWait)
+		msg, err := it.Next(natsjs.NextContext(nctx))
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+				return nil // nothing more to come
+			}
+			return fmt.Errorf("scan work: %w", classify(err))
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("scan work: %w", err)
+		}
+		if md.Sequence.Stream > end {
+			return nil
+		}
+		e, err := decode(msg.Data(), md.Sequence.Stream)
+		if err == nil {
+			if err := fn(ctx, e); err != nil {
+				return err
+			}
+		}
+		if md.NumPending == 0 || md.Sequence.Stream == end {
+			return nil
+		}
+	}
+}

@@ -59,6 +59,8 @@ type EventLog interface {
 	EnqueueEvent(ctx context.Context, r tasks.EnqueueRequest) (tasks.Event, bool, error)
 	// FeedWork hands every work item in the log to fn at least once.
 	FeedWork(ctx context.Context, consumer string, fn func(ctx context.Context, item tasks.Event, redelivered bool) error) error
+	// ScanWork calls fn for every work item in the log, oldest first.
+	ScanWork(ctx context.Context, fn func(ctx context.Context, item tasks.Event) error) error
 }
 
 // Config configures a Broker. Zero fields take the defaults below.
@@ -173,10 +175,10 @@ func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job
 		return item.Job(), nil
 	}
 	sctx, cancel := context.WithTimeout(ctx, b.cfg.SendTimeout)
-	sent, err := b.send(sctx, item)
+	res, err := b.send(sctx, item)
 	cancel()
 	switch {
-	case err == nil && !sent:
+	case err == nil && res == full:
 		b.cfg.Logger.InfoContext(ctx, "redis queue full; the job waits in the event log", "job_id", item.JobID, "max_length", b.cfg.MaxLength)
 	case err != nil && b.cfg.RunInline != nil:
 		b.cfg.Logger.WarnContext(ctx, "redis unreachable; running the job in this request", "job_id", item.JobID, "job_type", item.JobType, "err", err)
@@ -194,25 +196,53 @@ func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job
 	return item.Job(), nil
 }
 
+// What a send did.
+type sendResult int
+
+const (
+	sentBefore sendResult = iota // marked as sent already: nothing done
+	added                        // added to the stream or the delayed set
+	full                         // the stream is at MaxLength: nothing done
+)
+
 // send adds item to the stream, or to the delayed set if it is a retry
-// not yet due, unless it was sent before. It reports false when the
-// stream is full.
-func (b *Broker) send(ctx context.Context, item tasks.Event) (bool, error) {
-	raw, err := encode(item)
-	if err != nil {
-		return false, err
-	}
-	due := int64(0)
+// not yet due, unless it was sent before.
+func (b *Broker) send(ctx context.Context, item tasks.Event) (sendResult, error) {
+	due := time.Time{}
 	if item.RetryAt.After(b.cfg.Now()) {
-		due = item.RetryAt.UnixMilli()
+		due = item.RetryAt
+	}
+	return b.sendAt(ctx, item, due, false)
+}
+
+// sendAt adds item to be delivered at due (now if zero). A suspect item
+// is delivered as if claimed from a silent worker, so that the worker
+// that gets it judges a started attempt lost rather than someone else's.
+func (b *Broker) sendAt(ctx context.Context, item tasks.Event, due time.Time, suspect bool) (sendResult, error) {
+	raw, err := encode(item, suspect)
+	if err != nil {
+		return 0, err
+	}
+	dueMS := int64(0)
+	if !due.IsZero() {
+		dueMS = due.UnixMilli()
 	}
 	marker := b.cfg.Prefix + ":sent:" + item.JobID + ":" + strconv.FormatUint(item.Seq, 10)
-	n, err := forward.Run(ctx, b.rdb, []string{b.stream, b.delayed, marker},
-		raw, due, int(sentTTL/time.Second), b.cfg.MaxLength).Int()
-	if err != nil {
-		return false, fmt.Errorf("send job %s to redis: %w", item.JobID, unavailable(err))
+	if suspect {
+		marker += ":suspect"
 	}
-	return n >= 0, nil
+	n, err := forward.Run(ctx, b.rdb, []string{b.stream, b.delayed, marker},
+		raw, dueMS, int(sentTTL/time.Second), b.cfg.MaxLength).Int()
+	if err != nil {
+		return 0, fmt.Errorf("send job %s to redis: %w", item.JobID, unavailable(err))
+	}
+	switch n {
+	case 1:
+		return added, nil
+	case -1:
+		return full, nil
+	}
+	return sentBefore, nil
 }
 
 // Relay sends every work item stored in the event log to Redis, until
@@ -243,11 +273,11 @@ func (b *Broker) relayItem(ctx context.Context, item tasks.Event, redelivered bo
 			return nil // the job moved on without this item
 		}
 	}
-	sent, err := b.send(ctx, item)
+	res, err := b.send(ctx, item)
 	if err != nil {
 		return err
 	}
-	if !sent {
+	if res == full {
 		return errFull
 	}
 	return nil
@@ -269,30 +299,77 @@ func (b *Broker) Queue(ctx context.Context) (tasks.Queue, error) {
 }
 
 // An item is stored in Redis as "<seq> <event JSON>": the event log's
-// sequence (which the JSON leaves out) and the event.
-func encode(item tasks.Event) (string, error) {
+// sequence (which the JSON leaves out) and the event. A suspect item's
+// sequence ends with "!".
+func encode(item tasks.Event, suspect bool) (string, error) {
 	data, err := json.Marshal(item)
 	if err != nil {
 		return "", fmt.Errorf("encode job %s: %w", item.JobID, err)
 	}
-	return strconv.FormatUint(item.Seq, 10) + " " + string(data), nil
+	mark := ""
+	if suspect {
+		mark = "!"
+	}
+	return strconv.FormatUint(item.Seq, 10) + mark + " " + string(data), nil
 }
 
-func decode(raw string) (tasks.Event, error) {
+func decode(raw string) (e tasks.Event, suspect bool, err error) {
 	seq, data, ok := strings.Cut(raw, " ")
 	if !ok {
-		return tasks.Event{}, errors.New("decode work item: no sequence")
+		return tasks.Event{}, false, errors.New("decode work item: no sequence")
 	}
+	seq, suspect = strings.CutSuffix(seq, "!")
 	n, err := strconv.ParseUint(seq, 10, 64)
 	if err != nil {
-		return tasks.Event{}, fmt.Errorf("decode work item: sequence: %w", err)
+		return tasks.Event{}, false, fmt.Errorf("decode work item: sequence: %w", err)
 	}
-	var e tasks.Event
 	if err := json.Unmarshal([]byte(data), &e); err != nil {
-		return tasks.Event{}, fmt.Errorf("decode work item: %w", err)
+		return tasks.Event{}, false, fmt.Errorf("decode work item: %w", err)
 	}
 	e.Seq = n
-	return e, nil
+	return e, suspect, nil
+}
+
+// resync rebuilds the queue from the event log after Redis lost it (a
+// restart without persistence, a flush, a new server): the consumer
+// group had to be made anew. Every job waiting for a worker gets its item
+// back; a job whose attempt was running gets a suspect item, due after
+// two leases, so that if its worker is gone (its entry went with the
+// data) the attempt is judged lost and the job runs again, and if the
+// worker finishes first, the item is found stale.
+func (b *Broker) resync(ctx context.Context) error {
+	start := b.cfg.Now()
+	var waiting, running int
+	err := b.cfg.Events.ScanWork(ctx, func(ctx context.Context, item tasks.Event) error {
+		last, err := b.cfg.Events.Last(ctx, item.UserID, item.JobID)
+		if errors.Is(err, tasks.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ours := last.Attempt == item.Attempt+1 // the newest event is about this item's attempt
+		var res sendResult
+		switch {
+		case last.Seq == item.Seq, ours && last.Kind == tasks.EventReleased:
+			// Through the delayed set, which the stream's bound does not
+			// apply to: what the log holds must all go back.
+			if res, err = b.sendAt(ctx, item, later(item.RetryAt, b.cfg.Now()), false); res == added {
+				waiting++
+			}
+		case ours && (last.Kind == tasks.EventStarted || last.Kind == tasks.EventProgress):
+			if res, err = b.sendAt(ctx, item, b.cfg.Now().Add(2*b.cfg.Lease), true); res == added {
+				running++
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild redis queue from the event log: %w", err)
+	}
+	b.cfg.Logger.InfoContext(ctx, "rebuilt the redis queue from the event log", "waiting", waiting, "running", running,
+		"took", b.cfg.Now().Sub(start).Round(time.Millisecond))
+	return nil
 }
 
 // unavailable marks errors that mean Redis could not be reached (or did
@@ -304,6 +381,13 @@ func unavailable(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", tasks.ErrUnavailable, err)
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -3,7 +3,9 @@ package redisbroker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -337,5 +339,101 @@ func TestStoppedWorkersConsumersAreRemoved(t *testing.T) {
 	wait(live, time.Second) // outlives the stopped one's 200ms
 	if names := consumers(); len(names) != 0 {
 		t.Fatalf("consumers %v left after they stopped for longer than ForgetAfter", names)
+	}
+}
+
+// Redis restarted without persistence (here: the test's keys deleted)
+// loses the queue; the event log still knows every job. The worker that
+// makes the consumer group anew rebuilds the queue from the log: waiting
+// jobs run, a job whose worker went with the data runs again, and a
+// finished job is left alone.
+func TestQueueLostWithRedisIsRebuiltFromTheLog(t *testing.T) {
+	const lease = 500 * time.Millisecond
+	e := newEnv(t, redisbroker.Config{Lease: lease})
+	ctx := testsupport.Context(t)
+	// The relay runs throughout, as in the app: it has passed on every
+	// item before the loss, so only the rebuild can bring them back.
+	testsupport.Go(t, func(ctx context.Context) { e.broker.Relay(ctx) })
+	enqueue := func() tasks.Job {
+		job, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return job
+	}
+	step := func(job tasks.Job, kind tasks.EventKind, after uint64) uint64 {
+		seq, err := e.events.Append(ctx, tasks.Event{ID: string(kind) + job.ID, Kind: kind, JobID: job.ID, JobType: job.Type,
+			UserID: job.UserID, Time: time.Now().UTC(), Attempt: 1, Worker: "gone:1"}, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	running, done, waiting := enqueue(), enqueue(), enqueue()
+	// Running: taken by a worker that recorded its start and went with
+	// Redis's data. Done: finished before the loss.
+	dead, _ := e.broker.Queue(ctx)
+	for range 2 {
+		d := next(t, dead, 5*time.Second)
+		switch d.Item().JobID {
+		case running.ID:
+			step(running, tasks.EventStarted, running.EventSeq)
+		case done.ID:
+			step(done, tasks.EventSucceeded, step(done, tasks.EventStarted, done.EventSeq))
+			d.Ack(ctx)
+		default:
+			t.Fatalf("took %s first; the stream delivers in order", d.Item().JobID)
+		}
+	}
+	doneLast, _ := e.events.Last(ctx, done.UserID, done.ID)
+
+	// Redis loses everything.
+	iter := e.rdb.Scan(ctx, 0, e.prefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		e.rdb.Del(ctx, iter.Val())
+	}
+
+	reg := tasks.NewRegistry()
+	ran := make(chan string, 10)
+	reg.Register("full_report", func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		ran <- job.ID
+		return tasks.Result{}, nil
+	}, tasks.Policy{})
+	q, _ := e.broker.Queue(ctx)
+	w, err := tasks.NewWorker(tasks.WorkerConfig{Queue: q, Events: e.events, Results: e.events, Registry: reg,
+		ExtendEvery: lease / 5, Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testsupport.Go(t, func(ctx context.Context) { w.Run(ctx) })
+
+	for _, job := range []tasks.Job{waiting, running} {
+		testsupport.Eventually(t, 10*time.Second, "job "+job.ID+" did not finish after the loss", func() bool {
+			last, err := e.events.Last(ctx, job.UserID, job.ID)
+			return err == nil && last.Kind == tasks.EventSucceeded
+		})
+	}
+	h, err := e.events.History(ctx, running.UserID, running.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []tasks.EventKind
+	for _, ev := range h {
+		kinds = append(kinds, ev.Kind)
+	}
+	if fmt.Sprint(kinds) != "[enqueued started retrying started succeeded]" || !strings.Contains(h[2].Error, "gone:1 stopped responding") {
+		t.Fatalf("running job's history %v (%q): want its lost attempt recorded, then attempt 2", kinds, h[2].Error)
+	}
+	time.Sleep(3 * lease) // the finished job's items had their chance to come back
+	if last, _ := e.events.Last(ctx, done.UserID, done.ID); last.Seq != doneLast.Seq {
+		t.Fatalf("finished job changed after the loss: %+v", last)
+	}
+	close(ran)
+	count := map[string]int{}
+	for id := range ran {
+		count[id]++
+	}
+	if count[waiting.ID] != 1 || count[running.ID] != 1 || count[done.ID] != 0 {
+		t.Fatalf("runs %v: want the waiting and running jobs once each, the finished one never", count)
 	}
 }

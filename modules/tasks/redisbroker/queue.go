@@ -19,6 +19,7 @@ type queue struct {
 	consumer string
 
 	groupReady  bool
+	resyncDue   bool      // the group was made anew; the queue is to be rebuilt
 	nextPromote time.Time // when the delayed set next has something due
 	nextClaim   time.Time // when to look for entries of lost workers
 	nextTidy    time.Time // when to look for consumers of stopped workers
@@ -44,10 +45,24 @@ func (q *queue) next(ctx context.Context) (tasks.Delivery, error) {
 		}
 		if !q.groupReady {
 			err := b.rdb.XGroupCreateMkStream(ctx, b.stream, Group, "0").Err()
-			if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+			switch {
+			case err == nil:
+				// This worker made the group, so Redis held no queue:
+				// new, or its data lost. Whatever the log says is
+				// waiting must be put back.
+				b.cfg.Logger.InfoContext(ctx, "created the redis consumer group; rebuilding the queue from the event log", "stream", b.stream)
+				q.resyncDue = true
+			case !strings.HasPrefix(err.Error(), "BUSYGROUP"):
 				return nil, fmt.Errorf("create consumer group: %w", unavailable(err))
 			}
 			q.groupReady = true
+		}
+		if q.resyncDue {
+			// Tried again on each call until it succeeds.
+			if err := b.resync(ctx); err != nil {
+				return nil, err
+			}
+			q.resyncDue = false
 		}
 		now := b.cfg.Now()
 		if !now.Before(q.nextPromote) {
@@ -158,8 +173,8 @@ func (q *queue) tidy(ctx context.Context) {
 // runnable, so it is removed.
 func (q *queue) delivery(ctx context.Context, m redis.XMessage, claimed bool) *delivery {
 	raw, _ := m.Values["item"].(string)
-	item, err := decode(raw)
-	d := &delivery{q: q, id: m.ID, raw: raw, item: item, claimed: claimed}
+	item, suspect, err := decode(raw)
+	d := &delivery{q: q, id: m.ID, raw: raw, item: item, claimed: claimed || suspect}
 	if err != nil {
 		q.b.cfg.Logger.ErrorContext(ctx, "dropping undecodable work item", "entry", m.ID, "err", err)
 		_ = d.Ack(ctx)
@@ -182,7 +197,8 @@ type delivery struct {
 
 func (d *delivery) Item() tasks.Event { return d.item }
 
-// Redelivered is true for an entry claimed from a silent worker. An
+// Redelivered is true for an entry claimed from a silent worker, and
+// for a suspect item of a queue rebuilt after Redis lost its data. An
 // entry handed back (Release) or delayed is added anew, and comes as a
 // first delivery: the worker finds the reason in the log.
 func (d *delivery) Redelivered() bool { return d.claimed }
