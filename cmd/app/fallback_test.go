@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otjhelper/otj/modules/tasks/redisbroker"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -119,4 +120,24 @@ func synchronousFallback(t *testing.T, cmd, redisAddr string) {
 		t.Error("no warning logged for the fallback")
 	}
 	app.shutdown(t)
+}
+
+// A job run in a request while Redis is down is presumed orphaned
+// OrphanAfter after its latest event, so no job type may be allowed to
+// run that long: its attempt would be counted as lost while it runs.
+func TestNoJobTypeOutlivesTheOrphanLimit(t *testing.T) {
+	db, _ := testsupport.DB(t)
+	reg, err := newRegistry(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range reg.Types() {
+		_, p, _ := reg.Lookup(typ)
+		if p.Timeout >= redisbroker.DefaultOrphanAfter {
+			t.Errorf("job type %s times out after %s, not before the %s after which a job run in a request is presumed orphaned", typ, p.Timeout, redisbroker.DefaultOrphanAfter)
+		}
+	}
+	if len(reg.Types()) == 0 {
+		t.Fatal("no job types registered")
+	}
 }

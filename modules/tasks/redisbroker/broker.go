@@ -50,6 +50,9 @@ import (
 // Group is the consumer group every worker shares.
 const Group = "workers"
 
+// DefaultOrphanAfter is Config.OrphanAfter's default.
+const DefaultOrphanAfter = time.Hour
+
 // EventLog is what the Redis broker needs of the job event log: the
 // JetStream broker provides it.
 type EventLog interface {
@@ -93,6 +96,11 @@ type Config struct {
 	// (tasks.Worker.RunInline). When nil the job waits in the event log
 	// until the relay can send it.
 	RunInline func(ctx context.Context, item tasks.Event)
+	// OrphanAfter is how long after its newest event an attempt run in
+	// a request while Redis was down is presumed to have died with its
+	// process, if it has not ended; then the job runs again on a worker.
+	// It must exceed every job type's timeout. Default DefaultOrphanAfter.
+	OrphanAfter time.Duration
 	// ForgetAfter is how long a consumer of the group may go without
 	// touching Redis, with nothing pending, before workers remove it:
 	// each worker process joins under a new name, and the names of
@@ -119,6 +127,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Poll <= 0 {
 		c.Poll = time.Second
+	}
+	if c.OrphanAfter <= 0 {
+		c.OrphanAfter = DefaultOrphanAfter
 	}
 	if c.ForgetAfter <= 0 {
 		c.ForgetAfter = time.Hour
@@ -208,29 +219,34 @@ const (
 // send adds item to the stream, or to the delayed set if it is a retry
 // not yet due, unless it was sent before.
 func (b *Broker) send(ctx context.Context, item tasks.Event) (sendResult, error) {
-	due := time.Time{}
-	if item.RetryAt.After(b.cfg.Now()) {
-		due = item.RetryAt
-	}
-	return b.sendAt(ctx, item, due, false)
+	return b.sendWith(ctx, item, sendOptions{due: item.RetryAt})
 }
 
-// sendAt adds item to be delivered at due (now if zero). A suspect item
-// is delivered as if claimed from a silent worker, so that the worker
-// that gets it judges a started attempt lost rather than someone else's.
-func (b *Broker) sendAt(ctx context.Context, item tasks.Event, due time.Time, suspect bool) (sendResult, error) {
-	raw, err := encode(item, suspect)
+// sendOptions change how an item is sent.
+type sendOptions struct {
+	// due is when the item is to be delivered; now if zero or past.
+	due time.Time
+	// suspect items are delivered as if claimed from a silent worker,
+	// so that the worker that gets one judges a started attempt lost
+	// rather than someone else's.
+	suspect bool
+	// unbounded sends the item through the delayed set even if it is
+	// due now, so that the stream's bound does not apply.
+	unbounded bool
+}
+
+func (b *Broker) sendWith(ctx context.Context, item tasks.Event, o sendOptions) (sendResult, error) {
+	raw, err := encode(item, o.suspect)
 	if err != nil {
 		return 0, err
 	}
 	dueMS := int64(0)
-	if !due.IsZero() {
-		dueMS = due.UnixMilli()
+	if now := b.cfg.Now(); o.due.After(now) {
+		dueMS = o.due.UnixMilli()
+	} else if o.unbounded {
+		dueMS = now.UnixMilli()
 	}
 	marker := b.cfg.Prefix + ":sent:" + item.JobID + ":" + strconv.FormatUint(item.Seq, 10)
-	if suspect {
-		marker += ":suspect"
-	}
 	n, err := forward.Run(ctx, b.rdb, []string{b.stream, b.delayed, marker},
 		raw, dueMS, int(sentTTL/time.Second), b.cfg.MaxLength).Int()
 	if err != nil {
@@ -269,7 +285,18 @@ func (b *Broker) relayItem(ctx context.Context, item tasks.Event, redelivered bo
 		if err != nil {
 			return err
 		}
-		if last.Seq != item.Seq {
+		switch {
+		case last.Seq == item.Seq: // still waiting for a worker
+		case last.Attempt == item.Attempt+1 && (last.Kind == tasks.EventStarted || last.Kind == tasks.EventProgress):
+			// The item's attempt is running, started where Redis never
+			// had the item (unless it is marked as sent): in a request,
+			// while Redis was down. Should that process die, nothing
+			// would hand the job to a worker; a suspect copy, due once
+			// the attempt must have ended, is found stale if it did
+			// and counts the attempt as lost if not.
+			_, err := b.sendWith(ctx, item, sendOptions{due: last.Time.Add(b.cfg.OrphanAfter), suspect: true})
+			return err
+		default:
 			return nil // the job moved on without this item
 		}
 	}
@@ -352,13 +379,13 @@ func (b *Broker) resync(ctx context.Context) error {
 		var res sendResult
 		switch {
 		case last.Seq == item.Seq, ours && last.Kind == tasks.EventReleased:
-			// Through the delayed set, which the stream's bound does not
-			// apply to: what the log holds must all go back.
-			if res, err = b.sendAt(ctx, item, later(item.RetryAt, b.cfg.Now()), false); res == added {
+			// Past the stream's bound: what the log holds must all go
+			// back. An item marked as sent is there already.
+			if res, err = b.sendWith(ctx, item, sendOptions{due: item.RetryAt, unbounded: true}); res == added {
 				waiting++
 			}
 		case ours && (last.Kind == tasks.EventStarted || last.Kind == tasks.EventProgress):
-			if res, err = b.sendAt(ctx, item, b.cfg.Now().Add(2*b.cfg.Lease), true); res == added {
+			if res, err = b.sendWith(ctx, item, sendOptions{due: b.cfg.Now().Add(2 * b.cfg.Lease), suspect: true}); res == added {
 				running++
 			}
 		}
@@ -381,13 +408,6 @@ func unavailable(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", tasks.ErrUnavailable, err)
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -435,5 +436,75 @@ func TestQueueLostWithRedisIsRebuiltFromTheLog(t *testing.T) {
 	}
 	if count[waiting.ID] != 1 || count[running.ID] != 1 || count[done.ID] != 0 {
 		t.Fatalf("runs %v: want the waiting and running jobs once each, the finished one never", count)
+	}
+}
+
+// A request that ran a job while Redis was down, and died mid-run,
+// leaves an attempt nobody will finish and no item in Redis. Once Redis
+// is back, the relay sends a suspect copy due OrphanAfter after the
+// attempt's newest event; the worker that gets it counts the attempt as
+// lost, and the job runs again.
+func TestJobOrphanedInARequestRunsAgain(t *testing.T) {
+	const orphanAfter = 500 * time.Millisecond
+	e := newEnv(t, redisbroker.Config{OrphanAfter: orphanAfter, Lease: time.Second})
+	ctx := testsupport.Context(t)
+	down, err := redisbroker.New(redisbroker.Config{Client: deadRedis(t), Events: e.events, Logger: testsupport.Logger(t),
+		RunInline: func(ctx context.Context, item tasks.Event) {
+			// The request records the start, then its process dies.
+			s := tasks.Event{ID: "s" + item.JobID, Kind: tasks.EventStarted, JobID: item.JobID, JobType: item.JobType,
+				UserID: item.UserID, Time: time.Now().UTC(), Attempt: 1, Worker: "web-request@gone:1"}
+			if _, err := e.events.Append(ctx, s, item.Seq); err != nil {
+				t.Error(err)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := down.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	relayDone := make(chan struct{})
+	go func() { defer close(relayDone); down.Relay(rctx) }()
+	time.Sleep(300 * time.Millisecond) // its relay fails on the item, which goes back
+	stop()
+	<-relayDone
+
+	// Redis is back: the live process's relay and a worker.
+	testsupport.Go(t, func(ctx context.Context) { e.broker.Relay(ctx) })
+	reg := tasks.NewRegistry()
+	var runs atomic.Int32
+	reg.Register("full_report", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
+		runs.Add(1)
+		return tasks.Result{}, nil
+	}, tasks.Policy{BackoffMin: 100 * time.Millisecond})
+	q, _ := e.broker.Queue(ctx)
+	w, err := tasks.NewWorker(tasks.WorkerConfig{Queue: q, Events: e.events, Results: e.events, Registry: reg, Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testsupport.Go(t, func(ctx context.Context) { w.Run(ctx) })
+
+	testsupport.Eventually(t, 15*time.Second, "orphaned job did not run again", func() bool {
+		last, err := e.events.Last(ctx, job.UserID, job.ID)
+		return err == nil && last.Kind == tasks.EventSucceeded
+	})
+	h, err := e.events.History(ctx, job.UserID, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []tasks.EventKind
+	for _, ev := range h {
+		kinds = append(kinds, ev.Kind)
+	}
+	if fmt.Sprint(kinds) != "[enqueued started retrying started succeeded]" || !strings.Contains(h[2].Error, "web-request@gone:1 stopped responding") {
+		t.Fatalf("history %v (%q): want the orphaned attempt counted as lost, then attempt 2", kinds, h[2].Error)
+	}
+	if lost := h[2].Time.Sub(h[1].Time); lost < orphanAfter {
+		t.Errorf("attempt judged lost %s after it started, before OrphanAfter %s", lost, orphanAfter)
+	}
+	if runs.Load() != 1 {
+		t.Errorf("handler ran %d times on workers, want 1", runs.Load())
 	}
 }
