@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -212,10 +211,9 @@ func newInlineRunner(cfg Config, log *slog.Logger, be *backend) (*tasks.Worker, 
 	if err != nil {
 		return nil, err
 	}
-	host, _ := os.Hostname()
 	return tasks.NewWorker(tasks.WorkerConfig{
 		Events: be.Broker, Results: be.Broker, Registry: reg, Logger: log,
-		Name:        "web-request@" + host + ":" + strconv.Itoa(os.Getpid()),
+		Name:        "web-request@" + tasks.ProcessName(),
 		ExtendEvery: cfg.JobLease / 5,
 	})
 }

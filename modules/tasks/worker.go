@@ -64,8 +64,7 @@ func (c *WorkerConfig) setDefaults() {
 		c.OutcomeRetry = time.Minute
 	}
 	if c.Name == "" {
-		host, _ := os.Hostname()
-		c.Name = host + ":" + strconv.Itoa(os.Getpid())
+		c.Name = ProcessName()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -87,6 +86,13 @@ func (c *WorkerConfig) validate() error {
 		errs = append(errs, errors.New("config: Registry is required"))
 	}
 	return errors.Join(errs...)
+}
+
+// ProcessName is this process as workers name it in events and logs:
+// host:pid, which an operator can find and a test can predict.
+func ProcessName() string {
+	host, _ := os.Hostname()
+	return host + ":" + strconv.Itoa(os.Getpid())
 }
 
 // Worker takes jobs from a Queue and runs their handlers, recording every

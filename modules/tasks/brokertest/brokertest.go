@@ -185,11 +185,7 @@ func testRedeliveryAfterWorkerDied(t *testing.T, open Open) {
 func testRedeliveryOfAbandonedDelivery(t *testing.T, open Open) {
 	h := setup(t, open, time.Second)
 	const typ = "contract_abandoned"
-	seen := newCalls()
-	reg := h.registry(typ, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
-		seen.add(job)
-		return tasks.Result{}, nil
-	}, tasks.Policy{})
+	reg, seen := h.counting(typ)
 
 	job := h.enqueue(typ, 3, "", `{"n":2}`)
 	taken := time.Now()
@@ -354,11 +350,7 @@ func testTimeout(t *testing.T, open Open) {
 func testCancelQueued(t *testing.T, open Open) {
 	h := setup(t, open, time.Second)
 	const typ = "contract_cancel_queued"
-	seen := newCalls()
-	reg := h.registry(typ, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
-		seen.add(job)
-		return tasks.Result{}, nil
-	}, tasks.Policy{})
+	reg, seen := h.counting(typ)
 
 	job := h.enqueue(typ, 5, "", `{"n":1}`)
 	e, err := tasks.NewControl(h.b.Events).Cancel(h.ctx, 5, job.ID, tasks.ByUser)
@@ -428,11 +420,7 @@ func testCancelRunning(t *testing.T, open Open) {
 func testDedupe(t *testing.T, open Open) {
 	h := setup(t, open, time.Second)
 	const typ, payload = "contract_dedupe", `{"form":"abc"}`
-	seen := newCalls()
-	reg := h.registry(typ, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
-		seen.add(job)
-		return tasks.Result{}, nil
-	}, tasks.Policy{})
+	reg, seen := h.counting(typ)
 
 	first := h.enqueue(typ, 1, "form-abc", payload)
 	second := h.enqueue(typ, 1, "form-abc", payload)
@@ -582,11 +570,8 @@ func testPayloadLimit(t *testing.T, open Open) {
 		t.Errorf("error %q does not name the limit %d", err, tasks.MaxPayloadBytes)
 	}
 
-	seen := newCalls()
-	h.startWorker("w1", h.registry(typ, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
-		seen.add(job)
-		return tasks.Result{}, nil
-	}, tasks.Policy{}), nil)
+	reg, seen := h.counting(typ)
+	h.startWorker("w1", reg, nil)
 	atLimit := `"` + strings.Repeat("y", tasks.MaxPayloadBytes-2) + `"`
 	job := h.enqueue(typ, 1, "", atLimit)
 	if last := h.waitDone(job); last.Kind != tasks.EventSucceeded {
@@ -699,6 +684,17 @@ func (h *harness) registry(typ string, fn tasks.HandlerFunc, p tasks.Policy) *ta
 		h.t.Fatal(err)
 	}
 	return reg
+}
+
+// counting returns a registry whose one job type succeeds at once, and
+// the record of its calls.
+func (h *harness) counting(typ string) (*tasks.Registry, *calls) {
+	h.t.Helper()
+	seen := newCalls()
+	return h.registry(typ, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		seen.add(job)
+		return tasks.Result{}, nil
+	}, tasks.Policy{}), seen
 }
 
 // startWorker runs a worker on a queue of its own, as a newly started

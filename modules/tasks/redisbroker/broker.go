@@ -36,7 +36,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -136,8 +135,7 @@ func (c *Config) setDefaults() {
 	}
 	c.ForgetAfter = max(c.ForgetAfter, 10*c.Poll) // never a live, waiting worker
 	if c.Name == "" {
-		host, _ := os.Hostname()
-		c.Name = host + ":" + strconv.Itoa(os.Getpid())
+		c.Name = tasks.ProcessName()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
