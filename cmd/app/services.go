@@ -69,7 +69,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	// cannot be reached. The runner needs the backend, opened below.
 	var inline *tasks.Worker
 	opts := backendOptions{Name: "otj-" + m.String(), Listen: listen}
-	if m.web() {
+	if m.web() && cfg.Broker == brokerRedis {
 		opts.RunInline = func(ctx context.Context, item tasks.Event) { inline.RunInline(ctx, item) }
 	}
 	be, err := openBackend(ctx, cfg, log, opts)
@@ -96,8 +96,10 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		g.Go("worker", func() error { return w.Run(runCtx) })
 	}
 	if m.web() {
-		if inline, err = newInlineRunner(cfg, log, be); err != nil {
-			return err
+		if opts.RunInline != nil {
+			if inline, err = newInlineRunner(cfg, log, be); err != nil {
+				return err
+			}
 		}
 		proj := tasks.NewProjection(db, broker, log)
 		g.Go("projection", func() error { return proj.Run(runCtx) })
