@@ -117,7 +117,11 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: %w", err)
 	}
-	stream, err := js.CreateOrUpdateStream(ctx, natsjs.StreamConfig{
+	// Create, and update only if the settings differ: an update on every
+	// process start would race, inside nats-server 2.15, with consumers
+	// being made at the same moment (seen by the race detector), and is
+	// needless work on a cluster.
+	scfg := natsjs.StreamConfig{
 		Name:        StreamName,
 		Description: "OTJ Helper job events; the enqueued events are the work queue",
 		Subjects:    []string{tasks.SubjectPrefix + ".>"},
@@ -126,16 +130,24 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 		Replicas:    cfg.Replicas,
 		Duplicates:  cfg.Duplicates,
 		AllowDirect: true,
-	})
+	}
+	stream, err := js.CreateStream(ctx, scfg)
+	if errors.Is(err, natsjs.ErrStreamNameAlreadyInUse) {
+		stream, err = js.UpdateStream(ctx, scfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: stream %s: %w", StreamName, err)
 	}
-	results, err := js.CreateOrUpdateObjectStore(ctx, natsjs.ObjectStoreConfig{
+	ocfg := natsjs.ObjectStoreConfig{
 		Bucket:      ResultsBucket,
 		Description: "OTJ Helper task result files, one per job attempt",
 		Storage:     natsjs.FileStorage,
 		Replicas:    cfg.Replicas,
-	})
+	}
+	results, err := js.CreateObjectStore(ctx, ocfg)
+	if errors.Is(err, natsjs.ErrBucketExists) {
+		results, err = js.UpdateObjectStore(ctx, ocfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", ResultsBucket, err)
 	}
