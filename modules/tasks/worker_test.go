@@ -202,6 +202,17 @@ func newRig(t *testing.T, cfg tasks.WorkerConfig) *rig {
 	return r
 }
 
+// countRuns registers the job type "work" with a handler that succeeds
+// at once, and returns how many times it has run.
+func (r *rig) countRuns(p tasks.Policy) *atomic.Int32 {
+	runs := new(atomic.Int32)
+	r.reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
+		runs.Add(1)
+		return tasks.Result{}, nil
+	}, p)
+	return runs
+}
+
 // enqueue stores a job's enqueued event and returns a delivery of it.
 func (r *rig) enqueue(id string) *fakeDelivery {
 	e := r.events.put(tasks.Event{ID: id + "-e", Kind: tasks.EventEnqueued, JobID: id, JobType: "work", UserID: 1, Time: time.Now()})
@@ -228,11 +239,7 @@ var noRetry = tasks.Policy{MaxAttempts: 1}
 
 func TestRedeliveredJobWithOutcomeIsNotRunAgain(t *testing.T) {
 	r := newRig(t, tasks.WorkerConfig{})
-	var runs atomic.Int32
-	r.reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
-		runs.Add(1)
-		return tasks.Result{}, nil
-	}, tasks.Policy{})
+	runs := r.countRuns(tasks.Policy{})
 	first := r.enqueue("j1")
 	r.deliver(t, first)
 	testsupport.Eventually(t, 10*time.Second, "first delivery not acked", func() bool { return first.acked.Load() == 1 })
@@ -267,11 +274,7 @@ func TestJobIsNotAckedUntilItsOutcomeIsStored(t *testing.T) {
 func TestOutcomeIsRecordedOnceTheBrokerIsBack(t *testing.T) {
 	events := &fakeEvents{failFor: tasks.EventSucceeded, unreachable: 3}
 	r := newRig(t, tasks.WorkerConfig{Events: events})
-	var runs atomic.Int32
-	r.reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
-		runs.Add(1)
-		return tasks.Result{}, nil
-	}, tasks.Policy{})
+	runs := r.countRuns(tasks.Policy{})
 	d := r.enqueue("outage")
 	r.deliver(t, d)
 	testsupport.Eventually(t, 20*time.Second, "job not acked after the outage", func() bool { return d.acked.Load() == 1 })
@@ -415,11 +418,7 @@ func TestLostWorkerCountsAsAFailedAttempt(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRig(t, tasks.WorkerConfig{})
-			var runs atomic.Int32
-			r.reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
-				runs.Add(1)
-				return tasks.Result{}, nil
-			}, tt.policy)
+			runs := r.countRuns(tt.policy)
 			d := r.enqueue("lost")
 			// Attempt 1 started on a worker that reported progress, then
 			// died: the broker delivers the item again once its lease
@@ -445,11 +444,7 @@ func TestLostWorkerCountsAsAFailedAttempt(t *testing.T) {
 // attempt is not judged lost, and its worker goes on.
 func TestFirstDeliveryOfACopyLeavesTheRunningAttemptAlone(t *testing.T) {
 	r := newRig(t, tasks.WorkerConfig{})
-	var runs atomic.Int32
-	r.reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
-		runs.Add(1)
-		return tasks.Result{}, nil
-	}, tasks.Policy{})
+	runs := r.countRuns(tasks.Policy{})
 	d := r.enqueue("copy")
 	r.events.put(tasks.Event{Kind: tasks.EventStarted, JobID: "copy", JobType: "work", UserID: 1, Attempt: 1, Worker: "host:7"})
 	r.deliver(t, d)
@@ -462,11 +457,7 @@ func TestFirstDeliveryOfACopyLeavesTheRunningAttemptAlone(t *testing.T) {
 
 func TestRetryBeforeItsTimeIsPutOff(t *testing.T) {
 	r := newRig(t, tasks.WorkerConfig{})
-	var runs atomic.Int32
-	r.reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
-		runs.Add(1)
-		return tasks.Result{}, nil
-	}, tasks.Policy{})
+	runs := r.countRuns(tasks.Policy{})
 	r.enqueue("early")
 	r.events.put(tasks.Event{Kind: tasks.EventStarted, JobID: "early", JobType: "work", UserID: 1, Attempt: 1, MaxAttempts: 3})
 	retry := r.events.put(tasks.Event{Kind: tasks.EventRetrying, JobID: "early", JobType: "work", UserID: 1, Attempt: 1, MaxAttempts: 3,
