@@ -13,11 +13,35 @@ type Enqueuer interface {
 	Enqueue(ctx context.Context, r EnqueueRequest) (Job, error)
 }
 
+// BatchEnqueuer is an Enqueuer that can accept many jobs in one call,
+// sending them without waiting for each to be stored in turn. It is
+// all-or-error per request: Jobs are returned in the order of the
+// requests, and an error means some of them may not have been stored
+// (those returned before the error were).
+type BatchEnqueuer interface {
+	Enqueuer
+	// EnqueueBatch enqueues every request and returns their jobs in
+	// order. On error it returns the jobs stored so far, in order of
+	// their requests, and the error; the rest may or may not be stored.
+	EnqueueBatch(ctx context.Context, rs []EnqueueRequest) ([]Job, error)
+}
+
 // Queue hands jobs to a worker. Brokers implement it.
 type Queue interface {
 	// Next blocks until a job is delivered or ctx ends. Jobs not yet
 	// delivered stay with the broker.
 	Next(ctx context.Context) (Delivery, error)
+}
+
+// BatchQueue is a Queue that can hand out several jobs in one round
+// trip. A worker with several free slots asks for as many jobs as it can
+// start at once, never more, so that no job waits in the worker while
+// its lease runs.
+type BatchQueue interface {
+	Queue
+	// NextBatch blocks until at least one job is delivered or ctx ends,
+	// and returns between 1 and max deliveries.
+	NextBatch(ctx context.Context, max int) ([]Delivery, error)
 }
 
 // Delivery is one delivery of a work item (an enqueued, retrying or

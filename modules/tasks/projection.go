@@ -97,7 +97,14 @@ type Projection struct {
 	mu       sync.Mutex
 	pos      uint64        // highest sequence this process has seen applied
 	advanced chan struct{} // closed and replaced whenever pos moves
+	observe  func(Event)
 }
+
+// Observe registers fn to be called with each event this process applies,
+// in stream order, once the transaction holding it has committed: what
+// readers of task_result can see from then on. It is for measurements
+// (app bench) and must be set before Run; fn must be quick.
+func (p *Projection) Observe(fn func(Event)) { p.observe = fn }
 
 // NewProjection returns a projection of stream into db.
 func NewProjection(db *bun.DB, stream EventStream, logger *slog.Logger) *Projection {
@@ -172,6 +179,9 @@ func (p *Projection) Apply(ctx context.Context, e Event) error {
 		return fmt.Errorf("apply %s event %d of job %s: %w", e.Kind, e.Seq, e.JobID, err)
 	}
 	p.advance(e.Seq)
+	if p.observe != nil {
+		p.observe(e)
+	}
 	return nil
 }
 

@@ -172,19 +172,7 @@ func (b *Broker) EnqueueEvent(ctx context.Context, r tasks.EnqueueRequest) (task
 	if err := r.Validate(); err != nil {
 		return tasks.Event{}, false, fmt.Errorf("enqueue %s: %w", r.Type, err)
 	}
-	ev := tasks.Event{
-		ID:      nuid.Next(),
-		Kind:    tasks.EventEnqueued,
-		JobID:   nuid.Next(),
-		JobType: r.Type,
-		UserID:  r.UserID,
-		Time:    b.cfg.Now().UTC(),
-		Payload: r.Payload,
-	}
-	msgID := ev.ID
-	if r.Key != "" {
-		msgID = "enqueue." + r.Type + "." + strconv.FormatInt(r.UserID, 10) + "." + r.Key
-	}
+	ev, msgID := b.newEnqueued(r)
 	ack, err := b.publish(ctx, &ev, natsjs.WithMsgID(msgID))
 	if err != nil {
 		return tasks.Event{}, false, fmt.Errorf("enqueue %s: %w", r.Type, err)
@@ -412,4 +400,116 @@ func (b *Broker) Ping(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	return nil
+}
+
+// batchWindow bounds the enqueues of one EnqueueBatch in flight at once:
+// enough to keep the server busy, few enough that a slow server holds
+// back the caller instead of a growing backlog of unanswered publishes.
+const batchWindow = 256
+
+// EnqueueBatch implements tasks.BatchEnqueuer: it sends the requests'
+// enqueued events without waiting for each to be stored before the next,
+// at most batchWindow at a time, and returns when every one is stored.
+// Every request is checked before any is sent, so a bad one changes
+// nothing. On a failed publish it sends no more and returns the jobs of
+// the requests before the first failure.
+func (b *Broker) EnqueueBatch(ctx context.Context, rs []tasks.EnqueueRequest) ([]tasks.Job, error) {
+	for i, r := range rs {
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("enqueue batch: request %d: enqueue %s: %w", i, r.Type, err)
+		}
+	}
+	events := make([]tasks.Event, len(rs))
+	futures := make([]natsjs.PubAckFuture, len(rs))
+	jobs := make([]tasks.Job, 0, len(rs))
+	var firstErr error
+	// wait collects the outcome of request i, in order.
+	wait := func(i int) {
+		if firstErr != nil {
+			return
+		}
+		ev, err := b.awaitEnqueue(ctx, &events[i], futures[i])
+		if err != nil {
+			firstErr = fmt.Errorf("enqueue batch: request %d: enqueue %s: %w", i, rs[i].Type, err)
+			return
+		}
+		jobs = append(jobs, ev.Job())
+	}
+	sent := 0
+	for i, r := range rs {
+		if i >= batchWindow {
+			wait(i - batchWindow)
+		}
+		if firstErr != nil {
+			break
+		}
+		events[i], futures[i], firstErr = b.publishEnqueueAsync(r)
+		if firstErr != nil {
+			firstErr = fmt.Errorf("enqueue batch: request %d: enqueue %s: %w", i, r.Type, firstErr)
+			break
+		}
+		sent = i + 1
+	}
+	for i := max(sent-batchWindow, 0); i < sent; i++ {
+		wait(i)
+	}
+	return jobs, firstErr
+}
+
+// newEnqueued builds the enqueued event of r and the message id that
+// dedupes it.
+func (b *Broker) newEnqueued(r tasks.EnqueueRequest) (tasks.Event, string) {
+	ev := tasks.Event{
+		ID:      nuid.Next(),
+		Kind:    tasks.EventEnqueued,
+		JobID:   nuid.Next(),
+		JobType: r.Type,
+		UserID:  r.UserID,
+		Time:    b.cfg.Now().UTC(),
+		Payload: r.Payload,
+	}
+	msgID := ev.ID
+	if r.Key != "" {
+		msgID = "enqueue." + r.Type + "." + strconv.FormatInt(r.UserID, 10) + "." + r.Key
+	}
+	return ev, msgID
+}
+
+func (b *Broker) publishEnqueueAsync(r tasks.EnqueueRequest) (tasks.Event, natsjs.PubAckFuture, error) {
+	ev, msgID := b.newEnqueued(r)
+	data, err := json.Marshal(&ev)
+	if err != nil {
+		return tasks.Event{}, nil, err
+	}
+	f, err := b.js.PublishAsync(ev.Subject(), data, natsjs.WithMsgID(msgID), natsjs.WithExpectStream(StreamName))
+	if err != nil {
+		return tasks.Event{}, nil, classify(err)
+	}
+	return ev, f, nil
+}
+
+// awaitEnqueue waits, within PublishTimeout, for the server to store an
+// enqueued event sent by publishEnqueueAsync, and returns the stored
+// event: ev with its sequence, or the first job of a repeated key.
+func (b *Broker) awaitEnqueue(ctx context.Context, ev *tasks.Event, f natsjs.PubAckFuture) (tasks.Event, error) {
+	t := time.NewTimer(b.cfg.PublishTimeout)
+	defer t.Stop()
+	select {
+	case ack := <-f.Ok():
+		if ack.Duplicate {
+			first, err := b.eventAt(ctx, ack.Sequence)
+			if err != nil {
+				return tasks.Event{}, fmt.Errorf("read first job of key: %w", err)
+			}
+			return first, nil
+		}
+		ev.Seq = ack.Sequence
+		return *ev, nil
+	case err := <-f.Err():
+		return tasks.Event{}, classify(err)
+	case <-ctx.Done():
+		return tasks.Event{}, ctx.Err()
+	case <-t.C:
+		return tasks.Event{}, fmt.Errorf("%w: no answer within %s", tasks.ErrUnavailable, b.cfg.PublishTimeout)
+	}
 }
