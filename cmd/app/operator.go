@@ -288,10 +288,10 @@ type countingStream struct {
 	n atomic.Int64
 }
 
-func (s *countingStream) Follow(ctx context.Context, from uint64, fn func(tasks.Event) error) error {
-	return s.EventStream.Follow(ctx, from, func(e tasks.Event) error {
-		s.n.Add(1)
-		return fn(e)
+func (s *countingStream) Follow(ctx context.Context, from uint64, fn func([]tasks.Event) error) error {
+	return s.EventStream.Follow(ctx, from, func(events []tasks.Event) error {
+		s.n.Add(int64(len(events)))
+		return fn(events)
 	})
 }
 

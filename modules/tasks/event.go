@@ -155,11 +155,14 @@ type EventLog interface {
 
 // EventStream delivers stored events in stream order.
 type EventStream interface {
-	// Follow calls fn for each event after sequence from, in order, until
-	// ctx ends or fn returns an error. It keeps following new events. A
-	// stored message that is not a readable event is passed with only
-	// Seq set, so that followers can move past it.
-	Follow(ctx context.Context, from uint64, fn func(Event) error) error
+	// Follow calls fn with the events after sequence from, in order, in
+	// batches, until ctx ends or fn returns an error. It keeps following
+	// new events. A batch holds the events that were ready at once (at
+	// most a few hundred), so a follower can apply a burst in one go and
+	// a single new event without delay. fn must not keep the slice. A
+	// stored message that is not a readable event is passed with only Seq
+	// set, so that followers can move past it.
+	Follow(ctx context.Context, from uint64, fn func([]Event) error) error
 	// LastSeq is the sequence of the newest stored event.
 	LastSeq(ctx context.Context) (uint64, error)
 }

@@ -457,7 +457,7 @@ type recordingStream struct {
 	froms []uint64
 }
 
-func (r *recordingStream) Follow(ctx context.Context, from uint64, fn func(tasks.Event) error) error {
+func (r *recordingStream) Follow(ctx context.Context, from uint64, fn func([]tasks.Event) error) error {
 	r.mu.Lock()
 	r.froms = append(r.froms, from)
 	r.mu.Unlock()

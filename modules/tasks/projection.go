@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -122,7 +123,7 @@ func (p *Projection) Run(ctx context.Context) error {
 		if err == nil {
 			p.restart(from)
 			p.log.InfoContext(ctx, "projection following events", "from_seq", from)
-			err = p.stream.Follow(ctx, from, func(e Event) error { return p.Apply(ctx, e) })
+			err = p.stream.Follow(ctx, from, func(events []Event) error { return p.ApplyBatch(ctx, events) })
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -146,43 +147,98 @@ func (p *Projection) Offset(ctx context.Context) (uint64, error) {
 	return seq, nil
 }
 
-// Apply applies one event. It changes nothing if the event's sequence is
-// at or below the stored position, or if the event would be an impossible
-// transition (a finished task never starts again).
+// Apply applies one event: ApplyBatch of one.
 func (p *Projection) Apply(ctx context.Context, e Event) error {
-	if e.Seq == 0 {
-		return fmt.Errorf("apply %s event of job %s: no stream sequence", e.Kind, e.JobID)
+	return p.ApplyBatch(ctx, []Event{e})
+}
+
+// ApplyBatch applies events, in the order given, in one transaction with
+// the new stream position. Events at or below the stored position are
+// skipped, as are impossible transitions (a finished task never starts
+// again). Each task's row is read at most once and written once however
+// many of its events the batch holds, so a burst costs a few statements
+// per task rather than one transaction per event.
+func (p *Projection) ApplyBatch(ctx context.Context, events []Event) error {
+	if len(events) == 0 {
+		return nil
 	}
-	err := p.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var done uint64
-		err := tx.NewSelect().Table("projection_offset").Column("seq").
-			Where("name = ?", ProjectionName).Scan(ctx, &done)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
+	for _, e := range events {
+		if e.Seq == 0 {
+			return fmt.Errorf("apply %s event of job %s: no stream sequence", e.Kind, e.JobID)
 		}
-		if done < p.position() {
-			// Someone reset the stored position (a rebuild) under this
-			// follower: start again from there rather than skip ahead.
-			return errReset
-		}
-		if e.Seq <= done {
-			return nil
-		}
-		if err := applyEvent(ctx, tx, e); err != nil {
-			return err
-		}
-		_, err = tx.NewRaw(`INSERT INTO projection_offset (name, seq) VALUES (?, ?)
-			ON CONFLICT (name) DO UPDATE SET seq = excluded.seq`, ProjectionName, e.Seq).Exec(ctx)
-		return err
-	})
+	}
+	first, last := events[0], events[len(events)-1]
+	applied, err := p.applyTx(ctx, events)
 	if err != nil {
-		return fmt.Errorf("apply %s event %d of job %s: %w", e.Kind, e.Seq, e.JobID, err)
+		if len(events) == 1 {
+			return fmt.Errorf("apply %s event %d of job %s: %w", first.Kind, first.Seq, first.JobID, err)
+		}
+		return fmt.Errorf("apply events %d-%d: %w", first.Seq, last.Seq, err)
 	}
-	p.advance(e.Seq)
-	if p.observe != nil {
-		p.observe(e)
+	// Events skipped as already applied (by another process on this
+	// database) are in task_result all the same: readers waiting for
+	// them may go on.
+	top := uint64(0)
+	for _, e := range events {
+		top = max(top, e.Seq)
+	}
+	p.advance(top)
+	if p.observe != nil && applied > 0 {
+		for _, e := range events[len(events)-applied:] {
+			p.observe(e)
+		}
 	}
 	return nil
+}
+
+// applyTx runs one batch's transaction and returns how many events at the
+// batch's end were past the stored position (and so applied); with
+// nothing past it, it writes nothing.
+func (p *Projection) applyTx(ctx context.Context, events []Event) (int, error) {
+	tx, err := p.db.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	var done uint64
+	err = tx.QueryRowContext(ctx, `SELECT seq FROM projection_offset WHERE name = ?`, ProjectionName).Scan(&done)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("read position: %w", err)
+	}
+	if done < p.position() {
+		// Someone reset the stored position (a rebuild) under this
+		// follower: start again from there rather than skip ahead.
+		return 0, errReset
+	}
+	b := newBatch(tx)
+	defer b.close()
+	tail, top := 0, done
+	for _, e := range events {
+		if e.Seq <= done {
+			tail = 0 // a follower's batches are in order: only a tail is new
+			continue
+		}
+		if err := b.apply(ctx, e); err != nil {
+			return 0, err
+		}
+		tail++
+		top = max(top, e.Seq)
+	}
+	if top == done {
+		return 0, nil
+	}
+	if err := b.flush(ctx); err != nil {
+		return 0, err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO projection_offset (name, seq) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET seq = excluded.seq`, ProjectionName, top)
+	if err != nil {
+		return 0, fmt.Errorf("store position: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	return tail, nil
 }
 
 // from lists the states each kind of event may move a task out of. An
@@ -199,80 +255,194 @@ var from = map[EventKind][]Status{
 	EventProgress:  {StatusRunning},
 }
 
-func applyEvent(ctx context.Context, tx bun.Tx, e Event) error {
-	if e.Kind == EventEnqueued {
-		row := &TaskResult{
-			ID: e.JobID, UserID: e.UserID, TaskType: e.JobType, Status: StatusPending,
-			CreatedAt: e.Time, UpdatedAt: e.Time, LastSeq: e.Seq,
-		}
-		_, err := tx.NewInsert().Model(row).On("CONFLICT (id) DO NOTHING").Exec(ctx)
-		return err
-	}
+// applyTo moves row through e, if e is a legal next step for it, and
+// reports whether it did. It is the projection's whole state machine.
+func applyTo(row *TaskResult, e Event) bool {
 	states, known := from[e.Kind]
-	if !known {
-		// An event kind this version does not know, or a message that is
-		// no event at all: skip it, so that an older process never
-		// stalls on a newer process's events.
-		return nil
+	if !known || row.LastSeq >= e.Seq || !slices.Contains(states, row.Status) {
+		// Unknown kinds (a newer process's events, or a message that is
+		// no event at all) are skipped, so an older process never stalls.
+		return false
 	}
-	q := tx.NewUpdate().Model((*TaskResult)(nil)).
-		Set("status = ?", StatusAfter(e.Kind)).
-		Set("updated_at = ?", e.Time).
-		Set("last_seq = ?", e.Seq).
-		Where("id = ?", e.JobID).
-		Where("status IN (?)", bun.List(states)).
-		Where("last_seq < ?", e.Seq)
+	row.Status = StatusAfter(e.Kind)
+	row.UpdatedAt = e.Time
+	row.LastSeq = e.Seq
 	switch e.Kind {
 	case EventStarted:
-		q = q.Set("attempts = ?", e.Attempt).
-			Set("max_attempts = ?", e.MaxAttempts).
-			Set("started_at = ?", e.Time).
-			Set("worker = ?", e.Worker).
-			Set("next_attempt_at = NULL").
-			Set("progress_percent = 0").
-			Set("progress_message = ''")
+		row.Attempts, row.MaxAttempts = e.Attempt, e.MaxAttempts
+		row.StartedAt, row.Worker = e.Time, e.Worker
+		row.NextAttemptAt = time.Time{}
+		row.ProgressPercent, row.ProgressMessage = 0, ""
 	case EventProgress:
-		q = q.Set("progress_percent = ?", e.Percent).
-			Set("progress_message = ?", e.Message)
+		row.ProgressPercent, row.ProgressMessage = e.Percent, e.Message
 	case EventSucceeded:
-		q = q.Set("result_data = ?", nullString(e.Summary)).
-			Set("error_message = NULL").
-			Set("completed_at = ?", e.Time)
+		row.ResultData, row.Error, row.CompletedAt = e.Summary, "", e.Time
 		if r := e.Result; r != nil {
-			q = q.Set("result_path = ?", r.Object).
-				Set("result_name = ?", r.Name).
-				Set("result_content_type = ?", r.ContentType).
-				Set("result_size = ?", r.Size).
-				Set("result_digest = ?", r.Digest)
+			row.ResultPath, row.ResultName, row.ResultType = r.Object, r.Name, r.ContentType
+			row.ResultSize, row.Digest = int64(r.Size), r.Digest
 		}
 	case EventRetrying:
-		q = q.Set("attempts = ?", e.Attempt).
-			Set("max_attempts = ?", e.MaxAttempts).
-			Set("error_message = ?", e.Error).
-			Set("next_attempt_at = ?", e.RetryAt)
+		row.Attempts, row.MaxAttempts = e.Attempt, e.MaxAttempts
+		row.Error, row.NextAttemptAt = e.Error, e.RetryAt
 	case EventFailed:
-		q = q.Set("error_message = ?", e.Error).
-			Set("completed_at = ?", e.Time).
-			Set("next_attempt_at = NULL")
+		row.Error, row.CompletedAt, row.NextAttemptAt = e.Error, e.Time, time.Time{}
 		if e.Attempt > 0 {
-			q = q.Set("attempts = ?", e.Attempt)
+			row.Attempts = e.Attempt
 		}
 		if e.MaxAttempts > 0 {
-			q = q.Set("max_attempts = ?", e.MaxAttempts)
+			row.MaxAttempts = e.MaxAttempts
 		}
 	case EventCancelled:
-		q = q.Set("completed_at = ?", e.Time).
-			Set("next_attempt_at = NULL").
-			Set("changed_by = ?", e.By)
+		row.CompletedAt, row.NextAttemptAt, row.ChangedBy = e.Time, time.Time{}, e.By
 	case EventRetried:
-		q = q.Set("error_message = NULL").
-			Set("completed_at = NULL").
-			Set("changed_by = ?", e.By)
+		row.Error, row.CompletedAt, row.ChangedBy = "", time.Time{}, e.By
 	case EventReleased:
-		q = q.Set("worker = ''")
+		row.Worker = ""
 	}
-	_, err := q.Exec(ctx)
-	return err
+	return true
+}
+
+// The statements of a batch, by hand rather than through bun's query
+// builder: they run for every task of every batch, and each is prepared
+// once per transaction.
+const (
+	taskColumns = `id, user_id, task_type, status, result_data, result_path, error_message,
+		created_at, completed_at, started_at, updated_at, attempts, max_attempts, worker,
+		result_name, result_content_type, result_size, result_digest, last_seq,
+		next_attempt_at, changed_by, progress_percent, progress_message`
+	selectTask = `SELECT ` + taskColumns + ` FROM task_result WHERE id = ?`
+	upsertTask = `INSERT INTO task_result (` + taskColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET status = excluded.status,
+			result_data = excluded.result_data, result_path = excluded.result_path,
+			error_message = excluded.error_message, completed_at = excluded.completed_at,
+			started_at = excluded.started_at, updated_at = excluded.updated_at,
+			attempts = excluded.attempts, max_attempts = excluded.max_attempts,
+			worker = excluded.worker, result_name = excluded.result_name,
+			result_content_type = excluded.result_content_type,
+			result_size = excluded.result_size, result_digest = excluded.result_digest,
+			last_seq = excluded.last_seq, next_attempt_at = excluded.next_attempt_at,
+			changed_by = excluded.changed_by, progress_percent = excluded.progress_percent,
+			progress_message = excluded.progress_message`
+)
+
+// batch is the task rows one transaction has read or changed.
+type batch struct {
+	tx     *sql.Tx
+	rows   map[string]*TaskResult // nil: the task has no row
+	dirty  []*TaskResult          // in the order first changed
+	sel    *sql.Stmt
+	upsert *sql.Stmt
+}
+
+func newBatch(tx *sql.Tx) *batch { return &batch{tx: tx, rows: make(map[string]*TaskResult)} }
+
+func (b *batch) close() {
+	for _, st := range []*sql.Stmt{b.sel, b.upsert} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+func (b *batch) apply(ctx context.Context, e Event) error {
+	row, err := b.row(ctx, e.JobID)
+	if err != nil {
+		return err
+	}
+	changed := false
+	if e.Kind == EventEnqueued {
+		if row == nil {
+			row = &TaskResult{
+				ID: e.JobID, UserID: e.UserID, TaskType: e.JobType, Status: StatusPending,
+				CreatedAt: e.Time, UpdatedAt: e.Time, LastSeq: e.Seq,
+			}
+			b.rows[e.JobID] = row
+			changed = true
+		}
+	} else if row != nil {
+		changed = applyTo(row, e)
+	}
+	if changed && !slices.Contains(b.dirty, row) {
+		b.dirty = append(b.dirty, row)
+	}
+	return nil
+}
+
+// row returns the task's row as this batch has it, reading it the first
+// time; nil if there is none.
+func (b *batch) row(ctx context.Context, id string) (*TaskResult, error) {
+	if row, seen := b.rows[id]; seen {
+		return row, nil
+	}
+	if b.sel == nil {
+		st, err := b.tx.PrepareContext(ctx, selectTask)
+		if err != nil {
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		b.sel = st
+	}
+	row := new(TaskResult)
+	var (
+		data, path, errMsg, name, ctype, digest sql.NullString
+		completed, started, next                sql.NullTime
+		size                                    sql.NullInt64
+	)
+	err := b.sel.QueryRowContext(ctx, id).Scan(&row.ID, &row.UserID, &row.TaskType, &row.Status,
+		&data, &path, &errMsg, &row.CreatedAt, &completed, &started, &row.UpdatedAt,
+		&row.Attempts, &row.MaxAttempts, &row.Worker, &name, &ctype, &size, &digest,
+		&row.LastSeq, &next, &row.ChangedBy, &row.ProgressPercent, &row.ProgressMessage)
+	if errors.Is(err, sql.ErrNoRows) {
+		b.rows[id] = nil
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read task %s: %w", id, err)
+	}
+	row.ResultData, row.ResultPath, row.Error = data.String, path.String, errMsg.String
+	row.ResultName, row.ResultType, row.Digest = name.String, ctype.String, digest.String
+	row.CompletedAt, row.StartedAt, row.NextAttemptAt = completed.Time, started.Time, next.Time
+	row.ResultSize = size.Int64
+	b.rows[id] = row
+	return row, nil
+}
+
+// flush writes every changed row.
+func (b *batch) flush(ctx context.Context) error {
+	if len(b.dirty) == 0 {
+		return nil
+	}
+	st, err := b.tx.PrepareContext(ctx, upsertTask)
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	b.upsert = st
+	for _, r := range b.dirty {
+		_, err := st.ExecContext(ctx, r.ID, r.UserID, r.TaskType, string(r.Status),
+			nullString(r.ResultData), nullString(r.ResultPath), nullString(r.Error),
+			timestamp(r.CreatedAt), nullTime(r.CompletedAt), nullTime(r.StartedAt), timestamp(r.UpdatedAt),
+			r.Attempts, r.MaxAttempts, r.Worker,
+			nullString(r.ResultName), nullString(r.ResultType), sql.NullInt64{Int64: r.ResultSize, Valid: r.ResultSize != 0},
+			nullString(r.Digest), int64(r.LastSeq), nullTime(r.NextAttemptAt),
+			r.ChangedBy, r.ProgressPercent, r.ProgressMessage)
+		if err != nil {
+			return fmt.Errorf("write task %s: %w", r.ID, err)
+		}
+	}
+	return nil
+}
+
+// timestampLayout is how bun writes times to SQLite, so that rows written
+// here read back, sort and compare exactly as rows written through bun.
+const timestampLayout = "2006-01-02 15:04:05.999999-07:00"
+
+func timestamp(t time.Time) string { return t.UTC().Format(timestampLayout) }
+
+func nullTime(t time.Time) sql.NullString {
+	if t.IsZero() {
+		return sql.NullString{}
+	}
+	return sql.NullString{String: timestamp(t), Valid: true}
 }
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
@@ -310,11 +480,11 @@ func (p *Projection) CatchUp(ctx context.Context) error {
 	}
 	p.restart(from)
 	errDone := errors.New("caught up")
-	err = p.stream.Follow(ctx, from, func(e Event) error {
-		if err := p.Apply(ctx, e); err != nil {
+	err = p.stream.Follow(ctx, from, func(events []Event) error {
+		if err := p.ApplyBatch(ctx, events); err != nil {
 			return err
 		}
-		if e.Seq >= target {
+		if events[len(events)-1].Seq >= target {
 			return errDone
 		}
 		return nil

@@ -247,9 +247,9 @@ func TestProjectionIsIdempotentAndRebuildable(t *testing.T) {
 	var events []tasks.Event
 	last, _ := s.web.LastSeq(ctx)
 	fctx, cancel := context.WithCancel(ctx)
-	err = s.web.Follow(fctx, 0, func(e tasks.Event) error {
-		events = append(events, e)
-		if e.Seq == last {
+	err = s.web.Follow(fctx, 0, func(batch []tasks.Event) error {
+		events = append(events, batch...)
+		if batch[len(batch)-1].Seq == last {
 			cancel()
 		}
 		return nil
