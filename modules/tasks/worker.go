@@ -137,9 +137,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			continue
 		}
-		d, err := w.cfg.Queue.Next(ctx)
-		if err != nil {
+		free := 1 + takeFree(slots)
+		ds, err := w.next(ctx, free)
+		for range free - len(ds) {
 			<-slots
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
@@ -158,14 +161,16 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.log.InfoContext(ctx, "fetching jobs again", "failed_fetches", failing)
 			failing = 0
 		}
-		wg.Add(1)
-		running.Add(1)
-		go func() {
-			defer wg.Done()
-			defer running.Add(-1)
-			defer func() { <-slots }()
-			w.process(jobCtx, d)
-		}()
+		for _, d := range ds {
+			wg.Add(1)
+			running.Add(1)
+			go func() {
+				defer wg.Done()
+				defer running.Add(-1)
+				defer func() { <-slots }()
+				w.process(jobCtx, d)
+			}()
+		}
 	}
 
 	done := make(chan struct{})
@@ -194,6 +199,32 @@ func (w *Worker) Run(ctx context.Context) error {
 			"running", running.Load())
 	}
 	return nil
+}
+
+// takeFree takes every slot that is free right now and returns how many.
+func takeFree(slots chan struct{}) int {
+	n := 0
+	for {
+		select {
+		case slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+}
+
+// next takes up to n jobs from the queue: in one round trip if the queue
+// can hand out several.
+func (w *Worker) next(ctx context.Context, n int) ([]Delivery, error) {
+	if bq, ok := w.cfg.Queue.(BatchQueue); ok && n > 1 {
+		return bq.NextBatch(ctx, n)
+	}
+	d, err := w.cfg.Queue.Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return []Delivery{d}, nil
 }
 
 // RunInline runs the work item's attempt here and now, in the caller's
@@ -308,6 +339,28 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d Delivery, item E
 	ctx, cancel := w.storeContext(ctx)
 	defer cancel()
 	job := item.Job()
+	start := func() Event {
+		return w.event(job, EventStarted, job.Attempt, func(e *Event) {
+			e.MaxAttempts = maxAttempts
+			e.Worker = w.cfg.Name
+		})
+	}
+	if registered && !item.RetryAt.After(w.cfg.Now()) {
+		// The usual case: the item is still the job's newest event, and
+		// then the attempt runs (see decide). The start is appended on
+		// that condition without reading the job first; if the job moved
+		// on, the append fails and the full check below decides.
+		next := start()
+		seq, err := w.cfg.Events.Append(ctx, next, item.Seq)
+		if err == nil {
+			next.Seq = seq
+			return next, true
+		}
+		if !errors.Is(err, ErrConflict) {
+			log.WarnContext(ctx, "could not record job event; leaving it for redelivery", "event", next.Kind, "err", err)
+			return Event{}, false
+		}
+	}
 	for range 5 {
 		last, err := w.cfg.Events.Last(ctx, item.UserID, item.JobID)
 		if errors.Is(err, ErrNotFound) {
@@ -360,10 +413,7 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d Delivery, item E
 				})
 				break
 			}
-			next = w.event(job, EventStarted, job.Attempt, func(e *Event) {
-				e.MaxAttempts = maxAttempts
-				e.Worker = w.cfg.Name
-			})
+			next = start()
 		}
 		seq, err := w.cfg.Events.Append(ctx, next, last.Seq)
 		if errors.Is(err, ErrConflict) {

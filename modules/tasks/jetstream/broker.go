@@ -306,10 +306,17 @@ func decode(data []byte, seq uint64) (tasks.Event, error) {
 	return e, nil
 }
 
+// followBatch bounds the events Follow hands over at once: enough that a
+// projection catching up commits rarely, few enough that one batch is a
+// short transaction.
+const followBatch = 512
+
 // Follow implements tasks.EventStream with an ordered consumer: an
 // ephemeral, flow-controlled consumer that the client recreates from the
-// last sequence it saw if messages go missing or the server restarts.
-func (b *Broker) Follow(ctx context.Context, from uint64, fn func(tasks.Event) error) error {
+// last sequence it saw if messages go missing or the server restarts. A
+// batch ends where the stream had nothing more pending for the consumer
+// (or at followBatch), so no event waits for another to arrive.
+func (b *Broker) Follow(ctx context.Context, from uint64, fn func([]tasks.Event) error) error {
 	cfg := natsjs.OrderedConsumerConfig{DeliverPolicy: natsjs.DeliverAllPolicy}
 	if from > 0 {
 		cfg.DeliverPolicy = natsjs.DeliverByStartSequencePolicy
@@ -324,6 +331,7 @@ func (b *Broker) Follow(ctx context.Context, from uint64, fn func(tasks.Event) e
 		return fmt.Errorf("follow events: %w", classify(err))
 	}
 	defer it.Stop()
+	batch := make([]tasks.Event, 0, followBatch)
 	for {
 		msg, err := it.Next(natsjs.NextContext(ctx))
 		if err != nil {
@@ -345,9 +353,15 @@ func (b *Broker) Follow(ctx context.Context, from uint64, fn func(tasks.Event) e
 			b.cfg.Logger.ErrorContext(ctx, "undecodable event", "seq", md.Sequence.Stream, "subject", msg.Subject(), "err", err)
 			e = tasks.Event{Seq: md.Sequence.Stream}
 		}
-		if err := fn(e); err != nil {
+		batch = append(batch, e)
+		if md.NumPending > 0 && len(batch) < followBatch {
+			continue // the next one is on its way
+		}
+		if err := fn(batch); err != nil {
 			return err
 		}
+		clear(batch) // let go of payloads
+		batch = batch[:0]
 	}
 }
 

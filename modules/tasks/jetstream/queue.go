@@ -20,9 +20,9 @@ const pullWait = 5 * time.Second
 // and returns a tasks.Queue on it. Every worker calls it at start, so all
 // workers of a deployment should share one AckWait (JOB_LEASE).
 //
-// The queue pulls one job at a time, only when the worker has a free
-// slot: prefetched jobs would wait in the client while their visibility
-// timeout ran (nats.go #1929), and another worker would get them too.
+// The queue pulls only as many jobs as the worker has free slots:
+// prefetched jobs would wait in the client while their visibility
+// timeout ran (nats.go #1929), and no other worker could take them.
 func (b *Broker) Queue(ctx context.Context) (tasks.Queue, error) {
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, StreamName, natsjs.ConsumerConfig{
 		Durable:        WorkConsumer,
@@ -48,30 +48,62 @@ type queue struct {
 }
 
 func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
+	ds, err := q.NextBatch(ctx, 1)
+	if err != nil {
+		return nil, err
+	}
+	return ds[0], nil
+}
+
+// NextBatch implements tasks.BatchQueue. It first takes what is waiting,
+// up to n, without waiting; only when nothing is does it wait, for
+// one job. So a busy queue fills every free slot in one round trip, and
+// a quiet one hands a new job over the moment it arrives.
+func (q *queue) NextBatch(ctx context.Context, n int) ([]tasks.Delivery, error) {
+	n = min(max(n, 1), maxBatch)
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		batch, err := q.cons.FetchNoWait(n)
+		if err != nil {
+			return nil, q.fetchError(ctx, err)
+		}
+		ds, err := q.collect(ctx, batch)
+		if err != nil || len(ds) > 0 {
+			return ds, err
+		}
 		pctx, cancel := context.WithTimeout(ctx, pullWait)
-		msg, err := q.cons.Next(natsjs.FetchContext(pctx))
+		batch, err = q.cons.Fetch(1, natsjs.FetchContext(pctx))
+		if err == nil {
+			ds, err = q.collect(pctx, batch)
+		}
 		cancel()
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
+			if err := q.fetchError(ctx, err); err != nil {
+				return nil, err
 			}
-			// nats.go refuses a deadline that has passed before the
-			// context's own timer has ended it: still the caller's.
-			if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
-				return nil, context.DeadlineExceeded
-			}
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, natsjs.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
-				continue // nothing to do yet
-			}
-			return nil, fmt.Errorf("pull job: %w", classify(err))
+			continue // nothing to do yet
 		}
+		if len(ds) > 0 {
+			return ds, nil
+		}
+	}
+}
+
+// maxBatch bounds one pull, whatever the worker's free slots.
+const maxBatch = 256
+
+// collect reads a pull's messages as deliveries; an error that only
+// means the pull ended early with what it had is not reported.
+func (q *queue) collect(ctx context.Context, batch natsjs.MessageBatch) ([]tasks.Delivery, error) {
+	var ds []tasks.Delivery
+	for msg := range batch.Messages() {
 		md, err := msg.Metadata()
 		if err != nil {
-			return nil, fmt.Errorf("pull job: %w", err)
+			q.b.cfg.Logger.ErrorContext(ctx, "dropping work item without metadata", "subject", msg.Subject(), "err", err)
+			_ = msg.Term()
+			continue
 		}
 		e, err := decode(msg.Data(), md.Sequence.Stream)
 		if err != nil {
@@ -80,8 +112,30 @@ func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
 			_ = msg.TermWithReason("undecodable")
 			continue
 		}
-		return &delivery{msg: msg, item: e, redelivered: md.NumDelivered > 1}, nil
+		ds = append(ds, &delivery{msg: msg, item: e, redelivered: md.NumDelivered > 1})
 	}
+	if err := batch.Error(); err != nil && len(ds) == 0 {
+		return nil, err
+	}
+	return ds, nil
+}
+
+// fetchError turns a failed pull into the error NextBatch returns: nil
+// for a pull that only found nothing, the caller's own error if its
+// context ended, and otherwise the cause.
+func (q *queue) fetchError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	// nats.go refuses a deadline that has passed before the context's
+	// own timer has ended it: still the caller's.
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, natsjs.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
+		return nil
+	}
+	return fmt.Errorf("pull job: %w", classify(err))
 }
 
 type delivery struct {
@@ -101,10 +155,12 @@ func (d *delivery) Extend(ctx context.Context) error {
 	return nil
 }
 
-// Ack waits for the server to confirm, so that a worker never reports a
-// job done that the server will deliver again.
+// Ack does not wait for the server to confirm: the worker acks only
+// after the job's outcome is stored, so an ack lost on the way (the
+// connection dropped) costs only a redelivery that finds the job moved on
+// and is dropped. Waiting would add a round trip to every job.
 func (d *delivery) Ack(ctx context.Context) error {
-	if err := d.msg.DoubleAck(ctx); err != nil {
+	if err := d.msg.Ack(); err != nil {
 		return fmt.Errorf("ack job %s: %w", d.item.JobID, err)
 	}
 	return nil
