@@ -2,11 +2,14 @@ package tasks_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nuid"
 
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/platform/testsupport"
@@ -63,4 +66,44 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkProjectionApply measures the projection's apply on a real
+// SQLite database: each job's enqueued, started and succeeded events, in
+// batches of the given size (a batch is one transaction). ns/op is per
+// event.
+//
+//	go test -run XXX -bench ProjectionApply -benchmem ./modules/tasks
+func BenchmarkProjectionApply(b *testing.B) {
+	for _, size := range []int{1, 3, 30, 300} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			db, _ := testsupport.DB(b)
+			p := tasks.NewProjection(db, nil, nil)
+			ctx := testsupport.Context(b)
+			events := lifecycleEvents(b.N)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < len(events); i += size {
+				if err := p.ApplyBatch(ctx, events[i:min(i+size, len(events))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// lifecycleEvents returns n events: whole lifecycles (enqueued, started,
+// succeeded) of n/3 jobs, each job's in a row, with stream sequences.
+func lifecycleEvents(n int) []tasks.Event {
+	events := make([]tasks.Event, 0, n+2)
+	now := time.Now().UTC()
+	for seq := uint64(1); len(events) < n; {
+		job := tasks.Job{ID: nuid.Next(), Type: "noop", UserID: 7, EnqueuedAt: now}
+		for _, k := range []tasks.EventKind{tasks.EventEnqueued, tasks.EventStarted, tasks.EventSucceeded} {
+			events = append(events, tasks.Event{ID: nuid.Next(), Kind: k, JobID: job.ID, JobType: job.Type,
+				UserID: job.UserID, Time: now, Attempt: 1, MaxAttempts: 3, Worker: "bench:1", Summary: "done", Seq: seq})
+			seq++
+		}
+	}
+	return events[:n]
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -99,6 +100,42 @@ type Projection struct {
 	pos      uint64        // highest sequence this process has seen applied
 	advanced chan struct{} // closed and replaced whenever pos moves
 	observe  func(Event)
+
+	stmtsMu sync.Mutex
+	stmts   *statements // prepared on first use
+}
+
+// statements are the projection's prepared statements. database/sql
+// prepares each once per connection and reuses it in every transaction,
+// so the SQL is parsed once, not once per batch.
+type statements struct {
+	offset, setOffset, task, upsert *sql.Stmt
+}
+
+// prepared returns the projection's statements, preparing them the first
+// time. They live as long as the database: closing it finalizes them.
+func (p *Projection) prepared(ctx context.Context) (*statements, error) {
+	p.stmtsMu.Lock()
+	defer p.stmtsMu.Unlock()
+	if p.stmts != nil {
+		return p.stmts, nil
+	}
+	var st statements
+	for _, s := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&st.offset, selectOffset}, {&st.setOffset, upsertOffset},
+		{&st.task, selectTask}, {&st.upsert, upsertTask},
+	} {
+		stmt, err := p.db.DB.PrepareContext(ctx, s.sql)
+		if err != nil {
+			return nil, fmt.Errorf("prepare projection statements: %w", err)
+		}
+		*s.dst = stmt
+	}
+	p.stmts = &st
+	return p.stmts, nil
 }
 
 // Observe registers fn to be called with each event this process applies,
@@ -195,13 +232,17 @@ func (p *Projection) ApplyBatch(ctx context.Context, events []Event) error {
 // batch's end were past the stored position (and so applied); with
 // nothing past it, it writes nothing.
 func (p *Projection) applyTx(ctx context.Context, events []Event) (int, error) {
+	st, err := p.prepared(ctx)
+	if err != nil {
+		return 0, err
+	}
 	tx, err := p.db.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	var done uint64
-	err = tx.QueryRowContext(ctx, `SELECT seq FROM projection_offset WHERE name = ?`, ProjectionName).Scan(&done)
+	err = tx.StmtContext(ctx, st.offset).QueryRowContext(ctx, ProjectionName).Scan(&done)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("read position: %w", err)
 	}
@@ -210,16 +251,11 @@ func (p *Projection) applyTx(ctx context.Context, events []Event) (int, error) {
 		// follower: start again from there rather than skip ahead.
 		return 0, errReset
 	}
-	b := newBatch(tx)
-	defer b.close()
 	tail, top := 0, done
 	for _, e := range events {
 		if e.Seq <= done {
 			tail = 0 // a follower's batches are in order: only a tail is new
 			continue
-		}
-		if err := b.apply(ctx, e); err != nil {
-			return 0, err
 		}
 		tail++
 		top = max(top, e.Seq)
@@ -227,11 +263,24 @@ func (p *Projection) applyTx(ctx context.Context, events []Event) (int, error) {
 	if top == done {
 		return 0, nil
 	}
+	// The statements of a batch are short and run under the write lock
+	// BEGIN took (honouring ctx); a context without cancel spares the
+	// driver a watcher goroutine for each of them.
+	sctx := context.WithoutCancel(ctx)
+	b := &batch{tx: tx, st: st, rows: make(map[string]*batchRow)}
+	if err := b.load(sctx, events); err != nil {
+		return 0, err
+	}
+	for _, e := range events {
+		if e.Seq > done {
+			b.apply(e)
+		}
+	}
+	ctx = sctx
 	if err := b.flush(ctx); err != nil {
 		return 0, err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO projection_offset (name, seq) VALUES (?, ?)
-		ON CONFLICT (name) DO UPDATE SET seq = excluded.seq`, ProjectionName, top)
+	_, err = tx.StmtContext(ctx, st.setOffset).ExecContext(ctx, ProjectionName, int64(top))
 	if err != nil {
 		return 0, fmt.Errorf("store position: %w", err)
 	}
@@ -302,16 +351,19 @@ func applyTo(row *TaskResult, e Event) bool {
 	return true
 }
 
-// The statements of a batch, by hand rather than through bun's query
-// builder: they run for every task of every batch, and each is prepared
-// once per transaction.
+// The projection's statements, by hand rather than through bun's query
+// builder: they run for every task of every batch.
 const (
+	selectOffset = `SELECT seq FROM projection_offset WHERE name = ?`
+	upsertOffset = `INSERT INTO projection_offset (name, seq) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET seq = excluded.seq`
 	taskColumns = `id, user_id, task_type, status, result_data, result_path, error_message,
 		created_at, completed_at, started_at, updated_at, attempts, max_attempts, worker,
 		result_name, result_content_type, result_size, result_digest, last_seq,
 		next_attempt_at, changed_by, progress_percent, progress_message`
-	selectTask = `SELECT ` + taskColumns + ` FROM task_result WHERE id = ?`
-	upsertTask = `INSERT INTO task_result (` + taskColumns + `)
+	selectTask  = `SELECT ` + taskColumns + ` FROM task_result WHERE id = ?`
+	selectTasks = `SELECT ` + taskColumns + ` FROM task_result WHERE id IN (`
+	upsertTask  = `INSERT INTO task_result (` + taskColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status,
 			result_data = excluded.result_data, result_path = excluded.result_path,
@@ -328,83 +380,100 @@ const (
 
 // batch is the task rows one transaction has read or changed.
 type batch struct {
-	tx     *sql.Tx
-	rows   map[string]*TaskResult // nil: the task has no row
-	dirty  []*TaskResult          // in the order first changed
-	sel    *sql.Stmt
-	upsert *sql.Stmt
+	tx    *sql.Tx
+	st    *statements
+	rows  map[string]*batchRow
+	dirty []*batchRow // in the order first changed
 }
 
-func newBatch(tx *sql.Tx) *batch { return &batch{tx: tx, rows: make(map[string]*TaskResult)} }
-
-func (b *batch) close() {
-	for _, st := range []*sql.Stmt{b.sel, b.upsert} {
-		if st != nil {
-			st.Close()
-		}
-	}
+type batchRow struct {
+	row   *TaskResult // nil: the task has no row
+	dirty bool
 }
 
-func (b *batch) apply(ctx context.Context, e Event) error {
-	row, err := b.row(ctx, e.JobID)
-	if err != nil {
-		return err
-	}
-	changed := false
-	if e.Kind == EventEnqueued {
-		if row == nil {
-			row = &TaskResult{
-				ID: e.JobID, UserID: e.UserID, TaskType: e.JobType, Status: StatusPending,
-				CreatedAt: e.Time, UpdatedAt: e.Time, LastSeq: e.Seq,
-			}
-			b.rows[e.JobID] = row
-			changed = true
+// load reads, in one query, the rows of the events' tasks.
+func (b *batch) load(ctx context.Context, events []Event) error {
+	var ids []any
+	for _, e := range events {
+		if _, seen := b.rows[e.JobID]; !seen && e.JobID != "" {
+			b.rows[e.JobID] = &batchRow{}
+			ids = append(ids, e.JobID)
 		}
-	} else if row != nil {
-		changed = applyTo(row, e)
 	}
-	if changed && !slices.Contains(b.dirty, row) {
-		b.dirty = append(b.dirty, row)
+	for len(ids) > 0 {
+		n := min(len(ids), maxLookup)
+		var rows *sql.Rows
+		var err error
+		if n == 1 {
+			rows, err = b.tx.StmtContext(ctx, b.st.task).QueryContext(ctx, ids[0])
+		} else {
+			q := selectTasks + strings.Repeat("?, ", n-1) + "?)"
+			rows, err = b.tx.QueryContext(ctx, q, ids[:n]...)
+		}
+		if err != nil {
+			return fmt.Errorf("read tasks: %w", err)
+		}
+		if err := b.scan(rows); err != nil {
+			return fmt.Errorf("read tasks: %w", err)
+		}
+		ids = ids[n:]
 	}
 	return nil
 }
 
-// row returns the task's row as this batch has it, reading it the first
-// time; nil if there is none.
-func (b *batch) row(ctx context.Context, id string) (*TaskResult, error) {
-	if row, seen := b.rows[id]; seen {
-		return row, nil
-	}
-	if b.sel == nil {
-		st, err := b.tx.PrepareContext(ctx, selectTask)
+// maxLookup bounds the ids of one lookup query, well under SQLite's
+// limit on parameters.
+const maxLookup = 500
+
+func (b *batch) scan(rows *sql.Rows) error {
+	defer rows.Close()
+	for rows.Next() {
+		row := new(TaskResult)
+		var (
+			data, path, errMsg, name, ctype, digest sql.NullString
+			completed, started, next                sql.NullTime
+			size                                    sql.NullInt64
+		)
+		err := rows.Scan(&row.ID, &row.UserID, &row.TaskType, &row.Status,
+			&data, &path, &errMsg, &row.CreatedAt, &completed, &started, &row.UpdatedAt,
+			&row.Attempts, &row.MaxAttempts, &row.Worker, &name, &ctype, &size, &digest,
+			&row.LastSeq, &next, &row.ChangedBy, &row.ProgressPercent, &row.ProgressMessage)
 		if err != nil {
-			return nil, fmt.Errorf("prepare: %w", err)
+			return err
 		}
-		b.sel = st
+		row.ResultData, row.ResultPath, row.Error = data.String, path.String, errMsg.String
+		row.ResultName, row.ResultType, row.Digest = name.String, ctype.String, digest.String
+		row.CompletedAt, row.StartedAt, row.NextAttemptAt = completed.Time, started.Time, next.Time
+		row.ResultSize = size.Int64
+		if r := b.rows[row.ID]; r != nil {
+			r.row = row
+		}
 	}
-	row := new(TaskResult)
-	var (
-		data, path, errMsg, name, ctype, digest sql.NullString
-		completed, started, next                sql.NullTime
-		size                                    sql.NullInt64
-	)
-	err := b.sel.QueryRowContext(ctx, id).Scan(&row.ID, &row.UserID, &row.TaskType, &row.Status,
-		&data, &path, &errMsg, &row.CreatedAt, &completed, &started, &row.UpdatedAt,
-		&row.Attempts, &row.MaxAttempts, &row.Worker, &name, &ctype, &size, &digest,
-		&row.LastSeq, &next, &row.ChangedBy, &row.ProgressPercent, &row.ProgressMessage)
-	if errors.Is(err, sql.ErrNoRows) {
-		b.rows[id] = nil
-		return nil, nil
+	return rows.Err()
+}
+
+// apply applies e to its task's row, read by load.
+func (b *batch) apply(e Event) {
+	r := b.rows[e.JobID]
+	if r == nil {
+		return // no job id: not an event this version can read
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read task %s: %w", id, err)
+	changed := false
+	if e.Kind == EventEnqueued {
+		if r.row == nil {
+			r.row = &TaskResult{
+				ID: e.JobID, UserID: e.UserID, TaskType: e.JobType, Status: StatusPending,
+				CreatedAt: e.Time, UpdatedAt: e.Time, LastSeq: e.Seq,
+			}
+			changed = true
+		}
+	} else if r.row != nil {
+		changed = applyTo(r.row, e)
 	}
-	row.ResultData, row.ResultPath, row.Error = data.String, path.String, errMsg.String
-	row.ResultName, row.ResultType, row.Digest = name.String, ctype.String, digest.String
-	row.CompletedAt, row.StartedAt, row.NextAttemptAt = completed.Time, started.Time, next.Time
-	row.ResultSize = size.Int64
-	b.rows[id] = row
-	return row, nil
+	if changed && !r.dirty {
+		r.dirty = true
+		b.dirty = append(b.dirty, r)
+	}
 }
 
 // flush writes every changed row.
@@ -412,12 +481,9 @@ func (b *batch) flush(ctx context.Context) error {
 	if len(b.dirty) == 0 {
 		return nil
 	}
-	st, err := b.tx.PrepareContext(ctx, upsertTask)
-	if err != nil {
-		return fmt.Errorf("prepare: %w", err)
-	}
-	b.upsert = st
-	for _, r := range b.dirty {
+	st := b.tx.StmtContext(ctx, b.st.upsert)
+	for _, d := range b.dirty {
+		r := d.row
 		_, err := st.ExecContext(ctx, r.ID, r.UserID, r.TaskType, string(r.Status),
 			nullString(r.ResultData), nullString(r.ResultPath), nullString(r.Error),
 			timestamp(r.CreatedAt), nullTime(r.CompletedAt), nullTime(r.StartedAt), timestamp(r.UpdatedAt),
