@@ -311,11 +311,21 @@ func decode(data []byte, seq uint64) (tasks.Event, error) {
 // short transaction.
 const followBatch = 512
 
+// followEvery is the least time between two batches. Under load it makes
+// each batch a millisecond's events rather than one or two, which is most
+// of what a projection's transactions cost; an event after a quiet spell
+// goes at once.
+const followEvery = time.Millisecond
+
 // Follow implements tasks.EventStream with an ordered consumer: an
 // ephemeral, flow-controlled consumer that the client recreates from the
-// last sequence it saw if messages go missing or the server restarts. A
-// batch ends where the stream had nothing more pending for the consumer
-// (or at followBatch), so no event waits for another to arrive.
+// last sequence it saw if messages go missing or the server restarts.
+//
+// One goroutine reads the stream while fn runs, and each batch is what it
+// read meanwhile (a group commit): a single event when events are few, so
+// none waits for another, and under load all that arrived since the last
+// batch, at most one batch every followEvery, so a follower that pays per
+// call (a projection's transaction) keeps up without tuning.
 func (b *Broker) Follow(ctx context.Context, from uint64, fn func([]tasks.Event) error) error {
 	cfg := natsjs.OrderedConsumerConfig{DeliverPolicy: natsjs.DeliverAllPolicy}
 	if from > 0 {
@@ -330,19 +340,69 @@ func (b *Broker) Follow(ctx context.Context, from uint64, fn func([]tasks.Event)
 	if err != nil {
 		return fmt.Errorf("follow events: %w", classify(err))
 	}
-	defer it.Stop()
+	rctx, stop := context.WithCancel(ctx)
+	events := make(chan tasks.Event, followBatch)
+	readErr := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		readErr <- b.read(rctx, it, events)
+	}()
+	defer func() { stop(); it.Stop(); <-done }()
+
 	batch := make([]tasks.Event, 0, followBatch)
+	var last time.Time // when fn was last called
+	pause := time.NewTimer(0)
+	defer pause.Stop()
 	for {
-		msg, err := it.Next(natsjs.NextContext(ctx))
-		if err != nil {
+		select {
+		case e := <-events:
+			batch = append(batch, e)
+			if wait := followEvery - time.Since(last); wait > 0 {
+				pause.Reset(wait)
+				select {
+				case <-pause.C:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		case err := <-readErr:
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			return fmt.Errorf("follow events: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	more:
+		for len(batch) < followBatch {
+			select {
+			case e := <-events:
+				batch = append(batch, e)
+			default:
+				break more
+			}
+		}
+		last = time.Now()
+		if err := fn(batch); err != nil {
+			return err
+		}
+		clear(batch) // let go of payloads
+		batch = batch[:0]
+	}
+}
+
+// read passes the stream's events, in order, to out until ctx ends or the
+// stream fails.
+func (b *Broker) read(ctx context.Context, it natsjs.MessagesContext, out chan<- tasks.Event) error {
+	for {
+		msg, err := it.Next(natsjs.NextContext(ctx))
+		if err != nil {
+			return err
 		}
 		md, err := msg.Metadata()
 		if err != nil {
-			return fmt.Errorf("follow events: %w", err)
+			return err
 		}
 		e, err := decode(msg.Data(), md.Sequence.Stream)
 		if err != nil {
@@ -353,15 +413,11 @@ func (b *Broker) Follow(ctx context.Context, from uint64, fn func([]tasks.Event)
 			b.cfg.Logger.ErrorContext(ctx, "undecodable event", "seq", md.Sequence.Stream, "subject", msg.Subject(), "err", err)
 			e = tasks.Event{Seq: md.Sequence.Stream}
 		}
-		batch = append(batch, e)
-		if md.NumPending > 0 && len(batch) < followBatch {
-			continue // the next one is on its way
+		select {
+		case out <- e:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		if err := fn(batch); err != nil {
-			return err
-		}
-		clear(batch) // let go of payloads
-		batch = batch[:0]
 	}
 }
 
