@@ -17,7 +17,6 @@ package jetstream
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -205,10 +204,7 @@ func (b *Broker) Append(ctx context.Context, e tasks.Event, after uint64) (uint6
 }
 
 func (b *Broker) publish(ctx context.Context, e *tasks.Event, opts ...natsjs.PublishOpt) (*natsjs.PubAck, error) {
-	data, err := json.Marshal(e)
-	if err != nil {
-		return nil, err
-	}
+	data := tasks.AppendEvent(make([]byte, 0, 256), e)
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
 	opts = append(opts, natsjs.WithExpectStream(StreamName))
@@ -299,7 +295,7 @@ func (b *Broker) eventAt(ctx context.Context, seq uint64) (tasks.Event, error) {
 
 func decode(data []byte, seq uint64) (tasks.Event, error) {
 	var e tasks.Event
-	if err := json.Unmarshal(data, &e); err != nil {
+	if err := tasks.DecodeEvent(data, &e); err != nil {
 		return tasks.Event{}, fmt.Errorf("decode event %d: %w", seq, err)
 	}
 	e.Seq = seq
@@ -547,10 +543,7 @@ func (b *Broker) newEnqueued(r tasks.EnqueueRequest) (tasks.Event, string) {
 
 func (b *Broker) publishEnqueueAsync(r tasks.EnqueueRequest) (tasks.Event, natsjs.PubAckFuture, error) {
 	ev, msgID := b.newEnqueued(r)
-	data, err := json.Marshal(&ev)
-	if err != nil {
-		return tasks.Event{}, nil, err
-	}
+	data := tasks.AppendEvent(make([]byte, 0, 256), &ev)
 	f, err := b.js.PublishAsync(ev.Subject(), data, natsjs.WithMsgID(msgID), natsjs.WithExpectStream(StreamName))
 	if err != nil {
 		return tasks.Event{}, nil, classify(err)
