@@ -19,7 +19,7 @@ func codecEvents() []tasks.Event {
 		{ID: "e3", Kind: tasks.EventRetrying, JobID: "j1", JobType: "t", UserID: 1, Time: at, Attempt: 1, MaxAttempts: 3,
 			Payload: json.RawMessage(`"s"`), EnqueuedAt: at.Add(-time.Hour), Error: "boom: \"quoted\"\n\ttab \\ back", RetryAt: at.Add(time.Minute)},
 		{ID: "e4", Kind: tasks.EventSucceeded, JobID: "j1", JobType: "t", UserID: 1, Time: at.In(time.FixedZone("x", 3600)), Attempt: 1,
-			Result: &tasks.ResultRef{Object: "j1-a1", Name: "report é.csv", ContentType: "text/csv; charset=utf-8", Size: 1 << 40, Digest: "SHA-256=abc="},
+			Result:  &tasks.ResultRef{Object: "j1-a1", Name: "report é.csv", ContentType: "text/csv; charset=utf-8", Size: 1 << 40, Digest: "SHA-256=abc="},
 			Summary: "1,000 activities"},
 		{ID: "e5", Kind: tasks.EventCancelled, JobID: "j1", JobType: "t", UserID: 1, Time: at, By: "operator"},
 		{ID: "e6", Kind: tasks.EventProgress, JobID: "j1", JobType: "t", UserID: 1, Time: at, Percent: 57, Message: "ctl \x01 \u2028 <b>&amp;</b> 😀", Worker: "w"},
