@@ -171,8 +171,8 @@ func (b *Broker) EnqueueEvent(ctx context.Context, r tasks.EnqueueRequest) (task
 	if err := r.Validate(); err != nil {
 		return tasks.Event{}, false, fmt.Errorf("enqueue %s: %w", r.Type, err)
 	}
-	ev, msgID := b.newEnqueued(r)
-	ack, err := b.publish(ctx, &ev, natsjs.WithMsgID(msgID))
+	ev, opts := b.newEnqueued(r)
+	ack, err := b.publish(ctx, &ev, opts...)
 	if err != nil {
 		return tasks.Event{}, false, fmt.Errorf("enqueue %s: %w", r.Type, err)
 	}
@@ -207,7 +207,6 @@ func (b *Broker) publish(ctx context.Context, e *tasks.Event, opts ...natsjs.Pub
 	data := tasks.AppendEvent(make([]byte, 0, 256), e)
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
-	opts = append(opts, natsjs.WithExpectStream(StreamName))
 	ack, err := b.js.Publish(ctx, e.Subject(), data, opts...)
 	if err != nil {
 		return nil, classify(err)
@@ -522,9 +521,12 @@ func (b *Broker) EnqueueBatch(ctx context.Context, rs []tasks.EnqueueRequest) ([
 	return jobs, firstErr
 }
 
-// newEnqueued builds the enqueued event of r and the message id that
-// dedupes it.
-func (b *Broker) newEnqueued(r tasks.EnqueueRequest) (tasks.Event, string) {
+// newEnqueued builds the enqueued event of r, and the publish options
+// that dedupe it if it has a key. A job without one is sent with no
+// message id: the server would keep every id for the whole dedupe window
+// (at thousands of jobs a second, a map of millions) to guard against a
+// resend that nothing makes.
+func (b *Broker) newEnqueued(r tasks.EnqueueRequest) (tasks.Event, []natsjs.PublishOpt) {
 	ev := tasks.Event{
 		ID:      nuid.Next(),
 		Kind:    tasks.EventEnqueued,
@@ -534,17 +536,16 @@ func (b *Broker) newEnqueued(r tasks.EnqueueRequest) (tasks.Event, string) {
 		Time:    b.cfg.Now().UTC(),
 		Payload: r.Payload,
 	}
-	msgID := ev.ID
-	if r.Key != "" {
-		msgID = "enqueue." + r.Type + "." + strconv.FormatInt(r.UserID, 10) + "." + r.Key
+	if r.Key == "" {
+		return ev, nil
 	}
-	return ev, msgID
+	return ev, []natsjs.PublishOpt{natsjs.WithMsgID("enqueue." + r.Type + "." + strconv.FormatInt(r.UserID, 10) + "." + r.Key)}
 }
 
 func (b *Broker) publishEnqueueAsync(r tasks.EnqueueRequest) (tasks.Event, natsjs.PubAckFuture, error) {
-	ev, msgID := b.newEnqueued(r)
+	ev, opts := b.newEnqueued(r)
 	data := tasks.AppendEvent(make([]byte, 0, 256), &ev)
-	f, err := b.js.PublishAsync(ev.Subject(), data, natsjs.WithMsgID(msgID), natsjs.WithExpectStream(StreamName))
+	f, err := b.js.PublishAsync(ev.Subject(), data, opts...)
 	if err != nil {
 		return tasks.Event{}, nil, classify(err)
 	}
