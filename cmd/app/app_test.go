@@ -390,6 +390,7 @@ func TestStartupErrorsNameTheSetting(t *testing.T) {
 		{"port taken", "all", map[string]string{"PORT": takenPort}, "PORT " + takenPort},
 		{"nats listen taken", "web", map[string]string{"NATS_LISTEN": "127.0.0.1:" + takenPort}, "NATS_LISTEN"},
 		{"nats listen malformed", "web", map[string]string{"NATS_LISTEN": "nope"}, "NATS_LISTEN"},
+		{"bad nats sync", "all", map[string]string{"NATS_SYNC": "never"}, "NATS_SYNC"},
 		{"nats url malformed", "worker", map[string]string{"NATS_URL": "http://x"}, "NATS_URL"},
 		{"worker without nats url", "worker", map[string]string{}, "NATS_URL"},
 		{"nats url unreachable", "worker", map[string]string{"NATS_URL": "nats://127.0.0.1:" + takenPort}, "NATS_URL"},

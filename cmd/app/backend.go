@@ -71,7 +71,7 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 
 	connOpts := natsconn.Options{URL: cfg.NATSURL, Name: o.Name, Logger: log}
 	if cfg.NATSURL == "" {
-		b.Embedded, err = natsserver.Start(natsserver.Config{StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: o.Listen, Logger: log})
+		b.Embedded, err = natsserver.Start(natsserver.Config{StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: o.Listen, Sync: cfg.NATSSync, Logger: log})
 		if err != nil {
 			if o.Listen != "" && !errors.Is(err, natsserver.ErrStoreInUse) {
 				return nil, fmt.Errorf("NATS_LISTEN %s: %w", o.Listen, err)

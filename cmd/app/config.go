@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/session"
 )
 
@@ -27,6 +28,15 @@ type Config struct {
 	SecretKey         []byte // SECRET_KEY
 	SecretKeyRandom   bool   // SECRET_KEY was unset and one was made up
 	WorkerConcurrency int    // WORKER_CONCURRENCY
+	// NATSSync says when the embedded NATS server fsyncs its store
+	// (NATS_SYNC): "interval" (nats-server's default, every 2 minutes),
+	// "always" (every write, before it is acknowledged), or a duration
+	// for the interval. An acknowledged enqueue survives the process
+	// being killed either way; only what was fsynced survives a power
+	// loss or kernel crash. With NATS_URL set it does not apply: the
+	// external server's own configuration (jetstream.sync_interval)
+	// decides.
+	NATSSync natsserver.Sync
 	// WorkerShutdownGrace is how long running jobs may finish after a
 	// stop signal before they are handed back (WORKER_SHUTDOWN_GRACE).
 	WorkerShutdownGrace time.Duration
@@ -95,6 +105,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.RedisTimeout, err = durationSetting(getenv, "REDIS_TIMEOUT", defaultRedisWait, 10*time.Millisecond, time.Minute); err != nil {
+		return c, err
+	}
+	if c.NATSSync, err = syncSetting(getenv, "NATS_SYNC"); err != nil {
 		return c, err
 	}
 	if c.Broker != brokerJetStream && c.Broker != brokerRedis {
@@ -169,6 +182,30 @@ func durationSetting(getenv func(string) string, name string, def, lo, hi time.D
 		return 0, fmt.Errorf("%s %q: want a duration from %s to %s, such as 30s", name, v, lo, hi)
 	}
 	return d, nil
+}
+
+// The bounds of a NATS_SYNC interval: below 100ms the store would do
+// little but fsync, and above an hour "interval" would rarely mean much.
+const (
+	minSyncInterval = 100 * time.Millisecond
+	maxSyncInterval = time.Hour
+)
+
+// syncSetting reads NATS_SYNC: "interval" or unset (nats-server's own
+// default), "always", or a Go duration for the interval.
+func syncSetting(getenv func(string) string, name string) (natsserver.Sync, error) {
+	v := strings.TrimSpace(getenv(name))
+	switch strings.ToLower(v) {
+	case "", "interval":
+		return natsserver.Sync{}, nil
+	case "always":
+		return natsserver.Sync{Always: true}, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < minSyncInterval || d > maxSyncInterval {
+		return natsserver.Sync{}, fmt.Errorf("%s %q: want interval, always, or a duration from %s to %s such as 30s", name, v, minSyncInterval, maxSyncInterval)
+	}
+	return natsserver.Sync{Interval: d}, nil
 }
 
 func or(v, def string) string {

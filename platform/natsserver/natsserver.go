@@ -31,7 +31,39 @@ type Config struct {
 	Name string
 	// ReadyTimeout bounds start-up; default 10s.
 	ReadyTimeout time.Duration
-	Logger       *slog.Logger
+	// Sync says when the store is fsynced; the zero value keeps
+	// nats-server's default.
+	Sync   Sync
+	Logger *slog.Logger
+}
+
+// Sync says when the server fsyncs its JetStream store to disk.
+//
+// Whatever the setting, nats-server's file store hands every message of a
+// single-replica stream (all an embedded server has) to the operating
+// system, with a write syscall, before it acknowledges it, so an
+// acknowledged message survives the server's process being killed. Only
+// what has been fsynced survives the machine losing power or the kernel
+// crashing: with the default, up to the last interval's writes can be lost
+// that way; with Always, none, at the price of one fsync per write.
+type Sync struct {
+	// Always fsyncs each write before it is acknowledged.
+	Always bool
+	// Interval is how often the store is fsynced in the background when
+	// not Always; 0 keeps nats-server's default of 2 minutes.
+	Interval time.Duration
+}
+
+// String names the setting as NATS_SYNC spells it, for logs.
+func (s Sync) String() string {
+	switch {
+	case s.Always:
+		return "always"
+	case s.Interval > 0:
+		return s.Interval.String()
+	default:
+		return "interval"
+	}
 }
 
 // Server is a running embedded server and the lock on its store.
@@ -57,6 +89,12 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if i := cfg.Sync.Interval; i != 0 && i < time.Millisecond {
+		// nats-server would panic on a negative or nanosecond interval
+		// (its timer draws a random start below half of it), and do
+		// little but fsync on a tiny one.
+		return nil, fmt.Errorf("embedded nats: sync interval %s: want 0 (the default) or at least 1ms", i)
+	}
 	if err := os.MkdirAll(cfg.StoreDir, 0o755); err != nil {
 		return nil, fmt.Errorf("embedded nats store: %w", err)
 	}
@@ -74,6 +112,9 @@ func Start(cfg Config) (*Server, error) {
 		NoSigs:     true, // we own signal handling; the server would os.Exit
 		NoLog:      true,
 		DontListen: cfg.Listen == "",
+		SyncAlways: cfg.Sync.Always,
+		// Zero is taken as unset: the server fills in its 2m default.
+		SyncInterval: cfg.Sync.Interval,
 		// Large report files go through the object store in 128 KiB
 		// chunks, well within the default 1 MiB payload.
 	}
@@ -111,7 +152,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("embedded nats did not start within %s", cfg.ReadyTimeout)
 	}
 	s := &Server{ns: ns, lock: lock, log: cfg.Logger}
-	s.log.Info("embedded nats started", "store", cfg.StoreDir, "listen", s.ClientURL())
+	s.log.Info("embedded nats started", "store", cfg.StoreDir, "listen", s.ClientURL(), "sync", cfg.Sync.String())
 	return s, nil
 }
 

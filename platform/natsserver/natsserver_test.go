@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestStoreIsOwnedByOneServer(t *testing.T) {
@@ -40,5 +41,45 @@ func TestTakenListenAddressFailsAtOnce(t *testing.T) {
 	_, err = Start(Config{StoreDir: t.TempDir(), Listen: l.Addr().String()})
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("err = %v, want address already in use", err)
+	}
+}
+
+// TestSyncReachesServer checks that each Sync setting is the one the
+// server's file stores are made with, and that the zero value keeps
+// nats-server's own 2-minute default.
+func TestSyncReachesServer(t *testing.T) {
+	tests := []struct {
+		sync         Sync
+		wantAlways   bool
+		wantInterval time.Duration
+	}{
+		{Sync{}, false, 2 * time.Minute},
+		{Sync{Always: true}, true, 2 * time.Minute},
+		{Sync{Interval: 30 * time.Second}, false, 30 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.sync.String(), func(t *testing.T) {
+			s, err := Start(Config{StoreDir: t.TempDir(), Sync: tt.sync})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Shutdown()
+			js := s.Server().JetStreamConfig()
+			if js == nil {
+				t.Fatal("JetStream is not enabled")
+			}
+			if js.SyncAlways != tt.wantAlways || js.SyncInterval != tt.wantInterval {
+				t.Errorf("server has SyncAlways %v, SyncInterval %s; want %v, %s", js.SyncAlways, js.SyncInterval, tt.wantAlways, tt.wantInterval)
+			}
+		})
+	}
+}
+
+func TestSyncIntervalOutOfRangeFails(t *testing.T) {
+	for _, d := range []time.Duration{-time.Second, time.Nanosecond} {
+		if s, err := Start(Config{StoreDir: t.TempDir(), Sync: Sync{Interval: d}}); err == nil {
+			s.Shutdown()
+			t.Errorf("Start with sync interval %s: no error", d)
+		}
 	}
 }
