@@ -36,7 +36,8 @@ type Queue interface {
 // BatchQueue is a Queue that can hand out several jobs in one round
 // trip. A worker with several free slots asks for as many jobs as it can
 // start at once, never more, so that no job waits in the worker while
-// its lease runs.
+// its lease runs. NextBatch must be safe to call from several goroutines
+// at once: a worker keeps a few pulls in flight.
 type BatchQueue interface {
 	Queue
 	// NextBatch blocks until at least one job is delivered or ctx ends,

@@ -128,50 +128,39 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	w.log.InfoContext(ctx, "worker started", "concurrency", w.cfg.Concurrency, "types", w.cfg.Registry.Types())
 	slots := make(chan struct{}, w.cfg.Concurrency)
+	recording := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup
 	var running atomic.Int32
-	failing := 0 // fetches failed in a row
-	for ctx.Err() == nil {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			continue
-		}
-		free := 1 + takeFree(slots)
-		ds, err := w.next(ctx, free)
-		for range free - len(ds) {
-			<-slots
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			// An outage is logged when it starts and when it ends, not
-			// once a second while it lasts.
-			if failing == 0 {
-				w.log.WarnContext(ctx, "cannot fetch jobs; retrying every second", "err", err)
-			} else {
-				w.log.DebugContext(ctx, "fetch failed", "err", err)
-			}
-			failing++
-			sleep(ctx, time.Second)
-			continue
-		}
-		if failing > 0 {
-			w.log.InfoContext(ctx, "fetching jobs again", "failed_fetches", failing)
-			failing = 0
-		}
-		for _, d := range ds {
-			wg.Add(1)
-			running.Add(1)
-			go func() {
-				defer wg.Done()
-				defer running.Add(-1)
-				defer func() { <-slots }()
-				w.process(jobCtx, d)
-			}()
-		}
+	start := func(d Delivery) {
+		wg.Add(1)
+		running.Add(1)
+		go func() {
+			defer wg.Done()
+			defer running.Add(-1)
+			free := sync.OnceFunc(func() { <-slots })
+			defer free()
+			w.process(jobCtx, d, func() {
+				// The handler is done: its slot goes to the next job
+				// while this one's outcome is stored, and at most
+				// Concurrency outcomes are stored at once.
+				recording <- struct{}{}
+				free()
+			}, func() { <-recording })
+		}()
 	}
+	// A queue that hands out batches is pulled by a few fetchers at once,
+	// so that slots freed during one pull's round trip are filled by the
+	// next pull rather than after it.
+	fetchers := 1
+	if _, ok := w.cfg.Queue.(BatchQueue); ok {
+		fetchers = min(max(w.cfg.Concurrency/2, 1), maxFetchers)
+	}
+	var outage fetchOutage
+	var fetching sync.WaitGroup
+	for range fetchers {
+		fetching.Go(func() { w.fetch(ctx, slots, &outage, start) })
+	}
+	fetching.Wait()
 
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -199,6 +188,65 @@ func (w *Worker) Run(ctx context.Context) error {
 			"running", running.Load())
 	}
 	return nil
+}
+
+// maxFetchers bounds the pulls a worker keeps in flight.
+const maxFetchers = 4
+
+// fetch takes jobs from the queue into free slots and starts them, until
+// ctx ends.
+func (w *Worker) fetch(ctx context.Context, slots chan struct{}, outage *fetchOutage, start func(Delivery)) {
+	for ctx.Err() == nil {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		free := 1 + takeFree(slots)
+		ds, err := w.next(ctx, free)
+		for range free - len(ds) {
+			<-slots
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			outage.failed(ctx, w.log, err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		outage.over(ctx, w.log)
+		for _, d := range ds {
+			start(d)
+		}
+	}
+}
+
+// fetchOutage logs an outage when it starts and when it ends, not once a
+// second per fetcher while it lasts.
+type fetchOutage struct {
+	mu      sync.Mutex
+	failing int // fetches failed in a row
+}
+
+func (o *fetchOutage) failed(ctx context.Context, log *slog.Logger, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.failing == 0 {
+		log.WarnContext(ctx, "cannot fetch jobs; retrying every second", "err", err)
+	} else {
+		log.DebugContext(ctx, "fetch failed", "err", err)
+	}
+	o.failing++
+}
+
+func (o *fetchOutage) over(ctx context.Context, log *slog.Logger) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.failing > 0 {
+		log.InfoContext(ctx, "fetching jobs again", "failed_fetches", o.failing)
+		o.failing = 0
+	}
 }
 
 // takeFree takes every slot that is free right now and returns how many.
@@ -235,7 +283,7 @@ func (w *Worker) next(ctx context.Context, n int) ([]Delivery, error) {
 // not cut short when ctx ends (its policy's timeout still applies), so
 // that a job accepted for running in a request does not stop half done.
 func (w *Worker) RunInline(ctx context.Context, item Event) {
-	w.process(context.WithoutCancel(ctx), inline{item})
+	w.process(context.WithoutCancel(ctx), inline{item}, func() {}, func() {})
 }
 
 // inline is the delivery of a work item run by RunInline: there is no
@@ -259,7 +307,10 @@ var (
 	errTimedOut  = errors.New("attempt timed out")
 )
 
-func (w *Worker) process(ctx context.Context, d Delivery) {
+// process runs the delivered item's attempt. handedOff is called once
+// the handler has returned (or never ran) and the rest is bookkeeping;
+// recorded once after it, when the outcome is stored.
+func (w *Worker) process(ctx context.Context, d Delivery, handedOff, recorded func()) {
 	item := d.Item()
 	job := item.Job()
 	log := w.log.With("job_id", job.ID, "job_type", job.Type, "user_id", job.UserID, "attempt", job.Attempt)
@@ -276,6 +327,13 @@ func (w *Worker) process(ctx context.Context, d Delivery) {
 	if !ok {
 		return
 	}
+	done := false
+	defer func() {
+		if !done {
+			handedOff() // the handler panicked past run's recover
+		}
+		recorded()
+	}()
 
 	// The attempt's context ends on shutdown (after the grace period), on
 	// cancel or takeover (seen by watch), or at the policy's timeout.
@@ -292,6 +350,8 @@ func (w *Worker) process(ctx context.Context, d Delivery) {
 	mine := stopWatch()
 	cause := context.Cause(runCtx)
 	took := w.cfg.Now().Sub(start)
+	handedOff()
+	done = true
 
 	switch {
 	case errors.Is(cause, errCancelled):
