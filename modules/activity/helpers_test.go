@@ -2,7 +2,7 @@ package activity
 
 import (
 	"path/filepath"
-	"slices"
+	"strings"
 	"testing"
 
 	"github.com/uptrace/bun"
@@ -90,12 +90,14 @@ func count(tb testing.TB, db *bun.DB, q string, args ...any) int {
 }
 
 // collect returns copies of all the user's report rows: EachReportRow
-// reuses its row, so keeping it would see only the last one.
+// reuses its row, lists and strings, so keeping them would see later rows.
 func collect(tb testing.TB, s *Store, userID int64) []ReportRow {
 	tb.Helper()
 	var out []ReportRow
 	err := s.EachReportRow(tb.Context(), userID, func(r *ReportRow) error {
 		c := *r
+		c.Title, c.Description, c.Notes = strings.Clone(r.Title), strings.Clone(r.Description), strings.Clone(r.Notes)
+		c.TypeLabel, c.QualityLabel = strings.Clone(r.TypeLabel), strings.Clone(r.QualityLabel)
 		c.Tags, c.KSBs, c.Links = cloneList(r.Tags), cloneList(r.KSBs), cloneList(r.Links)
 		out = append(out, c)
 		return nil
@@ -106,11 +108,15 @@ func collect(tb testing.TB, s *Store, userID int64) []ReportRow {
 	return out
 }
 
-// cloneList copies a list, nil when empty, so rows compare with
-// reflect.DeepEqual whatever capacity the original had.
+// cloneList copies a list and its strings, nil when empty, so rows
+// compare with reflect.DeepEqual whatever capacity the original had.
 func cloneList(s []string) []string {
 	if len(s) == 0 {
 		return nil
 	}
-	return slices.Clone(s)
+	c := make([]string, len(s))
+	for i, v := range s {
+		c[i] = strings.Clone(v)
+	}
+	return c
 }

@@ -15,11 +15,14 @@ import (
 const listSep = "\x1f"
 
 // activitySelect selects a user's activities newest first, with their tags,
-// KSBs and links each folded into one column by a correlated subquery. One
-// statement streams the whole log: the index activity_user_date yields the
-// rows already in order, so SQLite neither sorts nor buffers them, and each
-// row's lists come from their own indexes (the join tables' primary keys and
-// resource_link_activity). A list is NULL when the activity has none.
+// KSBs and links each folded into one column by a correlated subquery: the
+// log page's query, a page at a time. The index activity_user_date yields
+// the rows already in order, so SQLite neither sorts nor buffers them, and
+// each row's lists come from their own indexes (the join tables' primary
+// keys and resource_link_activity). A list is NULL when the activity has
+// none. Three subqueries a row cost too much for a whole log: the full
+// report reads it with a merge join instead (see report_read.go), and
+// TestEachReportRowMatchesListActivities holds the two to the same rows.
 //
 // Order inside the lists: tags by name, KSBs K, S, B by number (ksb.sort_order), links by id.
 const activitySelect = `

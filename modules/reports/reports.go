@@ -3,14 +3,14 @@
 package reports
 
 import (
-	"bufio"
 	"context"
-	"encoding/csv"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/otjhelper/otj/modules/tasks"
 )
@@ -36,7 +36,9 @@ type Row struct {
 // Source is what the report needs from the activity log.
 type Source interface {
 	// EachActivity calls fn for each of the user's activities, newest
-	// first, without holding them all in memory. fn must not keep row.
+	// first, without holding them all in memory. fn must not keep row
+	// or anything in it: its slices and strings may be reused for the
+	// next row.
 	EachActivity(ctx context.Context, userID int64, fn func(row *Row) error) error
 	// CountActivities returns how many activities the user has, for
 	// the report's progress.
@@ -98,48 +100,188 @@ func (p progressSource) EachActivity(ctx context.Context, userID int64, fn func(
 // WriteCSV writes the user's full report to w and returns the number of
 // activities. It streams: one row is in memory at a time.
 //
-// The CSV is RFC 4180 (fields quoted when needed, CRLF line ends), UTF-8.
-// A text cell that a spreadsheet would run as a formula (first character
-// =, +, -, @, tab or CR) gets a leading apostrophe, which spreadsheets
-// show as text and do not evaluate (OWASP's advice on CSV injection).
+// The CSV is RFC 4180 (fields quoted when needed, CRLF line ends), UTF-8,
+// byte for byte what encoding/csv's Writer with UseCRLF writes. A text
+// cell that a spreadsheet would run as a formula (first character =, +,
+// -, @, tab or CR) gets a leading apostrophe, which spreadsheets show as
+// text and do not evaluate (OWASP's advice on CSV injection).
 func WriteCSV(ctx context.Context, w io.Writer, src Source, userID int64) (int, error) {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	cw := csv.NewWriter(bw)
-	cw.UseCRLF = true
-	if err := cw.Write(Header); err != nil {
-		return 0, err
+	e := &csvEncoder{w: w, buf: make([]byte, 0, csvFlushAt+4<<10)}
+	for i, h := range Header {
+		if i > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		e.buf = appendField(e.buf, false, h)
 	}
+	e.buf = append(e.buf, '\r', '\n')
 	n := 0
-	rec := make([]string, len(Header))
-	var hours []byte
 	err := src.EachActivity(ctx, userID, func(r *Row) error {
-		hours = strconv.AppendFloat(hours[:0], r.Hours, 'f', 1, 64)
-		rec[0] = r.Date.Format(time.DateOnly)
-		rec[1] = Neutralize(r.Title)
-		rec[2] = string(hours)
-		rec[3] = Neutralize(r.TypeLabel)
-		rec[4] = Neutralize(r.QualityLabel)
-		rec[5] = Neutralize(strings.Join(r.Tags, "; "))
-		rec[6] = Neutralize(strings.Join(r.KSBs, "; "))
-		rec[7] = Neutralize(strings.Join(r.Links, "; "))
-		rec[8] = Neutralize(r.Description)
-		rec[9] = Neutralize(r.Notes)
 		n++
 		if n%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		return cw.Write(rec)
+		e.row(r)
+		if len(e.buf) >= csvFlushAt {
+			return e.flush()
+		}
+		return nil
 	})
 	if err != nil {
 		return n, err
 	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return n, err
+	return n, e.flush()
+}
+
+// csvFlushAt is how much CSV is gathered before it is written to w: the
+// JetStream object store's default chunk, so that each write through the
+// task output's pipe becomes one full chunk rather than two halves.
+const csvFlushAt = 128 << 10
+
+// csvEncoder writes the report's rows as encoding/csv would, without its
+// cost per field: no []string record to build, no strings to join,
+// neutralize or format for each row, and one buffer between the rows and
+// w. For a million rows that was most of the time WriteCSV took.
+type csvEncoder struct {
+	w       io.Writer
+	buf     []byte // CSV not yet written to w
+	scratch []byte // a list being joined
+	// date and dateText are the last date written and its text: rows
+	// come newest first, so runs of one date are common.
+	date     time.Time
+	dateText []byte
+}
+
+// row appends one record.
+func (e *csvEncoder) row(r *Row) {
+	// A date or a number never needs quoting: it is digits, '-', '+', '.'
+	// or the letters of NaN and Inf.
+	// == and not Equal: the same instant in another location is another
+	// date; identical values format identically.
+	if r.Date != e.date || e.dateText == nil {
+		e.date, e.dateText = r.Date, r.Date.AppendFormat(e.dateText[:0], time.DateOnly)
 	}
-	return n, bw.Flush()
+	e.buf = append(e.buf, e.dateText...)
+	e.buf = append(e.buf, ',')
+	e.text(r.Title)
+	e.buf = append(e.buf, ',')
+	e.buf = strconv.AppendFloat(e.buf, r.Hours, 'f', 1, 64)
+	e.buf = append(e.buf, ',')
+	e.text(r.TypeLabel)
+	e.buf = append(e.buf, ',')
+	e.text(r.QualityLabel)
+	e.buf = append(e.buf, ',')
+	e.list(r.Tags)
+	e.buf = append(e.buf, ',')
+	e.list(r.KSBs)
+	e.buf = append(e.buf, ',')
+	e.list(r.Links)
+	e.buf = append(e.buf, ',')
+	e.text(r.Description)
+	e.buf = append(e.buf, ',')
+	e.text(r.Notes)
+	e.buf = append(e.buf, '\r', '\n')
+}
+
+// text appends Neutralize(s) as a field.
+func (e *csvEncoder) text(s string) {
+	e.buf = appendField(e.buf, s != "" && isFormulaStart(s[0]), s)
+}
+
+// list appends Neutralize(strings.Join(items, "; ")) as a field.
+func (e *csvEncoder) list(items []string) {
+	e.scratch = e.scratch[:0]
+	for i, it := range items {
+		if i > 0 {
+			e.scratch = append(e.scratch, "; "...)
+		}
+		e.scratch = append(e.scratch, it...)
+	}
+	e.buf = appendField(e.buf, len(e.scratch) > 0 && isFormulaStart(e.scratch[0]), e.scratch)
+}
+
+// appendField appends the field made of body, after an apostrophe if
+// neutralized, as encoding/csv's Writer (comma ',', UseCRLF) writes a
+// field: as it is, or quoted with quotes doubled, each line feed written
+// as CRLF and carriage returns dropped. encoding/csv quotes a field that
+// holds the comma, a quote, CR or LF, starts with a (Unicode) space, or is
+// \. (which Postgres would read as the end of data); after an apostrophe
+// only the first reason can hold.
+func appendField[S string | []byte](dst []byte, neutralized bool, body S) []byte {
+	i := 0
+	for i < len(body) && !csvSpecial[body[i]] {
+		i++
+	}
+	quote := i < len(body) || !neutralized && (string(body) == `\.` || startsWithSpace(body))
+	if !quote {
+		if neutralized {
+			dst = append(dst, '\'')
+		}
+		return append(dst, body...)
+	}
+	dst = append(dst, '"')
+	if neutralized {
+		dst = append(dst, '\'')
+	}
+	for len(body) > 0 {
+		// Copy verbatim everything before the next quote or line break.
+		i := 0
+		for i < len(body) && !csvEscaped[body[i]] {
+			i++
+		}
+		dst = append(dst, body[:i]...)
+		body = body[i:]
+		if len(body) > 0 {
+			switch body[0] {
+			case '"':
+				dst = append(dst, '"', '"')
+			case '\n':
+				dst = append(dst, '\r', '\n')
+			}
+			body = body[1:]
+		}
+	}
+	return append(dst, '"')
+}
+
+// csvSpecial marks the bytes that make encoding/csv quote a field
+// wherever they are; csvEscaped those it then writes otherwise.
+var csvSpecial, csvEscaped = func() (special, escaped [256]bool) {
+	for _, c := range []byte{',', '"', '\r', '\n'} {
+		special[c] = true
+	}
+	for _, c := range []byte{'"', '\r', '\n'} {
+		escaped[c] = true
+	}
+	return special, escaped
+}()
+
+// startsWithSpace reports whether s starts with a Unicode space.
+func startsWithSpace[S string | []byte](s S) bool {
+	if len(s) == 0 {
+		return false
+	}
+	if s[0] < utf8.RuneSelf {
+		return unicode.IsSpace(rune(s[0]))
+	}
+	var r rune
+	switch v := any(s).(type) {
+	case string:
+		r, _ = utf8.DecodeRuneInString(v)
+	case []byte:
+		r, _ = utf8.DecodeRune(v)
+	}
+	return unicode.IsSpace(r)
+}
+
+func (e *csvEncoder) flush() error {
+	if len(e.buf) == 0 {
+		return nil
+	}
+	_, err := e.w.Write(e.buf)
+	e.buf = e.buf[:0]
+	return err
 }
 
 // Neutralize makes a cell safe to open in a spreadsheet: a value that
@@ -148,11 +290,20 @@ func Neutralize(s string) string {
 	if s == "" {
 		return s
 	}
-	switch s[0] {
-	case '=', '+', '-', '@', '\t', '\r':
+	if isFormulaStart(s[0]) {
 		return "'" + s
 	}
 	return s
+}
+
+// isFormulaStart reports whether a cell starting with c would be run as a
+// formula.
+func isFormulaStart(c byte) bool {
+	switch c {
+	case '=', '+', '-', '@', '\t', '\r':
+		return true
+	}
+	return false
 }
 
 func plural(n int, one, many string) string {

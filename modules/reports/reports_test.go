@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -153,19 +154,134 @@ func TestFullReportHandler(t *testing.T) {
 	}
 }
 
-func BenchmarkWriteCSV(b *testing.B) {
-	row := reports.Row{Date: time.Now(), Title: "Pairing on the ETL pipeline, part 2", Hours: 2.5, TypeLabel: "Project work",
-		QualityLabel: "Good", Tags: []string{"data", "python"}, KSBs: []string{"K1", "S3", "B2"},
-		Links: []string{"https://example.org/notes/1"}, Description: "Worked through the \"load\" step, fixed a bug.\nNext: tests."}
-	src := make(rows, 1000)
-	for i := range src {
-		src[i] = row
+// repeated is a Source of one row, n times over, that costs next to
+// nothing itself, so that a benchmark measures WriteCSV.
+type repeated struct {
+	row reports.Row
+	n   int
+}
+
+func (r *repeated) CountActivities(context.Context, int64) (int, error) { return r.n, nil }
+
+func (r *repeated) EachActivity(_ context.Context, _ int64, fn func(*reports.Row) error) error {
+	for range r.n {
+		if err := fn(&r.row); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+func BenchmarkWriteCSV(b *testing.B) {
+	src := &repeated{n: 1000, row: reports.Row{Date: time.Now(), Title: "Pairing on the ETL pipeline, part 2", Hours: 2.5, TypeLabel: "Project work",
+		QualityLabel: "Good", Tags: []string{"data", "python"}, KSBs: []string{"K1", "S3", "B2"},
+		Links: []string{"https://example.org/notes/1"}, Description: "Worked through the \"load\" step, fixed a bug.\nNext: tests."}}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := reports.WriteCSV(context.Background(), io.Discard, src, 1); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(src)), "ns/row")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*src.n), "ns/row")
+}
+
+// referenceCSV is WriteCSV as it was written with encoding/csv, which
+// defines the format: WriteCSV must produce the same bytes.
+func referenceCSV(t testing.TB, rs []reports.Row) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	cw := csv.NewWriter(&buf)
+	cw.UseCRLF = true
+	if err := cw.Write(reports.Header); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		rec := []string{
+			r.Date.Format(time.DateOnly),
+			reports.Neutralize(r.Title),
+			strconv.FormatFloat(r.Hours, 'f', 1, 64),
+			reports.Neutralize(r.TypeLabel),
+			reports.Neutralize(r.QualityLabel),
+			reports.Neutralize(strings.Join(r.Tags, "; ")),
+			reports.Neutralize(strings.Join(r.KSBs, "; ")),
+			reports.Neutralize(strings.Join(r.Links, "; ")),
+			reports.Neutralize(r.Description),
+			reports.Neutralize(r.Notes),
+		}
+		if err := cw.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// awkwardTexts are cell values that test every rule of the format.
+var awkwardTexts = []string{
+	"", "plain", "a,b", `say "hi"`, "line\nbreak", "cr\ronly", "crlf\r\nend", "\r\n", "\n", `"`, `""`,
+	`\.`, `\.x`, " leading space", "\tleading tab", "\u00a0nbsp first", "\u0085nel first", "\u2028ls first",
+	"\u3000ideographic", "trailing space ", "=SUM(A1)", "+1", "-1", "@x", "=", "naïve café £5 🙂",
+	"\xff\xfe invalid utf-8", "'already quoted", "a;b", "; ", ",", "x\r", "\r",
+}
+
+func TestWriteCSVMatchesEncodingCSV(t *testing.T) {
+	day := time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)
+	var src rows
+	for i, s := range awkwardTexts {
+		next := awkwardTexts[(i+1)%len(awkwardTexts)]
+		src = append(src,
+			reports.Row{Date: day.AddDate(0, 0, -i), Title: s, Hours: float64(i) / 4, TypeLabel: s, QualityLabel: next,
+				Tags: []string{s, next}, KSBs: []string{next}, Links: []string{s}, Description: s, Notes: next},
+			reports.Row{Date: day, Title: next + s, Hours: 2.25, Tags: []string{""}, KSBs: []string{"", s}, Description: s + next},
+		)
+	}
+	// One instant, two dates: the one of the Time's own location.
+	west := day.In(time.FixedZone("west", -5*3600))
+	src = append(src, reports.Row{Date: day}, reports.Row{Date: west}, reports.Row{Date: west}, reports.Row{Date: day})
+	src = append(src, reports.Row{Date: time.Date(12345, 1, 1, 0, 0, 0, 0, time.UTC), Hours: -0.05},
+		reports.Row{Hours: 1e21, Tags: []string{}, Links: nil})
+	var got bytes.Buffer
+	if _, err := reports.WriteCSV(context.Background(), &got, src, 1); err != nil {
+		t.Fatal(err)
+	}
+	if want := referenceCSV(t, src); !bytes.Equal(got.Bytes(), want) {
+		t.Errorf("WriteCSV differs from encoding/csv:\n got  %q\n want %q", got.Bytes(), want)
+	}
+}
+
+func FuzzWriteCSV(f *testing.F) {
+	for i, s := range awkwardTexts {
+		f.Add(s, awkwardTexts[(i+3)%len(awkwardTexts)], 1.5)
+	}
+	f.Fuzz(func(t *testing.T, a, b string, hours float64) {
+		src := rows{{Date: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), Title: a, Hours: hours, TypeLabel: b, QualityLabel: a + b,
+			Tags: []string{a, b}, KSBs: []string{b}, Links: []string{a}, Description: b + a, Notes: a}}
+		var got bytes.Buffer
+		if _, err := reports.WriteCSV(context.Background(), &got, src, 1); err != nil {
+			t.Fatal(err)
+		}
+		if want := referenceCSV(t, src); !bytes.Equal(got.Bytes(), want) {
+			t.Errorf("WriteCSV differs from encoding/csv:\n got  %q\n want %q", got.Bytes(), want)
+		}
+	})
+}
+
+func TestWriteCSVLargeOutput(t *testing.T) {
+	// More than one buffer's worth, written in pieces to a writer that
+	// takes what it is given.
+	src := make(rows, 5000)
+	for i := range src {
+		src[i] = reports.Row{Title: strings.Repeat("x", i%50), Hours: 1, Description: "two\nlines", Tags: []string{"t"}}
+	}
+	var got bytes.Buffer
+	n, err := reports.WriteCSV(context.Background(), &got, src, 1)
+	if err != nil || n != len(src) {
+		t.Fatalf("WriteCSV = %d, %v", n, err)
+	}
+	if want := referenceCSV(t, src); !bytes.Equal(got.Bytes(), want) {
+		t.Error("WriteCSV differs from encoding/csv")
+	}
 }
