@@ -24,6 +24,8 @@ commands:
   migrate   applies database migrations and reference data
   demo      creates a user with a realistic activity log
             (app demo --email you@example.org --activities 1000)
+  bench     measures throughput, latency and memory with no-op jobs
+            (app bench -h for its flags)
 
 operator commands (every user's tasks; see README.md, Operating tasks):
   tasks list [--state S] [--user EMAIL_OR_ID] [--type T] [--limit N] [--json]
@@ -61,6 +63,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "demo":
 		return runDemo(ctx, rest, getenv, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, getenv, stdout, stderr)
 	case "tasks":
 		return runTasks(ctx, rest, getenv, stdout, stderr)
 	case "projections":
