@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -39,12 +40,19 @@ func (b *Broker) Queue(ctx context.Context) (tasks.Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker queue: consumer %s: %w", WorkConsumer, classify(err))
 	}
-	return &queue{b: b, cons: cons}, nil
+	q := &queue{b: b, cons: cons}
+	q.backlog.Store(true) // a worker starting may find jobs waiting
+	return q, nil
 }
 
 type queue struct {
 	b    *Broker
 	cons natsjs.Consumer
+	// backlog says the last job pulled had others waiting behind it: the
+	// next pull takes what waits without waiting, and otherwise goes
+	// straight to waiting for one, saving a pull that would come back
+	// empty.
+	backlog atomic.Bool
 }
 
 func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
@@ -55,26 +63,30 @@ func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
 	return ds[0], nil
 }
 
-// NextBatch implements tasks.BatchQueue. It first takes what is waiting,
-// up to n, without waiting; only when nothing is does it wait, for
-// one job. So a busy queue fills every free slot in one round trip, and
-// a quiet one hands a new job over the moment it arrives.
+// NextBatch implements tasks.BatchQueue. When jobs are waiting it takes
+// up to n of them without waiting; when none are, it waits for one. So a
+// busy queue fills every free slot in one round trip, and a quiet one
+// hands a new job over the moment it arrives.
 func (q *queue) NextBatch(ctx context.Context, n int) ([]tasks.Delivery, error) {
 	n = min(max(n, 1), maxBatch)
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		batch, err := q.cons.FetchNoWait(n)
-		if err != nil {
-			return nil, q.fetchError(ctx, err)
-		}
-		ds, err := q.collect(ctx, batch)
-		if err != nil || len(ds) > 0 {
-			return ds, err
+		if q.backlog.Load() {
+			batch, err := q.cons.FetchNoWait(n)
+			if err != nil {
+				return nil, q.fetchError(ctx, err)
+			}
+			ds, err := q.collect(ctx, batch)
+			if err != nil || len(ds) > 0 {
+				return ds, err
+			}
+			q.backlog.Store(false)
 		}
 		pctx, cancel := context.WithTimeout(ctx, pullWait)
-		batch, err = q.cons.Fetch(1, natsjs.FetchContext(pctx))
+		batch, err := q.cons.Fetch(1, natsjs.FetchContext(pctx))
+		var ds []tasks.Delivery
 		if err == nil {
 			ds, err = q.collect(pctx, batch)
 		}
@@ -113,6 +125,7 @@ func (q *queue) collect(ctx context.Context, batch natsjs.MessageBatch) ([]tasks
 			continue
 		}
 		ds = append(ds, &delivery{msg: msg, item: e, redelivered: md.NumDelivered > 1})
+		q.backlog.Store(md.NumPending > 0)
 	}
 	if err := batch.Error(); err != nil && len(ds) == 0 {
 		return nil, err
