@@ -479,26 +479,41 @@ const batchWindow = 256
 // nothing. On a failed publish it sends no more and returns the jobs of
 // the requests before the first failure.
 func (b *Broker) EnqueueBatch(ctx context.Context, rs []tasks.EnqueueRequest) ([]tasks.Job, error) {
+	events, _, err := b.EnqueueEventBatch(ctx, rs)
+	jobs := make([]tasks.Job, len(events))
+	for i := range events {
+		jobs[i] = events[i].Job()
+	}
+	return jobs, err
+}
+
+// EnqueueEventBatch is EnqueueBatch returning the stored enqueued events,
+// and for each whether its request repeated an earlier one's key, in this
+// batch or before (its event is then the first request's). Brokers that
+// carry jobs elsewhere record batches of jobs with it.
+func (b *Broker) EnqueueEventBatch(ctx context.Context, rs []tasks.EnqueueRequest) ([]tasks.Event, []bool, error) {
 	for i, r := range rs {
 		if err := r.Validate(); err != nil {
-			return nil, fmt.Errorf("enqueue batch: request %d: enqueue %s: %w", i, r.Type, err)
+			return nil, nil, fmt.Errorf("enqueue batch: request %d: enqueue %s: %w", i, r.Type, err)
 		}
 	}
-	events := make([]tasks.Event, len(rs))
+	sentEvents := make([]tasks.Event, len(rs))
 	futures := make([]natsjs.PubAckFuture, len(rs))
-	jobs := make([]tasks.Job, 0, len(rs))
+	events := make([]tasks.Event, 0, len(rs))
+	repeats := make([]bool, 0, len(rs))
 	var firstErr error
 	// wait collects the outcome of request i, in order.
 	wait := func(i int) {
 		if firstErr != nil {
 			return
 		}
-		ev, err := b.awaitEnqueue(ctx, &events[i], futures[i])
+		ev, repeat, err := b.awaitEnqueue(ctx, &sentEvents[i], futures[i])
 		if err != nil {
 			firstErr = fmt.Errorf("enqueue batch: request %d: enqueue %s: %w", i, rs[i].Type, err)
 			return
 		}
-		jobs = append(jobs, ev.Job())
+		events = append(events, ev)
+		repeats = append(repeats, repeat)
 	}
 	sent := 0
 	for i, r := range rs {
@@ -508,9 +523,10 @@ func (b *Broker) EnqueueBatch(ctx context.Context, rs []tasks.EnqueueRequest) ([
 		if firstErr != nil {
 			break
 		}
-		events[i], futures[i], firstErr = b.publishEnqueueAsync(r)
-		if firstErr != nil {
-			firstErr = fmt.Errorf("enqueue batch: request %d: enqueue %s: %w", i, r.Type, firstErr)
+		var err error
+		sentEvents[i], futures[i], err = b.publishEnqueueAsync(r)
+		if err != nil {
+			firstErr = fmt.Errorf("enqueue batch: request %d: enqueue %s: %w", i, r.Type, err)
 			break
 		}
 		sent = i + 1
@@ -518,7 +534,7 @@ func (b *Broker) EnqueueBatch(ctx context.Context, rs []tasks.EnqueueRequest) ([
 	for i := max(sent-batchWindow, 0); i < sent; i++ {
 		wait(i)
 	}
-	return jobs, firstErr
+	return events, repeats, firstErr
 }
 
 // newEnqueued builds the enqueued event of r, and the publish options
@@ -554,8 +570,9 @@ func (b *Broker) publishEnqueueAsync(r tasks.EnqueueRequest) (tasks.Event, natsj
 
 // awaitEnqueue waits, within PublishTimeout, for the server to store an
 // enqueued event sent by publishEnqueueAsync, and returns the stored
-// event: ev with its sequence, or the first job of a repeated key.
-func (b *Broker) awaitEnqueue(ctx context.Context, ev *tasks.Event, f natsjs.PubAckFuture) (tasks.Event, error) {
+// event: ev with its sequence, or the first job of a repeated key (and
+// true).
+func (b *Broker) awaitEnqueue(ctx context.Context, ev *tasks.Event, f natsjs.PubAckFuture) (tasks.Event, bool, error) {
 	t := time.NewTimer(b.cfg.PublishTimeout)
 	defer t.Stop()
 	select {
@@ -563,17 +580,17 @@ func (b *Broker) awaitEnqueue(ctx context.Context, ev *tasks.Event, f natsjs.Pub
 		if ack.Duplicate {
 			first, err := b.eventAt(ctx, ack.Sequence)
 			if err != nil {
-				return tasks.Event{}, fmt.Errorf("read first job of key: %w", err)
+				return tasks.Event{}, false, fmt.Errorf("read first job of key: %w", err)
 			}
-			return first, nil
+			return first, true, nil
 		}
 		ev.Seq = ack.Sequence
-		return *ev, nil
+		return *ev, false, nil
 	case err := <-f.Err():
-		return tasks.Event{}, classify(err)
+		return tasks.Event{}, false, classify(err)
 	case <-ctx.Done():
-		return tasks.Event{}, ctx.Err()
+		return tasks.Event{}, false, ctx.Err()
 	case <-t.C:
-		return tasks.Event{}, fmt.Errorf("%w: no answer within %s", tasks.ErrUnavailable, b.cfg.PublishTimeout)
+		return tasks.Event{}, false, fmt.Errorf("%w: no answer within %s", tasks.ErrUnavailable, b.cfg.PublishTimeout)
 	}
 }

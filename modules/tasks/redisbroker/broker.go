@@ -12,14 +12,24 @@
 //     when acked, so the stream holds only work not yet done;
 //   - a sorted set of items waiting for their time (retries with
 //     backoff), moved onto the stream when due;
-//   - short-lived markers of items already sent, so that an item is not
-//     added twice.
+//   - short-lived markers that pair the two sends of a new job's item,
+//     so that it is not added twice.
 //
 // An item reaches Redis two ways: Enqueue sends the new job's item at
 // once, and a relay (Relay) follows the event log and sends every work
 // item (enqueued, retrying, retried), whoever stored it. The relay is
 // what makes a crash between the two stores harmless, and what carries
-// retries, which workers and operators write to the log.
+// retries, which workers and operators write to the log. Of the two sends
+// of a new job's item, the first adds it and leaves a marker, the second
+// finds the marker and removes it: a marker lasts milliseconds, not the
+// item's life, so Redis holds none for the jobs that went through. The
+// relay of the enqueuer's own process knows what its enqueuer sent, and
+// only has the markers removed, in batches.
+//
+// Round trips are shared where callers coincide: EnqueueBatch sends its
+// items in one pipeline, NextBatch hands out several entries per read,
+// and the acks of a worker's jobs, like the relay's sends, that happen at
+// about the same time go to Redis in one script call.
 //
 // A worker that dies leaves its entries pending; after Lease without
 // renewal another worker claims them (XAUTOCLAIM) and finds, in the log,
@@ -31,6 +41,7 @@
 package redisbroker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,6 +49,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nuid"
@@ -60,9 +72,27 @@ type EventLog interface {
 	// the request's key, and reports whether the request was a repeat.
 	EnqueueEvent(ctx context.Context, r tasks.EnqueueRequest) (tasks.Event, bool, error)
 	// FeedWork hands every work item in the log to fn at least once.
+	// The calls with the same consumer, in this process and others,
+	// share the items: each goes to one of them at a time.
 	FeedWork(ctx context.Context, consumer string, fn func(ctx context.Context, item tasks.Event, redelivered bool) error) error
 	// ScanWork calls fn for every work item in the log, oldest first.
 	ScanWork(ctx context.Context, fn func(ctx context.Context, item tasks.Event) error) error
+}
+
+// BatchEventLog is an EventLog that stores many new jobs' enqueued events
+// in one call. When Config.Events implements it, EnqueueBatch stores the
+// events through it; otherwise one at a time.
+type BatchEventLog interface {
+	EventLog
+	// EnqueueEventBatch stores the enqueued events of rs without waiting
+	// for each before sending the next, and returns them in the order of
+	// the requests, each with its sequence, and for each whether its
+	// request repeated an earlier one's key (its event is then the first
+	// request's, as with EnqueueEvent). Every request is checked before
+	// any is stored. On error it returns the events of the requests
+	// before the first that failed, which are stored, and the error; the
+	// later ones may or may not be stored.
+	EnqueueEventBatch(ctx context.Context, rs []tasks.EnqueueRequest) (events []tasks.Event, repeats []bool, err error)
 }
 
 // Config configures a Broker. Zero fields take the defaults below.
@@ -93,7 +123,8 @@ type Config struct {
 	// RunInline, when set, runs a job whose item could not be sent
 	// because Redis could not be reached, in the enqueuing call
 	// (tasks.Worker.RunInline). When nil the job waits in the event log
-	// until the relay can send it.
+	// until the relay can send it. EnqueueBatch never runs jobs inline:
+	// a batch is bulk work, which the relay sends once Redis is back.
 	RunInline func(ctx context.Context, item tasks.Event)
 	// OrphanAfter is how long after its newest event an attempt run in
 	// a request while Redis was down is presumed to have died with its
@@ -145,20 +176,40 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// sentTTL is how long an item's sent marker lasts. It only has to
-// outlast the relay's first sight of an item Enqueue already sent
-// (milliseconds, or an event-log outage). A copy sent after it is
-// harmless, only wasted: its worker finds the job moved on, or, as a
-// first delivery, finds the attempt started and leaves it to the holder.
-const sentTTL = 10 * time.Minute
+// markerTTL bounds how long a sent marker lasts when the second send of
+// its item never comes: an enqueuer that crashed between its two stores,
+// or gave up on Redis while the relay's send went through. The second
+// send normally removes the marker within milliseconds. A marker gone
+// too soon costs only a second copy of the item, which is harmless: the
+// worker that gets it finds the job moved on or, as a first delivery,
+// the attempt started, and leaves it to the holder of the other copy.
+const markerTTL = 2 * time.Minute
 
-// Broker implements tasks.Enqueuer on Redis and hands out tasks.Queue
-// values for workers. Events and results stay with the EventLog.
+// freshFor is how long after its event a new job's item may still be
+// sent by its enqueuer (a publish and a send, each bounded by seconds),
+// with room for clocks that disagree. The relay pairs its send of a
+// younger item with the enqueuer's; an older one it first checks
+// against the log, as its enqueuer's marker may have expired.
+const freshFor = markerTTL / 2
+
+// Broker implements tasks.Enqueuer and tasks.BatchEnqueuer on Redis and
+// hands out tasks.Queue values for workers. Events and results stay with
+// the EventLog.
 type Broker struct {
 	cfg     Config
 	rdb     redis.UniversalClient
+	batch   BatchEventLog // cfg.Events, if it stores batches
 	stream  string
 	delayed string
+	markers string // starts every sent marker's key
+	rebuild string // the flag of a rebuild running
+
+	// relayed combines the relay loops' sends of new jobs' items.
+	relayed *combiner[tasks.Event, sendResult]
+	// sent remembers the items this process's enqueuer added, and
+	// sweepQueue the markers of those the relay then settled, to remove.
+	sent       sentHere
+	sweepQueue chan string
 }
 
 // New returns a Broker. It does not touch Redis, so that a process can
@@ -168,7 +219,12 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Client == nil || cfg.Events == nil {
 		return nil, errors.New("new redis broker: Client and Events are required")
 	}
-	return &Broker{cfg: cfg, rdb: cfg.Client, stream: cfg.Prefix + ":work", delayed: cfg.Prefix + ":delayed"}, nil
+	batch, _ := cfg.Events.(BatchEventLog)
+	b := &Broker{cfg: cfg, rdb: cfg.Client, batch: batch,
+		stream: cfg.Prefix + ":work", delayed: cfg.Prefix + ":delayed", markers: cfg.Prefix + ":sent:", rebuild: cfg.Prefix + ":rebuilding"}
+	b.relayed = newCombiner(handoffChunk, relayTimeout, b.relayNew)
+	b.sweepQueue = make(chan string, sweepQueue)
+	return b, nil
 }
 
 // Enqueue stores the job's enqueued event in the log, then sends its
@@ -183,11 +239,9 @@ func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job
 	if repeat {
 		return item.Job(), nil
 	}
-	sctx, cancel := context.WithTimeout(ctx, b.cfg.SendTimeout)
-	res, err := b.send(sctx, item)
-	cancel()
+	res, err := b.sendNew(ctx, []tasks.Event{item})
 	switch {
-	case err == nil && res == full:
+	case err == nil && res[0] == full:
 		b.cfg.Logger.InfoContext(ctx, "redis queue full; the job waits in the event log", "job_id", item.JobID, "max_length", b.cfg.MaxLength)
 	case err != nil && b.cfg.RunInline != nil:
 		b.cfg.Logger.WarnContext(ctx, "redis unreachable; running the job in this request", "job_id", item.JobID, "job_type", item.JobType, "err", err)
@@ -205,59 +259,246 @@ func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job
 	return item.Job(), nil
 }
 
+// EnqueueBatch implements tasks.BatchEnqueuer. It checks every request,
+// stores the jobs' enqueued events in the log (in one call if the log is
+// a BatchEventLog), then sends the new jobs' items to Redis in one
+// pipeline. As with Enqueue, a stored job is accepted whether or not
+// Redis took its item in time: if not, it waits in the log for the
+// relay. It is never run inline, as a batch is bulk work. On a failed
+// store it returns the jobs stored before it, whose items it still sends.
+func (b *Broker) EnqueueBatch(ctx context.Context, rs []tasks.EnqueueRequest) ([]tasks.Job, error) {
+	for i, r := range rs {
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("enqueue batch: request %d: enqueue %s: %w", i, r.Type, err)
+		}
+	}
+	events, repeats, storeErr := b.storeBatch(ctx, rs)
+	jobs := make([]tasks.Job, len(events))
+	items := make([]tasks.Event, 0, len(events))
+	for i := range events {
+		jobs[i] = events[i].Job()
+		if i >= len(repeats) || !repeats[i] {
+			items = append(items, events[i])
+		}
+	}
+	if len(items) == 0 {
+		return jobs, storeErr
+	}
+	res, err := b.sendNew(ctx, items)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// The caller gave up; what was not sent waits for the relay.
+	case err != nil:
+		b.cfg.Logger.WarnContext(ctx, "redis unreachable; jobs of the batch wait in the event log until it is back", "jobs", count(res, notSent), "err", err)
+	}
+	if n := count(res, full); n > 0 {
+		b.cfg.Logger.InfoContext(ctx, "redis queue full; jobs of the batch wait in the event log", "jobs", n, "max_length", b.cfg.MaxLength)
+	}
+	return jobs, storeErr
+}
+
+// storeBatch stores the enqueued events of rs, through the log's own
+// batch if it has one.
+func (b *Broker) storeBatch(ctx context.Context, rs []tasks.EnqueueRequest) ([]tasks.Event, []bool, error) {
+	if b.batch != nil {
+		return b.batch.EnqueueEventBatch(ctx, rs)
+	}
+	events := make([]tasks.Event, 0, len(rs))
+	repeats := make([]bool, 0, len(rs))
+	for i, r := range rs {
+		ev, repeat, err := b.cfg.Events.EnqueueEvent(ctx, r)
+		if err != nil {
+			return events, repeats, fmt.Errorf("enqueue batch: request %d: %w", i, err)
+		}
+		events, repeats = append(events, ev), append(repeats, repeat)
+	}
+	return events, repeats, nil
+}
+
+// count says how many sends did want.
+func count(res []sendResult, want sendResult) int {
+	n := 0
+	for _, r := range res {
+		if r == want {
+			n++
+		}
+	}
+	return n
+}
+
 // What a send did.
 type sendResult int
 
 const (
-	sentBefore sendResult = iota // marked as sent already: nothing done
+	notSent    sendResult = iota // Redis was not reached, or failed: unknown
+	sentBefore                   // the item's other sender added it: nothing done
 	added                        // added to the stream or the delayed set
 	full                         // the stream is at MaxLength: nothing done
 )
 
-// send adds item to the stream, or to the delayed set if it is a retry
-// not yet due, unless it was sent before.
-func (b *Broker) send(ctx context.Context, item tasks.Event) (sendResult, error) {
-	return b.sendWith(ctx, item, sendOptions{due: item.RetryAt})
-}
+// Senders of a work item, as the handoff script knows them.
+const (
+	byEnqueuer     = "e" // Enqueue or EnqueueBatch
+	byRelayFirst   = "r" // the relay, which the item's enqueuer may still follow
+	byRelay        = "o" // the relay, which the enqueuer will not follow
+	byRebuild      = "s" // a rebuild, which the enqueuer or the relay may still follow
+	byRebuildAlone = "n" // a rebuild, which they will not follow
+)
 
-// sendOptions change how an item is sent.
-type sendOptions struct {
-	// due is when the item is to be delivered; now if zero or past.
+// outgoing is a work item on its way to Redis.
+type outgoing struct {
+	item tasks.Event
+	// due is when the item is to be delivered: through the delayed set,
+	// outside the stream's bound, unless it is zero.
 	due time.Time
 	// suspect items are delivered as if claimed from a silent worker,
 	// so that the worker that gets one judges a started attempt lost
 	// rather than someone else's.
 	suspect bool
-	// unbounded sends the item through the delayed set even if it is
-	// due now, so that the stream's bound does not apply.
-	unbounded bool
 }
 
-func (b *Broker) sendWith(ctx context.Context, item tasks.Event, o sendOptions) (sendResult, error) {
-	raw, err := encode(item, o.suspect)
+// sendNew sends new jobs' items as their enqueuer, within SendTimeout,
+// and tells this process's relay how it went.
+func (b *Broker) sendNew(ctx context.Context, items []tasks.Event) ([]sendResult, error) {
+	sends := b.sent.start(items, b.cfg.Now())
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.SendTimeout)
+	defer cancel()
+	out := make([]outgoing, len(items))
+	for i := range items {
+		out[i].item = items[i]
+	}
+	res, err := b.handoff(ctx, byEnqueuer, out)
+	finish(sends, res)
+	return res, err
+}
+
+// handoffChunk bounds the items of one handoff script, so that a big
+// batch does not hold Redis in one script for long; the chunks go in one
+// pipeline.
+const handoffChunk = 128
+
+// handoff sends work items that more than one sender may send (see the
+// handoff script) and returns what it did with each. On an error, the
+// items of the chunks that failed are notSent.
+func (b *Broker) handoff(ctx context.Context, sender string, items []outgoing) ([]sendResult, error) {
+	res := make([]sendResult, len(items))
+	// One buffer holds every encoded item; the arguments are slices of it.
+	var buf []byte
+	ends := make([]int, len(items))
+	for i := range items {
+		var err error
+		if buf, err = appendItem(buf, &items[i].item, items[i].suspect); err != nil {
+			return res, err
+		}
+		ends[i] = len(buf)
+	}
+	type chunk struct {
+		from int
+		keys []string
+		args []any
+		cmd  *redis.Cmd
+	}
+	chunks := make([]chunk, 0, (len(items)+handoffChunk-1)/handoffChunk)
+	for from := 0; from < len(items); from += handoffChunk {
+		to := min(from+handoffChunk, len(items))
+		c := chunk{from: from, keys: make([]string, 0, 3+to-from), args: make([]any, 0, 3+2*(to-from))}
+		c.keys = append(c.keys, b.stream, b.delayed, b.rebuild)
+		c.args = append(c.args, b.cfg.MaxLength, int(markerTTL/time.Second), sender)
+		start := 0
+		if from > 0 {
+			start = ends[from-1]
+		}
+		for i := from; i < to; i++ {
+			it := &items[i]
+			dueMS := int64(0)
+			if !it.due.IsZero() {
+				dueMS = it.due.UnixMilli()
+			}
+			c.keys = append(c.keys, b.marker(it.item))
+			c.args = append(c.args, dueMS, buf[start:ends[i]])
+			start = ends[i]
+		}
+		chunks = append(chunks, c)
+	}
+	if len(chunks) == 1 {
+		chunks[0].cmd = handoff.Run(ctx, b.rdb, chunks[0].keys, chunks[0].args...)
+	} else {
+		pipe := b.rdb.Pipeline()
+		for i := range chunks {
+			chunks[i].cmd = handoff.EvalSha(ctx, pipe, chunks[i].keys, chunks[i].args...)
+		}
+		_, _ = pipe.Exec(ctx) // each command has its own error
+		for i := range chunks {
+			// Redis had not cached the script (it restarted, or this is
+			// its first use): Run loads it.
+			if c := &chunks[i]; redis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") {
+				c.cmd = handoff.Run(ctx, b.rdb, c.keys, c.args...)
+			}
+		}
+	}
+	var firstErr error
+	for _, c := range chunks {
+		vals, err := c.cmd.Int64Slice()
+		if err == nil && len(vals) != len(c.keys)-3 {
+			err = fmt.Errorf("handoff script answered %d results for %d items", len(vals), len(c.keys)-3)
+		}
+		if err != nil {
+			firstErr = cmp.Or(firstErr, err)
+			continue
+		}
+		for j, v := range vals {
+			switch v {
+			case 1:
+				res[c.from+j] = added
+			case 0:
+				res[c.from+j] = sentBefore
+			default:
+				res[c.from+j] = full
+			}
+		}
+	}
+	if firstErr != nil {
+		if len(items) == 1 {
+			return res, fmt.Errorf("send job %s to redis: %w", items[0].item.JobID, unavailable(firstErr))
+		}
+		return res, fmt.Errorf("send %d jobs to redis: %w", len(items), unavailable(firstErr))
+	}
+	return res, nil
+}
+
+// marker is the key of item's sent marker.
+func (b *Broker) marker(item tasks.Event) string {
+	return b.markers + item.JobID + ":" + strconv.FormatUint(item.Seq, 10)
+}
+
+// sendRetry adds an item that only the relay sends (a retry, a retry by
+// hand), at its retry time.
+func (b *Broker) sendRetry(ctx context.Context, item tasks.Event) (sendResult, error) {
+	raw, err := appendItem(nil, &item, false)
 	if err != nil {
-		return 0, err
+		return notSent, err
 	}
 	dueMS := int64(0)
-	if now := b.cfg.Now(); o.due.After(now) {
-		dueMS = o.due.UnixMilli()
-	} else if o.unbounded {
-		dueMS = now.UnixMilli()
+	if item.RetryAt.After(b.cfg.Now()) {
+		dueMS = item.RetryAt.UnixMilli()
 	}
-	marker := b.cfg.Prefix + ":sent:" + item.JobID + ":" + strconv.FormatUint(item.Seq, 10)
-	n, err := forward.Run(ctx, b.rdb, []string{b.stream, b.delayed, marker},
-		raw, dueMS, int(sentTTL/time.Second), b.cfg.MaxLength).Int()
+	n, err := add.Run(ctx, b.rdb, []string{b.stream, b.delayed}, raw, dueMS, b.cfg.MaxLength).Int()
 	if err != nil {
-		return 0, fmt.Errorf("send job %s to redis: %w", item.JobID, unavailable(err))
+		return notSent, fmt.Errorf("send job %s to redis: %w", item.JobID, unavailable(err))
 	}
-	switch n {
-	case 1:
-		return added, nil
-	case -1:
+	if n < 0 {
 		return full, nil
 	}
-	return sentBefore, nil
+	return added, nil
 }
+
+// relayLoops is how many items one process's relay passes on at once:
+// each loop takes items of the shared consumer in turn, and the sends of
+// the loops waiting at the same time go to Redis together.
+const relayLoops = 4
+
+// relayTimeout bounds one send of the relay's combined sends.
+const relayTimeout = 10 * time.Second
 
 // Relay sends every work item stored in the event log to Redis, until
 // ctx ends. Every process using this broker runs it; they share the
@@ -265,42 +506,83 @@ func (b *Broker) sendWith(ctx context.Context, item tasks.Event, o sendOptions) 
 // (after a failure or a crash) are dropped, so that a job run in a
 // request while Redis was down is not run a second time.
 func (b *Broker) Relay(ctx context.Context) error {
-	for {
-		err := b.cfg.Events.FeedWork(ctx, "redis-relay", b.relayItem)
-		if ctx.Err() != nil {
-			return nil
-		}
-		b.cfg.Logger.WarnContext(ctx, "redis relay stopped; restarting", "err", err)
-		sleep(ctx, time.Second)
+	var wg sync.WaitGroup
+	wg.Go(func() { b.sweep(ctx) })
+	for range relayLoops {
+		wg.Go(func() {
+			for {
+				err := b.cfg.Events.FeedWork(ctx, "redis-relay", b.relayItem)
+				if ctx.Err() != nil {
+					return
+				}
+				b.cfg.Logger.WarnContext(ctx, "redis relay stopped; restarting", "err", err)
+				sleep(ctx, time.Second)
+			}
+		})
 	}
+	wg.Wait()
+	return nil
+}
+
+// relayNew sends new jobs' items as the relay on its first sight of them.
+func (b *Broker) relayNew(ctx context.Context, items []tasks.Event) ([]sendResult, error) {
+	out := make([]outgoing, len(items))
+	for i := range items {
+		out[i].item = items[i]
+	}
+	return b.handoff(ctx, byRelayFirst, out)
 }
 
 var errFull = errors.New("redis queue full")
 
 func (b *Broker) relayItem(ctx context.Context, item tasks.Event, redelivered bool) error {
-	if redelivered {
+	enqueued := item.Kind == tasks.EventEnqueued
+	sender := byRelayFirst
+	if redelivered || b.cfg.Now().Sub(item.Time) >= freshFor {
+		// Handed out before (a send failed, or a relay stopped before
+		// confirming it), or seen late: the job may have moved on
+		// without this item, and its enqueuer no longer sends it.
+		sender = byRelay
 		last, err := b.cfg.Events.Last(ctx, item.UserID, item.JobID)
 		if err != nil {
 			return err
 		}
 		switch {
 		case last.Seq == item.Seq: // still waiting for a worker
-		case last.Attempt == item.Attempt+1 && (last.Kind == tasks.EventStarted || last.Kind == tasks.EventProgress):
+		case enqueued && last.Attempt == item.Attempt+1 && (last.Kind == tasks.EventStarted || last.Kind == tasks.EventProgress):
 			// The item's attempt is running, started where Redis never
-			// had the item (unless it is marked as sent): in a request,
-			// while Redis was down. Should that process die, nothing
-			// would hand the job to a worker; a suspect copy, due once
-			// the attempt must have ended, is found stale if it did
-			// and counts the attempt as lost if not.
-			_, err := b.sendWith(ctx, item, sendOptions{due: last.Time.Add(b.cfg.OrphanAfter), suspect: true})
+			// had the item (unless its enqueuer's marker says it did):
+			// in a request, while Redis was down. Should that process
+			// die, nothing would hand the job to a worker; a suspect
+			// copy, due once the attempt must have ended, is found stale
+			// if it did and counts the attempt as lost if not.
+			_, err := b.handoff(ctx, byRelay, []outgoing{{item: item, due: last.Time.Add(b.cfg.OrphanAfter), suspect: true}})
 			return err
 		default:
 			return nil // the job moved on without this item
 		}
 	}
-	res, err := b.send(ctx, item)
-	if err != nil {
-		return err
+	var res sendResult
+	switch {
+	case enqueued && sender == byRelayFirst: // the usual case
+		here, err := b.settledHere(ctx, item)
+		if here || err != nil {
+			return err // this process's enqueuer put it in Redis
+		}
+		if res, err = b.relayed.do(ctx, item); err != nil {
+			return err
+		}
+	case enqueued:
+		rs, err := b.handoff(ctx, sender, []outgoing{{item: item}})
+		if err != nil {
+			return err
+		}
+		res = rs[0]
+	default:
+		var err error
+		if res, err = b.sendRetry(ctx, item); err != nil {
+			return err
+		}
 	}
 	if res == full {
 		return errFull
@@ -316,26 +598,28 @@ func (b *Broker) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Queue returns a tasks.Queue on the shared consumer group, as a new
-// consumer named after this process. It does not touch Redis: the group
-// is created on first use, so a worker can start while Redis is down.
+// Queue returns a tasks.Queue, and tasks.BatchQueue, on the shared
+// consumer group, as a new consumer named after this process. It does
+// not touch Redis: the group is created on first use, so a worker can
+// start while Redis is down.
 func (b *Broker) Queue(ctx context.Context) (tasks.Queue, error) {
-	return &queue{b: b, consumer: b.cfg.Name + "-" + nuid.Next()}, nil
+	return newQueue(b, b.cfg.Name+"-"+nuid.Next()), nil
 }
 
 // An item is stored in Redis as "<seq> <event JSON>": the event log's
 // sequence (which the JSON leaves out) and the event. A suspect item's
-// sequence ends with "!".
-func encode(item tasks.Event, suspect bool) (string, error) {
+// sequence ends with "!". appendItem appends item so encoded to buf.
+func appendItem(buf []byte, item *tasks.Event, suspect bool) ([]byte, error) {
 	data, err := json.Marshal(item)
 	if err != nil {
-		return "", fmt.Errorf("encode job %s: %w", item.JobID, err)
+		return buf, fmt.Errorf("encode job %s: %w", item.JobID, err)
 	}
-	mark := ""
+	buf = strconv.AppendUint(buf, item.Seq, 10)
 	if suspect {
-		mark = "!"
+		buf = append(buf, '!')
 	}
-	return strconv.FormatUint(item.Seq, 10) + mark + " " + string(data), nil
+	buf = append(buf, ' ')
+	return append(buf, data...), nil
 }
 
 func decode(raw string) (e tasks.Event, suspect bool, err error) {
@@ -356,16 +640,86 @@ func decode(raw string) (e tasks.Event, suspect bool, err error) {
 }
 
 // resync rebuilds the queue from the event log after Redis lost it (a
-// restart without persistence, a flush, a new server): the consumer
-// group had to be made anew. Every job waiting for a worker gets its item
+// restart without persistence, a flush, a new server), or before it ever
+// had it (a deployment that moves its jobs from JetStream): the consumer
+// group had to be made. Every job waiting for a worker gets its item
 // back; a job whose attempt was running gets a suspect item, due after
 // two leases, so that if its worker is gone (its entry went with the
 // data) the attempt is judged lost and the job runs again, and if the
 // worker finishes first, the item is found stale.
+//
+// Items Redis holds are left alone, whether it held them before the scan
+// of the log or got them during it: what it holds is read again before
+// each chunk of items is sent, and while the rebuild runs the markers of
+// new jobs' items stay (see the handoff script), so that one sent and
+// taken meanwhile is not sent again. A new job's item that its enqueuer
+// or the relay may still send is marked, so that they do not add it a
+// second time.
 func (b *Broker) resync(ctx context.Context) error {
 	start := b.cfg.Now()
+	if err := b.rdb.Set(ctx, b.rebuild, b.cfg.Name, rebuildFlagTTL).Err(); err != nil {
+		return fmt.Errorf("rebuild redis queue from the event log: flag: %w", unavailable(err))
+	}
+	defer func() {
+		// Markers resume pairing; should this fail, the flag expires.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.SendTimeout)
+		defer cancel()
+		if err := b.rdb.Del(dctx, b.rebuild).Err(); err != nil {
+			b.cfg.Logger.DebugContext(ctx, "clear the rebuild flag", "err", err)
+		}
+	}()
+	h := held{b: b, seqs: make(map[uint64]struct{}), lastID: "-"}
+	if err := h.refresh(ctx); err != nil {
+		return fmt.Errorf("rebuild redis queue from the event log: %w", err)
+	}
+	var todo []outgoing
 	var waiting, running int
+	flush := func(ctx context.Context) error {
+		if err := b.rdb.Expire(ctx, b.rebuild, rebuildFlagTTL).Err(); err != nil {
+			return fmt.Errorf("flag: %w", unavailable(err))
+		}
+		if err := h.refresh(ctx); err != nil {
+			return err
+		}
+		var fresh, old []outgoing
+		for _, o := range todo {
+			_, sent := h.seqs[o.item.Seq]
+			switch {
+			case sent:
+			case o.item.Kind == tasks.EventEnqueued && b.cfg.Now().Sub(o.item.Time) < freshFor:
+				fresh = append(fresh, o)
+			default:
+				old = append(old, o)
+			}
+		}
+		todo = todo[:0]
+		for _, batch := range []struct {
+			sender string
+			items  []outgoing
+		}{{byRebuild, fresh}, {byRebuildAlone, old}} {
+			if len(batch.items) == 0 {
+				continue
+			}
+			res, err := b.handoff(ctx, batch.sender, batch.items)
+			if err != nil {
+				return err
+			}
+			for i, r := range res {
+				switch {
+				case r != added:
+				case batch.items[i].suspect:
+					running++
+				default:
+					waiting++
+				}
+			}
+		}
+		return nil
+	}
 	err := b.cfg.Events.ScanWork(ctx, func(ctx context.Context, item tasks.Event) error {
+		if _, ok := h.seqs[item.Seq]; ok {
+			return nil
+		}
 		last, err := b.cfg.Events.Last(ctx, item.UserID, item.JobID)
 		if errors.Is(err, tasks.ErrNotFound) {
 			return nil
@@ -374,27 +728,97 @@ func (b *Broker) resync(ctx context.Context) error {
 			return err
 		}
 		ours := last.Attempt == item.Attempt+1 // the newest event is about this item's attempt
-		var res sendResult
-		switch {
+		switch now := b.cfg.Now(); {
 		case last.Seq == item.Seq, ours && last.Kind == tasks.EventReleased:
-			// Past the stream's bound: what the log holds must all go
-			// back. An item marked as sent is there already.
-			if res, err = b.sendWith(ctx, item, sendOptions{due: item.RetryAt, unbounded: true}); res == added {
-				waiting++
+			// Through the delayed set, past the stream's bound: what
+			// the log holds must all go back.
+			due := now
+			if item.RetryAt.After(now) {
+				due = item.RetryAt
 			}
+			todo = append(todo, outgoing{item: item, due: due})
 		case ours && (last.Kind == tasks.EventStarted || last.Kind == tasks.EventProgress):
-			if res, err = b.sendWith(ctx, item, sendOptions{due: b.cfg.Now().Add(2 * b.cfg.Lease), suspect: true}); res == added {
-				running++
-			}
+			todo = append(todo, outgoing{item: item, due: now.Add(2 * b.cfg.Lease), suspect: true})
 		}
-		return err
+		if len(todo) >= resyncChunk {
+			return flush(ctx)
+		}
+		return nil
 	})
+	if err == nil && len(todo) > 0 {
+		err = flush(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("rebuild redis queue from the event log: %w", err)
 	}
 	b.cfg.Logger.InfoContext(ctx, "rebuilt the redis queue from the event log", "waiting", waiting, "running", running,
-		"took", b.cfg.Now().Sub(start).Round(time.Millisecond))
+		"held", len(h.seqs), "took", b.cfg.Now().Sub(start).Round(time.Millisecond))
 	return nil
+}
+
+// resyncChunk is how many items a rebuild sends at once, after reading
+// again what Redis holds.
+const resyncChunk = 1000
+
+// rebuildFlagTTL bounds how long the flag of a rebuild lasts, should the
+// rebuild stop without clearing it; each chunk sets it again.
+const rebuildFlagTTL = time.Minute
+
+// heldPage is how many entries held reads per call.
+const heldPage = 1000
+
+// held is what a rebuild knows Redis holds: the event log sequences of
+// the items in the stream (waiting or being worked on) and in the
+// delayed set. An item once held stays known: if it has left since, its
+// job moved on.
+type held struct {
+	b      *Broker
+	seqs   map[uint64]struct{}
+	lastID string // the newest stream entry read, or "-"
+}
+
+// refresh reads the stream's entries added since the last refresh, and
+// the delayed set.
+func (h *held) refresh(ctx context.Context) error {
+	b := h.b
+	note := func(raw string) {
+		seq, _, _ := strings.Cut(raw, " ")
+		if n, err := strconv.ParseUint(strings.TrimSuffix(seq, "!"), 10, 64); err == nil {
+			h.seqs[n] = struct{}{}
+		}
+	}
+	for {
+		from := h.lastID
+		if from != "-" {
+			from = "(" + from
+		}
+		msgs, err := b.rdb.XRangeN(ctx, b.stream, from, "+", heldPage).Result()
+		if err != nil {
+			return fmt.Errorf("read stream: %w", unavailable(err))
+		}
+		for _, m := range msgs {
+			raw, _ := m.Values["item"].(string)
+			note(raw)
+		}
+		if len(msgs) > 0 {
+			h.lastID = msgs[len(msgs)-1].ID
+		}
+		if len(msgs) < heldPage {
+			break
+		}
+	}
+	for i := int64(0); ; i += heldPage {
+		items, err := b.rdb.ZRange(ctx, b.delayed, i, i+heldPage-1).Result()
+		if err != nil {
+			return fmt.Errorf("read delayed set: %w", unavailable(err))
+		}
+		for _, raw := range items {
+			note(raw)
+		}
+		if len(items) < heldPage {
+			return nil
+		}
+	}
 }
 
 // unavailable marks errors that mean Redis could not be reached (or did

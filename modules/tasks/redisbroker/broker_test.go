@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -35,8 +36,16 @@ func newEnv(t testing.TB, cfg redisbroker.Config) *env {
 	t.Helper()
 	rdb, prefix := testsupport.Redis(t)
 	srv := testsupport.NATS(t)
-	events := testsupport.Broker(t, testsupport.Connect(t, srv, "events"))
-	cfg.Client, cfg.Events, cfg.Prefix = rdb, events, prefix
+	e := &env{rdb: rdb, prefix: prefix, events: testsupport.Broker(t, testsupport.Connect(t, srv, "events"))}
+	e.broker = e.open(t, cfg, e.events)
+	return e
+}
+
+// open opens a broker on e's Redis keys with its events through log, as
+// another process of the same deployment would.
+func (e *env) open(t testing.TB, cfg redisbroker.Config, log redisbroker.EventLog) *redisbroker.Broker {
+	t.Helper()
+	cfg.Client, cfg.Events, cfg.Prefix = e.rdb, log, e.prefix
 	if cfg.Logger == nil {
 		cfg.Logger = testsupport.Logger(t)
 	}
@@ -47,7 +56,7 @@ func newEnv(t testing.TB, cfg redisbroker.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{rdb: rdb, prefix: prefix, events: events, broker: b}
+	return b
 }
 
 func (e *env) streamLen(t *testing.T) int64 {
@@ -57,6 +66,26 @@ func (e *env) streamLen(t *testing.T) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// makeGroup makes the consumer group, as the first worker of a long
+// running deployment did, so that no worker of the test rebuilds the
+// queue (while a rebuild runs, markers are kept until they expire).
+func (e *env) makeGroup(t testing.TB) {
+	t.Helper()
+	if err := e.rdb.XGroupCreateMkStream(testsupport.Context(t), e.prefix+":work", redisbroker.Group, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// markers lists the sent markers in Redis.
+func (e *env) markers(t testing.TB) []string {
+	t.Helper()
+	keys, err := e.rdb.Keys(testsupport.Context(t), e.prefix+":sent:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
 
 func next(t *testing.T, q tasks.Queue, within time.Duration) tasks.Delivery {
@@ -138,6 +167,162 @@ func TestRelaySendsEachItemOnce(t *testing.T) {
 	}
 }
 
+// The enqueuer's marker lasts only until the relay sees the item: Redis
+// keeps nothing per job once both sends of its item are done. The relay
+// of the enqueuer's own process knows the item went in and has the
+// marker removed in a batch; a relay elsewhere finds the marker.
+func TestSentMarkersLastUntilTheRelayComes(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		relay func(e *env, t *testing.T) *redisbroker.Broker
+	}{
+		{"relay in the enqueuing process", func(e *env, t *testing.T) *redisbroker.Broker { return e.broker }},
+		{"relay in another process", func(e *env, t *testing.T) *redisbroker.Broker {
+			return e.open(t, redisbroker.Config{}, e.events)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, redisbroker.Config{})
+			ctx := testsupport.Context(t)
+			for range 20 {
+				if _, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := len(e.markers(t)); n != 20 {
+				t.Fatalf("%d markers after 20 enqueues with no relay running, want 20", n)
+			}
+			relay := tt.relay(e, t)
+			testsupport.Go(t, func(ctx context.Context) { relay.Relay(ctx) })
+			testsupport.Eventually(t, 10*time.Second, "markers left after the relay saw every item", func() bool { return len(e.markers(t)) == 0 })
+			if n := e.streamLen(t); n != 20 {
+				t.Fatalf("stream holds %d items, want each of the 20 jobs once", n)
+			}
+		})
+	}
+}
+
+// An enqueuer that stored its job and crashed before sending it leaves
+// the item to the relay, which sends it and marks it for an enqueuer that
+// may still come: the mark expires unless one does, and one that comes
+// adds nothing and removes the mark.
+func TestRelayFirstMarksTheItemForItsEnqueuer(t *testing.T) {
+	e := newEnv(t, redisbroker.Config{})
+	ctx := testsupport.Context(t)
+	item, _, err := e.events.EnqueueEvent(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testsupport.Go(t, func(ctx context.Context) { e.broker.Relay(ctx) })
+	testsupport.Eventually(t, 10*time.Second, "relay did not send the item", func() bool { return e.streamLen(t) == 1 })
+	marks := e.markers(t)
+	if len(marks) != 1 {
+		t.Fatalf("markers %v after the relay sent the item, want one", marks)
+	}
+	if ttl, err := e.rdb.TTL(ctx, marks[0]).Result(); err != nil || ttl <= 0 || ttl > redisbroker.MarkerTTL {
+		t.Fatalf("marker lasts %s (err %v), want at most %s", ttl, err, redisbroker.MarkerTTL)
+	}
+	// The enqueuer, late.
+	if res, err := e.broker.Handoff(ctx, redisbroker.SenderEnqueuer, item); err != nil || res != "sent before" {
+		t.Fatalf("late enqueuer: %q, %v; want sent before", res, err)
+	}
+	if n := e.streamLen(t); n != 1 {
+		t.Fatalf("stream holds %d items after the late enqueuer, want 1", n)
+	}
+	if marks := e.markers(t); len(marks) != 0 {
+		t.Fatalf("markers %v left once both sends are done", marks)
+	}
+}
+
+// The handoff protocol: of the senders of a new job's item, whichever
+// comes first adds it and leaves a marker for the others, and the marker
+// goes once no other sender can come.
+func TestHandoffMarkers(t *testing.T) {
+	e := newEnv(t, redisbroker.Config{MaxLength: 1000})
+	ctx := testsupport.Context(t)
+	const none = ""
+	for _, tt := range []struct {
+		before, sender, want, after string
+		rebuilding                  bool // a rebuild runs: markers stay
+	}{
+		{none, redisbroker.SenderEnqueuer, "added", "e", false},
+		{"r", redisbroker.SenderEnqueuer, "sent before", none, false},
+		{"s", redisbroker.SenderEnqueuer, "sent before", "s", false},
+		{none, redisbroker.SenderRelayFirst, "added", "r", false},
+		{"e", redisbroker.SenderRelayFirst, "sent before", none, false},
+		{"r", redisbroker.SenderRelayFirst, "sent before", "r", false},
+		{"f", redisbroker.SenderRelayFirst, "added", none, false},
+		{"s", redisbroker.SenderRelayFirst, "sent before", "s", false},
+		{none, redisbroker.SenderRelay, "added", none, false},
+		{"e", redisbroker.SenderRelay, "sent before", none, false},
+		{"r", redisbroker.SenderRelay, "sent before", "r", false},
+		{"f", redisbroker.SenderRelay, "added", none, false},
+		{"s", redisbroker.SenderRelay, "sent before", none, false},
+		{none, redisbroker.SenderRebuild, "added", "s", false},
+		{"e", redisbroker.SenderRebuild, "sent before", "e", false},
+		{"f", redisbroker.SenderRebuild, "added", "s", false},
+		{none, redisbroker.SenderRebuildAlone, "added", none, false},
+		{"r", redisbroker.SenderRebuildAlone, "sent before", "r", false},
+		{"f", redisbroker.SenderRebuildAlone, "added", "s", false},
+		{"e", redisbroker.SenderRelayFirst, "sent before", "e", true},
+		{"r", redisbroker.SenderEnqueuer, "sent before", "r", true},
+		{"s", redisbroker.SenderRelay, "sent before", "s", true},
+		{"f", redisbroker.SenderRelay, "added", "s", true},
+	} {
+		item, _, err := e.events.EnqueueEvent(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		marker := e.prefix + ":sent:" + item.JobID + ":" + strconv.FormatUint(item.Seq, 10)
+		if tt.before != none {
+			e.rdb.Set(ctx, marker, tt.before, time.Minute)
+		}
+		if tt.rebuilding {
+			e.rdb.Set(ctx, e.prefix+":rebuilding", "test", time.Minute)
+		} else {
+			e.rdb.Del(ctx, e.prefix+":rebuilding")
+		}
+		length := e.streamLen(t)
+		got, err := e.broker.Handoff(ctx, tt.sender, item)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, _ := e.rdb.Get(ctx, marker).Result()
+		if added := e.streamLen(t) - length; got != tt.want || after != tt.after || added != map[bool]int64{true: 1}[tt.want == "added"] {
+			t.Errorf("marker %q, sender %q, rebuilding %t: %s (%d added), marker %q after; want %s, marker %q",
+				tt.before, tt.sender, tt.rebuilding, got, added, after, tt.want, tt.after)
+		}
+	}
+}
+
+// An enqueuer that finds the stream full leaves its item to the relay,
+// and marks it so.
+func TestHandoffToAFullStream(t *testing.T) {
+	e := newEnv(t, redisbroker.Config{MaxLength: 1})
+	ctx := testsupport.Context(t)
+	var items []tasks.Event
+	for range 2 {
+		item, _, err := e.events.EnqueueEvent(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, item)
+	}
+	for i, want := range []string{"added", "full"} {
+		if got, err := e.broker.Handoff(ctx, redisbroker.SenderEnqueuer, items[i]); err != nil || got != want {
+			t.Fatalf("item %d: %q, %v; want %s", i, got, err, want)
+		}
+	}
+	marker := e.prefix + ":sent:" + items[1].JobID + ":" + strconv.FormatUint(items[1].Seq, 10)
+	if v, _ := e.rdb.Get(ctx, marker).Result(); v != "f" {
+		t.Fatalf("marker of the item left to the relay: %q, want f", v)
+	}
+	if got, err := e.broker.Handoff(ctx, redisbroker.SenderRelayFirst, items[1]); err != nil || got != "full" {
+		t.Fatalf("relay while the stream is full: %q, %v; want full", got, err)
+	}
+}
+
 func TestDelayedItemComesBackWhenDue(t *testing.T) {
 	e := newEnv(t, redisbroker.Config{})
 	ctx := testsupport.Context(t)
@@ -188,6 +373,7 @@ func TestLostEntryIsClaimedAndTheOldHolderCannotTouchIt(t *testing.T) {
 func TestStreamIsBounded(t *testing.T) {
 	e := newEnv(t, redisbroker.Config{MaxLength: 2})
 	ctx := testsupport.Context(t)
+	e.makeGroup(t)
 	for range 3 {
 		if _, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
 			t.Fatalf("enqueue with a full stream must still accept the job: %v", err)
@@ -208,6 +394,9 @@ func TestStreamIsBounded(t *testing.T) {
 	if len(seen) != 3 {
 		t.Fatalf("got %d distinct jobs, want 3", len(seen))
 	}
+	// The enqueuer that found the stream full marked its item so; the
+	// relay removed the mark when it sent the item.
+	testsupport.Eventually(t, 10*time.Second, "markers left after every item was sent", func() bool { return len(e.markers(t)) == 0 })
 }
 
 func TestEnqueueWithRedisDownRunsInline(t *testing.T) {
@@ -436,6 +625,45 @@ func TestQueueLostWithRedisIsRebuiltFromTheLog(t *testing.T) {
 	}
 	if count[waiting.ID] != 1 || count[running.ID] != 1 || count[done.ID] != 0 {
 		t.Fatalf("runs %v: want the waiting and running jobs once each, the finished one never", count)
+	}
+}
+
+// A rebuild sends back only what Redis does not hold: here the consumer
+// group is lost (XGROUP DESTROY by mistake) but the stream, and the jobs
+// in it, are not. The worker that makes the group anew rebuilds the
+// queue, and each job is still delivered once.
+func TestRebuildLeavesHeldItemsAlone(t *testing.T) {
+	e := newEnv(t, redisbroker.Config{})
+	ctx := testsupport.Context(t)
+	testsupport.Go(t, func(ctx context.Context) { e.broker.Relay(ctx) })
+	const n = 5
+	for range n {
+		if _, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream := e.prefix + ":work"
+	if err := e.rdb.XGroupCreate(ctx, stream, redisbroker.Group, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	testsupport.Eventually(t, 10*time.Second, "markers left after the relay saw every item", func() bool { return len(e.markers(t)) == 0 })
+	if err := e.rdb.XGroupDestroy(ctx, stream, redisbroker.Group).Err(); err != nil {
+		t.Fatal(err)
+	}
+	q, _ := e.broker.Queue(ctx)
+	got := map[string]int{}
+	for range n {
+		d := next(t, q, 5*time.Second)
+		got[d.Item().JobID]++
+		if err := d.Ack(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("after the rebuild: deliveries %v, want each of the %d waiting jobs once", got, n)
+	}
+	if left := e.streamLen(t); left != 0 {
+		t.Fatalf("stream holds %d more items: the rebuild sent back jobs Redis held", left)
 	}
 }
 

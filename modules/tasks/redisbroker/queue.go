@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -12,100 +13,156 @@ import (
 	"github.com/otjhelper/otj/modules/tasks"
 )
 
-// queue is one worker's consumer in the shared group. Next is called by
-// the worker's one fetching goroutine, so its fields need no lock.
+// queue is one worker's consumer in the shared group. A worker keeps a
+// few pulls in flight, so Next and NextBatch may run in several
+// goroutines at once: their reads go to Redis side by side, and what
+// else they do (making the group, moving due retries, claiming lost
+// entries, tidying) is done by one at a time, under mu.
 type queue struct {
 	b        *Broker
 	consumer string
+	streams  []string // the read's streams and ids; never changed
 
+	mu          sync.Mutex
 	groupReady  bool
 	resyncDue   bool      // the group was made anew; the queue is to be rebuilt
 	nextPromote time.Time // when the delayed set next has something due
 	nextClaim   time.Time // when to look for entries of lost workers
 	nextTidy    time.Time // when to look for consumers of stopped workers
+
+	// acks combines the acks of deliveries that end at about the same
+	// time into one script call.
+	acks *combiner[string, bool]
+}
+
+var _ tasks.BatchQueue = (*queue)(nil)
+
+func newQueue(b *Broker, consumer string) *queue {
+	q := &queue{b: b, consumer: consumer, streams: []string{b.stream, ">"}}
+	q.acks = newCombiner(ackMax, ackTimeout, q.ackBatch)
+	return q
 }
 
 // promoteBatch bounds the items one promotion moves, so that a burst of
 // due retries does not hold Redis in one script for long.
 const promoteBatch = 100
 
+// Next implements tasks.Queue.
 func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
-	d, err := q.next(ctx)
+	ds, err := q.NextBatch(ctx, 1)
+	if err != nil {
+		return nil, err
+	}
+	return ds[0], nil
+}
+
+// NextBatch implements tasks.BatchQueue: one read of the stream hands out
+// up to max entries. A max below 1 counts as 1.
+func (q *queue) NextBatch(ctx context.Context, max int) ([]tasks.Delivery, error) {
+	ds, err := q.next(ctx, max)
 	if err != nil && ctx.Err() != nil {
 		return nil, ctx.Err() // the caller's end, not a Redis failure
 	}
-	return d, err
+	return ds, err
 }
 
-func (q *queue) next(ctx context.Context) (tasks.Delivery, error) {
+func (q *queue) next(ctx context.Context, n int) ([]tasks.Delivery, error) {
 	b := q.b
+	n = max(n, 1)
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if !q.groupReady {
-			err := b.rdb.XGroupCreateMkStream(ctx, b.stream, Group, "0").Err()
-			switch {
-			case err == nil:
-				// This worker made the group, so Redis held no queue:
-				// new, or its data lost. Whatever the log says is
-				// waiting must be put back.
-				b.cfg.Logger.InfoContext(ctx, "created the redis consumer group; rebuilding the queue from the event log", "stream", b.stream)
-				q.resyncDue = true
-			case !strings.HasPrefix(err.Error(), "BUSYGROUP"):
-				return nil, fmt.Errorf("create consumer group: %w", unavailable(err))
-			}
-			q.groupReady = true
+		ds, wait, err := q.upkeep(ctx, n)
+		if err != nil || len(ds) > 0 {
+			return ds, err
 		}
-		if q.resyncDue {
-			// Tried again on each call until it succeeds.
-			if err := b.resync(ctx); err != nil {
-				return nil, err
-			}
-			q.resyncDue = false
-		}
-		now := b.cfg.Now()
-		if !now.Before(q.nextPromote) {
-			if err := q.promote(ctx, now); err != nil {
-				return nil, err
-			}
-		}
-		if !now.Before(q.nextClaim) {
-			d, err := q.claim(ctx)
-			if err != nil || d != nil {
-				return d, err
-			}
-			q.nextClaim = now.Add(b.cfg.Lease / 4)
-		}
-		if !now.Before(q.nextTidy) {
-			q.tidy(ctx)
-			q.nextTidy = now.Add(b.cfg.ForgetAfter / 2)
-		}
-		wait := min(b.cfg.Poll, max(q.nextPromote.Sub(now), time.Millisecond))
 		res, err := b.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-			Group: Group, Consumer: q.consumer, Streams: []string{b.stream, ">"}, Count: 1, Block: wait,
+			Group: Group, Consumer: q.consumer, Streams: q.streams, Count: int64(n), Block: wait,
 		}).Result()
 		switch {
 		case errors.Is(err, redis.Nil):
-			continue // nothing came within wait
+			continue // nothing came within the wait
 		case err != nil && strings.HasPrefix(err.Error(), "NOGROUP"):
+			q.mu.Lock()
 			q.groupReady = false // the stream was deleted; make it again
+			q.mu.Unlock()
 			continue
 		case err != nil:
-			return nil, fmt.Errorf("read job: %w", unavailable(err))
+			return nil, fmt.Errorf("read jobs: %w", unavailable(err))
 		}
-		for _, s := range res {
-			for _, m := range s.Messages {
-				if d := q.delivery(ctx, m, false); d != nil {
-					return d, nil
-				}
-			}
+		if ds := q.deliveries(ctx, res, false); len(ds) > 0 {
+			return ds, nil
 		}
 	}
 }
 
+// upkeep does what is due before a read: makes the group (and rebuilds
+// the queue if the group is new), moves due retries, claims up to n lost
+// entries, which it returns, and tidies; and says how long the read may
+// wait. One caller at a time does it; the others wait for it, which is
+// short unless the queue is being rebuilt, when they have nothing to
+// read anyway.
+func (q *queue) upkeep(ctx context.Context, n int) ([]tasks.Delivery, time.Duration, error) {
+	b := q.b
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.groupReady {
+		err := b.rdb.XGroupCreateMkStream(ctx, b.stream, Group, "0").Err()
+		switch {
+		case err == nil:
+			// This worker made the group, so Redis held no queue: new,
+			// or its data lost. Whatever the log says is waiting must
+			// be put back.
+			b.cfg.Logger.InfoContext(ctx, "created the redis consumer group; rebuilding the queue from the event log", "stream", b.stream)
+			q.resyncDue = true
+		case !strings.HasPrefix(err.Error(), "BUSYGROUP"):
+			return nil, 0, fmt.Errorf("create consumer group: %w", unavailable(err))
+		}
+		q.groupReady = true
+	}
+	if q.resyncDue {
+		// Tried again on each call until it succeeds.
+		if err := b.resync(ctx); err != nil {
+			return nil, 0, err
+		}
+		q.resyncDue = false
+	}
+	now := b.cfg.Now()
+	if !now.Before(q.nextPromote) {
+		if err := q.promote(ctx, now); err != nil {
+			return nil, 0, err
+		}
+	}
+	if !now.Before(q.nextClaim) {
+		ds, err := q.claim(ctx, n)
+		if err != nil || len(ds) > 0 {
+			return ds, 0, err
+		}
+		q.nextClaim = now.Add(b.cfg.Lease / 4)
+	}
+	if !now.Before(q.nextTidy) {
+		q.tidy(ctx)
+		q.nextTidy = now.Add(b.cfg.ForgetAfter / 2)
+	}
+	return nil, min(b.cfg.Poll, max(q.nextPromote.Sub(now), time.Millisecond)), nil
+}
+
+// deliveries wraps the entries of a read or a claim.
+func (q *queue) deliveries(ctx context.Context, res []redis.XStream, claimed bool) []tasks.Delivery {
+	var ds []tasks.Delivery
+	for _, s := range res {
+		for _, m := range s.Messages {
+			if d := q.delivery(ctx, m, claimed); d != nil {
+				ds = append(ds, d)
+			}
+		}
+	}
+	return ds
+}
+
 // promote moves due delayed items onto the stream and notes when the
-// next one falls due.
+// next one falls due. The caller holds q.mu.
 func (q *queue) promote(ctx context.Context, now time.Time) error {
 	b := q.b
 	res, err := promote.Run(ctx, b.rdb, []string{b.stream, b.delayed}, now.UnixMilli(), promoteBatch).Int64Slice()
@@ -123,11 +180,12 @@ func (q *queue) promote(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// claim takes over one entry whose worker stopped renewing it.
-func (q *queue) claim(ctx context.Context) (tasks.Delivery, error) {
+// claim takes over up to n entries whose worker stopped renewing them.
+// The caller holds q.mu.
+func (q *queue) claim(ctx context.Context, n int) ([]tasks.Delivery, error) {
 	b := q.b
 	msgs, _, err := b.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-		Stream: b.stream, Group: Group, Consumer: q.consumer, MinIdle: b.cfg.Lease, Start: "0-0", Count: 1,
+		Stream: b.stream, Group: Group, Consumer: q.consumer, MinIdle: b.cfg.Lease, Start: "0-0", Count: int64(n),
 	}).Result()
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "NOGROUP") {
@@ -136,14 +194,14 @@ func (q *queue) claim(ctx context.Context) (tasks.Delivery, error) {
 		}
 		return nil, fmt.Errorf("claim lost jobs: %w", unavailable(err))
 	}
-	for _, m := range msgs {
-		if d := q.delivery(ctx, m, true); d != nil {
-			b.cfg.Logger.InfoContext(ctx, "claimed a job whose worker stopped renewing it", "job_id", d.item.JobID, "entry", m.ID)
-			q.nextClaim = time.Time{} // there may be more
-			return d, nil
-		}
+	ds := q.deliveries(ctx, []redis.XStream{{Stream: b.stream, Messages: msgs}}, true)
+	for _, d := range ds {
+		b.cfg.Logger.InfoContext(ctx, "claimed a job whose worker stopped renewing it", "job_id", d.Item().JobID, "entry", d.(*delivery).id)
 	}
-	return nil, nil
+	if len(ds) > 0 {
+		q.nextClaim = time.Time{} // there may be more
+	}
+	return ds, nil
 }
 
 // tidy removes the group's consumers that have been silent for
@@ -219,8 +277,17 @@ func (d *delivery) Extend(ctx context.Context) error {
 	return d.run(ctx, "extend", extend, []string{d.q.b.stream})
 }
 
+// Ack removes the entry, in one script call with the acks of the
+// queue's other deliveries that end at about the same time.
 func (d *delivery) Ack(ctx context.Context) error {
-	return d.run(ctx, "ack", ack, []string{d.q.b.stream})
+	held, err := d.q.acks.do(ctx, d.id)
+	switch {
+	case err != nil:
+		return fmt.Errorf("ack job %s: %w", d.item.JobID, err)
+	case !held:
+		return fmt.Errorf("ack job %s: %w", d.item.JobID, ErrNotHeld)
+	}
+	return nil
 }
 
 func (d *delivery) Release(ctx context.Context) error {
@@ -230,4 +297,31 @@ func (d *delivery) Release(ctx context.Context) error {
 func (d *delivery) Delay(ctx context.Context, wait time.Duration) error {
 	due := d.q.b.cfg.Now().Add(wait).UnixMilli()
 	return d.run(ctx, "delay", requeue, []string{d.q.b.stream, d.q.b.delayed}, d.raw, due)
+}
+
+// ackTimeout bounds one script call of a queue's acks. Callers wait no
+// longer than their own context allows.
+const ackTimeout = 10 * time.Second
+
+// ackMax bounds the entries of one ack script call (the script unpacks
+// them as the arguments of one command).
+const ackMax = 512
+
+// ackBatch removes the entries of ids still held by this consumer, in one
+// script call, and says for each whether it was.
+func (q *queue) ackBatch(ctx context.Context, ids []string) ([]bool, error) {
+	args := make([]any, 0, 2+len(ids))
+	args = append(args, Group, q.consumer)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	res, err := ack.Run(ctx, q.b.rdb, []string{q.b.stream}, args...).Int64Slice()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	held := make([]bool, len(res))
+	for i, n := range res {
+		held[i] = n == 1
+	}
+	return held, nil
 }

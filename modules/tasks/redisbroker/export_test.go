@@ -1,0 +1,29 @@
+package redisbroker
+
+import (
+	"context"
+
+	"github.com/otjhelper/otj/modules/tasks"
+)
+
+// MarkerTTL is markerTTL, for tests of how long markers last.
+const MarkerTTL = markerTTL
+
+// The senders of the handoff script, for tests of its protocol.
+const (
+	SenderEnqueuer     = byEnqueuer
+	SenderRelayFirst   = byRelayFirst
+	SenderRelay        = byRelay
+	SenderRebuild      = byRebuild
+	SenderRebuildAlone = byRebuildAlone
+)
+
+// Handoff sends a new job's item, due now, as sender does, and says what
+// it did: "added", "sent before" or "full".
+func (b *Broker) Handoff(ctx context.Context, sender string, item tasks.Event) (string, error) {
+	res, err := b.handoff(ctx, sender, []outgoing{{item: item}})
+	if err != nil {
+		return "", err
+	}
+	return map[sendResult]string{added: "added", sentBefore: "sent before", full: "full"}[res[0]], nil
+}
