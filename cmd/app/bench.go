@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -109,15 +107,11 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	settings := newBenchSettings(o, cfg)
 	fmt.Fprintf(stderr, "bench: %s\n", settings.describe())
 	if o.cpuProfile != "" {
-		f, err := os.Create(o.cpuProfile)
+		stop, err := startCPUProfile(o.cpuProfile)
 		if err != nil {
 			return fmt.Errorf("bench: --cpuprofile: %w", err)
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("bench: --cpuprofile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	runs := make([]benchFigures, 0, o.runs)
 	for i := range o.runs {
@@ -133,9 +127,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	rep := summarize(runs)
 	rep.Settings = settings
 	if o.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(stdout, rep)
 	}
 	return printBenchTable(stdout, rep)
 }

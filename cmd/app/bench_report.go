@@ -94,9 +94,7 @@ func runBenchReport(ctx context.Context, args []string, getenv func(string) stri
 		rep.Sizes = append(rep.Sizes, summarizeReportRuns(n, runs))
 	}
 	if o.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(stdout, rep)
 	}
 	return printBenchReportTable(stdout, rep)
 }
