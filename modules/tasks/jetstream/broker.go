@@ -22,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -203,11 +204,18 @@ func (b *Broker) Append(ctx context.Context, e tasks.Event, after uint64) (uint6
 	return ack.Sequence, nil
 }
 
+// eventBufs holds the buffers events are encoded into for a publish that
+// waits for its ack: the client has copied the bytes by then (an
+// asynchronous publish keeps them for its retries, so it gets its own).
+var eventBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
 func (b *Broker) publish(ctx context.Context, e *tasks.Event, opts ...natsjs.PublishOpt) (*natsjs.PubAck, error) {
-	data := tasks.AppendEvent(make([]byte, 0, 256), e)
+	buf := eventBufs.Get().(*[]byte)
+	*buf = tasks.AppendEvent((*buf)[:0], e)
+	defer eventBufs.Put(buf)
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
-	ack, err := b.js.Publish(ctx, e.Subject(), data, opts...)
+	ack, err := b.js.Publish(ctx, e.Subject(), *buf, opts...)
 	if err != nil {
 		return nil, classify(err)
 	}
