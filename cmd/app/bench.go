@@ -229,12 +229,33 @@ type benchSettings struct {
 	Rate        int    `json:"rate"`
 	Duration    string `json:"duration"`
 	Runs        int    `json:"runs"`
-	GOMAXPROCS  int    `json:"gomaxprocs"`
-	GoVersion   string `json:"go_version"`
-	OS          string `json:"os"`
-	Arch        string `json:"arch"`
-	CPUCount    int    `json:"cpu_count"`
-	CPUModel    string `json:"cpu_model,omitempty"`
+	benchMachine
+}
+
+// benchMachine says what a benchmark's figures were measured on.
+type benchMachine struct {
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	GoVersion  string `json:"go_version"`
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+	CPUCount   int    `json:"cpu_count"`
+	CPUModel   string `json:"cpu_model,omitempty"`
+}
+
+func newBenchMachine() benchMachine {
+	return benchMachine{
+		GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
+		CPUCount: runtime.NumCPU(), CPUModel: cpuModel(),
+	}
+}
+
+// describe is the machine in a few words, for progress lines and tables.
+func (m benchMachine) describe() string {
+	cpu := fmt.Sprintf("%d CPUs", m.CPUCount)
+	if m.CPUModel != "" {
+		cpu += " (" + m.CPUModel + ")"
+	}
+	return fmt.Sprintf("%s, GOMAXPROCS %d, %s", m.GoVersion, m.GOMAXPROCS, cpu)
 }
 
 // newBenchSettings records o and the machine.
@@ -242,8 +263,7 @@ func newBenchSettings(o benchOptions, cfg Config) benchSettings {
 	s := benchSettings{
 		Broker: o.broker, NATS: "embedded", Jobs: o.jobs, Concurrency: o.concurrency, Batch: o.batch,
 		Rate: o.rate, Duration: o.duration.String(), Runs: o.runs,
-		GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
-		CPUCount: runtime.NumCPU(), CPUModel: cpuModel(),
+		benchMachine: newBenchMachine(),
 	}
 	if cfg.NATSURL != "" {
 		s.NATS = "NATS_URL" // not the URL itself: it may hold a password
@@ -259,16 +279,12 @@ func (s benchSettings) describe() string {
 	if s.Batch > 0 {
 		batch = fmt.Sprintf("batches of %d", s.Batch)
 	}
-	cpu := fmt.Sprintf("%d CPUs", s.CPUCount)
-	if s.CPUModel != "" {
-		cpu += " (" + s.CPUModel + ")"
-	}
 	nats := s.NATS
 	if s.NATSSync != "" {
 		nats += " (NATS_SYNC " + s.NATSSync + ")"
 	}
-	return fmt.Sprintf("%d runs on %s, NATS %s: %d jobs at concurrency %d, %s, %d jobs/s for %s; %s, GOMAXPROCS %d, %s",
-		s.Runs, s.Broker, nats, s.Jobs, s.Concurrency, batch, s.Rate, s.Duration, s.GoVersion, s.GOMAXPROCS, cpu)
+	return fmt.Sprintf("%d runs on %s, NATS %s: %d jobs at concurrency %d, %s, %d jobs/s for %s; %s",
+		s.Runs, s.Broker, nats, s.Jobs, s.Concurrency, batch, s.Rate, s.Duration, s.benchMachine.describe())
 }
 
 // benchOnce is one run: its own data dir, backend, worker and projection,

@@ -78,7 +78,7 @@ func runBenchReport(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return fmt.Errorf("bench report: %w", err)
 	}
-	rep := benchReportResult{Runs: o.runs, Settings: newBenchReportSettings()}
+	rep := benchReportResult{Runs: o.runs, Settings: newBenchMachine()}
 	fmt.Fprintf(stderr, "bench report: %d runs per size; %s\n", o.runs, rep.Settings.describe())
 	for _, n := range o.sizes {
 		var runs []benchReportRun
@@ -353,9 +353,9 @@ func kibToMB(kib int64) float64 { return float64(kib) / 1024 }
 
 // benchReportResult is app bench report's result.
 type benchReportResult struct {
-	Sizes    []benchReportSize   `json:"sizes"`
-	Runs     int                 `json:"runs"`
-	Settings benchReportSettings `json:"settings"`
+	Sizes    []benchReportSize `json:"sizes"`
+	Runs     int               `json:"runs"`
+	Settings benchMachine      `json:"settings"`
 }
 
 // benchReportSize is one size's figures over its runs.
@@ -391,31 +391,6 @@ func summarizeReportRuns(n int, runs []benchReportRun) benchReportSize {
 		s.RowsPerS = float64(n) / s.Seconds.Median
 	}
 	return s
-}
-
-// benchReportSettings say what the figures were measured on.
-type benchReportSettings struct {
-	GOMAXPROCS int    `json:"gomaxprocs"`
-	GoVersion  string `json:"go_version"`
-	OS         string `json:"os"`
-	Arch       string `json:"arch"`
-	CPUCount   int    `json:"cpu_count"`
-	CPUModel   string `json:"cpu_model,omitempty"`
-}
-
-func newBenchReportSettings() benchReportSettings {
-	return benchReportSettings{
-		GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
-		CPUCount: runtime.NumCPU(), CPUModel: cpuModel(),
-	}
-}
-
-func (s benchReportSettings) describe() string {
-	cpu := fmt.Sprintf("%d CPUs", s.CPUCount)
-	if s.CPUModel != "" {
-		cpu += " (" + s.CPUModel + ")"
-	}
-	return fmt.Sprintf("%s, GOMAXPROCS %d, %s", s.GoVersion, s.GOMAXPROCS, cpu)
 }
 
 // printBenchReportTable prints one line per size.
