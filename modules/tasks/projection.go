@@ -268,7 +268,7 @@ func (p *Projection) applyTx(ctx context.Context, events []Event) (int, error) {
 	// driver a watcher goroutine for each of them.
 	sctx := context.WithoutCancel(ctx)
 	b := &batch{tx: tx, st: st, rows: make(map[string]*batchRow)}
-	if err := b.load(sctx, events); err != nil {
+	if err := b.load(sctx, events, done); err != nil {
 		return 0, err
 	}
 	for _, e := range events {
@@ -391,12 +391,19 @@ type batchRow struct {
 	dirty bool
 }
 
-// load reads, in one query, the rows of the events' tasks.
-func (b *batch) load(ctx context.Context, events []Event) error {
+// load reads, in one query, the rows of the tasks of the events past
+// done. A task whose first such event is its enqueued event has no row
+// to read: that event is a job's first, and every event a projection has
+// applied is at or below done, which is stored with the rows in each
+// transaction.
+func (b *batch) load(ctx context.Context, events []Event, done uint64) error {
 	var ids []any
 	for _, e := range events {
-		if _, seen := b.rows[e.JobID]; !seen && e.JobID != "" {
-			b.rows[e.JobID] = &batchRow{}
+		if _, seen := b.rows[e.JobID]; seen || e.JobID == "" || e.Seq <= done {
+			continue
+		}
+		b.rows[e.JobID] = &batchRow{}
+		if e.Kind != EventEnqueued {
 			ids = append(ids, e.JobID)
 		}
 	}

@@ -314,11 +314,24 @@ func decode(data []byte, seq uint64) (tasks.Event, error) {
 // short transaction.
 const followBatch = 512
 
-// followEvery is the least time between two batches. Under load it makes
-// each batch a millisecond's events rather than one or two, which is most
-// of what a projection's transactions cost; an event after a quiet spell
-// goes at once.
-const followEvery = time.Millisecond
+// followGap is the least time between two batches: followEvery after a
+// batch of one event, growing by followGapPerEvent for each event of the
+// last batch up to followMaxGap. Under load, each batch is then a few
+// milliseconds' events rather than one or two, and more of a job's events
+// (started and succeeded, a few hundred microseconds apart) fall in one
+// batch, where the projection writes its row once: batches and rows
+// written are most of what a projection costs. When events are few, a
+// batch follows the last within followEvery, and an event after a quiet
+// spell goes at once.
+func followGap(last int) time.Duration {
+	return min(max(time.Duration(last)*followGapPerEvent, followEvery), followMaxGap)
+}
+
+const (
+	followEvery       = time.Millisecond
+	followGapPerEvent = 100 * time.Microsecond
+	followMaxGap      = 5 * time.Millisecond
+)
 
 // Follow implements tasks.EventStream with an ordered consumer: an
 // ephemeral, flow-controlled consumer that the client recreates from the
@@ -327,7 +340,7 @@ const followEvery = time.Millisecond
 // One goroutine reads the stream while fn runs, and each batch is what it
 // read meanwhile (a group commit): a single event when events are few, so
 // none waits for another, and under load all that arrived since the last
-// batch, at most one batch every followEvery, so a follower that pays per
+// batch, at most one batch every followGap, so a follower that pays per
 // call (a projection's transaction) keeps up without tuning.
 func (b *Broker) Follow(ctx context.Context, from uint64, fn func([]tasks.Event) error) error {
 	cfg := natsjs.OrderedConsumerConfig{DeliverPolicy: natsjs.DeliverAllPolicy}
@@ -355,13 +368,14 @@ func (b *Broker) Follow(ctx context.Context, from uint64, fn func([]tasks.Event)
 
 	batch := make([]tasks.Event, 0, followBatch)
 	var last time.Time // when fn was last called
+	gap := followEvery // the least time from last to the next call
 	pause := time.NewTimer(0)
 	defer pause.Stop()
 	for {
 		select {
 		case e := <-events:
 			batch = append(batch, e)
-			if wait := followEvery - time.Since(last); wait > 0 {
+			if wait := gap - time.Since(last); wait > 0 {
 				pause.Reset(wait)
 				select {
 				case <-pause.C:
@@ -386,7 +400,7 @@ func (b *Broker) Follow(ctx context.Context, from uint64, fn func([]tasks.Event)
 				break more
 			}
 		}
-		last = time.Now()
+		last, gap = time.Now(), followGap(len(batch))
 		if err := fn(batch); err != nil {
 			return err
 		}
