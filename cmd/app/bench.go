@@ -39,7 +39,8 @@ the other:
   one at a time  --jobs jobs enqueued from one goroutine while a worker runs
                  them at --concurrency: enqueue jobs/s, end-to-end jobs/s
                  (first enqueue to the last succeeded event stored), and how
-                 long after that the projection (task_result) shows them all
+                 long after that the projection (task_result) shows them all,
+                 and the CPU time the process used per job
   batches        the same through the broker's batch enqueue, --batch jobs a
                  call (skipped with --batch 0 or a broker without one)
   latency        --rate jobs/s for --duration: enqueue to handler start, and
@@ -186,6 +187,11 @@ type throughput struct {
 	// ProjectionCaughtUpS is from the last succeeded event stored to the
 	// projection showing every job of the phase completed.
 	ProjectionCaughtUpS float64 `json:"projection_caught_up_s"`
+	// CPUPerJobUS is the CPU time (user and system) this process used
+	// in the phase, per job, in microseconds: the embedded NATS server's
+	// included, Redis's not. It holds still on a busy machine, where
+	// rates do not.
+	CPUPerJobUS float64 `json:"cpu_us_per_job"`
 }
 
 // percentiles of a latency, in milliseconds.
@@ -323,8 +329,8 @@ func benchOnce(ctx context.Context, o benchOptions, cfg Config, log *slog.Logger
 	if f.throughput, err = rig.throughputPhase(ctx, svc, o.jobs, enqueueEach(be.Enqueuer(), o.jobs)); err != nil {
 		return f, fmt.Errorf("one at a time: %w", err)
 	}
-	fmt.Fprintf(stderr, "%s enqueue %.0f jobs/s, end to end %.0f jobs/s, projection caught up %.3f s after\n",
-		tag, f.EnqueuePerS, f.EndToEndPerS, f.ProjectionCaughtUpS)
+	fmt.Fprintf(stderr, "%s enqueue %.0f jobs/s, end to end %.0f jobs/s, projection caught up %.3f s after, %.0f µs CPU a job\n",
+		tag, f.EnqueuePerS, f.EndToEndPerS, f.ProjectionCaughtUpS, f.CPUPerJobUS)
 
 	tag = fmt.Sprintf("  %-13s", "batches")
 	if benq, ok := be.Enqueuer().(tasks.BatchEnqueuer); !ok {
@@ -337,8 +343,8 @@ func benchOnce(ctx context.Context, o benchOptions, cfg Config, log *slog.Logger
 			return f, fmt.Errorf("batches: %w", err)
 		}
 		f.Batch = &t
-		fmt.Fprintf(stderr, "%s enqueue %.0f jobs/s, end to end %.0f jobs/s, projection caught up %.3f s after\n",
-			tag, t.EnqueuePerS, t.EndToEndPerS, t.ProjectionCaughtUpS)
+		fmt.Fprintf(stderr, "%s enqueue %.0f jobs/s, end to end %.0f jobs/s, projection caught up %.3f s after, %.0f µs CPU a job\n",
+			tag, t.EnqueuePerS, t.EndToEndPerS, t.ProjectionCaughtUpS, t.CPUPerJobUS)
 	}
 
 	tag = fmt.Sprintf("  %-13s", "latency")
@@ -592,7 +598,7 @@ func (p *benchPhase) wait(ctx context.Context, svc *benchServices, n int) error 
 // and measures how fast they go through.
 func (r *benchRig) throughputPhase(ctx context.Context, svc *benchServices, n int, enqueue func(ctx context.Context, user int64) error) (throughput, error) {
 	p := r.begin(false)
-	t0 := time.Now()
+	t0, cpu0 := time.Now(), processCPU()
 	if err := enqueue(ctx, p.user); err != nil {
 		return throughput{}, err
 	}
@@ -600,6 +606,7 @@ func (r *benchRig) throughputPhase(ctx context.Context, svc *benchServices, n in
 	if err := p.wait(ctx, svc, n); err != nil {
 		return throughput{}, err
 	}
+	cpu := processCPU() - cpu0
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return throughput{
@@ -608,6 +615,7 @@ func (r *benchRig) throughputPhase(ctx context.Context, svc *benchServices, n in
 		// The projection may commit the last success before the worker
 		// hears it stored: it was caught up at once.
 		ProjectionCaughtUpS: max(p.lastShown.Sub(p.lastStored), 0).Seconds(),
+		CPUPerJobUS:         float64(cpu.Microseconds()) / float64(n),
 	}, nil
 }
 
@@ -702,6 +710,16 @@ func peakRSSMB() (float64, error) {
 	return kib / 1024, nil
 }
 
+// processCPU is the CPU time, user and system, this process has used so
+// far; 0 where the system cannot tell.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // cpuModel is the first CPU's model name from /proc/cpuinfo, or "".
 func cpuModel() string {
 	f, err := os.Open("/proc/cpuinfo")
@@ -758,9 +776,11 @@ var benchRows = []benchRow{
 	{"enqueue, one at a time", "jobs/s", func(f *benchFigures) *float64 { return &f.EnqueuePerS }},
 	{"end to end, one at a time", "jobs/s", func(f *benchFigures) *float64 { return &f.EndToEndPerS }},
 	{"projection caught up, one at a time", "s", func(f *benchFigures) *float64 { return &f.ProjectionCaughtUpS }},
+	{"CPU per job, one at a time", "µs", func(f *benchFigures) *float64 { return &f.CPUPerJobUS }},
 	{"enqueue, batches", "jobs/s", batchField(func(t *throughput) *float64 { return &t.EnqueuePerS })},
 	{"end to end, batches", "jobs/s", batchField(func(t *throughput) *float64 { return &t.EndToEndPerS })},
 	{"projection caught up, batches", "s", batchField(func(t *throughput) *float64 { return &t.ProjectionCaughtUpS })},
+	{"CPU per job, batches", "µs", batchField(func(t *throughput) *float64 { return &t.CPUPerJobUS })},
 	{"latency phase rate", "jobs/s", func(f *benchFigures) *float64 { return &f.LatencyRatePerS }},
 	{"enqueue to start p50", "ms", func(f *benchFigures) *float64 { return &f.StartLatencyMS.P50 }},
 	{"enqueue to start p95", "ms", func(f *benchFigures) *float64 { return &f.StartLatencyMS.P95 }},
@@ -828,7 +848,7 @@ func printBenchTable(w io.Writer, rep benchReport) error {
 		lo, hi := row.field(&rep.Spread.Min), row.field(&rep.Spread.Max)
 		fmt.Fprintf(w, line, width, row.label, benchNumber(*m, row.unit), benchNumber(*lo, row.unit), benchNumber(*hi, row.unit), row.unit)
 	}
-	_, err := fmt.Fprintln(w, "\npeak RSS is the whole process's so far, the embedded NATS server included.")
+	_, err := fmt.Fprintln(w, "\nCPU per job and peak RSS are this process's, the embedded NATS server included\n(not an external NATS server's or Redis's); peak RSS is the whole run's so far.")
 	return err
 }
 
