@@ -204,8 +204,12 @@ type Broker struct {
 	markers string // starts every sent marker's key
 	rebuild string // the flag of a rebuild running
 
-	// relayed combines the relay loops' sends of new jobs' items.
+	// relayed combines the relay loops' sends of new jobs' items, and
+	// posted the sends Enqueue does not wait for.
 	relayed *combiner[tasks.Event, sendResult]
+	posted  *combiner[postedSend, sendResult]
+	// health is how Redis answered the latest sends.
+	health health
 	// sent remembers the items this process's enqueuer added, and
 	// sweepQueue the markers of those the relay then settled, to remove.
 	sent       sentHere
@@ -223,6 +227,7 @@ func New(cfg Config) (*Broker, error) {
 	b := &Broker{cfg: cfg, rdb: cfg.Client, batch: batch,
 		stream: cfg.Prefix + ":work", delayed: cfg.Prefix + ":delayed", markers: cfg.Prefix + ":sent:", rebuild: cfg.Prefix + ":rebuilding"}
 	b.relayed = newCombiner(handoffChunk, relayTimeout, b.relayNew)
+	b.posted = newCombiner(handoffChunk, cfg.SendTimeout, b.sendPosted)
 	b.sweepQueue = make(chan string, sweepQueue)
 	return b, nil
 }
@@ -231,12 +236,25 @@ func New(cfg Config) (*Broker, error) {
 // item to Redis. If Redis cannot be reached within SendTimeout, the job
 // is still accepted: it runs here through RunInline, or waits for the
 // relay. A repeated key returns the first job and sends nothing.
+//
+// While Redis is answering (it took a send in the last healthyFor, and
+// failed none since), Enqueue does not wait for the send: the job is
+// accepted once stored in the log, and its item goes to Redis with
+// others sent about then, so that an enqueue costs one round trip, not
+// two. Should Redis fail just then, the item waits in the log for the
+// relay, as a batch's do, rather than run in the request; the next
+// enqueues find Redis failing and wait for their sends again, running
+// inline if those fail.
 func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job, error) {
 	item, repeat, err := b.cfg.Events.EnqueueEvent(ctx, r)
 	if err != nil {
 		return tasks.Job{}, err
 	}
 	if repeat {
+		return item.Job(), nil
+	}
+	if now := b.cfg.Now(); b.health.good(now) && b.posted.pending() < maxPosted {
+		b.posted.post(postedSend{item: item, local: b.sent.start([]tasks.Event{item}, now)[0]})
 		return item.Job(), nil
 	}
 	res, err := b.sendNew(ctx, []tasks.Event{item})
@@ -372,6 +390,39 @@ func (b *Broker) sendNew(ctx context.Context, items []tasks.Event) ([]sendResult
 	return res, err
 }
 
+// maxPosted bounds the sends Enqueue leaves waiting: while Redis is slow
+// to take them, enqueues wait for their own sends again, so that a
+// backlog does not grow in memory.
+const maxPosted = 4 * handoffChunk
+
+// postedSend is a new job's item that Enqueue did not wait for, and its
+// send as this process's relay will look for it (nil: not kept).
+type postedSend struct {
+	item  tasks.Event
+	local *localSend
+}
+
+// sendPosted sends items Enqueue did not wait for, as their enqueuer,
+// and tells this process's relay how it went. No caller waits for the
+// result, so the outcome is logged here; an item Redis did not take
+// waits in the log for the relay.
+func (b *Broker) sendPosted(ctx context.Context, ps []postedSend) ([]sendResult, error) {
+	out := make([]outgoing, len(ps))
+	sends := make([]*localSend, len(ps))
+	for i := range ps {
+		out[i].item, sends[i] = ps[i].item, ps[i].local
+	}
+	res, err := b.handoff(ctx, byEnqueuer, out)
+	finish(sends, res)
+	if err != nil {
+		b.cfg.Logger.WarnContext(ctx, "redis unreachable; new jobs wait in the event log until it is back", "jobs", count(res, notSent), "err", err)
+	}
+	if n := count(res, full); n > 0 {
+		b.cfg.Logger.InfoContext(ctx, "redis queue full; new jobs wait in the event log", "jobs", n, "max_length", b.cfg.MaxLength)
+	}
+	return res, err
+}
+
 // handoffChunk bounds the items of one handoff script, so that a big
 // batch does not hold Redis in one script for long; the chunks go in one
 // pipeline.
@@ -437,6 +488,7 @@ func (b *Broker) handoff(ctx context.Context, sender string, items []outgoing) (
 		}
 	}
 	var firstErr error
+	defer func() { b.health.record(firstErr, b.cfg.Now()) }()
 	for _, c := range chunks {
 		vals, err := c.cmd.Int64Slice()
 		if err == nil && len(vals) != len(c.keys)-3 {

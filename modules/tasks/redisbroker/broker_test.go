@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -190,9 +191,9 @@ func TestSentMarkersLastUntilTheRelayComes(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if n := len(e.markers(t)); n != 20 {
-				t.Fatalf("%d markers after 20 enqueues with no relay running, want 20", n)
-			}
+			// Enqueues after the first do not wait for their sends while
+			// Redis answers: the markers come a moment later.
+			testsupport.Eventually(t, 10*time.Second, "not 20 markers after 20 enqueues with no relay running", func() bool { return len(e.markers(t)) == 20 })
 			relay := tt.relay(e, t)
 			testsupport.Go(t, func(ctx context.Context) { relay.Relay(ctx) })
 			testsupport.Eventually(t, 10*time.Second, "markers left after the relay saw every item", func() bool { return len(e.markers(t)) == 0 })
@@ -379,6 +380,9 @@ func TestStreamIsBounded(t *testing.T) {
 			t.Fatalf("enqueue with a full stream must still accept the job: %v", err)
 		}
 	}
+	// The enqueues after the first did not wait for their sends.
+	testsupport.Eventually(t, 10*time.Second, "stream not at its bound 2", func() bool { return e.streamLen(t) == 2 })
+	time.Sleep(100 * time.Millisecond) // room for a wrong third item to arrive
 	if n := e.streamLen(t); n != 2 {
 		t.Fatalf("stream holds %d items, want its bound 2", n)
 	}
@@ -423,6 +427,101 @@ func TestEnqueueWithRedisDownRunsInline(t *testing.T) {
 	}
 	if err := b.Ping(ctx); err == nil {
 		t.Fatal("ping succeeded with nothing listening")
+	}
+}
+
+// While Redis answers, Enqueue does not wait for its send. When Redis
+// stops answering, the job whose send was on its way is still accepted
+// and waits in the log for the relay, rather than run in the request;
+// the next enqueue, finding Redis failing, waits for its send again and
+// runs the job inline when it fails.
+func TestEnqueueWaitsForRedisAgainOnceItFails(t *testing.T) {
+	e := newEnv(t, redisbroker.Config{})
+	ctx := testsupport.Context(t)
+	opts, err := redis.ParseURL(testsupport.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := &cuttable{}
+	opts.Dialer, opts.MaxRetries = link.dial, -1
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	var mu sync.Mutex
+	var ran []string
+	// The clock stands still, so that only a failed send, never the
+	// time passing, can end Redis's good standing.
+	now := time.Now()
+	b, err := redisbroker.New(redisbroker.Config{Client: rdb, Events: e.events, Prefix: e.prefix, Logger: testsupport.Logger(t),
+		Now:       func() time.Time { return now },
+		RunInline: func(ctx context.Context, item tasks.Event) { mu.Lock(); ran = append(ran, item.JobID); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueue := func() tasks.Job {
+		t.Helper()
+		job, err := b.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return job
+	}
+
+	enqueue() // nothing known of Redis yet: waits for its send
+	if n := e.streamLen(t); n != 1 {
+		t.Fatalf("stream holds %d items once the first enqueue returned, want 1: it must wait for its send", n)
+	}
+	if !b.Answering() {
+		t.Fatal("redis took a send, yet the broker does not take it to be answering")
+	}
+	enqueue() // sent without waiting
+	testsupport.Eventually(t, 10*time.Second, "the second job's item did not reach redis", func() bool { return e.streamLen(t) == 2 })
+
+	link.cut()
+	lost := enqueue() // still taken to answer: sent without waiting, and the send fails
+	testsupport.Eventually(t, 10*time.Second, "a failed send left the broker taking redis to answer", func() bool { return !b.Answering() })
+	inline := enqueue()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ran) != 1 || ran[0] != inline.ID {
+		t.Fatalf("ran inline %v, want only the job enqueued once redis was known to fail, %s", ran, inline.ID)
+	}
+	last, err := e.events.Last(ctx, lost.UserID, lost.ID)
+	if err != nil || last.Kind != tasks.EventEnqueued {
+		t.Fatalf("the job whose send failed is at %+v, %v; want it waiting in the log for the relay", last, err)
+	}
+	if n := e.streamLen(t); n != 2 {
+		t.Fatalf("stream holds %d items, want the 2 sent before redis went", n)
+	}
+}
+
+// cuttable dials Redis until cut, which closes every connection it made
+// and fails every dial after: Redis gone, as far as its client can tell.
+type cuttable struct {
+	mu    sync.Mutex
+	down  bool
+	conns []net.Conn
+}
+
+func (c *cuttable) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.down {
+		return nil, errors.New("redis cut off")
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, addr)
+	if err == nil {
+		c.conns = append(c.conns, conn)
+	}
+	return conn, err
+}
+
+func (c *cuttable) cut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.down = true
+	for _, conn := range c.conns {
+		conn.Close()
 	}
 }
 

@@ -43,8 +43,10 @@ func newCombiner[T, R any](max int, timeout time.Duration, send func(ctx context
 
 // combined is one call waiting to be sent.
 type combined[T, R any] struct {
-	in   T
-	done chan combinedResult[R] // buffered: the flusher never waits for a caller gone
+	in T
+	// done is buffered: the flusher never waits for a caller gone. It
+	// is nil for a call posted, whose result no one waits for.
+	done chan combinedResult[R]
 }
 
 type combinedResult[R any] struct {
@@ -75,6 +77,32 @@ func (c *combiner[T, R]) do(ctx context.Context, in T) (R, error) {
 		var zero R
 		return zero, ctx.Err()
 	}
+}
+
+// post makes the call in, with others waiting if any, without waiting
+// for it: the flusher sends it, starting if none is running, and the
+// result goes to no one, so send itself must act on it.
+func (c *combiner[T, R]) post(in T) {
+	c.mu.Lock()
+	c.waiting = append(c.waiting, combined[T, R]{in: in})
+	if !c.running {
+		c.running = true
+		c.mu.Unlock()
+		go c.flush()
+		return
+	}
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pending is how many calls wait to be sent.
+func (c *combiner[T, R]) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.waiting)
 }
 
 // sendAlone sends one call found alone, then hands the calls that came
@@ -141,9 +169,11 @@ func (c *combiner[T, R]) flush() {
 			err = fmt.Errorf("%d results for %d calls", len(outs), len(ins))
 		}
 		for i, call := range batch {
-			if err != nil {
+			switch {
+			case call.done == nil: // posted
+			case err != nil:
 				call.done <- combinedResult[R]{err: err}
-			} else {
+			default:
 				call.done <- combinedResult[R]{out: outs[i]}
 			}
 		}

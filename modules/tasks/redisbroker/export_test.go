@@ -27,3 +27,7 @@ func (b *Broker) Handoff(ctx context.Context, sender string, item tasks.Event) (
 	}
 	return map[sendResult]string{added: "added", sentBefore: "sent before", full: "full"}[res[0]], nil
 }
+
+// Answering reports whether the broker takes Redis to be answering, so
+// that Enqueue does not wait for its sends.
+func (b *Broker) Answering() bool { return b.health.good(b.cfg.Now()) }
