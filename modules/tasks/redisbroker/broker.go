@@ -50,6 +50,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nuid"
@@ -208,8 +209,10 @@ type Broker struct {
 	// posted the sends Enqueue does not wait for.
 	relayed *combiner[tasks.Event, sendResult]
 	posted  *combiner[postedSend, sendResult]
-	// health is how Redis answered the latest sends.
-	health health
+	// health is how Redis answered the latest sends; lastEnqueue is
+	// when Enqueue was last called, in Unix nanoseconds.
+	health      health
+	lastEnqueue atomic.Int64
 	// sent remembers the items this process's enqueuer added, and
 	// sweepQueue the markers of those the relay then settled, to remove.
 	sent       sentHere
@@ -237,14 +240,15 @@ func New(cfg Config) (*Broker, error) {
 // is still accepted: it runs here through RunInline, or waits for the
 // relay. A repeated key returns the first job and sends nothing.
 //
-// While Redis is answering (it took a send in the last healthyFor, and
-// failed none since), Enqueue does not wait for the send: the job is
-// accepted once stored in the log, and its item goes to Redis with
-// others sent about then, so that an enqueue costs one round trip, not
-// two. Should Redis fail just then, the item waits in the log for the
-// relay, as a batch's do, rather than run in the request; the next
-// enqueues find Redis failing and wait for their sends again, running
-// inline if those fail.
+// Under load (enqueues less than busyGap apart) while Redis answers (it
+// took a send in the last healthyFor and failed none since), Enqueue
+// does not wait for the send: the job is accepted once stored in the
+// log, and its item goes to Redis with others sent about then, so that
+// an enqueue costs one round trip, not two. Should Redis fail just then,
+// the item waits in the log for the relay, as a batch's do, rather than
+// run in the request; the next enqueues find Redis failing and wait for
+// their sends again, running inline if those fail. An enqueue now and
+// then waits for its send, which is then quicker than a hand-off.
 func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job, error) {
 	item, repeat, err := b.cfg.Events.EnqueueEvent(ctx, r)
 	if err != nil {
@@ -253,7 +257,9 @@ func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job
 	if repeat {
 		return item.Job(), nil
 	}
-	if now := b.cfg.Now(); b.health.good(now) && b.posted.pending() < maxPosted {
+	now := b.cfg.Now()
+	busy := now.UnixNano()-b.lastEnqueue.Swap(now.UnixNano()) < int64(busyGap)
+	if busy && b.health.good(now) && b.posted.pending() < maxPosted {
 		b.posted.post(postedSend{item: item, local: b.sent.start([]tasks.Event{item}, now)[0]})
 		return item.Job(), nil
 	}
@@ -389,6 +395,10 @@ func (b *Broker) sendNew(ctx context.Context, items []tasks.Event) ([]sendResult
 	finish(sends, res)
 	return res, err
 }
+
+// busyGap is the most time between two enqueues for the second not to
+// wait for its send (while Redis answers).
+const busyGap = time.Millisecond
 
 // maxPosted bounds the sends Enqueue leaves waiting: while Redis is slow
 // to take them, enqueues wait for their own sends again, so that a
