@@ -19,12 +19,12 @@ import (
 
 // BenchmarkLifecycleFloor measures what the broker alone costs a job:
 // the messages of a whole lifecycle (the enqueued event sent in batches
-// of 1,000, pulled by ten runners, the started and succeeded events
-// appended on their conditions, the ack) and a follower reading every
-// event, as the projection does, all on one in-process connection to the
-// embedded server with file storage, with no worker, handler or
-// projection. It is the floor under BenchmarkNoopJobs and app bench: no
-// job system that stores these messages runs faster on this machine.
+// of 1,000, pulled for ten runners as the worker pulls, the started and
+// succeeded events appended on their conditions, the ack) and a follower
+// reading every event, as the projection does, all on one in-process
+// connection to the embedded server with file storage, with no worker
+// logic, handler or projection. It is the floor under BenchmarkNoopJobs
+// and app bench: the whole system cannot go faster than its messages.
 // events=2 leaves out the started event, to show what a lifecycle
 // without it would save.
 //
@@ -73,17 +73,53 @@ func lifecycleFloor(b *testing.B, started bool) {
 	b.ResetTimer()
 	cpu0 := cpuTime()
 	start := time.Now()
-	for range 10 {
+	// The pulls are made as the worker makes them: a few fetchers, each
+	// taking as many jobs in one pull as runners are free.
+	const concurrency, fetchers = 10, 4
+	slots := make(chan struct{}, concurrency)
+	work := make(chan tasks.Delivery, concurrency)
+	bq := q.(tasks.BatchQueue)
+	for range fetchers {
 		runners.Go(func() {
-			for rctx.Err() == nil {
-				d, err := q.Next(rctx)
-				if err != nil {
-					continue
+			for {
+				select {
+				case slots <- struct{}{}:
+				case <-rctx.Done():
+					return
+				}
+				n := 1
+				for more := true; more; {
+					select {
+					case slots <- struct{}{}:
+						n++
+					default:
+						more = false
+					}
+				}
+				ds, _ := bq.NextBatch(rctx, n)
+				for range n - len(ds) {
+					<-slots
+				}
+				for _, d := range ds {
+					work <- d
+				}
+			}
+		})
+	}
+	for range concurrency {
+		runners.Go(func() {
+			for {
+				var d tasks.Delivery
+				select {
+				case d = <-work:
+				case <-rctx.Done():
+					return
 				}
 				item := d.Item()
 				ev := tasks.Event{ID: nuid.Next(), Kind: tasks.EventStarted, JobID: item.JobID, JobType: item.JobType,
 					UserID: item.UserID, Time: time.Now().UTC(), Attempt: 1, MaxAttempts: 3, Worker: "floor:1"}
 				seq := item.Seq
+				var err error
 				if started {
 					if seq, err = br.Append(rctx, ev, seq); err != nil {
 						b.Error(err)
@@ -96,6 +132,7 @@ func lifecycleFloor(b *testing.B, started bool) {
 					return
 				}
 				_ = d.Ack(rctx)
+				<-slots
 				ran.Add(1)
 			}
 		})
