@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,7 +30,7 @@ func BenchmarkNoopJobs(b *testing.B) {
 	}, tasks.WorkerConfig{Concurrency: 10, Logger: slog.New(slog.DiscardHandler)}) // a log line per job would be measured too
 	ctx := testsupport.Context(b)
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := testsupport.CPUTime()
 	start := time.Now()
 	for range b.N {
 		if _, err := s.web.Enqueue(ctx, tasks.EnqueueRequest{Type: "noop", UserID: 1}); err != nil {
@@ -53,19 +52,10 @@ func BenchmarkNoopJobs(b *testing.B) {
 	projected := time.Since(start)
 	b.StopTimer()
 	// CPU per job holds still on a busy machine where rates do not.
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/job")
+	b.ReportMetric(float64((testsupport.CPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/job")
 	b.ReportMetric(float64(b.N)/enqueued.Seconds(), "enqueued/s")
 	b.ReportMetric(float64(b.N)/ran.Seconds(), "handled/s")
 	b.ReportMetric(float64(b.N)/projected.Seconds(), "projected/s")
-}
-
-// cpuTime is the user and system CPU this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkProjectionApply measures the projection's apply on a real

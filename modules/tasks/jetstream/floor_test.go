@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -71,7 +70,7 @@ func lifecycleFloor(b *testing.B, started bool) {
 	rctx, stopRunners := context.WithCancel(ctx)
 	var runners sync.WaitGroup
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := testsupport.CPUTime()
 	start := time.Now()
 	// The pulls are made as the worker makes them: a few fetchers, each
 	// taking as many jobs in one pull as runners are free.
@@ -149,14 +148,6 @@ func lifecycleFloor(b *testing.B, started bool) {
 	b.StopTimer()
 	stopRunners()
 	runners.Wait()
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/job")
+	b.ReportMetric(float64((testsupport.CPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/job")
 	b.ReportMetric(float64(b.N)/took.Seconds(), "jobs/s")
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

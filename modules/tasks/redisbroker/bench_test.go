@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -170,11 +169,7 @@ func countTrips(rdb *redis.Client) *roundTrips {
 
 func measure(b *testing.B, rdb *redis.Client, trips *roundTrips) usage {
 	b.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	u := usage{proc: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), trips: trips.n.Load()}
+	u := usage{proc: testsupport.CPUTime(), trips: trips.n.Load()}
 	info, err := rdb.Info(testsupport.Context(b), "cpu").Result()
 	if err != nil {
 		b.Fatal(err)
