@@ -26,14 +26,10 @@ type taskData struct {
 }
 
 // showTask shows one of the user's tasks with its whole history
-// (GET /tasks/{id}). Unknown ids, malformed ids and other users' tasks
-// are all 404, alike.
+// (GET /tasks/{id}). Unknown ids and other users' tasks are 404, as
+// taskID makes malformed ids.
 func (s *server) showTask(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	if !tasks.ValidID(id) {
-		s.notFound(w, r)
-		return
-	}
 	u := currentUser(r)
 	loc := location(u.Timezone)
 	d, err := s.loadTask(r.Context(), u.ID, id, loc)

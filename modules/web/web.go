@@ -125,6 +125,12 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	s := &server{cfg: cfg, log: cfg.Logger, pages: pg}
 
+	return http.NewCrossOriginProtection().Handler(s.routes()), nil
+}
+
+// routes is the app's router: every page and action, behind the
+// middleware every response goes through.
+func (s *server) routes() *chi.Mux {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID)
 	r.Use(s.recoverer)
@@ -137,17 +143,19 @@ func New(cfg Config) (http.Handler, error) {
 		r.Get("/tasks", redirect("/tasks/"))
 		r.Get("/tasks/", s.listTasks)
 		r.Post("/tasks/generate-report", s.generateReport)
-		r.Get("/tasks/{id}", s.showTask)
-		r.Post("/tasks/{id}/cancel", s.cancelTask)
-		r.Post("/tasks/{id}/retry", s.retryTask)
-		r.Get("/tasks/{id}/download", s.downloadResult)
+		r.Group(func(r chi.Router) {
+			// Every route with a task id, and only these: the id is
+			// checked once, here, for all of them.
+			r.Use(s.taskID)
+			r.Get("/tasks/{id}", s.showTask)
+			r.Post("/tasks/{id}/cancel", s.cancelTask)
+			r.Post("/tasks/{id}/retry", s.retryTask)
+			r.Get("/tasks/{id}/download", s.downloadResult)
+		})
 		r.Get("/activities", s.listActivities)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) })
-
-	// Browsers mark cross-site requests (Sec-Fetch-Site, Origin); every
-	// state-changing request from another site is refused with 403.
-	return http.NewCrossOriginProtection().Handler(r), nil
+	return r
 }
 
 func redirect(to string) http.HandlerFunc {
@@ -160,6 +168,20 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "same-origin")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// taskID answers 404 to a request whose {id} is not a job id
+// (tasks.ValidID), so that no malformed id, such as one holding a NUL
+// byte or a subject wildcard, reaches storage or the broker. The page is
+// the same as for an unknown id or another user's task.
+func (s *server) taskID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !tasks.ValidID(chi.URLParam(r, "id")) {
+			s.notFound(w, r)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
