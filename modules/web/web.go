@@ -125,7 +125,7 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	s := &server{cfg: cfg, log: cfg.Logger, pages: pg}
 
-	return http.NewCrossOriginProtection().Handler(s.routes()), nil
+	return s.routes(), nil
 }
 
 // routes is the app's router: every page and action, behind the
@@ -133,8 +133,11 @@ func New(cfg Config) (http.Handler, error) {
 func (s *server) routes() *chi.Mux {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID)
-	r.Use(s.recoverer)
+	// First, so that every response carries them, refusals and errors
+	// included.
 	r.Use(securityHeaders)
+	r.Use(s.recoverer)
+	r.Use(s.crossOrigin)
 	r.Get("/healthz", s.health)
 	r.Handle("/static/*", staticHandler())
 	r.Group(func(r chi.Router) {
