@@ -2,12 +2,17 @@ package web_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/web"
+	"github.com/otjhelper/otj/platform/session"
+	"github.com/otjhelper/otj/platform/testsupport"
 )
 
 // Every route taking a task id answers anything that is not a job id
@@ -126,6 +131,171 @@ func TestEveryResponseCarriesSecurityHeaders(t *testing.T) {
 				t.Fatalf("%s %s = %d, want %d", tt.method, tt.path, resp.StatusCode, tt.status)
 			}
 			wantSecurityHeaders(t, resp)
+		})
+	}
+}
+
+// postWith posts a report request to path on f as alice, with the given
+// Host and extra headers, and returns the status.
+func postWith(t *testing.T, f *fixture, path, host string, header ...string) int {
+	t.Helper()
+	c := f.client(t, f.alice)
+	if host != "" {
+		// The client sends the cookies of the Host it names.
+		c = testsupport.Client(t, "http://"+host, testsupport.Signer(t), f.alice.ID)
+	}
+	req, err := http.NewRequest("POST", f.srv.URL+path, strings.NewReader(url.Values{"key": {"K1"}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if host != "" {
+		req.Host = host
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	wantSecurityHeaders(t, resp)
+	return resp.StatusCode
+}
+
+// A browser too old to send Sec-Fetch-Site still sends Origin, which
+// must name the app's own origin, scheme included: a page on
+// https://<the app's host> is another origin than an app on plain HTTP.
+// With BaseURL, the app's origin is BaseURL's scheme and host.
+func TestOriginMustBeTheAppsOwn(t *testing.T) {
+	tests := []struct {
+		name    string
+		baseURL string
+		host    string // the request's Host; "" for the test server's
+		origin  string // "{host}" stands for the test server's address
+		status  int
+	}{
+		{"plain HTTP, same origin", "", "", "http://{host}", http.StatusSeeOther},
+		{"plain HTTP, https on the same host", "", "", "https://{host}", http.StatusForbidden},
+		{"plain HTTP, another port", "", "", "http://127.0.0.1:1", http.StatusForbidden},
+		{"plain HTTP, no Origin (not a browser)", "", "", "", http.StatusSeeOther},
+		{"BASE_URL https, its origin", "https://otj.example.org", "otj.example.org", "https://otj.example.org", http.StatusSeeOther},
+		{"BASE_URL https, default port spelt out", "https://otj.example.org:443", "otj.example.org", "https://otj.example.org", http.StatusSeeOther},
+		{"BASE_URL https, plain http origin", "https://otj.example.org", "otj.example.org", "http://otj.example.org", http.StatusForbidden},
+		{"BASE_URL https, the server's own address", "https://otj.example.org", "", "http://{host}", http.StatusForbidden},
+		{"BASE_URL http, its origin", "http://otj.example.org:8080/", "otj.example.org:8080", "http://otj.example.org:8080", http.StatusSeeOther},
+		{"BASE_URL http, https origin", "http://otj.example.org:8080", "otj.example.org:8080", "https://otj.example.org:8080", http.StatusForbidden},
+		{"opaque origin", "", "", "null", http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			enq := &fakeEnqueuer{}
+			cfg := web.Config{Enqueuer: enq}
+			if tt.baseURL != "" {
+				u, err := url.Parse(tt.baseURL)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.BaseURL = u
+				if u.Scheme == "https" {
+					cfg.Sessions = secureSigner(t)
+				}
+			}
+			f := newFixture(t, cfg)
+			var hdr []string
+			if tt.origin != "" {
+				hdr = []string{"Origin", strings.ReplaceAll(tt.origin, "{host}", strings.TrimPrefix(f.srv.URL, "http://"))}
+			}
+			if got := postWith(t, f, "/tasks/generate-report", tt.host, hdr...); got != tt.status {
+				t.Fatalf("POST with Origin %q = %d, want %d", tt.origin, got, tt.status)
+			}
+			if enqueued := len(enq.calls) == 1; enqueued != (tt.status == http.StatusSeeOther) {
+				t.Errorf("enqueued %d reports on a %d", len(enq.calls), tt.status)
+			}
+		})
+	}
+}
+
+// secureSigner signs with the test key and marks its cookies Secure.
+func secureSigner(t *testing.T) *session.Signer {
+	t.Helper()
+	s, err := session.NewSigner([]byte(testsupport.TestSecretKey), session.Secure(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Served over HTTPS (BaseURL https), every response tells the browser to
+// come back only over HTTPS; served over plain HTTP, none does, since
+// browsers ignore it there and a test install on HTTP must stay reachable.
+func TestHSTSOnlyOverHTTPS(t *testing.T) {
+	for _, base := range []string{"", "http://otj.example.org", "https://otj.example.org"} {
+		t.Run("BASE_URL="+base, func(t *testing.T) {
+			cfg := web.Config{Enqueuer: &fakeEnqueuer{}}
+			if base != "" {
+				cfg.BaseURL, _ = url.Parse(base)
+				if cfg.BaseURL.Scheme == "https" {
+					cfg.Sessions = secureSigner(t)
+				}
+			}
+			f := newFixture(t, cfg)
+			alice := f.client(t, f.alice)
+			for _, path := range []string{"/healthz", "/tasks/", "/nope", "/static/style.css"} {
+				resp, _ := testsupport.Get(t, alice, f.srv.URL+path)
+				wantSecurityHeaders(t, resp)
+				got := resp.Header.Get("Strict-Transport-Security")
+				if strings.HasPrefix(base, "https:") != strings.HasPrefix(got, "max-age=") {
+					t.Errorf("GET %s: Strict-Transport-Security = %q", path, got)
+				}
+			}
+			code := postWith(t, f, "/tasks/generate-report", "", "Sec-Fetch-Site", "cross-site")
+			if code != http.StatusForbidden {
+				t.Errorf("cross-site POST = %d", code)
+			}
+		})
+	}
+}
+
+// An app served over HTTPS issues only Secure session cookies, and one
+// on plain HTTP only cookies the browser will send back over it.
+func TestSessionCookiesMatchTheScheme(t *testing.T) {
+	tests := []struct {
+		base    string
+		secure  bool
+		wantErr bool
+	}{
+		{"", false, false},
+		{"http://otj.example.org", false, false},
+		{"https://otj.example.org", true, false},
+		{"https://otj.example.org", false, true},
+		{"http://otj.example.org", true, true},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s secure=%v", tt.base, tt.secure), func(t *testing.T) {
+			signer := testsupport.Signer(t)
+			if tt.secure {
+				signer = secureSigner(t)
+			}
+			cfg := web.Config{
+				Tasks: &fakeTasks{}, Enqueuer: &fakeEnqueuer{}, Control: &fakeControl{}, History: &fakeHistory{},
+				Results: noResults{}, Sessions: signer,
+			}
+			db, _ := testsupport.DB(t)
+			store := activity.NewStore(db)
+			cfg.Users, cfg.Activities = store, store
+			if tt.base != "" {
+				cfg.BaseURL, _ = url.Parse(tt.base)
+			}
+			_, err := web.New(cfg)
+			if gotErr := err != nil; gotErr != tt.wantErr {
+				t.Fatalf("web.New: %v, want an error: %v", err, tt.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), "Secure") {
+				t.Errorf("error %q does not say what is wrong", err)
+			}
 		})
 	}
 }

@@ -9,9 +9,11 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -86,6 +88,14 @@ type Config struct {
 	// DevAutoLoginEmail signs every request in as this user, creating it
 	// on first use (development only, as in the Python app).
 	DevAutoLoginEmail string
+	// BaseURL is the address users reach the app at (BASE_URL), such as
+	// https://otj.example.org behind a TLS proxy. Its scheme and host are
+	// the app's origin: the cross-origin check compares a request's
+	// Origin with them, and with https the app counts as served over
+	// HTTPS (Strict-Transport-Security on every response, and Sessions
+	// must make Secure cookies). Nil: the app is on plain HTTP, at
+	// whatever host the request names.
+	BaseURL *url.URL
 	// EnqueueTimeout bounds a request's wait for the broker. Default 5s.
 	EnqueueTimeout time.Duration
 	Logger         *slog.Logger
@@ -99,8 +109,18 @@ func (c *Config) validate() error {
 	if c.Sessions == nil {
 		errs = append(errs, errors.New("web config: Sessions is required"))
 	}
+	if u := c.BaseURL; u != nil && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
+		errs = append(errs, fmt.Errorf("web config: BaseURL %q: want http:// or https:// and a host", u))
+	}
+	if c.Sessions != nil && c.Sessions.SecureCookies() != c.https() {
+		errs = append(errs, fmt.Errorf("web config: Sessions must make Secure cookies exactly when BaseURL is https (BaseURL %q, Secure %v)",
+			c.BaseURL.String(), c.Sessions.SecureCookies()))
+	}
 	return errors.Join(errs...)
 }
+
+// https reports whether the app is served over HTTPS, as BaseURL says.
+func (c *Config) https() bool { return c.BaseURL != nil && c.BaseURL.Scheme == "https" }
 
 type server struct {
 	cfg   Config
@@ -135,7 +155,7 @@ func (s *server) routes() *chi.Mux {
 	r.Use(middleware.RequestID)
 	// First, so that every response carries them, refusals and errors
 	// included.
-	r.Use(securityHeaders)
+	r.Use(s.securityHeaders)
 	r.Use(s.recoverer)
 	r.Use(s.crossOrigin)
 	r.Get("/healthz", s.health)
@@ -165,12 +185,24 @@ func redirect(to string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, to, http.StatusSeeOther) }
 }
 
-func securityHeaders(next http.Handler) http.Handler {
+// hsts is the Strict-Transport-Security of an app served over HTTPS: a
+// year, the usual figure, and only for the app's own host, since it may
+// share a domain with sites that are not on HTTPS.
+const hsts = "max-age=31536000"
+
+// securityHeaders sets, before anything else runs, the headers every
+// response carries: a page of this app runs only its own scripts and
+// styles, in no frame, and posts only to itself.
+func (s *server) securityHeaders(next http.Handler) http.Handler {
+	https := s.cfg.https()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "same-origin")
+		if https {
+			h.Set("Strict-Transport-Security", hsts)
+		}
 		next.ServeHTTP(w, r)
 	})
 }

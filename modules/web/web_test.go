@@ -194,7 +194,10 @@ func newFixtureOn(t *testing.T, db *bun.DB, cfg web.Config) *fixture {
 	if cfg.History == nil {
 		cfg.History = &fakeHistory{}
 	}
-	cfg.Users, cfg.Activities, cfg.Sessions = store, store, testsupport.Signer(t)
+	cfg.Users, cfg.Activities = store, store
+	if cfg.Sessions == nil {
+		cfg.Sessions = testsupport.Signer(t)
+	}
 	cfg.Logger = testsupport.Logger(t)
 	h, err := web.New(cfg)
 	if err != nil {
