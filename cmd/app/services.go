@@ -125,7 +125,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			// Without Redis, jobs run in the request: slower, still working.
 			health = append(health, web.HealthCheck{Name: "redis", Check: be.Redis.Ping, Degraded: true})
 		}
-		h, err := web.New(web.Config{
+		srv, err := web.NewServer(web.Config{
 			Tasks: tasks.NewStore(db), Enqueuer: be.Enqueuer(), Results: broker, Users: store, Activities: store,
 			Control: tasks.NewControl(broker), History: broker,
 			Sessions: signer, Projection: proj, DevAutoLoginEmail: cfg.DevAutoLoginEmail, Logger: log,
@@ -135,8 +135,6 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		g.Go("http", func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return err

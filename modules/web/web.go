@@ -96,6 +96,10 @@ type Config struct {
 	// must make Secure cookies). Nil: the app is on plain HTTP, at
 	// whatever host the request names.
 	BaseURL *url.URL
+	// ReadTimeout bounds reading a request, body included, and
+	// WriteTimeout writing its response; see NewServer. Defaults
+	// DefaultReadTimeout and DefaultWriteTimeout.
+	ReadTimeout, WriteTimeout time.Duration
 	// EnqueueTimeout bounds a request's wait for the broker. Default 5s.
 	EnqueueTimeout time.Duration
 	Logger         *slog.Logger
@@ -139,6 +143,7 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.EnqueueTimeout <= 0 {
 		cfg.EnqueueTimeout = 5 * time.Second
 	}
+	cfg.defaultTimeouts()
 	pg, err := parsePages()
 	if err != nil {
 		return nil, err
