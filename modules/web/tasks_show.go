@@ -77,12 +77,16 @@ func (s *server) loadTask(ctx context.Context, userID int64, id string, loc *tim
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.EnqueueTimeout)
 	defer cancel()
 	events, err := s.cfg.History.History(hctx, userID, id)
+	// The history shows what the state machine took, as the row does: an
+	// event it skipped (a failed event after the job succeeded) changed
+	// nothing, and showing it would contradict the task's state.
+	replayed, events := tasks.Replay(events)
 	if err == nil && len(events) == 0 {
 		err = tasks.ErrNotFound
 	}
 	switch {
 	case err == nil && noRow:
-		t := fromHistory(events)
+		t := fromHistory(replayed)
 		return taskData{Task: &t, Timeline: timeline(events, loc), Lagging: true,
 			Note: "This task was queued a moment ago; its details will show in a few seconds."}, nil
 	case err == nil:
@@ -98,12 +102,12 @@ func (s *server) loadTask(ctx context.Context, userID int64, id string, loc *tim
 }
 
 // fromHistory stands in for a row the projection has not written yet:
-// what the events say at a glance. The timeline shows the rest.
-func fromHistory(events []tasks.Event) tasks.TaskResult {
-	first, last := events[0], events[len(events)-1]
+// what the replayed events say at a glance. The timeline shows the
+// rest; the result is left out, since the download reads the row.
+func fromHistory(r tasks.TaskResult) tasks.TaskResult {
 	return tasks.TaskResult{
-		ID: first.JobID, UserID: first.UserID, TaskType: first.JobType,
-		Status: tasks.StatusAfter(last.Kind), CreatedAt: first.Time, UpdatedAt: last.Time,
+		ID: r.ID, UserID: r.UserID, TaskType: r.TaskType,
+		Status: r.Status, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 }
 
