@@ -45,6 +45,15 @@ func (s *server) streamResponse(w http.ResponseWriter, src io.Reader) (int64, er
 	}
 }
 
+// renewWriteDeadline gives the response WriteTimeout from now, for a
+// handler that waited on something that may take longer than that: an
+// enqueue that ran the job in the request (the Redis broker's fallback).
+func (s *server) renewWriteDeadline(w http.ResponseWriter) {
+	// Should it fail, the connection is gone, and writing the answer
+	// will say so.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+}
+
 // deadline ignores http.ErrNotSupported: a writer without deadlines (a
 // test's recorder) has none to move either.
 func deadline(err error) error {

@@ -145,3 +145,24 @@ func TestStalledDownloadIsCutOff(t *testing.T) {
 	}
 	t.Logf("cut off after %d of %d bytes: %v", n, len(bigResult), err)
 }
+
+// An enqueue that runs the job in the request (the Redis broker's
+// fallback) may outlast the write timeout; its answer still goes out.
+func TestLongEnqueueStillAnswers(t *testing.T) {
+	const writeTimeout = 200 * time.Millisecond
+	enq := &fakeEnqueuer{takes: 3 * writeTimeout}
+	f := newFixture(t, web.Config{Enqueuer: enq, WriteTimeout: writeTimeout})
+	req, err := http.NewRequest("POST", f.srv.URL+"/tasks/generate-report", strings.NewReader("key=K1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := f.client(t, f.alice).Do(req)
+	if err != nil {
+		t.Fatalf("no answer to an enqueue that took %s: %v", enq.takes, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST = %d", resp.StatusCode)
+	}
+}

@@ -34,9 +34,13 @@ type fakeEnqueuer struct {
 	mu    sync.Mutex
 	calls []tasks.EnqueueRequest
 	err   error
+	// takes makes each enqueue last this long whatever its context, as
+	// one that runs the job in the request (the Redis fallback) does.
+	takes time.Duration
 }
 
 func (f *fakeEnqueuer) Enqueue(_ context.Context, r tasks.EnqueueRequest) (tasks.Job, error) {
+	time.Sleep(f.takes)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
