@@ -268,6 +268,7 @@ func TestSessionCookiesMatchTheScheme(t *testing.T) {
 		wantErr bool
 	}{
 		{"", false, false},
+		{"", true, true},
 		{"http://otj.example.org", false, false},
 		{"https://otj.example.org", true, false},
 		{"https://otj.example.org", false, true},

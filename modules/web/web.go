@@ -117,8 +117,12 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("web config: BaseURL %q: want http:// or https:// and a host", u))
 	}
 	if c.Sessions != nil && c.Sessions.SecureCookies() != c.https() {
-		errs = append(errs, fmt.Errorf("web config: Sessions must make Secure cookies exactly when BaseURL is https (BaseURL %q, Secure %v)",
-			c.BaseURL.String(), c.Sessions.SecureCookies()))
+		base := "unset"
+		if c.BaseURL != nil {
+			base = c.BaseURL.String()
+		}
+		errs = append(errs, fmt.Errorf("web config: Sessions must make Secure cookies exactly when BaseURL is https (BaseURL %s, Secure %v)",
+			base, c.Sessions.SecureCookies()))
 	}
 	return errors.Join(errs...)
 }
