@@ -89,7 +89,7 @@ func bigReportFixture(t *testing.T, writeTimeout time.Duration) (*fixture, *http
 // A download that takes several times the write timeout, to a client
 // that keeps reading, arrives whole: each chunk moves the deadline on.
 func TestSlowDownloadThatKeepsReadingSucceeds(t *testing.T) {
-	const writeTimeout = 300 * time.Millisecond
+	const writeTimeout = 500 * time.Millisecond
 	_, c, u := bigReportFixture(t, writeTimeout)
 	resp, err := c.Get(u)
 	if err != nil {
@@ -113,7 +113,7 @@ func TestSlowDownloadThatKeepsReadingSucceeds(t *testing.T) {
 		if err != nil {
 			t.Fatalf("download cut off after %d of %d bytes, %s: %v", n, len(bigResult), time.Since(start).Round(time.Millisecond), err)
 		}
-		time.Sleep(10 * time.Millisecond) // a slow but steady reader
+		time.Sleep(20 * time.Millisecond) // a slow but steady reader
 	}
 	took := time.Since(start)
 	if want := sha256.Sum256(bigResult); n != len(bigResult) || !bytes.Equal(h.Sum(nil), want[:]) {
@@ -128,7 +128,7 @@ func TestSlowDownloadThatKeepsReadingSucceeds(t *testing.T) {
 // A client that stops reading is cut off once the write timeout passes
 // without progress: resuming much later, it finds the response cut.
 func TestStalledDownloadIsCutOff(t *testing.T) {
-	const writeTimeout = 300 * time.Millisecond
+	const writeTimeout = 500 * time.Millisecond
 	_, c, u := bigReportFixture(t, writeTimeout)
 	resp, err := c.Get(u)
 	if err != nil {
