@@ -55,6 +55,11 @@ type Config struct {
 	// the job in the request instead (REDIS_TIMEOUT).
 	RedisTimeout time.Duration
 	LogLevel     slog.Level
+	// BaseURL is where users reach the app (BASE_URL), such as
+	// https://otj.example.org behind a TLS proxy: its scheme and host are
+	// the app's origin, and https turns on Secure cookies and HSTS. Nil:
+	// plain HTTP at whatever host a request names.
+	BaseURL *url.URL
 }
 
 // The brokers TASKS_BROKER names.
@@ -152,6 +157,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	} else {
 		c.SecretKey, c.SecretKeyRandom = []byte(rand.Text()+rand.Text()), true
 	}
+	if c.BaseURL, err = baseURLSetting(getenv, "BASE_URL"); err != nil {
+		return c, err
+	}
 	if lvl := getenv("LOG_LEVEL"); lvl != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
 			return c, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", lvl)
@@ -206,6 +214,24 @@ func syncSetting(getenv func(string) string, name string) (natsserver.Sync, erro
 		return natsserver.Sync{}, fmt.Errorf("%s %q: want interval, always, or a duration from %s to %s such as 30s", name, v, minSyncInterval, maxSyncInterval)
 	}
 	return natsserver.Sync{Interval: d}, nil
+}
+
+// baseURLSetting reads BASE_URL: http or https, a host, and no path,
+// query or credentials, since it names an origin, not a page.
+func baseURLSetting(getenv func(string) string, name string) (*url.URL, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(v)
+	if err == nil && u.User != nil {
+		return nil, fmt.Errorf("%s: no user or password in it; want http:// or https:// and a host, such as https://otj.example.org", name)
+	}
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return nil, fmt.Errorf("%s %q: want http:// or https:// and a host, with no path, such as https://otj.example.org", name, v)
+	}
+	return &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)}, nil
 }
 
 func or(v, def string) string {

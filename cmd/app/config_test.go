@@ -46,3 +46,41 @@ func TestConfigNATSSyncRejectsBadValues(t *testing.T) {
 		})
 	}
 }
+
+func TestConfigBaseURL(t *testing.T) {
+	tests := []struct{ value, want string }{
+		{"", ""},
+		{"https://otj.example.org", "https://otj.example.org"},
+		{" https://otj.example.org/ ", "https://otj.example.org"},
+		{"HTTPS://otj.example.org:8443", "https://otj.example.org:8443"},
+		{"http://10.0.0.5:8080", "http://10.0.0.5:8080"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			cfg, err := LoadConfig(mapEnv(map[string]string{"BASE_URL": tt.value}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			if cfg.BaseURL != nil {
+				got = cfg.BaseURL.String()
+			}
+			if got != tt.want {
+				t.Errorf("BASE_URL=%q gives %q, want %q", tt.value, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigBaseURLRejectsBadValues(t *testing.T) {
+	for _, v := range []string{"otj.example.org", "ftp://otj.example.org", "https://", "https://:443",
+		"https://otj.example.org/otj", "https://otj.example.org/?a=1", "https://otj.example.org/#top",
+		"https://user:pw@otj.example.org", "https://otj.example.org?", "https://otj example.org", "//otj.example.org"} {
+		t.Run(v, func(t *testing.T) {
+			_, err := LoadConfig(mapEnv(map[string]string{"BASE_URL": v}))
+			if err == nil || !strings.HasPrefix(err.Error(), "BASE_URL") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("BASE_URL=%q: err = %v, want one line naming BASE_URL", v, err)
+			}
+		})
+	}
+}

@@ -111,7 +111,8 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		if cfg.SecretKeyRandom {
 			log.Warn("SECRET_KEY is not set; using a random key, so sessions end when the process stops")
 		}
-		signer, err := session.NewSigner(cfg.SecretKey)
+		https := cfg.BaseURL != nil && cfg.BaseURL.Scheme == "https"
+		signer, err := session.NewSigner(cfg.SecretKey, session.Secure(https))
 		if err != nil {
 			return fmt.Errorf("SECRET_KEY: %w", err)
 		}
@@ -124,17 +125,16 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			// Without Redis, jobs run in the request: slower, still working.
 			health = append(health, web.HealthCheck{Name: "redis", Check: be.Redis.Ping, Degraded: true})
 		}
-		h, err := web.New(web.Config{
+		srv, err := web.NewServer(web.Config{
 			Tasks: tasks.NewStore(db), Enqueuer: be.Enqueuer(), Results: broker, Users: store, Activities: store,
 			Control: tasks.NewControl(broker), History: broker,
 			Sessions: signer, Projection: proj, DevAutoLoginEmail: cfg.DevAutoLoginEmail, Logger: log,
-			Health: health,
+			BaseURL: cfg.BaseURL,
+			Health:  health,
 		})
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		g.Go("http", func() error {
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return err

@@ -351,6 +351,15 @@ func applyTo(row *TaskResult, e Event) bool {
 	return true
 }
 
+// newTask is the row a job's enqueued event makes: its first, which
+// only a task without a row takes.
+func newTask(e Event) *TaskResult {
+	return &TaskResult{
+		ID: e.JobID, UserID: e.UserID, TaskType: e.JobType, Status: StatusPending,
+		CreatedAt: e.Time, UpdatedAt: e.Time, LastSeq: e.Seq,
+	}
+}
+
 // The projection's statements, by hand rather than through bun's query
 // builder: they run for every task of every batch.
 const (
@@ -468,11 +477,7 @@ func (b *batch) apply(e Event) {
 	changed := false
 	if e.Kind == EventEnqueued {
 		if r.row == nil {
-			r.row = &TaskResult{
-				ID: e.JobID, UserID: e.UserID, TaskType: e.JobType, Status: StatusPending,
-				CreatedAt: e.Time, UpdatedAt: e.Time, LastSeq: e.Seq,
-			}
-			changed = true
+			r.row, changed = newTask(e), true
 		}
 	} else if r.row != nil {
 		changed = applyTo(r.row, e)

@@ -36,11 +36,7 @@ func (s *server) retryTask(w http.ResponseWriter, r *http.Request) {
 // list and on the task page both land there, so the user always sees the
 // outcome together with the task's history.
 func (s *server) changeTask(w http.ResponseWriter, r *http.Request, a taskAction) {
-	id := chi.URLParam(r, "id")
-	if !tasks.ValidID(id) {
-		s.notFound(w, r)
-		return
-	}
+	id := chi.URLParam(r, "id") // checked by taskID
 	u := currentUser(r)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.EnqueueTimeout)
 	defer cancel()

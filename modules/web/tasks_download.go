@@ -2,7 +2,6 @@ package web
 
 import (
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -36,7 +35,7 @@ func (s *server) downloadResult(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": t.ResultName}))
 	h.Set("Content-Length", strconv.FormatInt(t.ResultSize, 10))
 	h.Set("Cache-Control", "private, no-store")
-	if _, err := io.Copy(w, rc); err != nil {
+	if _, err := s.streamResponse(w, rc); err != nil {
 		// Headers are gone; all we can do is log and cut the response.
 		s.log.WarnContext(r.Context(), "download interrupted", "task_id", t.ID, "err", err)
 	}

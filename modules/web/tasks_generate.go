@@ -30,6 +30,7 @@ func (s *server) generateReport(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.EnqueueTimeout)
 	defer cancel()
 	job, err := s.cfg.Enqueuer.Enqueue(ctx, tasks.EnqueueRequest{Type: reports.FullReport, UserID: u.ID, Key: key})
+	s.renewWriteDeadline(w) // the enqueue may have run the whole job
 	switch {
 	case errors.Is(err, tasks.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
 		s.log.WarnContext(r.Context(), "enqueue failed: broker unavailable", "user_id", u.ID, "err", err)

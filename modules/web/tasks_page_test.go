@@ -377,3 +377,41 @@ func TestCancelIsPostOnly(t *testing.T) {
 		t.Fatalf("GET changed tasks: %+v", calls)
 	}
 }
+
+// The history shows the job's life as the state machine took it: a
+// failed event appended after the job succeeded changed nothing (the
+// projection skipped it), so the page does not show it either, whether
+// it stands on the projection's row or, while that lags, on the log.
+func TestTaskPageHistoryHasOnlyAcceptedEvents(t *testing.T) {
+	for _, lagging := range []bool{false, true} {
+		t.Run(fmt.Sprintf("projection lagging=%v", lagging), func(t *testing.T) {
+			rows := &fakeTasks{}
+			hist := &fakeHistory{}
+			f := newFixture(t, web.Config{Enqueuer: &fakeEnqueuer{}, Tasks: rows, History: hist})
+			events := retriedHistory("job1", f.alice.ID)
+			late := events[len(events)-1]
+			late.Kind, late.Summary, late.Error, late.Time = tasks.EventFailed, "", "forged: disk full", late.Time.Add(time.Second)
+			late2 := late
+			late2.Kind, late2.Error, late2.Time = tasks.EventStarted, "", late.Time.Add(time.Second) // a finished job never starts again
+			hist.events = append(events, late, late2)
+			if !lagging {
+				done := row("job1", f.alice.ID, tasks.StatusCompleted)
+				done.Attempts, done.MaxAttempts = 3, 4
+				rows.rows = []tasks.TaskResult{done}
+			}
+			code, page := getBody(t, f.client(t, f.alice), f.srv.URL+"/tasks/job1")
+			if code != http.StatusOK {
+				t.Fatalf("GET = %d:\n%s", code, page)
+			}
+			inOrder(t, page,
+				`<span class="badge badge-completed">completed</span>`,
+				"Failed for good after attempt 2: smtp timeout", // the real failure, before the retry
+				"Retried by you",
+				"Attempt 3 succeeded: 1,204 activities",
+			)
+			if strings.Contains(page, "forged: disk full") || strings.Count(page, "<li class=") != len(events)-1 { // less the progress event
+				t.Errorf("the history shows events the state machine refused:\n%s", page)
+			}
+		})
+	}
+}

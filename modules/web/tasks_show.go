@@ -26,14 +26,10 @@ type taskData struct {
 }
 
 // showTask shows one of the user's tasks with its whole history
-// (GET /tasks/{id}). Unknown ids, malformed ids and other users' tasks
-// are all 404, alike.
+// (GET /tasks/{id}). Unknown ids and other users' tasks are 404, as
+// taskID makes malformed ids.
 func (s *server) showTask(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	if !tasks.ValidID(id) {
-		s.notFound(w, r)
-		return
-	}
 	u := currentUser(r)
 	loc := location(u.Timezone)
 	d, err := s.loadTask(r.Context(), u.ID, id, loc)
@@ -81,12 +77,16 @@ func (s *server) loadTask(ctx context.Context, userID int64, id string, loc *tim
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.EnqueueTimeout)
 	defer cancel()
 	events, err := s.cfg.History.History(hctx, userID, id)
+	// The history shows what the state machine took, as the row does: an
+	// event it skipped (a failed event after the job succeeded) changed
+	// nothing, and showing it would contradict the task's state.
+	replayed, events := tasks.Replay(events)
 	if err == nil && len(events) == 0 {
 		err = tasks.ErrNotFound
 	}
 	switch {
 	case err == nil && noRow:
-		t := fromHistory(events)
+		t := fromHistory(replayed)
 		return taskData{Task: &t, Timeline: timeline(events, loc), Lagging: true,
 			Note: "This task was queued a moment ago; its details will show in a few seconds."}, nil
 	case err == nil:
@@ -102,12 +102,12 @@ func (s *server) loadTask(ctx context.Context, userID int64, id string, loc *tim
 }
 
 // fromHistory stands in for a row the projection has not written yet:
-// what the events say at a glance. The timeline shows the rest.
-func fromHistory(events []tasks.Event) tasks.TaskResult {
-	first, last := events[0], events[len(events)-1]
+// what the replayed events say at a glance. The timeline shows the
+// rest; the result is left out, since the download reads the row.
+func fromHistory(r tasks.TaskResult) tasks.TaskResult {
 	return tasks.TaskResult{
-		ID: first.JobID, UserID: first.UserID, TaskType: first.JobType,
-		Status: tasks.StatusAfter(last.Kind), CreatedAt: first.Time, UpdatedAt: last.Time,
+		ID: r.ID, UserID: r.UserID, TaskType: r.TaskType,
+		Status: r.Status, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 }
 

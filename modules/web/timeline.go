@@ -17,7 +17,8 @@ type timelineEntry struct {
 }
 
 // timeline turns a task's events, oldest first, into the lines of its
-// history. Times inside the lines are shown in loc, the user's zone.
+// history: the events tasks.Replay took, so that the history never shows
+// a step the task's state does not reflect. Times inside the lines are shown in loc, the user's zone.
 // Progress reports are left out: a long job makes one a second, and the
 // page shows the latest beside the task's state.
 func timeline(events []tasks.Event, loc *time.Location) []timelineEntry {

@@ -9,9 +9,11 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -86,6 +88,18 @@ type Config struct {
 	// DevAutoLoginEmail signs every request in as this user, creating it
 	// on first use (development only, as in the Python app).
 	DevAutoLoginEmail string
+	// BaseURL is the address users reach the app at (BASE_URL), such as
+	// https://otj.example.org behind a TLS proxy. Its scheme and host are
+	// the app's origin: the cross-origin check compares a request's
+	// Origin with them, and with https the app counts as served over
+	// HTTPS (Strict-Transport-Security on every response, and Sessions
+	// must make Secure cookies). Nil: the app is on plain HTTP, at
+	// whatever host the request names.
+	BaseURL *url.URL
+	// ReadTimeout bounds reading a request, body included, and
+	// WriteTimeout writing its response; see NewServer. Defaults
+	// DefaultReadTimeout and DefaultWriteTimeout.
+	ReadTimeout, WriteTimeout time.Duration
 	// EnqueueTimeout bounds a request's wait for the broker. Default 5s.
 	EnqueueTimeout time.Duration
 	Logger         *slog.Logger
@@ -99,8 +113,22 @@ func (c *Config) validate() error {
 	if c.Sessions == nil {
 		errs = append(errs, errors.New("web config: Sessions is required"))
 	}
+	if u := c.BaseURL; u != nil && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
+		errs = append(errs, fmt.Errorf("web config: BaseURL %q: want http:// or https:// and a host", u))
+	}
+	if c.Sessions != nil && c.Sessions.SecureCookies() != c.https() {
+		base := "unset"
+		if c.BaseURL != nil {
+			base = c.BaseURL.String()
+		}
+		errs = append(errs, fmt.Errorf("web config: Sessions must make Secure cookies exactly when BaseURL is https (BaseURL %s, Secure %v)",
+			base, c.Sessions.SecureCookies()))
+	}
 	return errors.Join(errs...)
 }
+
+// https reports whether the app is served over HTTPS, as BaseURL says.
+func (c *Config) https() bool { return c.BaseURL != nil && c.BaseURL.Scheme == "https" }
 
 type server struct {
 	cfg   Config
@@ -119,16 +147,26 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.EnqueueTimeout <= 0 {
 		cfg.EnqueueTimeout = 5 * time.Second
 	}
+	cfg.defaultTimeouts()
 	pg, err := parsePages()
 	if err != nil {
 		return nil, err
 	}
 	s := &server{cfg: cfg, log: cfg.Logger, pages: pg}
 
+	return s.routes(), nil
+}
+
+// routes is the app's router: every page and action, behind the
+// middleware every response goes through.
+func (s *server) routes() *chi.Mux {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID)
+	// First, so that every response carries them, refusals and errors
+	// included.
+	r.Use(s.securityHeaders)
 	r.Use(s.recoverer)
-	r.Use(securityHeaders)
+	r.Use(s.crossOrigin)
 	r.Get("/healthz", s.health)
 	r.Handle("/static/*", staticHandler())
 	r.Group(func(r chi.Router) {
@@ -137,29 +175,57 @@ func New(cfg Config) (http.Handler, error) {
 		r.Get("/tasks", redirect("/tasks/"))
 		r.Get("/tasks/", s.listTasks)
 		r.Post("/tasks/generate-report", s.generateReport)
-		r.Get("/tasks/{id}", s.showTask)
-		r.Post("/tasks/{id}/cancel", s.cancelTask)
-		r.Post("/tasks/{id}/retry", s.retryTask)
-		r.Get("/tasks/{id}/download", s.downloadResult)
+		r.Group(func(r chi.Router) {
+			// Every route with a task id, and only these: the id is
+			// checked once, here, for all of them.
+			r.Use(s.taskID)
+			r.Get("/tasks/{id}", s.showTask)
+			r.Post("/tasks/{id}/cancel", s.cancelTask)
+			r.Post("/tasks/{id}/retry", s.retryTask)
+			r.Get("/tasks/{id}/download", s.downloadResult)
+		})
 		r.Get("/activities", s.listActivities)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) })
-
-	// Browsers mark cross-site requests (Sec-Fetch-Site, Origin); every
-	// state-changing request from another site is refused with 403.
-	return http.NewCrossOriginProtection().Handler(r), nil
+	return r
 }
 
 func redirect(to string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, to, http.StatusSeeOther) }
 }
 
-func securityHeaders(next http.Handler) http.Handler {
+// hsts is the Strict-Transport-Security of an app served over HTTPS: a
+// year, the usual figure, and only for the app's own host, since it may
+// share a domain with sites that are not on HTTPS.
+const hsts = "max-age=31536000"
+
+// securityHeaders sets, before anything else runs, the headers every
+// response carries: a page of this app runs only its own scripts and
+// styles, in no frame, and posts only to itself.
+func (s *server) securityHeaders(next http.Handler) http.Handler {
+	https := s.cfg.https()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "same-origin")
+		if https {
+			h.Set("Strict-Transport-Security", hsts)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// taskID answers 404 to a request whose {id} is not a job id
+// (tasks.ValidID), so that no malformed id, such as one holding a NUL
+// byte or a subject wildcard, reaches storage or the broker. The page is
+// the same as for an unknown id or another user's task.
+func (s *server) taskID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !tasks.ValidID(chi.URLParam(r, "id")) {
+			s.notFound(w, r)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }

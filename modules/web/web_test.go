@@ -34,9 +34,13 @@ type fakeEnqueuer struct {
 	mu    sync.Mutex
 	calls []tasks.EnqueueRequest
 	err   error
+	// takes makes each enqueue last this long whatever its context, as
+	// one that runs the job in the request (the Redis fallback) does.
+	takes time.Duration
 }
 
 func (f *fakeEnqueuer) Enqueue(_ context.Context, r tasks.EnqueueRequest) (tasks.Job, error) {
+	time.Sleep(f.takes)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -194,13 +198,19 @@ func newFixtureOn(t *testing.T, db *bun.DB, cfg web.Config) *fixture {
 	if cfg.History == nil {
 		cfg.History = &fakeHistory{}
 	}
-	cfg.Users, cfg.Activities, cfg.Sessions = store, store, testsupport.Signer(t)
+	cfg.Users, cfg.Activities = store, store
+	if cfg.Sessions == nil {
+		cfg.Sessions = testsupport.Signer(t)
+	}
 	cfg.Logger = testsupport.Logger(t)
-	h, err := web.New(cfg)
+	// The app's own server, timeouts and all.
+	hs, err := web.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = hs
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &fixture{srv: srv, db: db, users: store, alice: alice, bob: bob}
 }
@@ -348,6 +358,13 @@ func TestHealth(t *testing.T) {
 // types the test needs, with their policies.
 func liveFixture(t *testing.T, concurrency int, register func(*tasks.Registry) error) *fixture {
 	t.Helper()
+	return liveFixtureWith(t, concurrency, web.Config{}, register)
+}
+
+// liveFixtureWith is liveFixture with the web settings of cfg (its
+// timeouts, BaseURL); the fixture fills in the dependencies.
+func liveFixtureWith(t *testing.T, concurrency int, cfg web.Config, register func(*tasks.Registry) error) *fixture {
+	t.Helper()
 	srv := testsupport.NATS(t)
 	webSide := testsupport.Broker(t, testsupport.Connect(t, srv, "web"))
 	workerSide := testsupport.Broker(t, testsupport.Connect(t, srv, "worker"))
@@ -373,10 +390,9 @@ func liveFixture(t *testing.T, concurrency int, register func(*tasks.Registry) e
 		t.Fatal(err)
 	}
 	testsupport.Go(t, func(ctx context.Context) { w.Run(ctx) })
-	f := newFixtureOn(t, db, web.Config{
-		Enqueuer: webSide, Results: webSide, Projection: proj,
-		Control: tasks.NewControl(webSide), History: webSide,
-	})
+	cfg.Enqueuer, cfg.Results, cfg.Projection = webSide, webSide, proj
+	cfg.Control, cfg.History = tasks.NewControl(webSide), webSide
+	f := newFixtureOn(t, db, cfg)
 	f.broker = webSide
 	return f
 }

@@ -23,17 +23,34 @@ const MinKeyLen = 32
 
 // Signer issues and checks session cookies.
 type Signer struct {
-	key []byte
-	now func() time.Time
+	key    []byte
+	now    func() time.Time
+	secure bool
 }
 
+// Option changes how a Signer makes its cookies.
+type Option func(*Signer)
+
+// Secure marks the cookies Secure when on, for an app served over HTTPS:
+// the browser then never sends the session over plain HTTP. Off (the
+// default), a plain-HTTP install can keep its users signed in.
+func Secure(on bool) Option { return func(s *Signer) { s.secure = on } }
+
 // NewSigner returns a Signer with key, which must be at least MinKeyLen bytes.
-func NewSigner(key []byte) (*Signer, error) {
+func NewSigner(key []byte, opts ...Option) (*Signer, error) {
 	if len(key) < MinKeyLen {
 		return nil, errors.New("secret key must be at least 32 bytes")
 	}
-	return &Signer{key: key, now: time.Now}, nil
+	s := &Signer{key: key, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
+
+// SecureCookies reports whether the cookies are marked Secure, so that
+// the web module can check it matches the scheme the app is served on.
+func (s *Signer) SecureCookies() bool { return s.secure }
 
 // Cookie returns a session cookie for userID valid for ttl.
 func (s *Signer) Cookie(userID int64, ttl time.Duration) *http.Cookie {
@@ -45,6 +62,7 @@ func (s *Signer) Cookie(userID int64, ttl time.Duration) *http.Cookie {
 		Path:     "/",
 		Expires:  exp,
 		HttpOnly: true,
+		Secure:   s.secure,
 		SameSite: http.SameSiteLaxMode,
 	}
 }

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -48,5 +49,34 @@ func TestSigner(t *testing.T) {
 	}
 	if _, err := NewSigner([]byte("short")); err == nil {
 		t.Error("short key accepted")
+	}
+}
+
+// Behind HTTPS the cookie is Secure, so the browser never sends it over
+// plain HTTP; by default it is not, or a plain-HTTP install could not
+// sign in at all.
+func TestSecureCookies(t *testing.T) {
+	key := []byte(strings.Repeat("k", MinKeyLen))
+	for _, secure := range []bool{false, true} {
+		s, err := NewSigner(key, Secure(secure))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := s.Cookie(42, time.Hour)
+		if c.Secure != secure || s.SecureCookies() != secure {
+			t.Errorf("Secure(%v): cookie Secure = %v, SecureCookies() = %v", secure, c.Secure, s.SecureCookies())
+		}
+		if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode {
+			t.Errorf("Secure(%v) lost HttpOnly or SameSite: %+v", secure, c)
+		}
+		r := httptest.NewRequest("GET", "/", nil)
+		r.AddCookie(c)
+		if id, ok := s.UserID(r); !ok || id != 42 {
+			t.Errorf("Secure(%v): cookie reads back as %d, %v", secure, id, ok)
+		}
+	}
+	plain, _ := NewSigner(key)
+	if plain.Cookie(1, time.Hour).Secure {
+		t.Error("a signer without options makes Secure cookies")
 	}
 }

@@ -1,0 +1,94 @@
+package tasks_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/platform/testsupport"
+)
+
+// Replay takes exactly the steps the projection takes: for each history,
+// the row it makes is the row the projection writes from the same
+// events, and the events it keeps are those that changed that row.
+func TestReplayAgreesWithProjection(t *testing.T) {
+	t0 := time.Date(2026, 3, 5, 14, 0, 0, 0, time.UTC)
+	result := &tasks.ResultRef{Object: "obj", Name: "report.csv", ContentType: "text/csv", Size: 10, Digest: "SHA-256=x"}
+	type step struct {
+		kind  tasks.EventKind
+		taken bool
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"succeeded, then a failed event", []step{{tasks.EventEnqueued, true}, {tasks.EventStarted, true}, {tasks.EventSucceeded, true}, {tasks.EventFailed, false}}},
+		{"succeeded, then started again", []step{{tasks.EventEnqueued, true}, {tasks.EventStarted, true}, {tasks.EventSucceeded, true}, {tasks.EventStarted, false}, {tasks.EventSucceeded, false}}},
+		{"retried while completed", []step{{tasks.EventEnqueued, true}, {tasks.EventStarted, true}, {tasks.EventSucceeded, true}, {tasks.EventRetried, false}}},
+		{"failed, retried, succeeded", []step{{tasks.EventEnqueued, true}, {tasks.EventStarted, true}, {tasks.EventRetrying, true}, {tasks.EventStarted, true},
+			{tasks.EventFailed, true}, {tasks.EventRetried, true}, {tasks.EventStarted, true}, {tasks.EventProgress, true}, {tasks.EventSucceeded, true}}},
+		{"enqueued twice, unknown kind", []step{{tasks.EventEnqueued, true}, {tasks.EventEnqueued, false}, {"paused", false}, {tasks.EventCancelled, true}, {tasks.EventCancelled, false}}},
+		{"succeeded before it started", []step{{tasks.EventEnqueued, true}, {tasks.EventSucceeded, false}, {tasks.EventReleased, false}, {tasks.EventStarted, true}, {tasks.EventReleased, true}}},
+	}
+	db, _ := testsupport.DB(t)
+	proj := tasks.NewProjection(db, nil, testsupport.Logger(t))
+	store := tasks.NewStore(db)
+	ctx := testsupport.Context(t)
+	seq := uint64(0)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := fmt.Sprintf("job%d", i)
+			var history, wantTaken []tasks.Event
+			for j, s := range tt.steps {
+				seq++
+				e := tasks.Event{Seq: seq, Kind: s.kind, JobID: id, JobType: "full_report", UserID: 7,
+					Time: t0.Add(time.Duration(j) * time.Second), Attempt: 1 + j/3, MaxAttempts: 3, Worker: "w1"}
+				switch s.kind {
+				case tasks.EventSucceeded:
+					e.Summary, e.Result = "done", result
+				case tasks.EventFailed, tasks.EventRetrying:
+					e.Error = fmt.Sprintf("error %d", j)
+				}
+				history = append(history, e)
+				if s.taken {
+					wantTaken = append(wantTaken, e)
+				}
+				if err := proj.Apply(ctx, e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			row, taken := tasks.Replay(history)
+			if !slices.EqualFunc(taken, wantTaken, func(a, b tasks.Event) bool { return a.Seq == b.Seq }) {
+				t.Errorf("took %v, want %v", seqs(taken), seqs(wantTaken))
+			}
+			stored, err := store.GetForUser(ctx, 7, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := fmt.Sprint(inUTC(row)), fmt.Sprint(inUTC(stored)); got != want {
+				t.Errorf("replay makes\n%s\nthe projection\n%s", got, want)
+			}
+		})
+	}
+	if row, taken := tasks.Replay([]tasks.Event{{Kind: tasks.EventStarted, JobID: "x"}}); row.ID != "" || taken != nil {
+		t.Errorf("a history without its enqueued event replays to %+v, %v", row, taken)
+	}
+}
+
+func seqs(events []tasks.Event) []uint64 {
+	var out []uint64
+	for _, e := range events {
+		out = append(out, e.Seq)
+	}
+	return out
+}
+
+// inUTC is a row with its times in UTC, as read back from SQLite.
+func inUTC(r tasks.TaskResult) tasks.TaskResult {
+	for _, tp := range []*time.Time{&r.CreatedAt, &r.CompletedAt, &r.StartedAt, &r.UpdatedAt, &r.NextAttemptAt} {
+		*tp = tp.UTC()
+	}
+	return r
+}
