@@ -198,11 +198,18 @@ func newWorker(ctx context.Context, cfg Config, log *slog.Logger, be *backend) (
 	if err != nil {
 		return nil, err
 	}
+	// The lease is the one the broker has in force, which on JetStream
+	// is the deployed consumer's.
+	lease := cfg.JobLease
+	if l, ok := q.(interface{ Lease() time.Duration }); ok {
+		lease = l.Lease()
+	}
+	// Five heartbeats per lease: a slow one or two do not lose it.
+	log.Info("job lease in force", "lease", lease, "renew_every", lease/5)
 	return tasks.NewWorker(tasks.WorkerConfig{
 		Queue: q, Events: be.Broker, Results: be.Broker, Registry: reg,
 		Concurrency: cfg.WorkerConcurrency, Logger: log,
-		// Five heartbeats per lease: a slow one or two do not lose it.
-		ExtendEvery: cfg.JobLease / 5, ShutdownGrace: cfg.WorkerShutdownGrace,
+		ExtendEvery: lease / 5, ShutdownGrace: cfg.WorkerShutdownGrace,
 	})
 }
 
