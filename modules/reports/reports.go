@@ -4,6 +4,7 @@ package reports
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -41,9 +42,16 @@ type Source interface {
 	// next row.
 	EachActivity(ctx context.Context, userID int64, fn func(row *Row) error) error
 	// CountActivities returns how many activities the user has, for
-	// the report's progress.
+	// the report's progress. When the log has no such user it returns
+	// an error wrapping ErrUnknownUser: the report would be empty, and
+	// look like a user's empty log.
 	CountActivities(ctx context.Context, userID int64) (int, error)
 }
+
+// ErrUnknownUser says the activity log has no such user, as when a
+// worker's database is not the one its jobs came from. A report of such
+// a user fails for good.
+var ErrUnknownUser = errors.New("user not in the activity log")
 
 // progressEvery is how many rows pass between progress reports; the
 // worker records at most one a second whatever the rate.
@@ -59,14 +67,18 @@ var Policy = tasks.Policy{MaxAttempts: 3, Timeout: 30 * time.Minute}
 // Register adds the report job types to reg.
 func Register(reg *tasks.Registry, src Source) error {
 	return reg.Register(FullReport, func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+		total, err := src.CountActivities(ctx, job.UserID)
+		if errors.Is(err, ErrUnknownUser) {
+			// Another attempt would read the same database.
+			return tasks.Result{}, tasks.Permanent(fmt.Errorf("full report: %w", err))
+		}
+		if err != nil {
+			return tasks.Result{}, fmt.Errorf("full report: %w", err)
+		}
 		name := "otj-full-report-" + job.EnqueuedAt.Format("2006-01-02") + ".csv"
 		w, err := out.Create(name, "text/csv; charset=utf-8")
 		if err != nil {
 			return tasks.Result{}, err
-		}
-		total, err := src.CountActivities(ctx, job.UserID)
-		if err != nil {
-			return tasks.Result{}, fmt.Errorf("full report: %w", err)
 		}
 		out.Progress(0, "0 of "+plural(total, "activity", "activities"))
 		n, err := WriteCSV(ctx, w, progressSource{Source: src, total: total, out: out}, job.UserID)

@@ -172,6 +172,50 @@ func TestFullReportHandler(t *testing.T) {
 	}
 }
 
+// unknownUser is a Source whose log has no such user.
+type unknownUser struct{}
+
+func (unknownUser) CountActivities(_ context.Context, id int64) (int, error) {
+	return 0, fmt.Errorf("user %d: %w", id, reports.ErrUnknownUser)
+}
+
+func (unknownUser) EachActivity(context.Context, int64, func(*reports.Row) error) error { return nil }
+
+func TestFullReportOfUnknownUserFailsForGood(t *testing.T) {
+	reg := tasks.NewRegistry()
+	if err := reports.Register(reg, unknownUser{}); err != nil {
+		t.Fatal(err)
+	}
+	h, _, _ := reg.Lookup(reports.FullReport)
+	out := &recordingOutput{}
+	_, err := h(context.Background(), tasks.Job{ID: "j1", Type: reports.FullReport, UserID: 42}, out)
+	if !errors.Is(err, reports.ErrUnknownUser) || !tasks.IsPermanent(err) {
+		t.Fatalf("report of a user the log lacks: %v, want a permanent error wrapping ErrUnknownUser", err)
+	}
+	if !strings.Contains(err.Error(), "user 42") {
+		t.Errorf("error %q does not name the user", err)
+	}
+	if out.name != "" || out.buf.Len() > 0 {
+		t.Errorf("report of a user the log lacks created %q holding %q", out.name, out.buf.String())
+	}
+}
+
+func TestFullReportOfEmptyLogIsTheHeader(t *testing.T) {
+	reg := tasks.NewRegistry()
+	if err := reports.Register(reg, rows{}); err != nil {
+		t.Fatal(err)
+	}
+	h, _, _ := reg.Lookup(reports.FullReport)
+	out := &recordingOutput{}
+	res, err := h(context.Background(), tasks.Job{ID: "j1", Type: reports.FullReport, UserID: 7}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Join(reports.Header, ",") + "\r\n"; out.buf.String() != want || res.Summary != "0 activities" {
+		t.Errorf("report of an empty log: %q, summary %q; want only the header and 0 activities", out.buf.String(), res.Summary)
+	}
+}
+
 // repeated is a Source of one row, n times over, that costs next to
 // nothing itself, so that a benchmark measures WriteCSV.
 type repeated struct {
