@@ -112,3 +112,37 @@ func TestQueueResetsTheLeaseWhenAsked(t *testing.T) {
 		t.Fatalf("worker with the old 5s after the reset: %v, want ErrLeaseMismatch", err)
 	}
 }
+
+// TestQueueFreshDeploymentRace: two first workers with different leases
+// start at once on a fresh deployment; one makes the consumer, and the
+// other is refused with the winner's lease, never changing it.
+func TestQueueFreshDeploymentRace(t *testing.T) {
+	for round := range 5 {
+		srv := testsupport.NATS(t)
+		ctx := testsupport.Context(t)
+		leases := []time.Duration{5 * time.Second, 7 * time.Second}
+		brokers := []*jetstream.Broker{
+			openLeased(t, testsupport.Connect(t, srv, "worker-a"), leases[0], false),
+			openLeased(t, testsupport.Connect(t, srv, "worker-b"), leases[1], false),
+		}
+		errs := make(chan error, 2)
+		for _, b := range brokers {
+			go func() { _, err := b.Queue(ctx); errs <- err }()
+		}
+		var refused []*jetstream.LeaseMismatchError
+		for range brokers {
+			err := <-errs
+			var m *jetstream.LeaseMismatchError
+			switch {
+			case errors.As(err, &m):
+				refused = append(refused, m)
+			case err != nil:
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		deployed := deployedAckWait(t, testsupport.Connect(t, srv, "probe"))
+		if len(refused) != 1 || refused[0].Deployed != deployed || refused[0].Wanted == deployed {
+			t.Fatalf("round %d: consumer has %s; want exactly one worker refused, naming it: %+v", round, deployed, refused)
+		}
+	}
+}

@@ -52,6 +52,7 @@ func (b *Broker) Queue(ctx context.Context) (tasks.Queue, error) {
 				continue
 			}
 		case err != nil:
+			// reported below
 		case cons.CachedInfo().Config.AckWait != b.cfg.AckWait && !b.cfg.ResetAckWait:
 			return nil, &LeaseMismatchError{Deployed: cons.CachedInfo().Config.AckWait, Wanted: b.cfg.AckWait}
 		default:
