@@ -398,6 +398,7 @@ func TestStartupErrorsNameTheSetting(t *testing.T) {
 		{"bad email", "all", map[string]string{"DEV_AUTO_LOGIN_EMAIL": "nobody"}, "DEV_AUTO_LOGIN_EMAIL"},
 		{"bad host", "all", map[string]string{"HOST": "my host"}, "HOST"},
 		{"bad worker concurrency", "worker", map[string]string{"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY"},
+		{"bad lease reset", "worker", map[string]string{"JOB_LEASE_RESET": "maybe"}, "JOB_LEASE_RESET"},
 		{"unknown broker", "all", map[string]string{"TASKS_BROKER": "rabbitmq"}, "TASKS_BROKER"},
 		{"redis url malformed", "all", map[string]string{"TASKS_BROKER": "redis", "REDIS_URL": "http://x"}, "REDIS_URL"},
 		{"redis timeout malformed", "all", map[string]string{"TASKS_BROKER": "redis", "REDIS_TIMEOUT": "soon"}, "REDIS_TIMEOUT"},

@@ -85,7 +85,7 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 	}
 	// JOB_LEASE reaches the shared consumer only through a worker's
 	// Queue; other processes leave it as the workers set it.
-	if b.Broker, err = jetstream.Open(ctx, jetstream.Config{Conn: b.NC, AckWait: cfg.JobLease, Logger: log}); err != nil {
+	if b.Broker, err = jetstream.Open(ctx, jetstream.Config{Conn: b.NC, AckWait: cfg.JobLease, ResetAckWait: cfg.JobLeaseReset, Logger: log}); err != nil {
 		return nil, err
 	}
 	if cfg.Broker == brokerRedis {
@@ -123,7 +123,13 @@ func (b *backend) Queue(ctx context.Context) (tasks.Queue, error) {
 	if b.Redis != nil {
 		return b.Redis.Queue(ctx)
 	}
-	return b.Broker.Queue(ctx)
+	q, err := b.Broker.Queue(ctx)
+	var mismatch *jetstream.LeaseMismatchError
+	if errors.As(err, &mismatch) {
+		return nil, fmt.Errorf("JOB_LEASE %s: the deployed %s consumer uses %s; set JOB_LEASE=%s, or JOB_LEASE_RESET=true on one worker to change it for all",
+			mismatch.Wanted, jetstream.WorkConsumer, mismatch.Deployed, mismatch.Deployed)
+	}
+	return q, err
 }
 
 // Close drains the NATS connection, then stops an embedded server and

@@ -43,6 +43,10 @@ type Config struct {
 	// JobLease is how long a job may go without a heartbeat from its
 	// worker before another worker takes it over (JOB_LEASE).
 	JobLease time.Duration
+	// JobLeaseReset lets a worker change the lease of every worker: the
+	// deployed consumer's, which a worker with another JOB_LEASE is
+	// otherwise refused (JOB_LEASE_RESET).
+	JobLeaseReset bool
 	// Broker carries the jobs: "jetstream" or "redis" (TASKS_BROKER).
 	// Events stay on JetStream either way.
 	Broker string
@@ -107,6 +111,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.JobLease, err = durationSetting(getenv, "JOB_LEASE", defaultLease, time.Second, 10*time.Minute); err != nil {
+		return c, err
+	}
+	if c.JobLeaseReset, err = boolSetting(getenv, "JOB_LEASE_RESET"); err != nil {
 		return c, err
 	}
 	if c.RedisTimeout, err = durationSetting(getenv, "REDIS_TIMEOUT", defaultRedisWait, 10*time.Millisecond, time.Minute); err != nil {
@@ -190,6 +197,18 @@ func durationSetting(getenv func(string) string, name string, def, lo, hi time.D
 		return 0, fmt.Errorf("%s %q: want a duration from %s to %s, such as 30s", name, v, lo, hi)
 	}
 	return d, nil
+}
+
+func boolSetting(getenv func(string) string, name string) (bool, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s %q: want true or false", name, v)
+	}
+	return b, nil
 }
 
 // The bounds of a NATS_SYNC interval: below 100ms the store would do

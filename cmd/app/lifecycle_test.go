@@ -404,7 +404,7 @@ func workerEnv(t *testing.T, n *natsNode, lease time.Duration, runs runLog) map[
 // appSettings are cleared in every process started, so the environment of
 // whoever runs the tests does not leak into the app.
 var appSettings = []string{"TASKS_BROKER", "NATS_SYNC", "REDIS_URL", "REDIS_KEY_PREFIX", "REDIS_TIMEOUT", "HOST", "PORT", "OTJ_DATA_DIR", "NATS_URL", "NATS_LISTEN", "DEV_AUTO_LOGIN_EMAIL", "SECRET_KEY",
-	"WORKER_CONCURRENCY", "WORKER_SHUTDOWN_GRACE", "JOB_LEASE", "LOG_LEVEL", "OTJ_TEST_FAST", runLogEnv}
+	"WORKER_CONCURRENCY", "WORKER_SHUTDOWN_GRACE", "JOB_LEASE", "JOB_LEASE_RESET", "LOG_LEVEL", "OTJ_TEST_FAST", runLogEnv}
 
 // appProcess is one app command running as its own OS process.
 type appProcess struct {

@@ -198,11 +198,18 @@ func newWorker(ctx context.Context, cfg Config, log *slog.Logger, be *backend) (
 	if err != nil {
 		return nil, err
 	}
+	// The lease is the one the broker has in force, which on JetStream
+	// is the deployed consumer's.
+	lease := cfg.JobLease
+	if l, ok := q.(interface{ Lease() time.Duration }); ok {
+		lease = l.Lease()
+	}
+	// Five heartbeats per lease: a slow one or two do not lose it.
+	log.Info("job lease in force", "lease", lease, "renew_every", lease/5)
 	return tasks.NewWorker(tasks.WorkerConfig{
 		Queue: q, Events: be.Broker, Results: be.Broker, Registry: reg,
 		Concurrency: cfg.WorkerConcurrency, Logger: log,
-		// Five heartbeats per lease: a slow one or two do not lose it.
-		ExtendEvery: cfg.JobLease / 5, ShutdownGrace: cfg.WorkerShutdownGrace,
+		ExtendEvery: lease / 5, ShutdownGrace: cfg.WorkerShutdownGrace,
 	})
 }
 
@@ -228,9 +235,27 @@ var extraHandlers func(*tasks.Registry) error
 // reportSource gives the reports module the activity log it declares it needs.
 type reportSource struct{ store *activity.Store }
 
+// CountActivities first makes sure the user is in this database: a
+// worker on another data dir than the web's would otherwise report an
+// empty log as a success.
 func (s reportSource) CountActivities(ctx context.Context, userID int64) (int, error) {
+	if _, err := s.store.UserByID(ctx, userID); errors.Is(err, activity.ErrNotFound) {
+		return 0, unknownUserError(userID)
+	} else if err != nil {
+		return 0, err
+	}
 	return s.store.CountActivities(ctx, userID)
 }
+
+// unknownUserError is reports.ErrUnknownUser for one user, saying which
+// setting to look at.
+type unknownUserError int64
+
+func (e unknownUserError) Error() string {
+	return fmt.Sprintf("user %d is not in this worker's database (does OTJ_DATA_DIR point at another database than the web's?)", int64(e))
+}
+
+func (e unknownUserError) Is(target error) bool { return target == reports.ErrUnknownUser }
 
 func (s reportSource) EachActivity(ctx context.Context, userID int64, fn func(*reports.Row) error) error {
 	return s.store.EachReportRow(ctx, userID, func(r *activity.ReportRow) error {

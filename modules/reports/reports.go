@@ -4,6 +4,7 @@ package reports
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -41,9 +42,16 @@ type Source interface {
 	// next row.
 	EachActivity(ctx context.Context, userID int64, fn func(row *Row) error) error
 	// CountActivities returns how many activities the user has, for
-	// the report's progress.
+	// the report's progress. When the log has no such user it returns
+	// an error wrapping ErrUnknownUser: the report would be empty, and
+	// look like a user's empty log.
 	CountActivities(ctx context.Context, userID int64) (int, error)
 }
+
+// ErrUnknownUser says the activity log has no such user, as when a
+// worker's database is not the one its jobs came from. A report of such
+// a user fails for good.
+var ErrUnknownUser = errors.New("user not in the activity log")
 
 // progressEvery is how many rows pass between progress reports; the
 // worker records at most one a second whatever the rate.
@@ -59,14 +67,18 @@ var Policy = tasks.Policy{MaxAttempts: 3, Timeout: 30 * time.Minute}
 // Register adds the report job types to reg.
 func Register(reg *tasks.Registry, src Source) error {
 	return reg.Register(FullReport, func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+		total, err := src.CountActivities(ctx, job.UserID)
+		if errors.Is(err, ErrUnknownUser) {
+			// Another attempt would read the same database.
+			return tasks.Result{}, tasks.Permanent(fmt.Errorf("full report: %w", err))
+		}
+		if err != nil {
+			return tasks.Result{}, fmt.Errorf("full report: %w", err)
+		}
 		name := "otj-full-report-" + job.EnqueuedAt.Format("2006-01-02") + ".csv"
 		w, err := out.Create(name, "text/csv; charset=utf-8")
 		if err != nil {
 			return tasks.Result{}, err
-		}
-		total, err := src.CountActivities(ctx, job.UserID)
-		if err != nil {
-			return tasks.Result{}, fmt.Errorf("full report: %w", err)
 		}
 		out.Progress(0, "0 of "+plural(total, "activity", "activities"))
 		n, err := WriteCSV(ctx, w, progressSource{Source: src, total: total, out: out}, job.UserID)
@@ -100,18 +112,18 @@ func (p progressSource) EachActivity(ctx context.Context, userID int64, fn func(
 // WriteCSV writes the user's full report to w and returns the number of
 // activities. It streams: one row is in memory at a time.
 //
-// The CSV is RFC 4180 (fields quoted when needed, CRLF line ends), UTF-8,
-// byte for byte what encoding/csv's Writer with UseCRLF writes. A text
-// cell that a spreadsheet would run as a formula (first character =, +,
-// -, @, tab or CR) gets a leading apostrophe, which spreadsheets show as
-// text and do not evaluate (OWASP's advice on CSV injection).
+// The CSV is RFC 4180 (CRLF line ends), UTF-8, each field as
+// encoding/csv's Writer with UseCRLF writes it, except that a field is
+// quoted also when it holds a ';' or a tab: quoted, it stays one cell in
+// a spreadsheet that splits at ';' or tabs (as European locales do). Text
+// is guarded against formula injection by Neutralize.
 func WriteCSV(ctx context.Context, w io.Writer, src Source, userID int64) (int, error) {
 	e := &csvEncoder{w: w, buf: make([]byte, 0, csvFlushAt+4<<10)}
 	for i, h := range Header {
 		if i > 0 {
 			e.buf = append(e.buf, ',')
 		}
-		e.buf = appendField(e.buf, false, h)
+		e.buf = appendField(e.buf, h)
 	}
 	e.buf = append(e.buf, '\r', '\n')
 	n := 0
@@ -186,7 +198,7 @@ func (e *csvEncoder) row(r *Row) {
 
 // text appends Neutralize(s) as a field.
 func (e *csvEncoder) text(s string) {
-	e.buf = appendField(e.buf, s != "" && isFormulaStart(s[0]), s)
+	e.buf = appendField(e.buf, s)
 }
 
 // list appends Neutralize(strings.Join(items, "; ")) as a field.
@@ -198,63 +210,90 @@ func (e *csvEncoder) list(items []string) {
 		}
 		e.scratch = append(e.scratch, it...)
 	}
-	e.buf = appendField(e.buf, len(e.scratch) > 0 && isFormulaStart(e.scratch[0]), e.scratch)
+	e.buf = appendField(e.buf, e.scratch)
 }
 
-// appendField appends the field made of body, after an apostrophe if
-// neutralized, as encoding/csv's Writer (comma ',', UseCRLF) writes a
-// field: as it is, or quoted with quotes doubled, each line feed written
-// as CRLF and carriage returns dropped. encoding/csv quotes a field that
-// holds the comma, a quote, CR or LF, starts with a (Unicode) space, or is
-// \. (which Postgres would read as the end of data); after an apostrophe
-// only the first reason can hold.
-func appendField[S string | []byte](dst []byte, neutralized bool, body S) []byte {
+// appendField appends Neutralize(body) as a field, as encoding/csv's
+// Writer (comma ',', UseCRLF) writes a field, and quoted also when it
+// holds ';' or a tab: as it is, or quoted with quotes doubled, each line
+// feed written as CRLF and carriage returns dropped. encoding/csv quotes
+// a field that holds the comma, a quote, CR or LF, starts with a
+// (Unicode) space, or is \. (which Postgres would read as the end of
+// data); after a leading apostrophe only the first reason can hold.
+func appendField[S string | []byte](dst []byte, body S) []byte {
 	i := 0
 	for i < len(body) && !csvSpecial[body[i]] {
 		i++
 	}
-	quote := i < len(body) || !neutralized && (string(body) == `\.` || startsWithSpace(body))
+	lead := leadGuard(body)
+	quote := i < len(body) || lead != 0 && (string(body) == `\.` || startsWithSpace(body))
 	if !quote {
-		if neutralized {
+		// No delimiter inside, and no leading space: only the cell's
+		// first character can need the guard.
+		if lead == 0 {
 			dst = append(dst, '\'')
 		}
 		return append(dst, body...)
 	}
 	dst = append(dst, '"')
-	if neutralized {
+	if lead >= 0 {
+		dst = appendSpaces(dst, body[:lead])
 		dst = append(dst, '\'')
+		body = body[lead:]
 	}
 	for len(body) > 0 {
-		// Copy verbatim everything before the next quote or line break.
+		// Copy verbatim everything before the next quote, line break or
+		// delimiter.
 		i := 0
-		for i < len(body) && !csvEscaped[body[i]] {
+		for i < len(body) && !csvSpecial[body[i]] {
 			i++
 		}
 		dst = append(dst, body[:i]...)
 		body = body[i:]
-		if len(body) > 0 {
-			switch body[0] {
-			case '"':
-				dst = append(dst, '"', '"')
-			case '\n':
-				dst = append(dst, '\r', '\n')
+		if len(body) == 0 {
+			break
+		}
+		c := body[0]
+		body = body[1:]
+		switch c {
+		case '"':
+			dst = append(dst, '"', '"')
+		case '\n':
+			dst = append(dst, '\r', '\n')
+		case '\r':
+			// dropped, as encoding/csv does with UseCRLF
+		default:
+			dst = append(dst, c)
+		}
+		if partDelimiter(c) {
+			if j := partGuard(body, 0); j >= 0 {
+				dst = appendSpaces(dst, body[:j])
+				dst = append(dst, '\'')
+				body = body[j:]
 			}
-			body = body[1:]
 		}
 	}
 	return append(dst, '"')
 }
 
-// csvSpecial marks the bytes that make encoding/csv quote a field
-// wherever they are; csvEscaped those it then writes otherwise.
-var csvSpecial, csvEscaped = func() (special, escaped [256]bool) {
-	for _, c := range []byte{',', '"', '\r', '\n'} {
+// appendSpaces appends what a guard skipped, spaces and CRs, without
+// the CRs, which a quoted field drops.
+func appendSpaces[S string | []byte](dst []byte, skipped S) []byte {
+	for i := 0; i < len(skipped); i++ {
+		if skipped[i] == ' ' {
+			dst = append(dst, ' ')
+		}
+	}
+	return dst
+}
+
+// csvSpecial marks the bytes that make a field quoted wherever they are:
+// those that make encoding/csv quote it, and ';' and tab.
+var csvSpecial = func() (special [256]bool) {
+	for _, c := range []byte{',', '"', '\r', '\n', ';', '\t'} {
 		special[c] = true
 	}
-	for _, c := range []byte{'"', '\r', '\n'} {
-		escaped[c] = true
-	}
-	return special, escaped
+	return special
 }()
 
 // startsWithSpace reports whether s starts with a Unicode space.
@@ -284,23 +323,72 @@ func (e *csvEncoder) flush() error {
 	return err
 }
 
-// Neutralize makes a cell safe to open in a spreadsheet: a value that
-// starts like a formula is prefixed with an apostrophe.
+// Neutralize makes a cell safe to open in a spreadsheet, whichever of
+// ',', ';' or tab the spreadsheet splits cells at, and whether or not it
+// honours quotes or trims spaces: an apostrophe goes before the cell's
+// first character if that is =, +, -, @, tab or CR, and before the
+// first character other than a space after any ',', ';', tab or line
+// feed if that is =, +, -, or @ (and so before the first one past
+// leading spaces). CRs count as spaces here: the writer drops them. Spreadsheets show such a cell as text, with the
+// apostrophe, and do not evaluate it (OWASP's advice on CSV injection).
 func Neutralize(s string) string {
-	if s == "" {
+	var out []byte // nil while s needs no guard
+	from := 0
+	guard := func(at int) {
+		out = append(out, s[from:at]...)
+		out = append(out, '\'')
+		from = at
+	}
+	if j := leadGuard(s); j >= 0 {
+		guard(j)
+	}
+	for i := 0; i < len(s); i++ {
+		if partDelimiter(s[i]) {
+			if j := partGuard(s, i+1); j >= 0 {
+				guard(j)
+			}
+		}
+	}
+	if out == nil {
 		return s
 	}
-	if isFormulaStart(s[0]) {
-		return "'" + s
+	return string(append(out, s[from:]...))
+}
+
+// leadGuard says where in a cell the guard of its start goes: 0 when the
+// cell starts like a formula, the first character past leading spaces
+// when that starts one, and -1 when none is needed.
+func leadGuard[S string | []byte](s S) int {
+	if len(s) > 0 && (s[0] == '\t' || s[0] == '\r') {
+		return 0
 	}
-	return s
+	return partGuard(s, 0)
+}
+
+// partGuard says where the guard of the part of a cell from p goes: at
+// its first character other than a space or CR (which the writer drops),
+// if that is =, +, - or @; -1 when none is needed.
+func partGuard[S string | []byte](s S, p int) int {
+	for p < len(s) && (s[p] == ' ' || s[p] == '\r') {
+		p++
+	}
+	if p < len(s) && isFormulaStart(s[p]) {
+		return p
+	}
+	return -1
+}
+
+// partDelimiter reports whether a spreadsheet may start a new cell or
+// line after c.
+func partDelimiter(c byte) bool {
+	return c == ',' || c == ';' || c == '\t' || c == '\n'
 }
 
 // isFormulaStart reports whether a cell starting with c would be run as a
-// formula.
+// formula by some spreadsheet (LibreOffice runs only '='; Excel all four).
 func isFormulaStart(c byte) bool {
 	switch c {
-	case '=', '+', '-', '@', '\t', '\r':
+	case '=', '+', '-', '@':
 		return true
 	}
 	return false

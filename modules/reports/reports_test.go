@@ -43,6 +43,24 @@ func TestNeutralize(t *testing.T) {
 		{"\rcarriage", "'\rcarriage"},
 		{"a=b", "a=b"},
 		{"'quoted", "'quoted"},
+		// After a character some spreadsheet may split cells or lines
+		// at, the rest is guarded too, past any spaces.
+		{"a;=1+1", "a;'=1+1"},
+		{"a\t=1+1", "a\t'=1+1"},
+		{"x,+1", "x,'+1"},
+		{"x; -1+2", "x; '-1+2"},
+		{"ok\n@SUM(1)", "ok\n'@SUM(1)"},
+		{"ok\r\n=1", "ok\r\n'=1"},
+		{" =1+1", " '=1+1"},
+		{"=1;=2", "'=1;'=2"},
+		{"\t=1", "'\t'=1"},
+		{"a;b, c\td\ne", "a;b, c\td\ne"},
+		{"a;", "a;"},
+		{"a; ", "a; "},
+		// A lone carriage return is not a line break in the file (the
+		// writer drops it), so it splits nothing.
+		{"a\r=1", "a\r=1"},
+		{"a; \r=1", "a; \r'=1"},
 	}
 	for _, tt := range tests {
 		if got := reports.Neutralize(tt.in); got != tt.want {
@@ -154,6 +172,50 @@ func TestFullReportHandler(t *testing.T) {
 	}
 }
 
+// unknownUser is a Source whose log has no such user.
+type unknownUser struct{}
+
+func (unknownUser) CountActivities(_ context.Context, id int64) (int, error) {
+	return 0, fmt.Errorf("user %d: %w", id, reports.ErrUnknownUser)
+}
+
+func (unknownUser) EachActivity(context.Context, int64, func(*reports.Row) error) error { return nil }
+
+func TestFullReportOfUnknownUserFailsForGood(t *testing.T) {
+	reg := tasks.NewRegistry()
+	if err := reports.Register(reg, unknownUser{}); err != nil {
+		t.Fatal(err)
+	}
+	h, _, _ := reg.Lookup(reports.FullReport)
+	out := &recordingOutput{}
+	_, err := h(context.Background(), tasks.Job{ID: "j1", Type: reports.FullReport, UserID: 42}, out)
+	if !errors.Is(err, reports.ErrUnknownUser) || !tasks.IsPermanent(err) {
+		t.Fatalf("report of a user the log lacks: %v, want a permanent error wrapping ErrUnknownUser", err)
+	}
+	if !strings.Contains(err.Error(), "user 42") {
+		t.Errorf("error %q does not name the user", err)
+	}
+	if out.name != "" || out.buf.Len() > 0 {
+		t.Errorf("report of a user the log lacks created %q holding %q", out.name, out.buf.String())
+	}
+}
+
+func TestFullReportOfEmptyLogIsTheHeader(t *testing.T) {
+	reg := tasks.NewRegistry()
+	if err := reports.Register(reg, rows{}); err != nil {
+		t.Fatal(err)
+	}
+	h, _, _ := reg.Lookup(reports.FullReport)
+	out := &recordingOutput{}
+	res, err := h(context.Background(), tasks.Job{ID: "j1", Type: reports.FullReport, UserID: 7}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Join(reports.Header, ",") + "\r\n"; out.buf.String() != want || res.Summary != "0 activities" {
+		t.Errorf("report of an empty log: %q, summary %q; want only the header and 0 activities", out.buf.String(), res.Summary)
+	}
+}
+
 // repeated is a Source of one row, n times over, that costs next to
 // nothing itself, so that a benchmark measures WriteCSV.
 type repeated struct {
@@ -185,18 +247,25 @@ func BenchmarkWriteCSV(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*src.n), "ns/row")
 }
 
-// referenceCSV is WriteCSV as it was written with encoding/csv, which
-// defines the format: WriteCSV must produce the same bytes.
+// referenceCSV is WriteCSV as it would be written with encoding/csv,
+// which defines the format: WriteCSV must produce the same bytes. Each
+// field is escaped by encoding/csv; a field that holds ';' or a tab is
+// quoted too, by a Writer whose Comma is that character.
 func referenceCSV(t testing.TB, rs []reports.Row) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	cw := csv.NewWriter(&buf)
-	cw.UseCRLF = true
-	if err := cw.Write(reports.Header); err != nil {
-		t.Fatal(err)
+	writeRecord := func(rec []string) {
+		for i, f := range rec {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			buf.WriteString(referenceField(t, f))
+		}
+		buf.WriteString("\r\n")
 	}
+	writeRecord(reports.Header)
 	for _, r := range rs {
-		rec := []string{
+		writeRecord([]string{
 			r.Date.Format(time.DateOnly),
 			reports.Neutralize(r.Title),
 			strconv.FormatFloat(r.Hours, 'f', 1, 64),
@@ -207,16 +276,63 @@ func referenceCSV(t testing.TB, rs []reports.Row) []byte {
 			reports.Neutralize(strings.Join(r.Links, "; ")),
 			reports.Neutralize(r.Description),
 			reports.Neutralize(r.Notes),
+		})
+	}
+	return buf.Bytes()
+}
+
+// referenceField is f as encoding/csv writes it as a field (UseCRLF),
+// quoted also when it holds a ';' or a tab.
+func referenceField(t testing.TB, f string) string {
+	if f == "" {
+		return "" // a record of one empty field would be written as ""
+	}
+	comma := ','
+	if !strings.Contains(f, ",") {
+		if strings.Contains(f, ";") {
+			comma = ';'
+		} else if strings.Contains(f, "\t") {
+			comma = '\t'
 		}
-		if err := cw.Write(rec); err != nil {
-			t.Fatal(err)
-		}
+	}
+	var b strings.Builder
+	cw := csv.NewWriter(&b)
+	cw.Comma, cw.UseCRLF = comma, true
+	if err := cw.Write([]string{f}); err != nil {
+		t.Fatal(err)
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
+	return strings.TrimSuffix(b.String(), "\r\n")
+}
+
+// assertNoFormulaAfterSplit checks csv the way a reader that ignores
+// quotes and splits at every ',', ';', tab and line break would see it:
+// no piece, past a quote and spaces, starts like a formula, wherever
+// the split falls.
+func assertNoFormulaAfterSplit(t *testing.T, csv []byte) {
+	t.Helper()
+	isDelim := func(c byte) bool { return strings.IndexByte(",;\t\r\n", c) >= 0 }
+	bad := 0
+	for start := 0; start < len(csv); start++ {
+		if start > 0 && !isDelim(csv[start-1]) || isDelim(csv[start]) {
+			continue // not the start of a piece
+		}
+		i := start
+		if csv[i] == '"' {
+			i++
+		}
+		for i < len(csv) && csv[i] == ' ' {
+			i++
+		}
+		if i < len(csv) && strings.IndexByte("=+-@", csv[i]) >= 0 {
+			if bad++; bad <= 10 {
+				t.Errorf("split at delimiters, the piece at byte %d would start as a formula: %q", start, csv[max(start-20, 0):min(i+20, len(csv))])
+			}
+		}
+	}
 }
 
 // awkwardTexts are cell values that test every rule of the format.
@@ -225,6 +341,7 @@ var awkwardTexts = []string{
 	`\.`, `\.x`, " leading space", "\tleading tab", "\u00a0nbsp first", "\u0085nel first", "\u2028ls first",
 	"\u3000ideographic", "trailing space ", "=SUM(A1)", "+1", "-1", "@x", "=", "naïve café £5 🙂",
 	"\xff\xfe invalid utf-8", "'already quoted", "a;b", "; ", ",", "x\r", "\r",
+	"a;=1+1", "a\t=1+1", "x;+1", "x, -1", "ok\n@SUM(1)", "ok\r\n=1", " =1", "=1;=2", "\t=1", "a\r=1", "tab\tonly", "semi;only", "a;\r+1", "\r=1",
 }
 
 func TestWriteCSVMatchesEncodingCSV(t *testing.T) {
@@ -266,7 +383,27 @@ func FuzzWriteCSV(f *testing.F) {
 		if want := referenceCSV(t, src); !bytes.Equal(got.Bytes(), want) {
 			t.Errorf("WriteCSV differs from encoding/csv:\n got  %q\n want %q", got.Bytes(), want)
 		}
+		// Hours and dates are never formula-like in real rows (a
+		// negative hours value would be a number, not a formula).
+		src[0].Hours = 1
+		got.Reset()
+		if _, err := reports.WriteCSV(context.Background(), &got, src, 1); err != nil {
+			t.Fatal(err)
+		}
+		assertNoFormulaAfterSplit(t, got.Bytes())
 	})
+}
+
+func TestWriteCSVGuardsWhatFollowsADelimiter(t *testing.T) {
+	var src rows
+	for _, s := range awkwardTexts {
+		src = append(src, reports.Row{Title: s, Hours: 1, Tags: []string{"a", s}, Description: "ok\n" + s, Notes: "x;" + s})
+	}
+	var got bytes.Buffer
+	if _, err := reports.WriteCSV(context.Background(), &got, src, 1); err != nil {
+		t.Fatal(err)
+	}
+	assertNoFormulaAfterSplit(t, got.Bytes())
 }
 
 func TestWriteCSVLargeOutput(t *testing.T) {

@@ -58,8 +58,13 @@ type Config struct {
 	Conn *nats.Conn // required
 	// AckWait is the visibility timeout: a job whose worker has neither
 	// finished nor renewed it within AckWait goes to another worker. It
-	// is a setting of the shared consumer, applied by Queue. Default 30s.
+	// is a setting of the shared consumer: Queue makes the consumer with
+	// it, and refuses to open a queue on a consumer that has another.
+	// Default 30s.
 	AckWait time.Duration
+	// ResetAckWait lets Queue change the deployed consumer's AckWait to
+	// AckWait instead of refusing, for every worker at once.
+	ResetAckWait bool
 	// Duplicates is the window in which an enqueue with the same key
 	// returns the first job. Default 2m.
 	Duplicates time.Duration

@@ -17,15 +17,19 @@ import (
 // within that time.
 const pullWait = 5 * time.Second
 
-// Queue sets up the shared worker consumer with this broker's AckWait
-// and returns a tasks.Queue on it. Every worker calls it at start, so all
-// workers of a deployment should share one AckWait (JOB_LEASE).
+// Queue sets up the shared worker consumer and returns a tasks.Queue on
+// it. Every worker calls it at start. The consumer's AckWait is the
+// lease of every worker of the deployment, so it is set once: a fresh
+// deployment's first worker makes the consumer with its AckWait, and a
+// later worker whose AckWait differs gets a *LeaseMismatchError rather
+// than change it under the others, unless its Config.ResetAckWait says
+// to. The queue's Lease method reports the AckWait in force.
 //
 // The queue pulls only as many jobs as the worker has free slots:
 // prefetched jobs would wait in the client while their visibility
 // timeout ran (nats.go #1929), and no other worker could take them.
 func (b *Broker) Queue(ctx context.Context) (tasks.Queue, error) {
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, StreamName, natsjs.ConsumerConfig{
+	ccfg := natsjs.ConsumerConfig{
 		Durable:        WorkConsumer,
 		Description:    "workers share this consumer; each work item goes to one of them",
 		FilterSubjects: WorkSubjects,
@@ -36,24 +40,69 @@ func (b *Broker) Queue(ctx context.Context) (tasks.Queue, error) {
 		// Retries waiting for their time stay pending on the consumer
 		// (NakWithDelay), so the bound is well above any worker pool.
 		MaxAckPending: MaxPending,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("worker queue: consumer %s: %w", WorkConsumer, classify(err))
 	}
-	q := &queue{b: b, cons: cons}
-	q.backlog.Store(true) // a worker starting may find jobs waiting
-	return q, nil
+	// Two rounds at most: a fresh deployment's workers may race to make
+	// the consumer, and the loser compares with what the winner made.
+	for round := 0; ; round++ {
+		cons, err := b.js.Consumer(ctx, StreamName, WorkConsumer)
+		switch {
+		case errors.Is(err, natsjs.ErrConsumerNotFound):
+			cons, err = b.js.CreateConsumer(ctx, StreamName, ccfg)
+			if errors.Is(err, natsjs.ErrConsumerExists) && round == 0 {
+				continue
+			}
+		case err != nil:
+			// reported below
+		case cons.CachedInfo().Config.AckWait != b.cfg.AckWait && !b.cfg.ResetAckWait:
+			return nil, &LeaseMismatchError{Deployed: cons.CachedInfo().Config.AckWait, Wanted: b.cfg.AckWait}
+		default:
+			// Same lease, or asked to change it: bring the rest of the
+			// consumer's settings to this version's too.
+			if deployed := cons.CachedInfo().Config.AckWait; deployed != b.cfg.AckWait {
+				b.cfg.Logger.WarnContext(ctx, "changing the lease of every worker", "consumer", WorkConsumer, "from", deployed, "to", b.cfg.AckWait)
+			}
+			cons, err = b.js.CreateOrUpdateConsumer(ctx, StreamName, ccfg)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("worker queue: consumer %s: %w", WorkConsumer, classify(err))
+		}
+		q := &queue{b: b, cons: cons, lease: cons.CachedInfo().Config.AckWait}
+		q.backlog.Store(true) // a worker starting may find jobs waiting
+		return q, nil
+	}
 }
 
+// ErrLeaseMismatch is what a LeaseMismatchError is.
+var ErrLeaseMismatch = errors.New("lease differs from the deployed workers consumer's")
+
+// LeaseMismatchError says a worker's AckWait disagrees with the one the
+// deployed workers consumer has, which Queue refused to change.
+type LeaseMismatchError struct {
+	Deployed time.Duration // the consumer's AckWait, in force for every worker
+	Wanted   time.Duration // this broker's Config.AckWait
+}
+
+func (e *LeaseMismatchError) Error() string {
+	return fmt.Sprintf("lease %s: the deployed %s consumer uses %s", e.Wanted, WorkConsumer, e.Deployed)
+}
+
+// Is makes errors.Is(err, ErrLeaseMismatch) hold.
+func (e *LeaseMismatchError) Is(target error) bool { return target == ErrLeaseMismatch }
+
 type queue struct {
-	b    *Broker
-	cons natsjs.Consumer
+	b     *Broker
+	cons  natsjs.Consumer
+	lease time.Duration // the consumer's AckWait when the queue was opened
 	// backlog says the last job pulled had others waiting behind it: the
 	// next pull takes what waits without waiting, and otherwise goes
 	// straight to waiting for one, saving a pull that would come back
 	// empty.
 	backlog atomic.Bool
 }
+
+// Lease is the consumer's AckWait as the server reported it when the
+// queue was opened: the lease a worker on this queue must renew within.
+func (q *queue) Lease() time.Duration { return q.lease }
 
 func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
 	ds, err := q.NextBatch(ctx, 1)
