@@ -25,7 +25,9 @@ const pullWait = 5 * time.Second
 // prefetched jobs would wait in the client while their visibility
 // timeout ran (nats.go #1929), and no other worker could take them.
 func (b *Broker) Queue(ctx context.Context) (tasks.Queue, error) {
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, StreamName, natsjs.ConsumerConfig{
+	rctx, cancel := b.request(ctx)
+	defer cancel()
+	cons, err := b.js.CreateOrUpdateConsumer(rctx, StreamName, natsjs.ConsumerConfig{
 		Durable:        WorkConsumer,
 		Description:    "workers share this consumer; each work item goes to one of them",
 		FilterSubjects: WorkSubjects,
@@ -160,6 +162,7 @@ type delivery struct {
 func (d *delivery) Item() tasks.Event { return d.item }
 
 func (d *delivery) Redelivered() bool { return d.redelivered }
+
 
 func (d *delivery) Extend(ctx context.Context) error {
 	if err := d.msg.InProgress(); err != nil {
