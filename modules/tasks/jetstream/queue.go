@@ -163,6 +163,14 @@ func (d *delivery) Item() tasks.Event { return d.item }
 
 func (d *delivery) Redelivered() bool { return d.redelivered }
 
+// LeasePerItem implements tasks.ItemLease: the consumer tracks a work
+// item by its stream sequence, so every delivery of it shares one lease,
+// renewed by the heartbeats of whichever delivery is being worked on.
+// NumDelivered is not to be trusted after a server restart: the server
+// writes its consumer's deliveries to disk at most ten times a second,
+// so a server killed just after handing out an item hands it out again,
+// counted as a first delivery.
+func (d *delivery) LeasePerItem() bool { return true }
 
 func (d *delivery) Extend(ctx context.Context) error {
 	if err := d.msg.InProgress(); err != nil {
