@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,12 @@ const (
 	// testFail fails its first payload times attempts (permanently if
 	// payload permanent), then succeeds.
 	testFail = "test_fail"
+	// testUpload streams payload MB megabytes into its result file,
+	// pausing payload ms after each, with the report's policy timeout, so
+	// that a test can catch a job in the middle of its upload. At its
+	// start it also creates the file startedMarker names, for a test that
+	// must act within milliseconds of it.
+	testUpload = "test_upload"
 )
 
 // runLogEnv names a file each test job appends a line to when it starts
@@ -31,6 +38,7 @@ const runLogEnv = "OTJ_TEST_RUNLOG"
 
 type testPayload struct {
 	MS        int  `json:"ms"`
+	MB        int  `json:"mb"`
 	Times     int  `json:"times"`
 	Permanent bool `json:"permanent"`
 }
@@ -60,6 +68,42 @@ func registerTestJobs(reg *tasks.Registry) error {
 	if err != nil {
 		return err
 	}
+	// The report's timeout: an attempt whose upload hangs is not ended by
+	// its timeout within any test's patience.
+	uploadPolicy := policy
+	uploadPolicy.Timeout = 30 * time.Minute
+	err = reg.Register(testUpload, func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+		var p testPayload
+		if err := json.Unmarshal(job.Payload, &p); err != nil {
+			return tasks.Result{}, tasks.Permanent(err)
+		}
+		logRun(job, "start")
+		if path := os.Getenv(runLogEnv); path != "" {
+			if err := os.WriteFile(startedMarker(path, job), nil, 0o644); err != nil {
+				return tasks.Result{}, err
+			}
+		}
+		out.Progress(0, "uploading")
+		w, err := out.Create("upload.bin", "application/octet-stream")
+		if err != nil {
+			return tasks.Result{}, err
+		}
+		chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
+		for i := range p.MB * 16 {
+			if _, err := w.Write(chunk); err != nil {
+				logRun(job, "failed")
+				return tasks.Result{}, err
+			}
+			if i%16 == 15 {
+				time.Sleep(time.Duration(p.MS) * time.Millisecond)
+			}
+		}
+		logRun(job, "end")
+		return tasks.Result{Summary: "uploaded"}, nil
+	}, uploadPolicy)
+	if err != nil {
+		return err
+	}
 	return reg.Register(testFail, func(ctx context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
 		var p testPayload
 		if err := json.Unmarshal(job.Payload, &p); err != nil {
@@ -77,6 +121,11 @@ func registerTestJobs(reg *tasks.Registry) error {
 		logRun(job, "end")
 		return tasks.Result{Summary: "passed"}, nil
 	}, policy)
+}
+
+// startedMarker is the file a test_upload attempt creates as it starts.
+func startedMarker(runLog string, job tasks.Job) string {
+	return fmt.Sprintf("%s.%s.%d.started", runLog, job.ID, job.Attempt)
 }
 
 func logRun(job tasks.Job, what string) {

@@ -54,7 +54,8 @@ type Delivery interface {
 	// Redelivered says the broker handed this item out before and it was
 	// not acked: its worker stopped renewing it or gave it back. A first
 	// delivery that finds its attempt already started is a second copy
-	// of an item another worker holds, not a sign that worker is gone.
+	// of an item another worker holds, not a sign that worker is gone
+	// (unless the broker keeps one lease per item: see ItemLease).
 	Redelivered() bool
 	// Extend tells the broker the item is still being worked on.
 	Extend(ctx context.Context) error
@@ -64,6 +65,25 @@ type Delivery interface {
 	Release(ctx context.Context) error
 	// Delay gives the item back to be delivered again after d.
 	Delay(ctx context.Context, d time.Duration) error
+}
+
+// ItemLease is implemented by the deliveries of a broker that keeps one
+// lease per work item, whichever delivery of it renews the lease
+// (JetStream: the consumer's pending entry is the stream sequence, and a
+// heartbeat or ack names only that). There, a first delivery of an item
+// whose attempt has started is not a second copy: the broker forgot the
+// first delivery, as a server killed before it wrote down its consumer's
+// state does, and handed the item out again. Dropping it would leave
+// nothing to redeliver if the attempt's worker is gone, so the worker
+// leaves it with the broker instead: the attempt's worker, if alive,
+// keeps it with its heartbeats and acks it when done; if it is gone, the
+// item comes back as a redelivery once the lease runs out, and is taken
+// over as a lost attempt.
+type ItemLease interface {
+	Delivery
+	// LeasePerItem says the broker keeps one lease for all deliveries of
+	// the item.
+	LeasePerItem() bool
 }
 
 // ResultStore keeps jobs' result files.

@@ -102,6 +102,15 @@ func ProcessName() string {
 type Worker struct {
 	cfg WorkerConfig
 	log *slog.Logger
+	// running holds the attempts this worker is running, by job id and
+	// attempt, so that a redelivery of one of them is not taken for the
+	// loss of this worker.
+	running sync.Map
+}
+
+type attemptKey struct {
+	job     string
+	attempt int
 }
 
 // NewWorker checks cfg and returns a Worker ready to Run.
@@ -327,6 +336,9 @@ func (w *Worker) process(ctx context.Context, d Delivery, handedOff, recorded fu
 	if !ok {
 		return
 	}
+	key := attemptKey{job.ID, job.Attempt}
+	w.running.Store(key, struct{}{})
+	defer w.running.Delete(key)
 	done := false
 	defer func() {
 		if !done {
@@ -443,7 +455,13 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d Delivery, item E
 			return Event{}, false
 		}
 		var next Event
-		switch act := decide(item, last, d.Redelivered(), w.cfg.Now()); act {
+		switch act := decide(item, last, d.Redelivered(), leasePerItem(d), w.cfg.Now()); act {
+		case actLeave:
+			// The broker forgot handing this item out (see ItemLease):
+			// the attempt's worker keeps it, or it comes back as a
+			// redelivery once the lease runs out.
+			log.InfoContext(ctx, "work item handed out again while its attempt runs; leaving it with the broker", "job_state", last.Kind, "attempt_worker", last.Worker)
+			return Event{}, false
 		case actStale:
 			// The job moved on (finished, cancelled, or another item
 			// carries it): this item's work is done.
@@ -460,6 +478,13 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d Delivery, item E
 			}
 			return Event{}, false
 		case actLost:
+			if _, mine := w.running.Load(attemptKey{job.ID, job.Attempt}); mine && last.Worker == w.cfg.Name {
+				// This worker runs the attempt: its lease ran out while
+				// the broker was away. The attempt goes on renewing it,
+				// and records its outcome itself.
+				log.InfoContext(ctx, "work item handed out again while this worker runs its attempt; leaving it with the broker")
+				return Event{}, false
+			}
 			// The attempt's worker stopped renewing it: count the attempt
 			// as failed, so that a job that kills its worker every time
 			// still reaches an outcome.
@@ -501,10 +526,16 @@ const (
 	actWait                // the item's retry is not due yet
 	actRun                 // start the item's attempt
 	actLost                // the item's attempt was started by a worker now gone
+	actLeave               // the item's attempt runs elsewhere under the same lease
 )
 
+func leasePerItem(d Delivery) bool {
+	l, ok := d.(ItemLease)
+	return ok && l.LeasePerItem()
+}
+
 // decide is the work item's part of the job state machine.
-func decide(item, last Event, redelivered bool, now time.Time) action {
+func decide(item, last Event, redelivered, perItem bool, now time.Time) action {
 	attempt := item.Attempt + 1
 	switch {
 	case last.Seq < item.Seq:
@@ -523,8 +554,13 @@ func decide(item, last Event, redelivered bool, now time.Time) action {
 		// renewing it or gave it back, and giving back is recorded. A
 		// first delivery here is a copy (a broker that carries jobs
 		// outside the log may send one twice): the holder of the other
-		// copy runs the attempt, or it is redelivered if it dies.
+		// copy runs the attempt, or it is redelivered if it dies. With
+		// one lease per item there is no other copy, only a delivery the
+		// broker forgot.
 		if !redelivered {
+			if perItem {
+				return actLeave
+			}
 			return actStale
 		}
 		return actLost

@@ -588,3 +588,82 @@ func TestJobLongerThanStoreTimeoutStillRecordsItsOutcome(t *testing.T) {
 	testsupport.Eventually(t, 10*time.Second, "long job never acked", func() bool { return d.acked.Load() == 1 })
 	assertKinds(t, events.kinds("long"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventSucceeded)
 }
+
+// leaseDelivery is a delivery from a broker that keeps one lease per work
+// item, as JetStream does.
+type leaseDelivery struct{ *fakeDelivery }
+
+func (leaseDelivery) LeasePerItem() bool { return true }
+
+func (r *rig) deliverAny(t *testing.T, d tasks.Delivery) {
+	t.Helper()
+	select {
+	case r.queue.ch <- d:
+	case <-time.After(10 * time.Second):
+		t.Fatal("worker did not take the job")
+	}
+}
+
+// quick registers the job type "quick", which succeeds at once, and
+// delivers one: with every other slot busy, the worker takes it only once
+// the delivery before it is done with.
+func (r *rig) quick(t *testing.T) *fakeDelivery {
+	t.Helper()
+	r.reg.Register("quick", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) { return tasks.Result{}, nil }, tasks.Policy{})
+	e := r.events.put(tasks.Event{ID: "quick-e", Kind: tasks.EventEnqueued, JobID: "quick", JobType: "quick", UserID: 1, Time: time.Now()})
+	d := &fakeDelivery{item: e}
+	r.deliver(t, d)
+	testsupport.Eventually(t, 10*time.Second, "quick job not acked", func() bool { return d.acked.Load() == 1 })
+	return d
+}
+
+// A broker that keeps one lease per item hands out a first delivery of an
+// item whose attempt has started only when it forgot the first (a server
+// killed before it wrote its consumer's state down). There is no other
+// copy to fall back on, so the worker neither drops nor judges it: it
+// leaves it with the broker, where the attempt's worker keeps it or its
+// lease runs out and it comes back as a redelivery.
+func TestForgottenDeliveryIsLeftWithTheBroker(t *testing.T) {
+	r := newRig(t, tasks.WorkerConfig{Concurrency: 1})
+	runs := r.countRuns(tasks.Policy{})
+	d := r.enqueue("forgotten")
+	r.events.put(tasks.Event{Kind: tasks.EventStarted, JobID: "forgotten", JobType: "work", UserID: 1, Attempt: 1, Worker: "host:7"})
+	r.deliverAny(t, leaseDelivery{d})
+	r.quick(t)
+	if d.acked.Load() != 0 || d.delayed.Load() != 0 || d.released.Load() != 0 {
+		t.Fatalf("forgotten delivery acked %d, delayed %s, released %d times; want it left alone", d.acked.Load(), time.Duration(d.delayed.Load()), d.released.Load())
+	}
+	assertKinds(t, r.events.kinds("forgotten"), tasks.EventEnqueued, tasks.EventStarted)
+	if runs.Load() != 0 {
+		t.Fatalf("handler ran %d times for a forgotten delivery", runs.Load())
+	}
+}
+
+// A worker whose lease ran out while the broker was away, and which is
+// handed its own running attempt's item again, leaves it: the attempt
+// goes on and records its own outcome, instead of the worker recording
+// itself as lost.
+func TestRedeliveryOfItsOwnRunningAttemptIsLeftAlone(t *testing.T) {
+	r := newRig(t, tasks.WorkerConfig{Concurrency: 2, ExtendEvery: 20 * time.Millisecond})
+	release := make(chan struct{})
+	r.reg.Register("work", func(ctx context.Context, _ tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		select {
+		case <-release:
+			return tasks.Result{}, nil
+		case <-ctx.Done():
+			return tasks.Result{}, ctx.Err()
+		}
+	}, tasks.Policy{})
+	d := r.enqueue("mine")
+	r.deliver(t, d)
+	testsupport.Eventually(t, 10*time.Second, "attempt never started", func() bool { return r.events.last("mine").Kind == tasks.EventStarted })
+	again := &fakeDelivery{item: d.item, redelivered: true}
+	r.deliver(t, again)
+	r.quick(t)
+	close(release)
+	testsupport.Eventually(t, 10*time.Second, "running attempt not acked", func() bool { return d.acked.Load() == 1 })
+	assertKinds(t, r.events.kinds("mine"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventSucceeded)
+	if again.acked.Load() != 0 || again.delayed.Load() != 0 || again.released.Load() != 0 {
+		t.Fatalf("redelivery of its own attempt acked %d, delayed %s, released %d times; want it left alone", again.acked.Load(), time.Duration(again.delayed.Load()), again.released.Load())
+	}
+}

@@ -70,10 +70,13 @@ type Config struct {
 	Duplicates time.Duration
 	// Replicas of the stream and bucket; 3 on a cluster. Default 1.
 	Replicas int
-	// PublishTimeout bounds one event write, whatever the caller's
-	// context allows: a publish sent just as the server went away gets no
-	// answer, and should fail rather than hang. Default 5s.
-	PublishTimeout time.Duration
+	// RequestTimeout bounds each request to the server (an event write, a
+	// read, a consumer or stream call, each step of a result upload),
+	// whatever the caller's context allows: nats.go does not fail a
+	// request in flight when the connection drops, so one that the server
+	// took with it when it died waits for this deadline, or for the
+	// caller's, which for a job is its whole attempt. Default 5s.
+	RequestTimeout time.Duration
 	Logger         *slog.Logger
 	Now            func() time.Time
 }
@@ -88,8 +91,8 @@ func (c *Config) setDefaults() {
 	if c.Replicas <= 0 {
 		c.Replicas = 1
 	}
-	if c.PublishTimeout <= 0 {
-		c.PublishTimeout = 5 * time.Second
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 5 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -136,9 +139,14 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 		Duplicates:  cfg.Duplicates,
 		AllowDirect: true,
 	}
-	stream, err := js.CreateStream(ctx, scfg)
+	b := &Broker{cfg: cfg, js: js}
+	rctx, cancel := b.request(ctx)
+	defer cancel()
+	stream, err := js.CreateStream(rctx, scfg)
 	if errors.Is(err, natsjs.ErrStreamNameAlreadyInUse) {
-		stream, err = js.UpdateStream(ctx, scfg)
+		rctx, cancel := b.request(ctx)
+		defer cancel()
+		stream, err = js.UpdateStream(rctx, scfg)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: stream %s: %w", StreamName, err)
@@ -149,14 +157,20 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 		Storage:     natsjs.FileStorage,
 		Replicas:    cfg.Replicas,
 	}
-	results, err := js.CreateObjectStore(ctx, ocfg)
+	// Making a bucket is several requests (its stream, then a look-up).
+	rctx, cancel = context.WithTimeout(ctx, 2*cfg.RequestTimeout)
+	defer cancel()
+	results, err := js.CreateObjectStore(rctx, ocfg)
 	if errors.Is(err, natsjs.ErrBucketExists) {
-		results, err = js.UpdateObjectStore(ctx, ocfg)
+		rctx, cancel := context.WithTimeout(ctx, 2*cfg.RequestTimeout)
+		defer cancel()
+		results, err = js.UpdateObjectStore(rctx, ocfg)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", ResultsBucket, err)
 	}
-	return &Broker{cfg: cfg, js: js, stream: stream, results: results}, nil
+	b.stream, b.results = stream, results
+	return b, nil
 }
 
 // Enqueue stores the job's enqueued event, which is also its work item.
@@ -218,13 +232,19 @@ func (b *Broker) publish(ctx context.Context, e *tasks.Event, opts ...natsjs.Pub
 	buf := eventBufs.Get().(*[]byte)
 	*buf = tasks.AppendEvent((*buf)[:0], e)
 	defer eventBufs.Put(buf)
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
+	ctx, cancel := b.request(ctx)
 	defer cancel()
 	ack, err := b.js.Publish(ctx, e.Subject(), *buf, opts...)
 	if err != nil {
 		return nil, classify(err)
 	}
 	return ack, nil
+}
+
+// request bounds one request to the server by RequestTimeout, or less if
+// ctx ends sooner. Every request the broker makes goes through it.
+func (b *Broker) request(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, b.cfg.RequestTimeout)
 }
 
 // classify marks errors that mean "could not reach the server" as
@@ -243,7 +263,9 @@ func (b *Broker) Last(ctx context.Context, userID int64, jobID string) (tasks.Ev
 	if !tasks.ValidID(jobID) {
 		return tasks.Event{}, fmt.Errorf("last event of job %q: %w", jobID, tasks.ErrNotFound)
 	}
-	raw, err := b.stream.GetLastMsgForSubject(ctx, tasks.JobFilter(userID, jobID))
+	rctx, cancel := b.request(ctx)
+	defer cancel()
+	raw, err := b.stream.GetLastMsgForSubject(rctx, tasks.JobFilter(userID, jobID))
 	if errors.Is(err, natsjs.ErrMsgNotFound) {
 		return tasks.Event{}, fmt.Errorf("last event of job %s: %w", jobID, tasks.ErrNotFound)
 	}
@@ -264,7 +286,9 @@ func (b *Broker) History(ctx context.Context, userID int64, jobID string) ([]tas
 	if err != nil {
 		return nil, err
 	}
-	cons, err := b.js.OrderedConsumer(ctx, StreamName, natsjs.OrderedConsumerConfig{
+	rctx, cancel := b.request(ctx)
+	defer cancel()
+	cons, err := b.js.OrderedConsumer(rctx, StreamName, natsjs.OrderedConsumerConfig{
 		FilterSubjects: []string{tasks.JobFilter(userID, jobID)},
 		DeliverPolicy:  natsjs.DeliverAllPolicy,
 	})
@@ -278,7 +302,11 @@ func (b *Broker) History(ctx context.Context, userID int64, jobID string) ([]tas
 	defer it.Stop()
 	var events []tasks.Event
 	for {
-		msg, err := it.Next(natsjs.NextContext(ctx))
+		// Every event up to last is stored: each one is a request's
+		// worth of waiting.
+		nctx, cancel := b.request(ctx)
+		msg, err := it.Next(natsjs.NextContext(nctx))
+		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("history of job %s: %w", jobID, classify(err))
 		}
@@ -298,6 +326,8 @@ func (b *Broker) History(ctx context.Context, userID int64, jobID string) ([]tas
 }
 
 func (b *Broker) eventAt(ctx context.Context, seq uint64) (tasks.Event, error) {
+	ctx, cancel := b.request(ctx)
+	defer cancel()
 	raw, err := b.stream.GetMsg(ctx, seq)
 	if err != nil {
 		return tasks.Event{}, classify(err)
@@ -353,7 +383,9 @@ func (b *Broker) Follow(ctx context.Context, from uint64, fn func([]tasks.Event)
 		cfg.DeliverPolicy = natsjs.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = from + 1
 	}
-	cons, err := b.js.OrderedConsumer(ctx, StreamName, cfg)
+	rctx, cancel := b.request(ctx)
+	cons, err := b.js.OrderedConsumer(rctx, StreamName, cfg)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("follow events: %w", classify(err))
 	}
@@ -445,6 +477,8 @@ func (b *Broker) read(ctx context.Context, it natsjs.MessagesContext, out chan<-
 
 // LastSeq is the sequence of the newest event in the stream.
 func (b *Broker) LastSeq(ctx context.Context) (uint64, error) {
+	ctx, cancel := b.request(ctx)
+	defer cancel()
 	info, err := b.stream.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("stream info: %w", classify(err))
@@ -453,20 +487,68 @@ func (b *Broker) LastSeq(ctx context.Context) (uint64, error) {
 }
 
 // Put streams a result file into the results bucket.
+//
+// An upload is many requests (a look-up, a publish per chunk and the
+// acks for them, a purge if it fails), and nats.go gives none of them a
+// deadline of its own when the caller's context has one: a request that a
+// dying server took with it would wait for the job's whole attempt. So
+// the upload is cancelled once its broker side has gone RequestTimeout
+// without progress; the time it waits for the handler to write more does
+// not count (see uploadGuard).
 func (b *Broker) Put(ctx context.Context, object, name, contentType string, r io.Reader) (tasks.ResultRef, error) {
+	ctx, g := guardUpload(ctx, r, b.cfg.RequestTimeout)
+	defer g.stop()
 	info, err := b.results.Put(ctx, natsjs.ObjectMeta{
 		Name:        object,
 		Description: name,
 		Headers:     nats.Header{"Content-Type": []string{contentType}},
-	}, r)
+	}, g)
 	if err != nil {
+		if errors.Is(context.Cause(ctx), errUploadStalled) {
+			err = fmt.Errorf("%w: %w within %s", tasks.ErrUnavailable, errUploadStalled, b.cfg.RequestTimeout)
+		}
 		return tasks.ResultRef{}, fmt.Errorf("put result %s: %w", object, err)
 	}
 	return tasks.ResultRef{Object: object, Name: name, ContentType: contentType, Size: info.Size, Digest: info.Digest}, nil
 }
 
+var errUploadStalled = errors.New("the server did not answer the upload")
+
+// uploadGuard is the reader an upload reads its file through, and the
+// clock of its broker side: the clock runs while the upload is not
+// waiting in Read (it is publishing, waiting for acks, or making a
+// request), and cancels the upload's context when it reaches within.
+// Waiting for the handler's next bytes stops it.
+type uploadGuard struct {
+	r      io.Reader
+	within time.Duration
+	timer  *time.Timer
+	cancel context.CancelCauseFunc
+}
+
+func guardUpload(ctx context.Context, r io.Reader, within time.Duration) (context.Context, *uploadGuard) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	g := &uploadGuard{r: r, within: within, cancel: cancel}
+	g.timer = time.AfterFunc(within, func() { cancel(errUploadStalled) })
+	return ctx, g
+}
+
+func (g *uploadGuard) Read(p []byte) (int, error) {
+	g.timer.Stop()
+	n, err := g.r.Read(p)
+	g.timer.Reset(g.within)
+	return n, err
+}
+
+func (g *uploadGuard) stop() {
+	g.timer.Stop()
+	g.cancel(nil)
+}
+
 // Delete removes a stored result file, if there is one.
 func (b *Broker) Delete(ctx context.Context, object string) error {
+	ctx, cancel := b.request(ctx)
+	defer cancel()
 	err := b.results.Delete(ctx, object)
 	if err != nil && !errors.Is(err, natsjs.ErrObjectNotFound) {
 		return fmt.Errorf("delete result %s: %w", object, err)
@@ -488,6 +570,8 @@ func (b *Broker) Ping(ctx context.Context) error {
 	if s := b.cfg.Conn.Status(); s != nats.CONNECTED {
 		return fmt.Errorf("nats connection %s", s)
 	}
+	ctx, cancel := b.request(ctx)
+	defer cancel()
 	if _, err := b.js.AccountInfo(ctx); err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
@@ -595,12 +679,12 @@ func (b *Broker) publishEnqueueAsync(r tasks.EnqueueRequest) (tasks.Event, natsj
 	return ev, f, nil
 }
 
-// awaitEnqueue waits, within PublishTimeout, for the server to store an
+// awaitEnqueue waits, within RequestTimeout, for the server to store an
 // enqueued event sent by publishEnqueueAsync, and returns the stored
 // event: ev with its sequence, or the first job of a repeated key (and
 // true).
 func (b *Broker) awaitEnqueue(ctx context.Context, ev *tasks.Event, f natsjs.PubAckFuture) (tasks.Event, bool, error) {
-	t := time.NewTimer(b.cfg.PublishTimeout)
+	t := time.NewTimer(b.cfg.RequestTimeout)
 	defer t.Stop()
 	select {
 	case ack := <-f.Ok():
@@ -618,6 +702,6 @@ func (b *Broker) awaitEnqueue(ctx context.Context, ev *tasks.Event, f natsjs.Pub
 	case <-ctx.Done():
 		return tasks.Event{}, false, ctx.Err()
 	case <-t.C:
-		return tasks.Event{}, false, fmt.Errorf("%w: no answer within %s", tasks.ErrUnavailable, b.cfg.PublishTimeout)
+		return tasks.Event{}, false, fmt.Errorf("%w: no answer within %s", tasks.ErrUnavailable, b.cfg.RequestTimeout)
 	}
 }

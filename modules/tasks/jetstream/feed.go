@@ -32,7 +32,9 @@ const feedRetry = time.Second
 // to get every enqueued, retrying and retried item, whoever wrote it and
 // whatever happened to the writer after.
 func (b *Broker) FeedWork(ctx context.Context, consumer string, fn func(ctx context.Context, item tasks.Event, redelivered bool) error) error {
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, StreamName, natsjs.ConsumerConfig{
+	rctx, cancel := b.request(ctx)
+	defer cancel()
+	cons, err := b.js.CreateOrUpdateConsumer(rctx, StreamName, natsjs.ConsumerConfig{
 		Durable:        consumer,
 		Description:    "hands every work item to the broker that carries jobs",
 		FilterSubjects: WorkSubjects,
@@ -120,10 +122,12 @@ func (b *Broker) ScanWork(ctx context.Context, fn func(ctx context.Context, item
 	if end == 0 {
 		return nil
 	}
-	cons, err := b.js.OrderedConsumer(ctx, StreamName, natsjs.OrderedConsumerConfig{
+	rctx, cancel := b.request(ctx)
+	cons, err := b.js.OrderedConsumer(rctx, StreamName, natsjs.OrderedConsumerConfig{
 		FilterSubjects: WorkSubjects,
 		DeliverPolicy:  natsjs.DeliverAllPolicy,
 	})
+	cancel()
 	if err != nil {
 		return fmt.Errorf("scan work: %w", classify(err))
 	}

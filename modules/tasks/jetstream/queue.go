@@ -44,10 +44,14 @@ func (b *Broker) Queue(ctx context.Context) (tasks.Queue, error) {
 	// Two rounds at most: a fresh deployment's workers may race to make
 	// the consumer, and the loser compares with what the winner made.
 	for round := 0; ; round++ {
-		cons, err := b.js.Consumer(ctx, StreamName, WorkConsumer)
+		rctx, cancel := b.request(ctx)
+		cons, err := b.js.Consumer(rctx, StreamName, WorkConsumer)
+		cancel()
 		switch {
 		case errors.Is(err, natsjs.ErrConsumerNotFound):
-			cons, err = b.js.CreateConsumer(ctx, StreamName, ccfg)
+			rctx, cancel := b.request(ctx)
+			cons, err = b.js.CreateConsumer(rctx, StreamName, ccfg)
+			cancel()
 			if errors.Is(err, natsjs.ErrConsumerExists) && round == 0 {
 				continue
 			}
@@ -61,7 +65,9 @@ func (b *Broker) Queue(ctx context.Context) (tasks.Queue, error) {
 			if deployed := cons.CachedInfo().Config.AckWait; deployed != b.cfg.AckWait {
 				b.cfg.Logger.WarnContext(ctx, "changing the lease of every worker", "consumer", WorkConsumer, "from", deployed, "to", b.cfg.AckWait)
 			}
-			cons, err = b.js.CreateOrUpdateConsumer(ctx, StreamName, ccfg)
+			rctx, cancel := b.request(ctx)
+			cons, err = b.js.CreateOrUpdateConsumer(rctx, StreamName, ccfg)
+			cancel()
 		}
 		if err != nil {
 			return nil, fmt.Errorf("worker queue: consumer %s: %w", WorkConsumer, classify(err))
@@ -209,6 +215,15 @@ type delivery struct {
 func (d *delivery) Item() tasks.Event { return d.item }
 
 func (d *delivery) Redelivered() bool { return d.redelivered }
+
+// LeasePerItem implements tasks.ItemLease: the consumer tracks a work
+// item by its stream sequence, so every delivery of it shares one lease,
+// renewed by the heartbeats of whichever delivery is being worked on.
+// NumDelivered is not to be trusted after a server restart: the server
+// writes its consumer's deliveries to disk at most ten times a second,
+// so a server killed just after handing out an item hands it out again,
+// counted as a first delivery.
+func (d *delivery) LeasePerItem() bool { return true }
 
 func (d *delivery) Extend(ctx context.Context) error {
 	if err := d.msg.InProgress(); err != nil {

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"maps"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/platform/testsupport"
+)
+
+// Settings of TestBrokerKilledMidUpload.
+const (
+	uploadRounds = 4
+	uploadMB     = 4
+	uploadPause  = 50 // ms after each MB, so that the upload takes a while
+	uploadLease  = 2 * time.Second
+	// uploadFreeze is how long app web is frozen before it is killed:
+	// long enough for the worker's requests of the moment to reach it
+	// and wait for answers that never come.
+	uploadFreeze = 500 * time.Millisecond
+	// uploadBound is the longest a job may take to reach its outcome once
+	// app web is back. The promise is about a lease plus a heartbeat, on
+	// top of the broker request that was in flight running out; the rest
+	// is slack for race-instrumented processes on two cores.
+	uploadBound = 30 * time.Second
+)
+
+// TestBrokerKilledMidUpload kills app web, which owns the embedded NATS
+// store, while a job is uploading a multi-megabyte result to the object
+// store, and restarts it on the same data dir and port, several times.
+// Each time, the job must reach exactly one outcome (succeeded on a later
+// attempt) within uploadBound of app web being back: in the odd rounds
+// with the job's worker still alive, which must record its failed upload
+// as a failed attempt itself; in the even rounds with that worker
+// SIGKILLed as app web comes back, when another worker must take the job
+// over.
+//
+// Two things make each round hit what a plain kill hits only now and
+// then. The server is frozen (SIGSTOP) just after the job starts and then
+// killed, so the worker has requests in flight that the dead server never
+// answers, as a request sent the instant before a kill has. And jobs of
+// no work run all along, so that the server writes its consumer's state
+// to disk at its throttled rate (at most every 100ms), as on a busy
+// system: the job's delivery, moments old at the kill, is then not yet on
+// disk, and the restarted server hands the job out again as a first
+// delivery.
+func TestBrokerKilledMidUpload(t *testing.T) {
+	dir := t.TempDir()
+	runs := newRunLog(t)
+	env := map[string]string{
+		"OTJ_DATA_DIR":       dir,
+		"PORT":               "0",
+		"NATS_LISTEN":        "127.0.0.1:0",
+		"SECRET_KEY":         testsupport.TestSecretKey,
+		"JOB_LEASE":          uploadLease.String(),
+		"WORKER_CONCURRENCY": "4",
+		"LOG_LEVEL":          "warn",
+		runLogEnv:            runs.path,
+	}
+	web := startProcess(t, "web-0", env, "web")
+	natsURL := web.waitStdout(t, joinRE)
+	u, err := url.Parse(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env["NATS_LISTEN"] = u.Host // every restart on the same port
+	conn := durableConnect(t, natsURL)
+	wenv := maps.Clone(env)
+	wenv["NATS_URL"] = natsURL
+	// Not startWorker: it waits for an info line, and a line per job of
+	// no work would bury the rounds' logs.
+	worker := startProcess(t, "worker-0", wenv, "worker")
+
+	testsupport.Go(t, func(ctx context.Context) { noopTraffic(ctx, conn) })
+
+	payload, _ := json.Marshal(testPayload{MB: uploadMB, MS: uploadPause})
+	for round := 1; round <= uploadRounds; round++ {
+		holderGone := round%2 == 0
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		job, err := conn.b.Enqueue(ctx, tasks.EnqueueRequest{Type: testUpload, UserID: 1, Payload: payload})
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: enqueue: %v", round, err)
+		}
+		waitStart(t, runs, job)
+		if err := web.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(uploadFreeze)
+		killProcesses(t, web)
+		web = startProcess(t, "web-"+string(rune('0'+round)), env, "web")
+		web.waitStdout(t, joinRE)
+		back := time.Now()
+		if holderGone {
+			killProcesses(t, worker)
+			worker = startProcess(t, "worker-"+string(rune('0'+round)), wenv, "worker")
+		}
+
+		last, done := waitOutcome(conn, job.ID, uploadBound)
+		took := time.Since(back)
+		if !done {
+			info := conn.workers(t)
+			t.Fatalf("round %d: job %s reached no outcome within %s of app web being back (workers consumer: %d handed out and not acked, %d redelivered); history:\n%s",
+				round, job.ID, uploadBound, info.NumAckPending, info.NumRedelivered, describe(jobHistory(t, conn.b, 1, job.ID)))
+		}
+		evs := jobHistory(t, conn.b, 1, job.ID)
+		outcomes := countKind(evs, tasks.EventSucceeded) + countKind(evs, tasks.EventFailed) + countKind(evs, tasks.EventCancelled)
+		t.Logf("round %d (the job's worker %s): outcome %s, attempt %d, %s after app web was back; history:\n%s",
+			round, map[bool]string{false: "alive", true: "killed"}[holderGone], last.Kind, last.Attempt, took.Round(time.Millisecond), describe(evs))
+		if last.Kind != tasks.EventSucceeded || last.Attempt < 2 || outcomes != 1 {
+			t.Errorf("round %d: want one outcome, succeeded on a later attempt; history:\n%s", round, describe(evs))
+		}
+		retrying, ok := firstKind(evs, tasks.EventRetrying)
+		switch {
+		case !ok || retrying.Attempt != 1:
+			t.Errorf("round %d: want attempt 1 recorded as failed (retrying); history:\n%s", round, describe(evs))
+		case !holderGone && strings.Contains(retrying.Error, "stopped responding"):
+			t.Errorf("round %d: the job's worker was alive, but another recorded it as lost: %q", round, retrying.Error)
+		}
+		if last.Result == nil {
+			t.Fatalf("round %d: succeeded without a result", round)
+		}
+		checkUpload(t, conn, *last.Result)
+	}
+}
+
+// checkUpload reads the result on record back from the object store: the
+// whole upload, as the event describes it.
+func checkUpload(t *testing.T, conn *durableConn, ref tasks.ResultRef) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := conn.b.Open(ctx, ref.Object)
+	if err != nil {
+		t.Fatalf("open the result on record: %v", err)
+	}
+	defer r.Close()
+	n, err := io.Copy(io.Discard, r)
+	if err != nil || n != uploadMB<<20 || ref.Size != uint64(n) {
+		t.Fatalf("result on record %s: read %d bytes (err %v), want %d as its event says (%d)", ref.Object, n, err, uploadMB<<20, ref.Size)
+	}
+}
+
+// waitOutcome polls the job's newest event until the job has finished,
+// and returns that event and whether it did within timeout.
+func waitOutcome(conn *durableConn, jobID string, timeout time.Duration) (tasks.Event, bool) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		e, err := conn.b.Last(ctx, 1, jobID)
+		cancel()
+		if err == nil && (e.Kind == tasks.EventSucceeded || e.Kind == tasks.EventFailed || e.Kind == tasks.EventCancelled) {
+			return e, true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return tasks.Event{}, false
+}
+
+// waitStart waits for the job's first attempt to start, polling far
+// more often than testsupport.Eventually: the test acts within
+// milliseconds of the start.
+func waitStart(t *testing.T, runs runLog, job tasks.Job) {
+	t.Helper()
+	first := job
+	first.Attempt = 1
+	marker := startedMarker(runs.path, first)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(marker); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s never started", job.ID)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// noopTraffic enqueues a job of no work every 5ms until ctx ends, keeping
+// the workers consumer busy. Enqueues that fail while the server is away
+// are skipped.
+func noopTraffic(ctx context.Context, conn *durableConn) {
+	payload, _ := json.Marshal(testPayload{MS: 0})
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ectx, cancel := context.WithTimeout(ctx, time.Second)
+		_, _ = conn.b.Enqueue(ectx, tasks.EnqueueRequest{Type: testSleep, UserID: 2, Payload: payload})
+		cancel()
+	}
+}
