@@ -70,8 +70,9 @@ type Delivery interface {
 type ResultStore interface {
 	// Put stores r under object, streaming it.
 	Put(ctx context.Context, object, name, contentType string, r io.Reader) (ResultRef, error)
-	// Open streams a stored result.
-	Open(ctx context.Context, object string) (io.ReadCloser, error)
+	// Open streams a stored result, with the size and digest the store
+	// recorded. A result that is not there is ErrResultMissing.
+	Open(ctx context.Context, object string) (*StoredResult, error)
 	// Delete removes a stored result; deleting one that is not there is
 	// not an error.
 	Delete(ctx context.Context, object string) error

@@ -267,7 +267,7 @@ func (p *Projection) applyTx(ctx context.Context, events []Event) (int, error) {
 	// BEGIN took (honouring ctx); a context without cancel spares the
 	// driver a watcher goroutine for each of them.
 	sctx := context.WithoutCancel(ctx)
-	b := &batch{tx: tx, st: st, rows: make(map[string]*batchRow)}
+	b := &batch{tx: tx, st: st, rows: make(map[string]*batchRow), log: p.log}
 	if err := b.load(sctx, events, done); err != nil {
 		return 0, err
 	}
@@ -380,6 +380,7 @@ const (
 
 // batch is the task rows one transaction has read or changed.
 type batch struct {
+	log   *slog.Logger
 	tx    *sql.Tx
 	st    *statements
 	rows  map[string]*batchRow
@@ -459,6 +460,12 @@ func (b *batch) scan(rows *sql.Rows) error {
 	return rows.Err()
 }
 
+// ownResult reports whether the succeeded event e names the result of
+// its own job and of the attempt the task's row is running.
+func ownResult(row *TaskResult, e Event) bool {
+	return OwnsResult(e.JobID, e.Attempt, e.Result.Object) && e.Attempt == row.Attempts
+}
+
 // apply applies e to its task's row, read by load.
 func (b *batch) apply(e Event) {
 	r := b.rows[e.JobID]
@@ -475,6 +482,15 @@ func (b *batch) apply(e Event) {
 			changed = true
 		}
 	} else if r.row != nil {
+		if e.Kind == EventSucceeded && e.Result != nil && !ownResult(r.row, e) {
+			// Only a forged or corrupt event names another job's file;
+			// applied, the web would serve that file to this task's
+			// owner. The row stays as it was.
+			b.log.Warn("refused an outcome whose result is not its own job's",
+				"job_id", e.JobID, "user_id", e.UserID, "attempt", e.Attempt, "task_attempt", r.row.Attempts,
+				"object", e.Result.Object, "seq", e.Seq)
+			return
+		}
 		changed = applyTo(r.row, e)
 	}
 	if changed && !r.dirty {

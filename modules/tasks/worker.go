@@ -342,7 +342,7 @@ func (w *Worker) process(ctx context.Context, d Delivery, handedOff, recorded fu
 	runCtx, stopTimer := context.WithTimeoutCause(runCtx, policy.Timeout, errTimedOut)
 	defer stopTimer()
 	start := w.cfg.Now()
-	out := &output{ctx: runCtx, store: w.cfg.Results, object: ResultObject(job)}
+	out := &output{ctx: runCtx, store: w.cfg.Results, object: ResultObjectName(job.ID, job.Attempt)}
 	stopWatch := w.watch(runCtx, log, d, started, out, stopRun)
 	res, ref, err := w.run(runCtx, log, h, job, out)
 	// From here on, the job's newest event is the last one this worker
@@ -717,13 +717,6 @@ func (w *Worker) run(ctx context.Context, log *slog.Logger, h HandlerFunc, job J
 	}()
 	res, err = h(ctx, job, out)
 	return res, nil, err
-}
-
-// ResultObject names the stored result of one attempt of a job. Each
-// attempt has its own, so that an attempt superseded by another (its
-// worker presumed lost) can never overwrite or delete the result on record.
-func ResultObject(job Job) string {
-	return job.ID + "-a" + strconv.Itoa(job.Attempt)
 }
 
 // output streams a handler's result file into the ResultStore through a

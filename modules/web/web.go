@@ -9,7 +9,6 @@ package web
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -40,9 +39,11 @@ type TaskHistory interface {
 	History(ctx context.Context, userID int64, jobID string) ([]tasks.Event, error)
 }
 
-// ResultOpener streams stored result files.
+// ResultOpener streams stored result files (tasks.ResultStore's Open),
+// with the digest the store recorded, which the download checks against
+// the one the job's outcome recorded.
 type ResultOpener interface {
-	Open(ctx context.Context, object string) (io.ReadCloser, error)
+	Open(ctx context.Context, object string) (*tasks.StoredResult, error)
 }
 
 // ProjectionWaiter waits until the projection has seen an event.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -141,7 +140,7 @@ func (f *fakeTasks) GetForUser(_ context.Context, userID int64, id string) (task
 // noResults is a ResultOpener with nothing stored.
 type noResults struct{}
 
-func (noResults) Open(context.Context, string) (io.ReadCloser, error) {
+func (noResults) Open(context.Context, string) (*tasks.StoredResult, error) {
 	return nil, errors.New("no results in this test")
 }
 
@@ -150,8 +149,10 @@ type fixture struct {
 	db         *bun.DB
 	users      *activity.Store
 	alice, bob activity.User
-	// broker is the real broker behind a liveFixture, nil otherwise.
+	// broker and proj are the real broker and projection behind a
+	// liveFixture, nil otherwise.
 	broker *jetstream.Broker
+	proj   *tasks.Projection
 }
 
 func (f *fixture) client(t *testing.T, u activity.User) *http.Client {
@@ -348,36 +349,62 @@ func TestHealth(t *testing.T) {
 // types the test needs, with their policies.
 func liveFixture(t *testing.T, concurrency int, register func(*tasks.Registry) error) *fixture {
 	t.Helper()
+	return liveFixtureWith(t, liveOptions{concurrency: concurrency, register: register})
+}
+
+// liveOptions are the settings a live fixture's test needs beyond the
+// defaults.
+type liveOptions struct {
+	concurrency int
+	register    func(*tasks.Registry) error
+	// broker is the settings of both sides' brokers; Conn is filled in.
+	broker jetstream.Config
+	// worker and web change the worker's and the web module's settings
+	// once the fixture has filled them in.
+	worker func(*tasks.WorkerConfig)
+	web    func(*web.Config)
+}
+
+func liveFixtureWith(t *testing.T, o liveOptions) *fixture {
+	t.Helper()
 	srv := testsupport.NATS(t)
-	webSide := testsupport.Broker(t, testsupport.Connect(t, srv, "web"))
-	workerSide := testsupport.Broker(t, testsupport.Connect(t, srv, "worker"))
+	webSide := testsupport.BrokerWith(t, testsupport.Connect(t, srv, "web"), o.broker)
+	workerSide := testsupport.BrokerWith(t, testsupport.Connect(t, srv, "worker"), o.broker)
 	db, _ := testsupport.DB(t)
 	proj := tasks.NewProjection(db, webSide, testsupport.Logger(t))
 	testsupport.Go(t, func(ctx context.Context) { proj.Run(ctx) })
 	reg := tasks.NewRegistry()
-	if err := register(reg); err != nil {
+	if err := o.register(reg); err != nil {
 		t.Fatal(err)
 	}
 	q, err := workerSide.Queue(testsupport.Context(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := tasks.NewWorker(tasks.WorkerConfig{
+	wc := tasks.WorkerConfig{
 		Queue: q, Events: workerSide, Results: workerSide, Registry: reg,
-		Concurrency: concurrency, Name: testWorker, Logger: testsupport.Logger(t),
+		Concurrency: o.concurrency, Name: testWorker, Logger: testsupport.Logger(t),
 		// A test that fails with a handler still blocked ends in 2s,
 		// not the default 20.
 		ShutdownGrace: 2 * time.Second,
-	})
+	}
+	if o.worker != nil {
+		o.worker(&wc)
+	}
+	w, err := tasks.NewWorker(wc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	testsupport.Go(t, func(ctx context.Context) { w.Run(ctx) })
-	f := newFixtureOn(t, db, web.Config{
+	cfg := web.Config{
 		Enqueuer: webSide, Results: webSide, Projection: proj,
 		Control: tasks.NewControl(webSide), History: webSide,
-	})
-	f.broker = webSide
+	}
+	if o.web != nil {
+		o.web(&cfg)
+	}
+	f := newFixtureOn(t, db, cfg)
+	f.broker, f.proj = webSide, proj
 	return f
 }
 

@@ -469,13 +469,23 @@ func (b *Broker) Delete(ctx context.Context, object string) error {
 	return nil
 }
 
-// Open streams a stored result file.
-func (b *Broker) Open(ctx context.Context, object string) (io.ReadCloser, error) {
+// Open streams a stored result file, with the size and digest the
+// bucket recorded when it was put. One that is not there (expired,
+// pruned, never stored) is tasks.ErrResultMissing.
+func (b *Broker) Open(ctx context.Context, object string) (*tasks.StoredResult, error) {
 	r, err := b.results.Get(ctx, object)
+	if errors.Is(err, natsjs.ErrObjectNotFound) {
+		return nil, fmt.Errorf("open result %s: %w", object, tasks.ErrResultMissing)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open result %s: %w", object, err)
 	}
-	return r, nil
+	info, err := r.Info()
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("open result %s: %w", object, err)
+	}
+	return &tasks.StoredResult{ReadCloser: r, Size: info.Size, Digest: info.Digest}, nil
 }
 
 // Ping checks that the server answers JetStream requests.

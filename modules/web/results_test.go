@@ -1,0 +1,141 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nuid"
+
+	"github.com/otjhelper/otj/modules/reports"
+	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/platform/testsupport"
+)
+
+// reportFor is a full_report handler that writes a file naming the job's
+// user, and holds the attempts of the users in hold until its context
+// ends, so that a test can keep one user's task running.
+func reportFor(hold ...int64) tasks.HandlerFunc {
+	return func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+		for _, u := range hold {
+			if job.UserID == u {
+				<-ctx.Done()
+				return tasks.Result{}, ctx.Err()
+			}
+		}
+		w, err := out.Create("report.csv", "text/csv")
+		if err != nil {
+			return tasks.Result{}, err
+		}
+		fmt.Fprintf(w, "the report of user %d\n", job.UserID)
+		return tasks.Result{Summary: "1 line"}, nil
+	}
+}
+
+// completedReport starts a report for c's user and waits until it is
+// completed; it returns the task's row.
+func completedReport(t *testing.T, f *fixture, c *http.Client, userID int64) tasks.TaskResult {
+	t.Helper()
+	id := startReport(t, f, c)
+	waitForStatus(t, f, c, "/tasks/"+id, tasks.StatusCompleted)
+	row, err := tasks.NewStore(f.db).GetForUser(testsupport.Context(t), userID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return row
+}
+
+// A succeeded event that names another job's result, as anyone who can
+// publish on the broker could forge it, neither completes the task nor
+// serves the other user's file.
+func TestForgedResultReferenceIsRefused(t *testing.T) {
+	t.Parallel()
+	var bobID int64 // set before any job of bob's runs
+	f := liveFixture(t, 0, func(r *tasks.Registry) error {
+		return r.Register(reports.FullReport, func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+			return reportFor(bobID)(ctx, job, out)
+		}, tasks.Policy{})
+	})
+	bobID = f.bob.ID
+	alice, bob := f.client(t, f.alice), f.client(t, f.bob)
+	theirs := completedReport(t, f, alice, f.alice.ID)
+
+	id := startReport(t, f, bob)
+	waitForStatus(t, f, bob, "/tasks/"+id, tasks.StatusRunning)
+	ctx := testsupport.Context(t)
+	last, err := f.broker.Last(ctx, f.bob.ID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := tasks.Event{
+		ID: nuid.Next(), Kind: tasks.EventSucceeded, JobID: id, JobType: reports.FullReport, UserID: f.bob.ID,
+		Time: time.Now().UTC(), Attempt: last.Attempt, Summary: "1 line",
+		Result: &tasks.ResultRef{Object: theirs.ResultPath, Name: "report.csv", ContentType: "text/csv",
+			Size: uint64(theirs.ResultSize), Digest: theirs.Digest},
+	}
+	seq, err := f.broker.Append(ctx, forged, last.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := f.proj.WaitFor(wctx, seq); err != nil {
+		t.Fatal(err)
+	}
+	row, err := tasks.NewStore(f.db).GetForUser(ctx, f.bob.ID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row.Status == tasks.StatusCompleted || row.ResultPath != "" {
+		t.Fatalf("forged outcome applied: status %s, result %q (alice's is %q)", row.Status, row.ResultPath, theirs.ResultPath)
+	}
+	code, body := getBody(t, bob, f.srv.URL+"/tasks/"+id+"/download")
+	if code != http.StatusNotFound || strings.Contains(body, "the report of user") {
+		t.Fatalf("bob's download = %d:\n%s", code, body)
+	}
+}
+
+// A row that names another job's file (written before the projection
+// checked references, or by hand) is still not served.
+func TestDownloadServesOnlyTheTasksOwnResult(t *testing.T) {
+	t.Parallel()
+	f := liveFixture(t, 0, func(r *tasks.Registry) error { return r.Register(reports.FullReport, reportFor(), tasks.Policy{}) })
+	alice, bob := f.client(t, f.alice), f.client(t, f.bob)
+	theirs := completedReport(t, f, alice, f.alice.ID)
+	own := completedReport(t, f, bob, f.bob.ID)
+
+	_, err := f.db.NewUpdate().Table("task_result").
+		Set("result_path = ?", theirs.ResultPath).Set("result_digest = ?", theirs.Digest).Set("result_size = ?", theirs.ResultSize).
+		Where("id = ?", own.ID).Exec(testsupport.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := getBody(t, bob, f.srv.URL+"/tasks/"+own.ID+"/download")
+	if code != http.StatusNotFound || strings.Contains(body, "the report of user") {
+		t.Fatalf("download of a row naming alice's object = %d:\n%s", code, body)
+	}
+}
+
+// A stored file whose digest is not the one the job's outcome recorded
+// (replaced in the bucket) is not served.
+func TestDownloadRefusesDigestMismatch(t *testing.T) {
+	t.Parallel()
+	f := liveFixture(t, 0, func(r *tasks.Registry) error { return r.Register(reports.FullReport, reportFor(), tasks.Policy{}) })
+	alice := f.client(t, f.alice)
+	row := completedReport(t, f, alice, f.alice.ID)
+	if code, body := getBody(t, alice, f.srv.URL+"/tasks/"+row.ID+"/download"); code != http.StatusOK || !strings.Contains(body, "the report of user") {
+		t.Fatalf("download before the swap = %d:\n%s", code, body)
+	}
+	// The same length, so that only the digest tells the files apart.
+	swapped := "swapped" + strings.Repeat(".", int(row.ResultSize)-8) + "\n"
+	if _, err := f.broker.Put(testsupport.Context(t), row.ResultPath, "report.csv", "text/csv", strings.NewReader(swapped)); err != nil {
+		t.Fatal(err)
+	}
+	code, body := getBody(t, alice, f.srv.URL+"/tasks/"+row.ID+"/download")
+	if code != http.StatusNotFound || strings.Contains(body, "swapped") {
+		t.Fatalf("download after the swap = %d:\n%s", code, body)
+	}
+}
