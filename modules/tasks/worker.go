@@ -381,7 +381,8 @@ func (w *Worker) process(ctx context.Context, d Delivery, handedOff, recorded fu
 		outcome = w.event(job, EventSucceeded, job.Attempt, func(e *Event) { e.Result = ref; e.Summary = res.Summary })
 	default:
 		if errors.Is(cause, errTimedOut) {
-			err = fmt.Errorf("timed out after %s: %w", policy.Timeout, err)
+			err = UserMessage(fmt.Errorf("timed out after %s: %w", policy.Timeout, err),
+				"It took longer than it is allowed to, and was stopped.")
 		}
 		outcome = w.failure(job, job.Attempt, maxAttempts, policy, err)
 		log.WarnContext(ctx, "job attempt failed", "err", err, "duration", took, "outcome", outcome.Kind, "retry_at", outcome.RetryAt)
@@ -470,6 +471,7 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d Delivery, item E
 			if !registered {
 				next = w.event(job, EventFailed, job.Attempt, func(e *Event) {
 					e.Error = fmt.Sprintf("no handler registered for job type %q", job.Type)
+					e.Message = "This kind of task cannot be run at the moment."
 				})
 				break
 			}
@@ -535,16 +537,24 @@ func decide(item, last Event, redelivered bool, now time.Time) action {
 // failure is the event for a failed attempt: retrying if the error may
 // pass and attempts remain, failed otherwise.
 func (w *Worker) failure(job Job, attempt, maxAttempts int, policy Policy, err error) Event {
+	// The error goes to operators; its owner sees the handler's sentence
+	// for it, or one for the state it leaves the task in.
+	message := func(s Status) string {
+		if m := MessageOf(err); m != "" {
+			return m
+		}
+		return FailureMessage(s)
+	}
 	if IsPermanent(err) || attempt >= maxAttempts {
 		return w.event(job, EventFailed, attempt, func(e *Event) {
-			e.Error = err.Error()
+			e.Error, e.Message = err.Error(), message(StatusFailed)
 			e.MaxAttempts = maxAttempts
 		})
 	}
 	return w.event(job, EventRetrying, attempt, func(e *Event) {
 		e.Payload = job.Payload
 		e.EnqueuedAt = job.EnqueuedAt
-		e.Error = err.Error()
+		e.Error, e.Message = err.Error(), message(StatusRetrying)
 		e.MaxAttempts = maxAttempts
 		e.RetryAt = e.Time.Add(policy.Backoff(attempt))
 	})

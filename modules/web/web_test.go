@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -413,10 +414,17 @@ const testWorker = "web-test-worker"
 
 var keyRE = regexp.MustCompile(`name="key" value="([^"]+)"`)
 
-func TestFailingHandlerShowsErrorOnList(t *testing.T) {
+// A failure shows its owner a plain sentence, never the error chain,
+// which is for operators: the handler's own sentence if it gave one
+// (tasks.UserMessage), otherwise one for the task's state.
+func TestFailingHandlerShowsPlainSentence(t *testing.T) {
+	const internal = "activity log unreadable: disk I/O error"
 	f := liveFixture(t, 0, func(r *tasks.Registry) error {
-		return r.Register(reports.FullReport, func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
-			return tasks.Result{}, errors.New("activity log unreadable: disk I/O error")
+		return r.Register(reports.FullReport, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+			if job.Payload != nil {
+				return tasks.Result{}, tasks.UserMessage(errors.New(internal), "Your activity log could not be read.")
+			}
+			return tasks.Result{}, errors.New(internal)
 		}, tasks.Policy{MaxAttempts: 1})
 	})
 	c := f.client(t, f.alice)
@@ -429,10 +437,23 @@ func TestFailingHandlerShowsErrorOnList(t *testing.T) {
 		_, page = getBody(t, c, f.srv.URL+"/tasks/")
 		return strings.Contains(page, "badge-failed")
 	})
-	if !strings.Contains(page, "activity log unreadable: disk I/O error") {
-		t.Fatalf("error not shown:\n%s", page)
+	if strings.Contains(page, internal) || !strings.Contains(page, html.EscapeString(tasks.FailureMessage(tasks.StatusFailed))) {
+		t.Fatalf("list shows the error, or not the sentence for failed tasks:\n%s", page)
 	}
 	if strings.Contains(page, `http-equiv="refresh"`) {
 		t.Error("page still refreshing with no active task")
+	}
+
+	// With a sentence of the handler's own, on the list and the task page.
+	job, err := f.broker.Enqueue(testsupport.Context(t), tasks.EnqueueRequest{Type: reports.FullReport, UserID: f.alice.ID, Payload: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	taskPage := waitForStatus(t, f, c, "/tasks/"+job.ID, tasks.StatusFailed)
+	_, page = getBody(t, c, f.srv.URL+"/tasks/")
+	for name, p := range map[string]string{"task page": taskPage, "list": page} {
+		if strings.Contains(p, internal) || !strings.Contains(p, "Your activity log could not be read.") {
+			t.Errorf("%s shows the error, or not the handler's sentence:\n%s", name, p)
+		}
 	}
 }
