@@ -41,6 +41,10 @@ type WorkerConfig struct {
 	// outcome while the broker cannot be reached, so that a short outage
 	// does not throw away finished work. Default 1m.
 	OutcomeRetry time.Duration
+	// StoreFullMessage is the sentence a job's owner sees when its result
+	// could not be stored because the result store is full. The app
+	// says how long results are kept and which setting bounds the store.
+	StoreFullMessage string
 	// Name identifies this worker in events and logs. Default host:pid.
 	Name   string
 	Logger *slog.Logger
@@ -65,6 +69,9 @@ func (c *WorkerConfig) setDefaults() {
 	}
 	if c.Name == "" {
 		c.Name = ProcessName()
+	}
+	if c.StoreFullMessage == "" {
+		c.StoreFullMessage = "There is no room to store this result right now. Please try again later; if it keeps happening, ask the operator to make room."
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -723,6 +730,12 @@ func (w *Worker) run(ctx context.Context, log *slog.Logger, h HandlerFunc, job J
 		ref, ferr = out.finish(err)
 		if err == nil && ferr != nil {
 			err = fmt.Errorf("store result: %w", ferr)
+		}
+		// A full store refuses the file however often it is tried, until
+		// old results expire: no retry, and a sentence the user can act
+		// on. The handler may have seen it first, writing its file.
+		if errors.Is(err, ErrResultStoreFull) {
+			err = Permanent(UserMessage(err, w.cfg.StoreFullMessage))
 		}
 	}()
 	res, err = h(ctx, job, out)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -137,5 +138,43 @@ func TestDownloadRefusesDigestMismatch(t *testing.T) {
 	code, body := getBody(t, alice, f.srv.URL+"/tasks/"+row.ID+"/download")
 	if code != http.StatusNotFound || strings.Contains(body, "swapped") {
 		t.Fatalf("download after the swap = %d:\n%s", code, body)
+	}
+}
+
+// When the results bucket is full, the job fails at once, not after
+// every attempt, with a sentence its owner can act on; the server's
+// wording is kept for operators.
+func TestFullResultStoreFailsWithPlainSentence(t *testing.T) {
+	t.Parallel()
+	const full = "There is no room to store this report right now."
+	f := liveFixtureWith(t, liveOptions{
+		register: func(r *tasks.Registry) error {
+			return r.Register(reports.FullReport, func(_ context.Context, _ tasks.Job, out tasks.Output) (tasks.Result, error) {
+				w, err := out.Create("report.csv", "text/csv")
+				if err != nil {
+					return tasks.Result{}, err
+				}
+				// Three chunks of the store's 128 KiB: past the bound.
+				if _, err := w.Write([]byte(strings.Repeat("x", 3<<17))); err != nil {
+					return tasks.Result{}, err
+				}
+				return tasks.Result{}, nil
+			}, tasks.Policy{MaxAttempts: 3, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond})
+		},
+		broker: jetstream.Config{Results: &jetstream.ResultBounds{MaxBytes: 200 << 10}},
+		worker: func(c *tasks.WorkerConfig) { c.StoreFullMessage = full },
+	})
+	c := f.client(t, f.alice)
+	id := startReport(t, f, c)
+	page := waitForStatus(t, f, c, "/tasks/"+id, tasks.StatusFailed)
+	if !strings.Contains(page, full) || strings.Contains(page, "maximum bytes") {
+		t.Errorf("task page lacks the sentence, or shows the server's error:\n%s", page)
+	}
+	row, err := tasks.NewStore(f.db).GetForUser(testsupport.Context(t), f.alice.ID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row.Attempts != 1 || !strings.Contains(row.Error, "maximum bytes exceeded") || row.UserMessage != full {
+		t.Errorf("attempts %d, error %q, user message %q: want one attempt, the server's wording and the sentence", row.Attempts, row.Error, row.UserMessage)
 	}
 }

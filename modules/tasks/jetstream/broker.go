@@ -22,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,12 +66,31 @@ type Config struct {
 	Duplicates time.Duration
 	// Replicas of the stream and bucket; 3 on a cluster. Default 1.
 	Replicas int
+	// Results bounds the results bucket: how long a result is kept and
+	// how large the bucket may grow. Nil leaves an existing bucket's
+	// bounds as they are, and creates a missing one without bounds: what
+	// operator commands and tests want, so that a command run without
+	// the app's settings cannot change them.
+	Results *ResultBounds
 	// PublishTimeout bounds one event write, whatever the caller's
 	// context allows: a publish sent just as the server went away gets no
 	// answer, and should fail rather than hang. Default 5s.
 	PublishTimeout time.Duration
 	Logger         *slog.Logger
 	Now            func() time.Time
+}
+
+// ResultBounds are the results bucket's limits, kept by the server
+// itself, so that no process of the app has to sweep the bucket.
+type ResultBounds struct {
+	// TTL is how long a result is kept after it was stored (the bucket
+	// stream's MaxAge); the server removes it then. Zero keeps results
+	// until they are deleted; else at least 100ms, nats-server's floor.
+	TTL time.Duration
+	// MaxBytes bounds the bucket; a result that would take it past the
+	// bound is refused (tasks.ErrResultStoreFull), and nothing stored is
+	// dropped to make room. Zero is no bound.
+	MaxBytes int64
 }
 
 func (c *Config) setDefaults() {
@@ -138,20 +158,37 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: stream %s: %w", StreamName, err)
 	}
+	results, err := openResults(ctx, js, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", ResultsBucket, err)
+	}
+	return &Broker{cfg: cfg, js: js, stream: stream, results: results}, nil
+}
+
+// openResults opens the results bucket, creating it if it is missing. With
+// bounds given, a bucket whose TTL or size bound differs is updated to
+// them; as with the stream, an update happens only when something
+// differs (CreateObjectStore succeeds on an identical bucket).
+func openResults(ctx context.Context, js natsjs.JetStream, cfg Config) (natsjs.ObjectStore, error) {
 	ocfg := natsjs.ObjectStoreConfig{
 		Bucket:      ResultsBucket,
 		Description: "OTJ Helper task result files, one per job attempt",
 		Storage:     natsjs.FileStorage,
 		Replicas:    cfg.Replicas,
 	}
+	if cfg.Results == nil {
+		results, err := js.ObjectStore(ctx, ResultsBucket)
+		if !errors.Is(err, natsjs.ErrBucketNotFound) {
+			return results, err
+		}
+	} else {
+		ocfg.TTL, ocfg.MaxBytes = cfg.Results.TTL, cfg.Results.MaxBytes
+	}
 	results, err := js.CreateObjectStore(ctx, ocfg)
 	if errors.Is(err, natsjs.ErrBucketExists) {
 		results, err = js.UpdateObjectStore(ctx, ocfg)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", ResultsBucket, err)
-	}
-	return &Broker{cfg: cfg, js: js, stream: stream, results: results}, nil
+	return results, err
 }
 
 // Enqueue stores the job's enqueued event, which is also its work item.
@@ -454,10 +491,34 @@ func (b *Broker) Put(ctx context.Context, object, name, contentType string, r io
 		Description: name,
 		Headers:     nats.Header{"Content-Type": []string{contentType}},
 	}, r)
+	if storeFull(err) {
+		// The server's wording stays in the chain, for the log and the
+		// operator's view.
+		return tasks.ResultRef{}, fmt.Errorf("put result %s: %w: %w", object, tasks.ErrResultStoreFull, err)
+	}
 	if err != nil {
 		return tasks.ResultRef{}, fmt.Errorf("put result %s: %w", object, err)
 	}
 	return tasks.ResultRef{Object: object, Name: name, ContentType: contentType, Size: info.Size, Digest: info.Digest}, nil
+}
+
+// JetStream's answers that mean there is no room: a stream at its
+// MaxBytes ("maximum bytes exceeded", among the store failures of
+// 10077), and a server out of the storage JetStream may use (10047).
+const (
+	errCodeStoreFailed           natsjs.ErrorCode = 10077
+	errCodeInsufficientResources natsjs.ErrorCode = 10047
+)
+
+// storeFull reports whether err is the server refusing a write for want
+// of room.
+func storeFull(err error) bool {
+	var apiErr *natsjs.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	return apiErr.ErrorCode == errCodeInsufficientResources ||
+		apiErr.ErrorCode == errCodeStoreFailed && strings.Contains(apiErr.Description, "maximum bytes")
 }
 
 // Delete removes a stored result file, if there is one.
