@@ -77,3 +77,12 @@ type ResultStore interface {
 	// not an error.
 	Delete(ctx context.Context, object string) error
 }
+
+// SucceededLog finds the results a user's jobs of one type have stored,
+// from the event log: the worker prunes a user's older results with it,
+// without a database and without listing the whole results store.
+type SucceededLog interface {
+	// Succeeded returns the user's succeeded events of jobType stored
+	// at or after since (the zero time: all of them), in stream order.
+	Succeeded(ctx context.Context, userID int64, jobType string, since time.Time) ([]Event, error)
+}

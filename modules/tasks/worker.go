@@ -41,6 +41,18 @@ type WorkerConfig struct {
 	// outcome while the broker cannot be reached, so that a short outage
 	// does not throw away finished work. Default 1m.
 	OutcomeRetry time.Duration
+	// ResultKeep is how many results of each job type a user keeps:
+	// once a job's result and outcome are stored, the results of the
+	// user's older jobs of that type beyond the newest ResultKeep are
+	// deleted, so that a user who makes many reports does not fill the
+	// store. 0 keeps every result until the store expires it.
+	ResultKeep int
+	// ResultTTL is how long the store keeps results (it expires them by
+	// itself): pruning looks back no further, as older results are gone.
+	// 0 looks back to the start of the log.
+	ResultTTL time.Duration
+	// Succeeded finds a user's earlier results; required with ResultKeep.
+	Succeeded SucceededLog
 	// StoreFullMessage is the sentence a job's owner sees when its result
 	// could not be stored because the result store is full. The app
 	// says how long results are kept and which setting bounds the store.
@@ -91,6 +103,9 @@ func (c *WorkerConfig) validate() error {
 	}
 	if c.Registry == nil {
 		errs = append(errs, errors.New("config: Registry is required"))
+	}
+	if c.ResultKeep > 0 && c.Succeeded == nil {
+		errs = append(errs, errors.New("config: Succeeded is required with ResultKeep"))
 	}
 	return errors.Join(errs...)
 }
@@ -396,7 +411,54 @@ func (w *Worker) process(ctx context.Context, d Delivery, handedOff, recorded fu
 	}
 	if !w.record(ctx, log, d, outcome, mine, true) {
 		w.discard(ctx, log, ref)
+		return
 	}
+	if outcome.Kind == EventSucceeded && ref != nil {
+		w.prune(ctx, log, job)
+	}
+}
+
+// prune deletes the results of the user's older jobs of job's type
+// beyond the newest ResultKeep, found from the log's succeeded events
+// within ResultTTL (older results have expired). It runs after the job's
+// outcome is stored and acked, so a failure here costs only the space:
+// it is logged, and the job stays completed.
+func (w *Worker) prune(ctx context.Context, log *slog.Logger, job Job) {
+	if w.cfg.ResultKeep <= 0 {
+		return
+	}
+	ctx, cancel := w.storeContext(ctx)
+	defer cancel()
+	var since time.Time
+	if w.cfg.ResultTTL > 0 {
+		since = w.cfg.Now().Add(-w.cfg.ResultTTL)
+	}
+	events, err := w.cfg.Succeeded.Succeeded(ctx, job.UserID, job.Type, since)
+	if err != nil {
+		log.WarnContext(ctx, "could not look for older results to delete", "err", err)
+		return
+	}
+	// Only results stored by their own jobs count: an event naming
+	// another job's file is no result of this user's.
+	var objects []string
+	for _, e := range events {
+		if e.Result != nil && OwnsResult(e.JobID, e.Attempt, e.Result.Object) {
+			objects = append(objects, e.Result.Object)
+		}
+	}
+	if len(objects) <= w.cfg.ResultKeep {
+		return
+	}
+	old := objects[:len(objects)-w.cfg.ResultKeep]
+	deleted := 0
+	for _, object := range old {
+		if err := w.cfg.Results.Delete(ctx, object); err != nil {
+			log.WarnContext(ctx, "could not delete an older result", "object", object, "err", err)
+			continue
+		}
+		deleted++
+	}
+	log.DebugContext(ctx, "deleted older results", "kept", w.cfg.ResultKeep, "deleted", deleted)
 }
 
 // claim decides what the delivered work item asks for, given the job's

@@ -329,6 +329,55 @@ func (b *Broker) History(ctx context.Context, userID int64, jobID string) ([]tas
 	}
 }
 
+// Succeeded implements tasks.SucceededLog: it reads the user's succeeded
+// events of one job type stored since the given time, in stream order,
+// with a short-lived ordered consumer filtered to
+// tasks.<type>.<user>.*.succeeded and starting at that time, so that it
+// reads neither other users' events nor the whole log.
+func (b *Broker) Succeeded(ctx context.Context, userID int64, jobType string, since time.Time) ([]tasks.Event, error) {
+	filter := tasks.SubjectPrefix + "." + jobType + "." + strconv.FormatInt(userID, 10) + ".*." + string(tasks.EventSucceeded)
+	last, err := b.stream.GetLastMsgForSubject(ctx, filter)
+	if errors.Is(err, natsjs.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("succeeded events of %s for user %d: %w", jobType, userID, classify(err))
+	}
+	if last.Time.Before(since) {
+		return nil, nil
+	}
+	cfg := natsjs.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: natsjs.DeliverAllPolicy}
+	if !since.IsZero() {
+		cfg.DeliverPolicy, cfg.OptStartTime = natsjs.DeliverByStartTimePolicy, &since
+	}
+	cons, err := b.js.OrderedConsumer(ctx, StreamName, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("succeeded events of %s for user %d: %w", jobType, userID, classify(err))
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("succeeded events of %s for user %d: %w", jobType, userID, classify(err))
+	}
+	defer it.Stop()
+	var events []tasks.Event
+	for {
+		msg, err := it.Next(natsjs.NextContext(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("succeeded events of %s for user %d: %w", jobType, userID, classify(err))
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return nil, fmt.Errorf("succeeded events of %s for user %d: %w", jobType, userID, err)
+		}
+		if e, err := decode(msg.Data(), md.Sequence.Stream); err == nil {
+			events = append(events, e)
+		}
+		if md.Sequence.Stream >= last.Sequence {
+			return events, nil
+		}
+	}
+}
+
 func (b *Broker) eventAt(ctx context.Context, seq uint64) (tasks.Event, error) {
 	raw, err := b.stream.GetMsg(ctx, seq)
 	if err != nil {
