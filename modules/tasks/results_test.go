@@ -62,4 +62,3 @@ func TestWorkerKeepsNewestResultsPerUserAndType(t *testing.T) {
 		}
 	}
 }
-
