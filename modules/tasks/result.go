@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"time"
 )
 
 // ResultObjectName names the stored result of one attempt of a job. Each
@@ -37,4 +38,25 @@ type StoredResult struct {
 	io.ReadCloser
 	Size   uint64
 	Digest string // as the store reports it, e.g. SHA-256=...
+}
+
+// Retention is how long results are kept (the store expires them after
+// TTL) and how many of each job type a user keeps (older ones are
+// deleted after a newer one is stored). Readers use it to tell, without
+// asking the store, that a completed task's result is gone.
+type Retention struct {
+	TTL  time.Duration // 0: results do not expire
+	Keep int           // 0: every result is kept until it expires
+}
+
+// Expired reports whether the result of a task completed at completed
+// is gone by now, given that newer of the same user's results of its
+// type were completed after it. A result can also be missing for other
+// reasons (deleted by hand, a store rebuilt): whoever opens it treats
+// ErrResultMissing as expired too.
+func (r Retention) Expired(completed time.Time, newer int, now time.Time) bool {
+	if r.TTL > 0 && !now.Before(completed.Add(r.TTL)) {
+		return true
+	}
+	return r.Keep > 0 && newer >= r.Keep
 }

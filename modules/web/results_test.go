@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -176,5 +180,133 @@ func TestFullResultStoreFailsWithPlainSentence(t *testing.T) {
 	}
 	if row.Attempts != 1 || !strings.Contains(row.Error, "maximum bytes exceeded") || row.UserMessage != full {
 		t.Errorf("attempts %d, error %q, user message %q: want one attempt, the server's wording and the sentence", row.Attempts, row.Error, row.UserMessage)
+	}
+}
+
+// clock is a controllable time for the web's view of result lifetimes.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
+
+func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
+
+var regenKeyRE = regexp.MustCompile(`action="/tasks/([^"/]+)/regenerate"[^>]*>\s*<input type="hidden" name="key" value="([^"]+)"`)
+
+// A result past RESULT_TTL shows as expired, with a button that makes
+// it again, on the list, on the task page and at its download address,
+// which is a page that says so rather than an error.
+func TestExpiredResultShownAsExpiredAndGeneratedAgain(t *testing.T) {
+	t.Parallel()
+	now := &clock{now: time.Now()}
+	f := liveFixtureWith(t, liveOptions{
+		register: func(r *tasks.Registry) error { return r.Register(reports.FullReport, reportFor(), tasks.Policy{}) },
+		web: func(c *web.Config) {
+			c.Retention, c.Now = tasks.Retention{TTL: time.Hour, Keep: 5}, now.Now
+		},
+	})
+	alice := f.client(t, f.alice)
+	row := completedReport(t, f, alice, f.alice.ID)
+	download := `href="/tasks/` + row.ID + `/download"`
+	_, list := getBody(t, alice, f.srv.URL+"/tasks/")
+	if tr := rowHTML(t, list, row.ID); !strings.Contains(tr, download) || strings.Contains(tr, "Expired") {
+		t.Fatalf("fresh result's row:\n%s", tr)
+	}
+
+	now.Add(time.Hour + time.Minute)
+	_, list = getBody(t, alice, f.srv.URL+"/tasks/")
+	tr := rowHTML(t, list, row.ID)
+	if strings.Contains(tr, download) || !strings.Contains(tr, "Expired") || !strings.Contains(tr, `action="/tasks/`+row.ID+`/regenerate"`) {
+		t.Fatalf("expired result's row:\n%s", tr)
+	}
+	code, page := getBody(t, alice, f.srv.URL+"/tasks/"+row.ID)
+	if code != http.StatusOK || strings.Contains(page, download) || !strings.Contains(page, "Expired") || !strings.Contains(page, `action="/tasks/`+row.ID+`/regenerate"`) {
+		t.Fatalf("expired result's task page = %d:\n%s", code, page)
+	}
+	code, page = getBody(t, alice, f.srv.URL+"/tasks/"+row.ID+"/download")
+	m := regenKeyRE.FindStringSubmatch(page)
+	if code != http.StatusGone || strings.Contains(page, "the report of user") || m == nil || m[1] != row.ID {
+		t.Fatalf("download of an expired result = %d:\n%s", code, page)
+	}
+
+	// Another user cannot make it again, nor can another site.
+	bob := f.client(t, f.bob)
+	if resp := post(t, bob, f.srv.URL+"/tasks/"+row.ID+"/regenerate", url.Values{"key": {m[2]}}, nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("bob's regenerate = %d, want 404", resp.StatusCode)
+	}
+	if resp := post(t, alice, f.srv.URL+"/tasks/"+row.ID+"/regenerate", url.Values{"key": {m[2]}}, map[string]string{"Sec-Fetch-Site": "cross-site"}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site regenerate = %d, want 403", resp.StatusCode)
+	}
+	if resp := post(t, alice, f.srv.URL+"/tasks/"+row.ID+"/regenerate", url.Values{"key": {"bad key!"}}, nil); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("regenerate with a malformed key = %d, want 400", resp.StatusCode)
+	}
+	if got := len(mustList(t, f, f.alice.ID)); got != 1 {
+		t.Fatalf("refused regenerates made tasks: %d", got)
+	}
+
+	resp := post(t, alice, f.srv.URL+"/tasks/"+row.ID+"/regenerate", url.Values{"key": {m[2]}}, nil)
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusSeeOther || err != nil || loc.Query().Get("queued") == "" || loc.Query().Get("queued") == row.ID {
+		t.Fatalf("regenerate = %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	again := loc.Query().Get("queued")
+	now.Set(time.Now()) // the new result's time, not the old one's future
+	waitForStatus(t, f, alice, "/tasks/"+again, tasks.StatusCompleted)
+	code, body := getBody(t, alice, f.srv.URL+"/tasks/"+again+"/download")
+	if code != http.StatusOK || body != fmt.Sprintf("the report of user %d\n", f.alice.ID) {
+		t.Fatalf("the new result's download = %d: %q", code, body)
+	}
+	newRow, err := tasks.NewStore(f.db).GetForUser(testsupport.Context(t), f.alice.ID, again)
+	if err != nil || newRow.TaskType != row.TaskType {
+		t.Fatalf("new task %+v, %v", newRow, err)
+	}
+}
+
+func mustList(t *testing.T, f *fixture, userID int64) []tasks.TaskResult {
+	t.Helper()
+	rows, err := tasks.NewStore(f.db).ListForUser(testsupport.Context(t), userID, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// Only the newest RESULT_KEEP results of a kind are kept: an older one
+// shows as expired, and so does one whose file is gone from the store
+// for whatever reason, at its download too.
+func TestPrunedAndMissingResultsShowAsExpired(t *testing.T) {
+	t.Parallel()
+	f := liveFixtureWith(t, liveOptions{
+		register: func(r *tasks.Registry) error { return r.Register(reports.FullReport, reportFor(), tasks.Policy{}) },
+		worker: func(c *tasks.WorkerConfig) {
+			c.ResultKeep, c.ResultTTL = 1, time.Hour
+			c.Succeeded = c.Events.(tasks.SucceededLog)
+		},
+		web: func(c *web.Config) { c.Retention = tasks.Retention{TTL: time.Hour, Keep: 1} },
+	})
+	alice := f.client(t, f.alice)
+	older := completedReport(t, f, alice, f.alice.ID)
+	newer := completedReport(t, f, alice, f.alice.ID)
+	_, list := getBody(t, alice, f.srv.URL+"/tasks/")
+	if tr := rowHTML(t, list, older.ID); !strings.Contains(tr, "Expired") || strings.Contains(tr, "/download") {
+		t.Errorf("pruned result's row:\n%s", tr)
+	}
+	if code, page := getBody(t, alice, f.srv.URL+"/tasks/"+older.ID+"/download"); code != http.StatusGone || !strings.Contains(page, "/regenerate") {
+		t.Errorf("download of a pruned result = %d:\n%s", code, page)
+	}
+	if code, _ := getBody(t, alice, f.srv.URL+"/tasks/"+newer.ID+"/download"); code != http.StatusOK {
+		t.Errorf("download of the newest result = %d", code)
+	}
+
+	// The newest one's file is lost from the store.
+	if err := f.broker.Delete(testsupport.Context(t), newer.ResultPath); err != nil {
+		t.Fatal(err)
+	}
+	if code, page := getBody(t, alice, f.srv.URL+"/tasks/"+newer.ID+"/download"); code != http.StatusGone || !strings.Contains(page, "/regenerate") {
+		t.Errorf("download of a missing result = %d:\n%s", code, page)
 	}
 }

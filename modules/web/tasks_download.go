@@ -37,7 +37,21 @@ func (s *server) downloadResult(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, r)
 		return
 	}
+	if gone, err := s.expired(r.Context(), &t); err != nil {
+		s.serverError(w, r, err, "task_id", t.ID)
+		return
+	} else if gone {
+		s.expiredPage(w, r, &t)
+		return
+	}
 	res, err := s.cfg.Results.Open(r.Context(), t.ResultPath)
+	if errors.Is(err, tasks.ErrResultMissing) {
+		// Gone before its time (deleted, the store rebuilt): to the
+		// user it is expired all the same.
+		s.log.InfoContext(r.Context(), "download of a result no longer stored", "task_id", t.ID, "object", t.ResultPath)
+		s.expiredPage(w, r, &t)
+		return
+	}
 	if err != nil {
 		s.serverError(w, r, err, "task_id", t.ID)
 		return

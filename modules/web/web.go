@@ -25,6 +25,9 @@ import (
 type TaskReader interface {
 	ListForUser(ctx context.Context, userID int64, limit int) ([]tasks.TaskResult, error)
 	GetForUser(ctx context.Context, userID int64, id string) (tasks.TaskResult, error)
+	// NewerResults counts the user's completed results of the type
+	// completed after task id (tasks.Store.NewerResults).
+	NewerResults(ctx context.Context, userID int64, taskType, id string, completed time.Time) (int, error)
 }
 
 // TaskControl cancels and retries tasks (tasks.Control). Both take the
@@ -89,6 +92,13 @@ type Config struct {
 	DevAutoLoginEmail string
 	// EnqueueTimeout bounds a request's wait for the broker. Default 5s.
 	EnqueueTimeout time.Duration
+	// Retention is how long results are kept and how many of each kind
+	// (RESULT_TTL, RESULT_KEEP): a completed task whose result is past
+	// it shows as expired, with a button that makes it again, instead of
+	// a download link. Zero fields mean no limit.
+	Retention tasks.Retention
+	// Now is the clock results expire by. Default time.Now.
+	Now func() time.Time
 	Logger         *slog.Logger
 }
 
@@ -120,6 +130,9 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.EnqueueTimeout <= 0 {
 		cfg.EnqueueTimeout = 5 * time.Second
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	pg, err := parsePages()
 	if err != nil {
 		return nil, err
@@ -142,6 +155,7 @@ func New(cfg Config) (http.Handler, error) {
 		r.Post("/tasks/{id}/cancel", s.cancelTask)
 		r.Post("/tasks/{id}/retry", s.retryTask)
 		r.Get("/tasks/{id}/download", s.downloadResult)
+		r.Post("/tasks/{id}/regenerate", s.regenerateResult)
 		r.Get("/activities", s.listActivities)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) })

@@ -138,6 +138,16 @@ func (f *fakeTasks) GetForUser(_ context.Context, userID int64, id string) (task
 	return tasks.TaskResult{}, fmt.Errorf("task %s: %w", id, tasks.ErrNotFound)
 }
 
+func (f *fakeTasks) NewerResults(_ context.Context, userID int64, typ, id string, completed time.Time) (int, error) {
+	n := 0
+	for _, r := range f.rows {
+		if r.UserID == userID && r.TaskType == typ && r.HasResult() && (r.CompletedAt.After(completed) || r.CompletedAt.Equal(completed) && r.ID > id) {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // noResults is a ResultOpener with nothing stored.
 type noResults struct{}
 
