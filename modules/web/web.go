@@ -98,8 +98,8 @@ type Config struct {
 	// a download link. Zero fields mean no limit.
 	Retention tasks.Retention
 	// Now is the clock results expire by. Default time.Now.
-	Now func() time.Time
-	Logger         *slog.Logger
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 func (c *Config) validate() error {
