@@ -22,6 +22,8 @@ const (
 	// testFail fails its first payload times attempts (permanently if
 	// payload permanent), then succeeds.
 	testFail = "test_fail"
+	// testFile writes a result file of payload bytes.
+	testFile = "test_file"
 )
 
 // runLogEnv names a file each test job appends a line to when it starts
@@ -33,6 +35,7 @@ type testPayload struct {
 	MS        int  `json:"ms"`
 	Times     int  `json:"times"`
 	Permanent bool `json:"permanent"`
+	Bytes     int  `json:"bytes"`
 }
 
 func registerTestJobs(reg *tasks.Registry) error {
@@ -56,6 +59,23 @@ func registerTestJobs(reg *tasks.Registry) error {
 			logRun(job, "cancelled")
 			return tasks.Result{}, ctx.Err()
 		}
+	}, policy)
+	if err != nil {
+		return err
+	}
+	err = reg.Register(testFile, func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+		var p testPayload
+		if err := json.Unmarshal(job.Payload, &p); err != nil {
+			return tasks.Result{}, tasks.Permanent(err)
+		}
+		w, err := out.Create("test.bin", "application/octet-stream")
+		if err != nil {
+			return tasks.Result{}, err
+		}
+		if _, err := w.Write(make([]byte, p.Bytes)); err != nil {
+			return tasks.Result{}, err
+		}
+		return tasks.Result{Summary: fmt.Sprintf("%d bytes", p.Bytes)}, nil
 	}, policy)
 	if err != nil {
 		return err
