@@ -143,7 +143,7 @@ func TestBrowserCancelAndRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Queued", "planned failure 1 of 3", "planned failure 3 of 3", "Retried by you", "Attempt 4 of 6", "succeeded"} {
+	for _, want := range []string{"Queued", "This is planned failure 1 of 3", "This is planned failure 3 of 3", "Retried by you", "Attempt 4 of 6", "succeeded"} {
 		if !strings.Contains(history, want) {
 			t.Errorf("timeline lacks %q:\n%s", want, history)
 		}

@@ -20,7 +20,9 @@ const (
 	// OTJ_TEST_FAST=1 it returns at once.
 	testSleep = "test_sleep"
 	// testFail fails its first payload times attempts (permanently if
-	// payload permanent), then succeeds.
+	// payload permanent), then succeeds. Its error, for operators, says
+	// "planned failure n of m"; its user sees "This is planned failure n
+	// of m."
 	testFail = "test_fail"
 	// testFile writes a result file of payload bytes.
 	testFile = "test_file"
@@ -87,7 +89,8 @@ func registerTestJobs(reg *tasks.Registry) error {
 		}
 		logRun(job, "start")
 		if job.Attempt <= p.Times {
-			err := fmt.Errorf("planned failure %d of %d", job.Attempt, p.Times)
+			err := tasks.UserMessage(fmt.Errorf("planned failure %d of %d", job.Attempt, p.Times),
+				fmt.Sprintf("This is planned failure %d of %d.", job.Attempt, p.Times))
 			if p.Permanent {
 				err = tasks.Permanent(err)
 			}
