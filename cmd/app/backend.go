@@ -96,6 +96,9 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		jcfg.Results = &jetstream.ResultBounds{TTL: cfg.ResultTTL, MaxBytes: cfg.ResultMaxBytes}
 	}
 	if b.Broker, err = jetstream.Open(ctx, jcfg); err != nil {
+		if errors.Is(err, tasks.ErrResultStoreFull) {
+			return nil, fmt.Errorf("RESULT_MAX_BYTES %d: more than the NATS server's JetStream storage can reserve; lower it: %w", cfg.ResultMaxBytes, err)
+		}
 		return nil, err
 	}
 	if cfg.Broker == brokerRedis {

@@ -188,6 +188,11 @@ func openResults(ctx context.Context, js natsjs.JetStream, cfg Config) (natsjs.O
 	if errors.Is(err, natsjs.ErrBucketExists) {
 		results, err = js.UpdateObjectStore(ctx, ocfg)
 	}
+	if storeFull(err) {
+		// A bounded bucket reserves its bound of the server's storage:
+		// more than the server has is refused at once.
+		err = fmt.Errorf("%w: the server cannot reserve %d bytes for it: %w", tasks.ErrResultStoreFull, ocfg.MaxBytes, err)
+	}
 	return results, err
 }
 
