@@ -62,3 +62,55 @@ func TestWorkerKeepsNewestResultsPerUserAndType(t *testing.T) {
 		}
 	}
 }
+
+// The projection applies a succeeded event only if its result is the
+// object of that very job and of the attempt the task is running;
+// otherwise the row stays as it was.
+func TestProjectionRefusesForeignResultReference(t *testing.T) {
+	s := setup(t, func(r *tasks.Registry) {
+		r.Register("hold", func(ctx context.Context, _ tasks.Job, _ tasks.Output) (tasks.Result, error) {
+			<-ctx.Done()
+			return tasks.Result{}, ctx.Err()
+		}, tasks.Policy{})
+	})
+	ctx := testsupport.Context(t)
+	job := s.enqueue(t, "hold", 7, "")
+	s.waitStatus(t, job, tasks.StatusRunning)
+	for _, tt := range []struct {
+		name    string
+		attempt int
+		object  string
+	}{
+		{"another job's object", 1, tasks.ResultObjectName("someoneElsesJob", 1)},
+		{"another attempt's object", 1, tasks.ResultObjectName(job.ID, 2)},
+		{"an attempt the task is not running", 2, tasks.ResultObjectName(job.ID, 2)},
+		{"a name not made by the rule", 1, job.ID},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			last, err := s.web.Last(ctx, job.UserID, job.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seq, err := s.web.Append(ctx, tasks.Event{
+				ID: tt.name, Kind: tasks.EventSucceeded, JobID: job.ID, JobType: job.Type, UserID: job.UserID,
+				Time: time.Now().UTC(), Attempt: tt.attempt,
+				Result: &tasks.ResultRef{Object: tt.object, Name: "r.csv", ContentType: "text/csv", Size: 1, Digest: "SHA-256=x"},
+			}, last.Seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := s.proj.WaitFor(wctx, seq); err != nil {
+				t.Fatal(err)
+			}
+			row, err := s.store.GetForUser(ctx, job.UserID, job.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if row.Status != tasks.StatusRunning || row.ResultPath != "" || row.LastSeq >= seq {
+				t.Fatalf("forged outcome applied: status %s, result %q, last seq %d (forged %d)", row.Status, row.ResultPath, row.LastSeq, seq)
+			}
+		})
+	}
+}
