@@ -403,6 +403,10 @@ func TestStartupErrorsNameTheSetting(t *testing.T) {
 		{"redis url malformed", "all", map[string]string{"TASKS_BROKER": "redis", "REDIS_URL": "http://x"}, "REDIS_URL"},
 		{"redis timeout malformed", "all", map[string]string{"TASKS_BROKER": "redis", "REDIS_TIMEOUT": "soon"}, "REDIS_TIMEOUT"},
 		{"redis prefix with glob", "all", map[string]string{"TASKS_BROKER": "redis", "REDIS_KEY_PREFIX": "otj*"}, "REDIS_KEY_PREFIX"},
+		{"bad result ttl", "all", map[string]string{"RESULT_TTL": "forever"}, "RESULT_TTL"},
+		{"bad result keep", "all", map[string]string{"RESULT_KEEP": "-1"}, "RESULT_KEEP"},
+		{"bad result bound", "all", map[string]string{"RESULT_MAX_BYTES": "lots"}, "RESULT_MAX_BYTES"},
+		{"result bound beyond the server's storage", "all", map[string]string{"RESULT_MAX_BYTES": "1024TiB"}, "RESULT_MAX_BYTES"},
 		{"unknown command", "serve", map[string]string{}, "unknown command"},
 	}
 	for _, tt := range tests {

@@ -44,6 +44,12 @@ type backendOptions struct {
 	// Listen is where an embedded server listens for other processes
 	// (app web: NATS_LISTEN); "" serves only this process.
 	Listen string
+	// ApplyResultBounds gives the results bucket RESULT_TTL and
+	// RESULT_MAX_BYTES, updating a bucket whose bounds differ. The app's
+	// processes set it; operator commands and benchmarks leave the bucket
+	// as the app made it, so that a command run without the app's
+	// settings cannot change them.
+	ApplyResultBounds bool
 	// RunInline runs a job in the enqueuing request when the Redis
 	// broker cannot be reached (the web side sets it).
 	RunInline func(ctx context.Context, item tasks.Event)
@@ -85,7 +91,14 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 	}
 	// JOB_LEASE reaches the shared consumer only through a worker's
 	// Queue; other processes leave it as the workers set it.
-	if b.Broker, err = jetstream.Open(ctx, jetstream.Config{Conn: b.NC, AckWait: cfg.JobLease, ResetAckWait: cfg.JobLeaseReset, Logger: log}); err != nil {
+	jcfg := jetstream.Config{Conn: b.NC, AckWait: cfg.JobLease, ResetAckWait: cfg.JobLeaseReset, Logger: log}
+	if o.ApplyResultBounds {
+		jcfg.Results = &jetstream.ResultBounds{TTL: cfg.ResultTTL, MaxBytes: cfg.ResultMaxBytes}
+	}
+	if b.Broker, err = jetstream.Open(ctx, jcfg); err != nil {
+		if errors.Is(err, tasks.ErrResultStoreFull) {
+			return nil, fmt.Errorf("RESULT_MAX_BYTES %d: more than the NATS server's JetStream storage can reserve; lower it: %w", cfg.ResultMaxBytes, err)
+		}
 		return nil, err
 	}
 	if cfg.Broker == brokerRedis {

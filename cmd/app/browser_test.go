@@ -143,7 +143,7 @@ func TestBrowserCancelAndRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Queued", "planned failure 1 of 3", "planned failure 3 of 3", "Retried by you", "Attempt 4 of 6", "succeeded"} {
+	for _, want := range []string{"Queued", "This is planned failure 1 of 3", "This is planned failure 3 of 3", "Retried by you", "Attempt 4 of 6", "succeeded"} {
 		if !strings.Contains(history, want) {
 			t.Errorf("timeline lacks %q:\n%s", want, history)
 		}
@@ -157,4 +157,56 @@ func TestBrowserCancelAndRetry(t *testing.T) {
 			os.WriteFile(filepath.Join(os.Getenv("OTJ_SCREENSHOTS"), "tasks-states.png"), png, 0o644)
 		}
 	}
+}
+
+// TestBrowserExpiredResultGeneratedAgain: with RESULT_KEEP=1, a second
+// report makes the first one's row show Expired with a Generate again
+// button instead of a download link; pressing it makes a new report,
+// which the page's own refresh brings to a download.
+func TestBrowserExpiredResultGeneratedAgain(t *testing.T) {
+	ctx := testsupport.Browser(t)
+	env := baseEnv(t)
+	env["DEV_AUTO_LOGIN_EMAIL"] = "apprentice@example.org"
+	env["RESULT_KEEP"] = "1"
+	app := startApp(t, env, "all")
+	base := app.waitOutput(t, runningRE)
+	u := ensureUser(t, env["OTJ_DATA_DIR"], "apprentice@example.org")
+	insertActivities(t, env["OTJ_DATA_DIR"], u.ID, []activityFixture{
+		{date: "2026-05-01", title: "Shadowed the data team", typ: "shadowing", quality: "good", hours: 4},
+	})
+	generate := chromedp.CSS(`form[action="/tasks/generate-report"] button`)
+	newest := `table.tasks tbody tr:first-child`
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/tasks/"),
+		chromedp.Click(generate),
+		chromedp.WaitVisible(chromedp.CSS(newest+` a.download`)),
+		chromedp.Click(generate),
+		// The list refreshes until the second is done; the first is then
+		// the second row, expired.
+		chromedp.WaitVisible(chromedp.CSS(`table.tasks tbody tr:nth-child(2) form[action$="/regenerate"] button`)),
+	)
+	if err != nil {
+		html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("body")))
+		t.Fatalf("two reports: %v; the page:\n%s", err, html)
+	}
+	old, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS(`table.tasks tbody tr:nth-child(2)`)))
+	if err != nil || !strings.Contains(old, "Expired") || strings.Contains(old, "/download") {
+		t.Fatalf("the older report's row (%v):\n%s", err, old)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`table.tasks tbody tr:nth-child(2) form[action$="/regenerate"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`p.notice`)),
+		chromedp.WaitVisible(chromedp.CSS(`table.tasks tbody tr:nth-child(3) form[action$="/regenerate"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(newest+` a.download`)),
+	)
+	if err != nil {
+		html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("body")))
+		t.Fatalf("generate again: %v; the page:\n%s", err, html)
+	}
+	body, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		`fetch(document.querySelector('`+newest+` a.download').href).then(r => r.text())`, chromedp.EvalAwaitPromise))
+	if err != nil || !strings.Contains(body, "Shadowed the data team") {
+		t.Fatalf("the new report (%v): %q", err, body)
+	}
+	app.shutdown(t)
 }

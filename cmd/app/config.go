@@ -58,12 +58,21 @@ type Config struct {
 	// RedisTimeout is how long an enqueue waits for Redis before running
 	// the job in the request instead (REDIS_TIMEOUT).
 	RedisTimeout time.Duration
-	LogLevel     slog.Level
 	// BaseURL is where users reach the app (BASE_URL), such as
 	// https://otj.example.org behind a TLS proxy: its scheme and host are
 	// the app's origin, and https turns on Secure cookies and HSTS. Nil:
 	// plain HTTP at whatever host a request names.
 	BaseURL *url.URL
+	// ResultTTL is how long a job's result file is kept (RESULT_TTL);
+	// the results bucket expires it then by itself.
+	ResultTTL time.Duration
+	// ResultKeep is how many results of each job type a user keeps; a
+	// newer one deletes the oldest (RESULT_KEEP). 0 keeps every result
+	// until it expires.
+	ResultKeep int
+	// ResultMaxBytes bounds the results bucket (RESULT_MAX_BYTES).
+	ResultMaxBytes int64
+	LogLevel       slog.Level
 }
 
 // The brokers TASKS_BROKER names.
@@ -83,6 +92,15 @@ const (
 	defaultLease      = 5 * time.Second
 	defaultRedisURL   = "redis://localhost:6379/0"
 	defaultRedisWait  = 500 * time.Millisecond
+	defaultResultTTL  = 30 * 24 * time.Hour
+	defaultResultKeep = 5
+	// A gibibyte holds thousands of typical reports (about 0.3 MB per
+	// thousand activities) and still three of a million activities
+	// (279 MB): room for RESULT_KEEP of each for a few hundred users,
+	// while a bounded bucket reserves its whole bound of the server's
+	// JetStream storage up front, so a larger default would make small
+	// machines fail to start.
+	defaultResultMaxBytes = 1 << 30
 	// The braces make the prefix the keys' hash tag, so that they share a
 	// slot on a Redis Cluster, as the broker's scripts need.
 	defaultRedisPrefix = "{otj:tasks}"
@@ -120,6 +138,15 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.NATSSync, err = syncSetting(getenv, "NATS_SYNC"); err != nil {
+		return c, err
+	}
+	if c.ResultTTL, err = daysSetting(getenv, "RESULT_TTL", defaultResultTTL, time.Hour, 3650*24*time.Hour); err != nil {
+		return c, err
+	}
+	if c.ResultKeep, err = intSetting(getenv, "RESULT_KEEP", defaultResultKeep, 0, 1000); err != nil {
+		return c, err
+	}
+	if c.ResultMaxBytes, err = bytesSetting(getenv, "RESULT_MAX_BYTES", defaultResultMaxBytes, 1<<20, 1<<50); err != nil {
 		return c, err
 	}
 	if c.Broker != brokerJetStream && c.Broker != brokerRedis {
@@ -209,6 +236,59 @@ func boolSetting(getenv func(string) string, name string) (bool, error) {
 		return false, fmt.Errorf("%s %q: want true or false", name, v)
 	}
 	return b, nil
+}
+
+// daysSetting reads a duration that may also be given in whole days,
+// such as 30d, as lifetimes are.
+func daysSetting(getenv func(string) string, name string, def, lo, hi time.Duration) (time.Duration, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	var d time.Duration
+	var err error
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		var n int
+		if n, err = strconv.Atoi(days); err == nil {
+			d = time.Duration(n) * 24 * time.Hour
+		}
+	} else {
+		d, err = time.ParseDuration(v)
+	}
+	if err != nil || d < lo || d > hi {
+		return 0, fmt.Errorf("%s %q: want a duration from %s to %d days, such as 30d or 12h", name, v, lo, hi/(24*time.Hour))
+	}
+	return d, nil
+}
+
+// byteUnits are the suffixes bytesSetting accepts, longest first.
+var byteUnits = []struct {
+	suffix string
+	n      int64
+}{
+	{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10},
+	{"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1},
+}
+
+// bytesSetting reads a size: whole bytes, or a whole number with a unit
+// such as 512MiB, 2GiB or 500MB.
+func bytesSetting(getenv func(string) string, name string, def, lo, hi int64) (int64, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	num, unit := v, int64(1)
+	for _, u := range byteUnits {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			num, unit = strings.TrimSpace(n), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < lo/unit || n > hi/unit || n*unit < lo {
+		return 0, fmt.Errorf("%s %q: want a size from 1MiB to 1024TiB, in bytes or such as 512MiB or 2GiB", name, v)
+	}
+	return n * unit, nil
 }
 
 // The bounds of a NATS_SYNC interval: below 100ms the store would do

@@ -424,6 +424,9 @@ func printTask(w io.Writer, r tasks.TaskResult, email string) {
 	}
 	field("changed by", r.ChangedBy)
 	field("error", oneLine(r.Error))
+	if r.UserMessage != "" {
+		field("user sees", oneLine(r.UserMessage))
+	}
 	field("summary", r.ResultData)
 	if r.ResultPath != "" {
 		field("result", fmt.Sprintf("%s (%s, %d bytes, %s)", r.ResultName, r.ResultType, r.ResultSize, r.Digest))
@@ -446,6 +449,15 @@ func printHistory(w io.Writer, events []tasks.Event) {
 }
 
 // describeEvent says what an event records, for the timeline.
+// userSees quotes the sentence a failure showed the task's owner, if it
+// carried one, after the error operators see.
+func userSees(e tasks.Event) string {
+	if e.Message == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (the user sees: %q)", oneLine(e.Message))
+}
+
 func describeEvent(e tasks.Event) string {
 	switch e.Kind {
 	case tasks.EventEnqueued:
@@ -465,12 +477,12 @@ func describeEvent(e tasks.Event) string {
 		}
 		return s
 	case tasks.EventRetrying:
-		return fmt.Sprintf("attempt %s failed: %s; next attempt at %s", attempts(e.Attempt, e.MaxAttempts), oneLine(e.Error), utc(e.RetryAt, true))
+		return fmt.Sprintf("attempt %s failed: %s; next attempt at %s%s", attempts(e.Attempt, e.MaxAttempts), oneLine(e.Error), utc(e.RetryAt, true), userSees(e))
 	case tasks.EventFailed:
 		if e.Attempt == 0 {
-			return "failed before any attempt: " + oneLine(e.Error)
+			return "failed before any attempt: " + oneLine(e.Error) + userSees(e)
 		}
-		return fmt.Sprintf("attempt %s failed: %s; no more attempts", attempts(e.Attempt, e.MaxAttempts), oneLine(e.Error))
+		return fmt.Sprintf("attempt %s failed: %s; no more attempts%s", attempts(e.Attempt, e.MaxAttempts), oneLine(e.Error), userSees(e))
 	case tasks.EventCancelled:
 		return fmt.Sprintf("cancelled by %s %s", or(e.By, "?"), afterAttempts(e.Attempt))
 	case tasks.EventRetried:
@@ -500,6 +512,7 @@ type taskView struct {
 	Worker        string           `json:"worker,omitempty"`
 	ChangedBy     string           `json:"changed_by,omitempty"`
 	Error         string           `json:"error,omitempty"`
+	UserMessage   string           `json:"user_message,omitempty"`
 	Summary       string           `json:"summary,omitempty"`
 	Result        *tasks.ResultRef `json:"result,omitempty"`
 }
@@ -510,7 +523,7 @@ func newTaskView(r tasks.TaskResult, email string) taskView {
 		Attempts: r.Attempts, MaxAttempts: r.MaxAttempts,
 		CreatedAt: r.CreatedAt.UTC(), StartedAt: r.StartedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 		CompletedAt: r.CompletedAt.UTC(), NextAttemptAt: r.NextAttemptAt.UTC(),
-		Worker: r.Worker, ChangedBy: r.ChangedBy, Error: r.Error, Summary: r.ResultData,
+		Worker: r.Worker, ChangedBy: r.ChangedBy, Error: r.Error, UserMessage: r.UserMessage, Summary: r.ResultData,
 	}
 	if r.ResultPath != "" {
 		v.Result = &tasks.ResultRef{Object: r.ResultPath, Name: r.ResultName, ContentType: r.ResultType, Size: uint64(r.ResultSize), Digest: r.Digest}

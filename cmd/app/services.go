@@ -68,7 +68,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	// With the Redis broker, a web request runs its job itself when Redis
 	// cannot be reached. The runner needs the backend, opened below.
 	var inline *tasks.Worker
-	opts := backendOptions{Name: "otj-" + m.String(), Listen: listen}
+	opts := backendOptions{Name: "otj-" + m.String(), Listen: listen, ApplyResultBounds: true}
 	if m.web() && cfg.Broker == brokerRedis {
 		opts.RunInline = func(ctx context.Context, item tasks.Event) { inline.RunInline(ctx, item) }
 	}
@@ -130,7 +130,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			Control: tasks.NewControl(broker), History: broker,
 			Sessions: signer, Projection: proj, DevAutoLoginEmail: cfg.DevAutoLoginEmail, Logger: log,
 			BaseURL: cfg.BaseURL,
-			Health:  health,
+			Health:  health, Retention: tasks.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
 		})
 		if err != nil {
 			return err
@@ -210,6 +210,7 @@ func newWorker(ctx context.Context, cfg Config, log *slog.Logger, be *backend) (
 		Queue: q, Events: be.Broker, Results: be.Broker, Registry: reg,
 		Concurrency: cfg.WorkerConcurrency, Logger: log,
 		ExtendEvery: lease / 5, ShutdownGrace: cfg.WorkerShutdownGrace,
+		ResultKeep: cfg.ResultKeep, ResultTTL: cfg.ResultTTL, Succeeded: be.Broker, StoreFullMessage: storeFullMessage(cfg),
 	})
 }
 
@@ -224,7 +225,32 @@ func newInlineRunner(cfg Config, log *slog.Logger, be *backend) (*tasks.Worker, 
 		Events: be.Broker, Results: be.Broker, Registry: reg, Logger: log,
 		Name:        "web-request@" + tasks.ProcessName(),
 		ExtendEvery: cfg.JobLease / 5,
+		ResultKeep:  cfg.ResultKeep, ResultTTL: cfg.ResultTTL, Succeeded: be.Broker, StoreFullMessage: storeFullMessage(cfg),
 	})
+}
+
+// storeFullMessage is what a user is shown when their result could not
+// be stored because the results bucket is full: what will make room,
+// and the setting an operator can raise.
+func storeFullMessage(cfg Config) string {
+	return fmt.Sprintf("There is no room to store this report right now; older reports expire after %s, or ask the operator to raise RESULT_MAX_BYTES.",
+		lifetime(cfg.ResultTTL))
+}
+
+// lifetime says a RESULT_TTL in words: whole days as days.
+func lifetime(d time.Duration) string {
+	day := 24 * time.Hour
+	switch {
+	case d == day:
+		return "a day"
+	case d%day == 0:
+		return fmt.Sprintf("%d days", d/day)
+	case d == time.Hour:
+		return "an hour"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	}
+	return d.String()
 }
 
 // extraHandlers, when set, registers more job types on every worker.

@@ -21,7 +21,9 @@ const (
 	// OTJ_TEST_FAST=1 it returns at once.
 	testSleep = "test_sleep"
 	// testFail fails its first payload times attempts (permanently if
-	// payload permanent), then succeeds.
+	// payload permanent), then succeeds. Its error, for operators, says
+	// "planned failure n of m"; its user sees "This is planned failure n
+	// of m."
 	testFail = "test_fail"
 	// testUpload streams payload MB megabytes into its result file,
 	// pausing payload ms after each, with the report's policy timeout, so
@@ -29,6 +31,8 @@ const (
 	// start it also creates the file startedMarker names, for a test that
 	// must act within milliseconds of it.
 	testUpload = "test_upload"
+	// testFile writes a result file of payload bytes.
+	testFile = "test_file"
 )
 
 // runLogEnv names a file each test job appends a line to when it starts
@@ -41,6 +45,7 @@ type testPayload struct {
 	MB        int  `json:"mb"`
 	Times     int  `json:"times"`
 	Permanent bool `json:"permanent"`
+	Bytes     int  `json:"bytes"`
 }
 
 func registerTestJobs(reg *tasks.Registry) error {
@@ -104,6 +109,23 @@ func registerTestJobs(reg *tasks.Registry) error {
 	if err != nil {
 		return err
 	}
+	err = reg.Register(testFile, func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+		var p testPayload
+		if err := json.Unmarshal(job.Payload, &p); err != nil {
+			return tasks.Result{}, tasks.Permanent(err)
+		}
+		w, err := out.Create("test.bin", "application/octet-stream")
+		if err != nil {
+			return tasks.Result{}, err
+		}
+		if _, err := w.Write(make([]byte, p.Bytes)); err != nil {
+			return tasks.Result{}, err
+		}
+		return tasks.Result{Summary: fmt.Sprintf("%d bytes", p.Bytes)}, nil
+	}, policy)
+	if err != nil {
+		return err
+	}
 	return reg.Register(testFail, func(ctx context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
 		var p testPayload
 		if err := json.Unmarshal(job.Payload, &p); err != nil {
@@ -111,7 +133,8 @@ func registerTestJobs(reg *tasks.Registry) error {
 		}
 		logRun(job, "start")
 		if job.Attempt <= p.Times {
-			err := fmt.Errorf("planned failure %d of %d", job.Attempt, p.Times)
+			err := tasks.UserMessage(fmt.Errorf("planned failure %d of %d", job.Attempt, p.Times),
+				fmt.Sprintf("This is planned failure %d of %d.", job.Attempt, p.Times))
 			if p.Permanent {
 				err = tasks.Permanent(err)
 			}

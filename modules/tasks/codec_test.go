@@ -24,6 +24,10 @@ func codecEvents() []tasks.Event {
 		{ID: "e5", Kind: tasks.EventCancelled, JobID: "j1", JobType: "t", UserID: 1, Time: at, By: "operator"},
 		{ID: "e6", Kind: tasks.EventProgress, JobID: "j1", JobType: "t", UserID: 1, Time: at, Percent: 57, Message: "ctl \x01 \u2028 <b>&amp;</b> 😀", Worker: "w"},
 		{ID: "e7", Kind: "future_kind", JobID: "j1", JobType: "t", UserID: -3, Time: time.Time{}},
+		// A failure's sentence for its owner travels in the progress
+		// line's field; events from before it decode without one (e3).
+		{ID: "e8", Kind: tasks.EventFailed, JobID: "j1", JobType: "t", UserID: 1, Time: at, Attempt: 3, MaxAttempts: 3,
+			Error: "store result: nats: API error: code=503 err_code=10077 description=maximum bytes exceeded", Message: "There is no room \"now\"."},
 	}
 }
 

@@ -80,7 +80,11 @@ type Event struct {
 	Result  *ResultRef `json:"result,omitempty"`  // succeeded, when the job wrote a file
 	Summary string     `json:"summary,omitempty"` // succeeded
 	Percent int        `json:"percent,omitempty"` // progress
-	Message string     `json:"message,omitempty"` // progress
+	// Message is a line for the task's owner: on a progress event how far
+	// the job has got; on a retrying or failed event the plain sentence
+	// shown instead of Error, which is for operators. Failures recorded
+	// before they carried one have none (see FailureMessage).
+	Message string `json:"message,omitempty"` // progress, retrying, failed
 
 	// Seq is the event's position in the stream, set when it is read back.
 	Seq uint64 `json:"-"`

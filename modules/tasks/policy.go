@@ -93,3 +93,46 @@ func IsPermanent(err error) bool {
 	var p *PermanentError
 	return errors.As(err, &p)
 }
+
+// MessageError carries, with a failure, the sentence its task's owner is
+// shown instead of the error itself: errors are for operators (app tasks
+// show, the log), and a chain such as "store result: nats: API error:
+// code=503 err_code=10077" tells a user nothing they can act on.
+type MessageError struct {
+	Err     error
+	Message string
+}
+
+func (e *MessageError) Error() string { return e.Err.Error() }
+func (e *MessageError) Unwrap() error { return e.Err }
+
+// UserMessage wraps err with the plain sentence the task's owner sees
+// when the attempt fails with it, such as "Your activity log could not be
+// read." Its Error is err's, unchanged, for operators.
+func UserMessage(err error, sentence string) error {
+	if err == nil {
+		return nil
+	}
+	return &MessageError{Err: err, Message: sentence}
+}
+
+// MessageOf returns the sentence the outermost UserMessage in err's chain
+// gave, or "" if none did.
+func MessageOf(err error) string {
+	var m *MessageError
+	if errors.As(err, &m) {
+		return m.Message
+	}
+	return ""
+}
+
+// FailureMessage is what a task's owner is shown for a failure whose
+// handler gave no sentence of its own (and for events recorded before
+// failures carried one): a plain sentence for the state the failure
+// left the task in.
+func FailureMessage(s Status) string {
+	if s == StatusRetrying {
+		return "This attempt did not succeed. It will be tried again automatically."
+	}
+	return "This task could not be completed. You can try again; if it keeps failing, an operator can see what went wrong."
+}

@@ -90,9 +90,19 @@ type ItemLease interface {
 type ResultStore interface {
 	// Put stores r under object, streaming it.
 	Put(ctx context.Context, object, name, contentType string, r io.Reader) (ResultRef, error)
-	// Open streams a stored result.
-	Open(ctx context.Context, object string) (io.ReadCloser, error)
+	// Open streams a stored result, with the size and digest the store
+	// recorded. A result that is not there is ErrResultMissing.
+	Open(ctx context.Context, object string) (*StoredResult, error)
 	// Delete removes a stored result; deleting one that is not there is
 	// not an error.
 	Delete(ctx context.Context, object string) error
+}
+
+// SucceededLog finds the results a user's jobs of one type have stored,
+// from the event log: the worker prunes a user's older results with it,
+// without a database and without listing the whole results store.
+type SucceededLog interface {
+	// Succeeded returns the user's succeeded events of jobType stored
+	// at or after since (the zero time: all of them), in stream order.
+	Succeeded(ctx context.Context, userID int64, jobType string, since time.Time) ([]Event, error)
 }

@@ -51,13 +51,16 @@ func (s Status) Valid() bool {
 type TaskResult struct {
 	bun.BaseModel `bun:"table:task_result"`
 
-	ID          string    `bun:"id,pk"`
-	UserID      int64     `bun:"user_id"`
-	TaskType    string    `bun:"task_type"`
-	Status      Status    `bun:"status"`
-	ResultData  string    `bun:"result_data,nullzero"`
-	ResultPath  string    `bun:"result_path,nullzero"`
-	Error       string    `bun:"error_message,nullzero"`
+	ID         string `bun:"id,pk"`
+	UserID     int64  `bun:"user_id"`
+	TaskType   string `bun:"task_type"`
+	Status     Status `bun:"status"`
+	ResultData string `bun:"result_data,nullzero"`
+	ResultPath string `bun:"result_path,nullzero"`
+	Error      string `bun:"error_message,nullzero"`
+	// UserMessage is the sentence the owner of a failed or retrying task
+	// sees instead of Error; see Message.
+	UserMessage string    `bun:"user_message,nullzero"`
 	CreatedAt   time.Time `bun:"created_at"`
 	CompletedAt time.Time `bun:"completed_at,nullzero"`
 	StartedAt   time.Time `bun:"started_at,nullzero"`
@@ -78,6 +81,16 @@ type TaskResult struct {
 	// latest progress report.
 	ProgressPercent int    `bun:"progress_percent"`
 	ProgressMessage string `bun:"progress_message"`
+}
+
+// Message is the plain sentence the task's owner is shown about its
+// failure: the one its failure carried, or one for its state if it
+// carried none (recorded before failures did). Error is for operators.
+func (t *TaskResult) Message() string {
+	if t.UserMessage != "" {
+		return t.UserMessage
+	}
+	return FailureMessage(t.Status)
 }
 
 // HasResult reports whether a completed task has a file to download.
@@ -267,7 +280,7 @@ func (p *Projection) applyTx(ctx context.Context, events []Event) (int, error) {
 	// BEGIN took (honouring ctx); a context without cancel spares the
 	// driver a watcher goroutine for each of them.
 	sctx := context.WithoutCancel(ctx)
-	b := &batch{tx: tx, st: st, rows: make(map[string]*batchRow)}
+	b := &batch{tx: tx, st: st, rows: make(map[string]*batchRow), log: p.log}
 	if err := b.load(sctx, events, done); err != nil {
 		return 0, err
 	}
@@ -325,16 +338,16 @@ func applyTo(row *TaskResult, e Event) bool {
 	case EventProgress:
 		row.ProgressPercent, row.ProgressMessage = e.Percent, e.Message
 	case EventSucceeded:
-		row.ResultData, row.Error, row.CompletedAt = e.Summary, "", e.Time
+		row.ResultData, row.Error, row.UserMessage, row.CompletedAt = e.Summary, "", "", e.Time
 		if r := e.Result; r != nil {
 			row.ResultPath, row.ResultName, row.ResultType = r.Object, r.Name, r.ContentType
 			row.ResultSize, row.Digest = int64(r.Size), r.Digest
 		}
 	case EventRetrying:
 		row.Attempts, row.MaxAttempts = e.Attempt, e.MaxAttempts
-		row.Error, row.NextAttemptAt = e.Error, e.RetryAt
+		row.Error, row.UserMessage, row.NextAttemptAt = e.Error, e.Message, e.RetryAt
 	case EventFailed:
-		row.Error, row.CompletedAt, row.NextAttemptAt = e.Error, e.Time, time.Time{}
+		row.Error, row.UserMessage, row.CompletedAt, row.NextAttemptAt = e.Error, e.Message, e.Time, time.Time{}
 		if e.Attempt > 0 {
 			row.Attempts = e.Attempt
 		}
@@ -344,7 +357,7 @@ func applyTo(row *TaskResult, e Event) bool {
 	case EventCancelled:
 		row.CompletedAt, row.NextAttemptAt, row.ChangedBy = e.Time, time.Time{}, e.By
 	case EventRetried:
-		row.Error, row.CompletedAt, row.ChangedBy = "", time.Time{}, e.By
+		row.Error, row.UserMessage, row.CompletedAt, row.ChangedBy = "", "", time.Time{}, e.By
 	case EventReleased:
 		row.Worker = ""
 	}
@@ -369,11 +382,11 @@ const (
 	taskColumns = `id, user_id, task_type, status, result_data, result_path, error_message,
 		created_at, completed_at, started_at, updated_at, attempts, max_attempts, worker,
 		result_name, result_content_type, result_size, result_digest, last_seq,
-		next_attempt_at, changed_by, progress_percent, progress_message`
+		next_attempt_at, changed_by, progress_percent, progress_message, user_message`
 	selectTask  = `SELECT ` + taskColumns + ` FROM task_result WHERE id = ?`
 	selectTasks = `SELECT ` + taskColumns + ` FROM task_result WHERE id IN (`
 	upsertTask  = `INSERT INTO task_result (` + taskColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status,
 			result_data = excluded.result_data, result_path = excluded.result_path,
 			error_message = excluded.error_message, completed_at = excluded.completed_at,
@@ -384,11 +397,12 @@ const (
 			result_size = excluded.result_size, result_digest = excluded.result_digest,
 			last_seq = excluded.last_seq, next_attempt_at = excluded.next_attempt_at,
 			changed_by = excluded.changed_by, progress_percent = excluded.progress_percent,
-			progress_message = excluded.progress_message`
+			progress_message = excluded.progress_message, user_message = excluded.user_message`
 )
 
 // batch is the task rows one transaction has read or changed.
 type batch struct {
+	log   *slog.Logger
 	tx    *sql.Tx
 	st    *statements
 	rows  map[string]*batchRow
@@ -446,26 +460,32 @@ func (b *batch) scan(rows *sql.Rows) error {
 	for rows.Next() {
 		row := new(TaskResult)
 		var (
-			data, path, errMsg, name, ctype, digest sql.NullString
-			completed, started, next                sql.NullTime
-			size                                    sql.NullInt64
+			data, path, errMsg, name, ctype, digest, message sql.NullString
+			completed, started, next                         sql.NullTime
+			size                                             sql.NullInt64
 		)
 		err := rows.Scan(&row.ID, &row.UserID, &row.TaskType, &row.Status,
 			&data, &path, &errMsg, &row.CreatedAt, &completed, &started, &row.UpdatedAt,
 			&row.Attempts, &row.MaxAttempts, &row.Worker, &name, &ctype, &size, &digest,
-			&row.LastSeq, &next, &row.ChangedBy, &row.ProgressPercent, &row.ProgressMessage)
+			&row.LastSeq, &next, &row.ChangedBy, &row.ProgressPercent, &row.ProgressMessage, &message)
 		if err != nil {
 			return err
 		}
 		row.ResultData, row.ResultPath, row.Error = data.String, path.String, errMsg.String
 		row.ResultName, row.ResultType, row.Digest = name.String, ctype.String, digest.String
 		row.CompletedAt, row.StartedAt, row.NextAttemptAt = completed.Time, started.Time, next.Time
-		row.ResultSize = size.Int64
+		row.ResultSize, row.UserMessage = size.Int64, message.String
 		if r := b.rows[row.ID]; r != nil {
 			r.row = row
 		}
 	}
 	return rows.Err()
+}
+
+// ownResult reports whether the succeeded event e names the result of
+// its own job and of the attempt the task's row is running.
+func ownResult(row *TaskResult, e Event) bool {
+	return OwnsResult(e.JobID, e.Attempt, e.Result.Object) && e.Attempt == row.Attempts
 }
 
 // apply applies e to its task's row, read by load.
@@ -480,6 +500,15 @@ func (b *batch) apply(e Event) {
 			r.row, changed = newTask(e), true
 		}
 	} else if r.row != nil {
+		if e.Kind == EventSucceeded && e.Result != nil && !ownResult(r.row, e) {
+			// Only a forged or corrupt event names another job's file;
+			// applied, the web would serve that file to this task's
+			// owner. The row stays as it was.
+			b.log.Warn("refused an outcome whose result is not its own job's",
+				"job_id", e.JobID, "user_id", e.UserID, "attempt", e.Attempt, "task_attempt", r.row.Attempts,
+				"object", e.Result.Object, "seq", e.Seq)
+			return
+		}
 		changed = applyTo(r.row, e)
 	}
 	if changed && !r.dirty {
@@ -502,7 +531,7 @@ func (b *batch) flush(ctx context.Context) error {
 			r.Attempts, r.MaxAttempts, r.Worker,
 			nullString(r.ResultName), nullString(r.ResultType), sql.NullInt64{Int64: r.ResultSize, Valid: r.ResultSize != 0},
 			nullString(r.Digest), int64(r.LastSeq), nullTime(r.NextAttemptAt),
-			r.ChangedBy, r.ProgressPercent, r.ProgressMessage)
+			r.ChangedBy, r.ProgressPercent, r.ProgressMessage, nullString(r.UserMessage))
 		if err != nil {
 			return fmt.Errorf("write task %s: %w", r.ID, err)
 		}

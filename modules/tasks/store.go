@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/uptrace/bun"
 )
@@ -48,6 +49,21 @@ func (s *Store) GetForUser(ctx context.Context, userID int64, id string) (TaskRe
 		return TaskResult{}, fmt.Errorf("get task %s: %w", id, err)
 	}
 	return row, nil
+}
+
+// NewerResults counts the user's completed tasks of the given type with a
+// result that completed after the task id, which completed at completed:
+// the task's place among the results Retention.Keep keeps.
+func (s *Store) NewerResults(ctx context.Context, userID int64, taskType, id string, completed time.Time) (int, error) {
+	n, err := s.db.NewSelect().Model((*TaskResult)(nil)).
+		Where("user_id = ?", userID).Where("task_type = ?", taskType).
+		Where("status = ?", StatusCompleted).Where("result_path IS NOT NULL").
+		Where("(completed_at > ? OR (completed_at = ? AND id > ?))", completed, completed, id).
+		Count(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count newer results than task %s: %w", id, err)
+	}
+	return int(n), nil
 }
 
 // All returns every row ordered by id, for comparing projections.

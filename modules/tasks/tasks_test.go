@@ -38,7 +38,7 @@ func setup(t *testing.T, register func(*tasks.Registry)) *system {
 }
 
 // setupWith is setup with the worker's settings; Queue, Events, Results,
-// Registry and Logger are filled in.
+// Registry and Logger are filled in, and Succeeded if ResultKeep is set.
 func setupWith(t testing.TB, register func(*tasks.Registry), wc tasks.WorkerConfig) *system {
 	t.Helper()
 	srv := testsupport.NATS(t)
@@ -65,6 +65,9 @@ func (s *system) startWorker(t testing.TB, wc tasks.WorkerConfig) {
 		t.Fatal(err)
 	}
 	wc.Queue, wc.Events, wc.Results, wc.Registry = q, s.worker, s.worker, s.registry
+	if wc.ResultKeep > 0 && wc.Succeeded == nil {
+		wc.Succeeded = s.worker
+	}
 	if wc.Logger == nil {
 		wc.Logger = testsupport.Logger(t)
 	}

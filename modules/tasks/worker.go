@@ -41,6 +41,22 @@ type WorkerConfig struct {
 	// outcome while the broker cannot be reached, so that a short outage
 	// does not throw away finished work. Default 1m.
 	OutcomeRetry time.Duration
+	// ResultKeep is how many results of each job type a user keeps:
+	// once a job's result and outcome are stored, the results of the
+	// user's older jobs of that type beyond the newest ResultKeep are
+	// deleted, so that a user who makes many reports does not fill the
+	// store. 0 keeps every result until the store expires it.
+	ResultKeep int
+	// ResultTTL is how long the store keeps results (it expires them by
+	// itself): pruning looks back no further, as older results are gone.
+	// 0 looks back to the start of the log.
+	ResultTTL time.Duration
+	// Succeeded finds a user's earlier results; required with ResultKeep.
+	Succeeded SucceededLog
+	// StoreFullMessage is the sentence a job's owner sees when its result
+	// could not be stored because the result store is full. The app
+	// says how long results are kept and which setting bounds the store.
+	StoreFullMessage string
 	// Name identifies this worker in events and logs. Default host:pid.
 	Name   string
 	Logger *slog.Logger
@@ -66,6 +82,9 @@ func (c *WorkerConfig) setDefaults() {
 	if c.Name == "" {
 		c.Name = ProcessName()
 	}
+	if c.StoreFullMessage == "" {
+		c.StoreFullMessage = "There is no room to store this result right now. Please try again later; if it keeps happening, ask the operator to make room."
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -84,6 +103,9 @@ func (c *WorkerConfig) validate() error {
 	}
 	if c.Registry == nil {
 		errs = append(errs, errors.New("config: Registry is required"))
+	}
+	if c.ResultKeep > 0 && c.Succeeded == nil {
+		errs = append(errs, errors.New("config: Succeeded is required with ResultKeep"))
 	}
 	return errors.Join(errs...)
 }
@@ -354,7 +376,7 @@ func (w *Worker) process(ctx context.Context, d Delivery, handedOff, recorded fu
 	runCtx, stopTimer := context.WithTimeoutCause(runCtx, policy.Timeout, errTimedOut)
 	defer stopTimer()
 	start := w.cfg.Now()
-	out := &output{ctx: runCtx, store: w.cfg.Results, object: ResultObject(job)}
+	out := &output{ctx: runCtx, store: w.cfg.Results, object: ResultObjectName(job.ID, job.Attempt)}
 	stopWatch := w.watch(runCtx, log, d, started, out, stopRun)
 	res, ref, err := w.run(runCtx, log, h, job, out)
 	// From here on, the job's newest event is the last one this worker
@@ -393,14 +415,62 @@ func (w *Worker) process(ctx context.Context, d Delivery, handedOff, recorded fu
 		outcome = w.event(job, EventSucceeded, job.Attempt, func(e *Event) { e.Result = ref; e.Summary = res.Summary })
 	default:
 		if errors.Is(cause, errTimedOut) {
-			err = fmt.Errorf("timed out after %s: %w", policy.Timeout, err)
+			err = UserMessage(fmt.Errorf("timed out after %s: %w", policy.Timeout, err),
+				"It took longer than it is allowed to, and was stopped.")
 		}
 		outcome = w.failure(job, job.Attempt, maxAttempts, policy, err)
 		log.WarnContext(ctx, "job attempt failed", "err", err, "duration", took, "outcome", outcome.Kind, "retry_at", outcome.RetryAt)
 	}
 	if !w.record(ctx, log, d, outcome, mine, true) {
 		w.discard(ctx, log, ref)
+		return
 	}
+	if outcome.Kind == EventSucceeded && ref != nil {
+		w.prune(ctx, log, job)
+	}
+}
+
+// prune deletes the results of the user's older jobs of job's type
+// beyond the newest ResultKeep, found from the log's succeeded events
+// within ResultTTL (older results have expired). It runs after the job's
+// outcome is stored and acked, so a failure here costs only the space:
+// it is logged, and the job stays completed.
+func (w *Worker) prune(ctx context.Context, log *slog.Logger, job Job) {
+	if w.cfg.ResultKeep <= 0 {
+		return
+	}
+	ctx, cancel := w.storeContext(ctx)
+	defer cancel()
+	var since time.Time
+	if w.cfg.ResultTTL > 0 {
+		since = w.cfg.Now().Add(-w.cfg.ResultTTL)
+	}
+	events, err := w.cfg.Succeeded.Succeeded(ctx, job.UserID, job.Type, since)
+	if err != nil {
+		log.WarnContext(ctx, "could not look for older results to delete", "err", err)
+		return
+	}
+	// Only results stored by their own jobs count: an event naming
+	// another job's file is no result of this user's.
+	var objects []string
+	for _, e := range events {
+		if e.Result != nil && OwnsResult(e.JobID, e.Attempt, e.Result.Object) {
+			objects = append(objects, e.Result.Object)
+		}
+	}
+	if len(objects) <= w.cfg.ResultKeep {
+		return
+	}
+	old := objects[:len(objects)-w.cfg.ResultKeep]
+	deleted := 0
+	for _, object := range old {
+		if err := w.cfg.Results.Delete(ctx, object); err != nil {
+			log.WarnContext(ctx, "could not delete an older result", "object", object, "err", err)
+			continue
+		}
+		deleted++
+	}
+	log.DebugContext(ctx, "deleted older results", "kept", w.cfg.ResultKeep, "deleted", deleted)
 }
 
 // claim decides what the delivered work item asks for, given the job's
@@ -495,6 +565,7 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d Delivery, item E
 			if !registered {
 				next = w.event(job, EventFailed, job.Attempt, func(e *Event) {
 					e.Error = fmt.Sprintf("no handler registered for job type %q", job.Type)
+					e.Message = "This kind of task cannot be run at the moment."
 				})
 				break
 			}
@@ -571,16 +642,24 @@ func decide(item, last Event, redelivered, perItem bool, now time.Time) action {
 // failure is the event for a failed attempt: retrying if the error may
 // pass and attempts remain, failed otherwise.
 func (w *Worker) failure(job Job, attempt, maxAttempts int, policy Policy, err error) Event {
+	// The error goes to operators; its owner sees the handler's sentence
+	// for it, or one for the state it leaves the task in.
+	message := func(s Status) string {
+		if m := MessageOf(err); m != "" {
+			return m
+		}
+		return FailureMessage(s)
+	}
 	if IsPermanent(err) || attempt >= maxAttempts {
 		return w.event(job, EventFailed, attempt, func(e *Event) {
-			e.Error = err.Error()
+			e.Error, e.Message = err.Error(), message(StatusFailed)
 			e.MaxAttempts = maxAttempts
 		})
 	}
 	return w.event(job, EventRetrying, attempt, func(e *Event) {
 		e.Payload = job.Payload
 		e.EnqueuedAt = job.EnqueuedAt
-		e.Error = err.Error()
+		e.Error, e.Message = err.Error(), message(StatusRetrying)
 		e.MaxAttempts = maxAttempts
 		e.RetryAt = e.Time.Add(policy.Backoff(attempt))
 	})
@@ -750,16 +829,15 @@ func (w *Worker) run(ctx context.Context, log *slog.Logger, h HandlerFunc, job J
 		if err == nil && ferr != nil {
 			err = fmt.Errorf("store result: %w", ferr)
 		}
+		// A full store refuses the file however often it is tried, until
+		// old results expire: no retry, and a sentence the user can act
+		// on. The handler may have seen it first, writing its file.
+		if errors.Is(err, ErrResultStoreFull) {
+			err = Permanent(UserMessage(err, w.cfg.StoreFullMessage))
+		}
 	}()
 	res, err = h(ctx, job, out)
 	return res, nil, err
-}
-
-// ResultObject names the stored result of one attempt of a job. Each
-// attempt has its own, so that an attempt superseded by another (its
-// worker presumed lost) can never overwrite or delete the result on record.
-func ResultObject(job Job) string {
-	return job.ID + "-a" + strconv.Itoa(job.Attempt)
 }
 
 // output streams a handler's result file into the ResultStore through a

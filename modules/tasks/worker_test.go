@@ -150,10 +150,14 @@ func (m *memResults) Put(_ context.Context, object, name, ct string, r io.Reader
 	return tasks.ResultRef{Object: object, Name: name, ContentType: ct, Size: uint64(len(b))}, nil
 }
 
-func (m *memResults) Open(_ context.Context, object string) (io.ReadCloser, error) {
+func (m *memResults) Open(_ context.Context, object string) (*tasks.StoredResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return io.NopCloser(bytes.NewReader(m.files[object])), nil
+	b, ok := m.files[object]
+	if !ok {
+		return nil, tasks.ErrResultMissing
+	}
+	return &tasks.StoredResult{ReadCloser: io.NopCloser(bytes.NewReader(b)), Size: uint64(len(b))}, nil
 }
 
 func (m *memResults) Delete(_ context.Context, object string) error {

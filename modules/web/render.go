@@ -61,6 +61,7 @@ var funcs = template.FuncMap{
 	"byWhom":       byWhom,
 	"endLabel":     endLabel,
 	"isoTime":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"regen":        func(id, key string) regenForm { return regenForm{ID: id, Key: key} },
 }
 
 // parsePages parses every page with the layout and the shared partials
@@ -102,12 +103,16 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, name string, v v
 	w.Write(buf.Bytes())
 }
 
-type errorData struct{ Heading, Message string }
+type errorData struct {
+	Heading, Message string
+	// Regenerate, if set, offers to make an expired result again.
+	Regenerate *regenForm
+}
 
 // fail shows an error page with a message meant for the user.
 func (s *server) fail(w http.ResponseWriter, r *http.Request, status int, heading, msg string) {
 	w.WriteHeader(status)
-	s.render(w, r, "error", view{Title: heading, Data: errorData{heading, msg}})
+	s.render(w, r, "error", view{Title: heading, Data: errorData{Heading: heading, Message: msg}})
 }
 
 func (s *server) notFound(w http.ResponseWriter, r *http.Request) {

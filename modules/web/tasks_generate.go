@@ -17,23 +17,38 @@ const projectionWait = 2 * time.Second
 
 // generateReport enqueues the user's full report (POST /tasks/generate-report).
 func (s *server) generateReport(w http.ResponseWriter, r *http.Request) {
+	key, ok := s.formKey(w, r)
+	if !ok {
+		return
+	}
+	s.startJob(w, r, tasks.EnqueueRequest{Type: reports.FullReport, UserID: currentUser(r).ID, Key: key})
+}
+
+// formKey reads the form's idempotency key, answering 400 for a form
+// that cannot be read or a malformed key.
+func (s *server) formKey(w http.ResponseWriter, r *http.Request) (string, bool) {
 	if err := r.ParseForm(); err != nil {
 		s.fail(w, r, http.StatusBadRequest, "Bad request", "The form could not be read. Reload the page and try again.")
-		return
+		return "", false
 	}
 	key := r.PostForm.Get("key")
 	if !validFormKey(key) {
 		s.fail(w, r, http.StatusBadRequest, "Bad request", "The form is malformed (bad key). Reload the page and try again.")
-		return
+		return "", false
 	}
-	u := currentUser(r)
+	return key, true
+}
+
+// startJob enqueues req and, once the projection shows the new task,
+// sends the browser to the list, which tells the user about it.
+func (s *server) startJob(w http.ResponseWriter, r *http.Request, req tasks.EnqueueRequest) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.EnqueueTimeout)
 	defer cancel()
-	job, err := s.cfg.Enqueuer.Enqueue(ctx, tasks.EnqueueRequest{Type: reports.FullReport, UserID: u.ID, Key: key})
+	job, err := s.cfg.Enqueuer.Enqueue(ctx, req)
 	s.renewWriteDeadline(w) // the enqueue may have run the whole job
 	switch {
 	case errors.Is(err, tasks.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
-		s.log.WarnContext(r.Context(), "enqueue failed: broker unavailable", "user_id", u.ID, "err", err)
+		s.log.WarnContext(r.Context(), "enqueue failed: broker unavailable", "user_id", req.UserID, "type", req.Type, "err", err)
 		s.fail(w, r, http.StatusServiceUnavailable, "Task queue unavailable",
 			"The background task queue cannot be reached right now, so no report was started. Please try again in a minute.")
 		return

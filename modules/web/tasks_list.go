@@ -15,6 +15,11 @@ type tasksData struct {
 	// FormKey makes the generate form idempotent: a double-click sends
 	// the same key twice and makes one job.
 	FormKey string
+	// Expired marks the tasks whose result is gone; RegenKey is the key
+	// of their Generate again buttons (one for the page: two expired
+	// results of a kind make one new one).
+	Expired  map[string]bool
+	RegenKey string
 }
 
 // listTasks shows the user's recent tasks (GET /tasks/).
@@ -25,7 +30,7 @@ func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	v := view{Title: "Tasks", Nav: "tasks", Data: tasksData{Tasks: list, FormKey: rand.Text()}}
+	v := view{Title: "Tasks", Nav: "tasks", Data: tasksData{Tasks: list, FormKey: rand.Text(), Expired: s.expiredList(list), RegenKey: rand.Text()}}
 	for _, t := range list {
 		if t.Status.Active() { // pending, running or retrying
 			v.Refresh = true

@@ -210,7 +210,8 @@ func TestRetryFailedTaskRunsAgain(t *testing.T) {
 	t.Parallel()
 	flaky := func(_ context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
 		if job.Attempt < 3 {
-			return tasks.Result{}, fmt.Errorf("activity source unavailable (attempt %d)", job.Attempt)
+			return tasks.Result{}, tasks.UserMessage(fmt.Errorf("activity source: dial unix: connection refused (attempt %d)", job.Attempt),
+				fmt.Sprintf("The activity log could not be read (attempt %d).", job.Attempt))
 		}
 		w, err := out.Create("report.csv", "text/csv")
 		if err != nil {
@@ -225,7 +226,7 @@ func TestRetryFailedTaskRunsAgain(t *testing.T) {
 	c := f.client(t, f.alice)
 	id := startReport(t, f, c)
 	page := waitForStatus(t, f, c, "/tasks/"+id, tasks.StatusFailed)
-	inOrder(t, page, `<dt>Error</dt><dd class="error">activity source unavailable (attempt 2)`, retryForm(id))
+	inOrder(t, page, `<dt>What happened</dt><dd class="error">The activity log could not be read (attempt 2).`, retryForm(id))
 	if strings.Contains(page, cancelForm(id)) {
 		t.Error("failed task offers Cancel")
 	}
@@ -254,9 +255,9 @@ func TestRetryFailedTaskRunsAgain(t *testing.T) {
 		`href="/tasks/`+id+`/download"`,
 		"<span>Queued",
 		"Attempt 1 of 2 started on "+testWorker,
-		"Attempt 1 failed: activity source unavailable (attempt 1). Next attempt at "+next,
+		"Attempt 1 failed: The activity log could not be read (attempt 1). Next attempt at "+next,
 		"Attempt 2 of 2 started on "+testWorker,
-		"Failed for good after attempt 2: activity source unavailable (attempt 2)",
+		"Failed for good after attempt 2: The activity log could not be read (attempt 2).",
 		"Retried by you",
 		"Attempt 3 of 4 started on "+testWorker,
 		"Attempt 3 succeeded: 1,204 activities",
@@ -365,7 +366,7 @@ func TestActionInWrongStateIs409(t *testing.T) {
 func TestRetryingTaskOnList(t *testing.T) {
 	t.Parallel()
 	down := func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
-		return tasks.Result{}, errors.New("smtp timeout")
+		return tasks.Result{}, tasks.UserMessage(errors.New("smtp timeout"), "The mail server did not answer.")
 	}
 	// A minute's backoff keeps the task retrying for the whole test.
 	f := liveFixture(t, 0, func(r *tasks.Registry) error {
@@ -388,7 +389,7 @@ func TestRetryingTaskOnList(t *testing.T) {
 		t.Fatal("retrying row without a next attempt time")
 	}
 	tr := rowHTML(t, list, id)
-	for _, want := range []string{"Attempt 1 of 3 failed. Next attempt at " + next, "Last error: smtp timeout", cancelForm(id)} {
+	for _, want := range []string{"Attempt 1 of 3 failed. Next attempt at " + next, `class="error">The mail server did not answer.`, cancelForm(id)} {
 		if !strings.Contains(tr, want) {
 			t.Errorf("retrying row lacks %q:\n%s", want, tr)
 		}

@@ -31,11 +31,11 @@ func row(id string, user int64, s tasks.Status) tasks.TaskResult {
 	case tasks.StatusRunning:
 		r.ProgressPercent, r.ProgressMessage = 40, "482 of 1,204 activities"
 	case tasks.StatusRetrying:
-		r.Error, r.NextAttemptAt = "smtp timeout", t0.Add(2*time.Minute+31*time.Second)
+		r.Error, r.UserMessage, r.NextAttemptAt = "smtp timeout", "The mail server did not answer.", t0.Add(2*time.Minute+31*time.Second)
 	case tasks.StatusCompleted:
 		r.ResultData, r.ResultPath, r.ResultName, r.ResultSize, r.CompletedAt = "1,204 activities", id, "report.csv", 2048, t0.Add(time.Minute)
 	case tasks.StatusFailed:
-		r.Error, r.CompletedAt = "disk full", t0.Add(time.Minute)
+		r.Error, r.UserMessage, r.CompletedAt = "write /tmp/x: no space left on device", "The disk is full.", t0.Add(time.Minute)
 	case tasks.StatusCancelled:
 		r.ChangedBy, r.CompletedAt = tasks.ByUser, t0.Add(time.Minute)
 	}
@@ -63,9 +63,9 @@ func TestTaskListShowsEveryState(t *testing.T) {
 	}{
 		{tasks.StatusPending, []string{"waiting for a worker"}, true, false},
 		{tasks.StatusRunning, []string{"attempt 1 of 3", `<progress max="100" value="40">40%</progress>`, "482 of 1,204 activities"}, true, false},
-		{tasks.StatusRetrying, []string{"Next attempt at 5 Mar 2026, 14:02:31 GMT", "Last error: smtp timeout"}, true, false},
+		{tasks.StatusRetrying, []string{"Next attempt at 5 Mar 2026, 14:02:31 GMT", `class="error">The mail server did not answer.`}, true, false},
 		{tasks.StatusCompleted, []string{`href="/tasks/completed/download"`, "1,204 activities", "2.0 KB"}, false, false},
-		{tasks.StatusFailed, []string{`class="error">disk full`}, false, true},
+		{tasks.StatusFailed, []string{`class="error">The disk is full.`}, false, true},
 		{tasks.StatusCancelled, []string{"cancelled by you"}, false, true},
 	}
 	var rows []tasks.TaskResult
@@ -74,6 +74,11 @@ func TestTaskListShowsEveryState(t *testing.T) {
 	}
 	f := newFixture(t, web.Config{Enqueuer: &fakeEnqueuer{}, Tasks: &fakeTasks{rows: rows}})
 	_, page := getBody(t, f.client(t, f.alice), f.srv.URL+"/tasks/")
+	for _, internal := range []string{"smtp timeout", "no space left on device"} {
+		if strings.Contains(page, internal) {
+			t.Errorf("list shows the error %q, which is for operators", internal)
+		}
+	}
 	for _, tt := range tests {
 		t.Run(string(tt.status), func(t *testing.T) {
 			id := string(tt.status)
@@ -142,9 +147,12 @@ func retriedHistory(id string, user int64) []tasks.Event {
 		ev(1, tasks.EventStarted, func(e *tasks.Event) { e.Attempt, e.MaxAttempts, e.Worker = 1, 2, "w1" }),
 		ev(2, tasks.EventRetrying, func(e *tasks.Event) {
 			e.Attempt, e.MaxAttempts, e.Error, e.RetryAt = 1, 2, "smtp timeout.", t0.Add(2*time.Minute+31*time.Second)
+			e.Message = "The mail server did not answer."
 		}),
 		ev(151, tasks.EventStarted, func(e *tasks.Event) { e.Attempt, e.MaxAttempts, e.Worker = 2, 2, "w2" }),
-		ev(152, tasks.EventFailed, func(e *tasks.Event) { e.Attempt, e.MaxAttempts, e.Error = 2, 2, "smtp timeout" }),
+		ev(152, tasks.EventFailed, func(e *tasks.Event) {
+			e.Attempt, e.MaxAttempts, e.Error, e.Message = 2, 2, "smtp timeout", "The mail server did not answer"
+		}),
 		ev(200, tasks.EventRetried, func(e *tasks.Event) { e.Attempt, e.By = 2, tasks.ByUser }),
 		ev(201, tasks.EventStarted, func(e *tasks.Event) { e.Attempt, e.MaxAttempts, e.Worker = 3, 4, "w1" }),
 		ev(202, tasks.EventReleased, func(e *tasks.Event) { e.Attempt, e.Worker = 3, "w1" }),
@@ -189,15 +197,18 @@ func TestTaskPageShowsStateAndWholeHistory(t *testing.T) {
 		`href="/tasks/job1/download"`,
 		"5 Mar 2026, 14:00:00 GMT</time> <span>Queued",
 		"Attempt 1 of 2 started on w1",
-		"Attempt 1 failed: smtp timeout. Next attempt at 14:02:31",
+		"Attempt 1 failed: The mail server did not answer. Next attempt at 14:02:31",
 		"Attempt 2 of 2 started on w2",
-		"Failed for good after attempt 2: smtp timeout",
+		"Failed for good after attempt 2: The mail server did not answer",
 		"Retried by you",
 		"Attempt 3 of 4 started on w1",
 		"Attempt 3 handed back by w1 as it shut down",
 		"Attempt 3 of 4 started on w2",
 		"5 Mar 2026, 14:03:24 GMT</time> <span>Attempt 3 succeeded: 1,204 activities",
 	)
+	if strings.Contains(page, "smtp timeout") {
+		t.Error("the history shows an error, which is for operators")
+	}
 	if strings.Contains(page, "602 of 1,204") {
 		t.Error("a progress report shows in the history; only the running task's latest should show")
 	}
@@ -223,9 +234,9 @@ func TestTaskPageShowsTimesInUsersZone(t *testing.T) {
 		`<span class="badge badge-retrying">retrying</span>`,
 		"<dt>Created</dt><dd>5 Mar 2026, 09:00:00 EST",
 		"<dt>Next attempt</dt><dd>5 Mar 2026, 09:02:31 EST",
-		`<dt>Last error</dt><dd class="error">smtp timeout`,
+		`<dt>What happened</dt><dd class="error">The mail server did not answer.`,
 		cancelForm("job1"),
-		"Attempt 1 failed: smtp timeout. Next attempt at 09:02:31",
+		"Attempt 1 failed: The mail server did not answer. Next attempt at 09:02:31",
 	)
 	if !strings.Contains(page, `http-equiv="refresh"`) || strings.Contains(page, retryForm("job1")) {
 		t.Errorf("a retrying task's page does not refresh, or offers retry:\n%s", page)

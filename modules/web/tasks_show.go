@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"net/http"
 	"time"
@@ -23,6 +24,10 @@ type taskData struct {
 	Lagging bool
 	// Note says which part of the page is missing, and why.
 	Note string
+	// Expired says the completed task's result is gone; RegenKey is the
+	// key of its Generate again button.
+	Expired  bool
+	RegenKey string
 }
 
 // showTask shows one of the user's tasks with its whole history
@@ -46,6 +51,11 @@ func (s *server) showTask(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err, "task_id", id)
 		return
 	}
+	if d.Expired, err = s.expired(r.Context(), d.Task); err != nil {
+		s.serverError(w, r, err, "task_id", id)
+		return
+	}
+	d.RegenKey = rand.Text()
 	s.render(w, r, "task", view{
 		Title: taskLabel(d.Task.TaskType), Nav: "tasks", Loc: loc, Data: d,
 		Notice: doneNotice(r.URL.Query().Get("done"), d.Task.Status),

@@ -32,7 +32,9 @@ func timeline(events []tasks.Event, loc *time.Location) []timelineEntry {
 	return out
 }
 
-// describe says what one event means to the task's owner.
+// describe says what one event means to the task's owner. A failure
+// gives the sentence it carried for them, never its error, which is for
+// operators (app tasks show).
 func describe(e tasks.Event, loc *time.Location) string {
 	attempt := "Attempt " + strconv.Itoa(e.Attempt)
 	switch e.Kind {
@@ -52,16 +54,16 @@ func describe(e tasks.Event, loc *time.Location) string {
 		return withReason(attempt+" succeeded", e.Summary)
 	case tasks.EventRetrying:
 		// The error may end a sentence of its own; one full stop is enough.
-		s := withReason(attempt+" failed", strings.TrimRight(e.Error, ". "))
+		s := withReason(attempt+" failed", strings.TrimRight(e.Message, ". "))
 		if e.RetryAt.IsZero() {
 			return s + ". It will be tried again"
 		}
 		return s + ". Next attempt at " + clock(e.RetryAt, e.Time, loc)
 	case tasks.EventFailed:
 		if e.Attempt == 0 {
-			return withReason("Failed", e.Error)
+			return withReason("Failed", e.Message)
 		}
-		return withReason("Failed for good after attempt "+strconv.Itoa(e.Attempt), e.Error)
+		return withReason("Failed for good after attempt "+strconv.Itoa(e.Attempt), e.Message)
 	case tasks.EventCancelled:
 		return "Cancelled" + byWhom(e.By)
 	case tasks.EventRetried:

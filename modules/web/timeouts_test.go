@@ -70,7 +70,9 @@ var bigResult = bytes.Repeat([]byte("2026-03-05,1.5,Shadowed the site manager on
 // it returns the fixture, a client and the download's URL.
 func bigReportFixture(t *testing.T, writeTimeout time.Duration) (*fixture, *http.Client, string) {
 	t.Helper()
-	f := liveFixtureWith(t, 0, web.Config{ReadTimeout: writeTimeout / 2, WriteTimeout: writeTimeout}, func(r *tasks.Registry) error {
+	f := liveFixtureWith(t, liveOptions{web: func(c *web.Config) {
+		c.ReadTimeout, c.WriteTimeout = writeTimeout/2, writeTimeout
+	}, register: func(r *tasks.Registry) error {
 		return r.Register(reports.FullReport, func(_ context.Context, _ tasks.Job, out tasks.Output) (tasks.Result, error) {
 			w, err := out.Create("report.csv", "text/csv")
 			if err != nil {
@@ -79,7 +81,7 @@ func bigReportFixture(t *testing.T, writeTimeout time.Duration) (*fixture, *http
 			_, err = w.Write(bigResult)
 			return tasks.Result{Summary: "a big one"}, err
 		}, tasks.Policy{MaxAttempts: 1})
-	})
+	}})
 	c := f.client(t, f.alice)
 	id := startReport(t, f, c)
 	waitForStatus(t, f, c, "/tasks/"+id, tasks.StatusCompleted)

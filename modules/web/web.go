@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -28,6 +27,9 @@ import (
 type TaskReader interface {
 	ListForUser(ctx context.Context, userID int64, limit int) ([]tasks.TaskResult, error)
 	GetForUser(ctx context.Context, userID int64, id string) (tasks.TaskResult, error)
+	// NewerResults counts the user's completed results of the type
+	// completed after task id (tasks.Store.NewerResults).
+	NewerResults(ctx context.Context, userID int64, taskType, id string, completed time.Time) (int, error)
 }
 
 // TaskControl cancels and retries tasks (tasks.Control). Both take the
@@ -42,9 +44,11 @@ type TaskHistory interface {
 	History(ctx context.Context, userID int64, jobID string) ([]tasks.Event, error)
 }
 
-// ResultOpener streams stored result files.
+// ResultOpener streams stored result files (tasks.ResultStore's Open),
+// with the digest the store recorded, which the download checks against
+// the one the job's outcome recorded.
 type ResultOpener interface {
-	Open(ctx context.Context, object string) (io.ReadCloser, error)
+	Open(ctx context.Context, object string) (*tasks.StoredResult, error)
 }
 
 // ProjectionWaiter waits until the projection has seen an event.
@@ -102,7 +106,14 @@ type Config struct {
 	ReadTimeout, WriteTimeout time.Duration
 	// EnqueueTimeout bounds a request's wait for the broker. Default 5s.
 	EnqueueTimeout time.Duration
-	Logger         *slog.Logger
+	// Retention is how long results are kept and how many of each kind
+	// (RESULT_TTL, RESULT_KEEP): a completed task whose result is past
+	// it shows as expired, with a button that makes it again, instead of
+	// a download link. Zero fields mean no limit.
+	Retention tasks.Retention
+	// Now is the clock results expire by. Default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 func (c *Config) validate() error {
@@ -148,6 +159,9 @@ func New(cfg Config) (http.Handler, error) {
 		cfg.EnqueueTimeout = 5 * time.Second
 	}
 	cfg.defaultTimeouts()
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	pg, err := parsePages()
 	if err != nil {
 		return nil, err
@@ -183,6 +197,7 @@ func (s *server) routes() *chi.Mux {
 			r.Post("/tasks/{id}/cancel", s.cancelTask)
 			r.Post("/tasks/{id}/retry", s.retryTask)
 			r.Get("/tasks/{id}/download", s.downloadResult)
+			r.Post("/tasks/{id}/regenerate", s.regenerateResult)
 		})
 		r.Get("/activities", s.listActivities)
 	})

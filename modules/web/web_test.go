@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -142,10 +142,20 @@ func (f *fakeTasks) GetForUser(_ context.Context, userID int64, id string) (task
 	return tasks.TaskResult{}, fmt.Errorf("task %s: %w", id, tasks.ErrNotFound)
 }
 
+func (f *fakeTasks) NewerResults(_ context.Context, userID int64, typ, id string, completed time.Time) (int, error) {
+	n := 0
+	for _, r := range f.rows {
+		if r.UserID == userID && r.TaskType == typ && r.HasResult() && (r.CompletedAt.After(completed) || r.CompletedAt.Equal(completed) && r.ID > id) {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // noResults is a ResultOpener with nothing stored.
 type noResults struct{}
 
-func (noResults) Open(context.Context, string) (io.ReadCloser, error) {
+func (noResults) Open(context.Context, string) (*tasks.StoredResult, error) {
 	return nil, errors.New("no results in this test")
 }
 
@@ -154,8 +164,10 @@ type fixture struct {
 	db         *bun.DB
 	users      *activity.Store
 	alice, bob activity.User
-	// broker is the real broker behind a liveFixture, nil otherwise.
+	// broker and proj are the real broker and projection behind a
+	// liveFixture, nil otherwise.
 	broker *jetstream.Broker
+	proj   *tasks.Projection
 }
 
 func (f *fixture) client(t *testing.T, u activity.User) *http.Client {
@@ -358,42 +370,62 @@ func TestHealth(t *testing.T) {
 // types the test needs, with their policies.
 func liveFixture(t *testing.T, concurrency int, register func(*tasks.Registry) error) *fixture {
 	t.Helper()
-	return liveFixtureWith(t, concurrency, web.Config{}, register)
+	return liveFixtureWith(t, liveOptions{concurrency: concurrency, register: register})
 }
 
-// liveFixtureWith is liveFixture with the web settings of cfg (its
-// timeouts, BaseURL); the fixture fills in the dependencies.
-func liveFixtureWith(t *testing.T, concurrency int, cfg web.Config, register func(*tasks.Registry) error) *fixture {
+// liveOptions are the settings a live fixture's test needs beyond the
+// defaults.
+type liveOptions struct {
+	concurrency int
+	register    func(*tasks.Registry) error
+	// broker is the settings of both sides' brokers; Conn is filled in.
+	broker jetstream.Config
+	// worker and web change the worker's and the web module's settings
+	// once the fixture has filled them in.
+	worker func(*tasks.WorkerConfig)
+	web    func(*web.Config)
+}
+
+func liveFixtureWith(t *testing.T, o liveOptions) *fixture {
 	t.Helper()
 	srv := testsupport.NATS(t)
-	webSide := testsupport.Broker(t, testsupport.Connect(t, srv, "web"))
-	workerSide := testsupport.Broker(t, testsupport.Connect(t, srv, "worker"))
+	webSide := testsupport.BrokerWith(t, testsupport.Connect(t, srv, "web"), o.broker)
+	workerSide := testsupport.BrokerWith(t, testsupport.Connect(t, srv, "worker"), o.broker)
 	db, _ := testsupport.DB(t)
 	proj := tasks.NewProjection(db, webSide, testsupport.Logger(t))
 	testsupport.Go(t, func(ctx context.Context) { proj.Run(ctx) })
 	reg := tasks.NewRegistry()
-	if err := register(reg); err != nil {
+	if err := o.register(reg); err != nil {
 		t.Fatal(err)
 	}
 	q, err := workerSide.Queue(testsupport.Context(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := tasks.NewWorker(tasks.WorkerConfig{
+	wc := tasks.WorkerConfig{
 		Queue: q, Events: workerSide, Results: workerSide, Registry: reg,
-		Concurrency: concurrency, Name: testWorker, Logger: testsupport.Logger(t),
+		Concurrency: o.concurrency, Name: testWorker, Logger: testsupport.Logger(t),
 		// A test that fails with a handler still blocked ends in 2s,
 		// not the default 20.
 		ShutdownGrace: 2 * time.Second,
-	})
+	}
+	if o.worker != nil {
+		o.worker(&wc)
+	}
+	w, err := tasks.NewWorker(wc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	testsupport.Go(t, func(ctx context.Context) { w.Run(ctx) })
-	cfg.Enqueuer, cfg.Results, cfg.Projection = webSide, webSide, proj
-	cfg.Control, cfg.History = tasks.NewControl(webSide), webSide
+	cfg := web.Config{
+		Enqueuer: webSide, Results: webSide, Projection: proj,
+		Control: tasks.NewControl(webSide), History: webSide,
+	}
+	if o.web != nil {
+		o.web(&cfg)
+	}
 	f := newFixtureOn(t, db, cfg)
-	f.broker = webSide
+	f.broker, f.proj = webSide, proj
 	return f
 }
 
@@ -402,10 +434,17 @@ const testWorker = "web-test-worker"
 
 var keyRE = regexp.MustCompile(`name="key" value="([^"]+)"`)
 
-func TestFailingHandlerShowsErrorOnList(t *testing.T) {
+// A failure shows its owner a plain sentence, never the error chain,
+// which is for operators: the handler's own sentence if it gave one
+// (tasks.UserMessage), otherwise one for the task's state.
+func TestFailingHandlerShowsPlainSentence(t *testing.T) {
+	const internal = "activity log unreadable: disk I/O error"
 	f := liveFixture(t, 0, func(r *tasks.Registry) error {
-		return r.Register(reports.FullReport, func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
-			return tasks.Result{}, errors.New("activity log unreadable: disk I/O error")
+		return r.Register(reports.FullReport, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+			if job.Payload != nil {
+				return tasks.Result{}, tasks.UserMessage(errors.New(internal), "Your activity log could not be read.")
+			}
+			return tasks.Result{}, errors.New(internal)
 		}, tasks.Policy{MaxAttempts: 1})
 	})
 	c := f.client(t, f.alice)
@@ -418,10 +457,23 @@ func TestFailingHandlerShowsErrorOnList(t *testing.T) {
 		_, page = getBody(t, c, f.srv.URL+"/tasks/")
 		return strings.Contains(page, "badge-failed")
 	})
-	if !strings.Contains(page, "activity log unreadable: disk I/O error") {
-		t.Fatalf("error not shown:\n%s", page)
+	if strings.Contains(page, internal) || !strings.Contains(page, html.EscapeString(tasks.FailureMessage(tasks.StatusFailed))) {
+		t.Fatalf("list shows the error, or not the sentence for failed tasks:\n%s", page)
 	}
 	if strings.Contains(page, `http-equiv="refresh"`) {
 		t.Error("page still refreshing with no active task")
+	}
+
+	// With a sentence of the handler's own, on the list and the task page.
+	job, err := f.broker.Enqueue(testsupport.Context(t), tasks.EnqueueRequest{Type: reports.FullReport, UserID: f.alice.ID, Payload: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	taskPage := waitForStatus(t, f, c, "/tasks/"+job.ID, tasks.StatusFailed)
+	_, page = getBody(t, c, f.srv.URL+"/tasks/")
+	for name, p := range map[string]string{"task page": taskPage, "list": page} {
+		if strings.Contains(p, internal) || !strings.Contains(p, "Your activity log could not be read.") {
+			t.Errorf("%s shows the error, or not the handler's sentence:\n%s", name, p)
+		}
 	}
 }

@@ -73,7 +73,22 @@ func Connect(t testing.TB, s *natsserver.Server, name string) *nats.Conn {
 // Broker opens a JetStream broker on nc with a short visibility timeout.
 func Broker(t testing.TB, nc *nats.Conn) *jetstream.Broker {
 	t.Helper()
-	b, err := jetstream.Open(Context(t), jetstream.Config{Conn: nc, AckWait: 5 * time.Second, Logger: Logger(t)})
+	return BrokerWith(t, nc, jetstream.Config{})
+}
+
+// BrokerWith is Broker with settings of the test's own (the results
+// bucket's bounds, say); Conn is set to nc, and AckWait and Logger are
+// Broker's unless cfg sets them.
+func BrokerWith(t testing.TB, nc *nats.Conn, cfg jetstream.Config) *jetstream.Broker {
+	t.Helper()
+	cfg.Conn = nc
+	if cfg.AckWait == 0 {
+		cfg.AckWait = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = Logger(t)
+	}
+	b, err := jetstream.Open(Context(t), cfg)
 	if err != nil {
 		t.Fatalf("open broker: %v", err)
 	}

@@ -22,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,8 +78,27 @@ type Config struct {
 	// took with it when it died waits for this deadline, or for the
 	// caller's, which for a job is its whole attempt. Default 5s.
 	RequestTimeout time.Duration
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// Results bounds the results bucket: how long a result is kept and
+	// how large the bucket may grow. Nil leaves an existing bucket's
+	// bounds as they are, and creates a missing one without bounds: what
+	// operator commands and tests want, so that a command run without
+	// the app's settings cannot change them.
+	Results *ResultBounds
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
+// ResultBounds are the results bucket's limits, kept by the server
+// itself, so that no process of the app has to sweep the bucket.
+type ResultBounds struct {
+	// TTL is how long a result is kept after it was stored (the bucket
+	// stream's MaxAge); the server removes it then. Zero keeps results
+	// until they are deleted; else at least 100ms, nats-server's floor.
+	TTL time.Duration
+	// MaxBytes bounds the bucket; a result that would take it past the
+	// bound is refused (tasks.ErrResultStoreFull), and nothing stored is
+	// dropped to make room. Zero is no bound.
+	MaxBytes int64
 }
 
 func (c *Config) setDefaults() {
@@ -151,6 +171,18 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: stream %s: %w", StreamName, err)
 	}
+	results, err := openResults(ctx, js, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", ResultsBucket, err)
+	}
+	return &Broker{cfg: cfg, js: js, stream: stream, results: results}, nil
+}
+
+// openResults opens the results bucket, creating it if it is missing. With
+// bounds given, a bucket whose TTL or size bound differs is updated to
+// them; as with the stream, an update happens only when something
+// differs (CreateObjectStore succeeds on an identical bucket).
+func openResults(ctx context.Context, js natsjs.JetStream, cfg Config) (natsjs.ObjectStore, error) {
 	ocfg := natsjs.ObjectStoreConfig{
 		Bucket:      ResultsBucket,
 		Description: "OTJ Helper task result files, one per job attempt",
@@ -158,19 +190,28 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 		Replicas:    cfg.Replicas,
 	}
 	// Making a bucket is several requests (its stream, then a look-up).
-	rctx, cancel = context.WithTimeout(ctx, 2*cfg.RequestTimeout)
+	rctx, cancel := context.WithTimeout(ctx, 2*cfg.RequestTimeout)
 	defer cancel()
+	if cfg.Results == nil {
+		results, err := js.ObjectStore(rctx, ResultsBucket)
+		if !errors.Is(err, natsjs.ErrBucketNotFound) {
+			return results, err
+		}
+	} else {
+		ocfg.TTL, ocfg.MaxBytes = cfg.Results.TTL, cfg.Results.MaxBytes
+	}
 	results, err := js.CreateObjectStore(rctx, ocfg)
 	if errors.Is(err, natsjs.ErrBucketExists) {
 		rctx, cancel := context.WithTimeout(ctx, 2*cfg.RequestTimeout)
 		defer cancel()
 		results, err = js.UpdateObjectStore(rctx, ocfg)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", ResultsBucket, err)
+	if storeFull(err) {
+		// A bounded bucket reserves its bound of the server's storage:
+		// more than the server has is refused at once.
+		err = fmt.Errorf("%w: the server cannot reserve %d bytes for it: %w", tasks.ErrResultStoreFull, ocfg.MaxBytes, err)
 	}
-	b.stream, b.results = stream, results
-	return b, nil
+	return results, err
 }
 
 // Enqueue stores the job's enqueued event, which is also its work item.
@@ -320,6 +361,55 @@ func (b *Broker) History(ctx context.Context, userID int64, jobID string) ([]tas
 		}
 		events = append(events, e)
 		if e.Seq >= last.Seq {
+			return events, nil
+		}
+	}
+}
+
+// Succeeded implements tasks.SucceededLog: it reads the user's succeeded
+// events of one job type stored since the given time, in stream order,
+// with a short-lived ordered consumer filtered to
+// tasks.<type>.<user>.*.succeeded and starting at that time, so that it
+// reads neither other users' events nor the whole log.
+func (b *Broker) Succeeded(ctx context.Context, userID int64, jobType string, since time.Time) ([]tasks.Event, error) {
+	filter := tasks.SubjectPrefix + "." + jobType + "." + strconv.FormatInt(userID, 10) + ".*." + string(tasks.EventSucceeded)
+	last, err := b.stream.GetLastMsgForSubject(ctx, filter)
+	if errors.Is(err, natsjs.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("succeeded events of %s for user %d: %w", jobType, userID, classify(err))
+	}
+	if last.Time.Before(since) {
+		return nil, nil
+	}
+	cfg := natsjs.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: natsjs.DeliverAllPolicy}
+	if !since.IsZero() {
+		cfg.DeliverPolicy, cfg.OptStartTime = natsjs.DeliverByStartTimePolicy, &since
+	}
+	cons, err := b.js.OrderedConsumer(ctx, StreamName, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("succeeded events of %s for user %d: %w", jobType, userID, classify(err))
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("succeeded events of %s for user %d: %w", jobType, userID, classify(err))
+	}
+	defer it.Stop()
+	var events []tasks.Event
+	for {
+		msg, err := it.Next(natsjs.NextContext(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("succeeded events of %s for user %d: %w", jobType, userID, classify(err))
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return nil, fmt.Errorf("succeeded events of %s for user %d: %w", jobType, userID, err)
+		}
+		if e, err := decode(msg.Data(), md.Sequence.Stream); err == nil {
+			events = append(events, e)
+		}
+		if md.Sequence.Stream >= last.Sequence {
 			return events, nil
 		}
 	}
@@ -503,6 +593,11 @@ func (b *Broker) Put(ctx context.Context, object, name, contentType string, r io
 		Description: name,
 		Headers:     nats.Header{"Content-Type": []string{contentType}},
 	}, g)
+	if storeFull(err) {
+		// The server's wording stays in the chain, for the log and the
+		// operator's view.
+		return tasks.ResultRef{}, fmt.Errorf("put result %s: %w: %w", object, tasks.ErrResultStoreFull, err)
+	}
 	if err != nil {
 		if errors.Is(context.Cause(ctx), errUploadStalled) {
 			err = fmt.Errorf("%w: %w within %s", tasks.ErrUnavailable, errUploadStalled, b.cfg.RequestTimeout)
@@ -545,6 +640,25 @@ func (g *uploadGuard) stop() {
 	g.cancel(nil)
 }
 
+// JetStream's answers that mean there is no room: a stream at its
+// MaxBytes ("maximum bytes exceeded", among the store failures of
+// 10077), and a server out of the storage JetStream may use (10047).
+const (
+	errCodeStoreFailed           natsjs.ErrorCode = 10077
+	errCodeInsufficientResources natsjs.ErrorCode = 10047
+)
+
+// storeFull reports whether err is the server refusing a write for want
+// of room.
+func storeFull(err error) bool {
+	var apiErr *natsjs.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	return apiErr.ErrorCode == errCodeInsufficientResources ||
+		apiErr.ErrorCode == errCodeStoreFailed && strings.Contains(apiErr.Description, "maximum bytes")
+}
+
 // Delete removes a stored result file, if there is one.
 func (b *Broker) Delete(ctx context.Context, object string) error {
 	ctx, cancel := b.request(ctx)
@@ -556,13 +670,23 @@ func (b *Broker) Delete(ctx context.Context, object string) error {
 	return nil
 }
 
-// Open streams a stored result file.
-func (b *Broker) Open(ctx context.Context, object string) (io.ReadCloser, error) {
+// Open streams a stored result file, with the size and digest the
+// bucket recorded when it was put. One that is not there (expired,
+// pruned, never stored) is tasks.ErrResultMissing.
+func (b *Broker) Open(ctx context.Context, object string) (*tasks.StoredResult, error) {
 	r, err := b.results.Get(ctx, object)
+	if errors.Is(err, natsjs.ErrObjectNotFound) {
+		return nil, fmt.Errorf("open result %s: %w", object, tasks.ErrResultMissing)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open result %s: %w", object, err)
 	}
-	return r, nil
+	info, err := r.Info()
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("open result %s: %w", object, err)
+	}
+	return &tasks.StoredResult{ReadCloser: r, Size: info.Size, Digest: info.Digest}, nil
 }
 
 // Ping checks that the server answers JetStream requests.

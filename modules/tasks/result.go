@@ -1,0 +1,62 @@
+package tasks
+
+import (
+	"errors"
+	"io"
+	"strconv"
+	"time"
+)
+
+// ResultObjectName names the stored result of one attempt of a job. Each
+// attempt has its own, so that an attempt superseded by another (its
+// worker presumed lost) can never overwrite or delete the result on
+// record. It is the one naming rule: the worker names what it stores with
+// it, and the projection and the download check every reference against
+// it, so that no event can point a task at another job's file.
+func ResultObjectName(jobID string, attempt int) string {
+	return jobID + "-a" + strconv.Itoa(attempt)
+}
+
+// OwnsResult reports whether object is the result of attempt of job
+// jobID, by ResultObjectName.
+func OwnsResult(jobID string, attempt int, object string) bool {
+	return jobID != "" && attempt > 0 && object == ResultObjectName(jobID, attempt)
+}
+
+// ErrResultMissing means a stored result is not there (any more): it
+// expired, was pruned, or was never stored.
+var ErrResultMissing = errors.New("result not stored")
+
+// ErrResultStoreFull means the result store has no room for another
+// file. Retrying soon will not help; the store frees room only as old
+// results expire, or when the operator raises its bound.
+var ErrResultStoreFull = errors.New("result store full")
+
+// StoredResult is an open stored result: its bytes, and what the store
+// recorded about it when it was put.
+type StoredResult struct {
+	io.ReadCloser
+	Size   uint64
+	Digest string // as the store reports it, e.g. SHA-256=...
+}
+
+// Retention is how long results are kept (the store expires them after
+// TTL) and how many of each job type a user keeps (older ones are
+// deleted after a newer one is stored). Readers use it to tell, without
+// asking the store, that a completed task's result is gone.
+type Retention struct {
+	TTL  time.Duration // 0: results do not expire
+	Keep int           // 0: every result is kept until it expires
+}
+
+// Expired reports whether the result of a task completed at completed
+// is gone by now, given that newer of the same user's results of its
+// type were completed after it. A result can also be missing for other
+// reasons (deleted by hand, a store rebuilt): whoever opens it treats
+// ErrResultMissing as expired too.
+func (r Retention) Expired(completed time.Time, newer int, now time.Time) bool {
+	if r.TTL > 0 && !now.Before(completed.Add(r.TTL)) {
+		return true
+	}
+	return r.Keep > 0 && newer >= r.Keep
+}
