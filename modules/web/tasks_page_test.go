@@ -401,7 +401,7 @@ func TestTaskPageHistoryHasOnlyAcceptedEvents(t *testing.T) {
 			f := newFixture(t, web.Config{Enqueuer: &fakeEnqueuer{}, Tasks: rows, History: hist})
 			events := retriedHistory("job1", f.alice.ID)
 			late := events[len(events)-1]
-			late.Kind, late.Summary, late.Error, late.Time = tasks.EventFailed, "", "forged: disk full", late.Time.Add(time.Second)
+			late.Kind, late.Summary, late.Error, late.Message, late.Time = tasks.EventFailed, "", "forged: disk full", "Forged failure.", late.Time.Add(time.Second)
 			late2 := late
 			late2.Kind, late2.Error, late2.Time = tasks.EventStarted, "", late.Time.Add(time.Second) // a finished job never starts again
 			hist.events = append(events, late, late2)
@@ -416,11 +416,11 @@ func TestTaskPageHistoryHasOnlyAcceptedEvents(t *testing.T) {
 			}
 			inOrder(t, page,
 				`<span class="badge badge-completed">completed</span>`,
-				"Failed for good after attempt 2: smtp timeout", // the real failure, before the retry
+				"Failed for good after attempt 2: The mail server did not answer", // the real failure, before the retry
 				"Retried by you",
 				"Attempt 3 succeeded: 1,204 activities",
 			)
-			if strings.Contains(page, "forged: disk full") || strings.Count(page, "<li class=") != len(events)-1 { // less the progress event
+			if strings.Contains(page, "Forged failure") || strings.Count(page, "<li class=") != len(events)-1 { // less the progress event
 				t.Errorf("the history shows events the state machine refused:\n%s", page)
 			}
 		})
