@@ -141,7 +141,9 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	if cfg.Conn == nil {
 		return nil, errors.New("open jetstream broker: Conn is required")
 	}
-	js, err := natsjs.New(cfg.Conn)
+	// A call given a context without a deadline gets RequestTimeout,
+	// like every other request to the server.
+	js, err := natsjs.New(cfg.Conn, natsjs.WithDefaultTimeout(cfg.RequestTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: %w", err)
 	}
@@ -673,20 +675,56 @@ func (b *Broker) Delete(ctx context.Context, object string) error {
 // Open streams a stored result file, with the size and digest the
 // bucket recorded when it was put. One that is not there (expired,
 // pruned, never stored) is tasks.ErrResultMissing.
+//
+// The look-up is one request, bounded by RequestTimeout. The reading is
+// not: it goes at the reader's pace (a download to a slow phone), so it
+// is bounded by the file's size instead, at minDownloadRate. nats.go's
+// Get would give a context without a deadline its default timeout for
+// the whole file, cutting off any download that takes longer.
 func (b *Broker) Open(ctx context.Context, object string) (*tasks.StoredResult, error) {
-	r, err := b.results.Get(ctx, object)
+	rctx, cancel := b.request(ctx)
+	info, err := b.results.GetInfo(rctx, object)
+	cancel()
 	if errors.Is(err, natsjs.ErrObjectNotFound) {
 		return nil, fmt.Errorf("open result %s: %w", object, tasks.ErrResultMissing)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open result %s: %w", object, err)
+		return nil, fmt.Errorf("open result %s: %w", object, classify(err))
 	}
-	info, err := r.Info()
+	budget := 2*b.cfg.RequestTimeout + time.Duration(info.Size/minDownloadRate+1)*time.Second
+	dctx, cancel := context.WithTimeout(ctx, budget)
+	r, err := b.results.Get(dctx, object)
+	if errors.Is(err, natsjs.ErrObjectNotFound) {
+		cancel()
+		return nil, fmt.Errorf("open result %s: %w", object, tasks.ErrResultMissing)
+	}
 	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("open result %s: %w", object, classify(err))
+	}
+	if info, err = r.Info(); err != nil {
 		r.Close()
+		cancel()
 		return nil, fmt.Errorf("open result %s: %w", object, err)
 	}
-	return &tasks.StoredResult{ReadCloser: r, Size: info.Size, Digest: info.Digest}, nil
+	return &tasks.StoredResult{ReadCloser: cancelOnClose{r, cancel}, Size: info.Size, Digest: info.Digest}, nil
+}
+
+// minDownloadRate, in bytes per second, is the slowest reading of a
+// result file that still gets all of it: a 3 MB report has 47 s, a
+// 280 MB one 73 minutes.
+const minDownloadRate = 64 << 10
+
+// cancelOnClose ends a download's context when its reader is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 // Ping checks that the server answers JetStream requests.
