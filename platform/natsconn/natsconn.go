@@ -17,10 +17,25 @@ type Options struct {
 	URL    string         // an external server, e.g. nats://127.0.0.1:4222
 	Server *server.Server // an embedded server in this process
 	Name   string         // shown in the server's connection list
+	// Token, or User and Password, is presented to the server; the
+	// app's embedded server refuses a client without them.
+	Token    string
+	User     string
+	Password string
+	// CAFile, a PEM file, is the certificate authority the server's TLS
+	// certificate is checked against, instead of the system's.
+	CAFile string
 	Logger *slog.Logger
 }
 
 // Connect opens a connection that reconnects forever.
+//
+// A server that refuses the credentials fails Connect at once with an
+// error that wraps nats.ErrAuthorization; the first connection is not
+// retried. Once connected, a later refusal on two reconnects in a row
+// closes the connection, as nats.go does by default, so that a process
+// whose credentials were changed under it stops instead of retrying
+// forever.
 //
 // Publishes are not buffered while disconnected (ReconnectBufSize -1): an
 // enqueue during an outage fails at once with an error the user sees,
@@ -52,6 +67,15 @@ func Connect(o Options) (*nats.Conn, error) {
 			}
 			log.Warn("nats async error", "conn", o.Name, "subject", subject, "err", err)
 		}),
+	}
+	if o.Token != "" {
+		opts = append(opts, nats.Token(o.Token))
+	}
+	if o.User != "" || o.Password != "" {
+		opts = append(opts, nats.UserInfo(o.User, o.Password))
+	}
+	if o.CAFile != "" {
+		opts = append(opts, nats.RootCAs(o.CAFile))
 	}
 	url := o.URL
 	if o.Server != nil {
