@@ -18,12 +18,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/uptrace/bun"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/platform/database"
+	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -147,9 +149,48 @@ func baseEnv(t *testing.T) map[string]string {
 
 var (
 	runningRE = regexp.MustCompile(`running at (http://\S+)/tasks/`)
-	joinRE    = regexp.MustCompile(`NATS_URL=(\S+) app worker`)
+	joinRE    = regexp.MustCompile(`NATS_URL=(\S+) NATS_TOKEN=(\S+) app worker`)
 	keyRE     = regexp.MustCompile(`name="key" value="([^"]+)"`)
 )
+
+// natsJoin is where a test's processes and clients find a NATS server,
+// and the token it requires: what app web's join line prints, or a test
+// server of testsupport's.
+type natsJoin struct{ URL, Token string }
+
+// join parses a join line matched by joinRE.
+func join(m []string) natsJoin { return natsJoin{URL: m[1], Token: m[2]} }
+
+// waitJoin waits for app web's join line.
+func (p *proc) waitJoin(t *testing.T) natsJoin {
+	t.Helper()
+	p.waitOutput(t, joinRE)
+	return join(joinRE.FindStringSubmatch(p.stdout.String()))
+}
+
+// waitJoin waits for app web's join line.
+func (p *appProcess) waitJoin(t *testing.T) natsJoin {
+	t.Helper()
+	p.waitStdout(t, joinRE)
+	return join(joinRE.FindStringSubmatch(p.stdout.String()))
+}
+
+// env is the settings of a process that joins: NATS_URL and NATS_TOKEN.
+func (j natsJoin) env() map[string]string {
+	return map[string]string{"NATS_URL": j.URL, "NATS_TOKEN": j.Token}
+}
+
+// connect opens a connection to j as another process would, closed when
+// the test ends.
+func (j natsJoin) connect(t *testing.T, name string) *nats.Conn {
+	t.Helper()
+	nc, err := natsconn.Connect(natsconn.Options{URL: j.URL, Token: j.Token, Name: name, Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatalf("connect %s to %s: %v", name, j.URL, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
 
 // activityFixture is one activity to insert and the report row it must give.
 type activityFixture struct {
