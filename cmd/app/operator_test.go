@@ -197,8 +197,9 @@ func TestOperatorTasksOnDataDirStore(t *testing.T) {
 
 	// A job enqueued while app web ran, with no worker to take it.
 	web := startApp(t, env, "web")
+	nj := web.waitJoin(t)
 	user := ensureUser(t, dir, "carol@example.org")
-	b, nc := opBroker(t, web.waitJoin(t))
+	b, nc := opBroker(t, nj)
 	job := opEnqueue(t, b, user.ID, testSleep, `{"ms":0}`)
 	nc.Close()
 	web.shutdown(t)
