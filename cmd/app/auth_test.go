@@ -367,3 +367,35 @@ func processSockets(t *testing.T, pid int) (listening, remote []int) {
 	slices.Sort(remote)
 	return listening, remote
 }
+
+// TestWorkerStopsWhenItsTokenIsRefusedOnReconnect restarts app web with
+// another token: the worker that joined with the old one is refused when
+// it reconnects, and stops naming NATS_TOKEN, instead of running on with
+// a connection that is closed for good.
+func TestWorkerStopsWhenItsTokenIsRefusedOnReconnect(t *testing.T) {
+	t.Parallel()
+	env := baseEnv(t)
+	env["NATS_LISTEN"] = "127.0.0.1:" + freePort(t)
+	web := startApp(t, env, "web")
+	url, token := web.waitOutput(t, joinURLRE), web.waitOutput(t, joinTokenRE)
+	worker := baseEnv(t)
+	worker["NATS_URL"], worker["NATS_TOKEN"] = url, token
+	joined := startApp(t, worker, "worker")
+	testsupport.Eventually(t, 30*time.Second, "the worker never started", func() bool {
+		return strings.Contains(joined.logs.String(), `msg="worker started"`)
+	})
+	web.shutdown(t)
+
+	env["NATS_TOKEN"] = "another-token-0123456789abcdef"
+	startApp(t, env, "web").waitOutput(t, joinURLRE)
+	select {
+	case <-joined.done:
+		// The error of a service that stopped starts with the service's
+		// name ("nats: NATS_TOKEN: ...").
+		if joined.err == nil || !strings.Contains(joined.err.Error(), "NATS_TOKEN: ") || strings.Contains(joined.err.Error(), "\n") {
+			t.Errorf("worker ended with %v, want one line naming NATS_TOKEN", joined.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker still runs 30s after app web came back with another token")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
@@ -37,6 +38,10 @@ type backend struct {
 	// Creds is what the connection presented, and where it came from.
 	Creds natsCreds
 
+	lost     chan struct{} // closed when NC closes on its own
+	lostErr  error         // NC's last error then
+	lostOnce sync.Once
+
 	rdb *redis.Client
 	log *slog.Logger
 }
@@ -63,7 +68,7 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("OTJ_DATA_DIR %s: %w", cfg.DataDir, err)
 	}
-	b := &backend{log: log}
+	b := &backend{log: log, lost: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			b.Close(ctx)
@@ -78,7 +83,8 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		return nil, err
 	}
 	connOpts := natsconn.Options{URL: cfg.NATSURL, Name: o.Name, Logger: log, CAFile: cfg.NATSTLSCA,
-		Token: b.Creds.Token, User: b.Creds.User, Password: b.Creds.Password}
+		Token: b.Creds.Token, User: b.Creds.User, Password: b.Creds.Password,
+		Closed: func(err error) { b.lostOnce.Do(func() { b.lostErr = err; close(b.lost) }) }}
 	if cfg.NATSURL == "" {
 		if o.Listen != "" && cfg.NATSListenInsecure && !cfg.NATSTLS.Enabled() {
 			log.Warn("NATS_LISTEN_INSECURE is set: workers' NATS traffic, the token included, goes in plain text", "listen", o.Listen)
@@ -127,6 +133,21 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		}
 	}
 	return b, nil
+}
+
+// Lost waits until the NATS connection closes on its own, for good,
+// which happens when the server refused this process's credentials on
+// reconnecting, and returns why; or returns nil when ctx ends first.
+func (b *backend) Lost(ctx context.Context, cfg Config) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-b.lost:
+	}
+	if errors.Is(b.lostErr, nats.ErrAuthorization) {
+		return b.Creds.refused(cfg)
+	}
+	return fmt.Errorf("NATS_URL %s: the connection closed: %v", redactURL(cfg.NATSURL), b.lostErr)
 }
 
 // natsCreds is what a process presents to the NATS server, and which

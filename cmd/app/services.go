@@ -83,6 +83,8 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	// A connection nats.go has given up on does not come back.
+	g.Go("nats", func() error { return be.Lost(runCtx, cfg) })
 	if be.Redis != nil {
 		// Every process passes the work items it and others store in the
 		// event log on to Redis: retries from workers, retries by hand.

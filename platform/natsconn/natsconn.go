@@ -25,6 +25,11 @@ type Options struct {
 	// CAFile, a PEM file, is the certificate authority the server's TLS
 	// certificate is checked against, instead of the system's.
 	CAFile string
+	// Closed, when set, is called with the connection's last error when
+	// the connection closes on its own: nats.go gives up reconnecting
+	// only when the server refused the credentials twice in a row. It
+	// is not called for a close by Drain.
+	Closed func(err error)
 	Logger *slog.Logger
 }
 
@@ -32,10 +37,10 @@ type Options struct {
 //
 // A server that refuses the credentials fails Connect at once with an
 // error that wraps nats.ErrAuthorization; the first connection is not
-// retried. Once connected, a later refusal on two reconnects in a row
-// closes the connection, as nats.go does by default, so that a process
-// whose credentials were changed under it stops instead of retrying
-// forever.
+// retried. Once connected, a refusal on two reconnects in a row closes
+// the connection, as nats.go does by default, and Options.Closed says so,
+// so that a process whose credentials were changed under it can stop
+// instead of running on without a connection.
 //
 // Publishes are not buffered while disconnected (ReconnectBufSize -1): an
 // enqueue during an outage fails at once with an error the user sees,
@@ -59,6 +64,11 @@ func Connect(o Options) (*nats.Conn, error) {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", "conn", o.Name, "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			if o.Closed != nil {
+				o.Closed(nc.LastError())
+			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""
