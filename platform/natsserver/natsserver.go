@@ -48,7 +48,8 @@ type Config struct {
 	// connections only. In-process clients need none.
 	TLS TLSFiles
 	// InsecureListen allows a listener beyond loopback without TLS. Its
-	// traffic, credentials included, can then be read on the network.
+	// traffic, credentials included, can then be read on the network;
+	// the caller, who knows the setting's name, warns about it.
 	InsecureListen bool
 	Logger         *slog.Logger
 }
@@ -251,9 +252,6 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s := &Server{ns: ns, lock: lock, log: cfg.Logger}
 	s.log.Info("embedded nats started", "store", cfg.StoreDir, "listen", s.ClientURL(), "sync", cfg.Sync.String(), "tls", tlsConfig != nil)
-	if host, _, _ := net.SplitHostPort(cfg.Listen); cfg.Listen != "" && !IsLoopback(host) && tlsConfig == nil {
-		s.log.Warn("embedded nats listens beyond loopback in plain text: its traffic, credentials included, can be read on the network", "listen", cfg.Listen)
-	}
 	return s, nil
 }
 
