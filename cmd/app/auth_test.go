@@ -99,6 +99,9 @@ func TestWebNATSRefusesClientsWithoutCredentials(t *testing.T) {
 			t.Errorf("app %s on an unrelated data dir printed the job:\n%s", strings.Join(args, " "), out)
 		}
 	}
+	if left, _ := os.ReadDir(stranger["OTJ_DATA_DIR"]); len(left) > 0 {
+		t.Errorf("the refused commands left %d files in the unrelated data dir, e.g. %s", len(left), left[0].Name())
+	}
 	// On app web's own data dir, the same commands read the token there.
 	own := map[string]string{"OTJ_DATA_DIR": dir, "NATS_URL": url}
 	out, err := opCLIErr(t, own, "tasks", "list")

@@ -75,10 +75,6 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		}
 	}()
 
-	if b.DB, err = openDatabase(ctx, filepath.Join(cfg.DataDir, database.FileName), true); err != nil {
-		return nil, err
-	}
-
 	if b.Creds, err = credentials(cfg, cfg.NATSURL == ""); err != nil {
 		return nil, err
 	}
@@ -108,6 +104,11 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 			return nil, b.Creds.refused(cfg)
 		}
 		return nil, fmt.Errorf("NATS_URL %s: %w", redactURL(cfg.NATSURL), err)
+	}
+	// The database only now: a process the server refuses leaves a
+	// mistyped or unrelated data dir as it was.
+	if b.DB, err = openDatabase(ctx, filepath.Join(cfg.DataDir, database.FileName), true); err != nil {
+		return nil, err
 	}
 	// JOB_LEASE reaches the shared consumer only through a worker's
 	// Queue; other processes leave it as the workers set it.
