@@ -22,6 +22,7 @@ import (
 
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -400,5 +401,34 @@ func TestWorkerStopsWhenItsTokenIsRefusedOnReconnect(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the worker still runs 30s after app web came back with another token")
+	}
+}
+
+// TestJoinLineShowsOnlyTheMadeUpToken checks the join line for each kind
+// of credentials: a token the server made up is printed, for the workers
+// to copy; credentials from the environment are referred to by name.
+func TestJoinLineShowsOnlyTheMadeUpToken(t *testing.T) {
+	t.Parallel()
+	s := testsupport.NATS(t)
+	url := s.ClientURL()
+	tests := []struct {
+		name string
+		cfg  Config
+		c    natsCreds
+		want string
+	}{
+		{"made up", Config{}, natsCreds{Auth: natsserver.Auth{Token: "made-up-0123456789abcdef"}, From: "/d/nats-token", File: "/d/nats-token"},
+			"NATS_URL=" + url + " NATS_TOKEN=made-up-0123456789abcdef"},
+		{"NATS_TOKEN", Config{}, natsCreds{Auth: natsserver.Auth{Token: "secret-0123456789abcdef"}, From: "NATS_TOKEN"},
+			"NATS_URL=" + url + ` NATS_TOKEN="$NATS_TOKEN"`},
+		{"NATS_USER", Config{}, natsCreds{Auth: natsserver.Auth{User: "otj", Password: "secret-0123456789abcdef"}, From: "NATS_USER"},
+			"NATS_URL=" + url + ` NATS_USER="$NATS_USER" NATS_PASSWORD="$NATS_PASSWORD"`},
+		{"with a CA", Config{NATSTLSCA: "/etc/otj/ca.pem"}, natsCreds{Auth: natsserver.Auth{Token: "made-up-0123456789abcdef"}, From: "/d/nats-token"},
+			"NATS_URL=" + url + " NATS_TOKEN=made-up-0123456789abcdef NATS_TLS_CA=/etc/otj/ca.pem"},
+	}
+	for _, tt := range tests {
+		if got := joinSettings(tt.cfg, s, tt.c); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }
