@@ -417,7 +417,7 @@ func TestJoinLineShowsOnlyTheMadeUpToken(t *testing.T) {
 		c    natsCreds
 		want string
 	}{
-		{"made up", Config{}, natsCreds{Auth: natsserver.Auth{Token: "made-up-0123456789abcdef"}, From: "/d/nats-token", File: "/d/nats-token"},
+		{"made up", Config{}, natsCreds{Auth: natsserver.Auth{Token: "made-up-0123456789abcdef"}, From: "/d/nats-token"},
 			"NATS_URL=" + url + " NATS_TOKEN=made-up-0123456789abcdef"},
 		{"NATS_TOKEN", Config{}, natsCreds{Auth: natsserver.Auth{Token: "secret-0123456789abcdef"}, From: "NATS_TOKEN"},
 			"NATS_URL=" + url + ` NATS_TOKEN="$NATS_TOKEN"`},

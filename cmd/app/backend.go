@@ -155,11 +155,9 @@ func (b *backend) Lost(ctx context.Context, cfg Config) error {
 // setting or file it came from, for the error when it is refused.
 type natsCreds struct {
 	natsserver.Auth
-	// From is "NATS_TOKEN", "NATS_USER", the token file's path, or ""
-	// when there are none.
+	// From is "NATS_TOKEN", "NATS_USER", the path of the token file in
+	// the data dir, or "" when there are none.
 	From string
-	// File is the token file when the token came from one.
-	File string
 }
 
 // credentials are the settings' NATS credentials. Without any, embed
@@ -184,7 +182,7 @@ func credentials(cfg Config, embed bool) (natsCreds, error) {
 	if err != nil {
 		return natsCreds{}, fmt.Errorf("NATS_TOKEN is not set, and the data dir's token: %w", err)
 	}
-	return natsCreds{Auth: natsserver.Auth{Token: token}, From: path, File: path}, nil
+	return natsCreds{Auth: natsserver.Auth{Token: token}, From: path}, nil
 }
 
 // refused is the one-line error for a server that refused c, naming the
@@ -199,7 +197,7 @@ func (c natsCreds) refused(cfg Config) error {
 	case "NATS_USER":
 		return fmt.Errorf("NATS_USER: the NATS server at %s refused NATS_USER and NATS_PASSWORD", at)
 	}
-	return fmt.Errorf("NATS_TOKEN: the NATS server at %s refused the token in %s, which is not its own; set NATS_TOKEN to the token app web prints", at, c.File)
+	return fmt.Errorf("NATS_TOKEN: the NATS server at %s refused the token in %s, which is not its own; set NATS_TOKEN to the token app web prints", at, c.From)
 }
 
 // redactURL hides any password in a NATS_URL, for errors.

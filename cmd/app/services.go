@@ -190,7 +190,7 @@ func joinSettings(cfg Config, embedded *natsserver.Server, c natsCreds) string {
 
 func natsTarget(cfg Config, embedded *natsserver.Server) string {
 	if embedded == nil {
-		return cfg.NATSURL
+		return redactURL(cfg.NATSURL)
 	}
 	if u := embedded.ClientURL(); u != "" {
 		return "embedded, listening on " + u
