@@ -18,12 +18,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/uptrace/bun"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/platform/database"
+	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -147,9 +149,48 @@ func baseEnv(t *testing.T) map[string]string {
 
 var (
 	runningRE = regexp.MustCompile(`running at (http://\S+)/tasks/`)
-	joinRE    = regexp.MustCompile(`NATS_URL=(\S+) app worker`)
+	joinRE    = regexp.MustCompile(`NATS_URL=(\S+) NATS_TOKEN=(\S+) app worker`)
 	keyRE     = regexp.MustCompile(`name="key" value="([^"]+)"`)
 )
+
+// natsJoin is where a test's processes and clients find a NATS server,
+// and the token it requires: what app web's join line prints, or a test
+// server of testsupport's.
+type natsJoin struct{ URL, Token string }
+
+// join parses a join line matched by joinRE.
+func join(m []string) natsJoin { return natsJoin{URL: m[1], Token: m[2]} }
+
+// waitJoin waits for app web's join line.
+func (p *proc) waitJoin(t *testing.T) natsJoin {
+	t.Helper()
+	p.waitOutput(t, joinRE)
+	return join(joinRE.FindStringSubmatch(p.stdout.String()))
+}
+
+// waitJoin waits for app web's join line.
+func (p *appProcess) waitJoin(t *testing.T) natsJoin {
+	t.Helper()
+	p.waitStdout(t, joinRE)
+	return join(joinRE.FindStringSubmatch(p.stdout.String()))
+}
+
+// env is the settings of a process that joins: NATS_URL and NATS_TOKEN.
+func (j natsJoin) env() map[string]string {
+	return map[string]string{"NATS_URL": j.URL, "NATS_TOKEN": j.Token}
+}
+
+// connect opens a connection to j as another process would, closed when
+// the test ends.
+func (j natsJoin) connect(t *testing.T, name string) *nats.Conn {
+	t.Helper()
+	nc, err := natsconn.Connect(natsconn.Options{URL: j.URL, Token: j.Token, Name: name, Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatalf("connect %s to %s: %v", name, j.URL, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
 
 // activityFixture is one activity to insert and the report row it must give.
 type activityFixture struct {
@@ -391,6 +432,12 @@ func TestStartupErrorsNameTheSetting(t *testing.T) {
 		{"nats listen taken", "web", map[string]string{"NATS_LISTEN": "127.0.0.1:" + takenPort}, "NATS_LISTEN"},
 		{"nats listen malformed", "web", map[string]string{"NATS_LISTEN": "nope"}, "NATS_LISTEN"},
 		{"bad nats sync", "all", map[string]string{"NATS_SYNC": "never"}, "NATS_SYNC"},
+		{"nats listen beyond loopback", "web", map[string]string{"NATS_LISTEN": "0.0.0.0:0"}, "NATS_LISTEN"},
+		{"short nats token", "web", map[string]string{"NATS_TOKEN": "short"}, "NATS_TOKEN"},
+		{"nats token and user", "worker", map[string]string{"NATS_URL": "nats://127.0.0.1:" + takenPort, "NATS_TOKEN": "0123456789abcdef", "NATS_USER": "otj", "NATS_PASSWORD": "x"}, "NATS_TOKEN"},
+		{"nats user without password", "all", map[string]string{"NATS_USER": "otj"}, "NATS_USER"},
+		{"nats tls cert without key", "web", map[string]string{"NATS_TLS_CERT": "cert.pem"}, "NATS_TLS_CERT"},
+		{"nats listen insecure malformed", "web", map[string]string{"NATS_LISTEN_INSECURE": "yes please"}, "NATS_LISTEN_INSECURE"},
 		{"nats url malformed", "worker", map[string]string{"NATS_URL": "http://x"}, "NATS_URL"},
 		{"worker without nats url", "worker", map[string]string{}, "NATS_URL"},
 		{"nats url unreachable", "worker", map[string]string{"NATS_URL": "nats://127.0.0.1:" + takenPort}, "NATS_URL"},

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
@@ -31,6 +35,12 @@ type backend struct {
 	Embedded *natsserver.Server // nil when NATS_URL is set
 	// Redis carries the jobs when TASKS_BROKER=redis; nil otherwise.
 	Redis *redisbroker.Broker
+	// Creds is what the connection presented, and where it came from.
+	Creds natsCreds
+
+	lost     chan struct{} // closed when NC closes on its own
+	lostErr  error         // NC's last error then
+	lostOnce sync.Once
 
 	rdb *redis.Client
 	log *slog.Logger
@@ -64,30 +74,47 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("OTJ_DATA_DIR %s: %w", cfg.DataDir, err)
 	}
-	b := &backend{log: log}
+	b := &backend{log: log, lost: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			b.Close(ctx)
 		}
 	}()
 
-	if b.DB, err = openDatabase(ctx, filepath.Join(cfg.DataDir, database.FileName), true); err != nil {
+	if b.Creds, err = credentials(cfg, cfg.NATSURL == ""); err != nil {
 		return nil, err
 	}
-
-	connOpts := natsconn.Options{URL: cfg.NATSURL, Name: o.Name, Logger: log}
+	connOpts := natsconn.Options{URL: cfg.NATSURL, Name: o.Name, Logger: log, CAFile: cfg.NATSTLSCA,
+		Token: b.Creds.Token, User: b.Creds.User, Password: b.Creds.Password,
+		Closed: func(err error) { b.lostOnce.Do(func() { b.lostErr = err; close(b.lost) }) }}
 	if cfg.NATSURL == "" {
-		b.Embedded, err = natsserver.Start(natsserver.Config{StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: o.Listen, Sync: cfg.NATSSync, Logger: log})
+		if o.Listen != "" && cfg.NATSListenInsecure && !cfg.NATSTLS.Enabled() {
+			log.Warn("NATS_LISTEN_INSECURE is set: workers' NATS traffic, the token included, goes in plain text", "listen", o.Listen)
+		}
+		b.Embedded, err = natsserver.Start(natsserver.Config{
+			StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: o.Listen, Sync: cfg.NATSSync, Logger: log,
+			Auth: b.Creds.Auth, TLS: cfg.NATSTLS, InsecureListen: cfg.NATSListenInsecure,
+		})
 		if err != nil {
 			if o.Listen != "" && !errors.Is(err, natsserver.ErrStoreInUse) {
 				return nil, fmt.Errorf("NATS_LISTEN %s: %w", o.Listen, err)
 			}
 			return nil, fmt.Errorf("OTJ_DATA_DIR %s: %w", cfg.DataDir, err)
 		}
+		// This process's own connections stay in-process, off the
+		// listener, whether or not there is one.
 		connOpts.URL, connOpts.Server = "", b.Embedded.Server()
 	}
 	if b.NC, err = natsconn.Connect(connOpts); err != nil {
-		return nil, fmt.Errorf("NATS_URL %s: %w", cfg.NATSURL, err)
+		if errors.Is(err, nats.ErrAuthorization) {
+			return nil, b.Creds.refused(cfg)
+		}
+		return nil, fmt.Errorf("NATS_URL %s: %w", redactURL(cfg.NATSURL), err)
+	}
+	// The database only now: a process the server refuses leaves a
+	// mistyped or unrelated data dir as it was.
+	if b.DB, err = openDatabase(ctx, filepath.Join(cfg.DataDir, database.FileName), true); err != nil {
+		return nil, err
 	}
 	// JOB_LEASE reaches the shared consumer only through a worker's
 	// Queue; other processes leave it as the workers set it.
@@ -120,6 +147,81 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		}
 	}
 	return b, nil
+}
+
+// Lost waits until the NATS connection closes on its own, for good,
+// which happens when the server refused this process's credentials on
+// reconnecting, and returns why; or returns nil when ctx ends first.
+func (b *backend) Lost(ctx context.Context, cfg Config) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-b.lost:
+	}
+	if errors.Is(b.lostErr, nats.ErrAuthorization) {
+		return b.Creds.refused(cfg)
+	}
+	return fmt.Errorf("NATS_URL %s: the connection closed: %v", redactURL(cfg.NATSURL), b.lostErr)
+}
+
+// natsCreds is what a process presents to the NATS server, and which
+// setting or file it came from, for the error when it is refused.
+type natsCreds struct {
+	natsserver.Auth
+	// From is "NATS_TOKEN", "NATS_USER", the path of the token file in
+	// the data dir, or "" when there are none.
+	From string
+}
+
+// credentials are the settings' NATS credentials. Without any, embed
+// (the process runs the server) makes up a token, or reads the one made
+// before, in the data dir; otherwise the token is read from the data dir
+// when a server on this machine made one there.
+func credentials(cfg Config, embed bool) (natsCreds, error) {
+	switch {
+	case cfg.NATSToken != "":
+		return natsCreds{Auth: natsserver.Auth{Token: cfg.NATSToken}, From: "NATS_TOKEN"}, nil
+	case cfg.NATSUser != "":
+		return natsCreds{Auth: natsserver.Auth{User: cfg.NATSUser, Password: cfg.NATSPassword}, From: "NATS_USER"}, nil
+	}
+	path := filepath.Join(cfg.DataDir, natsserver.TokenFileName)
+	var token string
+	var err error
+	if embed {
+		token, _, err = natsserver.LoadOrCreateToken(path)
+	} else if token, err = natsserver.ReadToken(path); errors.Is(err, fs.ErrNotExist) {
+		return natsCreds{}, nil
+	}
+	if err != nil {
+		return natsCreds{}, fmt.Errorf("NATS_TOKEN is not set, and the data dir's token: %w", err)
+	}
+	return natsCreds{Auth: natsserver.Auth{Token: token}, From: path}, nil
+}
+
+// refused is the one-line error for a server that refused c, naming the
+// setting to look at.
+func (c natsCreds) refused(cfg Config) error {
+	at := redactURL(cfg.NATSURL)
+	switch c.From {
+	case "":
+		return fmt.Errorf("NATS_TOKEN: the NATS server at %s requires credentials: set NATS_TOKEN to the token app web prints (and keeps in its data dir's %s), or NATS_USER and NATS_PASSWORD", at, natsserver.TokenFileName)
+	case "NATS_TOKEN":
+		return fmt.Errorf("NATS_TOKEN: the NATS server at %s refused the token; use the one app web prints", at)
+	case "NATS_USER":
+		return fmt.Errorf("NATS_USER: the NATS server at %s refused NATS_USER and NATS_PASSWORD", at)
+	}
+	return fmt.Errorf("NATS_TOKEN: the NATS server at %s refused the token in %s, which is not its own; set NATS_TOKEN to the token app web prints", at, c.From)
+}
+
+// redactURL hides any password in a NATS_URL, for errors.
+func redactURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // Enqueuer is the port the web side enqueues through: the broker that

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/csv"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,7 +86,7 @@ func TestBrowserCancelAndRetry(t *testing.T) {
 	n := startNATSNode(t)
 	b := openBroker(t, n, 5*time.Second)
 	env := baseEnv(t)
-	env["NATS_URL"] = n.url()
+	maps.Copy(env, n.join().env())
 	env["DEV_AUTO_LOGIN_EMAIL"] = "apprentice@example.org"
 	web := startApp(t, env, "web")
 	base := web.waitOutput(t, runningRE)

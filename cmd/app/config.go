@@ -2,10 +2,14 @@ package main
 
 import (
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -72,7 +76,24 @@ type Config struct {
 	ResultKeep int
 	// ResultMaxBytes bounds the results bucket (RESULT_MAX_BYTES).
 	ResultMaxBytes int64
-	LogLevel       slog.Level
+	// NATSToken, or NATSUser with NATSPassword, is what the embedded
+	// server requires and what every connection presents (NATS_TOKEN,
+	// NATS_USER, NATS_PASSWORD). With none of them set, the embedded
+	// server makes up a token and keeps it in the data dir, where
+	// processes on the same machine read it.
+	NATSToken    string
+	NATSUser     string
+	NATSPassword string
+	// NATSTLS is the embedded server's listener certificate and key
+	// (NATS_TLS_CERT, NATS_TLS_KEY): set, workers connect with TLS.
+	NATSTLS natsserver.TLSFiles
+	// NATSTLSCA is the authority a client checks the server's TLS
+	// certificate against (NATS_TLS_CA); unset, the system's.
+	NATSTLSCA string
+	// NATSListenInsecure accepts a NATS_LISTEN beyond loopback without
+	// TLS (NATS_LISTEN_INSECURE).
+	NATSListenInsecure bool
+	LogLevel           slog.Level
 }
 
 // The brokers TASKS_BROKER names.
@@ -175,10 +196,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			}
 		}
 	}
-	if _, p, perr := net.SplitHostPort(c.NATSListen); perr != nil {
-		return c, fmt.Errorf("NATS_LISTEN %q: want host:port, e.g. %s", c.NATSListen, defaultNATSListen)
-	} else if n, aerr := strconv.Atoi(p); aerr != nil || n < 0 || n > 65535 {
-		return c, fmt.Errorf("NATS_LISTEN %q: port must be 0-65535 (0 picks a free one)", c.NATSListen)
+	if err := natsSettings(&c, getenv); err != nil {
+		return c, err
 	}
 	if e := c.DevAutoLoginEmail; e != "" && (!strings.Contains(e, "@") || strings.ContainsAny(e, " \t<>")) {
 		return c, fmt.Errorf("DEV_AUTO_LOGIN_EMAIL %q: not an email address", e)
@@ -200,6 +219,60 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// natsSettings reads the NATS listener, credential and TLS settings.
+func natsSettings(c *Config, getenv func(string) string) error {
+	host, p, err := net.SplitHostPort(c.NATSListen)
+	if err != nil {
+		return fmt.Errorf("NATS_LISTEN %q: want host:port, e.g. %s", c.NATSListen, defaultNATSListen)
+	} else if n, aerr := strconv.Atoi(p); aerr != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("NATS_LISTEN %q: port must be 0-65535 (0 picks a free one)", c.NATSListen)
+	}
+	// Credentials are secrets: errors name the settings, never the values.
+	c.NATSToken = strings.TrimSpace(getenv("NATS_TOKEN"))
+	c.NATSUser = strings.TrimSpace(getenv("NATS_USER"))
+	c.NATSPassword = getenv("NATS_PASSWORD")
+	switch {
+	case c.NATSToken != "" && (c.NATSUser != "" || c.NATSPassword != ""):
+		return errors.New("NATS_TOKEN and NATS_USER: set one or the other, not both")
+	case c.NATSToken != "" && len(c.NATSToken) < natsserver.MinTokenLen:
+		return fmt.Errorf("NATS_TOKEN: must be at least %d bytes, got %d (try: openssl rand -hex 32)", natsserver.MinTokenLen, len(c.NATSToken))
+	case (c.NATSUser == "") != (c.NATSPassword == ""):
+		return errors.New("NATS_USER and NATS_PASSWORD: set both or neither")
+	case c.NATSUser != "" && c.NATSURL == "" && len(c.NATSPassword) < natsserver.MinTokenLen:
+		// The embedded server's password is ours to require; an
+		// external server has its own rules.
+		return fmt.Errorf("NATS_PASSWORD: must be at least %d bytes for the embedded server, got %d (try: openssl rand -hex 32)", natsserver.MinTokenLen, len(c.NATSPassword))
+	}
+	c.NATSTLS = natsserver.TLSFiles{Cert: strings.TrimSpace(getenv("NATS_TLS_CERT")), Key: strings.TrimSpace(getenv("NATS_TLS_KEY"))}
+	if c.NATSTLS.Enabled() {
+		if c.NATSTLS.Cert == "" || c.NATSTLS.Key == "" {
+			return errors.New("NATS_TLS_CERT and NATS_TLS_KEY: set both or neither")
+		}
+		if _, err := tls.LoadX509KeyPair(c.NATSTLS.Cert, c.NATSTLS.Key); err != nil {
+			return fmt.Errorf("NATS_TLS_CERT and NATS_TLS_KEY: want PEM files of a certificate and its key: %v", err)
+		}
+	}
+	if c.NATSTLSCA = strings.TrimSpace(getenv("NATS_TLS_CA")); c.NATSTLSCA != "" {
+		pem, err := os.ReadFile(c.NATSTLSCA)
+		if err != nil {
+			return fmt.Errorf("NATS_TLS_CA: %v", err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return fmt.Errorf("NATS_TLS_CA %s: no PEM certificate in it", c.NATSTLSCA)
+		}
+	}
+	if v := strings.TrimSpace(getenv("NATS_LISTEN_INSECURE")); v != "" {
+		if c.NATSListenInsecure, err = strconv.ParseBool(v); err != nil {
+			return fmt.Errorf("NATS_LISTEN_INSECURE %q: want true or false", v)
+		}
+	}
+	// NATS_LISTEN is used only when the app embeds the server.
+	if c.NATSURL == "" && !natsserver.IsLoopback(host) && !c.NATSTLS.Enabled() && !c.NATSListenInsecure {
+		return fmt.Errorf("NATS_LISTEN %q is beyond loopback: workers' traffic and the token would cross the network in plain text; set NATS_TLS_CERT and NATS_TLS_KEY, or NATS_LISTEN_INSECURE=true to accept that", c.NATSListen)
+	}
+	return nil
 }
 
 func intSetting(getenv func(string) string, name string, def, lo, hi int) (int, error) {

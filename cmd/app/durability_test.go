@@ -16,7 +16,6 @@ import (
 
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
-	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -71,7 +70,7 @@ func acknowledgedEnqueueSurvivesKill(t *testing.T, sync string) {
 	// 1. Enqueue, and kill the server's process as soon as it has
 	// acknowledged everything.
 	web := startProcess(t, "web-1", env, "web")
-	conn := durableConnect(t, web.waitStdout(t, joinRE))
+	conn := durableConnect(t, web.waitJoin(t))
 	db := dataDB(t, dir) // made and migrated by now
 	jobs, lastAck := enqueueNoops(t, conn.b)
 	gap := time.Since(lastAck)
@@ -83,8 +82,8 @@ func acknowledgedEnqueueSurvivesKill(t *testing.T, sync string) {
 	// 2. Every acknowledged enqueue is in the stream, as acknowledged, and
 	// nothing else is; then a worker runs them all.
 	web = startProcess(t, "web-2", env, "web")
-	natsURL := web.waitStdout(t, joinRE)
-	conn = durableConnect(t, natsURL)
+	nj := web.waitJoin(t)
+	conn = durableConnect(t, nj)
 	var lastSeq uint64
 	var lost, moved []string
 	for _, j := range jobs {
@@ -108,7 +107,9 @@ func acknowledgedEnqueueSurvivesKill(t *testing.T, sync string) {
 	}
 
 	wenv := maps.Clone(env)
-	wenv["NATS_URL"] = natsURL
+	// The worker on the same data dir reads the token there, so it
+	// has the same after app web restarts.
+	wenv["NATS_URL"] = nj.URL
 	// Not startWorker: it waits for an info line. The jobs finishing is
 	// what counts.
 	worker := startProcess(t, "worker-1", wenv, "worker")
@@ -127,13 +128,16 @@ func acknowledgedEnqueueSurvivesKill(t *testing.T, sync string) {
 	t.Logf("second kill: app web's projection had applied up to seq %d", projectionOffset(t, db))
 
 	web = startProcess(t, "web-3", env, "web")
-	natsURL = web.waitStdout(t, joinRE)
-	conn = durableConnect(t, natsURL)
+	nj2 := web.waitJoin(t)
+	if nj2.Token != nj.Token {
+		t.Errorf("app web came back with another token")
+	}
+	conn = durableConnect(t, nj2)
 	if info := conn.workers(t); info.NumAckPending > 0 || info.NumPending > 0 {
 		t.Logf("after the second kill the workers consumer has %d work items handed out and not acked, %d not yet handed out: they must be found stale",
 			info.NumAckPending, info.NumPending)
 	}
-	wenv["NATS_URL"] = natsURL
+	wenv["NATS_URL"] = nj2.URL
 	startProcess(t, "worker-2", wenv, "worker")
 	opWaitIdle(t, conn.nc)
 
@@ -218,13 +222,9 @@ type durableConn struct {
 	b  *jetstream.Broker
 }
 
-func durableConnect(t *testing.T, url string) *durableConn {
+func durableConnect(t *testing.T, j natsJoin) *durableConn {
 	t.Helper()
-	nc, err := natsconn.Connect(natsconn.Options{URL: url, Name: "durability-test", Logger: testsupport.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := j.connect(t, "durability-test")
 	js, err := natsjs.New(nc)
 	if err != nil {
 		t.Fatal(err)

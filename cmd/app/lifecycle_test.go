@@ -21,7 +21,6 @@ import (
 
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
-	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -359,6 +358,9 @@ func startNATSNode(t *testing.T) *natsNode {
 
 func (n *natsNode) url() string { return "nats://" + n.addr }
 
+// join is where processes and clients find n, and its token.
+func (n *natsNode) join() natsJoin { return natsJoin{URL: n.url(), Token: testsupport.NATSToken} }
+
 // stop shuts the server down as a crash of the NATS host would look to
 // its clients: connections drop, nothing is drained.
 func (n *natsNode) stop() { n.s.Shutdown() }
@@ -366,7 +368,7 @@ func (n *natsNode) stop() { n.s.Shutdown() }
 // restart starts the server again on the same store and port.
 func (n *natsNode) restart(t *testing.T) {
 	t.Helper()
-	s, err := natsserver.Start(natsserver.Config{StoreDir: n.dir, Listen: n.addr})
+	s, err := natsserver.Start(natsserver.Config{StoreDir: n.dir, Listen: n.addr, Auth: natsserver.Auth{Token: testsupport.NATSToken}})
 	if err != nil {
 		t.Fatalf("restart NATS on %s (store %s): %v; was the port taken by something else while the server was down?", n.addr, n.dir, err)
 	}
@@ -378,11 +380,7 @@ func (n *natsNode) restart(t *testing.T) {
 // every party must agree on it.
 func openBroker(t *testing.T, n *natsNode, lease time.Duration) *jetstream.Broker {
 	t.Helper()
-	nc, err := natsconn.Connect(natsconn.Options{URL: n.url(), Name: "test", Logger: testsupport.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := n.join().connect(t, "test")
 	b, err := jetstream.Open(testsupport.Context(t), jetstream.Config{Conn: nc, AckWait: lease, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -395,6 +393,7 @@ func openBroker(t *testing.T, n *natsNode, lease time.Duration) *jetstream.Broke
 func workerEnv(t *testing.T, n *natsNode, lease time.Duration, runs runLog) map[string]string {
 	return map[string]string{
 		"NATS_URL":     n.url(),
+		"NATS_TOKEN":   testsupport.NATSToken,
 		"OTJ_DATA_DIR": t.TempDir(),
 		"JOB_LEASE":    lease.String(),
 		runLogEnv:      runs.path,
@@ -403,7 +402,9 @@ func workerEnv(t *testing.T, n *natsNode, lease time.Duration, runs runLog) map[
 
 // appSettings are cleared in every process started, so the environment of
 // whoever runs the tests does not leak into the app.
-var appSettings = []string{"TASKS_BROKER", "NATS_SYNC", "REDIS_URL", "REDIS_KEY_PREFIX", "REDIS_TIMEOUT", "HOST", "PORT", "OTJ_DATA_DIR", "NATS_URL", "NATS_LISTEN", "DEV_AUTO_LOGIN_EMAIL", "SECRET_KEY",
+var appSettings = []string{"TASKS_BROKER", "NATS_SYNC", "REDIS_URL", "REDIS_KEY_PREFIX", "REDIS_TIMEOUT", "HOST", "PORT", "OTJ_DATA_DIR", "NATS_URL", "NATS_LISTEN", "DEV_AUTO_LOGIN_EMAIL",
+	"NATS_TOKEN", "NATS_USER", "NATS_PASSWORD", "NATS_TLS_CERT", "NATS_TLS_KEY", "NATS_TLS_CA", "NATS_LISTEN_INSECURE", "SECRET_KEY", "BASE_URL",
+	"RESULT_TTL", "RESULT_KEEP", "RESULT_MAX_BYTES",
 	"WORKER_CONCURRENCY", "WORKER_SHUTDOWN_GRACE", "JOB_LEASE", "JOB_LEASE_RESET", "LOG_LEVEL", "OTJ_TEST_FAST", runLogEnv}
 
 // appProcess is one app command running as its own OS process.

@@ -323,7 +323,7 @@ func withBackend(ctx context.Context, getenv func(string) string, stderr io.Writ
 		if _, port, _ := net.SplitHostPort(addr); port == "0" {
 			addr = "host:port"
 		}
-		return fmt.Errorf("OTJ_DATA_DIR %s is in use by a running app (app all or app web); stop it, or run this command with NATS_URL set to its NATS address (app web prints it, e.g. NATS_URL=nats://%s)",
+		return fmt.Errorf("OTJ_DATA_DIR %s is in use by a running app (app all or app web); stop it, or run this command with NATS_URL set to its NATS address (app web prints it, e.g. NATS_URL=nats://%s; the token is read from the data dir)",
 			cfg.DataDir, addr)
 	}
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
-	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -27,14 +26,16 @@ func TestOperatorTasksBesideRunningApp(t *testing.T) {
 	t.Parallel()
 	env := baseEnv(t)
 	web := startApp(t, env, "web")
-	natsURL := web.waitOutput(t, joinRE)
-	cliEnv := withEnv(env, "NATS_URL", natsURL)
+	nj := web.waitJoin(t)
+	// The token is not passed: on app web's data dir, the commands and
+	// the worker read it there.
+	cliEnv := withEnv(env, "NATS_URL", nj.URL)
 	worker := startApp(t, cliEnv, "worker")
 
 	dir := env["OTJ_DATA_DIR"]
 	alice := ensureUser(t, dir, "alice@example.org")
 	bob := ensureUser(t, dir, "bob@example.org")
-	b, nc := opBroker(t, natsURL)
+	b, nc := opBroker(t, nj)
 	failed := opEnqueue(t, b, alice.ID, testFail, `{"times":5}`) // fails all 3 attempts
 	again := opEnqueue(t, b, alice.ID, testFail, `{"times":3}`)  // fails 3, then attempt 4 passes
 	done := opEnqueue(t, b, bob.ID, testSleep, `{"ms":0}`)       // completes at once
@@ -196,9 +197,9 @@ func TestOperatorTasksOnDataDirStore(t *testing.T) {
 
 	// A job enqueued while app web ran, with no worker to take it.
 	web := startApp(t, env, "web")
-	natsURL := web.waitOutput(t, joinRE)
+	nj := web.waitJoin(t)
 	user := ensureUser(t, dir, "carol@example.org")
-	b, nc := opBroker(t, natsURL)
+	b, nc := opBroker(t, nj)
 	job := opEnqueue(t, b, user.ID, testSleep, `{"ms":0}`)
 	nc.Close()
 	web.shutdown(t)
@@ -284,13 +285,9 @@ func withEnv(env map[string]string, k, v string) map[string]string {
 
 // opBroker connects to a running app's NATS server as another process
 // would, with the app's default lease so as not to change the consumer.
-func opBroker(t *testing.T, url string) (*jetstream.Broker, *nats.Conn) {
+func opBroker(t *testing.T, j natsJoin) (*jetstream.Broker, *nats.Conn) {
 	t.Helper()
-	nc, err := natsconn.Connect(natsconn.Options{URL: url, Name: "operator-test", Logger: testsupport.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := j.connect(t, "operator-test")
 	b, err := jetstream.Open(testsupport.Context(t), jetstream.Config{Conn: nc, AckWait: defaultLease, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)

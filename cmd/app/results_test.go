@@ -19,11 +19,11 @@ func TestResultBucketBoundsInTheApp(t *testing.T) {
 	t.Parallel()
 	env := withEnv(withEnv(baseEnv(t), "RESULT_MAX_BYTES", "1MiB"), "RESULT_TTL", "7d")
 	web := startApp(t, env, "web")
-	natsURL := web.waitOutput(t, joinRE)
-	cliEnv := withEnv(env, "NATS_URL", natsURL)
+	nj := web.waitJoin(t)
+	cliEnv := withEnv(env, "NATS_URL", nj.URL)
 	startApp(t, cliEnv, "worker")
 
-	b, nc := opBroker(t, natsURL)
+	b, nc := opBroker(t, nj)
 	js, err := natsjs.New(nc)
 	if err != nil {
 		t.Fatal(err)

@@ -83,6 +83,8 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	// A connection nats.go has given up on does not come back.
+	g.Go("nats", func() error { return be.Lost(runCtx, cfg) })
 	if be.Redis != nil {
 		// Every process passes the work items it and others store in the
 		// event log on to Redis: retries from workers, retries by hand.
@@ -150,7 +152,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		url := "http://" + ln.Addr().String() + "/tasks/"
 		fmt.Fprintf(stdout, "OTJ Helper is running at %s\n", url)
 		if embedded != nil && embedded.ClientURL() != "" {
-			fmt.Fprintf(stdout, "Workers can join with: NATS_URL=%s app worker\n", embedded.ClientURL())
+			fmt.Fprintf(stdout, "Workers can join with: %s app worker\n", joinSettings(cfg, embedded, be.Creds))
 		}
 	}
 	log.Info("started", "data_dir", cfg.DataDir, "nats", natsTarget(cfg, embedded), "broker", cfg.Broker)
@@ -165,9 +167,30 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	return g.Wait()
 }
 
+// joinSettings are the settings a worker needs to join the embedded
+// server: its URL and credentials. A token the server made up is shown,
+// as nobody else knows it; credentials from the environment are not
+// repeated (stdout often ends up in a log), but referred to as shell
+// variables, so the line still works where they are set.
+func joinSettings(cfg Config, embedded *natsserver.Server, c natsCreds) string {
+	line := "NATS_URL=" + embedded.ClientURL()
+	switch c.From {
+	case "NATS_TOKEN":
+		line += ` NATS_TOKEN="$NATS_TOKEN"`
+	case "NATS_USER":
+		line += ` NATS_USER="$NATS_USER" NATS_PASSWORD="$NATS_PASSWORD"`
+	default:
+		line += " NATS_TOKEN=" + c.Token
+	}
+	if cfg.NATSTLSCA != "" {
+		line += " NATS_TLS_CA=" + cfg.NATSTLSCA
+	}
+	return line
+}
+
 func natsTarget(cfg Config, embedded *natsserver.Server) string {
 	if embedded == nil {
-		return cfg.NATSURL
+		return redactURL(cfg.NATSURL)
 	}
 	if u := embedded.ClientURL(); u != "" {
 		return "embedded, listening on " + u

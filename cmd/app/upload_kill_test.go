@@ -66,15 +66,15 @@ func TestBrokerKilledMidUpload(t *testing.T) {
 		runLogEnv:            runs.path,
 	}
 	web := startProcess(t, "web-0", env, "web")
-	natsURL := web.waitStdout(t, joinRE)
-	u, err := url.Parse(natsURL)
+	nj := web.waitJoin(t)
+	u, err := url.Parse(nj.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	env["NATS_LISTEN"] = u.Host // every restart on the same port
-	conn := durableConnect(t, natsURL)
+	conn := durableConnect(t, nj)
 	wenv := maps.Clone(env)
-	wenv["NATS_URL"] = natsURL
+	wenv["NATS_URL"] = nj.URL
 	// Not startWorker: it waits for an info line, and a line per job of
 	// no work would bury the rounds' logs.
 	worker := startProcess(t, "worker-0", wenv, "worker")

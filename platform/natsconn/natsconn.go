@@ -17,10 +17,30 @@ type Options struct {
 	URL    string         // an external server, e.g. nats://127.0.0.1:4222
 	Server *server.Server // an embedded server in this process
 	Name   string         // shown in the server's connection list
+	// Token, or User and Password, is presented to the server; the
+	// app's embedded server refuses a client without them.
+	Token    string
+	User     string
+	Password string
+	// CAFile, a PEM file, is the certificate authority the server's TLS
+	// certificate is checked against, instead of the system's.
+	CAFile string
+	// Closed, when set, is called with the connection's last error when
+	// the connection closes on its own: nats.go gives up reconnecting
+	// only when the server refused the credentials twice in a row. It
+	// is not called for a close by Drain.
+	Closed func(err error)
 	Logger *slog.Logger
 }
 
 // Connect opens a connection that reconnects forever.
+//
+// A server that refuses the credentials fails Connect at once with an
+// error that wraps nats.ErrAuthorization; the first connection is not
+// retried. Once connected, a refusal on two reconnects in a row closes
+// the connection, as nats.go does by default, and Options.Closed says so,
+// so that a process whose credentials were changed under it can stop
+// instead of running on without a connection.
 //
 // Publishes are not buffered while disconnected (ReconnectBufSize -1): an
 // enqueue during an outage fails at once with an error the user sees,
@@ -45,6 +65,11 @@ func Connect(o Options) (*nats.Conn, error) {
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", "conn", o.Name, "url", nc.ConnectedUrlRedacted())
 		}),
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			if o.Closed != nil {
+				o.Closed(nc.LastError())
+			}
+		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""
 			if sub != nil {
@@ -52,6 +77,15 @@ func Connect(o Options) (*nats.Conn, error) {
 			}
 			log.Warn("nats async error", "conn", o.Name, "subject", subject, "err", err)
 		}),
+	}
+	if o.Token != "" {
+		opts = append(opts, nats.Token(o.Token))
+	}
+	if o.User != "" || o.Password != "" {
+		opts = append(opts, nats.UserInfo(o.User, o.Password))
+	}
+	if o.CAFile != "" {
+		opts = append(opts, nats.RootCAs(o.CAFile))
 	}
 	url := o.URL
 	if o.Server != nil {

@@ -1,8 +1,15 @@
 // Package natsserver runs an embedded NATS server with JetStream, for
 // development (app all, app web without NATS_URL) and for tests.
+//
+// The server always requires credentials, from every client, in-process
+// ones included, and listens beyond loopback only with TLS or an explicit
+// acknowledgement that the traffic goes in plain text: whoever reaches the
+// broker can read every event and result and forge the events the task
+// list is made from.
 package natsserver
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,8 +40,72 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Sync says when the store is fsynced; the zero value keeps
 	// nats-server's default.
-	Sync   Sync
-	Logger *slog.Logger
+	Sync Sync
+	// Auth is what every client must present. Start refuses a Config
+	// without it.
+	Auth Auth
+	// TLS, when its files are set, makes the listener take TLS
+	// connections only. In-process clients need none.
+	TLS TLSFiles
+	// InsecureListen allows a listener beyond loopback without TLS. Its
+	// traffic, credentials included, can then be read on the network;
+	// the caller, who knows the setting's name, warns about it.
+	InsecureListen bool
+	Logger         *slog.Logger
+}
+
+// MinTokenLen is the shortest token, and password, Start accepts: a
+// shorter one could be guessed by trying.
+const MinTokenLen = 16
+
+// Auth is the credentials the server requires: a token, or a user and a
+// password, not both.
+type Auth struct {
+	Token    string
+	User     string
+	Password string
+}
+
+// validate says what is wrong with a, in words naming no value.
+func (a Auth) validate() error {
+	switch {
+	case a.Token != "" && (a.User != "" || a.Password != ""):
+		return errors.New("give a token or a user and password, not both")
+	case a.Token != "":
+		if len(a.Token) < MinTokenLen {
+			return fmt.Errorf("the token must be at least %d bytes", MinTokenLen)
+		}
+	case a.User != "" || a.Password != "":
+		if a.User == "" || a.Password == "" {
+			return errors.New("give both a user and a password")
+		}
+		if len(a.Password) < MinTokenLen {
+			return fmt.Errorf("the password must be at least %d bytes", MinTokenLen)
+		}
+	default:
+		return errors.New("no credentials: every client must present a token or a user and password")
+	}
+	return nil
+}
+
+// TLSFiles names the listener's certificate and key, PEM files.
+type TLSFiles struct {
+	Cert string
+	Key  string
+}
+
+// Enabled reports whether the files are set.
+func (f TLSFiles) Enabled() bool { return f.Cert != "" || f.Key != "" }
+
+// IsLoopback reports whether host, of a host:port, is reachable only from
+// this machine: localhost, 127.0.0.0/8 or ::1. An empty host means every
+// interface.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Sync says when the server fsyncs its JetStream store to disk.
@@ -95,6 +166,28 @@ func Start(cfg Config) (*Server, error) {
 		// little but fsync on a tiny one.
 		return nil, fmt.Errorf("embedded nats: sync interval %s: want 0 (the default) or at least 1ms", i)
 	}
+	if err := cfg.Auth.validate(); err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	var tlsConfig *tls.Config
+	if cfg.TLS.Enabled() {
+		if cfg.TLS.Cert == "" || cfg.TLS.Key == "" {
+			return nil, errors.New("embedded nats: TLS needs both a certificate and a key")
+		}
+		var err error
+		if tlsConfig, err = server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLS.Cert, KeyFile: cfg.TLS.Key}); err != nil {
+			return nil, fmt.Errorf("embedded nats: TLS: %w", err)
+		}
+	}
+	if cfg.Listen != "" {
+		host, _, err := net.SplitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("listen address %q: %w", cfg.Listen, err)
+		}
+		if !IsLoopback(host) && tlsConfig == nil && !cfg.InsecureListen {
+			return nil, fmt.Errorf("listen address %q is beyond loopback: give the listener TLS, or allow plain text explicitly", cfg.Listen)
+		}
+	}
 	if err := os.MkdirAll(cfg.StoreDir, 0o755); err != nil {
 		return nil, fmt.Errorf("embedded nats store: %w", err)
 	}
@@ -117,6 +210,12 @@ func Start(cfg Config) (*Server, error) {
 		SyncInterval: cfg.Sync.Interval,
 		// Large report files go through the object store in 128 KiB
 		// chunks, well within the default 1 MiB payload.
+		Authorization: cfg.Auth.Token,
+		Username:      cfg.Auth.User,
+		Password:      cfg.Auth.Password,
+	}
+	if tlsConfig != nil {
+		opts.TLSConfig, opts.TLS, opts.TLSTimeout = tlsConfig, true, 2
 	}
 	if cfg.Listen != "" {
 		host, port, err := splitListen(cfg.Listen)
@@ -152,7 +251,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("embedded nats did not start within %s", cfg.ReadyTimeout)
 	}
 	s := &Server{ns: ns, lock: lock, log: cfg.Logger}
-	s.log.Info("embedded nats started", "store", cfg.StoreDir, "listen", s.ClientURL(), "sync", cfg.Sync.String())
+	s.log.Info("embedded nats started", "store", cfg.StoreDir, "listen", s.ClientURL(), "sync", cfg.Sync.String(), "tls", tlsConfig != nil)
 	return s, nil
 }
 
@@ -176,8 +275,8 @@ func splitListen(addr string) (string, int, error) {
 // Server returns the underlying server, for in-process connections.
 func (s *Server) Server() *server.Server { return s.ns }
 
-// ClientURL is the URL other processes connect to, or "" when the server
-// serves only in-process clients.
+// ClientURL is the URL other processes connect to (tls:// when the
+// listener has TLS), or "" when the server serves only in-process clients.
 func (s *Server) ClientURL() string {
 	if s.ns.Addr() == nil {
 		return ""

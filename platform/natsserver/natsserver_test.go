@@ -10,19 +10,19 @@ import (
 
 func TestStoreIsOwnedByOneServer(t *testing.T) {
 	dir := t.TempDir()
-	first, err := Start(Config{StoreDir: dir})
+	first, err := Start(Config{StoreDir: dir, Auth: testAuth})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if first.ClientURL() != "" {
 		t.Errorf("in-process server listens on %q", first.ClientURL())
 	}
-	if _, err := Start(Config{StoreDir: dir, Listen: "127.0.0.1:0"}); !errors.Is(err, ErrStoreInUse) {
+	if _, err := Start(Config{StoreDir: dir, Auth: testAuth, Listen: "127.0.0.1:0"}); !errors.Is(err, ErrStoreInUse) {
 		t.Fatalf("second server on the store: %v, want ErrStoreInUse", err)
 	}
 	first.Shutdown()
 	first.Shutdown() // safe twice
-	second, err := Start(Config{StoreDir: dir, Listen: "127.0.0.1:0"})
+	second, err := Start(Config{StoreDir: dir, Auth: testAuth, Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatalf("start after the first shut down: %v", err)
 	}
@@ -38,7 +38,7 @@ func TestTakenListenAddressFailsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	_, err = Start(Config{StoreDir: t.TempDir(), Listen: l.Addr().String()})
+	_, err = Start(Config{StoreDir: t.TempDir(), Auth: testAuth, Listen: l.Addr().String()})
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("err = %v, want address already in use", err)
 	}
@@ -59,7 +59,7 @@ func TestSyncReachesServer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.sync.String(), func(t *testing.T) {
-			s, err := Start(Config{StoreDir: t.TempDir(), Sync: tt.sync})
+			s, err := Start(Config{StoreDir: t.TempDir(), Auth: testAuth, Sync: tt.sync})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,9 +77,12 @@ func TestSyncReachesServer(t *testing.T) {
 
 func TestSyncIntervalOutOfRangeFails(t *testing.T) {
 	for _, d := range []time.Duration{-time.Second, time.Nanosecond} {
-		if s, err := Start(Config{StoreDir: t.TempDir(), Sync: Sync{Interval: d}}); err == nil {
+		if s, err := Start(Config{StoreDir: t.TempDir(), Auth: testAuth, Sync: Sync{Interval: d}}); err == nil {
 			s.Shutdown()
 			t.Errorf("Start with sync interval %s: no error", d)
 		}
 	}
 }
+
+// testAuth is the token the tests' servers require.
+var testAuth = Auth{Token: "natsserver-test-token-0123456789"}

@@ -39,8 +39,14 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// NATSToken is the token every test server from NATS and NATSAt
+// requires; Connect presents it, and tests that start app processes
+// against such a server give it to them as NATS_TOKEN.
+const NATSToken = "test-nats-token-0123456789abcdef"
+
 // NATS starts an embedded JetStream server on a random loopback port
-// with its store in a temp dir, shut down when the test ends.
+// with its store in a temp dir, shut down when the test ends. It requires
+// NATSToken from every client.
 func NATS(t testing.TB) *natsserver.Server {
 	t.Helper()
 	return NATSAt(t, t.TempDir())
@@ -50,7 +56,7 @@ func NATS(t testing.TB) *natsserver.Server {
 // same store.
 func NATSAt(t testing.TB, storeDir string) *natsserver.Server {
 	t.Helper()
-	s, err := natsserver.Start(natsserver.Config{StoreDir: storeDir, Listen: "127.0.0.1:-1"})
+	s, err := natsserver.Start(natsserver.Config{StoreDir: storeDir, Listen: "127.0.0.1:-1", Auth: natsserver.Auth{Token: NATSToken}})
 	if err != nil {
 		t.Fatalf("start embedded nats: %v", err)
 	}
@@ -58,11 +64,11 @@ func NATSAt(t testing.TB, storeDir string) *natsserver.Server {
 	return s
 }
 
-// Connect opens a separate TCP connection to s, as another process would,
-// closed when the test ends.
+// Connect opens a separate TCP connection to s, a server from NATS or
+// NATSAt, as another process would, closed when the test ends.
 func Connect(t testing.TB, s *natsserver.Server, name string) *nats.Conn {
 	t.Helper()
-	nc, err := natsconn.Connect(natsconn.Options{URL: s.ClientURL(), Name: name, Logger: Logger(t)})
+	nc, err := natsconn.Connect(natsconn.Options{URL: s.ClientURL(), Name: name, Token: NATSToken, Logger: Logger(t)})
 	if err != nil {
 		t.Fatalf("connect %s: %v", name, err)
 	}

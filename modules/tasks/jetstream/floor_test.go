@@ -36,7 +36,7 @@ func BenchmarkLifecycleFloor(b *testing.B) {
 
 func lifecycleFloor(b *testing.B, started bool) {
 	srv := testsupport.NATS(b)
-	nc, err := natsconn.Connect(natsconn.Options{Server: srv.Server(), Name: "floor"})
+	nc, err := natsconn.Connect(natsconn.Options{Server: srv.Server(), Name: "floor", Token: testsupport.NATSToken})
 	if err != nil {
 		b.Fatal(err)
 	}
