@@ -326,6 +326,9 @@ func applyTo(row *TaskResult, e Event) bool {
 		// no event at all) are skipped, so an older process never stalls.
 		return false
 	}
+	if foreignResult(row, e) {
+		return false
+	}
 	row.Status = StatusAfter(e.Kind)
 	row.UpdatedAt = e.Time
 	row.LastSeq = e.Seq
@@ -482,10 +485,13 @@ func (b *batch) scan(rows *sql.Rows) error {
 	return rows.Err()
 }
 
-// ownResult reports whether the succeeded event e names the result of
-// its own job and of the attempt the task's row is running.
-func ownResult(row *TaskResult, e Event) bool {
-	return OwnsResult(e.JobID, e.Attempt, e.Result.Object) && e.Attempt == row.Attempts
+// foreignResult reports whether e is an outcome naming a result that is
+// not its own job's, or not of the attempt the task's row is running.
+// Only a forged or corrupt event does; applied, the web would serve that
+// file to this task's owner, so the row stays as it was.
+func foreignResult(row *TaskResult, e Event) bool {
+	return e.Kind == EventSucceeded && e.Result != nil &&
+		(!OwnsResult(e.JobID, e.Attempt, e.Result.Object) || e.Attempt != row.Attempts)
 }
 
 // apply applies e to its task's row, read by load.
@@ -500,16 +506,11 @@ func (b *batch) apply(e Event) {
 			r.row, changed = newTask(e), true
 		}
 	} else if r.row != nil {
-		if e.Kind == EventSucceeded && e.Result != nil && !ownResult(r.row, e) {
-			// Only a forged or corrupt event names another job's file;
-			// applied, the web would serve that file to this task's
-			// owner. The row stays as it was.
+		if changed = applyTo(r.row, e); !changed && foreignResult(r.row, e) {
 			b.log.Warn("refused an outcome whose result is not its own job's",
 				"job_id", e.JobID, "user_id", e.UserID, "attempt", e.Attempt, "task_attempt", r.row.Attempts,
 				"object", e.Result.Object, "seq", e.Seq)
-			return
 		}
-		changed = applyTo(r.row, e)
 	}
 	if changed && !r.dirty {
 		r.dirty = true

@@ -15,11 +15,12 @@ import (
 // events, and the events it keeps are those that changed that row.
 func TestReplayAgreesWithProjection(t *testing.T) {
 	t0 := time.Date(2026, 3, 5, 14, 0, 0, 0, time.UTC)
-	result := &tasks.ResultRef{Object: "obj", Name: "report.csv", ContentType: "text/csv", Size: 10, Digest: "SHA-256=x"}
 	type step struct {
 		kind  tasks.EventKind
 		taken bool
 	}
+	// foreignSucceeded is a succeeded event naming another job's result.
+	const foreignSucceeded tasks.EventKind = "succeeded by another job's result"
 	tests := []struct {
 		name  string
 		steps []step
@@ -30,6 +31,7 @@ func TestReplayAgreesWithProjection(t *testing.T) {
 		{"failed, retried, succeeded", []step{{tasks.EventEnqueued, true}, {tasks.EventStarted, true}, {tasks.EventRetrying, true}, {tasks.EventStarted, true},
 			{tasks.EventFailed, true}, {tasks.EventRetried, true}, {tasks.EventStarted, true}, {tasks.EventProgress, true}, {tasks.EventSucceeded, true}}},
 		{"enqueued twice, unknown kind", []step{{tasks.EventEnqueued, true}, {tasks.EventEnqueued, false}, {"paused", false}, {tasks.EventCancelled, true}, {tasks.EventCancelled, false}}},
+		{"succeeded naming another job's result", []step{{tasks.EventEnqueued, true}, {tasks.EventStarted, true}, {foreignSucceeded, false}, {tasks.EventCancelled, true}}},
 		{"succeeded before it started", []step{{tasks.EventEnqueued, true}, {tasks.EventSucceeded, false}, {tasks.EventReleased, false}, {tasks.EventStarted, true}, {tasks.EventReleased, true}}},
 	}
 	db, _ := testsupport.DB(t)
@@ -46,8 +48,12 @@ func TestReplayAgreesWithProjection(t *testing.T) {
 				e := tasks.Event{Seq: seq, Kind: s.kind, JobID: id, JobType: "full_report", UserID: 7,
 					Time: t0.Add(time.Duration(j) * time.Second), Attempt: 1 + j/3, MaxAttempts: 3, Worker: "w1"}
 				switch s.kind {
-				case tasks.EventSucceeded:
-					e.Summary, e.Result = "done", result
+				case tasks.EventSucceeded, foreignSucceeded:
+					object := tasks.ResultObjectName(id, e.Attempt)
+					if s.kind == foreignSucceeded {
+						e.Kind, object = tasks.EventSucceeded, tasks.ResultObjectName("other", e.Attempt)
+					}
+					e.Summary, e.Result = "done", &tasks.ResultRef{Object: object, Name: "report.csv", ContentType: "text/csv", Size: 10, Digest: "SHA-256=x"}
 				case tasks.EventFailed, tasks.EventRetrying:
 					e.Error = fmt.Sprintf("error %d", j)
 				}
