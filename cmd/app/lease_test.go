@@ -9,7 +9,6 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
-	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -47,12 +46,7 @@ func TestWorkerWithAnotherLeaseRefusesToStart(t *testing.T) {
 // workersAckWait reads the deployed workers consumer's AckWait from n.
 func workersAckWait(t *testing.T, n *natsNode) time.Duration {
 	t.Helper()
-	nc, err := natsconn.Connect(natsconn.Options{URL: n.url(), Name: "probe", Logger: testsupport.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := natsjs.New(nc)
+	js, err := natsjs.New(n.join().connect(t, "probe"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,7 +108,7 @@ func stallSetup(t *testing.T) (*jetstream.Broker, *freezer) {
 		t.Fatal(err)
 	}
 	f := startFreezer(t, u.Host)
-	nc, err := natsconn.Connect(natsconn.Options{URL: "nats://" + f.addr(), Name: "stall", Logger: testsupport.Logger(t)})
+	nc, err := natsconn.Connect(natsconn.Options{URL: "nats://" + f.addr(), Name: "stall", Token: testsupport.NATSToken, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
