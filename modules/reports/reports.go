@@ -69,8 +69,10 @@ func Register(reg *tasks.Registry, src Source) error {
 	return reg.Register(FullReport, func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
 		total, err := src.CountActivities(ctx, job.UserID)
 		if errors.Is(err, ErrUnknownUser) {
-			// Another attempt would read the same database.
-			return tasks.Result{}, tasks.Permanent(fmt.Errorf("full report: %w", err))
+			// Another attempt would read the same database, and so would
+			// a retry by hand: only the operator can mend it.
+			return tasks.Result{}, tasks.Permanent(tasks.UserMessage(fmt.Errorf("full report: %w", err),
+				"Your activity log could not be found by the service that builds reports, so no report was made. Please tell the operator; trying again will not help until they fix it."))
 		}
 		if err != nil {
 			return tasks.Result{}, fmt.Errorf("full report: %w", err)

@@ -195,6 +195,11 @@ func TestFullReportOfUnknownUserFailsForGood(t *testing.T) {
 	if !strings.Contains(err.Error(), "user 42") {
 		t.Errorf("error %q does not name the user", err)
 	}
+	// Its owner is told that trying again will not help, not the
+	// generic "you can try again".
+	if msg := tasks.MessageOf(err); !strings.Contains(msg, "operator") || strings.Contains(msg, "try again") {
+		t.Errorf("user sees %q, want a sentence sending them to the operator", msg)
+	}
 	if out.name != "" || out.buf.Len() > 0 {
 		t.Errorf("report of a user the log lacks created %q holding %q", out.name, out.buf.String())
 	}
