@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -125,22 +124,30 @@ func TestWebNATSRefusesClientsWithoutCredentials(t *testing.T) {
 	}
 }
 
+// webWithJoinedWorker starts app web on a NATS port of its own, which
+// a restart keeps, and a worker on another data dir that joins it with
+// the printed URL and token, once that worker has started.
+func webWithJoinedWorker(t *testing.T) (env map[string]string, web *proc, url, token string, worker *proc) {
+	t.Helper()
+	env = baseEnv(t)
+	env["NATS_LISTEN"] = "127.0.0.1:" + freePort(t)
+	web = startApp(t, env, "web")
+	url, token = web.waitOutput(t, joinURLRE), web.waitOutput(t, joinTokenRE)
+	wenv := baseEnv(t)
+	wenv["NATS_URL"], wenv["NATS_TOKEN"] = url, token
+	worker = startApp(t, wenv, "worker")
+	testsupport.Eventually(t, 30*time.Second, "the worker never started", func() bool {
+		return strings.Contains(worker.logs.String(), `msg="worker started"`)
+	})
+	return env, web, url, token, worker
+}
+
 // TestWorkerRejoinsAfterWebRestarts restarts app web on its data dir and
 // NATS port: the token it made at first start is kept and used again, so
 // the worker that joined with it reconnects and runs the next job.
 func TestWorkerRejoinsAfterWebRestarts(t *testing.T) {
 	t.Parallel()
-	env := baseEnv(t)
-	env["NATS_LISTEN"] = "127.0.0.1:" + freePort(t)
-	web := startApp(t, env, "web")
-	url, token := web.waitOutput(t, joinURLRE), web.waitOutput(t, joinTokenRE)
-
-	worker := baseEnv(t)
-	worker["NATS_URL"], worker["NATS_TOKEN"] = url, token
-	joined := startApp(t, worker, "worker")
-	testsupport.Eventually(t, 30*time.Second, "the worker never started", func() bool {
-		return strings.Contains(joined.logs.String(), `msg="worker started"`)
-	})
+	env, web, url, token, _ := webWithJoinedWorker(t)
 	web.shutdown(t)
 
 	web = startApp(t, env, "web")
@@ -209,7 +216,7 @@ func TestNATSListenerTLS(t *testing.T) {
 		nc.Close()
 		t.Error("a client that does not trust the certificate connected")
 	}
-	if answer := plainTextSession(t, "127.0.0.1:"+port, token); answer == "PONG" {
+	if answer := testsupport.RawNATS(t, "127.0.0.1:"+port, fmt.Sprintf("CONNECT {\"auth_token\":%q,\"verbose\":false}\r\nPING\r\n", token)); answer == "PONG" {
 		t.Error("a plain-text client with the token was answered")
 	}
 	// A worker without NATS_TLS_CA stops at once, saying why.
@@ -221,29 +228,6 @@ func TestNATSListenerTLS(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "NATS_URL ") || !strings.Contains(err.Error(), "certificate") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("worker without NATS_TLS_CA: %v, want one line naming NATS_URL and the certificate", err)
 	}
-}
-
-// plainTextSession speaks NATS in plain text to addr: reads the INFO,
-// sends CONNECT with token and a PING, and returns the next line the
-// server sends ("" when it sends none).
-func plainTextSession(t *testing.T, addr, token string) string {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	r := bufio.NewReader(c)
-	info, err := r.ReadString('\n')
-	if err != nil || !strings.HasPrefix(info, "INFO ") {
-		t.Fatalf("no INFO from %s: %q %v", addr, info, err)
-	}
-	if _, err := fmt.Fprintf(c, "CONNECT {\"auth_token\":%q,\"verbose\":false}\r\nPING\r\n", token); err != nil {
-		return ""
-	}
-	line, _ := r.ReadString('\n')
-	return strings.TrimSpace(line)
 }
 
 // TestNATSListenInsecureIsExplicit listens beyond loopback in plain text
@@ -378,16 +362,7 @@ func processSockets(t *testing.T, pid int) (listening, remote []int) {
 // a connection that is closed for good.
 func TestWorkerStopsWhenItsTokenIsRefusedOnReconnect(t *testing.T) {
 	t.Parallel()
-	env := baseEnv(t)
-	env["NATS_LISTEN"] = "127.0.0.1:" + freePort(t)
-	web := startApp(t, env, "web")
-	url, token := web.waitOutput(t, joinURLRE), web.waitOutput(t, joinTokenRE)
-	worker := baseEnv(t)
-	worker["NATS_URL"], worker["NATS_TOKEN"] = url, token
-	joined := startApp(t, worker, "worker")
-	testsupport.Eventually(t, 30*time.Second, "the worker never started", func() bool {
-		return strings.Contains(joined.logs.String(), `msg="worker started"`)
-	})
+	env, web, _, _, joined := webWithJoinedWorker(t)
 	web.shutdown(t)
 
 	env["NATS_TOKEN"] = "another-token-0123456789abcdef"

@@ -1,7 +1,6 @@
 package natsserver_test
 
 import (
-	"bufio"
 	"errors"
 	"net"
 	"net/url"
@@ -119,31 +118,10 @@ func TestClientsNeedCredentials(t *testing.T) {
 func TestRawClientWithoutCredentialsIsRefused(t *testing.T) {
 	s := start(t, natsserver.Config{Listen: "127.0.0.1:0", Auth: natsserver.Auth{Token: token}})
 	u, _ := url.Parse(s.ClientURL())
-	line := rawSession(t, u.Host, "CONNECT {\"verbose\":false,\"pedantic\":false}\r\nSUB > 1\r\nPING\r\n")
+	line := testsupport.RawNATS(t, u.Host, "CONNECT {\"verbose\":false,\"pedantic\":false}\r\nSUB > 1\r\nPING\r\n")
 	if !strings.Contains(strings.ToLower(line), "authorization violation") {
 		t.Errorf("server answered %q, want an authorization violation", line)
 	}
-}
-
-// rawSession reads the server's INFO on a plain TCP connection, sends
-// msg, and returns what the server answers next ("" if it just closes).
-func rawSession(t *testing.T, addr, msg string) string {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	r := bufio.NewReader(c)
-	if info, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(info, "INFO ") {
-		t.Fatalf("no INFO: %q %v", info, err)
-	}
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return ""
-	}
-	line, _ := r.ReadString('\n')
-	return strings.TrimSpace(line)
 }
 
 func TestListenBeyondLoopbackNeedsTLSOrConsent(t *testing.T) {
@@ -200,7 +178,7 @@ func TestTLSListener(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("untrusting client: %v, want a certificate error", err)
 	}
-	if line := rawSession(t, "127.0.0.1:"+port, "CONNECT {\"auth_token\":\""+token+"\"}\r\nPING\r\n"); line == "PONG" {
+	if line := testsupport.RawNATS(t, "127.0.0.1:"+port, "CONNECT {\"auth_token\":\""+token+"\"}\r\nPING\r\n"); line == "PONG" {
 		t.Error("plain-text client with the token was answered PONG")
 	}
 
