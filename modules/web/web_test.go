@@ -21,6 +21,7 @@ import (
 	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -389,8 +390,8 @@ type liveOptions struct {
 func liveFixtureWith(t *testing.T, o liveOptions) *fixture {
 	t.Helper()
 	srv := testsupport.NATS(t)
-	webSide := testsupport.BrokerWith(t, testsupport.Connect(t, srv, "web"), o.broker)
-	workerSide := testsupport.BrokerWith(t, testsupport.Connect(t, srv, "worker"), o.broker)
+	webSide := jetstreamtest.BrokerWith(t, testsupport.Connect(t, srv, "web"), o.broker)
+	workerSide := jetstreamtest.BrokerWith(t, testsupport.Connect(t, srv, "worker"), o.broker)
 	db, _ := testsupport.DB(t)
 	proj := tasks.NewProjection(db, webSide, testsupport.Logger(t))
 	testsupport.Go(t, func(ctx context.Context) { proj.Run(ctx) })
