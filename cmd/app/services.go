@@ -133,6 +133,9 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			Sessions: signer, Projection: proj, DevAutoLoginEmail: cfg.DevAutoLoginEmail, Logger: log,
 			BaseURL: cfg.BaseURL,
 			Health:  health, Retention: tasks.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
+			// The web knows no job type: the report's comes from its module.
+			ReportType: reports.FullReport,
+			TaskLabels: map[string]string{reports.FullReport: reports.FullReportLabel},
 		})
 		if err != nil {
 			return err

@@ -19,6 +19,10 @@ import (
 // FullReport is the job type of the full CSV report.
 const FullReport = "full_report"
 
+// FullReportLabel is how users see a full report's task (web.Config's
+// TaskLabels).
+const FullReportLabel = "Full report (CSV)"
+
 // Row is one activity as the report shows it: labels rather than stored
 // values, KSBs by their shown code.
 type Row struct {
