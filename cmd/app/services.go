@@ -309,10 +309,8 @@ func (e unknownUserError) Error() string {
 
 func (e unknownUserError) Is(target error) bool { return target == reports.ErrUnknownUser }
 
-func (s reportSource) EachActivity(ctx context.Context, userID int64, fn func(*reports.Row) error) error {
-	return s.store.EachReportRow(ctx, userID, func(r *activity.ReportRow) error {
-		return fn((*reports.Row)(r))
-	})
+func (s reportSource) EachActivity(ctx context.Context, userID int64, fn func(*activity.ReportRow) error) error {
+	return s.store.EachReportRow(ctx, userID, fn)
 }
 
 // openDatabase opens the data dir's database and brings it up to date.
