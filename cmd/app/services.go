@@ -133,6 +133,9 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			Sessions: signer, Projection: proj, DevAutoLoginEmail: cfg.DevAutoLoginEmail, Logger: log,
 			BaseURL: cfg.BaseURL,
 			Health:  health, Retention: tasks.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
+			// The web knows no job type: the report's comes from its module.
+			ReportType: reports.FullReport,
+			TaskLabels: map[string]string{reports.FullReport: reports.FullReportLabel},
 		})
 		if err != nil {
 			return err
@@ -306,10 +309,8 @@ func (e unknownUserError) Error() string {
 
 func (e unknownUserError) Is(target error) bool { return target == reports.ErrUnknownUser }
 
-func (s reportSource) EachActivity(ctx context.Context, userID int64, fn func(*reports.Row) error) error {
-	return s.store.EachReportRow(ctx, userID, func(r *activity.ReportRow) error {
-		return fn((*reports.Row)(r))
-	})
+func (s reportSource) EachActivity(ctx context.Context, userID int64, fn func(*activity.ReportRow) error) error {
+	return s.store.EachReportRow(ctx, userID, fn)
 }
 
 // openDatabase opens the data dir's database and brings it up to date.

@@ -114,10 +114,8 @@ type Page struct {
 }
 
 // ReportRow is one activity as the full report shows it: labels, not stored
-// values; KSBs by natural code.
-//
-// Its fields match reports.Row one for one (the app converts between them),
-// so change both together.
+// values; KSBs by natural code. It is the row the reports module reads
+// (reports.Source), defined here, where EachReportRow fills it.
 type ReportRow struct {
 	Date         time.Time
 	Title        string

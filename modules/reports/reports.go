@@ -13,34 +13,30 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/tasks"
 )
 
 // FullReport is the job type of the full CSV report.
 const FullReport = "full_report"
 
-// Row is one activity as the report shows it: labels rather than stored
-// values, KSBs by their shown code.
-type Row struct {
-	Date         time.Time
-	Title        string
-	Hours        float64
-	TypeLabel    string
-	QualityLabel string
-	Tags         []string
-	KSBs         []string
-	Links        []string
-	Description  string
-	Notes        string
-}
+// FullReportLabel is how users see a full report's task (web.Config's
+// TaskLabels).
+const FullReportLabel = "Full report (CSV)"
 
-// Source is what the report needs from the activity log.
+// Source is what the report needs from the activity log. Its rows are
+// the log's own type, activity.ReportRow: one activity as the report shows
+// it, labels rather than stored values, KSBs by their shown code. The log
+// owns the row because it fills it (and reuses it between rows, see
+// Store.EachReportRow); had the report owned it, the log would import the
+// report, and through it the task engine, and so would everything that
+// reads the log, the web included.
 type Source interface {
 	// EachActivity calls fn for each of the user's activities, newest
 	// first, without holding them all in memory. fn must not keep row
 	// or anything in it: its slices and strings may be reused for the
 	// next row.
-	EachActivity(ctx context.Context, userID int64, fn func(row *Row) error) error
+	EachActivity(ctx context.Context, userID int64, fn func(row *activity.ReportRow) error) error
 	// CountActivities returns how many activities the user has, for
 	// the report's progress. When the log has no such user it returns
 	// an error wrapping ErrUnknownUser: the report would be empty, and
@@ -99,9 +95,9 @@ type progressSource struct {
 	out   tasks.Output
 }
 
-func (p progressSource) EachActivity(ctx context.Context, userID int64, fn func(*Row) error) error {
+func (p progressSource) EachActivity(ctx context.Context, userID int64, fn func(*activity.ReportRow) error) error {
 	n := 0
-	return p.Source.EachActivity(ctx, userID, func(r *Row) error {
+	return p.Source.EachActivity(ctx, userID, func(r *activity.ReportRow) error {
 		if n++; n%progressEvery == 0 && p.total > 0 {
 			// The log may grow while the report runs: never past 99 %
 			// until the file is done.
@@ -129,7 +125,7 @@ func WriteCSV(ctx context.Context, w io.Writer, src Source, userID int64) (int, 
 	}
 	e.buf = append(e.buf, '\r', '\n')
 	n := 0
-	err := src.EachActivity(ctx, userID, func(r *Row) error {
+	err := src.EachActivity(ctx, userID, func(r *activity.ReportRow) error {
 		n++
 		if n%4096 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -168,7 +164,7 @@ type csvEncoder struct {
 }
 
 // row appends one record.
-func (e *csvEncoder) row(r *Row) {
+func (e *csvEncoder) row(r *activity.ReportRow) {
 	// A date or a number never needs quoting: it is digits, '-', '+', '.'
 	// or the letters of NaN and Inf.
 	// == and not Equal: the same instant in another location is another

@@ -12,16 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
 )
 
 // rows is an in-memory Source.
-type rows []reports.Row
+type rows []activity.ReportRow
 
 func (rs rows) CountActivities(context.Context, int64) (int, error) { return len(rs), nil }
 
-func (rs rows) EachActivity(ctx context.Context, _ int64, fn func(*reports.Row) error) error {
+func (rs rows) EachActivity(ctx context.Context, _ int64, fn func(*activity.ReportRow) error) error {
 	for i := range rs {
 		r := rs[i]
 		if err := fn(&r); err != nil {
@@ -117,8 +118,10 @@ func TestWriteCSVStopsOnSourceError(t *testing.T) {
 
 type failing struct{ err error }
 
-func (f failing) EachActivity(context.Context, int64, func(*reports.Row) error) error { return f.err }
-func (f failing) CountActivities(context.Context, int64) (int, error)                 { return 1, nil }
+func (f failing) EachActivity(context.Context, int64, func(*activity.ReportRow) error) error {
+	return f.err
+}
+func (f failing) CountActivities(context.Context, int64) (int, error) { return 1, nil }
 
 // recordingOutput keeps what a handler writes.
 type recordingOutput struct {
@@ -140,7 +143,7 @@ func TestFullReportHandler(t *testing.T) {
 	reg := tasks.NewRegistry()
 	src := make(rows, 1234)
 	for i := range src {
-		src[i] = reports.Row{Title: "t", Hours: 1}
+		src[i] = activity.ReportRow{Title: "t", Hours: 1}
 	}
 	if err := reports.Register(reg, src); err != nil {
 		t.Fatal(err)
@@ -179,7 +182,9 @@ func (unknownUser) CountActivities(_ context.Context, id int64) (int, error) {
 	return 0, fmt.Errorf("user %d: %w", id, reports.ErrUnknownUser)
 }
 
-func (unknownUser) EachActivity(context.Context, int64, func(*reports.Row) error) error { return nil }
+func (unknownUser) EachActivity(context.Context, int64, func(*activity.ReportRow) error) error {
+	return nil
+}
 
 func TestFullReportOfUnknownUserFailsForGood(t *testing.T) {
 	reg := tasks.NewRegistry()
@@ -224,13 +229,13 @@ func TestFullReportOfEmptyLogIsTheHeader(t *testing.T) {
 // repeated is a Source of one row, n times over, that costs next to
 // nothing itself, so that a benchmark measures WriteCSV.
 type repeated struct {
-	row reports.Row
+	row activity.ReportRow
 	n   int
 }
 
 func (r *repeated) CountActivities(context.Context, int64) (int, error) { return r.n, nil }
 
-func (r *repeated) EachActivity(_ context.Context, _ int64, fn func(*reports.Row) error) error {
+func (r *repeated) EachActivity(_ context.Context, _ int64, fn func(*activity.ReportRow) error) error {
 	for range r.n {
 		if err := fn(&r.row); err != nil {
 			return err
@@ -240,7 +245,7 @@ func (r *repeated) EachActivity(_ context.Context, _ int64, fn func(*reports.Row
 }
 
 func BenchmarkWriteCSV(b *testing.B) {
-	src := &repeated{n: 1000, row: reports.Row{Date: time.Now(), Title: "Pairing on the ETL pipeline, part 2", Hours: 2.5, TypeLabel: "Project work",
+	src := &repeated{n: 1000, row: activity.ReportRow{Date: time.Now(), Title: "Pairing on the ETL pipeline, part 2", Hours: 2.5, TypeLabel: "Project work",
 		QualityLabel: "Good", Tags: []string{"data", "python"}, KSBs: []string{"K1", "S3", "B2"},
 		Links: []string{"https://example.org/notes/1"}, Description: "Worked through the \"load\" step, fixed a bug.\nNext: tests."}}
 	b.ReportAllocs()
@@ -256,7 +261,7 @@ func BenchmarkWriteCSV(b *testing.B) {
 // which defines the format: WriteCSV must produce the same bytes. Each
 // field is escaped by encoding/csv; a field that holds ';' or a tab is
 // quoted too, by a Writer whose Comma is that character.
-func referenceCSV(t testing.TB, rs []reports.Row) []byte {
+func referenceCSV(t testing.TB, rs []activity.ReportRow) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	writeRecord := func(rec []string) {
@@ -355,16 +360,16 @@ func TestWriteCSVMatchesEncodingCSV(t *testing.T) {
 	for i, s := range awkwardTexts {
 		next := awkwardTexts[(i+1)%len(awkwardTexts)]
 		src = append(src,
-			reports.Row{Date: day.AddDate(0, 0, -i), Title: s, Hours: float64(i) / 4, TypeLabel: s, QualityLabel: next,
+			activity.ReportRow{Date: day.AddDate(0, 0, -i), Title: s, Hours: float64(i) / 4, TypeLabel: s, QualityLabel: next,
 				Tags: []string{s, next}, KSBs: []string{next}, Links: []string{s}, Description: s, Notes: next},
-			reports.Row{Date: day, Title: next + s, Hours: 2.25, Tags: []string{""}, KSBs: []string{"", s}, Description: s + next},
+			activity.ReportRow{Date: day, Title: next + s, Hours: 2.25, Tags: []string{""}, KSBs: []string{"", s}, Description: s + next},
 		)
 	}
 	// One instant, two dates: the one of the Time's own location.
 	west := day.In(time.FixedZone("west", -5*3600))
-	src = append(src, reports.Row{Date: day}, reports.Row{Date: west}, reports.Row{Date: west}, reports.Row{Date: day})
-	src = append(src, reports.Row{Date: time.Date(12345, 1, 1, 0, 0, 0, 0, time.UTC), Hours: -0.05},
-		reports.Row{Hours: 1e21, Tags: []string{}, Links: nil})
+	src = append(src, activity.ReportRow{Date: day}, activity.ReportRow{Date: west}, activity.ReportRow{Date: west}, activity.ReportRow{Date: day})
+	src = append(src, activity.ReportRow{Date: time.Date(12345, 1, 1, 0, 0, 0, 0, time.UTC), Hours: -0.05},
+		activity.ReportRow{Hours: 1e21, Tags: []string{}, Links: nil})
 	var got bytes.Buffer
 	if _, err := reports.WriteCSV(context.Background(), &got, src, 1); err != nil {
 		t.Fatal(err)
@@ -402,7 +407,7 @@ func FuzzWriteCSV(f *testing.F) {
 func TestWriteCSVGuardsWhatFollowsADelimiter(t *testing.T) {
 	var src rows
 	for _, s := range awkwardTexts {
-		src = append(src, reports.Row{Title: s, Hours: 1, Tags: []string{"a", s}, Description: "ok\n" + s, Notes: "x;" + s})
+		src = append(src, activity.ReportRow{Title: s, Hours: 1, Tags: []string{"a", s}, Description: "ok\n" + s, Notes: "x;" + s})
 	}
 	var got bytes.Buffer
 	if _, err := reports.WriteCSV(context.Background(), &got, src, 1); err != nil {
@@ -416,7 +421,7 @@ func TestWriteCSVLargeOutput(t *testing.T) {
 	// takes what it is given.
 	src := make(rows, 5000)
 	for i := range src {
-		src[i] = reports.Row{Title: strings.Repeat("x", i%50), Hours: 1, Description: "two\nlines", Tags: []string{"t"}}
+		src[i] = activity.ReportRow{Title: strings.Repeat("x", i%50), Hours: 1, Description: "two\nlines", Tags: []string{"t"}}
 	}
 	var got bytes.Buffer
 	n, err := reports.WriteCSV(context.Background(), &got, src, 1)

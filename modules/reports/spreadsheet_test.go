@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -30,7 +31,7 @@ func TestCSVInLibreOffice(t *testing.T) {
 	office := testsupport.LibreOffice(t)
 	var src rows
 	for _, h := range hostileCells {
-		src = append(src, reports.Row{Date: time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC), Title: h, Hours: 1.5,
+		src = append(src, activity.ReportRow{Date: time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC), Title: h, Hours: 1.5,
 			TypeLabel: "Workshop", QualityLabel: "Good", Tags: []string{"t", h}, KSBs: []string{"K1"},
 			Description: "notes:\n" + h, Notes: h})
 	}

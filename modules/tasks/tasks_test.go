@@ -13,6 +13,7 @@ import (
 
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -45,8 +46,8 @@ func setupWith(t testing.TB, register func(*tasks.Registry), wc tasks.WorkerConf
 	db, _ := testsupport.DB(t)
 	s := &system{
 		srv:      srv,
-		web:      testsupport.Broker(t, testsupport.Connect(t, srv, "web")),
-		worker:   testsupport.Broker(t, testsupport.Connect(t, srv, "worker")),
+		web:      jetstreamtest.Broker(t, testsupport.Connect(t, srv, "web")),
+		worker:   jetstreamtest.Broker(t, testsupport.Connect(t, srv, "worker")),
 		db:       db,
 		store:    tasks.NewStore(db),
 		registry: tasks.NewRegistry(),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -51,7 +52,6 @@ var funcs = template.FuncMap{
 	"hours":        func(h float64) string { return strconv.FormatFloat(h, 'f', 1, 64) },
 	"typeLabel":    activity.TypeLabel,
 	"qualityLabel": activity.QualityLabel,
-	"taskLabel":    taskLabel,
 	"join":         strings.Join,
 	"inc":          func(i int) int { return i + 1 },
 	"dec":          func(i int) int { return i - 1 },
@@ -67,10 +67,12 @@ var funcs = template.FuncMap{
 // parsePages parses every page with the layout and the shared partials
 // once, at start, so that a broken template stops the app instead of
 // failing a request later.
-func parsePages() (*pages, error) {
+func parsePages(labels taskLabels) (*pages, error) {
 	p := &pages{byName: make(map[string]*template.Template)}
+	fm := maps.Clone(funcs)
+	fm["taskLabel"] = labels.label
 	for _, name := range pageNames {
-		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name+".html")
+		t, err := template.New(name).Funcs(fm).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse page %s: %w", name, err)
 		}
@@ -150,11 +152,13 @@ func location(name string) *time.Location {
 	return l
 }
 
-var taskLabels = map[string]string{"full_report": "Full report (CSV)"}
+// taskLabels name job types for users (Config.TaskLabels).
+type taskLabels map[string]string
 
-func taskLabel(t string) string {
-	if l, ok := taskLabels[t]; ok {
-		return l
+// label is how users see job type t.
+func (l taskLabels) label(t string) string {
+	if s, ok := l[t]; ok {
+		return s
 	}
 	return strings.ReplaceAll(t, "_", " ")
 }

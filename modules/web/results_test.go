@@ -13,7 +13,6 @@ import (
 
 	"github.com/nats-io/nuid"
 
-	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/web"
@@ -60,7 +59,7 @@ func TestForgedResultReferenceIsRefused(t *testing.T) {
 	t.Parallel()
 	var bobID int64 // set before any job of bob's runs
 	f := liveFixture(t, 0, func(r *tasks.Registry) error {
-		return r.Register(reports.FullReport, func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+		return r.Register(reportType, func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
 			return reportFor(bobID)(ctx, job, out)
 		}, tasks.Policy{})
 	})
@@ -76,7 +75,7 @@ func TestForgedResultReferenceIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged := tasks.Event{
-		ID: nuid.Next(), Kind: tasks.EventSucceeded, JobID: id, JobType: reports.FullReport, UserID: f.bob.ID,
+		ID: nuid.Next(), Kind: tasks.EventSucceeded, JobID: id, JobType: reportType, UserID: f.bob.ID,
 		Time: time.Now().UTC(), Attempt: last.Attempt, Summary: "1 line",
 		Result: &tasks.ResultRef{Object: theirs.ResultPath, Name: "report.csv", ContentType: "text/csv",
 			Size: uint64(theirs.ResultSize), Digest: theirs.Digest},
@@ -107,7 +106,7 @@ func TestForgedResultReferenceIsRefused(t *testing.T) {
 // checked references, or by hand) is still not served.
 func TestDownloadServesOnlyTheTasksOwnResult(t *testing.T) {
 	t.Parallel()
-	f := liveFixture(t, 0, func(r *tasks.Registry) error { return r.Register(reports.FullReport, reportFor(), tasks.Policy{}) })
+	f := liveFixture(t, 0, func(r *tasks.Registry) error { return r.Register(reportType, reportFor(), tasks.Policy{}) })
 	alice, bob := f.client(t, f.alice), f.client(t, f.bob)
 	theirs := completedReport(t, f, alice, f.alice.ID)
 	own := completedReport(t, f, bob, f.bob.ID)
@@ -128,7 +127,7 @@ func TestDownloadServesOnlyTheTasksOwnResult(t *testing.T) {
 // (replaced in the bucket) is not served.
 func TestDownloadRefusesDigestMismatch(t *testing.T) {
 	t.Parallel()
-	f := liveFixture(t, 0, func(r *tasks.Registry) error { return r.Register(reports.FullReport, reportFor(), tasks.Policy{}) })
+	f := liveFixture(t, 0, func(r *tasks.Registry) error { return r.Register(reportType, reportFor(), tasks.Policy{}) })
 	alice := f.client(t, f.alice)
 	row := completedReport(t, f, alice, f.alice.ID)
 	if code, body := getBody(t, alice, f.srv.URL+"/tasks/"+row.ID+"/download"); code != http.StatusOK || !strings.Contains(body, "the report of user") {
@@ -153,7 +152,7 @@ func TestFullResultStoreFailsWithPlainSentence(t *testing.T) {
 	const full = "There is no room to store this report right now."
 	f := liveFixtureWith(t, liveOptions{
 		register: func(r *tasks.Registry) error {
-			return r.Register(reports.FullReport, func(_ context.Context, _ tasks.Job, out tasks.Output) (tasks.Result, error) {
+			return r.Register(reportType, func(_ context.Context, _ tasks.Job, out tasks.Output) (tasks.Result, error) {
 				w, err := out.Create("report.csv", "text/csv")
 				if err != nil {
 					return tasks.Result{}, err
@@ -204,7 +203,7 @@ func TestExpiredResultShownAsExpiredAndGeneratedAgain(t *testing.T) {
 	t.Parallel()
 	now := &clock{now: time.Now()}
 	f := liveFixtureWith(t, liveOptions{
-		register: func(r *tasks.Registry) error { return r.Register(reports.FullReport, reportFor(), tasks.Policy{}) },
+		register: func(r *tasks.Registry) error { return r.Register(reportType, reportFor(), tasks.Policy{}) },
 		web: func(c *web.Config) {
 			c.Retention, c.Now = tasks.Retention{TTL: time.Hour, Keep: 5}, now.Now
 		},
@@ -281,7 +280,7 @@ func mustList(t *testing.T, f *fixture, userID int64) []tasks.TaskResult {
 func TestPrunedAndMissingResultsShowAsExpired(t *testing.T) {
 	t.Parallel()
 	f := liveFixtureWith(t, liveOptions{
-		register: func(r *tasks.Registry) error { return r.Register(reports.FullReport, reportFor(), tasks.Policy{}) },
+		register: func(r *tasks.Registry) error { return r.Register(reportType, reportFor(), tasks.Policy{}) },
 		worker: func(c *tasks.WorkerConfig) {
 			c.ResultKeep, c.ResultTTL = 1, time.Hour
 			c.Succeeded = c.Events.(tasks.SucceededLog)

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
 )
 
@@ -15,13 +14,14 @@ import (
 // the list before redirecting anyway.
 const projectionWait = 2 * time.Second
 
-// generateReport enqueues the user's full report (POST /tasks/generate-report).
+// generateReport enqueues the user's report, of the configured
+// ReportType (POST /tasks/generate-report).
 func (s *server) generateReport(w http.ResponseWriter, r *http.Request) {
 	key, ok := s.formKey(w, r)
 	if !ok {
 		return
 	}
-	s.startJob(w, r, tasks.EnqueueRequest{Type: reports.FullReport, UserID: currentUser(r).ID, Key: key})
+	s.startJob(w, r, tasks.EnqueueRequest{Type: s.cfg.ReportType, UserID: currentUser(r).ID, Key: key})
 }
 
 // formKey reads the form's idempotency key, answering 400 for a form

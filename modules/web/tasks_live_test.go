@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -106,7 +105,7 @@ func TestCancelPendingTaskNeverRuns(t *testing.T) {
 	t.Parallel()
 	b := newBlocker(t)
 	// One slot: while the first task holds it, the second stays pending.
-	f := liveFixture(t, 1, func(r *tasks.Registry) error { return r.Register(reports.FullReport, b.handle, tasks.Policy{}) })
+	f := liveFixture(t, 1, func(r *tasks.Registry) error { return r.Register(reportType, b.handle, tasks.Policy{}) })
 	c := f.client(t, f.alice)
 
 	first := startReport(t, f, c)
@@ -160,7 +159,7 @@ func TestCancelPendingTaskNeverRuns(t *testing.T) {
 func TestCancelRunningTaskCancelsItsHandler(t *testing.T) {
 	t.Parallel()
 	b := newBlocker(t)
-	f := liveFixture(t, 0, func(r *tasks.Registry) error { return r.Register(reports.FullReport, b.handle, tasks.Policy{}) })
+	f := liveFixture(t, 0, func(r *tasks.Registry) error { return r.Register(reportType, b.handle, tasks.Policy{}) })
 	c := f.client(t, f.alice)
 	id := startReport(t, f, c)
 	b.next(t)
@@ -221,7 +220,7 @@ func TestRetryFailedTaskRunsAgain(t *testing.T) {
 		return tasks.Result{Summary: "1,204 activities"}, nil
 	}
 	f := liveFixture(t, 0, func(r *tasks.Registry) error {
-		return r.Register(reports.FullReport, flaky, tasks.Policy{MaxAttempts: 2, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+		return r.Register(reportType, flaky, tasks.Policy{MaxAttempts: 2, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
 	})
 	c := f.client(t, f.alice)
 	id := startReport(t, f, c)
@@ -276,7 +275,7 @@ func TestOtherUsersTaskIsNotFound(t *testing.T) {
 	b := newBlocker(t)
 	b.fail = errors.New("stopped by the test")
 	f := liveFixture(t, 0, func(r *tasks.Registry) error {
-		return r.Register(reports.FullReport, b.handle, tasks.Policy{MaxAttempts: 1})
+		return r.Register(reportType, b.handle, tasks.Policy{MaxAttempts: 1})
 	})
 	alice, bob := f.client(t, f.alice), f.client(t, f.bob)
 	id := startReport(t, f, alice)
@@ -336,7 +335,7 @@ func TestActionInWrongStateIs409(t *testing.T) {
 	quick := func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
 		return tasks.Result{Summary: "3 activities"}, nil
 	}
-	f := liveFixture(t, 0, func(r *tasks.Registry) error { return r.Register(reports.FullReport, quick, tasks.Policy{}) })
+	f := liveFixture(t, 0, func(r *tasks.Registry) error { return r.Register(reportType, quick, tasks.Policy{}) })
 	c := f.client(t, f.alice)
 	id := startReport(t, f, c)
 	waitForStatus(t, f, c, "/tasks/"+id, tasks.StatusCompleted)
@@ -370,7 +369,7 @@ func TestRetryingTaskOnList(t *testing.T) {
 	}
 	// A minute's backoff keeps the task retrying for the whole test.
 	f := liveFixture(t, 0, func(r *tasks.Registry) error {
-		return r.Register(reports.FullReport, down, tasks.Policy{MaxAttempts: 3, BackoffMin: time.Minute, BackoffMax: time.Minute})
+		return r.Register(reportType, down, tasks.Policy{MaxAttempts: 3, BackoffMin: time.Minute, BackoffMax: time.Minute})
 	})
 	c := f.client(t, f.alice)
 	id := startReport(t, f, c)

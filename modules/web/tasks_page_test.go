@@ -23,7 +23,7 @@ var t0 = time.Date(2026, 3, 5, 14, 0, 0, 0, time.UTC)
 // row returns a task_result row of user in state s with the fields that
 // state has, as the projection would write them.
 func row(id string, user int64, s tasks.Status) tasks.TaskResult {
-	r := tasks.TaskResult{ID: id, UserID: user, TaskType: "full_report", Status: s, CreatedAt: t0, UpdatedAt: t0}
+	r := tasks.TaskResult{ID: id, UserID: user, TaskType: reportType, Status: s, CreatedAt: t0, UpdatedAt: t0}
 	if s != tasks.StatusPending {
 		r.Attempts, r.MaxAttempts, r.StartedAt = 1, 3, t0.Add(time.Second)
 	}
@@ -136,7 +136,7 @@ func fmtStates(ss []tasks.Status) string {
 // and then succeeded.
 func retriedHistory(id string, user int64) []tasks.Event {
 	ev := func(sec int, k tasks.EventKind, fill func(*tasks.Event)) tasks.Event {
-		e := tasks.Event{Kind: k, JobID: id, JobType: "full_report", UserID: user, Time: t0.Add(time.Duration(sec) * time.Second)}
+		e := tasks.Event{Kind: k, JobID: id, JobType: reportType, UserID: user, Time: t0.Add(time.Duration(sec) * time.Second)}
 		if fill != nil {
 			fill(&e)
 		}

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/testsupport"
@@ -73,7 +72,7 @@ func bigReportFixture(t *testing.T, writeTimeout time.Duration) (*fixture, *http
 	f := liveFixtureWith(t, liveOptions{web: func(c *web.Config) {
 		c.ReadTimeout, c.WriteTimeout = writeTimeout/2, writeTimeout
 	}, register: func(r *tasks.Registry) error {
-		return r.Register(reports.FullReport, func(_ context.Context, _ tasks.Job, out tasks.Output) (tasks.Result, error) {
+		return r.Register(reportType, func(_ context.Context, _ tasks.Job, out tasks.Output) (tasks.Result, error) {
 			w, err := out.Create("report.csv", "text/csv")
 			if err != nil {
 				return tasks.Result{}, err

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"time"
@@ -89,6 +90,13 @@ type Config struct {
 	Sessions   *session.Signer  // required
 	Projection ProjectionWaiter // optional: makes a new task show at once
 	Health     []HealthCheck
+	// ReportType is the job type "Generate report" enqueues. The web
+	// knows no job type of its own: cmd/app passes the reports module's
+	// (reports.FullReport). Required.
+	ReportType string
+	// TaskLabels name job types as users see them ("Full report (CSV)");
+	// a type without one shows as its name, underscores as spaces.
+	TaskLabels map[string]string
 	// DevAutoLoginEmail signs every request in as this user, creating it
 	// on first use (development only, as in the Python app).
 	DevAutoLoginEmail string
@@ -123,6 +131,9 @@ func (c *Config) validate() error {
 	}
 	if c.Sessions == nil {
 		errs = append(errs, errors.New("web config: Sessions is required"))
+	}
+	if c.ReportType == "" {
+		errs = append(errs, errors.New("web config: ReportType is required"))
 	}
 	if u := c.BaseURL; u != nil && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
 		errs = append(errs, fmt.Errorf("web config: BaseURL %q: want http:// or https:// and a host", u))
@@ -162,7 +173,9 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	pg, err := parsePages()
+	// The caller's map may change; the pages keep the labels they start with.
+	cfg.TaskLabels = maps.Clone(cfg.TaskLabels)
+	pg, err := parsePages(taskLabels(cfg.TaskLabels))
 	if err != nil {
 		return nil, err
 	}

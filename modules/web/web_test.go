@@ -18,9 +18,9 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/otjhelper/otj/modules/activity"
-	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -174,6 +174,29 @@ func (f *fixture) client(t *testing.T, u activity.User) *http.Client {
 	return testsupport.Client(t, f.srv.URL, testsupport.Signer(t), u.ID)
 }
 
+// reportType and reportLabel are the report's job type and its label as
+// the fixture configures them, in the place of cmd/app's reports.FullReport
+// and its label: a name of the tests' own, so that a web module naming
+// the report's job type itself would fail them.
+const (
+	reportType  = "test_report"
+	reportLabel = "Full report (CSV)"
+)
+
+// The report's job type comes from the configuration: a web without one
+// refuses to start, naming the field.
+func TestConfigNeedsReportType(t *testing.T) {
+	db, _ := testsupport.DB(t)
+	store := activity.NewStore(db)
+	_, err := web.New(web.Config{
+		Tasks: &fakeTasks{}, Enqueuer: &fakeEnqueuer{}, Control: &fakeControl{}, History: &fakeHistory{},
+		Results: noResults{}, Users: store, Activities: store, Sessions: testsupport.Signer(t),
+	})
+	if err == nil || !strings.Contains(err.Error(), "ReportType is required") {
+		t.Fatalf("web.New without ReportType: %v", err)
+	}
+}
+
 // newFixture serves the web module over a real temp database, with the
 // given enqueuer and results. Control and History default to fakes that
 // know no task.
@@ -211,6 +234,7 @@ func newFixtureOn(t *testing.T, db *bun.DB, cfg web.Config) *fixture {
 		cfg.History = &fakeHistory{}
 	}
 	cfg.Users, cfg.Activities = store, store
+	cfg.ReportType, cfg.TaskLabels = reportType, map[string]string{reportType: reportLabel}
 	if cfg.Sessions == nil {
 		cfg.Sessions = testsupport.Signer(t)
 	}
@@ -261,7 +285,7 @@ func TestGenerateReportEnqueues(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/tasks/") {
 		t.Fatalf("POST = %d to %q, want 303 to /tasks/", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	want := []tasks.EnqueueRequest{{Type: reports.FullReport, UserID: f.alice.ID, Key: "K1"}}
+	want := []tasks.EnqueueRequest{{Type: reportType, UserID: f.alice.ID, Key: "K1"}}
 	if len(enq.calls) != 1 || enq.calls[0].Type != want[0].Type || enq.calls[0].UserID != want[0].UserID || enq.calls[0].Key != "K1" {
 		t.Fatalf("enqueued %+v, want %+v", enq.calls, want)
 	}
@@ -389,8 +413,8 @@ type liveOptions struct {
 func liveFixtureWith(t *testing.T, o liveOptions) *fixture {
 	t.Helper()
 	srv := testsupport.NATS(t)
-	webSide := testsupport.BrokerWith(t, testsupport.Connect(t, srv, "web"), o.broker)
-	workerSide := testsupport.BrokerWith(t, testsupport.Connect(t, srv, "worker"), o.broker)
+	webSide := jetstreamtest.BrokerWith(t, testsupport.Connect(t, srv, "web"), o.broker)
+	workerSide := jetstreamtest.BrokerWith(t, testsupport.Connect(t, srv, "worker"), o.broker)
 	db, _ := testsupport.DB(t)
 	proj := tasks.NewProjection(db, webSide, testsupport.Logger(t))
 	testsupport.Go(t, func(ctx context.Context) { proj.Run(ctx) })
@@ -440,7 +464,7 @@ var keyRE = regexp.MustCompile(`name="key" value="([^"]+)"`)
 func TestFailingHandlerShowsPlainSentence(t *testing.T) {
 	const internal = "activity log unreadable: disk I/O error"
 	f := liveFixture(t, 0, func(r *tasks.Registry) error {
-		return r.Register(reports.FullReport, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		return r.Register(reportType, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
 			if job.Payload != nil {
 				return tasks.Result{}, tasks.UserMessage(errors.New(internal), "Your activity log could not be read.")
 			}
@@ -465,7 +489,7 @@ func TestFailingHandlerShowsPlainSentence(t *testing.T) {
 	}
 
 	// With a sentence of the handler's own, on the list and the task page.
-	job, err := f.broker.Enqueue(testsupport.Context(t), tasks.EnqueueRequest{Type: reports.FullReport, UserID: f.alice.ID, Payload: []byte(`{}`)})
+	job, err := f.broker.Enqueue(testsupport.Context(t), tasks.EnqueueRequest{Type: reportType, UserID: f.alice.ID, Payload: []byte(`{}`)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 // Package testsupport holds the helpers every integration test needs: an
-// embedded NATS server on a temp dir, a migrated temp database, a
-// JetStream broker, and polling with a deadline instead of sleeping.
+// embedded NATS server on a temp dir, a migrated temp database, signed-in
+// HTTP clients, and polling with a deadline instead of sleeping. It
+// imports no module: helpers that start a module's driver live beside
+// that driver (modules/tasks/jetstream/jetstreamtest).
 package testsupport
 
 import (
@@ -19,7 +21,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/uptrace/bun"
 
-	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/natsserver"
@@ -74,31 +75,6 @@ func Connect(t testing.TB, s *natsserver.Server, name string) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
-}
-
-// Broker opens a JetStream broker on nc with a short visibility timeout.
-func Broker(t testing.TB, nc *nats.Conn) *jetstream.Broker {
-	t.Helper()
-	return BrokerWith(t, nc, jetstream.Config{})
-}
-
-// BrokerWith is Broker with settings of the test's own (the results
-// bucket's bounds, say); Conn is set to nc, and AckWait and Logger are
-// Broker's unless cfg sets them.
-func BrokerWith(t testing.TB, nc *nats.Conn, cfg jetstream.Config) *jetstream.Broker {
-	t.Helper()
-	cfg.Conn = nc
-	if cfg.AckWait == 0 {
-		cfg.AckWait = 5 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = Logger(t)
-	}
-	b, err := jetstream.Open(Context(t), cfg)
-	if err != nil {
-		t.Fatalf("open broker: %v", err)
-	}
-	return b
 }
 
 // DB returns a migrated SQLite database in a temp dir and its path.

@@ -6,12 +6,13 @@ import (
 	"testing"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
 func TestEnqueueBatch(t *testing.T) {
 	srv := testsupport.NATS(t)
-	b := testsupport.Broker(t, testsupport.Connect(t, srv, "web"))
+	b := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "web"))
 	ctx := testsupport.Context(t)
 
 	// More than one window's worth, with a key repeated inside the batch
@@ -58,7 +59,7 @@ func TestEnqueueBatch(t *testing.T) {
 
 func TestEnqueueBatchRefusesABadRequestBeforeSendingAny(t *testing.T) {
 	srv := testsupport.NATS(t)
-	b := testsupport.Broker(t, testsupport.Connect(t, srv, "web"))
+	b := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "web"))
 	ctx := testsupport.Context(t)
 	before, err := b.LastSeq(ctx)
 	if err != nil {
@@ -76,7 +77,7 @@ func TestEnqueueBatchRefusesABadRequestBeforeSendingAny(t *testing.T) {
 
 func TestEnqueueBatchWithTheServerDown(t *testing.T) {
 	srv := testsupport.NATS(t)
-	b := testsupport.Broker(t, testsupport.Connect(t, srv, "web"))
+	b := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "web"))
 	ctx := testsupport.Context(t)
 	srv.Shutdown()
 	jobs, err := b.EnqueueBatch(ctx, []tasks.EnqueueRequest{{Type: "noop", UserID: 1}, {Type: "noop", UserID: 1}})
@@ -92,7 +93,7 @@ func TestEnqueueBatchWithTheServerDown(t *testing.T) {
 //	go test -run XXX -bench Enqueue -benchmem ./modules/tasks/jetstream
 func BenchmarkEnqueue(b *testing.B) {
 	srv := testsupport.NATS(b)
-	br := testsupport.Broker(b, testsupport.Connect(b, srv, "web"))
+	br := jetstreamtest.Broker(b, testsupport.Connect(b, srv, "web"))
 	ctx := testsupport.Context(b)
 	req := tasks.EnqueueRequest{Type: "noop", UserID: 1, Payload: []byte(`{"from":"2026-01-01"}`)}
 	b.Run("one", func(b *testing.B) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -16,7 +17,7 @@ func TestMain(m *testing.M) {
 
 func TestEnqueueFailsFastWhenServerIsDown(t *testing.T) {
 	srv := testsupport.NATS(t)
-	b := testsupport.Broker(t, testsupport.Connect(t, srv, "web"))
+	b := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "web"))
 	ctx := testsupport.Context(t)
 	if err := b.Ping(ctx); err != nil {
 		t.Fatalf("ping while up: %v", err)
@@ -39,7 +40,7 @@ func TestEnqueueFailsFastWhenServerIsDown(t *testing.T) {
 
 func TestAppendIsConditionalOnTheJobsLastEvent(t *testing.T) {
 	srv := testsupport.NATS(t)
-	b := testsupport.Broker(t, testsupport.Connect(t, srv, "worker"))
+	b := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "worker"))
 	ctx := testsupport.Context(t)
 	job, err := b.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 4})
 	if err != nil {

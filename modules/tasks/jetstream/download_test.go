@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestSlowReadOfResultOutlastsRequestTimeout(t *testing.T) {
 	srv := testsupport.NATS(t)
 	const requestTimeout = 300 * time.Millisecond
-	b := testsupport.BrokerWith(t, testsupport.Connect(t, srv, "app"), jetstream.Config{RequestTimeout: requestTimeout})
+	b := jetstreamtest.BrokerWith(t, testsupport.Connect(t, srv, "app"), jetstream.Config{RequestTimeout: requestTimeout})
 	ctx := testsupport.Context(t)
 	file := bytes.Repeat([]byte("2026-03-05,1.5,Shadowed the site manager\n"), 16<<10) // about 650 KiB
 	if _, err := b.Put(ctx, "job1-a1", "r.csv", "text/csv", bytes.NewReader(file)); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -40,7 +41,7 @@ func TestResultBoundsAppliedAtOpen(t *testing.T) {
 	}
 	open := func(b *jetstream.ResultBounds) {
 		t.Helper()
-		testsupport.BrokerWith(t, nc, jetstream.Config{Results: b})
+		jetstreamtest.BrokerWith(t, nc, jetstream.Config{Results: b})
 	}
 	open(&jetstream.ResultBounds{TTL: 30 * 24 * time.Hour, MaxBytes: 1 << 30})
 	if ttl, max := resultBounds(t, js); ttl != 30*24*time.Hour || max != 1<<30 {
@@ -59,7 +60,7 @@ func TestResultBoundsAppliedAtOpen(t *testing.T) {
 // A result past the bucket's TTL is gone, and opening it says so.
 func TestResultExpiresAfterTTL(t *testing.T) {
 	srv := testsupport.NATS(t)
-	b := testsupport.BrokerWith(t, testsupport.Connect(t, srv, "app"), jetstream.Config{
+	b := jetstreamtest.BrokerWith(t, testsupport.Connect(t, srv, "app"), jetstream.Config{
 		Results: &jetstream.ResultBounds{TTL: 500 * time.Millisecond}, // near nats-server's floor of 100ms
 	})
 	ctx := testsupport.Context(t)
@@ -85,7 +86,7 @@ func TestResultExpiresAfterTTL(t *testing.T) {
 // stays.
 func TestFullBucketRefusesWithStoreFull(t *testing.T) {
 	srv := testsupport.NATS(t)
-	b := testsupport.BrokerWith(t, testsupport.Connect(t, srv, "app"), jetstream.Config{
+	b := jetstreamtest.BrokerWith(t, testsupport.Connect(t, srv, "app"), jetstream.Config{
 		Results: &jetstream.ResultBounds{MaxBytes: 64 << 10},
 	})
 	ctx, cancel := context.WithTimeout(testsupport.Context(t), 20*time.Second)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -37,7 +38,7 @@ func newEnv(t testing.TB, cfg redisbroker.Config) *env {
 	t.Helper()
 	rdb, prefix := testsupport.Redis(t)
 	srv := testsupport.NATS(t)
-	e := &env{rdb: rdb, prefix: prefix, events: testsupport.Broker(t, testsupport.Connect(t, srv, "events"))}
+	e := &env{rdb: rdb, prefix: prefix, events: jetstreamtest.Broker(t, testsupport.Connect(t, srv, "events"))}
 	e.broker = e.open(t, cfg, e.events)
 	return e
 }
@@ -405,7 +406,7 @@ func TestStreamIsBounded(t *testing.T) {
 
 func TestEnqueueWithRedisDownRunsInline(t *testing.T) {
 	srv := testsupport.NATS(t)
-	events := testsupport.Broker(t, testsupport.Connect(t, srv, "events"))
+	events := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "events"))
 	rdb := deadRedis(t)
 	var ran []tasks.Event
 	b, err := redisbroker.New(redisbroker.Config{Client: rdb, Events: events, Logger: testsupport.Logger(t),

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks/brokertest"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -22,7 +23,7 @@ func TestContract(t *testing.T) {
 		open := func(name string) *redisbroker.Broker {
 			t.Helper()
 			b, err := redisbroker.New(redisbroker.Config{
-				Client: rdb, Events: testsupport.Broker(t, testsupport.Connect(t, srv, name)), Prefix: prefix,
+				Client: rdb, Events: jetstreamtest.Broker(t, testsupport.Connect(t, srv, name)), Prefix: prefix,
 				Lease: o.Lease, Poll: 100 * time.Millisecond, Name: name, Logger: testsupport.Logger(t),
 			})
 			if err != nil {
@@ -32,7 +33,7 @@ func TestContract(t *testing.T) {
 			return b
 		}
 		web, worker := open("web"), open("worker")
-		events := testsupport.Broker(t, testsupport.Connect(t, srv, "events"))
+		events := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "events"))
 		return brokertest.Broker{Enqueuer: web, Events: events, Results: events, Queue: worker.Queue}
 	})
 }
