@@ -16,10 +16,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 
-	"github.com/otjhelper/otj/modules/tasks"
-
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/natsserver"
@@ -62,7 +62,7 @@ type backendOptions struct {
 	ApplyResultBounds bool
 	// RunInline runs a job in the enqueuing request when the Redis
 	// broker cannot be reached (the web side sets it).
-	RunInline func(ctx context.Context, item tasks.Event)
+	RunInline func(ctx context.Context, item tasktype.Event)
 }
 
 // openBackend opens the database (migrated, with the reference data),
@@ -123,7 +123,7 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		jcfg.Results = &jetstream.ResultBounds{TTL: cfg.ResultTTL, MaxBytes: cfg.ResultMaxBytes}
 	}
 	if b.Broker, err = jetstream.Open(ctx, jcfg); err != nil {
-		if errors.Is(err, tasks.ErrResultStoreFull) {
+		if errors.Is(err, tasktype.ErrResultStoreFull) {
 			return nil, fmt.Errorf("RESULT_MAX_BYTES %d: more than the NATS server's JetStream storage can reserve; lower it: %w", cfg.ResultMaxBytes, err)
 		}
 		return nil, err
@@ -226,7 +226,7 @@ func redactURL(s string) string {
 
 // Enqueuer is the port the web side enqueues through: the broker that
 // carries the jobs.
-func (b *backend) Enqueuer() tasks.Enqueuer {
+func (b *backend) Enqueuer() taskdriver.Enqueuer {
 	if b.Redis != nil {
 		return b.Redis
 	}
@@ -234,7 +234,7 @@ func (b *backend) Enqueuer() tasks.Enqueuer {
 }
 
 // Queue opens a worker's queue on the broker that carries the jobs.
-func (b *backend) Queue(ctx context.Context) (tasks.Queue, error) {
+func (b *backend) Queue(ctx context.Context) (taskdriver.Queue, error) {
 	if b.Redis != nil {
 		return b.Redis.Queue(ctx)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsserver"
@@ -70,7 +71,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	var inline *tasks.Worker
 	opts := backendOptions{Name: "otj-" + m.String(), Listen: listen, ApplyResultBounds: true}
 	if m.web() && cfg.Broker == brokerRedis {
-		opts.RunInline = func(ctx context.Context, item tasks.Event) { inline.RunInline(ctx, item) }
+		opts.RunInline = func(ctx context.Context, item tasktype.Event) { inline.RunInline(ctx, item) }
 	}
 	be, err := openBackend(ctx, cfg, log, opts)
 	if err != nil {
@@ -132,7 +133,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			Control: tasks.NewControl(broker), History: broker,
 			Sessions: signer, Projection: proj, DevAutoLoginEmail: cfg.DevAutoLoginEmail, Logger: log,
 			BaseURL: cfg.BaseURL,
-			Health:  health, Retention: tasks.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
+			Health:  health, Retention: tasktype.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
 		})
 		if err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // rows is an in-memory Source.
@@ -153,7 +154,7 @@ func TestFullReportHandler(t *testing.T) {
 		t.Errorf("report policy %+v: want 3 attempts and time for a large log", policy)
 	}
 	out := &recordingOutput{}
-	job := tasks.Job{ID: "j1", Type: reports.FullReport, UserID: 3, EnqueuedAt: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
+	job := tasktype.Job{ID: "j1", Type: reports.FullReport, UserID: 3, EnqueuedAt: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
 	res, err := h(context.Background(), job, out)
 	if err != nil {
 		t.Fatal(err)
@@ -188,8 +189,8 @@ func TestFullReportOfUnknownUserFailsForGood(t *testing.T) {
 	}
 	h, _, _ := reg.Lookup(reports.FullReport)
 	out := &recordingOutput{}
-	_, err := h(context.Background(), tasks.Job{ID: "j1", Type: reports.FullReport, UserID: 42}, out)
-	if !errors.Is(err, reports.ErrUnknownUser) || !tasks.IsPermanent(err) {
+	_, err := h(context.Background(), tasktype.Job{ID: "j1", Type: reports.FullReport, UserID: 42}, out)
+	if !errors.Is(err, reports.ErrUnknownUser) || !tasktype.IsPermanent(err) {
 		t.Fatalf("report of a user the log lacks: %v, want a permanent error wrapping ErrUnknownUser", err)
 	}
 	if !strings.Contains(err.Error(), "user 42") {
@@ -207,7 +208,7 @@ func TestFullReportOfEmptyLogIsTheHeader(t *testing.T) {
 	}
 	h, _, _ := reg.Lookup(reports.FullReport)
 	out := &recordingOutput{}
-	res, err := h(context.Background(), tasks.Job{ID: "j1", Type: reports.FullReport, UserID: 7}, out)
+	res, err := h(context.Background(), tasktype.Job{ID: "j1", Type: reports.FullReport, UserID: 7}, out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -23,17 +24,17 @@ import (
 func BenchmarkNoopJobs(b *testing.B) {
 	var done atomic.Int64
 	s := setupWith(b, func(r *tasks.Registry) {
-		r.Register("noop", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
+		r.Register("noop", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
 			done.Add(1)
-			return tasks.Result{}, nil
-		}, tasks.Policy{})
+			return tasktype.Result{}, nil
+		}, tasktype.Policy{})
 	}, tasks.WorkerConfig{Concurrency: 10, Logger: slog.New(slog.DiscardHandler)}) // a log line per job would be measured too
 	ctx := testsupport.Context(b)
 	b.ResetTimer()
 	cpu0 := testsupport.CPUTime()
 	start := time.Now()
 	for range b.N {
-		if _, err := s.web.Enqueue(ctx, tasks.EnqueueRequest{Type: "noop", UserID: 1}); err != nil {
+		if _, err := s.web.Enqueue(ctx, tasktype.EnqueueRequest{Type: "noop", UserID: 1}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -84,13 +85,13 @@ func BenchmarkProjectionApply(b *testing.B) {
 
 // lifecycleEvents returns n events: whole lifecycles (enqueued, started,
 // succeeded) of n/3 jobs, each job's in a row, with stream sequences.
-func lifecycleEvents(n int) []tasks.Event {
-	events := make([]tasks.Event, 0, n+2)
+func lifecycleEvents(n int) []tasktype.Event {
+	events := make([]tasktype.Event, 0, n+2)
 	now := time.Now().UTC()
 	for seq := uint64(1); len(events) < n; {
-		job := tasks.Job{ID: nuid.Next(), Type: "noop", UserID: 7, EnqueuedAt: now}
-		for _, k := range []tasks.EventKind{tasks.EventEnqueued, tasks.EventStarted, tasks.EventSucceeded} {
-			events = append(events, tasks.Event{ID: nuid.Next(), Kind: k, JobID: job.ID, JobType: job.Type,
+		job := tasktype.Job{ID: nuid.Next(), Type: "noop", UserID: 7, EnqueuedAt: now}
+		for _, k := range []tasktype.EventKind{tasktype.EventEnqueued, tasktype.EventStarted, tasktype.EventSucceeded} {
+			events = append(events, tasktype.Event{ID: nuid.Next(), Kind: k, JobID: job.ID, JobType: job.Type,
 				UserID: job.UserID, Time: now, Attempt: 1, MaxAttempts: 3, Worker: "bench:1", Summary: "done", Seq: seq})
 			seq++
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -16,23 +17,23 @@ import (
 func TestReplayAgreesWithProjection(t *testing.T) {
 	t0 := time.Date(2026, 3, 5, 14, 0, 0, 0, time.UTC)
 	type step struct {
-		kind  tasks.EventKind
+		kind  tasktype.EventKind
 		taken bool
 	}
 	// foreignSucceeded is a succeeded event naming another job's result.
-	const foreignSucceeded tasks.EventKind = "succeeded by another job's result"
+	const foreignSucceeded tasktype.EventKind = "succeeded by another job's result"
 	tests := []struct {
 		name  string
 		steps []step
 	}{
-		{"succeeded, then a failed event", []step{{tasks.EventEnqueued, true}, {tasks.EventStarted, true}, {tasks.EventSucceeded, true}, {tasks.EventFailed, false}}},
-		{"succeeded, then started again", []step{{tasks.EventEnqueued, true}, {tasks.EventStarted, true}, {tasks.EventSucceeded, true}, {tasks.EventStarted, false}, {tasks.EventSucceeded, false}}},
-		{"retried while completed", []step{{tasks.EventEnqueued, true}, {tasks.EventStarted, true}, {tasks.EventSucceeded, true}, {tasks.EventRetried, false}}},
-		{"failed, retried, succeeded", []step{{tasks.EventEnqueued, true}, {tasks.EventStarted, true}, {tasks.EventRetrying, true}, {tasks.EventStarted, true},
-			{tasks.EventFailed, true}, {tasks.EventRetried, true}, {tasks.EventStarted, true}, {tasks.EventProgress, true}, {tasks.EventSucceeded, true}}},
-		{"enqueued twice, unknown kind", []step{{tasks.EventEnqueued, true}, {tasks.EventEnqueued, false}, {"paused", false}, {tasks.EventCancelled, true}, {tasks.EventCancelled, false}}},
-		{"succeeded naming another job's result", []step{{tasks.EventEnqueued, true}, {tasks.EventStarted, true}, {foreignSucceeded, false}, {tasks.EventCancelled, true}}},
-		{"succeeded before it started", []step{{tasks.EventEnqueued, true}, {tasks.EventSucceeded, false}, {tasks.EventReleased, false}, {tasks.EventStarted, true}, {tasks.EventReleased, true}}},
+		{"succeeded, then a failed event", []step{{tasktype.EventEnqueued, true}, {tasktype.EventStarted, true}, {tasktype.EventSucceeded, true}, {tasktype.EventFailed, false}}},
+		{"succeeded, then started again", []step{{tasktype.EventEnqueued, true}, {tasktype.EventStarted, true}, {tasktype.EventSucceeded, true}, {tasktype.EventStarted, false}, {tasktype.EventSucceeded, false}}},
+		{"retried while completed", []step{{tasktype.EventEnqueued, true}, {tasktype.EventStarted, true}, {tasktype.EventSucceeded, true}, {tasktype.EventRetried, false}}},
+		{"failed, retried, succeeded", []step{{tasktype.EventEnqueued, true}, {tasktype.EventStarted, true}, {tasktype.EventRetrying, true}, {tasktype.EventStarted, true},
+			{tasktype.EventFailed, true}, {tasktype.EventRetried, true}, {tasktype.EventStarted, true}, {tasktype.EventProgress, true}, {tasktype.EventSucceeded, true}}},
+		{"enqueued twice, unknown kind", []step{{tasktype.EventEnqueued, true}, {tasktype.EventEnqueued, false}, {"paused", false}, {tasktype.EventCancelled, true}, {tasktype.EventCancelled, false}}},
+		{"succeeded naming another job's result", []step{{tasktype.EventEnqueued, true}, {tasktype.EventStarted, true}, {foreignSucceeded, false}, {tasktype.EventCancelled, true}}},
+		{"succeeded before it started", []step{{tasktype.EventEnqueued, true}, {tasktype.EventSucceeded, false}, {tasktype.EventReleased, false}, {tasktype.EventStarted, true}, {tasktype.EventReleased, true}}},
 	}
 	db, _ := testsupport.DB(t)
 	proj := tasks.NewProjection(db, nil, testsupport.Logger(t))
@@ -42,19 +43,19 @@ func TestReplayAgreesWithProjection(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			id := fmt.Sprintf("job%d", i)
-			var history, wantTaken []tasks.Event
+			var history, wantTaken []tasktype.Event
 			for j, s := range tt.steps {
 				seq++
-				e := tasks.Event{Seq: seq, Kind: s.kind, JobID: id, JobType: "full_report", UserID: 7,
+				e := tasktype.Event{Seq: seq, Kind: s.kind, JobID: id, JobType: "full_report", UserID: 7,
 					Time: t0.Add(time.Duration(j) * time.Second), Attempt: 1 + j/3, MaxAttempts: 3, Worker: "w1"}
 				switch s.kind {
-				case tasks.EventSucceeded, foreignSucceeded:
-					object := tasks.ResultObjectName(id, e.Attempt)
+				case tasktype.EventSucceeded, foreignSucceeded:
+					object := tasktype.ResultObjectName(id, e.Attempt)
 					if s.kind == foreignSucceeded {
-						e.Kind, object = tasks.EventSucceeded, tasks.ResultObjectName("other", e.Attempt)
+						e.Kind, object = tasktype.EventSucceeded, tasktype.ResultObjectName("other", e.Attempt)
 					}
-					e.Summary, e.Result = "done", &tasks.ResultRef{Object: object, Name: "report.csv", ContentType: "text/csv", Size: 10, Digest: "SHA-256=x"}
-				case tasks.EventFailed, tasks.EventRetrying:
+					e.Summary, e.Result = "done", &tasktype.ResultRef{Object: object, Name: "report.csv", ContentType: "text/csv", Size: 10, Digest: "SHA-256=x"}
+				case tasktype.EventFailed, tasktype.EventRetrying:
 					e.Error = fmt.Sprintf("error %d", j)
 				}
 				history = append(history, e)
@@ -66,7 +67,7 @@ func TestReplayAgreesWithProjection(t *testing.T) {
 				}
 			}
 			row, taken := tasks.Replay(history)
-			if !slices.EqualFunc(taken, wantTaken, func(a, b tasks.Event) bool { return a.Seq == b.Seq }) {
+			if !slices.EqualFunc(taken, wantTaken, func(a, b tasktype.Event) bool { return a.Seq == b.Seq }) {
 				t.Errorf("took %v, want %v", seqs(taken), seqs(wantTaken))
 			}
 			stored, err := store.GetForUser(ctx, 7, id)
@@ -78,12 +79,12 @@ func TestReplayAgreesWithProjection(t *testing.T) {
 			}
 		})
 	}
-	if row, taken := tasks.Replay([]tasks.Event{{Kind: tasks.EventStarted, JobID: "x"}}); row.ID != "" || taken != nil {
+	if row, taken := tasks.Replay([]tasktype.Event{{Kind: tasktype.EventStarted, JobID: "x"}}); row.ID != "" || taken != nil {
 		t.Errorf("a history without its enqueued event replays to %+v, %v", row, taken)
 	}
 }
 
-func seqs(events []tasks.Event) []uint64 {
+func seqs(events []tasktype.Event) []uint64 {
 	var out []uint64
 	for _, e := range events {
 		out = append(out, e.Seq)
@@ -92,7 +93,7 @@ func seqs(events []tasks.Event) []uint64 {
 }
 
 // inUTC is a row with its times in UTC, as read back from SQLite.
-func inUTC(r tasks.TaskResult) tasks.TaskResult {
+func inUTC(r tasktype.Task) tasktype.Task {
 	for _, tp := range []*time.Time{&r.CreatedAt, &r.CompletedAt, &r.StartedAt, &r.UpdatedAt, &r.NextAttemptAt} {
 		*tp = tp.UTC()
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -78,9 +79,9 @@ func (s *system) startWorker(t testing.TB, wc tasks.WorkerConfig) {
 	testsupport.Go(t, func(ctx context.Context) { w.Run(ctx) })
 }
 
-func (s *system) enqueue(t *testing.T, typ string, user int64, key string) tasks.Job {
+func (s *system) enqueue(t *testing.T, typ string, user int64, key string) tasktype.Job {
 	t.Helper()
-	job, err := s.web.Enqueue(testsupport.Context(t), tasks.EnqueueRequest{Type: typ, UserID: user, Key: key, Payload: []byte(`{"n":1}`)})
+	job, err := s.web.Enqueue(testsupport.Context(t), tasktype.EnqueueRequest{Type: typ, UserID: user, Key: key, Payload: []byte(`{"n":1}`)})
 	if err != nil {
 		t.Fatalf("enqueue %s: %v", typ, err)
 	}
@@ -88,9 +89,9 @@ func (s *system) enqueue(t *testing.T, typ string, user int64, key string) tasks
 }
 
 // waitDone waits until the projection shows the job finished.
-func (s *system) waitDone(t *testing.T, job tasks.Job) tasks.TaskResult {
+func (s *system) waitDone(t *testing.T, job tasktype.Job) tasktype.Task {
 	t.Helper()
-	var row tasks.TaskResult
+	var row tasktype.Task
 	testsupport.Eventually(t, 20*time.Second, "job "+job.ID+" did not finish", func() bool {
 		var err error
 		row, err = s.store.GetForUser(testsupport.Context(t), job.UserID, job.ID)
@@ -101,35 +102,35 @@ func (s *system) waitDone(t *testing.T, job tasks.Job) tasks.TaskResult {
 
 func TestJobOutcomes(t *testing.T) {
 	s := setup(t, func(r *tasks.Registry) {
-		r.Register("write_file", func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+		r.Register("write_file", func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 			w, err := out.Create("hello.txt", "text/plain")
 			if err != nil {
-				return tasks.Result{}, err
+				return tasktype.Result{}, err
 			}
 			fmt.Fprintf(w, "hello %d %s", job.UserID, job.Payload)
-			return tasks.Result{Summary: "1 line"}, nil
-		}, tasks.Policy{})
-		r.Register("fails", func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+			return tasktype.Result{Summary: "1 line"}, nil
+		}, tasktype.Policy{})
+		r.Register("fails", func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 			w, _ := out.Create("partial.txt", "text/plain")
 			io.WriteString(w, "half a file")
-			return tasks.Result{}, errors.New("the data source is closed")
+			return tasktype.Result{}, errors.New("the data source is closed")
 		}, noRetry)
-		r.Register("panics", func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
-			var jobs []tasks.Job
-			return tasks.Result{Summary: jobs[job.UserID].ID}, nil
+		r.Register("panics", func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
+			var jobs []tasktype.Job
+			return tasktype.Result{Summary: jobs[job.UserID].ID}, nil
 		}, noRetry)
 	})
 
 	tests := []struct {
 		typ        string
-		wantStatus tasks.Status
+		wantStatus tasktype.Status
 		wantErr    string
 		wantFile   string
 	}{
-		{"write_file", tasks.StatusCompleted, "", `hello 7 {"n":1}`},
-		{"fails", tasks.StatusFailed, "the data source is closed", ""},
-		{"panics", tasks.StatusFailed, "panic: runtime error: index out of range [7] with length 0", ""},
-		{"unknown_type", tasks.StatusFailed, `no handler registered for job type "unknown_type"`, ""},
+		{"write_file", tasktype.StatusCompleted, "", `hello 7 {"n":1}`},
+		{"fails", tasktype.StatusFailed, "the data source is closed", ""},
+		{"panics", tasktype.StatusFailed, "panic: runtime error: index out of range [7] with length 0", ""},
+		{"unknown_type", tasktype.StatusFailed, `no handler registered for job type "unknown_type"`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ, func(t *testing.T) {
@@ -169,7 +170,9 @@ func TestJobOutcomes(t *testing.T) {
 
 func TestEnqueueWithKeyMakesOneJob(t *testing.T) {
 	s := setup(t, func(r *tasks.Registry) {
-		r.Register("noop", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) { return tasks.Result{}, nil }, tasks.Policy{})
+		r.Register("noop", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+			return tasktype.Result{}, nil
+		}, tasktype.Policy{})
 	})
 	first := s.enqueue(t, "noop", 1, "form-abc")
 	second := s.enqueue(t, "noop", 1, "form-abc")
@@ -195,14 +198,14 @@ func TestEnqueueRejectsBadRequests(t *testing.T) {
 	s := setup(t, func(*tasks.Registry) {})
 	tests := []struct {
 		name string
-		req  tasks.EnqueueRequest
+		req  tasktype.EnqueueRequest
 		want error
 	}{
-		{"empty type", tasks.EnqueueRequest{UserID: 1}, tasks.ErrInvalidJob},
-		{"type with dot", tasks.EnqueueRequest{Type: "a.b", UserID: 1}, tasks.ErrInvalidJob},
-		{"no user", tasks.EnqueueRequest{Type: "noop"}, tasks.ErrInvalidJob},
-		{"payload not json", tasks.EnqueueRequest{Type: "noop", UserID: 1, Payload: []byte("{")}, tasks.ErrInvalidJob},
-		{"payload too large", tasks.EnqueueRequest{Type: "noop", UserID: 1, Payload: []byte(`"` + strings.Repeat("x", tasks.MaxPayloadBytes) + `"`)}, tasks.ErrPayloadTooLarge},
+		{"empty type", tasktype.EnqueueRequest{UserID: 1}, tasktype.ErrInvalidJob},
+		{"type with dot", tasktype.EnqueueRequest{Type: "a.b", UserID: 1}, tasktype.ErrInvalidJob},
+		{"no user", tasktype.EnqueueRequest{Type: "noop"}, tasktype.ErrInvalidJob},
+		{"payload not json", tasktype.EnqueueRequest{Type: "noop", UserID: 1, Payload: []byte("{")}, tasktype.ErrInvalidJob},
+		{"payload too large", tasktype.EnqueueRequest{Type: "noop", UserID: 1, Payload: []byte(`"` + strings.Repeat("x", tasktype.MaxPayloadBytes) + `"`)}, tasktype.ErrPayloadTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -220,17 +223,17 @@ func TestEnqueueRejectsBadRequests(t *testing.T) {
 
 func TestProjectionIsIdempotentAndRebuildable(t *testing.T) {
 	s := setup(t, func(r *tasks.Registry) {
-		r.Register("ok", func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+		r.Register("ok", func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 			w, _ := out.Create("r.txt", "text/plain")
 			io.WriteString(w, job.ID)
-			return tasks.Result{Summary: "done"}, nil
-		}, tasks.Policy{})
-		r.Register("bad", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
-			return tasks.Result{}, errors.New("no")
+			return tasktype.Result{Summary: "done"}, nil
+		}, tasktype.Policy{})
+		r.Register("bad", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+			return tasktype.Result{}, errors.New("no")
 		}, noRetry)
 	})
 	ctx := testsupport.Context(t)
-	var jobs []tasks.Job
+	var jobs []tasktype.Job
 	for i := range 6 {
 		typ := "ok"
 		if i%3 == 2 {
@@ -247,10 +250,10 @@ func TestProjectionIsIdempotentAndRebuildable(t *testing.T) {
 	}
 
 	// Every event applied again, in order and then in reverse: no change.
-	var events []tasks.Event
+	var events []tasktype.Event
 	last, _ := s.web.LastSeq(ctx)
 	fctx, cancel := context.WithCancel(ctx)
-	err = s.web.Follow(fctx, 0, func(batch []tasks.Event) error {
+	err = s.web.Follow(fctx, 0, func(batch []tasktype.Event) error {
 		events = append(events, batch...)
 		if batch[len(batch)-1].Seq == last {
 			cancel()
@@ -289,7 +292,7 @@ func TestProjectionIsIdempotentAndRebuildable(t *testing.T) {
 	assertRows(t, s.store, live)
 }
 
-func assertRows(t *testing.T, store *tasks.Store, want []tasks.TaskResult) {
+func assertRows(t *testing.T, store *tasks.Store, want []tasktype.Task) {
 	t.Helper()
 	got, err := store.All(testsupport.Context(t))
 	if err != nil {

@@ -14,14 +14,16 @@ import (
 	"time"
 
 	"github.com/nats-io/nuid"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // WorkerConfig configures a Worker. Zero fields take the defaults below.
 type WorkerConfig struct {
-	Queue    Queue       // required by Run; RunInline does without
-	Events   EventLog    // required
-	Results  ResultStore // required
-	Registry *Registry   // required
+	Queue    taskdriver.Queue       // required by Run; RunInline does without
+	Events   taskdriver.EventLog    // required
+	Results  taskdriver.ResultStore // required
+	Registry *Registry              // required
 
 	// Concurrency is how many jobs run at once. Default 4.
 	Concurrency int
@@ -52,7 +54,7 @@ type WorkerConfig struct {
 	// 0 looks back to the start of the log.
 	ResultTTL time.Duration
 	// Succeeded finds a user's earlier results; required with ResultKeep.
-	Succeeded SucceededLog
+	Succeeded taskdriver.SucceededLog
 	// StoreFullMessage is the sentence a job's owner sees when its result
 	// could not be stored because the result store is full. The app
 	// says how long results are kept and which setting bounds the store.
@@ -162,7 +164,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	recording := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup
 	var running atomic.Int32
-	start := func(d Delivery) {
+	start := func(d taskdriver.Delivery) {
 		wg.Add(1)
 		running.Add(1)
 		go func() {
@@ -183,7 +185,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// so that slots freed during one pull's round trip are filled by the
 	// next pull rather than after it.
 	fetchers := 1
-	if _, ok := w.cfg.Queue.(BatchQueue); ok {
+	if _, ok := w.cfg.Queue.(taskdriver.BatchQueue); ok {
 		fetchers = min(max(w.cfg.Concurrency/2, 1), maxFetchers)
 	}
 	var outage fetchOutage
@@ -226,7 +228,7 @@ const maxFetchers = 4
 
 // fetch takes jobs from the queue into free slots and starts them, until
 // ctx ends.
-func (w *Worker) fetch(ctx context.Context, slots chan struct{}, outage *fetchOutage, start func(Delivery)) {
+func (w *Worker) fetch(ctx context.Context, slots chan struct{}, outage *fetchOutage, start func(taskdriver.Delivery)) {
 	for ctx.Err() == nil {
 		select {
 		case slots <- struct{}{}:
@@ -295,15 +297,15 @@ func takeFree(slots chan struct{}) int {
 
 // next takes up to n jobs from the queue: in one round trip if the queue
 // can hand out several.
-func (w *Worker) next(ctx context.Context, n int) ([]Delivery, error) {
-	if bq, ok := w.cfg.Queue.(BatchQueue); ok && n > 1 {
+func (w *Worker) next(ctx context.Context, n int) ([]taskdriver.Delivery, error) {
+	if bq, ok := w.cfg.Queue.(taskdriver.BatchQueue); ok && n > 1 {
 		return bq.NextBatch(ctx, n)
 	}
 	d, err := w.cfg.Queue.Next(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return []Delivery{d}, nil
+	return []taskdriver.Delivery{d}, nil
 }
 
 // RunInline runs the work item's attempt here and now, in the caller's
@@ -313,7 +315,7 @@ func (w *Worker) next(ctx context.Context, n int) ([]Delivery, error) {
 // other. It returns when the attempt's outcome is recorded; the attempt is
 // not cut short when ctx ends (its policy's timeout still applies), so
 // that a job accepted for running in a request does not stop half done.
-func (w *Worker) RunInline(ctx context.Context, item Event) {
+func (w *Worker) RunInline(ctx context.Context, item tasktype.Event) {
 	w.process(context.WithoutCancel(ctx), inline{item}, func() {}, func() {})
 }
 
@@ -321,9 +323,9 @@ func (w *Worker) RunInline(ctx context.Context, item Event) {
 // broker to renew, ack or hand back to, so those are no-ops. A retry
 // later goes through the event log, and an item held back for its time
 // is left to the broker's copy of it.
-type inline struct{ item Event }
+type inline struct{ item tasktype.Event }
 
-func (d inline) Item() Event                              { return d.item }
+func (d inline) Item() tasktype.Event                     { return d.item }
 func (inline) Redelivered() bool                          { return false }
 func (inline) Extend(context.Context) error               { return nil }
 func (inline) Ack(context.Context) error                  { return nil }
@@ -341,7 +343,7 @@ var (
 // process runs the delivered item's attempt. handedOff is called once
 // the handler has returned (or never ran) and the rest is bookkeeping;
 // recorded once after it, when the outcome is stored.
-func (w *Worker) process(ctx context.Context, d Delivery, handedOff, recorded func()) {
+func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, recorded func()) {
 	item := d.Item()
 	job := item.Job()
 	log := w.log.With("job_id", job.ID, "job_type", job.Type, "user_id", job.UserID, "attempt", job.Attempt)
@@ -376,7 +378,7 @@ func (w *Worker) process(ctx context.Context, d Delivery, handedOff, recorded fu
 	runCtx, stopTimer := context.WithTimeoutCause(runCtx, policy.Timeout, errTimedOut)
 	defer stopTimer()
 	start := w.cfg.Now()
-	out := &output{ctx: runCtx, store: w.cfg.Results, object: ResultObjectName(job.ID, job.Attempt)}
+	out := &output{ctx: runCtx, store: w.cfg.Results, object: tasktype.ResultObjectName(job.ID, job.Attempt)}
 	stopWatch := w.watch(runCtx, log, d, started, out, stopRun)
 	res, ref, err := w.run(runCtx, log, h, job, out)
 	// From here on, the job's newest event is the last one this worker
@@ -401,21 +403,21 @@ func (w *Worker) process(ctx context.Context, d Delivery, handedOff, recorded fu
 		return
 	case err != nil && errors.Is(cause, errShutdown):
 		log.WarnContext(ctx, "job interrupted by shutdown; handing it back", "err", err)
-		rel := w.event(job, EventReleased, job.Attempt, func(e *Event) { e.Worker = w.cfg.Name })
+		rel := w.event(job, tasktype.EventReleased, job.Attempt, func(e *tasktype.Event) { e.Worker = w.cfg.Name })
 		if w.record(ctx, log, d, rel, mine, false) {
 			w.release(ctx, log, d)
 		}
 		return
 	}
 
-	var outcome Event
+	var outcome tasktype.Event
 	switch {
 	case err == nil:
 		log.InfoContext(ctx, "job succeeded", "duration", took, "summary", res.Summary)
-		outcome = w.event(job, EventSucceeded, job.Attempt, func(e *Event) { e.Result = ref; e.Summary = res.Summary })
+		outcome = w.event(job, tasktype.EventSucceeded, job.Attempt, func(e *tasktype.Event) { e.Result = ref; e.Summary = res.Summary })
 	default:
 		if errors.Is(cause, errTimedOut) {
-			err = UserMessage(fmt.Errorf("timed out after %s: %w", policy.Timeout, err),
+			err = tasktype.UserMessage(fmt.Errorf("timed out after %s: %w", policy.Timeout, err),
 				"It took longer than it is allowed to, and was stopped.")
 		}
 		outcome = w.failure(job, job.Attempt, maxAttempts, policy, err)
@@ -425,7 +427,7 @@ func (w *Worker) process(ctx context.Context, d Delivery, handedOff, recorded fu
 		w.discard(ctx, log, ref)
 		return
 	}
-	if outcome.Kind == EventSucceeded && ref != nil {
+	if outcome.Kind == tasktype.EventSucceeded && ref != nil {
 		w.prune(ctx, log, job)
 	}
 }
@@ -435,7 +437,7 @@ func (w *Worker) process(ctx context.Context, d Delivery, handedOff, recorded fu
 // within ResultTTL (older results have expired). It runs after the job's
 // outcome is stored and acked, so a failure here costs only the space:
 // it is logged, and the job stays completed.
-func (w *Worker) prune(ctx context.Context, log *slog.Logger, job Job) {
+func (w *Worker) prune(ctx context.Context, log *slog.Logger, job tasktype.Job) {
 	if w.cfg.ResultKeep <= 0 {
 		return
 	}
@@ -454,7 +456,7 @@ func (w *Worker) prune(ctx context.Context, log *slog.Logger, job Job) {
 	// another job's file is no result of this user's.
 	var objects []string
 	for _, e := range events {
-		if e.Result != nil && OwnsResult(e.JobID, e.Attempt, e.Result.Object) {
+		if e.Result != nil && tasktype.OwnsResult(e.JobID, e.Attempt, e.Result.Object) {
 			objects = append(objects, e.Result.Object)
 		}
 	}
@@ -477,12 +479,12 @@ func (w *Worker) prune(ctx context.Context, log *slog.Logger, job Job) {
 // newest event, and records the start of an attempt if one should run.
 // Each step is appended on condition that the job has not changed since
 // it was read; after a lost race the decision is made again.
-func (w *Worker) claim(ctx context.Context, log *slog.Logger, d Delivery, item Event, maxAttempts int, registered bool, policy Policy) (Event, bool) {
+func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Delivery, item tasktype.Event, maxAttempts int, registered bool, policy tasktype.Policy) (tasktype.Event, bool) {
 	ctx, cancel := w.storeContext(ctx)
 	defer cancel()
 	job := item.Job()
-	start := func() Event {
-		return w.event(job, EventStarted, job.Attempt, func(e *Event) {
+	start := func() tasktype.Event {
+		return w.event(job, tasktype.EventStarted, job.Attempt, func(e *tasktype.Event) {
 			e.MaxAttempts = maxAttempts
 			e.Worker = w.cfg.Name
 		})
@@ -498,14 +500,14 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d Delivery, item E
 			next.Seq = seq
 			return next, true
 		}
-		if !errors.Is(err, ErrConflict) {
+		if !errors.Is(err, tasktype.ErrConflict) {
 			log.WarnContext(ctx, "could not record job event; leaving it for redelivery", "event", next.Kind, "err", err)
-			return Event{}, false
+			return tasktype.Event{}, false
 		}
 	}
 	for range 5 {
 		last, err := w.cfg.Events.Last(ctx, item.UserID, item.JobID)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, tasktype.ErrNotFound) {
 			// Only a broker that carries jobs outside the log can hold
 			// one the log does not know (a log wiped, a broker shared by
 			// mistake); it can never run. A new one may be a replica's
@@ -514,30 +516,30 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d Delivery, item E
 				if err := d.Delay(ctx, time.Second); err != nil {
 					log.WarnContext(ctx, "could not put off a job not yet in the event log", "err", err)
 				}
-				return Event{}, false
+				return tasktype.Event{}, false
 			}
 			log.ErrorContext(ctx, "work item of a job not in the event log; dropping it", "seq", item.Seq)
 			w.ack(ctx, log, d)
-			return Event{}, false
+			return tasktype.Event{}, false
 		}
 		if err != nil {
 			log.WarnContext(ctx, "could not read job state; leaving it for redelivery", "err", err)
-			return Event{}, false
+			return tasktype.Event{}, false
 		}
-		var next Event
+		var next tasktype.Event
 		switch act := decide(item, last, d.Redelivered(), leasePerItem(d), w.cfg.Now()); act {
 		case actLeave:
 			// The broker forgot handing this item out (see ItemLease):
 			// the attempt's worker keeps it, or it comes back as a
 			// redelivery once the lease runs out.
 			log.InfoContext(ctx, "work item handed out again while its attempt runs; leaving it with the broker", "job_state", last.Kind, "attempt_worker", last.Worker)
-			return Event{}, false
+			return tasktype.Event{}, false
 		case actStale:
 			// The job moved on (finished, cancelled, or another item
 			// carries it): this item's work is done.
 			log.DebugContext(ctx, "work item is stale; dropping it", "job_state", last.Kind)
 			w.ack(ctx, log, d)
-			return Event{}, false
+			return tasktype.Event{}, false
 		case actWait:
 			wait := max(item.RetryAt.Sub(w.cfg.Now()), 0)
 			if last.Seq < item.Seq {
@@ -546,14 +548,14 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d Delivery, item E
 			if err := d.Delay(ctx, wait); err != nil {
 				log.WarnContext(ctx, "could not put off early retry", "err", err)
 			}
-			return Event{}, false
+			return tasktype.Event{}, false
 		case actLost:
 			if _, mine := w.running.Load(attemptKey{job.ID, job.Attempt}); mine && last.Worker == w.cfg.Name {
 				// This worker runs the attempt: its lease ran out while
 				// the broker was away. The attempt goes on renewing it,
 				// and records its outcome itself.
 				log.InfoContext(ctx, "work item handed out again while this worker runs its attempt; leaving it with the broker")
-				return Event{}, false
+				return tasktype.Event{}, false
 			}
 			// The attempt's worker stopped renewing it: count the attempt
 			// as failed, so that a job that kills its worker every time
@@ -563,7 +565,7 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d Delivery, item E
 			log.WarnContext(ctx, "previous worker lost", "lost_worker", last.Worker, "outcome", next.Kind)
 		case actRun:
 			if !registered {
-				next = w.event(job, EventFailed, job.Attempt, func(e *Event) {
+				next = w.event(job, tasktype.EventFailed, job.Attempt, func(e *tasktype.Event) {
 					e.Error = fmt.Sprintf("no handler registered for job type %q", job.Type)
 					e.Message = "This kind of task cannot be run at the moment."
 				})
@@ -572,22 +574,22 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d Delivery, item E
 			next = start()
 		}
 		seq, err := w.cfg.Events.Append(ctx, next, last.Seq)
-		if errors.Is(err, ErrConflict) {
+		if errors.Is(err, tasktype.ErrConflict) {
 			continue
 		}
 		if err != nil {
 			log.WarnContext(ctx, "could not record job event; leaving it for redelivery", "event", next.Kind, "err", err)
-			return Event{}, false
+			return tasktype.Event{}, false
 		}
-		if next.Kind != EventStarted {
+		if next.Kind != tasktype.EventStarted {
 			w.ack(ctx, log, d)
-			return Event{}, false
+			return tasktype.Event{}, false
 		}
 		next.Seq = seq
 		return next, true
 	}
 	log.WarnContext(ctx, "job kept changing under this worker; leaving it for redelivery")
-	return Event{}, false
+	return tasktype.Event{}, false
 }
 
 type action int
@@ -600,13 +602,13 @@ const (
 	actLeave               // the item's attempt runs elsewhere under the same lease
 )
 
-func leasePerItem(d Delivery) bool {
-	l, ok := d.(ItemLease)
+func leasePerItem(d taskdriver.Delivery) bool {
+	l, ok := d.(taskdriver.ItemLease)
 	return ok && l.LeasePerItem()
 }
 
 // decide is the work item's part of the job state machine.
-func decide(item, last Event, redelivered, perItem bool, now time.Time) action {
+func decide(item, last tasktype.Event, redelivered, perItem bool, now time.Time) action {
 	attempt := item.Attempt + 1
 	switch {
 	case last.Seq < item.Seq:
@@ -618,9 +620,9 @@ func decide(item, last Event, redelivered, perItem bool, now time.Time) action {
 		return actRun
 	case last.Attempt != attempt:
 		return actStale
-	case last.Kind == EventReleased:
+	case last.Kind == tasktype.EventReleased:
 		return actRun
-	case last.Kind == EventStarted || last.Kind == EventProgress:
+	case last.Kind == tasktype.EventStarted || last.Kind == tasktype.EventProgress:
 		// The broker redelivers an item only when its worker stopped
 		// renewing it or gave it back, and giving back is recorded. A
 		// first delivery here is a copy (a broker that carries jobs
@@ -641,25 +643,25 @@ func decide(item, last Event, redelivered, perItem bool, now time.Time) action {
 
 // failure is the event for a failed attempt: retrying if the error may
 // pass and attempts remain, failed otherwise.
-func (w *Worker) failure(job Job, attempt, maxAttempts int, policy Policy, err error) Event {
+func (w *Worker) failure(job tasktype.Job, attempt, maxAttempts int, policy tasktype.Policy, err error) tasktype.Event {
 	// The error goes to operators; its owner sees the handler's sentence
 	// for it, or one for the state it leaves the task in.
-	message := func(s Status) string {
-		if m := MessageOf(err); m != "" {
+	message := func(s tasktype.Status) string {
+		if m := tasktype.MessageOf(err); m != "" {
 			return m
 		}
-		return FailureMessage(s)
+		return tasktype.FailureMessage(s)
 	}
-	if IsPermanent(err) || attempt >= maxAttempts {
-		return w.event(job, EventFailed, attempt, func(e *Event) {
-			e.Error, e.Message = err.Error(), message(StatusFailed)
+	if tasktype.IsPermanent(err) || attempt >= maxAttempts {
+		return w.event(job, tasktype.EventFailed, attempt, func(e *tasktype.Event) {
+			e.Error, e.Message = err.Error(), message(tasktype.StatusFailed)
 			e.MaxAttempts = maxAttempts
 		})
 	}
-	return w.event(job, EventRetrying, attempt, func(e *Event) {
+	return w.event(job, tasktype.EventRetrying, attempt, func(e *tasktype.Event) {
 		e.Payload = job.Payload
 		e.EnqueuedAt = job.EnqueuedAt
-		e.Error, e.Message = err.Error(), message(StatusRetrying)
+		e.Error, e.Message = err.Error(), message(tasktype.StatusRetrying)
 		e.MaxAttempts = maxAttempts
 		e.RetryAt = e.Time.Add(policy.Backoff(attempt))
 	})
@@ -677,10 +679,10 @@ func (w *Worker) storeContext(ctx context.Context) (context.Context, context.Can
 // without its event. A lost race means the job moved on without this
 // worker (cancelled, taken over); the item is acked all the same. It
 // reports whether e was stored.
-func (w *Worker) record(ctx context.Context, log *slog.Logger, d Delivery, e Event, after uint64, ack bool) bool {
+func (w *Worker) record(ctx context.Context, log *slog.Logger, d taskdriver.Delivery, e tasktype.Event, after uint64, ack bool) bool {
 	err := w.appendOutcome(ctx, log, d, e, after)
 	switch {
-	case errors.Is(err, ErrConflict):
+	case errors.Is(err, tasktype.ErrConflict):
 		log.InfoContext(ctx, "job changed while it ran; its new state stands", "event", e.Kind)
 		w.ack(ctx, log, d)
 		return false
@@ -697,12 +699,12 @@ func (w *Worker) record(ctx context.Context, log *slog.Logger, d Delivery, e Eve
 // appendOutcome appends e, trying again for up to OutcomeRetry while the
 // broker is unreachable and renewing the lease between tries: the work is
 // done, and a redelivery would do it all again.
-func (w *Worker) appendOutcome(ctx context.Context, log *slog.Logger, d Delivery, e Event, after uint64) error {
+func (w *Worker) appendOutcome(ctx context.Context, log *slog.Logger, d taskdriver.Delivery, e tasktype.Event, after uint64) error {
 	giveUp := w.cfg.Now().Add(w.cfg.OutcomeRetry)
 	for {
 		actx, cancel := w.storeContext(ctx)
 		_, err := w.cfg.Events.Append(actx, e, after)
-		if err == nil || !errors.Is(err, ErrUnavailable) || w.cfg.Now().After(giveUp) {
+		if err == nil || !errors.Is(err, tasktype.ErrUnavailable) || w.cfg.Now().After(giveUp) {
 			cancel()
 			return err
 		}
@@ -715,7 +717,7 @@ func (w *Worker) appendOutcome(ctx context.Context, log *slog.Logger, d Delivery
 	}
 }
 
-func (w *Worker) ack(ctx context.Context, log *slog.Logger, d Delivery) {
+func (w *Worker) ack(ctx context.Context, log *slog.Logger, d taskdriver.Delivery) {
 	ctx, cancel := w.storeContext(ctx)
 	defer cancel()
 	if err := d.Ack(ctx); err != nil {
@@ -723,7 +725,7 @@ func (w *Worker) ack(ctx context.Context, log *slog.Logger, d Delivery) {
 	}
 }
 
-func (w *Worker) release(ctx context.Context, log *slog.Logger, d Delivery) {
+func (w *Worker) release(ctx context.Context, log *slog.Logger, d taskdriver.Delivery) {
 	ctx, cancel := w.storeContext(ctx)
 	defer cancel()
 	if err := d.Release(ctx); err != nil {
@@ -732,7 +734,7 @@ func (w *Worker) release(ctx context.Context, log *slog.Logger, d Delivery) {
 }
 
 // discard deletes a result file that will not be on record.
-func (w *Worker) discard(ctx context.Context, log *slog.Logger, ref *ResultRef) {
+func (w *Worker) discard(ctx context.Context, log *slog.Logger, ref *tasktype.ResultRef) {
 	if ref == nil {
 		return
 	}
@@ -743,8 +745,8 @@ func (w *Worker) discard(ctx context.Context, log *slog.Logger, ref *ResultRef) 
 	}
 }
 
-func (w *Worker) event(job Job, kind EventKind, attempt int, fill func(*Event)) Event {
-	e := Event{
+func (w *Worker) event(job tasktype.Job, kind tasktype.EventKind, attempt int, fill func(*tasktype.Event)) tasktype.Event {
+	e := tasktype.Event{
 		ID:      nuid.Next(),
 		Kind:    kind,
 		JobID:   job.ID,
@@ -765,7 +767,7 @@ func (w *Worker) event(job Job, kind EventKind, attempt int, fill func(*Event)) 
 // cancelled, or another worker took it over, it ends the attempt's
 // context. The returned func stops it and returns the sequence of the
 // job's newest event written by this worker.
-func (w *Worker) watch(ctx context.Context, log *slog.Logger, d Delivery, started Event, out *output, stopRun context.CancelCauseFunc) (stop func() uint64) {
+func (w *Worker) watch(ctx context.Context, log *slog.Logger, d taskdriver.Delivery, started tasktype.Event, out *output, stopRun context.CancelCauseFunc) (stop func() uint64) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	mine := started.Seq // written only by the goroutine until done
@@ -784,7 +786,7 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d Delivery, starte
 				log.WarnContext(ctx, "lease renewal failed", "err", err)
 			}
 			if p, v := out.progress(); v != reported {
-				e := w.event(started.Job(), EventProgress, started.Attempt, func(e *Event) {
+				e := w.event(started.Job(), tasktype.EventProgress, started.Attempt, func(e *tasktype.Event) {
 					e.Percent, e.Message, e.Worker = p.percent, p.message, w.cfg.Name
 				})
 				seq, err := w.cfg.Events.Append(ctx, e, mine)
@@ -792,7 +794,7 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d Delivery, starte
 					mine, reported = seq, v
 					continue // the job is still ours: the append proved it
 				}
-				if !errors.Is(err, ErrConflict) && ctx.Err() == nil {
+				if !errors.Is(err, tasktype.ErrConflict) && ctx.Err() == nil {
 					log.WarnContext(ctx, "could not record progress", "err", err)
 				}
 			}
@@ -804,7 +806,7 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d Delivery, starte
 				continue
 			}
 			if last.Seq != mine {
-				if last.Kind == EventCancelled {
+				if last.Kind == tasktype.EventCancelled {
 					stopRun(errCancelled)
 				} else {
 					stopRun(errLeaseLost)
@@ -818,7 +820,7 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d Delivery, starte
 
 // run calls the handler, turning a panic into an error so that one bad job
 // fails on its own instead of taking the worker down.
-func (w *Worker) run(ctx context.Context, log *slog.Logger, h HandlerFunc, job Job, out *output) (res Result, ref *ResultRef, err error) {
+func (w *Worker) run(ctx context.Context, log *slog.Logger, h tasktype.HandlerFunc, job tasktype.Job, out *output) (res tasktype.Result, ref *tasktype.ResultRef, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			log.ErrorContext(ctx, "handler panicked", "panic", p, "stack", string(debug.Stack()))
@@ -832,8 +834,8 @@ func (w *Worker) run(ctx context.Context, log *slog.Logger, h HandlerFunc, job J
 		// A full store refuses the file however often it is tried, until
 		// old results expire: no retry, and a sentence the user can act
 		// on. The handler may have seen it first, writing its file.
-		if errors.Is(err, ErrResultStoreFull) {
-			err = Permanent(UserMessage(err, w.cfg.StoreFullMessage))
+		if errors.Is(err, tasktype.ErrResultStoreFull) {
+			err = tasktype.Permanent(tasktype.UserMessage(err, w.cfg.StoreFullMessage))
 		}
 	}()
 	res, err = h(ctx, job, out)
@@ -844,7 +846,7 @@ func (w *Worker) run(ctx context.Context, log *slog.Logger, h HandlerFunc, job J
 // pipe, so that a file of any size passes through a fixed-size buffer.
 type output struct {
 	ctx    context.Context
-	store  ResultStore
+	store  taskdriver.ResultStore
 	object string
 
 	pw   *io.PipeWriter
@@ -884,7 +886,7 @@ func (o *output) progress() (progressReport, int) {
 const maxProgressMessage = 200
 
 type putResult struct {
-	ref ResultRef
+	ref tasktype.ResultRef
 	err error
 }
 
@@ -904,7 +906,7 @@ func (o *output) Create(name, contentType string) (io.Writer, error) {
 }
 
 // finish ends the file: stored if the handler succeeded, discarded if not.
-func (o *output) finish(handlerErr error) (*ResultRef, error) {
+func (o *output) finish(handlerErr error) (*tasktype.ResultRef, error) {
 	if o.pw == nil {
 		return nil, nil
 	}
