@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 
+	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
@@ -60,9 +61,6 @@ type backendOptions struct {
 	// as the app made it, so that a command run without the app's
 	// settings cannot change them.
 	ApplyResultBounds bool
-	// RunInline runs a job in the enqueuing request when the Redis
-	// broker cannot be reached (the web side sets it).
-	RunInline func(ctx context.Context, item tasktype.Event)
 }
 
 // openBackend opens the database (migrated, with the reference data),
@@ -140,7 +138,7 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		// Redis is not contacted here: the app starts while it is down.
 		b.Redis, err = redisbroker.New(redisbroker.Config{
 			Client: b.rdb, Events: b.Broker, Prefix: cfg.RedisKeyPrefix, Lease: cfg.JobLease, SendTimeout: cfg.RedisTimeout,
-			RunInline: o.RunInline, Logger: log,
+			Logger: log,
 		})
 		if err != nil {
 			return nil, err
@@ -231,6 +229,12 @@ func (b *backend) Enqueuer() taskdriver.Enqueuer {
 		return b.Redis
 	}
 	return b.Broker
+}
+
+// tasks is a task client over the backend that reads, cancels and
+// retries tasks and runs no jobs: the operator commands' door.
+func (b *backend) tasks(log *slog.Logger) (*tasks.Client, error) {
+	return tasks.NewClient(tasks.Config{DB: b.DB, Log: b.Broker, Logger: log})
 }
 
 // Queue opens a worker's queue on the broker that carries the jobs.

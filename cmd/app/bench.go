@@ -382,9 +382,9 @@ func startBenchServices(ctx context.Context, o benchOptions, cfg Config, be *bac
 	if err != nil {
 		return nil, err
 	}
-	w, err := tasks.NewWorker(tasks.WorkerConfig{
-		Queue: q, Events: benchLog{EventLog: be.Broker, rig: rig}, Results: be.Broker, Registry: reg,
-		Concurrency: o.concurrency, ExtendEvery: cfg.JobLease / 5,
+	w, err := tasks.NewClient(tasks.Config{
+		DB: be.DB, Log: benchLog{Log: be.Broker, rig: rig}, Queue: q, Registry: reg,
+		Worker: tasks.WorkerConfig{Concurrency: o.concurrency, ExtendEvery: cfg.JobLease / 5},
 		// A log line per job would be measured too.
 		Logger: slog.New(slog.DiscardHandler),
 	})
@@ -397,13 +397,17 @@ func startBenchServices(ctx context.Context, o benchOptions, cfg Config, be *bac
 	if err != nil {
 		return nil, err
 	}
-	proj := tasks.NewProjection(be.DB, streamFrom{EventStream: be.Broker, from: from}, be.log)
-	proj.Observe(rig.observe)
+	proj, err := tasks.NewClient(tasks.Config{
+		DB: be.DB, Log: streamFrom{Log: be.Broker, from: from}, Observe: rig.observe, Logger: be.log,
+	})
+	if err != nil {
+		return nil, err
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	s := &benchServices{cancel: cancel, db: be.DB}
-	s.g.Go("worker", func() error { return w.Run(runCtx) })
-	s.g.Go("projection", func() error { return proj.Run(runCtx) })
+	s.g.Go("worker", func() error { return w.RunWorker(runCtx) })
+	s.g.Go("projection", func() error { return proj.RunProjection(runCtx) })
 	if be.Redis != nil {
 		// As in every process on the Redis broker: it carries retries,
 		// and its cost is part of the broker's.
@@ -475,13 +479,13 @@ func (r *benchRig) observe(e tasktype.Event) {
 
 // benchLog is the worker's event log, noting each succeeded event stored.
 type benchLog struct {
-	taskdriver.EventLog
+	taskdriver.Log
 	rig *benchRig
 }
 
 // Append appends e and, if it is a stored success, tells the phase.
 func (l benchLog) Append(ctx context.Context, e tasktype.Event, after uint64) (uint64, error) {
-	seq, err := l.EventLog.Append(ctx, e, after)
+	seq, err := l.Log.Append(ctx, e, after)
 	if err == nil && e.Kind == tasktype.EventSucceeded {
 		now := time.Now()
 		if p := l.rig.phaseOf(e.UserID); p != nil {
@@ -493,13 +497,13 @@ func (l benchLog) Append(ctx context.Context, e tasktype.Event, after uint64) (u
 
 // streamFrom is an event stream that starts no earlier than from.
 type streamFrom struct {
-	taskdriver.EventStream
+	taskdriver.Log
 	from uint64
 }
 
 // Follow follows the stream from the later of from and s.from.
 func (s streamFrom) Follow(ctx context.Context, from uint64, fn func([]tasktype.Event) error) error {
-	return s.EventStream.Follow(ctx, max(from, s.from), fn)
+	return s.Log.Follow(ctx, max(from, s.from), fn)
 }
 
 // benchPhase counts one phase's jobs as they succeed and show.

@@ -231,9 +231,9 @@ func benchReportChild(ctx context.Context, o benchReportOptions, getenv func(str
 	if err != nil {
 		return err
 	}
-	w, err := tasks.NewWorker(tasks.WorkerConfig{
-		Events: be.Broker, Results: be.Broker, Registry: reg, Logger: log,
-		Name: "bench-report@" + tasks.ProcessName(), ExtendEvery: cfg.JobLease / 5,
+	w, err := tasks.NewClient(tasks.Config{
+		DB: be.DB, Log: be.Broker, Registry: reg, Logger: log,
+		Worker: tasks.WorkerConfig{InlineName: "bench-report@" + tasks.ProcessName(), ExtendEvery: cfg.JobLease / 5},
 	})
 	if err != nil {
 		return err

@@ -12,7 +12,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -102,7 +101,7 @@ func TestBrowserCancelAndRetry(t *testing.T) {
 	row := func(id string) string { return "#task-" + id }
 	// The list refreshes itself only while it shows an active task: open
 	// it once the projection has the long task running.
-	store := tasks.NewStore(dataDB(t, env["OTJ_DATA_DIR"]))
+	store := readTasks(t, dataDB(t, env["OTJ_DATA_DIR"]))
 	testsupport.Eventually(t, 30*time.Second, "long task never running in the projection", func() bool {
 		r, err := store.GetForUser(testsupport.Context(t), u.ID, long.ID)
 		return err == nil && r.Status == tasktype.StatusRunning

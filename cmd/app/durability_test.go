@@ -14,7 +14,6 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/uptrace/bun"
 
-	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
@@ -172,7 +171,7 @@ func acknowledgedEnqueueSurvivesKill(t *testing.T, sync string) {
 	testsupport.Eventually(t, time.Minute, "the projection never reached the stream's end", func() bool {
 		return projectionOffset(t, db) == st.LastSeq
 	})
-	rows, err := tasks.NewStore(db).All(testsupport.Context(t))
+	rows, err := readTasks(t, db).All(testsupport.Context(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,8 +310,7 @@ func killProcesses(t *testing.T, ps ...*appProcess) {
 // projectionOffset is the stream position task_result is stored at.
 func projectionOffset(t *testing.T, db *bun.DB) uint64 {
 	t.Helper()
-	p := tasks.NewProjection(db, nil, testsupport.Logger(t))
-	seq, err := p.Offset(testsupport.Context(t))
+	seq, err := readTasks(t, db).Offset(testsupport.Context(t))
 	if err != nil {
 		t.Fatal(err)
 	}

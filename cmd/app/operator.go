@@ -3,7 +3,7 @@ package main
 // Operator commands: app tasks list|show|retry|cancel and app projections
 // rebuild. They see every user's tasks. They read task_result after
 // bringing it up to date with the event stream, and change tasks only by
-// appending events (tasks.Control), exactly as the web UI does, so they
+// appending events (tasks.Client), exactly as the web UI does, so they
 // are safe beside running web and worker processes.
 
 import (
@@ -82,7 +82,7 @@ func runTasksList(ctx context.Context, args []string, getenv func(string) string
 	if err != nil || len(pos) > 0 {
 		return flagError(err, fs, "tasks list [--state S] [--user EMAIL_OR_ID] [--type T] [--limit N] [--json]", pos)
 	}
-	f := tasks.Filter{Status: tasktype.Status(*state), Type: *typ, Limit: *limit}
+	f := tasktype.Filter{Status: tasktype.Status(*state), Type: *typ, Limit: *limit}
 	if f.Status != "" && !f.Status.Valid() {
 		return fmt.Errorf("tasks list: --state %q: want one of %s", *state, statusNames())
 	}
@@ -97,10 +97,14 @@ func runTasksList(ctx context.Context, args []string, getenv func(string) string
 			}
 			f.UserID = id
 		}
-		if err := catchUp(ctx, b, log); err != nil {
+		tc, err := b.tasks(log)
+		if err != nil {
 			return err
 		}
-		rows, err := tasks.NewStore(b.DB).List(ctx, f)
+		if err := catchUp(ctx, tc); err != nil {
+			return err
+		}
+		rows, err := tc.List(ctx, f)
 		if err != nil {
 			return err
 		}
@@ -133,14 +137,18 @@ func runTasksShow(ctx context.Context, args []string, getenv func(string) string
 	}
 	id := pos[0]
 	return withBackend(ctx, getenv, stderr, "tasks", func(b *backend, log *slog.Logger) error {
-		if err := catchUp(ctx, b, log); err != nil {
+		tc, err := b.tasks(log)
+		if err != nil {
 			return err
 		}
-		row, rowErr := tasks.NewStore(b.DB).Get(ctx, id)
+		if err := catchUp(ctx, tc); err != nil {
+			return err
+		}
+		row, rowErr := tc.Get(ctx, id)
 		if rowErr != nil && !errors.Is(rowErr, tasktype.ErrNotFound) {
 			return rowErr
 		}
-		history, histErr := b.Broker.History(ctx, 0, id)
+		history, histErr := tc.History(ctx, 0, id)
 		if histErr != nil && !errors.Is(histErr, tasktype.ErrNotFound) {
 			return fmt.Errorf("tasks show %s: %w", id, histErr)
 		}
@@ -198,10 +206,13 @@ func runTasksChange(ctx context.Context, verb string, args []string, getenv func
 	}
 	id := pos[0]
 	return withBackend(ctx, getenv, stderr, "tasks", func(b *backend, log *slog.Logger) error {
-		ctl := tasks.NewControl(b.Broker)
-		change := ctl.Retry
+		tc, err := b.tasks(log)
+		if err != nil {
+			return err
+		}
+		change := tc.Retry
 		if verb == "cancel" {
-			change = ctl.Cancel
+			change = tc.Cancel
 		}
 		e, err := change(ctx, 0, id, tasktype.ByOperator)
 		if errors.Is(err, tasktype.ErrNotFound) {
@@ -211,7 +222,7 @@ func runTasksChange(ctx context.Context, verb string, args []string, getenv func
 			return err // names the task; ErrWrongState says what is possible
 		}
 		was := ""
-		if prev, err := eventBefore(ctx, b, e); err != nil {
+		if prev, err := eventBefore(ctx, tc, e); err != nil {
 			log.Warn("could not read the task's state before the change", "job", id, "err", err)
 		} else {
 			was = " (was " + string(tasktype.StatusAfter(prev.Kind)) + ")"
@@ -224,7 +235,7 @@ func runTasksChange(ctx context.Context, verb string, args []string, getenv func
 		}
 		// Keep task_result in step even when no app web runs the
 		// projection; the change itself is already stored.
-		if err := catchUp(ctx, b, log); err != nil {
+		if err := catchUp(ctx, tc); err != nil {
 			log.Warn("task_result not updated; the next app web or app tasks will", "err", err)
 		}
 		return nil
@@ -233,8 +244,8 @@ func runTasksChange(ctx context.Context, verb string, args []string, getenv func
 
 // eventBefore returns the job's event just before e: the one the change
 // was appended after, so the state it changed from.
-func eventBefore(ctx context.Context, b *backend, e tasktype.Event) (tasktype.Event, error) {
-	h, err := b.Broker.History(ctx, 0, e.JobID)
+func eventBefore(ctx context.Context, tc *tasks.Client, e tasktype.Event) (tasktype.Event, error) {
+	h, err := tc.History(ctx, 0, e.JobID)
 	if err != nil {
 		return tasktype.Event{}, err
 	}
@@ -259,11 +270,14 @@ func runProjections(ctx context.Context, args []string, getenv func(string) stri
 	}
 	return withBackend(ctx, getenv, stderr, "projections", func(b *backend, log *slog.Logger) error {
 		start := time.Now()
-		stream := &countingStream{EventStream: b.Broker}
-		p := tasks.NewProjection(b.DB, stream, log)
+		stream := &countingStream{Log: b.Broker}
+		p, err := tasks.NewClient(tasks.Config{DB: b.DB, Log: stream, Logger: log})
+		if err != nil {
+			return err
+		}
 		// A projection running in app web on this database sees its
 		// stored position go back, and replays alongside; each event is
-		// still applied once (see tasks.Projection.Apply).
+		// still applied once.
 		if err := p.Rebuild(ctx); err != nil {
 			return fmt.Errorf("projections rebuild: %w", err)
 		}
@@ -274,7 +288,7 @@ func runProjections(ctx context.Context, args []string, getenv func(string) stri
 		if err != nil {
 			return fmt.Errorf("projections rebuild: %w", err)
 		}
-		rows, err := tasks.NewStore(b.DB).Count(ctx)
+		rows, err := p.Count(ctx)
 		if err != nil {
 			return fmt.Errorf("projections rebuild: %w", err)
 		}
@@ -286,12 +300,12 @@ func runProjections(ctx context.Context, args []string, getenv func(string) stri
 
 // countingStream counts the events a projection reads through it.
 type countingStream struct {
-	taskdriver.EventStream
+	taskdriver.Log
 	n atomic.Int64
 }
 
 func (s *countingStream) Follow(ctx context.Context, from uint64, fn func([]tasktype.Event) error) error {
-	return s.EventStream.Follow(ctx, from, func(events []tasktype.Event) error {
+	return s.Log.Follow(ctx, from, func(events []tasktype.Event) error {
 		s.n.Add(int64(len(events)))
 		return fn(events)
 	})
@@ -337,8 +351,8 @@ func withBackend(ctx context.Context, getenv func(string) string, stderr io.Writ
 
 // catchUp applies every event stored so far to task_result, so that what
 // an operator reads is current even when no app web runs the projection.
-func catchUp(ctx context.Context, b *backend, log *slog.Logger) error {
-	if err := tasks.NewProjection(b.DB, b.Broker, log).CatchUp(ctx); err != nil {
+func catchUp(ctx context.Context, tc *tasks.Client) error {
+	if err := tc.CatchUp(ctx); err != nil {
 		return fmt.Errorf("bring %s up to date: %w", tasks.ProjectionName, err)
 	}
 	return nil

@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/projection"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -28,7 +30,7 @@ func BenchmarkNoopJobs(b *testing.B) {
 			done.Add(1)
 			return tasktype.Result{}, nil
 		}, tasktype.Policy{})
-	}, tasks.WorkerConfig{Concurrency: 10, Logger: slog.New(slog.DiscardHandler)}) // a log line per job would be measured too
+	}, worker.Config{Concurrency: 10, Logger: slog.New(slog.DiscardHandler)}) // a log line per job would be measured too
 	ctx := testsupport.Context(b)
 	b.ResetTimer()
 	cpu0 := testsupport.CPUTime()
@@ -69,7 +71,7 @@ func BenchmarkProjectionApply(b *testing.B) {
 	for _, size := range []int{1, 3, 30, 300} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			db, _ := testsupport.DB(b)
-			p := tasks.NewProjection(db, nil, nil)
+			p := projection.New(db, nil, nil)
 			ctx := testsupport.Context(b)
 			events := lifecycleEvents(b.N)
 			b.ReportAllocs()

@@ -13,6 +13,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/control"
+	"github.com/otjhelper/otj/modules/tasks/internal/projection"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
@@ -178,8 +181,8 @@ func TestCancel(t *testing.T) {
 		r.Register("fails", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
 			return tasktype.Result{}, errors.New("try later")
 		}, tasktype.Policy{BackoffMin: time.Hour, BackoffMax: time.Hour})
-	}, tasks.WorkerConfig{Concurrency: 1, ExtendEvery: 200 * time.Millisecond})
-	ctl := tasks.NewControl(s.web)
+	}, worker.Config{Concurrency: 1, ExtendEvery: 200 * time.Millisecond})
+	ctl := control.New(s.web)
 	ctx := testsupport.Context(t)
 
 	// One slot, taken by a running job: the next job stays pending.
@@ -276,7 +279,7 @@ func TestProgressShowsAndCancelStillWorks(t *testing.T) {
 				}
 			}
 		}, tasktype.Policy{})
-	}, tasks.WorkerConfig{Concurrency: 1, ExtendEvery: 50 * time.Millisecond})
+	}, worker.Config{Concurrency: 1, ExtendEvery: 50 * time.Millisecond})
 	ctx := testsupport.Context(t)
 	job := s.enqueue(t, "long", 14, "")
 	var row tasktype.Task
@@ -287,7 +290,7 @@ func TestProgressShowsAndCancelStillWorks(t *testing.T) {
 	})
 	// Progress events keep moving the job's newest event; a cancel must
 	// still win its race with them.
-	if _, err := tasks.NewControl(s.web).Cancel(ctx, 14, job.ID, tasktype.ByUser); err != nil {
+	if _, err := control.New(s.web).Cancel(ctx, 14, job.ID, tasktype.ByUser); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -314,7 +317,7 @@ func TestRetryByHand(t *testing.T) {
 			return tasktype.Result{Summary: "fixed"}, nil
 		}, tasktype.Policy{MaxAttempts: 2, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond})
 	})
-	ctl := tasks.NewControl(s.web)
+	ctl := control.New(s.web)
 	ctx := testsupport.Context(t)
 	job := s.enqueue(t, "fixable", 6, "")
 	if row := s.waitDone(t, job); row.Status != tasktype.StatusFailed || row.Attempts != 2 {
@@ -347,7 +350,7 @@ func TestControlChecksStateAndOwner(t *testing.T) {
 			return tasktype.Result{}, nil
 		}, tasktype.Policy{})
 	})
-	ctl := tasks.NewControl(s.web)
+	ctl := control.New(s.web)
 	ctx := testsupport.Context(t)
 	job := s.enqueue(t, "noop", 9, "")
 	s.waitDone(t, job)
@@ -432,7 +435,7 @@ func TestProjectionIgnoresInjectedEvents(t *testing.T) {
 	// undecodable message ends.
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	rebuild := tasks.NewProjection(s.db, s.web, testsupport.Logger(t))
+	rebuild := projection.New(s.db, s.web, testsupport.Logger(t))
 	if err := rebuild.Rebuild(cctx); err != nil {
 		t.Fatal(err)
 	}
@@ -484,7 +487,7 @@ func TestProjectionResumesWhereItLeftOff(t *testing.T) {
 	// A second projection process on the same database starts from the
 	// stored offset, not from the beginning.
 	rec := &recordingStream{EventStream: s.web}
-	p2 := tasks.NewProjection(s.db, rec, testsupport.Logger(t))
+	p2 := projection.New(s.db, rec, testsupport.Logger(t))
 	pctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); p2.Run(pctx) }()
@@ -522,7 +525,7 @@ func TestRebuildUnderALiveProjection(t *testing.T) {
 		}
 		s.waitDone(t, s.enqueue(t, typ, 13, ""))
 	}
-	rebuild := tasks.NewProjection(s.db, s.web, testsupport.Logger(t))
+	rebuild := projection.New(s.db, s.web, testsupport.Logger(t))
 	if err := rebuild.Rebuild(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -535,11 +538,11 @@ func TestRebuildUnderALiveProjection(t *testing.T) {
 	s.waitDone(t, last)
 
 	fresh, _ := testsupport.DB(t)
-	scratch := tasks.NewProjection(fresh, s.web, testsupport.Logger(t))
+	scratch := projection.New(fresh, s.web, testsupport.Logger(t))
 	if err := scratch.CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want, err := tasks.NewStore(fresh).All(ctx)
+	want, err := projection.NewStore(fresh).All(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

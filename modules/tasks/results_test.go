@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -27,7 +28,7 @@ func TestWorkerKeepsNewestResultsPerUserAndType(t *testing.T) {
 	s := setupWith(t, func(r *tasks.Registry) {
 		r.Register("report_a", write, tasktype.Policy{})
 		r.Register("report_b", write, tasktype.Policy{})
-	}, tasks.WorkerConfig{Concurrency: 1, ResultKeep: 2, ResultTTL: time.Hour})
+	}, worker.Config{Concurrency: 1, ResultKeep: 2, ResultTTL: time.Hour})
 
 	run := func(typ string, user int64) tasktype.Task {
 		t.Helper()

@@ -12,6 +12,8 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/projection"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/natsserver"
@@ -28,19 +30,19 @@ type system struct {
 	srv         *natsserver.Server
 	web, worker *jetstream.Broker
 	db          *bun.DB
-	store       *tasks.Store
-	proj        *tasks.Projection
+	store       *projection.Store
+	proj        *projection.Projection
 	registry    *tasks.Registry
 }
 
 func setup(t *testing.T, register func(*tasks.Registry)) *system {
 	t.Helper()
-	return setupWith(t, register, tasks.WorkerConfig{Concurrency: 3})
+	return setupWith(t, register, worker.Config{Concurrency: 3})
 }
 
 // setupWith is setup with the worker's settings; Queue, Events, Results,
 // Registry and Logger are filled in, and Succeeded if ResultKeep is set.
-func setupWith(t testing.TB, register func(*tasks.Registry), wc tasks.WorkerConfig) *system {
+func setupWith(t testing.TB, register func(*tasks.Registry), wc worker.Config) *system {
 	t.Helper()
 	srv := testsupport.NATS(t)
 	db, _ := testsupport.DB(t)
@@ -49,17 +51,17 @@ func setupWith(t testing.TB, register func(*tasks.Registry), wc tasks.WorkerConf
 		web:      testsupport.Broker(t, testsupport.Connect(t, srv, "web")),
 		worker:   testsupport.Broker(t, testsupport.Connect(t, srv, "worker")),
 		db:       db,
-		store:    tasks.NewStore(db),
+		store:    projection.NewStore(db),
 		registry: tasks.NewRegistry(),
 	}
-	s.proj = tasks.NewProjection(db, s.web, testsupport.Logger(t))
+	s.proj = projection.New(db, s.web, testsupport.Logger(t))
 	register(s.registry)
 	testsupport.Go(t, func(ctx context.Context) { s.proj.Run(ctx) })
 	s.startWorker(t, wc)
 	return s
 }
 
-func (s *system) startWorker(t testing.TB, wc tasks.WorkerConfig) {
+func (s *system) startWorker(t testing.TB, wc worker.Config) {
 	t.Helper()
 	q, err := s.worker.Queue(testsupport.Context(t))
 	if err != nil {
@@ -72,7 +74,7 @@ func (s *system) startWorker(t testing.TB, wc tasks.WorkerConfig) {
 	if wc.Logger == nil {
 		wc.Logger = testsupport.Logger(t)
 	}
-	w, err := tasks.NewWorker(wc)
+	w, err := worker.New(wc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +285,7 @@ func TestProjectionIsIdempotentAndRebuildable(t *testing.T) {
 	if len(empty) != 0 {
 		t.Fatalf("%d rows after rebuild cleared the table", len(empty))
 	}
-	rebuilt := tasks.NewProjection(s.db, s.web, nil)
+	rebuilt := projection.New(s.db, s.web, nil)
 	for _, e := range events {
 		if err := rebuilt.Apply(ctx, e); err != nil {
 			t.Fatal(err)
@@ -292,7 +294,7 @@ func TestProjectionIsIdempotentAndRebuildable(t *testing.T) {
 	assertRows(t, s.store, live)
 }
 
-func assertRows(t *testing.T, store *tasks.Store, want []tasktype.Task) {
+func assertRows(t *testing.T, store *projection.Store, want []tasktype.Task) {
 	t.Helper()
 	got, err := store.All(testsupport.Context(t))
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
@@ -185,7 +186,7 @@ type rig struct {
 	done    chan struct{}
 }
 
-func newRig(t *testing.T, cfg tasks.WorkerConfig) *rig {
+func newRig(t *testing.T, cfg worker.Config) *rig {
 	t.Helper()
 	r := &rig{queue: &fakeQueue{ch: make(chan taskdriver.Delivery)}, events: &fakeEvents{}, results: &memResults{files: map[string][]byte{}}, reg: tasks.NewRegistry()}
 	if cfg.Events == nil {
@@ -197,7 +198,7 @@ func newRig(t *testing.T, cfg tasks.WorkerConfig) *rig {
 	if cfg.Logger == nil {
 		cfg.Logger = testsupport.Logger(t)
 	}
-	w, err := tasks.NewWorker(cfg)
+	w, err := worker.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +245,7 @@ func assertKinds(t *testing.T, got []tasktype.EventKind, want ...tasktype.EventK
 var noRetry = tasktype.Policy{MaxAttempts: 1}
 
 func TestRedeliveredJobWithOutcomeIsNotRunAgain(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{})
+	r := newRig(t, worker.Config{})
 	runs := r.countRuns(tasktype.Policy{})
 	first := r.enqueue("j1")
 	r.deliver(t, first)
@@ -261,7 +262,7 @@ func TestRedeliveredJobWithOutcomeIsNotRunAgain(t *testing.T) {
 
 func TestJobIsNotAckedUntilItsOutcomeIsStored(t *testing.T) {
 	events := &fakeEvents{failFor: tasktype.EventSucceeded}
-	r := newRig(t, tasks.WorkerConfig{Events: events})
+	r := newRig(t, worker.Config{Events: events})
 	ran := make(chan struct{})
 	r.reg.Register("work", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
 		close(ran)
@@ -279,7 +280,7 @@ func TestJobIsNotAckedUntilItsOutcomeIsStored(t *testing.T) {
 
 func TestOutcomeIsRecordedOnceTheBrokerIsBack(t *testing.T) {
 	events := &fakeEvents{failFor: tasktype.EventSucceeded, unreachable: 3}
-	r := newRig(t, tasks.WorkerConfig{Events: events})
+	r := newRig(t, worker.Config{Events: events})
 	runs := r.countRuns(tasktype.Policy{})
 	d := r.enqueue("outage")
 	r.deliver(t, d)
@@ -291,7 +292,7 @@ func TestOutcomeIsRecordedOnceTheBrokerIsBack(t *testing.T) {
 }
 
 func TestProgressIsRecordedWithTheHeartbeat(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{ExtendEvery: 10 * time.Millisecond})
+	r := newRig(t, worker.Config{ExtendEvery: 10 * time.Millisecond})
 	r.reg.Register("work", func(ctx context.Context, _ tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		for i := 1; i <= 1000; i++ {
 			out.Progress(i/10, "many small steps") // far more often than a heartbeat
@@ -316,7 +317,7 @@ func TestProgressIsRecordedWithTheHeartbeat(t *testing.T) {
 }
 
 func TestLongJobKeepsItsLease(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{ExtendEvery: 10 * time.Millisecond})
+	r := newRig(t, worker.Config{ExtendEvery: 10 * time.Millisecond})
 	d := r.enqueue("j3")
 	r.reg.Register("work", func(ctx context.Context, _ tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		deadline := time.Now().Add(10 * time.Second)
@@ -334,7 +335,7 @@ func TestLongJobKeepsItsLease(t *testing.T) {
 }
 
 func TestShutdownFinishesWithinGraceAndHandsBackTheRest(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{Concurrency: 2, ShutdownGrace: 200 * time.Millisecond})
+	r := newRig(t, worker.Config{Concurrency: 2, ShutdownGrace: 200 * time.Millisecond})
 	stopping := make(chan struct{})
 	r.reg.Register("work", func(ctx context.Context, j tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		if j.ID == "quick" {
@@ -368,7 +369,7 @@ func TestShutdownFinishesWithinGraceAndHandsBackTheRest(t *testing.T) {
 }
 
 func TestShutdownDoesNotWaitForeverForAHandlerThatIgnoresCancel(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{ShutdownGrace: 50 * time.Millisecond, StoreTimeout: 100 * time.Millisecond})
+	r := newRig(t, worker.Config{ShutdownGrace: 50 * time.Millisecond, StoreTimeout: 100 * time.Millisecond})
 	unblock := make(chan struct{})
 	r.reg.Register("work", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
 		<-unblock // deaf to its context
@@ -390,7 +391,7 @@ func TestShutdownDoesNotWaitForeverForAHandlerThatIgnoresCancel(t *testing.T) {
 }
 
 func TestReleasedJobRunsTheSameAttemptAgain(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{})
+	r := newRig(t, worker.Config{})
 	var attempts []int
 	var mu sync.Mutex
 	r.reg.Register("work", func(_ context.Context, j tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
@@ -423,7 +424,7 @@ func TestLostWorkerCountsAsAFailedAttempt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newRig(t, tasks.WorkerConfig{})
+			r := newRig(t, worker.Config{})
 			runs := r.countRuns(tt.policy)
 			d := r.enqueue("lost")
 			// Attempt 1 started on a worker that reported progress, then
@@ -449,7 +450,7 @@ func TestLostWorkerCountsAsAFailedAttempt(t *testing.T) {
 // worker runs its attempt (a broker may send one twice), is dropped: the
 // attempt is not judged lost, and its worker goes on.
 func TestFirstDeliveryOfACopyLeavesTheRunningAttemptAlone(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{})
+	r := newRig(t, worker.Config{})
 	runs := r.countRuns(tasktype.Policy{})
 	d := r.enqueue("copy")
 	r.events.put(tasktype.Event{Kind: tasktype.EventStarted, JobID: "copy", JobType: "work", UserID: 1, Attempt: 1, Worker: "host:7"})
@@ -462,7 +463,7 @@ func TestFirstDeliveryOfACopyLeavesTheRunningAttemptAlone(t *testing.T) {
 }
 
 func TestRetryBeforeItsTimeIsPutOff(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{})
+	r := newRig(t, worker.Config{})
 	runs := r.countRuns(tasktype.Policy{})
 	r.enqueue("early")
 	r.events.put(tasktype.Event{Kind: tasktype.EventStarted, JobID: "early", JobType: "work", UserID: 1, Attempt: 1, MaxAttempts: 3})
@@ -480,7 +481,7 @@ func TestRetryBeforeItsTimeIsPutOff(t *testing.T) {
 }
 
 func TestTakeoverStopsTheRunningAttempt(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{ExtendEvery: 10 * time.Millisecond})
+	r := newRig(t, worker.Config{ExtendEvery: 10 * time.Millisecond})
 	stopped := make(chan error, 1)
 	r.reg.Register("work", func(ctx context.Context, _ tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		w, _ := out.Create("x.txt", "text/plain")
@@ -532,7 +533,7 @@ func (l *lockedBuffer) String() string {
 
 func TestPanicFailsTheJobNotTheWorker(t *testing.T) {
 	var logs lockedBuffer
-	r := newRig(t, tasks.WorkerConfig{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	r := newRig(t, worker.Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	r.reg.Register("work", func(_ context.Context, j tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		if j.ID == "bad" {
 			w, _ := out.Create("x.txt", "text/plain")
@@ -582,7 +583,7 @@ func TestJobLongerThanStoreTimeoutStillRecordsItsOutcome(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // four store timeouts
 		return tasktype.Result{}, nil
 	}, tasktype.Policy{})
-	w, err := tasks.NewWorker(tasks.WorkerConfig{Queue: q, Events: events, Results: &memResults{files: map[string][]byte{}},
+	w, err := worker.New(worker.Config{Queue: q, Events: events, Results: &memResults{files: map[string][]byte{}},
 		Registry: reg, StoreTimeout: 50 * time.Millisecond, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -632,7 +633,7 @@ func (r *rig) quick(t *testing.T) *fakeDelivery {
 // leaves it with the broker, where the attempt's worker keeps it or its
 // lease runs out and it comes back as a redelivery.
 func TestForgottenDeliveryIsLeftWithTheBroker(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{Concurrency: 1})
+	r := newRig(t, worker.Config{Concurrency: 1})
 	runs := r.countRuns(tasktype.Policy{})
 	d := r.enqueue("forgotten")
 	r.events.put(tasktype.Event{Kind: tasktype.EventStarted, JobID: "forgotten", JobType: "work", UserID: 1, Attempt: 1, Worker: "host:7"})
@@ -652,7 +653,7 @@ func TestForgottenDeliveryIsLeftWithTheBroker(t *testing.T) {
 // goes on and records its own outcome, instead of the worker recording
 // itself as lost.
 func TestRedeliveryOfItsOwnRunningAttemptIsLeftAlone(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{Concurrency: 2, ExtendEvery: 20 * time.Millisecond})
+	r := newRig(t, worker.Config{Concurrency: 2, ExtendEvery: 20 * time.Millisecond})
 	release := make(chan struct{})
 	r.reg.Register("work", func(ctx context.Context, _ tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		select {

@@ -16,7 +16,6 @@ import (
 	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/testsupport"
@@ -48,7 +47,7 @@ func completedReport(t *testing.T, f *fixture, c *http.Client, userID int64) tas
 	t.Helper()
 	id := startReport(t, f, c)
 	waitForStatus(t, f, c, "/tasks/"+id, tasktype.StatusCompleted)
-	row, err := tasks.NewStore(f.db).GetForUser(testsupport.Context(t), userID, id)
+	row, err := readTasks(t, f.db).GetForUser(testsupport.Context(t), userID, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +91,7 @@ func TestForgedResultReferenceIsRefused(t *testing.T) {
 	if err := f.proj.WaitFor(wctx, seq); err != nil {
 		t.Fatal(err)
 	}
-	row, err := tasks.NewStore(f.db).GetForUser(ctx, f.bob.ID, id)
+	row, err := readTasks(t, f.db).GetForUser(ctx, f.bob.ID, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +167,7 @@ func TestFullResultStoreFailsWithPlainSentence(t *testing.T) {
 			}, tasktype.Policy{MaxAttempts: 3, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond})
 		},
 		broker: jetstream.Config{Results: &jetstream.ResultBounds{MaxBytes: 200 << 10}},
-		worker: func(c *tasks.WorkerConfig) { c.StoreFullMessage = full },
+		worker: func(c *tasks.Config) { c.Worker.StoreFullMessage = full },
 	})
 	c := f.client(t, f.alice)
 	id := startReport(t, f, c)
@@ -176,7 +175,7 @@ func TestFullResultStoreFailsWithPlainSentence(t *testing.T) {
 	if !strings.Contains(page, full) || strings.Contains(page, "maximum bytes") {
 		t.Errorf("task page lacks the sentence, or shows the server's error:\n%s", page)
 	}
-	row, err := tasks.NewStore(f.db).GetForUser(testsupport.Context(t), f.alice.ID, id)
+	row, err := readTasks(t, f.db).GetForUser(testsupport.Context(t), f.alice.ID, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +261,7 @@ func TestExpiredResultShownAsExpiredAndGeneratedAgain(t *testing.T) {
 	if code != http.StatusOK || body != fmt.Sprintf("the report of user %d\n", f.alice.ID) {
 		t.Fatalf("the new result's download = %d: %q", code, body)
 	}
-	newRow, err := tasks.NewStore(f.db).GetForUser(testsupport.Context(t), f.alice.ID, again)
+	newRow, err := readTasks(t, f.db).GetForUser(testsupport.Context(t), f.alice.ID, again)
 	if err != nil || newRow.TaskType != row.TaskType {
 		t.Fatalf("new task %+v, %v", newRow, err)
 	}
@@ -270,7 +269,7 @@ func TestExpiredResultShownAsExpiredAndGeneratedAgain(t *testing.T) {
 
 func mustList(t *testing.T, f *fixture, userID int64) []tasktype.Task {
 	t.Helper()
-	rows, err := tasks.NewStore(f.db).ListForUser(testsupport.Context(t), userID, 100)
+	rows, err := readTasks(t, f.db).ListForUser(testsupport.Context(t), userID, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,11 +283,8 @@ func TestPrunedAndMissingResultsShowAsExpired(t *testing.T) {
 	t.Parallel()
 	f := liveFixtureWith(t, liveOptions{
 		register: func(r *tasks.Registry) error { return r.Register(reports.FullReport, reportFor(), tasktype.Policy{}) },
-		worker: func(c *tasks.WorkerConfig) {
-			c.ResultKeep, c.ResultTTL = 1, time.Hour
-			c.Succeeded = c.Events.(taskdriver.SucceededLog)
-		},
-		web: func(c *web.Config) { c.Retention = tasktype.Retention{TTL: time.Hour, Keep: 1} },
+		worker:   func(c *tasks.Config) { c.Retention = tasktype.Retention{TTL: time.Hour, Keep: 1} },
+		web:      func(c *web.Config) { c.Retention = tasktype.Retention{TTL: time.Hour, Keep: 1} },
 	})
 	alice := f.client(t, f.alice)
 	older := completedReport(t, f, alice, f.alice.ID)

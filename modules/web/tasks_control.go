@@ -86,11 +86,11 @@ func wrongStateMessage(err error, a taskAction) string {
 }
 
 // canCancel reports whether the task page and list offer Cancel: the
-// states tasks.Control.Cancel accepts.
+// states tasks.Client.Cancel accepts.
 func canCancel(s tasktype.Status) bool { return s.Active() }
 
 // canRetry reports whether they offer Retry: the states
-// tasks.Control.Retry accepts.
+// tasks.Client.Retry accepts.
 func canRetry(s tasktype.Status) bool {
 	return s == tasktype.StatusFailed || s == tasktype.StatusCancelled
 }

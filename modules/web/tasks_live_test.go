@@ -380,7 +380,7 @@ func TestRetryingTaskOnList(t *testing.T) {
 		_, list = getBody(t, c, f.srv.URL+"/tasks/")
 		return strings.Contains(list, `class="badge badge-retrying"`)
 	})
-	row, err := tasks.NewStore(f.db).GetForUser(testsupport.Context(t), f.alice.ID, id)
+	row, err := readTasks(t, f.db).GetForUser(testsupport.Context(t), f.alice.ID, id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,11 +29,11 @@ type TaskReader interface {
 	ListForUser(ctx context.Context, userID int64, limit int) ([]tasktype.Task, error)
 	GetForUser(ctx context.Context, userID int64, id string) (tasktype.Task, error)
 	// NewerResults counts the user's completed results of the type
-	// completed after task id (tasks.Store.NewerResults).
+	// completed after task id (tasks.Client.NewerResults).
 	NewerResults(ctx context.Context, userID int64, taskType, id string, completed time.Time) (int, error)
 }
 
-// TaskControl cancels and retries tasks (tasks.Control). Both take the
+// TaskControl cancels and retries tasks (tasks.Client). Both take the
 // signed-in user's id, so another user's task is tasktype.ErrNotFound.
 type TaskControl interface {
 	Cancel(ctx context.Context, userID int64, jobID, by string) (tasktype.Event, error)

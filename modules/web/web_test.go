@@ -165,10 +165,10 @@ type fixture struct {
 	db         *bun.DB
 	users      *activity.Store
 	alice, bob activity.User
-	// broker and proj are the real broker and projection behind a
-	// liveFixture, nil otherwise.
+	// broker and proj are the real broker and the web side's task client
+	// (which runs the projection) behind a liveFixture, nil otherwise.
 	broker *jetstream.Broker
-	proj   *tasks.Projection
+	proj   *tasks.Client
 }
 
 func (f *fixture) client(t *testing.T, u activity.User) *http.Client {
@@ -200,7 +200,7 @@ func newFixtureOn(t *testing.T, db *bun.DB, cfg web.Config) *fixture {
 		t.Fatal(err)
 	}
 	if cfg.Tasks == nil {
-		cfg.Tasks = tasks.NewStore(db)
+		cfg.Tasks = readTasks(t, db)
 	}
 	if cfg.Results == nil {
 		cfg.Results = noResults{}
@@ -383,7 +383,7 @@ type liveOptions struct {
 	broker jetstream.Config
 	// worker and web change the worker's and the web module's settings
 	// once the fixture has filled them in.
-	worker func(*tasks.WorkerConfig)
+	worker func(*tasks.Config)
 	web    func(*web.Config)
 }
 
@@ -393,8 +393,11 @@ func liveFixtureWith(t *testing.T, o liveOptions) *fixture {
 	webSide := testsupport.BrokerWith(t, testsupport.Connect(t, srv, "web"), o.broker)
 	workerSide := testsupport.BrokerWith(t, testsupport.Connect(t, srv, "worker"), o.broker)
 	db, _ := testsupport.DB(t)
-	proj := tasks.NewProjection(db, webSide, testsupport.Logger(t))
-	testsupport.Go(t, func(ctx context.Context) { proj.Run(ctx) })
+	proj, err := tasks.NewClient(tasks.Config{DB: db, Log: webSide, Enqueuer: webSide, Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testsupport.Go(t, func(ctx context.Context) { proj.RunProjection(ctx) })
 	reg := tasks.NewRegistry()
 	if err := o.register(reg); err != nil {
 		t.Fatal(err)
@@ -403,24 +406,26 @@ func liveFixtureWith(t *testing.T, o liveOptions) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wc := tasks.WorkerConfig{
-		Queue: q, Events: workerSide, Results: workerSide, Registry: reg,
-		Concurrency: o.concurrency, Name: testWorker, Logger: testsupport.Logger(t),
-		// A test that fails with a handler still blocked ends in 2s,
-		// not the default 20.
-		ShutdownGrace: 2 * time.Second,
+	wc := tasks.Config{
+		DB: db, Log: workerSide, Queue: q, Registry: reg, Logger: testsupport.Logger(t),
+		Worker: tasks.WorkerConfig{
+			Concurrency: o.concurrency, Name: testWorker,
+			// A test that fails with a handler still blocked ends in
+			// 2s, not the default 20.
+			ShutdownGrace: 2 * time.Second,
+		},
 	}
 	if o.worker != nil {
 		o.worker(&wc)
 	}
-	w, err := tasks.NewWorker(wc)
+	w, err := tasks.NewClient(wc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	testsupport.Go(t, func(ctx context.Context) { w.Run(ctx) })
+	testsupport.Go(t, func(ctx context.Context) { w.RunWorker(ctx) })
 	cfg := web.Config{
-		Enqueuer: webSide, Results: webSide, Projection: proj,
-		Control: tasks.NewControl(webSide), History: webSide,
+		Tasks: proj, Enqueuer: proj, Results: proj, Projection: proj,
+		Control: proj, History: proj,
 	}
 	if o.web != nil {
 		o.web(&cfg)
@@ -477,4 +482,14 @@ func TestFailingHandlerShowsPlainSentence(t *testing.T) {
 			t.Errorf("%s shows the error, or not the handler's sentence:\n%s", name, p)
 		}
 	}
+}
+
+// readTasks is a task client that only reads db's task_result.
+func readTasks(t testing.TB, db *bun.DB) *tasks.Client {
+	t.Helper()
+	c, err := tasks.NewClient(tasks.Config{DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/control"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
@@ -355,7 +357,7 @@ func testCancelQueued(t *testing.T, open Open) {
 	reg, seen := h.counting(typ)
 
 	job := h.enqueue(typ, 5, "", `{"n":1}`)
-	e, err := tasks.NewControl(h.b.Events).Cancel(h.ctx, 5, job.ID, tasktype.ByUser)
+	e, err := control.New(h.b.Events).Cancel(h.ctx, 5, job.ID, tasktype.ByUser)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +397,7 @@ func testCancelRunning(t *testing.T, open Open) {
 	job := h.enqueue(typ, 5, "", `{"n":1}`)
 	receive(h, started, "the handler to start")
 	asked := time.Now()
-	e, err := tasks.NewControl(h.b.Events).Cancel(h.ctx, 5, job.ID, tasktype.ByUser)
+	e, err := control.New(h.b.Events).Cancel(h.ctx, 5, job.ID, tasktype.ByUser)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +437,7 @@ func testDedupe(t *testing.T, open Open) {
 		t.Fatalf("jobs %s, %s (other key), %s (other user) should differ", first.ID, otherKey.ID, otherUser.ID)
 	}
 
-	stop := h.startWorker("w1", reg, func(c *tasks.WorkerConfig) { c.Concurrency = 2 })
+	stop := h.startWorker("w1", reg, func(c *worker.Config) { c.Concurrency = 2 })
 	for _, job := range []tasktype.Job{first, otherKey, otherUser} {
 		if last := h.waitDone(job); last.Kind != tasktype.EventSucceeded {
 			t.Fatalf("job %s ended %+v", job.ID, last)
@@ -467,7 +469,7 @@ func testShutdownHandsJobsBack(t *testing.T, open Open) {
 		}
 		return tasktype.Result{Summary: "resumed"}, nil
 	}, tasktype.Policy{})
-	stopA := h.startWorker("worker-a", reg, func(c *tasks.WorkerConfig) {
+	stopA := h.startWorker("worker-a", reg, func(c *worker.Config) {
 		c.Concurrency = 2
 		c.ShutdownGrace = grace
 	})
@@ -520,7 +522,7 @@ func testManyWorkers(t *testing.T, open Open) {
 	}, tasktype.Policy{})
 	var stops []func()
 	for i := range workers {
-		stops = append(stops, h.startWorker("w"+strconv.Itoa(i+1), reg, func(c *tasks.WorkerConfig) { c.Concurrency = concurrency }))
+		stops = append(stops, h.startWorker("w"+strconv.Itoa(i+1), reg, func(c *worker.Config) { c.Concurrency = concurrency }))
 	}
 
 	begin := time.Now()
@@ -608,7 +610,7 @@ func testRetryByHand(t *testing.T, open Open) {
 		t.Fatalf("before the retry: %+v", last)
 	}
 	fixed.Store(true)
-	retried, err := tasks.NewControl(h.b.Events).Retry(h.ctx, 6, job.ID, tasktype.ByUser)
+	retried, err := control.New(h.b.Events).Retry(h.ctx, 6, job.ID, tasktype.ByUser)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -703,13 +705,13 @@ func (h *harness) counting(typ string) (*tasks.Registry, *calls) {
 // worker process would, until stop is called or the test ends. By
 // default it runs one job at a time, renews leases five times per lease
 // and has a second's shutdown grace; edit may change that.
-func (h *harness) startWorker(name string, reg *tasks.Registry, edit func(*tasks.WorkerConfig)) (stop func()) {
+func (h *harness) startWorker(name string, reg *tasks.Registry, edit func(*worker.Config)) (stop func()) {
 	h.t.Helper()
 	q, err := h.b.Queue(h.ctx)
 	if err != nil {
 		h.t.Fatalf("queue for worker %s: %v", name, err)
 	}
-	cfg := tasks.WorkerConfig{
+	cfg := worker.Config{
 		Queue:         q,
 		Events:        h.b.Events,
 		Results:       h.b.Results,
@@ -723,7 +725,7 @@ func (h *harness) startWorker(name string, reg *tasks.Registry, edit func(*tasks
 	if edit != nil {
 		edit(&cfg)
 	}
-	w, err := tasks.NewWorker(cfg)
+	w, err := worker.New(cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}

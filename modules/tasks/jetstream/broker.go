@@ -30,7 +30,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/codec"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
@@ -274,7 +274,7 @@ var eventBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b
 
 func (b *Broker) publish(ctx context.Context, e *tasktype.Event, opts ...natsjs.PublishOpt) (*natsjs.PubAck, error) {
 	buf := eventBufs.Get().(*[]byte)
-	*buf = tasks.AppendEvent((*buf)[:0], e)
+	*buf = codec.AppendEvent((*buf)[:0], e)
 	defer eventBufs.Put(buf)
 	ctx, cancel := b.request(ctx)
 	defer cancel()
@@ -430,7 +430,7 @@ func (b *Broker) eventAt(ctx context.Context, seq uint64) (tasktype.Event, error
 
 func decode(data []byte, seq uint64) (tasktype.Event, error) {
 	var e tasktype.Event
-	if err := tasks.DecodeEvent(data, &e); err != nil {
+	if err := codec.DecodeEvent(data, &e); err != nil {
 		return tasktype.Event{}, fmt.Errorf("decode event %d: %w", seq, err)
 	}
 	e.Seq = seq
@@ -834,7 +834,7 @@ func (b *Broker) newEnqueued(r tasktype.EnqueueRequest) (tasktype.Event, []natsj
 
 func (b *Broker) publishEnqueueAsync(r tasktype.EnqueueRequest) (tasktype.Event, natsjs.PubAckFuture, error) {
 	ev, opts := b.newEnqueued(r)
-	data := tasks.AppendEvent(make([]byte, 0, 256), &ev)
+	data := codec.AppendEvent(make([]byte, 0, 256), &ev)
 	f, err := b.js.PublishAsync(EventSubject(&ev), data, opts...)
 	if err != nil {
 		return tasktype.Event{}, nil, classify(err)

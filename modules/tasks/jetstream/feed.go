@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/internal/clock"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
@@ -87,7 +88,7 @@ func (b *Broker) FeedWork(ctx context.Context, consumer string, fn func(ctx cont
 			}
 			failing++
 			_ = msg.NakWithDelay(feedRetry)
-			sleep(ctx, feedRetry)
+			clock.Sleep(ctx, feedRetry)
 			continue
 		}
 		if failing > 0 {
@@ -98,15 +99,6 @@ func (b *Broker) FeedWork(ctx context.Context, consumer string, fn func(ctx cont
 			// Handed again later; fn sees redelivered and copes.
 			b.cfg.Logger.DebugContext(ctx, "confirm work item", "seq", e.Seq, "err", err)
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 

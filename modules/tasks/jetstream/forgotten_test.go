@@ -9,6 +9,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
@@ -65,7 +66,7 @@ func TestForgottenDeliveryOfALostAttemptIsTakenOver(t *testing.T) {
 	}, tasktype.Policy{MaxAttempts: 3, BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	w, err := tasks.NewWorker(tasks.WorkerConfig{Queue: q, Events: b, Results: b, Registry: reg, ExtendEvery: lease / 5, Logger: testsupport.Logger(t)})
+	w, err := worker.New(worker.Config{Queue: q, Events: b, Results: b, Registry: reg, ExtendEvery: lease / 5, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

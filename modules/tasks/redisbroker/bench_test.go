@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
@@ -51,7 +52,7 @@ func benchmarkNoopJobs(b *testing.B, batch int) {
 	}, tasktype.Policy{})
 	ctx := testsupport.Context(b)
 	q, _ := broker.Queue(ctx)
-	w, err := tasks.NewWorker(tasks.WorkerConfig{Queue: q, Events: e.events, Results: e.events, Registry: reg, Concurrency: 10, Logger: quiet})
+	w, err := worker.New(worker.Config{Queue: q, Events: e.events, Results: e.events, Registry: reg, Concurrency: 10, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}

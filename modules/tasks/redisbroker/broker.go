@@ -56,7 +56,8 @@ import (
 	"github.com/nats-io/nuid"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/clock"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
@@ -125,7 +126,7 @@ type Config struct {
 	Poll time.Duration
 	// RunInline, when set, runs a job whose item could not be sent
 	// because Redis could not be reached, in the enqueuing call
-	// (tasks.Worker.RunInline). When nil the job waits in the event log
+	// (worker.Worker.RunInline). When nil the job waits in the event log
 	// until the relay can send it. EnqueueBatch never runs jobs inline:
 	// a batch is bulk work, which the relay sends once Redis is back.
 	RunInline func(ctx context.Context, item tasktype.Event)
@@ -169,7 +170,7 @@ func (c *Config) setDefaults() {
 	}
 	c.ForgetAfter = max(c.ForgetAfter, 10*c.Poll) // never a live, waiting worker
 	if c.Name == "" {
-		c.Name = tasks.ProcessName()
+		c.Name = worker.ProcessName()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -235,6 +236,12 @@ func New(cfg Config) (*Broker, error) {
 	b.posted = newCombiner(handoffChunk, cfg.SendTimeout, b.sendPosted)
 	b.sweepQueue = make(chan string, sweepQueue)
 	return b, nil
+}
+
+// SetRunInline implements taskdriver.InlineFallback: it sets
+// Config.RunInline. Call it before the first Enqueue.
+func (b *Broker) SetRunInline(run func(ctx context.Context, item tasktype.Event)) {
+	b.cfg.RunInline = run
 }
 
 // Enqueue stores the job's enqueued event in the log, then sends its
@@ -580,7 +587,7 @@ func (b *Broker) Relay(ctx context.Context) error {
 					return
 				}
 				b.cfg.Logger.WarnContext(ctx, "redis relay stopped; restarting", "err", err)
-				sleep(ctx, time.Second)
+				clock.Sleep(ctx, time.Second)
 			}
 		})
 	}
@@ -894,13 +901,4 @@ func unavailable(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", tasktype.ErrUnavailable, err)
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

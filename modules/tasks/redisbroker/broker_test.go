@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
@@ -691,7 +692,7 @@ func TestQueueLostWithRedisIsRebuiltFromTheLog(t *testing.T) {
 		return tasktype.Result{}, nil
 	}, tasktype.Policy{})
 	q, _ := e.broker.Queue(ctx)
-	w, err := tasks.NewWorker(tasks.WorkerConfig{Queue: q, Events: e.events, Results: e.events, Registry: reg,
+	w, err := worker.New(worker.Config{Queue: q, Events: e.events, Results: e.events, Registry: reg,
 		ExtendEvery: lease / 5, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -809,7 +810,7 @@ func TestJobOrphanedInARequestRunsAgain(t *testing.T) {
 		return tasktype.Result{}, nil
 	}, tasktype.Policy{BackoffMin: 100 * time.Millisecond})
 	q, _ := e.broker.Queue(ctx)
-	w, err := tasks.NewWorker(tasks.WorkerConfig{Queue: q, Events: e.events, Results: e.events, Registry: reg, Logger: testsupport.Logger(t)})
+	w, err := worker.New(worker.Config{Queue: q, Events: e.events, Results: e.events, Registry: reg, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

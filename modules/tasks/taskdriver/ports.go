@@ -139,3 +139,23 @@ type EventStream interface {
 	// LastSeq is the sequence of the newest stored event.
 	LastSeq(ctx context.Context) (uint64, error)
 }
+
+// Log is where the task system keeps its record: the event log and its
+// stream, the result files, and the lookup of a user's stored results.
+// The JetStream driver is one; every deployment has it, whichever driver
+// carries the jobs.
+type Log interface {
+	EventLog
+	EventStream
+	ResultStore
+	SucceededLog
+}
+
+// InlineFallback is implemented by a driver whose Enqueue stores a job in
+// the log and then sends its work item elsewhere (Redis): when that send
+// fails, the driver can run the job in the enqueuing call rather than
+// leave it waiting in the log for the broker to come back. The Client
+// gives it the runner, before the first Enqueue.
+type InlineFallback interface {
+	SetRunInline(run func(ctx context.Context, item tasktype.Event))
+}

@@ -96,3 +96,12 @@ func orList(words []string) string {
 	}
 	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }
+
+// Filter selects tasks for operators. Zero fields select everything.
+type Filter struct {
+	Status Status
+	UserID int64
+	Type   string
+	// Limit caps the rows returned, newest first. Default 50.
+	Limit int
+}

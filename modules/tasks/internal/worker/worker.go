@@ -1,4 +1,7 @@
-package tasks
+// Package worker is the task system's worker engine: it takes work items
+// from a queue, runs their handlers, renews their leases, and records
+// every state change as an event in the log.
+package worker
 
 import (
 	"context"
@@ -14,16 +17,17 @@ import (
 	"time"
 
 	"github.com/nats-io/nuid"
+	"github.com/otjhelper/otj/modules/tasks/internal/clock"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
-// WorkerConfig configures a Worker. Zero fields take the defaults below.
-type WorkerConfig struct {
+// Config configures a Worker. Zero fields take the defaults below.
+type Config struct {
 	Queue    taskdriver.Queue       // required by Run; RunInline does without
 	Events   taskdriver.EventLog    // required
 	Results  taskdriver.ResultStore // required
-	Registry *Registry              // required
+	Registry Handlers               // required
 
 	// Concurrency is how many jobs run at once. Default 4.
 	Concurrency int
@@ -65,7 +69,7 @@ type WorkerConfig struct {
 	Now    func() time.Time
 }
 
-func (c *WorkerConfig) setDefaults() {
+func (c *Config) setDefaults() {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4
 	}
@@ -95,7 +99,7 @@ func (c *WorkerConfig) setDefaults() {
 	}
 }
 
-func (c *WorkerConfig) validate() error {
+func (c *Config) validate() error {
 	var errs []error
 	if c.Events == nil {
 		errs = append(errs, errors.New("config: Events is required"))
@@ -112,6 +116,16 @@ func (c *WorkerConfig) validate() error {
 	return errors.Join(errs...)
 }
 
+// Handlers finds a job type's handler and policy: the root package's
+// Registry, which modules fill with their job types.
+type Handlers interface {
+	// Lookup returns the handler for jobType and its policy, defaults
+	// filled.
+	Lookup(jobType string) (tasktype.HandlerFunc, tasktype.Policy, bool)
+	// Types lists the registered job types, sorted.
+	Types() []string
+}
+
 // ProcessName is this process as workers name it in events and logs:
 // host:pid, which an operator can find and a test can predict.
 func ProcessName() string {
@@ -124,7 +138,7 @@ func ProcessName() string {
 // stored, so a worker that dies at any point leaves the job to be
 // delivered again.
 type Worker struct {
-	cfg WorkerConfig
+	cfg Config
 	log *slog.Logger
 	// running holds the attempts this worker is running, by job id and
 	// attempt, so that a redelivery of one of them is not taken for the
@@ -138,7 +152,7 @@ type attemptKey struct {
 }
 
 // NewWorker checks cfg and returns a Worker ready to Run.
-func NewWorker(cfg WorkerConfig) (*Worker, error) {
+func New(cfg Config) (*Worker, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("new worker: %w", err)
@@ -245,7 +259,7 @@ func (w *Worker) fetch(ctx context.Context, slots chan struct{}, outage *fetchOu
 				return
 			}
 			outage.failed(ctx, w.log, err)
-			sleep(ctx, time.Second)
+			clock.Sleep(ctx, time.Second)
 			continue
 		}
 		outage.over(ctx, w.log)
@@ -709,7 +723,7 @@ func (w *Worker) appendOutcome(ctx context.Context, log *slog.Logger, d taskdriv
 			return err
 		}
 		log.WarnContext(actx, "broker unreachable; will try again to record the job's outcome", "event", e.Kind, "err", err)
-		sleep(actx, time.Second)
+		clock.Sleep(actx, time.Second)
 		if err := d.Extend(actx); err != nil {
 			log.DebugContext(actx, "lease renewal failed", "err", err)
 		}
@@ -928,14 +942,4 @@ func errOrClosed(err error) error {
 		return io.ErrClosedPipe
 	}
 	return err
-}
-
-// sleep waits for d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

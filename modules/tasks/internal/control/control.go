@@ -1,4 +1,6 @@
-package tasks
+// Package control cancels and retries jobs, by appending events to the
+// log on condition that the job has not moved on meanwhile.
+package control
 
 import (
 	"context"
@@ -19,8 +21,8 @@ type Control struct {
 	now    func() time.Time
 }
 
-// NewControl returns a Control over events.
-func NewControl(events taskdriver.EventLog) *Control {
+// New returns a Control over events.
+func New(events taskdriver.EventLog) *Control {
 	return &Control{events: events, now: time.Now}
 }
 

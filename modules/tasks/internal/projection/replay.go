@@ -1,4 +1,4 @@
-package tasks
+package projection
 
 import "github.com/otjhelper/otj/modules/tasks/tasktype"
 

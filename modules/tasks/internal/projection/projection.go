@@ -1,4 +1,8 @@
-package tasks
+// Package projection keeps the task_result table in step with the event
+// stream, and reads it: the projection with its SQL, the read side
+// (Store), and Replay, which runs one job's history through the same
+// state machine.
+package projection
 
 import (
 	"context"
@@ -11,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/otjhelper/otj/modules/tasks/internal/clock"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/uptrace/bun"
@@ -53,8 +58,8 @@ type taskRow struct {
 	ProgressMessage string `bun:"progress_message"`
 }
 
-// ProjectionName is the task_result projection's row in projection_offset.
-const ProjectionName = "task_result"
+// Name is the task_result projection's row in projection_offset.
+const Name = "task_result"
 
 // Projection keeps task_result in step with the event stream. Each event
 // is applied in one transaction together with the stream position, and
@@ -115,11 +120,11 @@ func (p *Projection) prepared(ctx context.Context) (*statements, error) {
 func (p *Projection) Observe(fn func(tasktype.Event)) { p.observe = fn }
 
 // NewProjection returns a projection of stream into db.
-func NewProjection(db *bun.DB, stream taskdriver.EventStream, logger *slog.Logger) *Projection {
+func New(db *bun.DB, stream taskdriver.EventStream, logger *slog.Logger) *Projection {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Projection{db: db, stream: stream, log: logger.With("projection", ProjectionName), advanced: make(chan struct{})}
+	return &Projection{db: db, stream: stream, log: logger.With("projection", Name), advanced: make(chan struct{})}
 }
 
 // Run follows the stream from the stored position until ctx ends,
@@ -136,7 +141,7 @@ func (p *Projection) Run(ctx context.Context) error {
 			return nil
 		}
 		p.log.WarnContext(ctx, "projection interrupted; resuming", "err", err)
-		sleep(ctx, time.Second)
+		clock.Sleep(ctx, time.Second)
 	}
 }
 
@@ -144,7 +149,7 @@ func (p *Projection) Run(ctx context.Context) error {
 func (p *Projection) Offset(ctx context.Context) (uint64, error) {
 	var seq uint64
 	err := p.db.NewSelect().Table("projection_offset").Column("seq").
-		Where("name = ?", ProjectionName).Scan(ctx, &seq)
+		Where("name = ?", Name).Scan(ctx, &seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -212,7 +217,7 @@ func (p *Projection) applyTx(ctx context.Context, events []tasktype.Event) (int,
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	var done uint64
-	err = tx.StmtContext(ctx, st.offset).QueryRowContext(ctx, ProjectionName).Scan(&done)
+	err = tx.StmtContext(ctx, st.offset).QueryRowContext(ctx, Name).Scan(&done)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("read position: %w", err)
 	}
@@ -250,7 +255,7 @@ func (p *Projection) applyTx(ctx context.Context, events []tasktype.Event) (int,
 	if err := b.flush(ctx); err != nil {
 		return 0, err
 	}
-	_, err = tx.StmtContext(ctx, st.setOffset).ExecContext(ctx, ProjectionName, int64(top))
+	_, err = tx.StmtContext(ctx, st.setOffset).ExecContext(ctx, Name, int64(top))
 	if err != nil {
 		return 0, fmt.Errorf("store position: %w", err)
 	}
@@ -532,7 +537,7 @@ func (p *Projection) Rebuild(ctx context.Context) error {
 		if _, err := tx.NewDelete().Model((*taskRow)(nil)).Where("1 = 1").Exec(ctx); err != nil {
 			return fmt.Errorf("rebuild: clear task_result: %w", err)
 		}
-		if _, err := tx.NewDelete().Table("projection_offset").Where("name = ?", ProjectionName).Exec(ctx); err != nil {
+		if _, err := tx.NewDelete().Table("projection_offset").Where("name = ?", Name).Exec(ctx); err != nil {
 			return fmt.Errorf("rebuild: clear offset: %w", err)
 		}
 		return nil

@@ -1,4 +1,4 @@
-package tasks_test
+package projection_test
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/projection"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -36,8 +36,8 @@ func TestReplayAgreesWithProjection(t *testing.T) {
 		{"succeeded before it started", []step{{tasktype.EventEnqueued, true}, {tasktype.EventSucceeded, false}, {tasktype.EventReleased, false}, {tasktype.EventStarted, true}, {tasktype.EventReleased, true}}},
 	}
 	db, _ := testsupport.DB(t)
-	proj := tasks.NewProjection(db, nil, testsupport.Logger(t))
-	store := tasks.NewStore(db)
+	proj := projection.New(db, nil, testsupport.Logger(t))
+	store := projection.NewStore(db)
 	ctx := testsupport.Context(t)
 	seq := uint64(0)
 	for i, tt := range tests {
@@ -66,7 +66,7 @@ func TestReplayAgreesWithProjection(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			row, taken := tasks.Replay(history)
+			row, taken := projection.Replay(history)
 			if !slices.EqualFunc(taken, wantTaken, func(a, b tasktype.Event) bool { return a.Seq == b.Seq }) {
 				t.Errorf("took %v, want %v", seqs(taken), seqs(wantTaken))
 			}
@@ -79,7 +79,7 @@ func TestReplayAgreesWithProjection(t *testing.T) {
 			}
 		})
 	}
-	if row, taken := tasks.Replay([]tasktype.Event{{Kind: tasktype.EventStarted, JobID: "x"}}); row.ID != "" || taken != nil {
+	if row, taken := projection.Replay([]tasktype.Event{{Kind: tasktype.EventStarted, JobID: "x"}}); row.ID != "" || taken != nil {
 		t.Errorf("a history without its enqueued event replays to %+v, %v", row, taken)
 	}
 }

@@ -1,4 +1,4 @@
-package tasks
+package projection
 
 import (
 	"context"
@@ -73,18 +73,9 @@ func (s *Store) All(ctx context.Context) ([]tasktype.Task, error) {
 	return tasksOf(rows), nil
 }
 
-// Filter selects tasks for operators. Zero fields select everything.
-type Filter struct {
-	Status tasktype.Status
-	UserID int64
-	Type   string
-	// Limit caps the rows returned, newest first. Default 50.
-	Limit int
-}
-
 // List returns every user's tasks matching f, newest first. It is for
 // operators: users see only their own, through ListForUser.
-func (s *Store) List(ctx context.Context, f Filter) ([]tasktype.Task, error) {
+func (s *Store) List(ctx context.Context, f tasktype.Filter) ([]tasktype.Task, error) {
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}

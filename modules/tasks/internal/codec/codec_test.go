@@ -1,4 +1,4 @@
-package tasks_test
+package codec_test
 
 import (
 	"encoding/json"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/codec"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
@@ -34,7 +34,7 @@ func codecEvents() []tasktype.Event {
 
 func TestEventCodecRoundTrip(t *testing.T) {
 	for _, e := range codecEvents() {
-		data := tasks.AppendEvent(nil, &e)
+		data := codec.AppendEvent(nil, &e)
 		if !json.Valid(data) {
 			t.Fatalf("%s: invalid JSON %s", e.ID, data)
 		}
@@ -42,12 +42,12 @@ func TestEventCodecRoundTrip(t *testing.T) {
 		if err := json.Unmarshal(data, &viaStd); err != nil {
 			t.Fatal(err)
 		}
-		if err := tasks.DecodeEvent(data, &viaOurs); err != nil {
+		if err := codec.DecodeEvent(data, &viaOurs); err != nil {
 			t.Fatal(err)
 		}
 		std, _ := json.Marshal(&e)
 		var fromStd tasktype.Event
-		if err := tasks.DecodeEvent(std, &fromStd); err != nil {
+		if err := codec.DecodeEvent(std, &fromStd); err != nil {
 			t.Fatal(err)
 		}
 		for name, got := range map[string]tasktype.Event{"encoding/json reading ours": viaStd, "ours reading ours": viaOurs, "ours reading encoding/json": fromStd} {
@@ -71,7 +71,7 @@ func sameEvent(a, b tasktype.Event) bool {
 // not, and the same event.
 func FuzzDecodeEvent(f *testing.F) {
 	for _, e := range codecEvents() {
-		f.Add(tasks.AppendEvent(nil, &e))
+		f.Add(codec.AppendEvent(nil, &e))
 		std, _ := json.Marshal(&e)
 		f.Add(std)
 	}
@@ -83,7 +83,7 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var want, got tasktype.Event
 		werr := json.Unmarshal(data, &want)
-		gerr := tasks.DecodeEvent(data, &got)
+		gerr := codec.DecodeEvent(data, &got)
 		if (werr == nil) != (gerr == nil) {
 			t.Fatalf("%q: encoding/json says %v, DecodeEvent %v", data, werr, gerr)
 		}
@@ -99,12 +99,12 @@ func FuzzDecodeEvent(f *testing.F) {
 //	go test -run XXX -bench EventCodec -benchmem ./modules/tasks
 func BenchmarkEventCodec(b *testing.B) {
 	e := codecEvents()[1]
-	data := tasks.AppendEvent(nil, &e)
+	data := codec.AppendEvent(nil, &e)
 	b.Run("encode", func(b *testing.B) {
 		b.ReportAllocs()
 		buf := make([]byte, 0, 512)
 		for b.Loop() {
-			buf = tasks.AppendEvent(buf[:0], &e)
+			buf = codec.AppendEvent(buf[:0], &e)
 		}
 	})
 	b.Run("encode/encoding-json", func(b *testing.B) {
@@ -119,7 +119,7 @@ func BenchmarkEventCodec(b *testing.B) {
 		b.ReportAllocs()
 		var got tasktype.Event
 		for b.Loop() {
-			if err := tasks.DecodeEvent(data, &got); err != nil {
+			if err := codec.DecodeEvent(data, &got); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -1,4 +1,8 @@
-package tasks
+// Package codec writes and reads job events as JSON by hand: every job
+// passes through a handful of encodings and decodings, so the wire
+// format, exactly the JSON of tasktype.Event's struct tags, is not left
+// to encoding/json's reflection.
+package codec
 
 import (
 	"bytes"
