@@ -1,4 +1,4 @@
-package tasks_test
+package worker_test
 
 import (
 	"context"

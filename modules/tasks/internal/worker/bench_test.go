@@ -1,4 +1,4 @@
-package tasks_test
+package worker_test
 
 import (
 	"context"
@@ -22,7 +22,7 @@ import (
 // projection: enqueue one at a time, then wait until the projection shows
 // every job completed. ns/op is per job, end to end.
 //
-//	go test -run XXX -bench NoopJobs -benchtime 2000x ./modules/tasks
+//	go test -run XXX -bench NoopJobs -benchtime 2000x ./modules/tasks/internal/worker
 func BenchmarkNoopJobs(b *testing.B) {
 	var done atomic.Int64
 	s := setupWith(b, func(r *tasks.Registry) {
@@ -66,7 +66,7 @@ func BenchmarkNoopJobs(b *testing.B) {
 // batches of the given size (a batch is one transaction). ns/op is per
 // event.
 //
-//	go test -run XXX -bench ProjectionApply -benchmem ./modules/tasks
+//	go test -run XXX -bench ProjectionApply -benchmem ./modules/tasks/internal/worker
 func BenchmarkProjectionApply(b *testing.B) {
 	for _, size := range []int{1, 3, 30, 300} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
