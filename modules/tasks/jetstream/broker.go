@@ -31,6 +31,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/otjhelper/otj/modules/tasks/internal/codec"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
@@ -868,3 +869,10 @@ func (b *Broker) awaitEnqueue(ctx context.Context, ev *tasktype.Event, f natsjs.
 		return tasktype.Event{}, false, fmt.Errorf("%w: no answer within %s", tasktype.ErrUnavailable, b.cfg.RequestTimeout)
 	}
 }
+
+// The Broker is a job driver and the task system's log.
+var (
+	_ taskdriver.Driver        = (*Broker)(nil)
+	_ taskdriver.BatchEnqueuer = (*Broker)(nil)
+	_ taskdriver.Log           = (*Broker)(nil)
+)

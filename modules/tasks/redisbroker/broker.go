@@ -902,3 +902,10 @@ func unavailable(err error) error {
 	}
 	return fmt.Errorf("%w: %w", tasktype.ErrUnavailable, err)
 }
+
+// The Broker is a job driver that can run a job in the request.
+var (
+	_ taskdriver.Driver         = (*Broker)(nil)
+	_ taskdriver.BatchEnqueuer  = (*Broker)(nil)
+	_ taskdriver.InlineFallback = (*Broker)(nil)
+)

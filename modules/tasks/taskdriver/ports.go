@@ -159,3 +159,18 @@ type Log interface {
 type InlineFallback interface {
 	SetRunInline(run func(ctx context.Context, item tasktype.Event))
 }
+
+// Driver is what a job driver offers the task system: it takes new jobs
+// from the web side and opens a queue for each worker. JetStream
+// (jetstream.Broker) and Redis (redisbroker.Broker) implement it; the
+// event log and the results (Log) are JetStream's whichever driver
+// carries the jobs. What a driver may offer beyond it (batches, one lease
+// per item, running a job in the request) it offers through the other
+// interfaces here; drivertest checks each driver against what it claims.
+type Driver interface {
+	Enqueuer
+	// Queue opens a worker's queue.
+	Queue(ctx context.Context) (Queue, error)
+	// Ping checks that the driver's server answers.
+	Ping(ctx context.Context) error
+}

@@ -1,10 +1,12 @@
-// Package brokertest is the contract every job broker of OTJ Helper
-// passes. A broker's own tests call Run with a function that opens a
-// fresh broker; the suite drives it through the tasks ports with real
-// workers, as the app does, and checks what users and operators rely on:
-// delivery, acks, redelivery after a crash, retries, cancel, dedupe,
-// shutdown, and one outcome per job under concurrency.
-package brokertest
+// Package drivertest is the suite every job driver of OTJ Helper
+// (taskdriver.Driver) passes. A driver's own tests call Run with the
+// Features it has and a function that opens a fresh deployment; the suite
+// drives it through the taskdriver ports with real workers, as the app
+// does, and checks what users and operators rely on: delivery, acks,
+// redelivery after a crash, retries, cancel, dedupe, shutdown, one
+// outcome per job under concurrency, and what its Features promise.
+// A subtest of a feature the driver lacks is skipped, saying so.
+package drivertest
 
 import (
 	"context"
@@ -27,9 +29,9 @@ import (
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
-// Broker is one broker under test, as the processes of one deployment
+// Driver is one driver under test, as the processes of one deployment
 // would use it.
-type Broker struct {
+type Driver struct {
 	// Enqueuer is the web side's port.
 	Enqueuer taskdriver.Enqueuer
 	// Events is the job event log (JetStream, whichever broker carries
@@ -42,20 +44,39 @@ type Broker struct {
 	Queue func(ctx context.Context) (taskdriver.Queue, error)
 }
 
-// Options are what a test asks of the broker it opens.
+// Features says what a driver offers beyond what every driver must, in
+// the manner of Watermill's universal pub/sub tests: the suite checks
+// that the driver has what it claims, and skips the subtests of what it
+// lacks.
+type Features struct {
+	// BatchEnqueue: the web side's Enqueuer takes many jobs in one call
+	// (taskdriver.BatchEnqueuer).
+	BatchEnqueue bool
+	// BatchQueue: a worker's queue hands out several jobs in one round
+	// trip (taskdriver.BatchQueue).
+	BatchQueue bool
+	// LeasePerItem: the driver keeps one lease per work item, whichever
+	// delivery of it renews it, and its deliveries say so
+	// (taskdriver.ItemLease). JetStream does; Redis keeps one per
+	// delivery.
+	LeasePerItem bool
+}
+
+// Options are what a test asks of the driver it opens.
 type Options struct {
 	// Lease is the visibility timeout: how long a delivered job may go
 	// without renewal before another worker gets it.
 	Lease time.Duration
 }
 
-// Open opens a fresh broker with its own empty storage for one test,
+// Open opens a fresh driver with its own empty storage for one test,
 // closed when the test ends.
-type Open func(t *testing.T, o Options) Broker
+type Open func(t *testing.T, o Options) Driver
 
-// Run runs the whole contract against brokers made by open. Each subtest
-// opens a broker of its own and runs in parallel with the others.
-func Run(t *testing.T, open Open) {
+// Run runs the whole suite against drivers made by open, which have the
+// features f. Each subtest opens a driver of its own and runs in
+// parallel with the others.
+func Run(t *testing.T, f Features, open Open) {
 	t.Helper()
 	tests := []struct {
 		name string
@@ -76,6 +97,9 @@ func Run(t *testing.T, open Open) {
 		{"PayloadLimit", testPayloadLimit},
 		{"RetryByHand", testRetryByHand},
 		{"NextEndsWithItsContext", testNextEndsWithItsContext},
+		{"Features", func(t *testing.T, open Open) { testFeatures(t, open, f) }},
+		{"EnqueueBatch", func(t *testing.T, open Open) { testEnqueueBatch(t, open, f) }},
+		{"NextBatch", func(t *testing.T, open Open) { testNextBatch(t, open, f) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -666,7 +690,7 @@ const slack = 50 * time.Millisecond
 // harness is one subtest's broker and the helpers that drive it.
 type harness struct {
 	t     *testing.T
-	b     Broker
+	b     Driver
 	lease time.Duration
 	ctx   context.Context
 }
@@ -675,7 +699,7 @@ func setup(t *testing.T, open Open, lease time.Duration) *harness {
 	t.Helper()
 	b := open(t, Options{Lease: lease})
 	if b.Enqueuer == nil || b.Events == nil || b.Results == nil || b.Queue == nil {
-		t.Fatalf("open returned a broker missing a port: %+v", b)
+		t.Fatalf("open returned a driver missing a port: %+v", b)
 	}
 	return &harness{t: t, b: b, lease: lease, ctx: testsupport.Context(t)}
 }
