@@ -287,6 +287,35 @@ func (c *Client) Follow(ctx context.Context, from uint64, fn func([]tasktype.Eve
 	return c.cfg.Log.Follow(ctx, from, fn)
 }
 
+// WaitOutcome blocks until job jobID of userID (0: whoever owns it) has
+// ended, succeeded, failed or cancelled, and returns the event that ended
+// it; or until ctx ends. It reads the log, not task_result, so it needs
+// no projection running.
+func (c *Client) WaitOutcome(ctx context.Context, userID int64, jobID string) (tasktype.Event, error) {
+	last, err := c.Last(ctx, userID, jobID)
+	if err != nil {
+		return tasktype.Event{}, err
+	}
+	if !tasktype.StatusAfter(last.Kind).Active() {
+		return last, nil
+	}
+	errEnded := errors.New("job ended")
+	var outcome tasktype.Event
+	err = c.cfg.Log.Follow(ctx, last.Seq, func(events []tasktype.Event) error {
+		for _, e := range events {
+			if e.JobID == jobID && (userID == 0 || e.UserID == userID) && !tasktype.StatusAfter(e.Kind).Active() {
+				outcome = e
+				return errEnded
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errEnded) {
+		return outcome, nil
+	}
+	return tasktype.Event{}, fmt.Errorf("wait for the outcome of task %s: %w", jobID, err)
+}
+
 // LastSeq is the stream sequence of the newest stored event.
 func (c *Client) LastSeq(ctx context.Context) (uint64, error) {
 	if c.cfg.Log == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
@@ -96,5 +97,58 @@ func TestClientWithoutLogReadsOnly(t *testing.T) {
 	}
 	if err := c.CatchUp(ctx); err == nil || !strings.Contains(err.Error(), "no Log") {
 		t.Errorf("CatchUp without a log = %v, want an error saying there is no Log", err)
+	}
+}
+
+// WaitOutcome returns the event that ended a job run by a worker, read
+// from the log with no projection running.
+func TestClientWaitOutcome(t *testing.T) {
+	ctx := testsupport.Context(t)
+	db, _ := testsupport.DB(t)
+	srv := testsupport.NATS(t)
+	web := testsupport.Broker(t, testsupport.Connect(t, srv, "web"))
+	worker := testsupport.Broker(t, testsupport.Connect(t, srv, "worker"))
+	reg := tasks.NewRegistry()
+	release := make(chan struct{})
+	if err := reg.Register("slow_job", func(ctx context.Context, _ tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return tasktype.Result{}, ctx.Err()
+		}
+		return tasktype.Result{Summary: "done"}, nil
+	}, tasktype.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	q, err := worker.Queue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := tasks.NewClient(tasks.Config{DB: db, Log: worker, Queue: q, Registry: reg, Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testsupport.Go(t, func(ctx context.Context) { w.RunWorker(ctx) })
+	c, err := tasks.NewClient(tasks.Config{DB: db, Log: web, Enqueuer: web})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := c.Enqueue(ctx, tasktype.EnqueueRequest{Type: "slow_job", UserID: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(200*time.Millisecond, func() { close(release) })
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	e, err := c.WaitOutcome(wctx, 3, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Kind != tasktype.EventSucceeded || e.JobID != job.ID || e.Summary != "done" {
+		t.Errorf("WaitOutcome = %+v, want the job's succeeded event", e)
+	}
+	// Once ended, it answers at once from the job's newest event.
+	if again, err := c.WaitOutcome(wctx, 0, job.ID); err != nil || again.Seq != e.Seq {
+		t.Errorf("WaitOutcome again = %+v, %v; want the same event", again, err)
 	}
 }
