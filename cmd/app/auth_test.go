@@ -19,8 +19,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -86,7 +86,7 @@ func TestWebNATSRefusesClientsWithoutCredentials(t *testing.T) {
 	}
 	user := ensureUser(t, dir, "alice@example.org")
 	job := opEnqueue(t, b, user.ID, testSleep, `{"ms":0}`)
-	opWaitKind(t, b, job.ID, tasks.EventSucceeded)
+	opWaitKind(t, b, job.ID, tasktype.EventSucceeded)
 
 	// The operator commands: only NATS_URL and an empty, unrelated data dir.
 	stranger := map[string]string{"OTJ_DATA_DIR": t.TempDir(), "NATS_URL": url}
@@ -164,7 +164,7 @@ func TestWorkerRejoinsAfterWebRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	job := opEnqueue(t, b, ensureUser(t, env["OTJ_DATA_DIR"], "alice@example.org").ID, testSleep, `{"ms":0}`)
-	opWaitKind(t, b, job.ID, tasks.EventSucceeded)
+	opWaitKind(t, b, job.ID, tasktype.EventSucceeded)
 }
 
 // freePort is a loopback port free a moment ago, for a process that must
@@ -210,7 +210,7 @@ func TestNATSListenerTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	job := opEnqueue(t, b, ensureUser(t, env["OTJ_DATA_DIR"], "alice@example.org").ID, testSleep, `{"ms":0}`)
-	opWaitKind(t, b, job.ID, tasks.EventSucceeded)
+	opWaitKind(t, b, job.ID, tasktype.EventSucceeded)
 
 	if nc, err := nats.Connect(url, nats.Token(token), nats.Timeout(5*time.Second)); err == nil {
 		nc.Close()

@@ -17,9 +17,10 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/otjhelper/otj/modules/tasks"
-
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/natsserver"
@@ -60,9 +61,6 @@ type backendOptions struct {
 	// as the app made it, so that a command run without the app's
 	// settings cannot change them.
 	ApplyResultBounds bool
-	// RunInline runs a job in the enqueuing request when the Redis
-	// broker cannot be reached (the web side sets it).
-	RunInline func(ctx context.Context, item tasks.Event)
 }
 
 // openBackend opens the database (migrated, with the reference data),
@@ -123,7 +121,7 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		jcfg.Results = &jetstream.ResultBounds{TTL: cfg.ResultTTL, MaxBytes: cfg.ResultMaxBytes}
 	}
 	if b.Broker, err = jetstream.Open(ctx, jcfg); err != nil {
-		if errors.Is(err, tasks.ErrResultStoreFull) {
+		if errors.Is(err, tasktype.ErrResultStoreFull) {
 			return nil, fmt.Errorf("RESULT_MAX_BYTES %d: more than the NATS server's JetStream storage can reserve; lower it: %w", cfg.ResultMaxBytes, err)
 		}
 		return nil, err
@@ -140,7 +138,7 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		// Redis is not contacted here: the app starts while it is down.
 		b.Redis, err = redisbroker.New(redisbroker.Config{
 			Client: b.rdb, Events: b.Broker, Prefix: cfg.RedisKeyPrefix, Lease: cfg.JobLease, SendTimeout: cfg.RedisTimeout,
-			RunInline: o.RunInline, Logger: log,
+			Logger: log,
 		})
 		if err != nil {
 			return nil, err
@@ -226,15 +224,21 @@ func redactURL(s string) string {
 
 // Enqueuer is the port the web side enqueues through: the broker that
 // carries the jobs.
-func (b *backend) Enqueuer() tasks.Enqueuer {
+func (b *backend) Enqueuer() taskdriver.Enqueuer {
 	if b.Redis != nil {
 		return b.Redis
 	}
 	return b.Broker
 }
 
+// tasks is a task client over the backend that reads, cancels and
+// retries tasks and runs no jobs: the operator commands' door.
+func (b *backend) tasks(log *slog.Logger) (*tasks.Client, error) {
+	return tasks.NewClient(tasks.Config{DB: b.DB, Log: b.Broker, Logger: log})
+}
+
 // Queue opens a worker's queue on the broker that carries the jobs.
-func (b *backend) Queue(ctx context.Context) (tasks.Queue, error) {
+func (b *backend) Queue(ctx context.Context) (taskdriver.Queue, error) {
 	if b.Redis != nil {
 		return b.Redis.Queue(ctx)
 	}

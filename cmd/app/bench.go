@@ -24,6 +24,8 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // benchUsage is app bench's help; the flags follow it.
@@ -333,7 +335,7 @@ func benchOnce(ctx context.Context, o benchOptions, cfg Config, log *slog.Logger
 		tag, f.EnqueuePerS, f.EndToEndPerS, f.ProjectionCaughtUpS, f.CPUPerJobUS)
 
 	tag = fmt.Sprintf("  %-13s", "batches")
-	if benq, ok := be.Enqueuer().(tasks.BatchEnqueuer); !ok {
+	if benq, ok := be.Enqueuer().(taskdriver.BatchEnqueuer); !ok {
 		fmt.Fprintf(stderr, "%s skipped: the %s broker has no batch enqueue\n", tag, cfg.Broker)
 	} else if o.batch == 0 {
 		fmt.Fprintf(stderr, "%s skipped (--batch 0)\n", tag)
@@ -373,16 +375,16 @@ type benchServices struct {
 // and a projection whose applied events report to rig.
 func startBenchServices(ctx context.Context, o benchOptions, cfg Config, be *backend, rig *benchRig) (*benchServices, error) {
 	reg := tasks.NewRegistry()
-	if err := reg.Register(benchJobType, rig.handle, tasks.Policy{}); err != nil {
+	if err := reg.Register(benchJobType, rig.handle, tasktype.Policy{}); err != nil {
 		return nil, err
 	}
 	q, err := be.Queue(ctx)
 	if err != nil {
 		return nil, err
 	}
-	w, err := tasks.NewWorker(tasks.WorkerConfig{
-		Queue: q, Events: benchLog{EventLog: be.Broker, rig: rig}, Results: be.Broker, Registry: reg,
-		Concurrency: o.concurrency, ExtendEvery: cfg.JobLease / 5,
+	w, err := tasks.NewClient(tasks.Config{
+		DB: be.DB, Log: benchLog{Log: be.Broker, rig: rig}, Queue: q, Registry: reg,
+		Worker: tasks.WorkerConfig{Concurrency: o.concurrency, ExtendEvery: cfg.JobLease / 5},
 		// A log line per job would be measured too.
 		Logger: slog.New(slog.DiscardHandler),
 	})
@@ -395,13 +397,17 @@ func startBenchServices(ctx context.Context, o benchOptions, cfg Config, be *bac
 	if err != nil {
 		return nil, err
 	}
-	proj := tasks.NewProjection(be.DB, streamFrom{EventStream: be.Broker, from: from}, be.log)
-	proj.Observe(rig.observe)
+	proj, err := tasks.NewClient(tasks.Config{
+		DB: be.DB, Log: streamFrom{Log: be.Broker, from: from}, Observe: rig.observe, Logger: be.log,
+	})
+	if err != nil {
+		return nil, err
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	s := &benchServices{cancel: cancel, db: be.DB}
-	s.g.Go("worker", func() error { return w.Run(runCtx) })
-	s.g.Go("projection", func() error { return proj.Run(runCtx) })
+	s.g.Go("worker", func() error { return w.RunWorker(runCtx) })
+	s.g.Go("projection", func() error { return proj.RunProjection(runCtx) })
 	if be.Redis != nil {
 		// As in every process on the Redis broker: it carries retries,
 		// and its cost is part of the broker's.
@@ -412,8 +418,8 @@ func startBenchServices(ctx context.Context, o benchOptions, cfg Config, be *bac
 
 // completed counts a user's tasks that task_result shows completed.
 func (s *benchServices) completed(ctx context.Context, userID int64) (int, error) {
-	n, err := s.db.NewSelect().Model((*tasks.TaskResult)(nil)).
-		Where("user_id = ?", userID).Where("status = ?", tasks.StatusCompleted).Count(ctx)
+	n, err := s.db.NewSelect().Table("task_result").
+		Where("user_id = ?", userID).Where("status = ?", tasktype.StatusCompleted).Count(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("count completed tasks: %w", err)
 	}
@@ -452,17 +458,17 @@ func (r *benchRig) phaseOf(userID int64) *benchPhase {
 }
 
 // handle is the bench_noop handler: it only notes when it started.
-func (r *benchRig) handle(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+func (r *benchRig) handle(_ context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 	now := time.Now()
 	if p := r.phaseOf(job.UserID); p != nil {
 		p.started(job, now)
 	}
-	return tasks.Result{}, nil
+	return tasktype.Result{}, nil
 }
 
 // observe is told of each event the projection has committed.
-func (r *benchRig) observe(e tasks.Event) {
-	if e.Kind != tasks.EventSucceeded {
+func (r *benchRig) observe(e tasktype.Event) {
+	if e.Kind != tasktype.EventSucceeded {
 		return
 	}
 	now := time.Now()
@@ -473,14 +479,14 @@ func (r *benchRig) observe(e tasks.Event) {
 
 // benchLog is the worker's event log, noting each succeeded event stored.
 type benchLog struct {
-	tasks.EventLog
+	taskdriver.Log
 	rig *benchRig
 }
 
 // Append appends e and, if it is a stored success, tells the phase.
-func (l benchLog) Append(ctx context.Context, e tasks.Event, after uint64) (uint64, error) {
-	seq, err := l.EventLog.Append(ctx, e, after)
-	if err == nil && e.Kind == tasks.EventSucceeded {
+func (l benchLog) Append(ctx context.Context, e tasktype.Event, after uint64) (uint64, error) {
+	seq, err := l.Log.Append(ctx, e, after)
+	if err == nil && e.Kind == tasktype.EventSucceeded {
 		now := time.Now()
 		if p := l.rig.phaseOf(e.UserID); p != nil {
 			p.stored(now)
@@ -491,13 +497,13 @@ func (l benchLog) Append(ctx context.Context, e tasks.Event, after uint64) (uint
 
 // streamFrom is an event stream that starts no earlier than from.
 type streamFrom struct {
-	tasks.EventStream
+	taskdriver.Log
 	from uint64
 }
 
 // Follow follows the stream from the later of from and s.from.
-func (s streamFrom) Follow(ctx context.Context, from uint64, fn func([]tasks.Event) error) error {
-	return s.EventStream.Follow(ctx, max(from, s.from), fn)
+func (s streamFrom) Follow(ctx context.Context, from uint64, fn func([]tasktype.Event) error) error {
+	return s.Log.Follow(ctx, max(from, s.from), fn)
 }
 
 // benchPhase counts one phase's jobs as they succeed and show.
@@ -520,7 +526,7 @@ type benchPhase struct {
 
 // started notes that job's handler started at now: in the latency phase,
 // its start latency, and its enqueue time for its visible latency.
-func (p *benchPhase) started(job tasks.Job, now time.Time) {
+func (p *benchPhase) started(job tasktype.Job, now time.Time) {
 	if !p.latency {
 		return
 	}
@@ -620,9 +626,9 @@ func (r *benchRig) throughputPhase(ctx context.Context, svc *benchServices, n in
 }
 
 // enqueueEach enqueues n jobs one at a time.
-func enqueueEach(enq tasks.Enqueuer, n int) func(ctx context.Context, user int64) error {
+func enqueueEach(enq taskdriver.Enqueuer, n int) func(ctx context.Context, user int64) error {
 	return func(ctx context.Context, user int64) error {
-		req := tasks.EnqueueRequest{Type: benchJobType, UserID: user}
+		req := tasktype.EnqueueRequest{Type: benchJobType, UserID: user}
 		for range n {
 			if _, err := enq.Enqueue(ctx, req); err != nil {
 				return err
@@ -633,9 +639,9 @@ func enqueueEach(enq tasks.Enqueuer, n int) func(ctx context.Context, user int64
 }
 
 // enqueueBatches enqueues n jobs in calls of up to size.
-func enqueueBatches(enq tasks.BatchEnqueuer, n, size int) func(ctx context.Context, user int64) error {
+func enqueueBatches(enq taskdriver.BatchEnqueuer, n, size int) func(ctx context.Context, user int64) error {
 	return func(ctx context.Context, user int64) error {
-		reqs := slices.Repeat([]tasks.EnqueueRequest{{Type: benchJobType, UserID: user}}, min(size, n))
+		reqs := slices.Repeat([]tasktype.EnqueueRequest{{Type: benchJobType, UserID: user}}, min(size, n))
 		for done := 0; done < n; done += size {
 			if _, err := enq.EnqueueBatch(ctx, reqs[:min(size, n-done)]); err != nil {
 				return err
@@ -647,9 +653,9 @@ func enqueueBatches(enq tasks.BatchEnqueuer, n, size int) func(ctx context.Conte
 
 // latencyPhase enqueues a job every 1/rate s for d, one at a time, and
 // measures each job's start and visible latency.
-func (r *benchRig) latencyPhase(ctx context.Context, svc *benchServices, enq tasks.Enqueuer, rate int, d time.Duration, f *benchFigures) error {
+func (r *benchRig) latencyPhase(ctx context.Context, svc *benchServices, enq taskdriver.Enqueuer, rate int, d time.Duration, f *benchFigures) error {
 	p := r.begin(true)
-	req := tasks.EnqueueRequest{Type: benchJobType, UserID: p.user}
+	req := tasktype.EnqueueRequest{Type: benchJobType, UserID: p.user}
 	// A tick missed while an enqueue is slow is dropped, not made up:
 	// the rate achieved is reported beside the percentiles.
 	tick := time.NewTicker(time.Second / time.Duration(rate))

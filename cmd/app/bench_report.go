@@ -25,6 +25,7 @@ import (
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // benchReportUsage is app bench report's help; the flags follow it.
@@ -230,9 +231,9 @@ func benchReportChild(ctx context.Context, o benchReportOptions, getenv func(str
 	if err != nil {
 		return err
 	}
-	w, err := tasks.NewWorker(tasks.WorkerConfig{
-		Events: be.Broker, Results: be.Broker, Registry: reg, Logger: log,
-		Name: "bench-report@" + tasks.ProcessName(), ExtendEvery: cfg.JobLease / 5,
+	w, err := tasks.NewClient(tasks.Config{
+		DB: be.DB, Log: be.Broker, Registry: reg, Logger: log,
+		Worker: tasks.WorkerConfig{InlineName: "bench-report@" + tasks.ProcessName(), ExtendEvery: cfg.JobLease / 5},
 	})
 	if err != nil {
 		return err
@@ -252,7 +253,7 @@ func benchReportChild(ctx context.Context, o benchReportOptions, getenv func(str
 	}
 
 	start := time.Now()
-	item, _, err := be.Broker.EnqueueEvent(ctx, tasks.EnqueueRequest{Type: reports.FullReport, UserID: u.ID})
+	item, _, err := be.Broker.EnqueueEvent(ctx, tasktype.EnqueueRequest{Type: reports.FullReport, UserID: u.ID})
 	if err != nil {
 		return err
 	}
@@ -281,8 +282,8 @@ func benchReportChild(ctx context.Context, o benchReportOptions, getenv func(str
 
 // checkReportOutcome checks that the job succeeded with a file, and that
 // its summary counts n activities ("1,000,000 activities").
-func checkReportOutcome(last tasks.Event, n int) error {
-	if last.Kind != tasks.EventSucceeded {
+func checkReportOutcome(last tasktype.Event, n int) error {
+	if last.Kind != tasktype.EventSucceeded {
 		return fmt.Errorf("report ended %s: %s", last.Kind, last.Error)
 	}
 	if last.Result == nil || last.Result.Size == 0 {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -94,17 +94,17 @@ func TestBrowserCancelAndRetry(t *testing.T) {
 	u := ensureUser(t, env["OTJ_DATA_DIR"], "apprentice@example.org")
 
 	long := enqueueSleep(t, b, u.ID, 120_000)
-	failing, err := b.Enqueue(testsupport.Context(t), tasks.EnqueueRequest{Type: testFail, UserID: u.ID, Payload: []byte(`{"times":3}`)})
+	failing, err := b.Enqueue(testsupport.Context(t), tasktype.EnqueueRequest{Type: testFail, UserID: u.ID, Payload: []byte(`{"times":3}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	row := func(id string) string { return "#task-" + id }
 	// The list refreshes itself only while it shows an active task: open
 	// it once the projection has the long task running.
-	store := tasks.NewStore(dataDB(t, env["OTJ_DATA_DIR"]))
+	store := readTasks(t, dataDB(t, env["OTJ_DATA_DIR"]))
 	testsupport.Eventually(t, 30*time.Second, "long task never running in the projection", func() bool {
 		r, err := store.GetForUser(testsupport.Context(t), u.ID, long.ID)
-		return err == nil && r.Status == tasks.StatusRunning
+		return err == nil && r.Status == tasktype.StatusRunning
 	})
 
 	// Cancel the running task from the list.
@@ -124,7 +124,7 @@ func TestBrowserCancelAndRetry(t *testing.T) {
 	if err != nil || !strings.Contains(notice, "Cancelled") {
 		t.Fatalf("notice after cancel %q, %v", notice, err)
 	}
-	if last := waitJobDone(t, b, u.ID, long.ID, 10*time.Second); last.Kind != tasks.EventCancelled {
+	if last := waitJobDone(t, b, u.ID, long.ID, 10*time.Second); last.Kind != tasktype.EventCancelled {
 		t.Fatalf("the cancelled task ended %s", last.Kind)
 	}
 

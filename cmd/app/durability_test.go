@@ -14,8 +14,8 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/uptrace/bun"
 
-	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -90,11 +90,11 @@ func acknowledgedEnqueueSurvivesKill(t *testing.T, sync string) {
 		lastSeq = max(lastSeq, j.EventSeq)
 		e, err := conn.b.Last(testsupport.Context(t), j.UserID, j.ID)
 		switch {
-		case errors.Is(err, tasks.ErrNotFound):
+		case errors.Is(err, tasktype.ErrNotFound):
 			lost = append(lost, fmt.Sprintf("job %s, acked at seq %d", j.ID, j.EventSeq))
 		case err != nil:
 			t.Fatal(err)
-		case e.Kind != tasks.EventEnqueued || e.Seq != j.EventSeq:
+		case e.Kind != tasktype.EventEnqueued || e.Seq != j.EventSeq:
 			moved = append(moved, fmt.Sprintf("job %s, acked at seq %d: %s event at seq %d", j.ID, j.EventSeq, e.Kind, e.Seq))
 		}
 	}
@@ -154,8 +154,8 @@ func acknowledgedEnqueueSurvivesKill(t *testing.T, sync string) {
 	for _, j := range jobs {
 		evs := histories[j.ID]
 		starts, ends := len(matching(rs, j.ID, "start", 0)), len(matching(rs, j.ID, "end", 0))
-		if len(evs) == 3 && evs[0].Kind == tasks.EventEnqueued && evs[1].Kind == tasks.EventStarted && evs[1].Attempt == 1 &&
-			evs[2].Kind == tasks.EventSucceeded && starts == 1 && ends == 1 {
+		if len(evs) == 3 && evs[0].Kind == tasktype.EventEnqueued && evs[1].Kind == tasktype.EventStarted && evs[1].Attempt == 1 &&
+			evs[2].Kind == tasktype.EventSucceeded && starts == 1 && ends == 1 {
 			succeeded[j.ID] = evs[2].Seq
 			continue
 		}
@@ -171,13 +171,13 @@ func acknowledgedEnqueueSurvivesKill(t *testing.T, sync string) {
 	testsupport.Eventually(t, time.Minute, "the projection never reached the stream's end", func() bool {
 		return projectionOffset(t, db) == st.LastSeq
 	})
-	var rows []tasks.TaskResult
-	if err := db.NewSelect().Model(&rows).Scan(testsupport.Context(t)); err != nil {
+	rows, err := readTasks(t, db).All(testsupport.Context(t))
+	if err != nil {
 		t.Fatal(err)
 	}
 	wrong = wrong[:0]
 	for _, r := range rows {
-		if seq, ok := succeeded[r.ID]; !ok || r.Status != tasks.StatusCompleted || r.Attempts != 1 || r.LastSeq != seq {
+		if seq, ok := succeeded[r.ID]; !ok || r.Status != tasktype.StatusCompleted || r.Attempts != 1 || r.LastSeq != seq {
 			wrong = append(wrong, fmt.Sprintf("%s: %s, attempts %d, last seq %d (succeeded at %d)", r.ID, r.Status, r.Attempts, r.LastSeq, seq))
 		}
 	}
@@ -190,13 +190,13 @@ func acknowledgedEnqueueSurvivesKill(t *testing.T, sync string) {
 // enqueueNoops enqueues durableBatch test_sleep jobs of 0ms through the
 // batch API, then durableSingles one at a time, and returns the jobs as
 // acknowledged, and when the last ack came.
-func enqueueNoops(t *testing.T, b *jetstream.Broker) ([]tasks.Job, time.Time) {
+func enqueueNoops(t *testing.T, b *jetstream.Broker) ([]tasktype.Job, time.Time) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	payload, _ := json.Marshal(testPayload{MS: 0})
-	req := tasks.EnqueueRequest{Type: testSleep, UserID: 1, Payload: payload}
-	reqs := make([]tasks.EnqueueRequest, durableBatch)
+	req := tasktype.EnqueueRequest{Type: testSleep, UserID: 1, Payload: payload}
+	reqs := make([]tasktype.EnqueueRequest, durableBatch)
 	for i := range reqs {
 		reqs[i] = req
 	}
@@ -271,13 +271,13 @@ func (c *durableConn) workers(t *testing.T) *natsjs.ConsumerInfo {
 var errAllRead = errors.New("read to the stream's end")
 
 // allEvents reads the whole stream, in order, and groups it by job.
-func (c *durableConn) allEvents(t *testing.T) map[string][]tasks.Event {
+func (c *durableConn) allEvents(t *testing.T) map[string][]tasktype.Event {
 	t.Helper()
 	end := c.streamState(t).LastSeq
-	byJob := make(map[string][]tasks.Event)
+	byJob := make(map[string][]tasktype.Event)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err := c.b.Follow(ctx, 0, func(evs []tasks.Event) error {
+	err := c.b.Follow(ctx, 0, func(evs []tasktype.Event) error {
 		for _, e := range evs {
 			byJob[e.JobID] = append(byJob[e.JobID], e)
 			if e.Seq >= end {
@@ -310,8 +310,7 @@ func killProcesses(t *testing.T, ps ...*appProcess) {
 // projectionOffset is the stream position task_result is stored at.
 func projectionOffset(t *testing.T, db *bun.DB) uint64 {
 	t.Helper()
-	p := tasks.NewProjection(db, nil, testsupport.Logger(t))
-	seq, err := p.Offset(testsupport.Context(t))
+	seq, err := readTasks(t, db).Offset(testsupport.Context(t))
 	if err != nil {
 		t.Fatal(err)
 	}

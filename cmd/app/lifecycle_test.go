@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -70,15 +70,15 @@ func workerCrashJobRunsElsewhere(t *testing.T, broker map[string]string) {
 
 	last := waitJobDone(t, b, 1, job.ID, 30*time.Second)
 	evs := jobHistory(t, b, 1, job.ID)
-	if last.Kind != tasks.EventSucceeded || countKind(evs, tasks.EventSucceeded) != 1 {
+	if last.Kind != tasktype.EventSucceeded || countKind(evs, tasktype.EventSucceeded) != 1 {
 		t.Fatalf("want one succeeded event, the last; history:\n%s", describe(evs))
 	}
 	lost := fmt.Sprintf("worker %s stopped responding during attempt 1", victim.workerName())
-	retrying, ok := firstKind(evs, tasks.EventRetrying)
+	retrying, ok := firstKind(evs, tasktype.EventRetrying)
 	if !ok || retrying.Attempt != 1 || !strings.Contains(retrying.Error, lost) {
 		t.Errorf("want a retrying event for attempt 1 saying %q; history:\n%s", lost, describe(evs))
 	}
-	starts := kinds(evs, tasks.EventStarted)
+	starts := kinds(evs, tasktype.EventStarted)
 	if len(starts) != 2 || starts[0].Worker != victim.workerName() || starts[1].Worker != survivor.workerName() || starts[1].Attempt != 2 {
 		t.Errorf("want attempt 1 started on %s, attempt 2 on %s; history:\n%s", victim.workerName(), survivor.workerName(), describe(evs))
 	}
@@ -109,8 +109,8 @@ func TestLongJobKeepsItsLease(t *testing.T) {
 	job := enqueueSleep(t, b, 1, 4000)
 	last := waitJobDone(t, b, 1, job.ID, 30*time.Second)
 	evs := jobHistory(t, b, 1, job.ID)
-	if last.Kind != tasks.EventSucceeded || countKind(evs, tasks.EventSucceeded) != 1 || countKind(evs, tasks.EventStarted) != 1 ||
-		countKind(evs, tasks.EventRetrying) != 0 || countKind(evs, tasks.EventReleased) != 0 {
+	if last.Kind != tasktype.EventSucceeded || countKind(evs, tasktype.EventSucceeded) != 1 || countKind(evs, tasktype.EventStarted) != 1 ||
+		countKind(evs, tasktype.EventRetrying) != 0 || countKind(evs, tasktype.EventReleased) != 0 {
 		t.Errorf("want enqueued, one started, one succeeded; history:\n%s", describe(evs))
 	}
 	rs := runs.lines(t)
@@ -154,16 +154,16 @@ func shutdownHandsBackUnfinishedJob(t *testing.T, broker map[string]string) {
 
 	last := waitJobDone(t, b, 1, job.ID, 20*time.Second)
 	evs := jobHistory(t, b, 1, job.ID)
-	if last.Kind != tasks.EventSucceeded || countKind(evs, tasks.EventSucceeded) != 1 || countKind(evs, tasks.EventRetrying) != 0 {
+	if last.Kind != tasktype.EventSucceeded || countKind(evs, tasktype.EventSucceeded) != 1 || countKind(evs, tasktype.EventRetrying) != 0 {
 		t.Fatalf("want one succeeded event, the last, and no failed attempt; history:\n%s", describe(evs))
 	}
-	rel, ok := firstKind(evs, tasks.EventReleased)
+	rel, ok := firstKind(evs, tasktype.EventReleased)
 	if !ok || rel.Worker != a.workerName() || rel.Attempt != 1 {
 		t.Fatalf("want attempt 1 released by %s; history:\n%s", a.workerName(), describe(evs))
 	}
-	var again tasks.Event
+	var again tasktype.Event
 	for _, e := range evs {
-		if e.Kind == tasks.EventStarted && e.Seq > rel.Seq {
+		if e.Kind == tasktype.EventStarted && e.Seq > rel.Seq {
 			again = e
 			break
 		}
@@ -213,9 +213,9 @@ func TestShutdownFinishesJobWithinGrace(t *testing.T) {
 		t.Errorf("want the job's end line, no cancel; run log:\n%s", runs.text(t))
 	}
 	evs := jobHistory(t, b, 1, job.ID)
-	started, _ := firstKind(evs, tasks.EventStarted)
-	if evs[len(evs)-1].Kind != tasks.EventSucceeded || countKind(evs, tasks.EventSucceeded) != 1 ||
-		countKind(evs, tasks.EventReleased) != 0 || countKind(evs, tasks.EventStarted) != 1 || started.Worker != w.workerName() {
+	started, _ := firstKind(evs, tasktype.EventStarted)
+	if evs[len(evs)-1].Kind != tasktype.EventSucceeded || countKind(evs, tasktype.EventSucceeded) != 1 ||
+		countKind(evs, tasktype.EventReleased) != 0 || countKind(evs, tasktype.EventStarted) != 1 || started.Worker != w.workerName() {
 		t.Errorf("want started on %s and succeeded, nothing released; history:\n%s", w.workerName(), describe(evs))
 	}
 }
@@ -281,7 +281,7 @@ func TestBrokerRestartLosesNoAcceptedJob(t *testing.T) {
 
 	for _, id := range accepted {
 		last := waitJobDone(t, b, user.ID, id, 60*time.Second)
-		if last.Kind != tasks.EventSucceeded {
+		if last.Kind != tasktype.EventSucceeded {
 			t.Errorf("job %s accepted before the outage ended %s; history:\n%s", id, last.Kind, describe(jobHistory(t, b, user.ID, id)))
 		}
 		t.Logf("job %s history:\n%s", id, describe(jobHistory(t, b, user.ID, id)))
@@ -292,14 +292,14 @@ func TestBrokerRestartLosesNoAcceptedJob(t *testing.T) {
 	if ends := matching(runs.lines(t), running.ID, "end", 0); len(ends) != 1 {
 		t.Errorf("the job that ended during the outage ran to the end %d times, want 1", len(ends))
 	}
-	if e, retried := firstKind(jobHistory(t, b, user.ID, running.ID), tasks.EventRetrying); retried {
+	if e, retried := firstKind(jobHistory(t, b, user.ID, running.ID), tasktype.EventRetrying); retried {
 		t.Errorf("the job that ended during the outage was retried: %+v", e)
 	}
 	after, status := postReport(t, c, base)
 	if status != http.StatusSeeOther {
 		t.Fatalf("POST generate-report after the restart = %d", status)
 	}
-	if last := waitJobDone(t, b, user.ID, after, 30*time.Second); last.Kind != tasks.EventSucceeded {
+	if last := waitJobDone(t, b, user.ID, after, 30*time.Second); last.Kind != tasktype.EventSucceeded {
 		t.Errorf("report asked for after the restart ended %s", last.Kind)
 	}
 
@@ -580,12 +580,12 @@ func matching(rs []runLine, job, what string, pid int) []runLine {
 }
 
 // enqueueSleep enqueues a test_sleep job of ms milliseconds for userID.
-func enqueueSleep(t *testing.T, b *jetstream.Broker, userID int64, ms int) tasks.Job {
+func enqueueSleep(t *testing.T, b *jetstream.Broker, userID int64, ms int) tasktype.Job {
 	t.Helper()
 	payload, _ := json.Marshal(testPayload{MS: ms})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	job, err := b.Enqueue(ctx, tasks.EnqueueRequest{Type: testSleep, UserID: userID, Payload: payload})
+	job, err := b.Enqueue(ctx, tasktype.EnqueueRequest{Type: testSleep, UserID: userID, Payload: payload})
 	if err != nil {
 		t.Fatalf("enqueue %s: %v", testSleep, err)
 	}
@@ -593,7 +593,7 @@ func enqueueSleep(t *testing.T, b *jetstream.Broker, userID int64, ms int) tasks
 }
 
 // jobHistory reads every event of a job.
-func jobHistory(t *testing.T, b *jetstream.Broker, userID int64, jobID string) []tasks.Event {
+func jobHistory(t *testing.T, b *jetstream.Broker, userID int64, jobID string) []tasktype.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -607,9 +607,9 @@ func jobHistory(t *testing.T, b *jetstream.Broker, userID int64, jobID string) [
 // waitJobDone polls the job's newest event until the job has finished
 // (succeeded, failed or cancelled) and returns that event. Errors while
 // polling, as when the server is away, count as not finished yet.
-func waitJobDone(t *testing.T, b *jetstream.Broker, userID int64, jobID string, timeout time.Duration) tasks.Event {
+func waitJobDone(t *testing.T, b *jetstream.Broker, userID int64, jobID string, timeout time.Duration) tasktype.Event {
 	t.Helper()
-	var last tasks.Event
+	var last tasktype.Event
 	testsupport.Eventually(t, timeout, "job "+jobID+" did not finish", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -618,13 +618,13 @@ func waitJobDone(t *testing.T, b *jetstream.Broker, userID int64, jobID string, 
 			return false
 		}
 		last = e
-		return e.Kind == tasks.EventSucceeded || e.Kind == tasks.EventFailed || e.Kind == tasks.EventCancelled
+		return e.Kind == tasktype.EventSucceeded || e.Kind == tasktype.EventFailed || e.Kind == tasktype.EventCancelled
 	})
 	return last
 }
 
-func kinds(evs []tasks.Event, k tasks.EventKind) []tasks.Event {
-	var out []tasks.Event
+func kinds(evs []tasktype.Event, k tasktype.EventKind) []tasktype.Event {
+	var out []tasktype.Event
 	for _, e := range evs {
 		if e.Kind == k {
 			out = append(out, e)
@@ -633,17 +633,17 @@ func kinds(evs []tasks.Event, k tasks.EventKind) []tasks.Event {
 	return out
 }
 
-func countKind(evs []tasks.Event, k tasks.EventKind) int { return len(kinds(evs, k)) }
+func countKind(evs []tasktype.Event, k tasktype.EventKind) int { return len(kinds(evs, k)) }
 
-func firstKind(evs []tasks.Event, k tasks.EventKind) (tasks.Event, bool) {
+func firstKind(evs []tasktype.Event, k tasktype.EventKind) (tasktype.Event, bool) {
 	if ks := kinds(evs, k); len(ks) > 0 {
 		return ks[0], true
 	}
-	return tasks.Event{}, false
+	return tasktype.Event{}, false
 }
 
 // describe lists a history for a failure message or the log.
-func describe(evs []tasks.Event) string {
+func describe(evs []tasktype.Event) string {
 	var sb strings.Builder
 	for _, e := range evs {
 		fmt.Fprintf(&sb, "  %d %s %s attempt=%d", e.Seq, e.Time.Format("15:04:05.000"), e.Kind, e.Attempt)

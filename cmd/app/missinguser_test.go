@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/reports"
-	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // TestReportOfUserMissingFromWorkersDatabase runs a worker on a data dir
@@ -33,12 +33,12 @@ func TestReportOfUserMissingFromWorkersDatabase(t *testing.T) {
 	last := waitJobDone(t, b, missingID, missing.ID, 30*time.Second)
 	evs := jobHistory(t, b, missingID, missing.ID)
 	want := "user " + strconv.FormatInt(missingID, 10) + " is not in this worker's database"
-	if last.Kind != tasks.EventFailed || last.Attempt != 1 || countKind(evs, tasks.EventRetrying) != 0 || !strings.Contains(last.Error, want) {
+	if last.Kind != tasktype.EventFailed || last.Attempt != 1 || countKind(evs, tasktype.EventRetrying) != 0 || !strings.Contains(last.Error, want) {
 		t.Errorf("report for a user the worker lacks: want it failed for good on attempt 1 saying %q; history:\n%s", want, describe(evs))
 	}
 
 	last = waitJobDone(t, b, known.ID, empty.ID, 30*time.Second)
-	if last.Kind != tasks.EventSucceeded || last.Result == nil {
+	if last.Kind != tasktype.EventSucceeded || last.Result == nil {
 		t.Fatalf("report for a user with no activities: want it succeeded with a file; history:\n%s", describe(jobHistory(t, b, known.ID, empty.ID)))
 	}
 	if got, want := readResult(t, b, last.Result.Object), strings.Join(reports.Header, ",")+"\r\n"; got != want {
@@ -46,11 +46,11 @@ func TestReportOfUserMissingFromWorkersDatabase(t *testing.T) {
 	}
 }
 
-func enqueueReport(t *testing.T, b *jetstream.Broker, userID int64) tasks.Job {
+func enqueueReport(t *testing.T, b *jetstream.Broker, userID int64) tasktype.Job {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	job, err := b.Enqueue(ctx, tasks.EnqueueRequest{Type: reports.FullReport, UserID: userID})
+	job, err := b.Enqueue(ctx, tasktype.EnqueueRequest{Type: reports.FullReport, UserID: userID})
 	if err != nil {
 		t.Fatalf("enqueue %s: %v", reports.FullReport, err)
 	}

@@ -3,7 +3,7 @@ package main
 // Operator commands: app tasks list|show|retry|cancel and app projections
 // rebuild. They see every user's tasks. They read task_result after
 // bringing it up to date with the event stream, and change tasks only by
-// appending events (tasks.Control), exactly as the web UI does, so they
+// appending events (tasks.Client), exactly as the web UI does, so they
 // are safe beside running web and worker processes.
 
 import (
@@ -27,6 +27,8 @@ import (
 
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/natsserver"
 )
 
@@ -80,7 +82,7 @@ func runTasksList(ctx context.Context, args []string, getenv func(string) string
 	if err != nil || len(pos) > 0 {
 		return flagError(err, fs, "tasks list [--state S] [--user EMAIL_OR_ID] [--type T] [--limit N] [--json]", pos)
 	}
-	f := tasks.Filter{Status: tasks.Status(*state), Type: *typ, Limit: *limit}
+	f := tasktype.Filter{Status: tasktype.Status(*state), Type: *typ, Limit: *limit}
 	if f.Status != "" && !f.Status.Valid() {
 		return fmt.Errorf("tasks list: --state %q: want one of %s", *state, statusNames())
 	}
@@ -95,10 +97,14 @@ func runTasksList(ctx context.Context, args []string, getenv func(string) string
 			}
 			f.UserID = id
 		}
-		if err := catchUp(ctx, b, log); err != nil {
+		tc, err := b.tasks(log)
+		if err != nil {
 			return err
 		}
-		rows, err := tasks.NewStore(b.DB).List(ctx, f)
+		if err := catchUp(ctx, tc); err != nil {
+			return err
+		}
+		rows, err := tc.List(ctx, f)
 		if err != nil {
 			return err
 		}
@@ -131,15 +137,19 @@ func runTasksShow(ctx context.Context, args []string, getenv func(string) string
 	}
 	id := pos[0]
 	return withBackend(ctx, getenv, stderr, "tasks", func(b *backend, log *slog.Logger) error {
-		if err := catchUp(ctx, b, log); err != nil {
+		tc, err := b.tasks(log)
+		if err != nil {
 			return err
 		}
-		row, rowErr := tasks.NewStore(b.DB).Get(ctx, id)
-		if rowErr != nil && !errors.Is(rowErr, tasks.ErrNotFound) {
+		if err := catchUp(ctx, tc); err != nil {
+			return err
+		}
+		row, rowErr := tc.Get(ctx, id)
+		if rowErr != nil && !errors.Is(rowErr, tasktype.ErrNotFound) {
 			return rowErr
 		}
-		history, histErr := b.Broker.History(ctx, 0, id)
-		if histErr != nil && !errors.Is(histErr, tasks.ErrNotFound) {
+		history, histErr := tc.History(ctx, 0, id)
+		if histErr != nil && !errors.Is(histErr, tasktype.ErrNotFound) {
 			return fmt.Errorf("tasks show %s: %w", id, histErr)
 		}
 		if rowErr != nil && histErr != nil {
@@ -147,7 +157,7 @@ func runTasksShow(ctx context.Context, args []string, getenv func(string) string
 		}
 		email := ""
 		if rowErr == nil {
-			emails, err := userEmails(ctx, b.DB, []tasks.TaskResult{row})
+			emails, err := userEmails(ctx, b.DB, []tasktype.Task{row})
 			if err != nil {
 				return err
 			}
@@ -196,23 +206,26 @@ func runTasksChange(ctx context.Context, verb string, args []string, getenv func
 	}
 	id := pos[0]
 	return withBackend(ctx, getenv, stderr, "tasks", func(b *backend, log *slog.Logger) error {
-		ctl := tasks.NewControl(b.Broker)
-		change := ctl.Retry
-		if verb == "cancel" {
-			change = ctl.Cancel
+		tc, err := b.tasks(log)
+		if err != nil {
+			return err
 		}
-		e, err := change(ctx, 0, id, tasks.ByOperator)
-		if errors.Is(err, tasks.ErrNotFound) {
+		change := tc.Retry
+		if verb == "cancel" {
+			change = tc.Cancel
+		}
+		e, err := change(ctx, 0, id, tasktype.ByOperator)
+		if errors.Is(err, tasktype.ErrNotFound) {
 			return fmt.Errorf("no task %s", id)
 		}
 		if err != nil {
 			return err // names the task; ErrWrongState says what is possible
 		}
 		was := ""
-		if prev, err := eventBefore(ctx, b, e); err != nil {
+		if prev, err := eventBefore(ctx, tc, e); err != nil {
 			log.Warn("could not read the task's state before the change", "job", id, "err", err)
 		} else {
-			was = " (was " + string(tasks.StatusAfter(prev.Kind)) + ")"
+			was = " (was " + string(tasktype.StatusAfter(prev.Kind)) + ")"
 		}
 		switch verb {
 		case "cancel":
@@ -222,7 +235,7 @@ func runTasksChange(ctx context.Context, verb string, args []string, getenv func
 		}
 		// Keep task_result in step even when no app web runs the
 		// projection; the change itself is already stored.
-		if err := catchUp(ctx, b, log); err != nil {
+		if err := catchUp(ctx, tc); err != nil {
 			log.Warn("task_result not updated; the next app web or app tasks will", "err", err)
 		}
 		return nil
@@ -231,17 +244,17 @@ func runTasksChange(ctx context.Context, verb string, args []string, getenv func
 
 // eventBefore returns the job's event just before e: the one the change
 // was appended after, so the state it changed from.
-func eventBefore(ctx context.Context, b *backend, e tasks.Event) (tasks.Event, error) {
-	h, err := b.Broker.History(ctx, 0, e.JobID)
+func eventBefore(ctx context.Context, tc *tasks.Client, e tasktype.Event) (tasktype.Event, error) {
+	h, err := tc.History(ctx, 0, e.JobID)
 	if err != nil {
-		return tasks.Event{}, err
+		return tasktype.Event{}, err
 	}
 	for i := len(h) - 1; i > 0; i-- {
 		if h[i].Seq == e.Seq {
 			return h[i-1], nil
 		}
 	}
-	return tasks.Event{}, fmt.Errorf("event %d not in the history of job %s", e.Seq, e.JobID)
+	return tasktype.Event{}, fmt.Errorf("event %d not in the history of job %s", e.Seq, e.JobID)
 }
 
 // runProjections is app projections rebuild: it recreates task_result
@@ -257,11 +270,14 @@ func runProjections(ctx context.Context, args []string, getenv func(string) stri
 	}
 	return withBackend(ctx, getenv, stderr, "projections", func(b *backend, log *slog.Logger) error {
 		start := time.Now()
-		stream := &countingStream{EventStream: b.Broker}
-		p := tasks.NewProjection(b.DB, stream, log)
+		stream := &countingStream{Log: b.Broker}
+		p, err := tasks.NewClient(tasks.Config{DB: b.DB, Log: stream, Logger: log})
+		if err != nil {
+			return err
+		}
 		// A projection running in app web on this database sees its
 		// stored position go back, and replays alongside; each event is
-		// still applied once (see tasks.Projection.Apply).
+		// still applied once.
 		if err := p.Rebuild(ctx); err != nil {
 			return fmt.Errorf("projections rebuild: %w", err)
 		}
@@ -272,7 +288,7 @@ func runProjections(ctx context.Context, args []string, getenv func(string) stri
 		if err != nil {
 			return fmt.Errorf("projections rebuild: %w", err)
 		}
-		rows, err := tasks.NewStore(b.DB).Count(ctx)
+		rows, err := p.Count(ctx)
 		if err != nil {
 			return fmt.Errorf("projections rebuild: %w", err)
 		}
@@ -284,12 +300,12 @@ func runProjections(ctx context.Context, args []string, getenv func(string) stri
 
 // countingStream counts the events a projection reads through it.
 type countingStream struct {
-	tasks.EventStream
+	taskdriver.Log
 	n atomic.Int64
 }
 
-func (s *countingStream) Follow(ctx context.Context, from uint64, fn func([]tasks.Event) error) error {
-	return s.EventStream.Follow(ctx, from, func(events []tasks.Event) error {
+func (s *countingStream) Follow(ctx context.Context, from uint64, fn func([]tasktype.Event) error) error {
+	return s.Log.Follow(ctx, from, func(events []tasktype.Event) error {
 		s.n.Add(int64(len(events)))
 		return fn(events)
 	})
@@ -335,8 +351,8 @@ func withBackend(ctx context.Context, getenv func(string) string, stderr io.Writ
 
 // catchUp applies every event stored so far to task_result, so that what
 // an operator reads is current even when no app web runs the projection.
-func catchUp(ctx context.Context, b *backend, log *slog.Logger) error {
-	if err := tasks.NewProjection(b.DB, b.Broker, log).CatchUp(ctx); err != nil {
+func catchUp(ctx context.Context, tc *tasks.Client) error {
+	if err := tc.CatchUp(ctx); err != nil {
 		return fmt.Errorf("bring %s up to date: %w", tasks.ProjectionName, err)
 	}
 	return nil
@@ -365,7 +381,7 @@ func resolveUser(ctx context.Context, db *bun.DB, s string) (int64, error) {
 
 // userEmails maps the rows' user ids to their emails; a user that no
 // longer exists is left out.
-func userEmails(ctx context.Context, db *bun.DB, rows []tasks.TaskResult) (map[int64]string, error) {
+func userEmails(ctx context.Context, db *bun.DB, rows []tasktype.Task) (map[int64]string, error) {
 	users := activity.NewStore(db)
 	emails := map[int64]string{}
 	for _, r := range rows {
@@ -386,7 +402,7 @@ func userEmails(ctx context.Context, db *bun.DB, rows []tasks.TaskResult) (map[i
 }
 
 // printTaskTable prints rows as an aligned table, times in UTC.
-func printTaskTable(w io.Writer, rows []tasks.TaskResult, emails map[int64]string) {
+func printTaskTable(w io.Writer, rows []tasktype.Task, emails map[int64]string) {
 	if len(rows) == 0 {
 		fmt.Fprintln(w, "no tasks match")
 		return
@@ -401,7 +417,7 @@ func printTaskTable(w io.Writer, rows []tasks.TaskResult, emails map[int64]strin
 }
 
 // printTask prints a task_result row, one field a line, times in UTC.
-func printTask(w io.Writer, r tasks.TaskResult, email string) {
+func printTask(w io.Writer, r tasktype.Task, email string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	field := func(name, value string) {
 		if value != "" {
@@ -419,7 +435,7 @@ func printTask(w io.Writer, r tasks.TaskResult, email string) {
 	field("finished", utc(r.CompletedAt, false))
 	field("next attempt", utc(r.NextAttemptAt, false))
 	field("worker", r.Worker)
-	if r.Status == tasks.StatusRunning && r.ProgressMessage != "" {
+	if r.Status == tasktype.StatusRunning && r.ProgressMessage != "" {
 		field("progress", fmt.Sprintf("%d%% %s", r.ProgressPercent, r.ProgressMessage))
 	}
 	field("changed by", r.ChangedBy)
@@ -436,7 +452,7 @@ func printTask(w io.Writer, r tasks.TaskResult, email string) {
 
 // printHistory prints a job's events as a timeline, one line each: time
 // (UTC), time since enqueue, stream sequence, kind and what happened.
-func printHistory(w io.Writer, events []tasks.Event) {
+func printHistory(w io.Writer, events []tasktype.Event) {
 	fmt.Fprintln(w, "history (times UTC):")
 	var first time.Time
 	for i, e := range events {
@@ -451,23 +467,23 @@ func printHistory(w io.Writer, events []tasks.Event) {
 // describeEvent says what an event records, for the timeline.
 // userSees quotes the sentence a failure showed the task's owner, if it
 // carried one, after the error operators see.
-func userSees(e tasks.Event) string {
+func userSees(e tasktype.Event) string {
 	if e.Message == "" {
 		return ""
 	}
 	return fmt.Sprintf(" (the user sees: %q)", oneLine(e.Message))
 }
 
-func describeEvent(e tasks.Event) string {
+func describeEvent(e tasktype.Event) string {
 	switch e.Kind {
-	case tasks.EventEnqueued:
+	case tasktype.EventEnqueued:
 		if len(e.Payload) == 0 {
 			return "queued"
 		}
 		return "queued, payload " + truncate(string(e.Payload), 80)
-	case tasks.EventStarted:
+	case tasktype.EventStarted:
 		return fmt.Sprintf("attempt %s started on worker %s", attempts(e.Attempt, e.MaxAttempts), e.Worker)
-	case tasks.EventSucceeded:
+	case tasktype.EventSucceeded:
 		s := fmt.Sprintf("attempt %d succeeded", e.Attempt)
 		if e.Summary != "" {
 			s += ": " + e.Summary
@@ -476,20 +492,20 @@ func describeEvent(e tasks.Event) string {
 			s += fmt.Sprintf("; result %s (%d bytes)", r.Name, r.Size)
 		}
 		return s
-	case tasks.EventRetrying:
+	case tasktype.EventRetrying:
 		return fmt.Sprintf("attempt %s failed: %s; next attempt at %s%s", attempts(e.Attempt, e.MaxAttempts), oneLine(e.Error), utc(e.RetryAt, true), userSees(e))
-	case tasks.EventFailed:
+	case tasktype.EventFailed:
 		if e.Attempt == 0 {
 			return "failed before any attempt: " + oneLine(e.Error) + userSees(e)
 		}
 		return fmt.Sprintf("attempt %s failed: %s; no more attempts%s", attempts(e.Attempt, e.MaxAttempts), oneLine(e.Error), userSees(e))
-	case tasks.EventCancelled:
+	case tasktype.EventCancelled:
 		return fmt.Sprintf("cancelled by %s %s", or(e.By, "?"), afterAttempts(e.Attempt))
-	case tasks.EventRetried:
+	case tasktype.EventRetried:
 		return fmt.Sprintf("retried by %s; attempt %d queued", or(e.By, "?"), e.Attempt+1)
-	case tasks.EventReleased:
+	case tasktype.EventReleased:
 		return fmt.Sprintf("attempt %d handed back by worker %s as it shut down; it runs again", e.Attempt, e.Worker)
-	case tasks.EventProgress:
+	case tasktype.EventProgress:
 		return fmt.Sprintf("attempt %d at %d%%: %s", e.Attempt, e.Percent, oneLine(e.Message))
 	}
 	return "(an event kind this version does not know)"
@@ -497,27 +513,27 @@ func describeEvent(e tasks.Event) string {
 
 // taskView is a task_result row as app tasks list/show --json print it.
 type taskView struct {
-	ID            string           `json:"id"`
-	UserID        int64            `json:"user_id"`
-	UserEmail     string           `json:"user_email,omitempty"`
-	Type          string           `json:"type"`
-	Status        tasks.Status     `json:"status"`
-	Attempts      int              `json:"attempts"`
-	MaxAttempts   int              `json:"max_attempts"`
-	CreatedAt     time.Time        `json:"created_at"`
-	StartedAt     time.Time        `json:"started_at,omitzero"`
-	UpdatedAt     time.Time        `json:"updated_at"`
-	CompletedAt   time.Time        `json:"completed_at,omitzero"`
-	NextAttemptAt time.Time        `json:"next_attempt_at,omitzero"`
-	Worker        string           `json:"worker,omitempty"`
-	ChangedBy     string           `json:"changed_by,omitempty"`
-	Error         string           `json:"error,omitempty"`
-	UserMessage   string           `json:"user_message,omitempty"`
-	Summary       string           `json:"summary,omitempty"`
-	Result        *tasks.ResultRef `json:"result,omitempty"`
+	ID            string              `json:"id"`
+	UserID        int64               `json:"user_id"`
+	UserEmail     string              `json:"user_email,omitempty"`
+	Type          string              `json:"type"`
+	Status        tasktype.Status     `json:"status"`
+	Attempts      int                 `json:"attempts"`
+	MaxAttempts   int                 `json:"max_attempts"`
+	CreatedAt     time.Time           `json:"created_at"`
+	StartedAt     time.Time           `json:"started_at,omitzero"`
+	UpdatedAt     time.Time           `json:"updated_at"`
+	CompletedAt   time.Time           `json:"completed_at,omitzero"`
+	NextAttemptAt time.Time           `json:"next_attempt_at,omitzero"`
+	Worker        string              `json:"worker,omitempty"`
+	ChangedBy     string              `json:"changed_by,omitempty"`
+	Error         string              `json:"error,omitempty"`
+	UserMessage   string              `json:"user_message,omitempty"`
+	Summary       string              `json:"summary,omitempty"`
+	Result        *tasktype.ResultRef `json:"result,omitempty"`
 }
 
-func newTaskView(r tasks.TaskResult, email string) taskView {
+func newTaskView(r tasktype.Task, email string) taskView {
 	v := taskView{
 		ID: r.ID, UserID: r.UserID, UserEmail: email, Type: r.TaskType, Status: r.Status,
 		Attempts: r.Attempts, MaxAttempts: r.MaxAttempts,
@@ -526,16 +542,16 @@ func newTaskView(r tasks.TaskResult, email string) taskView {
 		Worker: r.Worker, ChangedBy: r.ChangedBy, Error: r.Error, UserMessage: r.UserMessage, Summary: r.ResultData,
 	}
 	if r.ResultPath != "" {
-		v.Result = &tasks.ResultRef{Object: r.ResultPath, Name: r.ResultName, ContentType: r.ResultType, Size: uint64(r.ResultSize), Digest: r.Digest}
+		v.Result = &tasktype.ResultRef{Object: r.ResultPath, Name: r.ResultName, ContentType: r.ResultType, Size: uint64(r.ResultSize), Digest: r.Digest}
 	}
 	return v
 }
 
-// eventView is an event with its stream sequence, which tasks.Event
+// eventView is an event with its stream sequence, which tasktype.Event
 // leaves out of its JSON.
 type eventView struct {
 	Seq uint64 `json:"seq"`
-	tasks.Event
+	tasktype.Event
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -592,8 +608,8 @@ func flagError(err error, fs *flag.FlagSet, synopsis string, pos []string) error
 }
 
 func statusNames() string {
-	names := make([]string, len(tasks.Statuses))
-	for i, s := range tasks.Statuses {
+	names := make([]string, len(tasktype.Statuses))
+	for i, s := range tasktype.Statuses {
 		names[i] = string(s)
 	}
 	return strings.Join(names, ", ")

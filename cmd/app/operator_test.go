@@ -13,9 +13,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
+	"github.com/uptrace/bun"
 
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -40,10 +42,10 @@ func TestOperatorTasksBesideRunningApp(t *testing.T) {
 	again := opEnqueue(t, b, alice.ID, testFail, `{"times":3}`)  // fails 3, then attempt 4 passes
 	done := opEnqueue(t, b, bob.ID, testSleep, `{"ms":0}`)       // completes at once
 	long := opEnqueue(t, b, bob.ID, testSleep, `{"ms":60000}`)   // runs until cancelled
-	opWaitKind(t, b, failed.ID, tasks.EventFailed)
-	opWaitKind(t, b, again.ID, tasks.EventFailed)
-	opWaitKind(t, b, done.ID, tasks.EventSucceeded)
-	opWaitKind(t, b, long.ID, tasks.EventStarted)
+	opWaitKind(t, b, failed.ID, tasktype.EventFailed)
+	opWaitKind(t, b, again.ID, tasktype.EventFailed)
+	opWaitKind(t, b, done.ID, tasktype.EventSucceeded)
+	opWaitKind(t, b, long.ID, tasktype.EventStarted)
 
 	t.Run("list by state", func(t *testing.T) {
 		out := opCLI(t, cliEnv, "tasks", "list", "--state", "failed")
@@ -109,7 +111,7 @@ func TestOperatorTasksBesideRunningApp(t *testing.T) {
 		if err := json.Unmarshal([]byte(opCLI(t, cliEnv, "tasks", "show", failed.ID, "--json")), &js); err != nil {
 			t.Fatal(err)
 		}
-		if js.Task.Status != tasks.StatusFailed || len(js.Events) != 7 || js.Events[6].Seq == 0 || js.Events[6].Error != "planned failure 3 of 5" {
+		if js.Task.Status != tasktype.StatusFailed || len(js.Events) != 7 || js.Events[6].Seq == 0 || js.Events[6].Error != "planned failure 3 of 5" {
 			t.Errorf("show --json: %+v", js)
 		}
 	})
@@ -118,7 +120,7 @@ func TestOperatorTasksBesideRunningApp(t *testing.T) {
 		if want := "retried job " + again.ID + " (was failed): attempt 4 is queued\n"; out != want {
 			t.Errorf("retry printed %q, want %q", out, want)
 		}
-		opWaitKind(t, b, again.ID, tasks.EventSucceeded)
+		opWaitKind(t, b, again.ID, tasktype.EventSucceeded)
 		out = opCLI(t, cliEnv, "tasks", "show", again.ID)
 		opContains(t, out, "completed", "changed by", "operator", "retried by operator; attempt 4 queued", "attempt 4 succeeded: passed")
 	})
@@ -129,7 +131,7 @@ func TestOperatorTasksBesideRunningApp(t *testing.T) {
 		}
 		// The worker lets go of it: nothing stays handed out.
 		opWaitIdle(t, nc)
-		if last := opLast(t, b, long.ID); last.Kind != tasks.EventCancelled || last.By != tasks.ByOperator {
+		if last := opLast(t, b, long.ID); last.Kind != tasktype.EventCancelled || last.By != tasktype.ByOperator {
 			t.Errorf("after cancel the last event is %s by %q", last.Kind, last.By)
 		}
 		opContains(t, opCLI(t, cliEnv, "tasks", "show", long.ID), "cancelled", "cancelled by operator after 1 attempt")
@@ -157,7 +159,7 @@ func TestOperatorTasksBesideRunningApp(t *testing.T) {
 		}
 	})
 	t.Run("rebuild recreates the same rows while app web projects", func(t *testing.T) {
-		store := tasks.NewStore(dataDB(t, dir))
+		store := readTasks(t, dataDB(t, dir))
 		opCLI(t, cliEnv, "tasks", "list") // catches the table up
 		before, err := store.All(testsupport.Context(t))
 		if err != nil {
@@ -178,7 +180,7 @@ func TestOperatorTasksBesideRunningApp(t *testing.T) {
 		next := opEnqueue(t, b, bob.ID, testSleep, `{"ms":0}`)
 		testsupport.Eventually(t, 30*time.Second, "app web's projection stopped after the rebuild", func() bool {
 			row, err := store.GetForUser(testsupport.Context(t), bob.ID, next.ID)
-			return err == nil && row.Status == tasks.StatusCompleted
+			return err == nil && row.Status == tasktype.StatusCompleted
 		})
 	})
 
@@ -212,7 +214,7 @@ func TestOperatorTasksOnDataDirStore(t *testing.T) {
 	}
 	opContains(t, opCLI(t, env, "tasks", "list", "--state", "cancelled"), job.ID)
 
-	store := tasks.NewStore(dataDB(t, dir))
+	store := readTasks(t, dataDB(t, dir))
 	before, err := store.All(testsupport.Context(t))
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +238,7 @@ func TestOperatorTasksOnDataDirStore(t *testing.T) {
 	}
 	testsupport.Eventually(t, 30*time.Second, "retried job never completed under app all", func() bool {
 		row, err := store.GetForUser(testsupport.Context(t), user.ID, job.ID)
-		return err == nil && row.Status == tasks.StatusCompleted
+		return err == nil && row.Status == tasktype.StatusCompleted
 	})
 	all.shutdown(t)
 
@@ -295,16 +297,16 @@ func opBroker(t *testing.T, j natsJoin) (*jetstream.Broker, *nats.Conn) {
 	return b, nc
 }
 
-func opEnqueue(t *testing.T, b *jetstream.Broker, userID int64, typ, payload string) tasks.Job {
+func opEnqueue(t *testing.T, b *jetstream.Broker, userID int64, typ, payload string) tasktype.Job {
 	t.Helper()
-	job, err := b.Enqueue(testsupport.Context(t), tasks.EnqueueRequest{Type: typ, UserID: userID, Payload: json.RawMessage(payload)})
+	job, err := b.Enqueue(testsupport.Context(t), tasktype.EnqueueRequest{Type: typ, UserID: userID, Payload: json.RawMessage(payload)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return job
 }
 
-func opLast(t *testing.T, b *jetstream.Broker, jobID string) tasks.Event {
+func opLast(t *testing.T, b *jetstream.Broker, jobID string) tasktype.Event {
 	t.Helper()
 	e, err := b.Last(testsupport.Context(t), 0, jobID)
 	if err != nil {
@@ -314,9 +316,9 @@ func opLast(t *testing.T, b *jetstream.Broker, jobID string) tasks.Event {
 }
 
 // opWaitKind waits for the job's newest event to be of kind k.
-func opWaitKind(t *testing.T, b *jetstream.Broker, jobID string, k tasks.EventKind) {
+func opWaitKind(t *testing.T, b *jetstream.Broker, jobID string, k tasktype.EventKind) {
 	t.Helper()
-	var last tasks.Event
+	var last tasktype.Event
 	testsupport.Eventually(t, 30*time.Second, fmt.Sprintf("job %s never reached %s", jobID, k), func() bool {
 		last = opLast(t, b, jobID)
 		return last.Kind == k
@@ -395,4 +397,14 @@ func opErrContains(t *testing.T, err error, want ...string) {
 			t.Errorf("error %q lacks %q", err, w)
 		}
 	}
+}
+
+// readTasks is a task client that only reads db's task_result.
+func readTasks(t testing.TB, db *bun.DB) *tasks.Client {
+	t.Helper()
+	c, err := tasks.NewClient(tasks.Config{DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

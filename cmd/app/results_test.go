@@ -6,8 +6,8 @@ import (
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
-	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -46,7 +46,7 @@ func TestResultBucketBoundsInTheApp(t *testing.T) {
 
 	user := ensureUser(t, env["OTJ_DATA_DIR"], "alice@example.org")
 	job := opEnqueue(t, b, user.ID, testFile, `{"bytes":3000000}`)
-	opWaitKind(t, b, job.ID, tasks.EventFailed)
+	opWaitKind(t, b, job.ID, tasktype.EventFailed)
 	out := opCLI(t, cliEnv, "tasks", "show", job.ID)
 	opContains(t, out, "maximum bytes exceeded", "attempt 1/3 failed", "user sees",
 		"There is no room to store this report right now; older reports expire after 7 days, or ask the operator to raise RESULT_MAX_BYTES.")

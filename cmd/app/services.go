@@ -18,6 +18,7 @@ import (
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsserver"
@@ -65,14 +66,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	if m == modeWeb {
 		listen = cfg.NATSListen // workers in other processes join here
 	}
-	// With the Redis broker, a web request runs its job itself when Redis
-	// cannot be reached. The runner needs the backend, opened below.
-	var inline *tasks.Worker
-	opts := backendOptions{Name: "otj-" + m.String(), Listen: listen, ApplyResultBounds: true}
-	if m.web() && cfg.Broker == brokerRedis {
-		opts.RunInline = func(ctx context.Context, item tasks.Event) { inline.RunInline(ctx, item) }
-	}
-	be, err := openBackend(ctx, cfg, log, opts)
+	be, err := openBackend(ctx, cfg, log, backendOptions{Name: "otj-" + m.String(), Listen: listen, ApplyResultBounds: true})
 	if err != nil {
 		return err
 	}
@@ -90,21 +84,15 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		// event log on to Redis: retries from workers, retries by hand.
 		g.Go("redis-relay", func() error { return be.Redis.Relay(runCtx) })
 	}
+	client, err := newClient(runCtx, cfg, log, be, m)
+	if err != nil {
+		return err
+	}
 	if m.worker() {
-		w, err := newWorker(runCtx, cfg, log, be)
-		if err != nil {
-			return err
-		}
-		g.Go("worker", func() error { return w.Run(runCtx) })
+		g.Go("worker", func() error { return client.RunWorker(runCtx) })
 	}
 	if m.web() {
-		if opts.RunInline != nil {
-			if inline, err = newInlineRunner(cfg, log, be); err != nil {
-				return err
-			}
-		}
-		proj := tasks.NewProjection(db, broker, log)
-		g.Go("projection", func() error { return proj.Run(runCtx) })
+		g.Go("projection", func() error { return client.RunProjection(runCtx) })
 
 		if cfg.DevAutoLoginEmail != "" {
 			log.Warn("development sign-in is on: every request is signed in as DEV_AUTO_LOGIN_EMAIL; never set it where others can reach the app",
@@ -128,11 +116,11 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			health = append(health, web.HealthCheck{Name: "redis", Check: be.Redis.Ping, Degraded: true})
 		}
 		srv, err := web.NewServer(web.Config{
-			Tasks: tasks.NewStore(db), Enqueuer: be.Enqueuer(), Results: broker, Users: store, Activities: store,
-			Control: tasks.NewControl(broker), History: broker,
-			Sessions: signer, Projection: proj, DevAutoLoginEmail: cfg.DevAutoLoginEmail, Logger: log,
+			Tasks: client, Enqueuer: client, Results: client, Users: store, Activities: store,
+			Control: client, History: client,
+			Sessions: signer, Projection: client, DevAutoLoginEmail: cfg.DevAutoLoginEmail, Logger: log,
 			BaseURL: cfg.BaseURL,
-			Health:  health, Retention: tasks.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
+			Health:  health, Retention: tasktype.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
 			// The web knows no job type: the report's comes from its module.
 			ReportType: reports.FullReport,
 			TaskLabels: map[string]string{reports.FullReport: reports.FullReportLabel},
@@ -215,44 +203,37 @@ func newRegistry(db *bun.DB) (*tasks.Registry, error) {
 	return reg, nil
 }
 
-func newWorker(ctx context.Context, cfg Config, log *slog.Logger, be *backend) (*tasks.Worker, error) {
+// newClient is the process's door to the task system. A worker takes
+// jobs from the broker that carries them; with the Redis broker, a web
+// request runs its job itself when Redis cannot be reached.
+func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m mode) (*tasks.Client, error) {
 	reg, err := newRegistry(be.DB)
 	if err != nil {
 		return nil, err
 	}
-	q, err := be.Queue(ctx)
-	if err != nil {
-		return nil, err
+	tc := tasks.Config{
+		DB: be.DB, Log: be.Broker, Enqueuer: be.Enqueuer(), Registry: reg, Logger: log,
+		Retention:    tasktype.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
+		Worker:       tasks.WorkerConfig{ExtendEvery: cfg.JobLease / 5, StoreFullMessage: storeFullMessage(cfg)},
+		RunInRequest: m.web() && cfg.Broker == brokerRedis,
 	}
-	// The lease is the one the broker has in force, which on JetStream
-	// is the deployed consumer's.
-	lease := cfg.JobLease
-	if l, ok := q.(interface{ Lease() time.Duration }); ok {
-		lease = l.Lease()
+	if m.worker() {
+		q, err := be.Queue(ctx)
+		if err != nil {
+			return nil, err
+		}
+		// The lease is the one the broker has in force, which on
+		// JetStream is the deployed consumer's.
+		lease := cfg.JobLease
+		if l, ok := q.(interface{ Lease() time.Duration }); ok {
+			lease = l.Lease()
+		}
+		// Five heartbeats per lease: a slow one or two do not lose it.
+		log.Info("job lease in force", "lease", lease, "renew_every", lease/5)
+		tc.Queue = q
+		tc.Worker.Concurrency, tc.Worker.ExtendEvery, tc.Worker.ShutdownGrace = cfg.WorkerConcurrency, lease/5, cfg.WorkerShutdownGrace
 	}
-	// Five heartbeats per lease: a slow one or two do not lose it.
-	log.Info("job lease in force", "lease", lease, "renew_every", lease/5)
-	return tasks.NewWorker(tasks.WorkerConfig{
-		Queue: q, Events: be.Broker, Results: be.Broker, Registry: reg,
-		Concurrency: cfg.WorkerConcurrency, Logger: log,
-		ExtendEvery: lease / 5, ShutdownGrace: cfg.WorkerShutdownGrace,
-		ResultKeep: cfg.ResultKeep, ResultTTL: cfg.ResultTTL, Succeeded: be.Broker, StoreFullMessage: storeFullMessage(cfg),
-	})
-}
-
-// newInlineRunner makes the runner of jobs that web requests run
-// themselves when the Redis broker cannot be reached.
-func newInlineRunner(cfg Config, log *slog.Logger, be *backend) (*tasks.Worker, error) {
-	reg, err := newRegistry(be.DB)
-	if err != nil {
-		return nil, err
-	}
-	return tasks.NewWorker(tasks.WorkerConfig{
-		Events: be.Broker, Results: be.Broker, Registry: reg, Logger: log,
-		Name:        "web-request@" + tasks.ProcessName(),
-		ExtendEvery: cfg.JobLease / 5,
-		ResultKeep:  cfg.ResultKeep, ResultTTL: cfg.ResultTTL, Succeeded: be.Broker, StoreFullMessage: storeFullMessage(cfg),
-	})
+	return tasks.NewClient(tc)
 }
 
 // storeFullMessage is what a user is shown when their result could not

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // Job types that exist only in the test binary, registered on the workers
@@ -49,11 +50,11 @@ type testPayload struct {
 }
 
 func registerTestJobs(reg *tasks.Registry) error {
-	policy := tasks.Policy{MaxAttempts: 3, BackoffMin: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Timeout: time.Minute}
-	err := reg.Register(testSleep, func(ctx context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+	policy := tasktype.Policy{MaxAttempts: 3, BackoffMin: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond, Timeout: time.Minute}
+	err := reg.Register(testSleep, func(ctx context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		var p testPayload
 		if err := json.Unmarshal(job.Payload, &p); err != nil {
-			return tasks.Result{}, tasks.Permanent(err)
+			return tasktype.Result{}, tasktype.Permanent(err)
 		}
 		logRun(job, "start")
 		if os.Getenv("OTJ_TEST_FAST") == "1" {
@@ -64,10 +65,10 @@ func registerTestJobs(reg *tasks.Registry) error {
 		select {
 		case <-t.C:
 			logRun(job, "end")
-			return tasks.Result{Summary: "slept"}, nil
+			return tasktype.Result{Summary: "slept"}, nil
 		case <-ctx.Done():
 			logRun(job, "cancelled")
-			return tasks.Result{}, ctx.Err()
+			return tasktype.Result{}, ctx.Err()
 		}
 	}, policy)
 	if err != nil {
@@ -77,81 +78,81 @@ func registerTestJobs(reg *tasks.Registry) error {
 	// its timeout within any test's patience.
 	uploadPolicy := policy
 	uploadPolicy.Timeout = 30 * time.Minute
-	err = reg.Register(testUpload, func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+	err = reg.Register(testUpload, func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		var p testPayload
 		if err := json.Unmarshal(job.Payload, &p); err != nil {
-			return tasks.Result{}, tasks.Permanent(err)
+			return tasktype.Result{}, tasktype.Permanent(err)
 		}
 		logRun(job, "start")
 		if path := os.Getenv(runLogEnv); path != "" {
 			if err := os.WriteFile(startedMarker(path, job), nil, 0o644); err != nil {
-				return tasks.Result{}, err
+				return tasktype.Result{}, err
 			}
 		}
 		out.Progress(0, "uploading")
 		w, err := out.Create("upload.bin", "application/octet-stream")
 		if err != nil {
-			return tasks.Result{}, err
+			return tasktype.Result{}, err
 		}
 		chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
 		for i := range p.MB * 16 {
 			if _, err := w.Write(chunk); err != nil {
 				logRun(job, "failed")
-				return tasks.Result{}, err
+				return tasktype.Result{}, err
 			}
 			if i%16 == 15 {
 				time.Sleep(time.Duration(p.MS) * time.Millisecond)
 			}
 		}
 		logRun(job, "end")
-		return tasks.Result{Summary: "uploaded"}, nil
+		return tasktype.Result{Summary: "uploaded"}, nil
 	}, uploadPolicy)
 	if err != nil {
 		return err
 	}
-	err = reg.Register(testFile, func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+	err = reg.Register(testFile, func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		var p testPayload
 		if err := json.Unmarshal(job.Payload, &p); err != nil {
-			return tasks.Result{}, tasks.Permanent(err)
+			return tasktype.Result{}, tasktype.Permanent(err)
 		}
 		w, err := out.Create("test.bin", "application/octet-stream")
 		if err != nil {
-			return tasks.Result{}, err
+			return tasktype.Result{}, err
 		}
 		if _, err := w.Write(make([]byte, p.Bytes)); err != nil {
-			return tasks.Result{}, err
+			return tasktype.Result{}, err
 		}
-		return tasks.Result{Summary: fmt.Sprintf("%d bytes", p.Bytes)}, nil
+		return tasktype.Result{Summary: fmt.Sprintf("%d bytes", p.Bytes)}, nil
 	}, policy)
 	if err != nil {
 		return err
 	}
-	return reg.Register(testFail, func(ctx context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+	return reg.Register(testFail, func(ctx context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		var p testPayload
 		if err := json.Unmarshal(job.Payload, &p); err != nil {
-			return tasks.Result{}, tasks.Permanent(err)
+			return tasktype.Result{}, tasktype.Permanent(err)
 		}
 		logRun(job, "start")
 		if job.Attempt <= p.Times {
-			err := tasks.UserMessage(fmt.Errorf("planned failure %d of %d", job.Attempt, p.Times),
+			err := tasktype.UserMessage(fmt.Errorf("planned failure %d of %d", job.Attempt, p.Times),
 				fmt.Sprintf("This is planned failure %d of %d.", job.Attempt, p.Times))
 			if p.Permanent {
-				err = tasks.Permanent(err)
+				err = tasktype.Permanent(err)
 			}
 			logRun(job, "failed")
-			return tasks.Result{}, err
+			return tasktype.Result{}, err
 		}
 		logRun(job, "end")
-		return tasks.Result{Summary: "passed"}, nil
+		return tasktype.Result{Summary: "passed"}, nil
 	}, policy)
 }
 
 // startedMarker is the file a test_upload attempt creates as it starts.
-func startedMarker(runLog string, job tasks.Job) string {
+func startedMarker(runLog string, job tasktype.Job) string {
 	return fmt.Sprintf("%s.%s.%d.started", runLog, job.ID, job.Attempt)
 }
 
-func logRun(job tasks.Job, what string) {
+func logRun(job tasktype.Job, what string) {
 	path := os.Getenv(runLogEnv)
 	if path == "" {
 		return

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -85,7 +85,7 @@ func TestBrokerKilledMidUpload(t *testing.T) {
 	for round := 1; round <= uploadRounds; round++ {
 		holderGone := round%2 == 0
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		job, err := conn.b.Enqueue(ctx, tasks.EnqueueRequest{Type: testUpload, UserID: 1, Payload: payload})
+		job, err := conn.b.Enqueue(ctx, tasktype.EnqueueRequest{Type: testUpload, UserID: 1, Payload: payload})
 		cancel()
 		if err != nil {
 			t.Fatalf("round %d: enqueue: %v", round, err)
@@ -112,13 +112,13 @@ func TestBrokerKilledMidUpload(t *testing.T) {
 				round, job.ID, uploadBound, info.NumAckPending, info.NumRedelivered, describe(jobHistory(t, conn.b, 1, job.ID)))
 		}
 		evs := jobHistory(t, conn.b, 1, job.ID)
-		outcomes := countKind(evs, tasks.EventSucceeded) + countKind(evs, tasks.EventFailed) + countKind(evs, tasks.EventCancelled)
+		outcomes := countKind(evs, tasktype.EventSucceeded) + countKind(evs, tasktype.EventFailed) + countKind(evs, tasktype.EventCancelled)
 		t.Logf("round %d (the job's worker %s): outcome %s, attempt %d, %s after app web was back; history:\n%s",
 			round, map[bool]string{false: "alive", true: "killed"}[holderGone], last.Kind, last.Attempt, took.Round(time.Millisecond), describe(evs))
-		if last.Kind != tasks.EventSucceeded || last.Attempt < 2 || outcomes != 1 {
+		if last.Kind != tasktype.EventSucceeded || last.Attempt < 2 || outcomes != 1 {
 			t.Errorf("round %d: want one outcome, succeeded on a later attempt; history:\n%s", round, describe(evs))
 		}
-		retrying, ok := firstKind(evs, tasks.EventRetrying)
+		retrying, ok := firstKind(evs, tasktype.EventRetrying)
 		switch {
 		case !ok || retrying.Attempt != 1:
 			t.Errorf("round %d: want attempt 1 recorded as failed (retrying); history:\n%s", round, describe(evs))
@@ -134,7 +134,7 @@ func TestBrokerKilledMidUpload(t *testing.T) {
 
 // checkUpload reads the result on record back from the object store: the
 // whole upload, as the event describes it.
-func checkUpload(t *testing.T, conn *durableConn, ref tasks.ResultRef) {
+func checkUpload(t *testing.T, conn *durableConn, ref tasktype.ResultRef) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -151,24 +151,24 @@ func checkUpload(t *testing.T, conn *durableConn, ref tasks.ResultRef) {
 
 // waitOutcome polls the job's newest event until the job has finished,
 // and returns that event and whether it did within timeout.
-func waitOutcome(conn *durableConn, jobID string, timeout time.Duration) (tasks.Event, bool) {
+func waitOutcome(conn *durableConn, jobID string, timeout time.Duration) (tasktype.Event, bool) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		e, err := conn.b.Last(ctx, 1, jobID)
 		cancel()
-		if err == nil && (e.Kind == tasks.EventSucceeded || e.Kind == tasks.EventFailed || e.Kind == tasks.EventCancelled) {
+		if err == nil && (e.Kind == tasktype.EventSucceeded || e.Kind == tasktype.EventFailed || e.Kind == tasktype.EventCancelled) {
 			return e, true
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return tasks.Event{}, false
+	return tasktype.Event{}, false
 }
 
 // waitStart waits for the job's first attempt to start, polling far
 // more often than testsupport.Eventually: the test acts within
 // milliseconds of the start.
-func waitStart(t *testing.T, runs runLog, job tasks.Job) {
+func waitStart(t *testing.T, runs runLog, job tasktype.Job) {
 	t.Helper()
 	first := job
 	first.Attempt = 1
@@ -199,7 +199,7 @@ func noopTraffic(ctx context.Context, conn *durableConn) {
 		case <-tick.C:
 		}
 		ectx, cancel := context.WithTimeout(ctx, time.Second)
-		_, _ = conn.b.Enqueue(ectx, tasks.EnqueueRequest{Type: testSleep, UserID: 2, Payload: payload})
+		_, _ = conn.b.Enqueue(ectx, tasktype.EnqueueRequest{Type: testSleep, UserID: 2, Payload: payload})
 		cancel()
 	}
 }

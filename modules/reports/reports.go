@@ -15,6 +15,7 @@ import (
 
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // FullReport is the job type of the full CSV report.
@@ -58,32 +59,32 @@ var Header = []string{"date", "title", "hours", "type", "evidence_quality", "tag
 
 // Policy is how report jobs are retried: the task defaults, with time
 // for a million-row log on a slow disk.
-var Policy = tasks.Policy{MaxAttempts: 3, Timeout: 30 * time.Minute}
+var Policy = tasktype.Policy{MaxAttempts: 3, Timeout: 30 * time.Minute}
 
 // Register adds the report job types to reg.
 func Register(reg *tasks.Registry, src Source) error {
-	return reg.Register(FullReport, func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+	return reg.Register(FullReport, func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		total, err := src.CountActivities(ctx, job.UserID)
 		if errors.Is(err, ErrUnknownUser) {
 			// Another attempt would read the same database, and so would
 			// a retry by hand: only the operator can mend it.
-			return tasks.Result{}, tasks.Permanent(tasks.UserMessage(fmt.Errorf("full report: %w", err),
+			return tasktype.Result{}, tasktype.Permanent(tasktype.UserMessage(fmt.Errorf("full report: %w", err),
 				"Your activity log could not be found by the service that builds reports, so no report was made. Please tell the operator; trying again will not help until they fix it."))
 		}
 		if err != nil {
-			return tasks.Result{}, fmt.Errorf("full report: %w", err)
+			return tasktype.Result{}, fmt.Errorf("full report: %w", err)
 		}
 		name := "otj-full-report-" + job.EnqueuedAt.Format("2006-01-02") + ".csv"
 		w, err := out.Create(name, "text/csv; charset=utf-8")
 		if err != nil {
-			return tasks.Result{}, err
+			return tasktype.Result{}, err
 		}
 		out.Progress(0, "0 of "+plural(total, "activity", "activities"))
 		n, err := WriteCSV(ctx, w, progressSource{Source: src, total: total, out: out}, job.UserID)
 		if err != nil {
-			return tasks.Result{}, fmt.Errorf("full report: %w", err)
+			return tasktype.Result{}, fmt.Errorf("full report: %w", err)
 		}
-		return tasks.Result{Summary: plural(n, "activity", "activities")}, nil
+		return tasktype.Result{Summary: plural(n, "activity", "activities")}, nil
 	}, Policy)
 }
 
@@ -92,7 +93,7 @@ func Register(reg *tasks.Registry, src Source) error {
 type progressSource struct {
 	Source
 	total int
-	out   tasks.Output
+	out   tasktype.Output
 }
 
 func (p progressSource) EachActivity(ctx context.Context, userID int64, fn func(*activity.ReportRow) error) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // rows is an in-memory Source.
@@ -156,7 +157,7 @@ func TestFullReportHandler(t *testing.T) {
 		t.Errorf("report policy %+v: want 3 attempts and time for a large log", policy)
 	}
 	out := &recordingOutput{}
-	job := tasks.Job{ID: "j1", Type: reports.FullReport, UserID: 3, EnqueuedAt: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
+	job := tasktype.Job{ID: "j1", Type: reports.FullReport, UserID: 3, EnqueuedAt: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
 	res, err := h(context.Background(), job, out)
 	if err != nil {
 		t.Fatal(err)
@@ -193,8 +194,8 @@ func TestFullReportOfUnknownUserFailsForGood(t *testing.T) {
 	}
 	h, _, _ := reg.Lookup(reports.FullReport)
 	out := &recordingOutput{}
-	_, err := h(context.Background(), tasks.Job{ID: "j1", Type: reports.FullReport, UserID: 42}, out)
-	if !errors.Is(err, reports.ErrUnknownUser) || !tasks.IsPermanent(err) {
+	_, err := h(context.Background(), tasktype.Job{ID: "j1", Type: reports.FullReport, UserID: 42}, out)
+	if !errors.Is(err, reports.ErrUnknownUser) || !tasktype.IsPermanent(err) {
 		t.Fatalf("report of a user the log lacks: %v, want a permanent error wrapping ErrUnknownUser", err)
 	}
 	if !strings.Contains(err.Error(), "user 42") {
@@ -202,7 +203,7 @@ func TestFullReportOfUnknownUserFailsForGood(t *testing.T) {
 	}
 	// Its owner is told that trying again will not help, not the
 	// generic "you can try again".
-	if msg := tasks.MessageOf(err); !strings.Contains(msg, "operator") || strings.Contains(msg, "try again") {
+	if msg := tasktype.MessageOf(err); !strings.Contains(msg, "operator") || strings.Contains(msg, "try again") {
 		t.Errorf("user sees %q, want a sentence sending them to the operator", msg)
 	}
 	if out.name != "" || out.buf.Len() > 0 {
@@ -217,7 +218,7 @@ func TestFullReportOfEmptyLogIsTheHeader(t *testing.T) {
 	}
 	h, _, _ := reg.Lookup(reports.FullReport)
 	out := &recordingOutput{}
-	res, err := h(context.Background(), tasks.Job{ID: "j1", Type: reports.FullReport, UserID: 7}, out)
+	res, err := h(context.Background(), tasktype.Job{ID: "j1", Type: reports.FullReport, UserID: 7}, out)
 	if err != nil {
 		t.Fatal(err)
 	}

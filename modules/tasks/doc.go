@@ -1,9 +1,12 @@
-// Package tasks is OTJ Helper's background-job system: the Job, the Enqueuer
-// port that web handlers call, the handler registry that modules fill with
-// their job types, the worker runtime that runs handlers, the job events
-// every state change produces, and the task_result projection built from
-// those events.
+// Package tasks is OTJ Helper's background-job system, and its one door:
+// a Client (NewClient) enqueues jobs, cancels and retries them, reads
+// tasks, their histories and their results, and runs the worker and the
+// task_result projection; a Registry holds the job types modules
+// register.
 //
-// The broker behind the ports lives in a sub-package (tasks/jetstream);
-// this package knows nothing of NATS or of any job type.
+// The types every part shares (jobs, events, states, policies, errors)
+// are in tasktype; what a driver must offer is in taskdriver, with the
+// drivers in jetstream (the event log, results, and a queue) and
+// redisbroker (a queue on Redis). The machinery is under internal/. This
+// package knows nothing of NATS, Redis or any job type.
 package tasks

@@ -1,37 +1,13 @@
 package tasks
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"sort"
 	"sync"
+
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
-// Result is what a successful handler reports besides any file it wrote.
-type Result struct {
-	// Summary is a short line for the task list, e.g. "1,204 activities".
-	Summary string
-}
-
-// Output is where a handler writes its result file and reports its
-// progress.
-type Output interface {
-	// Create starts the job's result file. A handler creates at most one;
-	// it is stored when the handler returns nil and discarded otherwise.
-	Create(name, contentType string) (io.Writer, error)
-	// Progress reports how far the job has got: percent from 0 to 100
-	// and a short line such as "4,000 of 10,000 activities". It never
-	// blocks: the worker records the latest report with its next
-	// heartbeat (about once a second), so calling it often costs nothing.
-	Progress(percent int, message string)
-}
-
-// HandlerFunc runs one job. It must stop when ctx ends, and be safe to run
-// more than once for the same job: delivery is at least once.
-type HandlerFunc func(ctx context.Context, job Job, out Output) (Result, error)
-
-// Registry maps job types to their handlers. Modules register their own
 // types; the worker runtime only looks them up.
 type Registry struct {
 	mu       sync.RWMutex
@@ -39,8 +15,8 @@ type Registry struct {
 }
 
 type registration struct {
-	h HandlerFunc
-	p Policy
+	h tasktype.HandlerFunc
+	p tasktype.Policy
 }
 
 // NewRegistry returns an empty registry.
@@ -51,15 +27,15 @@ func NewRegistry() *Registry {
 // Register adds the handler for jobType and the policy its jobs run
 // under (zero fields take the Policy defaults). Registering a type twice
 // is an error, so two modules cannot silently claim one type.
-func (r *Registry) Register(jobType string, h HandlerFunc, p Policy) error {
-	if !validToken(jobType) {
-		return fmt.Errorf("register %q: %w: type must be 1-64 characters of a-z, 0-9 and _", jobType, ErrInvalidJob)
+func (r *Registry) Register(jobType string, h tasktype.HandlerFunc, p tasktype.Policy) error {
+	if !tasktype.ValidType(jobType) {
+		return fmt.Errorf("register %q: %w: type must be 1-64 characters of a-z, 0-9 and _", jobType, tasktype.ErrInvalidJob)
 	}
 	if h == nil {
 		return fmt.Errorf("register %s: nil handler", jobType)
 	}
-	p = p.withDefaults()
-	if err := p.validate(); err != nil {
+	p = p.WithDefaults()
+	if err := p.Validate(); err != nil {
 		return fmt.Errorf("register %s: %w", jobType, err)
 	}
 	r.mu.Lock()
@@ -72,7 +48,7 @@ func (r *Registry) Register(jobType string, h HandlerFunc, p Policy) error {
 }
 
 // Lookup returns the handler for jobType and its policy, defaults filled.
-func (r *Registry) Lookup(jobType string) (HandlerFunc, Policy, bool) {
+func (r *Registry) Lookup(jobType string) (tasktype.HandlerFunc, tasktype.Policy, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	reg, ok := r.handlers[jobType]

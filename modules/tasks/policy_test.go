@@ -8,10 +8,11 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 func TestBackoffStaysWithinItsBounds(t *testing.T) {
-	p := tasks.Policy{BackoffMin: time.Second, BackoffMax: 30 * time.Second}
+	p := tasktype.Policy{BackoffMin: time.Second, BackoffMax: 30 * time.Second}
 	tests := []struct {
 		attempt int
 		lo, hi  time.Duration
@@ -39,34 +40,38 @@ func TestBackoffStaysWithinItsBounds(t *testing.T) {
 			}
 		})
 	}
-	if d := (tasks.Policy{}).Backoff(1); d != tasks.DefaultBackoffMin {
-		t.Errorf("default first backoff %s, want %s", d, tasks.DefaultBackoffMin)
+	if d := (tasktype.Policy{}).Backoff(1); d != tasktype.DefaultBackoffMin {
+		t.Errorf("default first backoff %s, want %s", d, tasktype.DefaultBackoffMin)
 	}
 }
 
 func TestRegisterChecksThePolicy(t *testing.T) {
 	r := tasks.NewRegistry()
-	err := r.Register("x", func(_ context.Context, _ tasks.Job, _ tasks.Output) (tasks.Result, error) { return tasks.Result{}, nil },
-		tasks.Policy{BackoffMin: time.Minute, BackoffMax: time.Second})
+	err := r.Register("x", func(_ context.Context, _ tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
+		return tasktype.Result{}, nil
+	},
+		tasktype.Policy{BackoffMin: time.Minute, BackoffMax: time.Second})
 	if err == nil {
 		t.Fatal("a minimum backoff above the maximum was accepted")
 	}
-	if err := r.Register("y", func(_ context.Context, _ tasks.Job, _ tasks.Output) (tasks.Result, error) { return tasks.Result{}, nil }, tasks.Policy{}); err != nil {
+	if err := r.Register("y", func(_ context.Context, _ tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
+		return tasktype.Result{}, nil
+	}, tasktype.Policy{}); err != nil {
 		t.Fatal(err)
 	}
 	_, p, ok := r.Lookup("y")
-	if !ok || p.MaxAttempts != tasks.DefaultMaxAttempts || p.Timeout != tasks.DefaultTimeout {
+	if !ok || p.MaxAttempts != tasktype.DefaultMaxAttempts || p.Timeout != tasktype.DefaultTimeout {
 		t.Fatalf("defaults not filled: %+v", p)
 	}
 }
 
 func TestPermanentErrors(t *testing.T) {
 	base := errors.New("bad payload")
-	err := fmt.Errorf("report: %w", tasks.Permanent(base))
-	if !tasks.IsPermanent(err) || !errors.Is(err, base) {
+	err := fmt.Errorf("report: %w", tasktype.Permanent(base))
+	if !tasktype.IsPermanent(err) || !errors.Is(err, base) {
 		t.Fatalf("wrapped permanent error lost its mark or cause: %v", err)
 	}
-	if tasks.IsPermanent(base) || tasks.Permanent(nil) != nil {
+	if tasktype.IsPermanent(base) || tasktype.Permanent(nil) != nil {
 		t.Fatal("plain errors are not permanent; Permanent(nil) is nil")
 	}
 }
@@ -76,7 +81,7 @@ func FuzzValidID(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, id string) {
-		if !tasks.ValidID(id) {
+		if !tasktype.ValidID(id) {
 			return
 		}
 		// An accepted id must be one plain subject token: no wildcard,

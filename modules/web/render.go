@@ -18,7 +18,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/otjhelper/otj/modules/activity"
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 //go:embed templates/*.html
@@ -129,7 +129,7 @@ func (s *server) serverError(w http.ResponseWriter, r *http.Request, err error, 
 }
 
 func isNotFound(err error) bool {
-	return errors.Is(err, activity.ErrNotFound) || errors.Is(err, tasks.ErrNotFound)
+	return errors.Is(err, activity.ErrNotFound) || errors.Is(err, tasktype.ErrNotFound)
 }
 
 var (

@@ -15,6 +15,7 @@ import (
 
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -22,30 +23,30 @@ import (
 // reportFor is a full_report handler that writes a file naming the job's
 // user, and holds the attempts of the users in hold until its context
 // ends, so that a test can keep one user's task running.
-func reportFor(hold ...int64) tasks.HandlerFunc {
-	return func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+func reportFor(hold ...int64) tasktype.HandlerFunc {
+	return func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		for _, u := range hold {
 			if job.UserID == u {
 				<-ctx.Done()
-				return tasks.Result{}, ctx.Err()
+				return tasktype.Result{}, ctx.Err()
 			}
 		}
 		w, err := out.Create("report.csv", "text/csv")
 		if err != nil {
-			return tasks.Result{}, err
+			return tasktype.Result{}, err
 		}
 		fmt.Fprintf(w, "the report of user %d\n", job.UserID)
-		return tasks.Result{Summary: "1 line"}, nil
+		return tasktype.Result{Summary: "1 line"}, nil
 	}
 }
 
 // completedReport starts a report for c's user and waits until it is
 // completed; it returns the task's row.
-func completedReport(t *testing.T, f *fixture, c *http.Client, userID int64) tasks.TaskResult {
+func completedReport(t *testing.T, f *fixture, c *http.Client, userID int64) tasktype.Task {
 	t.Helper()
 	id := startReport(t, f, c)
-	waitForStatus(t, f, c, "/tasks/"+id, tasks.StatusCompleted)
-	row, err := tasks.NewStore(f.db).GetForUser(testsupport.Context(t), userID, id)
+	waitForStatus(t, f, c, "/tasks/"+id, tasktype.StatusCompleted)
+	row, err := readTasks(t, f.db).GetForUser(testsupport.Context(t), userID, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,25 +60,25 @@ func TestForgedResultReferenceIsRefused(t *testing.T) {
 	t.Parallel()
 	var bobID int64 // set before any job of bob's runs
 	f := liveFixture(t, 0, func(r *tasks.Registry) error {
-		return r.Register(reportType, func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+		return r.Register(reportType, func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 			return reportFor(bobID)(ctx, job, out)
-		}, tasks.Policy{})
+		}, tasktype.Policy{})
 	})
 	bobID = f.bob.ID
 	alice, bob := f.client(t, f.alice), f.client(t, f.bob)
 	theirs := completedReport(t, f, alice, f.alice.ID)
 
 	id := startReport(t, f, bob)
-	waitForStatus(t, f, bob, "/tasks/"+id, tasks.StatusRunning)
+	waitForStatus(t, f, bob, "/tasks/"+id, tasktype.StatusRunning)
 	ctx := testsupport.Context(t)
 	last, err := f.broker.Last(ctx, f.bob.ID, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	forged := tasks.Event{
-		ID: nuid.Next(), Kind: tasks.EventSucceeded, JobID: id, JobType: reportType, UserID: f.bob.ID,
+	forged := tasktype.Event{
+		ID: nuid.Next(), Kind: tasktype.EventSucceeded, JobID: id, JobType: reportType, UserID: f.bob.ID,
 		Time: time.Now().UTC(), Attempt: last.Attempt, Summary: "1 line",
-		Result: &tasks.ResultRef{Object: theirs.ResultPath, Name: "report.csv", ContentType: "text/csv",
+		Result: &tasktype.ResultRef{Object: theirs.ResultPath, Name: "report.csv", ContentType: "text/csv",
 			Size: uint64(theirs.ResultSize), Digest: theirs.Digest},
 	}
 	seq, err := f.broker.Append(ctx, forged, last.Seq)
@@ -89,11 +90,11 @@ func TestForgedResultReferenceIsRefused(t *testing.T) {
 	if err := f.proj.WaitFor(wctx, seq); err != nil {
 		t.Fatal(err)
 	}
-	row, err := tasks.NewStore(f.db).GetForUser(ctx, f.bob.ID, id)
+	row, err := readTasks(t, f.db).GetForUser(ctx, f.bob.ID, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if row.Status == tasks.StatusCompleted || row.ResultPath != "" {
+	if row.Status == tasktype.StatusCompleted || row.ResultPath != "" {
 		t.Fatalf("forged outcome applied: status %s, result %q (alice's is %q)", row.Status, row.ResultPath, theirs.ResultPath)
 	}
 	code, body := getBody(t, bob, f.srv.URL+"/tasks/"+id+"/download")
@@ -106,7 +107,7 @@ func TestForgedResultReferenceIsRefused(t *testing.T) {
 // checked references, or by hand) is still not served.
 func TestDownloadServesOnlyTheTasksOwnResult(t *testing.T) {
 	t.Parallel()
-	f := liveFixture(t, 0, func(r *tasks.Registry) error { return r.Register(reportType, reportFor(), tasks.Policy{}) })
+	f := liveFixture(t, 0, func(r *tasks.Registry) error { return r.Register(reportType, reportFor(), tasktype.Policy{}) })
 	alice, bob := f.client(t, f.alice), f.client(t, f.bob)
 	theirs := completedReport(t, f, alice, f.alice.ID)
 	own := completedReport(t, f, bob, f.bob.ID)
@@ -127,7 +128,7 @@ func TestDownloadServesOnlyTheTasksOwnResult(t *testing.T) {
 // (replaced in the bucket) is not served.
 func TestDownloadRefusesDigestMismatch(t *testing.T) {
 	t.Parallel()
-	f := liveFixture(t, 0, func(r *tasks.Registry) error { return r.Register(reportType, reportFor(), tasks.Policy{}) })
+	f := liveFixture(t, 0, func(r *tasks.Registry) error { return r.Register(reportType, reportFor(), tasktype.Policy{}) })
 	alice := f.client(t, f.alice)
 	row := completedReport(t, f, alice, f.alice.ID)
 	if code, body := getBody(t, alice, f.srv.URL+"/tasks/"+row.ID+"/download"); code != http.StatusOK || !strings.Contains(body, "the report of user") {
@@ -152,28 +153,28 @@ func TestFullResultStoreFailsWithPlainSentence(t *testing.T) {
 	const full = "There is no room to store this report right now."
 	f := liveFixtureWith(t, liveOptions{
 		register: func(r *tasks.Registry) error {
-			return r.Register(reportType, func(_ context.Context, _ tasks.Job, out tasks.Output) (tasks.Result, error) {
+			return r.Register(reportType, func(_ context.Context, _ tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 				w, err := out.Create("report.csv", "text/csv")
 				if err != nil {
-					return tasks.Result{}, err
+					return tasktype.Result{}, err
 				}
 				// Three chunks of the store's 128 KiB: past the bound.
 				if _, err := w.Write([]byte(strings.Repeat("x", 3<<17))); err != nil {
-					return tasks.Result{}, err
+					return tasktype.Result{}, err
 				}
-				return tasks.Result{}, nil
-			}, tasks.Policy{MaxAttempts: 3, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond})
+				return tasktype.Result{}, nil
+			}, tasktype.Policy{MaxAttempts: 3, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond})
 		},
 		broker: jetstream.Config{Results: &jetstream.ResultBounds{MaxBytes: 200 << 10}},
-		worker: func(c *tasks.WorkerConfig) { c.StoreFullMessage = full },
+		worker: func(c *tasks.Config) { c.Worker.StoreFullMessage = full },
 	})
 	c := f.client(t, f.alice)
 	id := startReport(t, f, c)
-	page := waitForStatus(t, f, c, "/tasks/"+id, tasks.StatusFailed)
+	page := waitForStatus(t, f, c, "/tasks/"+id, tasktype.StatusFailed)
 	if !strings.Contains(page, full) || strings.Contains(page, "maximum bytes") {
 		t.Errorf("task page lacks the sentence, or shows the server's error:\n%s", page)
 	}
-	row, err := tasks.NewStore(f.db).GetForUser(testsupport.Context(t), f.alice.ID, id)
+	row, err := readTasks(t, f.db).GetForUser(testsupport.Context(t), f.alice.ID, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,9 +204,9 @@ func TestExpiredResultShownAsExpiredAndGeneratedAgain(t *testing.T) {
 	t.Parallel()
 	now := &clock{now: time.Now()}
 	f := liveFixtureWith(t, liveOptions{
-		register: func(r *tasks.Registry) error { return r.Register(reportType, reportFor(), tasks.Policy{}) },
+		register: func(r *tasks.Registry) error { return r.Register(reportType, reportFor(), tasktype.Policy{}) },
 		web: func(c *web.Config) {
-			c.Retention, c.Now = tasks.Retention{TTL: time.Hour, Keep: 5}, now.Now
+			c.Retention, c.Now = tasktype.Retention{TTL: time.Hour, Keep: 5}, now.Now
 		},
 	})
 	alice := f.client(t, f.alice)
@@ -254,20 +255,20 @@ func TestExpiredResultShownAsExpiredAndGeneratedAgain(t *testing.T) {
 	}
 	again := loc.Query().Get("queued")
 	now.Set(time.Now()) // the new result's time, not the old one's future
-	waitForStatus(t, f, alice, "/tasks/"+again, tasks.StatusCompleted)
+	waitForStatus(t, f, alice, "/tasks/"+again, tasktype.StatusCompleted)
 	code, body := getBody(t, alice, f.srv.URL+"/tasks/"+again+"/download")
 	if code != http.StatusOK || body != fmt.Sprintf("the report of user %d\n", f.alice.ID) {
 		t.Fatalf("the new result's download = %d: %q", code, body)
 	}
-	newRow, err := tasks.NewStore(f.db).GetForUser(testsupport.Context(t), f.alice.ID, again)
+	newRow, err := readTasks(t, f.db).GetForUser(testsupport.Context(t), f.alice.ID, again)
 	if err != nil || newRow.TaskType != row.TaskType {
 		t.Fatalf("new task %+v, %v", newRow, err)
 	}
 }
 
-func mustList(t *testing.T, f *fixture, userID int64) []tasks.TaskResult {
+func mustList(t *testing.T, f *fixture, userID int64) []tasktype.Task {
 	t.Helper()
-	rows, err := tasks.NewStore(f.db).ListForUser(testsupport.Context(t), userID, 100)
+	rows, err := readTasks(t, f.db).ListForUser(testsupport.Context(t), userID, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,12 +281,9 @@ func mustList(t *testing.T, f *fixture, userID int64) []tasks.TaskResult {
 func TestPrunedAndMissingResultsShowAsExpired(t *testing.T) {
 	t.Parallel()
 	f := liveFixtureWith(t, liveOptions{
-		register: func(r *tasks.Registry) error { return r.Register(reportType, reportFor(), tasks.Policy{}) },
-		worker: func(c *tasks.WorkerConfig) {
-			c.ResultKeep, c.ResultTTL = 1, time.Hour
-			c.Succeeded = c.Events.(tasks.SucceededLog)
-		},
-		web: func(c *web.Config) { c.Retention = tasks.Retention{TTL: time.Hour, Keep: 1} },
+		register: func(r *tasks.Registry) error { return r.Register(reportType, reportFor(), tasktype.Policy{}) },
+		worker:   func(c *tasks.Config) { c.Retention = tasktype.Retention{TTL: time.Hour, Keep: 1} },
+		web:      func(c *web.Config) { c.Retention = tasktype.Retention{TTL: time.Hour, Keep: 1} },
 	})
 	alice := f.client(t, f.alice)
 	older := completedReport(t, f, alice, f.alice.ID)

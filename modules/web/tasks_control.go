@@ -9,15 +9,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
-
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // taskAction is a change a user may ask for on one of their tasks.
 type taskAction struct {
 	verb string // "cancel", "retry": in logs and messages
 	done string // "cancelled", "retried": the task page's ?done=
-	do   func(ctx context.Context, userID int64, jobID, by string) (tasks.Event, error)
+	do   func(ctx context.Context, userID int64, jobID, by string) (tasktype.Event, error)
 }
 
 // cancelTask cancels a pending, retrying or running task
@@ -40,7 +39,7 @@ func (s *server) changeTask(w http.ResponseWriter, r *http.Request, a taskAction
 	u := currentUser(r)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.EnqueueTimeout)
 	defer cancel()
-	e, err := a.do(ctx, u.ID, id, tasks.ByUser)
+	e, err := a.do(ctx, u.ID, id, tasktype.ByUser)
 	if err != nil {
 		s.changeFailed(w, r, a, err)
 		return
@@ -59,14 +58,14 @@ func (s *server) changeTask(w http.ResponseWriter, r *http.Request, a taskAction
 // changeFailed shows why a cancel or retry did not happen.
 func (s *server) changeFailed(w http.ResponseWriter, r *http.Request, a taskAction, err error) {
 	switch {
-	case errors.Is(err, tasks.ErrNotFound):
+	case errors.Is(err, tasktype.ErrNotFound):
 		s.notFound(w, r)
-	case errors.Is(err, tasks.ErrWrongState):
+	case errors.Is(err, tasktype.ErrWrongState):
 		s.fail(w, r, http.StatusConflict, "Cannot "+a.verb+" this task", wrongStateMessage(err, a))
-	case errors.Is(err, tasks.ErrConflict):
+	case errors.Is(err, tasktype.ErrConflict):
 		s.fail(w, r, http.StatusConflict, "Cannot "+a.verb+" this task",
 			"The task kept changing while you asked. Look at it again, then try once more if you still want to.")
-	case errors.Is(err, tasks.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, tasktype.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
 		s.log.WarnContext(r.Context(), a.verb+" failed: broker unavailable", "err", err, "user_id", currentUser(r).ID)
 		s.fail(w, r, http.StatusServiceUnavailable, "Task queue unavailable",
 			"The background task queue cannot be reached right now, so the task was not "+a.done+". Please try again in a minute.")
@@ -75,9 +74,9 @@ func (s *server) changeFailed(w http.ResponseWriter, r *http.Request, a taskActi
 	}
 }
 
-// wrongStateMessage is tasks.StateError's explanation, as a sentence.
+// wrongStateMessage is tasktype.StateError's explanation, as a sentence.
 func wrongStateMessage(err error, a taskAction) string {
-	var se *tasks.StateError
+	var se *tasktype.StateError
 	if !errors.As(err, &se) {
 		return "The task is not in a state in which it can be " + a.done + "."
 	}
@@ -87,9 +86,11 @@ func wrongStateMessage(err error, a taskAction) string {
 }
 
 // canCancel reports whether the task page and list offer Cancel: the
-// states tasks.Control.Cancel accepts.
-func canCancel(s tasks.Status) bool { return s.Active() }
+// states tasks.Client.Cancel accepts.
+func canCancel(s tasktype.Status) bool { return s.Active() }
 
 // canRetry reports whether they offer Retry: the states
-// tasks.Control.Retry accepts.
-func canRetry(s tasks.Status) bool { return s == tasks.StatusFailed || s == tasks.StatusCancelled }
+// tasks.Client.Retry accepts.
+func canRetry(s tasktype.Status) bool {
+	return s == tasktype.StatusFailed || s == tasktype.StatusCancelled
+}

@@ -7,22 +7,21 @@ import (
 	"strconv"
 
 	"github.com/go-chi/chi/v5"
-
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // downloadResult streams a completed task's file (GET /tasks/{id}/download).
 // Unknown ids, other users' tasks and unfinished tasks are all 404.
 //
 // It serves only the file that belongs to the task's job and attempt
-// (tasks.OwnsResult), and only if the store's digest of it is the one
+// (tasktype.OwnsResult), and only if the store's digest of it is the one
 // the job's outcome recorded: a row or an object that says otherwise was
 // forged or damaged, which the user sees as a 404 and the operator as an
 // error in the log.
 func (s *server) downloadResult(w http.ResponseWriter, r *http.Request) {
 	u := currentUser(r)
 	t, err := s.cfg.Tasks.GetForUser(r.Context(), u.ID, chi.URLParam(r, "id"))
-	if errors.Is(err, tasks.ErrNotFound) || (err == nil && !t.HasResult()) {
+	if errors.Is(err, tasktype.ErrNotFound) || (err == nil && !t.HasResult()) {
 		s.notFound(w, r)
 		return
 	}
@@ -30,7 +29,7 @@ func (s *server) downloadResult(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	if !tasks.OwnsResult(t.ID, t.Attempts, t.ResultPath) {
+	if !tasktype.OwnsResult(t.ID, t.Attempts, t.ResultPath) {
 		s.log.ErrorContext(r.Context(), "download refused: the task names a result that is not its own job's",
 			"task_id", t.ID, "user_id", u.ID, "attempt", t.Attempts, "object", t.ResultPath)
 		s.notFound(w, r)
@@ -44,7 +43,7 @@ func (s *server) downloadResult(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.cfg.Results.Open(r.Context(), t.ResultPath)
-	if errors.Is(err, tasks.ErrResultMissing) {
+	if errors.Is(err, tasktype.ErrResultMissing) {
 		// Gone before its time (deleted, the store rebuilt): to the
 		// user it is expired all the same.
 		s.log.InfoContext(r.Context(), "download of a result no longer stored", "task_id", t.ID, "object", t.ResultPath)

@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // projectionWait bounds how long a POST waits for its new task to reach
@@ -21,7 +21,7 @@ func (s *server) generateReport(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.startJob(w, r, tasks.EnqueueRequest{Type: s.cfg.ReportType, UserID: currentUser(r).ID, Key: key})
+	s.startJob(w, r, tasktype.EnqueueRequest{Type: s.cfg.ReportType, UserID: currentUser(r).ID, Key: key})
 }
 
 // formKey reads the form's idempotency key, answering 400 for a form
@@ -41,13 +41,13 @@ func (s *server) formKey(w http.ResponseWriter, r *http.Request) (string, bool) 
 
 // startJob enqueues req and, once the projection shows the new task,
 // sends the browser to the list, which tells the user about it.
-func (s *server) startJob(w http.ResponseWriter, r *http.Request, req tasks.EnqueueRequest) {
+func (s *server) startJob(w http.ResponseWriter, r *http.Request, req tasktype.EnqueueRequest) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.EnqueueTimeout)
 	defer cancel()
 	job, err := s.cfg.Enqueuer.Enqueue(ctx, req)
 	s.renewWriteDeadline(w) // the enqueue may have run the whole job
 	switch {
-	case errors.Is(err, tasks.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, tasktype.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
 		s.log.WarnContext(r.Context(), "enqueue failed: broker unavailable", "user_id", req.UserID, "type", req.Type, "err", err)
 		s.fail(w, r, http.StatusServiceUnavailable, "Task queue unavailable",
 			"The background task queue cannot be reached right now, so no report was started. Please try again in a minute.")

@@ -4,14 +4,14 @@ import (
 	"crypto/rand"
 	"net/http"
 
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // recentTasks is how many tasks the list shows.
 const recentTasks = 50
 
 type tasksData struct {
-	Tasks []tasks.TaskResult
+	Tasks []tasktype.Task
 	// FormKey makes the generate form idempotent: a double-click sends
 	// the same key twice and makes one job.
 	FormKey string
@@ -43,15 +43,15 @@ func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
 }
 
 // queuedNotice tells the user what became of the task they just started.
-func queuedNotice(s tasks.Status) string {
+func queuedNotice(s tasktype.Status) string {
 	switch s {
-	case tasks.StatusCompleted:
+	case tasktype.StatusCompleted:
 		return "Your report is ready: download it below."
-	case tasks.StatusFailed:
+	case tasktype.StatusFailed:
 		return "Your report could not be made; the reason is shown below."
-	case tasks.StatusRetrying:
+	case tasktype.StatusRetrying:
 		return "Your report hit a problem and will be tried again shortly; the reason is shown below."
-	case tasks.StatusCancelled:
+	case tasktype.StatusCancelled:
 		return "Your report was cancelled."
 	}
 	return "Your full report is being generated in the background. It will appear below when it is ready."

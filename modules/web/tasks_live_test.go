@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -34,7 +35,7 @@ func startReport(t *testing.T, f *fixture, c *http.Client) string {
 
 // waitForStatus polls the task's page until its badge shows status, and
 // returns that page.
-func waitForStatus(t *testing.T, f *fixture, c *http.Client, path string, status tasks.Status) string {
+func waitForStatus(t *testing.T, f *fixture, c *http.Client, path string, status tasktype.Status) string {
 	t.Helper()
 	var page string
 	testsupport.Eventually(t, 20*time.Second, "task never became "+string(status)+" on "+path, func() bool {
@@ -46,13 +47,13 @@ func waitForStatus(t *testing.T, f *fixture, c *http.Client, path string, status
 }
 
 // kinds is the task's history as stored in the event log.
-func kinds(t *testing.T, f *fixture, id string) []tasks.EventKind {
+func kinds(t *testing.T, f *fixture, id string) []tasktype.EventKind {
 	t.Helper()
 	h, err := f.broker.History(testsupport.Context(t), 0, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ks []tasks.EventKind
+	var ks []tasktype.EventKind
 	for _, e := range h {
 		ks = append(ks, e.Kind)
 	}
@@ -78,14 +79,14 @@ func newBlocker(t *testing.T) *blocker {
 	return b
 }
 
-func (b *blocker) handle(ctx context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+func (b *blocker) handle(ctx context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 	b.started <- job.ID
 	select {
 	case <-b.release:
-		return tasks.Result{Summary: "done"}, b.fail
+		return tasktype.Result{Summary: "done"}, b.fail
 	case <-ctx.Done():
 		b.ended <- ctx.Err()
-		return tasks.Result{}, ctx.Err()
+		return tasktype.Result{}, ctx.Err()
 	}
 }
 
@@ -105,7 +106,7 @@ func TestCancelPendingTaskNeverRuns(t *testing.T) {
 	t.Parallel()
 	b := newBlocker(t)
 	// One slot: while the first task holds it, the second stays pending.
-	f := liveFixture(t, 1, func(r *tasks.Registry) error { return r.Register(reportType, b.handle, tasks.Policy{}) })
+	f := liveFixture(t, 1, func(r *tasks.Registry) error { return r.Register(reportType, b.handle, tasktype.Policy{}) })
 	c := f.client(t, f.alice)
 
 	first := startReport(t, f, c)
@@ -130,7 +131,7 @@ func TestCancelPendingTaskNeverRuns(t *testing.T) {
 	// The POST waited for the projection, so the page normally shows the
 	// change at once; the wait is bounded, though, so poll for a loaded
 	// machine.
-	page := waitForStatus(t, f, c, "/tasks/"+second+"?done=cancelled", tasks.StatusCancelled)
+	page := waitForStatus(t, f, c, "/tasks/"+second+"?done=cancelled", tasktype.StatusCancelled)
 	inOrder(t, page, "Cancelled.", `class="badge badge-cancelled"`, retryForm(second), "Queued", "Cancelled by you")
 	if strings.Contains(page, cancelForm(second)) || strings.Contains(page, `http-equiv="refresh"`) {
 		t.Errorf("cancelled task still offers Cancel, or refreshes:\n%s", page)
@@ -141,8 +142,8 @@ func TestCancelPendingTaskNeverRuns(t *testing.T) {
 	// the cancelled one too, and must have dropped it.
 	third := startReport(t, f, c)
 	b.releaseFn()
-	waitForStatus(t, f, c, "/tasks/"+third, tasks.StatusCompleted)
-	waitForStatus(t, f, c, "/tasks/"+first, tasks.StatusCompleted)
+	waitForStatus(t, f, c, "/tasks/"+third, tasktype.StatusCompleted)
+	waitForStatus(t, f, c, "/tasks/"+first, tasktype.StatusCompleted)
 	if got := b.next(t); got != third {
 		t.Fatalf("after the first task, %s ran; want %s (the cancelled %s must never run)", got, third, second)
 	}
@@ -151,7 +152,7 @@ func TestCancelPendingTaskNeverRuns(t *testing.T) {
 		t.Fatalf("%s ran as well", id)
 	default:
 	}
-	if got, want := kinds(t, f, second), []tasks.EventKind{tasks.EventEnqueued, tasks.EventCancelled}; !slices.Equal(got, want) {
+	if got, want := kinds(t, f, second), []tasktype.EventKind{tasktype.EventEnqueued, tasktype.EventCancelled}; !slices.Equal(got, want) {
 		t.Fatalf("cancelled task's history %v, want %v", got, want)
 	}
 }
@@ -159,11 +160,11 @@ func TestCancelPendingTaskNeverRuns(t *testing.T) {
 func TestCancelRunningTaskCancelsItsHandler(t *testing.T) {
 	t.Parallel()
 	b := newBlocker(t)
-	f := liveFixture(t, 0, func(r *tasks.Registry) error { return r.Register(reportType, b.handle, tasks.Policy{}) })
+	f := liveFixture(t, 0, func(r *tasks.Registry) error { return r.Register(reportType, b.handle, tasktype.Policy{}) })
 	c := f.client(t, f.alice)
 	id := startReport(t, f, c)
 	b.next(t)
-	page := waitForStatus(t, f, c, "/tasks/"+id, tasks.StatusRunning)
+	page := waitForStatus(t, f, c, "/tasks/"+id, tasktype.StatusRunning)
 	inOrder(t, page, "<dt>Attempt</dt><dd>1 of 3", cancelForm(id), "Queued", "Attempt 1 of 3 started on "+testWorker)
 	if !strings.Contains(page, `http-equiv="refresh"`) {
 		t.Error("running task's page does not refresh")
@@ -197,7 +198,7 @@ func TestCancelRunningTaskCancelsItsHandler(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("handler's context not cancelled within 5s of the cancel")
 	}
-	page = waitForStatus(t, f, c, "/tasks/"+id, tasks.StatusCancelled)
+	page = waitForStatus(t, f, c, "/tasks/"+id, tasktype.StatusCancelled)
 	inOrder(t, page, "Attempt 1 of 3 started on "+testWorker, "Cancelled by you")
 	_, list := getBody(t, c, f.srv.URL+"/tasks/")
 	if tr := rowHTML(t, list, id); !strings.Contains(tr, "cancelled by you") || !strings.Contains(tr, retryForm(id)) {
@@ -207,24 +208,24 @@ func TestCancelRunningTaskCancelsItsHandler(t *testing.T) {
 
 func TestRetryFailedTaskRunsAgain(t *testing.T) {
 	t.Parallel()
-	flaky := func(_ context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+	flaky := func(_ context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		if job.Attempt < 3 {
-			return tasks.Result{}, tasks.UserMessage(fmt.Errorf("activity source: dial unix: connection refused (attempt %d)", job.Attempt),
+			return tasktype.Result{}, tasktype.UserMessage(fmt.Errorf("activity source: dial unix: connection refused (attempt %d)", job.Attempt),
 				fmt.Sprintf("The activity log could not be read (attempt %d).", job.Attempt))
 		}
 		w, err := out.Create("report.csv", "text/csv")
 		if err != nil {
-			return tasks.Result{}, err
+			return tasktype.Result{}, err
 		}
 		io.WriteString(w, "date,hours\n2026-03-05,1.5\n")
-		return tasks.Result{Summary: "1,204 activities"}, nil
+		return tasktype.Result{Summary: "1,204 activities"}, nil
 	}
 	f := liveFixture(t, 0, func(r *tasks.Registry) error {
-		return r.Register(reportType, flaky, tasks.Policy{MaxAttempts: 2, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+		return r.Register(reportType, flaky, tasktype.Policy{MaxAttempts: 2, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
 	})
 	c := f.client(t, f.alice)
 	id := startReport(t, f, c)
-	page := waitForStatus(t, f, c, "/tasks/"+id, tasks.StatusFailed)
+	page := waitForStatus(t, f, c, "/tasks/"+id, tasktype.StatusFailed)
 	inOrder(t, page, `<dt>What happened</dt><dd class="error">The activity log could not be read (attempt 2).`, retryForm(id))
 	if strings.Contains(page, cancelForm(id)) {
 		t.Error("failed task offers Cancel")
@@ -234,14 +235,14 @@ func TestRetryFailedTaskRunsAgain(t *testing.T) {
 	if want := "/tasks/" + id + "?done=retried"; resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
 		t.Fatalf("retry = %d to %q, want 303 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
 	}
-	page = waitForStatus(t, f, c, "/tasks/"+id+"?done=retried", tasks.StatusCompleted)
+	page = waitForStatus(t, f, c, "/tasks/"+id+"?done=retried", tasktype.StatusCompleted)
 
 	// The retrying event's time for attempt 2, as the user reads it.
 	h, err := f.broker.History(testsupport.Context(t), f.alice.ID, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := slices.IndexFunc(h, func(e tasks.Event) bool { return e.Kind == tasks.EventRetrying })
+	i := slices.IndexFunc(h, func(e tasktype.Event) bool { return e.Kind == tasktype.EventRetrying })
 	if i < 0 {
 		t.Fatalf("no retrying event in %+v", h)
 	}
@@ -275,12 +276,12 @@ func TestOtherUsersTaskIsNotFound(t *testing.T) {
 	b := newBlocker(t)
 	b.fail = errors.New("stopped by the test")
 	f := liveFixture(t, 0, func(r *tasks.Registry) error {
-		return r.Register(reportType, b.handle, tasks.Policy{MaxAttempts: 1})
+		return r.Register(reportType, b.handle, tasktype.Policy{MaxAttempts: 1})
 	})
 	alice, bob := f.client(t, f.alice), f.client(t, f.bob)
 	id := startReport(t, f, alice)
 	b.next(t)
-	waitForStatus(t, f, alice, "/tasks/"+id, tasks.StatusRunning)
+	waitForStatus(t, f, alice, "/tasks/"+id, tasktype.StatusRunning)
 
 	// Bob tries each route while alice's task is in a state that would
 	// allow it, so that only ownership stops him.
@@ -308,13 +309,13 @@ func TestOtherUsersTaskIsNotFound(t *testing.T) {
 	if select1(b.ended) {
 		t.Fatal("bob's cancel reached alice's handler")
 	}
-	waitForStatus(t, f, alice, "/tasks/"+id, tasks.StatusRunning)
+	waitForStatus(t, f, alice, "/tasks/"+id, tasktype.StatusRunning)
 
 	b.releaseFn()
-	waitForStatus(t, f, alice, "/tasks/"+id, tasks.StatusFailed)
+	waitForStatus(t, f, alice, "/tasks/"+id, tasktype.StatusFailed)
 	tryAll(t, http.MethodPost, "/retry")
 	tryAll(t, http.MethodGet, "/download")
-	waitForStatus(t, f, alice, "/tasks/"+id, tasks.StatusFailed)
+	waitForStatus(t, f, alice, "/tasks/"+id, tasktype.StatusFailed)
 	if _, list := getBody(t, bob, f.srv.URL+"/tasks/"); strings.Contains(list, id) {
 		t.Error("alice's task on bob's list")
 	}
@@ -332,13 +333,13 @@ func select1(ch chan error) bool {
 
 func TestActionInWrongStateIs409(t *testing.T) {
 	t.Parallel()
-	quick := func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
-		return tasks.Result{Summary: "3 activities"}, nil
+	quick := func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+		return tasktype.Result{Summary: "3 activities"}, nil
 	}
-	f := liveFixture(t, 0, func(r *tasks.Registry) error { return r.Register(reportType, quick, tasks.Policy{}) })
+	f := liveFixture(t, 0, func(r *tasks.Registry) error { return r.Register(reportType, quick, tasktype.Policy{}) })
 	c := f.client(t, f.alice)
 	id := startReport(t, f, c)
-	waitForStatus(t, f, c, "/tasks/"+id, tasks.StatusCompleted)
+	waitForStatus(t, f, c, "/tasks/"+id, tasktype.StatusCompleted)
 	before := kinds(t, f, id)
 
 	tests := []struct{ op, want string }{
@@ -359,17 +360,17 @@ func TestActionInWrongStateIs409(t *testing.T) {
 	if after := kinds(t, f, id); !slices.Equal(after, before) {
 		t.Fatalf("history changed from %v to %v", before, after)
 	}
-	waitForStatus(t, f, c, "/tasks/"+id, tasks.StatusCompleted)
+	waitForStatus(t, f, c, "/tasks/"+id, tasktype.StatusCompleted)
 }
 
 func TestRetryingTaskOnList(t *testing.T) {
 	t.Parallel()
-	down := func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
-		return tasks.Result{}, tasks.UserMessage(errors.New("smtp timeout"), "The mail server did not answer.")
+	down := func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+		return tasktype.Result{}, tasktype.UserMessage(errors.New("smtp timeout"), "The mail server did not answer.")
 	}
 	// A minute's backoff keeps the task retrying for the whole test.
 	f := liveFixture(t, 0, func(r *tasks.Registry) error {
-		return r.Register(reportType, down, tasks.Policy{MaxAttempts: 3, BackoffMin: time.Minute, BackoffMax: time.Minute})
+		return r.Register(reportType, down, tasktype.Policy{MaxAttempts: 3, BackoffMin: time.Minute, BackoffMax: time.Minute})
 	})
 	c := f.client(t, f.alice)
 	id := startReport(t, f, c)
@@ -378,7 +379,7 @@ func TestRetryingTaskOnList(t *testing.T) {
 		_, list = getBody(t, c, f.srv.URL+"/tasks/")
 		return strings.Contains(list, `class="badge badge-retrying"`)
 	})
-	row, err := tasks.NewStore(f.db).GetForUser(testsupport.Context(t), f.alice.ID, id)
+	row, err := readTasks(t, f.db).GetForUser(testsupport.Context(t), f.alice.ID, id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -22,22 +22,22 @@ var t0 = time.Date(2026, 3, 5, 14, 0, 0, 0, time.UTC)
 
 // row returns a task_result row of user in state s with the fields that
 // state has, as the projection would write them.
-func row(id string, user int64, s tasks.Status) tasks.TaskResult {
-	r := tasks.TaskResult{ID: id, UserID: user, TaskType: reportType, Status: s, CreatedAt: t0, UpdatedAt: t0}
-	if s != tasks.StatusPending {
+func row(id string, user int64, s tasktype.Status) tasktype.Task {
+	r := tasktype.Task{ID: id, UserID: user, TaskType: reportType, Status: s, CreatedAt: t0, UpdatedAt: t0}
+	if s != tasktype.StatusPending {
 		r.Attempts, r.MaxAttempts, r.StartedAt = 1, 3, t0.Add(time.Second)
 	}
 	switch s {
-	case tasks.StatusRunning:
+	case tasktype.StatusRunning:
 		r.ProgressPercent, r.ProgressMessage = 40, "482 of 1,204 activities"
-	case tasks.StatusRetrying:
+	case tasktype.StatusRetrying:
 		r.Error, r.UserMessage, r.NextAttemptAt = "smtp timeout", "The mail server did not answer.", t0.Add(2*time.Minute+31*time.Second)
-	case tasks.StatusCompleted:
+	case tasktype.StatusCompleted:
 		r.ResultData, r.ResultPath, r.ResultName, r.ResultSize, r.CompletedAt = "1,204 activities", id, "report.csv", 2048, t0.Add(time.Minute)
-	case tasks.StatusFailed:
+	case tasktype.StatusFailed:
 		r.Error, r.UserMessage, r.CompletedAt = "write /tmp/x: no space left on device", "The disk is full.", t0.Add(time.Minute)
-	case tasks.StatusCancelled:
-		r.ChangedBy, r.CompletedAt = tasks.ByUser, t0.Add(time.Minute)
+	case tasktype.StatusCancelled:
+		r.ChangedBy, r.CompletedAt = tasktype.ByUser, t0.Add(time.Minute)
 	}
 	return r
 }
@@ -57,18 +57,18 @@ func retryForm(id string) string  { return `action="/tasks/` + id + `/retry"` }
 
 func TestTaskListShowsEveryState(t *testing.T) {
 	tests := []struct {
-		status        tasks.Status
+		status        tasktype.Status
 		want          []string
 		cancel, retry bool
 	}{
-		{tasks.StatusPending, []string{"waiting for a worker"}, true, false},
-		{tasks.StatusRunning, []string{"attempt 1 of 3", `<progress max="100" value="40">40%</progress>`, "482 of 1,204 activities"}, true, false},
-		{tasks.StatusRetrying, []string{"Next attempt at 5 Mar 2026, 14:02:31 GMT", `class="error">The mail server did not answer.`}, true, false},
-		{tasks.StatusCompleted, []string{`href="/tasks/completed/download"`, "1,204 activities", "2.0 KB"}, false, false},
-		{tasks.StatusFailed, []string{`class="error">The disk is full.`}, false, true},
-		{tasks.StatusCancelled, []string{"cancelled by you"}, false, true},
+		{tasktype.StatusPending, []string{"waiting for a worker"}, true, false},
+		{tasktype.StatusRunning, []string{"attempt 1 of 3", `<progress max="100" value="40">40%</progress>`, "482 of 1,204 activities"}, true, false},
+		{tasktype.StatusRetrying, []string{"Next attempt at 5 Mar 2026, 14:02:31 GMT", `class="error">The mail server did not answer.`}, true, false},
+		{tasktype.StatusCompleted, []string{`href="/tasks/completed/download"`, "1,204 activities", "2.0 KB"}, false, false},
+		{tasktype.StatusFailed, []string{`class="error">The disk is full.`}, false, true},
+		{tasktype.StatusCancelled, []string{"cancelled by you"}, false, true},
 	}
-	var rows []tasks.TaskResult
+	var rows []tasktype.Task
 	for _, tt := range tests {
 		rows = append(rows, row(string(tt.status), 1, tt.status))
 	}
@@ -101,17 +101,17 @@ func TestTaskListShowsEveryState(t *testing.T) {
 
 func TestTaskListRefreshesWhileAnyTaskIsActive(t *testing.T) {
 	tests := []struct {
-		states  []tasks.Status
+		states  []tasktype.Status
 		refresh bool
 	}{
-		{[]tasks.Status{tasks.StatusCompleted, tasks.StatusFailed, tasks.StatusCancelled}, false},
-		{[]tasks.Status{tasks.StatusCompleted, tasks.StatusRetrying}, true},
-		{[]tasks.Status{tasks.StatusPending}, true},
-		{[]tasks.Status{tasks.StatusRunning, tasks.StatusFailed}, true},
+		{[]tasktype.Status{tasktype.StatusCompleted, tasktype.StatusFailed, tasktype.StatusCancelled}, false},
+		{[]tasktype.Status{tasktype.StatusCompleted, tasktype.StatusRetrying}, true},
+		{[]tasktype.Status{tasktype.StatusPending}, true},
+		{[]tasktype.Status{tasktype.StatusRunning, tasktype.StatusFailed}, true},
 	}
 	for _, tt := range tests {
 		t.Run(fmtStates(tt.states), func(t *testing.T) {
-			var rows []tasks.TaskResult
+			var rows []tasktype.Task
 			for _, s := range tt.states {
 				rows = append(rows, row(string(s), 1, s))
 			}
@@ -124,7 +124,7 @@ func TestTaskListRefreshesWhileAnyTaskIsActive(t *testing.T) {
 	}
 }
 
-func fmtStates(ss []tasks.Status) string {
+func fmtStates(ss []tasktype.Status) string {
 	var names []string
 	for _, s := range ss {
 		names = append(names, string(s))
@@ -134,31 +134,31 @@ func fmtStates(ss []tasks.Status) string {
 
 // retriedHistory is a task that failed twice, was retried by its owner
 // and then succeeded.
-func retriedHistory(id string, user int64) []tasks.Event {
-	ev := func(sec int, k tasks.EventKind, fill func(*tasks.Event)) tasks.Event {
-		e := tasks.Event{Kind: k, JobID: id, JobType: reportType, UserID: user, Time: t0.Add(time.Duration(sec) * time.Second)}
+func retriedHistory(id string, user int64) []tasktype.Event {
+	ev := func(sec int, k tasktype.EventKind, fill func(*tasktype.Event)) tasktype.Event {
+		e := tasktype.Event{Kind: k, JobID: id, JobType: reportType, UserID: user, Time: t0.Add(time.Duration(sec) * time.Second)}
 		if fill != nil {
 			fill(&e)
 		}
 		return e
 	}
-	return []tasks.Event{
-		ev(0, tasks.EventEnqueued, nil),
-		ev(1, tasks.EventStarted, func(e *tasks.Event) { e.Attempt, e.MaxAttempts, e.Worker = 1, 2, "w1" }),
-		ev(2, tasks.EventRetrying, func(e *tasks.Event) {
+	return []tasktype.Event{
+		ev(0, tasktype.EventEnqueued, nil),
+		ev(1, tasktype.EventStarted, func(e *tasktype.Event) { e.Attempt, e.MaxAttempts, e.Worker = 1, 2, "w1" }),
+		ev(2, tasktype.EventRetrying, func(e *tasktype.Event) {
 			e.Attempt, e.MaxAttempts, e.Error, e.RetryAt = 1, 2, "smtp timeout.", t0.Add(2*time.Minute+31*time.Second)
 			e.Message = "The mail server did not answer."
 		}),
-		ev(151, tasks.EventStarted, func(e *tasks.Event) { e.Attempt, e.MaxAttempts, e.Worker = 2, 2, "w2" }),
-		ev(152, tasks.EventFailed, func(e *tasks.Event) {
+		ev(151, tasktype.EventStarted, func(e *tasktype.Event) { e.Attempt, e.MaxAttempts, e.Worker = 2, 2, "w2" }),
+		ev(152, tasktype.EventFailed, func(e *tasktype.Event) {
 			e.Attempt, e.MaxAttempts, e.Error, e.Message = 2, 2, "smtp timeout", "The mail server did not answer"
 		}),
-		ev(200, tasks.EventRetried, func(e *tasks.Event) { e.Attempt, e.By = 2, tasks.ByUser }),
-		ev(201, tasks.EventStarted, func(e *tasks.Event) { e.Attempt, e.MaxAttempts, e.Worker = 3, 4, "w1" }),
-		ev(202, tasks.EventReleased, func(e *tasks.Event) { e.Attempt, e.Worker = 3, "w1" }),
-		ev(203, tasks.EventStarted, func(e *tasks.Event) { e.Attempt, e.MaxAttempts, e.Worker = 3, 4, "w2" }),
-		ev(203, tasks.EventProgress, func(e *tasks.Event) { e.Attempt, e.Percent, e.Message = 3, 50, "602 of 1,204 activities" }),
-		ev(204, tasks.EventSucceeded, func(e *tasks.Event) { e.Attempt, e.Summary = 3, "1,204 activities" }),
+		ev(200, tasktype.EventRetried, func(e *tasktype.Event) { e.Attempt, e.By = 2, tasktype.ByUser }),
+		ev(201, tasktype.EventStarted, func(e *tasktype.Event) { e.Attempt, e.MaxAttempts, e.Worker = 3, 4, "w1" }),
+		ev(202, tasktype.EventReleased, func(e *tasktype.Event) { e.Attempt, e.Worker = 3, "w1" }),
+		ev(203, tasktype.EventStarted, func(e *tasktype.Event) { e.Attempt, e.MaxAttempts, e.Worker = 3, 4, "w2" }),
+		ev(203, tasktype.EventProgress, func(e *tasktype.Event) { e.Attempt, e.Percent, e.Message = 3, 50, "602 of 1,204 activities" }),
+		ev(204, tasktype.EventSucceeded, func(e *tasktype.Event) { e.Attempt, e.Summary = 3, "1,204 activities" }),
 	}
 }
 
@@ -176,12 +176,12 @@ func inOrder(t *testing.T, page string, want ...string) {
 }
 
 func TestTaskPageShowsStateAndWholeHistory(t *testing.T) {
-	done := row("job1", 0, tasks.StatusCompleted)
+	done := row("job1", 0, tasktype.StatusCompleted)
 	hist := &fakeHistory{}
 	rows := &fakeTasks{}
 	f := newFixture(t, web.Config{Enqueuer: &fakeEnqueuer{}, Tasks: rows, History: hist})
 	done.UserID, done.Attempts, done.MaxAttempts = f.alice.ID, 3, 4
-	rows.rows, hist.events = []tasks.TaskResult{done}, retriedHistory("job1", f.alice.ID)
+	rows.rows, hist.events = []tasktype.Task{done}, retriedHistory("job1", f.alice.ID)
 
 	code, page := getBody(t, f.client(t, f.alice), f.srv.URL+"/tasks/job1?done=retried")
 	if code != http.StatusOK {
@@ -224,8 +224,8 @@ func TestTaskPageShowsTimesInUsersZone(t *testing.T) {
 	rows := &fakeTasks{}
 	hist := &fakeHistory{}
 	f := newFixture(t, web.Config{Enqueuer: &fakeEnqueuer{}, Tasks: rows, History: hist})
-	r := row("job1", f.alice.ID, tasks.StatusRetrying)
-	rows.rows, hist.events = []tasks.TaskResult{r}, retriedHistory("job1", f.alice.ID)[:3]
+	r := row("job1", f.alice.ID, tasktype.StatusRetrying)
+	rows.rows, hist.events = []tasktype.Task{r}, retriedHistory("job1", f.alice.ID)[:3]
 	if _, err := f.db.NewUpdate().Table("app_user").Set("timezone = ?", "America/New_York").Where("id = ?", f.alice.ID).Exec(testsupport.Context(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestTaskPageNotFound(t *testing.T) {
 	rows := &fakeTasks{}
 	hist := &fakeHistory{}
 	f := newFixture(t, web.Config{Enqueuer: &fakeEnqueuer{}, Tasks: rows, History: hist})
-	rows.rows = []tasks.TaskResult{row("alices", f.alice.ID, tasks.StatusRunning)}
+	rows.rows = []tasktype.Task{row("alices", f.alice.ID, tasktype.StatusRunning)}
 	hist.events = retriedHistory("alices", f.alice.ID)
 	tests := []struct{ name, path string }{
 		{"unknown id", "/tasks/nosuchjob"},
@@ -272,7 +272,7 @@ func TestTaskPageNotFound(t *testing.T) {
 // The projection may lag behind the log; the page then stands on the
 // log, and the page only fails when neither can say the task exists.
 func TestTaskPageWithOnePartMissing(t *testing.T) {
-	unavailable := errors.Join(tasks.ErrUnavailable, errors.New("nats: timeout"))
+	unavailable := errors.Join(tasktype.ErrUnavailable, errors.New("nats: timeout"))
 	tests := []struct {
 		name    string
 		row     bool
@@ -283,7 +283,7 @@ func TestTaskPageWithOnePartMissing(t *testing.T) {
 	}{
 		{"projection lags", false, nil, 200, []string{"queued a moment ago", "badge-completed", "Attempt 3 succeeded"}, true},
 		{"history unreachable", true, unavailable, 200, []string{"badge-running", "<dt>Progress</dt>", `value="40"`, "482 of 1,204 activities", "history of this task cannot be read right now"}, true},
-		{"history purged", true, tasks.ErrNotFound, 200, []string{"badge-running", "no longer kept"}, true},
+		{"history purged", true, tasktype.ErrNotFound, 200, []string{"badge-running", "no longer kept"}, true},
 		{"neither, log unreachable", false, unavailable, 503, []string{"cannot be shown until the background task queue can be reached"}, false},
 	}
 	for _, tt := range tests {
@@ -293,7 +293,7 @@ func TestTaskPageWithOnePartMissing(t *testing.T) {
 			f := newFixture(t, web.Config{Enqueuer: &fakeEnqueuer{}, Tasks: rows, History: hist})
 			hist.events = retriedHistory("job1", f.alice.ID)
 			if tt.row {
-				rows.rows = []tasks.TaskResult{row("job1", f.alice.ID, tasks.StatusRunning)}
+				rows.rows = []tasktype.Task{row("job1", f.alice.ID, tasktype.StatusRunning)}
 			}
 			code, page := getBody(t, f.client(t, f.alice), f.srv.URL+"/tasks/job1")
 			if code != tt.status {
@@ -328,16 +328,16 @@ func TestCancelAndRetryAnswers(t *testing.T) {
 	}{
 		{"cancel", "cancel", "job1", nil, false, nil, 303, "/tasks/job1?done=cancelled", "", true},
 		{"retry", "retry", "job1", nil, false, nil, 303, "/tasks/job1?done=retried", "", true},
-		{"not found", "cancel", "job1", fmt.Errorf("cancel task job1: last event: %w", tasks.ErrNotFound), false, nil, 404, "", "not yours to see", true},
+		{"not found", "cancel", "job1", fmt.Errorf("cancel task job1: last event: %w", tasktype.ErrNotFound), false, nil, 404, "", "not yours to see", true},
 		// As tasks.Control words them: the explanation is shown, what
 		// wraps it is not.
-		{"wrong state", "cancel", "job1", fmt.Errorf("cancel task job1: %w", &tasks.StateError{Status: tasks.StatusCompleted, Allowed: []tasks.Status{tasks.StatusPending, tasks.StatusRetrying, tasks.StatusRunning}, Action: "cancelled"}), false, nil, 409, "",
+		{"wrong state", "cancel", "job1", fmt.Errorf("cancel task job1: %w", &tasktype.StateError{Status: tasktype.StatusCompleted, Allowed: []tasktype.Status{tasktype.StatusPending, tasktype.StatusRetrying, tasktype.StatusRunning}, Action: "cancelled"}), false, nil, 409, "",
 			"The task is completed; only pending, retrying or running tasks can be cancelled.", true},
-		{"wrong state on retry", "retry", "job1", fmt.Errorf("retry task job1: %w", &tasks.StateError{Status: tasks.StatusRunning, Allowed: []tasks.Status{tasks.StatusFailed, tasks.StatusCancelled}, Action: "retried"}), false, nil, 409, "",
+		{"wrong state on retry", "retry", "job1", fmt.Errorf("retry task job1: %w", &tasktype.StateError{Status: tasktype.StatusRunning, Allowed: []tasktype.Status{tasktype.StatusFailed, tasktype.StatusCancelled}, Action: "retried"}), false, nil, 409, "",
 			"The task is running; only failed or cancelled tasks can be retried.", true},
-		{"wrong state, no explanation", "retry", "job1", tasks.ErrWrongState, false, nil, 409, "", "not in a state in which it can be retried", true},
-		{"conflict", "cancel", "job1", fmt.Errorf("cancel task job1: %w", tasks.ErrConflict), false, nil, 409, "", "kept changing", true},
-		{"broker down", "cancel", "job1", fmt.Errorf("cancel task job1: %w: nats: no responders", tasks.ErrUnavailable), false, nil, 503, "", "so the task was not cancelled", true},
+		{"wrong state, no explanation", "retry", "job1", tasktype.ErrWrongState, false, nil, 409, "", "not in a state in which it can be retried", true},
+		{"conflict", "cancel", "job1", fmt.Errorf("cancel task job1: %w", tasktype.ErrConflict), false, nil, 409, "", "kept changing", true},
+		{"broker down", "cancel", "job1", fmt.Errorf("cancel task job1: %w: nats: no responders", tasktype.ErrUnavailable), false, nil, 503, "", "so the task was not cancelled", true},
 		{"broker hangs", "retry", "job1", nil, true, nil, 503, "", "so the task was not retried", true},
 		{"other error", "cancel", "job1", errors.New("decode event 7: invalid character"), false, nil, 500, "", "quote reference", true},
 		{"malformed id", "cancel", "a.b", nil, false, nil, 404, "", "not yours to see", false},
@@ -363,7 +363,7 @@ func TestCancelAndRetryAnswers(t *testing.T) {
 					t.Errorf("internal error text %q shown to the user", leak)
 				}
 			}
-			want := []controlCall{{tt.op, f.alice.ID, tt.id, tasks.ByUser}}
+			want := []controlCall{{tt.op, f.alice.ID, tt.id, tasktype.ByUser}}
 			if !tt.called {
 				want = nil
 			}
@@ -401,14 +401,14 @@ func TestTaskPageHistoryHasOnlyAcceptedEvents(t *testing.T) {
 			f := newFixture(t, web.Config{Enqueuer: &fakeEnqueuer{}, Tasks: rows, History: hist})
 			events := retriedHistory("job1", f.alice.ID)
 			late := events[len(events)-1]
-			late.Kind, late.Summary, late.Error, late.Message, late.Time = tasks.EventFailed, "", "forged: disk full", "Forged failure.", late.Time.Add(time.Second)
+			late.Kind, late.Summary, late.Error, late.Message, late.Time = tasktype.EventFailed, "", "forged: disk full", "Forged failure.", late.Time.Add(time.Second)
 			late2 := late
-			late2.Kind, late2.Error, late2.Time = tasks.EventStarted, "", late.Time.Add(time.Second) // a finished job never starts again
+			late2.Kind, late2.Error, late2.Time = tasktype.EventStarted, "", late.Time.Add(time.Second) // a finished job never starts again
 			hist.events = append(events, late, late2)
 			if !lagging {
-				done := row("job1", f.alice.ID, tasks.StatusCompleted)
+				done := row("job1", f.alice.ID, tasktype.StatusCompleted)
 				done.Attempts, done.MaxAttempts = 3, 4
-				rows.rows = []tasks.TaskResult{done}
+				rows.rows = []tasktype.Task{done}
 			}
 			code, page := getBody(t, f.client(t, f.alice), f.srv.URL+"/tasks/job1")
 			if code != http.StatusOK {

@@ -9,8 +9,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // regenForm is the Generate again button of an expired result: a POST
@@ -25,7 +24,7 @@ type regenForm struct {
 // of its kind. The rank comes from the list itself (the user's newest
 // tasks), which is enough: a result it misses is found gone when opened,
 // and the download says so.
-func (s *server) expiredList(list []tasks.TaskResult) map[string]bool {
+func (s *server) expiredList(list []tasktype.Task) map[string]bool {
 	now := s.cfg.Now()
 	expired := make(map[string]bool)
 	for i := range list {
@@ -50,7 +49,7 @@ func (s *server) expiredList(list []tasks.TaskResult) map[string]bool {
 
 // expired reports whether the completed task t's result is gone by now,
 // by Retention.
-func (s *server) expired(ctx context.Context, t *tasks.TaskResult) (bool, error) {
+func (s *server) expired(ctx context.Context, t *tasktype.Task) (bool, error) {
 	if !t.HasResult() {
 		return false, nil
 	}
@@ -66,7 +65,7 @@ func (s *server) expired(ctx context.Context, t *tasks.TaskResult) (bool, error)
 
 // expiredPage tells the user that the task's result is gone and offers
 // to make it again (410 Gone): never an error page or a broken link.
-func (s *server) expiredPage(w http.ResponseWriter, r *http.Request, t *tasks.TaskResult) {
+func (s *server) expiredPage(w http.ResponseWriter, r *http.Request, t *tasktype.Task) {
 	w.WriteHeader(http.StatusGone)
 	s.render(w, r, "error", view{Title: "Result expired", Data: errorData{
 		Heading:    "This result has expired",
@@ -107,7 +106,7 @@ func humanDuration(d time.Duration) string {
 // no job types for this; the task's row and history say it all.
 func (s *server) regenerateResult(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	if !tasks.ValidID(id) {
+	if !tasktype.ValidID(id) {
 		s.notFound(w, r)
 		return
 	}
@@ -117,7 +116,7 @@ func (s *server) regenerateResult(w http.ResponseWriter, r *http.Request) {
 	}
 	u := currentUser(r)
 	t, err := s.cfg.Tasks.GetForUser(r.Context(), u.ID, id)
-	if errors.Is(err, tasks.ErrNotFound) {
+	if errors.Is(err, tasktype.ErrNotFound) {
 		s.notFound(w, r)
 		return
 	}
@@ -125,7 +124,7 @@ func (s *server) regenerateResult(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	if t.Status != tasks.StatusCompleted {
+	if t.Status != tasktype.StatusCompleted {
 		s.fail(w, r, http.StatusConflict, "Cannot generate this again",
 			"Only a completed task's result can be generated again; this task is "+string(t.Status)+".")
 		return
@@ -134,11 +133,11 @@ func (s *server) regenerateResult(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	events, err := s.cfg.History.History(hctx, u.ID, id)
 	switch {
-	case errors.Is(err, tasks.ErrNotFound) || err == nil && (len(events) == 0 || events[0].Kind != tasks.EventEnqueued):
+	case errors.Is(err, tasktype.ErrNotFound) || err == nil && (len(events) == 0 || events[0].Kind != tasktype.EventEnqueued):
 		s.fail(w, r, http.StatusConflict, "Cannot generate this again",
 			"The details this task was started with are no longer kept. Start a new one from the task list.")
 		return
-	case errors.Is(err, tasks.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, tasktype.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
 		s.log.WarnContext(r.Context(), "regenerate: broker unavailable", "task_id", id, "user_id", u.ID, "err", err)
 		s.fail(w, r, http.StatusServiceUnavailable, "Task queue unavailable",
 			"The background task queue cannot be reached right now, so nothing was started. Please try again in a minute.")
@@ -147,5 +146,5 @@ func (s *server) regenerateResult(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err, "task_id", id)
 		return
 	}
-	s.startJob(w, r, tasks.EnqueueRequest{Type: t.TaskType, UserID: u.ID, Payload: events[0].Payload, Key: key})
+	s.startJob(w, r, tasktype.EnqueueRequest{Type: t.TaskType, UserID: u.ID, Payload: events[0].Payload, Key: key})
 }

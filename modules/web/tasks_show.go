@@ -11,13 +11,14 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // taskData is what the task page shows.
 type taskData struct {
 	// Task is a pointer so that the template can call its pointer
 	// methods (HasResult).
-	Task     *tasks.TaskResult
+	Task     *tasktype.Task
 	Timeline []timelineEntry
 	// Lagging is set when the projection has no row for the task yet and
 	// Task was made from its events.
@@ -39,10 +40,10 @@ func (s *server) showTask(w http.ResponseWriter, r *http.Request) {
 	loc := location(u.Timezone)
 	d, err := s.loadTask(r.Context(), u.ID, id, loc)
 	switch {
-	case errors.Is(err, tasks.ErrNotFound):
+	case errors.Is(err, tasktype.ErrNotFound):
 		s.notFound(w, r)
 		return
-	case errors.Is(err, tasks.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, tasktype.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
 		s.log.WarnContext(r.Context(), "show task: broker unavailable", "task_id", id, "user_id", u.ID, "err", err)
 		s.fail(w, r, http.StatusServiceUnavailable, "Task queue unavailable",
 			"This task cannot be shown until the background task queue can be reached again. Please try again in a minute.")
@@ -77,10 +78,10 @@ func (s *server) showTask(w http.ResponseWriter, r *http.Request) {
 //   - A row but no history (the log unreachable, or its events purged):
 //     the row is still worth showing, with a note saying what is missing.
 //
-// Neither is tasks.ErrNotFound.
+// Neither is tasktype.ErrNotFound.
 func (s *server) loadTask(ctx context.Context, userID int64, id string, loc *time.Location) (taskData, error) {
 	row, err := s.cfg.Tasks.GetForUser(ctx, userID, id)
-	noRow := errors.Is(err, tasks.ErrNotFound)
+	noRow := errors.Is(err, tasktype.ErrNotFound)
 	if err != nil && !noRow {
 		return taskData{}, err
 	}
@@ -92,7 +93,7 @@ func (s *server) loadTask(ctx context.Context, userID int64, id string, loc *tim
 	// nothing, and showing it would contradict the task's state.
 	replayed, events := tasks.Replay(events)
 	if err == nil && len(events) == 0 {
-		err = tasks.ErrNotFound
+		err = tasktype.ErrNotFound
 	}
 	switch {
 	case err == nil && noRow:
@@ -103,7 +104,7 @@ func (s *server) loadTask(ctx context.Context, userID int64, id string, loc *tim
 		return taskData{Task: &row, Timeline: timeline(events, loc)}, nil
 	case noRow:
 		return taskData{}, err
-	case errors.Is(err, tasks.ErrNotFound):
+	case errors.Is(err, tasktype.ErrNotFound):
 		return taskData{Task: &row, Note: "The detailed history of this task is no longer kept."}, nil
 	}
 	s.log.WarnContext(ctx, "show task without its history", "task_id", id, "user_id", userID, "err", err,
@@ -114,8 +115,8 @@ func (s *server) loadTask(ctx context.Context, userID int64, id string, loc *tim
 // fromHistory stands in for a row the projection has not written yet:
 // what the replayed events say at a glance. The timeline shows the
 // rest; the result is left out, since the download reads the row.
-func fromHistory(r tasks.TaskResult) tasks.TaskResult {
-	return tasks.TaskResult{
+func fromHistory(r tasktype.Task) tasktype.Task {
+	return tasktype.Task{
 		ID: r.ID, UserID: r.UserID, TaskType: r.TaskType,
 		Status: r.Status, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
@@ -124,7 +125,7 @@ func fromHistory(r tasks.TaskResult) tasks.TaskResult {
 // doneNotice confirms what the user just did to the task (?done=, set by
 // changeTask's redirect). A retry's notice follows the task, since the
 // page refreshes under the same address until the task settles.
-func doneNotice(done string, s tasks.Status) string {
+func doneNotice(done string, s tasktype.Status) string {
 	switch {
 	case done == "cancelled":
 		return "Cancelled."
@@ -132,9 +133,9 @@ func doneNotice(done string, s tasks.Status) string {
 		return ""
 	case s.Active():
 		return "Retrying: the task is queued again."
-	case s == tasks.StatusCompleted:
+	case s == tasktype.StatusCompleted:
 		return "The retry succeeded."
-	case s == tasks.StatusFailed:
+	case s == tasktype.StatusFailed:
 		return "The retry failed as well; the reason is below."
 	}
 	return ""

@@ -5,14 +5,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // timelineEntry is one event of a task's history as the task page shows
 // it: when, what kind (for styling) and a plain-English line.
 type timelineEntry struct {
 	Time time.Time
-	Kind tasks.EventKind
+	Kind tasktype.EventKind
 	Text string
 }
 
@@ -21,10 +21,10 @@ type timelineEntry struct {
 // a step the task's state does not reflect. Times inside the lines are shown in loc, the user's zone.
 // Progress reports are left out: a long job makes one a second, and the
 // page shows the latest beside the task's state.
-func timeline(events []tasks.Event, loc *time.Location) []timelineEntry {
+func timeline(events []tasktype.Event, loc *time.Location) []timelineEntry {
 	out := make([]timelineEntry, 0, len(events))
 	for _, e := range events {
-		if e.Kind == tasks.EventProgress {
+		if e.Kind == tasktype.EventProgress {
 			continue
 		}
 		out = append(out, timelineEntry{Time: e.Time, Kind: e.Kind, Text: describe(e, loc)})
@@ -35,12 +35,12 @@ func timeline(events []tasks.Event, loc *time.Location) []timelineEntry {
 // describe says what one event means to the task's owner. A failure
 // gives the sentence it carried for them, never its error, which is for
 // operators (app tasks show).
-func describe(e tasks.Event, loc *time.Location) string {
+func describe(e tasktype.Event, loc *time.Location) string {
 	attempt := "Attempt " + strconv.Itoa(e.Attempt)
 	switch e.Kind {
-	case tasks.EventEnqueued:
+	case tasktype.EventEnqueued:
 		return "Queued"
-	case tasks.EventStarted:
+	case tasktype.EventStarted:
 		s := attempt
 		if e.MaxAttempts > 0 {
 			s += " of " + strconv.Itoa(e.MaxAttempts)
@@ -50,25 +50,25 @@ func describe(e tasks.Event, loc *time.Location) string {
 			s += " on " + e.Worker
 		}
 		return s
-	case tasks.EventSucceeded:
+	case tasktype.EventSucceeded:
 		return withReason(attempt+" succeeded", e.Summary)
-	case tasks.EventRetrying:
+	case tasktype.EventRetrying:
 		// The error may end a sentence of its own; one full stop is enough.
 		s := withReason(attempt+" failed", strings.TrimRight(e.Message, ". "))
 		if e.RetryAt.IsZero() {
 			return s + ". It will be tried again"
 		}
 		return s + ". Next attempt at " + clock(e.RetryAt, e.Time, loc)
-	case tasks.EventFailed:
+	case tasktype.EventFailed:
 		if e.Attempt == 0 {
 			return withReason("Failed", e.Message)
 		}
 		return withReason("Failed for good after attempt "+strconv.Itoa(e.Attempt), e.Message)
-	case tasks.EventCancelled:
+	case tasktype.EventCancelled:
 		return "Cancelled" + byWhom(e.By)
-	case tasks.EventRetried:
+	case tasktype.EventRetried:
 		return "Retried" + byWhom(e.By)
-	case tasks.EventReleased:
+	case tasktype.EventReleased:
 		worker := e.Worker
 		if worker == "" {
 			worker = "its worker"
@@ -101,22 +101,22 @@ func byWhom(by string) string {
 	switch by {
 	case "":
 		return ""
-	case tasks.ByUser:
+	case tasktype.ByUser:
 		return " by you"
-	case tasks.ByOperator:
+	case tasktype.ByOperator:
 		return " by an operator"
 	}
 	return " by " + by
 }
 
 // endLabel names the time a finished task ended, after its state.
-func endLabel(s tasks.Status) string {
+func endLabel(s tasktype.Status) string {
 	switch s {
-	case tasks.StatusCompleted:
+	case tasktype.StatusCompleted:
 		return "Completed"
-	case tasks.StatusFailed:
+	case tasktype.StatusFailed:
 		return "Failed"
-	case tasks.StatusCancelled:
+	case tasktype.StatusCancelled:
 		return "Cancelled"
 	}
 	return "Finished"

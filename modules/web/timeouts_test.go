@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -72,18 +73,18 @@ func bigReportFixture(t *testing.T, writeTimeout time.Duration) (*fixture, *http
 	f := liveFixtureWith(t, liveOptions{web: func(c *web.Config) {
 		c.ReadTimeout, c.WriteTimeout = writeTimeout/2, writeTimeout
 	}, register: func(r *tasks.Registry) error {
-		return r.Register(reportType, func(_ context.Context, _ tasks.Job, out tasks.Output) (tasks.Result, error) {
+		return r.Register(reportType, func(_ context.Context, _ tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 			w, err := out.Create("report.csv", "text/csv")
 			if err != nil {
-				return tasks.Result{}, err
+				return tasktype.Result{}, err
 			}
 			_, err = w.Write(bigResult)
-			return tasks.Result{Summary: "a big one"}, err
-		}, tasks.Policy{MaxAttempts: 1})
+			return tasktype.Result{Summary: "a big one"}, err
+		}, tasktype.Policy{MaxAttempts: 1})
 	}})
 	c := f.client(t, f.alice)
 	id := startReport(t, f, c)
-	waitForStatus(t, f, c, "/tasks/"+id, tasks.StatusCompleted)
+	waitForStatus(t, f, c, "/tasks/"+id, tasktype.StatusCompleted)
 	return f, c, f.srv.URL + "/tasks/" + id + "/download"
 }
 

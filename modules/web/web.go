@@ -3,7 +3,7 @@
 // and retrying tasks, downloading results, the activity log the reports
 // are built from, and the health check. It reads the task_result
 // projection and the event log, and changes tasks only through the
-// tasks.Enqueuer port and TaskControl; it never writes task state itself.
+// taskdriver.Enqueuer port and TaskControl; it never writes task state itself.
 package web
 
 import (
@@ -20,36 +20,37 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/otjhelper/otj/modules/activity"
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/session"
 )
 
 // TaskReader reads the task_result projection.
 type TaskReader interface {
-	ListForUser(ctx context.Context, userID int64, limit int) ([]tasks.TaskResult, error)
-	GetForUser(ctx context.Context, userID int64, id string) (tasks.TaskResult, error)
+	ListForUser(ctx context.Context, userID int64, limit int) ([]tasktype.Task, error)
+	GetForUser(ctx context.Context, userID int64, id string) (tasktype.Task, error)
 	// NewerResults counts the user's completed results of the type
-	// completed after task id (tasks.Store.NewerResults).
+	// completed after task id (tasks.Client.NewerResults).
 	NewerResults(ctx context.Context, userID int64, taskType, id string, completed time.Time) (int, error)
 }
 
-// TaskControl cancels and retries tasks (tasks.Control). Both take the
-// signed-in user's id, so another user's task is tasks.ErrNotFound.
+// TaskControl cancels and retries tasks (tasks.Client). Both take the
+// signed-in user's id, so another user's task is tasktype.ErrNotFound.
 type TaskControl interface {
-	Cancel(ctx context.Context, userID int64, jobID, by string) (tasks.Event, error)
-	Retry(ctx context.Context, userID int64, jobID, by string) (tasks.Event, error)
+	Cancel(ctx context.Context, userID int64, jobID, by string) (tasktype.Event, error)
+	Retry(ctx context.Context, userID int64, jobID, by string) (tasktype.Event, error)
 }
 
 // TaskHistory reads a task's events from the event log.
 type TaskHistory interface {
-	History(ctx context.Context, userID int64, jobID string) ([]tasks.Event, error)
+	History(ctx context.Context, userID int64, jobID string) ([]tasktype.Event, error)
 }
 
-// ResultOpener streams stored result files (tasks.ResultStore's Open),
+// ResultOpener streams stored result files (taskdriver.ResultStore's Open),
 // with the digest the store recorded, which the download checks against
 // the one the job's outcome recorded.
 type ResultOpener interface {
-	Open(ctx context.Context, object string) (*tasks.StoredResult, error)
+	Open(ctx context.Context, object string) (*tasktype.StoredResult, error)
 }
 
 // ProjectionWaiter waits until the projection has seen an event.
@@ -80,15 +81,15 @@ type HealthCheck struct {
 
 // Config wires the web module to the rest of the app.
 type Config struct {
-	Tasks      TaskReader       // required
-	Enqueuer   tasks.Enqueuer   // required
-	Control    TaskControl      // required
-	History    TaskHistory      // required
-	Results    ResultOpener     // required
-	Users      Users            // required
-	Activities Activities       // required
-	Sessions   *session.Signer  // required
-	Projection ProjectionWaiter // optional: makes a new task show at once
+	Tasks      TaskReader          // required
+	Enqueuer   taskdriver.Enqueuer // required
+	Control    TaskControl         // required
+	History    TaskHistory         // required
+	Results    ResultOpener        // required
+	Users      Users               // required
+	Activities Activities          // required
+	Sessions   *session.Signer     // required
+	Projection ProjectionWaiter    // optional: makes a new task show at once
 	Health     []HealthCheck
 	// ReportType is the job type "Generate report" enqueues. The web
 	// knows no job type of its own: cmd/app passes the reports module's
@@ -118,7 +119,7 @@ type Config struct {
 	// (RESULT_TTL, RESULT_KEEP): a completed task whose result is past
 	// it shows as expired, with a button that makes it again, instead of
 	// a download link. Zero fields mean no limit.
-	Retention tasks.Retention
+	Retention tasktype.Retention
 	// Now is the clock results expire by. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -245,12 +246,12 @@ func (s *server) securityHeaders(next http.Handler) http.Handler {
 }
 
 // taskID answers 404 to a request whose {id} is not a job id
-// (tasks.ValidID), so that no malformed id, such as one holding a NUL
+// (tasktype.ValidID), so that no malformed id, such as one holding a NUL
 // byte or a subject wildcard, reaches storage or the broker. The page is
 // the same as for an unknown id or another user's task.
 func (s *server) taskID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !tasks.ValidID(chi.URLParam(r, "id")) {
+		if !tasktype.ValidID(chi.URLParam(r, "id")) {
 			s.notFound(w, r)
 			return
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -32,22 +33,22 @@ func TestMain(m *testing.M) {
 // fakeEnqueuer records what it was asked to enqueue.
 type fakeEnqueuer struct {
 	mu    sync.Mutex
-	calls []tasks.EnqueueRequest
+	calls []tasktype.EnqueueRequest
 	err   error
 	// takes makes each enqueue last this long whatever its context, as
 	// one that runs the job in the request (the Redis fallback) does.
 	takes time.Duration
 }
 
-func (f *fakeEnqueuer) Enqueue(_ context.Context, r tasks.EnqueueRequest) (tasks.Job, error) {
+func (f *fakeEnqueuer) Enqueue(_ context.Context, r tasktype.EnqueueRequest) (tasktype.Job, error) {
 	time.Sleep(f.takes)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
-		return tasks.Job{}, f.err
+		return tasktype.Job{}, f.err
 	}
 	f.calls = append(f.calls, r)
-	return tasks.Job{ID: "job1", Type: r.Type, UserID: r.UserID}, nil
+	return tasktype.Job{ID: "job1", Type: r.Type, UserID: r.UserID}, nil
 }
 
 // fakeControl records the cancels and retries it is asked for and
@@ -68,27 +69,27 @@ type controlCall struct {
 	By     string
 }
 
-func (f *fakeControl) Cancel(ctx context.Context, userID int64, jobID, by string) (tasks.Event, error) {
-	return f.do(ctx, controlCall{"cancel", userID, jobID, by}, tasks.EventCancelled)
+func (f *fakeControl) Cancel(ctx context.Context, userID int64, jobID, by string) (tasktype.Event, error) {
+	return f.do(ctx, controlCall{"cancel", userID, jobID, by}, tasktype.EventCancelled)
 }
 
-func (f *fakeControl) Retry(ctx context.Context, userID int64, jobID, by string) (tasks.Event, error) {
-	return f.do(ctx, controlCall{"retry", userID, jobID, by}, tasks.EventRetried)
+func (f *fakeControl) Retry(ctx context.Context, userID int64, jobID, by string) (tasktype.Event, error) {
+	return f.do(ctx, controlCall{"retry", userID, jobID, by}, tasktype.EventRetried)
 }
 
-func (f *fakeControl) do(ctx context.Context, c controlCall, kind tasks.EventKind) (tasks.Event, error) {
+func (f *fakeControl) do(ctx context.Context, c controlCall, kind tasktype.EventKind) (tasktype.Event, error) {
 	f.mu.Lock()
 	f.calls = append(f.calls, c)
 	hang, err := f.hang, f.err
 	f.mu.Unlock()
 	if hang {
 		<-ctx.Done()
-		return tasks.Event{}, fmt.Errorf("%s task %s: %w", c.Op, c.JobID, ctx.Err())
+		return tasktype.Event{}, fmt.Errorf("%s task %s: %w", c.Op, c.JobID, ctx.Err())
 	}
 	if err != nil {
-		return tasks.Event{}, err
+		return tasktype.Event{}, err
 	}
-	return tasks.Event{Kind: kind, JobID: c.JobID, UserID: c.UserID, By: c.By, Seq: 1}, nil
+	return tasktype.Event{Kind: kind, JobID: c.JobID, UserID: c.UserID, By: c.By, Seq: 1}, nil
 }
 
 func (f *fakeControl) Calls() []controlCall {
@@ -100,31 +101,31 @@ func (f *fakeControl) Calls() []controlCall {
 // fakeHistory serves fixed event histories, each visible to its owner
 // only, as the broker's History is.
 type fakeHistory struct {
-	events []tasks.Event // of any number of jobs, in stream order
+	events []tasktype.Event // of any number of jobs, in stream order
 	err    error
 }
 
-func (f *fakeHistory) History(_ context.Context, userID int64, jobID string) ([]tasks.Event, error) {
+func (f *fakeHistory) History(_ context.Context, userID int64, jobID string) ([]tasktype.Event, error) {
 	if f.err != nil {
 		return nil, f.err
 	}
-	var h []tasks.Event
+	var h []tasktype.Event
 	for _, e := range f.events {
 		if e.JobID == jobID && e.UserID == userID {
 			h = append(h, e)
 		}
 	}
 	if len(h) == 0 {
-		return nil, fmt.Errorf("history of job %s: %w", jobID, tasks.ErrNotFound)
+		return nil, fmt.Errorf("history of job %s: %w", jobID, tasktype.ErrNotFound)
 	}
 	return h, nil
 }
 
 // fakeTasks is a TaskReader over fixed rows.
-type fakeTasks struct{ rows []tasks.TaskResult }
+type fakeTasks struct{ rows []tasktype.Task }
 
-func (f *fakeTasks) ListForUser(_ context.Context, userID int64, limit int) ([]tasks.TaskResult, error) {
-	var out []tasks.TaskResult
+func (f *fakeTasks) ListForUser(_ context.Context, userID int64, limit int) ([]tasktype.Task, error) {
+	var out []tasktype.Task
 	for _, r := range f.rows {
 		if r.UserID == userID && len(out) < limit {
 			out = append(out, r)
@@ -133,13 +134,13 @@ func (f *fakeTasks) ListForUser(_ context.Context, userID int64, limit int) ([]t
 	return out, nil
 }
 
-func (f *fakeTasks) GetForUser(_ context.Context, userID int64, id string) (tasks.TaskResult, error) {
+func (f *fakeTasks) GetForUser(_ context.Context, userID int64, id string) (tasktype.Task, error) {
 	for _, r := range f.rows {
 		if r.ID == id && r.UserID == userID {
 			return r, nil
 		}
 	}
-	return tasks.TaskResult{}, fmt.Errorf("task %s: %w", id, tasks.ErrNotFound)
+	return tasktype.Task{}, fmt.Errorf("task %s: %w", id, tasktype.ErrNotFound)
 }
 
 func (f *fakeTasks) NewerResults(_ context.Context, userID int64, typ, id string, completed time.Time) (int, error) {
@@ -155,7 +156,7 @@ func (f *fakeTasks) NewerResults(_ context.Context, userID int64, typ, id string
 // noResults is a ResultOpener with nothing stored.
 type noResults struct{}
 
-func (noResults) Open(context.Context, string) (*tasks.StoredResult, error) {
+func (noResults) Open(context.Context, string) (*tasktype.StoredResult, error) {
 	return nil, errors.New("no results in this test")
 }
 
@@ -164,10 +165,10 @@ type fixture struct {
 	db         *bun.DB
 	users      *activity.Store
 	alice, bob activity.User
-	// broker and proj are the real broker and projection behind a
-	// liveFixture, nil otherwise.
+	// broker and proj are the real broker and the web side's task client
+	// (which runs the projection) behind a liveFixture, nil otherwise.
 	broker *jetstream.Broker
-	proj   *tasks.Projection
+	proj   *tasks.Client
 }
 
 func (f *fixture) client(t *testing.T, u activity.User) *http.Client {
@@ -222,13 +223,13 @@ func newFixtureOn(t *testing.T, db *bun.DB, cfg web.Config) *fixture {
 		t.Fatal(err)
 	}
 	if cfg.Tasks == nil {
-		cfg.Tasks = tasks.NewStore(db)
+		cfg.Tasks = readTasks(t, db)
 	}
 	if cfg.Results == nil {
 		cfg.Results = noResults{}
 	}
 	if cfg.Control == nil {
-		cfg.Control = &fakeControl{err: tasks.ErrNotFound}
+		cfg.Control = &fakeControl{err: tasktype.ErrNotFound}
 	}
 	if cfg.History == nil {
 		cfg.History = &fakeHistory{}
@@ -285,7 +286,7 @@ func TestGenerateReportEnqueues(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/tasks/") {
 		t.Fatalf("POST = %d to %q, want 303 to /tasks/", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	want := []tasks.EnqueueRequest{{Type: reportType, UserID: f.alice.ID, Key: "K1"}}
+	want := []tasktype.EnqueueRequest{{Type: reportType, UserID: f.alice.ID, Key: "K1"}}
 	if len(enq.calls) != 1 || enq.calls[0].Type != want[0].Type || enq.calls[0].UserID != want[0].UserID || enq.calls[0].Key != "K1" {
 		t.Fatalf("enqueued %+v, want %+v", enq.calls, want)
 	}
@@ -337,7 +338,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 }
 
 func TestBrokerDownIs503WithMessage(t *testing.T) {
-	enq := &fakeEnqueuer{err: errors.Join(tasks.ErrUnavailable, errors.New("nats: connection closed"))}
+	enq := &fakeEnqueuer{err: errors.Join(tasktype.ErrUnavailable, errors.New("nats: connection closed"))}
 	f := newFixture(t, web.Config{Enqueuer: enq})
 	resp, body := testsupport.PostForm(t, f.client(t, f.alice), f.srv.URL+"/tasks/generate-report", url.Values{"key": {"K9"}})
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "no report was started") {
@@ -406,7 +407,7 @@ type liveOptions struct {
 	broker jetstream.Config
 	// worker and web change the worker's and the web module's settings
 	// once the fixture has filled them in.
-	worker func(*tasks.WorkerConfig)
+	worker func(*tasks.Config)
 	web    func(*web.Config)
 }
 
@@ -416,8 +417,11 @@ func liveFixtureWith(t *testing.T, o liveOptions) *fixture {
 	webSide := jetstreamtest.BrokerWith(t, testsupport.Connect(t, srv, "web"), o.broker)
 	workerSide := jetstreamtest.BrokerWith(t, testsupport.Connect(t, srv, "worker"), o.broker)
 	db, _ := testsupport.DB(t)
-	proj := tasks.NewProjection(db, webSide, testsupport.Logger(t))
-	testsupport.Go(t, func(ctx context.Context) { proj.Run(ctx) })
+	proj, err := tasks.NewClient(tasks.Config{DB: db, Log: webSide, Enqueuer: webSide, Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testsupport.Go(t, func(ctx context.Context) { proj.RunProjection(ctx) })
 	reg := tasks.NewRegistry()
 	if err := o.register(reg); err != nil {
 		t.Fatal(err)
@@ -426,24 +430,26 @@ func liveFixtureWith(t *testing.T, o liveOptions) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wc := tasks.WorkerConfig{
-		Queue: q, Events: workerSide, Results: workerSide, Registry: reg,
-		Concurrency: o.concurrency, Name: testWorker, Logger: testsupport.Logger(t),
-		// A test that fails with a handler still blocked ends in 2s,
-		// not the default 20.
-		ShutdownGrace: 2 * time.Second,
+	wc := tasks.Config{
+		DB: db, Log: workerSide, Queue: q, Registry: reg, Logger: testsupport.Logger(t),
+		Worker: tasks.WorkerConfig{
+			Concurrency: o.concurrency, Name: testWorker,
+			// A test that fails with a handler still blocked ends in
+			// 2s, not the default 20.
+			ShutdownGrace: 2 * time.Second,
+		},
 	}
 	if o.worker != nil {
 		o.worker(&wc)
 	}
-	w, err := tasks.NewWorker(wc)
+	w, err := tasks.NewClient(wc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	testsupport.Go(t, func(ctx context.Context) { w.Run(ctx) })
+	testsupport.Go(t, func(ctx context.Context) { w.RunWorker(ctx) })
 	cfg := web.Config{
-		Enqueuer: webSide, Results: webSide, Projection: proj,
-		Control: tasks.NewControl(webSide), History: webSide,
+		Tasks: proj, Enqueuer: proj, Results: proj, Projection: proj,
+		Control: proj, History: proj,
 	}
 	if o.web != nil {
 		o.web(&cfg)
@@ -460,16 +466,16 @@ var keyRE = regexp.MustCompile(`name="key" value="([^"]+)"`)
 
 // A failure shows its owner a plain sentence, never the error chain,
 // which is for operators: the handler's own sentence if it gave one
-// (tasks.UserMessage), otherwise one for the task's state.
+// (tasktype.UserMessage), otherwise one for the task's state.
 func TestFailingHandlerShowsPlainSentence(t *testing.T) {
 	const internal = "activity log unreadable: disk I/O error"
 	f := liveFixture(t, 0, func(r *tasks.Registry) error {
-		return r.Register(reportType, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		return r.Register(reportType, func(_ context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 			if job.Payload != nil {
-				return tasks.Result{}, tasks.UserMessage(errors.New(internal), "Your activity log could not be read.")
+				return tasktype.Result{}, tasktype.UserMessage(errors.New(internal), "Your activity log could not be read.")
 			}
-			return tasks.Result{}, errors.New(internal)
-		}, tasks.Policy{MaxAttempts: 1})
+			return tasktype.Result{}, errors.New(internal)
+		}, tasktype.Policy{MaxAttempts: 1})
 	})
 	c := f.client(t, f.alice)
 	_, page := getBody(t, c, f.srv.URL+"/tasks/")
@@ -481,7 +487,7 @@ func TestFailingHandlerShowsPlainSentence(t *testing.T) {
 		_, page = getBody(t, c, f.srv.URL+"/tasks/")
 		return strings.Contains(page, "badge-failed")
 	})
-	if strings.Contains(page, internal) || !strings.Contains(page, html.EscapeString(tasks.FailureMessage(tasks.StatusFailed))) {
+	if strings.Contains(page, internal) || !strings.Contains(page, html.EscapeString(tasktype.FailureMessage(tasktype.StatusFailed))) {
 		t.Fatalf("list shows the error, or not the sentence for failed tasks:\n%s", page)
 	}
 	if strings.Contains(page, `http-equiv="refresh"`) {
@@ -489,15 +495,25 @@ func TestFailingHandlerShowsPlainSentence(t *testing.T) {
 	}
 
 	// With a sentence of the handler's own, on the list and the task page.
-	job, err := f.broker.Enqueue(testsupport.Context(t), tasks.EnqueueRequest{Type: reportType, UserID: f.alice.ID, Payload: []byte(`{}`)})
+	job, err := f.broker.Enqueue(testsupport.Context(t), tasktype.EnqueueRequest{Type: reportType, UserID: f.alice.ID, Payload: []byte(`{}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	taskPage := waitForStatus(t, f, c, "/tasks/"+job.ID, tasks.StatusFailed)
+	taskPage := waitForStatus(t, f, c, "/tasks/"+job.ID, tasktype.StatusFailed)
 	_, page = getBody(t, c, f.srv.URL+"/tasks/")
 	for name, p := range map[string]string{"task page": taskPage, "list": page} {
 		if strings.Contains(p, internal) || !strings.Contains(p, "Your activity log could not be read.") {
 			t.Errorf("%s shows the error, or not the handler's sentence:\n%s", name, p)
 		}
 	}
+}
+
+// readTasks is a task client that only reads db's task_result.
+func readTasks(t testing.TB, db *bun.DB) *tasks.Client {
+	t.Helper()
+	c, err := tasks.NewClient(tasks.Config{DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -17,13 +17,13 @@ func TestEnqueueBatch(t *testing.T) {
 
 	// More than one window's worth, with a key repeated inside the batch
 	// and one repeating an earlier single enqueue.
-	first, err := b.Enqueue(ctx, tasks.EnqueueRequest{Type: "noop", UserID: 3, Key: "k-early"})
+	first, err := b.Enqueue(ctx, tasktype.EnqueueRequest{Type: "noop", UserID: 3, Key: "k-early"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rs []tasks.EnqueueRequest
+	var rs []tasktype.EnqueueRequest
 	for i := range 700 {
-		rs = append(rs, tasks.EnqueueRequest{Type: "noop", UserID: int64(1 + i%3), Payload: []byte(`{"i":` + strconv.Itoa(i) + `}`)})
+		rs = append(rs, tasktype.EnqueueRequest{Type: "noop", UserID: int64(1 + i%3), Payload: []byte(`{"i":` + strconv.Itoa(i) + `}`)})
 	}
 	rs[10].Key, rs[600].Key = "k-same", "k-same"
 	rs[10].UserID, rs[600].UserID = 2, 2
@@ -42,7 +42,7 @@ func TestEnqueueBatch(t *testing.T) {
 		}
 		ids[j.ID] = true
 		last, err := b.Last(ctx, j.UserID, j.ID)
-		if err != nil || last.Kind != tasks.EventEnqueued || last.Seq != j.EventSeq {
+		if err != nil || last.Kind != tasktype.EventEnqueued || last.Seq != j.EventSeq {
 			t.Fatalf("job %d: stored %+v, %v; want its enqueued event at %d", i, last, err, j.EventSeq)
 		}
 	}
@@ -65,9 +65,9 @@ func TestEnqueueBatchRefusesABadRequestBeforeSendingAny(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := []tasks.EnqueueRequest{{Type: "noop", UserID: 1}, {Type: "noop", UserID: 1, Payload: []byte("{not json")}, {Type: "noop", UserID: 1}}
+	rs := []tasktype.EnqueueRequest{{Type: "noop", UserID: 1}, {Type: "noop", UserID: 1, Payload: []byte("{not json")}, {Type: "noop", UserID: 1}}
 	jobs, err := b.EnqueueBatch(ctx, rs)
-	if !errors.Is(err, tasks.ErrInvalidJob) || len(jobs) != 0 {
+	if !errors.Is(err, tasktype.ErrInvalidJob) || len(jobs) != 0 {
 		t.Fatalf("got %d jobs, %v; want none and ErrInvalidJob", len(jobs), err)
 	}
 	if after, _ := b.LastSeq(ctx); after != before {
@@ -80,8 +80,8 @@ func TestEnqueueBatchWithTheServerDown(t *testing.T) {
 	b := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "web"))
 	ctx := testsupport.Context(t)
 	srv.Shutdown()
-	jobs, err := b.EnqueueBatch(ctx, []tasks.EnqueueRequest{{Type: "noop", UserID: 1}, {Type: "noop", UserID: 1}})
-	if !errors.Is(err, tasks.ErrUnavailable) || len(jobs) != 0 {
+	jobs, err := b.EnqueueBatch(ctx, []tasktype.EnqueueRequest{{Type: "noop", UserID: 1}, {Type: "noop", UserID: 1}})
+	if !errors.Is(err, tasktype.ErrUnavailable) || len(jobs) != 0 {
 		t.Fatalf("got %d jobs, %v; want none and ErrUnavailable", len(jobs), err)
 	}
 }
@@ -95,7 +95,7 @@ func BenchmarkEnqueue(b *testing.B) {
 	srv := testsupport.NATS(b)
 	br := jetstreamtest.Broker(b, testsupport.Connect(b, srv, "web"))
 	ctx := testsupport.Context(b)
-	req := tasks.EnqueueRequest{Type: "noop", UserID: 1, Payload: []byte(`{"from":"2026-01-01"}`)}
+	req := tasktype.EnqueueRequest{Type: "noop", UserID: 1, Payload: []byte(`{"from":"2026-01-01"}`)}
 	b.Run("one", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -106,7 +106,7 @@ func BenchmarkEnqueue(b *testing.B) {
 	})
 	b.Run("batch=1000", func(b *testing.B) {
 		b.ReportAllocs()
-		rs := make([]tasks.EnqueueRequest, 1000)
+		rs := make([]tasktype.EnqueueRequest, 1000)
 		for i := range rs {
 			rs[i] = req
 		}

@@ -30,7 +30,9 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/codec"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // Names of what the broker creates on the server.
@@ -48,8 +50,8 @@ const (
 // retrying and retried.
 var WorkSubjects = func() []string {
 	var s []string
-	for _, k := range tasks.WorkKinds {
-		s = append(s, tasks.SubjectPrefix+".*.*.*."+string(k))
+	for _, k := range tasktype.WorkKinds {
+		s = append(s, SubjectPrefix+".*.*.*."+string(k))
 	}
 	return s
 }()
@@ -96,7 +98,7 @@ type ResultBounds struct {
 	// until they are deleted; else at least 100ms, nats-server's floor.
 	TTL time.Duration
 	// MaxBytes bounds the bucket; a result that would take it past the
-	// bound is refused (tasks.ErrResultStoreFull), and nothing stored is
+	// bound is refused (tasktype.ErrResultStoreFull), and nothing stored is
 	// dropped to make room. Zero is no bound.
 	MaxBytes int64
 }
@@ -122,9 +124,9 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Broker implements the tasks ports on JetStream: tasks.Enqueuer,
-// tasks.EventLog, tasks.EventStream and tasks.ResultStore, and hands out
-// tasks.Queue values for workers.
+// Broker implements the tasks ports on JetStream: taskdriver.Enqueuer,
+// taskdriver.EventLog, taskdriver.EventStream and taskdriver.ResultStore, and hands out
+// taskdriver.Queue values for workers.
 type Broker struct {
 	cfg     Config
 	js      natsjs.JetStream
@@ -154,7 +156,7 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	scfg := natsjs.StreamConfig{
 		Name:        StreamName,
 		Description: "OTJ Helper job events; the enqueued events are the work queue",
-		Subjects:    []string{tasks.SubjectPrefix + ".>"},
+		Subjects:    []string{SubjectPrefix + ".>"},
 		Retention:   natsjs.LimitsPolicy,
 		Storage:     natsjs.FileStorage,
 		Replicas:    cfg.Replicas,
@@ -211,17 +213,17 @@ func openResults(ctx context.Context, js natsjs.JetStream, cfg Config) (natsjs.O
 	if storeFull(err) {
 		// A bounded bucket reserves its bound of the server's storage:
 		// more than the server has is refused at once.
-		err = fmt.Errorf("%w: the server cannot reserve %d bytes for it: %w", tasks.ErrResultStoreFull, ocfg.MaxBytes, err)
+		err = fmt.Errorf("%w: the server cannot reserve %d bytes for it: %w", tasktype.ErrResultStoreFull, ocfg.MaxBytes, err)
 	}
 	return results, err
 }
 
 // Enqueue stores the job's enqueued event, which is also its work item.
 // With a key, a repeat within the dedupe window returns the first job.
-func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job, error) {
+func (b *Broker) Enqueue(ctx context.Context, r tasktype.EnqueueRequest) (tasktype.Job, error) {
 	ev, _, err := b.EnqueueEvent(ctx, r)
 	if err != nil {
-		return tasks.Job{}, err
+		return tasktype.Job{}, err
 	}
 	return ev.Job(), nil
 }
@@ -230,19 +232,19 @@ func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job
 // whether the request repeated an earlier one's key (the event is then
 // the first request's). Brokers that carry jobs elsewhere record jobs
 // with it.
-func (b *Broker) EnqueueEvent(ctx context.Context, r tasks.EnqueueRequest) (tasks.Event, bool, error) {
+func (b *Broker) EnqueueEvent(ctx context.Context, r tasktype.EnqueueRequest) (tasktype.Event, bool, error) {
 	if err := r.Validate(); err != nil {
-		return tasks.Event{}, false, fmt.Errorf("enqueue %s: %w", r.Type, err)
+		return tasktype.Event{}, false, fmt.Errorf("enqueue %s: %w", r.Type, err)
 	}
 	ev, opts := b.newEnqueued(r)
 	ack, err := b.publish(ctx, &ev, opts...)
 	if err != nil {
-		return tasks.Event{}, false, fmt.Errorf("enqueue %s: %w", r.Type, err)
+		return tasktype.Event{}, false, fmt.Errorf("enqueue %s: %w", r.Type, err)
 	}
 	if ack.Duplicate {
 		first, err := b.eventAt(ctx, ack.Sequence)
 		if err != nil {
-			return tasks.Event{}, false, fmt.Errorf("enqueue %s: read first job of key: %w", r.Type, err)
+			return tasktype.Event{}, false, fmt.Errorf("enqueue %s: read first job of key: %w", r.Type, err)
 		}
 		return first, true, nil
 	}
@@ -254,12 +256,12 @@ func (b *Broker) EnqueueEvent(ctx context.Context, r tasks.EnqueueRequest) (task
 // after: the server checks the last sequence on the job's subjects
 // (tasks.*.<user>.<job>.*) as it stores the message, so of two racing
 // writers exactly one wins.
-func (b *Broker) Append(ctx context.Context, e tasks.Event, after uint64) (uint64, error) {
-	ack, err := b.publish(ctx, &e, natsjs.WithExpectLastSequenceForSubject(after, tasks.JobFilter(e.UserID, e.JobID)))
+func (b *Broker) Append(ctx context.Context, e tasktype.Event, after uint64) (uint64, error) {
+	ack, err := b.publish(ctx, &e, natsjs.WithExpectLastSequenceForSubject(after, JobFilter(e.UserID, e.JobID)))
 	if err != nil {
 		var apiErr *natsjs.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequence {
-			err = tasks.ErrConflict
+			err = tasktype.ErrConflict
 		}
 		return 0, fmt.Errorf("append %s event of job %s: %w", e.Kind, e.JobID, err)
 	}
@@ -271,13 +273,13 @@ func (b *Broker) Append(ctx context.Context, e tasks.Event, after uint64) (uint6
 // asynchronous publish keeps them for its retries, so it gets its own).
 var eventBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-func (b *Broker) publish(ctx context.Context, e *tasks.Event, opts ...natsjs.PublishOpt) (*natsjs.PubAck, error) {
+func (b *Broker) publish(ctx context.Context, e *tasktype.Event, opts ...natsjs.PublishOpt) (*natsjs.PubAck, error) {
 	buf := eventBufs.Get().(*[]byte)
-	*buf = tasks.AppendEvent((*buf)[:0], e)
+	*buf = codec.AppendEvent((*buf)[:0], e)
 	defer eventBufs.Put(buf)
 	ctx, cancel := b.request(ctx)
 	defer cancel()
-	ack, err := b.js.Publish(ctx, e.Subject(), *buf, opts...)
+	ack, err := b.js.Publish(ctx, EventSubject(e), *buf, opts...)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -291,40 +293,40 @@ func (b *Broker) request(ctx context.Context) (context.Context, context.CancelFu
 }
 
 // classify marks errors that mean "could not reach the server" as
-// tasks.ErrUnavailable, keeping the cause.
+// tasktype.ErrUnavailable, keeping the cause.
 func classify(err error) error {
 	var apiErr *natsjs.APIError
 	if errors.As(err, &apiErr) {
 		return err
 	}
-	return fmt.Errorf("%w: %w", tasks.ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", tasktype.ErrUnavailable, err)
 }
 
 // Last returns the job's newest event: a direct get of the last message
 // on the job's subjects.
-func (b *Broker) Last(ctx context.Context, userID int64, jobID string) (tasks.Event, error) {
-	if !tasks.ValidID(jobID) {
-		return tasks.Event{}, fmt.Errorf("last event of job %q: %w", jobID, tasks.ErrNotFound)
+func (b *Broker) Last(ctx context.Context, userID int64, jobID string) (tasktype.Event, error) {
+	if !tasktype.ValidID(jobID) {
+		return tasktype.Event{}, fmt.Errorf("last event of job %q: %w", jobID, tasktype.ErrNotFound)
 	}
 	rctx, cancel := b.request(ctx)
 	defer cancel()
-	raw, err := b.stream.GetLastMsgForSubject(rctx, tasks.JobFilter(userID, jobID))
+	raw, err := b.stream.GetLastMsgForSubject(rctx, JobFilter(userID, jobID))
 	if errors.Is(err, natsjs.ErrMsgNotFound) {
-		return tasks.Event{}, fmt.Errorf("last event of job %s: %w", jobID, tasks.ErrNotFound)
+		return tasktype.Event{}, fmt.Errorf("last event of job %s: %w", jobID, tasktype.ErrNotFound)
 	}
 	if err != nil {
-		return tasks.Event{}, fmt.Errorf("last event of job %s: %w", jobID, classify(err))
+		return tasktype.Event{}, fmt.Errorf("last event of job %s: %w", jobID, classify(err))
 	}
 	e, err := decode(raw.Data, raw.Sequence)
 	if err != nil {
-		return tasks.Event{}, fmt.Errorf("last event of job %s: %w", jobID, err)
+		return tasktype.Event{}, fmt.Errorf("last event of job %s: %w", jobID, err)
 	}
 	return e, nil
 }
 
 // History reads the job's events with a short-lived ordered consumer
 // filtered to the job's subjects, up to the newest one.
-func (b *Broker) History(ctx context.Context, userID int64, jobID string) ([]tasks.Event, error) {
+func (b *Broker) History(ctx context.Context, userID int64, jobID string) ([]tasktype.Event, error) {
 	last, err := b.Last(ctx, userID, jobID)
 	if err != nil {
 		return nil, err
@@ -332,7 +334,7 @@ func (b *Broker) History(ctx context.Context, userID int64, jobID string) ([]tas
 	rctx, cancel := b.request(ctx)
 	defer cancel()
 	cons, err := b.js.OrderedConsumer(rctx, StreamName, natsjs.OrderedConsumerConfig{
-		FilterSubjects: []string{tasks.JobFilter(userID, jobID)},
+		FilterSubjects: []string{JobFilter(userID, jobID)},
 		DeliverPolicy:  natsjs.DeliverAllPolicy,
 	})
 	if err != nil {
@@ -343,7 +345,7 @@ func (b *Broker) History(ctx context.Context, userID int64, jobID string) ([]tas
 		return nil, fmt.Errorf("history of job %s: %w", jobID, classify(err))
 	}
 	defer it.Stop()
-	var events []tasks.Event
+	var events []tasktype.Event
 	for {
 		// Every event up to last is stored: each one is a request's
 		// worth of waiting.
@@ -368,13 +370,13 @@ func (b *Broker) History(ctx context.Context, userID int64, jobID string) ([]tas
 	}
 }
 
-// Succeeded implements tasks.SucceededLog: it reads the user's succeeded
+// Succeeded implements taskdriver.SucceededLog: it reads the user's succeeded
 // events of one job type stored since the given time, in stream order,
 // with a short-lived ordered consumer filtered to
 // tasks.<type>.<user>.*.succeeded and starting at that time, so that it
 // reads neither other users' events nor the whole log.
-func (b *Broker) Succeeded(ctx context.Context, userID int64, jobType string, since time.Time) ([]tasks.Event, error) {
-	filter := tasks.SubjectPrefix + "." + jobType + "." + strconv.FormatInt(userID, 10) + ".*." + string(tasks.EventSucceeded)
+func (b *Broker) Succeeded(ctx context.Context, userID int64, jobType string, since time.Time) ([]tasktype.Event, error) {
+	filter := SubjectPrefix + "." + jobType + "." + strconv.FormatInt(userID, 10) + ".*." + string(tasktype.EventSucceeded)
 	last, err := b.stream.GetLastMsgForSubject(ctx, filter)
 	if errors.Is(err, natsjs.ErrMsgNotFound) {
 		return nil, nil
@@ -398,7 +400,7 @@ func (b *Broker) Succeeded(ctx context.Context, userID int64, jobType string, si
 		return nil, fmt.Errorf("succeeded events of %s for user %d: %w", jobType, userID, classify(err))
 	}
 	defer it.Stop()
-	var events []tasks.Event
+	var events []tasktype.Event
 	for {
 		msg, err := it.Next(natsjs.NextContext(ctx))
 		if err != nil {
@@ -417,20 +419,20 @@ func (b *Broker) Succeeded(ctx context.Context, userID int64, jobType string, si
 	}
 }
 
-func (b *Broker) eventAt(ctx context.Context, seq uint64) (tasks.Event, error) {
+func (b *Broker) eventAt(ctx context.Context, seq uint64) (tasktype.Event, error) {
 	ctx, cancel := b.request(ctx)
 	defer cancel()
 	raw, err := b.stream.GetMsg(ctx, seq)
 	if err != nil {
-		return tasks.Event{}, classify(err)
+		return tasktype.Event{}, classify(err)
 	}
 	return decode(raw.Data, raw.Sequence)
 }
 
-func decode(data []byte, seq uint64) (tasks.Event, error) {
-	var e tasks.Event
-	if err := tasks.DecodeEvent(data, &e); err != nil {
-		return tasks.Event{}, fmt.Errorf("decode event %d: %w", seq, err)
+func decode(data []byte, seq uint64) (tasktype.Event, error) {
+	var e tasktype.Event
+	if err := codec.DecodeEvent(data, &e); err != nil {
+		return tasktype.Event{}, fmt.Errorf("decode event %d: %w", seq, err)
 	}
 	e.Seq = seq
 	return e, nil
@@ -460,7 +462,7 @@ const (
 	followMaxGap      = 5 * time.Millisecond
 )
 
-// Follow implements tasks.EventStream with an ordered consumer: an
+// Follow implements taskdriver.EventStream with an ordered consumer: an
 // ephemeral, flow-controlled consumer that the client recreates from the
 // last sequence it saw if messages go missing or the server restarts.
 //
@@ -469,7 +471,7 @@ const (
 // none waits for another, and under load all that arrived since the last
 // batch, at most one batch every followGap, so a follower that pays per
 // call (a projection's transaction) keeps up without tuning.
-func (b *Broker) Follow(ctx context.Context, from uint64, fn func([]tasks.Event) error) error {
+func (b *Broker) Follow(ctx context.Context, from uint64, fn func([]tasktype.Event) error) error {
 	cfg := natsjs.OrderedConsumerConfig{DeliverPolicy: natsjs.DeliverAllPolicy}
 	if from > 0 {
 		cfg.DeliverPolicy = natsjs.DeliverByStartSequencePolicy
@@ -486,7 +488,7 @@ func (b *Broker) Follow(ctx context.Context, from uint64, fn func([]tasks.Event)
 		return fmt.Errorf("follow events: %w", classify(err))
 	}
 	rctx, stop := context.WithCancel(ctx)
-	events := make(chan tasks.Event, followBatch)
+	events := make(chan tasktype.Event, followBatch)
 	readErr := make(chan error, 1)
 	done := make(chan struct{})
 	go func() {
@@ -495,7 +497,7 @@ func (b *Broker) Follow(ctx context.Context, from uint64, fn func([]tasks.Event)
 	}()
 	defer func() { stop(); it.Stop(); <-done }()
 
-	batch := make([]tasks.Event, 0, followBatch)
+	batch := make([]tasktype.Event, 0, followBatch)
 	var last time.Time // when fn was last called
 	gap := followEvery // the least time from last to the next call
 	pause := time.NewTimer(0)
@@ -540,7 +542,7 @@ func (b *Broker) Follow(ctx context.Context, from uint64, fn func([]tasks.Event)
 
 // read passes the stream's events, in order, to out until ctx ends or the
 // stream fails.
-func (b *Broker) read(ctx context.Context, it natsjs.MessagesContext, out chan<- tasks.Event) error {
+func (b *Broker) read(ctx context.Context, it natsjs.MessagesContext, out chan<- tasktype.Event) error {
 	for {
 		msg, err := it.Next(natsjs.NextContext(ctx))
 		if err != nil {
@@ -557,7 +559,7 @@ func (b *Broker) read(ctx context.Context, it natsjs.MessagesContext, out chan<-
 			// position, a catch-up's target) instead of stalling; the log
 			// says which one it was.
 			b.cfg.Logger.ErrorContext(ctx, "undecodable event", "seq", md.Sequence.Stream, "subject", msg.Subject(), "err", err)
-			e = tasks.Event{Seq: md.Sequence.Stream}
+			e = tasktype.Event{Seq: md.Sequence.Stream}
 		}
 		select {
 		case out <- e:
@@ -587,7 +589,7 @@ func (b *Broker) LastSeq(ctx context.Context) (uint64, error) {
 // the upload is cancelled once its broker side has gone RequestTimeout
 // without progress; the time it waits for the handler to write more does
 // not count (see uploadGuard).
-func (b *Broker) Put(ctx context.Context, object, name, contentType string, r io.Reader) (tasks.ResultRef, error) {
+func (b *Broker) Put(ctx context.Context, object, name, contentType string, r io.Reader) (tasktype.ResultRef, error) {
 	ctx, g := guardUpload(ctx, r, b.cfg.RequestTimeout)
 	defer g.stop()
 	info, err := b.results.Put(ctx, natsjs.ObjectMeta{
@@ -598,15 +600,15 @@ func (b *Broker) Put(ctx context.Context, object, name, contentType string, r io
 	if storeFull(err) {
 		// The server's wording stays in the chain, for the log and the
 		// operator's view.
-		return tasks.ResultRef{}, fmt.Errorf("put result %s: %w: %w", object, tasks.ErrResultStoreFull, err)
+		return tasktype.ResultRef{}, fmt.Errorf("put result %s: %w: %w", object, tasktype.ErrResultStoreFull, err)
 	}
 	if err != nil {
 		if errors.Is(context.Cause(ctx), errUploadStalled) {
-			err = fmt.Errorf("%w: %w within %s", tasks.ErrUnavailable, errUploadStalled, b.cfg.RequestTimeout)
+			err = fmt.Errorf("%w: %w within %s", tasktype.ErrUnavailable, errUploadStalled, b.cfg.RequestTimeout)
 		}
-		return tasks.ResultRef{}, fmt.Errorf("put result %s: %w", object, err)
+		return tasktype.ResultRef{}, fmt.Errorf("put result %s: %w", object, err)
 	}
-	return tasks.ResultRef{Object: object, Name: name, ContentType: contentType, Size: info.Size, Digest: info.Digest}, nil
+	return tasktype.ResultRef{Object: object, Name: name, ContentType: contentType, Size: info.Size, Digest: info.Digest}, nil
 }
 
 var errUploadStalled = errors.New("the server did not answer the upload")
@@ -674,19 +676,19 @@ func (b *Broker) Delete(ctx context.Context, object string) error {
 
 // Open streams a stored result file, with the size and digest the
 // bucket recorded when it was put. One that is not there (expired,
-// pruned, never stored) is tasks.ErrResultMissing.
+// pruned, never stored) is tasktype.ErrResultMissing.
 //
 // The look-up is one request, bounded by RequestTimeout. The reading is
 // not: it goes at the reader's pace (a download to a slow phone), so it
 // is bounded by the file's size instead, at minDownloadRate. nats.go's
 // Get would give a context without a deadline its default timeout for
 // the whole file, cutting off any download that takes longer.
-func (b *Broker) Open(ctx context.Context, object string) (*tasks.StoredResult, error) {
+func (b *Broker) Open(ctx context.Context, object string) (*tasktype.StoredResult, error) {
 	rctx, cancel := b.request(ctx)
 	info, err := b.results.GetInfo(rctx, object)
 	cancel()
 	if errors.Is(err, natsjs.ErrObjectNotFound) {
-		return nil, fmt.Errorf("open result %s: %w", object, tasks.ErrResultMissing)
+		return nil, fmt.Errorf("open result %s: %w", object, tasktype.ErrResultMissing)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open result %s: %w", object, classify(err))
@@ -696,7 +698,7 @@ func (b *Broker) Open(ctx context.Context, object string) (*tasks.StoredResult, 
 	r, err := b.results.Get(dctx, object)
 	if errors.Is(err, natsjs.ErrObjectNotFound) {
 		cancel()
-		return nil, fmt.Errorf("open result %s: %w", object, tasks.ErrResultMissing)
+		return nil, fmt.Errorf("open result %s: %w", object, tasktype.ErrResultMissing)
 	}
 	if err != nil {
 		cancel()
@@ -707,7 +709,7 @@ func (b *Broker) Open(ctx context.Context, object string) (*tasks.StoredResult, 
 		cancel()
 		return nil, fmt.Errorf("open result %s: %w", object, err)
 	}
-	return &tasks.StoredResult{ReadCloser: cancelOnClose{r, cancel}, Size: info.Size, Digest: info.Digest}, nil
+	return &tasktype.StoredResult{ReadCloser: cancelOnClose{r, cancel}, Size: info.Size, Digest: info.Digest}, nil
 }
 
 // minDownloadRate, in bytes per second, is the slowest reading of a
@@ -745,15 +747,15 @@ func (b *Broker) Ping(ctx context.Context) error {
 // back the caller instead of a growing backlog of unanswered publishes.
 const batchWindow = 256
 
-// EnqueueBatch implements tasks.BatchEnqueuer: it sends the requests'
+// EnqueueBatch implements taskdriver.BatchEnqueuer: it sends the requests'
 // enqueued events without waiting for each to be stored before the next,
 // at most batchWindow at a time, and returns when every one is stored.
 // Every request is checked before any is sent, so a bad one changes
 // nothing. On a failed publish it sends no more and returns the jobs of
 // the requests before the first failure.
-func (b *Broker) EnqueueBatch(ctx context.Context, rs []tasks.EnqueueRequest) ([]tasks.Job, error) {
+func (b *Broker) EnqueueBatch(ctx context.Context, rs []tasktype.EnqueueRequest) ([]tasktype.Job, error) {
 	events, _, err := b.EnqueueEventBatch(ctx, rs)
-	jobs := make([]tasks.Job, len(events))
+	jobs := make([]tasktype.Job, len(events))
 	for i := range events {
 		jobs[i] = events[i].Job()
 	}
@@ -764,15 +766,15 @@ func (b *Broker) EnqueueBatch(ctx context.Context, rs []tasks.EnqueueRequest) ([
 // and for each whether its request repeated an earlier one's key, in this
 // batch or before (its event is then the first request's). Brokers that
 // carry jobs elsewhere record batches of jobs with it.
-func (b *Broker) EnqueueEventBatch(ctx context.Context, rs []tasks.EnqueueRequest) ([]tasks.Event, []bool, error) {
+func (b *Broker) EnqueueEventBatch(ctx context.Context, rs []tasktype.EnqueueRequest) ([]tasktype.Event, []bool, error) {
 	for i, r := range rs {
 		if err := r.Validate(); err != nil {
 			return nil, nil, fmt.Errorf("enqueue batch: request %d: enqueue %s: %w", i, r.Type, err)
 		}
 	}
-	sentEvents := make([]tasks.Event, len(rs))
+	sentEvents := make([]tasktype.Event, len(rs))
 	futures := make([]natsjs.PubAckFuture, len(rs))
-	events := make([]tasks.Event, 0, len(rs))
+	events := make([]tasktype.Event, 0, len(rs))
 	repeats := make([]bool, 0, len(rs))
 	var firstErr error
 	// wait collects the outcome of request i, in order.
@@ -815,10 +817,10 @@ func (b *Broker) EnqueueEventBatch(ctx context.Context, rs []tasks.EnqueueReques
 // message id: the server would keep every id for the whole dedupe window
 // (at thousands of jobs a second, a map of millions) to guard against a
 // resend that nothing makes.
-func (b *Broker) newEnqueued(r tasks.EnqueueRequest) (tasks.Event, []natsjs.PublishOpt) {
-	ev := tasks.Event{
+func (b *Broker) newEnqueued(r tasktype.EnqueueRequest) (tasktype.Event, []natsjs.PublishOpt) {
+	ev := tasktype.Event{
 		ID:      nuid.Next(),
-		Kind:    tasks.EventEnqueued,
+		Kind:    tasktype.EventEnqueued,
 		JobID:   nuid.Next(),
 		JobType: r.Type,
 		UserID:  r.UserID,
@@ -831,12 +833,12 @@ func (b *Broker) newEnqueued(r tasks.EnqueueRequest) (tasks.Event, []natsjs.Publ
 	return ev, []natsjs.PublishOpt{natsjs.WithMsgID("enqueue." + r.Type + "." + strconv.FormatInt(r.UserID, 10) + "." + r.Key)}
 }
 
-func (b *Broker) publishEnqueueAsync(r tasks.EnqueueRequest) (tasks.Event, natsjs.PubAckFuture, error) {
+func (b *Broker) publishEnqueueAsync(r tasktype.EnqueueRequest) (tasktype.Event, natsjs.PubAckFuture, error) {
 	ev, opts := b.newEnqueued(r)
-	data := tasks.AppendEvent(make([]byte, 0, 256), &ev)
-	f, err := b.js.PublishAsync(ev.Subject(), data, opts...)
+	data := codec.AppendEvent(make([]byte, 0, 256), &ev)
+	f, err := b.js.PublishAsync(EventSubject(&ev), data, opts...)
 	if err != nil {
-		return tasks.Event{}, nil, classify(err)
+		return tasktype.Event{}, nil, classify(err)
 	}
 	return ev, f, nil
 }
@@ -845,7 +847,7 @@ func (b *Broker) publishEnqueueAsync(r tasks.EnqueueRequest) (tasks.Event, natsj
 // enqueued event sent by publishEnqueueAsync, and returns the stored
 // event: ev with its sequence, or the first job of a repeated key (and
 // true).
-func (b *Broker) awaitEnqueue(ctx context.Context, ev *tasks.Event, f natsjs.PubAckFuture) (tasks.Event, bool, error) {
+func (b *Broker) awaitEnqueue(ctx context.Context, ev *tasktype.Event, f natsjs.PubAckFuture) (tasktype.Event, bool, error) {
 	t := time.NewTimer(b.cfg.RequestTimeout)
 	defer t.Stop()
 	select {
@@ -853,17 +855,24 @@ func (b *Broker) awaitEnqueue(ctx context.Context, ev *tasks.Event, f natsjs.Pub
 		if ack.Duplicate {
 			first, err := b.eventAt(ctx, ack.Sequence)
 			if err != nil {
-				return tasks.Event{}, false, fmt.Errorf("read first job of key: %w", err)
+				return tasktype.Event{}, false, fmt.Errorf("read first job of key: %w", err)
 			}
 			return first, true, nil
 		}
 		ev.Seq = ack.Sequence
 		return *ev, false, nil
 	case err := <-f.Err():
-		return tasks.Event{}, false, classify(err)
+		return tasktype.Event{}, false, classify(err)
 	case <-ctx.Done():
-		return tasks.Event{}, false, ctx.Err()
+		return tasktype.Event{}, false, ctx.Err()
 	case <-t.C:
-		return tasks.Event{}, false, fmt.Errorf("%w: no answer within %s", tasks.ErrUnavailable, b.cfg.RequestTimeout)
+		return tasktype.Event{}, false, fmt.Errorf("%w: no answer within %s", tasktype.ErrUnavailable, b.cfg.RequestTimeout)
 	}
 }
+
+// The Broker is a job driver and the task system's log.
+var (
+	_ taskdriver.Driver        = (*Broker)(nil)
+	_ taskdriver.BatchEnqueuer = (*Broker)(nil)
+	_ taskdriver.Log           = (*Broker)(nil)
+)

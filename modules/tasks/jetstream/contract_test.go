@@ -3,16 +3,16 @@ package jetstream_test
 import (
 	"testing"
 
-	"github.com/otjhelper/otj/modules/tasks/brokertest"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver/drivertest"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
-// TestContract runs the broker contract on an embedded server per
+// TestContract runs the driver suite on an embedded server per
 // subtest, with the web side and the workers on separate connections as
 // app web and app worker would be.
 func TestContract(t *testing.T) {
-	brokertest.Run(t, func(t *testing.T, o brokertest.Options) brokertest.Broker {
+	drivertest.Run(t, drivertest.Features{BatchEnqueue: true, BatchQueue: true, LeasePerItem: true}, func(t *testing.T, o drivertest.Options) drivertest.Driver {
 		srv := testsupport.NATS(t)
 		open := func(name string) *jetstream.Broker {
 			t.Helper()
@@ -27,6 +27,6 @@ func TestContract(t *testing.T) {
 			return b
 		}
 		web, worker := open("web"), open("worker")
-		return brokertest.Broker{Enqueuer: web, Events: worker, Results: worker, Queue: worker.Queue}
+		return drivertest.Driver{Enqueuer: web, Events: worker, Results: worker, Queue: worker.Queue}
 	})
 }

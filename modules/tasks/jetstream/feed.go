@@ -8,8 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
-
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/clock"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // feedAckWait is how long a fed item may stay unconfirmed before the
@@ -31,7 +31,7 @@ const feedRetry = time.Second
 // It is how a broker that carries jobs outside the log (Redis) is sure
 // to get every enqueued, retrying and retried item, whoever wrote it and
 // whatever happened to the writer after.
-func (b *Broker) FeedWork(ctx context.Context, consumer string, fn func(ctx context.Context, item tasks.Event, redelivered bool) error) error {
+func (b *Broker) FeedWork(ctx context.Context, consumer string, fn func(ctx context.Context, item tasktype.Event, redelivered bool) error) error {
 	rctx, cancel := b.request(ctx)
 	defer cancel()
 	cons, err := b.js.CreateOrUpdateConsumer(rctx, StreamName, natsjs.ConsumerConfig{
@@ -88,7 +88,7 @@ func (b *Broker) FeedWork(ctx context.Context, consumer string, fn func(ctx cont
 			}
 			failing++
 			_ = msg.NakWithDelay(feedRetry)
-			sleep(ctx, feedRetry)
+			clock.Sleep(ctx, feedRetry)
 			continue
 		}
 		if failing > 0 {
@@ -102,19 +102,10 @@ func (b *Broker) FeedWork(ctx context.Context, consumer string, fn func(ctx cont
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
 // ScanWork calls fn for every work item in the log, oldest first, up to
 // the newest at the time of the call, with a short-lived ordered
 // consumer. It is for rebuilding a broker's queue that lost its data.
-func (b *Broker) ScanWork(ctx context.Context, fn func(ctx context.Context, item tasks.Event) error) error {
+func (b *Broker) ScanWork(ctx context.Context, fn func(ctx context.Context, item tasktype.Event) error) error {
 	end, err := b.LastSeq(ctx)
 	if err != nil {
 		return fmt.Errorf("scan work: %w", err)

@@ -10,8 +10,9 @@ import (
 
 	"github.com/nats-io/nuid"
 
-	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -54,13 +55,13 @@ func lifecycleFloor(b *testing.B, started bool) {
 	fctx, stopFollow := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_ = br.Follow(fctx, 0, func(es []tasks.Event) error { followed.Add(int64(len(es))); return nil })
+		_ = br.Follow(fctx, 0, func(es []tasktype.Event) error { followed.Add(int64(len(es))); return nil })
 	})
 	defer func() { stopFollow(); wg.Wait() }()
 
-	rs := make([]tasks.EnqueueRequest, b.N)
+	rs := make([]tasktype.EnqueueRequest, b.N)
 	for i := range rs {
-		rs[i] = tasks.EnqueueRequest{Type: "noop", UserID: 1}
+		rs[i] = tasktype.EnqueueRequest{Type: "noop", UserID: 1}
 	}
 	perJob := int64(2)
 	if started {
@@ -76,8 +77,8 @@ func lifecycleFloor(b *testing.B, started bool) {
 	// taking as many jobs in one pull as runners are free.
 	const concurrency, fetchers = 10, 4
 	slots := make(chan struct{}, concurrency)
-	work := make(chan tasks.Delivery, concurrency)
-	bq := q.(tasks.BatchQueue)
+	work := make(chan taskdriver.Delivery, concurrency)
+	bq := q.(taskdriver.BatchQueue)
 	for range fetchers {
 		runners.Go(func() {
 			for {
@@ -108,14 +109,14 @@ func lifecycleFloor(b *testing.B, started bool) {
 	for range concurrency {
 		runners.Go(func() {
 			for {
-				var d tasks.Delivery
+				var d taskdriver.Delivery
 				select {
 				case d = <-work:
 				case <-rctx.Done():
 					return
 				}
 				item := d.Item()
-				ev := tasks.Event{ID: nuid.Next(), Kind: tasks.EventStarted, JobID: item.JobID, JobType: item.JobType,
+				ev := tasktype.Event{ID: nuid.Next(), Kind: tasktype.EventStarted, JobID: item.JobID, JobType: item.JobType,
 					UserID: item.UserID, Time: time.Now().UTC(), Attempt: 1, MaxAttempts: 3, Worker: "floor:1"}
 				seq := item.Seq
 				var err error
@@ -125,7 +126,7 @@ func lifecycleFloor(b *testing.B, started bool) {
 						return
 					}
 				}
-				ev.ID, ev.Kind = nuid.Next(), tasks.EventSucceeded
+				ev.ID, ev.Kind = nuid.Next(), tasktype.EventSucceeded
 				if _, err := br.Append(rctx, ev, seq); err != nil {
 					b.Error(err)
 					return

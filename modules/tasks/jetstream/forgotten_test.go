@@ -9,7 +9,9 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -36,7 +38,7 @@ func TestForgottenDeliveryOfALostAttemptIsTakenOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	job, err := b.Enqueue(ctx, tasks.EnqueueRequest{Type: "work", UserID: 1})
+	job, err := b.Enqueue(ctx, tasktype.EnqueueRequest{Type: "work", UserID: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +48,7 @@ func TestForgottenDeliveryOfALostAttemptIsTakenOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gone := tasks.Event{ID: "start-1", Kind: tasks.EventStarted, JobID: job.ID, JobType: job.Type, UserID: job.UserID, Time: time.Now().UTC(), Attempt: 1, MaxAttempts: 3, Worker: "gone:1"}
+	gone := tasktype.Event{ID: "start-1", Kind: tasktype.EventStarted, JobID: job.ID, JobType: job.Type, UserID: job.UserID, Time: time.Now().UTC(), Attempt: 1, MaxAttempts: 3, Worker: "gone:1"}
 	if _, err := b.Append(ctx, gone, d.Item().Seq); err != nil {
 		t.Fatal(err)
 	}
@@ -59,22 +61,22 @@ func TestForgottenDeliveryOfALostAttemptIsTakenOver(t *testing.T) {
 	}
 
 	reg := tasks.NewRegistry()
-	if err := reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
-		return tasks.Result{Summary: "done"}, nil
-	}, tasks.Policy{MaxAttempts: 3, BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond}); err != nil {
+	if err := reg.Register("work", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+		return tasktype.Result{Summary: "done"}, nil
+	}, tasktype.Policy{MaxAttempts: 3, BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	w, err := tasks.NewWorker(tasks.WorkerConfig{Queue: q, Events: b, Results: b, Registry: reg, ExtendEvery: lease / 5, Logger: testsupport.Logger(t)})
+	w, err := worker.New(worker.Config{Queue: q, Events: b, Results: b, Registry: reg, ExtendEvery: lease / 5, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	reset := time.Now()
 	testsupport.Go(t, func(ctx context.Context) { _ = w.Run(ctx) })
 
-	var last tasks.Event
+	var last tasktype.Event
 	testsupport.Eventually(t, 10*lease, "the job whose delivery the server forgot never finished", func() bool {
 		last, err = b.Last(ctx, job.UserID, job.ID)
-		return err == nil && last.Kind == tasks.EventSucceeded
+		return err == nil && last.Kind == tasktype.EventSucceeded
 	})
 	t.Logf("succeeded %s after the server forgot the delivery (lease %s)", time.Since(reset).Round(time.Millisecond), lease)
 	h, err := b.History(ctx, job.UserID, job.ID)

@@ -9,15 +9,15 @@ import (
 
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
-
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // pullWait bounds one pull request, so that a stopping worker notices
 // within that time.
 const pullWait = 5 * time.Second
 
-// Queue sets up the shared worker consumer and returns a tasks.Queue on
+// Queue sets up the shared worker consumer and returns a taskdriver.Queue on
 // it. Every worker calls it at start. The consumer's AckWait is the
 // lease of every worker of the deployment, so it is set once: a fresh
 // deployment's first worker makes the consumer with its AckWait, and a
@@ -28,7 +28,7 @@ const pullWait = 5 * time.Second
 // The queue pulls only as many jobs as the worker has free slots:
 // prefetched jobs would wait in the client while their visibility
 // timeout ran (nats.go #1929), and no other worker could take them.
-func (b *Broker) Queue(ctx context.Context) (tasks.Queue, error) {
+func (b *Broker) Queue(ctx context.Context) (taskdriver.Queue, error) {
 	ccfg := natsjs.ConsumerConfig{
 		Durable:        WorkConsumer,
 		Description:    "workers share this consumer; each work item goes to one of them",
@@ -110,7 +110,7 @@ type queue struct {
 // queue was opened: the lease a worker on this queue must renew within.
 func (q *queue) Lease() time.Duration { return q.lease }
 
-func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
+func (q *queue) Next(ctx context.Context) (taskdriver.Delivery, error) {
 	ds, err := q.NextBatch(ctx, 1)
 	if err != nil {
 		return nil, err
@@ -118,11 +118,11 @@ func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
 	return ds[0], nil
 }
 
-// NextBatch implements tasks.BatchQueue. When jobs are waiting it takes
+// NextBatch implements taskdriver.BatchQueue. When jobs are waiting it takes
 // up to n of them without waiting; when none are, it waits for one. So a
 // busy queue fills every free slot in one round trip, and a quiet one
 // hands a new job over the moment it arrives.
-func (q *queue) NextBatch(ctx context.Context, n int) ([]tasks.Delivery, error) {
+func (q *queue) NextBatch(ctx context.Context, n int) ([]taskdriver.Delivery, error) {
 	n = min(max(n, 1), maxBatch)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -141,7 +141,7 @@ func (q *queue) NextBatch(ctx context.Context, n int) ([]tasks.Delivery, error) 
 		}
 		pctx, cancel := context.WithTimeout(ctx, pullWait)
 		batch, err := q.cons.Fetch(1, natsjs.FetchContext(pctx))
-		var ds []tasks.Delivery
+		var ds []taskdriver.Delivery
 		if err == nil {
 			ds, err = q.collect(pctx, batch)
 		}
@@ -163,8 +163,8 @@ const maxBatch = 256
 
 // collect reads a pull's messages as deliveries; an error that only
 // means the pull ended early with what it had is not reported.
-func (q *queue) collect(ctx context.Context, batch natsjs.MessageBatch) ([]tasks.Delivery, error) {
-	var ds []tasks.Delivery
+func (q *queue) collect(ctx context.Context, batch natsjs.MessageBatch) ([]taskdriver.Delivery, error) {
+	var ds []taskdriver.Delivery
 	for msg := range batch.Messages() {
 		md, err := msg.Metadata()
 		if err != nil {
@@ -208,15 +208,15 @@ func (q *queue) fetchError(ctx context.Context, err error) error {
 
 type delivery struct {
 	msg         natsjs.Msg
-	item        tasks.Event
+	item        tasktype.Event
 	redelivered bool
 }
 
-func (d *delivery) Item() tasks.Event { return d.item }
+func (d *delivery) Item() tasktype.Event { return d.item }
 
 func (d *delivery) Redelivered() bool { return d.redelivered }
 
-// LeasePerItem implements tasks.ItemLease: the consumer tracks a work
+// LeasePerItem implements taskdriver.ItemLease: the consumer tracks a work
 // item by its stream sequence, so every delivery of it shares one lease,
 // renewed by the heartbeats of whichever delivery is being worked on.
 // NumDelivered is not to be trusted after a server restart: the server

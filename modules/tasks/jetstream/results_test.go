@@ -9,9 +9,9 @@ import (
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
-	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -77,7 +77,7 @@ func TestResultExpiresAfterTTL(t *testing.T) {
 		if err == nil {
 			res.Close()
 		}
-		return errors.Is(err, tasks.ErrResultMissing)
+		return errors.Is(err, tasktype.ErrResultMissing)
 	})
 }
 
@@ -95,7 +95,7 @@ func TestFullBucketRefusesWithStoreFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := b.Put(ctx, "big-a1", "b.csv", "text/csv", strings.NewReader(strings.Repeat("x", 100<<10)))
-	if !errors.Is(err, tasks.ErrResultStoreFull) || !strings.Contains(err.Error(), "maximum bytes exceeded") {
+	if !errors.Is(err, tasktype.ErrResultStoreFull) || !strings.Contains(err.Error(), "maximum bytes exceeded") {
 		t.Fatalf("put past the bound: %v", err)
 	}
 	res, err := b.Open(ctx, "small-a1")

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -33,7 +33,7 @@ func TestPutGivesUpWhenTheServerStopsAnswering(t *testing.T) {
 	_, err := b.Put(ctx, "frozen-a1", "report.csv", "text/csv", bytes.NewReader(make([]byte, 3<<20)))
 	took := time.Since(start)
 	t.Logf("Put against a frozen server returned after %s: %v", took.Round(time.Millisecond), err)
-	if !errors.Is(err, tasks.ErrUnavailable) {
+	if !errors.Is(err, tasktype.ErrUnavailable) {
 		t.Fatalf("Put against a frozen server: %v, want ErrUnavailable", err)
 	}
 	if took > 4*stallTimeout {
@@ -55,7 +55,7 @@ func TestPutGivesUpWhenTheServerStopsAnsweringMidUpload(t *testing.T) {
 	_, err := b.Put(ctx, "midway-a1", "report.csv", "text/csv", r)
 	took := time.Since(r.cued)
 	t.Logf("Put returned %s after the server froze mid-upload: %v", took.Round(time.Millisecond), err)
-	if !errors.Is(err, tasks.ErrUnavailable) {
+	if !errors.Is(err, tasktype.ErrUnavailable) {
 		t.Fatalf("Put with the server frozen mid-upload: %v, want ErrUnavailable", err)
 	}
 	if took > 4*stallTimeout {
@@ -83,7 +83,7 @@ func TestSlowWriterKeepsItsUpload(t *testing.T) {
 // RequestTimeout, not at the caller's deadline.
 func TestLastGivesUpWhenTheServerStopsAnswering(t *testing.T) {
 	b, f := stallSetup(t)
-	job, err := b.Enqueue(testsupport.Context(t), tasks.EnqueueRequest{Type: "full_report", UserID: 3})
+	job, err := b.Enqueue(testsupport.Context(t), tasktype.EnqueueRequest{Type: "full_report", UserID: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestLastGivesUpWhenTheServerStopsAnswering(t *testing.T) {
 	start := time.Now()
 	_, err = b.Last(ctx, 3, job.ID)
 	took := time.Since(start)
-	if !errors.Is(err, tasks.ErrUnavailable) || took > 4*stallTimeout {
+	if !errors.Is(err, tasktype.ErrUnavailable) || took > 4*stallTimeout {
 		t.Fatalf("Last against a frozen server: %v after %s, want ErrUnavailable within about %s", err, took, stallTimeout)
 	}
 }

@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -41,14 +42,14 @@ func TestEnqueueBatch(t *testing.T) {
 			b := e.open(t, redisbroker.Config{}, tt.log(e.events))
 			testsupport.Go(t, func(ctx context.Context) { b.Relay(ctx) })
 			ctx := testsupport.Context(t)
-			first, err := b.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1, Key: "k1"})
+			first, err := b.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1, Key: "k1"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			const n = 300
-			rs := make([]tasks.EnqueueRequest, n)
+			rs := make([]tasktype.EnqueueRequest, n)
 			for i := range rs {
-				rs[i] = tasks.EnqueueRequest{Type: "full_report", UserID: 1, Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}
+				rs[i] = tasktype.EnqueueRequest{Type: "full_report", UserID: 1, Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}
 			}
 			rs[0].Key, rs[1].Key, rs[2].Key = "k1", "k2", "k2" // a repeat of the earlier job, then one within the batch
 			jobs, err := b.EnqueueBatch(ctx, rs)
@@ -105,12 +106,12 @@ func TestEnqueueBatchWithRedisDownLeavesJobsToTheRelay(t *testing.T) {
 	e := newEnv(t, redisbroker.Config{})
 	ctx := testsupport.Context(t)
 	down, err := redisbroker.New(redisbroker.Config{Client: deadRedis(t), Events: e.events, Logger: testsupport.Logger(t),
-		RunInline: func(context.Context, tasks.Event) { t.Error("a job of a batch ran inline") }})
+		RunInline: func(context.Context, tasktype.Event) { t.Error("a job of a batch ran inline") }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	jobs, err := down.EnqueueBatch(ctx, []tasks.EnqueueRequest{{Type: "full_report", UserID: 1}, {Type: "full_report", UserID: 2}})
+	jobs, err := down.EnqueueBatch(ctx, []tasktype.EnqueueRequest{{Type: "full_report", UserID: 1}, {Type: "full_report", UserID: 2}})
 	if err != nil || len(jobs) != 2 {
 		t.Fatalf("batch with redis down: %d jobs, err %v; want both accepted", len(jobs), err)
 	}
@@ -136,12 +137,12 @@ func TestEnqueueBatchChecksEveryRequestFirst(t *testing.T) {
 	ctx := testsupport.Context(t)
 	for _, log := range []redisbroker.EventLog{plainLog{e.events}, e.events} {
 		b := e.open(t, redisbroker.Config{}, log)
-		jobs, err := b.EnqueueBatch(ctx, []tasks.EnqueueRequest{
+		jobs, err := b.EnqueueBatch(ctx, []tasktype.EnqueueRequest{
 			{Type: "full_report", UserID: 1},
 			{Type: "full_report", UserID: 2},
 			{Type: "Full-Report", UserID: 3},
 		})
-		if !errors.Is(err, tasks.ErrInvalidJob) || !strings.Contains(err.Error(), "request 2") || len(jobs) != 0 {
+		if !errors.Is(err, tasktype.ErrInvalidJob) || !strings.Contains(err.Error(), "request 2") || len(jobs) != 0 {
 			t.Fatalf("batch with a bad third request: jobs %v, err %v; want none and ErrInvalidJob naming request 2", jobs, err)
 		}
 	}
@@ -161,7 +162,7 @@ func TestNextBatch(t *testing.T) {
 	ctx := testsupport.Context(t)
 	var ids []string
 	for range 6 {
-		job, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+		job, err := e.broker.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,7 +178,7 @@ func TestNextBatch(t *testing.T) {
 	} else {
 		ds = append(ds, rest...)
 	}
-	if _, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
+	if _, err := e.broker.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
 		t.Fatal(err)
 	}
 	ds = append(ds, nextBatch(t, q, 0, 5*time.Second)...) // below 1 counts as 1
@@ -188,7 +189,7 @@ func TestNextBatch(t *testing.T) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	if got, err := q.(tasks.BatchQueue).NextBatch(wctx, 5); !errors.Is(err, context.DeadlineExceeded) {
+	if got, err := q.(taskdriver.BatchQueue).NextBatch(wctx, 5); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("NextBatch on an empty queue: %d jobs, err %v; want DeadlineExceeded", len(got), err)
 	}
 	ackAll(t, ds)
@@ -218,7 +219,7 @@ func TestNextBatchFromSeveralGoroutines(t *testing.T) {
 	for range pullers {
 		wg.Go(func() {
 			for {
-				ds, err := q.(tasks.BatchQueue).NextBatch(pctx, 3)
+				ds, err := q.(taskdriver.BatchQueue).NextBatch(pctx, 3)
 				if err != nil {
 					if pctx.Err() == nil {
 						t.Errorf("next batch: %v", err)
@@ -238,9 +239,9 @@ func TestNextBatchFromSeveralGoroutines(t *testing.T) {
 			}
 		})
 	}
-	rs := make([]tasks.EnqueueRequest, jobs)
+	rs := make([]tasktype.EnqueueRequest, jobs)
 	for i := range rs {
-		rs[i] = tasks.EnqueueRequest{Type: "full_report", UserID: 1}
+		rs[i] = tasktype.EnqueueRequest{Type: "full_report", UserID: 1}
 	}
 	enqueued, err := e.broker.EnqueueBatch(ctx, rs)
 	if err != nil {
@@ -262,11 +263,11 @@ func TestNextBatchFromSeveralGoroutines(t *testing.T) {
 }
 
 // nextBatch takes up to n jobs from q within the given time.
-func nextBatch(t *testing.T, q tasks.Queue, n int, within time.Duration) []tasks.Delivery {
+func nextBatch(t *testing.T, q taskdriver.Queue, n int, within time.Duration) []taskdriver.Delivery {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(testsupport.Context(t), within)
 	defer cancel()
-	ds, err := q.(tasks.BatchQueue).NextBatch(ctx, n)
+	ds, err := q.(taskdriver.BatchQueue).NextBatch(ctx, n)
 	if err != nil {
 		t.Fatalf("next batch of %d within %s: %v", n, within, err)
 	}
@@ -278,7 +279,7 @@ func nextBatch(t *testing.T, q tasks.Queue, n int, within time.Duration) []tasks
 
 // ackAll acks every delivery at once, as a worker's jobs that end
 // together do.
-func ackAll(t *testing.T, ds []tasks.Delivery) {
+func ackAll(t *testing.T, ds []taskdriver.Delivery) {
 	t.Helper()
 	ctx := testsupport.Context(t)
 	errs := make([]error, len(ds))

@@ -12,7 +12,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -44,13 +46,13 @@ func benchmarkNoopJobs(b *testing.B, batch int) {
 	testsupport.Go(b, func(ctx context.Context) { broker.Relay(ctx) })
 	reg := tasks.NewRegistry()
 	var done atomic.Int64
-	reg.Register("noop", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
+	reg.Register("noop", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
 		done.Add(1)
-		return tasks.Result{}, nil
-	}, tasks.Policy{})
+		return tasktype.Result{}, nil
+	}, tasktype.Policy{})
 	ctx := testsupport.Context(b)
 	q, _ := broker.Queue(ctx)
-	w, err := tasks.NewWorker(tasks.WorkerConfig{Queue: q, Events: e.events, Results: e.events, Registry: reg, Concurrency: 10, Logger: quiet})
+	w, err := worker.New(worker.Config{Queue: q, Events: e.events, Results: e.events, Registry: reg, Concurrency: 10, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -65,7 +67,7 @@ func benchmarkNoopJobs(b *testing.B, batch int) {
 	testsupport.Eventually(b, 5*time.Minute, "jobs not all run", func() bool { return done.Load() == int64(b.N) })
 	testsupport.Eventually(b, time.Minute, "last outcome not stored", func() bool {
 		ev, err := e.events.Last(ctx, last.UserID, last.ID)
-		return err == nil && ev.Kind == tasks.EventSucceeded
+		return err == nil && ev.Kind == tasktype.EventSucceeded
 	})
 	ran := time.Since(start)
 	b.StopTimer()
@@ -105,13 +107,13 @@ func BenchmarkEnqueue(b *testing.B) {
 
 // enqueueAll enqueues b.N jobs of type typ, batch at a time, and returns
 // the last.
-func enqueueAll(b *testing.B, broker *redisbroker.Broker, batch int, typ string) tasks.Job {
+func enqueueAll(b *testing.B, broker *redisbroker.Broker, batch int, typ string) tasktype.Job {
 	b.Helper()
 	ctx := testsupport.Context(b)
-	var last tasks.Job
-	rs := make([]tasks.EnqueueRequest, batch)
+	var last tasktype.Job
+	rs := make([]tasktype.EnqueueRequest, batch)
 	for i := range rs {
-		rs[i] = tasks.EnqueueRequest{Type: typ, UserID: 1}
+		rs[i] = tasktype.EnqueueRequest{Type: typ, UserID: 1}
 	}
 	for left := b.N; left > 0; left -= batch {
 		if batch == 1 {

@@ -56,7 +56,10 @@ import (
 	"github.com/nats-io/nuid"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/clock"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // Group is the consumer group every worker shares.
@@ -68,16 +71,16 @@ const DefaultOrphanAfter = time.Hour
 // EventLog is what the Redis broker needs of the job event log: the
 // JetStream broker provides it.
 type EventLog interface {
-	tasks.EventLog
+	taskdriver.EventLog
 	// EnqueueEvent stores a new job's enqueued event, deduplicated by
 	// the request's key, and reports whether the request was a repeat.
-	EnqueueEvent(ctx context.Context, r tasks.EnqueueRequest) (tasks.Event, bool, error)
+	EnqueueEvent(ctx context.Context, r tasktype.EnqueueRequest) (tasktype.Event, bool, error)
 	// FeedWork hands every work item in the log to fn at least once.
 	// The calls with the same consumer, in this process and others,
 	// share the items: each goes to one of them at a time.
-	FeedWork(ctx context.Context, consumer string, fn func(ctx context.Context, item tasks.Event, redelivered bool) error) error
+	FeedWork(ctx context.Context, consumer string, fn func(ctx context.Context, item tasktype.Event, redelivered bool) error) error
 	// ScanWork calls fn for every work item in the log, oldest first.
-	ScanWork(ctx context.Context, fn func(ctx context.Context, item tasks.Event) error) error
+	ScanWork(ctx context.Context, fn func(ctx context.Context, item tasktype.Event) error) error
 }
 
 // BatchEventLog is an EventLog that stores many new jobs' enqueued events
@@ -93,7 +96,7 @@ type BatchEventLog interface {
 	// any is stored. On error it returns the events of the requests
 	// before the first that failed, which are stored, and the error; the
 	// later ones may or may not be stored.
-	EnqueueEventBatch(ctx context.Context, rs []tasks.EnqueueRequest) (events []tasks.Event, repeats []bool, err error)
+	EnqueueEventBatch(ctx context.Context, rs []tasktype.EnqueueRequest) (events []tasktype.Event, repeats []bool, err error)
 }
 
 // Config configures a Broker. Zero fields take the defaults below.
@@ -123,10 +126,10 @@ type Config struct {
 	Poll time.Duration
 	// RunInline, when set, runs a job whose item could not be sent
 	// because Redis could not be reached, in the enqueuing call
-	// (tasks.Worker.RunInline). When nil the job waits in the event log
+	// (worker.Worker.RunInline). When nil the job waits in the event log
 	// until the relay can send it. EnqueueBatch never runs jobs inline:
 	// a batch is bulk work, which the relay sends once Redis is back.
-	RunInline func(ctx context.Context, item tasks.Event)
+	RunInline func(ctx context.Context, item tasktype.Event)
 	// OrphanAfter is how long after its newest event an attempt run in
 	// a request while Redis was down is presumed to have died with its
 	// process, if it has not ended; then the job runs again on a worker.
@@ -167,7 +170,7 @@ func (c *Config) setDefaults() {
 	}
 	c.ForgetAfter = max(c.ForgetAfter, 10*c.Poll) // never a live, waiting worker
 	if c.Name == "" {
-		c.Name = tasks.ProcessName()
+		c.Name = worker.ProcessName()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -193,8 +196,8 @@ const markerTTL = 2 * time.Minute
 // against the log, as its enqueuer's marker may have expired.
 const freshFor = markerTTL / 2
 
-// Broker implements tasks.Enqueuer and tasks.BatchEnqueuer on Redis and
-// hands out tasks.Queue values for workers. Events and results stay with
+// Broker implements taskdriver.Enqueuer and taskdriver.BatchEnqueuer on Redis and
+// hands out taskdriver.Queue values for workers. Events and results stay with
 // the EventLog.
 type Broker struct {
 	cfg     Config
@@ -207,7 +210,7 @@ type Broker struct {
 
 	// relayed combines the relay loops' sends of new jobs' items, and
 	// posted the sends Enqueue does not wait for.
-	relayed *combiner[tasks.Event, sendResult]
+	relayed *combiner[tasktype.Event, sendResult]
 	posted  *combiner[postedSend, sendResult]
 	// health is how Redis answered the latest sends; lastEnqueue is
 	// when Enqueue was last called, in Unix nanoseconds.
@@ -235,6 +238,12 @@ func New(cfg Config) (*Broker, error) {
 	return b, nil
 }
 
+// SetRunInline implements taskdriver.InlineFallback: it sets
+// Config.RunInline. Call it before the first Enqueue.
+func (b *Broker) SetRunInline(run func(ctx context.Context, item tasktype.Event)) {
+	b.cfg.RunInline = run
+}
+
 // Enqueue stores the job's enqueued event in the log, then sends its
 // item to Redis. If Redis cannot be reached within SendTimeout, the job
 // is still accepted: it runs here through RunInline, or waits for the
@@ -249,10 +258,10 @@ func New(cfg Config) (*Broker, error) {
 // run in the request; the next enqueues find Redis failing and wait for
 // their sends again, running inline if those fail. An enqueue now and
 // then waits for its send, which is then quicker than a hand-off.
-func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job, error) {
+func (b *Broker) Enqueue(ctx context.Context, r tasktype.EnqueueRequest) (tasktype.Job, error) {
 	item, repeat, err := b.cfg.Events.EnqueueEvent(ctx, r)
 	if err != nil {
-		return tasks.Job{}, err
+		return tasktype.Job{}, err
 	}
 	if repeat {
 		return item.Job(), nil
@@ -260,10 +269,10 @@ func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job
 	now := b.cfg.Now()
 	busy := now.UnixNano()-b.lastEnqueue.Swap(now.UnixNano()) < int64(busyGap)
 	if busy && b.health.good(now) && b.posted.pending() < maxPosted {
-		b.posted.post(postedSend{item: item, local: b.sent.start([]tasks.Event{item}, now)[0]})
+		b.posted.post(postedSend{item: item, local: b.sent.start([]tasktype.Event{item}, now)[0]})
 		return item.Job(), nil
 	}
-	res, err := b.sendNew(ctx, []tasks.Event{item})
+	res, err := b.sendNew(ctx, []tasktype.Event{item})
 	switch {
 	case err == nil && res[0] == full:
 		b.cfg.Logger.InfoContext(ctx, "redis queue full; the job waits in the event log", "job_id", item.JobID, "max_length", b.cfg.MaxLength)
@@ -283,22 +292,22 @@ func (b *Broker) Enqueue(ctx context.Context, r tasks.EnqueueRequest) (tasks.Job
 	return item.Job(), nil
 }
 
-// EnqueueBatch implements tasks.BatchEnqueuer. It checks every request,
+// EnqueueBatch implements taskdriver.BatchEnqueuer. It checks every request,
 // stores the jobs' enqueued events in the log (in one call if the log is
 // a BatchEventLog), then sends the new jobs' items to Redis in one
 // pipeline. As with Enqueue, a stored job is accepted whether or not
 // Redis took its item in time: if not, it waits in the log for the
 // relay. It is never run inline, as a batch is bulk work. On a failed
 // store it returns the jobs stored before it, whose items it still sends.
-func (b *Broker) EnqueueBatch(ctx context.Context, rs []tasks.EnqueueRequest) ([]tasks.Job, error) {
+func (b *Broker) EnqueueBatch(ctx context.Context, rs []tasktype.EnqueueRequest) ([]tasktype.Job, error) {
 	for i, r := range rs {
 		if err := r.Validate(); err != nil {
 			return nil, fmt.Errorf("enqueue batch: request %d: enqueue %s: %w", i, r.Type, err)
 		}
 	}
 	events, repeats, storeErr := b.storeBatch(ctx, rs)
-	jobs := make([]tasks.Job, len(events))
-	items := make([]tasks.Event, 0, len(events))
+	jobs := make([]tasktype.Job, len(events))
+	items := make([]tasktype.Event, 0, len(events))
 	for i := range events {
 		jobs[i] = events[i].Job()
 		if i >= len(repeats) || !repeats[i] {
@@ -323,11 +332,11 @@ func (b *Broker) EnqueueBatch(ctx context.Context, rs []tasks.EnqueueRequest) ([
 
 // storeBatch stores the enqueued events of rs, through the log's own
 // batch if it has one.
-func (b *Broker) storeBatch(ctx context.Context, rs []tasks.EnqueueRequest) ([]tasks.Event, []bool, error) {
+func (b *Broker) storeBatch(ctx context.Context, rs []tasktype.EnqueueRequest) ([]tasktype.Event, []bool, error) {
 	if b.batch != nil {
 		return b.batch.EnqueueEventBatch(ctx, rs)
 	}
-	events := make([]tasks.Event, 0, len(rs))
+	events := make([]tasktype.Event, 0, len(rs))
 	repeats := make([]bool, 0, len(rs))
 	for i, r := range rs {
 		ev, repeat, err := b.cfg.Events.EnqueueEvent(ctx, r)
@@ -371,7 +380,7 @@ const (
 
 // outgoing is a work item on its way to Redis.
 type outgoing struct {
-	item tasks.Event
+	item tasktype.Event
 	// due is when the item is to be delivered: through the delayed set,
 	// outside the stream's bound, unless it is zero.
 	due time.Time
@@ -383,7 +392,7 @@ type outgoing struct {
 
 // sendNew sends new jobs' items as their enqueuer, within SendTimeout,
 // and tells this process's relay how it went.
-func (b *Broker) sendNew(ctx context.Context, items []tasks.Event) ([]sendResult, error) {
+func (b *Broker) sendNew(ctx context.Context, items []tasktype.Event) ([]sendResult, error) {
 	sends := b.sent.start(items, b.cfg.Now())
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.SendTimeout)
 	defer cancel()
@@ -408,7 +417,7 @@ const maxPosted = 4 * handoffChunk
 // postedSend is a new job's item that Enqueue did not wait for, and its
 // send as this process's relay will look for it (nil: not kept).
 type postedSend struct {
-	item  tasks.Event
+	item  tasktype.Event
 	local *localSend
 }
 
@@ -529,13 +538,13 @@ func (b *Broker) handoff(ctx context.Context, sender string, items []outgoing) (
 }
 
 // marker is the key of item's sent marker.
-func (b *Broker) marker(item tasks.Event) string {
+func (b *Broker) marker(item tasktype.Event) string {
 	return b.markers + item.JobID + ":" + strconv.FormatUint(item.Seq, 10)
 }
 
 // sendRetry adds an item that only the relay sends (a retry, a retry by
 // hand), at its retry time.
-func (b *Broker) sendRetry(ctx context.Context, item tasks.Event) (sendResult, error) {
+func (b *Broker) sendRetry(ctx context.Context, item tasktype.Event) (sendResult, error) {
 	raw, err := appendItem(nil, &item, false)
 	if err != nil {
 		return notSent, err
@@ -578,7 +587,7 @@ func (b *Broker) Relay(ctx context.Context) error {
 					return
 				}
 				b.cfg.Logger.WarnContext(ctx, "redis relay stopped; restarting", "err", err)
-				sleep(ctx, time.Second)
+				clock.Sleep(ctx, time.Second)
 			}
 		})
 	}
@@ -587,7 +596,7 @@ func (b *Broker) Relay(ctx context.Context) error {
 }
 
 // relayNew sends new jobs' items as the relay on its first sight of them.
-func (b *Broker) relayNew(ctx context.Context, items []tasks.Event) ([]sendResult, error) {
+func (b *Broker) relayNew(ctx context.Context, items []tasktype.Event) ([]sendResult, error) {
 	out := make([]outgoing, len(items))
 	for i := range items {
 		out[i].item = items[i]
@@ -597,8 +606,8 @@ func (b *Broker) relayNew(ctx context.Context, items []tasks.Event) ([]sendResul
 
 var errFull = errors.New("redis queue full")
 
-func (b *Broker) relayItem(ctx context.Context, item tasks.Event, redelivered bool) error {
-	enqueued := item.Kind == tasks.EventEnqueued
+func (b *Broker) relayItem(ctx context.Context, item tasktype.Event, redelivered bool) error {
+	enqueued := item.Kind == tasktype.EventEnqueued
 	sender := byRelayFirst
 	if redelivered || b.cfg.Now().Sub(item.Time) >= freshFor {
 		// Handed out before (a send failed, or a relay stopped before
@@ -611,7 +620,7 @@ func (b *Broker) relayItem(ctx context.Context, item tasks.Event, redelivered bo
 		}
 		switch {
 		case last.Seq == item.Seq: // still waiting for a worker
-		case enqueued && last.Attempt == item.Attempt+1 && (last.Kind == tasks.EventStarted || last.Kind == tasks.EventProgress):
+		case enqueued && last.Attempt == item.Attempt+1 && (last.Kind == tasktype.EventStarted || last.Kind == tasktype.EventProgress):
 			// The item's attempt is running, started where Redis never
 			// had the item (unless its enqueuer's marker says it did):
 			// in a request, while Redis was down. Should that process
@@ -660,18 +669,18 @@ func (b *Broker) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Queue returns a tasks.Queue, and tasks.BatchQueue, on the shared
+// Queue returns a taskdriver.Queue, and taskdriver.BatchQueue, on the shared
 // consumer group, as a new consumer named after this process. It does
 // not touch Redis: the group is created on first use, so a worker can
 // start while Redis is down.
-func (b *Broker) Queue(ctx context.Context) (tasks.Queue, error) {
+func (b *Broker) Queue(ctx context.Context) (taskdriver.Queue, error) {
 	return newQueue(b, b.cfg.Name+"-"+nuid.Next()), nil
 }
 
 // An item is stored in Redis as "<seq> <event JSON>": the event log's
 // sequence (which the JSON leaves out) and the event. A suspect item's
 // sequence ends with "!". appendItem appends item so encoded to buf.
-func appendItem(buf []byte, item *tasks.Event, suspect bool) ([]byte, error) {
+func appendItem(buf []byte, item *tasktype.Event, suspect bool) ([]byte, error) {
 	data, err := json.Marshal(item)
 	if err != nil {
 		return buf, fmt.Errorf("encode job %s: %w", item.JobID, err)
@@ -684,18 +693,18 @@ func appendItem(buf []byte, item *tasks.Event, suspect bool) ([]byte, error) {
 	return append(buf, data...), nil
 }
 
-func decode(raw string) (e tasks.Event, suspect bool, err error) {
+func decode(raw string) (e tasktype.Event, suspect bool, err error) {
 	seq, data, ok := strings.Cut(raw, " ")
 	if !ok {
-		return tasks.Event{}, false, errors.New("decode work item: no sequence")
+		return tasktype.Event{}, false, errors.New("decode work item: no sequence")
 	}
 	seq, suspect = strings.CutSuffix(seq, "!")
 	n, err := strconv.ParseUint(seq, 10, 64)
 	if err != nil {
-		return tasks.Event{}, false, fmt.Errorf("decode work item: sequence: %w", err)
+		return tasktype.Event{}, false, fmt.Errorf("decode work item: sequence: %w", err)
 	}
 	if err := json.Unmarshal([]byte(data), &e); err != nil {
-		return tasks.Event{}, false, fmt.Errorf("decode work item: %w", err)
+		return tasktype.Event{}, false, fmt.Errorf("decode work item: %w", err)
 	}
 	e.Seq = n
 	return e, suspect, nil
@@ -748,7 +757,7 @@ func (b *Broker) resync(ctx context.Context) error {
 			_, sent := h.seqs[o.item.Seq]
 			switch {
 			case sent:
-			case o.item.Kind == tasks.EventEnqueued && b.cfg.Now().Sub(o.item.Time) < freshFor:
+			case o.item.Kind == tasktype.EventEnqueued && b.cfg.Now().Sub(o.item.Time) < freshFor:
 				fresh = append(fresh, o)
 			default:
 				old = append(old, o)
@@ -778,12 +787,12 @@ func (b *Broker) resync(ctx context.Context) error {
 		}
 		return nil
 	}
-	err := b.cfg.Events.ScanWork(ctx, func(ctx context.Context, item tasks.Event) error {
+	err := b.cfg.Events.ScanWork(ctx, func(ctx context.Context, item tasktype.Event) error {
 		if _, ok := h.seqs[item.Seq]; ok {
 			return nil
 		}
 		last, err := b.cfg.Events.Last(ctx, item.UserID, item.JobID)
-		if errors.Is(err, tasks.ErrNotFound) {
+		if errors.Is(err, tasktype.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
@@ -791,7 +800,7 @@ func (b *Broker) resync(ctx context.Context) error {
 		}
 		ours := last.Attempt == item.Attempt+1 // the newest event is about this item's attempt
 		switch now := b.cfg.Now(); {
-		case last.Seq == item.Seq, ours && last.Kind == tasks.EventReleased:
+		case last.Seq == item.Seq, ours && last.Kind == tasktype.EventReleased:
 			// Through the delayed set, past the stream's bound: what
 			// the log holds must all go back.
 			due := now
@@ -799,7 +808,7 @@ func (b *Broker) resync(ctx context.Context) error {
 				due = item.RetryAt
 			}
 			todo = append(todo, outgoing{item: item, due: due})
-		case ours && (last.Kind == tasks.EventStarted || last.Kind == tasks.EventProgress):
+		case ours && (last.Kind == tasktype.EventStarted || last.Kind == tasktype.EventProgress):
 			todo = append(todo, outgoing{item: item, due: now.Add(2 * b.cfg.Lease), suspect: true})
 		}
 		if len(todo) >= resyncChunk {
@@ -884,21 +893,19 @@ func (h *held) refresh(ctx context.Context) error {
 }
 
 // unavailable marks errors that mean Redis could not be reached (or did
-// not answer in time) as tasks.ErrUnavailable. Redis's own error replies
+// not answer in time) as tasktype.ErrUnavailable. Redis's own error replies
 // are left as they are.
 func unavailable(err error) error {
 	var rerr redis.Error
 	if errors.As(err, &rerr) && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return fmt.Errorf("%w: %w", tasks.ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", tasktype.ErrUnavailable, err)
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
+// The Broker is a job driver that can run a job in the request.
+var (
+	_ taskdriver.Driver         = (*Broker)(nil)
+	_ taskdriver.BatchEnqueuer  = (*Broker)(nil)
+	_ taskdriver.InlineFallback = (*Broker)(nil)
+)

@@ -15,9 +15,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -90,7 +93,7 @@ func (e *env) markers(t testing.TB) []string {
 	return keys
 }
 
-func next(t *testing.T, q tasks.Queue, within time.Duration) tasks.Delivery {
+func next(t *testing.T, q taskdriver.Queue, within time.Duration) taskdriver.Delivery {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(testsupport.Context(t), within)
 	defer cancel()
@@ -104,7 +107,7 @@ func next(t *testing.T, q tasks.Queue, within time.Duration) tasks.Delivery {
 func TestAckedItemsLeaveTheStream(t *testing.T) {
 	e := newEnv(t, redisbroker.Config{})
 	ctx := testsupport.Context(t)
-	job, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 3, Payload: []byte(`{"a":1}`)})
+	job, err := e.broker.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 3, Payload: []byte(`{"a":1}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +116,7 @@ func TestAckedItemsLeaveTheStream(t *testing.T) {
 	}
 	q, _ := e.broker.Queue(ctx)
 	d := next(t, q, 5*time.Second)
-	if it := d.Item(); it.JobID != job.ID || it.Seq != job.EventSeq || string(it.Payload) != `{"a":1}` || it.Kind != tasks.EventEnqueued {
+	if it := d.Item(); it.JobID != job.ID || it.Seq != job.EventSeq || string(it.Payload) != `{"a":1}` || it.Kind != tasktype.EventEnqueued {
 		t.Fatalf("delivered %+v, want the enqueued event of %+v", it, job)
 	}
 	if err := d.Extend(ctx); err != nil {
@@ -138,13 +141,13 @@ func TestRelaySendsEachItemOnce(t *testing.T) {
 	// is not sent twice.
 	var want []string
 	for range 3 {
-		ev, _, err := e.events.EnqueueEvent(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+		ev, _, err := e.events.EnqueueEvent(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
 		want = append(want, ev.JobID)
 	}
-	sent, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+	sent, err := e.broker.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +191,7 @@ func TestSentMarkersLastUntilTheRelayComes(t *testing.T) {
 			e := newEnv(t, redisbroker.Config{})
 			ctx := testsupport.Context(t)
 			for range 20 {
-				if _, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
+				if _, err := e.broker.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -212,7 +215,7 @@ func TestSentMarkersLastUntilTheRelayComes(t *testing.T) {
 func TestRelayFirstMarksTheItemForItsEnqueuer(t *testing.T) {
 	e := newEnv(t, redisbroker.Config{})
 	ctx := testsupport.Context(t)
-	item, _, err := e.events.EnqueueEvent(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+	item, _, err := e.events.EnqueueEvent(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +275,7 @@ func TestHandoffMarkers(t *testing.T) {
 		{"s", redisbroker.SenderRelay, "sent before", "s", true},
 		{"f", redisbroker.SenderRelay, "added", "s", true},
 	} {
-		item, _, err := e.events.EnqueueEvent(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+		item, _, err := e.events.EnqueueEvent(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -303,9 +306,9 @@ func TestHandoffMarkers(t *testing.T) {
 func TestHandoffToAFullStream(t *testing.T) {
 	e := newEnv(t, redisbroker.Config{MaxLength: 1})
 	ctx := testsupport.Context(t)
-	var items []tasks.Event
+	var items []tasktype.Event
 	for range 2 {
-		item, _, err := e.events.EnqueueEvent(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+		item, _, err := e.events.EnqueueEvent(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -328,7 +331,7 @@ func TestHandoffToAFullStream(t *testing.T) {
 func TestDelayedItemComesBackWhenDue(t *testing.T) {
 	e := newEnv(t, redisbroker.Config{})
 	ctx := testsupport.Context(t)
-	if _, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
+	if _, err := e.broker.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
 		t.Fatal(err)
 	}
 	q, _ := e.broker.Queue(ctx)
@@ -352,7 +355,7 @@ func TestDelayedItemComesBackWhenDue(t *testing.T) {
 func TestLostEntryIsClaimedAndTheOldHolderCannotTouchIt(t *testing.T) {
 	e := newEnv(t, redisbroker.Config{Lease: 300 * time.Millisecond})
 	ctx := testsupport.Context(t)
-	if _, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
+	if _, err := e.broker.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
 		t.Fatal(err)
 	}
 	dead, _ := e.broker.Queue(ctx)
@@ -377,7 +380,7 @@ func TestStreamIsBounded(t *testing.T) {
 	ctx := testsupport.Context(t)
 	e.makeGroup(t)
 	for range 3 {
-		if _, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
+		if _, err := e.broker.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
 			t.Fatalf("enqueue with a full stream must still accept the job: %v", err)
 		}
 	}
@@ -408,15 +411,15 @@ func TestEnqueueWithRedisDownRunsInline(t *testing.T) {
 	srv := testsupport.NATS(t)
 	events := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "events"))
 	rdb := deadRedis(t)
-	var ran []tasks.Event
+	var ran []tasktype.Event
 	b, err := redisbroker.New(redisbroker.Config{Client: rdb, Events: events, Logger: testsupport.Logger(t),
-		RunInline: func(ctx context.Context, item tasks.Event) { ran = append(ran, item) }})
+		RunInline: func(ctx context.Context, item tasktype.Event) { ran = append(ran, item) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := testsupport.Context(t)
 	start := time.Now()
-	job, err := b.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 2})
+	job, err := b.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 2})
 	if err != nil {
 		t.Fatalf("enqueue with redis down: %v", err)
 	}
@@ -454,13 +457,13 @@ func TestEnqueueWaitsForRedisAgainOnceItFails(t *testing.T) {
 	now := time.Now()
 	b, err := redisbroker.New(redisbroker.Config{Client: rdb, Events: e.events, Prefix: e.prefix, Logger: testsupport.Logger(t),
 		Now:       func() time.Time { return now },
-		RunInline: func(ctx context.Context, item tasks.Event) { mu.Lock(); ran = append(ran, item.JobID); mu.Unlock() }})
+		RunInline: func(ctx context.Context, item tasktype.Event) { mu.Lock(); ran = append(ran, item.JobID); mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	enqueue := func() tasks.Job {
+	enqueue := func() tasktype.Job {
 		t.Helper()
-		job, err := b.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+		job, err := b.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -487,7 +490,7 @@ func TestEnqueueWaitsForRedisAgainOnceItFails(t *testing.T) {
 		t.Fatalf("ran inline %v, want only the job enqueued once redis was known to fail, %s", ran, inline.ID)
 	}
 	last, err := e.events.Last(ctx, lost.UserID, lost.ID)
-	if err != nil || last.Kind != tasks.EventEnqueued {
+	if err != nil || last.Kind != tasktype.EventEnqueued {
 		t.Fatalf("the job whose send failed is at %+v, %v; want it waiting in the log for the relay", last, err)
 	}
 	if n := e.streamLen(t); n != 2 {
@@ -546,15 +549,15 @@ func TestRelayDropsItemsWhoseJobMovedOn(t *testing.T) {
 	e := newEnv(t, redisbroker.Config{})
 	ctx := testsupport.Context(t)
 	down, err := redisbroker.New(redisbroker.Config{Client: deadRedis(t), Events: e.events, Logger: testsupport.Logger(t),
-		RunInline: func(ctx context.Context, item tasks.Event) {
+		RunInline: func(ctx context.Context, item tasktype.Event) {
 			// What the inline run records: started, then succeeded.
-			s := tasks.Event{ID: "s" + item.JobID, Kind: tasks.EventStarted, JobID: item.JobID, JobType: item.JobType, UserID: item.UserID, Time: time.Now().UTC(), Attempt: 1}
+			s := tasktype.Event{ID: "s" + item.JobID, Kind: tasktype.EventStarted, JobID: item.JobID, JobType: item.JobType, UserID: item.UserID, Time: time.Now().UTC(), Attempt: 1}
 			seq, err := e.events.Append(ctx, s, item.Seq)
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			s.ID, s.Kind = "d"+item.JobID, tasks.EventSucceeded
+			s.ID, s.Kind = "d"+item.JobID, tasktype.EventSucceeded
 			if _, err := e.events.Append(ctx, s, seq); err != nil {
 				t.Error(err)
 			}
@@ -562,7 +565,7 @@ func TestRelayDropsItemsWhoseJobMovedOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done, err := down.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+	done, err := down.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -576,7 +579,7 @@ func TestRelayDropsItemsWhoseJobMovedOn(t *testing.T) {
 	<-relayDone
 
 	// A job enqueued later, still waiting, must get through.
-	waiting, _, err := e.events.EnqueueEvent(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+	waiting, _, err := e.events.EnqueueEvent(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -607,7 +610,7 @@ func TestStoppedWorkersConsumersAreRemoved(t *testing.T) {
 		}
 		return names
 	}
-	wait := func(q tasks.Queue, d time.Duration) {
+	wait := func(q taskdriver.Queue, d time.Duration) {
 		wctx, cancel := context.WithTimeout(ctx, d)
 		defer cancel()
 		if _, err := q.Next(wctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -615,7 +618,7 @@ func TestStoppedWorkersConsumersAreRemoved(t *testing.T) {
 		}
 	}
 	// Redis adds a consumer to the group when it first gets an entry.
-	if _, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
+	if _, err := e.broker.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
 		t.Fatal(err)
 	}
 	stopped, _ := e.broker.Queue(ctx)
@@ -644,15 +647,15 @@ func TestQueueLostWithRedisIsRebuiltFromTheLog(t *testing.T) {
 	// The relay runs throughout, as in the app: it has passed on every
 	// item before the loss, so only the rebuild can bring them back.
 	testsupport.Go(t, func(ctx context.Context) { e.broker.Relay(ctx) })
-	enqueue := func() tasks.Job {
-		job, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 5})
+	enqueue := func() tasktype.Job {
+		job, err := e.broker.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 5})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return job
 	}
-	step := func(job tasks.Job, kind tasks.EventKind, after uint64) uint64 {
-		seq, err := e.events.Append(ctx, tasks.Event{ID: string(kind) + job.ID, Kind: kind, JobID: job.ID, JobType: job.Type,
+	step := func(job tasktype.Job, kind tasktype.EventKind, after uint64) uint64 {
+		seq, err := e.events.Append(ctx, tasktype.Event{ID: string(kind) + job.ID, Kind: kind, JobID: job.ID, JobType: job.Type,
 			UserID: job.UserID, Time: time.Now().UTC(), Attempt: 1, Worker: "gone:1"}, after)
 		if err != nil {
 			t.Fatal(err)
@@ -667,9 +670,9 @@ func TestQueueLostWithRedisIsRebuiltFromTheLog(t *testing.T) {
 		d := next(t, dead, 5*time.Second)
 		switch d.Item().JobID {
 		case running.ID:
-			step(running, tasks.EventStarted, running.EventSeq)
+			step(running, tasktype.EventStarted, running.EventSeq)
 		case done.ID:
-			step(done, tasks.EventSucceeded, step(done, tasks.EventStarted, done.EventSeq))
+			step(done, tasktype.EventSucceeded, step(done, tasktype.EventStarted, done.EventSeq))
 			d.Ack(ctx)
 		default:
 			t.Fatalf("took %s first; the stream delivers in order", d.Item().JobID)
@@ -685,29 +688,29 @@ func TestQueueLostWithRedisIsRebuiltFromTheLog(t *testing.T) {
 
 	reg := tasks.NewRegistry()
 	ran := make(chan string, 10)
-	reg.Register("full_report", func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+	reg.Register("full_report", func(_ context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		ran <- job.ID
-		return tasks.Result{}, nil
-	}, tasks.Policy{})
+		return tasktype.Result{}, nil
+	}, tasktype.Policy{})
 	q, _ := e.broker.Queue(ctx)
-	w, err := tasks.NewWorker(tasks.WorkerConfig{Queue: q, Events: e.events, Results: e.events, Registry: reg,
+	w, err := worker.New(worker.Config{Queue: q, Events: e.events, Results: e.events, Registry: reg,
 		ExtendEvery: lease / 5, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	testsupport.Go(t, func(ctx context.Context) { w.Run(ctx) })
 
-	for _, job := range []tasks.Job{waiting, running} {
+	for _, job := range []tasktype.Job{waiting, running} {
 		testsupport.Eventually(t, 10*time.Second, "job "+job.ID+" did not finish after the loss", func() bool {
 			last, err := e.events.Last(ctx, job.UserID, job.ID)
-			return err == nil && last.Kind == tasks.EventSucceeded
+			return err == nil && last.Kind == tasktype.EventSucceeded
 		})
 	}
 	h, err := e.events.History(ctx, running.UserID, running.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var kinds []tasks.EventKind
+	var kinds []tasktype.EventKind
 	for _, ev := range h {
 		kinds = append(kinds, ev.Kind)
 	}
@@ -738,7 +741,7 @@ func TestRebuildLeavesHeldItemsAlone(t *testing.T) {
 	testsupport.Go(t, func(ctx context.Context) { e.broker.Relay(ctx) })
 	const n = 5
 	for range n {
-		if _, err := e.broker.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
+		if _, err := e.broker.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -777,9 +780,9 @@ func TestJobOrphanedInARequestRunsAgain(t *testing.T) {
 	e := newEnv(t, redisbroker.Config{OrphanAfter: orphanAfter, Lease: time.Second})
 	ctx := testsupport.Context(t)
 	down, err := redisbroker.New(redisbroker.Config{Client: deadRedis(t), Events: e.events, Logger: testsupport.Logger(t),
-		RunInline: func(ctx context.Context, item tasks.Event) {
+		RunInline: func(ctx context.Context, item tasktype.Event) {
 			// The request records the start, then its process dies.
-			s := tasks.Event{ID: "s" + item.JobID, Kind: tasks.EventStarted, JobID: item.JobID, JobType: item.JobType,
+			s := tasktype.Event{ID: "s" + item.JobID, Kind: tasktype.EventStarted, JobID: item.JobID, JobType: item.JobType,
 				UserID: item.UserID, Time: time.Now().UTC(), Attempt: 1, Worker: "web-request@gone:1"}
 			if _, err := e.events.Append(ctx, s, item.Seq); err != nil {
 				t.Error(err)
@@ -788,7 +791,7 @@ func TestJobOrphanedInARequestRunsAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	job, err := down.Enqueue(ctx, tasks.EnqueueRequest{Type: "full_report", UserID: 1})
+	job, err := down.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -803,12 +806,12 @@ func TestJobOrphanedInARequestRunsAgain(t *testing.T) {
 	testsupport.Go(t, func(ctx context.Context) { e.broker.Relay(ctx) })
 	reg := tasks.NewRegistry()
 	var runs atomic.Int32
-	reg.Register("full_report", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
+	reg.Register("full_report", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
 		runs.Add(1)
-		return tasks.Result{}, nil
-	}, tasks.Policy{BackoffMin: 100 * time.Millisecond})
+		return tasktype.Result{}, nil
+	}, tasktype.Policy{BackoffMin: 100 * time.Millisecond})
 	q, _ := e.broker.Queue(ctx)
-	w, err := tasks.NewWorker(tasks.WorkerConfig{Queue: q, Events: e.events, Results: e.events, Registry: reg, Logger: testsupport.Logger(t)})
+	w, err := worker.New(worker.Config{Queue: q, Events: e.events, Results: e.events, Registry: reg, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -816,13 +819,13 @@ func TestJobOrphanedInARequestRunsAgain(t *testing.T) {
 
 	testsupport.Eventually(t, 15*time.Second, "orphaned job did not run again", func() bool {
 		last, err := e.events.Last(ctx, job.UserID, job.ID)
-		return err == nil && last.Kind == tasks.EventSucceeded
+		return err == nil && last.Kind == tasktype.EventSucceeded
 	})
 	h, err := e.events.History(ctx, job.UserID, job.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var kinds []tasks.EventKind
+	var kinds []tasktype.EventKind
 	for _, ev := range h {
 		kinds = append(kinds, ev.Kind)
 	}

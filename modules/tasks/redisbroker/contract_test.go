@@ -5,19 +5,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks/brokertest"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver/drivertest"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
-// TestContract runs the broker contract with the jobs on the test Redis
+// TestContract runs the driver suite with the jobs on the test Redis
 // (keys under each subtest's own prefix) and the events on an embedded
 // JetStream server, the web side and the workers on separate
 // connections and separate Redis brokers, each running its relay, as
 // app web and app worker would.
 func TestContract(t *testing.T) {
-	brokertest.Run(t, func(t *testing.T, o brokertest.Options) brokertest.Broker {
+	drivertest.Run(t, drivertest.Features{BatchEnqueue: true, BatchQueue: true}, func(t *testing.T, o drivertest.Options) drivertest.Driver {
 		rdb, prefix := testsupport.Redis(t)
 		srv := testsupport.NATS(t)
 		open := func(name string) *redisbroker.Broker {
@@ -34,6 +34,6 @@ func TestContract(t *testing.T) {
 		}
 		web, worker := open("web"), open("worker")
 		events := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "events"))
-		return brokertest.Broker{Enqueuer: web, Events: events, Results: events, Queue: worker.Queue}
+		return drivertest.Driver{Enqueuer: web, Events: events, Results: events, Queue: worker.Queue}
 	})
 }

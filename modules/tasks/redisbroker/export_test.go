@@ -3,7 +3,7 @@ package redisbroker
 import (
 	"context"
 
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // MarkerTTL is markerTTL, for tests of how long markers last.
@@ -20,7 +20,7 @@ const (
 
 // Handoff sends a new job's item, due now, as sender does, and says what
 // it did: "added", "sent before" or "full".
-func (b *Broker) Handoff(ctx context.Context, sender string, item tasks.Event) (string, error) {
+func (b *Broker) Handoff(ctx context.Context, sender string, item tasktype.Event) (string, error) {
 	res, err := b.handoff(ctx, sender, []outgoing{{item: item}})
 	if err != nil {
 		return "", err

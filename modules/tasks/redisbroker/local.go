@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // sentHere keeps, for a short while, the sends of new jobs' items by
@@ -41,7 +41,7 @@ const sentHereMax = 1 << 16
 
 // start keeps the sends of items about to be made; the caller finishes
 // them. A send not kept (too many are) is nil.
-func (s *sentHere) start(items []tasks.Event, now time.Time) []*localSend {
+func (s *sentHere) start(items []tasktype.Event, now time.Time) []*localSend {
 	sends := make([]*localSend, len(items))
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -88,7 +88,7 @@ func (s *sentHere) take(seq uint64) *localSend {
 // settledHere says whether this process's enqueuer put item in Redis,
 // waiting for its send if it is on its way (SendTimeout bounds it); if
 // so, it queues the item's marker for removal.
-func (b *Broker) settledHere(ctx context.Context, item tasks.Event) (bool, error) {
+func (b *Broker) settledHere(ctx context.Context, item tasktype.Event) (bool, error) {
 	ls := b.sent.take(item.Seq)
 	if ls == nil {
 		return false, nil
@@ -114,7 +114,7 @@ const (
 
 // unmark queues the enqueuer's marker of item for removal. A marker that
 // finds the queue full is left to expire.
-func (b *Broker) unmark(item tasks.Event) {
+func (b *Broker) unmark(item tasktype.Event) {
 	select {
 	case b.sweepQueue <- b.marker(item):
 	default:

@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/otjhelper/otj/modules/tasks"
 )
 
 // queue is one worker's consumer in the shared group. A worker keeps a
@@ -35,7 +35,7 @@ type queue struct {
 	acks *combiner[string, bool]
 }
 
-var _ tasks.BatchQueue = (*queue)(nil)
+var _ taskdriver.BatchQueue = (*queue)(nil)
 
 func newQueue(b *Broker, consumer string) *queue {
 	q := &queue{b: b, consumer: consumer, streams: []string{b.stream, ">"}}
@@ -47,8 +47,8 @@ func newQueue(b *Broker, consumer string) *queue {
 // due retries does not hold Redis in one script for long.
 const promoteBatch = 100
 
-// Next implements tasks.Queue.
-func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
+// Next implements taskdriver.Queue.
+func (q *queue) Next(ctx context.Context) (taskdriver.Delivery, error) {
 	ds, err := q.NextBatch(ctx, 1)
 	if err != nil {
 		return nil, err
@@ -56,9 +56,9 @@ func (q *queue) Next(ctx context.Context) (tasks.Delivery, error) {
 	return ds[0], nil
 }
 
-// NextBatch implements tasks.BatchQueue: one read of the stream hands out
+// NextBatch implements taskdriver.BatchQueue: one read of the stream hands out
 // up to max entries. A max below 1 counts as 1.
-func (q *queue) NextBatch(ctx context.Context, max int) ([]tasks.Delivery, error) {
+func (q *queue) NextBatch(ctx context.Context, max int) ([]taskdriver.Delivery, error) {
 	ds, err := q.next(ctx, max)
 	if err != nil && ctx.Err() != nil {
 		return nil, ctx.Err() // the caller's end, not a Redis failure
@@ -66,7 +66,7 @@ func (q *queue) NextBatch(ctx context.Context, max int) ([]tasks.Delivery, error
 	return ds, err
 }
 
-func (q *queue) next(ctx context.Context, n int) ([]tasks.Delivery, error) {
+func (q *queue) next(ctx context.Context, n int) ([]taskdriver.Delivery, error) {
 	b := q.b
 	n = max(n, 1)
 	for {
@@ -103,7 +103,7 @@ func (q *queue) next(ctx context.Context, n int) ([]tasks.Delivery, error) {
 // wait. One caller at a time does it; the others wait for it, which is
 // short unless the queue is being rebuilt, when they have nothing to
 // read anyway.
-func (q *queue) upkeep(ctx context.Context, n int) ([]tasks.Delivery, time.Duration, error) {
+func (q *queue) upkeep(ctx context.Context, n int) ([]taskdriver.Delivery, time.Duration, error) {
 	b := q.b
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -149,8 +149,8 @@ func (q *queue) upkeep(ctx context.Context, n int) ([]tasks.Delivery, time.Durat
 }
 
 // deliveries wraps the entries of a read or a claim.
-func (q *queue) deliveries(ctx context.Context, res []redis.XStream, claimed bool) []tasks.Delivery {
-	var ds []tasks.Delivery
+func (q *queue) deliveries(ctx context.Context, res []redis.XStream, claimed bool) []taskdriver.Delivery {
+	var ds []taskdriver.Delivery
 	for _, s := range res {
 		for _, m := range s.Messages {
 			if d := q.delivery(ctx, m, claimed); d != nil {
@@ -182,7 +182,7 @@ func (q *queue) promote(ctx context.Context, now time.Time) error {
 
 // claim takes over up to n entries whose worker stopped renewing them.
 // The caller holds q.mu.
-func (q *queue) claim(ctx context.Context, n int) ([]tasks.Delivery, error) {
+func (q *queue) claim(ctx context.Context, n int) ([]taskdriver.Delivery, error) {
 	b := q.b
 	msgs, _, err := b.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 		Stream: b.stream, Group: Group, Consumer: q.consumer, MinIdle: b.cfg.Lease, Start: "0-0", Count: int64(n),
@@ -249,11 +249,11 @@ type delivery struct {
 	q       *queue
 	id      string
 	raw     string
-	item    tasks.Event
+	item    tasktype.Event
 	claimed bool // taken over from a worker that stopped renewing it
 }
 
-func (d *delivery) Item() tasks.Event { return d.item }
+func (d *delivery) Item() tasktype.Event { return d.item }
 
 // Redelivered is true for an entry claimed from a silent worker, and
 // for a suspect item of a queue rebuilt after Redis lost its data. An

@@ -1,4 +1,4 @@
-package tasks
+package tasktype
 
 import (
 	"errors"
@@ -32,7 +32,8 @@ const (
 	DefaultBackoffMax  = 5 * time.Minute
 )
 
-func (p Policy) withDefaults() Policy {
+// WithDefaults fills p's zero fields with the defaults.
+func (p Policy) WithDefaults() Policy {
 	if p.MaxAttempts <= 0 {
 		p.MaxAttempts = DefaultMaxAttempts
 	}
@@ -48,7 +49,8 @@ func (p Policy) withDefaults() Policy {
 	return p
 }
 
-func (p Policy) validate() error {
+// Validate reports a policy whose bounds contradict each other.
+func (p Policy) Validate() error {
 	if p.BackoffMin > p.BackoffMax {
 		return fmt.Errorf("policy: BackoffMin %s is above BackoffMax %s", p.BackoffMin, p.BackoffMax)
 	}
@@ -59,7 +61,7 @@ func (p Policy) validate() error {
 // It lies in [max(BackoffMin, c/2), c] where c = min(BackoffMax,
 // BackoffMin·2^(n-1)).
 func (p Policy) Backoff(n int) time.Duration {
-	p = p.withDefaults()
+	p = p.WithDefaults()
 	c := p.BackoffMin
 	for i := 1; i < n && c < p.BackoffMax; i++ {
 		c *= 2

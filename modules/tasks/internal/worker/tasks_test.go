@@ -1,4 +1,4 @@
-package tasks_test
+package worker_test
 
 import (
 	"context"
@@ -12,8 +12,11 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/projection"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -28,19 +31,19 @@ type system struct {
 	srv         *natsserver.Server
 	web, worker *jetstream.Broker
 	db          *bun.DB
-	store       *tasks.Store
-	proj        *tasks.Projection
+	store       *projection.Store
+	proj        *projection.Projection
 	registry    *tasks.Registry
 }
 
 func setup(t *testing.T, register func(*tasks.Registry)) *system {
 	t.Helper()
-	return setupWith(t, register, tasks.WorkerConfig{Concurrency: 3})
+	return setupWith(t, register, worker.Config{Concurrency: 3})
 }
 
 // setupWith is setup with the worker's settings; Queue, Events, Results,
 // Registry and Logger are filled in, and Succeeded if ResultKeep is set.
-func setupWith(t testing.TB, register func(*tasks.Registry), wc tasks.WorkerConfig) *system {
+func setupWith(t testing.TB, register func(*tasks.Registry), wc worker.Config) *system {
 	t.Helper()
 	srv := testsupport.NATS(t)
 	db, _ := testsupport.DB(t)
@@ -49,17 +52,17 @@ func setupWith(t testing.TB, register func(*tasks.Registry), wc tasks.WorkerConf
 		web:      jetstreamtest.Broker(t, testsupport.Connect(t, srv, "web")),
 		worker:   jetstreamtest.Broker(t, testsupport.Connect(t, srv, "worker")),
 		db:       db,
-		store:    tasks.NewStore(db),
+		store:    projection.NewStore(db),
 		registry: tasks.NewRegistry(),
 	}
-	s.proj = tasks.NewProjection(db, s.web, testsupport.Logger(t))
+	s.proj = projection.New(db, s.web, testsupport.Logger(t))
 	register(s.registry)
 	testsupport.Go(t, func(ctx context.Context) { s.proj.Run(ctx) })
 	s.startWorker(t, wc)
 	return s
 }
 
-func (s *system) startWorker(t testing.TB, wc tasks.WorkerConfig) {
+func (s *system) startWorker(t testing.TB, wc worker.Config) {
 	t.Helper()
 	q, err := s.worker.Queue(testsupport.Context(t))
 	if err != nil {
@@ -72,16 +75,16 @@ func (s *system) startWorker(t testing.TB, wc tasks.WorkerConfig) {
 	if wc.Logger == nil {
 		wc.Logger = testsupport.Logger(t)
 	}
-	w, err := tasks.NewWorker(wc)
+	w, err := worker.New(wc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	testsupport.Go(t, func(ctx context.Context) { w.Run(ctx) })
 }
 
-func (s *system) enqueue(t *testing.T, typ string, user int64, key string) tasks.Job {
+func (s *system) enqueue(t *testing.T, typ string, user int64, key string) tasktype.Job {
 	t.Helper()
-	job, err := s.web.Enqueue(testsupport.Context(t), tasks.EnqueueRequest{Type: typ, UserID: user, Key: key, Payload: []byte(`{"n":1}`)})
+	job, err := s.web.Enqueue(testsupport.Context(t), tasktype.EnqueueRequest{Type: typ, UserID: user, Key: key, Payload: []byte(`{"n":1}`)})
 	if err != nil {
 		t.Fatalf("enqueue %s: %v", typ, err)
 	}
@@ -89,9 +92,9 @@ func (s *system) enqueue(t *testing.T, typ string, user int64, key string) tasks
 }
 
 // waitDone waits until the projection shows the job finished.
-func (s *system) waitDone(t *testing.T, job tasks.Job) tasks.TaskResult {
+func (s *system) waitDone(t *testing.T, job tasktype.Job) tasktype.Task {
 	t.Helper()
-	var row tasks.TaskResult
+	var row tasktype.Task
 	testsupport.Eventually(t, 20*time.Second, "job "+job.ID+" did not finish", func() bool {
 		var err error
 		row, err = s.store.GetForUser(testsupport.Context(t), job.UserID, job.ID)
@@ -102,35 +105,35 @@ func (s *system) waitDone(t *testing.T, job tasks.Job) tasks.TaskResult {
 
 func TestJobOutcomes(t *testing.T) {
 	s := setup(t, func(r *tasks.Registry) {
-		r.Register("write_file", func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+		r.Register("write_file", func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 			w, err := out.Create("hello.txt", "text/plain")
 			if err != nil {
-				return tasks.Result{}, err
+				return tasktype.Result{}, err
 			}
 			fmt.Fprintf(w, "hello %d %s", job.UserID, job.Payload)
-			return tasks.Result{Summary: "1 line"}, nil
-		}, tasks.Policy{})
-		r.Register("fails", func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+			return tasktype.Result{Summary: "1 line"}, nil
+		}, tasktype.Policy{})
+		r.Register("fails", func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 			w, _ := out.Create("partial.txt", "text/plain")
 			io.WriteString(w, "half a file")
-			return tasks.Result{}, errors.New("the data source is closed")
+			return tasktype.Result{}, errors.New("the data source is closed")
 		}, noRetry)
-		r.Register("panics", func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
-			var jobs []tasks.Job
-			return tasks.Result{Summary: jobs[job.UserID].ID}, nil
+		r.Register("panics", func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
+			var jobs []tasktype.Job
+			return tasktype.Result{Summary: jobs[job.UserID].ID}, nil
 		}, noRetry)
 	})
 
 	tests := []struct {
 		typ        string
-		wantStatus tasks.Status
+		wantStatus tasktype.Status
 		wantErr    string
 		wantFile   string
 	}{
-		{"write_file", tasks.StatusCompleted, "", `hello 7 {"n":1}`},
-		{"fails", tasks.StatusFailed, "the data source is closed", ""},
-		{"panics", tasks.StatusFailed, "panic: runtime error: index out of range [7] with length 0", ""},
-		{"unknown_type", tasks.StatusFailed, `no handler registered for job type "unknown_type"`, ""},
+		{"write_file", tasktype.StatusCompleted, "", `hello 7 {"n":1}`},
+		{"fails", tasktype.StatusFailed, "the data source is closed", ""},
+		{"panics", tasktype.StatusFailed, "panic: runtime error: index out of range [7] with length 0", ""},
+		{"unknown_type", tasktype.StatusFailed, `no handler registered for job type "unknown_type"`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ, func(t *testing.T) {
@@ -170,7 +173,9 @@ func TestJobOutcomes(t *testing.T) {
 
 func TestEnqueueWithKeyMakesOneJob(t *testing.T) {
 	s := setup(t, func(r *tasks.Registry) {
-		r.Register("noop", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) { return tasks.Result{}, nil }, tasks.Policy{})
+		r.Register("noop", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+			return tasktype.Result{}, nil
+		}, tasktype.Policy{})
 	})
 	first := s.enqueue(t, "noop", 1, "form-abc")
 	second := s.enqueue(t, "noop", 1, "form-abc")
@@ -196,14 +201,14 @@ func TestEnqueueRejectsBadRequests(t *testing.T) {
 	s := setup(t, func(*tasks.Registry) {})
 	tests := []struct {
 		name string
-		req  tasks.EnqueueRequest
+		req  tasktype.EnqueueRequest
 		want error
 	}{
-		{"empty type", tasks.EnqueueRequest{UserID: 1}, tasks.ErrInvalidJob},
-		{"type with dot", tasks.EnqueueRequest{Type: "a.b", UserID: 1}, tasks.ErrInvalidJob},
-		{"no user", tasks.EnqueueRequest{Type: "noop"}, tasks.ErrInvalidJob},
-		{"payload not json", tasks.EnqueueRequest{Type: "noop", UserID: 1, Payload: []byte("{")}, tasks.ErrInvalidJob},
-		{"payload too large", tasks.EnqueueRequest{Type: "noop", UserID: 1, Payload: []byte(`"` + strings.Repeat("x", tasks.MaxPayloadBytes) + `"`)}, tasks.ErrPayloadTooLarge},
+		{"empty type", tasktype.EnqueueRequest{UserID: 1}, tasktype.ErrInvalidJob},
+		{"type with dot", tasktype.EnqueueRequest{Type: "a.b", UserID: 1}, tasktype.ErrInvalidJob},
+		{"no user", tasktype.EnqueueRequest{Type: "noop"}, tasktype.ErrInvalidJob},
+		{"payload not json", tasktype.EnqueueRequest{Type: "noop", UserID: 1, Payload: []byte("{")}, tasktype.ErrInvalidJob},
+		{"payload too large", tasktype.EnqueueRequest{Type: "noop", UserID: 1, Payload: []byte(`"` + strings.Repeat("x", tasktype.MaxPayloadBytes) + `"`)}, tasktype.ErrPayloadTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,17 +226,17 @@ func TestEnqueueRejectsBadRequests(t *testing.T) {
 
 func TestProjectionIsIdempotentAndRebuildable(t *testing.T) {
 	s := setup(t, func(r *tasks.Registry) {
-		r.Register("ok", func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+		r.Register("ok", func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 			w, _ := out.Create("r.txt", "text/plain")
 			io.WriteString(w, job.ID)
-			return tasks.Result{Summary: "done"}, nil
-		}, tasks.Policy{})
-		r.Register("bad", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
-			return tasks.Result{}, errors.New("no")
+			return tasktype.Result{Summary: "done"}, nil
+		}, tasktype.Policy{})
+		r.Register("bad", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+			return tasktype.Result{}, errors.New("no")
 		}, noRetry)
 	})
 	ctx := testsupport.Context(t)
-	var jobs []tasks.Job
+	var jobs []tasktype.Job
 	for i := range 6 {
 		typ := "ok"
 		if i%3 == 2 {
@@ -248,10 +253,10 @@ func TestProjectionIsIdempotentAndRebuildable(t *testing.T) {
 	}
 
 	// Every event applied again, in order and then in reverse: no change.
-	var events []tasks.Event
+	var events []tasktype.Event
 	last, _ := s.web.LastSeq(ctx)
 	fctx, cancel := context.WithCancel(ctx)
-	err = s.web.Follow(fctx, 0, func(batch []tasks.Event) error {
+	err = s.web.Follow(fctx, 0, func(batch []tasktype.Event) error {
 		events = append(events, batch...)
 		if batch[len(batch)-1].Seq == last {
 			cancel()
@@ -281,7 +286,7 @@ func TestProjectionIsIdempotentAndRebuildable(t *testing.T) {
 	if len(empty) != 0 {
 		t.Fatalf("%d rows after rebuild cleared the table", len(empty))
 	}
-	rebuilt := tasks.NewProjection(s.db, s.web, nil)
+	rebuilt := projection.New(s.db, s.web, nil)
 	for _, e := range events {
 		if err := rebuilt.Apply(ctx, e); err != nil {
 			t.Fatal(err)
@@ -290,7 +295,7 @@ func TestProjectionIsIdempotentAndRebuildable(t *testing.T) {
 	assertRows(t, s.store, live)
 }
 
-func assertRows(t *testing.T, store *tasks.Store, want []tasks.TaskResult) {
+func assertRows(t *testing.T, store *projection.Store, want []tasktype.Task) {
 	t.Helper()
 	got, err := store.All(testsupport.Context(t))
 	if err != nil {

@@ -1,4 +1,6 @@
-package tasks
+package projection
+
+import "github.com/otjhelper/otj/modules/tasks/tasktype"
 
 // Replay runs one job's history, oldest first as the event log holds it,
 // through the projection's state machine: the same steps, taken or
@@ -8,10 +10,10 @@ package tasks
 // kind this version does not know), so a page showing the job's life
 // leaves it out, as the row does. Without an enqueued event first there
 // is no task, and nothing is taken.
-func Replay(history []Event) (TaskResult, []Event) {
+func Replay(history []tasktype.Event) (tasktype.Task, []tasktype.Event) {
 	var (
-		row   *TaskResult
-		taken []Event
+		row   *taskRow
+		taken []tasktype.Event
 	)
 	for i, e := range history {
 		// The position in the history orders the events as the stream's
@@ -21,7 +23,7 @@ func Replay(history []Event) (TaskResult, []Event) {
 		step.Seq = uint64(i + 1)
 		ok := false
 		switch {
-		case e.Kind == EventEnqueued && row == nil:
+		case e.Kind == tasktype.EventEnqueued && row == nil:
 			row, ok = newTask(step), true
 		case row != nil && e.JobID == row.ID:
 			ok = applyTo(row, step)
@@ -31,8 +33,8 @@ func Replay(history []Event) (TaskResult, []Event) {
 		}
 	}
 	if row == nil {
-		return TaskResult{}, nil
+		return tasktype.Task{}, nil
 	}
 	row.LastSeq = taken[len(taken)-1].Seq // the stream's, not the position's
-	return *row, taken
+	return row.task(), taken
 }

@@ -1,4 +1,4 @@
-package tasks_test
+package worker_test
 
 import (
 	"context"
@@ -13,11 +13,17 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/control"
+	"github.com/otjhelper/otj/modules/tasks/internal/projection"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
+	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
 // history returns the job's event kinds, oldest first.
-func (s *system) history(t *testing.T, job tasks.Job) []tasks.Event {
+func (s *system) history(t *testing.T, job tasktype.Job) []tasktype.Event {
 	t.Helper()
 	h, err := s.web.History(testsupport.Context(t), job.UserID, job.ID)
 	if err != nil {
@@ -26,8 +32,8 @@ func (s *system) history(t *testing.T, job tasks.Job) []tasks.Event {
 	return h
 }
 
-func kindsOf(h []tasks.Event) []tasks.EventKind {
-	ks := make([]tasks.EventKind, len(h))
+func kindsOf(h []tasktype.Event) []tasktype.EventKind {
+	ks := make([]tasktype.EventKind, len(h))
 	for i, e := range h {
 		ks[i] = e.Kind
 	}
@@ -35,9 +41,9 @@ func kindsOf(h []tasks.Event) []tasks.EventKind {
 }
 
 // waitStatus waits until the projection shows the job in state want.
-func (s *system) waitStatus(t *testing.T, job tasks.Job, want tasks.Status) tasks.TaskResult {
+func (s *system) waitStatus(t *testing.T, job tasktype.Job, want tasktype.Status) tasktype.Task {
 	t.Helper()
-	var row tasks.TaskResult
+	var row tasktype.Task
 	testsupport.Eventually(t, 20*time.Second, fmt.Sprintf("job %s never %s (last %q)", job.ID, want, row.Status), func() bool {
 		var err error
 		row, err = s.store.GetForUser(testsupport.Context(t), job.UserID, job.ID)
@@ -49,40 +55,40 @@ func (s *system) waitStatus(t *testing.T, job tasks.Job, want tasks.Status) task
 // attemptLog records what each attempt of a handler saw.
 type attemptLog struct {
 	mu   sync.Mutex
-	seen []tasks.Job
+	seen []tasktype.Job
 }
 
-func (l *attemptLog) add(j tasks.Job) {
+func (l *attemptLog) add(j tasktype.Job) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.seen = append(l.seen, j)
 }
 
-func (l *attemptLog) jobs() []tasks.Job {
+func (l *attemptLog) jobs() []tasktype.Job {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]tasks.Job(nil), l.seen...)
+	return append([]tasktype.Job(nil), l.seen...)
 }
 
 func TestFailedAttemptsAreRetriedWithBackoff(t *testing.T) {
-	policy := tasks.Policy{MaxAttempts: 3, BackoffMin: 50 * time.Millisecond, BackoffMax: 80 * time.Millisecond}
+	policy := tasktype.Policy{MaxAttempts: 3, BackoffMin: 50 * time.Millisecond, BackoffMax: 80 * time.Millisecond}
 	var log attemptLog
 	s := setup(t, func(r *tasks.Registry) {
-		r.Register("flaky", func(_ context.Context, j tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		r.Register("flaky", func(_ context.Context, j tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 			log.add(j)
 			if j.Attempt < 3 {
-				return tasks.Result{}, fmt.Errorf("flake %d", j.Attempt)
+				return tasktype.Result{}, fmt.Errorf("flake %d", j.Attempt)
 			}
-			return tasks.Result{Summary: "third time lucky"}, nil
+			return tasktype.Result{Summary: "third time lucky"}, nil
 		}, policy)
 	})
 	job := s.enqueue(t, "flaky", 3, "")
 	row := s.waitDone(t, job)
-	if row.Status != tasks.StatusCompleted || row.Attempts != 3 || row.MaxAttempts != 3 || row.ResultData != "third time lucky" || row.Error != "" {
+	if row.Status != tasktype.StatusCompleted || row.Attempts != 3 || row.MaxAttempts != 3 || row.ResultData != "third time lucky" || row.Error != "" {
 		t.Fatalf("row %+v", row)
 	}
 	h := s.history(t, job)
-	want := []tasks.EventKind{tasks.EventEnqueued, tasks.EventStarted, tasks.EventRetrying, tasks.EventStarted, tasks.EventRetrying, tasks.EventStarted, tasks.EventSucceeded}
+	want := []tasktype.EventKind{tasktype.EventEnqueued, tasktype.EventStarted, tasktype.EventRetrying, tasktype.EventStarted, tasktype.EventRetrying, tasktype.EventStarted, tasktype.EventSucceeded}
 	if fmt.Sprint(kindsOf(h)) != fmt.Sprint(want) {
 		t.Fatalf("history %v, want %v", kindsOf(h), want)
 	}
@@ -90,7 +96,7 @@ func TestFailedAttemptsAreRetriedWithBackoff(t *testing.T) {
 	// attempt starts before its time.
 	bounds := map[int][2]time.Duration{1: {50 * time.Millisecond, 50 * time.Millisecond}, 2: {50 * time.Millisecond, 80 * time.Millisecond}}
 	for i, e := range h {
-		if e.Kind != tasks.EventRetrying {
+		if e.Kind != tasktype.EventRetrying {
 			continue
 		}
 		b := bounds[e.Attempt]
@@ -113,35 +119,35 @@ func TestFailedAttemptsAreRetriedWithBackoff(t *testing.T) {
 
 func TestFinalFailures(t *testing.T) {
 	s := setup(t, func(r *tasks.Registry) {
-		fast := tasks.Policy{MaxAttempts: 2, BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond}
-		r.Register("always_fails", func(_ context.Context, j tasks.Job, _ tasks.Output) (tasks.Result, error) {
-			return tasks.Result{}, fmt.Errorf("boom %d", j.Attempt)
+		fast := tasktype.Policy{MaxAttempts: 2, BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond}
+		r.Register("always_fails", func(_ context.Context, j tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
+			return tasktype.Result{}, fmt.Errorf("boom %d", j.Attempt)
 		}, fast)
-		r.Register("permanent", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
-			return tasks.Result{}, tasks.Permanent(errors.New("no such report"))
-		}, tasks.Policy{MaxAttempts: 3})
-		r.Register("slow", func(ctx context.Context, _ tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		r.Register("permanent", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+			return tasktype.Result{}, tasktype.Permanent(errors.New("no such report"))
+		}, tasktype.Policy{MaxAttempts: 3})
+		r.Register("slow", func(ctx context.Context, _ tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 			<-ctx.Done()
-			return tasks.Result{}, ctx.Err()
-		}, tasks.Policy{MaxAttempts: 1, Timeout: 100 * time.Millisecond})
-		r.Register("panics_once", func(_ context.Context, j tasks.Job, _ tasks.Output) (tasks.Result, error) {
+			return tasktype.Result{}, ctx.Err()
+		}, tasktype.Policy{MaxAttempts: 1, Timeout: 100 * time.Millisecond})
+		r.Register("panics_once", func(_ context.Context, j tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 			if j.Attempt == 1 {
 				panic("first-run bug")
 			}
-			return tasks.Result{Summary: "ok"}, nil
+			return tasktype.Result{Summary: "ok"}, nil
 		}, fast)
 	})
 	tests := []struct {
 		typ      string
-		status   tasks.Status
+		status   tasktype.Status
 		attempts int
 		err      string
-		kinds    []tasks.EventKind
+		kinds    []tasktype.EventKind
 	}{
-		{"always_fails", tasks.StatusFailed, 2, "boom 2", []tasks.EventKind{"enqueued", "started", "retrying", "started", "failed"}},
-		{"permanent", tasks.StatusFailed, 1, "no such report", []tasks.EventKind{"enqueued", "started", "failed"}},
-		{"slow", tasks.StatusFailed, 1, "timed out after 100ms: context deadline exceeded", []tasks.EventKind{"enqueued", "started", "failed"}},
-		{"panics_once", tasks.StatusCompleted, 2, "", []tasks.EventKind{"enqueued", "started", "retrying", "started", "succeeded"}},
+		{"always_fails", tasktype.StatusFailed, 2, "boom 2", []tasktype.EventKind{"enqueued", "started", "retrying", "started", "failed"}},
+		{"permanent", tasktype.StatusFailed, 1, "no such report", []tasktype.EventKind{"enqueued", "started", "failed"}},
+		{"slow", tasktype.StatusFailed, 1, "timed out after 100ms: context deadline exceeded", []tasktype.EventKind{"enqueued", "started", "failed"}},
+		{"panics_once", tasktype.StatusCompleted, 2, "", []tasktype.EventKind{"enqueued", "started", "retrying", "started", "succeeded"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ, func(t *testing.T) {
@@ -162,21 +168,21 @@ func TestCancel(t *testing.T) {
 	stopped := make(chan error, 10)
 	release := make(chan struct{})
 	s := setupWith(t, func(r *tasks.Registry) {
-		r.Register("blocker", func(ctx context.Context, j tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		r.Register("blocker", func(ctx context.Context, j tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 			started <- j.ID
 			select {
 			case <-release:
-				return tasks.Result{}, nil
+				return tasktype.Result{}, nil
 			case <-ctx.Done():
 				stopped <- ctx.Err()
-				return tasks.Result{}, ctx.Err()
+				return tasktype.Result{}, ctx.Err()
 			}
-		}, tasks.Policy{})
-		r.Register("fails", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
-			return tasks.Result{}, errors.New("try later")
-		}, tasks.Policy{BackoffMin: time.Hour, BackoffMax: time.Hour})
-	}, tasks.WorkerConfig{Concurrency: 1, ExtendEvery: 200 * time.Millisecond})
-	ctl := tasks.NewControl(s.web)
+		}, tasktype.Policy{})
+		r.Register("fails", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+			return tasktype.Result{}, errors.New("try later")
+		}, tasktype.Policy{BackoffMin: time.Hour, BackoffMax: time.Hour})
+	}, worker.Config{Concurrency: 1, ExtendEvery: 200 * time.Millisecond})
+	ctl := control.New(s.web)
 	ctx := testsupport.Context(t)
 
 	// One slot, taken by a running job: the next job stays pending.
@@ -185,24 +191,24 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("started %s", id)
 	}
 	pending := s.enqueue(t, "blocker", 5, "")
-	s.waitStatus(t, pending, tasks.StatusPending)
+	s.waitStatus(t, pending, tasktype.StatusPending)
 
 	t.Run("pending never starts", func(t *testing.T) {
-		e, err := ctl.Cancel(ctx, 5, pending.ID, tasks.ByUser)
+		e, err := ctl.Cancel(ctx, 5, pending.ID, tasktype.ByUser)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e.Kind != tasks.EventCancelled || e.By != tasks.ByUser {
+		if e.Kind != tasktype.EventCancelled || e.By != tasktype.ByUser {
 			t.Fatalf("cancel event %+v", e)
 		}
-		row := s.waitStatus(t, pending, tasks.StatusCancelled)
-		if row.ChangedBy != tasks.ByUser || row.CompletedAt.IsZero() {
+		row := s.waitStatus(t, pending, tasktype.StatusCancelled)
+		if row.ChangedBy != tasktype.ByUser || row.CompletedAt.IsZero() {
 			t.Errorf("row %+v", row)
 		}
 	})
 	t.Run("running is stopped", func(t *testing.T) {
 		asked := time.Now()
-		if _, err := ctl.Cancel(ctx, 5, running.ID, tasks.ByUser); err != nil {
+		if _, err := ctl.Cancel(ctx, 5, running.ID, tasktype.ByUser); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -211,19 +217,19 @@ func TestCancel(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("running job's context not cancelled within 5s")
 		}
-		s.waitStatus(t, running, tasks.StatusCancelled)
+		s.waitStatus(t, running, tasktype.StatusCancelled)
 	})
 	t.Run("retrying never runs again", func(t *testing.T) {
 		job := s.enqueue(t, "fails", 5, "")
-		row := s.waitStatus(t, job, tasks.StatusRetrying)
+		row := s.waitStatus(t, job, tasktype.StatusRetrying)
 		if row.Error != "try later" || row.NextAttemptAt.Sub(row.UpdatedAt) < 59*time.Minute {
 			t.Fatalf("retrying row %+v", row)
 		}
-		if _, err := ctl.Cancel(ctx, 5, job.ID, tasks.ByOperator); err != nil {
+		if _, err := ctl.Cancel(ctx, 5, job.ID, tasktype.ByOperator); err != nil {
 			t.Fatal(err)
 		}
-		row = s.waitStatus(t, job, tasks.StatusCancelled)
-		if !row.NextAttemptAt.IsZero() || row.ChangedBy != tasks.ByOperator {
+		row = s.waitStatus(t, job, tasktype.StatusCancelled)
+		if !row.NextAttemptAt.IsZero() || row.ChangedBy != tasktype.ByOperator {
 			t.Errorf("cancelled row %+v", row)
 		}
 	})
@@ -244,13 +250,13 @@ func TestCancel(t *testing.T) {
 	}
 
 	// A cancelled job can be retried by hand; it runs from attempt 1.
-	if _, err := ctl.Retry(ctx, 5, pending.ID, tasks.ByUser); err != nil {
+	if _, err := ctl.Retry(ctx, 5, pending.ID, tasktype.ByUser); err != nil {
 		t.Fatal(err)
 	}
 	if <-started != pending.ID {
 		t.Fatal("another job started")
 	}
-	row := s.waitStatus(t, pending, tasks.StatusCompleted)
+	row := s.waitStatus(t, pending, tasktype.StatusCompleted)
 	if row.Attempts != 1 {
 		t.Errorf("attempts %d, want 1", row.Attempts)
 	}
@@ -262,29 +268,29 @@ func TestCancel(t *testing.T) {
 func TestProgressShowsAndCancelStillWorks(t *testing.T) {
 	stopped := make(chan error, 1)
 	s := setupWith(t, func(r *tasks.Registry) {
-		r.Register("long", func(ctx context.Context, _ tasks.Job, out tasks.Output) (tasks.Result, error) {
+		r.Register("long", func(ctx context.Context, _ tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 			for i := 0; ; i++ {
 				out.Progress(i%100, fmt.Sprintf("step %d", i))
 				select {
 				case <-ctx.Done():
 					stopped <- ctx.Err()
-					return tasks.Result{}, ctx.Err()
+					return tasktype.Result{}, ctx.Err()
 				case <-time.After(5 * time.Millisecond):
 				}
 			}
-		}, tasks.Policy{})
-	}, tasks.WorkerConfig{Concurrency: 1, ExtendEvery: 50 * time.Millisecond})
+		}, tasktype.Policy{})
+	}, worker.Config{Concurrency: 1, ExtendEvery: 50 * time.Millisecond})
 	ctx := testsupport.Context(t)
 	job := s.enqueue(t, "long", 14, "")
-	var row tasks.TaskResult
+	var row tasktype.Task
 	testsupport.Eventually(t, 20*time.Second, "no progress in the projection", func() bool {
 		var err error
 		row, err = s.store.GetForUser(ctx, 14, job.ID)
-		return err == nil && row.Status == tasks.StatusRunning && strings.HasPrefix(row.ProgressMessage, "step ")
+		return err == nil && row.Status == tasktype.StatusRunning && strings.HasPrefix(row.ProgressMessage, "step ")
 	})
 	// Progress events keep moving the job's newest event; a cancel must
 	// still win its race with them.
-	if _, err := tasks.NewControl(s.web).Cancel(ctx, 14, job.ID, tasks.ByUser); err != nil {
+	if _, err := control.New(s.web).Cancel(ctx, 14, job.ID, tasktype.ByUser); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -292,9 +298,9 @@ func TestProgressShowsAndCancelStillWorks(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("handler reporting progress was not stopped by the cancel")
 	}
-	s.waitStatus(t, job, tasks.StatusCancelled)
+	s.waitStatus(t, job, tasktype.StatusCancelled)
 	kinds := kindsOf(s.history(t, job))
-	if kinds[len(kinds)-1] != tasks.EventCancelled {
+	if kinds[len(kinds)-1] != tasktype.EventCancelled {
 		t.Fatalf("history ends %v", kinds)
 	}
 }
@@ -303,30 +309,30 @@ func TestRetryByHand(t *testing.T) {
 	var fixed sync.Map // job ids that no longer fail
 	var log attemptLog
 	s := setup(t, func(r *tasks.Registry) {
-		r.Register("fixable", func(_ context.Context, j tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		r.Register("fixable", func(_ context.Context, j tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 			log.add(j)
 			if _, ok := fixed.Load(j.ID); !ok {
-				return tasks.Result{}, errors.New("still broken")
+				return tasktype.Result{}, errors.New("still broken")
 			}
-			return tasks.Result{Summary: "fixed"}, nil
-		}, tasks.Policy{MaxAttempts: 2, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond})
+			return tasktype.Result{Summary: "fixed"}, nil
+		}, tasktype.Policy{MaxAttempts: 2, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond})
 	})
-	ctl := tasks.NewControl(s.web)
+	ctl := control.New(s.web)
 	ctx := testsupport.Context(t)
 	job := s.enqueue(t, "fixable", 6, "")
-	if row := s.waitDone(t, job); row.Status != tasks.StatusFailed || row.Attempts != 2 {
+	if row := s.waitDone(t, job); row.Status != tasktype.StatusFailed || row.Attempts != 2 {
 		t.Fatalf("before the retry: %+v", row)
 	}
 	fixed.Store(job.ID, true)
-	e, err := ctl.Retry(ctx, 6, job.ID, tasks.ByUser)
+	e, err := ctl.Retry(ctx, 6, job.ID, tasktype.ByUser)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Kind != tasks.EventRetried || string(e.Payload) != `{"n":1}` {
+	if e.Kind != tasktype.EventRetried || string(e.Payload) != `{"n":1}` {
 		t.Fatalf("retried event %+v", e)
 	}
-	row := s.waitStatus(t, job, tasks.StatusCompleted)
-	if row.Attempts != 3 || row.MaxAttempts != 4 || row.ChangedBy != tasks.ByUser || row.Error != "" {
+	row := s.waitStatus(t, job, tasktype.StatusCompleted)
+	if row.Attempts != 3 || row.MaxAttempts != 4 || row.ChangedBy != tasktype.ByUser || row.Error != "" {
 		t.Fatalf("row after retry by hand %+v (want attempt 3 of 2+2)", row)
 	}
 	want := "[enqueued started retrying started failed retried started succeeded]"
@@ -340,9 +346,11 @@ func TestRetryByHand(t *testing.T) {
 
 func TestControlChecksStateAndOwner(t *testing.T) {
 	s := setup(t, func(r *tasks.Registry) {
-		r.Register("noop", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) { return tasks.Result{}, nil }, tasks.Policy{})
+		r.Register("noop", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+			return tasktype.Result{}, nil
+		}, tasktype.Policy{})
 	})
-	ctl := tasks.NewControl(s.web)
+	ctl := control.New(s.web)
 	ctx := testsupport.Context(t)
 	job := s.enqueue(t, "noop", 9, "")
 	s.waitDone(t, job)
@@ -352,12 +360,12 @@ func TestControlChecksStateAndOwner(t *testing.T) {
 		do   func() error
 		want error
 	}{
-		{"cancel completed", func() error { _, err := ctl.Cancel(ctx, 9, job.ID, tasks.ByUser); return err }, tasks.ErrWrongState},
-		{"retry completed", func() error { _, err := ctl.Retry(ctx, 9, job.ID, tasks.ByUser); return err }, tasks.ErrWrongState},
-		{"cancel another user's", func() error { _, err := ctl.Cancel(ctx, 10, job.ID, tasks.ByUser); return err }, tasks.ErrNotFound},
-		{"retry another user's", func() error { _, err := ctl.Retry(ctx, 10, job.ID, tasks.ByUser); return err }, tasks.ErrNotFound},
-		{"cancel unknown", func() error { _, err := ctl.Cancel(ctx, 9, "NOSUCHJOB", tasks.ByUser); return err }, tasks.ErrNotFound},
-		{"cancel wildcard", func() error { _, err := ctl.Cancel(ctx, 0, "*", tasks.ByOperator); return err }, tasks.ErrNotFound},
+		{"cancel completed", func() error { _, err := ctl.Cancel(ctx, 9, job.ID, tasktype.ByUser); return err }, tasktype.ErrWrongState},
+		{"retry completed", func() error { _, err := ctl.Retry(ctx, 9, job.ID, tasktype.ByUser); return err }, tasktype.ErrWrongState},
+		{"cancel another user's", func() error { _, err := ctl.Cancel(ctx, 10, job.ID, tasktype.ByUser); return err }, tasktype.ErrNotFound},
+		{"retry another user's", func() error { _, err := ctl.Retry(ctx, 10, job.ID, tasktype.ByUser); return err }, tasktype.ErrNotFound},
+		{"cancel unknown", func() error { _, err := ctl.Cancel(ctx, 9, "NOSUCHJOB", tasktype.ByUser); return err }, tasktype.ErrNotFound},
+		{"cancel wildcard", func() error { _, err := ctl.Cancel(ctx, 0, "*", tasktype.ByOperator); return err }, tasktype.ErrNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -376,9 +384,9 @@ func TestControlChecksStateAndOwner(t *testing.T) {
 // would: duplicates and impossible steps must not change the row.
 func TestProjectionIgnoresInjectedEvents(t *testing.T) {
 	s := setup(t, func(r *tasks.Registry) {
-		r.Register("noop", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
-			return tasks.Result{Summary: "done"}, nil
-		}, tasks.Policy{})
+		r.Register("noop", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+			return tasktype.Result{Summary: "done"}, nil
+		}, tasktype.Policy{})
 	})
 	ctx := testsupport.Context(t)
 	job := s.enqueue(t, "noop", 11, "")
@@ -389,10 +397,10 @@ func TestProjectionIgnoresInjectedEvents(t *testing.T) {
 	}
 	h := s.history(t, job)
 	nc := s.rawConn(t)
-	inject := func(e tasks.Event) {
+	inject := func(e tasktype.Event) {
 		t.Helper()
 		data, _ := json.Marshal(e)
-		if _, err := nc.Request(e.Subject(), data, 5*time.Second); err != nil {
+		if _, err := nc.Request(jetstream.EventSubject(&e), data, 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -403,14 +411,14 @@ func TestProjectionIgnoresInjectedEvents(t *testing.T) {
 	later.Attempt, later.Time = 2, time.Now().UTC()
 	inject(later) // a second start of a finished job
 	failed := done
-	failed.Kind, failed.Error = tasks.EventFailed, "late failure"
+	failed.Kind, failed.Error = tasktype.EventFailed, "late failure"
 	inject(failed) // completed -> failed
 	retried := done
-	retried.Kind = tasks.EventRetried
+	retried.Kind = tasktype.EventRetried
 	inject(retried) // completed -> pending
 	// Last, a message that is no event at all: followers must move past
 	// it, not wait for it to make sense.
-	if _, err := nc.Request(tasks.Subject("noop", 11, job.ID, tasks.EventStarted), []byte("not json"), 5*time.Second); err != nil {
+	if _, err := nc.Request(jetstream.Subject("noop", 11, job.ID, tasktype.EventStarted), []byte("not json"), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 
@@ -422,25 +430,25 @@ func TestProjectionIgnoresInjectedEvents(t *testing.T) {
 		off, err := s.proj.Offset(ctx)
 		return err == nil && off >= last
 	})
-	assertRows(t, s.store, []tasks.TaskResult{want})
+	assertRows(t, s.store, []tasktype.Task{want})
 	// A catch-up (app projections rebuild) whose target is the
 	// undecodable message ends.
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	rebuild := tasks.NewProjection(s.db, s.web, testsupport.Logger(t))
+	rebuild := projection.New(s.db, s.web, testsupport.Logger(t))
 	if err := rebuild.Rebuild(cctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := rebuild.CatchUp(cctx); err != nil {
 		t.Fatalf("catch up to an undecodable last message: %v", err)
 	}
-	assertRows(t, s.store, []tasks.TaskResult{want})
+	assertRows(t, s.store, []tasktype.Task{want})
 
 	// Reordered delivery: an older event after a newer one is skipped.
 	if err := s.proj.Apply(ctx, h[1]); err != nil {
 		t.Fatal(err)
 	}
-	assertRows(t, s.store, []tasks.TaskResult{want})
+	assertRows(t, s.store, []tasktype.Task{want})
 }
 
 // rawConn is a plain NATS connection to the system's server, for
@@ -452,12 +460,12 @@ func (s *system) rawConn(t *testing.T) *nats.Conn {
 
 // recordingStream notes where each Follow starts.
 type recordingStream struct {
-	tasks.EventStream
+	taskdriver.EventStream
 	mu    sync.Mutex
 	froms []uint64
 }
 
-func (r *recordingStream) Follow(ctx context.Context, from uint64, fn func([]tasks.Event) error) error {
+func (r *recordingStream) Follow(ctx context.Context, from uint64, fn func([]tasktype.Event) error) error {
 	r.mu.Lock()
 	r.froms = append(r.froms, from)
 	r.mu.Unlock()
@@ -466,7 +474,9 @@ func (r *recordingStream) Follow(ctx context.Context, from uint64, fn func([]tas
 
 func TestProjectionResumesWhereItLeftOff(t *testing.T) {
 	s := setup(t, func(r *tasks.Registry) {
-		r.Register("noop", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) { return tasks.Result{}, nil }, tasks.Policy{})
+		r.Register("noop", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+			return tasktype.Result{}, nil
+		}, tasktype.Policy{})
 	})
 	ctx := testsupport.Context(t)
 	s.waitDone(t, s.enqueue(t, "noop", 12, ""))
@@ -477,7 +487,7 @@ func TestProjectionResumesWhereItLeftOff(t *testing.T) {
 	// A second projection process on the same database starts from the
 	// stored offset, not from the beginning.
 	rec := &recordingStream{EventStream: s.web}
-	p2 := tasks.NewProjection(s.db, rec, testsupport.Logger(t))
+	p2 := projection.New(s.db, rec, testsupport.Logger(t))
 	pctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); p2.Run(pctx) }()
@@ -500,12 +510,12 @@ func TestProjectionResumesWhereItLeftOff(t *testing.T) {
 // from scratch in another database.
 func TestRebuildUnderALiveProjection(t *testing.T) {
 	s := setup(t, func(r *tasks.Registry) {
-		r.Register("noop", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
-			return tasks.Result{Summary: "ok"}, nil
-		}, tasks.Policy{})
-		r.Register("bad", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
-			return tasks.Result{}, errors.New("no")
-		}, tasks.Policy{MaxAttempts: 2, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond})
+		r.Register("noop", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+			return tasktype.Result{Summary: "ok"}, nil
+		}, tasktype.Policy{})
+		r.Register("bad", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+			return tasktype.Result{}, errors.New("no")
+		}, tasktype.Policy{MaxAttempts: 2, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond})
 	})
 	ctx := testsupport.Context(t)
 	for i := range 4 {
@@ -515,7 +525,7 @@ func TestRebuildUnderALiveProjection(t *testing.T) {
 		}
 		s.waitDone(t, s.enqueue(t, typ, 13, ""))
 	}
-	rebuild := tasks.NewProjection(s.db, s.web, testsupport.Logger(t))
+	rebuild := projection.New(s.db, s.web, testsupport.Logger(t))
 	if err := rebuild.Rebuild(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -528,11 +538,11 @@ func TestRebuildUnderALiveProjection(t *testing.T) {
 	s.waitDone(t, last)
 
 	fresh, _ := testsupport.DB(t)
-	scratch := tasks.NewProjection(fresh, s.web, testsupport.Logger(t))
+	scratch := projection.New(fresh, s.web, testsupport.Logger(t))
 	if err := scratch.CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want, err := tasks.NewStore(fresh).All(ctx)
+	want, err := projection.NewStore(fresh).All(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

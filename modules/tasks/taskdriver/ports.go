@@ -1,16 +1,18 @@
-package tasks
+package taskdriver
 
 import (
 	"context"
 	"io"
 	"time"
+
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // Enqueuer is the port through which the rest of the app asks for
 // background work. Enqueue is atomic: on success the job is stored and
 // will run; on error nothing was stored.
 type Enqueuer interface {
-	Enqueue(ctx context.Context, r EnqueueRequest) (Job, error)
+	Enqueue(ctx context.Context, r tasktype.EnqueueRequest) (tasktype.Job, error)
 }
 
 // BatchEnqueuer is an Enqueuer that can accept many jobs in one call,
@@ -23,7 +25,7 @@ type BatchEnqueuer interface {
 	// EnqueueBatch enqueues every request and returns their jobs in
 	// order. On error it returns the jobs stored so far, in order of
 	// their requests, and the error; the rest may or may not be stored.
-	EnqueueBatch(ctx context.Context, rs []EnqueueRequest) ([]Job, error)
+	EnqueueBatch(ctx context.Context, rs []tasktype.EnqueueRequest) ([]tasktype.Job, error)
 }
 
 // Queue hands jobs to a worker. Brokers implement it.
@@ -50,7 +52,7 @@ type BatchQueue interface {
 // again if the worker stops renewing it.
 type Delivery interface {
 	// Item is the work item, with its stream sequence.
-	Item() Event
+	Item() tasktype.Event
 	// Redelivered says the broker handed this item out before and it was
 	// not acked: its worker stopped renewing it or gave it back. A first
 	// delivery that finds its attempt already started is a second copy
@@ -89,10 +91,10 @@ type ItemLease interface {
 // ResultStore keeps jobs' result files.
 type ResultStore interface {
 	// Put stores r under object, streaming it.
-	Put(ctx context.Context, object, name, contentType string, r io.Reader) (ResultRef, error)
+	Put(ctx context.Context, object, name, contentType string, r io.Reader) (tasktype.ResultRef, error)
 	// Open streams a stored result, with the size and digest the store
 	// recorded. A result that is not there is ErrResultMissing.
-	Open(ctx context.Context, object string) (*StoredResult, error)
+	Open(ctx context.Context, object string) (*tasktype.StoredResult, error)
 	// Delete removes a stored result; deleting one that is not there is
 	// not an error.
 	Delete(ctx context.Context, object string) error
@@ -104,5 +106,71 @@ type ResultStore interface {
 type SucceededLog interface {
 	// Succeeded returns the user's succeeded events of jobType stored
 	// at or after since (the zero time: all of them), in stream order.
-	Succeeded(ctx context.Context, userID int64, jobType string, since time.Time) ([]Event, error)
+	Succeeded(ctx context.Context, userID int64, jobType string, since time.Time) ([]tasktype.Event, error)
+}
+
+// EventLog is where job events are stored. Every event after a job's
+// first is appended on condition that the job's newest event is still
+// the one the writer decided on, so each job's history is a sequence of
+// legal steps however many workers, web processes and operators race.
+type EventLog interface {
+	// Append stores e if the newest event of e's job is at sequence
+	// after, and returns e's sequence. Otherwise it stores nothing and
+	// returns an error wrapping ErrConflict.
+	Append(ctx context.Context, e tasktype.Event, after uint64) (uint64, error)
+	// Last returns the job's newest event, or ErrNotFound. A userID of 0
+	// matches the job whoever owns it.
+	Last(ctx context.Context, userID int64, jobID string) (tasktype.Event, error)
+	// History returns all the job's events in stream order, or
+	// ErrNotFound. A userID of 0 matches the job whoever owns it.
+	History(ctx context.Context, userID int64, jobID string) ([]tasktype.Event, error)
+}
+
+// EventStream delivers stored events in stream order.
+type EventStream interface {
+	// Follow calls fn with the events after sequence from, in order, in
+	// batches, until ctx ends or fn returns an error. It keeps following
+	// new events. A batch holds the events that were ready at once (at
+	// most a few hundred), so a follower can apply a burst in one go and
+	// a single new event without delay. fn must not keep the slice. A
+	// stored message that is not a readable event is passed with only Seq
+	// set, so that followers can move past it.
+	Follow(ctx context.Context, from uint64, fn func([]tasktype.Event) error) error
+	// LastSeq is the sequence of the newest stored event.
+	LastSeq(ctx context.Context) (uint64, error)
+}
+
+// Log is where the task system keeps its record: the event log and its
+// stream, the result files, and the lookup of a user's stored results.
+// The JetStream driver is one; every deployment has it, whichever driver
+// carries the jobs.
+type Log interface {
+	EventLog
+	EventStream
+	ResultStore
+	SucceededLog
+}
+
+// InlineFallback is implemented by a driver whose Enqueue stores a job in
+// the log and then sends its work item elsewhere (Redis): when that send
+// fails, the driver can run the job in the enqueuing call rather than
+// leave it waiting in the log for the broker to come back. The Client
+// gives it the runner, before the first Enqueue.
+type InlineFallback interface {
+	SetRunInline(run func(ctx context.Context, item tasktype.Event))
+}
+
+// Driver is what a job driver offers the task system: it takes new jobs
+// from the web side and opens a queue for each worker. JetStream
+// (jetstream.Broker) and Redis (redisbroker.Broker) implement it; the
+// event log and the results (Log) are JetStream's whichever driver
+// carries the jobs. What a driver may offer beyond it (batches, one lease
+// per item, running a job in the request) it offers through the other
+// interfaces here; drivertest checks each driver against what it claims.
+type Driver interface {
+	Enqueuer
+	// Queue opens a worker's queue.
+	Queue(ctx context.Context) (Queue, error)
+	// Ping checks that the driver's server answers.
+	Ping(ctx context.Context) error
 }

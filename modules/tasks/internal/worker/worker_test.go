@@ -1,4 +1,4 @@
-package tasks_test
+package worker_test
 
 import (
 	"bytes"
@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -21,13 +24,13 @@ import (
 // cannot be made to take on demand.
 
 type fakeDelivery struct {
-	item                      tasks.Event
+	item                      tasktype.Event
 	redelivered               bool
 	extended, acked, released atomic.Int32
 	delayed                   atomic.Int64 // last Delay, in ns
 }
 
-func (d *fakeDelivery) Item() tasks.Event                 { return d.item }
+func (d *fakeDelivery) Item() tasktype.Event              { return d.item }
 func (d *fakeDelivery) Redelivered() bool                 { return d.redelivered }
 func (d *fakeDelivery) Extend(context.Context) error      { d.extended.Add(1); return nil }
 func (d *fakeDelivery) Ack(context.Context) error         { d.acked.Add(1); return nil }
@@ -37,9 +40,9 @@ func (d *fakeDelivery) Delay(_ context.Context, wait time.Duration) error {
 	return nil
 }
 
-type fakeQueue struct{ ch chan tasks.Delivery }
+type fakeQueue struct{ ch chan taskdriver.Delivery }
 
-func (q *fakeQueue) Next(ctx context.Context) (tasks.Delivery, error) {
+func (q *fakeQueue) Next(ctx context.Context) (taskdriver.Delivery, error) {
 	select {
 	case d := <-q.ch:
 		return d, nil
@@ -52,14 +55,14 @@ func (q *fakeQueue) Next(ctx context.Context) (tasks.Delivery, error) {
 // appends.
 type fakeEvents struct {
 	mu      sync.Mutex
-	events  []tasks.Event
-	failFor tasks.EventKind // Append of this kind fails
+	events  []tasktype.Event
+	failFor tasktype.EventKind // Append of this kind fails
 	// unreachable makes this many appends of failFor fail as if the
 	// broker were down, then lets them through; 0 fails them for good.
 	unreachable int
 }
 
-func (f *fakeEvents) Append(_ context.Context, e tasks.Event, after uint64) (uint64, error) {
+func (f *fakeEvents) Append(_ context.Context, e tasktype.Event, after uint64) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if e.Kind == f.failFor {
@@ -67,11 +70,11 @@ func (f *fakeEvents) Append(_ context.Context, e tasks.Event, after uint64) (uin
 			return 0, errors.New("stream unavailable")
 		}
 		if f.unreachable--; f.unreachable > 0 {
-			return 0, fmt.Errorf("append: %w", tasks.ErrUnavailable)
+			return 0, fmt.Errorf("append: %w", tasktype.ErrUnavailable)
 		}
 	}
 	if last := f.lastLocked(e.JobID); last.Seq != after {
-		return 0, fmt.Errorf("append: %w", tasks.ErrConflict)
+		return 0, fmt.Errorf("append: %w", tasktype.ErrConflict)
 	}
 	e.Seq = uint64(len(f.events) + 1)
 	f.events = append(f.events, e)
@@ -79,7 +82,7 @@ func (f *fakeEvents) Append(_ context.Context, e tasks.Event, after uint64) (uin
 }
 
 // put stores e unconditionally, as another process would have.
-func (f *fakeEvents) put(e tasks.Event) tasks.Event {
+func (f *fakeEvents) put(e tasktype.Event) tasktype.Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	e.Seq = uint64(len(f.events) + 1)
@@ -87,49 +90,49 @@ func (f *fakeEvents) put(e tasks.Event) tasks.Event {
 	return e
 }
 
-func (f *fakeEvents) lastLocked(jobID string) tasks.Event {
+func (f *fakeEvents) lastLocked(jobID string) tasktype.Event {
 	for i := len(f.events) - 1; i >= 0; i-- {
 		if f.events[i].JobID == jobID {
 			return f.events[i]
 		}
 	}
-	return tasks.Event{}
+	return tasktype.Event{}
 }
 
-func (f *fakeEvents) Last(_ context.Context, _ int64, jobID string) (tasks.Event, error) {
+func (f *fakeEvents) Last(_ context.Context, _ int64, jobID string) (tasktype.Event, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if e := f.lastLocked(jobID); e.Seq != 0 {
 		return e, nil
 	}
-	return tasks.Event{}, tasks.ErrNotFound
+	return tasktype.Event{}, tasktype.ErrNotFound
 }
 
-func (f *fakeEvents) History(_ context.Context, _ int64, jobID string) ([]tasks.Event, error) {
+func (f *fakeEvents) History(_ context.Context, _ int64, jobID string) ([]tasktype.Event, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var h []tasks.Event
+	var h []tasktype.Event
 	for _, e := range f.events {
 		if e.JobID == jobID {
 			h = append(h, e)
 		}
 	}
 	if h == nil {
-		return nil, tasks.ErrNotFound
+		return nil, tasktype.ErrNotFound
 	}
 	return h, nil
 }
 
-func (f *fakeEvents) kinds(jobID string) []tasks.EventKind {
+func (f *fakeEvents) kinds(jobID string) []tasktype.EventKind {
 	h, _ := f.History(context.Background(), 0, jobID)
-	var ks []tasks.EventKind
+	var ks []tasktype.EventKind
 	for _, e := range h {
 		ks = append(ks, e.Kind)
 	}
 	return ks
 }
 
-func (f *fakeEvents) last(jobID string) tasks.Event {
+func (f *fakeEvents) last(jobID string) tasktype.Event {
 	e, _ := f.Last(context.Background(), 0, jobID)
 	return e
 }
@@ -139,25 +142,25 @@ type memResults struct {
 	files map[string][]byte
 }
 
-func (m *memResults) Put(_ context.Context, object, name, ct string, r io.Reader) (tasks.ResultRef, error) {
+func (m *memResults) Put(_ context.Context, object, name, ct string, r io.Reader) (tasktype.ResultRef, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
-		return tasks.ResultRef{}, err
+		return tasktype.ResultRef{}, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.files[object] = b
-	return tasks.ResultRef{Object: object, Name: name, ContentType: ct, Size: uint64(len(b))}, nil
+	return tasktype.ResultRef{Object: object, Name: name, ContentType: ct, Size: uint64(len(b))}, nil
 }
 
-func (m *memResults) Open(_ context.Context, object string) (*tasks.StoredResult, error) {
+func (m *memResults) Open(_ context.Context, object string) (*tasktype.StoredResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	b, ok := m.files[object]
 	if !ok {
-		return nil, tasks.ErrResultMissing
+		return nil, tasktype.ErrResultMissing
 	}
-	return &tasks.StoredResult{ReadCloser: io.NopCloser(bytes.NewReader(b)), Size: uint64(len(b))}, nil
+	return &tasktype.StoredResult{ReadCloser: io.NopCloser(bytes.NewReader(b)), Size: uint64(len(b))}, nil
 }
 
 func (m *memResults) Delete(_ context.Context, object string) error {
@@ -183,9 +186,9 @@ type rig struct {
 	done    chan struct{}
 }
 
-func newRig(t *testing.T, cfg tasks.WorkerConfig) *rig {
+func newRig(t *testing.T, cfg worker.Config) *rig {
 	t.Helper()
-	r := &rig{queue: &fakeQueue{ch: make(chan tasks.Delivery)}, events: &fakeEvents{}, results: &memResults{files: map[string][]byte{}}, reg: tasks.NewRegistry()}
+	r := &rig{queue: &fakeQueue{ch: make(chan taskdriver.Delivery)}, events: &fakeEvents{}, results: &memResults{files: map[string][]byte{}}, reg: tasks.NewRegistry()}
 	if cfg.Events == nil {
 		cfg.Events = r.events
 	} else {
@@ -195,7 +198,7 @@ func newRig(t *testing.T, cfg tasks.WorkerConfig) *rig {
 	if cfg.Logger == nil {
 		cfg.Logger = testsupport.Logger(t)
 	}
-	w, err := tasks.NewWorker(cfg)
+	w, err := worker.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,18 +211,18 @@ func newRig(t *testing.T, cfg tasks.WorkerConfig) *rig {
 
 // countRuns registers the job type "work" with a handler that succeeds
 // at once, and returns how many times it has run.
-func (r *rig) countRuns(p tasks.Policy) *atomic.Int32 {
+func (r *rig) countRuns(p tasktype.Policy) *atomic.Int32 {
 	runs := new(atomic.Int32)
-	r.reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
+	r.reg.Register("work", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
 		runs.Add(1)
-		return tasks.Result{}, nil
+		return tasktype.Result{}, nil
 	}, p)
 	return runs
 }
 
 // enqueue stores a job's enqueued event and returns a delivery of it.
 func (r *rig) enqueue(id string) *fakeDelivery {
-	e := r.events.put(tasks.Event{ID: id + "-e", Kind: tasks.EventEnqueued, JobID: id, JobType: "work", UserID: 1, Time: time.Now()})
+	e := r.events.put(tasktype.Event{ID: id + "-e", Kind: tasktype.EventEnqueued, JobID: id, JobType: "work", UserID: 1, Time: time.Now()})
 	return &fakeDelivery{item: e}
 }
 
@@ -232,18 +235,18 @@ func (r *rig) deliver(t *testing.T, d *fakeDelivery) {
 	}
 }
 
-func assertKinds(t *testing.T, got []tasks.EventKind, want ...tasks.EventKind) {
+func assertKinds(t *testing.T, got []tasktype.EventKind, want ...tasktype.EventKind) {
 	t.Helper()
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("events %v, want %v", got, want)
 	}
 }
 
-var noRetry = tasks.Policy{MaxAttempts: 1}
+var noRetry = tasktype.Policy{MaxAttempts: 1}
 
 func TestRedeliveredJobWithOutcomeIsNotRunAgain(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{})
-	runs := r.countRuns(tasks.Policy{})
+	r := newRig(t, worker.Config{})
+	runs := r.countRuns(tasktype.Policy{})
 	first := r.enqueue("j1")
 	r.deliver(t, first)
 	testsupport.Eventually(t, 10*time.Second, "first delivery not acked", func() bool { return first.acked.Load() == 1 })
@@ -254,17 +257,17 @@ func TestRedeliveredJobWithOutcomeIsNotRunAgain(t *testing.T) {
 	if runs.Load() != 1 {
 		t.Fatalf("handler ran %d times, want 1", runs.Load())
 	}
-	assertKinds(t, r.events.kinds("j1"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventSucceeded)
+	assertKinds(t, r.events.kinds("j1"), tasktype.EventEnqueued, tasktype.EventStarted, tasktype.EventSucceeded)
 }
 
 func TestJobIsNotAckedUntilItsOutcomeIsStored(t *testing.T) {
-	events := &fakeEvents{failFor: tasks.EventSucceeded}
-	r := newRig(t, tasks.WorkerConfig{Events: events})
+	events := &fakeEvents{failFor: tasktype.EventSucceeded}
+	r := newRig(t, worker.Config{Events: events})
 	ran := make(chan struct{})
-	r.reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
+	r.reg.Register("work", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
 		close(ran)
-		return tasks.Result{}, nil
-	}, tasks.Policy{})
+		return tasktype.Result{}, nil
+	}, tasktype.Policy{})
 	d := r.enqueue("j2")
 	r.deliver(t, d)
 	<-ran
@@ -276,37 +279,37 @@ func TestJobIsNotAckedUntilItsOutcomeIsStored(t *testing.T) {
 }
 
 func TestOutcomeIsRecordedOnceTheBrokerIsBack(t *testing.T) {
-	events := &fakeEvents{failFor: tasks.EventSucceeded, unreachable: 3}
-	r := newRig(t, tasks.WorkerConfig{Events: events})
-	runs := r.countRuns(tasks.Policy{})
+	events := &fakeEvents{failFor: tasktype.EventSucceeded, unreachable: 3}
+	r := newRig(t, worker.Config{Events: events})
+	runs := r.countRuns(tasktype.Policy{})
 	d := r.enqueue("outage")
 	r.deliver(t, d)
 	testsupport.Eventually(t, 20*time.Second, "job not acked after the outage", func() bool { return d.acked.Load() == 1 })
-	assertKinds(t, r.events.kinds("outage"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventSucceeded)
+	assertKinds(t, r.events.kinds("outage"), tasktype.EventEnqueued, tasktype.EventStarted, tasktype.EventSucceeded)
 	if runs.Load() != 1 || d.extended.Load() < 2 {
 		t.Fatalf("ran %d times, lease renewed %d times while waiting for the broker", runs.Load(), d.extended.Load())
 	}
 }
 
 func TestProgressIsRecordedWithTheHeartbeat(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{ExtendEvery: 10 * time.Millisecond})
-	r.reg.Register("work", func(ctx context.Context, _ tasks.Job, out tasks.Output) (tasks.Result, error) {
+	r := newRig(t, worker.Config{ExtendEvery: 10 * time.Millisecond})
+	r.reg.Register("work", func(ctx context.Context, _ tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		for i := 1; i <= 1000; i++ {
 			out.Progress(i/10, "many small steps") // far more often than a heartbeat
 		}
 		out.Progress(150, strings.Repeat("x", 1000)) // out of range, too long
 		deadline := time.Now().Add(10 * time.Second)
-		for r.events.last("prog").Kind != tasks.EventProgress && time.Now().Before(deadline) {
+		for r.events.last("prog").Kind != tasktype.EventProgress && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
-		return tasks.Result{}, nil
-	}, tasks.Policy{})
+		return tasktype.Result{}, nil
+	}, tasktype.Policy{})
 	d := r.enqueue("prog")
 	r.deliver(t, d)
 	testsupport.Eventually(t, 15*time.Second, "job not acked", func() bool { return d.acked.Load() == 1 })
 	// One progress event for the burst, and the outcome appended after
 	// it, on condition that it was still the job's newest event.
-	assertKinds(t, r.events.kinds("prog"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventProgress, tasks.EventSucceeded)
+	assertKinds(t, r.events.kinds("prog"), tasktype.EventEnqueued, tasktype.EventStarted, tasktype.EventProgress, tasktype.EventSucceeded)
 	h, _ := r.events.History(context.Background(), 0, "prog")
 	if p := h[2]; p.Percent != 100 || len(p.Message) != 200 || p.Attempt != 1 || p.Worker == "" {
 		t.Fatalf("progress event %+v", p)
@@ -314,39 +317,39 @@ func TestProgressIsRecordedWithTheHeartbeat(t *testing.T) {
 }
 
 func TestLongJobKeepsItsLease(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{ExtendEvery: 10 * time.Millisecond})
+	r := newRig(t, worker.Config{ExtendEvery: 10 * time.Millisecond})
 	d := r.enqueue("j3")
-	r.reg.Register("work", func(ctx context.Context, _ tasks.Job, _ tasks.Output) (tasks.Result, error) {
+	r.reg.Register("work", func(ctx context.Context, _ tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		deadline := time.Now().Add(10 * time.Second)
 		for d.extended.Load() < 3 && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
-		return tasks.Result{}, ctx.Err()
-	}, tasks.Policy{})
+		return tasktype.Result{}, ctx.Err()
+	}, tasktype.Policy{})
 	r.deliver(t, d)
 	testsupport.Eventually(t, 15*time.Second, "job not acked", func() bool { return d.acked.Load() == 1 })
 	if d.extended.Load() < 3 {
 		t.Fatalf("lease renewed %d times during the job, want at least 3", d.extended.Load())
 	}
-	assertKinds(t, r.events.kinds("j3"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventSucceeded)
+	assertKinds(t, r.events.kinds("j3"), tasktype.EventEnqueued, tasktype.EventStarted, tasktype.EventSucceeded)
 }
 
 func TestShutdownFinishesWithinGraceAndHandsBackTheRest(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{Concurrency: 2, ShutdownGrace: 200 * time.Millisecond})
+	r := newRig(t, worker.Config{Concurrency: 2, ShutdownGrace: 200 * time.Millisecond})
 	stopping := make(chan struct{})
-	r.reg.Register("work", func(ctx context.Context, j tasks.Job, _ tasks.Output) (tasks.Result, error) {
+	r.reg.Register("work", func(ctx context.Context, j tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		if j.ID == "quick" {
 			<-stopping // still running when the stop comes, done within grace
-			return tasks.Result{Summary: "finished during shutdown"}, nil
+			return tasktype.Result{Summary: "finished during shutdown"}, nil
 		}
 		<-ctx.Done() // never finishes by itself
-		return tasks.Result{}, ctx.Err()
-	}, tasks.Policy{})
+		return tasktype.Result{}, ctx.Err()
+	}, tasktype.Policy{})
 	quick, stuck := r.enqueue("quick"), r.enqueue("stuck")
 	r.deliver(t, quick)
 	r.deliver(t, stuck)
 	testsupport.Eventually(t, 10*time.Second, "jobs not started", func() bool {
-		return r.events.last("quick").Kind == tasks.EventStarted && r.events.last("stuck").Kind == tasks.EventStarted
+		return r.events.last("quick").Kind == tasktype.EventStarted && r.events.last("stuck").Kind == tasktype.EventStarted
 	})
 	r.stop()
 	close(stopping)
@@ -358,23 +361,23 @@ func TestShutdownFinishesWithinGraceAndHandsBackTheRest(t *testing.T) {
 	if quick.acked.Load() != 1 {
 		t.Errorf("job that finished within grace: acked %d", quick.acked.Load())
 	}
-	assertKinds(t, r.events.kinds("quick"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventSucceeded)
+	assertKinds(t, r.events.kinds("quick"), tasktype.EventEnqueued, tasktype.EventStarted, tasktype.EventSucceeded)
 	if stuck.released.Load() != 1 || stuck.acked.Load() != 0 {
 		t.Errorf("job still running after grace: released %d acked %d, want handed back", stuck.released.Load(), stuck.acked.Load())
 	}
-	assertKinds(t, r.events.kinds("stuck"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventReleased)
+	assertKinds(t, r.events.kinds("stuck"), tasktype.EventEnqueued, tasktype.EventStarted, tasktype.EventReleased)
 }
 
 func TestShutdownDoesNotWaitForeverForAHandlerThatIgnoresCancel(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{ShutdownGrace: 50 * time.Millisecond, StoreTimeout: 100 * time.Millisecond})
+	r := newRig(t, worker.Config{ShutdownGrace: 50 * time.Millisecond, StoreTimeout: 100 * time.Millisecond})
 	unblock := make(chan struct{})
-	r.reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
+	r.reg.Register("work", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
 		<-unblock // deaf to its context
-		return tasks.Result{}, nil
-	}, tasks.Policy{})
+		return tasktype.Result{}, nil
+	}, tasktype.Policy{})
 	d := r.enqueue("deaf")
 	r.deliver(t, d)
-	testsupport.Eventually(t, 10*time.Second, "job not started", func() bool { return r.events.last("deaf").Kind == tasks.EventStarted })
+	testsupport.Eventually(t, 10*time.Second, "job not started", func() bool { return r.events.last("deaf").Kind == tasktype.EventStarted })
 	r.stop()
 	select {
 	case <-r.done:
@@ -388,21 +391,21 @@ func TestShutdownDoesNotWaitForeverForAHandlerThatIgnoresCancel(t *testing.T) {
 }
 
 func TestReleasedJobRunsTheSameAttemptAgain(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{})
+	r := newRig(t, worker.Config{})
 	var attempts []int
 	var mu sync.Mutex
-	r.reg.Register("work", func(_ context.Context, j tasks.Job, _ tasks.Output) (tasks.Result, error) {
+	r.reg.Register("work", func(_ context.Context, j tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		attempts = append(attempts, j.Attempt)
-		return tasks.Result{}, nil
-	}, tasks.Policy{})
+		return tasktype.Result{}, nil
+	}, tasktype.Policy{})
 	d := r.enqueue("rel")
-	st := r.events.put(tasks.Event{Kind: tasks.EventStarted, JobID: "rel", JobType: "work", UserID: 1, Attempt: 1, MaxAttempts: 3, Worker: "old"})
-	r.events.put(tasks.Event{Kind: tasks.EventReleased, JobID: "rel", JobType: "work", UserID: 1, Attempt: st.Attempt, Worker: "old"})
+	st := r.events.put(tasktype.Event{Kind: tasktype.EventStarted, JobID: "rel", JobType: "work", UserID: 1, Attempt: 1, MaxAttempts: 3, Worker: "old"})
+	r.events.put(tasktype.Event{Kind: tasktype.EventReleased, JobID: "rel", JobType: "work", UserID: 1, Attempt: st.Attempt, Worker: "old"})
 	r.deliver(t, d)
 	testsupport.Eventually(t, 10*time.Second, "job not acked", func() bool { return d.acked.Load() == 1 })
-	assertKinds(t, r.events.kinds("rel"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventReleased, tasks.EventStarted, tasks.EventSucceeded)
+	assertKinds(t, r.events.kinds("rel"), tasktype.EventEnqueued, tasktype.EventStarted, tasktype.EventReleased, tasktype.EventStarted, tasktype.EventSucceeded)
 	mu.Lock()
 	defer mu.Unlock()
 	if fmt.Sprint(attempts) != "[1]" {
@@ -413,23 +416,23 @@ func TestReleasedJobRunsTheSameAttemptAgain(t *testing.T) {
 func TestLostWorkerCountsAsAFailedAttempt(t *testing.T) {
 	tests := []struct {
 		name     string
-		policy   tasks.Policy
-		wantKind tasks.EventKind
+		policy   tasktype.Policy
+		wantKind tasktype.EventKind
 	}{
-		{"attempts left", tasks.Policy{MaxAttempts: 3}, tasks.EventRetrying},
-		{"last attempt", noRetry, tasks.EventFailed},
+		{"attempts left", tasktype.Policy{MaxAttempts: 3}, tasktype.EventRetrying},
+		{"last attempt", noRetry, tasktype.EventFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newRig(t, tasks.WorkerConfig{})
+			r := newRig(t, worker.Config{})
 			runs := r.countRuns(tt.policy)
 			d := r.enqueue("lost")
 			// Attempt 1 started on a worker that reported progress, then
 			// died: the broker delivers the item again once its lease
 			// ran out.
 			d.redelivered = true
-			r.events.put(tasks.Event{Kind: tasks.EventStarted, JobID: "lost", JobType: "work", UserID: 1, Attempt: 1, MaxAttempts: tt.policy.MaxAttempts, Worker: "host:99"})
-			r.events.put(tasks.Event{Kind: tasks.EventProgress, JobID: "lost", JobType: "work", UserID: 1, Attempt: 1, Percent: 40, Worker: "host:99"})
+			r.events.put(tasktype.Event{Kind: tasktype.EventStarted, JobID: "lost", JobType: "work", UserID: 1, Attempt: 1, MaxAttempts: tt.policy.MaxAttempts, Worker: "host:99"})
+			r.events.put(tasktype.Event{Kind: tasktype.EventProgress, JobID: "lost", JobType: "work", UserID: 1, Attempt: 1, Percent: 40, Worker: "host:99"})
 			r.deliver(t, d)
 			testsupport.Eventually(t, 10*time.Second, "item not acked", func() bool { return d.acked.Load() == 1 })
 			last := r.events.last("lost")
@@ -447,24 +450,24 @@ func TestLostWorkerCountsAsAFailedAttempt(t *testing.T) {
 // worker runs its attempt (a broker may send one twice), is dropped: the
 // attempt is not judged lost, and its worker goes on.
 func TestFirstDeliveryOfACopyLeavesTheRunningAttemptAlone(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{})
-	runs := r.countRuns(tasks.Policy{})
+	r := newRig(t, worker.Config{})
+	runs := r.countRuns(tasktype.Policy{})
 	d := r.enqueue("copy")
-	r.events.put(tasks.Event{Kind: tasks.EventStarted, JobID: "copy", JobType: "work", UserID: 1, Attempt: 1, Worker: "host:7"})
+	r.events.put(tasktype.Event{Kind: tasktype.EventStarted, JobID: "copy", JobType: "work", UserID: 1, Attempt: 1, Worker: "host:7"})
 	r.deliver(t, d)
 	testsupport.Eventually(t, 10*time.Second, "copy not acked", func() bool { return d.acked.Load() == 1 })
-	assertKinds(t, r.events.kinds("copy"), tasks.EventEnqueued, tasks.EventStarted)
+	assertKinds(t, r.events.kinds("copy"), tasktype.EventEnqueued, tasktype.EventStarted)
 	if runs.Load() != 0 {
 		t.Fatalf("handler ran %d times for a copy", runs.Load())
 	}
 }
 
 func TestRetryBeforeItsTimeIsPutOff(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{})
-	runs := r.countRuns(tasks.Policy{})
+	r := newRig(t, worker.Config{})
+	runs := r.countRuns(tasktype.Policy{})
 	r.enqueue("early")
-	r.events.put(tasks.Event{Kind: tasks.EventStarted, JobID: "early", JobType: "work", UserID: 1, Attempt: 1, MaxAttempts: 3})
-	retry := r.events.put(tasks.Event{Kind: tasks.EventRetrying, JobID: "early", JobType: "work", UserID: 1, Attempt: 1, MaxAttempts: 3,
+	r.events.put(tasktype.Event{Kind: tasktype.EventStarted, JobID: "early", JobType: "work", UserID: 1, Attempt: 1, MaxAttempts: 3})
+	retry := r.events.put(tasktype.Event{Kind: tasktype.EventRetrying, JobID: "early", JobType: "work", UserID: 1, Attempt: 1, MaxAttempts: 3,
 		Error: "boom", RetryAt: time.Now().Add(time.Hour)})
 	d := &fakeDelivery{item: retry}
 	r.deliver(t, d)
@@ -478,21 +481,21 @@ func TestRetryBeforeItsTimeIsPutOff(t *testing.T) {
 }
 
 func TestTakeoverStopsTheRunningAttempt(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{ExtendEvery: 10 * time.Millisecond})
+	r := newRig(t, worker.Config{ExtendEvery: 10 * time.Millisecond})
 	stopped := make(chan error, 1)
-	r.reg.Register("work", func(ctx context.Context, _ tasks.Job, out tasks.Output) (tasks.Result, error) {
+	r.reg.Register("work", func(ctx context.Context, _ tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		w, _ := out.Create("x.txt", "text/plain")
 		io.WriteString(w, "x")
 		<-ctx.Done()
 		stopped <- ctx.Err()
-		return tasks.Result{Summary: "ignored its context"}, nil
-	}, tasks.Policy{})
+		return tasktype.Result{Summary: "ignored its context"}, nil
+	}, tasktype.Policy{})
 	d := r.enqueue("taken")
 	r.deliver(t, d)
-	testsupport.Eventually(t, 10*time.Second, "job not started", func() bool { return r.events.last("taken").Kind == tasks.EventStarted })
+	testsupport.Eventually(t, 10*time.Second, "job not started", func() bool { return r.events.last("taken").Kind == tasktype.EventStarted })
 	// Another worker judged this one lost and moved the job on, and its
 	// attempt 2 has already stored a result.
-	r.events.put(tasks.Event{Kind: tasks.EventRetrying, JobID: "taken", JobType: "work", UserID: 1, Attempt: 1, Error: "worker x stopped responding"})
+	r.events.put(tasktype.Event{Kind: tasktype.EventRetrying, JobID: "taken", JobType: "work", UserID: 1, Attempt: 1, Error: "worker x stopped responding"})
 	r.results.Put(context.Background(), "taken-a2", "x.txt", "text/plain", strings.NewReader("attempt 2"))
 	select {
 	case <-stopped:
@@ -501,7 +504,7 @@ func TestTakeoverStopsTheRunningAttempt(t *testing.T) {
 	}
 	r.stop()
 	<-r.done
-	assertKinds(t, r.events.kinds("taken"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventRetrying)
+	assertKinds(t, r.events.kinds("taken"), tasktype.EventEnqueued, tasktype.EventStarted, tasktype.EventRetrying)
 	if r.results.has("taken-a1") {
 		t.Error("the superseded attempt's result file was kept")
 	}
@@ -530,8 +533,8 @@ func (l *lockedBuffer) String() string {
 
 func TestPanicFailsTheJobNotTheWorker(t *testing.T) {
 	var logs lockedBuffer
-	r := newRig(t, tasks.WorkerConfig{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-	r.reg.Register("work", func(_ context.Context, j tasks.Job, out tasks.Output) (tasks.Result, error) {
+	r := newRig(t, worker.Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	r.reg.Register("work", func(_ context.Context, j tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		if j.ID == "bad" {
 			w, _ := out.Create("x.txt", "text/plain")
 			io.WriteString(w, "partial")
@@ -539,14 +542,14 @@ func TestPanicFailsTheJobNotTheWorker(t *testing.T) {
 		}
 		w, _ := out.Create("x.txt", "text/plain")
 		io.WriteString(w, "whole")
-		return tasks.Result{}, nil
+		return tasktype.Result{}, nil
 	}, noRetry)
 	bad, good := r.enqueue("bad"), r.enqueue("good")
 	r.deliver(t, bad)
 	r.deliver(t, good)
 	testsupport.Eventually(t, 10*time.Second, "jobs not acked", func() bool { return bad.acked.Load() == 1 && good.acked.Load() == 1 })
 	out := r.events.last("bad")
-	if out.Kind != tasks.EventFailed || out.Error != "panic: handler bug" || out.Result != nil {
+	if out.Kind != tasktype.EventFailed || out.Error != "panic: handler bug" || out.Result != nil {
 		t.Fatalf("outcome of the panicking job: %+v", out)
 	}
 	if r.results.has("bad-a1") {
@@ -565,7 +568,7 @@ func TestPanicFailsTheJobNotTheWorker(t *testing.T) {
 // real broker would.
 type deadlineEvents struct{ fakeEvents }
 
-func (f *deadlineEvents) Append(ctx context.Context, e tasks.Event, after uint64) (uint64, error) {
+func (f *deadlineEvents) Append(ctx context.Context, e tasktype.Event, after uint64) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -574,23 +577,23 @@ func (f *deadlineEvents) Append(ctx context.Context, e tasks.Event, after uint64
 
 func TestJobLongerThanStoreTimeoutStillRecordsItsOutcome(t *testing.T) {
 	events := &deadlineEvents{}
-	q := &fakeQueue{ch: make(chan tasks.Delivery)}
+	q := &fakeQueue{ch: make(chan taskdriver.Delivery)}
 	reg := tasks.NewRegistry()
-	reg.Register("work", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
+	reg.Register("work", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
 		time.Sleep(200 * time.Millisecond) // four store timeouts
-		return tasks.Result{}, nil
-	}, tasks.Policy{})
-	w, err := tasks.NewWorker(tasks.WorkerConfig{Queue: q, Events: events, Results: &memResults{files: map[string][]byte{}},
+		return tasktype.Result{}, nil
+	}, tasktype.Policy{})
+	w, err := worker.New(worker.Config{Queue: q, Events: events, Results: &memResults{files: map[string][]byte{}},
 		Registry: reg, StoreTimeout: 50 * time.Millisecond, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	testsupport.Go(t, func(ctx context.Context) { w.Run(ctx) })
-	item := events.put(tasks.Event{Kind: tasks.EventEnqueued, JobID: "long", JobType: "work", UserID: 1, Time: time.Now()})
+	item := events.put(tasktype.Event{Kind: tasktype.EventEnqueued, JobID: "long", JobType: "work", UserID: 1, Time: time.Now()})
 	d := &fakeDelivery{item: item}
 	q.ch <- d
 	testsupport.Eventually(t, 10*time.Second, "long job never acked", func() bool { return d.acked.Load() == 1 })
-	assertKinds(t, events.kinds("long"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventSucceeded)
+	assertKinds(t, events.kinds("long"), tasktype.EventEnqueued, tasktype.EventStarted, tasktype.EventSucceeded)
 }
 
 // leaseDelivery is a delivery from a broker that keeps one lease per work
@@ -599,7 +602,7 @@ type leaseDelivery struct{ *fakeDelivery }
 
 func (leaseDelivery) LeasePerItem() bool { return true }
 
-func (r *rig) deliverAny(t *testing.T, d tasks.Delivery) {
+func (r *rig) deliverAny(t *testing.T, d taskdriver.Delivery) {
 	t.Helper()
 	select {
 	case r.queue.ch <- d:
@@ -613,8 +616,10 @@ func (r *rig) deliverAny(t *testing.T, d tasks.Delivery) {
 // the delivery before it is done with.
 func (r *rig) quick(t *testing.T) *fakeDelivery {
 	t.Helper()
-	r.reg.Register("quick", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) { return tasks.Result{}, nil }, tasks.Policy{})
-	e := r.events.put(tasks.Event{ID: "quick-e", Kind: tasks.EventEnqueued, JobID: "quick", JobType: "quick", UserID: 1, Time: time.Now()})
+	r.reg.Register("quick", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+		return tasktype.Result{}, nil
+	}, tasktype.Policy{})
+	e := r.events.put(tasktype.Event{ID: "quick-e", Kind: tasktype.EventEnqueued, JobID: "quick", JobType: "quick", UserID: 1, Time: time.Now()})
 	d := &fakeDelivery{item: e}
 	r.deliver(t, d)
 	testsupport.Eventually(t, 10*time.Second, "quick job not acked", func() bool { return d.acked.Load() == 1 })
@@ -628,16 +633,16 @@ func (r *rig) quick(t *testing.T) *fakeDelivery {
 // leaves it with the broker, where the attempt's worker keeps it or its
 // lease runs out and it comes back as a redelivery.
 func TestForgottenDeliveryIsLeftWithTheBroker(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{Concurrency: 1})
-	runs := r.countRuns(tasks.Policy{})
+	r := newRig(t, worker.Config{Concurrency: 1})
+	runs := r.countRuns(tasktype.Policy{})
 	d := r.enqueue("forgotten")
-	r.events.put(tasks.Event{Kind: tasks.EventStarted, JobID: "forgotten", JobType: "work", UserID: 1, Attempt: 1, Worker: "host:7"})
+	r.events.put(tasktype.Event{Kind: tasktype.EventStarted, JobID: "forgotten", JobType: "work", UserID: 1, Attempt: 1, Worker: "host:7"})
 	r.deliverAny(t, leaseDelivery{d})
 	r.quick(t)
 	if d.acked.Load() != 0 || d.delayed.Load() != 0 || d.released.Load() != 0 {
 		t.Fatalf("forgotten delivery acked %d, delayed %s, released %d times; want it left alone", d.acked.Load(), time.Duration(d.delayed.Load()), d.released.Load())
 	}
-	assertKinds(t, r.events.kinds("forgotten"), tasks.EventEnqueued, tasks.EventStarted)
+	assertKinds(t, r.events.kinds("forgotten"), tasktype.EventEnqueued, tasktype.EventStarted)
 	if runs.Load() != 0 {
 		t.Fatalf("handler ran %d times for a forgotten delivery", runs.Load())
 	}
@@ -648,25 +653,25 @@ func TestForgottenDeliveryIsLeftWithTheBroker(t *testing.T) {
 // goes on and records its own outcome, instead of the worker recording
 // itself as lost.
 func TestRedeliveryOfItsOwnRunningAttemptIsLeftAlone(t *testing.T) {
-	r := newRig(t, tasks.WorkerConfig{Concurrency: 2, ExtendEvery: 20 * time.Millisecond})
+	r := newRig(t, worker.Config{Concurrency: 2, ExtendEvery: 20 * time.Millisecond})
 	release := make(chan struct{})
-	r.reg.Register("work", func(ctx context.Context, _ tasks.Job, _ tasks.Output) (tasks.Result, error) {
+	r.reg.Register("work", func(ctx context.Context, _ tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		select {
 		case <-release:
-			return tasks.Result{}, nil
+			return tasktype.Result{}, nil
 		case <-ctx.Done():
-			return tasks.Result{}, ctx.Err()
+			return tasktype.Result{}, ctx.Err()
 		}
-	}, tasks.Policy{})
+	}, tasktype.Policy{})
 	d := r.enqueue("mine")
 	r.deliver(t, d)
-	testsupport.Eventually(t, 10*time.Second, "attempt never started", func() bool { return r.events.last("mine").Kind == tasks.EventStarted })
+	testsupport.Eventually(t, 10*time.Second, "attempt never started", func() bool { return r.events.last("mine").Kind == tasktype.EventStarted })
 	again := &fakeDelivery{item: d.item, redelivered: true}
 	r.deliver(t, again)
 	r.quick(t)
 	close(release)
 	testsupport.Eventually(t, 10*time.Second, "running attempt not acked", func() bool { return d.acked.Load() == 1 })
-	assertKinds(t, r.events.kinds("mine"), tasks.EventEnqueued, tasks.EventStarted, tasks.EventSucceeded)
+	assertKinds(t, r.events.kinds("mine"), tasktype.EventEnqueued, tasktype.EventStarted, tasktype.EventSucceeded)
 	if again.acked.Load() != 0 || again.delayed.Load() != 0 || again.released.Load() != 0 {
 		t.Fatalf("redelivery of its own attempt acked %d, delayed %s, released %d times; want it left alone", again.acked.Load(), time.Duration(again.delayed.Load()), again.released.Load())
 	}

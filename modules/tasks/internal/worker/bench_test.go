@@ -1,4 +1,4 @@
-package tasks_test
+package worker_test
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/projection"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -19,21 +22,21 @@ import (
 // projection: enqueue one at a time, then wait until the projection shows
 // every job completed. ns/op is per job, end to end.
 //
-//	go test -run XXX -bench NoopJobs -benchtime 2000x ./modules/tasks
+//	go test -run XXX -bench NoopJobs -benchtime 2000x ./modules/tasks/internal/worker
 func BenchmarkNoopJobs(b *testing.B) {
 	var done atomic.Int64
 	s := setupWith(b, func(r *tasks.Registry) {
-		r.Register("noop", func(context.Context, tasks.Job, tasks.Output) (tasks.Result, error) {
+		r.Register("noop", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
 			done.Add(1)
-			return tasks.Result{}, nil
-		}, tasks.Policy{})
-	}, tasks.WorkerConfig{Concurrency: 10, Logger: slog.New(slog.DiscardHandler)}) // a log line per job would be measured too
+			return tasktype.Result{}, nil
+		}, tasktype.Policy{})
+	}, worker.Config{Concurrency: 10, Logger: slog.New(slog.DiscardHandler)}) // a log line per job would be measured too
 	ctx := testsupport.Context(b)
 	b.ResetTimer()
 	cpu0 := testsupport.CPUTime()
 	start := time.Now()
 	for range b.N {
-		if _, err := s.web.Enqueue(ctx, tasks.EnqueueRequest{Type: "noop", UserID: 1}); err != nil {
+		if _, err := s.web.Enqueue(ctx, tasktype.EnqueueRequest{Type: "noop", UserID: 1}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -63,12 +66,12 @@ func BenchmarkNoopJobs(b *testing.B) {
 // batches of the given size (a batch is one transaction). ns/op is per
 // event.
 //
-//	go test -run XXX -bench ProjectionApply -benchmem ./modules/tasks
+//	go test -run XXX -bench ProjectionApply -benchmem ./modules/tasks/internal/worker
 func BenchmarkProjectionApply(b *testing.B) {
 	for _, size := range []int{1, 3, 30, 300} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			db, _ := testsupport.DB(b)
-			p := tasks.NewProjection(db, nil, nil)
+			p := projection.New(db, nil, nil)
 			ctx := testsupport.Context(b)
 			events := lifecycleEvents(b.N)
 			b.ReportAllocs()
@@ -84,13 +87,13 @@ func BenchmarkProjectionApply(b *testing.B) {
 
 // lifecycleEvents returns n events: whole lifecycles (enqueued, started,
 // succeeded) of n/3 jobs, each job's in a row, with stream sequences.
-func lifecycleEvents(n int) []tasks.Event {
-	events := make([]tasks.Event, 0, n+2)
+func lifecycleEvents(n int) []tasktype.Event {
+	events := make([]tasktype.Event, 0, n+2)
 	now := time.Now().UTC()
 	for seq := uint64(1); len(events) < n; {
-		job := tasks.Job{ID: nuid.Next(), Type: "noop", UserID: 7, EnqueuedAt: now}
-		for _, k := range []tasks.EventKind{tasks.EventEnqueued, tasks.EventStarted, tasks.EventSucceeded} {
-			events = append(events, tasks.Event{ID: nuid.Next(), Kind: k, JobID: job.ID, JobType: job.Type,
+		job := tasktype.Job{ID: nuid.Next(), Type: "noop", UserID: 7, EnqueuedAt: now}
+		for _, k := range []tasktype.EventKind{tasktype.EventEnqueued, tasktype.EventStarted, tasktype.EventSucceeded} {
+			events = append(events, tasktype.Event{ID: nuid.Next(), Kind: k, JobID: job.ID, JobType: job.Type,
 				UserID: job.UserID, Time: now, Attempt: 1, MaxAttempts: 3, Worker: "bench:1", Summary: "done", Seq: seq})
 			seq++
 		}

@@ -1,4 +1,4 @@
-package tasks
+package tasktype
 
 import (
 	"encoding/json"
@@ -52,7 +52,7 @@ var (
 
 // Validate checks what every broker needs of a request.
 func (r EnqueueRequest) Validate() error {
-	if !validToken(r.Type) {
+	if !ValidType(r.Type) {
 		return fmt.Errorf("%w: type %q must be 1-64 characters of a-z, 0-9 and _", ErrInvalidJob, r.Type)
 	}
 	if r.UserID <= 0 {
@@ -70,8 +70,9 @@ func (r EnqueueRequest) Validate() error {
 	return nil
 }
 
-// validToken reports whether s is safe as one token of a subject or key.
-func validToken(s string) bool {
+// ValidType reports whether s can name a job type: it is safe as one
+// token of a subject or key.
+func ValidType(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
 	}

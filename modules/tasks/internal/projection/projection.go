@@ -1,4 +1,8 @@
-package tasks
+// Package projection keeps the task_result table in step with the event
+// stream, and reads it: the projection with its SQL, the read side
+// (Store), and Replay, which runs one job's history through the same
+// state machine.
+package projection
 
 import (
 	"context"
@@ -11,53 +15,24 @@ import (
 	"sync"
 	"time"
 
+	"github.com/otjhelper/otj/modules/tasks/internal/clock"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/uptrace/bun"
 )
 
-// Status is a task's state as the projection shows it.
-type Status string
-
-// The task states: the seed's four, plus retrying (an attempt failed and
-// another is scheduled) and cancelled.
-const (
-	StatusPending   Status = "pending"
-	StatusRunning   Status = "running"
-	StatusRetrying  Status = "retrying"
-	StatusCompleted Status = "completed"
-	StatusFailed    Status = "failed"
-	StatusCancelled Status = "cancelled"
-)
-
-// Statuses lists every state, in the order a task may pass through them.
-var Statuses = []Status{StatusPending, StatusRunning, StatusRetrying, StatusCompleted, StatusFailed, StatusCancelled}
-
-// Active reports whether the task may still change by itself.
-func (s Status) Active() bool {
-	return s == StatusPending || s == StatusRunning || s == StatusRetrying
-}
-
-// Valid reports whether s is one of Statuses.
-func (s Status) Valid() bool {
-	for _, v := range Statuses {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}
-
-// TaskResult is one row of the task_result projection: the seed's
-// TaskResult, derived from job events.
-type TaskResult struct {
+// taskRow is one row of the task_result projection, derived from job
+// events. Readers get it as a tasktype.Task.
+type taskRow struct {
 	bun.BaseModel `bun:"table:task_result"`
 
-	ID         string `bun:"id,pk"`
-	UserID     int64  `bun:"user_id"`
-	TaskType   string `bun:"task_type"`
-	Status     Status `bun:"status"`
-	ResultData string `bun:"result_data,nullzero"`
-	ResultPath string `bun:"result_path,nullzero"`
-	Error      string `bun:"error_message,nullzero"`
+	ID         string          `bun:"id,pk"`
+	UserID     int64           `bun:"user_id"`
+	TaskType   string          `bun:"task_type"`
+	Status     tasktype.Status `bun:"status"`
+	ResultData string          `bun:"result_data,nullzero"`
+	ResultPath string          `bun:"result_path,nullzero"`
+	Error      string          `bun:"error_message,nullzero"`
 	// UserMessage is the sentence the owner of a failed or retrying task
 	// sees instead of Error; see Message.
 	UserMessage string    `bun:"user_message,nullzero"`
@@ -83,21 +58,8 @@ type TaskResult struct {
 	ProgressMessage string `bun:"progress_message"`
 }
 
-// Message is the plain sentence the task's owner is shown about its
-// failure: the one its failure carried, or one for its state if it
-// carried none (recorded before failures did). Error is for operators.
-func (t *TaskResult) Message() string {
-	if t.UserMessage != "" {
-		return t.UserMessage
-	}
-	return FailureMessage(t.Status)
-}
-
-// HasResult reports whether a completed task has a file to download.
-func (t *TaskResult) HasResult() bool { return t.Status == StatusCompleted && t.ResultPath != "" }
-
-// ProjectionName is the task_result projection's row in projection_offset.
-const ProjectionName = "task_result"
+// Name is the task_result projection's row in projection_offset.
+const Name = "task_result"
 
 // Projection keeps task_result in step with the event stream. Each event
 // is applied in one transaction together with the stream position, and
@@ -106,13 +68,13 @@ const ProjectionName = "task_result"
 // processes may run the projection against one database.
 type Projection struct {
 	db     *bun.DB
-	stream EventStream
+	stream taskdriver.EventStream
 	log    *slog.Logger
 
 	mu       sync.Mutex
 	pos      uint64        // highest sequence this process has seen applied
 	advanced chan struct{} // closed and replaced whenever pos moves
-	observe  func(Event)
+	observe  func(tasktype.Event)
 
 	stmtsMu sync.Mutex
 	stmts   *statements // prepared on first use
@@ -155,14 +117,14 @@ func (p *Projection) prepared(ctx context.Context) (*statements, error) {
 // in stream order, once the transaction holding it has committed: what
 // readers of task_result can see from then on. It is for measurements
 // (app bench) and must be set before Run; fn must be quick.
-func (p *Projection) Observe(fn func(Event)) { p.observe = fn }
+func (p *Projection) Observe(fn func(tasktype.Event)) { p.observe = fn }
 
 // NewProjection returns a projection of stream into db.
-func NewProjection(db *bun.DB, stream EventStream, logger *slog.Logger) *Projection {
+func New(db *bun.DB, stream taskdriver.EventStream, logger *slog.Logger) *Projection {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Projection{db: db, stream: stream, log: logger.With("projection", ProjectionName), advanced: make(chan struct{})}
+	return &Projection{db: db, stream: stream, log: logger.With("projection", Name), advanced: make(chan struct{})}
 }
 
 // Run follows the stream from the stored position until ctx ends,
@@ -173,13 +135,13 @@ func (p *Projection) Run(ctx context.Context) error {
 		if err == nil {
 			p.restart(from)
 			p.log.InfoContext(ctx, "projection following events", "from_seq", from)
-			err = p.stream.Follow(ctx, from, func(events []Event) error { return p.ApplyBatch(ctx, events) })
+			err = p.stream.Follow(ctx, from, func(events []tasktype.Event) error { return p.ApplyBatch(ctx, events) })
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
 		p.log.WarnContext(ctx, "projection interrupted; resuming", "err", err)
-		sleep(ctx, time.Second)
+		clock.Sleep(ctx, time.Second)
 	}
 }
 
@@ -187,7 +149,7 @@ func (p *Projection) Run(ctx context.Context) error {
 func (p *Projection) Offset(ctx context.Context) (uint64, error) {
 	var seq uint64
 	err := p.db.NewSelect().Table("projection_offset").Column("seq").
-		Where("name = ?", ProjectionName).Scan(ctx, &seq)
+		Where("name = ?", Name).Scan(ctx, &seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -198,8 +160,8 @@ func (p *Projection) Offset(ctx context.Context) (uint64, error) {
 }
 
 // Apply applies one event: ApplyBatch of one.
-func (p *Projection) Apply(ctx context.Context, e Event) error {
-	return p.ApplyBatch(ctx, []Event{e})
+func (p *Projection) Apply(ctx context.Context, e tasktype.Event) error {
+	return p.ApplyBatch(ctx, []tasktype.Event{e})
 }
 
 // ApplyBatch applies events, in the order given, in one transaction with
@@ -208,7 +170,7 @@ func (p *Projection) Apply(ctx context.Context, e Event) error {
 // again). Each task's row is read at most once and written once however
 // many of its events the batch holds, so a burst costs a few statements
 // per task rather than one transaction per event.
-func (p *Projection) ApplyBatch(ctx context.Context, events []Event) error {
+func (p *Projection) ApplyBatch(ctx context.Context, events []tasktype.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -244,7 +206,7 @@ func (p *Projection) ApplyBatch(ctx context.Context, events []Event) error {
 // applyTx runs one batch's transaction and returns how many events at the
 // batch's end were past the stored position (and so applied); with
 // nothing past it, it writes nothing.
-func (p *Projection) applyTx(ctx context.Context, events []Event) (int, error) {
+func (p *Projection) applyTx(ctx context.Context, events []tasktype.Event) (int, error) {
 	st, err := p.prepared(ctx)
 	if err != nil {
 		return 0, err
@@ -255,7 +217,7 @@ func (p *Projection) applyTx(ctx context.Context, events []Event) (int, error) {
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	var done uint64
-	err = tx.StmtContext(ctx, st.offset).QueryRowContext(ctx, ProjectionName).Scan(&done)
+	err = tx.StmtContext(ctx, st.offset).QueryRowContext(ctx, Name).Scan(&done)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("read position: %w", err)
 	}
@@ -293,7 +255,7 @@ func (p *Projection) applyTx(ctx context.Context, events []Event) (int, error) {
 	if err := b.flush(ctx); err != nil {
 		return 0, err
 	}
-	_, err = tx.StmtContext(ctx, st.setOffset).ExecContext(ctx, ProjectionName, int64(top))
+	_, err = tx.StmtContext(ctx, st.setOffset).ExecContext(ctx, Name, int64(top))
 	if err != nil {
 		return 0, fmt.Errorf("store position: %w", err)
 	}
@@ -306,20 +268,20 @@ func (p *Projection) applyTx(ctx context.Context, events []Event) (int, error) {
 // from lists the states each kind of event may move a task out of. An
 // event arriving in any other state would be an impossible step (a
 // completed task starting again) and leaves the row as it is.
-var from = map[EventKind][]Status{
-	EventStarted:   {StatusPending, StatusRetrying},
-	EventSucceeded: {StatusRunning},
-	EventRetrying:  {StatusRunning},
-	EventFailed:    {StatusPending, StatusRunning, StatusRetrying},
-	EventCancelled: {StatusPending, StatusRunning, StatusRetrying},
-	EventRetried:   {StatusFailed, StatusCancelled},
-	EventReleased:  {StatusRunning},
-	EventProgress:  {StatusRunning},
+var from = map[tasktype.EventKind][]tasktype.Status{
+	tasktype.EventStarted:   {tasktype.StatusPending, tasktype.StatusRetrying},
+	tasktype.EventSucceeded: {tasktype.StatusRunning},
+	tasktype.EventRetrying:  {tasktype.StatusRunning},
+	tasktype.EventFailed:    {tasktype.StatusPending, tasktype.StatusRunning, tasktype.StatusRetrying},
+	tasktype.EventCancelled: {tasktype.StatusPending, tasktype.StatusRunning, tasktype.StatusRetrying},
+	tasktype.EventRetried:   {tasktype.StatusFailed, tasktype.StatusCancelled},
+	tasktype.EventReleased:  {tasktype.StatusRunning},
+	tasktype.EventProgress:  {tasktype.StatusRunning},
 }
 
 // applyTo moves row through e, if e is a legal next step for it, and
 // reports whether it did. It is the projection's whole state machine.
-func applyTo(row *TaskResult, e Event) bool {
+func applyTo(row *taskRow, e tasktype.Event) bool {
 	states, known := from[e.Kind]
 	if !known || row.LastSeq >= e.Seq || !slices.Contains(states, row.Status) {
 		// Unknown kinds (a newer process's events, or a message that is
@@ -329,27 +291,27 @@ func applyTo(row *TaskResult, e Event) bool {
 	if foreignResult(row, e) {
 		return false
 	}
-	row.Status = StatusAfter(e.Kind)
+	row.Status = tasktype.StatusAfter(e.Kind)
 	row.UpdatedAt = e.Time
 	row.LastSeq = e.Seq
 	switch e.Kind {
-	case EventStarted:
+	case tasktype.EventStarted:
 		row.Attempts, row.MaxAttempts = e.Attempt, e.MaxAttempts
 		row.StartedAt, row.Worker = e.Time, e.Worker
 		row.NextAttemptAt = time.Time{}
 		row.ProgressPercent, row.ProgressMessage = 0, ""
-	case EventProgress:
+	case tasktype.EventProgress:
 		row.ProgressPercent, row.ProgressMessage = e.Percent, e.Message
-	case EventSucceeded:
+	case tasktype.EventSucceeded:
 		row.ResultData, row.Error, row.UserMessage, row.CompletedAt = e.Summary, "", "", e.Time
 		if r := e.Result; r != nil {
 			row.ResultPath, row.ResultName, row.ResultType = r.Object, r.Name, r.ContentType
 			row.ResultSize, row.Digest = int64(r.Size), r.Digest
 		}
-	case EventRetrying:
+	case tasktype.EventRetrying:
 		row.Attempts, row.MaxAttempts = e.Attempt, e.MaxAttempts
 		row.Error, row.UserMessage, row.NextAttemptAt = e.Error, e.Message, e.RetryAt
-	case EventFailed:
+	case tasktype.EventFailed:
 		row.Error, row.UserMessage, row.CompletedAt, row.NextAttemptAt = e.Error, e.Message, e.Time, time.Time{}
 		if e.Attempt > 0 {
 			row.Attempts = e.Attempt
@@ -357,11 +319,11 @@ func applyTo(row *TaskResult, e Event) bool {
 		if e.MaxAttempts > 0 {
 			row.MaxAttempts = e.MaxAttempts
 		}
-	case EventCancelled:
+	case tasktype.EventCancelled:
 		row.CompletedAt, row.NextAttemptAt, row.ChangedBy = e.Time, time.Time{}, e.By
-	case EventRetried:
+	case tasktype.EventRetried:
 		row.Error, row.UserMessage, row.CompletedAt, row.ChangedBy = "", "", time.Time{}, e.By
-	case EventReleased:
+	case tasktype.EventReleased:
 		row.Worker = ""
 	}
 	return true
@@ -369,10 +331,23 @@ func applyTo(row *TaskResult, e Event) bool {
 
 // newTask is the row a job's enqueued event makes: its first, which
 // only a task without a row takes.
-func newTask(e Event) *TaskResult {
-	return &TaskResult{
-		ID: e.JobID, UserID: e.UserID, TaskType: e.JobType, Status: StatusPending,
+func newTask(e tasktype.Event) *taskRow {
+	return &taskRow{
+		ID: e.JobID, UserID: e.UserID, TaskType: e.JobType, Status: tasktype.StatusPending,
 		CreatedAt: e.Time, UpdatedAt: e.Time, LastSeq: e.Seq,
+	}
+}
+
+// task is the row as readers see it.
+func (r *taskRow) task() tasktype.Task {
+	return tasktype.Task{
+		ID: r.ID, UserID: r.UserID, TaskType: r.TaskType, Status: r.Status,
+		ResultData: r.ResultData, ResultPath: r.ResultPath, Error: r.Error, UserMessage: r.UserMessage,
+		CreatedAt: r.CreatedAt, CompletedAt: r.CompletedAt, StartedAt: r.StartedAt, UpdatedAt: r.UpdatedAt,
+		Attempts: r.Attempts, MaxAttempts: r.MaxAttempts, Worker: r.Worker,
+		ResultName: r.ResultName, ResultType: r.ResultType, ResultSize: r.ResultSize, Digest: r.Digest,
+		LastSeq: r.LastSeq, NextAttemptAt: r.NextAttemptAt, ChangedBy: r.ChangedBy,
+		ProgressPercent: r.ProgressPercent, ProgressMessage: r.ProgressMessage,
 	}
 }
 
@@ -413,7 +388,7 @@ type batch struct {
 }
 
 type batchRow struct {
-	row   *TaskResult // nil: the task has no row
+	row   *taskRow // nil: the task has no row
 	dirty bool
 }
 
@@ -422,14 +397,14 @@ type batchRow struct {
 // to read: that event is a job's first, and every event a projection has
 // applied is at or below done, which is stored with the rows in each
 // transaction.
-func (b *batch) load(ctx context.Context, events []Event, done uint64) error {
+func (b *batch) load(ctx context.Context, events []tasktype.Event, done uint64) error {
 	var ids []any
 	for _, e := range events {
 		if _, seen := b.rows[e.JobID]; seen || e.JobID == "" || e.Seq <= done {
 			continue
 		}
 		b.rows[e.JobID] = &batchRow{}
-		if e.Kind != EventEnqueued {
+		if e.Kind != tasktype.EventEnqueued {
 			ids = append(ids, e.JobID)
 		}
 	}
@@ -461,7 +436,7 @@ const maxLookup = 500
 func (b *batch) scan(rows *sql.Rows) error {
 	defer rows.Close()
 	for rows.Next() {
-		row := new(TaskResult)
+		row := new(taskRow)
 		var (
 			data, path, errMsg, name, ctype, digest, message sql.NullString
 			completed, started, next                         sql.NullTime
@@ -489,19 +464,19 @@ func (b *batch) scan(rows *sql.Rows) error {
 // not its own job's, or not of the attempt the task's row is running.
 // Only a forged or corrupt event does; applied, the web would serve that
 // file to this task's owner, so the row stays as it was.
-func foreignResult(row *TaskResult, e Event) bool {
-	return e.Kind == EventSucceeded && e.Result != nil &&
-		(!OwnsResult(e.JobID, e.Attempt, e.Result.Object) || e.Attempt != row.Attempts)
+func foreignResult(row *taskRow, e tasktype.Event) bool {
+	return e.Kind == tasktype.EventSucceeded && e.Result != nil &&
+		(!tasktype.OwnsResult(e.JobID, e.Attempt, e.Result.Object) || e.Attempt != row.Attempts)
 }
 
 // apply applies e to its task's row, read by load.
-func (b *batch) apply(e Event) {
+func (b *batch) apply(e tasktype.Event) {
 	r := b.rows[e.JobID]
 	if r == nil {
 		return // no job id: not an event this version can read
 	}
 	changed := false
-	if e.Kind == EventEnqueued {
+	if e.Kind == tasktype.EventEnqueued {
 		if r.row == nil {
 			r.row, changed = newTask(e), true
 		}
@@ -559,10 +534,10 @@ func nullString(s string) sql.NullString { return sql.NullString{String: s, Vali
 // next Run then replays the whole stream into it.
 func (p *Projection) Rebuild(ctx context.Context) error {
 	return p.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewDelete().Model((*TaskResult)(nil)).Where("1 = 1").Exec(ctx); err != nil {
+		if _, err := tx.NewDelete().Model((*taskRow)(nil)).Where("1 = 1").Exec(ctx); err != nil {
 			return fmt.Errorf("rebuild: clear task_result: %w", err)
 		}
-		if _, err := tx.NewDelete().Table("projection_offset").Where("name = ?", ProjectionName).Exec(ctx); err != nil {
+		if _, err := tx.NewDelete().Table("projection_offset").Where("name = ?", Name).Exec(ctx); err != nil {
 			return fmt.Errorf("rebuild: clear offset: %w", err)
 		}
 		return nil
@@ -588,7 +563,7 @@ func (p *Projection) CatchUp(ctx context.Context) error {
 	}
 	p.restart(from)
 	errDone := errors.New("caught up")
-	err = p.stream.Follow(ctx, from, func(events []Event) error {
+	err = p.stream.Follow(ctx, from, func(events []tasktype.Event) error {
 		if err := p.ApplyBatch(ctx, events); err != nil {
 			return err
 		}

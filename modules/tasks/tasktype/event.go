@@ -1,10 +1,8 @@
-package tasks
+package tasktype
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"time"
 )
 
@@ -109,64 +107,6 @@ func (e *Event) Job() Job {
 	return Job{ID: e.JobID, Type: e.JobType, UserID: e.UserID, Payload: e.Payload, EnqueuedAt: at, EventSeq: e.Seq, Attempt: e.Attempt + 1}
 }
 
-// SubjectPrefix starts every job event subject.
-const SubjectPrefix = "tasks"
-
-// Subject is where an event is published:
-//
-//	tasks.<type>.<user>.<job>.<kind>
-//
-// so that a filter selects one job type (tasks.full_report.>), one user
-// (tasks.*.42.>), one job (tasks.*.*.<id>.*) or one kind of event
-// (tasks.*.*.*.enqueued, part of the work queue).
-func Subject(jobType string, userID int64, jobID string, kind EventKind) string {
-	return SubjectPrefix + "." + jobType + "." + strconv.FormatInt(userID, 10) + "." + jobID + "." + string(kind)
-}
-
-// JobFilter selects every event of one job. A userID of 0 matches any
-// user: operators address jobs by id alone.
-func JobFilter(userID int64, jobID string) string {
-	user := "*"
-	if userID > 0 {
-		user = strconv.FormatInt(userID, 10)
-	}
-	return SubjectPrefix + ".*." + user + "." + jobID + ".*"
-}
-
-// Subject returns the event's own subject.
-func (e *Event) Subject() string { return Subject(e.JobType, e.UserID, e.JobID, e.Kind) }
-
 // ErrConflict means a conditional Append lost: the job gained another
 // event since the one the caller read.
 var ErrConflict = errors.New("job changed meanwhile")
-
-// EventLog is where job events are stored. Every event after a job's
-// first is appended on condition that the job's newest event is still
-// the one the writer decided on, so each job's history is a sequence of
-// legal steps however many workers, web processes and operators race.
-type EventLog interface {
-	// Append stores e if the newest event of e's job is at sequence
-	// after, and returns e's sequence. Otherwise it stores nothing and
-	// returns an error wrapping ErrConflict.
-	Append(ctx context.Context, e Event, after uint64) (uint64, error)
-	// Last returns the job's newest event, or ErrNotFound. A userID of 0
-	// matches the job whoever owns it.
-	Last(ctx context.Context, userID int64, jobID string) (Event, error)
-	// History returns all the job's events in stream order, or
-	// ErrNotFound. A userID of 0 matches the job whoever owns it.
-	History(ctx context.Context, userID int64, jobID string) ([]Event, error)
-}
-
-// EventStream delivers stored events in stream order.
-type EventStream interface {
-	// Follow calls fn with the events after sequence from, in order, in
-	// batches, until ctx ends or fn returns an error. It keeps following
-	// new events. A batch holds the events that were ready at once (at
-	// most a few hundred), so a follower can apply a burst in one go and
-	// a single new event without delay. fn must not keep the slice. A
-	// stored message that is not a readable event is passed with only Seq
-	// set, so that followers can move past it.
-	Follow(ctx context.Context, from uint64, fn func([]Event) error) error
-	// LastSeq is the sequence of the newest stored event.
-	LastSeq(ctx context.Context) (uint64, error)
-}

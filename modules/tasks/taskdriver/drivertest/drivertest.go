@@ -1,10 +1,12 @@
-// Package brokertest is the contract every job broker of OTJ Helper
-// passes. A broker's own tests call Run with a function that opens a
-// fresh broker; the suite drives it through the tasks ports with real
-// workers, as the app does, and checks what users and operators rely on:
-// delivery, acks, redelivery after a crash, retries, cancel, dedupe,
-// shutdown, and one outcome per job under concurrency.
-package brokertest
+// Package drivertest is the suite every job driver of OTJ Helper
+// (taskdriver.Driver) passes. A driver's own tests call Run with the
+// Features it has and a function that opens a fresh deployment; the suite
+// drives it through the taskdriver ports with real workers, as the app
+// does, and checks what users and operators rely on: delivery, acks,
+// redelivery after a crash, retries, cancel, dedupe, shutdown, one
+// outcome per job under concurrency, and what its Features promise.
+// A subtest of a feature the driver lacks is skipped, saying so.
+package drivertest
 
 import (
 	"context"
@@ -20,38 +22,61 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/control"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
-// Broker is one broker under test, as the processes of one deployment
+// Driver is one driver under test, as the processes of one deployment
 // would use it.
-type Broker struct {
+type Driver struct {
 	// Enqueuer is the web side's port.
-	Enqueuer tasks.Enqueuer
+	Enqueuer taskdriver.Enqueuer
 	// Events is the job event log (JetStream, whichever broker carries
 	// the jobs).
-	Events tasks.EventLog
+	Events taskdriver.EventLog
 	// Results stores result files.
-	Results tasks.ResultStore
+	Results taskdriver.ResultStore
 	// Queue opens a worker's queue, as a newly started worker process
 	// would. Each call stands for a separate worker.
-	Queue func(ctx context.Context) (tasks.Queue, error)
+	Queue func(ctx context.Context) (taskdriver.Queue, error)
 }
 
-// Options are what a test asks of the broker it opens.
+// Features says what a driver offers beyond what every driver must, in
+// the manner of Watermill's universal pub/sub tests: the suite checks
+// that the driver has what it claims, and skips the subtests of what it
+// lacks.
+type Features struct {
+	// BatchEnqueue: the web side's Enqueuer takes many jobs in one call
+	// (taskdriver.BatchEnqueuer).
+	BatchEnqueue bool
+	// BatchQueue: a worker's queue hands out several jobs in one round
+	// trip (taskdriver.BatchQueue).
+	BatchQueue bool
+	// LeasePerItem: the driver keeps one lease per work item, whichever
+	// delivery of it renews it, and its deliveries say so
+	// (taskdriver.ItemLease). JetStream does; Redis keeps one per
+	// delivery.
+	LeasePerItem bool
+}
+
+// Options are what a test asks of the driver it opens.
 type Options struct {
 	// Lease is the visibility timeout: how long a delivered job may go
 	// without renewal before another worker gets it.
 	Lease time.Duration
 }
 
-// Open opens a fresh broker with its own empty storage for one test,
+// Open opens a fresh driver with its own empty storage for one test,
 // closed when the test ends.
-type Open func(t *testing.T, o Options) Broker
+type Open func(t *testing.T, o Options) Driver
 
-// Run runs the whole contract against brokers made by open. Each subtest
-// opens a broker of its own and runs in parallel with the others.
-func Run(t *testing.T, open Open) {
+// Run runs the whole suite against drivers made by open, which have the
+// features f. Each subtest opens a driver of its own and runs in
+// parallel with the others.
+func Run(t *testing.T, f Features, open Open) {
 	t.Helper()
 	tests := []struct {
 		name string
@@ -72,6 +97,9 @@ func Run(t *testing.T, open Open) {
 		{"PayloadLimit", testPayloadLimit},
 		{"RetryByHand", testRetryByHand},
 		{"NextEndsWithItsContext", testNextEndsWithItsContext},
+		{"Features", func(t *testing.T, open Open) { testFeatures(t, open, f) }},
+		{"EnqueueBatch", func(t *testing.T, open Open) { testEnqueueBatch(t, open, f) }},
+		{"NextBatch", func(t *testing.T, open Open) { testNextBatch(t, open, f) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,17 +115,17 @@ func testEnqueueAndConsume(t *testing.T, open Open) {
 	h := setup(t, open, time.Second)
 	const typ, payload, content = "contract_consume", `{"month":"2024-05"}`, "date,hours\n2024-05-01,7.5\n"
 	seen := newCalls()
-	stop := h.startWorker("w1", h.registry(typ, func(_ context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+	stop := h.startWorker("w1", h.registry(typ, func(_ context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		seen.add(job)
 		w, err := out.Create("hours.csv", "text/csv")
 		if err != nil {
-			return tasks.Result{}, err
+			return tasktype.Result{}, err
 		}
 		if _, err := io.WriteString(w, content); err != nil {
-			return tasks.Result{}, err
+			return tasktype.Result{}, err
 		}
-		return tasks.Result{Summary: "1 row"}, nil
-	}, tasks.Policy{}), nil)
+		return tasktype.Result{Summary: "1 row"}, nil
+	}, tasktype.Policy{}), nil)
 
 	job := h.enqueue(typ, 7, "", payload)
 	last := h.waitDone(job)
@@ -142,16 +170,16 @@ func testRedeliveryAfterWorkerDied(t *testing.T, open Open) {
 	h := setup(t, open, time.Second)
 	const typ = "contract_lost"
 	seen := newCalls()
-	reg := h.registry(typ, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+	reg := h.registry(typ, func(_ context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		seen.add(job)
-		return tasks.Result{Summary: "ok"}, nil
-	}, tasks.Policy{MaxAttempts: 3, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond})
+		return tasktype.Result{Summary: "ok"}, nil
+	}, tasktype.Policy{MaxAttempts: 3, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond})
 
 	job := h.enqueue(typ, 3, "", `{"n":1}`)
 	taken := time.Now()
 	item := h.take(job)
-	dead := tasks.Event{
-		ID: job.ID + "dead", Kind: tasks.EventStarted, JobID: job.ID, JobType: typ, UserID: job.UserID,
+	dead := tasktype.Event{
+		ID: job.ID + "dead", Kind: tasktype.EventStarted, JobID: job.ID, JobType: typ, UserID: job.UserID,
 		Time: time.Now().UTC(), Attempt: 1, MaxAttempts: 3, Worker: "dead-worker",
 	}
 	if _, err := h.b.Events.Append(h.ctx, dead, item.Seq); err != nil {
@@ -211,15 +239,15 @@ func testLeaseRenewal(t *testing.T, open Open) {
 	h := setup(t, open, time.Second)
 	const typ = "contract_long"
 	seen := newCalls()
-	reg := h.registry(typ, func(ctx context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+	reg := h.registry(typ, func(ctx context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		seen.add(job)
 		select {
 		case <-ctx.Done():
-			return tasks.Result{}, ctx.Err()
+			return tasktype.Result{}, ctx.Err()
 		case <-time.After(h.lease * 5 / 2):
 		}
-		return tasks.Result{Summary: "long"}, nil
-	}, tasks.Policy{})
+		return tasktype.Result{Summary: "long"}, nil
+	}, tasktype.Policy{})
 	h.startWorker("w1", reg, nil)
 	h.startWorker("w2", reg, nil)
 
@@ -243,19 +271,19 @@ func testLeaseRenewal(t *testing.T, open Open) {
 func testRetryWithBackoff(t *testing.T, open Open) {
 	h := setup(t, open, 5*time.Second)
 	const typ = "contract_flaky"
-	policy := tasks.Policy{MaxAttempts: 3, BackoffMin: 200 * time.Millisecond, BackoffMax: time.Second}
+	policy := tasktype.Policy{MaxAttempts: 3, BackoffMin: 200 * time.Millisecond, BackoffMax: time.Second}
 	// Policy.Backoff: within [max(min, c/2), c], c = min(max, min·2^(n-1)).
 	bounds := map[int][2]time.Duration{
 		1: {200 * time.Millisecond, 200 * time.Millisecond},
 		2: {200 * time.Millisecond, 400 * time.Millisecond},
 	}
 	seen := newCalls()
-	h.startWorker("w1", h.registry(typ, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+	h.startWorker("w1", h.registry(typ, func(_ context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		seen.add(job)
 		if job.Attempt < 3 {
-			return tasks.Result{}, fmt.Errorf("flake %d", job.Attempt)
+			return tasktype.Result{}, fmt.Errorf("flake %d", job.Attempt)
 		}
-		return tasks.Result{Summary: "third time lucky"}, nil
+		return tasktype.Result{Summary: "third time lucky"}, nil
 	}, policy), nil)
 
 	job := h.enqueue(typ, 4, "", `{"n":3}`)
@@ -265,7 +293,7 @@ func testRetryWithBackoff(t *testing.T, open Open) {
 		t.Errorf("succeeded event %+v", last)
 	}
 	for i, e := range hist {
-		if e.Kind != tasks.EventRetrying {
+		if e.Kind != tasktype.EventRetrying {
 			continue
 		}
 		b := bounds[e.Attempt]
@@ -301,10 +329,10 @@ func testPermanentError(t *testing.T, open Open) {
 	h := setup(t, open, time.Second)
 	const typ = "contract_permanent"
 	seen := newCalls()
-	stop := h.startWorker("w1", h.registry(typ, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+	stop := h.startWorker("w1", h.registry(typ, func(_ context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		seen.add(job)
-		return tasks.Result{}, tasks.Permanent(errors.New("report 42 does not exist"))
-	}, tasks.Policy{MaxAttempts: 3, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond}), nil)
+		return tasktype.Result{}, tasktype.Permanent(errors.New("report 42 does not exist"))
+	}, tasktype.Policy{MaxAttempts: 3, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond}), nil)
 
 	job := h.enqueue(typ, 5, "", `{"report":42}`)
 	last := h.waitDone(job)
@@ -325,11 +353,11 @@ func testTimeout(t *testing.T, open Open) {
 	h := setup(t, open, time.Second)
 	const typ, timeout = "contract_slow", 200 * time.Millisecond
 	ended := make(chan error, 1)
-	h.startWorker("w1", h.registry(typ, func(ctx context.Context, _ tasks.Job, _ tasks.Output) (tasks.Result, error) {
+	h.startWorker("w1", h.registry(typ, func(ctx context.Context, _ tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		<-ctx.Done()
 		ended <- ctx.Err()
-		return tasks.Result{}, ctx.Err()
-	}, tasks.Policy{MaxAttempts: 1, Timeout: timeout}), nil)
+		return tasktype.Result{}, ctx.Err()
+	}, tasktype.Policy{MaxAttempts: 1, Timeout: timeout}), nil)
 
 	job := h.enqueue(typ, 6, "", "")
 	last := h.waitDone(job)
@@ -353,17 +381,17 @@ func testCancelQueued(t *testing.T, open Open) {
 	reg, seen := h.counting(typ)
 
 	job := h.enqueue(typ, 5, "", `{"n":1}`)
-	e, err := tasks.NewControl(h.b.Events).Cancel(h.ctx, 5, job.ID, tasks.ByUser)
+	e, err := control.New(h.b.Events).Cancel(h.ctx, 5, job.ID, tasktype.ByUser)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Kind != tasks.EventCancelled || e.By != tasks.ByUser || e.Seq <= job.EventSeq {
+	if e.Kind != tasktype.EventCancelled || e.By != tasktype.ByUser || e.Seq <= job.EventSeq {
 		t.Fatalf("cancel event %+v", e)
 	}
 	stop := h.startWorker("w1", reg, nil)
 	// A job enqueued after it runs: the worker is taking jobs.
 	marker := h.enqueue(typ, 5, "", `{"n":2}`)
-	if last := h.waitDone(marker); last.Kind != tasks.EventSucceeded {
+	if last := h.waitDone(marker); last.Kind != tasktype.EventSucceeded {
 		t.Fatalf("job enqueued after the cancelled one ended %+v", last)
 	}
 	// Not run: room for a broker that does not deliver in order.
@@ -383,17 +411,17 @@ func testCancelRunning(t *testing.T, open Open) {
 	const typ = "contract_cancel_running"
 	started := make(chan string, 1)
 	ended := make(chan error, 1)
-	stop := h.startWorker("w1", h.registry(typ, func(ctx context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+	stop := h.startWorker("w1", h.registry(typ, func(ctx context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		started <- job.ID
 		<-ctx.Done()
 		ended <- ctx.Err()
-		return tasks.Result{}, ctx.Err()
-	}, tasks.Policy{}), nil)
+		return tasktype.Result{}, ctx.Err()
+	}, tasktype.Policy{}), nil)
 
 	job := h.enqueue(typ, 5, "", `{"n":1}`)
 	receive(h, started, "the handler to start")
 	asked := time.Now()
-	e, err := tasks.NewControl(h.b.Events).Cancel(h.ctx, 5, job.ID, tasks.ByUser)
+	e, err := control.New(h.b.Events).Cancel(h.ctx, 5, job.ID, tasktype.ByUser)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +437,7 @@ func testCancelRunning(t *testing.T, open Open) {
 	}
 	stop()
 	hist := h.expectHistory(job, "enqueued started cancelled")
-	if c := hist[2]; c.Seq != e.Seq || c.By != tasks.ByUser {
+	if c := hist[2]; c.Seq != e.Seq || c.By != tasktype.ByUser {
 		t.Errorf("cancelled event %+v, want the one Cancel wrote (%d)", c, e.Seq)
 	}
 	h.expectNoDelivery()
@@ -433,15 +461,15 @@ func testDedupe(t *testing.T, open Open) {
 		t.Fatalf("jobs %s, %s (other key), %s (other user) should differ", first.ID, otherKey.ID, otherUser.ID)
 	}
 
-	stop := h.startWorker("w1", reg, func(c *tasks.WorkerConfig) { c.Concurrency = 2 })
-	for _, job := range []tasks.Job{first, otherKey, otherUser} {
-		if last := h.waitDone(job); last.Kind != tasks.EventSucceeded {
+	stop := h.startWorker("w1", reg, func(c *worker.Config) { c.Concurrency = 2 })
+	for _, job := range []tasktype.Job{first, otherKey, otherUser} {
+		if last := h.waitDone(job); last.Kind != tasktype.EventSucceeded {
 			t.Fatalf("job %s ended %+v", job.ID, last)
 		}
 	}
 	stop()
 	h.expectNoDelivery()
-	for _, job := range []tasks.Job{first, otherKey, otherUser} {
+	for _, job := range []tasktype.Job{first, otherKey, otherUser} {
 		h.expectHistory(job, "enqueued started succeeded")
 		if n := len(seen.of(job.ID)); n != 1 {
 			t.Errorf("job %s ran %d times, want 1", job.ID, n)
@@ -457,15 +485,15 @@ func testShutdownHandsJobsBack(t *testing.T, open Open) {
 	const typ, grace = "contract_shutdown", 200 * time.Millisecond
 	seen := newCalls()
 	started := make(chan string, 1)
-	reg := h.registry(typ, func(ctx context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+	reg := h.registry(typ, func(ctx context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		if seen.add(job) == 1 {
 			started <- job.ID
 			<-ctx.Done()
-			return tasks.Result{}, ctx.Err()
+			return tasktype.Result{}, ctx.Err()
 		}
-		return tasks.Result{Summary: "resumed"}, nil
-	}, tasks.Policy{})
-	stopA := h.startWorker("worker-a", reg, func(c *tasks.WorkerConfig) {
+		return tasktype.Result{Summary: "resumed"}, nil
+	}, tasktype.Policy{})
+	stopA := h.startWorker("worker-a", reg, func(c *worker.Config) {
 		c.Concurrency = 2
 		c.ShutdownGrace = grace
 	})
@@ -507,22 +535,22 @@ func testManyWorkers(t *testing.T, open Open) {
 	h := setup(t, open, 2*time.Second)
 	const typ, workers, concurrency, n = "contract_many", 4, 4, 300
 	seen := newCalls()
-	reg := h.registry(typ, func(ctx context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+	reg := h.registry(typ, func(ctx context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		seen.add(job)
 		select {
 		case <-ctx.Done():
-			return tasks.Result{}, ctx.Err()
+			return tasktype.Result{}, ctx.Err()
 		case <-time.After(time.Duration(job.UserID%3) * time.Millisecond):
 		}
-		return tasks.Result{Summary: job.ID}, nil
-	}, tasks.Policy{})
+		return tasktype.Result{Summary: job.ID}, nil
+	}, tasktype.Policy{})
 	var stops []func()
 	for i := range workers {
-		stops = append(stops, h.startWorker("w"+strconv.Itoa(i+1), reg, func(c *tasks.WorkerConfig) { c.Concurrency = concurrency }))
+		stops = append(stops, h.startWorker("w"+strconv.Itoa(i+1), reg, func(c *worker.Config) { c.Concurrency = concurrency }))
 	}
 
 	begin := time.Now()
-	jobs := make([]tasks.Job, n)
+	jobs := make([]tasktype.Job, n)
 	ids := make(map[string]bool, n)
 	for i := range jobs {
 		jobs[i] = h.enqueue(typ, int64(1+i%10), "", fmt.Sprintf(`{"i":%d}`, i))
@@ -532,7 +560,7 @@ func testManyWorkers(t *testing.T, open Open) {
 		ids[jobs[i].ID] = true
 	}
 	for _, job := range jobs {
-		if last := h.waitDone(job); last.Kind != tasks.EventSucceeded || last.Summary != job.ID {
+		if last := h.waitDone(job); last.Kind != tasktype.EventSucceeded || last.Summary != job.ID {
 			t.Fatalf("job %s ended %+v", job.ID, last)
 		}
 	}
@@ -561,20 +589,20 @@ func testManyWorkers(t *testing.T, open Open) {
 func testPayloadLimit(t *testing.T, open Open) {
 	h := setup(t, open, time.Second)
 	const typ = "contract_payload"
-	tooBig := `"` + strings.Repeat("x", tasks.MaxPayloadBytes-1) + `"`
-	_, err := h.b.Enqueuer.Enqueue(h.ctx, tasks.EnqueueRequest{Type: typ, UserID: 1, Payload: json.RawMessage(tooBig)})
-	if !errors.Is(err, tasks.ErrPayloadTooLarge) {
+	tooBig := `"` + strings.Repeat("x", tasktype.MaxPayloadBytes-1) + `"`
+	_, err := h.b.Enqueuer.Enqueue(h.ctx, tasktype.EnqueueRequest{Type: typ, UserID: 1, Payload: json.RawMessage(tooBig)})
+	if !errors.Is(err, tasktype.ErrPayloadTooLarge) {
 		t.Fatalf("enqueue of %d bytes: %v, want ErrPayloadTooLarge", len(tooBig), err)
 	}
-	if !strings.Contains(err.Error(), strconv.Itoa(tasks.MaxPayloadBytes)) {
-		t.Errorf("error %q does not name the limit %d", err, tasks.MaxPayloadBytes)
+	if !strings.Contains(err.Error(), strconv.Itoa(tasktype.MaxPayloadBytes)) {
+		t.Errorf("error %q does not name the limit %d", err, tasktype.MaxPayloadBytes)
 	}
 
 	reg, seen := h.counting(typ)
 	h.startWorker("w1", reg, nil)
-	atLimit := `"` + strings.Repeat("y", tasks.MaxPayloadBytes-2) + `"`
+	atLimit := `"` + strings.Repeat("y", tasktype.MaxPayloadBytes-2) + `"`
 	job := h.enqueue(typ, 1, "", atLimit)
-	if last := h.waitDone(job); last.Kind != tasks.EventSucceeded {
+	if last := h.waitDone(job); last.Kind != tasktype.EventSucceeded {
 		t.Fatalf("job at the payload limit ended %+v", last)
 	}
 	jobs := seen.of(job.ID)
@@ -593,28 +621,28 @@ func testRetryByHand(t *testing.T, open Open) {
 	const typ, payload = "contract_fixable", `{"source":"garmin"}`
 	var fixed atomic.Bool
 	seen := newCalls()
-	h.startWorker("w1", h.registry(typ, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+	h.startWorker("w1", h.registry(typ, func(_ context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		seen.add(job)
 		if !fixed.Load() {
-			return tasks.Result{}, errors.New("source offline")
+			return tasktype.Result{}, errors.New("source offline")
 		}
-		return tasks.Result{Summary: "fixed"}, nil
-	}, tasks.Policy{MaxAttempts: 1}), nil)
+		return tasktype.Result{Summary: "fixed"}, nil
+	}, tasktype.Policy{MaxAttempts: 1}), nil)
 
 	job := h.enqueue(typ, 6, "", payload)
-	if last := h.waitDone(job); last.Kind != tasks.EventFailed || last.Error != "source offline" {
+	if last := h.waitDone(job); last.Kind != tasktype.EventFailed || last.Error != "source offline" {
 		t.Fatalf("before the retry: %+v", last)
 	}
 	fixed.Store(true)
-	retried, err := tasks.NewControl(h.b.Events).Retry(h.ctx, 6, job.ID, tasks.ByUser)
+	retried, err := control.New(h.b.Events).Retry(h.ctx, 6, job.ID, tasktype.ByUser)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if retried.Kind != tasks.EventRetried || retried.By != tasks.ByUser || string(retried.Payload) != payload {
+	if retried.Kind != tasktype.EventRetried || retried.By != tasktype.ByUser || string(retried.Payload) != payload {
 		t.Fatalf("retried event %+v", retried)
 	}
-	last := h.waitLast(job, "finish after the retry", func(e tasks.Event) bool { return e.Seq > retried.Seq && isTerminal(e.Kind) })
-	if last.Kind != tasks.EventSucceeded || last.Summary != "fixed" {
+	last := h.waitLast(job, "finish after the retry", func(e tasktype.Event) bool { return e.Seq > retried.Seq && isTerminal(e.Kind) })
+	if last.Kind != tasktype.EventSucceeded || last.Summary != "fixed" {
 		t.Fatalf("after the retry: %+v", last)
 	}
 	hist := h.expectHistory(job, "enqueued started failed retried started succeeded")
@@ -662,7 +690,7 @@ const slack = 50 * time.Millisecond
 // harness is one subtest's broker and the helpers that drive it.
 type harness struct {
 	t     *testing.T
-	b     Broker
+	b     Driver
 	lease time.Duration
 	ctx   context.Context
 }
@@ -671,13 +699,13 @@ func setup(t *testing.T, open Open, lease time.Duration) *harness {
 	t.Helper()
 	b := open(t, Options{Lease: lease})
 	if b.Enqueuer == nil || b.Events == nil || b.Results == nil || b.Queue == nil {
-		t.Fatalf("open returned a broker missing a port: %+v", b)
+		t.Fatalf("open returned a driver missing a port: %+v", b)
 	}
 	return &harness{t: t, b: b, lease: lease, ctx: testsupport.Context(t)}
 }
 
 // registry returns a registry with one job type.
-func (h *harness) registry(typ string, fn tasks.HandlerFunc, p tasks.Policy) *tasks.Registry {
+func (h *harness) registry(typ string, fn tasktype.HandlerFunc, p tasktype.Policy) *tasks.Registry {
 	h.t.Helper()
 	reg := tasks.NewRegistry()
 	if err := reg.Register(typ, fn, p); err != nil {
@@ -691,23 +719,23 @@ func (h *harness) registry(typ string, fn tasks.HandlerFunc, p tasks.Policy) *ta
 func (h *harness) counting(typ string) (*tasks.Registry, *calls) {
 	h.t.Helper()
 	seen := newCalls()
-	return h.registry(typ, func(_ context.Context, job tasks.Job, _ tasks.Output) (tasks.Result, error) {
+	return h.registry(typ, func(_ context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		seen.add(job)
-		return tasks.Result{}, nil
-	}, tasks.Policy{}), seen
+		return tasktype.Result{}, nil
+	}, tasktype.Policy{}), seen
 }
 
 // startWorker runs a worker on a queue of its own, as a newly started
 // worker process would, until stop is called or the test ends. By
 // default it runs one job at a time, renews leases five times per lease
 // and has a second's shutdown grace; edit may change that.
-func (h *harness) startWorker(name string, reg *tasks.Registry, edit func(*tasks.WorkerConfig)) (stop func()) {
+func (h *harness) startWorker(name string, reg *tasks.Registry, edit func(*worker.Config)) (stop func()) {
 	h.t.Helper()
 	q, err := h.b.Queue(h.ctx)
 	if err != nil {
 		h.t.Fatalf("queue for worker %s: %v", name, err)
 	}
-	cfg := tasks.WorkerConfig{
+	cfg := worker.Config{
 		Queue:         q,
 		Events:        h.b.Events,
 		Results:       h.b.Results,
@@ -721,7 +749,7 @@ func (h *harness) startWorker(name string, reg *tasks.Registry, edit func(*tasks
 	if edit != nil {
 		edit(&cfg)
 	}
-	w, err := tasks.NewWorker(cfg)
+	w, err := worker.New(cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -740,13 +768,13 @@ func (h *harness) startWorker(name string, reg *tasks.Registry, edit func(*tasks
 }
 
 // enqueue enqueues a job from the web side and checks what it got back.
-func (h *harness) enqueue(typ string, userID int64, key, payload string) tasks.Job {
+func (h *harness) enqueue(typ string, userID int64, key, payload string) tasktype.Job {
 	h.t.Helper()
-	job, err := h.b.Enqueuer.Enqueue(h.ctx, tasks.EnqueueRequest{Type: typ, UserID: userID, Key: key, Payload: json.RawMessage(payload)})
+	job, err := h.b.Enqueuer.Enqueue(h.ctx, tasktype.EnqueueRequest{Type: typ, UserID: userID, Key: key, Payload: json.RawMessage(payload)})
 	if err != nil {
 		h.t.Fatalf("enqueue %s: %v", typ, err)
 	}
-	if !tasks.ValidID(job.ID) || job.Type != typ || job.UserID != userID || job.EventSeq == 0 || job.EnqueuedAt.IsZero() {
+	if !tasktype.ValidID(job.ID) || job.Type != typ || job.UserID != userID || job.EventSeq == 0 || job.EnqueuedAt.IsZero() {
 		h.t.Fatalf("enqueue %s returned %+v", typ, job)
 	}
 	return job
@@ -754,7 +782,7 @@ func (h *harness) enqueue(typ string, userID int64, key, payload string) tasks.J
 
 // take takes one delivery from a queue of its own, as a worker that then
 // dies without a trace would, and checks that it is job's work item.
-func (h *harness) take(job tasks.Job) tasks.Event {
+func (h *harness) take(job tasktype.Job) tasktype.Event {
 	h.t.Helper()
 	q, err := h.b.Queue(h.ctx)
 	if err != nil {
@@ -767,7 +795,7 @@ func (h *harness) take(job tasks.Job) tasks.Event {
 		h.t.Fatalf("take job %s: %v", job.ID, err)
 	}
 	item := d.Item()
-	if item.Kind != tasks.EventEnqueued || item.JobID != job.ID || item.Seq != job.EventSeq || string(item.Payload) != string(job.Payload) {
+	if item.Kind != tasktype.EventEnqueued || item.JobID != job.ID || item.Seq != job.EventSeq || string(item.Payload) != string(job.Payload) {
 		h.t.Fatalf("delivered item %+v, want the enqueued event of %+v", item, job)
 	}
 	return item
@@ -799,7 +827,7 @@ func (h *harness) expectNoDelivery() {
 }
 
 // waitLast polls the job's newest event until cond holds.
-func (h *harness) waitLast(job tasks.Job, what string, cond func(tasks.Event) bool) tasks.Event {
+func (h *harness) waitLast(job tasktype.Job, what string, cond func(tasktype.Event) bool) tasktype.Event {
 	h.t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
@@ -815,20 +843,20 @@ func (h *harness) waitLast(job tasks.Job, what string, cond func(tasks.Event) bo
 }
 
 // waitDone waits for the job to end, and returns its outcome event.
-func (h *harness) waitDone(job tasks.Job) tasks.Event {
+func (h *harness) waitDone(job tasktype.Job) tasktype.Event {
 	h.t.Helper()
-	return h.waitLast(job, "finish", func(e tasks.Event) bool { return isTerminal(e.Kind) })
+	return h.waitLast(job, "finish", func(e tasktype.Event) bool { return isTerminal(e.Kind) })
 }
 
 // isTerminal reports whether a job whose newest event is of kind k is
 // over, unless someone retries it by hand.
-func isTerminal(k tasks.EventKind) bool {
-	return k == tasks.EventSucceeded || k == tasks.EventFailed || k == tasks.EventCancelled
+func isTerminal(k tasktype.EventKind) bool {
+	return k == tasktype.EventSucceeded || k == tasktype.EventFailed || k == tasktype.EventCancelled
 }
 
 // expectHistory fails unless the job's event kinds are exactly want
 // (space-separated, oldest first), and returns the events.
-func (h *harness) expectHistory(job tasks.Job, want string) []tasks.Event {
+func (h *harness) expectHistory(job tasktype.Job, want string) []tasktype.Event {
 	h.t.Helper()
 	hist, err := h.b.Events.History(h.ctx, job.UserID, job.ID)
 	if err != nil {
@@ -881,13 +909,13 @@ func receive[T any](h *harness, ch <-chan T, what string) T {
 // calls records each handler call, by job id.
 type calls struct {
 	mu   sync.Mutex
-	jobs map[string][]tasks.Job
+	jobs map[string][]tasktype.Job
 }
 
-func newCalls() *calls { return &calls{jobs: make(map[string][]tasks.Job)} }
+func newCalls() *calls { return &calls{jobs: make(map[string][]tasktype.Job)} }
 
 // add records a call and returns how many calls the job has had.
-func (c *calls) add(j tasks.Job) int {
+func (c *calls) add(j tasktype.Job) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.jobs[j.ID] = append(c.jobs[j.ID], j)
@@ -895,8 +923,8 @@ func (c *calls) add(j tasks.Job) int {
 }
 
 // of returns the calls for one job, oldest first.
-func (c *calls) of(id string) []tasks.Job {
+func (c *calls) of(id string) []tasktype.Job {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]tasks.Job(nil), c.jobs[id]...)
+	return append([]tasktype.Job(nil), c.jobs[id]...)
 }

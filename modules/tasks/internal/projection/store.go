@@ -1,4 +1,4 @@
-package tasks
+package projection
 
 import (
 	"context"
@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/uptrace/bun"
 )
-
-// ErrNotFound means no such task, or not one the asker may see.
-var ErrNotFound = errors.New("task not found")
 
 // Store reads the task_result projection. It never writes: only the
 // Projection does.
@@ -21,8 +19,8 @@ type Store struct{ db *bun.DB }
 func NewStore(db *bun.DB) *Store { return &Store{db: db} }
 
 // ListForUser returns the user's most recent tasks, newest first.
-func (s *Store) ListForUser(ctx context.Context, userID int64, limit int) ([]TaskResult, error) {
-	var rows []TaskResult
+func (s *Store) ListForUser(ctx context.Context, userID int64, limit int) ([]tasktype.Task, error) {
+	var rows []taskRow
 	err := s.db.NewSelect().Model(&rows).
 		Where("user_id = ?", userID).
 		OrderExpr("created_at DESC, id DESC").
@@ -31,33 +29,33 @@ func (s *Store) ListForUser(ctx context.Context, userID int64, limit int) ([]Tas
 	if err != nil {
 		return nil, fmt.Errorf("list tasks of user %d: %w", userID, err)
 	}
-	return rows, nil
+	return tasksOf(rows), nil
 }
 
 // GetForUser returns the user's task id. Another user's task is
 // ErrNotFound, exactly like a task that does not exist.
-func (s *Store) GetForUser(ctx context.Context, userID int64, id string) (TaskResult, error) {
-	var row TaskResult
+func (s *Store) GetForUser(ctx context.Context, userID int64, id string) (tasktype.Task, error) {
+	var row taskRow
 	err := s.db.NewSelect().Model(&row).
 		Where("id = ?", id).
 		Where("user_id = ?", userID).
 		Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
-		return TaskResult{}, fmt.Errorf("task %s: %w", id, ErrNotFound)
+		return tasktype.Task{}, fmt.Errorf("task %s: %w", id, tasktype.ErrNotFound)
 	}
 	if err != nil {
-		return TaskResult{}, fmt.Errorf("get task %s: %w", id, err)
+		return tasktype.Task{}, fmt.Errorf("get task %s: %w", id, err)
 	}
-	return row, nil
+	return row.task(), nil
 }
 
 // NewerResults counts the user's completed tasks of the given type with a
 // result that completed after the task id, which completed at completed:
 // the task's place among the results Retention.Keep keeps.
 func (s *Store) NewerResults(ctx context.Context, userID int64, taskType, id string, completed time.Time) (int, error) {
-	n, err := s.db.NewSelect().Model((*TaskResult)(nil)).
+	n, err := s.db.NewSelect().Model((*taskRow)(nil)).
 		Where("user_id = ?", userID).Where("task_type = ?", taskType).
-		Where("status = ?", StatusCompleted).Where("result_path IS NOT NULL").
+		Where("status = ?", tasktype.StatusCompleted).Where("result_path IS NOT NULL").
 		Where("(completed_at > ? OR (completed_at = ? AND id > ?))", completed, completed, id).
 		Count(ctx)
 	if err != nil {
@@ -67,30 +65,21 @@ func (s *Store) NewerResults(ctx context.Context, userID int64, taskType, id str
 }
 
 // All returns every row ordered by id, for comparing projections.
-func (s *Store) All(ctx context.Context) ([]TaskResult, error) {
-	var rows []TaskResult
+func (s *Store) All(ctx context.Context) ([]tasktype.Task, error) {
+	var rows []taskRow
 	if err := s.db.NewSelect().Model(&rows).Order("id").Scan(ctx); err != nil {
 		return nil, fmt.Errorf("list all tasks: %w", err)
 	}
-	return rows, nil
-}
-
-// Filter selects tasks for operators. Zero fields select everything.
-type Filter struct {
-	Status Status
-	UserID int64
-	Type   string
-	// Limit caps the rows returned, newest first. Default 50.
-	Limit int
+	return tasksOf(rows), nil
 }
 
 // List returns every user's tasks matching f, newest first. It is for
 // operators: users see only their own, through ListForUser.
-func (s *Store) List(ctx context.Context, f Filter) ([]TaskResult, error) {
+func (s *Store) List(ctx context.Context, f tasktype.Filter) ([]tasktype.Task, error) {
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}
-	var rows []TaskResult
+	var rows []taskRow
 	q := s.db.NewSelect().Model(&rows).OrderExpr("created_at DESC, id DESC").Limit(int64(f.Limit))
 	if f.Status != "" {
 		q = q.Where("status = ?", f.Status) // served by the (status, created_at) index
@@ -104,27 +93,36 @@ func (s *Store) List(ctx context.Context, f Filter) ([]TaskResult, error) {
 	if err := q.Scan(ctx); err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
 	}
-	return rows, nil
+	return tasksOf(rows), nil
 }
 
 // Get returns task id whoever owns it, for operators, or ErrNotFound.
-func (s *Store) Get(ctx context.Context, id string) (TaskResult, error) {
-	var row TaskResult
+func (s *Store) Get(ctx context.Context, id string) (tasktype.Task, error) {
+	var row taskRow
 	err := s.db.NewSelect().Model(&row).Where("id = ?", id).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
-		return TaskResult{}, fmt.Errorf("task %s: %w", id, ErrNotFound)
+		return tasktype.Task{}, fmt.Errorf("task %s: %w", id, tasktype.ErrNotFound)
 	}
 	if err != nil {
-		return TaskResult{}, fmt.Errorf("get task %s: %w", id, err)
+		return tasktype.Task{}, fmt.Errorf("get task %s: %w", id, err)
 	}
-	return row, nil
+	return row.task(), nil
 }
 
 // Count returns how many rows the projection holds.
 func (s *Store) Count(ctx context.Context) (int64, error) {
-	n, err := s.db.NewSelect().Model((*TaskResult)(nil)).Count(ctx)
+	n, err := s.db.NewSelect().Model((*taskRow)(nil)).Count(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("count tasks: %w", err)
 	}
 	return n, nil
+}
+
+// tasksOf is rows as readers see them.
+func tasksOf(rows []taskRow) []tasktype.Task {
+	ts := make([]tasktype.Task, len(rows))
+	for i := range rows {
+		ts[i] = rows[i].task()
+	}
+	return ts
 }

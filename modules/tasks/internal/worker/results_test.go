@@ -1,4 +1,4 @@
-package tasks_test
+package worker_test
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -15,20 +17,20 @@ import (
 // that user's jobs of that type are kept; other users' and other types'
 // are not touched.
 func TestWorkerKeepsNewestResultsPerUserAndType(t *testing.T) {
-	write := func(ctx context.Context, job tasks.Job, out tasks.Output) (tasks.Result, error) {
+	write := func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		w, err := out.Create("r.txt", "text/plain")
 		if err != nil {
-			return tasks.Result{}, err
+			return tasktype.Result{}, err
 		}
 		fmt.Fprintf(w, "result of %s", job.ID)
-		return tasks.Result{}, nil
+		return tasktype.Result{}, nil
 	}
 	s := setupWith(t, func(r *tasks.Registry) {
-		r.Register("report_a", write, tasks.Policy{})
-		r.Register("report_b", write, tasks.Policy{})
-	}, tasks.WorkerConfig{Concurrency: 1, ResultKeep: 2, ResultTTL: time.Hour})
+		r.Register("report_a", write, tasktype.Policy{})
+		r.Register("report_b", write, tasktype.Policy{})
+	}, worker.Config{Concurrency: 1, ResultKeep: 2, ResultTTL: time.Hour})
 
-	run := func(typ string, user int64) tasks.TaskResult {
+	run := func(typ string, user int64) tasktype.Task {
 		t.Helper()
 		row := s.waitDone(t, s.enqueue(t, typ, user, ""))
 		if !row.HasResult() {
@@ -38,17 +40,17 @@ func TestWorkerKeepsNewestResultsPerUserAndType(t *testing.T) {
 	}
 	other := run("report_a", 8)
 	otherType := run("report_b", 7)
-	var mine []tasks.TaskResult
+	var mine []tasktype.Task
 	for range 4 {
 		mine = append(mine, run("report_a", 7))
 	}
-	stored := func(row tasks.TaskResult) bool {
+	stored := func(row tasktype.Task) bool {
 		res, err := s.web.Open(testsupport.Context(t), row.ResultPath)
 		if err == nil {
 			res.Close()
 			return true
 		}
-		if !errors.Is(err, tasks.ErrResultMissing) {
+		if !errors.Is(err, tasktype.ErrResultMissing) {
 			t.Fatal(err)
 		}
 		return false
@@ -56,7 +58,7 @@ func TestWorkerKeepsNewestResultsPerUserAndType(t *testing.T) {
 	testsupport.Eventually(t, 10*time.Second, "older results of user 7's report_a not deleted", func() bool {
 		return !stored(mine[0]) && !stored(mine[1])
 	})
-	for name, row := range map[string]tasks.TaskResult{"newest": mine[3], "second newest": mine[2], "another user's": other, "another type's": otherType} {
+	for name, row := range map[string]tasktype.Task{"newest": mine[3], "second newest": mine[2], "another user's": other, "another type's": otherType} {
 		if !stored(row) {
 			t.Errorf("the %s result was deleted", name)
 		}
@@ -68,22 +70,22 @@ func TestWorkerKeepsNewestResultsPerUserAndType(t *testing.T) {
 // otherwise the row stays as it was.
 func TestProjectionRefusesForeignResultReference(t *testing.T) {
 	s := setup(t, func(r *tasks.Registry) {
-		r.Register("hold", func(ctx context.Context, _ tasks.Job, _ tasks.Output) (tasks.Result, error) {
+		r.Register("hold", func(ctx context.Context, _ tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 			<-ctx.Done()
-			return tasks.Result{}, ctx.Err()
-		}, tasks.Policy{})
+			return tasktype.Result{}, ctx.Err()
+		}, tasktype.Policy{})
 	})
 	ctx := testsupport.Context(t)
 	job := s.enqueue(t, "hold", 7, "")
-	s.waitStatus(t, job, tasks.StatusRunning)
+	s.waitStatus(t, job, tasktype.StatusRunning)
 	for _, tt := range []struct {
 		name    string
 		attempt int
 		object  string
 	}{
-		{"another job's object", 1, tasks.ResultObjectName("someoneElsesJob", 1)},
-		{"another attempt's object", 1, tasks.ResultObjectName(job.ID, 2)},
-		{"an attempt the task is not running", 2, tasks.ResultObjectName(job.ID, 2)},
+		{"another job's object", 1, tasktype.ResultObjectName("someoneElsesJob", 1)},
+		{"another attempt's object", 1, tasktype.ResultObjectName(job.ID, 2)},
+		{"an attempt the task is not running", 2, tasktype.ResultObjectName(job.ID, 2)},
 		{"a name not made by the rule", 1, job.ID},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,10 +93,10 @@ func TestProjectionRefusesForeignResultReference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			seq, err := s.web.Append(ctx, tasks.Event{
-				ID: tt.name, Kind: tasks.EventSucceeded, JobID: job.ID, JobType: job.Type, UserID: job.UserID,
+			seq, err := s.web.Append(ctx, tasktype.Event{
+				ID: tt.name, Kind: tasktype.EventSucceeded, JobID: job.ID, JobType: job.Type, UserID: job.UserID,
 				Time: time.Now().UTC(), Attempt: tt.attempt,
-				Result: &tasks.ResultRef{Object: tt.object, Name: "r.csv", ContentType: "text/csv", Size: 1, Digest: "SHA-256=x"},
+				Result: &tasktype.ResultRef{Object: tt.object, Name: "r.csv", ContentType: "text/csv", Size: 1, Digest: "SHA-256=x"},
 			}, last.Seq)
 			if err != nil {
 				t.Fatal(err)
@@ -108,7 +110,7 @@ func TestProjectionRefusesForeignResultReference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if row.Status != tasks.StatusRunning || row.ResultPath != "" || row.LastSeq >= seq {
+			if row.Status != tasktype.StatusRunning || row.ResultPath != "" || row.LastSeq >= seq {
 				t.Fatalf("forged outcome applied: status %s, result %q, last seq %d (forged %d)", row.Status, row.ResultPath, row.LastSeq, seq)
 			}
 		})

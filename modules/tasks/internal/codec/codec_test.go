@@ -1,4 +1,4 @@
-package tasks_test
+package codec_test
 
 import (
 	"encoding/json"
@@ -6,50 +6,51 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/codec"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // codecEvents are events with every field set in turn, and strings that
 // need escaping.
-func codecEvents() []tasks.Event {
+func codecEvents() []tasktype.Event {
 	at := time.Date(2026, 11, 27, 10, 30, 0, 123456789, time.UTC)
-	return []tasks.Event{
-		{ID: "e1", Kind: tasks.EventEnqueued, JobID: "j1", JobType: "full_report", UserID: 42, Time: at, Payload: json.RawMessage(`{"from":"2026-01-01","n":[1,2,{"x":null}]}`)},
-		{ID: "e2", Kind: tasks.EventStarted, JobID: "j1", JobType: "full_report", UserID: 42, Time: at, Attempt: 2, MaxAttempts: 3, Worker: "host:1"},
-		{ID: "e3", Kind: tasks.EventRetrying, JobID: "j1", JobType: "t", UserID: 1, Time: at, Attempt: 1, MaxAttempts: 3,
+	return []tasktype.Event{
+		{ID: "e1", Kind: tasktype.EventEnqueued, JobID: "j1", JobType: "full_report", UserID: 42, Time: at, Payload: json.RawMessage(`{"from":"2026-01-01","n":[1,2,{"x":null}]}`)},
+		{ID: "e2", Kind: tasktype.EventStarted, JobID: "j1", JobType: "full_report", UserID: 42, Time: at, Attempt: 2, MaxAttempts: 3, Worker: "host:1"},
+		{ID: "e3", Kind: tasktype.EventRetrying, JobID: "j1", JobType: "t", UserID: 1, Time: at, Attempt: 1, MaxAttempts: 3,
 			Payload: json.RawMessage(`"s"`), EnqueuedAt: at.Add(-time.Hour), Error: "boom: \"quoted\"\n\ttab \\ back", RetryAt: at.Add(time.Minute)},
-		{ID: "e4", Kind: tasks.EventSucceeded, JobID: "j1", JobType: "t", UserID: 1, Time: at.In(time.FixedZone("x", 3600)), Attempt: 1,
-			Result:  &tasks.ResultRef{Object: "j1-a1", Name: "report é.csv", ContentType: "text/csv; charset=utf-8", Size: 1 << 40, Digest: "SHA-256=abc="},
+		{ID: "e4", Kind: tasktype.EventSucceeded, JobID: "j1", JobType: "t", UserID: 1, Time: at.In(time.FixedZone("x", 3600)), Attempt: 1,
+			Result:  &tasktype.ResultRef{Object: "j1-a1", Name: "report é.csv", ContentType: "text/csv; charset=utf-8", Size: 1 << 40, Digest: "SHA-256=abc="},
 			Summary: "1,000 activities"},
-		{ID: "e5", Kind: tasks.EventCancelled, JobID: "j1", JobType: "t", UserID: 1, Time: at, By: "operator"},
-		{ID: "e6", Kind: tasks.EventProgress, JobID: "j1", JobType: "t", UserID: 1, Time: at, Percent: 57, Message: "ctl \x01 \u2028 <b>&amp;</b> 😀", Worker: "w"},
+		{ID: "e5", Kind: tasktype.EventCancelled, JobID: "j1", JobType: "t", UserID: 1, Time: at, By: "operator"},
+		{ID: "e6", Kind: tasktype.EventProgress, JobID: "j1", JobType: "t", UserID: 1, Time: at, Percent: 57, Message: "ctl \x01 \u2028 <b>&amp;</b> 😀", Worker: "w"},
 		{ID: "e7", Kind: "future_kind", JobID: "j1", JobType: "t", UserID: -3, Time: time.Time{}},
 		// A failure's sentence for its owner travels in the progress
 		// line's field; events from before it decode without one (e3).
-		{ID: "e8", Kind: tasks.EventFailed, JobID: "j1", JobType: "t", UserID: 1, Time: at, Attempt: 3, MaxAttempts: 3,
+		{ID: "e8", Kind: tasktype.EventFailed, JobID: "j1", JobType: "t", UserID: 1, Time: at, Attempt: 3, MaxAttempts: 3,
 			Error: "store result: nats: API error: code=503 err_code=10077 description=maximum bytes exceeded", Message: "There is no room \"now\"."},
 	}
 }
 
 func TestEventCodecRoundTrip(t *testing.T) {
 	for _, e := range codecEvents() {
-		data := tasks.AppendEvent(nil, &e)
+		data := codec.AppendEvent(nil, &e)
 		if !json.Valid(data) {
 			t.Fatalf("%s: invalid JSON %s", e.ID, data)
 		}
-		var viaStd, viaOurs tasks.Event
+		var viaStd, viaOurs tasktype.Event
 		if err := json.Unmarshal(data, &viaStd); err != nil {
 			t.Fatal(err)
 		}
-		if err := tasks.DecodeEvent(data, &viaOurs); err != nil {
+		if err := codec.DecodeEvent(data, &viaOurs); err != nil {
 			t.Fatal(err)
 		}
 		std, _ := json.Marshal(&e)
-		var fromStd tasks.Event
-		if err := tasks.DecodeEvent(std, &fromStd); err != nil {
+		var fromStd tasktype.Event
+		if err := codec.DecodeEvent(std, &fromStd); err != nil {
 			t.Fatal(err)
 		}
-		for name, got := range map[string]tasks.Event{"encoding/json reading ours": viaStd, "ours reading ours": viaOurs, "ours reading encoding/json": fromStd} {
+		for name, got := range map[string]tasktype.Event{"encoding/json reading ours": viaStd, "ours reading ours": viaOurs, "ours reading encoding/json": fromStd} {
 			if !sameEvent(got, e) {
 				t.Errorf("%s: %s:\ngot  %+v\nwant %+v", e.ID, name, got, e)
 			}
@@ -58,7 +59,7 @@ func TestEventCodecRoundTrip(t *testing.T) {
 }
 
 // sameEvent compares as the wire sees events: instants, not locations.
-func sameEvent(a, b tasks.Event) bool {
+func sameEvent(a, b tasktype.Event) bool {
 	if !a.Time.Equal(b.Time) || !a.EnqueuedAt.Equal(b.EnqueuedAt) || !a.RetryAt.Equal(b.RetryAt) {
 		return false
 	}
@@ -70,7 +71,7 @@ func sameEvent(a, b tasks.Event) bool {
 // not, and the same event.
 func FuzzDecodeEvent(f *testing.F) {
 	for _, e := range codecEvents() {
-		f.Add(tasks.AppendEvent(nil, &e))
+		f.Add(codec.AppendEvent(nil, &e))
 		std, _ := json.Marshal(&e)
 		f.Add(std)
 	}
@@ -80,9 +81,9 @@ func FuzzDecodeEvent(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var want, got tasks.Event
+		var want, got tasktype.Event
 		werr := json.Unmarshal(data, &want)
-		gerr := tasks.DecodeEvent(data, &got)
+		gerr := codec.DecodeEvent(data, &got)
 		if (werr == nil) != (gerr == nil) {
 			t.Fatalf("%q: encoding/json says %v, DecodeEvent %v", data, werr, gerr)
 		}
@@ -98,12 +99,12 @@ func FuzzDecodeEvent(f *testing.F) {
 //	go test -run XXX -bench EventCodec -benchmem ./modules/tasks
 func BenchmarkEventCodec(b *testing.B) {
 	e := codecEvents()[1]
-	data := tasks.AppendEvent(nil, &e)
+	data := codec.AppendEvent(nil, &e)
 	b.Run("encode", func(b *testing.B) {
 		b.ReportAllocs()
 		buf := make([]byte, 0, 512)
 		for b.Loop() {
-			buf = tasks.AppendEvent(buf[:0], &e)
+			buf = codec.AppendEvent(buf[:0], &e)
 		}
 	})
 	b.Run("encode/encoding-json", func(b *testing.B) {
@@ -116,9 +117,9 @@ func BenchmarkEventCodec(b *testing.B) {
 	})
 	b.Run("decode", func(b *testing.B) {
 		b.ReportAllocs()
-		var got tasks.Event
+		var got tasktype.Event
 		for b.Loop() {
-			if err := tasks.DecodeEvent(data, &got); err != nil {
+			if err := codec.DecodeEvent(data, &got); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -126,7 +127,7 @@ func BenchmarkEventCodec(b *testing.B) {
 	b.Run("decode/encoding-json", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			var got tasks.Event
+			var got tasktype.Event
 			if err := json.Unmarshal(data, &got); err != nil {
 				b.Fatal(err)
 			}

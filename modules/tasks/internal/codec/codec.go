@@ -1,4 +1,8 @@
-package tasks
+// Package codec writes and reads job events as JSON by hand: every job
+// passes through a handful of encodings and decodings, so the wire
+// format, exactly the JSON of tasktype.Event's struct tags, is not left
+// to encoding/json's reflection.
+package codec
 
 import (
 	"bytes"
@@ -6,6 +10,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // Every job passes through a handful of event encodings and decodings
@@ -15,7 +21,7 @@ import (
 // encoding/json, and FuzzDecodeEvent holds the two to the same results.
 
 // AppendEvent appends e's JSON to b. Seq is not part of it.
-func AppendEvent(b []byte, e *Event) []byte {
+func AppendEvent(b []byte, e *tasktype.Event) []byte {
 	b = append(b, `{"id":`...)
 	b = appendString(b, e.ID)
 	b = append(b, `,"kind":`...)
@@ -146,13 +152,13 @@ func appendString(b []byte, s string) []byte {
 // DecodeEvent reads an event's JSON into e, as json.Unmarshal would. It
 // reads the JSON this package writes directly, and hands anything less
 // plain (escaped strings, nulls, fractions) to encoding/json.
-func DecodeEvent(data []byte, e *Event) error {
-	*e = Event{}
+func DecodeEvent(data []byte, e *tasktype.Event) error {
+	*e = tasktype.Event{}
 	d := decoder{data: data}
 	if d.event(e) {
 		return nil
 	}
-	*e = Event{}
+	*e = tasktype.Event{}
 	return json.Unmarshal(data, e)
 }
 
@@ -204,7 +210,7 @@ func (d *decoder) object(field func(key []byte) bool) bool {
 	}
 }
 
-func (d *decoder) event(e *Event) bool {
+func (d *decoder) event(e *tasktype.Event) bool {
 	ok := d.object(func(key []byte) bool {
 		switch string(key) {
 		case "id":
@@ -212,7 +218,7 @@ func (d *decoder) event(e *Event) bool {
 		case "kind":
 			var k string
 			ok := d.str(&k)
-			e.Kind = EventKind(k)
+			e.Kind = tasktype.EventKind(k)
 			return ok
 		case "job_id":
 			return d.str(&e.JobID)
@@ -243,7 +249,7 @@ func (d *decoder) event(e *Event) bool {
 			return d.str(&e.By)
 		case "result":
 			if e.Result == nil {
-				e.Result = new(ResultRef)
+				e.Result = new(tasktype.ResultRef)
 			}
 			return d.result(e.Result)
 		case "summary":
@@ -265,7 +271,7 @@ func (d *decoder) event(e *Event) bool {
 	return ok && d.i == len(d.data)
 }
 
-func (d *decoder) result(r *ResultRef) bool {
+func (d *decoder) result(r *tasktype.ResultRef) bool {
 	return d.object(func(key []byte) bool {
 		switch string(key) {
 		case "object":

@@ -1,0 +1,403 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/otjhelper/otj/modules/tasks/internal/control"
+	"github.com/otjhelper/otj/modules/tasks/internal/projection"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
+)
+
+// Config configures a Client. What a process does decides what it needs:
+// reading task_result needs only DB; everything else the log (Log);
+// enqueuing an Enqueuer, RunWorker a Queue and a Registry.
+type Config struct {
+	// DB holds task_result and projection_offset. Required.
+	DB *bun.DB
+	// Log is the event log, its stream and the result store: the
+	// JetStream driver. Required by all but the reads of task_result.
+	Log taskdriver.Log
+	// Enqueuer is the driver that carries new jobs to workers: the
+	// JetStream driver, or the Redis one. Required by Enqueue and
+	// EnqueueBatch.
+	Enqueuer taskdriver.Enqueuer
+	// Queue is where RunWorker takes jobs from: the Queue of the driver
+	// that carries them. Required by RunWorker.
+	Queue taskdriver.Queue
+	// Registry holds the job types this process runs. Required by
+	// RunWorker, RunInline and RunInRequest.
+	Registry *Registry
+	// Retention is how long results are kept and how many of each job
+	// type a user keeps (RESULT_TTL, RESULT_KEEP): workers delete a
+	// user's older results beyond Keep once a newer one is stored.
+	Retention tasktype.Retention
+	// Worker says how this process runs jobs.
+	Worker WorkerConfig
+	// RunInRequest runs a job in the enqueuing call when Enqueuer stored
+	// it but could not send its work item on (the Redis driver, while
+	// Redis is down), instead of leaving it in the log until the driver
+	// can. Only with an Enqueuer that offers it (taskdriver.InlineFallback).
+	RunInRequest bool
+	// Observe, when set, is called with each event this process's
+	// projection applies, in stream order, once the transaction holding
+	// it has committed: what readers of task_result can see from then
+	// on. It is for measurements (app bench) and must be quick.
+	Observe func(tasktype.Event)
+	Logger  *slog.Logger
+}
+
+// WorkerConfig says how a process runs jobs, on RunWorker's worker and
+// for RunInline. Zero fields take the defaults.
+type WorkerConfig struct {
+	// Concurrency is how many jobs RunWorker runs at once. Default 4.
+	Concurrency int
+	// ExtendEvery is how often a running job's lease is renewed and its
+	// state checked for a cancel: well under the driver's lease. Default 1s.
+	ExtendEvery time.Duration
+	// ShutdownGrace is how long running jobs may take to finish once
+	// RunWorker's context ends; the rest are handed back. Default 20s.
+	ShutdownGrace time.Duration
+	// StoreFullMessage is the sentence a job's owner sees when its result
+	// could not be stored because the result store is full.
+	StoreFullMessage string
+	// Name identifies RunWorker's worker in events and logs. Default
+	// host:pid.
+	Name string
+	// InlineName identifies the runner of RunInline and RunInRequest.
+	// Default web-request@host:pid.
+	InlineName string
+	// StoreTimeout and OutcomeRetry bound the event writes around a job
+	// and how long a finished job keeps trying to record its outcome
+	// while the driver cannot be reached. Defaults 10s and 1m.
+	StoreTimeout, OutcomeRetry time.Duration
+	// Now is the worker's clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Client is the one door to the task system: enqueuing, cancelling and
+// retrying jobs, reading tasks and their histories and results, and
+// running the worker and the task_result projection. It is safe for
+// concurrent use.
+type Client struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *projection.Store
+	proj    *projection.Projection
+	control *control.Control
+	inline  *worker.Worker // nil until RunInline or RunInRequest needs it
+}
+
+// NewClient checks cfg and returns a Client. With RunInRequest, it gives
+// the Enqueuer the runner of jobs it could not send on.
+func NewClient(cfg Config) (*Client, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("new task client: DB is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Worker.InlineName == "" {
+		cfg.Worker.InlineName = "web-request@" + worker.ProcessName()
+	}
+	c := &Client{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		store:   projection.NewStore(cfg.DB),
+		proj:    projection.New(cfg.DB, cfg.Log, cfg.Logger),
+		control: control.New(cfg.Log),
+	}
+	if cfg.Log == nil {
+		// Reads of task_result only: calls that need the log report
+		// errNoLog.
+		c.control = nil
+	}
+	if cfg.Observe != nil {
+		c.proj.Observe(cfg.Observe)
+	}
+	if cfg.Registry != nil && cfg.Log != nil {
+		// The runner of jobs run where they are enqueued: no queue, no
+		// concurrency of its own.
+		inline, err := c.newWorker(nil, cfg.Worker.InlineName)
+		if err != nil {
+			return nil, err
+		}
+		c.inline = inline
+	}
+	if cfg.RunInRequest {
+		fb, ok := cfg.Enqueuer.(taskdriver.InlineFallback)
+		if !ok {
+			return nil, fmt.Errorf("new task client: RunInRequest: the enqueuer %T cannot run jobs in the request", cfg.Enqueuer)
+		}
+		if c.inline == nil {
+			return nil, errors.New("new task client: RunInRequest needs a Registry and a Log")
+		}
+		fb.SetRunInline(c.RunInline)
+	}
+	return c, nil
+}
+
+// errNoLog is the error of a call that needs the log on a Client that
+// was given none.
+var errNoLog = errors.New("this task client has no Log")
+
+// newWorker is a worker over the Client's drivers and registry.
+func (c *Client) newWorker(q taskdriver.Queue, name string) (*worker.Worker, error) {
+	w := c.cfg.Worker
+	return worker.New(worker.Config{
+		Queue: q, Events: c.cfg.Log, Results: c.cfg.Log, Registry: c.cfg.Registry,
+		Concurrency: w.Concurrency, ExtendEvery: w.ExtendEvery, ShutdownGrace: w.ShutdownGrace,
+		StoreTimeout: w.StoreTimeout, OutcomeRetry: w.OutcomeRetry,
+		ResultKeep: c.cfg.Retention.Keep, ResultTTL: c.cfg.Retention.TTL, Succeeded: c.cfg.Log,
+		StoreFullMessage: w.StoreFullMessage, Name: name, Logger: c.log, Now: w.Now,
+	})
+}
+
+// Enqueue asks for a job to be run. On success the job is stored and will
+// run; on error nothing was stored. Errors match tasktype.ErrUnavailable,
+// ErrInvalidJob or ErrPayloadTooLarge.
+func (c *Client) Enqueue(ctx context.Context, r tasktype.EnqueueRequest) (tasktype.Job, error) {
+	if c.cfg.Enqueuer == nil {
+		return tasktype.Job{}, errors.New("enqueue: this task client has no Enqueuer")
+	}
+	return c.cfg.Enqueuer.Enqueue(ctx, r)
+}
+
+// EnqueueBatch enqueues every request and returns their jobs in order,
+// in one call to the driver if it takes batches. On error it returns the
+// jobs stored so far, in order of their requests; the rest may or may
+// not be stored.
+func (c *Client) EnqueueBatch(ctx context.Context, rs []tasktype.EnqueueRequest) ([]tasktype.Job, error) {
+	if c.cfg.Enqueuer == nil {
+		return nil, errors.New("enqueue batch: this task client has no Enqueuer")
+	}
+	if b, ok := c.cfg.Enqueuer.(taskdriver.BatchEnqueuer); ok {
+		return b.EnqueueBatch(ctx, rs)
+	}
+	jobs := make([]tasktype.Job, 0, len(rs))
+	for i, r := range rs {
+		job, err := c.cfg.Enqueuer.Enqueue(ctx, r)
+		if err != nil {
+			return jobs, fmt.Errorf("enqueue batch: request %d: %w", i, err)
+		}
+		jobs = append(jobs, job)
+	}
+	return jobs, nil
+}
+
+// Cancel cancels a pending, retrying or running job: a queued job never
+// starts, and a running job's context is cancelled within a lease check.
+// userID 0 means any owner (operators); otherwise another user's job is
+// tasktype.ErrNotFound. by is tasktype.ByUser or ByOperator. It returns
+// the cancelled event; a job in another state is tasktype.ErrWrongState.
+func (c *Client) Cancel(ctx context.Context, userID int64, jobID, by string) (tasktype.Event, error) {
+	if c.control == nil {
+		return tasktype.Event{}, fmt.Errorf("cancel task %s: %w", jobID, errNoLog)
+	}
+	return c.control.Cancel(ctx, userID, jobID, by)
+}
+
+// Retry runs a failed or cancelled job again, with its type's full
+// allowance of attempts, keeping its history; userID and by as for
+// Cancel. It returns the retried event, the new work item.
+func (c *Client) Retry(ctx context.Context, userID int64, jobID, by string) (tasktype.Event, error) {
+	if c.control == nil {
+		return tasktype.Event{}, fmt.Errorf("retry task %s: %w", jobID, errNoLog)
+	}
+	return c.control.Retry(ctx, userID, jobID, by)
+}
+
+// ListForUser returns the user's most recent tasks, newest first.
+func (c *Client) ListForUser(ctx context.Context, userID int64, limit int) ([]tasktype.Task, error) {
+	return c.store.ListForUser(ctx, userID, limit)
+}
+
+// GetForUser returns the user's task id. Another user's task is
+// tasktype.ErrNotFound, exactly like a task that does not exist.
+func (c *Client) GetForUser(ctx context.Context, userID int64, id string) (tasktype.Task, error) {
+	return c.store.GetForUser(ctx, userID, id)
+}
+
+// NewerResults counts the user's completed tasks of taskType with a
+// result that completed after task id, which completed at completed: the
+// task's place among the results Retention.Keep keeps.
+func (c *Client) NewerResults(ctx context.Context, userID int64, taskType, id string, completed time.Time) (int, error) {
+	return c.store.NewerResults(ctx, userID, taskType, id, completed)
+}
+
+// List returns every user's tasks matching f, newest first, for
+// operators.
+func (c *Client) List(ctx context.Context, f tasktype.Filter) ([]tasktype.Task, error) {
+	return c.store.List(ctx, f)
+}
+
+// Get returns task id whoever owns it, for operators, or
+// tasktype.ErrNotFound.
+func (c *Client) Get(ctx context.Context, id string) (tasktype.Task, error) {
+	return c.store.Get(ctx, id)
+}
+
+// All returns every task ordered by id, for comparing projections.
+func (c *Client) All(ctx context.Context) ([]tasktype.Task, error) { return c.store.All(ctx) }
+
+// Count returns how many tasks task_result holds.
+func (c *Client) Count(ctx context.Context) (int64, error) { return c.store.Count(ctx) }
+
+// History returns all the job's events in stream order, or
+// tasktype.ErrNotFound. A userID of 0 matches the job whoever owns it.
+func (c *Client) History(ctx context.Context, userID int64, jobID string) ([]tasktype.Event, error) {
+	if c.cfg.Log == nil {
+		return nil, fmt.Errorf("history of task %s: %w", jobID, errNoLog)
+	}
+	return c.cfg.Log.History(ctx, userID, jobID)
+}
+
+// Last returns the job's newest event, or tasktype.ErrNotFound. A userID
+// of 0 matches the job whoever owns it.
+func (c *Client) Last(ctx context.Context, userID int64, jobID string) (tasktype.Event, error) {
+	if c.cfg.Log == nil {
+		return tasktype.Event{}, fmt.Errorf("last event of task %s: %w", jobID, errNoLog)
+	}
+	return c.cfg.Log.Last(ctx, userID, jobID)
+}
+
+// Open streams a stored result, with the size and digest the store
+// recorded. A result that is not there is tasktype.ErrResultMissing.
+func (c *Client) Open(ctx context.Context, object string) (*tasktype.StoredResult, error) {
+	if c.cfg.Log == nil {
+		return nil, fmt.Errorf("open result %s: %w", object, errNoLog)
+	}
+	return c.cfg.Log.Open(ctx, object)
+}
+
+// Follow calls fn with the stored events after sequence from, in order,
+// in batches, until ctx ends or fn returns an error, following new
+// events as they come. fn must not keep the slice.
+func (c *Client) Follow(ctx context.Context, from uint64, fn func([]tasktype.Event) error) error {
+	if c.cfg.Log == nil {
+		return fmt.Errorf("follow events: %w", errNoLog)
+	}
+	return c.cfg.Log.Follow(ctx, from, fn)
+}
+
+// WaitOutcome blocks until job jobID of userID (0: whoever owns it) has
+// ended, succeeded, failed or cancelled, and returns the event that ended
+// it; or until ctx ends. It reads the log, not task_result, so it needs
+// no projection running.
+func (c *Client) WaitOutcome(ctx context.Context, userID int64, jobID string) (tasktype.Event, error) {
+	last, err := c.Last(ctx, userID, jobID)
+	if err != nil {
+		return tasktype.Event{}, err
+	}
+	if !tasktype.StatusAfter(last.Kind).Active() {
+		return last, nil
+	}
+	errEnded := errors.New("job ended")
+	var outcome tasktype.Event
+	err = c.cfg.Log.Follow(ctx, last.Seq, func(events []tasktype.Event) error {
+		for _, e := range events {
+			if e.JobID == jobID && (userID == 0 || e.UserID == userID) && !tasktype.StatusAfter(e.Kind).Active() {
+				outcome = e
+				return errEnded
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errEnded) {
+		return outcome, nil
+	}
+	return tasktype.Event{}, fmt.Errorf("wait for the outcome of task %s: %w", jobID, err)
+}
+
+// LastSeq is the stream sequence of the newest stored event.
+func (c *Client) LastSeq(ctx context.Context) (uint64, error) {
+	if c.cfg.Log == nil {
+		return 0, fmt.Errorf("last event: %w", errNoLog)
+	}
+	return c.cfg.Log.LastSeq(ctx)
+}
+
+// WaitFor blocks until this Client's projection (RunProjection, CatchUp)
+// has applied the event at seq, or a later one, or ctx ends: a page after
+// an enqueue then shows the task.
+func (c *Client) WaitFor(ctx context.Context, seq uint64) error {
+	return c.proj.WaitFor(ctx, seq)
+}
+
+// RunProjection keeps task_result in step with the event stream until
+// ctx ends, starting again from the stored position after any error.
+// Any number of processes may run it against one database.
+func (c *Client) RunProjection(ctx context.Context) error {
+	if c.cfg.Log == nil {
+		return fmt.Errorf("run projection: %w", errNoLog)
+	}
+	return c.proj.Run(ctx)
+}
+
+// CatchUp applies every event stored when it is called to task_result,
+// then returns.
+func (c *Client) CatchUp(ctx context.Context) error {
+	if c.cfg.Log == nil {
+		return fmt.Errorf("catch up: %w", errNoLog)
+	}
+	return c.proj.CatchUp(ctx)
+}
+
+// Rebuild empties task_result and its stored position; the next CatchUp,
+// or a running projection, replays the whole stream into it.
+func (c *Client) Rebuild(ctx context.Context) error {
+	return c.proj.Rebuild(ctx)
+}
+
+// Offset is the stream sequence task_result has applied up to.
+func (c *Client) Offset(ctx context.Context) (uint64, error) { return c.proj.Offset(ctx) }
+
+// RunWorker takes jobs from Queue and runs them until ctx ends, then
+// stops taking jobs, gives running ones ShutdownGrace to finish, cancels
+// the rest and hands them back.
+func (c *Client) RunWorker(ctx context.Context) error {
+	if c.cfg.Queue == nil || c.cfg.Registry == nil || c.cfg.Log == nil {
+		return errors.New("run worker: Queue, Registry and Log are required")
+	}
+	w, err := c.newWorker(c.cfg.Queue, c.cfg.Worker.Name)
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}
+
+// RunInline runs the work item's attempt in the caller's goroutine, with
+// the same events, checks and outcomes as a worker: what RunInRequest
+// does for a job whose item could not be sent on. It returns when the
+// attempt's outcome is recorded; ctx ending does not cut it short (its
+// policy's timeout still applies).
+func (c *Client) RunInline(ctx context.Context, item tasktype.Event) {
+	if c.inline == nil {
+		c.log.ErrorContext(ctx, "a job could not be run in the request: this task client has no Registry or no Log", "job_id", item.JobID)
+		return
+	}
+	c.inline.RunInline(ctx, item)
+}
+
+// ProjectionName is the task_result projection's name in
+// projection_offset, as operators see it.
+const ProjectionName = projection.Name
+
+// ProcessName is this process as workers name it in events and logs:
+// host:pid.
+func ProcessName() string { return worker.ProcessName() }
+
+// Replay runs one job's history, oldest first, through the projection's
+// state machine, and returns the task the projection makes of it and the
+// events it took, in order: an event it skips changed nothing, so a page
+// showing the job's life leaves it out.
+func Replay(history []tasktype.Event) (tasktype.Task, []tasktype.Event) {
+	return projection.Replay(history)
+}

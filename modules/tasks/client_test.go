@@ -1,0 +1,155 @@
+package tasks_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
+	"github.com/otjhelper/otj/platform/testsupport"
+)
+
+// fallbackEnqueuer stands for a driver that can have a job run in the
+// request (the Redis broker): it keeps the runner the Client gives it.
+type fallbackEnqueuer struct {
+	*jetstream.Broker
+	run func(ctx context.Context, item tasktype.Event)
+}
+
+func (f *fallbackEnqueuer) SetRunInline(run func(ctx context.Context, item tasktype.Event)) {
+	f.run = run
+}
+
+var _ taskdriver.InlineFallback = (*fallbackEnqueuer)(nil)
+
+// With RunInRequest, the Client gives the enqueuer a runner that runs the
+// job there and then, as a worker would, under the in-request name.
+func TestClientWiresTheInRequestRunner(t *testing.T) {
+	ctx := testsupport.Context(t)
+	db, _ := testsupport.DB(t)
+	broker := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "client"))
+	reg := tasks.NewRegistry()
+	ran := 0
+	if err := reg.Register("inline_job", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+		ran++
+		return tasktype.Result{Summary: "ran here"}, nil
+	}, tasktype.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	enq := &fallbackEnqueuer{Broker: broker}
+	c, err := tasks.NewClient(tasks.Config{
+		DB: db, Log: broker, Enqueuer: enq, Registry: reg, RunInRequest: true,
+		Worker: tasks.WorkerConfig{InlineName: "in-request"}, Logger: testsupport.Logger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enq.run == nil {
+		t.Fatal("the Client gave the enqueuer no runner")
+	}
+	item, _, err := broker.EnqueueEvent(ctx, tasktype.EnqueueRequest{Type: "inline_job", UserID: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enq.run(ctx, item)
+	h, err := c.History(ctx, 4, item.JobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 3 || h[1].Kind != tasktype.EventStarted || h[1].Worker != "in-request" ||
+		h[2].Kind != tasktype.EventSucceeded || h[2].Summary != "ran here" || ran != 1 {
+		t.Errorf("after the in-request run, %d handler calls and history %+v; want it started by in-request and succeeded", ran, h)
+	}
+}
+
+// RunInRequest with an enqueuer that cannot run jobs in the request is a
+// configuration error, not a fallback that silently never happens.
+func TestClientRefusesInRequestWithoutFallback(t *testing.T) {
+	db, _ := testsupport.DB(t)
+	broker := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "client"))
+	_, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Enqueuer: broker, Registry: tasks.NewRegistry(), RunInRequest: true})
+	if err == nil || !strings.Contains(err.Error(), "RunInRequest") {
+		t.Errorf("NewClient = %v, want an error naming RunInRequest", err)
+	}
+}
+
+// A Client given only the database reads task_result, and says so when
+// asked for what needs the log instead of failing on a nil driver.
+func TestClientWithoutLogReadsOnly(t *testing.T) {
+	ctx := testsupport.Context(t)
+	db, _ := testsupport.DB(t)
+	c, err := tasks.NewClient(tasks.Config{DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, err := c.ListForUser(ctx, 1, 10); err != nil || len(rows) != 0 {
+		t.Errorf("ListForUser = %v, %v; want no rows", rows, err)
+	}
+	if _, err := c.History(ctx, 1, "abc"); err == nil || !strings.Contains(err.Error(), "no Log") {
+		t.Errorf("History without a log = %v, want an error saying there is no Log", err)
+	}
+	if _, err := c.Cancel(ctx, 1, "abc", tasktype.ByUser); err == nil || !strings.Contains(err.Error(), "no Log") {
+		t.Errorf("Cancel without a log = %v, want an error saying there is no Log", err)
+	}
+	if err := c.CatchUp(ctx); err == nil || !strings.Contains(err.Error(), "no Log") {
+		t.Errorf("CatchUp without a log = %v, want an error saying there is no Log", err)
+	}
+}
+
+// WaitOutcome returns the event that ended a job run by a worker, read
+// from the log with no projection running.
+func TestClientWaitOutcome(t *testing.T) {
+	ctx := testsupport.Context(t)
+	db, _ := testsupport.DB(t)
+	srv := testsupport.NATS(t)
+	web := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "web"))
+	worker := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "worker"))
+	reg := tasks.NewRegistry()
+	release := make(chan struct{})
+	if err := reg.Register("slow_job", func(ctx context.Context, _ tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return tasktype.Result{}, ctx.Err()
+		}
+		return tasktype.Result{Summary: "done"}, nil
+	}, tasktype.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	q, err := worker.Queue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := tasks.NewClient(tasks.Config{DB: db, Log: worker, Queue: q, Registry: reg, Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testsupport.Go(t, func(ctx context.Context) { w.RunWorker(ctx) })
+	c, err := tasks.NewClient(tasks.Config{DB: db, Log: web, Enqueuer: web})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := c.Enqueue(ctx, tasktype.EnqueueRequest{Type: "slow_job", UserID: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(200*time.Millisecond, func() { close(release) })
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	e, err := c.WaitOutcome(wctx, 3, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Kind != tasktype.EventSucceeded || e.JobID != job.ID || e.Summary != "done" {
+		t.Errorf("WaitOutcome = %+v, want the job's succeeded event", e)
+	}
+	// Once ended, it answers at once from the job's newest event.
+	if again, err := c.WaitOutcome(wctx, 0, job.ID); err != nil || again.Seq != e.Seq {
+		t.Errorf("WaitOutcome again = %+v, %v; want the same event", again, err)
+	}
+}

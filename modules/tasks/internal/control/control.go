@@ -1,0 +1,100 @@
+// Package control cancels and retries jobs, by appending events to the
+// log on condition that the job has not moved on meanwhile.
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nuid"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
+)
+
+// Control cancels and retries jobs by appending events to the log. It
+// decides from the job's newest event, not from the projection, so it
+// is right even while the projection lags.
+type Control struct {
+	events taskdriver.EventLog
+	now    func() time.Time
+}
+
+// New returns a Control over events.
+func New(events taskdriver.EventLog) *Control {
+	return &Control{events: events, now: time.Now}
+}
+
+// Cancel cancels a pending, retrying or running job: a queued job never
+// starts, and a running job's context is cancelled within a lease check
+// (about a second). userID 0 means any owner (operators); otherwise
+// another user's job is ErrNotFound. It returns the cancelled event.
+func (c *Control) Cancel(ctx context.Context, userID int64, jobID, by string) (tasktype.Event, error) {
+	return c.change(ctx, userID, jobID, "cancel", func(last tasktype.Event) (tasktype.Event, error) {
+		if s := tasktype.StatusAfter(last.Kind); !s.Active() {
+			return tasktype.Event{}, &tasktype.StateError{Status: s, Allowed: []tasktype.Status{tasktype.StatusPending, tasktype.StatusRetrying, tasktype.StatusRunning}, Action: "cancelled"}
+		}
+		return c.next(last, tasktype.EventCancelled, by), nil
+	})
+}
+
+// Retry runs a failed or cancelled job again, with the job type's full
+// allowance of attempts; its history is kept. It returns the retried
+// event, which is the new work item.
+func (c *Control) Retry(ctx context.Context, userID int64, jobID, by string) (tasktype.Event, error) {
+	var first tasktype.Event
+	return c.change(ctx, userID, jobID, "retry", func(last tasktype.Event) (tasktype.Event, error) {
+		if s := tasktype.StatusAfter(last.Kind); s != tasktype.StatusFailed && s != tasktype.StatusCancelled {
+			return tasktype.Event{}, &tasktype.StateError{Status: s, Allowed: []tasktype.Status{tasktype.StatusFailed, tasktype.StatusCancelled}, Action: "retried"}
+		}
+		if first.Kind == "" {
+			// The new attempt needs the job's payload, which only the
+			// enqueued event carries.
+			h, err := c.events.History(ctx, userID, jobID)
+			if err != nil {
+				return tasktype.Event{}, err
+			}
+			first = h[0]
+		}
+		e := c.next(last, tasktype.EventRetried, by)
+		e.Payload, e.EnqueuedAt = first.Payload, first.Time
+		return e, nil
+	})
+}
+
+func (c *Control) change(ctx context.Context, userID int64, jobID, verb string, step func(last tasktype.Event) (tasktype.Event, error)) (tasktype.Event, error) {
+	for range 5 {
+		last, err := c.events.Last(ctx, userID, jobID)
+		if err != nil {
+			return tasktype.Event{}, fmt.Errorf("%s task %s: %w", verb, jobID, err)
+		}
+		e, err := step(last)
+		if err != nil {
+			return tasktype.Event{}, fmt.Errorf("%s task %s: %w", verb, jobID, err)
+		}
+		seq, err := c.events.Append(ctx, e, last.Seq)
+		if errors.Is(err, tasktype.ErrConflict) {
+			continue // a worker moved the job on; decide again
+		}
+		if err != nil {
+			return tasktype.Event{}, fmt.Errorf("%s task %s: %w", verb, jobID, err)
+		}
+		e.Seq = seq
+		return e, nil
+	}
+	return tasktype.Event{}, fmt.Errorf("%s task %s: %w", verb, jobID, tasktype.ErrConflict)
+}
+
+func (c *Control) next(last tasktype.Event, kind tasktype.EventKind, by string) tasktype.Event {
+	return tasktype.Event{
+		ID:      nuid.Next(),
+		Kind:    kind,
+		JobID:   last.JobID,
+		JobType: last.JobType,
+		UserID:  last.UserID,
+		Time:    c.now().UTC(),
+		Attempt: last.Attempt,
+		By:      by,
+	}
+}

@@ -1,0 +1,68 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
+)
+
+// watch renews the delivery's lease every ExtendEvery, and records the
+// handler's latest progress report, if it made a new one, as a progress
+// event. It also makes sure the job is still this attempt's: if it was
+// cancelled, or another worker took it over, it ends the attempt's
+// context. The returned func stops it and returns the sequence of the
+// job's newest event written by this worker.
+func (w *Worker) watch(ctx context.Context, log *slog.Logger, d taskdriver.Delivery, started tasktype.Event, out *output, stopRun context.CancelCauseFunc) (stop func() uint64) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	mine := started.Seq // written only by the goroutine until done
+	go func() {
+		defer close(done)
+		t := time.NewTicker(w.cfg.ExtendEvery)
+		defer t.Stop()
+		reported := 0 // version of the progress last recorded
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := d.Extend(ctx); err != nil && ctx.Err() == nil {
+				log.WarnContext(ctx, "lease renewal failed", "err", err)
+			}
+			if p, v := out.progress(); v != reported {
+				e := w.event(started.Job(), tasktype.EventProgress, started.Attempt, func(e *tasktype.Event) {
+					e.Percent, e.Message, e.Worker = p.percent, p.message, w.cfg.Name
+				})
+				seq, err := w.cfg.Events.Append(ctx, e, mine)
+				if err == nil {
+					mine, reported = seq, v
+					continue // the job is still ours: the append proved it
+				}
+				if !errors.Is(err, tasktype.ErrConflict) && ctx.Err() == nil {
+					log.WarnContext(ctx, "could not record progress", "err", err)
+				}
+			}
+			last, err := w.cfg.Events.Last(ctx, started.UserID, started.JobID)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.WarnContext(ctx, "could not check job state", "err", err)
+				}
+				continue
+			}
+			if last.Seq != mine {
+				if last.Kind == tasktype.EventCancelled {
+					stopRun(errCancelled)
+				} else {
+					stopRun(errLeaseLost)
+				}
+				return
+			}
+		}
+	}()
+	return func() uint64 { cancel(); <-done; return mine }
+}

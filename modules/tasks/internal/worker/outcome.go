@@ -1,0 +1,176 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nuid"
+	"github.com/otjhelper/otj/modules/tasks/internal/clock"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
+)
+
+// prune deletes the results of the user's older jobs of job's type
+// beyond the newest ResultKeep, found from the log's succeeded events
+// within ResultTTL (older results have expired). It runs after the job's
+// outcome is stored and acked, so a failure here costs only the space:
+// it is logged, and the job stays completed.
+func (w *Worker) prune(ctx context.Context, log *slog.Logger, job tasktype.Job) {
+	if w.cfg.ResultKeep <= 0 {
+		return
+	}
+	ctx, cancel := w.storeContext(ctx)
+	defer cancel()
+	var since time.Time
+	if w.cfg.ResultTTL > 0 {
+		since = w.cfg.Now().Add(-w.cfg.ResultTTL)
+	}
+	events, err := w.cfg.Succeeded.Succeeded(ctx, job.UserID, job.Type, since)
+	if err != nil {
+		log.WarnContext(ctx, "could not look for older results to delete", "err", err)
+		return
+	}
+	// Only results stored by their own jobs count: an event naming
+	// another job's file is no result of this user's.
+	var objects []string
+	for _, e := range events {
+		if e.Result != nil && tasktype.OwnsResult(e.JobID, e.Attempt, e.Result.Object) {
+			objects = append(objects, e.Result.Object)
+		}
+	}
+	if len(objects) <= w.cfg.ResultKeep {
+		return
+	}
+	old := objects[:len(objects)-w.cfg.ResultKeep]
+	deleted := 0
+	for _, object := range old {
+		if err := w.cfg.Results.Delete(ctx, object); err != nil {
+			log.WarnContext(ctx, "could not delete an older result", "object", object, "err", err)
+			continue
+		}
+		deleted++
+	}
+	log.DebugContext(ctx, "deleted older results", "kept", w.cfg.ResultKeep, "deleted", deleted)
+}
+
+// failure is the event for a failed attempt: retrying if the error may
+// pass and attempts remain, failed otherwise.
+func (w *Worker) failure(job tasktype.Job, attempt, maxAttempts int, policy tasktype.Policy, err error) tasktype.Event {
+	// The error goes to operators; its owner sees the handler's sentence
+	// for it, or one for the state it leaves the task in.
+	message := func(s tasktype.Status) string {
+		if m := tasktype.MessageOf(err); m != "" {
+			return m
+		}
+		return tasktype.FailureMessage(s)
+	}
+	if tasktype.IsPermanent(err) || attempt >= maxAttempts {
+		return w.event(job, tasktype.EventFailed, attempt, func(e *tasktype.Event) {
+			e.Error, e.Message = err.Error(), message(tasktype.StatusFailed)
+			e.MaxAttempts = maxAttempts
+		})
+	}
+	return w.event(job, tasktype.EventRetrying, attempt, func(e *tasktype.Event) {
+		e.Payload = job.Payload
+		e.EnqueuedAt = job.EnqueuedAt
+		e.Error, e.Message = err.Error(), message(tasktype.StatusRetrying)
+		e.MaxAttempts = maxAttempts
+		e.RetryAt = e.Time.Add(policy.Backoff(attempt))
+	})
+}
+
+// storeContext bounds event writes and acks. It is detached from ctx's
+// cancellation so that a job finishing during shutdown is still recorded.
+func (w *Worker) storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), w.cfg.StoreTimeout)
+}
+
+// record appends e after the job's event at sequence after, then acks
+// the delivery if ack is set: in that order, so that a crash between the
+// two leaves the item to be redelivered and found stale, never a job
+// without its event. A lost race means the job moved on without this
+// worker (cancelled, taken over); the item is acked all the same. It
+// reports whether e was stored.
+func (w *Worker) record(ctx context.Context, log *slog.Logger, d taskdriver.Delivery, e tasktype.Event, after uint64, ack bool) bool {
+	err := w.appendOutcome(ctx, log, d, e, after)
+	switch {
+	case errors.Is(err, tasktype.ErrConflict):
+		log.InfoContext(ctx, "job changed while it ran; its new state stands", "event", e.Kind)
+		w.ack(ctx, log, d)
+		return false
+	case err != nil:
+		log.ErrorContext(ctx, "could not record job event; leaving it for redelivery", "event", e.Kind, "err", err)
+		return false
+	}
+	if ack {
+		w.ack(ctx, log, d)
+	}
+	return true
+}
+
+// appendOutcome appends e, trying again for up to OutcomeRetry while the
+// broker is unreachable and renewing the lease between tries: the work is
+// done, and a redelivery would do it all again.
+func (w *Worker) appendOutcome(ctx context.Context, log *slog.Logger, d taskdriver.Delivery, e tasktype.Event, after uint64) error {
+	giveUp := w.cfg.Now().Add(w.cfg.OutcomeRetry)
+	for {
+		actx, cancel := w.storeContext(ctx)
+		_, err := w.cfg.Events.Append(actx, e, after)
+		if err == nil || !errors.Is(err, tasktype.ErrUnavailable) || w.cfg.Now().After(giveUp) {
+			cancel()
+			return err
+		}
+		log.WarnContext(actx, "broker unreachable; will try again to record the job's outcome", "event", e.Kind, "err", err)
+		clock.Sleep(actx, time.Second)
+		if err := d.Extend(actx); err != nil {
+			log.DebugContext(actx, "lease renewal failed", "err", err)
+		}
+		cancel()
+	}
+}
+
+func (w *Worker) ack(ctx context.Context, log *slog.Logger, d taskdriver.Delivery) {
+	ctx, cancel := w.storeContext(ctx)
+	defer cancel()
+	if err := d.Ack(ctx); err != nil {
+		log.WarnContext(ctx, "ack failed; the redelivery will be found stale and dropped", "err", err)
+	}
+}
+
+func (w *Worker) release(ctx context.Context, log *slog.Logger, d taskdriver.Delivery) {
+	ctx, cancel := w.storeContext(ctx)
+	defer cancel()
+	if err := d.Release(ctx); err != nil {
+		log.WarnContext(ctx, "release failed; the broker will redeliver after its timeout", "err", err)
+	}
+}
+
+// discard deletes a result file that will not be on record.
+func (w *Worker) discard(ctx context.Context, log *slog.Logger, ref *tasktype.ResultRef) {
+	if ref == nil {
+		return
+	}
+	ctx, cancel := w.storeContext(ctx)
+	defer cancel()
+	if err := w.cfg.Results.Delete(ctx, ref.Object); err != nil {
+		log.WarnContext(ctx, "could not delete unused result", "object", ref.Object, "err", err)
+	}
+}
+
+func (w *Worker) event(job tasktype.Job, kind tasktype.EventKind, attempt int, fill func(*tasktype.Event)) tasktype.Event {
+	e := tasktype.Event{
+		ID:      nuid.Next(),
+		Kind:    kind,
+		JobID:   job.ID,
+		JobType: job.Type,
+		UserID:  job.UserID,
+		Time:    w.cfg.Now().UTC(),
+		Attempt: attempt,
+	}
+	if fill != nil {
+		fill(&e)
+	}
+	return e
+}

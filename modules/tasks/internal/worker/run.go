@@ -1,0 +1,251 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
+)
+
+// RunInline runs the work item's attempt here and now, in the caller's
+// goroutine, with the same events, checks and outcomes as a delivery from
+// a queue: it is the fallback for an enqueue whose broker could not be
+// reached. A retry it schedules goes through the event log like any
+// other. It returns when the attempt's outcome is recorded; the attempt is
+// not cut short when ctx ends (its policy's timeout still applies), so
+// that a job accepted for running in a request does not stop half done.
+func (w *Worker) RunInline(ctx context.Context, item tasktype.Event) {
+	w.process(context.WithoutCancel(ctx), inline{item}, func() {}, func() {})
+}
+
+// inline is the delivery of a work item run by RunInline: there is no
+// broker to renew, ack or hand back to, so those are no-ops. A retry
+// later goes through the event log, and an item held back for its time
+// is left to the broker's copy of it.
+type inline struct{ item tasktype.Event }
+
+func (d inline) Item() tasktype.Event                     { return d.item }
+func (inline) Redelivered() bool                          { return false }
+func (inline) Extend(context.Context) error               { return nil }
+func (inline) Ack(context.Context) error                  { return nil }
+func (inline) Release(context.Context) error              { return nil }
+func (inline) Delay(context.Context, time.Duration) error { return nil }
+
+// Causes of a running job's context ending early.
+var (
+	errShutdown  = errors.New("worker shutting down")
+	errCancelled = errors.New("cancelled")
+	errLeaseLost = errors.New("job taken over by another worker")
+	errTimedOut  = errors.New("attempt timed out")
+)
+
+// process runs the delivered item's attempt. handedOff is called once
+// the handler has returned (or never ran) and the rest is bookkeeping;
+// recorded once after it, when the outcome is stored.
+func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, recorded func()) {
+	item := d.Item()
+	job := item.Job()
+	log := w.log.With("job_id", job.ID, "job_type", job.Type, "user_id", job.UserID, "attempt", job.Attempt)
+	h, policy, registered := w.cfg.Registry.Lookup(job.Type)
+	maxAttempts := item.MaxAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = item.Attempt + policy.MaxAttempts
+		if !registered {
+			maxAttempts = job.Attempt
+		}
+	}
+
+	started, ok := w.claim(ctx, log, d, item, maxAttempts, registered, policy)
+	if !ok {
+		return
+	}
+	key := attemptKey{job.ID, job.Attempt}
+	w.running.Store(key, struct{}{})
+	defer w.running.Delete(key)
+	done := false
+	defer func() {
+		if !done {
+			handedOff() // the handler panicked past run's recover
+		}
+		recorded()
+	}()
+
+	// The attempt's context ends on shutdown (after the grace period), on
+	// cancel or takeover (seen by watch), or at the policy's timeout.
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	runCtx, stopTimer := context.WithTimeoutCause(runCtx, policy.Timeout, errTimedOut)
+	defer stopTimer()
+	start := w.cfg.Now()
+	out := &output{ctx: runCtx, store: w.cfg.Results, object: tasktype.ResultObjectName(job.ID, job.Attempt)}
+	stopWatch := w.watch(runCtx, log, d, started, out, stopRun)
+	res, ref, err := w.run(runCtx, log, h, job, out)
+	// From here on, the job's newest event is the last one this worker
+	// wrote: its start or its latest progress.
+	mine := stopWatch()
+	cause := context.Cause(runCtx)
+	took := w.cfg.Now().Sub(start)
+	handedOff()
+	done = true
+
+	switch {
+	case errors.Is(cause, errCancelled):
+		log.InfoContext(ctx, "job cancelled while running", "duration", took)
+		w.discard(ctx, log, ref)
+		w.ack(ctx, log, d)
+		return
+	case errors.Is(cause, errLeaseLost):
+		// Whoever took the job over decided its fate; this attempt's
+		// result, if any, is not the one on record.
+		log.WarnContext(ctx, "job was taken over while running; dropping this attempt's result", "duration", took)
+		w.discard(ctx, log, ref)
+		return
+	case err != nil && errors.Is(cause, errShutdown):
+		log.WarnContext(ctx, "job interrupted by shutdown; handing it back", "err", err)
+		rel := w.event(job, tasktype.EventReleased, job.Attempt, func(e *tasktype.Event) { e.Worker = w.cfg.Name })
+		if w.record(ctx, log, d, rel, mine, false) {
+			w.release(ctx, log, d)
+		}
+		return
+	}
+
+	var outcome tasktype.Event
+	switch {
+	case err == nil:
+		log.InfoContext(ctx, "job succeeded", "duration", took, "summary", res.Summary)
+		outcome = w.event(job, tasktype.EventSucceeded, job.Attempt, func(e *tasktype.Event) { e.Result = ref; e.Summary = res.Summary })
+	default:
+		if errors.Is(cause, errTimedOut) {
+			err = tasktype.UserMessage(fmt.Errorf("timed out after %s: %w", policy.Timeout, err),
+				"It took longer than it is allowed to, and was stopped.")
+		}
+		outcome = w.failure(job, job.Attempt, maxAttempts, policy, err)
+		log.WarnContext(ctx, "job attempt failed", "err", err, "duration", took, "outcome", outcome.Kind, "retry_at", outcome.RetryAt)
+	}
+	if !w.record(ctx, log, d, outcome, mine, true) {
+		w.discard(ctx, log, ref)
+		return
+	}
+	if outcome.Kind == tasktype.EventSucceeded && ref != nil {
+		w.prune(ctx, log, job)
+	}
+}
+
+// run calls the handler, turning a panic into an error so that one bad job
+// fails on its own instead of taking the worker down.
+func (w *Worker) run(ctx context.Context, log *slog.Logger, h tasktype.HandlerFunc, job tasktype.Job, out *output) (res tasktype.Result, ref *tasktype.ResultRef, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.ErrorContext(ctx, "handler panicked", "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", p)
+		}
+		var ferr error
+		ref, ferr = out.finish(err)
+		if err == nil && ferr != nil {
+			err = fmt.Errorf("store result: %w", ferr)
+		}
+		// A full store refuses the file however often it is tried, until
+		// old results expire: no retry, and a sentence the user can act
+		// on. The handler may have seen it first, writing its file.
+		if errors.Is(err, tasktype.ErrResultStoreFull) {
+			err = tasktype.Permanent(tasktype.UserMessage(err, w.cfg.StoreFullMessage))
+		}
+	}()
+	res, err = h(ctx, job, out)
+	return res, nil, err
+}
+
+// output streams a handler's result file into the ResultStore through a
+// pipe, so that a file of any size passes through a fixed-size buffer.
+type output struct {
+	ctx    context.Context
+	store  taskdriver.ResultStore
+	object string
+
+	pw   *io.PipeWriter
+	done chan putResult
+
+	mu      sync.Mutex
+	latest  progressReport
+	version int // counts Progress calls
+}
+
+type progressReport struct {
+	percent int
+	message string
+}
+
+// Progress keeps the latest report for the worker's next heartbeat, so
+// that a handler may call it as often as it likes at no cost.
+func (o *output) Progress(percent int, message string) {
+	percent = min(max(percent, 0), 100)
+	if len(message) > maxProgressMessage {
+		message = message[:maxProgressMessage]
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.latest = progressReport{percent, message}
+	o.version++
+}
+
+func (o *output) progress() (progressReport, int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.latest, o.version
+}
+
+// maxProgressMessage bounds a progress line, which is shown in a table
+// cell and stored in every progress event.
+const maxProgressMessage = 200
+
+type putResult struct {
+	ref tasktype.ResultRef
+	err error
+}
+
+func (o *output) Create(name, contentType string) (io.Writer, error) {
+	if o.pw != nil {
+		return nil, errors.New("create result: already created")
+	}
+	pr, pw := io.Pipe()
+	o.pw, o.done = pw, make(chan putResult, 1)
+	go func() {
+		ref, err := o.store.Put(o.ctx, o.object, name, contentType, pr)
+		// Unblock a handler still writing if the store gave up.
+		pr.CloseWithError(fmt.Errorf("result store: %w", errOrClosed(err)))
+		o.done <- putResult{ref, err}
+	}()
+	return pw, nil
+}
+
+// finish ends the file: stored if the handler succeeded, discarded if not.
+func (o *output) finish(handlerErr error) (*tasktype.ResultRef, error) {
+	if o.pw == nil {
+		return nil, nil
+	}
+	if handlerErr != nil {
+		o.pw.CloseWithError(handlerErr)
+		<-o.done
+		return nil, nil
+	}
+	o.pw.Close()
+	r := <-o.done
+	if r.err != nil {
+		return nil, r.err
+	}
+	return &r.ref, nil
+}
+
+func errOrClosed(err error) error {
+	if err == nil {
+		return io.ErrClosedPipe
+	}
+	return err
+}

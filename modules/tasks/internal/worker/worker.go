@@ -1,0 +1,155 @@
+// Package worker is the task system's worker engine: it takes work items
+// from a queue, runs their handlers, renews their leases, and records
+// every state change as an event in the log.
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
+)
+
+// Config configures a Worker. Zero fields take the defaults below.
+type Config struct {
+	Queue    taskdriver.Queue       // required by Run; RunInline does without
+	Events   taskdriver.EventLog    // required
+	Results  taskdriver.ResultStore // required
+	Registry Handlers               // required
+
+	// Concurrency is how many jobs run at once. Default 4.
+	Concurrency int
+	// ExtendEvery is how often a running job's lease is renewed and its
+	// state checked for a cancel. It must be well under the broker's
+	// visibility timeout, and bounds how long a cancel takes to reach a
+	// running job. Default 1s.
+	ExtendEvery time.Duration
+	// ShutdownGrace is how long running jobs may take to finish once the
+	// worker is told to stop; jobs still running then are cancelled and
+	// handed back to the queue. Default 20s.
+	ShutdownGrace time.Duration
+	// StoreTimeout bounds each event write and ack around a job. They
+	// run even while the worker shuts down. Default 10s.
+	StoreTimeout time.Duration
+	// OutcomeRetry is how long a finished job keeps trying to record its
+	// outcome while the broker cannot be reached, so that a short outage
+	// does not throw away finished work. Default 1m.
+	OutcomeRetry time.Duration
+	// ResultKeep is how many results of each job type a user keeps:
+	// once a job's result and outcome are stored, the results of the
+	// user's older jobs of that type beyond the newest ResultKeep are
+	// deleted, so that a user who makes many reports does not fill the
+	// store. 0 keeps every result until the store expires it.
+	ResultKeep int
+	// ResultTTL is how long the store keeps results (it expires them by
+	// itself): pruning looks back no further, as older results are gone.
+	// 0 looks back to the start of the log.
+	ResultTTL time.Duration
+	// Succeeded finds a user's earlier results; required with ResultKeep.
+	Succeeded taskdriver.SucceededLog
+	// StoreFullMessage is the sentence a job's owner sees when its result
+	// could not be stored because the result store is full. The app
+	// says how long results are kept and which setting bounds the store.
+	StoreFullMessage string
+	// Name identifies this worker in events and logs. Default host:pid.
+	Name   string
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 4
+	}
+	if c.ExtendEvery <= 0 {
+		c.ExtendEvery = time.Second
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 20 * time.Second
+	}
+	if c.StoreTimeout <= 0 {
+		c.StoreTimeout = 10 * time.Second
+	}
+	if c.OutcomeRetry <= 0 {
+		c.OutcomeRetry = time.Minute
+	}
+	if c.Name == "" {
+		c.Name = ProcessName()
+	}
+	if c.StoreFullMessage == "" {
+		c.StoreFullMessage = "There is no room to store this result right now. Please try again later; if it keeps happening, ask the operator to make room."
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Events == nil {
+		errs = append(errs, errors.New("config: Events is required"))
+	}
+	if c.Results == nil {
+		errs = append(errs, errors.New("config: Results is required"))
+	}
+	if c.Registry == nil {
+		errs = append(errs, errors.New("config: Registry is required"))
+	}
+	if c.ResultKeep > 0 && c.Succeeded == nil {
+		errs = append(errs, errors.New("config: Succeeded is required with ResultKeep"))
+	}
+	return errors.Join(errs...)
+}
+
+// Handlers finds a job type's handler and policy: the root package's
+// Registry, which modules fill with their job types.
+type Handlers interface {
+	// Lookup returns the handler for jobType and its policy, defaults
+	// filled.
+	Lookup(jobType string) (tasktype.HandlerFunc, tasktype.Policy, bool)
+	// Types lists the registered job types, sorted.
+	Types() []string
+}
+
+// ProcessName is this process as workers name it in events and logs:
+// host:pid, which an operator can find and a test can predict.
+func ProcessName() string {
+	host, _ := os.Hostname()
+	return host + ":" + strconv.Itoa(os.Getpid())
+}
+
+// Worker takes jobs from a Queue and runs their handlers, recording every
+// state change as an event. A job is acked only after its outcome event is
+// stored, so a worker that dies at any point leaves the job to be
+// delivered again.
+type Worker struct {
+	cfg Config
+	log *slog.Logger
+	// running holds the attempts this worker is running, by job id and
+	// attempt, so that a redelivery of one of them is not taken for the
+	// loss of this worker.
+	running sync.Map
+}
+
+type attemptKey struct {
+	job     string
+	attempt int
+}
+
+// NewWorker checks cfg and returns a Worker ready to Run.
+func New(cfg Config) (*Worker, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("new worker: %w", err)
+	}
+	return &Worker{cfg: cfg, log: cfg.Logger.With("worker", cfg.Name)}, nil
+}
