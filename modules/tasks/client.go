@@ -250,6 +250,14 @@ func (c *Client) All(ctx context.Context) ([]tasktype.Task, error) { return c.st
 // Count returns how many tasks task_result holds.
 func (c *Client) Count(ctx context.Context) (int64, error) { return c.store.Count(ctx) }
 
+// CountMatching returns how many tasks match f's status, user and type,
+// whoever owns them; f.Limit does not apply. It counts in the database,
+// where List would fetch every row: an operator's totals, or the bench
+// checking that task_result shows each of its jobs completed.
+func (c *Client) CountMatching(ctx context.Context, f tasktype.Filter) (int64, error) {
+	return c.store.CountMatching(ctx, f)
+}
+
 // History returns all the job's events in stream order, or
 // tasktype.ErrNotFound. A userID of 0 matches the job whoever owns it.
 func (c *Client) History(ctx context.Context, userID int64, jobID string) ([]tasktype.Event, error) {

@@ -153,3 +153,48 @@ func TestClientWaitOutcome(t *testing.T) {
 		t.Errorf("WaitOutcome again = %+v, %v; want the same event", again, err)
 	}
 }
+
+// CountMatching counts what List would list, by status, user and type,
+// without List's limit.
+func TestClientCountMatching(t *testing.T) {
+	ctx := testsupport.Context(t)
+	db, _ := testsupport.DB(t)
+	broker := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "client"))
+	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Enqueuer: broker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []tasktype.EnqueueRequest{
+		{Type: "a_job", UserID: 1}, {Type: "a_job", UserID: 1}, {Type: "b_job", UserID: 1}, {Type: "a_job", UserID: 2},
+	} {
+		if _, err := c.Enqueue(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	job, err := c.Enqueue(ctx, tasktype.EnqueueRequest{Type: "a_job", UserID: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Cancel(ctx, 2, job.ID, tasktype.ByUser); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		f    tasktype.Filter
+		want int64
+	}{
+		{tasktype.Filter{}, 5},
+		{tasktype.Filter{UserID: 1}, 3},
+		{tasktype.Filter{UserID: 1, Type: "a_job"}, 2},
+		{tasktype.Filter{Status: tasktype.StatusPending}, 4},
+		{tasktype.Filter{Status: tasktype.StatusCancelled, UserID: 2}, 1},
+		{tasktype.Filter{Status: tasktype.StatusCancelled, UserID: 1}, 0},
+		{tasktype.Filter{Limit: 1}, 5},
+	} {
+		if got, err := c.CountMatching(ctx, tc.f); err != nil || got != tc.want {
+			t.Errorf("CountMatching(%+v) = %d, %v; want %d", tc.f, got, err, tc.want)
+		}
+	}
+}

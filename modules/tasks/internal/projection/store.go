@@ -109,6 +109,26 @@ func (s *Store) Get(ctx context.Context, id string) (tasktype.Task, error) {
 	return row.task(), nil
 }
 
+// CountMatching returns how many rows match f's status, user and type;
+// f.Limit does not apply.
+func (s *Store) CountMatching(ctx context.Context, f tasktype.Filter) (int64, error) {
+	q := s.db.NewSelect().Model((*taskRow)(nil))
+	if f.Status != "" {
+		q = q.Where("status = ?", f.Status)
+	}
+	if f.UserID != 0 {
+		q = q.Where("user_id = ?", f.UserID)
+	}
+	if f.Type != "" {
+		q = q.Where("task_type = ?", f.Type)
+	}
+	n, err := q.Count(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count tasks: %w", err)
+	}
+	return n, nil
+}
+
 // Count returns how many rows the projection holds.
 func (s *Store) Count(ctx context.Context) (int64, error) {
 	n, err := s.db.NewSelect().Model((*taskRow)(nil)).Count(ctx)

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"runtime"
@@ -64,7 +63,7 @@ type benchReportOptions struct {
 
 // runBenchReport runs app bench report: args are the flags after
 // "bench report".
-func runBenchReport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func runBenchReport(ctx context.Context, args []string, load func() (Env, error), stdout, stderr io.Writer) error {
 	o, err := parseBenchReportFlags(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -73,16 +72,16 @@ func runBenchReport(ctx context.Context, args []string, getenv func(string) stri
 		return err
 	}
 	if o.child {
-		return benchReportChild(ctx, o, getenv, stdout, stderr)
+		return benchReportChild(ctx, o, load, stdout)
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("bench report: %w", err)
 	}
-	rep := benchReportResult{Runs: o.runs, Settings: newBenchMachine()}
+	rep := ReportResult{Runs: o.runs, Settings: newBenchMachine()}
 	fmt.Fprintf(stderr, "bench report: %d runs per size; %s\n", o.runs, rep.Settings.describe())
 	for _, n := range o.sizes {
-		var runs []benchReportRun
+		var runs []ReportRun
 		for i := range o.runs {
 			r, err := benchReportOnce(ctx, exe, n, i, o, stderr)
 			if err != nil {
@@ -155,8 +154,8 @@ func parseBenchReportFlags(args []string, stdout io.Writer) (benchReportOptions,
 	return o, nil
 }
 
-// benchReportRun is one run's figures, as the child prints them.
-type benchReportRun struct {
+// ReportRun is one run's figures, as the child prints them.
+type ReportRun struct {
 	Activities  int     `json:"activities"`
 	Seconds     float64 `json:"seconds"` // enqueue to succeeded
 	FillSeconds float64 `json:"fill_seconds"`
@@ -172,7 +171,7 @@ type benchReportRun struct {
 
 // benchReportOnce runs one size once in a child process and returns what
 // it measured.
-func benchReportOnce(ctx context.Context, exe string, n, run int, o benchReportOptions, stderr io.Writer) (benchReportRun, error) {
+func benchReportOnce(ctx context.Context, exe string, n, run int, o benchReportOptions, stderr io.Writer) (ReportRun, error) {
 	args := []string{"bench", "report", "--child", "--activities", strconv.Itoa(n)}
 	if o.cpuProfile != "" {
 		args = append(args, "--cpuprofile", fmt.Sprintf("%s-%d-%d.pprof", o.cpuProfile, n, run+1))
@@ -184,9 +183,9 @@ func benchReportOnce(ctx context.Context, exe string, n, run int, o benchReportO
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 30 * time.Second
 	if err := cmd.Run(); err != nil {
-		return benchReportRun{}, fmt.Errorf("child process: %w", err)
+		return ReportRun{}, fmt.Errorf("child process: %w", err)
 	}
-	var r benchReportRun
+	var r ReportRun
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		return r, fmt.Errorf("child process printed %q: %w", out.String(), err)
 	}
@@ -200,40 +199,39 @@ func benchReportOnce(ctx context.Context, exe string, n, run int, o benchReportO
 }
 
 // benchReportChild is one run in the child process: fill, then the
-// report, timed; it prints a benchReportRun.
-func benchReportChild(ctx context.Context, o benchReportOptions, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+// report, timed; it prints a ReportRun.
+func benchReportChild(ctx context.Context, o benchReportOptions, load func() (Env, error), stdout io.Writer) (err error) {
 	n := o.sizes[0]
-	cfg, err := LoadConfig(getenv)
+	env, err := load()
 	if err != nil {
 		return err
 	}
-	// The real path as app all has it: the embedded server, JetStream.
-	cfg.NATSURL, cfg.Broker = "", brokerJetStream
-	if cfg.DataDir, err = os.MkdirTemp("", "otj-bench-report-"); err != nil {
+	dir, err := os.MkdirTemp("", "otj-bench-report-")
+	if err != nil {
 		return fmt.Errorf("temp data dir: %w", err)
 	}
-	defer os.RemoveAll(cfg.DataDir)
-	log := newLogger(stderr, max(cfg.LogLevel, slog.LevelWarn))
-	be, err := openBackend(ctx, cfg, log, backendOptions{Name: "otj-bench-report"})
+	defer os.RemoveAll(dir)
+	// The real path as app all has it: the embedded server, JetStream.
+	be, err := env.Open(ctx, OpenOptions{Name: "otj-bench-report", DataDir: dir, Broker: brokerJetStream, Embedded: true})
 	if err != nil {
 		return err
 	}
 	defer be.Close(ctx)
 
-	r := benchReportRun{Activities: n}
+	r := ReportRun{Activities: n}
 	fillStart := time.Now()
 	u, err := activity.Fill(ctx, be.DB, activity.DemoOptions{Email: "bench@example.org", Activities: n, Seed: 1})
 	if err != nil {
 		return err
 	}
 	r.FillSeconds = time.Since(fillStart).Seconds()
-	reg, err := newRegistry(be.DB)
+	reg, err := env.Registry(be.DB)
 	if err != nil {
 		return err
 	}
 	w, err := tasks.NewClient(tasks.Config{
-		DB: be.DB, Log: be.Broker, Registry: reg, Logger: log,
-		Worker: tasks.WorkerConfig{InlineName: "bench-report@" + tasks.ProcessName(), ExtendEvery: cfg.JobLease / 5},
+		DB: be.DB, Log: be.Log, Enqueuer: be.Enqueuer, Registry: reg, Logger: env.Logger,
+		Worker: tasks.WorkerConfig{InlineName: "bench-report@" + tasks.ProcessName(), ExtendEvery: env.JobLease / 5},
 	})
 	if err != nil {
 		return err
@@ -253,7 +251,13 @@ func benchReportChild(ctx context.Context, o benchReportOptions, getenv func(str
 	}
 
 	start := time.Now()
-	item, _, err := be.Broker.EnqueueEvent(ctx, tasktype.EnqueueRequest{Type: reports.FullReport, UserID: u.ID})
+	job, err := w.Enqueue(ctx, tasktype.EnqueueRequest{Type: reports.FullReport, UserID: u.ID})
+	if err != nil {
+		return err
+	}
+	// On JetStream the enqueued event is the job's work item, and no
+	// worker is there to take it first.
+	item, err := w.Last(ctx, u.ID, job.ID)
 	if err != nil {
 		return err
 	}
@@ -269,7 +273,7 @@ func benchReportChild(ctx context.Context, o benchReportOptions, getenv func(str
 		return err
 	}
 
-	last, err := be.Broker.Last(ctx, u.ID, item.JobID)
+	last, err := w.Last(ctx, u.ID, item.JobID)
 	if err != nil {
 		return err
 	}
@@ -352,15 +356,15 @@ func maxrssKiB(ru *syscall.Rusage) int64 {
 
 func kibToMB(kib int64) float64 { return float64(kib) / 1024 }
 
-// benchReportResult is app bench report's result.
-type benchReportResult struct {
-	Sizes    []benchReportSize `json:"sizes"`
-	Runs     int               `json:"runs"`
-	Settings benchMachine      `json:"settings"`
+// ReportResult is app bench report's result.
+type ReportResult struct {
+	Sizes    []ReportSize `json:"sizes"`
+	Runs     int          `json:"runs"`
+	Settings Machine      `json:"settings"`
 }
 
-// benchReportSize is one size's figures over its runs.
-type benchReportSize struct {
+// ReportSize is one size's figures over its runs.
+type ReportSize struct {
 	Activities int `json:"activities"`
 	Seconds    struct {
 		Median float64 `json:"median"`
@@ -371,14 +375,14 @@ type benchReportSize struct {
 	RowsPerS float64 `json:"rows_per_s"`
 	// PeakRSSMB is the highest of the runs' report-phase peaks;
 	// ProcessPeakRSSMB the highest whole-process peak, fill included.
-	PeakRSSMB        float64          `json:"peak_rss_mb"`
-	ProcessPeakRSSMB float64          `json:"process_peak_rss_mb"`
-	CSVMB            float64          `json:"csv_mb"`
-	Runs             []benchReportRun `json:"runs"`
+	PeakRSSMB        float64     `json:"peak_rss_mb"`
+	ProcessPeakRSSMB float64     `json:"process_peak_rss_mb"`
+	CSVMB            float64     `json:"csv_mb"`
+	Runs             []ReportRun `json:"runs"`
 }
 
-func summarizeReportRuns(n int, runs []benchReportRun) benchReportSize {
-	s := benchReportSize{Activities: n, Runs: runs}
+func summarizeReportRuns(n int, runs []ReportRun) ReportSize {
+	s := ReportSize{Activities: n, Runs: runs}
 	secs := make([]float64, len(runs))
 	for i, r := range runs {
 		secs[i] = r.Seconds
@@ -395,7 +399,7 @@ func summarizeReportRuns(n int, runs []benchReportRun) benchReportSize {
 }
 
 // printBenchReportTable prints one line per size.
-func printBenchReportTable(w io.Writer, rep benchReportResult) error {
+func printBenchReportTable(w io.Writer, rep ReportResult) error {
 	fmt.Fprintf(w, "app bench report: %d runs per size; %s\n\n", rep.Runs, rep.Settings.describe())
 	line := "%12s  %9s  %9s  %9s  %10s  %12s  %8s\n"
 	fmt.Fprintf(w, line, "activities", "median s", "min s", "max s", "rows/s", "peak RSS MB", "CSV MB")

@@ -1,0 +1,117 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/uptrace/bun"
+
+	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+)
+
+// The brokers --broker takes: TASKS_BROKER's values.
+const (
+	brokerJetStream = "jetstream"
+	brokerRedis     = "redis"
+)
+
+// Env is what the app gives the bench: the settings it measures under and
+// how to open the app's backend on a data dir of the bench's own. The
+// bench wires nothing itself, so that what it measures is what the app
+// runs.
+type Env struct {
+	// Broker is TASKS_BROKER; --broker overrides it.
+	Broker string
+	// External is whether NATS_URL is set; NATSSync is the embedded
+	// server's NATS_SYNC, shown in the settings.
+	External bool
+	NATSSync string
+	// JobLease is JOB_LEASE: a running job's lease is renewed every fifth.
+	JobLease time.Duration
+	// Logger takes the backend's warnings.
+	Logger *slog.Logger
+	// Open opens the backend as the app opens it, with o's changes.
+	Open func(ctx context.Context, o OpenOptions) (*Backend, error)
+	// Registry is the app's job types over db: bench report runs the
+	// report handler through it.
+	Registry func(db *bun.DB) (*tasks.Registry, error)
+}
+
+// OpenOptions are what a run changes in the app's settings.
+type OpenOptions struct {
+	// Name names the NATS connection.
+	Name string
+	// DataDir is the run's fresh data dir (OTJ_DATA_DIR).
+	DataDir string
+	// Broker is the broker that carries the jobs (TASKS_BROKER).
+	Broker string
+	// RedisKeyPrefix is the run's own REDIS_KEY_PREFIX, with Broker redis.
+	RedisKeyPrefix string
+	// Embedded starts the embedded server whatever NATS_URL says.
+	Embedded bool
+}
+
+// Backend is a run's task system, through the drivers' public ports.
+type Backend struct {
+	DB *bun.DB
+	// Log is the JetStream driver: the event log, its stream and the
+	// result store.
+	Log taskdriver.Log
+	// Enqueuer is the driver that carries the jobs.
+	Enqueuer taskdriver.Enqueuer
+	// Queue opens a worker's queue on that driver.
+	Queue func(ctx context.Context) (taskdriver.Queue, error)
+	// Redis is the Redis the jobs go through, Ping its broker's check
+	// that it answers and Relay its broker's relay, with the Redis
+	// broker; nil otherwise.
+	Redis *redis.Client
+	Ping  func(ctx context.Context) error
+	Relay func(ctx context.Context) error
+	// Close closes everything Open opened.
+	Close func(ctx context.Context)
+}
+
+// group runs a run's services and collects the first error.
+type group struct {
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	err    error
+	failed chan struct{}
+	once   sync.Once
+}
+
+// Go runs fn; an error is reported through Failed.
+func (g *group) Go(name string, fn func() error) {
+	g.once.Do(func() { g.failed = make(chan struct{}) })
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := fn(); err != nil {
+			g.mu.Lock()
+			if g.err == nil {
+				g.err = fmt.Errorf("%s: %w", name, err)
+				close(g.failed)
+			}
+			g.mu.Unlock()
+		}
+	}()
+}
+
+// Failed is closed when a service has returned an error.
+func (g *group) Failed() <-chan struct{} {
+	g.once.Do(func() { g.failed = make(chan struct{}) })
+	return g.failed
+}
+
+// Wait waits for every service and returns the first error.
+func (g *group) Wait() error {
+	g.wg.Wait()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.err
+}
