@@ -30,16 +30,23 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// Workers of apps run by the tests, in this process or re-exec'd,
-	// also run the test job types.
-	extraHandlers = registerTestJobs
 	redis.SetLogger(quietRedis{}) // as main does
 	// Re-exec'd by tests that need the app as a real OS process.
 	if os.Getenv(runMainEnv) == "1" {
-		main()
-		return
+		os.Exit(runMain(testOptions()))
 	}
 	testsupport.VerifyNoLeaks(m)
+}
+
+// testOptions are the program's options in the test binary: workers of
+// apps run by the tests, in this process or re-exec'd, also run the test
+// job types.
+func testOptions() options { return options{extraJobs: registerTestJobs} }
+
+// run is the program as the tests drive it in this process, with
+// testOptions.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return runApp(ctx, testOptions(), args, getenv, stdout, stderr)
 }
 
 // runMainEnv makes the test binary run main() instead of the tests.

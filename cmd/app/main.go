@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/otjhelper/otj/modules/tasks"
 )
 
 const usage = `usage: app <command> [flags]
@@ -37,24 +39,41 @@ operator commands (every user's tasks; see README.md, Operating tasks):
 Configuration comes from the environment; see README.md.
 `
 
-func main() {
+func main() { os.Exit(runMain(options{})) }
+
+// options are what a build adds to the program. This build adds
+// nothing; the test binary, which runs the program as a real process
+// too, passes its own.
+type options struct {
+	// extraJobs, when set, registers more job types on every worker
+	// beside this build's: the tests' jobs that sleep, fail or block on
+	// cue in real worker processes.
+	extraJobs func(*tasks.Registry) error
+}
+
+// runMain is main with its options: it runs the program on the process's
+// arguments, environment and output until a signal, and returns the exit
+// status.
+func runMain(opts options) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// The Redis broker logs what fails, once, where it is handled; the
 	// client's own pool messages would repeat it on every redial.
 	redis.SetLogger(quietRedis{})
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := runApp(ctx, opts, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "app:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 type quietRedis struct{}
 
 func (quietRedis) Printf(context.Context, string, ...any) {}
 
-// run is the whole program, with its inputs passed in so tests can drive it.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// runApp is the whole program, with its inputs passed in so tests can
+// drive it.
+func runApp(ctx context.Context, opts options, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -80,11 +99,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := newLogger(stderr, cfg.LogLevel)
 	switch cmd {
 	case "all":
-		return runServices(ctx, cfg, log, stdout, modeAll)
+		return runServices(ctx, cfg, log, stdout, modeAll, opts)
 	case "web":
-		return runServices(ctx, cfg, log, stdout, modeWeb)
+		return runServices(ctx, cfg, log, stdout, modeWeb, opts)
 	case "worker":
-		return runServices(ctx, cfg, log, stdout, modeWorker)
+		return runServices(ctx, cfg, log, stdout, modeWorker, opts)
 	case "migrate":
 		return runMigrate(ctx, cfg, stdout)
 	}

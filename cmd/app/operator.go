@@ -18,7 +18,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -27,7 +26,6 @@ import (
 
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/tasks"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/natsserver"
 )
@@ -101,7 +99,7 @@ func runTasksList(ctx context.Context, args []string, getenv func(string) string
 		if err != nil {
 			return err
 		}
-		if err := catchUp(ctx, tc); err != nil {
+		if err := tc.CatchUp(ctx); err != nil {
 			return err
 		}
 		rows, err := tc.List(ctx, f)
@@ -141,7 +139,7 @@ func runTasksShow(ctx context.Context, args []string, getenv func(string) string
 		if err != nil {
 			return err
 		}
-		if err := catchUp(ctx, tc); err != nil {
+		if err := tc.CatchUp(ctx); err != nil {
 			return err
 		}
 		row, rowErr := tc.Get(ctx, id)
@@ -222,10 +220,10 @@ func runTasksChange(ctx context.Context, verb string, args []string, getenv func
 			return err // names the task; ErrWrongState says what is possible
 		}
 		was := ""
-		if prev, err := eventBefore(ctx, tc, e); err != nil {
+		if prev, err := tc.StatusBefore(ctx, e); err != nil {
 			log.Warn("could not read the task's state before the change", "job", id, "err", err)
 		} else {
-			was = " (was " + string(tasktype.StatusAfter(prev.Kind)) + ")"
+			was = " (was " + string(prev) + ")"
 		}
 		switch verb {
 		case "cancel":
@@ -235,26 +233,11 @@ func runTasksChange(ctx context.Context, verb string, args []string, getenv func
 		}
 		// Keep task_result in step even when no app web runs the
 		// projection; the change itself is already stored.
-		if err := catchUp(ctx, tc); err != nil {
+		if err := tc.CatchUp(ctx); err != nil {
 			log.Warn("task_result not updated; the next app web or app tasks will", "err", err)
 		}
 		return nil
 	})
-}
-
-// eventBefore returns the job's event just before e: the one the change
-// was appended after, so the state it changed from.
-func eventBefore(ctx context.Context, tc *tasks.Client, e tasktype.Event) (tasktype.Event, error) {
-	h, err := tc.History(ctx, 0, e.JobID)
-	if err != nil {
-		return tasktype.Event{}, err
-	}
-	for i := len(h) - 1; i > 0; i-- {
-		if h[i].Seq == e.Seq {
-			return h[i-1], nil
-		}
-	}
-	return tasktype.Event{}, fmt.Errorf("event %d not in the history of job %s", e.Seq, e.JobID)
 }
 
 // runProjections is app projections rebuild: it recreates task_result
@@ -269,45 +252,17 @@ func runProjections(ctx context.Context, args []string, getenv func(string) stri
 		return flagError(err, fs, "projections rebuild", pos)
 	}
 	return withBackend(ctx, getenv, stderr, "projections", func(b *backend, log *slog.Logger) error {
-		start := time.Now()
-		stream := &countingStream{Log: b.Broker}
-		p, err := tasks.NewClient(tasks.Config{DB: b.DB, Log: stream, Logger: log})
+		tc, err := b.tasks(log)
 		if err != nil {
 			return err
 		}
-		// A projection running in app web on this database sees its
-		// stored position go back, and replays alongside; each event is
-		// still applied once.
-		if err := p.Rebuild(ctx); err != nil {
-			return fmt.Errorf("projections rebuild: %w", err)
-		}
-		if err := p.CatchUp(ctx); err != nil {
-			return fmt.Errorf("projections rebuild: %w", err)
-		}
-		seq, err := p.Offset(ctx)
-		if err != nil {
-			return fmt.Errorf("projections rebuild: %w", err)
-		}
-		rows, err := p.Count(ctx)
+		st, err := tc.Rebuild(ctx)
 		if err != nil {
 			return fmt.Errorf("projections rebuild: %w", err)
 		}
 		fmt.Fprintf(stdout, "rebuilt %s: read %d events (up to stream sequence %d) into %d rows in %s\n",
-			tasks.ProjectionName, stream.n.Load(), seq, rows, time.Since(start).Round(time.Millisecond))
+			tasks.ProjectionName, st.Events, st.Seq, st.Rows, st.Took.Round(time.Millisecond))
 		return nil
-	})
-}
-
-// countingStream counts the events a projection reads through it.
-type countingStream struct {
-	taskdriver.Log
-	n atomic.Int64
-}
-
-func (s *countingStream) Follow(ctx context.Context, from uint64, fn func([]tasktype.Event) error) error {
-	return s.Log.Follow(ctx, from, func(events []tasktype.Event) error {
-		s.n.Add(int64(len(events)))
-		return fn(events)
 	})
 }
 
@@ -347,15 +302,6 @@ func withBackend(ctx context.Context, getenv func(string) string, stderr io.Writ
 	}
 	defer b.Close(ctx)
 	return fn(b, log)
-}
-
-// catchUp applies every event stored so far to task_result, so that what
-// an operator reads is current even when no app web runs the projection.
-func catchUp(ctx context.Context, tc *tasks.Client) error {
-	if err := tc.CatchUp(ctx); err != nil {
-		return fmt.Errorf("bring %s up to date: %w", tasks.ProjectionName, err)
-	}
-	return nil
 }
 
 // resolveUser turns --user (a user id or an email address) into a user id.

@@ -44,7 +44,7 @@ const shutdownTimeout = 10 * time.Second
 
 // runServices starts what the mode needs, runs until ctx ends or a
 // service fails, then stops everything in order.
-func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer, m mode) (err error) {
+func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer, m mode, opts options) (err error) {
 	log = log.With("mode", m.String())
 	if m == modeWorker && cfg.NATSURL == "" {
 		return errors.New("NATS_URL is not set: app worker joins a NATS server, such as the one app web embeds (NATS_URL=nats://" + cfg.NATSListen + ")")
@@ -84,7 +84,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		// event log on to Redis: retries from workers, retries by hand.
 		g.Go("redis-relay", func() error { return be.Redis.Relay(runCtx) })
 	}
-	client, err := newClient(runCtx, cfg, log, be, m)
+	client, err := newClient(runCtx, cfg, log, be, m, opts)
 	if err != nil {
 		return err
 	}
@@ -195,21 +195,21 @@ func newRegistry(db *bun.DB) (*tasks.Registry, error) {
 	if err := reports.Register(reg, reportSource{activity.NewStore(db)}); err != nil {
 		return nil, err
 	}
-	if extraHandlers != nil {
-		if err := extraHandlers(reg); err != nil {
-			return nil, err
-		}
-	}
 	return reg, nil
 }
 
 // newClient is the process's door to the task system. A worker takes
 // jobs from the broker that carries them; with the Redis broker, a web
 // request runs its job itself when Redis cannot be reached.
-func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m mode) (*tasks.Client, error) {
+func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m mode, opts options) (*tasks.Client, error) {
 	reg, err := newRegistry(be.DB)
 	if err != nil {
 		return nil, err
+	}
+	if opts.extraJobs != nil {
+		if err := opts.extraJobs(reg); err != nil {
+			return nil, err
+		}
 	}
 	tc := tasks.Config{
 		DB: be.DB, Log: be.Broker, Enqueuer: be.Enqueuer(), Registry: reg, Logger: log,
@@ -259,11 +259,6 @@ func lifetime(d time.Duration) string {
 	}
 	return d.String()
 }
-
-// extraHandlers, when set, registers more job types on every worker.
-// Only the tests set it, to run jobs that sleep, fail or block on cue in
-// real worker processes.
-var extraHandlers func(*tasks.Registry) error
 
 // reportSource gives the reports module the activity log it declares it needs.
 type reportSource struct{ store *activity.Store }

@@ -350,18 +350,71 @@ func (c *Client) RunProjection(ctx context.Context) error {
 }
 
 // CatchUp applies every event stored when it is called to task_result,
-// then returns.
+// then returns: what an operator reads is then current even when no
+// process runs the projection.
 func (c *Client) CatchUp(ctx context.Context) error {
 	if c.cfg.Log == nil {
-		return fmt.Errorf("catch up: %w", errNoLog)
+		return fmt.Errorf("bring %s up to date: catch up: %w", ProjectionName, errNoLog)
 	}
-	return c.proj.CatchUp(ctx)
+	if err := c.proj.CatchUp(ctx); err != nil {
+		return fmt.Errorf("bring %s up to date: %w", ProjectionName, err)
+	}
+	return nil
 }
 
-// Rebuild empties task_result and its stored position; the next CatchUp,
-// or a running projection, replays the whole stream into it.
-func (c *Client) Rebuild(ctx context.Context) error {
-	return c.proj.Rebuild(ctx)
+// RebuildStats says what a Rebuild did.
+type RebuildStats struct {
+	// Events is how many events the replay read from the stream.
+	Events int64
+	// Seq is the stream sequence task_result has applied up to after it.
+	Seq uint64
+	// Rows is how many tasks task_result holds after it.
+	Rows int64
+	// Took is how long the whole rebuild took.
+	Took time.Duration
+}
+
+// Rebuild recreates task_result from the event stream: it empties the
+// table and its stored position, then replays every stored event into
+// it. A projection running elsewhere on this database sees its stored
+// position go back and replays alongside; each event is still applied
+// once.
+func (c *Client) Rebuild(ctx context.Context) (RebuildStats, error) {
+	start := time.Now()
+	if c.cfg.Log == nil {
+		return RebuildStats{}, fmt.Errorf("rebuild: %w", errNoLog)
+	}
+	if err := c.proj.Rebuild(ctx); err != nil {
+		return RebuildStats{}, err
+	}
+	var st RebuildStats
+	var err error
+	if st.Events, err = c.proj.CatchUpCount(ctx); err != nil {
+		return st, err
+	}
+	if st.Seq, err = c.proj.Offset(ctx); err != nil {
+		return st, err
+	}
+	if st.Rows, err = c.store.Count(ctx); err != nil {
+		return st, err
+	}
+	st.Took = time.Since(start)
+	return st, nil
+}
+
+// StatusBefore returns the state job e.JobID was in just before its
+// event e: for a cancel or retry, the state it changed from.
+func (c *Client) StatusBefore(ctx context.Context, e tasktype.Event) (tasktype.Status, error) {
+	h, err := c.History(ctx, 0, e.JobID)
+	if err != nil {
+		return "", err
+	}
+	for i := len(h) - 1; i > 0; i-- {
+		if h[i].Seq == e.Seq {
+			return tasktype.StatusAfter(h[i-1].Kind), nil
+		}
+	}
+	return "", fmt.Errorf("event %d not in the history of job %s", e.Seq, e.JobID)
 }
 
 // Offset is the stream sequence task_result has applied up to.

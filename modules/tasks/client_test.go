@@ -198,3 +198,48 @@ func TestClientCountMatching(t *testing.T) {
 		}
 	}
 }
+
+// Rebuild replays the whole stream into task_result, even when it was
+// already up to date, and says what it read; StatusBefore names the state
+// an operator's change left.
+func TestClientRebuildAndStatusBefore(t *testing.T) {
+	ctx := testsupport.Context(t)
+	db, _ := testsupport.DB(t)
+	broker := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "client"))
+	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Enqueuer: broker, Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jobs []tasktype.Job
+	for i := range 3 {
+		job, err := c.Enqueue(ctx, tasktype.EnqueueRequest{Type: "some_job", UserID: int64(i + 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, job)
+	}
+	cancelled, err := c.Cancel(ctx, 0, jobs[1].ID, tasktype.ByOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if was, err := c.StatusBefore(ctx, cancelled); err != nil || was != tasktype.StatusPending {
+		t.Errorf("StatusBefore(the cancel) = %q, %v; want %q", was, err, tasktype.StatusPending)
+	}
+	if err := c.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	last, err := c.LastSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Rebuild(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Events != 4 || st.Seq != last || st.Rows != 3 || st.Took <= 0 {
+		t.Errorf("Rebuild = %+v; want 4 events read, up to sequence %d, into 3 rows, in some time", st, last)
+	}
+	if task, err := c.Get(ctx, jobs[1].ID); err != nil || task.Status != tasktype.StatusCancelled {
+		t.Errorf("after the rebuild, the cancelled job is %+v, %v; want it cancelled", task, err)
+	}
+}

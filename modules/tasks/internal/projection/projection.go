@@ -550,20 +550,29 @@ var errReset = errors.New("projection position was reset (rebuild); starting aga
 // CatchUp applies every event stored when it is called, then returns.
 // With Rebuild first, it recreates task_result from the whole stream.
 func (p *Projection) CatchUp(ctx context.Context) error {
+	_, err := p.CatchUpCount(ctx)
+	return err
+}
+
+// CatchUpCount is CatchUp, returning how many events it read from the
+// stream: after a Rebuild, what the replay went through.
+func (p *Projection) CatchUpCount(ctx context.Context) (int64, error) {
 	target, err := p.stream.LastSeq(ctx)
 	if err != nil {
-		return fmt.Errorf("catch up: %w", err)
+		return 0, fmt.Errorf("catch up: %w", err)
 	}
 	from, err := p.Offset(ctx)
 	if err != nil {
-		return fmt.Errorf("catch up: %w", err)
+		return 0, fmt.Errorf("catch up: %w", err)
 	}
 	if from >= target {
-		return nil
+		return 0, nil
 	}
 	p.restart(from)
 	errDone := errors.New("caught up")
+	var read int64
 	err = p.stream.Follow(ctx, from, func(events []tasktype.Event) error {
+		read += int64(len(events))
 		if err := p.ApplyBatch(ctx, events); err != nil {
 			return err
 		}
@@ -573,9 +582,9 @@ func (p *Projection) CatchUp(ctx context.Context) error {
 		return nil
 	})
 	if errors.Is(err, errDone) {
-		return nil
+		return read, nil
 	}
-	return fmt.Errorf("catch up to %d: %w", target, err)
+	return read, fmt.Errorf("catch up to %d: %w", target, err)
 }
 
 func (p *Projection) position() uint64 {
