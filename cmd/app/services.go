@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsserver"
+	"github.com/otjhelper/otj/platform/service"
 	"github.com/otjhelper/otj/platform/session"
 )
 
@@ -73,7 +73,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	defer be.Close(ctx)
 	db, broker, embedded := be.DB, be.Broker, be.Embedded
 
-	var g group
+	var g service.Group
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -306,44 +306,4 @@ func openDatabase(ctx context.Context, path string, migrate bool) (*bun.DB, erro
 		}
 	}
 	return db, nil
-}
-
-// group runs services and collects the first error.
-type group struct {
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	err    error
-	failed chan struct{}
-	once   sync.Once
-}
-
-// Go runs fn; an error or an early return is reported through Failed.
-func (g *group) Go(name string, fn func() error) {
-	g.once.Do(func() { g.failed = make(chan struct{}) })
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		if err := fn(); err != nil {
-			g.mu.Lock()
-			if g.err == nil {
-				g.err = fmt.Errorf("%s: %w", name, err)
-				close(g.failed)
-			}
-			g.mu.Unlock()
-		}
-	}()
-}
-
-// Failed is closed when a service has returned an error.
-func (g *group) Failed() <-chan struct{} {
-	g.once.Do(func() { g.failed = make(chan struct{}) })
-	return g.failed
-}
-
-// Wait waits for every service and returns the first error.
-func (g *group) Wait() error {
-	g.wg.Wait()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.err
 }

@@ -26,10 +26,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nuid"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
-	"github.com/redis/go-redis/v9"
+	"github.com/otjhelper/otj/platform/service"
 )
 
 // benchUsage is app bench's help; the flags follow it.
@@ -367,7 +369,7 @@ func benchOnce(ctx context.Context, o benchOptions, env Env, stderr io.Writer) (
 // benchServices are a run's worker, projection and, with the Redis
 // broker, relay, running until stop.
 type benchServices struct {
-	g      group
+	g      service.Group
 	cancel context.CancelFunc
 	// client enqueues the jobs and counts them in task_result.
 	client *tasks.Client

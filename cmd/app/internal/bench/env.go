@@ -2,9 +2,7 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -74,44 +72,4 @@ type Backend struct {
 	Relay func(ctx context.Context) error
 	// Close closes everything Open opened.
 	Close func(ctx context.Context)
-}
-
-// group runs a run's services and collects the first error.
-type group struct {
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	err    error
-	failed chan struct{}
-	once   sync.Once
-}
-
-// Go runs fn; an error is reported through Failed.
-func (g *group) Go(name string, fn func() error) {
-	g.once.Do(func() { g.failed = make(chan struct{}) })
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		if err := fn(); err != nil {
-			g.mu.Lock()
-			if g.err == nil {
-				g.err = fmt.Errorf("%s: %w", name, err)
-				close(g.failed)
-			}
-			g.mu.Unlock()
-		}
-	}()
-}
-
-// Failed is closed when a service has returned an error.
-func (g *group) Failed() <-chan struct{} {
-	g.once.Do(func() { g.failed = make(chan struct{}) })
-	return g.failed
-}
-
-// Wait waits for every service and returns the first error.
-func (g *group) Wait() error {
-	g.wg.Wait()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.err
 }
