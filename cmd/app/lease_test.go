@@ -6,10 +6,7 @@ import (
 	"testing"
 	"time"
 
-	natsjs "github.com/nats-io/nats.go/jetstream"
-
-	"github.com/otjhelper/otj/modules/tasks/jetstream"
-	"github.com/otjhelper/otj/platform/testsupport"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 )
 
 // TestWorkerWithAnotherLeaseRefusesToStart: a worker whose JOB_LEASE
@@ -30,7 +27,7 @@ func TestWorkerWithAnotherLeaseRefusesToStart(t *testing.T) {
 	if got := odd.stderr.String(); !strings.HasSuffix(got, want) {
 		t.Errorf("refused worker's stderr ends %q, want the line %q", lastLine(got), want)
 	}
-	if got := workersAckWait(t, n); got != 5*time.Second {
+	if got := jetstreamtest.WorkersAckWait(t, n.join().connect(t, "probe")); got != 5*time.Second {
 		t.Fatalf("after the refused worker: consumer AckWait %s, want 5s", got)
 	}
 
@@ -38,23 +35,9 @@ func TestWorkerWithAnotherLeaseRefusesToStart(t *testing.T) {
 	env["JOB_LEASE_RESET"] = "true"
 	reset := startWorker(t, "worker-reset", env)
 	reset.waitStderr(t, regexp.MustCompile(`msg="job lease in force" .*lease=10s renew_every=2s`))
-	if got := workersAckWait(t, n); got != 10*time.Second {
+	if got := jetstreamtest.WorkersAckWait(t, n.join().connect(t, "probe")); got != 10*time.Second {
 		t.Fatalf("after JOB_LEASE_RESET=true with JOB_LEASE=10s: consumer AckWait %s, want 10s", got)
 	}
-}
-
-// workersAckWait reads the deployed workers consumer's AckWait from n.
-func workersAckWait(t *testing.T, n *natsNode) time.Duration {
-	t.Helper()
-	js, err := natsjs.New(n.join().connect(t, "probe"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons, err := js.Consumer(testsupport.Context(t), jetstream.StreamName, jetstream.WorkConsumer)
-	if err != nil {
-		t.Fatalf("read consumer %s: %v", jetstream.WorkConsumer, err)
-	}
-	return cons.CachedInfo().Config.AckWait
 }
 
 func lastLine(s string) string {

@@ -4,11 +4,8 @@ import (
 	"testing"
 	"time"
 
-	natsjs "github.com/nats-io/nats.go/jetstream"
-
-	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
-	"github.com/otjhelper/otj/platform/testsupport"
 )
 
 // The app gives the results bucket RESULT_TTL and RESULT_MAX_BYTES; a
@@ -24,23 +21,7 @@ func TestResultBucketBoundsInTheApp(t *testing.T) {
 	startApp(t, cliEnv, "worker")
 
 	b, nc := opBroker(t, nj)
-	js, err := natsjs.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bounds := func() (time.Duration, int64) {
-		t.Helper()
-		s, err := js.Stream(testsupport.Context(t), "OBJ_"+jetstream.ResultsBucket)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.Info(testsupport.Context(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.Config.MaxAge, info.Config.MaxBytes
-	}
-	if ttl, max := bounds(); ttl != 7*24*time.Hour || max != 1<<20 {
+	if ttl, max := jetstreamtest.ResultBounds(t, nc); ttl != 7*24*time.Hour || max != 1<<20 {
 		t.Fatalf("bucket TTL %s, max %d; want 7 days and 1 MiB", ttl, max)
 	}
 
@@ -53,7 +34,7 @@ func TestResultBucketBoundsInTheApp(t *testing.T) {
 	opLacks(t, out, "attempt 2/3")
 
 	opCLI(t, withEnv(withEnv(cliEnv, "RESULT_TTL", "1h"), "RESULT_MAX_BYTES", "2GiB"), "tasks", "list")
-	if ttl, max := bounds(); ttl != 7*24*time.Hour || max != 1<<20 {
+	if ttl, max := jetstreamtest.ResultBounds(t, nc); ttl != 7*24*time.Hour || max != 1<<20 {
 		t.Fatalf("after an operator command: bucket TTL %s, max %d; want them unchanged", ttl, max)
 	}
 }

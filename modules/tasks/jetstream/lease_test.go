@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -21,20 +21,6 @@ func openLeased(t *testing.T, nc *nats.Conn, lease time.Duration, reset bool) *j
 		t.Fatalf("open broker with lease %s: %v", lease, err)
 	}
 	return b
-}
-
-// deployedAckWait reads the workers consumer's AckWait from the server.
-func deployedAckWait(t *testing.T, nc *nats.Conn) time.Duration {
-	t.Helper()
-	js, err := natsjs.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons, err := js.Consumer(testsupport.Context(t), jetstream.StreamName, jetstream.WorkConsumer)
-	if err != nil {
-		t.Fatalf("read consumer %s: %v", jetstream.WorkConsumer, err)
-	}
-	return cons.CachedInfo().Config.AckWait
 }
 
 // leaseOf is the lease a queue reports as in force.
@@ -61,7 +47,7 @@ func TestQueueKeepsTheDeployedLease(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first worker's queue: %v", err)
 	}
-	if got := deployedAckWait(t, probe); got != 5*time.Second {
+	if got := jetstreamtest.WorkersAckWait(t, probe); got != 5*time.Second {
 		t.Fatalf("fresh deployment: consumer AckWait %s, want the first worker's 5s", got)
 	}
 	if got := leaseOf(t, q); got != 5*time.Second {
@@ -70,7 +56,7 @@ func TestQueueKeepsTheDeployedLease(t *testing.T) {
 
 	other := openLeased(t, testsupport.Connect(t, srv, "worker-2"), 10*time.Second, false)
 	_, err = other.Queue(ctx)
-	if got := deployedAckWait(t, probe); got != 5*time.Second {
+	if got := jetstreamtest.WorkersAckWait(t, probe); got != 5*time.Second {
 		t.Errorf("after a worker with lease 10s: consumer AckWait %s, want 5s unchanged", got)
 	}
 	var mismatch *jetstream.LeaseMismatchError
@@ -101,7 +87,7 @@ func TestQueueResetsTheLeaseWhenAsked(t *testing.T) {
 	if err != nil {
 		t.Fatalf("worker resetting the lease to 10s: %v", err)
 	}
-	if got := deployedAckWait(t, probe); got != 10*time.Second {
+	if got := jetstreamtest.WorkersAckWait(t, probe); got != 10*time.Second {
 		t.Fatalf("after the reset: consumer AckWait %s, want 10s", got)
 	}
 	if got := leaseOf(t, q); got != 10*time.Second {
@@ -140,7 +126,7 @@ func TestQueueFreshDeploymentRace(t *testing.T) {
 				t.Fatalf("round %d: %v", round, err)
 			}
 		}
-		deployed := deployedAckWait(t, testsupport.Connect(t, srv, "probe"))
+		deployed := jetstreamtest.WorkersAckWait(t, testsupport.Connect(t, srv, "probe"))
 		if len(refused) != 1 || refused[0].Deployed != deployed || refused[0].Wanted == deployed {
 			t.Fatalf("round %d: consumer has %s; want exactly one worker refused, naming it: %+v", round, deployed, refused)
 		}

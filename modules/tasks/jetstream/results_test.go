@@ -7,52 +7,31 @@ import (
 	"testing"
 	"time"
 
-	natsjs "github.com/nats-io/nats.go/jetstream"
-
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
-// resultBounds reads the results bucket's TTL and size bound as the
-// server holds them.
-func resultBounds(t *testing.T, js natsjs.JetStream) (time.Duration, int64) {
-	t.Helper()
-	s, err := js.Stream(testsupport.Context(t), "OBJ_"+jetstream.ResultsBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(testsupport.Context(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.Config.MaxAge, info.Config.MaxBytes
-}
-
 // The bucket takes the bounds it is opened with, an existing bucket is
 // updated to new ones, and a process that brings none leaves them alone.
 func TestResultBoundsAppliedAtOpen(t *testing.T) {
 	srv := testsupport.NATS(t)
 	nc := testsupport.Connect(t, srv, "app")
-	js, err := natsjs.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	open := func(b *jetstream.ResultBounds) {
 		t.Helper()
 		jetstreamtest.BrokerWith(t, nc, jetstream.Config{Results: b})
 	}
 	open(&jetstream.ResultBounds{TTL: 30 * 24 * time.Hour, MaxBytes: 1 << 30})
-	if ttl, max := resultBounds(t, js); ttl != 30*24*time.Hour || max != 1<<30 {
+	if ttl, max := jetstreamtest.ResultBounds(t, nc); ttl != 30*24*time.Hour || max != 1<<30 {
 		t.Fatalf("new bucket: TTL %s, max %d", ttl, max)
 	}
 	open(&jetstream.ResultBounds{TTL: time.Hour, MaxBytes: 512 << 20})
-	if ttl, max := resultBounds(t, js); ttl != time.Hour || max != 512<<20 {
+	if ttl, max := jetstreamtest.ResultBounds(t, nc); ttl != time.Hour || max != 512<<20 {
 		t.Fatalf("after new bounds: TTL %s, max %d", ttl, max)
 	}
 	open(nil)
-	if ttl, max := resultBounds(t, js); ttl != time.Hour || max != 512<<20 {
+	if ttl, max := jetstreamtest.ResultBounds(t, nc); ttl != time.Hour || max != 512<<20 {
 		t.Fatalf("opened without bounds: TTL %s, max %d, want them unchanged", ttl, max)
 	}
 }
