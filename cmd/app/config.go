@@ -19,6 +19,7 @@ import (
 
 	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/session"
+	"github.com/otjhelper/otj/platform/settings"
 )
 
 // Config is the app's configuration, read from the environment once, here.
@@ -130,44 +131,44 @@ const (
 // LoadConfig reads and checks the settings. Its error names the setting.
 func LoadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
-		Host:              or(getenv("HOST"), defaultHost),
-		DataDir:           or(getenv("OTJ_DATA_DIR"), defaultDataDir),
+		Host:              settings.String(getenv, "HOST", defaultHost),
+		DataDir:           settings.String(getenv, "OTJ_DATA_DIR", defaultDataDir),
 		NATSURL:           strings.TrimSpace(getenv("NATS_URL")),
-		NATSListen:        or(getenv("NATS_LISTEN"), defaultNATSListen),
+		NATSListen:        settings.String(getenv, "NATS_LISTEN", defaultNATSListen),
 		DevAutoLoginEmail: strings.TrimSpace(getenv("DEV_AUTO_LOGIN_EMAIL")),
-		Broker:            strings.ToLower(or(getenv("TASKS_BROKER"), brokerJetStream)),
-		RedisURL:          or(getenv("REDIS_URL"), defaultRedisURL),
-		RedisKeyPrefix:    or(getenv("REDIS_KEY_PREFIX"), defaultRedisPrefix),
+		Broker:            strings.ToLower(settings.String(getenv, "TASKS_BROKER", brokerJetStream)),
+		RedisURL:          settings.String(getenv, "REDIS_URL", defaultRedisURL),
+		RedisKeyPrefix:    settings.String(getenv, "REDIS_KEY_PREFIX", defaultRedisPrefix),
 	}
 	var err error
-	if c.Port, err = intSetting(getenv, "PORT", defaultPort, 0, 65535); err != nil {
+	if c.Port, err = settings.Int(getenv, "PORT", defaultPort, 0, 65535); err != nil {
 		return c, err
 	}
-	if c.WorkerConcurrency, err = intSetting(getenv, "WORKER_CONCURRENCY", defaultWorkers, 1, 1000); err != nil {
+	if c.WorkerConcurrency, err = settings.Int(getenv, "WORKER_CONCURRENCY", defaultWorkers, 1, 1000); err != nil {
 		return c, err
 	}
-	if c.WorkerShutdownGrace, err = durationSetting(getenv, "WORKER_SHUTDOWN_GRACE", defaultGrace, 0, time.Hour); err != nil {
+	if c.WorkerShutdownGrace, err = settings.Duration(getenv, "WORKER_SHUTDOWN_GRACE", defaultGrace, 0, time.Hour); err != nil {
 		return c, err
 	}
-	if c.JobLease, err = durationSetting(getenv, "JOB_LEASE", defaultLease, time.Second, 10*time.Minute); err != nil {
+	if c.JobLease, err = settings.Duration(getenv, "JOB_LEASE", defaultLease, time.Second, 10*time.Minute); err != nil {
 		return c, err
 	}
-	if c.JobLeaseReset, err = boolSetting(getenv, "JOB_LEASE_RESET"); err != nil {
+	if c.JobLeaseReset, err = settings.Bool(getenv, "JOB_LEASE_RESET"); err != nil {
 		return c, err
 	}
-	if c.RedisTimeout, err = durationSetting(getenv, "REDIS_TIMEOUT", defaultRedisWait, 10*time.Millisecond, time.Minute); err != nil {
+	if c.RedisTimeout, err = settings.Duration(getenv, "REDIS_TIMEOUT", defaultRedisWait, 10*time.Millisecond, time.Minute); err != nil {
 		return c, err
 	}
 	if c.NATSSync, err = syncSetting(getenv, "NATS_SYNC"); err != nil {
 		return c, err
 	}
-	if c.ResultTTL, err = daysSetting(getenv, "RESULT_TTL", defaultResultTTL, time.Hour, 3650*24*time.Hour); err != nil {
+	if c.ResultTTL, err = settings.Days(getenv, "RESULT_TTL", defaultResultTTL, time.Hour, 3650*24*time.Hour); err != nil {
 		return c, err
 	}
-	if c.ResultKeep, err = intSetting(getenv, "RESULT_KEEP", defaultResultKeep, 0, 1000); err != nil {
+	if c.ResultKeep, err = settings.Int(getenv, "RESULT_KEEP", defaultResultKeep, 0, 1000); err != nil {
 		return c, err
 	}
-	if c.ResultMaxBytes, err = bytesSetting(getenv, "RESULT_MAX_BYTES", defaultResultMaxBytes, 1<<20, 1<<50); err != nil {
+	if c.ResultMaxBytes, err = settings.Bytes(getenv, "RESULT_MAX_BYTES", defaultResultMaxBytes, 1<<20, 1<<50); err != nil {
 		return c, err
 	}
 	if c.Broker != brokerJetStream && c.Broker != brokerRedis {
@@ -275,95 +276,6 @@ func natsSettings(c *Config, getenv func(string) string) error {
 	return nil
 }
 
-func intSetting(getenv func(string) string, name string, def, lo, hi int) (int, error) {
-	v := strings.TrimSpace(getenv(name))
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi {
-		return 0, fmt.Errorf("%s %q: want a whole number from %d to %d", name, v, lo, hi)
-	}
-	return n, nil
-}
-
-func durationSetting(getenv func(string) string, name string, def, lo, hi time.Duration) (time.Duration, error) {
-	v := strings.TrimSpace(getenv(name))
-	if v == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < lo || d > hi {
-		return 0, fmt.Errorf("%s %q: want a duration from %s to %s, such as 30s", name, v, lo, hi)
-	}
-	return d, nil
-}
-
-func boolSetting(getenv func(string) string, name string) (bool, error) {
-	v := strings.TrimSpace(getenv(name))
-	if v == "" {
-		return false, nil
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return false, fmt.Errorf("%s %q: want true or false", name, v)
-	}
-	return b, nil
-}
-
-// daysSetting reads a duration that may also be given in whole days,
-// such as 30d, as lifetimes are.
-func daysSetting(getenv func(string) string, name string, def, lo, hi time.Duration) (time.Duration, error) {
-	v := strings.TrimSpace(getenv(name))
-	if v == "" {
-		return def, nil
-	}
-	var d time.Duration
-	var err error
-	if days, ok := strings.CutSuffix(v, "d"); ok {
-		var n int
-		if n, err = strconv.Atoi(days); err == nil {
-			d = time.Duration(n) * 24 * time.Hour
-		}
-	} else {
-		d, err = time.ParseDuration(v)
-	}
-	if err != nil || d < lo || d > hi {
-		return 0, fmt.Errorf("%s %q: want a duration from %s to %d days, such as 30d or 12h", name, v, lo, hi/(24*time.Hour))
-	}
-	return d, nil
-}
-
-// byteUnits are the suffixes bytesSetting accepts, longest first.
-var byteUnits = []struct {
-	suffix string
-	n      int64
-}{
-	{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10},
-	{"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1},
-}
-
-// bytesSetting reads a size: whole bytes, or a whole number with a unit
-// such as 512MiB, 2GiB or 500MB.
-func bytesSetting(getenv func(string) string, name string, def, lo, hi int64) (int64, error) {
-	v := strings.TrimSpace(getenv(name))
-	if v == "" {
-		return def, nil
-	}
-	num, unit := v, int64(1)
-	for _, u := range byteUnits {
-		if n, ok := strings.CutSuffix(v, u.suffix); ok {
-			num, unit = strings.TrimSpace(n), u.n
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < lo/unit || n > hi/unit || n*unit < lo {
-		return 0, fmt.Errorf("%s %q: want a size from 1MiB to 1024TiB, in bytes or such as 512MiB or 2GiB", name, v)
-	}
-	return n * unit, nil
-}
-
 // The bounds of a NATS_SYNC interval: below 100ms the store would do
 // little but fsync, and above an hour "interval" would rarely mean much.
 const (
@@ -406,6 +318,7 @@ func baseURLSetting(getenv func(string) string, name string) (*url.URL, error) {
 	return &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)}, nil
 }
 
+// or is v trimmed, or def when that is empty.
 func or(v, def string) string {
 	if v = strings.TrimSpace(v); v != "" {
 		return v
