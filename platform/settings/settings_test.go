@@ -32,9 +32,15 @@ func TestReaders(t *testing.T) {
 		{"", func(g settings.Getenv) (any, error) { return settings.Bool(g, "X") }, false, ""},
 		{"true", func(g settings.Getenv) (any, error) { return settings.Bool(g, "X") }, true, ""},
 		{"sure", func(g settings.Getenv) (any, error) { return settings.Bool(g, "X") }, nil, `X "sure": want true or false`},
-		{"7d", func(g settings.Getenv) (any, error) { return settings.Days(g, "X", time.Hour, time.Hour, 30*24*time.Hour) }, 7 * 24 * time.Hour, ""},
-		{"36h", func(g settings.Getenv) (any, error) { return settings.Days(g, "X", time.Hour, time.Hour, 30*24*time.Hour) }, 36 * time.Hour, ""},
-		{"31d", func(g settings.Getenv) (any, error) { return settings.Days(g, "X", time.Hour, time.Hour, 30*24*time.Hour) }, nil, `X "31d": want a duration from 1h0m0s to 30 days, such as 30d or 12h`},
+		{"7d", func(g settings.Getenv) (any, error) {
+			return settings.Days(g, "X", time.Hour, time.Hour, 30*24*time.Hour)
+		}, 7 * 24 * time.Hour, ""},
+		{"36h", func(g settings.Getenv) (any, error) {
+			return settings.Days(g, "X", time.Hour, time.Hour, 30*24*time.Hour)
+		}, 36 * time.Hour, ""},
+		{"31d", func(g settings.Getenv) (any, error) {
+			return settings.Days(g, "X", time.Hour, time.Hour, 30*24*time.Hour)
+		}, nil, `X "31d": want a duration from 1h0m0s to 30 days, such as 30d or 12h`},
 		{"512MiB", func(g settings.Getenv) (any, error) { return settings.Bytes(g, "X", 1, 1<<20, 1<<50) }, int64(512 << 20), ""},
 		{"500MB", func(g settings.Getenv) (any, error) { return settings.Bytes(g, "X", 1, 1<<20, 1<<50) }, int64(500e6), ""},
 		{"2097152", func(g settings.Getenv) (any, error) { return settings.Bytes(g, "X", 1, 1<<20, 1<<50) }, int64(2 << 20), ""},
