@@ -192,7 +192,7 @@ func natsTarget(cfg Config, embedded *natsserver.Server) string {
 // newRegistry registers every job type this build runs.
 func newRegistry(db *bun.DB) (*tasks.Registry, error) {
 	reg := tasks.NewRegistry()
-	if err := reports.Register(reg, reportSource{activity.NewStore(db)}); err != nil {
+	if err := reports.Register(reg, activity.NewStore(db)); err != nil {
 		return nil, err
 	}
 	return reg, nil
@@ -258,35 +258,6 @@ func lifetime(d time.Duration) string {
 		return fmt.Sprintf("%d hours", d/time.Hour)
 	}
 	return d.String()
-}
-
-// reportSource gives the reports module the activity log it declares it needs.
-type reportSource struct{ store *activity.Store }
-
-// CountActivities first makes sure the user is in this database: a
-// worker on another data dir than the web's would otherwise report an
-// empty log as a success.
-func (s reportSource) CountActivities(ctx context.Context, userID int64) (int, error) {
-	if _, err := s.store.UserByID(ctx, userID); errors.Is(err, activity.ErrNotFound) {
-		return 0, unknownUserError(userID)
-	} else if err != nil {
-		return 0, err
-	}
-	return s.store.CountActivities(ctx, userID)
-}
-
-// unknownUserError is reports.ErrUnknownUser for one user, saying which
-// setting to look at.
-type unknownUserError int64
-
-func (e unknownUserError) Error() string {
-	return fmt.Sprintf("user %d is not in this worker's database (does OTJ_DATA_DIR point at another database than the web's?)", int64(e))
-}
-
-func (e unknownUserError) Is(target error) bool { return target == reports.ErrUnknownUser }
-
-func (s reportSource) EachActivity(ctx context.Context, userID int64, fn func(*activity.ReportRow) error) error {
-	return s.store.EachReportRow(ctx, userID, fn)
 }
 
 // openDatabase opens the data dir's database and brings it up to date.

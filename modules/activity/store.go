@@ -109,10 +109,20 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
 }
 
 // CountActivities returns how many activities the user has logged.
+// A user this database does not have is ErrNotFound, not a count of 0.
 func (s *Store) CountActivities(ctx context.Context, userID int64) (int, error) {
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM activity WHERE user_id = ?`, userID).Scan(&n); err != nil {
+	var known bool
+	// One query: a user's count, and whether the user is there at all,
+	// since a missing user's log would count as an empty one.
+	err := s.db.QueryRowContext(ctx,
+		`SELECT (SELECT count(*) FROM activity WHERE user_id = ?), EXISTS (SELECT 1 FROM app_user WHERE id = ?)`,
+		userID, userID).Scan(&n, &known)
+	if err != nil {
 		return 0, fmt.Errorf("count activities of user %d: %w", userID, err)
+	}
+	if !known {
+		return 0, fmt.Errorf("count activities of user %d: %w", userID, ErrNotFound)
 	}
 	return n, nil
 }

@@ -304,3 +304,33 @@ func TestKSBCodes(t *testing.T) {
 		})
 	}
 }
+
+// A user's count is their activities; a user this database lacks is
+// ErrNotFound, not an empty log (a worker on another database than the
+// web's would otherwise report nothing as a success).
+func TestCountActivities(t *testing.T) {
+	db := newDB(t)
+	s := NewStore(db)
+	busy := newUser(t, db, "busy@example.org")
+	idle := newUser(t, db, "idle@example.org")
+	insert(t, db, busy, fixture{date: "2026-03-01", title: "a", typ: "workshop", quality: "good", hours: 1},
+		fixture{date: "2026-03-02", title: "b", typ: "workshop", quality: "good", hours: 2})
+	tests := []struct {
+		name    string
+		id      int64
+		want    int
+		wantErr error
+	}{
+		{"two activities", busy, 2, nil},
+		{"none yet", idle, 0, nil},
+		{"no such user", idle + 100, 0, ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := s.CountActivities(t.Context(), tt.id)
+			if !errors.Is(err, tt.wantErr) || n != tt.want {
+				t.Fatalf("CountActivities = %d, %v; want %d, %v", n, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}

@@ -33,22 +33,19 @@ const FullReportLabel = "Full report (CSV)"
 // report, and through it the task engine, and so would everything that
 // reads the log, the web included.
 type Source interface {
-	// EachActivity calls fn for each of the user's activities, newest
+	// EachReportRow calls fn for each of the user's activities, newest
 	// first, without holding them all in memory. fn must not keep row
 	// or anything in it: its slices and strings may be reused for the
 	// next row.
-	EachActivity(ctx context.Context, userID int64, fn func(row *activity.ReportRow) error) error
+	EachReportRow(ctx context.Context, userID int64, fn func(row *activity.ReportRow) error) error
 	// CountActivities returns how many activities the user has, for
 	// the report's progress. When the log has no such user it returns
-	// an error wrapping ErrUnknownUser: the report would be empty, and
-	// look like a user's empty log.
+	// an error wrapping activity.ErrNotFound: the report would be empty,
+	// and look like a user's empty log. A worker whose database is not
+	// the one its jobs came from finds that; such a report fails for
+	// good.
 	CountActivities(ctx context.Context, userID int64) (int, error)
 }
-
-// ErrUnknownUser says the activity log has no such user, as when a
-// worker's database is not the one its jobs came from. A report of such
-// a user fails for good.
-var ErrUnknownUser = errors.New("user not in the activity log")
 
 // progressEvery is how many rows pass between progress reports; the
 // worker records at most one a second whatever the rate.
@@ -65,10 +62,11 @@ var Policy = tasktype.Policy{MaxAttempts: 3, Timeout: 30 * time.Minute}
 func Register(reg *tasks.Registry, src Source) error {
 	return reg.Register(FullReport, func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		total, err := src.CountActivities(ctx, job.UserID)
-		if errors.Is(err, ErrUnknownUser) {
+		if errors.Is(err, activity.ErrNotFound) {
 			// Another attempt would read the same database, and so would
 			// a retry by hand: only the operator can mend it.
-			return tasktype.Result{}, tasktype.Permanent(tasktype.UserMessage(fmt.Errorf("full report: %w", err),
+			err = fmt.Errorf("full report: user %d is not in this worker's database (is it the web's? OTJ_DATA_DIR): %w", job.UserID, err)
+			return tasktype.Result{}, tasktype.Permanent(tasktype.UserMessage(err,
 				"Your activity log could not be found by the service that builds reports, so no report was made. Please tell the operator; trying again will not help until they fix it."))
 		}
 		if err != nil {
@@ -96,9 +94,9 @@ type progressSource struct {
 	out   tasktype.Output
 }
 
-func (p progressSource) EachActivity(ctx context.Context, userID int64, fn func(*activity.ReportRow) error) error {
+func (p progressSource) EachReportRow(ctx context.Context, userID int64, fn func(*activity.ReportRow) error) error {
 	n := 0
-	return p.Source.EachActivity(ctx, userID, func(r *activity.ReportRow) error {
+	return p.Source.EachReportRow(ctx, userID, func(r *activity.ReportRow) error {
 		if n++; n%progressEvery == 0 && p.total > 0 {
 			// The log may grow while the report runs: never past 99 %
 			// until the file is done.
@@ -126,7 +124,7 @@ func WriteCSV(ctx context.Context, w io.Writer, src Source, userID int64) (int, 
 	}
 	e.buf = append(e.buf, '\r', '\n')
 	n := 0
-	err := src.EachActivity(ctx, userID, func(r *activity.ReportRow) error {
+	err := src.EachReportRow(ctx, userID, func(r *activity.ReportRow) error {
 		n++
 		if n%4096 == 0 {
 			if err := ctx.Err(); err != nil {

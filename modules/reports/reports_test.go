@@ -23,7 +23,7 @@ type rows []activity.ReportRow
 
 func (rs rows) CountActivities(context.Context, int64) (int, error) { return len(rs), nil }
 
-func (rs rows) EachActivity(ctx context.Context, _ int64, fn func(*activity.ReportRow) error) error {
+func (rs rows) EachReportRow(ctx context.Context, _ int64, fn func(*activity.ReportRow) error) error {
 	for i := range rs {
 		r := rs[i]
 		if err := fn(&r); err != nil {
@@ -119,7 +119,7 @@ func TestWriteCSVStopsOnSourceError(t *testing.T) {
 
 type failing struct{ err error }
 
-func (f failing) EachActivity(context.Context, int64, func(*activity.ReportRow) error) error {
+func (f failing) EachReportRow(context.Context, int64, func(*activity.ReportRow) error) error {
 	return f.err
 }
 func (f failing) CountActivities(context.Context, int64) (int, error) { return 1, nil }
@@ -180,10 +180,10 @@ func TestFullReportHandler(t *testing.T) {
 type unknownUser struct{}
 
 func (unknownUser) CountActivities(_ context.Context, id int64) (int, error) {
-	return 0, fmt.Errorf("user %d: %w", id, reports.ErrUnknownUser)
+	return 0, fmt.Errorf("user %d: %w", id, activity.ErrNotFound)
 }
 
-func (unknownUser) EachActivity(context.Context, int64, func(*activity.ReportRow) error) error {
+func (unknownUser) EachReportRow(context.Context, int64, func(*activity.ReportRow) error) error {
 	return nil
 }
 
@@ -195,8 +195,8 @@ func TestFullReportOfUnknownUserFailsForGood(t *testing.T) {
 	h, _, _ := reg.Lookup(reports.FullReport)
 	out := &recordingOutput{}
 	_, err := h(context.Background(), tasktype.Job{ID: "j1", Type: reports.FullReport, UserID: 42}, out)
-	if !errors.Is(err, reports.ErrUnknownUser) || !tasktype.IsPermanent(err) {
-		t.Fatalf("report of a user the log lacks: %v, want a permanent error wrapping ErrUnknownUser", err)
+	if !errors.Is(err, activity.ErrNotFound) || !tasktype.IsPermanent(err) {
+		t.Fatalf("report of a user the log lacks: %v, want a permanent error wrapping activity.ErrNotFound", err)
 	}
 	if !strings.Contains(err.Error(), "user 42") {
 		t.Errorf("error %q does not name the user", err)
@@ -236,7 +236,7 @@ type repeated struct {
 
 func (r *repeated) CountActivities(context.Context, int64) (int, error) { return r.n, nil }
 
-func (r *repeated) EachActivity(_ context.Context, _ int64, fn func(*activity.ReportRow) error) error {
+func (r *repeated) EachReportRow(_ context.Context, _ int64, fn func(*activity.ReportRow) error) error {
 	for range r.n {
 		if err := fn(&r.row); err != nil {
 			return err
