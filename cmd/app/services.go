@@ -214,7 +214,7 @@ func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m
 	tc := tasks.Config{
 		DB: be.DB, Log: be.Broker, Enqueuer: be.Enqueuer(), Registry: reg, Logger: log,
 		Retention:    tasktype.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
-		Worker:       tasks.WorkerConfig{ExtendEvery: cfg.JobLease / 5, StoreFullMessage: storeFullMessage(cfg)},
+		Worker:       tasks.WorkerConfig{Lease: cfg.JobLease, StoreFullMessage: storeFullMessage(cfg)},
 		RunInRequest: m.web() && cfg.Broker == brokerRedis,
 	}
 	if m.worker() {
@@ -222,16 +222,8 @@ func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m
 		if err != nil {
 			return nil, err
 		}
-		// The lease is the one the broker has in force, which on
-		// JetStream is the deployed consumer's.
-		lease := cfg.JobLease
-		if l, ok := q.(interface{ Lease() time.Duration }); ok {
-			lease = l.Lease()
-		}
-		// Five heartbeats per lease: a slow one or two do not lose it.
-		log.Info("job lease in force", "lease", lease, "renew_every", lease/5)
 		tc.Queue = q
-		tc.Worker.Concurrency, tc.Worker.ExtendEvery, tc.Worker.ShutdownGrace = cfg.WorkerConcurrency, lease/5, cfg.WorkerShutdownGrace
+		tc.Worker.Concurrency, tc.Worker.ShutdownGrace = cfg.WorkerConcurrency, cfg.WorkerShutdownGrace
 	}
 	return tasks.NewClient(tc)
 }

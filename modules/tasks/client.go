@@ -59,8 +59,16 @@ type Config struct {
 type WorkerConfig struct {
 	// Concurrency is how many jobs RunWorker runs at once. Default 4.
 	Concurrency int
-	// ExtendEvery is how often a running job's lease is renewed and its
-	// state checked for a cancel: well under the driver's lease. Default 1s.
+	// Lease is the lease this process was configured with (JOB_LEASE):
+	// how long a running job may go without a heartbeat before another
+	// worker takes it over. A queue that knows the lease in force
+	// (taskdriver.LeaseReporter: on JetStream, the deployed consumer's)
+	// overrides it. Running jobs renew it five times a lease, so that a
+	// slow heartbeat or two does not lose it.
+	Lease time.Duration
+	// ExtendEvery, when set, is how often a running job's lease is
+	// renewed and its state checked for a cancel, in place of a fifth of
+	// Lease. With neither set, 1s.
 	ExtendEvery time.Duration
 	// ShutdownGrace is how long running jobs may take to finish once
 	// RunWorker's context ends; the rest are handed back. Default 20s.
@@ -151,6 +159,16 @@ var errNoLog = errors.New("this task client has no Log")
 // newWorker is a worker over the Client's drivers and registry.
 func (c *Client) newWorker(q taskdriver.Queue, name string) (*worker.Worker, error) {
 	w := c.cfg.Worker
+	if every := w.ExtendEvery; every == 0 && w.Lease > 0 {
+		lease := w.Lease
+		if l, ok := q.(taskdriver.LeaseReporter); ok {
+			lease = l.Lease()
+		}
+		w.ExtendEvery = lease / 5
+		if q != nil {
+			c.log.Info("job lease in force", "lease", lease, "renew_every", w.ExtendEvery)
+		}
+	}
 	return worker.New(worker.Config{
 		Queue: q, Events: c.cfg.Log, Results: c.cfg.Log, Registry: c.cfg.Registry,
 		Concurrency: w.Concurrency, ExtendEvery: w.ExtendEvery, ShutdownGrace: w.ShutdownGrace,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
+
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
@@ -109,6 +110,9 @@ type queue struct {
 // Lease is the consumer's AckWait as the server reported it when the
 // queue was opened: the lease a worker on this queue must renew within.
 func (q *queue) Lease() time.Duration { return q.lease }
+
+// Workers renew their jobs by the deployed consumer's lease.
+var _ taskdriver.LeaseReporter = (*queue)(nil)
 
 func (q *queue) Next(ctx context.Context) (taskdriver.Delivery, error) {
 	ds, err := q.NextBatch(ctx, 1)

@@ -88,6 +88,15 @@ type ItemLease interface {
 	LeasePerItem() bool
 }
 
+// LeaseReporter is a Queue that knows the lease in force for every
+// worker of the deployment, which may differ from the one this process
+// was configured with (JetStream's shared consumer keeps one AckWait for
+// all). Workers renew their jobs by it.
+type LeaseReporter interface {
+	Queue
+	Lease() time.Duration
+}
+
 // ResultStore keeps jobs' result files.
 type ResultStore interface {
 	// Put stores r under object, streaming it.

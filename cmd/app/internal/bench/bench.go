@@ -388,7 +388,7 @@ func startBenchServices(ctx context.Context, o benchOptions, env Env, be *Backen
 	}
 	w, err := tasks.NewClient(tasks.Config{
 		DB: be.DB, Log: benchLog{Log: be.Log, rig: rig}, Queue: q, Registry: reg,
-		Worker: tasks.WorkerConfig{Concurrency: o.concurrency, ExtendEvery: env.JobLease / 5},
+		Worker: tasks.WorkerConfig{Concurrency: o.concurrency, Lease: env.JobLease},
 		// A log line per job would be measured too.
 		Logger: slog.New(slog.DiscardHandler),
 	})

@@ -231,7 +231,7 @@ func benchReportChild(ctx context.Context, o benchReportOptions, load func() (En
 	}
 	w, err := tasks.NewClient(tasks.Config{
 		DB: be.DB, Log: be.Log, Enqueuer: be.Enqueuer, Registry: reg, Logger: env.Logger,
-		Worker: tasks.WorkerConfig{InlineName: "bench-report@" + tasks.ProcessName(), ExtendEvery: env.JobLease / 5},
+		Worker: tasks.WorkerConfig{InlineName: "bench-report@" + tasks.ProcessName(), Lease: env.JobLease},
 	})
 	if err != nil {
 		return err
