@@ -8,9 +8,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/otjhelper/otj/cmd/app/internal/cli"
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
@@ -70,15 +69,15 @@ func runTasks(ctx context.Context, args []string, getenv func(string) string, st
 
 // runTasksList prints task_result, filtered, as a table or as JSON.
 func runTasksList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("tasks list", "", stderr)
+	fs := cli.NewFlagSet("tasks list", "", stderr)
 	state := fs.String("state", "", "only tasks in this state: "+statusNames())
 	user := fs.String("user", "", "only this user's tasks: an email address or a user id")
 	typ := fs.String("type", "", "only tasks of this job type, e.g. full_report")
 	limit := fs.Int("limit", defaultListLimit, "at most this many tasks, newest first")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	pos, err := parseFlags(fs, args)
+	pos, err := cli.ParseFlags(fs, args)
 	if err != nil || len(pos) > 0 {
-		return flagError(err, fs, "tasks list [--state S] [--user EMAIL_OR_ID] [--type T] [--limit N] [--json]", pos)
+		return cli.FlagError(err, fs, "tasks list [--state S] [--user EMAIL_OR_ID] [--type T] [--limit N] [--json]", pos)
 	}
 	f := tasktype.Filter{Status: tasktype.Status(*state), Type: *typ, Limit: *limit}
 	if f.Status != "" && !f.Status.Valid() {
@@ -115,7 +114,7 @@ func runTasksList(ctx context.Context, args []string, getenv func(string) string
 			for _, r := range rows {
 				views = append(views, newTaskView(r, emails[r.UserID]))
 			}
-			return writeJSON(stdout, views)
+			return cli.WriteJSON(stdout, views)
 		}
 		printTaskTable(stdout, rows, emails)
 		if len(rows) == f.Limit {
@@ -127,11 +126,11 @@ func runTasksList(ctx context.Context, args []string, getenv func(string) string
 
 // runTasksShow prints one task's row and its event history.
 func runTasksShow(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("tasks show", " ID", stderr)
+	fs := cli.NewFlagSet("tasks show", " ID", stderr)
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	pos, err := parseFlags(fs, args)
+	pos, err := cli.ParseFlags(fs, args)
 	if err != nil || len(pos) != 1 {
-		return flagError(err, fs, "tasks show ID [--json]", pos)
+		return cli.FlagError(err, fs, "tasks show ID [--json]", pos)
 	}
 	id := pos[0]
 	return withBackend(ctx, getenv, stderr, "tasks", func(b *backend, log *slog.Logger) error {
@@ -173,7 +172,7 @@ func runTasksShow(ctx context.Context, args []string, getenv func(string) string
 			for _, e := range history {
 				out.Events = append(out.Events, eventView{Seq: e.Seq, Event: e})
 			}
-			return writeJSON(stdout, out)
+			return cli.WriteJSON(stdout, out)
 		}
 		if rowErr == nil {
 			printTask(stdout, row, email)
@@ -197,10 +196,10 @@ func runTasksShow(ctx context.Context, args []string, getenv func(string) string
 // runTasksChange is app tasks retry|cancel ID, as an operator, whoever
 // owns the task.
 func runTasksChange(ctx context.Context, verb string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("tasks "+verb, " ID", stderr)
-	pos, err := parseFlags(fs, args)
+	fs := cli.NewFlagSet("tasks "+verb, " ID", stderr)
+	pos, err := cli.ParseFlags(fs, args)
 	if err != nil || len(pos) != 1 {
-		return flagError(err, fs, "tasks "+verb+" ID", pos)
+		return cli.FlagError(err, fs, "tasks "+verb+" ID", pos)
 	}
 	id := pos[0]
 	return withBackend(ctx, getenv, stderr, "tasks", func(b *backend, log *slog.Logger) error {
@@ -246,10 +245,10 @@ func runProjections(ctx context.Context, args []string, getenv func(string) stri
 	if len(args) == 0 || args[0] != "rebuild" {
 		return errors.New("projections: want: app projections rebuild")
 	}
-	fs := newFlagSet("projections rebuild", "", stderr)
-	pos, err := parseFlags(fs, args[1:])
+	fs := cli.NewFlagSet("projections rebuild", "", stderr)
+	pos, err := cli.ParseFlags(fs, args[1:])
 	if err != nil || len(pos) > 0 {
-		return flagError(err, fs, "projections rebuild", pos)
+		return cli.FlagError(err, fs, "projections rebuild", pos)
 	}
 	return withBackend(ctx, getenv, stderr, "projections", func(b *backend, log *slog.Logger) error {
 		tc, err := b.tasks(log)
@@ -498,59 +497,6 @@ func newTaskView(r tasktype.Task, email string) taskView {
 type eventView struct {
 	Seq uint64 `json:"seq"`
 	tasktype.Event
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("write JSON: %w", err)
-	}
-	return nil
-}
-
-// newFlagSet returns a flag set that reports errors rather than exiting,
-// with a usage line for -h.
-func newFlagSet(name, args string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: app %s%s [flags]\n", name, args)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parseFlags parses flags wherever they stand among the arguments (the
-// flag package stops at the first non-flag, and operators type
-// "show ID --json" as often as "show --json ID"), returning the others.
-func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
-// flagError is the error for a command whose flags did not parse (the
-// flag package has printed which, and the usage) or whose arguments are
-// wrong. -h is not an error.
-func flagError(err error, fs *flag.FlagSet, synopsis string, pos []string) error {
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return nil
-	case err != nil:
-		return fmt.Errorf("%s: %w", fs.Name(), err)
-	case len(pos) == 0:
-		return fmt.Errorf("%s: missing argument; usage: app %s", fs.Name(), synopsis)
-	}
-	return fmt.Errorf("%s: unexpected argument %q; usage: app %s", fs.Name(), pos[len(pos)-1], synopsis)
 }
 
 func statusNames() string {
