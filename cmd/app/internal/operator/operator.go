@@ -107,11 +107,10 @@ func runTasksList(ctx context.Context, args []string, open OpenFunc, stdout, std
 			}
 			f.UserID = id
 		}
-		tc := b.Tasks
-		if err := tc.CatchUp(ctx); err != nil {
+		if err := b.Tasks.CatchUp(ctx); err != nil {
 			return err
 		}
-		rows, err := tc.List(ctx, f)
+		rows, err := b.Tasks.List(ctx, f)
 		if err != nil {
 			return err
 		}
@@ -144,15 +143,14 @@ func runTasksShow(ctx context.Context, args []string, open OpenFunc, stdout, std
 	}
 	id := pos[0]
 	return withBackend(ctx, open, func(b *Backend) error {
-		tc := b.Tasks
-		if err := tc.CatchUp(ctx); err != nil {
+		if err := b.Tasks.CatchUp(ctx); err != nil {
 			return err
 		}
-		row, rowErr := tc.Get(ctx, id)
+		row, rowErr := b.Tasks.Get(ctx, id)
 		if rowErr != nil && !errors.Is(rowErr, tasktype.ErrNotFound) {
 			return rowErr
 		}
-		history, histErr := tc.History(ctx, 0, id)
+		history, histErr := b.Tasks.History(ctx, 0, id)
 		if histErr != nil && !errors.Is(histErr, tasktype.ErrNotFound) {
 			return fmt.Errorf("tasks show %s: %w", id, histErr)
 		}
@@ -210,10 +208,9 @@ func runTasksChange(ctx context.Context, verb string, args []string, open OpenFu
 	}
 	id := pos[0]
 	return withBackend(ctx, open, func(b *Backend) error {
-		tc := b.Tasks
-		change := tc.Retry
+		change := b.Tasks.Retry
 		if verb == "cancel" {
-			change = tc.Cancel
+			change = b.Tasks.Cancel
 		}
 		e, err := change(ctx, 0, id, tasktype.ByOperator)
 		if errors.Is(err, tasktype.ErrNotFound) {
@@ -223,7 +220,7 @@ func runTasksChange(ctx context.Context, verb string, args []string, open OpenFu
 			return err // names the task; ErrWrongState says what is possible
 		}
 		was := ""
-		if prev, err := tc.StatusBefore(ctx, e); err != nil {
+		if prev, err := b.Tasks.StatusBefore(ctx, e); err != nil {
 			b.Logger.Warn("could not read the task's state before the change", "job", id, "err", err)
 		} else {
 			was = " (was " + string(prev) + ")"
@@ -236,7 +233,7 @@ func runTasksChange(ctx context.Context, verb string, args []string, open OpenFu
 		}
 		// Keep task_result in step even when no app web runs the
 		// projection; the change itself is already stored.
-		if err := tc.CatchUp(ctx); err != nil {
+		if err := b.Tasks.CatchUp(ctx); err != nil {
 			b.Logger.Warn("task_result not updated; the next app web or app tasks will", "err", err)
 		}
 		return nil
@@ -255,8 +252,7 @@ func Projections(ctx context.Context, args []string, open OpenFunc, stdout, stde
 		return cli.FlagError(err, fs, "projections rebuild", pos)
 	}
 	return withBackend(ctx, open, func(b *Backend) error {
-		tc := b.Tasks
-		st, err := tc.Rebuild(ctx)
+		st, err := b.Tasks.Rebuild(ctx)
 		if err != nil {
 			return fmt.Errorf("projections rebuild: %w", err)
 		}
