@@ -15,6 +15,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/uptrace/bun"
 
+	"github.com/otjhelper/otj/cmd/app/internal/operator"
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
@@ -69,7 +70,7 @@ func TestOperatorTasksBesideRunningApp(t *testing.T) {
 		out := opCLI(t, cliEnv, "tasks", "list", "--type", testSleep, "--limit", "1")
 		opContains(t, out, long.ID, "the newest 1")
 		opLacks(t, out, done.ID, failed.ID)
-		var rows []taskView
+		var rows []operator.TaskView
 		if err := json.Unmarshal([]byte(opCLI(t, cliEnv, "tasks", "list", "--json", "--state", "completed")), &rows); err != nil {
 			t.Fatal(err)
 		}
@@ -105,8 +106,8 @@ func TestOperatorTasksBesideRunningApp(t *testing.T) {
 			t.Errorf("started line lacks the worker: %q", h[1])
 		}
 		var js struct {
-			Task   taskView    `json:"task"`
-			Events []eventView `json:"events"`
+			Task   operator.TaskView    `json:"task"`
+			Events []operator.EventView `json:"events"`
 		}
 		if err := json.Unmarshal([]byte(opCLI(t, cliEnv, "tasks", "show", failed.ID, "--json")), &js); err != nil {
 			t.Fatal(err)

@@ -3,6 +3,7 @@ package activity
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -106,6 +107,39 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
 		return User{}, fmt.Errorf("user %s: %w", email, err)
 	}
 	return u, nil
+}
+
+// UserEmails returns the emails of the users with these ids, in one
+// query, for listings that show whose each row is; a user that does not
+// exist (any more) is left out.
+func (s *Store) UserEmails(ctx context.Context, ids []int64) (map[int64]string, error) {
+	emails := make(map[int64]string, len(ids))
+	if len(ids) == 0 {
+		return emails, nil
+	}
+	// One JSON array, not one placeholder an id: a listing may name more
+	// users than SQLite takes variables.
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("user emails: %w", err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, email FROM app_user WHERE id IN (SELECT value FROM json_each(?))`, string(list))
+	if err != nil {
+		return nil, fmt.Errorf("user emails: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var email string
+		if err := rows.Scan(&id, &email); err != nil {
+			return nil, fmt.Errorf("user emails: %w", err)
+		}
+		emails[id] = email
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("user emails: %w", err)
+	}
+	return emails, nil
 }
 
 // CountActivities returns how many activities the user has logged.

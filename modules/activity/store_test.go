@@ -334,3 +334,45 @@ func TestCountActivities(t *testing.T) {
 		})
 	}
 }
+
+// UserEmails finds the emails of many users in one query, and leaves out
+// ids it does not know.
+func TestUserEmails(t *testing.T) {
+	db := newDB(t)
+	s := NewStore(db)
+	erin := newUser(t, db, "erin@example.org")
+	frank := newUser(t, db, "frank@example.org")
+	tests := []struct {
+		name string
+		ids  []int64
+		want map[int64]string
+	}{
+		{"none", nil, map[int64]string{}},
+		{"both, repeated", []int64{frank, erin, frank}, map[int64]string{erin: "erin@example.org", frank: "frank@example.org"}},
+		{"a missing user is left out", []int64{erin, frank + 100}, map[int64]string{erin: "erin@example.org"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.UserEmails(t.Context(), tt.ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+	t.Run("more ids than SQLite takes variables", func(t *testing.T) {
+		ids := make([]int64, 40000)
+		for i := range ids {
+			ids[i] = frank + int64(i)
+		}
+		got, err := s.UserEmails(t.Context(), ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[int64]string{frank: "frank@example.org"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("got %v, want %v", got, want)
+		}
+	})
+}

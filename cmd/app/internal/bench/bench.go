@@ -8,7 +8,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +27,7 @@ import (
 	"github.com/nats-io/nuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/otjhelper/otj/cmd/app/internal/cli"
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
@@ -133,7 +133,7 @@ func Run(ctx context.Context, args []string, load func() (Env, error), stdout, s
 	rep := summarize(runs)
 	rep.Settings = settings
 	if o.json {
-		return writeJSON(stdout, rep)
+		return cli.WriteJSON(stdout, rep)
 	}
 	return printBenchTable(stdout, rep)
 }
@@ -874,14 +874,4 @@ func benchNumber(v float64, unit string) string {
 		return fmt.Sprintf("%.2f", v)
 	}
 	return fmt.Sprintf("%.0f", v)
-}
-
-// writeJSON prints v indented, as the app's other --json outputs.
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("write JSON: %w", err)
-	}
-	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/otjhelper/otj/cmd/app/internal/cli"
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
@@ -94,7 +95,7 @@ func runBenchReport(ctx context.Context, args []string, load func() (Env, error)
 		rep.Sizes = append(rep.Sizes, summarizeReportRuns(n, runs))
 	}
 	if o.json {
-		return writeJSON(stdout, rep)
+		return cli.WriteJSON(stdout, rep)
 	}
 	return printBenchReportTable(stdout, rep)
 }
