@@ -317,11 +317,3 @@ func baseURLSetting(getenv func(string) string, name string) (*url.URL, error) {
 	}
 	return &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)}, nil
 }
-
-// or is v trimmed, or def when that is empty.
-func or(v, def string) string {
-	if v = strings.TrimSpace(v); v != "" {
-		return v
-	}
-	return def
-}
