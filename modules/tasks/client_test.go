@@ -2,6 +2,7 @@ package tasks_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -241,5 +242,48 @@ func TestClientRebuildAndStatusBefore(t *testing.T) {
 	}
 	if task, err := c.Get(ctx, jobs[1].ID); err != nil || task.Status != tasktype.StatusCancelled {
 		t.Errorf("after the rebuild, the cancelled job is %+v, %v; want it cancelled", task, err)
+	}
+}
+
+// Cancel and retry decide from the job's life as the state machine took
+// it, as the task page shows it: an event the projection refused (here
+// a failed appended after the job succeeded, which only a forger or a
+// bug could write) does not make a completed job retryable, nor does it
+// run it again.
+func TestControlDecidesFromTheAcceptedHistory(t *testing.T) {
+	ctx := testsupport.Context(t)
+	db, _ := testsupport.DB(t)
+	broker := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "client"))
+	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Enqueuer: broker, Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := c.Enqueue(ctx, tasktype.EnqueueRequest{Type: "some_job", UserID: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := job.EventSeq
+	step := func(kind tasktype.EventKind, fill func(*tasktype.Event)) {
+		t.Helper()
+		e := tasktype.Event{ID: string(kind) + job.ID, Kind: kind, JobID: job.ID, JobType: job.Type, UserID: 7, Time: time.Now().UTC(), Attempt: 1, MaxAttempts: 3, Worker: "w1"}
+		if fill != nil {
+			fill(&e)
+		}
+		if seq, err = broker.Append(ctx, e, seq); err != nil {
+			t.Fatalf("append %s: %v", kind, err)
+		}
+	}
+	step(tasktype.EventStarted, nil)
+	step(tasktype.EventSucceeded, func(e *tasktype.Event) { e.Summary = "done" })
+	step(tasktype.EventFailed, func(e *tasktype.Event) { e.Error = "forged" })
+
+	if _, err := c.Retry(ctx, 7, job.ID, tasktype.ByUser); !errors.Is(err, tasktype.ErrWrongState) {
+		t.Errorf("retry of a completed job whose log ends in a refused failed event: %v, want ErrWrongState", err)
+	}
+	if _, err := c.Cancel(ctx, 7, job.ID, tasktype.ByUser); !errors.Is(err, tasktype.ErrWrongState) {
+		t.Errorf("cancel of a completed job: %v, want ErrWrongState", err)
+	}
+	if last, err := c.Last(ctx, 7, job.ID); err != nil || last.Kind != tasktype.EventFailed {
+		t.Errorf("newest event %v, %v: want the refused failed still last, nothing appended", last.Kind, err)
 	}
 }

@@ -9,13 +9,18 @@ import (
 	"time"
 
 	"github.com/nats-io/nuid"
+
+	"github.com/otjhelper/otj/modules/tasks/internal/projection"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // Control cancels and retries jobs by appending events to the log. It
-// decides from the job's newest event, not from the projection, so it
-// is right even while the projection lags.
+// decides from the job's history as the projection's state machine takes
+// it (projection.Replay), read from the log rather than from the
+// projection, so it is right even while the projection lags, and an
+// event the state machine refused (a failed after the job succeeded)
+// cannot make a finished job retryable.
 type Control struct {
 	events taskdriver.EventLog
 	now    func() time.Time
@@ -31,8 +36,8 @@ func New(events taskdriver.EventLog) *Control {
 // (about a second). userID 0 means any owner (operators); otherwise
 // another user's job is ErrNotFound. It returns the cancelled event.
 func (c *Control) Cancel(ctx context.Context, userID int64, jobID, by string) (tasktype.Event, error) {
-	return c.change(ctx, userID, jobID, "cancel", func(last tasktype.Event) (tasktype.Event, error) {
-		if s := tasktype.StatusAfter(last.Kind); !s.Active() {
+	return c.change(ctx, userID, jobID, "cancel", func(s tasktype.Status, last, _ tasktype.Event) (tasktype.Event, error) {
+		if !s.Active() {
 			return tasktype.Event{}, &tasktype.StateError{Status: s, Allowed: []tasktype.Status{tasktype.StatusPending, tasktype.StatusRetrying, tasktype.StatusRunning}, Action: "cancelled"}
 		}
 		return c.next(last, tasktype.EventCancelled, by), nil
@@ -43,33 +48,34 @@ func (c *Control) Cancel(ctx context.Context, userID int64, jobID, by string) (t
 // allowance of attempts; its history is kept. It returns the retried
 // event, which is the new work item.
 func (c *Control) Retry(ctx context.Context, userID int64, jobID, by string) (tasktype.Event, error) {
-	var first tasktype.Event
-	return c.change(ctx, userID, jobID, "retry", func(last tasktype.Event) (tasktype.Event, error) {
-		if s := tasktype.StatusAfter(last.Kind); s != tasktype.StatusFailed && s != tasktype.StatusCancelled {
+	return c.change(ctx, userID, jobID, "retry", func(s tasktype.Status, last, first tasktype.Event) (tasktype.Event, error) {
+		if s != tasktype.StatusFailed && s != tasktype.StatusCancelled {
 			return tasktype.Event{}, &tasktype.StateError{Status: s, Allowed: []tasktype.Status{tasktype.StatusFailed, tasktype.StatusCancelled}, Action: "retried"}
 		}
-		if first.Kind == "" {
-			// The new attempt needs the job's payload, which only the
-			// enqueued event carries.
-			h, err := c.events.History(ctx, userID, jobID)
-			if err != nil {
-				return tasktype.Event{}, err
-			}
-			first = h[0]
-		}
+		// The new attempt needs the job's payload, which only the
+		// enqueued event carries.
 		e := c.next(last, tasktype.EventRetried, by)
 		e.Payload, e.EnqueuedAt = first.Payload, first.Time
 		return e, nil
 	})
 }
 
-func (c *Control) change(ctx context.Context, userID int64, jobID, verb string, step func(last tasktype.Event) (tasktype.Event, error)) (tasktype.Event, error) {
+func (c *Control) change(ctx context.Context, userID int64, jobID, verb string, step func(s tasktype.Status, last, first tasktype.Event) (tasktype.Event, error)) (tasktype.Event, error) {
 	for range 5 {
-		last, err := c.events.Last(ctx, userID, jobID)
+		history, err := c.events.History(ctx, userID, jobID)
 		if err != nil {
 			return tasktype.Event{}, fmt.Errorf("%s task %s: %w", verb, jobID, err)
 		}
-		e, err := step(last)
+		task, taken := projection.Replay(history)
+		if len(taken) == 0 {
+			// No enqueued event first: no job the state machine knows.
+			return tasktype.Event{}, fmt.Errorf("%s task %s: %w", verb, jobID, tasktype.ErrNotFound)
+		}
+		// The step is decided from the newest event the state machine
+		// took, and appended on condition that nothing at all was
+		// written since the newest event in the log.
+		last := history[len(history)-1]
+		e, err := step(task.Status, taken[len(taken)-1], taken[0])
 		if err != nil {
 			return tasktype.Event{}, fmt.Errorf("%s task %s: %w", verb, jobID, err)
 		}
