@@ -206,6 +206,10 @@ func openResults(ctx context.Context, js natsjs.JetStream, cfg Config) (natsjs.O
 	}
 	results, err := js.CreateObjectStore(rctx, ocfg)
 	if errors.Is(err, natsjs.ErrBucketExists) {
+		// Every process brings the bounds it was configured with: ones
+		// that disagree rewrite them at each start, which the log shows.
+		cfg.Logger.WarnContext(ctx, "changing the results bucket's bounds to this process's", "bucket", ResultsBucket,
+			"ttl", ocfg.TTL, "max_bytes", ocfg.MaxBytes)
 		rctx, cancel := context.WithTimeout(ctx, 2*cfg.RequestTimeout)
 		defer cancel()
 		results, err = js.UpdateObjectStore(rctx, ocfg)
