@@ -206,8 +206,9 @@ func openResults(ctx context.Context, js natsjs.JetStream, cfg Config) (natsjs.O
 	}
 	results, err := js.CreateObjectStore(rctx, ocfg)
 	if errors.Is(err, natsjs.ErrBucketExists) {
-		// Every process brings the bounds it was configured with: ones
-		// that disagree rewrite them at each start, which the log shows.
+		// Every process brings the bounds it was configured with, so
+		// processes that disagree rewrite them at each start: the log
+		// says so when the server took the bucket as a different one.
 		cfg.Logger.WarnContext(ctx, "changing the results bucket's bounds to this process's", "bucket", ResultsBucket,
 			"ttl", ocfg.TTL, "max_bytes", ocfg.MaxBytes)
 		rctx, cancel := context.WithTimeout(ctx, 2*cfg.RequestTimeout)
