@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -115,6 +116,19 @@ type errorData struct {
 func (s *server) fail(w http.ResponseWriter, r *http.Request, status int, heading, msg string) {
 	w.WriteHeader(status)
 	s.render(w, r, "error", view{Title: heading, Data: errorData{Heading: heading, Message: msg}})
+}
+
+// unavailable reports whether err means the broker could not be reached
+// in time: the user can only wait and try again.
+func unavailable(err error) bool {
+	return errors.Is(err, tasktype.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// queueUnavailable answers 503 with sentence, saying what did not
+// happen, and logs err for the operator as what failed, with attrs.
+func (s *server) queueUnavailable(w http.ResponseWriter, r *http.Request, err error, what, sentence string, attrs ...any) {
+	s.log.WarnContext(r.Context(), what+": broker unavailable", append(attrs, "err", err)...)
+	s.fail(w, r, http.StatusServiceUnavailable, "Task queue unavailable", sentence)
 }
 
 func (s *server) notFound(w http.ResponseWriter, r *http.Request) {

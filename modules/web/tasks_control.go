@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
+
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
@@ -65,10 +66,10 @@ func (s *server) changeFailed(w http.ResponseWriter, r *http.Request, a taskActi
 	case errors.Is(err, tasktype.ErrConflict):
 		s.fail(w, r, http.StatusConflict, "Cannot "+a.verb+" this task",
 			"The task kept changing while you asked. Look at it again, then try once more if you still want to.")
-	case errors.Is(err, tasktype.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
-		s.log.WarnContext(r.Context(), a.verb+" failed: broker unavailable", "err", err, "user_id", currentUser(r).ID)
-		s.fail(w, r, http.StatusServiceUnavailable, "Task queue unavailable",
-			"The background task queue cannot be reached right now, so the task was not "+a.done+". Please try again in a minute.")
+	case unavailable(err):
+		s.queueUnavailable(w, r, err, a.verb+" failed",
+			"The background task queue cannot be reached right now, so the task was not "+a.done+". Please try again in a minute.",
+			"user_id", currentUser(r).ID)
 	default:
 		s.serverError(w, r, err, "action", a.verb)
 	}

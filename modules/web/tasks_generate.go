@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/url"
 	"time"
@@ -47,10 +46,10 @@ func (s *server) startJob(w http.ResponseWriter, r *http.Request, req tasktype.E
 	job, err := s.cfg.Enqueuer.Enqueue(ctx, req)
 	s.renewWriteDeadline(w) // the enqueue may have run the whole job
 	switch {
-	case errors.Is(err, tasktype.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
-		s.log.WarnContext(r.Context(), "enqueue failed: broker unavailable", "user_id", req.UserID, "type", req.Type, "err", err)
-		s.fail(w, r, http.StatusServiceUnavailable, "Task queue unavailable",
-			"The background task queue cannot be reached right now, so no report was started. Please try again in a minute.")
+	case unavailable(err):
+		s.queueUnavailable(w, r, err, "enqueue failed",
+			"The background task queue cannot be reached right now, so no report was started. Please try again in a minute.",
+			"user_id", req.UserID, "type", req.Type)
 		return
 	case err != nil:
 		s.serverError(w, r, err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
@@ -137,10 +138,10 @@ func (s *server) regenerateResult(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusConflict, "Cannot generate this again",
 			"The details this task was started with are no longer kept. Start a new one from the task list.")
 		return
-	case errors.Is(err, tasktype.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
-		s.log.WarnContext(r.Context(), "regenerate: broker unavailable", "task_id", id, "user_id", u.ID, "err", err)
-		s.fail(w, r, http.StatusServiceUnavailable, "Task queue unavailable",
-			"The background task queue cannot be reached right now, so nothing was started. Please try again in a minute.")
+	case unavailable(err):
+		s.queueUnavailable(w, r, err, "regenerate",
+			"The background task queue cannot be reached right now, so nothing was started. Please try again in a minute.",
+			"task_id", id, "user_id", u.ID)
 		return
 	case err != nil:
 		s.serverError(w, r, err, "task_id", id)

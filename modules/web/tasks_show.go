@@ -43,10 +43,10 @@ func (s *server) showTask(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, tasktype.ErrNotFound):
 		s.notFound(w, r)
 		return
-	case errors.Is(err, tasktype.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
-		s.log.WarnContext(r.Context(), "show task: broker unavailable", "task_id", id, "user_id", u.ID, "err", err)
-		s.fail(w, r, http.StatusServiceUnavailable, "Task queue unavailable",
-			"This task cannot be shown until the background task queue can be reached again. Please try again in a minute.")
+	case unavailable(err):
+		s.queueUnavailable(w, r, err, "show task",
+			"This task cannot be shown until the background task queue can be reached again. Please try again in a minute.",
+			"task_id", id, "user_id", u.ID)
 		return
 	case err != nil:
 		s.serverError(w, r, err, "task_id", id)
