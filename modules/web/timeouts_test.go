@@ -65,6 +65,23 @@ func firstLine(b []byte) string {
 // download of it lasts as long as the client takes to read it.
 var bigResult = bytes.Repeat([]byte("2026-03-05,1.5,Shadowed the site manager on the morning round\n"), 512<<10) // 31 MiB
 
+// bigDownload starts the download of a completed report of bigResult
+// from a live fixture with the given write timeout (whose read timeout is
+// shorter still), and returns the response once its headers say 200.
+func bigDownload(t *testing.T, writeTimeout time.Duration) *http.Response {
+	t.Helper()
+	_, c, u := bigReportFixture(t, writeTimeout)
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("download = %d", resp.StatusCode)
+	}
+	return resp
+}
+
 // bigReportFixture is a live fixture with the given write timeout, whose
 // read timeout is shorter still, and a completed report of bigResult;
 // it returns the fixture, a client and the download's URL.
@@ -92,15 +109,7 @@ func bigReportFixture(t *testing.T, writeTimeout time.Duration) (*fixture, *http
 // that keeps reading, arrives whole: each chunk moves the deadline on.
 func TestSlowDownloadThatKeepsReadingSucceeds(t *testing.T) {
 	const writeTimeout = 500 * time.Millisecond
-	_, c, u := bigReportFixture(t, writeTimeout)
-	resp, err := c.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("download = %d", resp.StatusCode)
-	}
+	resp := bigDownload(t, writeTimeout)
 	start := time.Now()
 	h := sha256.New()
 	buf := make([]byte, 256<<10)
@@ -131,15 +140,7 @@ func TestSlowDownloadThatKeepsReadingSucceeds(t *testing.T) {
 // without progress: resuming much later, it finds the response cut.
 func TestStalledDownloadIsCutOff(t *testing.T) {
 	const writeTimeout = 500 * time.Millisecond
-	_, c, u := bigReportFixture(t, writeTimeout)
-	resp, err := c.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("download = %d", resp.StatusCode)
-	}
+	resp := bigDownload(t, writeTimeout)
 	time.Sleep(5 * writeTimeout) // stalled
 	n, err := io.Copy(io.Discard, resp.Body)
 	if err == nil || n >= int64(len(bigResult)) {
