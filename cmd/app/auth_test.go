@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/testsupport"
@@ -80,10 +81,7 @@ func TestWebNATSRefusesClientsWithoutCredentials(t *testing.T) {
 		t.Fatalf("the printed token: %v", err)
 	}
 	defer nc.Close()
-	b, err := jetstream.Open(testsupport.Context(t), jetstream.Config{Conn: nc, AckWait: defaultLease, Logger: testsupport.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := jetstreamtest.BrokerWith(t, nc, jetstream.Config{AckWait: defaultLease})
 	user := ensureUser(t, dir, "alice@example.org")
 	job := opEnqueue(t, b, user.ID, testSleep, `{"ms":0}`)
 	opWaitKind(t, b, job.ID, tasktype.EventSucceeded)
@@ -159,10 +157,7 @@ func TestWorkerRejoinsAfterWebRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	b, err := jetstream.Open(testsupport.Context(t), jetstream.Config{Conn: nc, AckWait: defaultLease, Logger: testsupport.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := jetstreamtest.BrokerWith(t, nc, jetstream.Config{AckWait: defaultLease})
 	job := opEnqueue(t, b, ensureUser(t, env["OTJ_DATA_DIR"], "alice@example.org").ID, testSleep, `{"ms":0}`)
 	opWaitKind(t, b, job.ID, tasktype.EventSucceeded)
 }
@@ -205,10 +200,7 @@ func TestNATSListenerTLS(t *testing.T) {
 		t.Fatalf("client trusting the certificate: %v", err)
 	}
 	defer nc.Close()
-	b, err := jetstream.Open(testsupport.Context(t), jetstream.Config{Conn: nc, AckWait: defaultLease, Logger: testsupport.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := jetstreamtest.BrokerWith(t, nc, jetstream.Config{AckWait: defaultLease})
 	job := opEnqueue(t, b, ensureUser(t, env["OTJ_DATA_DIR"], "alice@example.org").ID, testSleep, `{"ms":0}`)
 	opWaitKind(t, b, job.ID, tasktype.EventSucceeded)
 

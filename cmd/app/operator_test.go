@@ -18,6 +18,7 @@ import (
 	"github.com/otjhelper/otj/cmd/app/internal/operator"
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -291,10 +292,7 @@ func withEnv(env map[string]string, k, v string) map[string]string {
 func opBroker(t *testing.T, j natsJoin) (*jetstream.Broker, *nats.Conn) {
 	t.Helper()
 	nc := j.connect(t, "operator-test")
-	b, err := jetstream.Open(testsupport.Context(t), jetstream.Config{Conn: nc, AckWait: defaultLease, Logger: testsupport.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := jetstreamtest.BrokerWith(t, nc, jetstream.Config{AckWait: defaultLease})
 	return b, nc
 }
 
