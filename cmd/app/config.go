@@ -97,7 +97,11 @@ type Config struct {
 	// MetricsListen is where GET /metrics is served (METRICS_LISTEN),
 	// such as 127.0.0.1:9090; "" serves no metrics.
 	MetricsListen string
-	LogLevel      slog.Level
+	// WorkersStallAfter is how long jobs may wait with no worker asking
+	// for work before /healthz reports the workers degraded
+	// (WORKERS_STALL_AFTER).
+	WorkersStallAfter time.Duration
+	LogLevel          slog.Level
 }
 
 // The brokers TASKS_BROKER names.
@@ -218,6 +222,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.MetricsListen, err = metricsSetting(getenv); err != nil {
+		return c, err
+	}
+	if c.WorkersStallAfter, err = settings.Duration(getenv, "WORKERS_STALL_AFTER", defaultWorkersStallAfter, time.Second, 24*time.Hour); err != nil {
 		return c, err
 	}
 	if lvl := getenv("LOG_LEVEL"); lvl != "" {

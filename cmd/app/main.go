@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -50,9 +49,6 @@ type options struct {
 	// beside this build's: the tests' jobs that sleep, fail or block on
 	// cue in real worker processes.
 	extraJobs func(*tasks.Registry) error
-	// workersStallAfter, when set, replaces defaultWorkersStallAfter:
-	// the tests see /healthz's "workers" turn degraded without waiting.
-	workersStallAfter time.Duration
 }
 
 // runMain is main with its options: it runs the program on the process's

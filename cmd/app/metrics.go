@@ -22,7 +22,7 @@ import (
 	"github.com/otjhelper/otj/platform/service"
 )
 
-// defaultWorkersStallAfter is how long jobs may wait with no worker
+// defaultWorkersStallAfter is WORKERS_STALL_AFTER's default: how long jobs may wait with no worker
 // asking for work before /healthz calls the workers degraded. A free
 // JetStream worker renews its pull request every 5 seconds (and always
 // holds one), a Redis worker reads again every second: 30 seconds is six
@@ -125,11 +125,8 @@ func (a *appMetrics) start(ctx context.Context, g *service.Group, client *tasks.
 }
 
 // workersHealth is /healthz's "workers": degraded while jobs wait and no
-// worker has asked for work for after (see defaultWorkersStallAfter).
+// worker has asked for work for after (WORKERS_STALL_AFTER).
 func workersHealth(client *tasks.Client, after time.Duration) web.HealthCheck {
-	if after <= 0 {
-		after = defaultWorkersStallAfter
-	}
 	return web.HealthCheck{Name: "workers", Degraded: true,
 		Check: func(ctx context.Context) error { return client.CheckWorkers(ctx, after) }}
 }

@@ -118,7 +118,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		health := []web.HealthCheck{
 			{Name: "database", Check: func(ctx context.Context) error { return db.PingContext(ctx) }},
 			{Name: "nats", Check: broker.Ping},
-			workersHealth(client, opts.workersStallAfter),
+			workersHealth(client, cfg.WorkersStallAfter),
 		}
 		if be.Redis != nil {
 			// Without Redis, jobs run in the request: slower, still working.

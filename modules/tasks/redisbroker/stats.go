@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -26,7 +28,9 @@ var _ taskdriver.StatsReporter = (*Broker)(nil)
 
 // QueueStats implements taskdriver.StatsReporter in one pipeline: the
 // stream's length (it holds only items not yet acked), the group's
-// pending entries, the delayed set, and the consumers' idle times. The
+// pending entries, the delayed set, the consumers' idle times, and the
+// oldest entry (its id is the time it was added: how long items have
+// waited before any worker made the group). The
 // pending entries and the delayed items count as AckPending, as on
 // JetStream, where a retry waiting for its time stays with its consumer;
 // the rest of the stream is Pending. A worker reading blocks at most
@@ -39,6 +43,7 @@ func (b *Broker) QueueStats(ctx context.Context) (taskdriver.QueueStats, error) 
 	pending := pipe.XPending(ctx, b.stream, Group)
 	delayed := pipe.ZCard(ctx, b.delayed)
 	consumers := pipe.XInfoConsumers(ctx, b.stream, Group)
+	oldest := pipe.XRangeN(ctx, b.stream, "-", "+", 1)
 	_, _ = pipe.Exec(ctx) // each command's error is read below
 	var st taskdriver.QueueStats
 	if err := xlen.Err(); err != nil {
@@ -67,6 +72,9 @@ func (b *Broker) QueueStats(ctx context.Context) (taskdriver.QueueStats, error) 
 			}
 		}
 	}
+	if !st.Joined && oldest.Err() == nil && len(oldest.Val()) == 1 {
+		st.OldestWaiting = entryTime(oldest.Val()[0].ID)
+	}
 	if fb, ok := b.cfg.Events.(FeedBacklogger); ok {
 		n, err := fb.FeedBacklog(ctx, relayConsumer)
 		if err != nil {
@@ -75,6 +83,17 @@ func (b *Broker) QueueStats(ctx context.Context) (taskdriver.QueueStats, error) 
 		st.Relay = &taskdriver.RelayStats{Backlog: n}
 	}
 	return st, nil
+}
+
+// entryTime is when a stream entry was added: its id is
+// "<Unix ms>-<n>". An id that is not is the zero time.
+func entryTime(id string) time.Time {
+	ms, _, _ := strings.Cut(id, "-")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(n)
 }
 
 // isNoGroup says Redis has no consumer group, or no stream, to answer
