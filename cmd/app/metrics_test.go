@@ -71,6 +71,11 @@ func TestMetricsScrapedWithTheTextParser(t *testing.T) {
 	if r, _ := testsupport.Get(t, c, base+"/tasks/"+report); r.StatusCode != http.StatusOK {
 		t.Fatalf("GET the report's page = %d", r.StatusCode)
 	}
+	// A download streams through the metrics' response writer, which
+	// must pass on the deadline the web sets on it.
+	if r, body := testsupport.Get(t, c, base+"/tasks/"+report+"/download"); r.StatusCode != http.StatusOK || !strings.HasPrefix(body, "date,title,") {
+		t.Fatalf("GET the report's download = %d %.200q", r.StatusCode, body)
+	}
 	testsupport.Get(t, c, base+"/no-such-page") // a 404 off every route
 
 	// The worker records an outcome, then acks: its counters catch up
@@ -127,6 +132,7 @@ func TestMetricsScrapedWithTheTextParser(t *testing.T) {
 		{"otj_jobs_started_total", []string{"type", reports.FullReport}, 0},
 		{"otj_http_requests_total", []string{"route", "/tasks/generate-report", "code", "303"}, 1},
 		{"otj_http_requests_total", []string{"route", "/tasks/{id}", "code", "200"}, 1},
+		{"otj_http_requests_total", []string{"route", "/tasks/{id}/download", "code", "200"}, 1},
 		{"otj_http_requests_total", []string{"route", "unmatched", "code", "404"}, 1},
 		{"otj_http_request_duration_seconds", []string{"route", "/tasks/{id}"}, 1},
 		{"otj_task_stats_up", []string{"source", "projection"}, 1},
