@@ -461,6 +461,9 @@ func TestStartupErrorsNameTheSetting(t *testing.T) {
 		{"bad result keep", "all", map[string]string{"RESULT_KEEP": "-1"}, "RESULT_KEEP"},
 		{"bad result bound", "all", map[string]string{"RESULT_MAX_BYTES": "lots"}, "RESULT_MAX_BYTES"},
 		{"result bound beyond the server's storage", "all", map[string]string{"RESULT_MAX_BYTES": "1024TiB"}, "RESULT_MAX_BYTES"},
+		{"metrics listen taken", "worker", map[string]string{"NATS_URL": "nats://127.0.0.1:1", "METRICS_LISTEN": "127.0.0.1:" + takenPort}, "METRICS_LISTEN 127.0.0.1:" + takenPort},
+		{"metrics listen malformed", "all", map[string]string{"METRICS_LISTEN": "9090"}, "METRICS_LISTEN"},
+		{"bad workers stall after", "web", map[string]string{"WORKERS_STALL_AFTER": "0s"}, "WORKERS_STALL_AFTER"},
 		{"unknown command", "serve", map[string]string{}, "unknown command"},
 	}
 	for _, tt := range tests {

@@ -94,7 +94,14 @@ type Config struct {
 	// NATSListenInsecure accepts a NATS_LISTEN beyond loopback without
 	// TLS (NATS_LISTEN_INSECURE).
 	NATSListenInsecure bool
-	LogLevel           slog.Level
+	// MetricsListen is where GET /metrics is served (METRICS_LISTEN),
+	// such as 127.0.0.1:9090; "" serves no metrics.
+	MetricsListen string
+	// WorkersStallAfter is how long jobs may wait with no worker asking
+	// for work before /healthz reports the workers degraded
+	// (WORKERS_STALL_AFTER).
+	WorkersStallAfter time.Duration
+	LogLevel          slog.Level
 }
 
 // The brokers TASKS_BROKER names.
@@ -212,6 +219,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		c.SecretKey, c.SecretKeyRandom = []byte(rand.Text()+rand.Text()), true
 	}
 	if c.BaseURL, err = baseURLSetting(getenv, "BASE_URL"); err != nil {
+		return c, err
+	}
+	if c.MetricsListen, err = metricsSetting(getenv); err != nil {
+		return c, err
+	}
+	if c.WorkersStallAfter, err = settings.Duration(getenv, "WORKERS_STALL_AFTER", defaultWorkersStallAfter, time.Second, 24*time.Hour); err != nil {
 		return c, err
 	}
 	if lvl := getenv("LOG_LEVEL"); lvl != "" {

@@ -61,6 +61,11 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		}
 		defer ln.Close()
 	}
+	mx, err := listenMetrics(cfg, m)
+	if err != nil {
+		return err
+	}
+	defer mx.close()
 
 	listen := ""
 	if m == modeWeb {
@@ -84,8 +89,11 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		// event log on to Redis: retries from workers, retries by hand.
 		g.Go("redis-relay", func() error { return be.Redis.Relay(runCtx) })
 	}
-	client, err := newClient(runCtx, cfg, log, be, m, opts)
+	client, err := newClient(runCtx, cfg, log, be, m, opts, mx.observer())
 	if err != nil {
+		return err
+	}
+	if err := mx.start(runCtx, &g, client, m, log, stdout); err != nil {
 		return err
 	}
 	if m.worker() {
@@ -110,6 +118,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		health := []web.HealthCheck{
 			{Name: "database", Check: func(ctx context.Context) error { return db.PingContext(ctx) }},
 			{Name: "nats", Check: broker.Ping},
+			workersHealth(client, cfg.WorkersStallAfter),
 		}
 		if be.Redis != nil {
 			// Without Redis, jobs run in the request: slower, still working.
@@ -121,6 +130,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			Sessions: signer, Projection: client, DevAutoLoginEmail: cfg.DevAutoLoginEmail, Logger: log,
 			BaseURL: cfg.BaseURL,
 			Health:  health, Retention: tasktype.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
+			Middleware: mx.middleware(),
 			// The web knows no job type: the report's comes from its module.
 			ReportType: reports.FullReport,
 			TaskLabels: map[string]string{reports.FullReport: reports.FullReportLabel},
@@ -201,7 +211,7 @@ func newRegistry(db *bun.DB) (*tasks.Registry, error) {
 // newClient is the process's door to the task system. A worker takes
 // jobs from the broker that carries them; with the Redis broker, a web
 // request runs its job itself when Redis cannot be reached.
-func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m mode, opts options) (*tasks.Client, error) {
+func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m mode, opts options, obs tasks.Observer) (*tasks.Client, error) {
 	reg, err := newRegistry(be.DB)
 	if err != nil {
 		return nil, err
@@ -216,6 +226,7 @@ func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m
 		Retention:    tasktype.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
 		Worker:       tasks.WorkerConfig{Lease: cfg.JobLease, StoreFullMessage: storeFullMessage(cfg)},
 		RunInRequest: m.web() && cfg.Broker == brokerRedis,
+		Observer:     obs,
 	}
 	if m.worker() {
 		q, err := be.Queue(ctx)
