@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/url"
@@ -11,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
@@ -24,6 +28,7 @@ import (
 	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/natsserver"
+	"github.com/otjhelper/otj/platform/service"
 )
 
 // backend is what every process that touches tasks stands on: the data
@@ -84,7 +89,13 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 	}
 	connOpts := natsconn.Options{URL: cfg.NATSURL, Name: o.Name, Logger: log, CAFile: cfg.NATSTLSCA,
 		Token: b.Creds.Token, User: b.Creds.User, Password: b.Creds.Password,
+		CredsFile: b.Creds.CredsFile, NKeyFile: b.Creds.NKeyFile,
 		Closed: func(err error) { b.lostOnce.Do(func() { b.lostErr = err; close(b.lost) }) }}
+	if cfg.NATSURL != "" {
+		// With a server elsewhere, NATS_TLS_CERT is this process's
+		// client certificate, for a server that asks for one.
+		connOpts.CertFile, connOpts.KeyFile = cfg.NATSTLS.Cert, cfg.NATSTLS.Key
+	}
 	if cfg.NATSURL == "" {
 		if o.Listen != "" && cfg.NATSListenInsecure && !cfg.NATSTLS.Enabled() {
 			log.Warn("NATS_LISTEN_INSECURE is set: workers' NATS traffic, the token included, goes in plain text", "listen", o.Listen)
@@ -103,11 +114,8 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		// listener, whether or not there is one.
 		connOpts.URL, connOpts.Server = "", b.Embedded.Server()
 	}
-	if b.NC, err = natsconn.Connect(connOpts); err != nil {
-		if errors.Is(err, nats.ErrAuthorization) {
-			return nil, b.Creds.refused(cfg)
-		}
-		return nil, fmt.Errorf("NATS_URL %s: %w", redactURL(cfg.NATSURL), err)
+	if b.NC, err = connectNATS(ctx, cfg, log, connOpts, b.Creds); err != nil {
+		return nil, err
 	}
 	// The database only now: a process the server refuses leaves a
 	// mistyped or unrelated data dir as it was.
@@ -147,6 +155,58 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 	return b, nil
 }
 
+// connectNATS connects as o says. An external server (NATS_URL) that
+// cannot be reached yet is waited for, so that processes start in any
+// order; one that refuses the credentials or the certificate, or an
+// address that is wrong, stops the process at once, with the error
+// naming the setting to look at. The embedded server is in-process and
+// never waited for.
+func connectNATS(ctx context.Context, cfg Config, log *slog.Logger, o natsconn.Options, creds natsCreds) (*nats.Conn, error) {
+	var nc *nats.Conn
+	try := func(context.Context) error {
+		var err error
+		nc, err = natsconn.Connect(o)
+		return connectError(cfg, creds, err)
+	}
+	if o.Server != nil {
+		err := try(ctx)
+		return nc, err
+	}
+	what := "the NATS server at NATS_URL " + redactURL(cfg.NATSURL)
+	if err := service.WaitFor(ctx, log, what, try, func(err error) bool { return !errors.Is(err, errNATSUnreachable) }); err != nil {
+		return nil, err
+	}
+	return nc, nil
+}
+
+// errNATSUnreachable marks a connection error worth waiting out: nothing
+// answered at NATS_URL, or the connection broke before the server had
+// said anything.
+var errNATSUnreachable = errors.New("no NATS server answers there yet")
+
+// connectError is the error for a failed connection, naming the setting
+// to look at: errNATSUnreachable wrapped when the server may yet come.
+func connectError(cfg Config, creds natsCreds, err error) error {
+	var unknownCA x509.UnknownAuthorityError
+	var verify *tls.CertificateVerificationError
+	var hostname x509.HostnameError
+	at := redactURL(cfg.NATSURL)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, nats.ErrAuthorization):
+		return creds.refused(cfg)
+	case cfg.NATSTLSCA != "" && (errors.As(err, &unknownCA) || errors.As(err, &verify)) && !errors.As(err, &hostname):
+		return fmt.Errorf("NATS_TLS_CA %s: the NATS server at %s presented a certificate this authority did not sign", cfg.NATSTLSCA, at)
+	case errors.As(err, &unknownCA):
+		return fmt.Errorf("NATS_URL %s: the server's certificate is signed by an unknown authority; set NATS_TLS_CA to its CA file: %v", at, err)
+	case errors.Is(err, nats.ErrNoServers), errors.Is(err, nats.ErrTimeout), errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		return fmt.Errorf("NATS_URL %s: %w: %v", at, errNATSUnreachable, err)
+	}
+	return fmt.Errorf("NATS_URL %s: %w", at, err)
+}
+
 // Lost waits until the NATS connection closes on its own, for good,
 // which happens when the server refused this process's credentials on
 // reconnecting, and returns why; or returns nil when ctx ends first.
@@ -166,8 +226,11 @@ func (b *backend) Lost(ctx context.Context, cfg Config) error {
 // setting or file it came from, for the error when it is refused.
 type natsCreds struct {
 	natsserver.Auth
-	// From is "NATS_TOKEN", "NATS_USER", the path of the token file in
-	// the data dir, or "" when there are none.
+	// CredsFile and NKeyFile are NATS_CREDS and NATS_NKEY.
+	CredsFile string
+	NKeyFile  string
+	// From is "NATS_TOKEN", "NATS_USER", "NATS_CREDS", "NATS_NKEY", the
+	// path of the token file in the data dir, or "" when there are none.
 	From string
 }
 
@@ -181,6 +244,10 @@ func credentials(cfg Config, embed bool) (natsCreds, error) {
 		return natsCreds{Auth: natsserver.Auth{Token: cfg.NATSToken}, From: "NATS_TOKEN"}, nil
 	case cfg.NATSUser != "":
 		return natsCreds{Auth: natsserver.Auth{User: cfg.NATSUser, Password: cfg.NATSPassword}, From: "NATS_USER"}, nil
+	case cfg.NATSCreds != "":
+		return natsCreds{CredsFile: cfg.NATSCreds, From: "NATS_CREDS"}, nil
+	case cfg.NATSNKey != "":
+		return natsCreds{NKeyFile: cfg.NATSNKey, From: "NATS_NKEY"}, nil
 	}
 	path := filepath.Join(cfg.DataDir, natsserver.TokenFileName)
 	var token string
@@ -207,6 +274,10 @@ func (c natsCreds) refused(cfg Config) error {
 		return fmt.Errorf("NATS_TOKEN: the NATS server at %s refused the token; use the one app web prints", at)
 	case "NATS_USER":
 		return fmt.Errorf("NATS_USER: the NATS server at %s refused NATS_USER and NATS_PASSWORD", at)
+	case "NATS_CREDS":
+		return fmt.Errorf("NATS_CREDS: the NATS server at %s refused the credentials in %s", at, cfg.NATSCreds)
+	case "NATS_NKEY":
+		return fmt.Errorf("NATS_NKEY: the NATS server at %s refused the NKey seeded in %s", at, cfg.NATSNKey)
 	}
 	return fmt.Errorf("NATS_TOKEN: the NATS server at %s refused the token in %s, which is not its own; set NATS_TOKEN to the token app web prints", at, c.From)
 }

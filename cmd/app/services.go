@@ -66,8 +66,13 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	if m == modeWeb {
 		listen = cfg.NATSListen // workers in other processes join here
 	}
-	be, err := openBackend(ctx, cfg, log, backendOptions{Name: "otj-" + m.String(), Listen: listen, ApplyResultBounds: true})
+	be, err := openBackend(ctx, cfg, log, backendOptions{Name: "otj-" + m.String(), Listen: listen, ApplyResultBounds: m.web()})
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped while waiting for a dependency: a clean stop.
+			log.Info("stopped before starting", "reason", err)
+			return nil
+		}
 		return err
 	}
 	defer be.Close(ctx)
