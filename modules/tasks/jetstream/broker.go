@@ -18,10 +18,10 @@ package jetstream
 import (
 	"context"
 	"errors"
-	"slices"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
