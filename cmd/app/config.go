@@ -59,6 +59,9 @@ type Config struct {
 	Broker string
 	// RedisURL is the Redis server of the redis broker (REDIS_URL).
 	RedisURL string
+	// RedisTLSCA is the authority a rediss:// server's certificate is
+	// checked against (REDIS_TLS_CA); unset, the system's.
+	RedisTLSCA string
 	// RedisKeyPrefix starts the broker's keys, so that deployments can
 	// share one Redis (REDIS_KEY_PREFIX).
 	RedisKeyPrefix string
@@ -190,6 +193,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		if _, perr := redis.ParseURL(c.RedisURL); perr != nil {
 			// The URL may hold a password: name the setting, not the value.
 			return c, fmt.Errorf("REDIS_URL: want redis://[:password@]host:port/db: %v", perr)
+		}
+		if err := redisTLSSetting(&c, getenv); err != nil {
+			return c, err
 		}
 		if strings.ContainsAny(c.RedisKeyPrefix, " *?[]") {
 			return c, fmt.Errorf("REDIS_KEY_PREFIX %q: no spaces or glob characters", c.RedisKeyPrefix)
@@ -327,6 +333,35 @@ func natsCredentialSettings(c *Config, getenv func(string) string) error {
 		}
 	}
 	return nil
+}
+
+// redisTLSSetting reads REDIS_TLS_CA, which only a rediss:// REDIS_URL
+// uses: given with a plain redis:// one, the connection would not be
+// encrypted though the operator meant it to be.
+func redisTLSSetting(c *Config, getenv func(string) string) error {
+	if c.RedisTLSCA = strings.TrimSpace(getenv("REDIS_TLS_CA")); c.RedisTLSCA == "" {
+		return nil
+	}
+	if !strings.HasPrefix(c.RedisURL, "rediss://") {
+		return errors.New("REDIS_TLS_CA: only with a rediss:// REDIS_URL (TLS); REDIS_URL is not one")
+	}
+	if _, err := certPool(c.RedisTLSCA); err != nil {
+		return fmt.Errorf("REDIS_TLS_CA: %w", err)
+	}
+	return nil
+}
+
+// certPool reads a PEM file of CA certificates.
+func certPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate in it", path)
+	}
+	return pool, nil
 }
 
 // The bounds of a NATS_SYNC interval: below 100ms the store would do

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 
 	"github.com/otjhelper/otj/modules/activity"
@@ -66,7 +67,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	if m == modeWeb {
 		listen = cfg.NATSListen // workers in other processes join here
 	}
-	be, err := openBackend(ctx, cfg, log, backendOptions{Name: "otj-" + m.String(), Listen: listen, ApplyResultBounds: m.web()})
+	be, err := openBackend(ctx, cfg, log, backendOptions{Name: "otj-" + m.String(), Listen: listen, ApplyResultBounds: m.web(), WaitForNATS: true})
 	if err != nil {
 		if ctx.Err() != nil {
 			// Stopped while waiting for a dependency: a clean stop.
@@ -118,7 +119,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		}
 		if be.Redis != nil {
 			// Without Redis, jobs run in the request: slower, still working.
-			health = append(health, web.HealthCheck{Name: "redis", Check: be.Redis.Ping, Degraded: true})
+			health = append(health, web.HealthCheck{Name: "redis", Check: redisHealth(cfg, be), Degraded: true})
 		}
 		srv, err := web.NewServer(web.Config{
 			Tasks: client, Enqueuer: client, Results: client, Users: store, Activities: store,
@@ -182,6 +183,20 @@ func joinSettings(cfg Config, embedded *natsserver.Server, c natsCreds) string {
 		line += " NATS_TLS_CA=" + cfg.NATSTLSCA
 	}
 	return line
+}
+
+// redisHealth is the health check of the Redis broker. A password that
+// Redis refuses after the start (changed on the server) is said in so
+// many words, naming REDIS_URL, as the reason the jobs run in the
+// requests.
+func redisHealth(cfg Config, be *backend) func(context.Context) error {
+	return func(ctx context.Context) error {
+		err := be.Redis.Ping(ctx)
+		if redis.IsAuthError(err) {
+			return fmt.Errorf("REDIS_URL: Redis at %s refuses the password (%s): %w", redactURL(cfg.RedisURL), redisAuthReason(err), err)
+		}
+		return err
+	}
 }
 
 func natsTarget(cfg Config, embedded *natsserver.Server) string {
