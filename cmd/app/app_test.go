@@ -156,7 +156,7 @@ func baseEnv(t *testing.T) map[string]string {
 
 var (
 	runningRE = regexp.MustCompile(`running at (http://\S+)/tasks/`)
-	joinRE    = regexp.MustCompile(`NATS_URL=(\S+) NATS_TOKEN=(\S+) app worker`)
+	joinRE    = regexp.MustCompile(`NATS_URL=(\S+) NATS_TOKEN=(\S+) .*app worker`)
 	keyRE     = regexp.MustCompile(`name="key" value="([^"]+)"`)
 )
 

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -182,7 +184,45 @@ func joinSettings(cfg Config, embedded *natsserver.Server, c natsCreds) string {
 	if cfg.NATSTLSCA != "" {
 		line += " NATS_TLS_CA=" + cfg.NATSTLSCA
 	}
+	return line + brokerJoinSettings(cfg)
+}
+
+// brokerJoinSettings are the settings a worker needs beside NATS's to
+// take the same jobs: the broker, and with Redis its URL (referred to as
+// $REDIS_URL when it holds a password, as NATS credentials are), CA and
+// key prefix.
+//
+// TODO(merge): DATABASE_URL joins the line when set, once Config has it
+// (the PostgreSQL branch), as the password rule for REDIS_URL says.
+func brokerJoinSettings(cfg Config) string {
+	if cfg.Broker != brokerRedis {
+		return ""
+	}
+	line := " TASKS_BROKER=" + brokerRedis
+	if u, err := url.Parse(cfg.RedisURL); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has || u.User.Username() != "" {
+			line += ` REDIS_URL="$REDIS_URL"`
+		} else {
+			line += " REDIS_URL=" + cfg.RedisURL
+		}
+	} else {
+		line += " REDIS_URL=" + cfg.RedisURL
+	}
+	if cfg.RedisTLSCA != "" {
+		line += " REDIS_TLS_CA=" + cfg.RedisTLSCA
+	}
+	if cfg.RedisKeyPrefix != defaultRedisPrefix {
+		line += " REDIS_KEY_PREFIX=" + shellQuote(cfg.RedisKeyPrefix)
+	}
 	return line
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t'\"$`\\{}*?[]()<>|&;#~!") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // redisHealth is the health check of the Redis broker. A password that
