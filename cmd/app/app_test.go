@@ -307,7 +307,16 @@ func fullReportEndToEnd(t *testing.T, env map[string]string) {
 	}
 	workerEnv["NATS_URL"] = natsURL
 	workerProc := startApp(t, workerEnv, "worker")
+	reportFlow(t, env["OTJ_DATA_DIR"], base)
+	workerProc.shutdown(t)
+	webProc.shutdown(t)
+}
 
+// reportFlow drives a report through app web at base and the workers
+// behind it, on the data dir dataDir: the user's POST, the list, the
+// download and its CSV, isolation between users, and the health check.
+func reportFlow(t *testing.T, dataDir, base string) {
+	env := map[string]string{"OTJ_DATA_DIR": dataDir}
 	alice := ensureUser(t, env["OTJ_DATA_DIR"], "alice@example.org")
 	bob := ensureUser(t, env["OTJ_DATA_DIR"], "bob@example.org")
 	acts := []activityFixture{
@@ -399,9 +408,6 @@ func fullReportEndToEnd(t *testing.T, env map[string]string) {
 	if resp, health := testsupport.Get(t, http.DefaultClient, base+"/healthz"); resp.StatusCode != 200 || !strings.Contains(health, `"nats":"ok"`) || !strings.Contains(health, `"database":"ok"`) {
 		t.Errorf("healthz %d %s", resp.StatusCode, health)
 	}
-
-	workerProc.shutdown(t)
-	webProc.shutdown(t)
 }
 
 func TestSecondProcessOnSameDataDirFails(t *testing.T) {
