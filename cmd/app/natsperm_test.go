@@ -1,7 +1,9 @@
 package main
 
 import (
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -65,7 +67,13 @@ func TestDocumentedNATSPermissionsSuffice(t *testing.T) {
 	wenv["OTJ_DATA_DIR"] = env["OTJ_DATA_DIR"] // the SQLite database is shared
 	wenv["NATS_URL"], wenv["NATS_USER"], wenv["NATS_PASSWORD"] = s.ClientURL(), "otj-worker", workerPass
 	worker := startApp(t, wenv, "worker")
-	reportFlow(t, env["OTJ_DATA_DIR"], base)
+	jobID, file := reportFlow(t, env["OTJ_DATA_DIR"], base)
+	// An operator command, as the web user, shows the result's digest in
+	// the form sha256sum prints for the downloaded file.
+	out, err := opCLIErr(t, env, "tasks", "show", jobID)
+	if want := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(file))); err != nil || !strings.Contains(out, want) {
+		t.Errorf("tasks show %s: err %v, want the digest %s in:\n%s", jobID, err, want, out)
+	}
 	for name, p := range map[string]*proc{"web": web, "worker": worker} {
 		if logs := p.logs.String(); strings.Contains(logs, "Permissions Violation") {
 			t.Errorf("app %s was refused a right the README does not grant:\n%s", name, violations(logs))
