@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -164,14 +165,7 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 		AllowDirect: true,
 	}
 	b := &Broker{cfg: cfg, js: js}
-	rctx, cancel := b.request(ctx)
-	defer cancel()
-	stream, err := js.CreateStream(rctx, scfg)
-	if errors.Is(err, natsjs.ErrStreamNameAlreadyInUse) {
-		rctx, cancel := b.request(ctx)
-		defer cancel()
-		stream, err = js.UpdateStream(rctx, scfg)
-	}
+	stream, err := b.ensureStream(ctx, scfg)
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: stream %s: %w", StreamName, err)
 	}
@@ -180,6 +174,42 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", ResultsBucket, err)
 	}
 	return &Broker{cfg: cfg, js: js, stream: stream, results: results}, nil
+}
+
+// ensureStream looks the stream up first and creates or updates it only
+// when it is missing or its settings differ, so that a process allowed
+// only to read the stream's info (a worker on a server with per-role
+// permissions; see the README's "NATS permissions") opens a stream that
+// is already as this version wants it.
+func (b *Broker) ensureStream(ctx context.Context, scfg natsjs.StreamConfig) (natsjs.Stream, error) {
+	rctx, cancel := b.request(ctx)
+	defer cancel()
+	stream, err := b.js.Stream(rctx, scfg.Name)
+	switch {
+	case errors.Is(err, natsjs.ErrStreamNotFound):
+		rctx, cancel := b.request(ctx)
+		defer cancel()
+		stream, err = b.js.CreateStream(rctx, scfg)
+		if !errors.Is(err, natsjs.ErrStreamNameAlreadyInUse) {
+			return stream, err
+		}
+		// Another process made it a moment ago, perhaps otherwise.
+	case err != nil:
+		return nil, err
+	case sameStream(stream.CachedInfo().Config, scfg):
+		return stream, nil
+	}
+	rctx, cancel = b.request(ctx)
+	defer cancel()
+	return b.js.UpdateStream(rctx, scfg)
+}
+
+// sameStream says whether the deployed stream has every setting Open
+// gives it; the server fills in the rest.
+func sameStream(have, want natsjs.StreamConfig) bool {
+	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
+		have.Retention == want.Retention && have.Storage == want.Storage && have.Replicas == want.Replicas &&
+		have.Duplicates == want.Duplicates && have.AllowDirect == want.AllowDirect
 }
 
 // openResults opens the results bucket, creating it if it is missing. With
