@@ -419,10 +419,10 @@ const (
 type batch struct {
 	log     *slog.Logger
 	dialect database.Dialect
-	tx    *sql.Tx
-	st    *statements
-	rows  map[string]*batchRow
-	dirty []*batchRow // in the order first changed
+	tx      *sql.Tx
+	st      *statements
+	rows    map[string]*batchRow
+	dirty   []*batchRow // in the order first changed
 }
 
 type batchRow struct {
