@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/session"
 	"github.com/otjhelper/otj/platform/settings"
@@ -27,6 +28,9 @@ type Config struct {
 	Host              string // HOST
 	Port              int    // PORT
 	DataDir           string // OTJ_DATA_DIR
+	// DatabaseURL selects PostgreSQL (DATABASE_URL, postgres://...);
+	// unset, the database is SQLite in the data dir.
+	DatabaseURL string
 	NATSURL           string // NATS_URL
 	NATSListen        string // NATS_LISTEN
 	DevAutoLoginEmail string // DEV_AUTO_LOGIN_EMAIL
@@ -134,6 +138,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Host:              settings.String(getenv, "HOST", defaultHost),
 		DataDir:           settings.String(getenv, "OTJ_DATA_DIR", defaultDataDir),
 		NATSURL:           strings.TrimSpace(getenv("NATS_URL")),
+		DatabaseURL:       strings.TrimSpace(getenv(database.URLSetting)),
 		NATSListen:        settings.String(getenv, "NATS_LISTEN", defaultNATSListen),
 		DevAutoLoginEmail: strings.TrimSpace(getenv("DEV_AUTO_LOGIN_EMAIL")),
 		Broker:            strings.ToLower(settings.String(getenv, "TASKS_BROKER", brokerJetStream)),
@@ -188,6 +193,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.DataDir, err = filepath.Abs(c.DataDir); err != nil {
 		return c, fmt.Errorf("OTJ_DATA_DIR: %w", err)
+	}
+	if c.DatabaseURL != "" {
+		if _, perr := database.ParsePostgresURL(c.DatabaseURL); perr != nil {
+			return c, perr // one line naming DATABASE_URL, password redacted
+		}
 	}
 	if c.NATSURL != "" {
 		for _, one := range strings.Split(c.NATSURL, ",") {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -252,11 +253,22 @@ func lifetime(d time.Duration) string {
 	return d.String()
 }
 
-// openDatabase opens the data dir's database and brings it up to date.
-func openDatabase(ctx context.Context, path string, migrate bool) (*bun.DB, error) {
-	db, err := database.Open(ctx, path)
+// openDatabase opens the app's database, PostgreSQL at DATABASE_URL or
+// else SQLite in the data dir, and brings it up to date.
+func openDatabase(ctx context.Context, cfg Config, migrate bool) (*bun.DB, error) {
+	path := filepath.Join(cfg.DataDir, database.FileName)
+	var (
+		db  *bun.DB
+		err error
+	)
+	if cfg.DatabaseURL != "" {
+		// Its errors name DATABASE_URL already.
+		db, err = database.OpenPostgres(ctx, cfg.DatabaseURL)
+	} else if db, err = database.Open(ctx, path); err != nil {
+		err = fmt.Errorf("OTJ_DATA_DIR: %w", err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("OTJ_DATA_DIR: %w", err)
+		return nil, err
 	}
 	if migrate {
 		if _, err := database.Migrate(ctx, db, path); err != nil {

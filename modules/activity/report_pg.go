@@ -2,44 +2,53 @@ package activity
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
-// reportPG is the full report's one statement on PostgreSQL. Unlike
-// SQLite, where a correlated subquery per list per row costs cursor opens
-// and sorts (see report_read.go), PostgreSQL runs each subquery as a
-// short index scan of a plan it made once, and a connection can run only
-// one statement at a time anyway: so one statement, its lists folded by
-// string_agg with chr(31) (which the schema keeps out of tags and links)
-// as activitySelectPG does. The rows stream from the server as pgx reads
+// reportPG is the full report's one statement on PostgreSQL. A
+// connection runs one statement at a time, so rather than SQLite's merge
+// join of four statements (report_read.go) each activity's lists come
+// from correlated subqueries, each a short index scan of the list's
+// primary key or index. The rows stream from the server as pgx reads
 // them from the socket; nothing holds the whole log.
 //
-// Tags sort by bytes (COLLATE "C"), as SQLite's BINARY collation and the
-// SQLite reader's Go sort do; KSBs by sort_order then code; links by id.
-// A KSB code missing from ksb is left out by the join, as there.
+// The lists are folded without ORDER BY inside the aggregate and without
+// joins: an aggregate's own ORDER BY costs PostgreSQL a sort per row,
+// and the joins a probe of tag or ksb per item, which together made the
+// statement more than twice as slow (a million activities: 14.5 s
+// against 6.6 s, measured with psql). Tags come as ids and KSBs as
+// stored codes, named and ordered in Go from the user's tags and the KSB
+// reference data read first in the same snapshot, as the SQLite reader
+// does; links come in id order from a subquery ordered by the index
+// resource_link_activity, which string_agg keeps. chr(31) separates
+// items; the schema keeps it out of tags and links.
 const reportPG = `
 SELECT a.activity_date, a.title, a.description, a.duration_hours,
 	a.activity_type, a.evidence_quality, a.notes,
-	(SELECT string_agg(t.name, chr(31) ORDER BY t.name COLLATE "C")
-		FROM activity_tags atg JOIN tag t ON t.id = atg.tag_id
-		WHERE atg.activity_id = a.id),
-	(SELECT string_agg(k.natural_code, chr(31) ORDER BY k.sort_order, k.code COLLATE "C")
-		FROM activity_ksbs ak JOIN ksb k ON k.code = ak.ksb_code
-		WHERE ak.activity_id = a.id),
-	(SELECT string_agg(l.url, chr(31) ORDER BY l.id)
-		FROM resource_link l
-		WHERE l.activity_id = a.id)
+	(SELECT string_agg(atg.tag_id::text, ',') FROM activity_tags atg WHERE atg.activity_id = a.id),
+	(SELECT string_agg(ak.ksb_code, chr(31)) FROM activity_ksbs ak WHERE ak.activity_id = a.id),
+	(SELECT string_agg(l.url, chr(31)) FROM (
+		SELECT l.url FROM resource_link l WHERE l.activity_id = a.id ORDER BY l.activity_id, l.id) l)
 FROM activity a
 WHERE a.user_id = $1
 ORDER BY a.activity_date DESC, a.id DESC`
+
+// reportPGTags and reportPGKSBs are read before reportPG, in its snapshot.
+const (
+	reportPGTags = `SELECT id, name FROM tag WHERE user_id = $1`
+	reportPGKSBs = `SELECT code, natural_code, sort_order FROM ksb`
+)
 
 // reportPGFormats asks for the date and the hours in binary, which reads
 // the same whatever the server's DateStyle or float settings, and the
@@ -68,12 +77,29 @@ func (s *Store) pgReport(ctx context.Context, userID int64) (readFunc, error) {
 			if !ok {
 				return fmt.Errorf("database driver %T is not pgx", dc)
 			}
-			rows, err := sc.Conn().Query(ctx, reportPG, reportPGFormats, userID)
+			pc := sc.Conn()
+			// One snapshot for the reference reads and the log.
+			tx, err := pc.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+			if err != nil {
+				return err
+			}
+			// Read only: nothing to commit. Its own deadline, as ctx may be
+			// done; a connection that cannot roll back is dropped.
+			defer func() {
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer cancel()
+				_ = tx.Rollback(rctx)
+			}()
+			r := &pgReportReader{tags: make(map[int64]string), ksbRefs: make(map[string]ksbRef)}
+			if err := r.readRefs(ctx, tx, userID); err != nil {
+				return err
+			}
+			rows, err := tx.Query(ctx, reportPG, reportPGFormats, userID)
 			if err != nil {
 				return err
 			}
 			defer rows.Close()
-			r := &pgReportReader{rows: rows, interned: make(map[string]string)}
+			r.rows = rows
 			if err := readBatches(ctx, r, filled, free); err != nil {
 				return err
 			}
@@ -85,8 +111,34 @@ func (s *Store) pgReport(ctx context.Context, userID int64) (readFunc, error) {
 
 // pgReportReader fills report batches from reportPG's rows.
 type pgReportReader struct {
-	rows     pgx.Rows
-	interned map[string]string // tag names and KSB codes, see maxInternedTags
+	rows       pgx.Rows
+	tags       map[int64]string // the user's tags by id
+	ksbRefs    map[string]ksbRef
+	ksbScratch []ksbRef
+}
+
+// readRefs reads the user's tags and the KSB reference data: a few
+// hundred rows, held rather than joined for every row.
+func (r *pgReportReader) readRefs(ctx context.Context, tx pgx.Tx, userID int64) error {
+	rows, err := tx.Query(ctx, reportPGTags, userID)
+	if err != nil {
+		return fmt.Errorf("tags: %w", err)
+	}
+	var (
+		id   int64
+		name string
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&id, &name}, func() error { r.tags[id] = name; return nil }); err != nil {
+		return fmt.Errorf("tags: %w", err)
+	}
+	if rows, err = tx.Query(ctx, reportPGKSBs); err != nil {
+		return fmt.Errorf("KSBs: %w", err)
+	}
+	var k ksbRef
+	if _, err := pgx.ForEachRow(rows, []any{&k.code, &k.natural, &k.sortOrder}, func() error { r.ksbRefs[k.code] = k; return nil }); err != nil {
+		return fmt.Errorf("KSBs: %w", err)
+	}
+	return nil
 }
 
 // pgEpoch is day 0 of PostgreSQL's binary dates.
@@ -115,8 +167,10 @@ func (r *pgReportReader) fill(b *reportBatch) (more bool, err error) {
 		row.TypeLabel = labelOf(ActivityTypes, v[4], "")
 		row.QualityLabel = labelOf(EvidenceQualities, v[5], defaultQuality)
 		row.Notes = b.text(v[6])
-		row.Tags = r.splitInterned(row.Tags, v[7])
-		row.KSBs = r.splitInterned(row.KSBs, v[8])
+		if row.Tags, err = r.tagNames(row.Tags, v[7]); err != nil {
+			return false, err
+		}
+		row.KSBs = r.ksbs(row.KSBs, v[8])
 		row.Links = row.Links[:0]
 		if v[9] != nil {
 			for item := range bytes.SplitSeq(v[9], []byte(listSep)) {
@@ -127,23 +181,46 @@ func (r *pgReportReader) fill(b *reportBatch) (more bool, err error) {
 	return true, nil
 }
 
-// splitInterned is splitList for a raw list column of few distinct
-// items, which rows share rather than each allocating: none for NULL.
-func (r *pgReportReader) splitInterned(dst []string, v []byte) []string {
+// tagNames appends the names of a row's tag ids (decimal, comma
+// separated; NULL for none) to dst[:0], sorted by bytes as SQLite's
+// BINARY collation sorts them. An id the snapshot has no tag for cannot
+// be (a foreign key), and is left out as a join would.
+func (r *pgReportReader) tagNames(dst []string, v []byte) ([]string, error) {
+	dst = dst[:0]
+	if v == nil {
+		return dst, nil
+	}
+	for item := range bytes.SplitSeq(v, []byte(",")) {
+		id, ok := digits(item)
+		if !ok {
+			return dst, fmt.Errorf("tags: unexpected tag id %q", item)
+		}
+		if name, ok := r.tags[int64(id)]; ok {
+			dst = append(dst, name)
+		}
+	}
+	slices.Sort(dst)
+	return dst, nil
+}
+
+// ksbs appends the natural codes of a row's stored KSB codes to dst[:0],
+// K, S, B in number order; a code missing from ksb is left out.
+func (r *pgReportReader) ksbs(dst []string, v []byte) []string {
 	dst = dst[:0]
 	if v == nil {
 		return dst
 	}
+	r.ksbScratch = r.ksbScratch[:0]
 	for item := range bytes.SplitSeq(v, []byte(listSep)) {
-		if s, ok := r.interned[string(item)]; ok {
-			dst = append(dst, s)
-			continue
+		if k, ok := r.ksbRefs[string(item)]; ok {
+			r.ksbScratch = append(r.ksbScratch, k)
 		}
-		s := string(item)
-		if len(r.interned) < maxInternedTags {
-			r.interned[s] = s
-		}
-		dst = append(dst, s)
+	}
+	slices.SortFunc(r.ksbScratch, func(a, b ksbRef) int {
+		return cmp.Or(cmp.Compare(a.sortOrder, b.sortOrder), strings.Compare(a.code, b.code))
+	})
+	for _, k := range r.ksbScratch {
+		dst = append(dst, k.natural)
 	}
 	return dst
 }
