@@ -25,12 +25,12 @@ import (
 
 // Config is the app's configuration, read from the environment once, here.
 type Config struct {
-	Host              string // HOST
-	Port              int    // PORT
-	DataDir           string // OTJ_DATA_DIR
+	Host    string // HOST
+	Port    int    // PORT
+	DataDir string // OTJ_DATA_DIR
 	// DatabaseURL selects PostgreSQL (DATABASE_URL, postgres://...);
 	// unset, the database is SQLite in the data dir.
-	DatabaseURL string
+	DatabaseURL       string
 	NATSURL           string // NATS_URL
 	NATSListen        string // NATS_LISTEN
 	DevAutoLoginEmail string // DEV_AUTO_LOGIN_EMAIL
