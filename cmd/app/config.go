@@ -25,12 +25,10 @@ import (
 
 // Config is the app's configuration, read from the environment once, here.
 type Config struct {
-	Host    string // HOST
-	Port    int    // PORT
-	DataDir string // OTJ_DATA_DIR
-	// DatabaseURL selects PostgreSQL (DATABASE_URL, postgres://...);
-	// unset, the database is SQLite in the data dir.
-	DatabaseURL       string
+	Host              string // HOST
+	Port              int    // PORT
+	DataDir           string // OTJ_DATA_DIR
+	DatabaseURL       string // DATABASE_URL: PostgreSQL; unset, SQLite in the data dir
 	NATSURL           string // NATS_URL
 	NATSListen        string // NATS_LISTEN
 	DevAutoLoginEmail string // DEV_AUTO_LOGIN_EMAIL

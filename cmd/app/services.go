@@ -147,7 +147,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			fmt.Fprintf(stdout, "Workers can join with: %s app worker\n", joinSettings(cfg, embedded, be.Creds))
 		}
 	}
-	log.Info("started", "data_dir", cfg.DataDir, "nats", natsTarget(cfg, embedded), "broker", cfg.Broker)
+	log.Info("started", "data_dir", cfg.DataDir, "database", databaseTarget(cfg), "nats", natsTarget(cfg, embedded), "broker", cfg.Broker)
 
 	// Run until a signal, or until any service stops on its own.
 	select {
@@ -251,6 +251,14 @@ func lifetime(d time.Duration) string {
 		return fmt.Sprintf("%d hours", d/time.Hour)
 	}
 	return d.String()
+}
+
+// databaseTarget says which database the process uses, for the log.
+func databaseTarget(cfg Config) string {
+	if cfg.DatabaseURL != "" {
+		return database.RedactURL(cfg.DatabaseURL)
+	}
+	return filepath.Join(cfg.DataDir, database.FileName)
 }
 
 // openDatabase opens the app's database, PostgreSQL at DATABASE_URL or
