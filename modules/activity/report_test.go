@@ -3,10 +3,11 @@ package activity
 import (
 	"context"
 	"errors"
-	"github.com/uptrace/bun"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/uptrace/bun"
 )
 
 func date(s string) time.Time {

@@ -2,11 +2,12 @@ package activity
 
 import (
 	"errors"
-	"github.com/uptrace/bun"
 	"reflect"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/uptrace/bun"
 )
 
 func TestLabels(t *testing.T) {
