@@ -153,7 +153,12 @@ func redactIn(msg, rawURL string) string {
 			}
 		}
 	}
-	return strings.ReplaceAll(msg, rawURL, RedactURL(rawURL))
+	msg = strings.ReplaceAll(msg, rawURL, RedactURL(rawURL))
+	// pgx lists each address it tried on a line of its own: one line,
+	// as startup errors are.
+	msg = strings.ReplaceAll(msg, ":\n\t", ": ")
+	msg = strings.ReplaceAll(msg, "\n\t", "; ")
+	return strings.ReplaceAll(msg, "\n", " ")
 }
 
 // Dialect is which SQL a database speaks, for the few queries that differ.

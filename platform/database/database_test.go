@@ -45,6 +45,19 @@ func TestBadDatabaseURL(t *testing.T) {
 	}
 }
 
+// TestUnreachableDatabase: a server that refuses the connection is one
+// line naming DATABASE_URL, without the password, however many
+// addresses pgx tried.
+func TestUnreachableDatabase(t *testing.T) {
+	_, err := database.OpenPostgres(t.Context(), "postgres://alice:s3cret-pw@127.0.0.1:1/otj?connect_timeout=5")
+	if err == nil {
+		t.Fatal("no error from a closed port")
+	}
+	if msg := err.Error(); !strings.HasPrefix(msg, "DATABASE_URL ") || strings.Contains(msg, "s3cret-pw") || strings.Contains(msg, "\n") {
+		t.Errorf("error %q: want one line naming DATABASE_URL without the password", msg)
+	}
+}
+
 func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"postgres://alice:pw@db.example:5432/otj?sslmode=require": "postgres://alice:xxxxx@db.example:5432/otj?sslmode=require",
