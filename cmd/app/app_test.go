@@ -510,6 +510,9 @@ func TestStartupErrorsNameTheSetting(t *testing.T) {
 		{"bad result keep", "all", map[string]string{"RESULT_KEEP": "-1"}, "RESULT_KEEP"},
 		{"bad result bound", "all", map[string]string{"RESULT_MAX_BYTES": "lots"}, "RESULT_MAX_BYTES"},
 		{"result bound beyond the server's storage", "all", map[string]string{"RESULT_MAX_BYTES": "1024TiB"}, "RESULT_MAX_BYTES"},
+		{"database url not postgres", "all", map[string]string{"DATABASE_URL": "mysql://otj:pw@db/otj"}, "DATABASE_URL"},
+		{"database url malformed", "worker", map[string]string{"DATABASE_URL": "postgres://otj:pw@db:port/otj"}, "DATABASE_URL"},
+		{"database unreachable", "all", map[string]string{"DATABASE_URL": "postgres://otj:pw@127.0.0.1:" + takenPort + "/otj?connect_timeout=5"}, "DATABASE_URL"},
 		{"unknown command", "serve", map[string]string{}, "unknown command"},
 	}
 	for _, tt := range tests {
@@ -526,6 +529,9 @@ func TestStartupErrorsNameTheSetting(t *testing.T) {
 			}
 			if tt.cmd != "serve" && strings.Contains(err.Error(), "\n") {
 				t.Errorf("error is not one line: %q", err)
+			}
+			if strings.Contains(err.Error(), ":pw@") {
+				t.Errorf("error shows the database password: %q", err)
 			}
 		})
 	}
