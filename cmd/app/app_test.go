@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -15,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,13 +147,31 @@ func mapEnv(env map[string]string) func(string) string {
 	return func(k string) string { return env[k] }
 }
 
+// baseEnv is the settings of an app process on a fresh data dir. With
+// OTJ_TEST_DIALECT=postgres it has a fresh DATABASE_URL too, so that the
+// suite runs on PostgreSQL.
 func baseEnv(t *testing.T) map[string]string {
-	return map[string]string{
+	env := map[string]string{
 		"OTJ_DATA_DIR": t.TempDir(),
 		"PORT":         "0",
 		"NATS_LISTEN":  "127.0.0.1:0",
 		"SECRET_KEY":   testsupport.TestSecretKey,
 	}
+	if u := testsupport.AppDatabaseURL(t); u != "" {
+		usePostgres(t, env, u)
+	}
+	return env
+}
+
+// appDatabases maps a test's data dir to the DATABASE_URL its processes
+// were given, so that dataDB opens the database they use.
+var appDatabases sync.Map
+
+// usePostgres gives env's processes the PostgreSQL database at u.
+func usePostgres(t *testing.T, env map[string]string, u string) {
+	env["DATABASE_URL"] = u
+	appDatabases.Store(env["OTJ_DATA_DIR"], u)
+	t.Cleanup(func() { appDatabases.Delete(env["OTJ_DATA_DIR"]) })
 }
 
 var (
@@ -211,7 +231,11 @@ type activityFixture struct {
 // when the test ends.
 func dataDB(t *testing.T, dataDir string) *bun.DB {
 	t.Helper()
-	db, err := database.Open(testsupport.Context(t), filepath.Join(dataDir, database.FileName))
+	sqlitePath, pgURL := filepath.Join(dataDir, database.FileName), ""
+	if u, ok := appDatabases.Load(dataDir); ok {
+		pgURL = u.(string)
+	}
+	db, err := database.OpenEither(testsupport.Context(t), pgURL, sqlitePath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,9 +291,18 @@ func ensureUser(t *testing.T, dataDir, email string) activity.User {
 // projection, the object store and the HTTP download.
 // With TASKS_BROKER=redis the jobs go through a real Redis, the events
 // still through JetStream.
+//
+// On PostgreSQL (DATABASE_URL) the worker runs as on another host: its
+// OTJ_DATA_DIR cannot be created (a path under a file), and it has only
+// DATABASE_URL, NATS_URL and NATS_TOKEN to go on.
 func TestFullReportEndToEnd(t *testing.T) {
 	t.Run("jetstream", func(t *testing.T) { fullReportEndToEnd(t, baseEnv(t)) })
 	t.Run("redis", func(t *testing.T) { fullReportEndToEnd(t, redisEnv(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		env := baseEnv(t)
+		usePostgres(t, env, testsupport.PostgresURL(t))
+		fullReportEndToEnd(t, env)
+	})
 }
 
 // redisEnv is baseEnv with the Redis broker.
@@ -306,10 +339,26 @@ func fullReportEndToEnd(t *testing.T, env map[string]string) {
 		workerEnv[k] = v
 	}
 	workerEnv["NATS_URL"] = natsURL
+	var workerDir string
+	if env["DATABASE_URL"] != "" {
+		// No data dir for the worker: nothing it needs lives there.
+		file := filepath.Join(t.TempDir(), "not-a-dir")
+		if err := os.WriteFile(file, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		workerDir = filepath.Join(file, "data")
+		workerEnv["OTJ_DATA_DIR"] = workerDir
+		workerEnv["NATS_TOKEN"] = webProc.waitJoin(t).Token
+	}
 	workerProc := startApp(t, workerEnv, "worker")
 	reportFlow(t, env["OTJ_DATA_DIR"], base)
 	workerProc.shutdown(t)
 	webProc.shutdown(t)
+	if workerDir != "" {
+		if _, err := os.Stat(workerDir); !errors.Is(err, syscall.ENOTDIR) && !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the worker's data dir: %v, want none", err)
+		}
+	}
 }
 
 // reportFlow drives a report through app web at base and the workers
@@ -472,6 +521,9 @@ func TestStartupErrorsNameTheSetting(t *testing.T) {
 		{"metrics listen taken", "worker", map[string]string{"NATS_URL": "nats://127.0.0.1:1", "METRICS_LISTEN": "127.0.0.1:" + takenPort}, "METRICS_LISTEN 127.0.0.1:" + takenPort},
 		{"metrics listen malformed", "all", map[string]string{"METRICS_LISTEN": "9090"}, "METRICS_LISTEN"},
 		{"bad workers stall after", "web", map[string]string{"WORKERS_STALL_AFTER": "0s"}, "WORKERS_STALL_AFTER"},
+		{"database url not postgres", "all", map[string]string{"DATABASE_URL": "mysql://otj:pw@db/otj"}, "DATABASE_URL"},
+		{"database url malformed", "worker", map[string]string{"DATABASE_URL": "postgres://otj:pw@db:port/otj"}, "DATABASE_URL"},
+		{"database unreachable", "all", map[string]string{"DATABASE_URL": "postgres://otj:pw@127.0.0.1:" + takenPort + "/otj?connect_timeout=5"}, "DATABASE_URL"},
 		{"unknown command", "serve", map[string]string{}, "unknown command"},
 	}
 	for _, tt := range tests {
@@ -488,6 +540,9 @@ func TestStartupErrorsNameTheSetting(t *testing.T) {
 			}
 			if tt.cmd != "serve" && strings.Contains(err.Error(), "\n") {
 				t.Errorf("error is not one line: %q", err)
+			}
+			if strings.Contains(err.Error(), ":pw@") {
+				t.Errorf("error shows the database password: %q", err)
 			}
 		})
 	}

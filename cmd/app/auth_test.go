@@ -399,6 +399,12 @@ func TestJoinLineShowsOnlyTheMadeUpToken(t *testing.T) {
 			RedisTLSCA: "/etc/otj/redis-ca.pem", RedisKeyPrefix: "{otj:staging}"},
 			natsCreds{Auth: natsserver.Auth{Token: "made-up-0123456789abcdef"}, From: "/d/nats-token"},
 			"NATS_URL=" + url + ` NATS_TOKEN=made-up-0123456789abcdef TASKS_BROKER=redis REDIS_URL="$REDIS_URL" REDIS_TLS_CA=/etc/otj/redis-ca.pem REDIS_KEY_PREFIX='{otj:staging}'`},
+		{"postgres with a password", Config{DatabaseURL: "postgres://otj:pw@db.example:5432/otj"},
+			natsCreds{Auth: natsserver.Auth{Token: "made-up-0123456789abcdef"}, From: "/d/nats-token"},
+			"NATS_URL=" + url + ` NATS_TOKEN=made-up-0123456789abcdef DATABASE_URL="$DATABASE_URL"`},
+		{"postgres without one", Config{DatabaseURL: "postgres://db.example/otj?sslmode=require&user=otj"},
+			natsCreds{Auth: natsserver.Auth{Token: "made-up-0123456789abcdef"}, From: "/d/nats-token"},
+			"NATS_URL=" + url + ` NATS_TOKEN=made-up-0123456789abcdef DATABASE_URL='postgres://db.example/otj?sslmode=require&user=otj'`},
 	}
 	for _, tt := range tests {
 		if got := joinSettings(tt.cfg, s, tt.c); got != tt.want {

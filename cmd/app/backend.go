@@ -26,7 +26,6 @@ import (
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
-	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/service"
@@ -80,8 +79,12 @@ type backendOptions struct {
 // is closed again. Its errors name the setting to look at; an embedded
 // store held by another process wraps natsserver.ErrStoreInUse.
 func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOptions) (_ *backend, err error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("OTJ_DATA_DIR %s: %w", cfg.DataDir, err)
+	// With DATABASE_URL and NATS_URL nothing lives in the data dir, and a
+	// worker on a host without one (or with a read-only one) runs.
+	if needsDataDir(cfg) {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("OTJ_DATA_DIR %s: %w", cfg.DataDir, err)
+		}
 	}
 	b := &backend{log: log, lost: make(chan struct{})}
 	defer func() {
@@ -125,7 +128,7 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 	}
 	// The database only now: a process the server refuses leaves a
 	// mistyped or unrelated data dir as it was.
-	if b.DB, err = openDatabase(ctx, filepath.Join(cfg.DataDir, database.FileName), true); err != nil {
+	if b.DB, err = openDatabase(ctx, cfg, true); err != nil {
 		return nil, err
 	}
 	// JOB_LEASE reaches the shared consumer only through a worker's
@@ -275,6 +278,10 @@ func redisAuthReason(err error) string {
 	reason, _, _ := strings.Cut(err.Error(), " ")
 	return reason
 }
+
+// needsDataDir reports whether the process keeps anything in the data
+// dir: the SQLite database, or the embedded NATS server's store.
+func needsDataDir(cfg Config) bool { return cfg.DatabaseURL == "" || cfg.NATSURL == "" }
 
 // Lost waits until the NATS connection closes on its own, for good,
 // which happens when the server refused this process's credentials on

@@ -18,6 +18,14 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	return bench.Run(ctx, args, func() (bench.Env, error) { return benchEnv(getenv, stderr) }, stdout, stderr)
 }
 
+// dialectName is the database cfg selects, as bench reports name it.
+func dialectName(cfg Config) string {
+	if cfg.DatabaseURL != "" {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
 // benchEnv is the settings the bench measures under, and how it opens the
 // backend on each run's own data dir.
 func benchEnv(getenv func(string) string, stderr io.Writer) (bench.Env, error) {
@@ -48,7 +56,7 @@ func benchEnv(getenv func(string) string, stderr io.Writer) (bench.Env, error) {
 		return b, nil
 	}
 	return bench.Env{
-		Broker: cfg.Broker, External: cfg.NATSURL != "", NATSSync: cfg.NATSSync.String(), JobLease: cfg.JobLease,
+		Broker: cfg.Broker, External: cfg.NATSURL != "", Database: dialectName(cfg), NATSSync: cfg.NATSSync.String(), JobLease: cfg.JobLease,
 		Logger: log, Open: open, Registry: newRegistry,
 		// The job metrics every app process keeps with METRICS_LISTEN,
 		// on a registry of each run's own.

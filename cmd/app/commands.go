@@ -16,16 +16,18 @@ import (
 
 // runMigrate applies the migrations and the reference data.
 func runMigrate(ctx context.Context, cfg Config, stdout io.Writer) error {
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	path := filepath.Join(cfg.DataDir, database.FileName)
+	if cfg.DatabaseURL != "" {
+		path = database.RedactURL(cfg.DatabaseURL)
+	} else if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("OTJ_DATA_DIR %s: %w", cfg.DataDir, err)
 	}
-	path := filepath.Join(cfg.DataDir, database.FileName)
-	db, err := database.Open(ctx, path)
+	db, err := openDatabase(ctx, cfg, false)
 	if err != nil {
-		return fmt.Errorf("OTJ_DATA_DIR: %w", err)
+		return err
 	}
 	defer db.Close()
-	applied, err := database.Migrate(ctx, db, path)
+	applied, err := database.Migrate(ctx, db, filepath.Join(cfg.DataDir, database.FileName))
 	if err != nil {
 		return err
 	}
@@ -67,9 +69,9 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err := runMigrate(ctx, cfg, io.Discard); err != nil {
 		return err
 	}
-	db, err := database.Open(ctx, filepath.Join(cfg.DataDir, database.FileName))
+	db, err := openDatabase(ctx, cfg, false)
 	if err != nil {
-		return fmt.Errorf("OTJ_DATA_DIR: %w", err)
+		return err
 	}
 	defer db.Close()
 	u, err := activity.Fill(ctx, db, activity.DemoOptions{Email: *email, Activities: *n, Spec: *spec, Seed: *seed, Progress: stderr})

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/session"
 	"github.com/otjhelper/otj/platform/settings"
@@ -29,6 +30,7 @@ type Config struct {
 	Host              string // HOST
 	Port              int    // PORT
 	DataDir           string // OTJ_DATA_DIR
+	DatabaseURL       string // DATABASE_URL: PostgreSQL; unset, SQLite in the data dir
 	NATSURL           string // NATS_URL
 	NATSListen        string // NATS_LISTEN
 	DevAutoLoginEmail string // DEV_AUTO_LOGIN_EMAIL
@@ -156,6 +158,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Host:              settings.String(getenv, "HOST", defaultHost),
 		DataDir:           settings.String(getenv, "OTJ_DATA_DIR", defaultDataDir),
 		NATSURL:           strings.TrimSpace(getenv("NATS_URL")),
+		DatabaseURL:       strings.TrimSpace(getenv(database.URLSetting)),
 		NATSListen:        settings.String(getenv, "NATS_LISTEN", defaultNATSListen),
 		DevAutoLoginEmail: strings.TrimSpace(getenv("DEV_AUTO_LOGIN_EMAIL")),
 		Broker:            strings.ToLower(settings.String(getenv, "TASKS_BROKER", brokerJetStream)),
@@ -213,6 +216,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.DataDir, err = filepath.Abs(c.DataDir); err != nil {
 		return c, fmt.Errorf("OTJ_DATA_DIR: %w", err)
+	}
+	if c.DatabaseURL != "" {
+		if _, perr := database.ParsePostgresURL(c.DatabaseURL); perr != nil {
+			return c, perr // one line naming DATABASE_URL, password redacted
+		}
 	}
 	if c.NATSURL != "" {
 		for _, one := range strings.Split(c.NATSURL, ",") {

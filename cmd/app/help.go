@@ -49,6 +49,7 @@ var envSettings = []setting{
 	{"BASE_URL", cmdAll | cmdWeb, "where users reach the app, e.g. https://otj.example.org (turns on Secure cookies)"},
 	{"SECRET_KEY", cmdAll | cmdWeb, "session signing key, 32+ bytes (default: random, sessions end at restart)"},
 	{"DEV_AUTO_LOGIN_EMAIL", cmdAll | cmdWeb | cmdDemo, "development only: sign every request in as this user"},
+	{"DATABASE_URL", cmdEvery, "a PostgreSQL database, postgres://user:pass@host:5432/db (default: SQLite in the data dir)"},
 	{"NATS_URL", cmdTasks, "external NATS server(s), nats:// or tls://, comma-separated (default: embedded)"},
 	{"NATS_LISTEN", cmdWeb | cmdOperator, "where app web's embedded NATS server takes workers (default 127.0.0.1:4250)"},
 	{"NATS_LISTEN_INSECURE", cmdWeb, "true: let NATS_LISTEN go beyond loopback without TLS"},

@@ -44,7 +44,8 @@ func operatorOpen(getenv func(string) string, stderr io.Writer, name string) ope
 		log := newLogger(stderr, cfg.LogLevel).With("command", name)
 		// An operator command never creates a data dir: a mistyped
 		// OTJ_DATA_DIR should not yield an empty, freshly migrated one.
-		if _, err := os.Stat(cfg.DataDir); err != nil {
+		// With DATABASE_URL and NATS_URL it holds nothing the command reads.
+		if _, err := os.Stat(cfg.DataDir); err != nil && needsDataDir(cfg) {
 			return nil, fmt.Errorf("OTJ_DATA_DIR %s: %w; point it at the app's data dir", cfg.DataDir, err)
 		}
 		b, err := openBackend(ctx, cfg, log, backendOptions{Name: "otj-" + name})

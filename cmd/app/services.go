@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -164,7 +165,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			fmt.Fprintf(stdout, "Workers can join with: %s app worker\n", joinSettings(cfg, embedded, be.Creds))
 		}
 	}
-	log.Info("started", "data_dir", cfg.DataDir, "nats", natsTarget(cfg, embedded), "broker", cfg.Broker)
+	log.Info("started", "data_dir", cfg.DataDir, "database", databaseTarget(cfg), "nats", natsTarget(cfg, embedded), "broker", cfg.Broker)
 
 	// Run until a signal, or until any service stops on its own.
 	select {
@@ -198,26 +199,19 @@ func joinSettings(cfg Config, embedded *natsserver.Server, c natsCreds) string {
 }
 
 // brokerJoinSettings are the settings a worker needs beside NATS's to
-// take the same jobs: the broker, and with Redis its URL (referred to as
-// $REDIS_URL when it holds a password, as NATS credentials are), CA and
-// key prefix.
-//
-// TODO(merge): DATABASE_URL joins the line when set, once Config has it
-// (the PostgreSQL branch), as the password rule for REDIS_URL says.
+// take the same jobs: the database it reads (DATABASE_URL, when it is
+// not this data dir's SQLite), the broker, and with Redis its URL, CA and
+// key prefix. A URL holding credentials is referred to as a shell
+// variable, as NATS credentials are: stdout often ends up in a log.
 func brokerJoinSettings(cfg Config) string {
+	line := ""
+	if cfg.DatabaseURL != "" {
+		line += urlJoinSetting("DATABASE_URL", cfg.DatabaseURL)
+	}
 	if cfg.Broker != brokerRedis {
-		return ""
+		return line
 	}
-	line := " TASKS_BROKER=" + brokerRedis
-	if u, err := url.Parse(cfg.RedisURL); err == nil && u.User != nil {
-		if _, has := u.User.Password(); has || u.User.Username() != "" {
-			line += ` REDIS_URL="$REDIS_URL"`
-		} else {
-			line += " REDIS_URL=" + cfg.RedisURL
-		}
-	} else {
-		line += " REDIS_URL=" + cfg.RedisURL
-	}
+	line += " TASKS_BROKER=" + brokerRedis + urlJoinSetting("REDIS_URL", cfg.RedisURL)
 	if cfg.RedisTLSCA != "" {
 		line += " REDIS_TLS_CA=" + cfg.RedisTLSCA
 	}
@@ -225,6 +219,15 @@ func brokerJoinSettings(cfg Config) string {
 		line += " REDIS_KEY_PREFIX=" + shellQuote(cfg.RedisKeyPrefix)
 	}
 	return line
+}
+
+// urlJoinSetting is " NAME=url" for the join line, or ` NAME="$NAME"`
+// when url holds a user or password.
+func urlJoinSetting(name, raw string) string {
+	if u, err := url.Parse(raw); err != nil || u.User != nil || u.Query().Has("password") {
+		return " " + name + `="$` + name + `"`
+	}
+	return " " + name + "=" + shellQuote(raw)
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.
@@ -323,11 +326,30 @@ func lifetime(d time.Duration) string {
 	return d.String()
 }
 
-// openDatabase opens the data dir's database and brings it up to date.
-func openDatabase(ctx context.Context, path string, migrate bool) (*bun.DB, error) {
-	db, err := database.Open(ctx, path)
+// databaseTarget says which database the process uses, for the log.
+func databaseTarget(cfg Config) string {
+	if cfg.DatabaseURL != "" {
+		return database.RedactURL(cfg.DatabaseURL)
+	}
+	return filepath.Join(cfg.DataDir, database.FileName)
+}
+
+// openDatabase opens the app's database, PostgreSQL at DATABASE_URL or
+// else SQLite in the data dir, and brings it up to date.
+func openDatabase(ctx context.Context, cfg Config, migrate bool) (*bun.DB, error) {
+	path := filepath.Join(cfg.DataDir, database.FileName)
+	var (
+		db  *bun.DB
+		err error
+	)
+	if cfg.DatabaseURL != "" {
+		// Its errors name DATABASE_URL already.
+		db, err = database.OpenPostgres(ctx, cfg.DatabaseURL)
+	} else if db, err = database.Open(ctx, path); err != nil {
+		err = fmt.Errorf("OTJ_DATA_DIR: %w", err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("OTJ_DATA_DIR: %w", err)
+		return nil, err
 	}
 	if migrate {
 		if _, err := database.Migrate(ctx, db, path); err != nil {

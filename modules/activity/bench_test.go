@@ -68,13 +68,14 @@ func BenchmarkEachReportRow(b *testing.B) {
 func TestBenchmarkBodies(t *testing.T) {
 	t.Parallel()
 	const n = 1000
-	db := newDB(t)
-	u := fillOnce(t, db, n)
-	if got := reportOnce(t, NewStore(db), u.ID); got != n {
-		t.Errorf("%d report rows, want %d", got, n)
-	}
-	u = fillOnce(t, db, n) // a refill, as a repeated `app demo` does
-	if got := reportOnce(t, NewStore(db), u.ID); got != n {
-		t.Errorf("after a refill: %d report rows, want %d", got, n)
-	}
+	eachDB(t, func(t *testing.T, db *bun.DB) {
+		u := fillOnce(t, db, n)
+		if got := reportOnce(t, NewStore(db), u.ID); got != n {
+			t.Errorf("%d report rows, want %d", got, n)
+		}
+		u = fillOnce(t, db, n) // a refill, as a repeated `app demo` does
+		if got := reportOnce(t, NewStore(db), u.ID); got != n {
+			t.Errorf("after a refill: %d report rows, want %d", got, n)
+		}
+	})
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+
+	"github.com/otjhelper/otj/platform/database"
 )
 
 // DemoOptions control Fill.
@@ -93,6 +95,14 @@ func Fill(ctx context.Context, db *bun.DB, opt DemoOptions) (User, error) {
 // fillTx does Fill's writing on a connection of its own and returns the
 // user's id.
 func fillTx(ctx context.Context, db *bun.DB, opt DemoOptions) (int64, error) {
+	if database.DialectOf(db) == database.Postgres {
+		return fillPG(ctx, db, opt)
+	}
+	return fillSQLite(ctx, db, opt)
+}
+
+// fillSQLite is fillTx on SQLite.
+func fillSQLite(ctx context.Context, db *bun.DB, opt DemoOptions) (int64, error) {
 	conn, err := db.DB.Conn(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("connect: %w", err)
@@ -149,7 +159,7 @@ func fillTx(ctx context.Context, db *bun.DB, opt DemoOptions) (int64, error) {
 	}
 
 	g := newDemoGen(opt, u.ID, lastID, tagIDs, ksbCodes)
-	if err := g.insert(ctx, tx); err != nil {
+	if err := g.insert(ctx, bulkWriter{tx}); err != nil {
 		return 0, err
 	}
 	if opt.Progress != nil {
@@ -175,8 +185,17 @@ func discardConn(conn *sql.Conn) {
 	_ = conn.Close() // already closed by Raw; this only marks conn done
 }
 
+// sqlTx is what Fill's helpers need of a transaction: a *sql.Tx on
+// SQLite (? placeholders as SQLite reads them), a bun.Tx on PostgreSQL
+// (bun formats the ? placeholders).
+type sqlTx interface {
+	queryRower
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 // specKSBs returns the stored codes of a standard's KSBs, in code order.
-func specKSBs(ctx context.Context, tx *sql.Tx, spec string) ([]string, error) {
+func specKSBs(ctx context.Context, tx sqlTx, spec string) ([]string, error) {
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM spec WHERE code = ?`, spec).Scan(&n); err != nil {
 		return nil, fmt.Errorf("standard %s: %w", spec, err)
@@ -212,7 +231,7 @@ func specKSBs(ctx context.Context, tx *sql.Tx, spec string) ([]string, error) {
 // triggers (and with foreign keys off) drops its pages wholesale, where a
 // per-user DELETE visits and rewrites every row and index entry, which
 // for a million activities takes longer than writing them did.
-func deleteUserLog(ctx context.Context, tx *sql.Tx, userID int64) error {
+func deleteUserLog(ctx context.Context, tx sqlTx, userID int64) error {
 	var others bool
 	// Two range probes on activity_user_date; "user_id <> ?" would scan
 	// the user's own entries to find there are no others.
@@ -243,7 +262,7 @@ func deleteUserLog(ctx context.Context, tx *sql.Tx, userID int64) error {
 }
 
 // insertTags creates the demo tags and returns their ids.
-func insertTags(ctx context.Context, tx *sql.Tx, userID int64) ([]int64, error) {
+func insertTags(ctx context.Context, tx sqlTx, userID int64) ([]int64, error) {
 	ids := make([]int64, len(demoTags))
 	for i, name := range demoTags {
 		if err := tx.QueryRowContext(ctx, `INSERT INTO tag (user_id, name) VALUES (?, ?) RETURNING id`, userID, name).

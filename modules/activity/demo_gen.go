@@ -129,12 +129,12 @@ func newDemoGen(opt DemoOptions, userID, lastID int64, tagIDs []int64, ksbCodes 
 // Activities go in date order (ids rise with dates, give or take a few
 // days, as in a real log), which keeps every B-tree insert near the end
 // of its index, where the pages are already in the cache.
-func (g *demoGen) insert(ctx context.Context, tx *sql.Tx) error {
-	acts := newBulkInsert(tx, "activity", []string{"id", "user_id", "title", "description",
+func (g *demoGen) insert(ctx context.Context, w demoWriter) error {
+	acts := w.table(nil, "activity", []string{"id", "user_id", "title", "description",
 		"activity_date", "duration_hours", "activity_type", "evidence_quality", "notes"}, 400)
-	tags := newBulkInsert(tx, "activity_tags", []string{"activity_id", "tag_id"}, 4000)
-	ksbs := newBulkInsert(tx, "activity_ksbs", []string{"activity_id", "ksb_code"}, 4000)
-	links := newBulkInsert(tx, "resource_link", []string{"activity_id", "url", "title"}, 2000)
+	tags := w.table(acts, "activity_tags", []string{"activity_id", "tag_id"}, 4000)
+	ksbs := w.table(acts, "activity_ksbs", []string{"activity_id", "ksb_code"}, 4000)
+	links := w.table(acts, "resource_link", []string{"activity_id", "url", "title"}, 2000)
 
 	n := g.opt.Activities
 	lastReport := time.Now()
@@ -170,6 +170,32 @@ func (g *demoGen) insert(ctx context.Context, tx *sql.Tx) error {
 		}
 	}
 	return errors.Join(acts.flush(ctx), tags.flush(ctx), ksbs.flush(ctx), links.flush(ctx))
+}
+
+// demoWriter makes the row sinks the generator writes each table
+// through: multi-row INSERTs on SQLite, COPY on PostgreSQL.
+type demoWriter interface {
+	// table returns the sink of one table. Rows given to a sink whose
+	// parent is not nil refer to the parent's rows; a sink that may
+	// write before its parent has (see copyTable) flushes the parent first.
+	table(parent rowSink, name string, cols []string, perBatch int) rowSink
+}
+
+// rowSink takes one table's rows in batches.
+type rowSink interface {
+	// row adds one row (len(vals) == number of columns), sending a full
+	// batch.
+	row(ctx context.Context, vals ...any) error
+	// flush sends the rows not yet sent.
+	flush(ctx context.Context) error
+}
+
+// bulkWriter makes bulkInserts on a SQLite transaction. Foreign keys are
+// off on Fill's SQLite connection, so batches need no order.
+type bulkWriter struct{ tx *sql.Tx }
+
+func (w bulkWriter) table(_ rowSink, name string, cols []string, perBatch int) rowSink {
+	return newBulkInsert(w.tx, name, cols, perBatch)
 }
 
 // demoActivity is one generated activity: values ready to bind, and

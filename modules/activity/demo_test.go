@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/uptrace/bun"
+
+	"github.com/otjhelper/otj/platform/database"
 )
 
 var demoNow = time.Date(2026, 4, 10, 15, 30, 0, 0, time.UTC)
@@ -28,39 +30,40 @@ func TestFill(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			db := newDB(t)
-			bob := newUser(t, db, "bob@example.org")
-			if !tt.alone {
-				insert(t, db, bob, fixture{date: "2025-01-01", title: "Bob's own", typ: "other", hours: 1,
-					tags: []string{"bob"}, ksbs: []string{"K1"}, links: []string{"https://bob.example/"}})
-			}
-			var progress strings.Builder
-			opt := DemoOptions{Email: " Demo@Example.org", Activities: tt.n, Spec: tt.spec, Now: demoNow, Seed: 42, Progress: &progress}
-			u, err := Fill(t.Context(), db, opt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if u.Email != "demo@example.org" || u.SelectedSpec != tt.wantSpec || u.OTJTargetHours < 200 || u.WeeklyTargetHours != 6 || u.Name == "" {
-				t.Errorf("user %+v", u)
-			}
-			if !strings.Contains(progress.String(), "\rdemo: ") || !strings.HasSuffix(progress.String(), "\n") {
-				t.Errorf("progress %q", progress.String())
-			}
-			checkDemoLog(t, db, u, tt.n)
+			eachDB(t, func(t *testing.T, db *bun.DB) {
+				bob := newUser(t, db, "bob@example.org")
+				if !tt.alone {
+					insert(t, db, bob, fixture{date: "2025-01-01", title: "Bob's own", typ: "other", hours: 1,
+						tags: []string{"bob"}, ksbs: []string{"K1"}, links: []string{"https://bob.example/"}})
+				}
+				var progress strings.Builder
+				opt := DemoOptions{Email: " Demo@Example.org", Activities: tt.n, Spec: tt.spec, Now: demoNow, Seed: 42, Progress: &progress}
+				u, err := Fill(t.Context(), db, opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if u.Email != "demo@example.org" || u.SelectedSpec != tt.wantSpec || u.OTJTargetHours < 200 || u.WeeklyTargetHours != 6 || u.Name == "" {
+					t.Errorf("user %+v", u)
+				}
+				if !strings.Contains(progress.String(), "\rdemo: ") || !strings.HasSuffix(progress.String(), "\n") {
+					t.Errorf("progress %q", progress.String())
+				}
+				checkDemoLog(t, db, u, tt.n)
 
-			// Refill: replaced, not added to; Bob untouched.
-			opt.Activities = tt.n / 2
-			if _, err := Fill(t.Context(), db, opt); err != nil {
-				t.Fatal(err)
-			}
-			checkDemoLog(t, db, u, tt.n/2)
-			got := collect(t, NewStore(db), bob)
-			if tt.alone && len(got) != 0 {
-				t.Errorf("Bob has %d activities", len(got))
-			}
-			if !tt.alone && (len(got) != 1 || got[0].Title != "Bob's own" || len(got[0].Tags) != 1 || len(got[0].KSBs) != 1 || len(got[0].Links) != 1) {
-				t.Errorf("Bob's log after the refill: %+v", got)
-			}
+				// Refill: replaced, not added to; Bob untouched.
+				opt.Activities = tt.n / 2
+				if _, err := Fill(t.Context(), db, opt); err != nil {
+					t.Fatal(err)
+				}
+				checkDemoLog(t, db, u, tt.n/2)
+				got := collect(t, NewStore(db), bob)
+				if tt.alone && len(got) != 0 {
+					t.Errorf("Bob has %d activities", len(got))
+				}
+				if !tt.alone && (len(got) != 1 || got[0].Title != "Bob's own" || len(got[0].Tags) != 1 || len(got[0].KSBs) != 1 || len(got[0].Links) != 1) {
+					t.Errorf("Bob's log after the refill: %+v", got)
+				}
+			})
 		})
 	}
 }
@@ -84,8 +87,12 @@ func checkDemoLog(t *testing.T, db *bun.DB, u User, n int) {
 			t.Errorf("%s: %d", q, got)
 		}
 	}
-	if got := count(t, db, `SELECT count(*) FROM pragma_foreign_key_check`); got != 0 {
-		t.Errorf("foreign_key_check: %d violations", got)
+	// Fill turns SQLite's foreign keys off, so they are checked here;
+	// PostgreSQL checked each row as it went in.
+	if database.DialectOf(db) == database.SQLite {
+		if got := count(t, db, `SELECT count(*) FROM pragma_foreign_key_check`); got != 0 {
+			t.Errorf("foreign_key_check: %d violations", got)
+		}
 	}
 	// Tags are the user's own, KSBs the user's standard's.
 	if got := count(t, db, `SELECT count(*) FROM activity a JOIN activity_tags x ON x.activity_id = a.id JOIN tag g ON g.id = x.tag_id
@@ -168,24 +175,25 @@ func checkDemoLog(t *testing.T, db *bun.DB, u User, n int) {
 
 func TestFillDeterministic(t *testing.T) {
 	t.Parallel()
-	fill := func(seed int64) []ReportRow {
-		db := newDB(t)
-		// Another user first, so the ids differ between the databases
-		// and only the content can match.
-		insert(t, db, newUser(t, db, "other@example.org"), fixture{date: "2025-01-01", title: "x", typ: "other", hours: 1})
-		u, err := Fill(t.Context(), db, DemoOptions{Email: "demo@example.org", Activities: 500, Now: demoNow, Seed: seed})
-		if err != nil {
-			t.Fatal(err)
+	eachDB(t, func(t *testing.T, db *bun.DB) {
+		fill := func(db *bun.DB, seed int64) []ReportRow {
+			// Another user first, so the ids differ between the databases
+			// and only the content can match.
+			insert(t, db, newUser(t, db, "other@example.org"), fixture{date: "2025-01-01", title: "x", typ: "other", hours: 1})
+			u, err := Fill(t.Context(), db, DemoOptions{Email: "demo@example.org", Activities: 500, Now: demoNow, Seed: seed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return collect(t, NewStore(db), u.ID)
 		}
-		return collect(t, NewStore(db), u.ID)
-	}
-	a, b, c := fill(1), fill(1), fill(2)
-	if !reflect.DeepEqual(a, b) {
-		t.Error("the same seed gave different data")
-	}
-	if reflect.DeepEqual(a, c) {
-		t.Error("different seeds gave the same data")
-	}
+		a, b, c := fill(db, 1), fill(freshLike(t, db), 1), fill(freshLike(t, db), 2)
+		if !reflect.DeepEqual(a, b) {
+			t.Error("the same seed gave different data")
+		}
+		if reflect.DeepEqual(a, c) {
+			t.Error("different seeds gave the same data")
+		}
+	})
 }
 
 func TestFillErrors(t *testing.T) {
@@ -200,14 +208,15 @@ func TestFillErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			db := newDB(t)
-			_, err := Fill(t.Context(), db, tt.opt)
-			if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
-				t.Fatalf("err = %v, want %v", err, tt.wantErr)
-			}
-			if n := count(t, db, `SELECT count(*) FROM app_user`); n != 0 {
-				t.Errorf("a failed Fill left %d users", n)
-			}
+			eachDB(t, func(t *testing.T, db *bun.DB) {
+				_, err := Fill(t.Context(), db, tt.opt)
+				if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				if n := count(t, db, `SELECT count(*) FROM app_user`); n != 0 {
+					t.Errorf("a failed Fill left %d users", n)
+				}
+			})
 		})
 	}
 }
@@ -230,28 +239,33 @@ func (c cancelOn) Write(p []byte) (int, error) {
 // previous log must be intact.
 func TestFillCancelledKeepsOldData(t *testing.T) {
 	t.Parallel()
-	db := newDB(t)
-	opt := DemoOptions{Email: "demo@example.org", Activities: 100, Now: demoNow, Seed: 1}
-	u, err := Fill(t.Context(), db, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := collect(t, NewStore(db), u.ID)
-
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	opt.Activities, opt.Seed, opt.Progress = 3000, 2, cancelOn{"committing", cancel}
-	if _, err := Fill(ctx, db, opt); !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want context.Canceled", err)
-	}
-	if after := collect(t, NewStore(db), u.ID); !reflect.DeepEqual(before, after) {
-		t.Errorf("a cancelled Fill changed the log: %d rows before, %d after", len(before), len(after))
-	}
-	// The connection Fill used (foreign keys off) must not be reused.
-	for range 5 {
-		var fk int
-		if err := db.QueryRowContext(t.Context(), `PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
-			t.Fatalf("foreign_keys = %d (%v) on a pooled connection", fk, err)
+	eachDB(t, func(t *testing.T, db *bun.DB) {
+		opt := DemoOptions{Email: "demo@example.org", Activities: 100, Now: demoNow, Seed: 1}
+		u, err := Fill(t.Context(), db, opt)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		before := collect(t, NewStore(db), u.ID)
+
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		opt.Activities, opt.Seed, opt.Progress = 3000, 2, cancelOn{"committing", cancel}
+		if _, err := Fill(ctx, db, opt); !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+		if after := collect(t, NewStore(db), u.ID); !reflect.DeepEqual(before, after) {
+			t.Errorf("a cancelled Fill changed the log: %d rows before, %d after", len(before), len(after))
+		}
+		// The connection Fill used on SQLite (foreign keys off) must not
+		// be reused.
+		for range 5 {
+			if database.DialectOf(db) != database.SQLite {
+				break
+			}
+			var fk int
+			if err := db.QueryRowContext(t.Context(), `PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
+				t.Fatalf("foreign_keys = %d (%v) on a pooled connection", fk, err)
+			}
+		}
+	})
 }

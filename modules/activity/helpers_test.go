@@ -1,32 +1,59 @@
 package activity
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/uptrace/bun"
 
 	"github.com/otjhelper/otj/platform/database"
+	"github.com/otjhelper/otj/platform/testsupport"
 )
 
-// newDB opens a migrated database in a temp dir, with the reference data.
+// newDB returns a fresh migrated database (testsupport.DB: SQLite, or
+// PostgreSQL under OTJ_TEST_DIALECT=postgres) with the reference data.
 func newDB(tb testing.TB) *bun.DB {
 	tb.Helper()
-	ctx := tb.Context()
-	path := filepath.Join(tb.TempDir(), "otj.db")
-	db, err := database.Open(ctx, path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	if _, err := database.Migrate(ctx, db, path); err != nil {
-		tb.Fatal(err)
-	}
-	if err := NewStore(db).SeedReference(ctx); err != nil {
-		tb.Fatal(err)
-	}
+	db, _ := testsupport.DB(tb)
+	seed(tb, db)
 	return db
+}
+
+// newSQLiteDB is newDB on SQLite whatever OTJ_TEST_DIALECT says, for
+// tests of SQLite's own behaviour.
+func newSQLiteDB(tb testing.TB) *bun.DB {
+	tb.Helper()
+	db, _ := testsupport.SQLiteDB(tb)
+	seed(tb, db)
+	return db
+}
+
+// eachDB runs test on a fresh seeded database of each dialect, as
+// subtests (testsupport.EachDialect).
+func eachDB(t *testing.T, test func(t *testing.T, db *bun.DB)) {
+	t.Helper()
+	testsupport.EachDialect(t, func(t *testing.T, db *bun.DB) {
+		seed(t, db)
+		test(t, db)
+	})
+}
+
+// freshLike returns another fresh seeded database of db's dialect.
+func freshLike(tb testing.TB, db *bun.DB) *bun.DB {
+	tb.Helper()
+	if database.DialectOf(db) == database.Postgres {
+		fresh := testsupport.PostgresDB(tb)
+		seed(tb, fresh)
+		return fresh
+	}
+	return newSQLiteDB(tb)
+}
+
+func seed(tb testing.TB, db *bun.DB) {
+	tb.Helper()
+	if err := NewStore(db).SeedReference(tb.Context()); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // newUser creates a user and returns its id.

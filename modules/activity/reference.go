@@ -129,7 +129,7 @@ func (s *Store) SeedReference(ctx context.Context) error {
 					name = excluded.name, level = excluded.level, description = excluded.description,
 					ksb_prefix = excluded.ksb_prefix, available = excluded.available
 				WHERE (spec.name, spec.level, spec.description, spec.ksb_prefix, spec.available)
-					IS NOT (excluded.name, excluded.level, excluded.description, excluded.ksb_prefix, excluded.available)`,
+					IS DISTINCT FROM (excluded.name, excluded.level, excluded.description, excluded.ksb_prefix, excluded.available)`,
 				sp.Code, sp.Name, sp.Level, sp.Description, sp.KSBPrefix, sp.Available); err != nil {
 				return fmt.Errorf("standard %s: %w", sp.Code, err)
 			}
@@ -143,7 +143,7 @@ func (s *Store) SeedReference(ctx context.Context) error {
 					category = excluded.category, title = excluded.title, description = excluded.description,
 					sort_order = excluded.sort_order
 				WHERE (ksb.natural_code, ksb.spec_code, ksb.category, ksb.title, ksb.description, ksb.sort_order)
-					IS NOT (excluded.natural_code, excluded.spec_code, excluded.category, excluded.title, excluded.description, excluded.sort_order)`,
+					IS DISTINCT FROM (excluded.natural_code, excluded.spec_code, excluded.category, excluded.title, excluded.description, excluded.sort_order)`,
 				k.stored, k.natural, k.SpecCode, k.Category, k.Title, k.Description, k.sortOrder); err != nil {
 				return fmt.Errorf("KSB %s: %w", k.stored, err)
 			}

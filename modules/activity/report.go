@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/otjhelper/otj/modules/activity/internal/rawsqlite"
+	"github.com/otjhelper/otj/platform/database"
 )
 
 // EachReportRow calls fn with each of the user's activities, newest first
@@ -22,18 +23,23 @@ import (
 //
 // The rows are read a few batches ahead of fn, by a goroutine of its own
 // on a connection of its own, in one read transaction: one snapshot of the
-// log, however others write to it meanwhile. That connection is not one of
-// database/sql's (see package rawsqlite for why), so the database must be
-// a file, as the app's always is.
+// log, however others write to it meanwhile. On SQLite that connection
+// is not one of database/sql's (see package rawsqlite for why), so the
+// database must be a file, as the app's always is; on PostgreSQL it is
+// one of the pool's, read through pgx (see report_pg.go).
 //
 // It stops and returns fn's error if fn returns one, and stops with ctx's
 // error when ctx is done. It returns only after its goroutine has ended.
 func (s *Store) EachReportRow(ctx context.Context, userID int64, fn func(*ReportRow) error) error {
-	path, err := s.fileName(ctx)
-	if err != nil {
-		return fmt.Errorf("report rows: %w", err)
+	var (
+		read readFunc
+		err  error
+	)
+	if database.DialectOf(s.db) == database.Postgres {
+		read, err = s.pgReport(ctx, userID)
+	} else {
+		read, err = s.sqliteReport(ctx, userID)
 	}
-	conn, r, err := openReport(path, userID)
 	if err != nil {
 		return fmt.Errorf("report rows: %w", err)
 	}
@@ -49,11 +55,7 @@ func (s *Store) EachReportRow(ctx context.Context, userID int64, fn func(*Report
 	)
 	wg.Go(func() {
 		defer close(filled)
-		defer endRead(conn)
-		defer r.close()
-		// A statement running when the read is stopped stops at once.
-		defer context.AfterFunc(readCtx, conn.Interrupt)()
-		readErr = readBatches(readCtx, r, filled, free)
+		readErr = read(readCtx, filled, free)
 	})
 	// However fn's loop ends, the reader stops at its next batch (or its
 	// statement is interrupted) and is waited for.
@@ -85,6 +87,26 @@ func (s *Store) EachReportRow(ctx context.Context, userID int64, fn func(*Report
 		return fmt.Errorf("report rows: %w", readErr)
 	}
 	return nil
+}
+
+// sqliteReport returns the reading function of EachReportRow on SQLite:
+// the merge join of report_read.go on a connection of its own.
+func (s *Store) sqliteReport(ctx context.Context, userID int64) (readFunc, error) {
+	path, err := s.fileName(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn, r, err := openReport(path, userID)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, filled chan<- *reportBatch, free <-chan *reportBatch) error {
+		defer endRead(conn)
+		defer r.close()
+		// A statement running when the read is stopped stops at once.
+		defer context.AfterFunc(ctx, conn.Interrupt)()
+		return readBatches(ctx, r, filled, free)
+	}, nil
 }
 
 const (
@@ -150,9 +172,15 @@ func endRead(c *rawsqlite.Conn) {
 	_ = c.Close()
 }
 
+// batchFiller is a reader of either dialect: fill reads the next rows
+// into a batch and reports whether there may be more.
+type batchFiller interface {
+	fill(b *reportBatch) (more bool, err error)
+}
+
 // readBatches fills batches (recycled ones when fn has handed them back)
 // and sends them on filled until the log ends, a read fails or ctx ends.
-func readBatches(ctx context.Context, r *reportReader, filled chan<- *reportBatch, free <-chan *reportBatch) error {
+func readBatches(ctx context.Context, r batchFiller, filled chan<- *reportBatch, free <-chan *reportBatch) error {
 	for more := true; more; {
 		var b *reportBatch
 		select {

@@ -25,6 +25,10 @@ const listSep = "\x1f"
 // TestEachReportRowMatchesListActivities holds the two to the same rows.
 //
 // Order inside the lists: tags by name, KSBs K, S, B by number (ksb.sort_order), links by id.
+//
+// PostgreSQL says the same with string_agg and chr(31); its tags sort by
+// bytes (COLLATE "C"), as SQLite's BINARY collation does, whatever the
+// database's locale.
 const activitySelect = `
 SELECT a.id, a.activity_date, a.title, a.description, a.duration_hours,
 	a.activity_type, a.evidence_quality, a.notes,
@@ -35,6 +39,23 @@ SELECT a.id, a.activity_date, a.title, a.description, a.duration_hours,
 		FROM activity_ksbs ak JOIN ksb k ON k.code = ak.ksb_code
 		WHERE ak.activity_id = a.id),
 	(SELECT group_concat(l.url, char(31) ORDER BY l.id)
+		FROM resource_link l
+		WHERE l.activity_id = a.id)
+FROM activity a
+WHERE a.user_id = ?
+ORDER BY a.activity_date DESC, a.id DESC`
+
+// activitySelectPG is activitySelect in PostgreSQL.
+const activitySelectPG = `
+SELECT a.id, a.activity_date, a.title, a.description, a.duration_hours,
+	a.activity_type, a.evidence_quality, a.notes,
+	(SELECT string_agg(t.name, chr(31) ORDER BY t.name COLLATE "C")
+		FROM activity_tags atg JOIN tag t ON t.id = atg.tag_id
+		WHERE atg.activity_id = a.id),
+	(SELECT string_agg(k.natural_code, chr(31) ORDER BY k.sort_order, k.code COLLATE "C")
+		FROM activity_ksbs ak JOIN ksb k ON k.code = ak.ksb_code
+		WHERE ak.activity_id = a.id),
+	(SELECT string_agg(l.url, chr(31) ORDER BY l.id)
 		FROM resource_link l
 		WHERE l.activity_id = a.id)
 FROM activity a

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/uptrace/bun"
+
+	"github.com/otjhelper/otj/platform/database"
 )
 
 // Store reads and writes the activity log in the app's database.
@@ -123,7 +125,11 @@ func (s *Store) UserEmails(ctx context.Context, ids []int64) (map[int64]string, 
 	if err != nil {
 		return nil, fmt.Errorf("user emails: %w", err)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, email FROM app_user WHERE id IN (SELECT value FROM json_each(?))`, string(list))
+	q := `SELECT id, email FROM app_user WHERE id IN (SELECT value FROM json_each(?))`
+	if database.DialectOf(s.db) == database.Postgres {
+		q = `SELECT id, email FROM app_user WHERE id IN (SELECT value::bigint FROM json_array_elements_text(?::json))`
+	}
+	rows, err := s.db.QueryContext(ctx, q, string(list))
 	if err != nil {
 		return nil, fmt.Errorf("user emails: %w", err)
 	}
@@ -180,7 +186,8 @@ func (s *Store) ListActivities(ctx context.Context, userID int64, page, perPage 
 	}
 	defer tx.Rollback() // read-only: nothing to commit
 
-	if err := tx.QueryRowContext(ctx, `SELECT count(*), total(duration_hours) FROM activity WHERE user_id = ?`, userID).
+	// coalesce(sum(), 0), not SQLite's total(): the same on both dialects.
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(duration_hours), 0) FROM activity WHERE user_id = ?`, userID).
 		Scan(&pg.Total, &pg.TotalHours); err != nil {
 		return Page{}, fmt.Errorf("list activities: totals: %w", err)
 	}
@@ -191,7 +198,11 @@ func (s *Store) ListActivities(ctx context.Context, userID int64, page, perPage 
 	if offset >= int64(pg.Total) {
 		return pg, nil // past the end: skip the query
 	}
-	rows, err := tx.QueryContext(ctx, activitySelect+` LIMIT ? OFFSET ?`, userID, perPage, offset)
+	sel := activitySelect
+	if database.DialectOf(s.db) == database.Postgres {
+		sel = activitySelectPG
+	}
+	rows, err := tx.QueryContext(ctx, sel+` LIMIT ? OFFSET ?`, userID, perPage, offset)
 	if err != nil {
 		return Page{}, fmt.Errorf("list activities: %w", err)
 	}

@@ -14,13 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uptrace/bun"
+
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
 // These tests run the task page and its actions over the real path: the
-// JetStream broker, a worker, the projection and SQLite.
+// JetStream broker, a worker, the projection and SQLite (or PostgreSQL).
 
 // startReport presses Generate Full Report and returns the new task's id.
 func startReport(t *testing.T, f *fixture, c *http.Client) string {
@@ -220,55 +222,57 @@ func TestRetryFailedTaskRunsAgain(t *testing.T) {
 		io.WriteString(w, "date,hours\n2026-03-05,1.5\n")
 		return tasktype.Result{Summary: "1,204 activities"}, nil
 	}
-	f := liveFixture(t, 0, func(r *tasks.Registry) error {
-		return r.Register(reportType, flaky, tasktype.Policy{MaxAttempts: 2, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+	testsupport.EachDialect(t, func(t *testing.T, db *bun.DB) {
+		f := liveFixtureWith(t, liveOptions{db: db, register: func(r *tasks.Registry) error {
+			return r.Register(reportType, flaky, tasktype.Policy{MaxAttempts: 2, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+		}})
+		c := f.client(t, f.alice)
+		id := startReport(t, f, c)
+		page := waitForStatus(t, f, c, "/tasks/"+id, tasktype.StatusFailed)
+		inOrder(t, page, `<dt>What happened</dt><dd class="error">The activity log could not be read (attempt 2).`, retryForm(id))
+		if strings.Contains(page, cancelForm(id)) {
+			t.Error("failed task offers Cancel")
+		}
+
+		resp := post(t, c, f.srv.URL+"/tasks/"+id+"/retry", nil, nil)
+		if want := "/tasks/" + id + "?done=retried"; resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
+			t.Fatalf("retry = %d to %q, want 303 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+		page = waitForStatus(t, f, c, "/tasks/"+id+"?done=retried", tasktype.StatusCompleted)
+
+		// The retrying event's time for attempt 2, as the user reads it.
+		h, err := f.broker.History(testsupport.Context(t), f.alice.ID, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(h, func(e tasktype.Event) bool { return e.Kind == tasktype.EventRetrying })
+		if i < 0 {
+			t.Fatalf("no retrying event in %+v", h)
+		}
+		london, _ := time.LoadLocation("Europe/London")
+		next := h[i].RetryAt.In(london).Format("15:04:05")
+
+		inOrder(t, page,
+			"The retry succeeded.",
+			`<dt>Attempt</dt><dd>3 of 4`,
+			`href="/tasks/`+id+`/download"`,
+			"<span>Queued",
+			"Attempt 1 of 2 started on "+testWorker,
+			"Attempt 1 failed: The activity log could not be read (attempt 1). Next attempt at "+next,
+			"Attempt 2 of 2 started on "+testWorker,
+			"Failed for good after attempt 2: The activity log could not be read (attempt 2).",
+			"Retried by you",
+			"Attempt 3 of 4 started on "+testWorker,
+			"Attempt 3 succeeded: 1,204 activities",
+		)
+		if got := strings.Count(page, "<li class="); got != len(h) {
+			t.Errorf("timeline has %d entries, the log %d", got, len(h))
+		}
+		code, csv := getBody(t, c, f.srv.URL+"/tasks/"+id+"/download")
+		if code != http.StatusOK || csv != "date,hours\n2026-03-05,1.5\n" {
+			t.Fatalf("download = %d %q", code, csv)
+		}
 	})
-	c := f.client(t, f.alice)
-	id := startReport(t, f, c)
-	page := waitForStatus(t, f, c, "/tasks/"+id, tasktype.StatusFailed)
-	inOrder(t, page, `<dt>What happened</dt><dd class="error">The activity log could not be read (attempt 2).`, retryForm(id))
-	if strings.Contains(page, cancelForm(id)) {
-		t.Error("failed task offers Cancel")
-	}
-
-	resp := post(t, c, f.srv.URL+"/tasks/"+id+"/retry", nil, nil)
-	if want := "/tasks/" + id + "?done=retried"; resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
-		t.Fatalf("retry = %d to %q, want 303 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
-	}
-	page = waitForStatus(t, f, c, "/tasks/"+id+"?done=retried", tasktype.StatusCompleted)
-
-	// The retrying event's time for attempt 2, as the user reads it.
-	h, err := f.broker.History(testsupport.Context(t), f.alice.ID, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := slices.IndexFunc(h, func(e tasktype.Event) bool { return e.Kind == tasktype.EventRetrying })
-	if i < 0 {
-		t.Fatalf("no retrying event in %+v", h)
-	}
-	london, _ := time.LoadLocation("Europe/London")
-	next := h[i].RetryAt.In(london).Format("15:04:05")
-
-	inOrder(t, page,
-		"The retry succeeded.",
-		`<dt>Attempt</dt><dd>3 of 4`,
-		`href="/tasks/`+id+`/download"`,
-		"<span>Queued",
-		"Attempt 1 of 2 started on "+testWorker,
-		"Attempt 1 failed: The activity log could not be read (attempt 1). Next attempt at "+next,
-		"Attempt 2 of 2 started on "+testWorker,
-		"Failed for good after attempt 2: The activity log could not be read (attempt 2).",
-		"Retried by you",
-		"Attempt 3 of 4 started on "+testWorker,
-		"Attempt 3 succeeded: 1,204 activities",
-	)
-	if got := strings.Count(page, "<li class="); got != len(h) {
-		t.Errorf("timeline has %d entries, the log %d", got, len(h))
-	}
-	code, csv := getBody(t, c, f.srv.URL+"/tasks/"+id+"/download")
-	if code != http.StatusOK || csv != "date,hours\n2026-03-05,1.5\n" {
-		t.Fatalf("download = %d %q", code, csv)
-	}
 }
 
 func TestOtherUsersTaskIsNotFound(t *testing.T) {

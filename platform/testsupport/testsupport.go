@@ -1,6 +1,6 @@
 // Package testsupport holds the helpers every integration test needs: an
-// embedded NATS server on a temp dir, a migrated temp database, signed-in
-// HTTP clients, and polling with a deadline instead of sleeping. It
+// embedded NATS server on a temp dir, a fresh migrated database (SQLite
+// or PostgreSQL, see database.go), signed-in HTTP clients, and polling with a deadline instead of sleeping. It
 // imports no module: helpers that start a module's driver live beside
 // that driver (modules/tasks/jetstream/jetstreamtest).
 package testsupport
@@ -12,16 +12,13 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/uptrace/bun"
 
-	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/session"
@@ -75,21 +72,6 @@ func Connect(t testing.TB, s *natsserver.Server, name string) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
-}
-
-// DB returns a migrated SQLite database in a temp dir and its path.
-func DB(t testing.TB) (*bun.DB, string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), database.FileName)
-	db, err := database.Open(Context(t), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := database.Migrate(Context(t), db, path); err != nil {
-		t.Fatal(err)
-	}
-	return db, path
 }
 
 // Context returns a context cancelled when the test ends.

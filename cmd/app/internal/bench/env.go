@@ -29,6 +29,9 @@ type Env struct {
 	// server's NATS_SYNC, shown in the settings.
 	External bool
 	NATSSync string
+	// Database is the dialect the app's database speaks: "sqlite", or
+	// "postgres" with DATABASE_URL.
+	Database string
 	// JobLease is JOB_LEASE: a running job's lease is renewed every fifth.
 	JobLease time.Duration
 	// Logger takes the backend's warnings.

@@ -79,8 +79,12 @@ func runBenchReport(ctx context.Context, args []string, load func() (Env, error)
 	if err != nil {
 		return fmt.Errorf("bench report: %w", err)
 	}
-	rep := ReportResult{Runs: o.runs, Settings: newBenchMachine()}
-	fmt.Fprintf(stderr, "bench report: %d runs per size; %s\n", o.runs, rep.Settings.describe())
+	env, err := load()
+	if err != nil {
+		return err
+	}
+	rep := ReportResult{Runs: o.runs, Settings: newBenchMachine(), Database: env.Database}
+	fmt.Fprintf(stderr, "bench report: %d runs per size on %s; %s\n", o.runs, rep.database(), rep.Settings.describe())
 	for _, n := range o.sizes {
 		var runs []ReportRun
 		for i := range o.runs {
@@ -362,6 +366,17 @@ type ReportResult struct {
 	Sizes    []ReportSize `json:"sizes"`
 	Runs     int          `json:"runs"`
 	Settings Machine      `json:"settings"`
+	// Database is the dialect the log was read from: "sqlite" or
+	// "postgres" (DATABASE_URL).
+	Database string `json:"database,omitempty"`
+}
+
+// database names the dialect for the printed report.
+func (r ReportResult) database() string {
+	if r.Database == "" {
+		return "sqlite"
+	}
+	return r.Database
 }
 
 // ReportSize is one size's figures over its runs.
@@ -401,7 +416,7 @@ func summarizeReportRuns(n int, runs []ReportRun) ReportSize {
 
 // printBenchReportTable prints one line per size.
 func printBenchReportTable(w io.Writer, rep ReportResult) error {
-	fmt.Fprintf(w, "app bench report: %d runs per size; %s\n\n", rep.Runs, rep.Settings.describe())
+	fmt.Fprintf(w, "app bench report: %d runs per size on %s; %s\n\n", rep.Runs, rep.database(), rep.Settings.describe())
 	line := "%12s  %9s  %9s  %9s  %10s  %12s  %8s\n"
 	fmt.Fprintf(w, line, "activities", "median s", "min s", "max s", "rows/s", "peak RSS MB", "CSV MB")
 	for _, s := range rep.Sizes {

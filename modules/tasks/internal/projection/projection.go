@@ -18,6 +18,7 @@ import (
 	"github.com/otjhelper/otj/modules/tasks/internal/clock"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
+	"github.com/otjhelper/otj/platform/database"
 	"github.com/uptrace/bun"
 )
 
@@ -78,6 +79,9 @@ type Projection struct {
 
 	stmtsMu sync.Mutex
 	stmts   *statements // prepared on first use
+
+	dialect database.Dialect
+	pg      bool // dialect is PostgreSQL
 }
 
 // statements are the projection's prepared statements. database/sql
@@ -85,6 +89,8 @@ type Projection struct {
 // so the SQL is parsed once, not once per batch.
 type statements struct {
 	offset, setOffset, task, upsert *sql.Stmt
+	// ensureOffset is PostgreSQL's only: see applyTx.
+	ensureOffset *sql.Stmt
 }
 
 // prepared returns the projection's statements, preparing them the first
@@ -96,14 +102,22 @@ func (p *Projection) prepared(ctx context.Context) (*statements, error) {
 		return p.stmts, nil
 	}
 	var st statements
-	for _, s := range []struct {
+	list := []struct {
 		dst **sql.Stmt
 		sql string
 	}{
 		{&st.offset, selectOffset}, {&st.setOffset, upsertOffset},
 		{&st.task, selectTask}, {&st.upsert, upsertTask},
-	} {
-		stmt, err := p.db.DB.PrepareContext(ctx, s.sql)
+	}
+	if p.pg {
+		list[0].sql = selectOffset + ` FOR UPDATE`
+		list = append(list, struct {
+			dst **sql.Stmt
+			sql string
+		}{&st.ensureOffset, insertOffset})
+	}
+	for _, s := range list {
+		stmt, err := p.db.DB.PrepareContext(ctx, p.dialect.Rebind(s.sql))
 		if err != nil {
 			return nil, fmt.Errorf("prepare projection statements: %w", err)
 		}
@@ -124,7 +138,9 @@ func New(db *bun.DB, stream taskdriver.EventStream, logger *slog.Logger) *Projec
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Projection{db: db, stream: stream, log: logger.With("projection", Name), advanced: make(chan struct{})}
+	d := database.DialectOf(db)
+	return &Projection{db: db, stream: stream, log: logger.With("projection", Name), advanced: make(chan struct{}),
+		dialect: d, pg: d == database.Postgres}
 }
 
 // Run follows the stream from the stored position until ctx ends,
@@ -216,7 +232,27 @@ func (p *Projection) applyTx(ctx context.Context, events []tasktype.Event) (int,
 		return 0, err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if p.pg {
+		// The row the next statement locks must exist: FOR UPDATE locks
+		// no row that is not there, and two first batches would both go
+		// on. Of two inserting it at once, the second waits for the
+		// first to commit and then does nothing.
+		if _, err := tx.StmtContext(ctx, st.ensureOffset).ExecContext(ctx, Name); err != nil {
+			return 0, fmt.Errorf("read position: %w", err)
+		}
+	}
 	var done uint64
+	// On PostgreSQL the position is read FOR UPDATE: of several
+	// processes projecting into one database, one holds the row lock
+	// through its batch; another waits for that commit (one batch, not a
+	// retry loop), then reads the position it stored, skips the events
+	// already applied and writes nothing. So each event is applied once,
+	// and no batch is based on rows another is changing (no lost
+	// update), and as the lock is one row taken once per batch there is
+	// no lock storm. A lease electing one projector was not chosen: it
+	// would add a failover delay to every web process's reads, where
+	// this costs a waiting process one batch. On SQLite, BEGIN IMMEDIATE
+	// (the DSN's _txlock) serialises the same way with the write lock.
 	err = tx.StmtContext(ctx, st.offset).QueryRowContext(ctx, Name).Scan(&done)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("read position: %w", err)
@@ -242,7 +278,7 @@ func (p *Projection) applyTx(ctx context.Context, events []tasktype.Event) (int,
 	// BEGIN took (honouring ctx); a context without cancel spares the
 	// driver a watcher goroutine for each of them.
 	sctx := context.WithoutCancel(ctx)
-	b := &batch{tx: tx, st: st, rows: make(map[string]*batchRow), log: p.log}
+	b := &batch{tx: tx, st: st, rows: make(map[string]*batchRow), log: p.log, dialect: p.dialect}
 	if err := b.load(sctx, events, done); err != nil {
 		return 0, err
 	}
@@ -355,6 +391,7 @@ func (r *taskRow) task() tasktype.Task {
 // builder: they run for every task of every batch.
 const (
 	selectOffset = `SELECT seq FROM projection_offset WHERE name = ?`
+	insertOffset = `INSERT INTO projection_offset (name, seq) VALUES (?, 0) ON CONFLICT (name) DO NOTHING`
 	upsertOffset = `INSERT INTO projection_offset (name, seq) VALUES (?, ?)
 		ON CONFLICT (name) DO UPDATE SET seq = excluded.seq`
 	taskColumns = `id, user_id, task_type, status, result_data, result_path, error_message,
@@ -380,11 +417,12 @@ const (
 
 // batch is the task rows one transaction has read or changed.
 type batch struct {
-	log   *slog.Logger
-	tx    *sql.Tx
-	st    *statements
-	rows  map[string]*batchRow
-	dirty []*batchRow // in the order first changed
+	log     *slog.Logger
+	dialect database.Dialect
+	tx      *sql.Tx
+	st      *statements
+	rows    map[string]*batchRow
+	dirty   []*batchRow // in the order first changed
 }
 
 type batchRow struct {
@@ -416,7 +454,7 @@ func (b *batch) load(ctx context.Context, events []tasktype.Event, done uint64) 
 			rows, err = b.tx.StmtContext(ctx, b.st.task).QueryContext(ctx, ids[0])
 		} else {
 			q := selectTasks + strings.Repeat("?, ", n-1) + "?)"
-			rows, err = b.tx.QueryContext(ctx, q, ids[:n]...)
+			rows, err = b.tx.QueryContext(ctx, b.dialect.Rebind(q), ids[:n]...)
 		}
 		if err != nil {
 			return fmt.Errorf("read tasks: %w", err)
@@ -503,10 +541,10 @@ func (b *batch) flush(ctx context.Context) error {
 		r := d.row
 		_, err := st.ExecContext(ctx, r.ID, r.UserID, r.TaskType, string(r.Status),
 			nullString(r.ResultData), nullString(r.ResultPath), nullString(r.Error),
-			timestamp(r.CreatedAt), nullTime(r.CompletedAt), nullTime(r.StartedAt), timestamp(r.UpdatedAt),
+			b.timestamp(r.CreatedAt), b.nullTime(r.CompletedAt), b.nullTime(r.StartedAt), b.timestamp(r.UpdatedAt),
 			r.Attempts, r.MaxAttempts, r.Worker,
 			nullString(r.ResultName), nullString(r.ResultType), sql.NullInt64{Int64: r.ResultSize, Valid: r.ResultSize != 0},
-			nullString(r.Digest), int64(r.LastSeq), nullTime(r.NextAttemptAt),
+			nullString(r.Digest), int64(r.LastSeq), b.nullTime(r.NextAttemptAt),
 			r.ChangedBy, r.ProgressPercent, r.ProgressMessage, nullString(r.UserMessage))
 		if err != nil {
 			return fmt.Errorf("write task %s: %w", r.ID, err)
@@ -519,13 +557,21 @@ func (b *batch) flush(ctx context.Context) error {
 // here read back, sort and compare exactly as rows written through bun.
 const timestampLayout = "2006-01-02 15:04:05.999999-07:00"
 
-func timestamp(t time.Time) string { return t.UTC().Format(timestampLayout) }
-
-func nullTime(t time.Time) sql.NullString {
-	if t.IsZero() {
-		return sql.NullString{}
+// timestamp is t as the dialect stores it: SQLite's text as bun writes
+// it, PostgreSQL's timestamptz from the time itself. Both keep
+// microseconds, as bun does.
+func (b *batch) timestamp(t time.Time) any {
+	if b.dialect == database.Postgres {
+		return t.UTC()
 	}
-	return sql.NullString{String: timestamp(t), Valid: true}
+	return t.UTC().Format(timestampLayout)
+}
+
+func (b *batch) nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return b.timestamp(t)
 }
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }

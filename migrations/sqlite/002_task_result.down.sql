@@ -1,0 +1,3 @@
+DROP TABLE projection_offset;
+--bun:split
+DROP TABLE task_result;
