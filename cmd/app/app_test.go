@@ -523,7 +523,7 @@ func TestStartupErrorsNameTheSetting(t *testing.T) {
 		{"bad workers stall after", "web", map[string]string{"WORKERS_STALL_AFTER": "0s"}, "WORKERS_STALL_AFTER"},
 		{"database url not postgres", "all", map[string]string{"DATABASE_URL": "mysql://otj:pw@db/otj"}, "DATABASE_URL"},
 		{"database url malformed", "worker", map[string]string{"DATABASE_URL": "postgres://otj:pw@db:port/otj"}, "DATABASE_URL"},
-		{"database unreachable", "all", map[string]string{"DATABASE_URL": "postgres://otj:pw@127.0.0.1:" + takenPort + "/otj?connect_timeout=5"}, "DATABASE_URL"},
+		{"database unreachable, for a command that does not wait", "migrate", map[string]string{"DATABASE_URL": "postgres://otj:pw@127.0.0.1:" + takenPort + "/otj?connect_timeout=5"}, "DATABASE_URL"},
 		{"unknown command", "serve", map[string]string{}, "unknown command"},
 	}
 	for _, tt := range tests {

@@ -67,10 +67,11 @@ type backendOptions struct {
 	// the app's settings cannot change them, and so that a worker needs no
 	// right to change the bucket's stream (README, NATS permissions).
 	ApplyResultBounds bool
-	// WaitForNATS waits for a server at NATS_URL that does not answer
-	// yet, as the app's long-running processes do so that they start in
-	// any order; operator commands and benchmarks fail at once instead.
-	WaitForNATS bool
+	// WaitForDeps waits for a NATS server at NATS_URL, and a PostgreSQL
+	// at DATABASE_URL, that does not answer yet, as the app's
+	// long-running processes do so that they start in any order;
+	// operator commands and benchmarks fail at once instead.
+	WaitForDeps bool
 }
 
 // openBackend opens the database (migrated, with the reference data),
@@ -123,12 +124,16 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		// listener, whether or not there is one.
 		connOpts.URL, connOpts.Server = "", b.Embedded.Server()
 	}
-	if b.NC, err = connectNATS(ctx, cfg, log, connOpts, b.Creds, o.WaitForNATS); err != nil {
+	if b.NC, err = connectNATS(ctx, cfg, log, connOpts, b.Creds, o.WaitForDeps); err != nil {
 		return nil, err
 	}
 	// The database only now: a process the server refuses leaves a
 	// mistyped or unrelated data dir as it was.
-	if b.DB, err = openDatabase(ctx, cfg, true); err != nil {
+	var waitDB *slog.Logger
+	if o.WaitForDeps {
+		waitDB = log
+	}
+	if b.DB, err = openDatabase(ctx, cfg, true, waitDB); err != nil {
 		return nil, err
 	}
 	// JOB_LEASE reaches the shared consumer only through a worker's

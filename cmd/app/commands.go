@@ -22,7 +22,7 @@ func runMigrate(ctx context.Context, cfg Config, stdout io.Writer) error {
 	} else if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("OTJ_DATA_DIR %s: %w", cfg.DataDir, err)
 	}
-	db, err := openDatabase(ctx, cfg, false)
+	db, err := openDatabase(ctx, cfg, false, nil)
 	if err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err := runMigrate(ctx, cfg, io.Discard); err != nil {
 		return err
 	}
-	db, err := openDatabase(ctx, cfg, false)
+	db, err := openDatabase(ctx, cfg, false, nil)
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	if m == modeWeb {
 		listen = cfg.NATSListen // workers in other processes join here
 	}
-	be, err := openBackend(ctx, cfg, log, backendOptions{Name: "otj-" + m.String(), Listen: listen, ApplyResultBounds: m.web(), WaitForNATS: true})
+	be, err := openBackend(ctx, cfg, log, backendOptions{Name: "otj-" + m.String(), Listen: listen, ApplyResultBounds: m.web(), WaitForDeps: true})
 	if err != nil {
 		if ctx.Err() != nil {
 			// Stopped while waiting for a dependency: a clean stop.
@@ -336,7 +336,12 @@ func databaseTarget(cfg Config) string {
 
 // openDatabase opens the app's database, PostgreSQL at DATABASE_URL or
 // else SQLite in the data dir, and brings it up to date.
-func openDatabase(ctx context.Context, cfg Config, migrate bool) (*bun.DB, error) {
+//
+// With wait (a log to say so), a PostgreSQL server that does not answer
+// yet is waited for, as connectNATS waits for NATS, so that processes
+// start in any order; one that refuses the credentials or has no such
+// database stops the process at once.
+func openDatabase(ctx context.Context, cfg Config, migrate bool, wait *slog.Logger) (*bun.DB, error) {
 	path := filepath.Join(cfg.DataDir, database.FileName)
 	var (
 		db  *bun.DB
@@ -344,7 +349,16 @@ func openDatabase(ctx context.Context, cfg Config, migrate bool) (*bun.DB, error
 	)
 	if cfg.DatabaseURL != "" {
 		// Its errors name DATABASE_URL already.
-		db, err = database.OpenPostgres(ctx, cfg.DatabaseURL)
+		try := func(ctx context.Context) (err error) {
+			db, err = database.OpenPostgres(ctx, cfg.DatabaseURL)
+			return err
+		}
+		if wait == nil {
+			err = try(ctx)
+		} else {
+			err = service.WaitFor(ctx, wait, "the database at DATABASE_URL "+database.RedactURL(cfg.DatabaseURL), try,
+				func(err error) bool { return !errors.Is(err, database.ErrUnreachable) })
+		}
 	} else if db, err = database.Open(ctx, path); err != nil {
 		err = fmt.Errorf("OTJ_DATA_DIR: %w", err)
 	}

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"io"
+	"net"
+	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -71,4 +76,93 @@ func TestSIGTERMWhileWaitingForNATS(t *testing.T) {
 	if strings.Contains(w.stderr.String(), "app: ") {
 		t.Errorf("printed an error on a stop: %s", w.stderr.String())
 	}
+}
+
+var waitingDBRE = regexp.MustCompile(`(?m)^.*msg="waiting for the database at DATABASE_URL.*$`)
+
+// TestWorkerStartedBeforeItsDatabaseWaits starts app worker with
+// DATABASE_URL on a port where nothing listens yet: it waits, saying so,
+// and once the port forwards to the test's PostgreSQL it starts and runs
+// a job. A refused password is not waited on.
+func TestWorkerStartedBeforeItsDatabaseWaits(t *testing.T) {
+	t.Parallel()
+	pg, err := url.Parse(testsupport.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testsupport.NATS(t)
+	addr := "127.0.0.1:" + freePort(t)
+	late := *pg
+	late.Host = addr
+	env := map[string]string{"NATS_URL": s.ClientURL(), "NATS_TOKEN": testsupport.NATSToken, "DATABASE_URL": late.String(),
+		"OTJ_DATA_DIR": filepath.Join(t.TempDir(), "none"), "JOB_LEASE": defaultLease.String()}
+	w := startProcess(t, "worker", env, "worker")
+	testsupport.Eventually(t, 30*time.Second, "the worker never said twice that it waits for the database", func() bool {
+		return len(waitingDBRE.FindAllString(w.stderr.String(), -1)) >= 2
+	})
+	select {
+	case <-w.done:
+		t.Fatalf("the worker exited while waiting: %v", w.err)
+	default:
+	}
+	forward(t, addr, pg.Host)
+	w.waitStderr(t, regexp.MustCompile(`msg="worker started"`))
+
+	b := openBroker(t, &natsNode{addr: strings.TrimPrefix(s.ClientURL(), "nats://"), s: s}, defaultLease)
+	job := opEnqueue(t, b, 1, testSleep, `{"ms":0}`)
+	opWaitKind(t, b, job.ID, tasktype.EventSucceeded)
+
+	wrong := *pg
+	wrong.User = url.UserPassword("otj_nobody", "wrong-password")
+	env["DATABASE_URL"] = wrong.String()
+	refused := startProcess(t, "worker-refused", env, "worker")
+	if _, err := refused.waitExit(t, 30*time.Second); err == nil {
+		t.Fatal("a worker whose database refuses it exited with status 0")
+	}
+	if strings.Contains(refused.stderr.String(), "waiting for the database") || !strings.Contains(refused.stderr.String(), "app: DATABASE_URL") {
+		t.Errorf("a refused password: want one line naming DATABASE_URL at once, got:\n%s", refused.stderr.String())
+	}
+}
+
+// forward accepts connections on addr, from now until the test ends, and
+// relays each to the server at to.
+func forward(t *testing.T, addr, to string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen on %s: %v", addr, err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", to)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, in, out)
+			mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); io.Copy(out, in); out.Close() }()
+			go func() { defer wg.Done(); io.Copy(in, out); in.Close() }()
+		}
+	}()
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
@@ -106,10 +108,22 @@ func OpenPostgres(ctx context.Context, rawURL string) (*bun.DB, error) {
 	sqldb := stdlib.OpenDB(*cfg)
 	if err := sqldb.PingContext(ctx); err != nil {
 		sqldb.Close()
-		return nil, fmt.Errorf("%s %s: %s", URLSetting, RedactURL(rawURL), redactIn(err.Error(), rawURL))
+		msg := redactIn(err.Error(), rawURL)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) && ctx.Err() == nil {
+			// No server said no (a refused password, a database that does
+			// not exist): none answered, or the connection broke first.
+			return nil, fmt.Errorf("%s %s: %w: %s", URLSetting, RedactURL(rawURL), ErrUnreachable, msg)
+		}
+		return nil, fmt.Errorf("%s %s: %s", URLSetting, RedactURL(rawURL), msg)
 	}
 	return bun.NewDB(sqldb, pgdialect.New()), nil
 }
+
+// ErrUnreachable marks an OpenPostgres error that waiting may mend: no
+// PostgreSQL server answered at the URL yet. A server that answered and
+// refused (credentials, a missing database) is not marked.
+var ErrUnreachable = errors.New("no PostgreSQL server answers there yet")
 
 // OpenEither opens PostgreSQL when databaseURL is set, else the SQLite
 // file at sqlitePath: the app's one choice of database.
