@@ -693,6 +693,19 @@ func (b *Broker) LastSeq(ctx context.Context) (uint64, error) {
 	return info.State.LastSeq, nil
 }
 
+// Created implements taskdriver.EventStream: the stream's creation time,
+// as the server keeps it (it survives restarts, and a cluster's nodes
+// agree on it).
+func (b *Broker) Created(ctx context.Context) (time.Time, error) {
+	ctx, cancel := b.request(ctx)
+	defer cancel()
+	info, err := b.stream.Info(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("stream info: %w", classify(err))
+	}
+	return info.Created, nil
+}
+
 // Put streams a result file into the results bucket.
 //
 // An upload is many requests (a look-up, a publish per chunk and the
