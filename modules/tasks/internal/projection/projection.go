@@ -208,10 +208,6 @@ func (p *Projection) checkStream(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("check the event stream: %w", err)
 	}
-	last, err := p.stream.LastSeq(ctx)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("check the event stream: %w", err)
-	}
 	var row struct {
 		Seq     uint64         `bun:"seq"`
 		Created sql.NullString `bun:"stream_created"`
@@ -219,6 +215,13 @@ func (p *Projection) checkStream(ctx context.Context) (time.Time, error) {
 	err = p.db.NewSelect().Table("projection_offset").Column("seq", "stream_created").Where("name = ?", Name).Scan(ctx, &row)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, fmt.Errorf("check the event stream: projection offset: %w", err)
+	}
+	// The stream's end only after the position: another process's
+	// projection may move the position on meanwhile, never past the end
+	// read after it.
+	last, err := p.stream.LastSeq(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("check the event stream: %w", err)
 	}
 	id := created.UTC().Format(time.RFC3339Nano)
 	if (row.Created.Valid && row.Created.String != id) || row.Seq > last {
@@ -691,11 +694,17 @@ func (p *Projection) position() uint64 {
 }
 
 // restart sets the position a follower starts from, which may be lower
-// than before after a rebuild.
+// than before after a rebuild, or higher, when another process applied
+// events meanwhile: readers waiting for those may then go on.
 func (p *Projection) restart(seq uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	raised := seq > p.pos
 	p.pos = seq
+	if raised {
+		close(p.advanced)
+		p.advanced = make(chan struct{})
+	}
 }
 
 func (p *Projection) advance(seq uint64) {
