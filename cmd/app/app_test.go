@@ -156,7 +156,7 @@ func baseEnv(t *testing.T) map[string]string {
 
 var (
 	runningRE = regexp.MustCompile(`running at (http://\S+)/tasks/`)
-	joinRE    = regexp.MustCompile(`NATS_URL=(\S+) NATS_TOKEN=(\S+) app worker`)
+	joinRE    = regexp.MustCompile(`NATS_URL=(\S+) NATS_TOKEN=(\S+) .*app worker`)
 	keyRE     = regexp.MustCompile(`name="key" value="([^"]+)"`)
 )
 
@@ -307,7 +307,17 @@ func fullReportEndToEnd(t *testing.T, env map[string]string) {
 	}
 	workerEnv["NATS_URL"] = natsURL
 	workerProc := startApp(t, workerEnv, "worker")
+	reportFlow(t, env["OTJ_DATA_DIR"], base)
+	workerProc.shutdown(t)
+	webProc.shutdown(t)
+}
 
+// reportFlow drives a report through app web at base and the workers
+// behind it, on the data dir dataDir: the user's POST, the list, the
+// download and its CSV, isolation between users, and the health check.
+// It returns the job's id and the downloaded file.
+func reportFlow(t *testing.T, dataDir, base string) (jobID, file string) {
+	env := map[string]string{"OTJ_DATA_DIR": dataDir}
 	alice := ensureUser(t, env["OTJ_DATA_DIR"], "alice@example.org")
 	bob := ensureUser(t, env["OTJ_DATA_DIR"], "bob@example.org")
 	acts := []activityFixture{
@@ -336,7 +346,7 @@ func fullReportEndToEnd(t *testing.T, env map[string]string) {
 		t.Fatalf("POST generate-report = %d", resp.StatusCode)
 	}
 	loc, _ := url.Parse(resp.Header.Get("Location"))
-	jobID := loc.Query().Get("queued")
+	jobID = loc.Query().Get("queued")
 	// A double-click sends the same form again: still one job.
 	again, _ := testsupport.PostForm(t, ca, base+"/tasks/generate-report", url.Values{"key": {key}})
 	if l2, _ := url.Parse(again.Header.Get("Location")); l2.Query().Get("queued") != jobID {
@@ -399,9 +409,7 @@ func fullReportEndToEnd(t *testing.T, env map[string]string) {
 	if resp, health := testsupport.Get(t, http.DefaultClient, base+"/healthz"); resp.StatusCode != 200 || !strings.Contains(health, `"nats":"ok"`) || !strings.Contains(health, `"database":"ok"`) {
 		t.Errorf("healthz %d %s", resp.StatusCode, health)
 	}
-
-	workerProc.shutdown(t)
-	webProc.shutdown(t)
+	return jobID, body
 }
 
 func TestSecondProcessOnSameDataDirFails(t *testing.T) {
@@ -464,6 +472,9 @@ func TestStartupErrorsNameTheSetting(t *testing.T) {
 		{"bad result keep", "all", map[string]string{"RESULT_KEEP": "-1"}, "RESULT_KEEP"},
 		{"bad result bound", "all", map[string]string{"RESULT_MAX_BYTES": "lots"}, "RESULT_MAX_BYTES"},
 		{"result bound beyond the server's storage", "all", map[string]string{"RESULT_MAX_BYTES": "1024TiB"}, "RESULT_MAX_BYTES"},
+		{"metrics listen taken", "worker", map[string]string{"NATS_URL": "nats://127.0.0.1:1", "METRICS_LISTEN": "127.0.0.1:" + takenPort}, "METRICS_LISTEN 127.0.0.1:" + takenPort},
+		{"metrics listen malformed", "all", map[string]string{"METRICS_LISTEN": "9090"}, "METRICS_LISTEN"},
+		{"bad workers stall after", "web", map[string]string{"WORKERS_STALL_AFTER": "0s"}, "WORKERS_STALL_AFTER"},
 		{"unknown command", "serve", map[string]string{}, "unknown command"},
 	}
 	for _, tt := range tests {

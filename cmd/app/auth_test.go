@@ -29,7 +29,7 @@ import (
 // The join line, taken apart without assuming what follows the URL.
 var (
 	joinURLRE   = regexp.MustCompile(`Workers can join with: NATS_URL=(\S+)`)
-	joinTokenRE = regexp.MustCompile(`Workers can join with: .*NATS_TOKEN=(\S+) app worker`)
+	joinTokenRE = regexp.MustCompile(`Workers can join with: .*NATS_TOKEN=(\S+) .*app worker`)
 )
 
 // TestWebNATSRefusesClientsWithoutCredentials is the issue's black-box
@@ -392,6 +392,13 @@ func TestJoinLineShowsOnlyTheMadeUpToken(t *testing.T) {
 			"NATS_URL=" + url + ` NATS_USER="$NATS_USER" NATS_PASSWORD="$NATS_PASSWORD"`},
 		{"with a CA", Config{NATSTLSCA: "/etc/otj/ca.pem"}, natsCreds{Auth: natsserver.Auth{Token: "made-up-0123456789abcdef"}, From: "/d/nats-token"},
 			"NATS_URL=" + url + " NATS_TOKEN=made-up-0123456789abcdef NATS_TLS_CA=/etc/otj/ca.pem"},
+		{"redis without a password", Config{Broker: brokerRedis, RedisURL: "redis://10.0.0.5:6379/0", RedisKeyPrefix: defaultRedisPrefix},
+			natsCreds{Auth: natsserver.Auth{Token: "made-up-0123456789abcdef"}, From: "/d/nats-token"},
+			"NATS_URL=" + url + " NATS_TOKEN=made-up-0123456789abcdef TASKS_BROKER=redis REDIS_URL=redis://10.0.0.5:6379/0"},
+		{"redis with a password, TLS and a prefix", Config{Broker: brokerRedis, RedisURL: "rediss://:pw-secret@redis.example:6380/0",
+			RedisTLSCA: "/etc/otj/redis-ca.pem", RedisKeyPrefix: "{otj:staging}"},
+			natsCreds{Auth: natsserver.Auth{Token: "made-up-0123456789abcdef"}, From: "/d/nats-token"},
+			"NATS_URL=" + url + ` NATS_TOKEN=made-up-0123456789abcdef TASKS_BROKER=redis REDIS_URL="$REDIS_URL" REDIS_TLS_CA=/etc/otj/redis-ca.pem REDIS_KEY_PREFIX='{otj:staging}'`},
 	}
 	for _, tt := range tests {
 		if got := joinSettings(tt.cfg, s, tt.c); got != tt.want {

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/url"
@@ -11,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
@@ -24,6 +29,7 @@ import (
 	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/natsserver"
+	"github.com/otjhelper/otj/platform/service"
 )
 
 // backend is what every process that touches tasks stands on: the data
@@ -56,11 +62,16 @@ type backendOptions struct {
 	// (app web: NATS_LISTEN); "" serves only this process.
 	Listen string
 	// ApplyResultBounds gives the results bucket RESULT_TTL and
-	// RESULT_MAX_BYTES, updating a bucket whose bounds differ. The app's
-	// processes set it; operator commands and benchmarks leave the bucket
-	// as the app made it, so that a command run without the app's
-	// settings cannot change them.
+	// RESULT_MAX_BYTES, updating a bucket whose bounds differ. app web
+	// and app all set it; workers, operator commands and benchmarks leave
+	// the bucket as the web side made it, so that a command run without
+	// the app's settings cannot change them, and so that a worker needs no
+	// right to change the bucket's stream (README, NATS permissions).
 	ApplyResultBounds bool
+	// WaitForNATS waits for a server at NATS_URL that does not answer
+	// yet, as the app's long-running processes do so that they start in
+	// any order; operator commands and benchmarks fail at once instead.
+	WaitForNATS bool
 }
 
 // openBackend opens the database (migrated, with the reference data),
@@ -84,7 +95,13 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 	}
 	connOpts := natsconn.Options{URL: cfg.NATSURL, Name: o.Name, Logger: log, CAFile: cfg.NATSTLSCA,
 		Token: b.Creds.Token, User: b.Creds.User, Password: b.Creds.Password,
+		CredsFile: b.Creds.CredsFile, NKeyFile: b.Creds.NKeyFile,
 		Closed: func(err error) { b.lostOnce.Do(func() { b.lostErr = err; close(b.lost) }) }}
+	if cfg.NATSURL != "" {
+		// With a server elsewhere, NATS_TLS_CERT is this process's
+		// client certificate, for a server that asks for one.
+		connOpts.CertFile, connOpts.KeyFile = cfg.NATSTLS.Cert, cfg.NATSTLS.Key
+	}
 	if cfg.NATSURL == "" {
 		if o.Listen != "" && cfg.NATSListenInsecure && !cfg.NATSTLS.Enabled() {
 			log.Warn("NATS_LISTEN_INSECURE is set: workers' NATS traffic, the token included, goes in plain text", "listen", o.Listen)
@@ -103,11 +120,8 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		// listener, whether or not there is one.
 		connOpts.URL, connOpts.Server = "", b.Embedded.Server()
 	}
-	if b.NC, err = natsconn.Connect(connOpts); err != nil {
-		if errors.Is(err, nats.ErrAuthorization) {
-			return nil, b.Creds.refused(cfg)
-		}
-		return nil, fmt.Errorf("NATS_URL %s: %w", redactURL(cfg.NATSURL), err)
+	if b.NC, err = connectNATS(ctx, cfg, log, connOpts, b.Creds, o.WaitForNATS); err != nil {
+		return nil, err
 	}
 	// The database only now: a process the server refuses leaves a
 	// mistyped or unrelated data dir as it was.
@@ -118,8 +132,8 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 	// Queue; other processes leave it as the workers set it.
 	jcfg := jetstream.Config{Conn: b.NC, AckWait: cfg.JobLease, ResetAckWait: cfg.JobLeaseReset, Logger: log}
 	if o.ApplyResultBounds {
-		// NATS_REPLICAS goes with the bounds: a command run without the
-		// app's settings leaves the stream's replicas as they are.
+		// NATS_REPLICAS goes with the bounds: workers and commands leave
+		// the stream's replicas as web processes set them.
 		jcfg.Results = &jetstream.ResultBounds{TTL: cfg.ResultTTL, MaxBytes: cfg.ResultMaxBytes}
 		jcfg.Replicas = cfg.NATSReplicas
 	}
@@ -141,11 +155,17 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		if err != nil {
 			return nil, fmt.Errorf("REDIS_URL: %w", err)
 		}
+		if err := redisTLS(cfg, opts); err != nil {
+			return nil, err
+		}
 		// Deadlines from contexts reach the socket, so that REDIS_TIMEOUT
 		// holds even against a Redis that accepts and never answers.
 		opts.ContextTimeoutEnabled = true
 		b.rdb = redis.NewClient(opts)
-		// Redis is not contacted here: the app starts while it is down.
+		if err := checkRedisAuth(ctx, cfg, log, b.rdb); err != nil {
+			return nil, err
+		}
+		// Redis down is no reason not to start: see checkRedisAuth.
 		b.Redis, err = redisbroker.New(redisbroker.Config{
 			Client: b.rdb, Events: b.Broker, Prefix: cfg.RedisKeyPrefix, Lease: cfg.JobLease, SendTimeout: cfg.RedisTimeout,
 			Logger: log,
@@ -155,6 +175,115 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		}
 	}
 	return b, nil
+}
+
+// connectNATS connects as o says. With wait, an external server
+// (NATS_URL) that cannot be reached yet is waited for, so that processes start in any
+// order; one that refuses the credentials or the certificate, or an
+// address that is wrong, stops the process at once, with the error
+// naming the setting to look at. The embedded server is in-process and
+// never waited for.
+func connectNATS(ctx context.Context, cfg Config, log *slog.Logger, o natsconn.Options, creds natsCreds, wait bool) (*nats.Conn, error) {
+	var nc *nats.Conn
+	try := func(context.Context) error {
+		var err error
+		nc, err = natsconn.Connect(o)
+		return connectError(cfg, creds, err)
+	}
+	if o.Server != nil || !wait {
+		err := try(ctx)
+		return nc, err
+	}
+	what := "the NATS server at NATS_URL " + redactURL(cfg.NATSURL)
+	if err := service.WaitFor(ctx, log, what, try, func(err error) bool { return !errors.Is(err, errNATSUnreachable) }); err != nil {
+		return nil, err
+	}
+	return nc, nil
+}
+
+// errNATSUnreachable marks a connection error worth waiting out: nothing
+// answered at NATS_URL, or the connection broke before the server had
+// said anything.
+var errNATSUnreachable = errors.New("no NATS server answers there yet")
+
+// connectError is the error for a failed connection, naming the setting
+// to look at: errNATSUnreachable wrapped when the server may yet come.
+func connectError(cfg Config, creds natsCreds, err error) error {
+	var unknownCA x509.UnknownAuthorityError
+	var verify *tls.CertificateVerificationError
+	var hostname x509.HostnameError
+	at := redactURL(cfg.NATSURL)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, nats.ErrAuthorization):
+		return creds.refused(cfg)
+	case cfg.NATSTLSCA != "" && (errors.As(err, &unknownCA) || errors.As(err, &verify)) && !errors.As(err, &hostname):
+		return fmt.Errorf("NATS_TLS_CA %s: the NATS server at %s presented a certificate this authority did not sign", cfg.NATSTLSCA, at)
+	case errors.As(err, &unknownCA):
+		return fmt.Errorf("NATS_URL %s: the server's certificate is signed by an unknown authority; set NATS_TLS_CA to its CA file: %v", at, err)
+	case errors.Is(err, nats.ErrNoServers), errors.Is(err, nats.ErrTimeout), errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		return fmt.Errorf("NATS_URL %s: %w: %v", at, errNATSUnreachable, err)
+	}
+	return fmt.Errorf("NATS_URL %s: %w", at, err)
+}
+
+// redisTLS gives a rediss:// client REDIS_TLS_CA as its authority;
+// redis.ParseURL has set up TLS with the server's name, and the system's
+// authorities.
+func redisTLS(cfg Config, opts *redis.Options) error {
+	if cfg.RedisTLSCA == "" || opts.TLSConfig == nil {
+		return nil
+	}
+	pool, err := certPool(cfg.RedisTLSCA)
+	if err != nil {
+		return fmt.Errorf("REDIS_TLS_CA: %w", err)
+	}
+	opts.TLSConfig.RootCAs = pool
+	return nil
+}
+
+// checkRedisAuth asks Redis once, within REDIS_TIMEOUT or
+// redisStartCheck, whichever is longer, whether it takes
+// REDIS_URL's password and certificate. A Redis that is down or slow does
+// not stop the process: web requests then run their jobs themselves, and
+// workers wait, as before. One that refuses the password, or whose
+// certificate REDIS_TLS_CA did not sign, does: that is a setting to fix,
+// not an outage to ride out, and the jobs would otherwise all run in the
+// web requests with nobody told why.
+func checkRedisAuth(ctx context.Context, cfg Config, log *slog.Logger, rdb *redis.Client) error {
+	// A start can afford longer than an enqueue (REDIS_TIMEOUT): a TLS
+	// handshake on a busy machine takes a while, and the answer decides
+	// whether a refusal is caught now or only in the log later.
+	pctx, cancel := context.WithTimeout(ctx, max(cfg.RedisTimeout, redisStartCheck))
+	defer cancel()
+	err := rdb.Ping(pctx).Err()
+	var unknownCA x509.UnknownAuthorityError
+	var verify *tls.CertificateVerificationError
+	switch {
+	case err == nil:
+		return nil
+	case redis.IsAuthError(err):
+		return fmt.Errorf("REDIS_URL: Redis at %s refused the password in REDIS_URL (%v)", redactURL(cfg.RedisURL), redisAuthReason(err))
+	case errors.As(err, &unknownCA), errors.As(err, &verify):
+		if cfg.RedisTLSCA != "" {
+			return fmt.Errorf("REDIS_TLS_CA %s: Redis at %s presented a certificate this authority did not sign", cfg.RedisTLSCA, redactURL(cfg.RedisURL))
+		}
+		return fmt.Errorf("REDIS_URL %s: Redis's certificate is signed by an unknown authority; set REDIS_TLS_CA to its CA file", redactURL(cfg.RedisURL))
+	}
+	log.Warn("redis does not answer yet; starting anyway", "redis", redactURL(cfg.RedisURL), "err", err)
+	return nil
+}
+
+// redisStartCheck is the least time checkRedisAuth gives Redis.
+const redisStartCheck = 3 * time.Second
+
+// redisAuthReason is the first word of Redis's refusal (WRONGPASS,
+// NOAUTH), which says whether a password was missing or wrong.
+func redisAuthReason(err error) string {
+	reason, _, _ := strings.Cut(err.Error(), " ")
+	return reason
 }
 
 // Lost waits until the NATS connection closes on its own, for good,
@@ -176,8 +305,11 @@ func (b *backend) Lost(ctx context.Context, cfg Config) error {
 // setting or file it came from, for the error when it is refused.
 type natsCreds struct {
 	natsserver.Auth
-	// From is "NATS_TOKEN", "NATS_USER", the path of the token file in
-	// the data dir, or "" when there are none.
+	// CredsFile and NKeyFile are NATS_CREDS and NATS_NKEY.
+	CredsFile string
+	NKeyFile  string
+	// From is "NATS_TOKEN", "NATS_USER", "NATS_CREDS", "NATS_NKEY", the
+	// path of the token file in the data dir, or "" when there are none.
 	From string
 }
 
@@ -191,6 +323,10 @@ func credentials(cfg Config, embed bool) (natsCreds, error) {
 		return natsCreds{Auth: natsserver.Auth{Token: cfg.NATSToken}, From: "NATS_TOKEN"}, nil
 	case cfg.NATSUser != "":
 		return natsCreds{Auth: natsserver.Auth{User: cfg.NATSUser, Password: cfg.NATSPassword}, From: "NATS_USER"}, nil
+	case cfg.NATSCreds != "":
+		return natsCreds{CredsFile: cfg.NATSCreds, From: "NATS_CREDS"}, nil
+	case cfg.NATSNKey != "":
+		return natsCreds{NKeyFile: cfg.NATSNKey, From: "NATS_NKEY"}, nil
 	}
 	path := filepath.Join(cfg.DataDir, natsserver.TokenFileName)
 	var token string
@@ -217,6 +353,10 @@ func (c natsCreds) refused(cfg Config) error {
 		return fmt.Errorf("NATS_TOKEN: the NATS server at %s refused the token; use the one app web prints", at)
 	case "NATS_USER":
 		return fmt.Errorf("NATS_USER: the NATS server at %s refused NATS_USER and NATS_PASSWORD", at)
+	case "NATS_CREDS":
+		return fmt.Errorf("NATS_CREDS: the NATS server at %s refused the credentials in %s", at, cfg.NATSCreds)
+	case "NATS_NKEY":
+		return fmt.Errorf("NATS_NKEY: the NATS server at %s refused the NKey seeded in %s", at, cfg.NATSNKey)
 	}
 	return fmt.Errorf("NATS_TOKEN: the NATS server at %s refused the token in %s, which is not its own; set NATS_TOKEN to the token app web prints", at, c.From)
 }

@@ -5,7 +5,11 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/otjhelper/otj/cmd/app/internal/bench"
+	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/taskmetrics"
 )
 
 // runBench runs app bench and app bench report (package bench) on the
@@ -46,5 +50,14 @@ func benchEnv(getenv func(string) string, stderr io.Writer) (bench.Env, error) {
 	return bench.Env{
 		Broker: cfg.Broker, External: cfg.NATSURL != "", NATSSync: cfg.NATSSync.String(), JobLease: cfg.JobLease,
 		Logger: log, Open: open, Registry: newRegistry,
+		// The job metrics every app process keeps with METRICS_LISTEN,
+		// on a registry of each run's own.
+		Observer: func() tasks.Observer {
+			jobs, err := taskmetrics.NewJobs(prometheus.NewRegistry())
+			if err != nil {
+				panic(err) // a fresh registry holds nothing to clash with
+			}
+			return jobs
+		},
 	}, nil
 }

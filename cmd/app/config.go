@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
@@ -62,6 +64,9 @@ type Config struct {
 	Broker string
 	// RedisURL is the Redis server of the redis broker (REDIS_URL).
 	RedisURL string
+	// RedisTLSCA is the authority a rediss:// server's certificate is
+	// checked against (REDIS_TLS_CA); unset, the system's.
+	RedisTLSCA string
 	// RedisKeyPrefix starts the broker's keys, so that deployments can
 	// share one Redis (REDIS_KEY_PREFIX).
 	RedisKeyPrefix string
@@ -90,8 +95,18 @@ type Config struct {
 	NATSToken    string
 	NATSUser     string
 	NATSPassword string
-	// NATSTLS is the embedded server's listener certificate and key
-	// (NATS_TLS_CERT, NATS_TLS_KEY): set, workers connect with TLS.
+	// NATSCreds is a credentials file, a user JWT and its NKey seed, for
+	// an external server in operator mode (NATS_CREDS); NATSNKey is a
+	// file with a user's NKey seed, for an external server that lists
+	// NKey users (NATS_NKEY). The embedded server takes neither.
+	NATSCreds string
+	NATSNKey  string
+	// NATSTLS is the certificate and key this process presents on NATS
+	// (NATS_TLS_CERT, NATS_TLS_KEY): without NATS_URL, the embedded
+	// server's listener certificate, so that workers connect with TLS;
+	// with NATS_URL, a client certificate for an external server that
+	// requires one (mutual TLS). A process is one or the other, never
+	// both, so one pair of settings serves.
 	NATSTLS natsserver.TLSFiles
 	// NATSTLSCA is the authority a client checks the server's TLS
 	// certificate against (NATS_TLS_CA); unset, the system's.
@@ -99,7 +114,14 @@ type Config struct {
 	// NATSListenInsecure accepts a NATS_LISTEN beyond loopback without
 	// TLS (NATS_LISTEN_INSECURE).
 	NATSListenInsecure bool
-	LogLevel           slog.Level
+	// MetricsListen is where GET /metrics is served (METRICS_LISTEN),
+	// such as 127.0.0.1:9090; "" serves no metrics.
+	MetricsListen string
+	// WorkersStallAfter is how long jobs may wait with no worker asking
+	// for work before /healthz reports the workers degraded
+	// (WORKERS_STALL_AFTER).
+	WorkersStallAfter time.Duration
+	LogLevel          slog.Level
 }
 
 // The brokers TASKS_BROKER names.
@@ -187,6 +209,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			// The URL may hold a password: name the setting, not the value.
 			return c, fmt.Errorf("REDIS_URL: want redis://[:password@]host:port/db: %v", perr)
 		}
+		if err := redisTLSSetting(&c, getenv); err != nil {
+			return c, err
+		}
 		if strings.ContainsAny(c.RedisKeyPrefix, " *?[]") {
 			return c, fmt.Errorf("REDIS_KEY_PREFIX %q: no spaces or glob characters", c.RedisKeyPrefix)
 		}
@@ -225,6 +250,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if c.BaseURL, err = baseURLSetting(getenv, "BASE_URL"); err != nil {
 		return c, err
 	}
+	if c.MetricsListen, err = metricsSetting(getenv); err != nil {
+		return c, err
+	}
+	if c.WorkersStallAfter, err = settings.Duration(getenv, "WORKERS_STALL_AFTER", defaultWorkersStallAfter, time.Second, 24*time.Hour); err != nil {
+		return c, err
+	}
 	if lvl := getenv("LOG_LEVEL"); lvl != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
 			return c, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", lvl)
@@ -241,21 +272,8 @@ func natsSettings(c *Config, getenv func(string) string) error {
 	} else if n, aerr := strconv.Atoi(p); aerr != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("NATS_LISTEN %q: port must be 0-65535 (0 picks a free one)", c.NATSListen)
 	}
-	// Credentials are secrets: errors name the settings, never the values.
-	c.NATSToken = strings.TrimSpace(getenv("NATS_TOKEN"))
-	c.NATSUser = strings.TrimSpace(getenv("NATS_USER"))
-	c.NATSPassword = getenv("NATS_PASSWORD")
-	switch {
-	case c.NATSToken != "" && (c.NATSUser != "" || c.NATSPassword != ""):
-		return errors.New("NATS_TOKEN and NATS_USER: set one or the other, not both")
-	case c.NATSToken != "" && len(c.NATSToken) < natsserver.MinTokenLen:
-		return fmt.Errorf("NATS_TOKEN: must be at least %d bytes, got %d (try: openssl rand -hex 32)", natsserver.MinTokenLen, len(c.NATSToken))
-	case (c.NATSUser == "") != (c.NATSPassword == ""):
-		return errors.New("NATS_USER and NATS_PASSWORD: set both or neither")
-	case c.NATSUser != "" && c.NATSURL == "" && len(c.NATSPassword) < natsserver.MinTokenLen:
-		// The embedded server's password is ours to require; an
-		// external server has its own rules.
-		return fmt.Errorf("NATS_PASSWORD: must be at least %d bytes for the embedded server, got %d (try: openssl rand -hex 32)", natsserver.MinTokenLen, len(c.NATSPassword))
+	if err := natsCredentialSettings(c, getenv); err != nil {
+		return err
 	}
 	c.NATSTLS = natsserver.TLSFiles{Cert: strings.TrimSpace(getenv("NATS_TLS_CERT")), Key: strings.TrimSpace(getenv("NATS_TLS_KEY"))}
 	if c.NATSTLS.Enabled() {
@@ -285,6 +303,89 @@ func natsSettings(c *Config, getenv func(string) string) error {
 		return fmt.Errorf("NATS_LISTEN %q is beyond loopback: workers' traffic and the token would cross the network in plain text; set NATS_TLS_CERT and NATS_TLS_KEY, or NATS_LISTEN_INSECURE=true to accept that", c.NATSListen)
 	}
 	return nil
+}
+
+// natsCredentialSettings reads the NATS credentials: a token, a user and
+// password, a credentials file or an NKey seed file, at most one kind.
+// The files are read now, so that a missing or malformed one stops the
+// process at start, named, not at its first connection.
+func natsCredentialSettings(c *Config, getenv func(string) string) error {
+	// Credentials are secrets: errors name the settings, never the values.
+	c.NATSToken = strings.TrimSpace(getenv("NATS_TOKEN"))
+	c.NATSUser = strings.TrimSpace(getenv("NATS_USER"))
+	c.NATSPassword = getenv("NATS_PASSWORD")
+	c.NATSCreds = strings.TrimSpace(getenv("NATS_CREDS"))
+	c.NATSNKey = strings.TrimSpace(getenv("NATS_NKEY"))
+	var kinds []string
+	for _, k := range []struct{ name, value string }{
+		{"NATS_TOKEN", c.NATSToken}, {"NATS_USER", c.NATSUser + c.NATSPassword}, {"NATS_CREDS", c.NATSCreds}, {"NATS_NKEY", c.NATSNKey},
+	} {
+		if k.value != "" {
+			kinds = append(kinds, k.name)
+		}
+	}
+	if len(kinds) > 1 {
+		return fmt.Errorf("%s: set one kind of NATS credentials, not several", strings.Join(kinds, " and "))
+	}
+	switch {
+	case c.NATSToken != "" && len(c.NATSToken) < natsserver.MinTokenLen:
+		return fmt.Errorf("NATS_TOKEN: must be at least %d bytes, got %d (try: openssl rand -hex 32)", natsserver.MinTokenLen, len(c.NATSToken))
+	case (c.NATSUser == "") != (c.NATSPassword == ""):
+		return errors.New("NATS_USER and NATS_PASSWORD: set both or neither")
+	case c.NATSUser != "" && c.NATSURL == "" && len(c.NATSPassword) < natsserver.MinTokenLen:
+		// The embedded server's password is ours to require; an
+		// external server has its own rules.
+		return fmt.Errorf("NATS_PASSWORD: must be at least %d bytes for the embedded server, got %d (try: openssl rand -hex 32)", natsserver.MinTokenLen, len(c.NATSPassword))
+	case (c.NATSCreds != "" || c.NATSNKey != "") && c.NATSURL == "":
+		return fmt.Errorf("%s: only for a NATS server at NATS_URL; the embedded server takes NATS_TOKEN, or NATS_USER and NATS_PASSWORD", kinds[0])
+	}
+	if c.NATSCreds != "" {
+		b, err := os.ReadFile(c.NATSCreds)
+		if err != nil {
+			return fmt.Errorf("NATS_CREDS: %v", err)
+		}
+		if _, err := jwt.ParseDecoratedJWT(b); err != nil {
+			return fmt.Errorf("NATS_CREDS %s: want a credentials file with a user JWT and its seed (nsc generate creds): %v", c.NATSCreds, err)
+		}
+		if _, err := jwt.ParseDecoratedUserNKey(b); err != nil {
+			return fmt.Errorf("NATS_CREDS %s: want a credentials file with a user JWT and its seed (nsc generate creds): %v", c.NATSCreds, err)
+		}
+	}
+	if c.NATSNKey != "" {
+		if _, err := nats.NkeyOptionFromSeed(c.NATSNKey); err != nil {
+			return fmt.Errorf("NATS_NKEY %s: want a file with a user's NKey seed (SU...): %v", c.NATSNKey, err)
+		}
+	}
+	return nil
+}
+
+// redisTLSSetting reads REDIS_TLS_CA, which only a rediss:// REDIS_URL
+// uses: given with a plain redis:// one, the connection would not be
+// encrypted though the operator meant it to be.
+func redisTLSSetting(c *Config, getenv func(string) string) error {
+	if c.RedisTLSCA = strings.TrimSpace(getenv("REDIS_TLS_CA")); c.RedisTLSCA == "" {
+		return nil
+	}
+	if !strings.HasPrefix(c.RedisURL, "rediss://") {
+		return errors.New("REDIS_TLS_CA: only with a rediss:// REDIS_URL (TLS); REDIS_URL is not one")
+	}
+	if _, err := certPool(c.RedisTLSCA); err != nil {
+		return fmt.Errorf("REDIS_TLS_CA: %w", err)
+	}
+	return nil
+}
+
+// certPool reads a PEM file of CA certificates.
+func certPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate in it", path)
+	}
+	return pool, nil
 }
 
 // The bounds of a NATS_SYNC interval: below 100ms the store would do

@@ -112,6 +112,14 @@ func TestConfigNATSCredentialsAndTLSRejectBadValues(t *testing.T) {
 		{"listen on an outside address", map[string]string{"NATS_LISTEN": "192.0.2.10:4250"}, "NATS_LISTEN "},
 		{"listen on a name", map[string]string{"NATS_LISTEN": "example.org:4250"}, "NATS_LISTEN "},
 		{"listen insecure false", map[string]string{"NATS_LISTEN": "0.0.0.0:4250", "NATS_LISTEN_INSECURE": "false"}, "NATS_LISTEN "},
+		{"creds and token", map[string]string{"NATS_URL": "nats://h:4222", "NATS_TOKEN": token, "NATS_CREDS": "x.creds"}, "NATS_TOKEN and NATS_CREDS: "},
+		{"nkey and creds", map[string]string{"NATS_URL": "nats://h:4222", "NATS_NKEY": "x.nk", "NATS_CREDS": "x.creds"}, "NATS_CREDS and NATS_NKEY: "},
+		{"creds missing", map[string]string{"NATS_URL": "nats://h:4222", "NATS_CREDS": cert + ".gone"}, "NATS_CREDS: "},
+		{"creds not creds", map[string]string{"NATS_URL": "nats://h:4222", "NATS_CREDS": cert}, "NATS_CREDS "},
+		{"nkey not a seed", map[string]string{"NATS_URL": "nats://h:4222", "NATS_NKEY": key}, "NATS_NKEY "},
+		{"nkey for the embedded server", map[string]string{"NATS_NKEY": key}, "NATS_NKEY: "},
+		{"redis CA without rediss", map[string]string{"TASKS_BROKER": "redis", "REDIS_URL": "redis://h:6379/0", "REDIS_TLS_CA": cert}, "REDIS_TLS_CA: "},
+		{"redis CA missing", map[string]string{"TASKS_BROKER": "redis", "REDIS_URL": "rediss://h:6379/0", "REDIS_TLS_CA": cert + ".gone"}, "REDIS_TLS_CA: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

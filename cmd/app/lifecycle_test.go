@@ -402,10 +402,7 @@ func workerEnv(t *testing.T, n *natsNode, lease time.Duration, runs runLog) map[
 
 // appSettings are cleared in every process started, so the environment of
 // whoever runs the tests does not leak into the app.
-var appSettings = []string{"TASKS_BROKER", "NATS_SYNC", "REDIS_URL", "REDIS_KEY_PREFIX", "REDIS_TIMEOUT", "HOST", "PORT", "OTJ_DATA_DIR", "NATS_URL", "NATS_LISTEN", "DEV_AUTO_LOGIN_EMAIL",
-	"NATS_REPLICAS", "NATS_TOKEN", "NATS_USER", "NATS_PASSWORD", "NATS_TLS_CERT", "NATS_TLS_KEY", "NATS_TLS_CA", "NATS_LISTEN_INSECURE", "SECRET_KEY", "BASE_URL",
-	"RESULT_TTL", "RESULT_KEEP", "RESULT_MAX_BYTES",
-	"WORKER_CONCURRENCY", "WORKER_SHUTDOWN_GRACE", "JOB_LEASE", "JOB_LEASE_RESET", "LOG_LEVEL", "OTJ_TEST_FAST", runLogEnv}
+var appSettings = append(settingNames(), "OTJ_TEST_FAST", runLogEnv)
 
 // appProcess is one app command running as its own OS process.
 type appProcess struct {

@@ -5,10 +5,13 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -35,6 +38,9 @@ operator commands (every user's tasks; see README.md, Operating tasks):
   tasks retry ID              runs a failed or cancelled task again
   tasks cancel ID             cancels a pending, retrying or running task
   projections rebuild         recreates task_result from the event stream
+
+  version   prints the build's version and commit
+  help      app help COMMAND (or app COMMAND --help) lists its settings
 
 Configuration comes from the environment; see README.md.
 `
@@ -74,21 +80,68 @@ func (quietRedis) Printf(context.Context, string, ...any) {}
 // runApp is the whole program, with its inputs passed in so tests can
 // drive it.
 func runApp(ctx context.Context, opts options, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 || isHelpFlag(args[0]) {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
-	case "demo":
-		return runDemo(ctx, rest, getenv, stdout, stderr)
-	case "bench":
-		return runBench(ctx, rest, getenv, stdout, stderr)
-	case "tasks":
-		return runTasks(ctx, rest, getenv, stdout, stderr)
-	case "projections":
-		return runProjections(ctx, rest, getenv, stdout, stderr)
+	case "help":
+		return runHelp(rest, stdout)
+	case "version":
+		info, ok := debug.ReadBuildInfo()
+		printVersion(stdout, info, ok)
+		return nil
 	}
+	help := wantsHelp(rest)
+	if c, ok := findCommand(cmd); ok && help {
+		printCommandHelp(stdout, c)
+	}
+	var err error
+	switch cmd {
+	case "demo":
+		err = runDemo(ctx, rest, getenv, stdout, stderr)
+	case "bench":
+		err = runBench(ctx, rest, getenv, stdout, stderr)
+	case "tasks":
+		err = runTasks(ctx, rest, getenv, stdout, stderr)
+	case "projections":
+		if help && isHelpFlag(rest[0]) {
+			return nil // its only subcommand is in the help above
+		}
+		err = runProjections(ctx, rest, getenv, stdout, stderr)
+	default:
+		if help {
+			if _, ok := findCommand(cmd); ok {
+				return nil
+			}
+		}
+		return runService(ctx, opts, cmd, rest, getenv, stdout, stderr)
+	}
+	if help && errors.Is(err, flag.ErrHelp) {
+		// The command has printed its flags after the help above.
+		return nil
+	}
+	return err
+}
+
+// runHelp is app help [command].
+func runHelp(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	c, ok := findCommand(args[0])
+	if !ok {
+		return fmt.Errorf("help: unknown command %q; app help lists them", args[0])
+	}
+	printCommandHelp(stdout, c)
+	return nil
+}
+
+// runService runs the commands that take no arguments and read the
+// configuration: all, web, worker, migrate.
+func runService(ctx context.Context, opts options, cmd string, rest []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(rest) > 0 {
 		return fmt.Errorf("%s takes no arguments (got %q); settings come from the environment", cmd, rest)
 	}
@@ -107,5 +160,5 @@ func runApp(ctx context.Context, opts options, args []string, getenv func(string
 	case "migrate":
 		return runMigrate(ctx, cfg, stdout)
 	}
-	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	return fmt.Errorf("unknown command %q; app help lists them", cmd)
 }

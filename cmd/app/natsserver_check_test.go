@@ -93,16 +93,16 @@ func TestOldNATSServerIsRefusedAtStart(t *testing.T) {
 }
 
 // NATS_REPLICAS above 1 on a single external server is refused at start
-// in one line that names the setting.
+// by app web, which applies it, in one line that names the setting.
 func TestReplicasOnASingleServerAreRefused(t *testing.T) {
 	srv := testsupport.NATS(t)
 	env := baseEnv(t)
 	env["NATS_URL"], env["NATS_TOKEN"], env["NATS_REPLICAS"] = srv.ClientURL(), testsupport.NATSToken, "3"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := run(ctx, []string{"worker"}, mapEnv(env), io.Discard, io.Discard)
+	err := run(ctx, []string{"web"}, mapEnv(env), io.Discard, io.Discard)
 	if err == nil || !strings.HasPrefix(err.Error(), "NATS_REPLICAS 3: ") || strings.Contains(err.Error(), "\n") {
-		t.Fatalf("worker with NATS_REPLICAS=3 on one server: %v", err)
+		t.Fatalf("web with NATS_REPLICAS=3 on one server: %v", err)
 	}
 	t.Log(err)
 }

@@ -8,10 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 
 	"github.com/otjhelper/otj/modules/activity"
@@ -61,13 +64,23 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		}
 		defer ln.Close()
 	}
+	mx, err := listenMetrics(cfg, m)
+	if err != nil {
+		return err
+	}
+	defer mx.close()
 
 	listen := ""
 	if m == modeWeb {
 		listen = cfg.NATSListen // workers in other processes join here
 	}
-	be, err := openBackend(ctx, cfg, log, backendOptions{Name: "otj-" + m.String(), Listen: listen, ApplyResultBounds: true})
+	be, err := openBackend(ctx, cfg, log, backendOptions{Name: "otj-" + m.String(), Listen: listen, ApplyResultBounds: m.web(), WaitForNATS: true})
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped while waiting for a dependency: a clean stop.
+			log.Info("stopped before starting", "reason", err)
+			return nil
+		}
 		return err
 	}
 	defer be.Close(ctx)
@@ -84,8 +97,11 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		// event log on to Redis: retries from workers, retries by hand.
 		g.Go("redis-relay", func() error { return be.Redis.Relay(runCtx) })
 	}
-	client, err := newClient(runCtx, cfg, log, be, m, opts)
+	client, err := newClient(runCtx, cfg, log, be, m, opts, mx.observer())
 	if err != nil {
+		return err
+	}
+	if err := mx.start(runCtx, &g, client, m, log, stdout); err != nil {
 		return err
 	}
 	if m.worker() {
@@ -110,10 +126,11 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		health := []web.HealthCheck{
 			{Name: "database", Check: func(ctx context.Context) error { return db.PingContext(ctx) }},
 			{Name: "nats", Check: broker.Ping},
+			workersHealth(client, cfg.WorkersStallAfter),
 		}
 		if be.Redis != nil {
 			// Without Redis, jobs run in the request: slower, still working.
-			health = append(health, web.HealthCheck{Name: "redis", Check: be.Redis.Ping, Degraded: true})
+			health = append(health, web.HealthCheck{Name: "redis", Check: redisHealth(cfg, be), Degraded: true})
 		}
 		srv, err := web.NewServer(web.Config{
 			Tasks: client, Enqueuer: client, Results: client, Users: store, Activities: store,
@@ -121,6 +138,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			Sessions: signer, Projection: client, DevAutoLoginEmail: cfg.DevAutoLoginEmail, Logger: log,
 			BaseURL: cfg.BaseURL,
 			Health:  health, Retention: tasktype.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
+			Middleware: mx.middleware(),
 			// The web knows no job type: the report's comes from its module.
 			ReportType: reports.FullReport,
 			TaskLabels: map[string]string{reports.FullReport: reports.FullReportLabel},
@@ -176,7 +194,59 @@ func joinSettings(cfg Config, embedded *natsserver.Server, c natsCreds) string {
 	if cfg.NATSTLSCA != "" {
 		line += " NATS_TLS_CA=" + cfg.NATSTLSCA
 	}
+	return line + brokerJoinSettings(cfg)
+}
+
+// brokerJoinSettings are the settings a worker needs beside NATS's to
+// take the same jobs: the broker, and with Redis its URL (referred to as
+// $REDIS_URL when it holds a password, as NATS credentials are), CA and
+// key prefix.
+//
+// TODO(merge): DATABASE_URL joins the line when set, once Config has it
+// (the PostgreSQL branch), as the password rule for REDIS_URL says.
+func brokerJoinSettings(cfg Config) string {
+	if cfg.Broker != brokerRedis {
+		return ""
+	}
+	line := " TASKS_BROKER=" + brokerRedis
+	if u, err := url.Parse(cfg.RedisURL); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has || u.User.Username() != "" {
+			line += ` REDIS_URL="$REDIS_URL"`
+		} else {
+			line += " REDIS_URL=" + cfg.RedisURL
+		}
+	} else {
+		line += " REDIS_URL=" + cfg.RedisURL
+	}
+	if cfg.RedisTLSCA != "" {
+		line += " REDIS_TLS_CA=" + cfg.RedisTLSCA
+	}
+	if cfg.RedisKeyPrefix != defaultRedisPrefix {
+		line += " REDIS_KEY_PREFIX=" + shellQuote(cfg.RedisKeyPrefix)
+	}
 	return line
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t'\"$`\\{}*?[]()<>|&;#~!") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// redisHealth is the health check of the Redis broker. A password that
+// Redis refuses after the start (changed on the server) is said in so
+// many words, naming REDIS_URL, as the reason the jobs run in the
+// requests.
+func redisHealth(cfg Config, be *backend) func(context.Context) error {
+	return func(ctx context.Context) error {
+		err := be.Redis.Ping(ctx)
+		if redis.IsAuthError(err) {
+			return fmt.Errorf("REDIS_URL: Redis at %s refuses the password (%s): %w", redactURL(cfg.RedisURL), redisAuthReason(err), err)
+		}
+		return err
+	}
 }
 
 func natsTarget(cfg Config, embedded *natsserver.Server) string {
@@ -201,7 +271,7 @@ func newRegistry(db *bun.DB) (*tasks.Registry, error) {
 // newClient is the process's door to the task system. A worker takes
 // jobs from the broker that carries them; with the Redis broker, a web
 // request runs its job itself when Redis cannot be reached.
-func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m mode, opts options) (*tasks.Client, error) {
+func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m mode, opts options, obs tasks.Observer) (*tasks.Client, error) {
 	reg, err := newRegistry(be.DB)
 	if err != nil {
 		return nil, err
@@ -216,6 +286,7 @@ func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m
 		Retention:    tasktype.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
 		Worker:       tasks.WorkerConfig{Lease: cfg.JobLease, StoreFullMessage: storeFullMessage(cfg)},
 		RunInRequest: m.web() && cfg.Broker == brokerRedis,
+		Observer:     obs,
 	}
 	if m.worker() {
 		q, err := be.Queue(ctx)

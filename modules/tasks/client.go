@@ -51,7 +51,12 @@ type Config struct {
 	// it has committed: what readers of task_result can see from then
 	// on. It is for measurements (app bench) and must be quick.
 	Observe func(tasktype.Event)
-	Logger  *slog.Logger
+	// Observer, when set, is told what this process does with jobs: the
+	// enqueues, cancels and retries through this Client, and every
+	// attempt its workers (RunWorker, RunInline) start and end. It is
+	// for metrics (taskmetrics) and must be quick.
+	Observer Observer
+	Logger   *slog.Logger
 }
 
 // WorkerConfig says how a process runs jobs, on RunWorker's worker and
@@ -111,6 +116,9 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = noObserver{}
 	}
 	if cfg.Worker.InlineName == "" {
 		cfg.Worker.InlineName = "web-request@" + worker.ProcessName()
@@ -175,6 +183,7 @@ func (c *Client) newWorker(q taskdriver.Queue, name string) (*worker.Worker, err
 		StoreTimeout: w.StoreTimeout, OutcomeRetry: w.OutcomeRetry,
 		ResultKeep: c.cfg.Retention.Keep, ResultTTL: c.cfg.Retention.TTL, Succeeded: c.cfg.Log,
 		StoreFullMessage: w.StoreFullMessage, Name: name, Logger: c.log, Now: w.Now,
+		Observer: c.cfg.Observer,
 	})
 }
 
@@ -185,7 +194,11 @@ func (c *Client) Enqueue(ctx context.Context, r tasktype.EnqueueRequest) (taskty
 	if c.cfg.Enqueuer == nil {
 		return tasktype.Job{}, errors.New("enqueue: this task client has no Enqueuer")
 	}
-	return c.cfg.Enqueuer.Enqueue(ctx, r)
+	job, err := c.cfg.Enqueuer.Enqueue(ctx, r)
+	if err == nil {
+		c.cfg.Observer.Enqueued(job.Type, 1)
+	}
+	return job, err
 }
 
 // EnqueueBatch enqueues every request and returns their jobs in order,
@@ -196,6 +209,12 @@ func (c *Client) EnqueueBatch(ctx context.Context, rs []tasktype.EnqueueRequest)
 	if c.cfg.Enqueuer == nil {
 		return nil, errors.New("enqueue batch: this task client has no Enqueuer")
 	}
+	jobs, err := c.enqueueBatch(ctx, rs)
+	c.observeEnqueued(jobs)
+	return jobs, err
+}
+
+func (c *Client) enqueueBatch(ctx context.Context, rs []tasktype.EnqueueRequest) ([]tasktype.Job, error) {
 	if b, ok := c.cfg.Enqueuer.(taskdriver.BatchEnqueuer); ok {
 		return b.EnqueueBatch(ctx, rs)
 	}
@@ -210,6 +229,19 @@ func (c *Client) EnqueueBatch(ctx context.Context, rs []tasktype.EnqueueRequest)
 	return jobs, nil
 }
 
+// observeEnqueued tells the Observer of stored jobs, one call per run
+// of jobs of one type, as a batch is usually all of one type.
+func (c *Client) observeEnqueued(jobs []tasktype.Job) {
+	for i := 0; i < len(jobs); {
+		j := i + 1
+		for j < len(jobs) && jobs[j].Type == jobs[i].Type {
+			j++
+		}
+		c.cfg.Observer.Enqueued(jobs[i].Type, j-i)
+		i = j
+	}
+}
+
 // Cancel cancels a pending, retrying or running job: a queued job never
 // starts, and a running job's context is cancelled within a lease check.
 // userID 0 means any owner (operators); otherwise another user's job is
@@ -219,7 +251,11 @@ func (c *Client) Cancel(ctx context.Context, userID int64, jobID, by string) (ta
 	if c.control == nil {
 		return tasktype.Event{}, fmt.Errorf("cancel task %s: %w", jobID, errNoLog)
 	}
-	return c.control.Cancel(ctx, userID, jobID, by)
+	e, err := c.control.Cancel(ctx, userID, jobID, by)
+	if err == nil {
+		c.cfg.Observer.Cancelled(e.JobType)
+	}
+	return e, err
 }
 
 // Retry runs a failed or cancelled job again, with its type's full
@@ -229,7 +265,11 @@ func (c *Client) Retry(ctx context.Context, userID int64, jobID, by string) (tas
 	if c.control == nil {
 		return tasktype.Event{}, fmt.Errorf("retry task %s: %w", jobID, errNoLog)
 	}
-	return c.control.Retry(ctx, userID, jobID, by)
+	e, err := c.control.Retry(ctx, userID, jobID, by)
+	if err == nil {
+		c.cfg.Observer.Retried(e.JobType)
+	}
+	return e, err
 }
 
 // ListForUser returns the user's most recent tasks, newest first.

@@ -57,7 +57,7 @@ func (s *server) downloadResult(w http.ResponseWriter, r *http.Request) {
 	defer res.Close()
 	if res.Digest != t.Digest {
 		s.log.ErrorContext(r.Context(), "download refused: the stored result's digest is not the one its job recorded",
-			"task_id", t.ID, "user_id", u.ID, "object", t.ResultPath, "stored_digest", res.Digest, "recorded_digest", t.Digest)
+			"task_id", t.ID, "user_id", u.ID, "object", t.ResultPath, "stored_digest", tasktype.HexDigest(res.Digest), "recorded_digest", tasktype.HexDigest(t.Digest))
 		s.notFound(w, r)
 		return
 	}

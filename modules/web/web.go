@@ -120,6 +120,13 @@ type Config struct {
 	// it shows as expired, with a button that makes it again, instead of
 	// a download link. Zero fields mean no limit.
 	Retention tasktype.Retention
+	// Middleware, when set, wraps every request inside the router, ahead
+	// of the app's own middleware: it sees each response's status and
+	// duration, and once the request has been served,
+	// chi.RouteContext(r.Context()).RoutePattern() names the route it
+	// took ("/tasks/{id}"), never the raw path. cmd/app passes the HTTP
+	// metrics' (platform/metrics).
+	Middleware func(http.Handler) http.Handler
 	// Now is the clock results expire by. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -189,6 +196,9 @@ func New(cfg Config) (http.Handler, error) {
 // middleware every response goes through.
 func (s *server) routes() *chi.Mux {
 	r := chi.NewRouter()
+	if s.cfg.Middleware != nil {
+		r.Use(s.cfg.Middleware)
+	}
 	r.Use(middleware.RequestID)
 	// First, so that every response carries them, refusals and errors
 	// included.

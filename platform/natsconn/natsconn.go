@@ -22,9 +22,19 @@ type Options struct {
 	Token    string
 	User     string
 	Password string
+	// CredsFile is a credentials file (a user JWT and its NKey seed, as
+	// nsc writes them) for a server in operator mode; NKeyFile is a file
+	// holding a user's NKey seed, for a server that lists NKey users.
+	// At most one of Token, User, CredsFile and NKeyFile is set.
+	CredsFile string
+	NKeyFile  string
 	// CAFile, a PEM file, is the certificate authority the server's TLS
 	// certificate is checked against, instead of the system's.
 	CAFile string
+	// CertFile and KeyFile, PEM files, are a client certificate and its
+	// key, presented to a server that asks for one (mutual TLS).
+	CertFile string
+	KeyFile  string
 	// Closed, when set, is called with the connection's last error when
 	// the connection closes on its own: nats.go gives up reconnecting
 	// only when the server refused the credentials twice in a row. It
@@ -84,8 +94,23 @@ func Connect(o Options) (*nats.Conn, error) {
 	if o.User != "" || o.Password != "" {
 		opts = append(opts, nats.UserInfo(o.User, o.Password))
 	}
+	if o.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(o.CredsFile))
+	}
+	if o.NKeyFile != "" {
+		// The seed is read and checked now, not at the first handshake,
+		// so that an unreadable file fails here, named.
+		nkey, err := nats.NkeyOptionFromSeed(o.NKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("nkey seed %s: %w", o.NKeyFile, err)
+		}
+		opts = append(opts, nkey)
+	}
 	if o.CAFile != "" {
 		opts = append(opts, nats.RootCAs(o.CAFile))
+	}
+	if o.CertFile != "" || o.KeyFile != "" {
+		opts = append(opts, nats.ClientCert(o.CertFile, o.KeyFile))
 	}
 	url := o.URL
 	if o.Server != nil {

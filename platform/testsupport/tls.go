@@ -16,7 +16,8 @@ import (
 )
 
 // TLSCert writes a self-signed certificate for localhost, 127.0.0.1 and
-// ::1 and its key, PEM files in a temp dir, and returns their paths. The
+// ::1 and its key, PEM files in a temp dir, and returns their paths; it
+// serves as a server certificate and as a client one (mutual TLS). The
 // certificate is its own authority: a client that trusts certFile (as its
 // CA) accepts a server that presents it, and no other client does.
 func TLSCert(t testing.TB) (certFile, keyFile string) {
@@ -31,7 +32,7 @@ func TLSCert(t testing.TB) (certFile, keyFile string) {
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		DNSNames:              []string{"localhost"},

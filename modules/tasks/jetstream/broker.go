@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -181,10 +182,13 @@ const MaxReplicas = 5
 // openStream creates the stream, or brings an existing one to this
 // version's settings and the configured replicas.
 //
-// It creates, and updates only if the settings differ: an update on every
-// process start would race, inside nats-server 2.15, with consumers being
-// made at the same moment (seen by the race detector), and is needless
-// work on a cluster.
+// It looks the stream up first, and creates or updates it only when it is
+// missing or its settings differ: a process allowed only to read the
+// stream's info (a worker on a server with per-role permissions; see the
+// README's "NATS permissions") then opens a stream that is already as this
+// version wants it, and an update on every process start would race,
+// inside nats-server 2.15, with consumers being made at the same moment
+// (seen by the race detector).
 func (b *Broker) openStream(ctx context.Context) (natsjs.Stream, error) {
 	scfg := natsjs.StreamConfig{
 		Name:        StreamName,
@@ -197,20 +201,29 @@ func (b *Broker) openStream(ctx context.Context) (natsjs.Stream, error) {
 		AllowDirect: true,
 	}
 	rctx, cancel := b.request(ctx)
-	stream, err := b.js.CreateStream(rctx, scfg)
+	stream, err := b.js.Stream(rctx, StreamName)
 	cancel()
-	if !errors.Is(err, natsjs.ErrStreamNameAlreadyInUse) {
-		return stream, classifyStream(err, scfg.Replicas)
+	if errors.Is(err, natsjs.ErrStreamNotFound) {
+		rctx, cancel := b.request(ctx)
+		stream, err = b.js.CreateStream(rctx, scfg)
+		cancel()
+		if !errors.Is(err, natsjs.ErrStreamNameAlreadyInUse) {
+			return stream, classifyStream(err, scfg.Replicas)
+		}
+		// Another process made it a moment ago, perhaps otherwise.
+		rctx, cancel = b.request(ctx)
+		stream, err = b.js.Stream(rctx, StreamName)
+		cancel()
 	}
-	rctx, cancel = b.request(ctx)
-	stream, err = b.js.Stream(rctx, StreamName)
-	cancel()
 	if err != nil {
 		return nil, classify(err)
 	}
 	deployed := stream.CachedInfo().Config.Replicas
 	if b.cfg.Replicas == 0 {
 		scfg.Replicas = deployed
+	}
+	if sameStream(stream.CachedInfo().Config, scfg) {
+		return stream, nil
 	}
 	if scfg.Replicas != deployed {
 		b.cfg.Logger.WarnContext(ctx, "changing the stream's replicas", "stream", StreamName, "from", deployed, "to", scfg.Replicas)
@@ -265,6 +278,14 @@ func (e *ReplicasError) Error() string {
 func (e *ReplicasError) Is(target error) bool { return target == ErrReplicas }
 
 func (e *ReplicasError) Unwrap() error { return e.Cause }
+
+// sameStream says whether the deployed stream has every setting Open
+// gives it; the server fills in the rest.
+func sameStream(have, want natsjs.StreamConfig) bool {
+	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
+		have.Retention == want.Retention && have.Storage == want.Storage && have.Replicas == want.Replicas &&
+		have.Duplicates == want.Duplicates && have.AllowDirect == want.AllowDirect
+}
 
 // openResults opens the results bucket, creating it if it is missing. With
 // bounds given, a bucket whose TTL or size bound differs is updated to

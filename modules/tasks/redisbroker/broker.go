@@ -582,7 +582,7 @@ func (b *Broker) Relay(ctx context.Context) error {
 	for range relayLoops {
 		wg.Go(func() {
 			for {
-				err := b.cfg.Events.FeedWork(ctx, "redis-relay", b.relayItem)
+				err := b.cfg.Events.FeedWork(ctx, relayConsumer, b.relayItem)
 				if ctx.Err() != nil {
 					return
 				}

@@ -1,9 +1,13 @@
 package tasktype
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -59,4 +63,27 @@ func (r Retention) Expired(completed time.Time, newer int, now time.Time) bool {
 		return true
 	}
 	return r.Keep > 0 && newer >= r.Keep
+}
+
+// HexDigest is how a digest is shown to people: a store's "SHA-256="
+// followed by base64url, as results have always been recorded, becomes
+// "sha256:" and lowercase hex, which compares at a glance with what
+// sha256sum prints for the downloaded file. Stored digests stay as they
+// are; only their display changes, so no stored data needs converting. A
+// digest in any other form is returned as it is.
+func HexDigest(d string) string {
+	b64, ok := strings.CutPrefix(d, "SHA-256=")
+	if !ok {
+		return d
+	}
+	sum, err := base64.URLEncoding.DecodeString(b64)
+	if err != nil {
+		if sum, err = base64.RawURLEncoding.DecodeString(b64); err != nil {
+			return d
+		}
+	}
+	if len(sum) != sha256.Size {
+		return d
+	}
+	return "sha256:" + hex.EncodeToString(sum)
 }

@@ -386,8 +386,12 @@ func startBenchServices(ctx context.Context, o benchOptions, env Env, be *Backen
 	if err != nil {
 		return nil, err
 	}
+	var obs tasks.Observer
+	if env.Observer != nil {
+		obs = env.Observer()
+	}
 	w, err := tasks.NewClient(tasks.Config{
-		DB: be.DB, Log: benchLog{Log: be.Log, rig: rig}, Queue: q, Registry: reg,
+		DB: be.DB, Log: benchLog{Log: be.Log, rig: rig}, Queue: q, Registry: reg, Observer: obs,
 		Worker: tasks.WorkerConfig{Concurrency: o.concurrency, Lease: env.JobLease},
 		// A log line per job would be measured too.
 		Logger: slog.New(slog.DiscardHandler),
@@ -397,7 +401,7 @@ func startBenchServices(ctx context.Context, o benchOptions, env Env, be *Backen
 	}
 	// A fresh database would otherwise replay every event an external
 	// server holds before it reached this run's.
-	client, err := tasks.NewClient(tasks.Config{DB: be.DB, Log: be.Log, Enqueuer: be.Enqueuer, Logger: env.Logger})
+	client, err := tasks.NewClient(tasks.Config{DB: be.DB, Log: be.Log, Enqueuer: be.Enqueuer, Observer: obs, Logger: env.Logger})
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,9 @@ type Env struct {
 	// Registry is the app's job types over db: bench report runs the
 	// report handler through it.
 	Registry func(db *bun.DB) (*tasks.Registry, error)
+	// Observer, when set, makes the Observer of each run's clients: the
+	// app's job metrics, so that their cost per job is measured too.
+	Observer func() tasks.Observer
 }
 
 // OpenOptions are what a run changes in the app's settings.

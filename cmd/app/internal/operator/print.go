@@ -57,7 +57,7 @@ func printTask(w io.Writer, r tasktype.Task, email string) {
 	}
 	field("summary", r.ResultData)
 	if r.ResultPath != "" {
-		field("result", fmt.Sprintf("%s (%s, %d bytes, %s)", r.ResultName, r.ResultType, r.ResultSize, r.Digest))
+		field("result", fmt.Sprintf("%s (%s, %d bytes, %s)", r.ResultName, r.ResultType, r.ResultSize, tasktype.HexDigest(r.Digest)))
 	}
 	tw.Flush()
 }
@@ -154,7 +154,7 @@ func newTaskView(r tasktype.Task, email string) TaskView {
 		Worker: r.Worker, ChangedBy: r.ChangedBy, Error: r.Error, UserMessage: r.UserMessage, Summary: r.ResultData,
 	}
 	if r.ResultPath != "" {
-		v.Result = &tasktype.ResultRef{Object: r.ResultPath, Name: r.ResultName, ContentType: r.ResultType, Size: uint64(r.ResultSize), Digest: r.Digest}
+		v.Result = &tasktype.ResultRef{Object: r.ResultPath, Name: r.ResultName, ContentType: r.ResultType, Size: uint64(r.ResultSize), Digest: tasktype.HexDigest(r.Digest)}
 	}
 	return v
 }

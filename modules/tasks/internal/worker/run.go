@@ -69,11 +69,19 @@ func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, 
 	key := attemptKey{job.ID, job.Attempt}
 	w.running.Store(key, struct{}{})
 	defer w.running.Delete(key)
+	due := item.Time
+	if item.RetryAt.After(due) {
+		due = item.RetryAt
+	}
+	w.cfg.Observer.AttemptStarted(job.Type, started.Time.Sub(due))
+	var ended tasktype.EventKind // the outcome on record, for the observer
+	var took time.Duration
 	done := false
 	defer func() {
 		if !done {
 			handedOff() // the handler panicked past run's recover
 		}
+		w.cfg.Observer.AttemptEnded(job.Type, ended, took)
 		recorded()
 	}()
 
@@ -91,13 +99,14 @@ func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, 
 	// wrote: its start or its latest progress.
 	mine := stopWatch()
 	cause := context.Cause(runCtx)
-	took := w.cfg.Now().Sub(start)
+	took = w.cfg.Now().Sub(start)
 	handedOff()
 	done = true
 
 	switch {
 	case errors.Is(cause, errCancelled):
 		log.InfoContext(ctx, "job cancelled while running", "duration", took)
+		ended = tasktype.EventCancelled
 		w.discard(ctx, log, ref)
 		w.ack(ctx, log, d)
 		return
@@ -111,6 +120,7 @@ func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, 
 		log.WarnContext(ctx, "job interrupted by shutdown; handing it back", "err", err)
 		rel := w.event(job, tasktype.EventReleased, job.Attempt, func(e *tasktype.Event) { e.Worker = w.cfg.Name })
 		if w.record(ctx, log, d, rel, mine, false) {
+			ended = tasktype.EventReleased
 			w.release(ctx, log, d)
 		}
 		return
@@ -133,6 +143,7 @@ func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, 
 		w.discard(ctx, log, ref)
 		return
 	}
+	ended = outcome.Kind
 	if outcome.Kind == tasktype.EventSucceeded && ref != nil {
 		w.prune(ctx, log, job)
 	}

@@ -58,10 +58,34 @@ type Config struct {
 	// says how long results are kept and which setting bounds the store.
 	StoreFullMessage string
 	// Name identifies this worker in events and logs. Default host:pid.
-	Name   string
-	Logger *slog.Logger
-	Now    func() time.Time
+	Name string
+	// Observer, when set, is told of every attempt this worker starts
+	// and how it ended, for metrics.
+	Observer Observer
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
+
+// Observer is told of the attempts a worker runs, as they start and end.
+// The worker calls it on every job, so it must be quick and never block.
+type Observer interface {
+	// AttemptStarted: an attempt of a job of jobType has started,
+	// waited after its work item fell due (enqueued, retry time reached,
+	// retried by hand).
+	AttemptStarted(jobType string, waited time.Duration)
+	// AttemptEnded: a started attempt is over, its handler having run
+	// for ran. outcome is the event recorded for it: succeeded,
+	// retrying or failed; cancelled when a cancel stopped it; released
+	// when shutdown handed it back; "" when it was taken over or its
+	// outcome could not be stored. Called once for every AttemptStarted.
+	AttemptEnded(jobType string, outcome tasktype.EventKind, ran time.Duration)
+}
+
+// noObserver is the Observer of a worker given none.
+type noObserver struct{}
+
+func (noObserver) AttemptStarted(string, time.Duration)                   {}
+func (noObserver) AttemptEnded(string, tasktype.EventKind, time.Duration) {}
 
 func (c *Config) setDefaults() {
 	if c.Concurrency <= 0 {
@@ -90,6 +114,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Observer == nil {
+		c.Observer = noObserver{}
 	}
 }
 

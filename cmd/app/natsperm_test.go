@@ -1,0 +1,131 @@
+package main
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/platform/natsconn"
+	"github.com/otjhelper/otj/platform/testsupport"
+)
+
+// readmePermissions is the nats-server configuration block of the
+// README's "NATS permissions" section, as an operator would copy it.
+func readmePermissions(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "### NATS permissions\n")
+	if !ok {
+		t.Fatal(`README.md has no "### NATS permissions" section`)
+	}
+	m := regexp.MustCompile("(?s)```conf\n(.*?)```").FindStringSubmatch(section)
+	if m == nil {
+		t.Fatal("the NATS permissions section has no ```conf block")
+	}
+	return m[1]
+}
+
+// TestDocumentedNATSPermissionsSuffice loads the README's permissions
+// into a nats-server, runs app web and app worker as their own users on
+// it, and drives a report end to end; then checks that the worker's user
+// cannot delete the stream.
+func TestDocumentedNATSPermissionsSuffice(t *testing.T) {
+	t.Parallel()
+	webPass, workerPass := "web-pass-0123456789abcdef", "worker-pass-0123456789abcdef"
+	conf := strings.NewReplacer("<web password>", webPass, "<worker password>", workerPass).Replace(readmePermissions(t))
+	file := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	documented, err := server.ProcessConfigFile(file)
+	if err != nil {
+		t.Fatalf("the README's configuration block: %v", err)
+	}
+	if len(documented.Users) != 2 {
+		t.Fatalf("the README's block has %d users, want otj-web and otj-worker", len(documented.Users))
+	}
+	s := testsupport.NATSWith(t, func(o *server.Options) { o.Users = documented.Users })
+
+	env := baseEnv(t)
+	env["NATS_URL"], env["NATS_USER"], env["NATS_PASSWORD"] = s.ClientURL(), "otj-web", webPass
+	web := startApp(t, env, "web")
+	base := web.waitOutput(t, runningRE)
+	wenv := baseEnv(t)
+	wenv["OTJ_DATA_DIR"] = env["OTJ_DATA_DIR"] // the SQLite database is shared
+	wenv["NATS_URL"], wenv["NATS_USER"], wenv["NATS_PASSWORD"] = s.ClientURL(), "otj-worker", workerPass
+	worker := startApp(t, wenv, "worker")
+	jobID, file := reportFlow(t, env["OTJ_DATA_DIR"], base)
+	// An operator command, as the web user, shows the result's digest in
+	// the form sha256sum prints for the downloaded file.
+	out, err := opCLIErr(t, env, "tasks", "show", jobID)
+	if want := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(file))); err != nil || !strings.Contains(out, want) {
+		t.Errorf("tasks show %s: err %v, want the digest %s in:\n%s", jobID, err, want, out)
+	}
+	for name, p := range map[string]*proc{"web": web, "worker": worker} {
+		if logs := p.logs.String(); strings.Contains(logs, "Permissions Violation") {
+			t.Errorf("app %s was refused a right the README does not grant:\n%s", name, violations(logs))
+		}
+	}
+	worker.shutdown(t)
+	web.shutdown(t)
+
+	// The worker's user asks the server to delete the stream.
+	nc, err := natsconn.Connect(natsconn.Options{URL: s.ClientURL(), User: "otj-worker", Password: workerPass, Name: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	refused := make(chan error, 4)
+	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { refused <- err })
+	if _, err := nc.Request("$JS.API.STREAM.DELETE."+jetstream.StreamName, nil, 2*time.Second); err == nil {
+		t.Error("the worker's user was answered on $JS.API.STREAM.DELETE")
+	}
+	select {
+	case err := <-refused:
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Errorf("the delete: %v, want a permissions violation", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no permissions violation for the worker's $JS.API.STREAM.DELETE")
+	}
+	// The stream is still there, as the web user sees it.
+	wc, err := natsconn.Connect(natsconn.Options{URL: s.ClientURL(), User: "otj-web", Password: webPass, Name: "test-web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	if msg, err := wc.Request("$JS.API.STREAM.INFO."+jetstream.StreamName, nil, 5*time.Second); err != nil || strings.Contains(string(msg.Data), `"error"`) {
+		t.Errorf("stream info after the refused delete: %v %s", err, msgData(msg))
+	}
+}
+
+// violations are the log lines that report a permissions violation.
+func violations(logs string) string {
+	var out []string
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "Permissions Violation") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func msgData(m *nats.Msg) string {
+	if m == nil {
+		return ""
+	}
+	return string(m.Data)
+}

@@ -1,0 +1,95 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
+)
+
+var (
+	_ taskdriver.StatsReporter = (*Broker)(nil)
+	_ taskdriver.EventFinder   = (*Broker)(nil)
+)
+
+// QueueStats implements taskdriver.StatsReporter from the work consumer's
+// info, one request. Before any worker has made the consumer it reads
+// the stream's info instead: then nothing has taken any item, so every
+// stored event counts as pending, from the oldest one's time.
+func (b *Broker) QueueStats(ctx context.Context) (taskdriver.QueueStats, error) {
+	info, err := b.consumerInfo(ctx, WorkConsumer)
+	if errors.Is(err, natsjs.ErrConsumerNotFound) {
+		rctx, cancel := b.request(ctx)
+		defer cancel()
+		si, err := b.stream.Info(rctx)
+		if err != nil {
+			return taskdriver.QueueStats{}, fmt.Errorf("queue stats: stream info: %w", classify(err))
+		}
+		return taskdriver.QueueStats{Pending: si.State.Msgs, OldestWaiting: si.State.FirstTime}, nil
+	}
+	if err != nil {
+		return taskdriver.QueueStats{}, fmt.Errorf("queue stats: %w", err)
+	}
+	st := taskdriver.QueueStats{
+		Joined:     true,
+		Pending:    info.NumPending,
+		AckPending: uint64(max(info.NumAckPending, 0)),
+		Waiting:    info.NumWaiting,
+	}
+	if last := info.Delivered.Last; last != nil {
+		st.LastPull = *last
+	}
+	return st, nil
+}
+
+// FeedBacklog is how many work items FeedWork's consumer named consumer
+// has not yet had confirmed: not handed out, or handed out and not yet
+// passed on. A consumer that does not exist yet has the whole log's
+// work items ahead of it, which only its first process can count; it
+// reports 0.
+func (b *Broker) FeedBacklog(ctx context.Context, consumer string) (uint64, error) {
+	info, err := b.consumerInfo(ctx, consumer)
+	if errors.Is(err, natsjs.ErrConsumerNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("feed backlog: %w", err)
+	}
+	return info.NumPending + uint64(max(info.NumAckPending, 0)), nil
+}
+
+// consumerInfo asks the server for a consumer's info, bounded by
+// RequestTimeout. A consumer that is not there is
+// natsjs.ErrConsumerNotFound.
+func (b *Broker) consumerInfo(ctx context.Context, name string) (*natsjs.ConsumerInfo, error) {
+	rctx, cancel := b.request(ctx)
+	defer cancel()
+	// Consumer asks for the info once and keeps it.
+	cons, err := b.stream.Consumer(rctx, name)
+	if errors.Is(err, natsjs.ErrConsumerNotFound) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", name, classify(err))
+	}
+	return cons.CachedInfo(), nil
+}
+
+// EventFrom implements taskdriver.EventFinder with one direct get of the
+// first message at or after seq.
+func (b *Broker) EventFrom(ctx context.Context, seq uint64) (tasktype.Event, error) {
+	rctx, cancel := b.request(ctx)
+	defer cancel()
+	raw, err := b.stream.GetMsg(rctx, seq, natsjs.WithGetMsgSubject(SubjectPrefix+".>"))
+	if errors.Is(err, natsjs.ErrMsgNotFound) {
+		return tasktype.Event{}, fmt.Errorf("event from %d: %w", seq, tasktype.ErrNotFound)
+	}
+	if err != nil {
+		return tasktype.Event{}, fmt.Errorf("event from %d: %w", seq, classify(err))
+	}
+	return decode(raw.Data, raw.Sequence)
+}

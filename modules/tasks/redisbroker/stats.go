@@ -1,0 +1,103 @@
+package redisbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+)
+
+// relayConsumer is the event log's consumer that every process's relay
+// shares.
+const relayConsumer = "redis-relay"
+
+// FeedBacklogger is an EventLog that can say how far a FeedWork consumer
+// is behind (the JetStream broker). With it, QueueStats reports the
+// relay's backlog.
+type FeedBacklogger interface {
+	FeedBacklog(ctx context.Context, consumer string) (uint64, error)
+}
+
+var _ taskdriver.StatsReporter = (*Broker)(nil)
+
+// QueueStats implements taskdriver.StatsReporter in one pipeline: the
+// stream's length (it holds only items not yet acked), the group's
+// pending entries, the delayed set, the consumers' idle times, and the
+// oldest entry (its id is the time it was added: how long items have
+// waited before any worker made the group). The
+// pending entries and the delayed items count as AckPending, as on
+// JetStream, where a retry waiting for its time stays with its consumer;
+// the rest of the stream is Pending. A worker reading blocks at most
+// Config.Poll before it reads again, so the least idle consumer says
+// when a worker last asked for work. With an event log that reports its
+// FeedWork backlog, it adds the relay's, one more request.
+func (b *Broker) QueueStats(ctx context.Context) (taskdriver.QueueStats, error) {
+	pipe := b.rdb.Pipeline()
+	xlen := pipe.XLen(ctx, b.stream)
+	pending := pipe.XPending(ctx, b.stream, Group)
+	delayed := pipe.ZCard(ctx, b.delayed)
+	consumers := pipe.XInfoConsumers(ctx, b.stream, Group)
+	oldest := pipe.XRangeN(ctx, b.stream, "-", "+", 1)
+	_, _ = pipe.Exec(ctx) // each command's error is read below
+	var st taskdriver.QueueStats
+	if err := xlen.Err(); err != nil {
+		return st, fmt.Errorf("queue stats: %w", unavailable(err))
+	}
+	if err := delayed.Err(); err != nil {
+		return st, fmt.Errorf("queue stats: %w", unavailable(err))
+	}
+	length, held := uint64(xlen.Val()), uint64(0)
+	switch err := pending.Err(); {
+	case err == nil:
+		st.Joined = true
+		held = uint64(max(pending.Val().Count, 0))
+	case isNoGroup(err):
+		// No worker has made the group: nothing was handed out.
+	default:
+		return st, fmt.Errorf("queue stats: %w", unavailable(err))
+	}
+	st.Pending = length - min(held, length)
+	st.AckPending = held + uint64(delayed.Val())
+	if st.Joined && consumers.Err() == nil {
+		now := b.cfg.Now()
+		for _, c := range consumers.Val() {
+			if seen := now.Add(-c.Idle); seen.After(st.LastPull) {
+				st.LastPull = seen
+			}
+		}
+	}
+	if !st.Joined && oldest.Err() == nil && len(oldest.Val()) == 1 {
+		st.OldestWaiting = entryTime(oldest.Val()[0].ID)
+	}
+	if fb, ok := b.cfg.Events.(FeedBacklogger); ok {
+		n, err := fb.FeedBacklog(ctx, relayConsumer)
+		if err != nil {
+			return st, fmt.Errorf("queue stats: relay: %w", err)
+		}
+		st.Relay = &taskdriver.RelayStats{Backlog: n}
+	}
+	return st, nil
+}
+
+// entryTime is when a stream entry was added: its id is
+// "<Unix ms>-<n>". An id that is not is the zero time.
+func entryTime(id string) time.Time {
+	ms, _, _ := strings.Cut(id, "-")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(n)
+}
+
+// isNoGroup says Redis has no consumer group, or no stream, to answer
+// about.
+func isNoGroup(err error) bool {
+	return err != nil && !errors.Is(err, redis.Nil) && (strings.HasPrefix(err.Error(), "NOGROUP") || strings.Contains(err.Error(), "no such key"))
+}

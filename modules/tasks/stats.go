@@ -1,0 +1,125 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
+)
+
+// ErrNoStats is the error of QueueStats on a driver that cannot report
+// its queue (it implements no taskdriver.StatsReporter).
+var ErrNoStats = errors.New("the task driver does not report its queue")
+
+// QueueStats reports the work queue of the driver that carries the jobs,
+// asking its server once: what is waiting, what is held by workers, and
+// when a worker last asked for work.
+func (c *Client) QueueStats(ctx context.Context) (taskdriver.QueueStats, error) {
+	r, ok := c.cfg.Enqueuer.(taskdriver.StatsReporter)
+	if !ok {
+		return taskdriver.QueueStats{}, ErrNoStats
+	}
+	return r.QueueStats(ctx)
+}
+
+// ProjectionLag is how far task_result is behind the event stream.
+type ProjectionLag struct {
+	// Applied is the sequence task_result has applied up to, and Last
+	// the stream's newest.
+	Applied, Last uint64
+	// Events is Last - Applied: events stored and not yet applied.
+	Events uint64
+	// Behind is how long the oldest event not yet applied has been
+	// stored: 0 when there is none.
+	Behind time.Duration
+}
+
+// ProjectionLag compares task_result's stored position with the stream:
+// a read of the position, one request for the stream's newest sequence,
+// and when behind one more for the time of the first event not applied.
+// It reads the position every process's projection shares in the
+// database, so it is the deployment's lag, not one process's.
+func (c *Client) ProjectionLag(ctx context.Context) (ProjectionLag, error) {
+	if c.cfg.Log == nil {
+		return ProjectionLag{}, fmt.Errorf("projection lag: %w", errNoLog)
+	}
+	var lag ProjectionLag
+	var err error
+	if lag.Applied, err = c.proj.Offset(ctx); err != nil {
+		return lag, fmt.Errorf("projection lag: %w", err)
+	}
+	if lag.Last, err = c.cfg.Log.LastSeq(ctx); err != nil {
+		return lag, fmt.Errorf("projection lag: %w", err)
+	}
+	if lag.Last <= lag.Applied {
+		return lag, nil
+	}
+	lag.Events = lag.Last - lag.Applied
+	f, ok := c.cfg.Log.(taskdriver.EventFinder)
+	if !ok {
+		return lag, nil
+	}
+	e, err := f.EventFrom(ctx, lag.Applied+1)
+	switch {
+	case errors.Is(err, tasktype.ErrNotFound):
+		return lag, nil // gone between the two requests: caught up, or expired
+	case err != nil:
+		return lag, fmt.Errorf("projection lag: %w", err)
+	}
+	lag.Behind = max(c.now().Sub(e.Time), 0)
+	return lag, nil
+}
+
+// CheckWorkers reports, as an error whose text is a sentence for
+// /healthz, when jobs are waiting and no worker has asked for work for
+// longer than after: workers that are all gone, stuck, or refused by the
+// server at start. A worker with a free slot always holds a request for
+// work (JetStream) or reads again within a second (Redis), so a quiet
+// spell well beyond that means no worker is free to take the jobs. It is
+// nil when nothing waits, when a worker is asking now, or when the
+// driver cannot tell; an error reading the queue is returned as is.
+func (c *Client) CheckWorkers(ctx context.Context, after time.Duration) error {
+	st, err := c.QueueStats(ctx)
+	if errors.Is(err, ErrNoStats) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cannot read the work queue: %w", err)
+	}
+	if st.Pending == 0 || st.Waiting > 0 {
+		return nil
+	}
+	since := st.LastPull
+	if since.IsZero() {
+		since = st.OldestWaiting
+	}
+	if since.IsZero() {
+		return nil
+	}
+	quiet := c.now().Sub(since)
+	if quiet < after {
+		return nil
+	}
+	quiet = quiet.Round(time.Second)
+	if !st.Joined {
+		return fmt.Errorf("%d %s waiting for %s and no worker has joined yet", st.Pending, jobsWord(st.Pending), quiet)
+	}
+	return fmt.Errorf("%d %s waiting and no worker has asked for work for %s", st.Pending, jobsWord(st.Pending), quiet)
+}
+
+func jobsWord(n uint64) string {
+	if n == 1 {
+		return "job"
+	}
+	return "jobs"
+}
+
+func (c *Client) now() time.Time {
+	if c.cfg.Worker.Now != nil {
+		return c.cfg.Worker.Now()
+	}
+	return time.Now()
+}
