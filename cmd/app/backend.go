@@ -140,10 +140,20 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 	// Queue; other processes leave it as the workers set it.
 	jcfg := jetstream.Config{Conn: b.NC, AckWait: cfg.JobLease, ResetAckWait: cfg.JobLeaseReset, Logger: log}
 	if o.ApplyResultBounds {
+		// NATS_REPLICAS goes with the bounds: workers and commands leave
+		// the stream's replicas as web processes set them.
 		jcfg.Results = &jetstream.ResultBounds{TTL: cfg.ResultTTL, MaxBytes: cfg.ResultMaxBytes}
+		jcfg.Replicas = cfg.NATSReplicas
 	}
 	if b.Broker, err = jetstream.Open(ctx, jcfg); err != nil {
-		if errors.Is(err, tasktype.ErrResultStoreFull) {
+		var serverErr *jetstream.ServerError
+		var replicasErr *jetstream.ReplicasError
+		switch {
+		case errors.As(err, &serverErr):
+			return nil, fmt.Errorf("NATS_URL %s: %w", redactURL(cfg.NATSURL), serverErr)
+		case errors.As(err, &replicasErr):
+			return nil, fmt.Errorf("NATS_REPLICAS %d: %w", cfg.NATSReplicas, replicasErr)
+		case errors.Is(err, tasktype.ErrResultStoreFull):
 			return nil, fmt.Errorf("RESULT_MAX_BYTES %d: more than the NATS server's JetStream storage can reserve; lower it: %w", cfg.ResultMaxBytes, err)
 		}
 		return nil, err

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/session"
@@ -27,11 +28,15 @@ import (
 
 // Config is the app's configuration, read from the environment once, here.
 type Config struct {
-	Host              string // HOST
-	Port              int    // PORT
-	DataDir           string // OTJ_DATA_DIR
-	DatabaseURL       string // DATABASE_URL: PostgreSQL; unset, SQLite in the data dir
-	NATSURL           string // NATS_URL
+	Host        string // HOST
+	Port        int    // PORT
+	DataDir     string // OTJ_DATA_DIR
+	DatabaseURL string // DATABASE_URL: PostgreSQL; unset, SQLite in the data dir
+	NATSURL     string // NATS_URL
+	// NATSReplicas is how many copies of the stream, its consumers and
+	// the results bucket the NATS cluster keeps (NATS_REPLICAS, 1 to 5):
+	// 3 on a three-node cluster. The embedded server keeps 1.
+	NATSReplicas      int
 	NATSListen        string // NATS_LISTEN
 	DevAutoLoginEmail string // DEV_AUTO_LOGIN_EMAIL
 	SecretKey         []byte // SECRET_KEY
@@ -187,6 +192,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if c.NATSSync, err = syncSetting(getenv, "NATS_SYNC"); err != nil {
 		return c, err
 	}
+	if c.NATSReplicas, err = settings.Int(getenv, "NATS_REPLICAS", 1, 1, jetstream.MaxReplicas); err != nil {
+		return c, err
+	}
 	if c.ResultTTL, err = settings.Days(getenv, "RESULT_TTL", defaultResultTTL, time.Hour, 3650*24*time.Hour); err != nil {
 		return c, err
 	}
@@ -229,6 +237,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 				return c, fmt.Errorf("NATS_URL %q: want nats://host:port (comma-separated for a cluster)", c.NATSURL)
 			}
 		}
+	}
+	if c.NATSURL == "" && c.NATSReplicas > 1 {
+		return c, fmt.Errorf("NATS_REPLICAS %d: the embedded NATS server is a single server and keeps 1 copy; set NATS_URL to a NATS cluster, or NATS_REPLICAS=1", c.NATSReplicas)
 	}
 	if err := natsSettings(&c, getenv); err != nil {
 		return c, err

@@ -53,6 +53,7 @@ var envSettings = []setting{
 	{"NATS_URL", cmdTasks, "external NATS server(s), nats:// or tls://, comma-separated (default: embedded)"},
 	{"NATS_LISTEN", cmdWeb | cmdOperator, "where app web's embedded NATS server takes workers (default 127.0.0.1:4250)"},
 	{"NATS_LISTEN_INSECURE", cmdWeb, "true: let NATS_LISTEN go beyond loopback without TLS"},
+	{"NATS_REPLICAS", cmdAll | cmdWeb, "copies of the stream, its consumers and the results bucket on a NATS cluster, 1-5 (default 1)"},
 	{"NATS_SYNC", cmdAll | cmdWeb | cmdBench | cmdOperator, "embedded server's fsync: interval, always or a duration"},
 	{"NATS_TOKEN", cmdTasks, "NATS token (default: made up by the embedded server, kept in the data dir)"},
 	{"NATS_USER", cmdTasks, "NATS user, with NATS_PASSWORD"},

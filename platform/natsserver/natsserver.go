@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -51,7 +52,25 @@ type Config struct {
 	// traffic, credentials included, can then be read on the network;
 	// the caller, who knows the setting's name, warns about it.
 	InsecureListen bool
-	Logger         *slog.Logger
+	// Cluster, when set, makes the server a node of a JetStream cluster.
+	// The app never runs one itself (a cluster is an operator's external
+	// NATS); tests run several nodes in one process with it.
+	Cluster *ClusterConfig
+	Logger  *slog.Logger
+}
+
+// ClusterConfig joins a server to a cluster: a listener for the other
+// nodes' routes and the routes to them. Every node has the same Name and
+// a distinct Config.Name, which JetStream's consensus groups know it by.
+type ClusterConfig struct {
+	// Name is the cluster's name, the same on every node.
+	Name string
+	// Listen is host:port for the other nodes' routes. A fixed port lets a
+	// node restarted on its store come back where the others look for it.
+	Listen string
+	// Routes are the other nodes' route addresses, host:port (this node's
+	// own may be among them: the server skips it).
+	Routes []string
 }
 
 // MinTokenLen is the shortest token, and password, Start accepts: a
@@ -217,6 +236,12 @@ func Start(cfg Config) (*Server, error) {
 	if tlsConfig != nil {
 		opts.TLSConfig, opts.TLS, opts.TLSTimeout = tlsConfig, true, 2
 	}
+	if c := cfg.Cluster; c != nil {
+		if err := clusterOptions(opts, c); err != nil {
+			lock.Unlock()
+			return nil, err
+		}
+	}
 	if cfg.Listen != "" {
 		host, port, err := splitListen(cfg.Listen)
 		if err != nil {
@@ -253,6 +278,26 @@ func Start(cfg Config) (*Server, error) {
 	s := &Server{ns: ns, lock: lock, log: cfg.Logger}
 	s.log.Info("embedded nats started", "store", cfg.StoreDir, "listen", s.ClientURL(), "sync", cfg.Sync.String(), "tls", tlsConfig != nil)
 	return s, nil
+}
+
+// clusterOptions puts c into opts.
+func clusterOptions(opts *server.Options, c *ClusterConfig) error {
+	if c.Name == "" || c.Listen == "" {
+		return errors.New("embedded nats cluster: a cluster needs a name and a route listener")
+	}
+	host, port, err := splitListen(c.Listen)
+	if err != nil {
+		return fmt.Errorf("embedded nats cluster: %w", err)
+	}
+	opts.Cluster = server.ClusterOpts{Name: c.Name, Host: host, Port: port}
+	for _, r := range c.Routes {
+		u, err := url.Parse("nats-route://" + r)
+		if err != nil {
+			return fmt.Errorf("embedded nats cluster: route %q: %w", r, err)
+		}
+		opts.Routes = append(opts.Routes, u)
+	}
+	return nil
 }
 
 // splitListen parses host:port. nats-server reads port 0 as its default

@@ -72,7 +72,13 @@ type Config struct {
 	// Duplicates is the window in which an enqueue with the same key
 	// returns the first job. Default 2m.
 	Duplicates time.Duration
-	// Replicas of the stream and bucket; 3 on a cluster. Default 1.
+	// Replicas is how many copies of the stream and the results bucket
+	// the server keeps, 1 to MaxReplicas: 3 on a three-node cluster, so
+	// that losing any one node loses nothing. The consumers follow their
+	// stream's. An existing stream or bucket with others is changed to
+	// them (a *ReplicasError when the server refuses). Zero keeps an
+	// existing stream's and bucket's, and makes missing ones with 1: for
+	// operator commands and tests, run without the app's settings.
 	Replicas int
 	// RequestTimeout bounds each request to the server (an event write, a
 	// read, a consumer or stream call, each step of a result upload),
@@ -111,9 +117,6 @@ func (c *Config) setDefaults() {
 	if c.Duplicates <= 0 {
 		c.Duplicates = 2 * time.Minute
 	}
-	if c.Replicas <= 0 {
-		c.Replicas = 1
-	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 5 * time.Second
 	}
@@ -135,14 +138,19 @@ type Broker struct {
 	results natsjs.ObjectStore
 }
 
-// Open makes sure the stream and the results bucket exist with this
-// version's settings, and returns a Broker using them. Every process
-// calls it at start; the calls are idempotent. The worker consumer is
-// set up by Queue, so that only workers decide its settings.
+// Open checks that the server can serve the broker (MinServerVersion,
+// JetStream on: a *ServerError otherwise), makes sure the stream and the
+// results bucket exist with this version's settings, and returns a Broker
+// using them. Every process calls it at start; the calls are idempotent.
+// The worker consumer is set up by Queue, so that only workers decide its
+// settings.
 func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	cfg.setDefaults()
 	if cfg.Conn == nil {
 		return nil, errors.New("open jetstream broker: Conn is required")
+	}
+	if cfg.Replicas < 0 || cfg.Replicas > MaxReplicas {
+		return nil, fmt.Errorf("open jetstream broker: %d replicas: want 1 to %d", cfg.Replicas, MaxReplicas)
 	}
 	// A call given a context without a deadline gets RequestTimeout,
 	// like every other request to the server.
@@ -150,22 +158,14 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: %w", err)
 	}
-	// Create, and update only if the settings differ: an update on every
-	// process start would race, inside nats-server 2.15, with consumers
-	// being made at the same moment (seen by the race detector), and is
-	// needless work on a cluster.
-	scfg := natsjs.StreamConfig{
-		Name:        StreamName,
-		Description: "OTJ Helper job events; the enqueued events are the work queue",
-		Subjects:    []string{SubjectPrefix + ".>"},
-		Retention:   natsjs.LimitsPolicy,
-		Storage:     natsjs.FileStorage,
-		Replicas:    cfg.Replicas,
-		Duplicates:  cfg.Duplicates,
-		AllowDirect: true,
-	}
 	b := &Broker{cfg: cfg, js: js}
-	stream, err := b.ensureStream(ctx, scfg)
+	rctx, cancel := b.request(ctx)
+	err = checkServer(rctx, cfg.Conn, js)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("open jetstream broker: %w", err)
+	}
+	stream, err := b.openStream(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: stream %s: %w", StreamName, err)
 	}
@@ -176,33 +176,108 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	return &Broker{cfg: cfg, js: js, stream: stream, results: results}, nil
 }
 
-// ensureStream looks the stream up first and creates or updates it only
-// when it is missing or its settings differ, so that a process allowed
-// only to read the stream's info (a worker on a server with per-role
-// permissions; see the README's "NATS permissions") opens a stream that
-// is already as this version wants it.
-func (b *Broker) ensureStream(ctx context.Context, scfg natsjs.StreamConfig) (natsjs.Stream, error) {
+// MaxReplicas is the most replicas JetStream keeps of a stream.
+const MaxReplicas = 5
+
+// openStream creates the stream, or brings an existing one to this
+// version's settings and the configured replicas.
+//
+// It looks the stream up first, and creates or updates it only when it is
+// missing or its settings differ: a process allowed only to read the
+// stream's info (a worker on a server with per-role permissions; see the
+// README's "NATS permissions") then opens a stream that is already as this
+// version wants it, and an update on every process start would race,
+// inside nats-server 2.15, with consumers being made at the same moment
+// (seen by the race detector).
+func (b *Broker) openStream(ctx context.Context) (natsjs.Stream, error) {
+	scfg := natsjs.StreamConfig{
+		Name:        StreamName,
+		Description: "OTJ Helper job events; the enqueued events are the work queue",
+		Subjects:    []string{SubjectPrefix + ".>"},
+		Retention:   natsjs.LimitsPolicy,
+		Storage:     natsjs.FileStorage,
+		Replicas:    max(b.cfg.Replicas, 1),
+		Duplicates:  b.cfg.Duplicates,
+		AllowDirect: true,
+	}
 	rctx, cancel := b.request(ctx)
-	defer cancel()
-	stream, err := b.js.Stream(rctx, scfg.Name)
-	switch {
-	case errors.Is(err, natsjs.ErrStreamNotFound):
+	stream, err := b.js.Stream(rctx, StreamName)
+	cancel()
+	if errors.Is(err, natsjs.ErrStreamNotFound) {
 		rctx, cancel := b.request(ctx)
-		defer cancel()
 		stream, err = b.js.CreateStream(rctx, scfg)
+		cancel()
 		if !errors.Is(err, natsjs.ErrStreamNameAlreadyInUse) {
-			return stream, err
+			return stream, classifyStream(err, scfg.Replicas)
 		}
 		// Another process made it a moment ago, perhaps otherwise.
-	case err != nil:
-		return nil, err
-	case sameStream(stream.CachedInfo().Config, scfg):
+		rctx, cancel = b.request(ctx)
+		stream, err = b.js.Stream(rctx, StreamName)
+		cancel()
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	deployed := stream.CachedInfo().Config.Replicas
+	if b.cfg.Replicas == 0 {
+		scfg.Replicas = deployed
+	}
+	if sameStream(stream.CachedInfo().Config, scfg) {
 		return stream, nil
+	}
+	if scfg.Replicas != deployed {
+		b.cfg.Logger.WarnContext(ctx, "changing the stream's replicas", "stream", StreamName, "from", deployed, "to", scfg.Replicas)
 	}
 	rctx, cancel = b.request(ctx)
 	defer cancel()
-	return b.js.UpdateStream(rctx, scfg)
+	stream, err = b.js.UpdateStream(rctx, scfg)
+	if err != nil && scfg.Replicas != deployed {
+		return nil, &ReplicasError{Deployed: deployed, Wanted: scfg.Replicas, Cause: err}
+	}
+	return stream, classifyStream(err, scfg.Replicas)
 }
+
+// classifyStream turns a single server's refusal of replicas into a
+// ReplicasError, and passes other errors through classify.
+func classifyStream(err error, replicas int) error {
+	if err == nil {
+		return nil
+	}
+	var apiErr *natsjs.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeReplicasNotSupported {
+		return &ReplicasError{Wanted: replicas, Cause: err}
+	}
+	return classify(err)
+}
+
+// errCodeReplicasNotSupported is a single server's answer to a stream
+// asking for more than one replica (10074).
+const errCodeReplicasNotSupported natsjs.ErrorCode = 10074
+
+// ErrReplicas is what a ReplicasError is.
+var ErrReplicas = errors.New("the stream's replicas cannot be changed")
+
+// ReplicasError says the server refused the replicas Config.Replicas asks
+// for: a single server (not a cluster) offers only one, and a cluster
+// with fewer nodes, or without room for more copies, refuses a change.
+type ReplicasError struct {
+	Deployed int // the stream's replicas now; 0 when it could not be made
+	Wanted   int
+	Cause    error
+}
+
+func (e *ReplicasError) Error() string {
+	if e.Deployed == 0 {
+		return fmt.Sprintf("%d replicas: the server refused them (%v); a single nats-server keeps 1, a cluster as many as it has nodes", e.Wanted, e.Cause)
+	}
+	return fmt.Sprintf("stream %s has %d replicas and the server refused to change them to %d (%v); change them with: nats stream edit %s --replicas %d",
+		StreamName, e.Deployed, e.Wanted, e.Cause, StreamName, e.Wanted)
+}
+
+// Is makes errors.Is(err, ErrReplicas) hold.
+func (e *ReplicasError) Is(target error) bool { return target == ErrReplicas }
+
+func (e *ReplicasError) Unwrap() error { return e.Cause }
 
 // sameStream says whether the deployed stream has every setting Open
 // gives it; the server fills in the rest.
@@ -214,33 +289,57 @@ func sameStream(have, want natsjs.StreamConfig) bool {
 
 // openResults opens the results bucket, creating it if it is missing. With
 // bounds given, a bucket whose TTL or size bound differs is updated to
-// them; as with the stream, an update happens only when something
-// differs (CreateObjectStore succeeds on an identical bucket).
+// them, and with replicas given, one whose replicas differ; what is not
+// given stays as the bucket has it. As with the stream, an update happens
+// only when something differs (CreateObjectStore succeeds on an identical
+// bucket).
 func openResults(ctx context.Context, js natsjs.JetStream, cfg Config) (natsjs.ObjectStore, error) {
 	ocfg := natsjs.ObjectStoreConfig{
 		Bucket:      ResultsBucket,
 		Description: "OTJ Helper task result files, one per job attempt",
 		Storage:     natsjs.FileStorage,
-		Replicas:    cfg.Replicas,
+		Replicas:    max(cfg.Replicas, 1),
 	}
 	// Making a bucket is several requests (its stream, then a look-up).
 	rctx, cancel := context.WithTimeout(ctx, 2*cfg.RequestTimeout)
 	defer cancel()
-	if cfg.Results == nil {
-		results, err := js.ObjectStore(rctx, ResultsBucket)
-		if !errors.Is(err, natsjs.ErrBucketNotFound) {
-			return results, err
+	results, err := js.ObjectStore(rctx, ResultsBucket)
+	if err != nil && !errors.Is(err, natsjs.ErrBucketNotFound) {
+		return nil, err
+	}
+	if err == nil {
+		if cfg.Results == nil && cfg.Replicas == 0 {
+			return results, nil
 		}
-	} else {
+		status, err := results.Status(rctx)
+		if err != nil {
+			return nil, fmt.Errorf("status: %w", err)
+		}
+		bs, ok := status.(*natsjs.ObjectBucketStatus)
+		if !ok {
+			return nil, fmt.Errorf("status: unexpected %T", status)
+		}
+		info := bs.StreamInfo().Config
+		if cfg.Replicas == 0 {
+			ocfg.Replicas = info.Replicas
+		}
+		if cfg.Results == nil {
+			ocfg.TTL, ocfg.MaxBytes = info.MaxAge, info.MaxBytes
+		}
+		if info.Replicas != ocfg.Replicas {
+			cfg.Logger.WarnContext(ctx, "changing the results bucket's replicas", "bucket", ResultsBucket, "from", info.Replicas, "to", ocfg.Replicas)
+		}
+	}
+	if cfg.Results != nil {
 		ocfg.TTL, ocfg.MaxBytes = cfg.Results.TTL, cfg.Results.MaxBytes
 	}
-	results, err := js.CreateObjectStore(rctx, ocfg)
+	results, err = js.CreateObjectStore(rctx, ocfg)
 	if errors.Is(err, natsjs.ErrBucketExists) {
 		// Every process brings the bounds it was configured with, so
 		// processes that disagree rewrite them at each start: the log
 		// says so when the server took the bucket as a different one.
 		cfg.Logger.WarnContext(ctx, "changing the results bucket's bounds to this process's", "bucket", ResultsBucket,
-			"ttl", ocfg.TTL, "max_bytes", ocfg.MaxBytes)
+			"ttl", ocfg.TTL, "max_bytes", ocfg.MaxBytes, "replicas", ocfg.Replicas)
 		rctx, cancel := context.WithTimeout(ctx, 2*cfg.RequestTimeout)
 		defer cancel()
 		results, err = js.UpdateObjectStore(rctx, ocfg)
@@ -613,6 +712,19 @@ func (b *Broker) LastSeq(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("stream info: %w", classify(err))
 	}
 	return info.State.LastSeq, nil
+}
+
+// Created implements taskdriver.EventStream: the stream's creation time,
+// as the server keeps it (it survives restarts, and a cluster's nodes
+// agree on it).
+func (b *Broker) Created(ctx context.Context) (time.Time, error) {
+	ctx, cancel := b.request(ctx)
+	defer cancel()
+	info, err := b.stream.Info(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("stream info: %w", classify(err))
+	}
+	return info.Created, nil
 }
 
 // Put streams a result file into the results bucket.

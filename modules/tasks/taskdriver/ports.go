@@ -147,6 +147,12 @@ type EventStream interface {
 	Follow(ctx context.Context, from uint64, fn func([]tasktype.Event) error) error
 	// LastSeq is the sequence of the newest stored event.
 	LastSeq(ctx context.Context) (uint64, error)
+	// Created is when the stream was made. A stream made anew (a fresh
+	// server, a stream deleted and made again) numbers its events from 1
+	// again and has another time: a follower that kept a position keeps
+	// this beside it, to tell that its position belongs to another
+	// stream.
+	Created(ctx context.Context) (time.Time, error)
 }
 
 // Log is where the task system keeps its record: the event log and its

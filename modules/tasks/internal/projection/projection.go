@@ -144,21 +144,116 @@ func New(db *bun.DB, stream taskdriver.EventStream, logger *slog.Logger) *Projec
 }
 
 // Run follows the stream from the stored position until ctx ends,
-// starting again from the stored position after any error.
+// starting again from the stored position after any error. Before it
+// follows, and every streamCheckEvery while it does, it makes sure the
+// stream is the one the position counts in (see checkStream).
 func (p *Projection) Run(ctx context.Context) error {
 	for {
-		from, err := p.Offset(ctx)
+		created, err := p.checkStream(ctx)
+		var from uint64
+		if err == nil {
+			from, err = p.Offset(ctx)
+		}
 		if err == nil {
 			p.restart(from)
 			p.log.InfoContext(ctx, "projection following events", "from_seq", from)
-			err = p.stream.Follow(ctx, from, func(events []tasktype.Event) error { return p.ApplyBatch(ctx, events) })
+			err = p.follow(ctx, from, created)
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, errStreamChanged) {
+			continue // checkStream rebuilds, and says so
+		}
 		p.log.WarnContext(ctx, "projection interrupted; resuming", "err", err)
 		clock.Sleep(ctx, time.Second)
 	}
+}
+
+// streamCheckEvery is how often a following projection asks whether the
+// stream is still the one it follows: a server replaced under the same
+// address numbers its events from 1 again, and a follower waiting past
+// the old stream's end would wait, showing no new task, until the new
+// one caught up.
+var streamCheckEvery = 5 * time.Second
+
+// errStreamChanged stops a follower whose stream was made anew.
+var errStreamChanged = errors.New("the event stream was made anew")
+
+// follow is Follow from from, stopped with errStreamChanged when the
+// stream's creation time is no longer created.
+func (p *Projection) follow(ctx context.Context, from uint64, created time.Time) error {
+	fctx, stop := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(streamCheckEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-fctx.Done():
+				return
+			case <-t.C:
+			}
+			now, err := p.stream.Created(fctx)
+			if err == nil && !now.Equal(created) {
+				stop(errStreamChanged)
+				return
+			}
+			// An error is the broker's to report, through Follow.
+		}
+	}()
+	err := p.stream.Follow(fctx, from, func(events []tasktype.Event) error { return p.ApplyBatch(fctx, events) })
+	stop(nil)
+	<-done
+	if errors.Is(context.Cause(fctx), errStreamChanged) {
+		return errStreamChanged
+	}
+	return err
+}
+
+// checkStream makes sure the stored position counts in the stream the
+// projection reads, and returns the stream's creation time. When the
+// stream is another one (its creation time is not the one stored with
+// the position, or its last sequence is below the position, as with a
+// position stored before creation times were), task_result is emptied,
+// to be rebuilt from the new stream, and the log says so once. Then the
+// stream's creation time is stored beside the position.
+func (p *Projection) checkStream(ctx context.Context) (time.Time, error) {
+	created, err := p.stream.Created(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("check the event stream: %w", err)
+	}
+	var row struct {
+		Seq     uint64         `bun:"seq"`
+		Created sql.NullString `bun:"stream_created"`
+	}
+	err = p.db.NewSelect().Table("projection_offset").Column("seq", "stream_created").Where("name = ?", Name).Scan(ctx, &row)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, fmt.Errorf("check the event stream: projection offset: %w", err)
+	}
+	// The stream's end only after the position: another process's
+	// projection may move the position on meanwhile, never past the end
+	// read after it.
+	last, err := p.stream.LastSeq(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("check the event stream: %w", err)
+	}
+	id := created.UTC().Format(time.RFC3339Nano)
+	if (row.Created.Valid && row.Created.String != id) || row.Seq > last {
+		p.log.WarnContext(ctx, "the event stream is not the one task_result was built from: rebuilding task_result from this stream",
+			"stored_seq", row.Seq, "stream_last_seq", last, "stored_stream_created", row.Created.String, "stream_created", id)
+		if err := p.Rebuild(ctx); err != nil {
+			return time.Time{}, fmt.Errorf("check the event stream: %w", err)
+		}
+		row.Created.Valid = false
+	}
+	if !row.Created.Valid || row.Created.String != id {
+		if _, err := p.db.ExecContext(ctx, upsertStream, Name, id); err != nil {
+			return time.Time{}, fmt.Errorf("check the event stream: store its creation time: %w", err)
+		}
+	}
+	return created, nil
 }
 
 // Offset is the stream sequence the projection has applied up to.
@@ -394,6 +489,8 @@ const (
 	insertOffset = `INSERT INTO projection_offset (name, seq) VALUES (?, 0) ON CONFLICT (name) DO NOTHING`
 	upsertOffset = `INSERT INTO projection_offset (name, seq) VALUES (?, ?)
 		ON CONFLICT (name) DO UPDATE SET seq = excluded.seq`
+	upsertStream = `INSERT INTO projection_offset (name, seq, stream_created) VALUES (?, 0, ?)
+		ON CONFLICT (name) DO UPDATE SET stream_created = excluded.stream_created`
 	taskColumns = `id, user_id, task_type, status, result_data, result_path, error_message,
 		created_at, completed_at, started_at, updated_at, attempts, max_attempts, worker,
 		result_name, result_content_type, result_size, result_digest, last_seq,
@@ -603,6 +700,9 @@ func (p *Projection) CatchUp(ctx context.Context) error {
 // CatchUpCount is CatchUp, returning how many events it read from the
 // stream: after a Rebuild, what the replay went through.
 func (p *Projection) CatchUpCount(ctx context.Context) (int64, error) {
+	if _, err := p.checkStream(ctx); err != nil {
+		return 0, fmt.Errorf("catch up: %w", err)
+	}
 	target, err := p.stream.LastSeq(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("catch up: %w", err)
@@ -640,11 +740,17 @@ func (p *Projection) position() uint64 {
 }
 
 // restart sets the position a follower starts from, which may be lower
-// than before after a rebuild.
+// than before after a rebuild, or higher, when another process applied
+// events meanwhile: readers waiting for those may then go on.
 func (p *Projection) restart(seq uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	raised := seq > p.pos
 	p.pos = seq
+	if raised {
+		close(p.advanced)
+		p.advanced = make(chan struct{})
+	}
 }
 
 func (p *Projection) advance(seq uint64) {

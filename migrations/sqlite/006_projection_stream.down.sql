@@ -1,0 +1,1 @@
+ALTER TABLE projection_offset DROP COLUMN stream_created;
