@@ -183,7 +183,7 @@ var (
 // natsJoin is where a test's processes and clients find a NATS server,
 // and the token it requires: what app web's join line prints, or a test
 // server of testsupport's.
-type natsJoin struct{ URL, Token string }
+type natsJoin struct{ URL, Token, User, Password string }
 
 // join parses a join line matched by joinRE.
 func join(m []string) natsJoin { return natsJoin{URL: m[1], Token: m[2]} }
@@ -211,7 +211,7 @@ func (j natsJoin) env() map[string]string {
 // the test ends.
 func (j natsJoin) connect(t *testing.T, name string) *nats.Conn {
 	t.Helper()
-	nc, err := natsconn.Connect(natsconn.Options{URL: j.URL, Token: j.Token, Name: name, Logger: testsupport.Logger(t)})
+	nc, err := natsconn.Connect(natsconn.Options{URL: j.URL, Token: j.Token, User: j.User, Password: j.Password, Name: name, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatalf("connect %s to %s: %v", name, j.URL, err)
 	}

@@ -72,6 +72,10 @@ type backendOptions struct {
 	// long-running processes do so that they start in any order;
 	// operator commands and benchmarks fail at once instead.
 	WaitForDeps bool
+	// JoinOnly opens the stream and the results bucket as the web side
+	// made them, waiting for them if it has not yet: a worker's, which
+	// may have no right to make them (README, NATS permissions).
+	JoinOnly bool
 }
 
 // openBackend opens the database (migrated, with the reference data),
@@ -145,7 +149,18 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		jcfg.Results = &jetstream.ResultBounds{TTL: cfg.ResultTTL, MaxBytes: cfg.ResultMaxBytes}
 		jcfg.Replicas = cfg.NATSReplicas
 	}
-	if b.Broker, err = jetstream.Open(ctx, jcfg); err != nil {
+	jcfg.JoinOnly = o.JoinOnly
+	open := func(ctx context.Context) (err error) {
+		b.Broker, err = jetstream.Open(ctx, jcfg)
+		return err
+	}
+	if o.JoinOnly {
+		err = service.WaitFor(ctx, log, "the stream "+jetstream.StreamName+" and the bucket "+jetstream.ResultsBucket+", which app web makes at its first start", open,
+			func(err error) bool { return !errors.Is(err, jetstream.ErrNotDeployed) })
+	} else {
+		err = open(ctx)
+	}
+	if err != nil {
 		var serverErr *jetstream.ServerError
 		var replicasErr *jetstream.ReplicasError
 		switch {

@@ -38,14 +38,15 @@ func readmePermissions(t *testing.T) string {
 	return m[1]
 }
 
-// TestDocumentedNATSPermissionsSuffice loads the README's permissions
-// into a nats-server, runs app web and app worker as their own users on
-// it, and drives a report end to end; then checks that the worker's user
-// cannot delete the stream.
-func TestDocumentedNATSPermissionsSuffice(t *testing.T) {
-	t.Parallel()
-	webPass, workerPass := "web-pass-0123456789abcdef", "worker-pass-0123456789abcdef"
-	conf := strings.NewReplacer("<web password>", webPass, "<worker password>", workerPass).Replace(readmePermissions(t))
+// documentedPasswords are the passwords the tests give the README's
+// users, in place of its placeholders.
+var documentedPasswords = map[string]string{"otj-web": "web-pass-0123456789abcdef", "otj-worker": "worker-pass-0123456789abcdef"}
+
+// documentedUsers are the users of the README's "NATS permissions"
+// block, as nats-server loads them, with documentedPasswords.
+func documentedUsers(t *testing.T) []*server.User {
+	t.Helper()
+	conf := strings.NewReplacer("<web password>", documentedPasswords["otj-web"], "<worker password>", documentedPasswords["otj-worker"]).Replace(readmePermissions(t))
 	file := filepath.Join(t.TempDir(), "nats.conf")
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -57,16 +58,32 @@ func TestDocumentedNATSPermissionsSuffice(t *testing.T) {
 	if len(documented.Users) != 2 {
 		t.Fatalf("the README's block has %d users, want otj-web and otj-worker", len(documented.Users))
 	}
-	s := testsupport.NATSWith(t, func(o *server.Options) { o.Users = documented.Users })
+	return documented.Users
+}
+
+// TestDocumentedNATSPermissionsSuffice loads the README's permissions
+// into a nats-server, runs app web and app worker as their own users on
+// it, and drives a report end to end; then checks that the worker's user
+// cannot delete the stream.
+func TestDocumentedNATSPermissionsSuffice(t *testing.T) {
+	t.Parallel()
+	users := documentedUsers(t)
+	webPass, workerPass := documentedPasswords["otj-web"], documentedPasswords["otj-worker"]
+	s := testsupport.NATSWith(t, func(o *server.Options) { o.Users = users })
 
 	env := baseEnv(t)
 	env["NATS_URL"], env["NATS_USER"], env["NATS_PASSWORD"] = s.ClientURL(), "otj-web", webPass
-	web := startApp(t, env, "web")
-	base := web.waitOutput(t, runningRE)
 	wenv := baseEnv(t)
 	wenv["OTJ_DATA_DIR"] = env["OTJ_DATA_DIR"] // the SQLite database is shared
 	wenv["NATS_URL"], wenv["NATS_USER"], wenv["NATS_PASSWORD"] = s.ClientURL(), "otj-worker", workerPass
+	// The worker first: it may not make the stream, so it waits for the
+	// web side to.
 	worker := startApp(t, wenv, "worker")
+	testsupport.Eventually(t, 30*time.Second, "the worker never said it waits for the stream", func() bool {
+		return strings.Contains(worker.logs.String(), "waiting for the stream TASKS")
+	})
+	web := startApp(t, env, "web")
+	base := web.waitOutput(t, runningRE)
 	jobID, file := reportFlow(t, env["OTJ_DATA_DIR"], base)
 	// An operator command, as the web user, shows the result's digest in
 	// the form sha256sum prints for the downloaded file.

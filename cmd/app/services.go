@@ -75,7 +75,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	if m == modeWeb {
 		listen = cfg.NATSListen // workers in other processes join here
 	}
-	be, err := openBackend(ctx, cfg, log, backendOptions{Name: "otj-" + m.String(), Listen: listen, ApplyResultBounds: m.web(), WaitForDeps: true})
+	be, err := openBackend(ctx, cfg, log, backendOptions{Name: "otj-" + m.String(), Listen: listen, ApplyResultBounds: m.web(), WaitForDeps: true, JoinOnly: m == modeWorker})
 	if err != nil {
 		if ctx.Err() != nil {
 			// Stopped while waiting for a dependency: a clean stop.

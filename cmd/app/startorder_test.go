@@ -44,6 +44,10 @@ func TestWorkerStartedBeforeItsServerWaits(t *testing.T) {
 	}
 	// After the worker has gone (cleanups run last-registered first).
 	t.Cleanup(s.Shutdown)
+	// Connected, the worker waits for the stream, which the web side
+	// makes; the test's broker makes it here.
+	w.waitStderr(t, regexp.MustCompile(`msg="waiting for the stream TASKS`))
+	b := openBroker(t, &natsNode{addr: addr, s: s}, defaultLease)
 	w.waitStderr(t, regexp.MustCompile(`msg="worker started"`))
 	lines := waitingRE.FindAllString(w.stderr.String(), -1)
 	t.Logf("%d waiting lines before the server came", len(lines))
@@ -51,7 +55,6 @@ func TestWorkerStartedBeforeItsServerWaits(t *testing.T) {
 		t.Errorf("%d waiting lines: a flood, not a growing interval", len(lines))
 	}
 
-	b := openBroker(t, &natsNode{addr: addr, s: s}, defaultLease)
 	job := opEnqueue(t, b, 1, testSleep, `{"ms":0}`)
 	opWaitKind(t, b, job.ID, tasktype.EventSucceeded)
 }
@@ -105,10 +108,10 @@ func TestWorkerStartedBeforeItsDatabaseWaits(t *testing.T) {
 		t.Fatalf("the worker exited while waiting: %v", w.err)
 	default:
 	}
+	b := openBroker(t, &natsNode{addr: strings.TrimPrefix(s.ClientURL(), "nats://"), s: s}, defaultLease) // makes the stream
 	forward(t, addr, pg.Host)
 	w.waitStderr(t, regexp.MustCompile(`msg="worker started"`))
 
-	b := openBroker(t, &natsNode{addr: strings.TrimPrefix(s.ClientURL(), "nats://"), s: s}, defaultLease)
 	job := opEnqueue(t, b, 1, testSleep, `{"ms":0}`)
 	opWaitKind(t, b, job.ID, tasktype.EventSucceeded)
 

@@ -77,12 +77,17 @@ type ClusterConfig struct {
 // shorter one could be guessed by trying.
 const MinTokenLen = 16
 
-// Auth is the credentials the server requires: a token, or a user and a
-// password, not both.
+// Auth is the credentials the server requires: a token, a user and a
+// password, or several users, each with a password and the permissions
+// of their role; one of the three.
 type Auth struct {
 	Token    string
 	User     string
 	Password string
+	// Users, each with a password and optional permissions: how a
+	// cluster's operator admits web processes and workers as their own
+	// roles (README, NATS permissions), for tests that run that setup.
+	Users []*server.User
 }
 
 // validate says what is wrong with a, in words naming no value.
@@ -90,6 +95,15 @@ func (a Auth) validate() error {
 	switch {
 	case a.Token != "" && (a.User != "" || a.Password != ""):
 		return errors.New("give a token or a user and password, not both")
+	case len(a.Users) > 0:
+		if a.Token != "" || a.User != "" || a.Password != "" {
+			return errors.New("give users, a token, or a user and password, not two of them")
+		}
+		for _, u := range a.Users {
+			if u.Username == "" || len(u.Password) < MinTokenLen {
+				return fmt.Errorf("every user needs a name and a password of at least %d bytes", MinTokenLen)
+			}
+		}
 	case a.Token != "":
 		if len(a.Token) < MinTokenLen {
 			return fmt.Errorf("the token must be at least %d bytes", MinTokenLen)
@@ -232,6 +246,7 @@ func Start(cfg Config) (*Server, error) {
 		Authorization: cfg.Auth.Token,
 		Username:      cfg.Auth.User,
 		Password:      cfg.Auth.Password,
+		Users:         cfg.Auth.Users,
 	}
 	if tlsConfig != nil {
 		opts.TLSConfig, opts.TLS, opts.TLSTimeout = tlsConfig, true, 2

@@ -18,7 +18,8 @@ import (
 // Cluster is a JetStream cluster of embedded servers in the test's
 // process, on loopback, each node with its own temp store: what an
 // operator's three-node NATS is to the app, for tests that kill and
-// restart nodes under load. Every node requires NATSToken from clients.
+// restart nodes under load. Every node requires NATSToken from clients,
+// or the credentials NATSClusterWith was given.
 type Cluster struct {
 	t     testing.TB
 	mu    sync.Mutex
@@ -40,6 +41,13 @@ const clusterReady = 60 * time.Second
 // comes back where the others and the clients look for it.
 func NATSCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return NATSClusterWith(t, n, natsserver.Auth{Token: NATSToken})
+}
+
+// NATSClusterWith is NATSCluster with the credentials every node
+// requires: users with their roles' permissions, say.
+func NATSClusterWith(t testing.TB, n int, auth natsserver.Auth) *Cluster {
+	t.Helper()
 	if n < 1 {
 		t.Fatalf("NATSCluster: %d nodes", n)
 	}
@@ -55,7 +63,7 @@ func NATSCluster(t testing.TB, n int) *Cluster {
 			Name:     fmt.Sprintf("otj-test-%d", i),
 			StoreDir: filepath.Join(dir, strconv.Itoa(i)),
 			Listen:   "127.0.0.1:" + strconv.Itoa(ports[i]),
-			Auth:     natsserver.Auth{Token: NATSToken},
+			Auth:     auth,
 			Cluster:  &natsserver.ClusterConfig{Name: "otj-test", Listen: routes[i], Routes: routes},
 			// A node's start waits for its listeners only, not for the
 			// others, so the nodes start one after another.

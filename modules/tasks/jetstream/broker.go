@@ -93,9 +93,19 @@ type Config struct {
 	// operator commands and tests want, so that a command run without
 	// the app's settings cannot change them.
 	Results *ResultBounds
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// JoinOnly opens the stream and the results bucket as they are, and
+	// makes neither: a missing one is ErrNotDeployed, for the caller to
+	// wait on. Workers set it, as they may lack the right to make them
+	// (README, NATS permissions): the web side makes them at its start,
+	// whichever process starts first.
+	JoinOnly bool
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
+
+// ErrNotDeployed is Open's error, with Config.JoinOnly, for a stream or
+// results bucket that no process has made yet.
+var ErrNotDeployed = errors.New("not made yet: app web makes it at its first start")
 
 // ResultBounds are the results bucket's limits, kept by the server
 // itself, so that no process of the app has to sweep the bucket.
@@ -203,6 +213,9 @@ func (b *Broker) openStream(ctx context.Context) (natsjs.Stream, error) {
 	rctx, cancel := b.request(ctx)
 	stream, err := b.js.Stream(rctx, StreamName)
 	cancel()
+	if errors.Is(err, natsjs.ErrStreamNotFound) && b.cfg.JoinOnly {
+		return nil, ErrNotDeployed
+	}
 	if errors.Is(err, natsjs.ErrStreamNotFound) {
 		rctx, cancel := b.request(ctx)
 		stream, err = b.js.CreateStream(rctx, scfg)
@@ -304,6 +317,9 @@ func openResults(ctx context.Context, js natsjs.JetStream, cfg Config) (natsjs.O
 	rctx, cancel := context.WithTimeout(ctx, 2*cfg.RequestTimeout)
 	defer cancel()
 	results, err := js.ObjectStore(rctx, ResultsBucket)
+	if errors.Is(err, natsjs.ErrBucketNotFound) && cfg.JoinOnly {
+		return nil, ErrNotDeployed
+	}
 	if err != nil && !errors.Is(err, natsjs.ErrBucketNotFound) {
 		return nil, err
 	}
