@@ -154,10 +154,18 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		b.Broker, err = jetstream.Open(ctx, jcfg)
 		return err
 	}
-	if o.JoinOnly {
+	switch {
+	case o.JoinOnly:
 		err = service.WaitFor(ctx, log, "the stream "+jetstream.StreamName+" and the bucket "+jetstream.ResultsBucket+", which app web makes at its first start", open,
-			func(err error) bool { return !errors.Is(err, jetstream.ErrNotDeployed) })
-	} else {
+			func(err error) bool {
+				return !errors.Is(err, jetstream.ErrNotDeployed) && !errors.Is(err, tasktype.ErrUnavailable)
+			})
+	case o.WaitForDeps:
+		// A cluster that has just started answers before it has elected
+		// the JetStream leader that streams are made through.
+		err = service.WaitFor(ctx, log, "JetStream at NATS_URL "+redactURL(cfg.NATSURL), open,
+			func(err error) bool { return !errors.Is(err, tasktype.ErrUnavailable) })
+	default:
 		err = open(ctx)
 	}
 	if err != nil {

@@ -169,3 +169,26 @@ func forward(t *testing.T, addr, to string) {
 		}
 	}()
 }
+
+// TestWebWaitsForJetStream starts app web against a cluster that answers
+// but has no JetStream quorum (two of three nodes down), as a cluster
+// does for a moment after it starts: the web process waits, saying so,
+// and serves once the nodes are back.
+func TestWebWaitsForJetStream(t *testing.T) {
+	t.Parallel()
+	cluster := testsupport.NATSCluster(t, 3)
+	cluster.Kill(1)
+	cluster.Kill(2)
+	env := baseEnv(t)
+	env["NATS_URL"], env["NATS_TOKEN"] = cluster.URLs(), testsupport.NATSToken
+	web := startProcess(t, "web", env, "web")
+	web.waitStderr(t, regexp.MustCompile(`msg="waiting for JetStream at NATS_URL`))
+	select {
+	case <-web.done:
+		t.Fatalf("app web exited while JetStream had no quorum: %v", web.err)
+	default:
+	}
+	cluster.Restart(1)
+	cluster.Restart(2)
+	web.waitStdout(t, runningRE)
+}
