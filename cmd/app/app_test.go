@@ -54,38 +54,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // runMainEnv makes the test binary run main() instead of the tests.
 const runMainEnv = "OTJ_TEST_RUN_MAIN"
 
-// syncBuffer collects a process's output for polling.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is one app command running in this test process, with its own
 // NATS connections, as a separate OS process would have.
 type proc struct {
 	stop   context.CancelFunc
 	done   chan struct{} // closed when run has returned, with err set
 	err    error
-	stdout *syncBuffer
-	logs   *syncBuffer
+	stdout *testsupport.Buffer
+	logs   *testsupport.Buffer
 }
 
 func startApp(t *testing.T, env map[string]string, args ...string) *proc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &proc{stop: cancel, done: make(chan struct{}), stdout: &syncBuffer{}, logs: &syncBuffer{}}
+	p := &proc{stop: cancel, done: make(chan struct{}), stdout: &testsupport.Buffer{}, logs: &testsupport.Buffer{}}
 	logs := io.MultiWriter(&tLogWriter{t: t, prefix: args[0]}, p.logs)
 	go func() {
 		defer close(p.done)

@@ -408,8 +408,8 @@ var appSettings = append(settingNames(), "OTJ_TEST_FAST", runLogEnv)
 type appProcess struct {
 	name   string
 	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *testsupport.Buffer
+	stderr *testsupport.Buffer
 	done   chan struct{} // closed when the process has exited, with err set
 	err    error
 }
@@ -428,7 +428,7 @@ func startProcess(t *testing.T, name string, env map[string]string, cmdName stri
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v) // the last of a name wins
 	}
-	p := &appProcess{name: name, cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &appProcess{name: name, cmd: cmd, stdout: &testsupport.Buffer{}, stderr: &testsupport.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout = p.stdout
 	cmd.Stderr = io.MultiWriter(&tLogWriter{t: t, prefix: name}, p.stderr)
 	if err := cmd.Start(); err != nil {
@@ -496,7 +496,7 @@ func (p *appProcess) waitStderr(t *testing.T, re *regexp.Regexp) string {
 	return p.wait(t, p.stderr, "stderr", re)
 }
 
-func (p *appProcess) wait(t *testing.T, out *syncBuffer, what string, re *regexp.Regexp) string {
+func (p *appProcess) wait(t *testing.T, out *testsupport.Buffer, what string, re *regexp.Regexp) string {
 	t.Helper()
 	var m []string
 	testsupport.Eventually(t, 60*time.Second, fmt.Sprintf("%s printed nothing matching %s on %s", p.name, re, what), func() bool {

@@ -1,11 +1,9 @@
 package tasks_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,25 +15,6 @@ import (
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
-
-// lockedBuffer is a log destination the projection's goroutine writes to
-// while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 const rebuildWarning = "the event stream is not the one task_result was built from"
 
@@ -86,7 +65,7 @@ func TestProjectionRebuildsOnAnotherStream(t *testing.T) {
 				}
 			}
 
-			logs := &lockedBuffer{}
+			logs := &testsupport.Buffer{}
 			brokerB := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "server-b"))
 			b, err := tasks.NewClient(tasks.Config{DB: db, Log: brokerB, Enqueuer: brokerB,
 				Logger: slog.New(slog.NewTextHandler(logs, nil))})
@@ -117,7 +96,7 @@ func TestFollowingProjectionNoticesANewStream(t *testing.T) {
 	db, _ := testsupport.DB(t)
 	srv := testsupport.NATS(t)
 	broker := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "web"))
-	logs := &lockedBuffer{}
+	logs := &testsupport.Buffer{}
 	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Enqueuer: broker, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)

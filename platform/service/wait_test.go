@@ -1,35 +1,16 @@
 package service_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/otjhelper/otj/platform/service"
+	"github.com/otjhelper/otj/platform/testsupport"
 )
-
-// lockedBuffer is a log sink safe for the logger's writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 var errDown = errors.New("connection refused")
 var errRefused = errors.New("authorization violation")
@@ -54,7 +35,7 @@ func TestWaitFor(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			var logs lockedBuffer
+			var logs testsupport.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, nil))
 			tries := 0
 			err := fast.WaitFor(ctx, log, "the thing", func(context.Context) error {

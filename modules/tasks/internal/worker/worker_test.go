@@ -513,26 +513,8 @@ func TestTakeoverStopsTheRunningAttempt(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log destination the worker's goroutines may share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestPanicFailsTheJobNotTheWorker(t *testing.T) {
-	var logs lockedBuffer
+	var logs testsupport.Buffer
 	r := newRig(t, worker.Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	r.reg.Register("work", func(_ context.Context, j tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		if j.ID == "bad" {
