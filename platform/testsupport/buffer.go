@@ -12,6 +12,7 @@ type Buffer struct {
 	b  bytes.Buffer
 }
 
+// Write appends p, as io.Writer.
 func (l *Buffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
