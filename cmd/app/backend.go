@@ -140,6 +140,24 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 	if b.DB, err = openDatabase(ctx, cfg, true, waitDB); err != nil {
 		return nil, err
 	}
+	if cfg.Broker == brokerRedis {
+		// Before the stream, which a worker may wait for: a refused
+		// password is a setting to fix, said at once.
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		if err := redisTLS(cfg, opts); err != nil {
+			return nil, err
+		}
+		// Deadlines from contexts reach the socket, so that REDIS_TIMEOUT
+		// holds even against a Redis that accepts and never answers.
+		opts.ContextTimeoutEnabled = true
+		b.rdb = redis.NewClient(opts)
+		if err := checkRedisAuth(ctx, cfg, log, b.rdb); err != nil {
+			return nil, err
+		}
+	}
 	// JOB_LEASE reaches the shared consumer only through a worker's
 	// Queue; other processes leave it as the workers set it.
 	jcfg := jetstream.Config{Conn: b.NC, AckWait: cfg.JobLease, ResetAckWait: cfg.JobLeaseReset, Logger: log}
@@ -181,21 +199,7 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		}
 		return nil, err
 	}
-	if cfg.Broker == brokerRedis {
-		opts, err := redis.ParseURL(cfg.RedisURL)
-		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
-		}
-		if err := redisTLS(cfg, opts); err != nil {
-			return nil, err
-		}
-		// Deadlines from contexts reach the socket, so that REDIS_TIMEOUT
-		// holds even against a Redis that accepts and never answers.
-		opts.ContextTimeoutEnabled = true
-		b.rdb = redis.NewClient(opts)
-		if err := checkRedisAuth(ctx, cfg, log, b.rdb); err != nil {
-			return nil, err
-		}
+	if b.rdb != nil {
 		// Redis down is no reason not to start: see checkRedisAuth.
 		b.Redis, err = redisbroker.New(redisbroker.Config{
 			Client: b.rdb, Events: b.Broker, Prefix: cfg.RedisKeyPrefix, Lease: cfg.JobLease, SendTimeout: cfg.RedisTimeout,

@@ -106,6 +106,7 @@ func TestWorkerJoinsAnAuthenticatedServer(t *testing.T) {
 			for k, v := range x.env {
 				env[k] = v
 			}
+			b := x.connect(t) // the web side's part: it makes the stream
 			w := startApp(t, env, "worker")
 			testsupport.Eventually(t, 30*time.Second, "the worker never started", func() bool {
 				select {
@@ -115,7 +116,6 @@ func TestWorkerJoinsAnAuthenticatedServer(t *testing.T) {
 				}
 				return strings.Contains(w.logs.String(), `msg="worker started"`)
 			})
-			b := x.connect(t)
 			job := opEnqueue(t, b, 1, testSleep, `{"ms":0}`)
 			opWaitKind(t, b, job.ID, tasktype.EventSucceeded)
 		})

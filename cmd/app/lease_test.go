@@ -17,6 +17,7 @@ import (
 func TestWorkerWithAnotherLeaseRefusesToStart(t *testing.T) {
 	n := startNATSNode(t)
 	runs := newRunLog(t)
+	openBroker(t, n, 5*time.Second) // the web side's part: it makes the stream
 	startWorker(t, "worker-5s", workerEnv(t, n, 5*time.Second, runs))
 
 	odd := startProcess(t, "worker-10s", workerEnv(t, n, 10*time.Second, runs), "worker")
