@@ -111,25 +111,44 @@ func (c *Cluster) start(i int) {
 	c.mu.Unlock()
 }
 
-// waitMeta waits until the running nodes agree on a meta leader and
-// node i (every running node when i is -1) is current with it.
+// waitMeta waits until the running nodes agree on a meta leader, node i
+// (every running node when i is -1) is current with it, and the leader
+// sees every running node online: until then a stream with a replica on
+// each node is refused ("no suitable peers for placement").
 func (c *Cluster) waitMeta(i int) {
 	c.t.Helper()
-	Eventually(c.t, clusterReady, "the cluster has no JetStream meta leader", func() bool {
+	Eventually(c.t, clusterReady, "the cluster has no JetStream meta leader that sees every node", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		leader := false
+		var leader *server.Server
+		running := 0
 		for j, s := range c.nodes {
 			if s == nil {
 				continue
 			}
+			running++
 			ns := s.Server()
-			leader = leader || ns.JetStreamIsLeader()
+			if ns.JetStreamIsLeader() {
+				leader = ns
+			}
 			if (i < 0 || i == j) && !ns.JetStreamIsCurrent() {
 				return false
 			}
 		}
-		return leader
+		if leader == nil {
+			return false
+		}
+		info, err := leader.Jsz(&server.JSzOptions{})
+		if err != nil || info.Meta == nil {
+			return false
+		}
+		online := 0
+		for _, p := range info.Meta.Replicas {
+			if p.Current && !p.Offline {
+				online++
+			}
+		}
+		return online >= running-1
 	})
 }
 

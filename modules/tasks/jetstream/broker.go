@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -446,9 +447,13 @@ func (b *Broker) request(ctx context.Context) (context.Context, context.CancelFu
 // tasktype.ErrUnavailable, keeping the cause.
 func classify(err error) error {
 	var apiErr *natsjs.APIError
-	if errors.As(err, &apiErr) {
+	if errors.As(err, &apiErr) && apiErr.Code != http.StatusServiceUnavailable {
 		return err
 	}
+	// A 503 is a cluster between leaders ("JetStream system temporarily
+	// unavailable"): an outage to wait out, like no answer at all. (A
+	// server without JetStream answers 503 too; Open tells that apart
+	// first.)
 	return fmt.Errorf("%w: %w", tasktype.ErrUnavailable, err)
 }
 
