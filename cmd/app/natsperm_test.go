@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -73,8 +74,7 @@ func TestDocumentedNATSPermissionsSuffice(t *testing.T) {
 
 	env := baseEnv(t)
 	env["NATS_URL"], env["NATS_USER"], env["NATS_PASSWORD"] = s.ClientURL(), "otj-web", webPass
-	wenv := baseEnv(t)
-	wenv["OTJ_DATA_DIR"] = env["OTJ_DATA_DIR"] // the SQLite database is shared
+	wenv := maps.Clone(env) // the database is shared
 	wenv["NATS_URL"], wenv["NATS_USER"], wenv["NATS_PASSWORD"] = s.ClientURL(), "otj-worker", workerPass
 	// The worker first: it may not make the stream, so it waits for the
 	// web side to.
