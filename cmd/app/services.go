@@ -140,9 +140,8 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			BaseURL: cfg.BaseURL,
 			Health:  health, Retention: tasktype.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
 			Middleware: mx.middleware(),
-			// The web knows no job type: the report's comes from its module.
-			ReportType: reports.FullReport,
-			TaskLabels: map[string]string{reports.FullReport: reports.FullReportLabel},
+			// The web knows no job type: each kind comes from its module.
+			Kinds: taskKinds(),
 		})
 		if err != nil {
 			return err
@@ -260,6 +259,16 @@ func natsTarget(cfg Config, embedded *natsserver.Server) string {
 		return "embedded, listening on " + u
 	}
 	return "embedded, in-process only"
+}
+
+// taskKinds are the kinds of work the web offers, each from its module.
+func taskKinds() []web.TaskKind {
+	return []web.TaskKind{{
+		Type: reports.FullReport, Label: reports.FullReportLabel, Noun: "report",
+		Start: &web.StartButton{Path: "generate-report", Label: "Generate Full Report",
+			Hint:   "A CSV of your whole activity log, built in the background.",
+			Queued: "Your full report is being generated in the background. It will appear below when it is ready."},
+	}}
 }
 
 // newRegistry registers every job type this build runs.

@@ -21,8 +21,7 @@ import (
 // FullReport is the job type of the full CSV report.
 const FullReport = "full_report"
 
-// FullReportLabel is how users see a full report's task (web.Config's
-// TaskLabels).
+// FullReportLabel is how users see a full report's task.
 const FullReportLabel = "Full report (CSV)"
 
 // Source is what the report needs from the activity log. Its rows are

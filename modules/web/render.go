@@ -28,7 +28,7 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-var pageNames = []string{"tasks", "task", "activities", "signin", "error"}
+var pageNames = []string{"tasks", "task", "result", "activities", "signin", "error"}
 
 type pages struct{ byName map[string]*template.Template }
 
@@ -63,15 +63,18 @@ var funcs = template.FuncMap{
 	"endLabel":     endLabel,
 	"isoTime":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"regen":        func(id, key string) regenForm { return regenForm{ID: id, Key: key} },
+	"fileKind":     fileKind,
 }
 
 // parsePages parses every page with the layout and the shared partials
 // once, at start, so that a broken template stops the app instead of
 // failing a request later.
-func parsePages(labels taskLabels) (*pages, error) {
+func parsePages(k *kinds) (*pages, error) {
 	p := &pages{byName: make(map[string]*template.Template)}
 	fm := maps.Clone(funcs)
-	fm["taskLabel"] = labels.label
+	fm["taskLabel"] = k.label
+	fm["taskView"] = k.view
+	fm["startButtons"] = k.startButtons
 	for _, name := range pageNames {
 		t, err := template.New(name).Funcs(fm).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name+".html")
 		if err != nil {
@@ -166,15 +169,20 @@ func location(name string) *time.Location {
 	return l
 }
 
-// taskLabels name job types for users (Config.TaskLabels).
-type taskLabels map[string]string
-
-// label is how users see job type t.
-func (l taskLabels) label(t string) string {
-	if s, ok := l[t]; ok {
-		return s
+// fileKind names a result's content type for a download link ("CSV").
+func fileKind(contentType string) string {
+	mt, _, _ := strings.Cut(contentType, ";")
+	switch strings.TrimSpace(mt) {
+	case "text/csv":
+		return "CSV"
+	case "application/json":
+		return "JSON"
+	case "application/zip":
+		return "zip"
+	case "message/rfc822":
+		return "email"
 	}
-	return strings.ReplaceAll(t, "_", " ")
+	return "file"
 }
 
 func humanSize(n int64) string {

@@ -282,7 +282,7 @@ func TestSessionCookiesMatchTheScheme(t *testing.T) {
 			}
 			cfg := web.Config{
 				Tasks: &fakeTasks{}, Enqueuer: &fakeEnqueuer{}, Control: &fakeControl{}, History: &fakeHistory{},
-				Results: noResults{}, Sessions: signer, ReportType: reportType,
+				Results: noResults{}, Sessions: signer, Kinds: reportKinds,
 			}
 			db, _ := testsupport.DB(t)
 			store := activity.NewStore(db)

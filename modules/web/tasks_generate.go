@@ -13,16 +13,6 @@ import (
 // the list before redirecting anyway.
 const projectionWait = 2 * time.Second
 
-// generateReport enqueues the user's report, of the configured
-// ReportType (POST /tasks/generate-report).
-func (s *server) generateReport(w http.ResponseWriter, r *http.Request) {
-	key, ok := s.formKey(w, r)
-	if !ok {
-		return
-	}
-	s.startJob(w, r, tasktype.EnqueueRequest{Type: s.cfg.ReportType, UserID: currentUser(r).ID, Key: key})
-}
-
 // formKey reads the form's idempotency key, answering 400 for a form
 // that cannot be read or a malformed key.
 func (s *server) formKey(w http.ResponseWriter, r *http.Request) (string, bool) {

@@ -36,23 +36,8 @@ func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
 			v.Refresh = true
 		}
 		if t.ID == r.URL.Query().Get("queued") {
-			v.Notice = queuedNotice(t.Status)
+			v.Notice = s.kinds.queuedNotice(t.TaskType, t.Status)
 		}
 	}
 	s.render(w, r, "tasks", v)
-}
-
-// queuedNotice tells the user what became of the task they just started.
-func queuedNotice(s tasktype.Status) string {
-	switch s {
-	case tasktype.StatusCompleted:
-		return "Your report is ready: download it below."
-	case tasktype.StatusFailed:
-		return "Your report could not be made; the reason is shown below."
-	case tasktype.StatusRetrying:
-		return "Your report hit a problem and will be tried again shortly; the reason is shown below."
-	case tasktype.StatusCancelled:
-		return "Your report was cancelled."
-	}
-	return "Your full report is being generated in the background. It will appear below when it is ready."
 }

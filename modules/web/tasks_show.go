@@ -58,7 +58,7 @@ func (s *server) showTask(w http.ResponseWriter, r *http.Request) {
 	}
 	d.RegenKey = rand.Text()
 	s.render(w, r, "task", view{
-		Title: taskLabels(s.cfg.TaskLabels).label(d.Task.TaskType), Nav: "tasks", Loc: loc, Data: d,
+		Title: s.kinds.label(d.Task.TaskType), Nav: "tasks", Loc: loc, Data: d,
 		Notice: doneNotice(r.URL.Query().Get("done"), d.Task.Status),
 		// A lagging page is incomplete whatever the task's state.
 		Refresh: d.Task.Status.Active() || d.Lagging,

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
 	"net/url"
 	"time"
@@ -91,13 +90,11 @@ type Config struct {
 	Sessions   *session.Signer     // required
 	Projection ProjectionWaiter    // optional: makes a new task show at once
 	Health     []HealthCheck
-	// ReportType is the job type "Generate report" enqueues. The web
-	// knows no job type of its own: cmd/app passes the reports module's
-	// (reports.FullReport). Required.
-	ReportType string
-	// TaskLabels name job types as users see them ("Full report (CSV)");
-	// a type without one shows as its name, underscores as spaces.
-	TaskLabels map[string]string
+	// Kinds are the kinds of work the app offers: their labels, the task
+	// list's buttons that start them, and the pages that show their
+	// results. The web knows no job type of its own: cmd/app passes each
+	// job module's. At least one must have a Start button.
+	Kinds []TaskKind
 	// DevAutoLoginEmail signs every request in as this user, creating it
 	// on first use (development only, as in the Python app).
 	DevAutoLoginEmail string
@@ -140,9 +137,6 @@ func (c *Config) validate() error {
 	if c.Sessions == nil {
 		errs = append(errs, errors.New("web config: Sessions is required"))
 	}
-	if c.ReportType == "" {
-		errs = append(errs, errors.New("web config: ReportType is required"))
-	}
 	if u := c.BaseURL; u != nil && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
 		errs = append(errs, fmt.Errorf("web config: BaseURL %q: want http:// or https:// and a host", u))
 	}
@@ -164,6 +158,7 @@ type server struct {
 	cfg   Config
 	log   *slog.Logger
 	pages *pages
+	kinds *kinds
 }
 
 // New returns the app's HTTP handler.
@@ -181,13 +176,16 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	// The caller's map may change; the pages keep the labels they start with.
-	cfg.TaskLabels = maps.Clone(cfg.TaskLabels)
-	pg, err := parsePages(taskLabels(cfg.TaskLabels))
+	// A copy: the caller's slice may change.
+	kd, err := newKinds(cfg.Kinds)
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, log: cfg.Logger, pages: pg}
+	pg, err := parsePages(kd)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, log: cfg.Logger, pages: pg, kinds: kd}
 
 	return s.routes(), nil
 }
@@ -212,7 +210,9 @@ func (s *server) routes() *chi.Mux {
 		r.Get("/", redirect("/tasks/"))
 		r.Get("/tasks", redirect("/tasks/"))
 		r.Get("/tasks/", s.listTasks)
-		r.Post("/tasks/generate-report", s.generateReport)
+		for _, b := range s.kinds.startButtons() {
+			r.Post("/tasks/"+b.Path, s.startKind(b.Type))
+		}
 		r.Group(func(r chi.Router) {
 			// Every route with a task id, and only these: the id is
 			// checked once, here, for all of them.
@@ -222,6 +222,11 @@ func (s *server) routes() *chi.Mux {
 			r.Post("/tasks/{id}/retry", s.retryTask)
 			r.Get("/tasks/{id}/download", s.downloadResult)
 			r.Post("/tasks/{id}/regenerate", s.regenerateResult)
+			for _, kd := range s.kinds.list {
+				if v := kd.View; v != nil {
+					r.Get("/tasks/{id}/"+v.Path, s.showResult(v, kd.Type))
+				}
+			}
 		})
 		r.Get("/activities", s.listActivities)
 	})

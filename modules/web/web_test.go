@@ -184,17 +184,23 @@ const (
 	reportLabel = "Full report (CSV)"
 )
 
-// The report's job type comes from the configuration: a web without one
-// refuses to start, naming the field.
-func TestConfigNeedsReportType(t *testing.T) {
+// reportKinds offers the tests' report as the app offers the real one.
+var reportKinds = []web.TaskKind{{
+	Type: reportType, Label: reportLabel, Noun: "report",
+	Start: &web.StartButton{Path: "generate-report", Label: "Generate Full Report"},
+}}
+
+// Job types come from the configuration: a web offering none refuses to
+// start, saying what is missing.
+func TestConfigNeedsKinds(t *testing.T) {
 	db, _ := testsupport.DB(t)
 	store := activity.NewStore(db)
 	_, err := web.New(web.Config{
 		Tasks: &fakeTasks{}, Enqueuer: &fakeEnqueuer{}, Control: &fakeControl{}, History: &fakeHistory{},
 		Results: noResults{}, Users: store, Activities: store, Sessions: testsupport.Signer(t),
 	})
-	if err == nil || !strings.Contains(err.Error(), "ReportType is required") {
-		t.Fatalf("web.New without ReportType: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "at least one kind must have a Start button") {
+		t.Fatalf("web.New without Kinds: %v", err)
 	}
 }
 
@@ -235,7 +241,7 @@ func newFixtureOn(t *testing.T, db *bun.DB, cfg web.Config) *fixture {
 		cfg.History = &fakeHistory{}
 	}
 	cfg.Users, cfg.Activities = store, store
-	cfg.ReportType, cfg.TaskLabels = reportType, map[string]string{reportType: reportLabel}
+	cfg.Kinds = reportKinds
 	if cfg.Sessions == nil {
 		cfg.Sessions = testsupport.Signer(t)
 	}
