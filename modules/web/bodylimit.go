@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-
 )
 
 // DefaultBodyLimit bounds a request's body unless its route says
@@ -101,5 +100,3 @@ func (s *server) formError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	s.fail(w, r, http.StatusBadRequest, "Bad request", "The form could not be read. Reload the page and try again.")
 }
-
-

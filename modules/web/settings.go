@@ -140,8 +140,10 @@ func hoursField(v string, required bool, max float64) (float64, string) {
 	switch {
 	case err != nil || math.IsNaN(h) || math.IsInf(h, 0):
 		return 0, "Enter a number of hours, such as 400 or 6.5."
+	case h <= 0 && required:
+		return 0, "Enter a number of hours above 0."
 	case h <= 0:
-		return 0, "Enter a number of hours above 0" + map[bool]string{true: ".", false: ", or leave it blank for none."}[required]
+		return 0, "Enter a number of hours above 0, or leave it blank for none."
 	case h > max:
 		return 0, "Enter at most " + strconv.FormatFloat(max, 'f', -1, 64) + " hours."
 	}
