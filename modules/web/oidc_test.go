@@ -3,6 +3,7 @@ package web_test
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -270,6 +271,26 @@ func TestOIDCProviderDown(t *testing.T) {
 	code, body := getBody(t, http.DefaultClient, f.srv.URL+"/tasks/")
 	if code != http.StatusUnauthorized || !strings.Contains(body, `href="/login"`) {
 		t.Errorf("sign-in page = %d, without the provider's button:\n%s", code, body)
+	}
+}
+
+// A provider that was down at the first sign-in is looked up again at
+// the next: once it is up, sign-in works without a restart.
+func TestOIDCProviderComesBack(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	f := oidcFixture(t, &testsupport.OIDCProvider{Issuer: "http://" + addr + "/oidc", ClientID: "otj", ClientSecret: "otj-secret"}, "", nil)
+	if resp, _ := get(t, stepClient(t), f.srv.URL+"/login"); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("GET /login with the provider down = %d, want 503", resp.StatusCode)
+	}
+	p := testsupport.OIDCAt(t, addr, "otj", "otj-secret")
+	_, resp, body := p.SignIn(t, f.srv.URL, "alice@example.org", true)
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/tasks/" {
+		t.Fatalf("sign-in once the provider is up = %d at %s:\n%s", resp.StatusCode, resp.Request.URL, body)
 	}
 }
 

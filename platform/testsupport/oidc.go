@@ -25,11 +25,22 @@ type OIDCProvider struct {
 // verified, when none is).
 func OIDC(t testing.TB) *OIDCProvider {
 	t.Helper()
+	return OIDCAt(t, "127.0.0.1:0", "", "")
+}
+
+// OIDCAt is OIDC listening on addr, with the given client id and secret
+// ("" for made-up ones): a provider that comes up where the app was told
+// to look for it, for tests of a provider that was down.
+func OIDCAt(t testing.TB, addr, clientID, clientSecret string) *OIDCProvider {
+	t.Helper()
 	m, err := mockoidc.NewServer(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if clientID != "" {
+		m.ClientID, m.ClientSecret = clientID, clientSecret
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
