@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/session"
@@ -124,6 +125,15 @@ type Config struct {
 	// (WORKERS_STALL_AFTER).
 	WorkersStallAfter time.Duration
 	LogLevel          slog.Level
+	// OIDC is sign-in with an OpenID Connect provider (OIDC_ISSUER,
+	// OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_REDIRECT_URL, all four or
+	// none, and ALLOWED_EMAILS); nil without them.
+	OIDC *web.OIDCConfig
+	// SessionTTL is how long a sign-in lasts (SESSION_TTL).
+	SessionTTL time.Duration
+	// TrustProxyHeaders believes a proxy's X-Forwarded-Proto about
+	// HTTPS, for Secure cookies (TRUST_PROXY_HEADERS).
+	TrustProxyHeaders bool
 }
 
 // The brokers TASKS_BROKER names.
@@ -262,6 +272,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.WorkersStallAfter, err = settings.Duration(getenv, "WORKERS_STALL_AFTER", defaultWorkersStallAfter, time.Second, 24*time.Hour); err != nil {
+		return c, err
+	}
+	if err := signinSettings(&c, getenv); err != nil {
 		return c, err
 	}
 	if lvl := getenv("LOG_LEVEL"); lvl != "" {
@@ -436,4 +449,65 @@ func baseURLSetting(getenv func(string) string, name string) (*url.URL, error) {
 		return nil, fmt.Errorf("%s %q: want http:// or https:// and a host, with no path, such as https://otj.example.org", name, v)
 	}
 	return &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)}, nil
+}
+
+// The bounds of SESSION_TTL: shorter than a few minutes would sign people
+// out while they work; a year is the longest a browser should be trusted.
+const (
+	minSessionTTL = 5 * time.Minute
+	maxSessionTTL = 365 * 24 * time.Hour
+)
+
+// oidcSettings are the OIDC settings, all four or none.
+var oidcSettings = []string{"OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET", "OIDC_REDIRECT_URL"}
+
+// signinSettings reads the sign-in settings: the OIDC provider, who may
+// sign in, how long a session lasts, and whether a proxy's word on HTTPS
+// counts.
+func signinSettings(c *Config, getenv func(string) string) error {
+	var err error
+	if c.SessionTTL, err = settings.Days(getenv, "SESSION_TTL", web.DefaultSessionTTL, minSessionTTL, maxSessionTTL); err != nil {
+		return err
+	}
+	if c.TrustProxyHeaders, err = settings.Bool(getenv, "TRUST_PROXY_HEADERS"); err != nil {
+		return err
+	}
+	allowed, err := web.ParseAllowlist(getenv("ALLOWED_EMAILS"))
+	if err != nil {
+		return fmt.Errorf("ALLOWED_EMAILS: %v; want addresses and @domain entries, comma-separated", err)
+	}
+	vals := make([]string, len(oidcSettings))
+	var set, unset []string
+	for i, name := range oidcSettings {
+		// The secret is never shown: errors name settings, not values.
+		if vals[i] = strings.TrimSpace(getenv(name)); vals[i] != "" {
+			set = append(set, name)
+		} else {
+			unset = append(unset, name)
+		}
+	}
+	if len(set) == 0 {
+		if !allowed.Empty() {
+			return errors.New("ALLOWED_EMAILS: only with OIDC sign-in; set OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET and OIDC_REDIRECT_URL")
+		}
+		return nil
+	}
+	if len(unset) > 0 {
+		return fmt.Errorf("%s: not set; OIDC sign-in needs all of %s, or none", strings.Join(unset, " and "), strings.Join(oidcSettings, ", "))
+	}
+	issuer, err := url.Parse(vals[0])
+	if err != nil || issuer.Host == "" || !(issuer.Scheme == "https" || issuer.Scheme == "http" && natsserver.IsLoopback(issuer.Hostname())) {
+		return fmt.Errorf("OIDC_ISSUER %q: want the provider's https:// URL, such as https://accounts.google.com", vals[0])
+	}
+	redirect, err := url.Parse(vals[3])
+	if err != nil || (redirect.Scheme != "http" && redirect.Scheme != "https") || redirect.Host == "" ||
+		redirect.Path == "" || redirect.Path == "/" || redirect.RawQuery != "" || redirect.Fragment != "" {
+		return fmt.Errorf("OIDC_REDIRECT_URL %q: want the app's callback, such as https://otj.example.org/auth/callback", vals[3])
+	}
+	if b := c.BaseURL; b != nil && (redirect.Scheme != b.Scheme || !strings.EqualFold(redirect.Host, b.Host)) {
+		// The sign-in cookie set at BASE_URL would not reach the callback.
+		return fmt.Errorf("OIDC_REDIRECT_URL %q: must be on BASE_URL's scheme and host, %s", vals[3], b)
+	}
+	c.OIDC = &web.OIDCConfig{Issuer: vals[0], ClientID: vals[1], ClientSecret: vals[2], RedirectURL: vals[3], Allowed: allowed}
+	return nil
 }

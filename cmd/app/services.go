@@ -53,6 +53,11 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	if m == modeWorker && cfg.NATSURL == "" {
 		return errors.New("NATS_URL is not set: app worker joins a NATS server, such as the one app web embeds (NATS_URL=nats://" + cfg.NATSListen + ")")
 	}
+	if m.web() {
+		if err := checkSecretKey(cfg); err != nil {
+			return err
+		}
+	}
 	// Take the web port first, so a port clash fails before anything starts.
 	var ln net.Listener
 	if m.web() {
@@ -115,6 +120,10 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			log.Warn("development sign-in is on: every request is signed in as DEV_AUTO_LOGIN_EMAIL; never set it where others can reach the app",
 				"email", cfg.DevAutoLoginEmail, "host", cfg.Host)
 		}
+		exposed := devLoginExposed(cfg)
+		if exposed != "" {
+			log.Warn(exposed, "email", cfg.DevAutoLoginEmail, "host", cfg.Host)
+		}
 		if cfg.SecretKeyRandom {
 			log.Warn("SECRET_KEY is not set; using a random key, so sessions end when the process stops")
 		}
@@ -137,6 +146,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			Tasks: client, Enqueuer: client, Results: client, Users: store, Activities: store,
 			Control: client, History: client,
 			Sessions: signer, Projection: client, DevAutoLoginEmail: cfg.DevAutoLoginEmail, Logger: log,
+			OIDC: cfg.OIDC, SessionTTL: cfg.SessionTTL, TrustProxyHeaders: cfg.TrustProxyHeaders, Settings: store,
 			BaseURL: cfg.BaseURL,
 			Health:  health, Retention: tasktype.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
 			Middleware: mx.middleware(),
@@ -160,6 +170,9 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		})
 		url := "http://" + ln.Addr().String() + "/tasks/"
 		fmt.Fprintf(stdout, "OTJ Helper is running at %s\n", url)
+		if exposed != "" {
+			fmt.Fprintf(stdout, "WARNING: %s\n", exposed)
+		}
 		if embedded != nil && embedded.ClientURL() != "" {
 			fmt.Fprintf(stdout, "Workers can join with: %s app worker\n", joinSettings(cfg, embedded, be.Creds))
 		}
@@ -385,4 +398,26 @@ func openDatabase(ctx context.Context, cfg Config, migrate bool, wait *slog.Logg
 		}
 	}
 	return db, nil
+}
+
+// checkSecretKey refuses to serve the web without a SECRET_KEY: sessions
+// signed with a made-up key end at every restart and differ between web
+// processes. Only local development (DEV_AUTO_LOGIN_EMAIL) may go
+// without. LoadConfig has already refused a short one.
+func checkSecretKey(cfg Config) error {
+	if cfg.SecretKeyRandom && cfg.DevAutoLoginEmail == "" {
+		return fmt.Errorf("SECRET_KEY: not set; the web signs sessions with it: set at least %d bytes (try: openssl rand -hex 32), or DEV_AUTO_LOGIN_EMAIL for local development", session.MinKeyLen)
+	}
+	return nil
+}
+
+// devLoginExposed is the warning for DEV_AUTO_LOGIN_EMAIL on a HOST that
+// others can reach, where anyone who opens the app is that user; "" when
+// it does not apply.
+func devLoginExposed(cfg Config) string {
+	if cfg.DevAutoLoginEmail == "" || natsserver.IsLoopback(cfg.Host) {
+		return ""
+	}
+	return "DEV_AUTO_LOGIN_EMAIL is set and HOST " + cfg.Host + " is beyond loopback: anyone who can reach this address is signed in as " +
+		cfg.DevAutoLoginEmail + "; unset DEV_AUTO_LOGIN_EMAIL, or set HOST=127.0.0.1"
 }

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/otjhelper/otj/platform/testsupport"
 )
 
 // TestSignalsShutDownCleanly runs app all as a real process and stops it
@@ -19,7 +21,7 @@ func TestSignalsShutDownCleanly(t *testing.T) {
 			dir := t.TempDir()
 			for round := range 2 { // the second start proves the lock was released
 				cmd := exec.Command(os.Args[0], "all")
-				cmd.Env = append(os.Environ(), runMainEnv+"=1", "OTJ_DATA_DIR="+dir, "PORT=0", "NATS_URL=", "DEV_AUTO_LOGIN_EMAIL=")
+				cmd.Env = append(os.Environ(), runMainEnv+"=1", "OTJ_DATA_DIR="+dir, "PORT=0", "NATS_URL=", "DEV_AUTO_LOGIN_EMAIL=", "SECRET_KEY="+testsupport.TestSecretKey)
 				stdout, err := cmd.StdoutPipe()
 				if err != nil {
 					t.Fatal(err)

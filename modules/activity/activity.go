@@ -74,11 +74,15 @@ type User struct {
 	Name  string
 	// SelectedSpec is the code of the user's apprenticeship standard
 	// (e.g. "ST0787"), "" when none is chosen yet.
-	SelectedSpec      string
-	OTJTargetHours    float64
-	WeeklyTargetHours float64
-	Timezone          string
-	CreatedAt         time.Time
+	SelectedSpec string
+	// The hour targets: off-the-job training in all, seminars in all,
+	// and each week. 0 means the user has set no target.
+	OTJTargetHours     float64
+	SeminarTargetHours float64
+	WeeklyTargetHours  float64
+	// Timezone is an IANA zone name, such as Europe/London.
+	Timezone  string
+	CreatedAt time.Time
 }
 
 // Activity is one logged piece of off-the-job training as the activity log

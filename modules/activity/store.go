@@ -26,7 +26,7 @@ func NewStore(db *bun.DB) *Store { return &Store{db: db} }
 // "Alice@Example.org " and "alice@example.org" are one user.
 func normalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
-const userColumns = `id, email, name, selected_spec, otj_target_hours, weekly_target_hours, timezone, created_at`
+const userColumns = `id, email, name, selected_spec, otj_target_hours, seminar_target_hours, weekly_target_hours, timezone, created_at`
 
 // queryRower is what both *bun.DB and bun.Tx offer for one-row queries.
 type queryRower interface {
@@ -37,7 +37,7 @@ type queryRower interface {
 func scanUser(row *sql.Row) (User, error) {
 	var u User
 	var spec sql.NullString
-	err := row.Scan(&u.ID, &u.Email, &u.Name, &spec, &u.OTJTargetHours, &u.WeeklyTargetHours, &u.Timezone, &u.CreatedAt)
+	err := row.Scan(&u.ID, &u.Email, &u.Name, &spec, &u.OTJTargetHours, &u.SeminarTargetHours, &u.WeeklyTargetHours, &u.Timezone, &u.CreatedAt)
 	u.SelectedSpec = spec.String
 	return u, err
 }

@@ -31,7 +31,7 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 		}
 		if !ok {
 			w.WriteHeader(http.StatusUnauthorized)
-			s.render(w, r, "signin", view{Title: "Sign in"})
+			s.renderSignin(w, r)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, &u)))
@@ -43,3 +43,18 @@ func currentUser(r *http.Request) *activity.User {
 	u, _ := r.Context().Value(userKey{}).(*activity.User)
 	return u
 }
+
+// signinData is what the sign-in page shows: the provider's button, or
+// how a developer signs in without one.
+type signinData struct{ Provider string }
+
+func (s *server) renderSignin(w http.ResponseWriter, r *http.Request) {
+	var d signinData
+	if s.oidc != nil {
+		d.Provider = s.oidc.cfg.providerName()
+	}
+	s.render(w, r, "signin", view{Title: "Sign in", Data: d})
+}
+
+// signinPage is GET /signin, where signing out leads.
+func (s *server) signinPage(w http.ResponseWriter, r *http.Request) { s.renderSignin(w, r) }

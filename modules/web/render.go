@@ -28,7 +28,7 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-var pageNames = []string{"tasks", "task", "result", "activities", "signin", "error"}
+var pageNames = []string{"tasks", "task", "result", "activities", "signin", "error", "denied", "settings"}
 
 type pages struct{ byName map[string]*template.Template }
 

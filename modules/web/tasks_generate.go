@@ -17,7 +17,7 @@ const projectionWait = 2 * time.Second
 // that cannot be read or a malformed key.
 func (s *server) formKey(w http.ResponseWriter, r *http.Request) (string, bool) {
 	if err := r.ParseForm(); err != nil {
-		s.fail(w, r, http.StatusBadRequest, "Bad request", "The form could not be read. Reload the page and try again.")
+		s.formError(w, r, err)
 		return "", false
 	}
 	key := r.PostForm.Get("key")

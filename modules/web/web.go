@@ -68,6 +68,17 @@ type Activities interface {
 	ListActivities(ctx context.Context, userID int64, page, perPage int) (activity.Page, error)
 }
 
+// UserSettings reads the standards on offer and saves a user's settings
+// (activity.Store). Optional: without it there is no settings page.
+type UserSettings interface {
+	Standards(ctx context.Context) ([]activity.Standard, error)
+	UpdateSettings(ctx context.Context, userID int64, set activity.Settings) error
+}
+
+// DefaultSessionTTL is how long a sign-in lasts unless Config.SessionTTL
+// says otherwise.
+const DefaultSessionTTL = 7 * 24 * time.Hour
+
 // HealthCheck is one dependency /healthz reports on.
 type HealthCheck struct {
 	Name  string
@@ -98,6 +109,21 @@ type Config struct {
 	// DevAutoLoginEmail signs every request in as this user, creating it
 	// on first use (development only, as in the Python app).
 	DevAutoLoginEmail string
+	// OIDC, when set, signs users in with an OpenID Connect provider
+	// (GET /login, the callback at its RedirectURL's path).
+	OIDC *OIDCConfig
+	// SessionTTL is how long a sign-in lasts (SESSION_TTL); past it the
+	// user signs in again. Default DefaultSessionTTL.
+	SessionTTL time.Duration
+	// TrustProxyHeaders makes cookies Secure when a request's
+	// X-Forwarded-Proto says https (TRUST_PROXY_HEADERS): only for an
+	// app that a TLS proxy alone can reach, since a client could send it.
+	TrustProxyHeaders bool
+	// BodyLimit bounds a request's body, in bytes, unless its route sets
+	// its own with BodyLimit. Default DefaultBodyLimit.
+	BodyLimit int64
+	// Settings, when set, serves the settings page (GET|POST /settings).
+	Settings UserSettings
 	// BaseURL is the address users reach the app at (BASE_URL), such as
 	// https://otj.example.org behind a TLS proxy. Its scheme and host are
 	// the app's origin: the cross-origin check compares a request's
@@ -137,6 +163,11 @@ func (c *Config) validate() error {
 	if c.Sessions == nil {
 		errs = append(errs, errors.New("web config: Sessions is required"))
 	}
+	if c.OIDC != nil {
+		if err := c.OIDC.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if u := c.BaseURL; u != nil && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
 		errs = append(errs, fmt.Errorf("web config: BaseURL %q: want http:// or https:// and a host", u))
 	}
@@ -159,6 +190,7 @@ type server struct {
 	log   *slog.Logger
 	pages *pages
 	kinds *kinds
+	oidc  *oidcProvider // nil without Config.OIDC
 }
 
 // New returns the app's HTTP handler.
@@ -173,6 +205,12 @@ func New(cfg Config) (http.Handler, error) {
 		cfg.EnqueueTimeout = 5 * time.Second
 	}
 	cfg.defaultTimeouts()
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = DefaultBodyLimit
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -186,6 +224,9 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	s := &server{cfg: cfg, log: cfg.Logger, pages: pg, kinds: kd}
+	if cfg.OIDC != nil {
+		s.oidc = newOIDCProvider(*cfg.OIDC)
+	}
 
 	return s.routes(), nil
 }
@@ -203,10 +244,21 @@ func (s *server) routes() *chi.Mux {
 	r.Use(s.securityHeaders)
 	r.Use(s.recoverer)
 	r.Use(s.crossOrigin)
+	r.Use(s.limitBodies)
 	r.Get("/healthz", s.health)
 	r.Handle("/static/*", staticHandler())
+	r.Get("/signin", s.signinPage)
+	if s.oidc != nil {
+		r.Get("/login", s.login)
+		r.Get(s.oidc.cfg.callbackPath(), s.callback)
+	}
+	r.Post("/logout", s.logout)
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate)
+		if s.cfg.Settings != nil {
+			r.Get("/settings", s.showSettings)
+			r.Post("/settings", s.saveSettings)
+		}
 		r.Get("/", redirect("/tasks/"))
 		r.Get("/tasks", redirect("/tasks/"))
 		r.Get("/tasks/", s.listTasks)

@@ -246,12 +246,17 @@ func newFixtureOn(t *testing.T, db *bun.DB, cfg web.Config) *fixture {
 		cfg.Sessions = testsupport.Signer(t)
 	}
 	cfg.Logger = testsupport.Logger(t)
+	srv := httptest.NewUnstartedServer(nil)
+	if cfg.OIDC != nil && cfg.OIDC.RedirectURL == "" {
+		// The callback is on the test server, whose address is known now.
+		cfg.OIDC.RedirectURL = "http://" + srv.Listener.Addr().String() + "/auth/callback"
+	}
 	// The app's own server, timeouts and all.
 	hs, err := web.NewServer(cfg)
 	if err != nil {
+		srv.Close()
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(nil)
 	srv.Config = hs
 	srv.Start()
 	t.Cleanup(srv.Close)

@@ -80,3 +80,68 @@ func TestSecureCookies(t *testing.T) {
 		t.Error("a signer without options makes Secure cookies")
 	}
 }
+
+// Signing in twice as the same user, even within one second, gives two
+// different cookies, both valid: the cookie is renewed at every sign-in.
+func TestCookieIsNewEachTime(t *testing.T) {
+	s, _ := NewSigner([]byte(strings.Repeat("k", MinKeyLen)))
+	a, b := s.Cookie(7, time.Hour), s.Cookie(7, time.Hour)
+	if a.Value == b.Value {
+		t.Fatal("two sign-ins gave the same session cookie")
+	}
+	for _, c := range []*http.Cookie{a, b} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.AddCookie(c)
+		if id, ok := s.UserID(r); !ok || id != 7 {
+			t.Errorf("cookie reads back as %d, %v", id, ok)
+		}
+	}
+}
+
+func TestSealOpen(t *testing.T) {
+	key := []byte(strings.Repeat("k", MinKeyLen))
+	s, _ := NewSigner(key)
+	other, _ := NewSigner([]byte(strings.Repeat("x", MinKeyLen)))
+	good := s.Seal("state", []byte("hello|world"), time.Minute)
+	expired := s.Seal("state", []byte("hello"), -time.Second)
+	renamed := *good
+	renamed.Name = "other"
+	tampered := *good
+	tampered.Value = "A" + good.Value[1:]
+	session := s.Cookie(1, time.Hour)
+	session.Name = "state"
+	tests := []struct {
+		name   string
+		signer *Signer
+		cookie *http.Cookie
+		open   string
+		want   string
+		ok     bool
+	}{
+		{"valid", s, good, "state", "hello|world", true},
+		{"expired", s, expired, "state", "", false},
+		{"other key", other, good, "state", "", false},
+		{"another name", s, &renamed, "other", "", false},
+		{"tampered", s, &tampered, "state", "", false},
+		{"a session cookie in its place", s, session, "state", "", false},
+		{"absent", s, nil, "state", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			if tt.cookie != nil {
+				r.AddCookie(tt.cookie)
+			}
+			got, ok := tt.signer.Open(r, tt.open)
+			if string(got) != tt.want || ok != tt.ok {
+				t.Fatalf("Open = %q, %v; want %q, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+	if c := s.Clear("state"); c.MaxAge >= 0 || c.Value != "" {
+		t.Errorf("Clear gives %+v, want a deleting cookie", c)
+	}
+	if !good.HttpOnly || good.SameSite != http.SameSiteLaxMode {
+		t.Errorf("sealed cookie lacks HttpOnly or SameSite: %+v", good)
+	}
+}
