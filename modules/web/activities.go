@@ -26,7 +26,7 @@ func (s *server) listActivities(w http.ResponseWriter, r *http.Request) {
 		page = n
 	}
 	u := currentUser(r)
-	pg, err := s.cfg.Activities.ListActivities(r.Context(), u.ID, page, activitiesPerPage)
+	pg, err := s.cfg.Activities.ListActivities(r.Context(), u.ID, activity.Filter{}, page, activitiesPerPage)
 	if err != nil {
 		s.serverError(w, r, err)
 		return

@@ -66,7 +66,7 @@ type Users interface {
 
 // Activities lists a user's activity log.
 type Activities interface {
-	ListActivities(ctx context.Context, userID int64, page, perPage int) (activity.Page, error)
+	ListActivities(ctx context.Context, userID int64, f activity.Filter, page, perPage int) (activity.Page, error)
 }
 
 // HealthCheck is one dependency /healthz reports on.
