@@ -243,8 +243,8 @@ func TestActivityListFilters(t *testing.T) {
 		{"", []string{"one", "two", "three"}, "3 activities, 7.0 hours"},
 		{"?type=workshop", []string{"one", "three"}, "2 matching activities, 5.0 hours"},
 		{"?tag=go", []string{"one", "two"}, "2 matching activities, 3.0 hours"},
-		{"?ksb=" + ksbs[1].NaturalCode, []string{"two"}, "1 matching activities, 2.0 hours"},
-		{"?type=workshop&tag=db", []string{"three"}, "1 matching activities, 4.0 hours"},
+		{"?ksb=" + ksbs[1].NaturalCode, []string{"two"}, "1 matching activity, 2.0 hours"},
+		{"?type=workshop&tag=db", []string{"three"}, "1 matching activity, 4.0 hours"},
 	}
 	for _, tt := range tests {
 		code, page := getBody(t, alice, f.srv.URL+"/activities"+tt.query)
