@@ -12,6 +12,10 @@ import (
 	"github.com/otjhelper/otj/modules/activity"
 )
 
+// maxFormBytes bounds an activity form's body: far above the most the
+// field limits allow, far below what would cost the server memory.
+const maxFormBytes = 512 << 10
+
 type activityIDKey struct{}
 
 // activityID answers 404 to a request whose {id} is not a positive
@@ -112,7 +116,14 @@ func (s *server) newActivity(w http.ResponseWriter, r *http.Request) {
 // readForm parses and checks a posted activity form. It answers the
 // request itself (400, with the form) unless the form is valid.
 func (s *server) readForm(w http.ResponseWriter, r *http.Request, id int64) (activity.Input, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.fail(w, r, http.StatusRequestEntityTooLarge, "Form too large",
+				"The form is larger than an activity can be (512 KB). Shorten the description or notes and try again.")
+			return activity.Input{}, false
+		}
 		s.fail(w, r, http.StatusBadRequest, "Bad request", "The form could not be read. Reload the page and try again.")
 		return activity.Input{}, false
 	}

@@ -262,3 +262,20 @@ func TestActivityListFilters(t *testing.T) {
 		t.Errorf("unknown type = %d, want 400", code)
 	}
 }
+
+// A form body past the limit is refused with a plain sentence, and
+// nothing is stored.
+func TestOversizedActivityFormIsRefused(t *testing.T) {
+	t.Parallel()
+	f, ksbs := activityFixture(t)
+	alice := f.client(t, f.alice)
+	form := activityForm(ksbs[0].Code)
+	form.Set("description", strings.Repeat("a", 600<<10))
+	resp, page := testsupport.PostForm(t, alice, f.srv.URL+"/activities/new", form)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(page, "larger than an activity can be") {
+		t.Fatalf("oversized form = %d:\n%.500s", resp.StatusCode, page)
+	}
+	if pg, err := f.users.ListActivities(t.Context(), f.alice.ID, activity.Filter{}, 1, 10); err != nil || pg.Total != 0 {
+		t.Fatalf("stored: %+v %v", pg, err)
+	}
+}
