@@ -7,9 +7,10 @@ import (
 	"github.com/go-chi/chi/v5"
 )
 
-// IDRoutes lists the method and pattern of every route that takes a
-// task id, as the router has them, so that the id check is tested on
-// each route there is rather than on a list kept by hand.
+// IDRoutes lists the method and pattern of every route that takes an
+// id (a task's or an activity's), as the router has them, so that the id
+// checks are tested on each route there is rather than on a list kept by
+// hand.
 func IDRoutes() ([][2]string, error) {
 	var out [][2]string
 	err := chi.Walk((&server{}).routes(), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
