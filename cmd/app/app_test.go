@@ -571,7 +571,7 @@ func TestMigrateAndDemo(t *testing.T) {
 		t.Errorf("demo printed %q, progress %q", out.String(), progress.String())
 	}
 	u := ensureUser(t, env["OTJ_DATA_DIR"], "demo@example.org")
-	pg, err := activity.NewStore(dataDB(t, env["OTJ_DATA_DIR"])).ListActivities(testsupport.Context(t), u.ID, 1, 10)
+	pg, err := activity.NewStore(dataDB(t, env["OTJ_DATA_DIR"])).ListActivities(testsupport.Context(t), u.ID, activity.Filter{}, 1, 10)
 	if err != nil || pg.Total != 250 {
 		t.Fatalf("demo user has %d activities (err %v), want 250", pg.Total, err)
 	}

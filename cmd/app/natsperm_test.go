@@ -85,6 +85,15 @@ func TestDocumentedNATSPermissionsSuffice(t *testing.T) {
 	web := startApp(t, env, "web")
 	base := web.waitOutput(t, runningRE)
 	jobID, file := reportFlow(t, env["OTJ_DATA_DIR"], base)
+	// The activity log's changes reach its stream through the web's relay,
+	// as the web user sees it.
+	events := activityChanges(t, base, ensureUser(t, env["OTJ_DATA_DIR"], "alice@example.org").ID)
+	ac, err := natsconn.Connect(natsconn.Options{URL: s.ClientURL(), User: "otj-web", Password: webPass, Name: "test-activity"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ac.Close()
+	waitActivityEvents(t, ac, events)
 	// An operator command, as the web user, shows the result's digest in
 	// the form sha256sum prints for the downloaded file.
 	out, err := opCLIErr(t, env, "tasks", "show", jobID)

@@ -133,6 +133,9 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			return fmt.Errorf("SECRET_KEY: %w", err)
 		}
 		store := activity.NewStore(db)
+		if err := startActivityEvents(runCtx, &g, cfg, be, log); err != nil {
+			return err
+		}
 		health := []web.HealthCheck{
 			{Name: "database", Check: func(ctx context.Context) error { return db.PingContext(ctx) }},
 			{Name: "nats", Check: broker.Ping},

@@ -104,13 +104,17 @@ type Activity struct {
 	KSBs []string
 	// Links are resource URLs in the order they were added.
 	Links []string
+	// LinkTitles are the links' titles, one for each of Links ("" for
+	// none), so the log can show a title rather than a bare URL.
+	LinkTitles []string
 }
 
-// Page is one page of a user's activity log, with totals over the whole log
-// so the page can say how much there is in all.
+// Page is one page of a user's activity log, with totals over the whole
+// filtered log so the page can say how much there is in all.
 type Page struct {
 	Activities []Activity
-	// Total is how many activities the user has; TotalHours their hours.
+	// Total is how many of the user's activities the filter lets
+	// through; TotalHours their hours.
 	Total      int
 	Page       int
 	PerPage    int

@@ -33,7 +33,7 @@ func TestEachReportRowMatchesListActivities(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, u := range []User{bob, demo} {
-			pg, err := s.ListActivities(t.Context(), u.ID, 1, 10_000)
+			pg, err := s.ListActivities(t.Context(), u.ID, Filter{}, 1, 10_000)
 			if err != nil {
 				t.Fatal(err)
 			}

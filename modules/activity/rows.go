@@ -24,7 +24,9 @@ const listSep = "\x1f"
 // report reads it with a merge join instead (see report_read.go), and
 // TestEachReportRowMatchesListActivities holds the two to the same rows.
 //
-// Order inside the lists: tags by name, KSBs K, S, B by number (ksb.sort_order), links by id.
+// Order inside the lists: tags by name, KSBs K, S, B by number (ksb.sort_order), links by id,
+// and their titles in the links' order. The caller adds the filters
+// (activityFilters) and the ORDER BY (activityOrder).
 //
 // PostgreSQL says the same with string_agg and chr(31); its tags sort by
 // bytes (COLLATE "C"), as SQLite's BINARY collation does, whatever the
@@ -40,10 +42,16 @@ SELECT a.id, a.activity_date, a.title, a.description, a.duration_hours,
 		WHERE ak.activity_id = a.id),
 	(SELECT group_concat(l.url, char(31) ORDER BY l.id)
 		FROM resource_link l
+		WHERE l.activity_id = a.id),
+	(SELECT group_concat(l.title, char(31) ORDER BY l.id)
+		FROM resource_link l
 		WHERE l.activity_id = a.id)
 FROM activity a
-WHERE a.user_id = ?
-ORDER BY a.activity_date DESC, a.id DESC`
+WHERE a.user_id = ?`
+
+// activityOrder is the listing's order, newest first, which the index
+// activity_user_date yields.
+const activityOrder = ` ORDER BY a.activity_date DESC, a.id DESC`
 
 // activitySelectPG is activitySelect in PostgreSQL.
 const activitySelectPG = `
@@ -57,10 +65,12 @@ SELECT a.id, a.activity_date, a.title, a.description, a.duration_hours,
 		WHERE ak.activity_id = a.id),
 	(SELECT string_agg(l.url, chr(31) ORDER BY l.id)
 		FROM resource_link l
+		WHERE l.activity_id = a.id),
+	(SELECT string_agg(l.title, chr(31) ORDER BY l.id)
+		FROM resource_link l
 		WHERE l.activity_id = a.id)
 FROM activity a
-WHERE a.user_id = ?
-ORDER BY a.activity_date DESC, a.id DESC`
+WHERE a.user_id = ?`
 
 // activityRow receives one row of activitySelect. It is reused from row to
 // row, so scanning allocates little beyond the strings themselves.
@@ -71,13 +81,14 @@ type activityRow struct {
 	hours               float64
 	typ, quality, notes string
 	tags, ksbs, links   sql.NullString
+	linkTitles          sql.NullString
 	dest                []any
 }
 
 func (r *activityRow) scan(rows *sql.Rows) error {
 	if r.dest == nil {
 		r.dest = []any{&r.id, &r.date, &r.title, &r.description, &r.hours,
-			&r.typ, &r.quality, &r.notes, &r.tags, &r.ksbs, &r.links}
+			&r.typ, &r.quality, &r.notes, &r.tags, &r.ksbs, &r.links, &r.linkTitles}
 	}
 	if err := rows.Scan(r.dest...); err != nil {
 		return fmt.Errorf("scan activity: %w", err)

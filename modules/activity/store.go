@@ -167,16 +167,18 @@ func (s *Store) CountActivities(ctx context.Context, userID int64) (int, error) 
 	return n, nil
 }
 
-// ListActivities returns one page of the user's activities, newest first
-// (activity_date DESC, id DESC); page is 1-based. Total and TotalHours cover
-// all the user's activities. Tags are sorted by name, KSBs (natural codes)
-// by number (K2 before K10), links by id. A page past the end has no activities but
-// still the totals.
-func (s *Store) ListActivities(ctx context.Context, userID int64, page, perPage int) (Page, error) {
+// ListActivities returns one page of the user's activities that pass f,
+// newest first (activity_date DESC, id DESC); page is 1-based. Total and
+// TotalHours cover all the user's activities that pass f. Tags are sorted
+// by name, KSBs (natural codes) by number (K2 before K10), links by id. A
+// page past the end has no activities but still the totals.
+func (s *Store) ListActivities(ctx context.Context, userID int64, f Filter, page, perPage int) (Page, error) {
 	if page < 1 || perPage < 1 {
 		return Page{}, fmt.Errorf("list activities: page %d of %d: both must be 1 or more", page, perPage)
 	}
 	pg := Page{Page: page, PerPage: perPage}
+	where, args := activityFilters(f)
+	args = append([]any{userID}, args...)
 	// A read-only transaction (a deferred BEGIN, not the DSN's immediate
 	// one, so it takes no write lock) makes the totals and the page one
 	// snapshot even while a writer adds activities.
@@ -187,7 +189,7 @@ func (s *Store) ListActivities(ctx context.Context, userID int64, page, perPage 
 	defer tx.Rollback() // read-only: nothing to commit
 
 	// coalesce(sum(), 0), not SQLite's total(): the same on both dialects.
-	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(duration_hours), 0) FROM activity WHERE user_id = ?`, userID).
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(a.duration_hours), 0) FROM activity a WHERE a.user_id = ?`+where, args...).
 		Scan(&pg.Total, &pg.TotalHours); err != nil {
 		return Page{}, fmt.Errorf("list activities: totals: %w", err)
 	}
@@ -202,7 +204,7 @@ func (s *Store) ListActivities(ctx context.Context, userID int64, page, perPage 
 	if database.DialectOf(s.db) == database.Postgres {
 		sel = activitySelectPG
 	}
-	rows, err := tx.QueryContext(ctx, sel+` LIMIT ? OFFSET ?`, userID, perPage, offset)
+	rows, err := tx.QueryContext(ctx, sel+where+activityOrder+` LIMIT ? OFFSET ?`, append(args, perPage, offset)...)
 	if err != nil {
 		return Page{}, fmt.Errorf("list activities: %w", err)
 	}
@@ -219,10 +221,33 @@ func (s *Store) ListActivities(ctx context.Context, userID int64, page, perPage 
 			ID: r.id, Date: r.date.t, Title: r.title, Description: r.description, Hours: r.hours,
 			Type: r.typ, Quality: r.quality, Notes: r.notes,
 			Tags: splitList(nil, r.tags), KSBs: splitList(nil, r.ksbs), Links: splitList(nil, r.links),
+			LinkTitles: splitList(nil, r.linkTitles),
 		})
 	}
 	if err := rows.Err(); err != nil {
 		return Page{}, fmt.Errorf("list activities: %w", err)
 	}
 	return pg, nil
+}
+
+// activityFilters returns the AND clauses that narrow a listing of
+// activity a to f, and their arguments.
+func activityFilters(f Filter) (string, []any) {
+	var sb strings.Builder
+	var args []any
+	if f.Type != "" {
+		sb.WriteString(` AND a.activity_type = ?`)
+		args = append(args, f.Type)
+	}
+	if f.KSB != "" {
+		sb.WriteString(` AND EXISTS (SELECT 1 FROM activity_ksbs fk JOIN ksb k ON k.code = fk.ksb_code
+		WHERE fk.activity_id = a.id AND k.natural_code = ?)`)
+		args = append(args, f.KSB)
+	}
+	if f.Tag != "" {
+		sb.WriteString(` AND EXISTS (SELECT 1 FROM activity_tags ft JOIN tag t ON t.id = ft.tag_id
+		WHERE ft.activity_id = a.id AND t.name = ?)`)
+		args = append(args, f.Tag)
+	}
+	return sb.String(), args
 }

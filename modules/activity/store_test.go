@@ -227,7 +227,7 @@ func TestListActivities(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				pg, err := s.ListActivities(t.Context(), alice, tt.page, tt.perPage)
+				pg, err := s.ListActivities(t.Context(), alice, Filter{}, tt.page, tt.perPage)
 				if tt.wantErr {
 					if err == nil {
 						t.Fatal("no error")
@@ -252,7 +252,7 @@ func TestListActivities(t *testing.T) {
 		}
 
 		t.Run("details", func(t *testing.T) {
-			pg, err := s.ListActivities(t.Context(), alice, 1, 2)
+			pg, err := s.ListActivities(t.Context(), alice, Filter{}, 1, 2)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -262,6 +262,8 @@ func TestListActivities(t *testing.T) {
 				Tags:  []string{"alpha", "zeta"},
 				KSBs:  []string{"K1", "K2", "K10"}, // by number, not as text (AK10 < AK2)
 				Links: []string{"https://example.org/2", "https://example.org/1"},
+				// The fixtures' links have no titles: one "" each.
+				LinkTitles: []string{"", ""},
 			}
 			if got := pg.Activities[1]; !reflect.DeepEqual(got, want) {
 				t.Errorf("got  %+v\nwant %+v", got, want)
@@ -273,7 +275,7 @@ func TestListActivities(t *testing.T) {
 
 		t.Run("empty log", func(t *testing.T) {
 			carol := newUser(t, db, "carol@example.org")
-			pg, err := s.ListActivities(t.Context(), carol, 1, 50)
+			pg, err := s.ListActivities(t.Context(), carol, Filter{}, 1, 50)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -11,9 +11,11 @@ import (
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
-// IDRoutes lists the method and pattern of every route that takes a
-// task id, as the router has them, so that the id check is tested on
-// each route there is rather than on a list kept by hand.
+// IDRoutes lists the method and pattern of every route that takes an
+// id (a task's or an activity's), as the router has them, so that the id
+// checks are tested on each route there is rather than on a list kept by
+// hand.
+//
 // A kind with a result page stands in for the job modules' own.
 func IDRoutes() ([][2]string, error) {
 	k, err := newKinds([]TaskKind{{

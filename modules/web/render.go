@@ -28,7 +28,7 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-var pageNames = []string{"tasks", "task", "result", "activities", "signin", "error", "denied", "settings"}
+var pageNames = []string{"tasks", "task", "result", "activities", "activity", "activity_form", "signin", "error", "denied", "settings"}
 
 type pages struct{ byName map[string]*template.Template }
 
@@ -64,6 +64,15 @@ var funcs = template.FuncMap{
 	"isoTime":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"regen":        func(id, key string) regenForm { return regenForm{ID: id, Key: key} },
 	"fileKind":     fileKind,
+	// The activity pages'.
+	"stageLabel":      activity.StageLabel,
+	"sourceTypeLabel": activity.SourceTypeLabel,
+	"linkText":        linkText,
+	"activityTypes":   func() []activity.Option { return activity.ActivityTypes },
+	"qualities":       func() []activity.Option { return activity.EvidenceQualities },
+	"linkStages":      func() []activity.Option { return activity.LinkStages },
+	"sourceTypes":     func() []activity.Option { return activity.LinkSourceTypes },
+	"titleAt":         titleAt,
 }
 
 // parsePages parses every page with the layout and the shared partials

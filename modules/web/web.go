@@ -63,9 +63,18 @@ type Users interface {
 	UserByID(ctx context.Context, id int64) (activity.User, error)
 }
 
-// Activities lists a user's activity log.
+// Activities reads and changes a user's activity log (activity.Store).
+// Every method takes the signed-in user's id, so another user's activity
+// is activity.ErrNotFound.
 type Activities interface {
-	ListActivities(ctx context.Context, userID int64, page, perPage int) (activity.Page, error)
+	ListActivities(ctx context.Context, userID int64, f activity.Filter, page, perPage int) (activity.Page, error)
+	GetActivity(ctx context.Context, userID, id int64) (activity.Entry, error)
+	CreateActivity(ctx context.Context, userID int64, in activity.Input) (int64, error)
+	UpdateActivity(ctx context.Context, userID, id int64, in activity.Input) error
+	DeleteActivity(ctx context.Context, userID, id int64) error
+	// KSBs lists a standard's KSBs; Tags the user's tags.
+	KSBs(ctx context.Context, spec string) ([]activity.KSB, error)
+	Tags(ctx context.Context, userID int64) ([]string, error)
 }
 
 // UserSettings reads the standards on offer and saves a user's settings
@@ -281,6 +290,16 @@ func (s *server) routes() *chi.Mux {
 			}
 		})
 		r.Get("/activities", s.listActivities)
+		r.Get("/activities/new", s.newActivity)
+		r.Post("/activities/new", s.createActivity)
+		r.Group(func(r chi.Router) {
+			// Every route with an activity id: checked once, here.
+			r.Use(s.activityID)
+			r.Get("/activities/{id}", s.showActivity)
+			r.Get("/activities/{id}/edit", s.editActivity)
+			r.Post("/activities/{id}/edit", s.updateActivity)
+			r.Post("/activities/{id}/delete", s.deleteActivity)
+		})
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) })
 	return r
