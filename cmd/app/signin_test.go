@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/csv"
 	"regexp"
 	"strings"
 	"testing"
@@ -92,11 +93,57 @@ func TestBrowserOIDCSignInReport(t *testing.T) {
 	if err != nil || who != "apprentice@example.org" {
 		t.Fatalf("signed in as %q (%v)", who, err)
 	}
-	if err := chromedp.Do(ctx, chromedp.Click(generate), chromedp.WaitVisible(chromedp.CSS(`p.notice`))); err != nil {
+	// The new user chooses a standard, then logs an activity with two
+	// of its KSBs and a link, through the forms.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(base+"/settings"),
+		chromedp.WaitVisible(chromedp.CSS(`#selected_spec`)),
+		chromedp.SetValue(chromedp.CSS(`#selected_spec`), "ST0763"),
+		chromedp.SetValue(chromedp.CSS(`#otj_target_hours`), "300"),
+		chromedp.Click(chromedp.CSS(`form.settings button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`p.notice`)),
+		chromedp.Navigate(base+"/activities/new"),
+		chromedp.WaitVisible(chromedp.CSS(`#f-title`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-title`), "Pairing on the deploy pipeline"),
+		chromedp.SetValue(chromedp.CSS(`#f-date`), "2026-11-30"),
+		chromedp.SendKeys(chromedp.CSS(`#f-hours`), "2.5"),
+		chromedp.SetValue(chromedp.CSS(`#f-type`), "shadowing"),
+		chromedp.Click(chromedp.CSS(`input[name=ksbs][value="AK1"]`)),
+		chromedp.Click(chromedp.CSS(`input[name=ksbs][value="AS2"]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=link_url]`), "https://example.org/pipeline-notes"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=link_title]`), "Pipeline notes"),
+		chromedp.Click(chromedp.CSS(`.activity-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`h1.activity-heading`)),
+		chromedp.Navigate(base+"/activities"),
+		chromedp.WaitVisible(chromedp.CSS(`table.activities`)),
+	)
+	if err != nil {
+		t.Fatalf("settings and a new activity: %v", err)
+	}
+	list, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`table.activities`)))
+	if err != nil || !strings.Contains(list, "Pairing on the deploy pipeline") || !strings.Contains(list, "Pipeline notes") {
+		t.Fatalf("the list does not show the new activity (%v): %q", err, list)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/tasks/"), chromedp.WaitVisible(generate),
+		chromedp.Click(generate), chromedp.WaitVisible(chromedp.CSS(`p.notice`))); err != nil {
 		t.Fatal(err)
 	}
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`a.download`))); err != nil {
 		t.Fatalf("download link never appeared: %v", err)
+	}
+	csvText, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		`fetch(document.querySelector('a.download').href).then(r => r.text())`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	records, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(csvText, "\ufeff"))).ReadAll()
+	if err != nil || len(records) != 2 {
+		t.Fatalf("report CSV (%v): %q", err, csvText)
+	}
+	row := records[1]
+	if row[0] != "2026-11-30" || row[1] != "Pairing on the deploy pipeline" || row[2] != "2.5" ||
+		!strings.Contains(row[6], "K1") || !strings.Contains(row[6], "S2") || !strings.Contains(row[7], "https://example.org/pipeline-notes") {
+		t.Errorf("report row %q", row)
 	}
 	badge, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`.badge`)))
 	if err != nil || !strings.EqualFold(strings.TrimSpace(badge), "completed") {
