@@ -149,3 +149,26 @@ func (s *Store) AnalyticsTotals(ctx context.Context, u User, from, to time.Time)
 	}
 	return t, nil
 }
+
+// UserIDsAfter returns up to limit user ids greater than after, in
+// order: a page of every user, for commands that fan out one job per
+// user without holding all the users at once.
+func (s *Store) UserIDsAfter(ctx context.Context, after int64, limit int) ([]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM app_user WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("user ids after %d: %w", after, err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("user ids after %d: %w", after, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("user ids after %d: %w", after, err)
+	}
+	return ids, nil
+}

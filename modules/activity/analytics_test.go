@@ -78,3 +78,32 @@ func TestAnalyticsTotals(t *testing.T) {
 		}
 	})
 }
+
+func TestUserIDsAfter(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *bun.DB) {
+		s := NewStore(db)
+		var ids []int64
+		for _, e := range []string{"a@example.org", "b@example.org", "c@example.org"} {
+			ids = append(ids, newUser(t, db, e))
+		}
+		var got []int64
+		after := int64(0)
+		for pages := 0; ; pages++ {
+			page, err := s.UserIDsAfter(t.Context(), after, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				if pages != 2 {
+					t.Errorf("%d pages of 2, want 2", pages)
+				}
+				break
+			}
+			got = append(got, page...)
+			after = page[len(page)-1]
+		}
+		if !reflect.DeepEqual(got, ids) {
+			t.Errorf("ids %v, want %v", got, ids)
+		}
+	})
+}
