@@ -70,7 +70,7 @@ func TestAnalyticsForEveryUser(t *testing.T) {
 		t.Fatalf("owner's charts: %d\n%s", resp.StatusCode, page)
 	}
 	for _, want := range []string{"<svg", `<th scope="row">Workshop</th><td>1</td><td>3</td>`, `<th scope="row">Seminars</th><td>3</td>`,
-		`<th scope="row">Other off-the-job training</th><td>1.5</td>`, `<th scope="row">K1</th>`} {
+		`<th scope="row">Other off-the-job training</th><td>1.5</td>`, `<th scope="row">K1 <span class="ksb-title">Systems thinking</span></th><td>1</td><td>3</td><td>Yes</td>`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("owner's charts lack %q", want)
 		}

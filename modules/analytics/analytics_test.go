@@ -22,8 +22,6 @@ import (
 
 func TestMain(m *testing.M) { testsupport.VerifyNoLeaks(m) }
 
-func day(s string) time.Time { d, _ := time.Parse(time.DateOnly, s); return d }
-
 func TestWeekRange(t *testing.T) {
 	london, _ := time.LoadLocation("Europe/London")
 	auckland, _ := time.LoadLocation("Pacific/Auckland")
@@ -176,7 +174,7 @@ func TestJob(t *testing.T) {
 		if err := analytics.RenderHTML(ctx, &html, tasktype.Task{ID: job.ID}, strings.NewReader(string(raw))); err != nil {
 			t.Fatal(err)
 		}
-		for _, want := range []string{"<svg", `<th scope="row">K1</th><td>Systems thinking</td><td>2</td><td>3.5</td><td>Yes</td>`,
+		for _, want := range []string{"<svg", `<th scope="row">K1 <span class="ksb-title">Systems thinking</span></th><td>2</td><td>3.5</td><td>Yes</td>`,
 			`<th scope="row">Seminars</th><td>3.5</td>`, `<th scope="row">2026-W49</th><td>2026-11-30</td><td>3.5</td>`, "<strong>16.4</strong>"} {
 			if !strings.Contains(html.String(), want) {
 				t.Errorf("page lacks %q", want)

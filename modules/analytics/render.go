@@ -49,16 +49,19 @@ func RenderHTML(ctx context.Context, w io.Writer, t tasktype.Task, result io.Rea
 // Chart geometry, in viewBox units. The SVGs scale to their container's
 // width (width="100%"), so a phone shows the same chart smaller.
 const (
-	chartWidth = 640
+	// 400 units across, so that 13-unit labels are about 12 px on a
+	// 390 px phone and still small beside the bars on a desktop.
+	chartWidth = 400
 	// The weekly chart's plot area.
-	weekTop, weekHeight, weekLeft = 12.0, 160.0, 44.0
+	weekTop, weekHeight, weekLeft = 12.0, 120.0, 36.0
 	// Horizontal bar charts: a label column, then the bars.
-	rowHeight, barLeft, barSpan = 24.0, 200.0, 360.0
+	rowHeight, barLeft, barSpan = 22.0, 140.0, 190.0
 )
 
 // view is the result with each chart's geometry worked out.
 type view struct {
 	Result
+	Width   int
 	Week    weekChart
 	Types   barChart
 	KSBBars barChart
@@ -103,10 +106,11 @@ type bar struct {
 type seminarChart struct {
 	SeminarW, OtherW, OtherX float64
 	Total                    float64
+	LabelX                   float64 // where the other hours' label ends
 }
 
 func newView(r Result) view {
-	v := view{Result: r}
+	v := view{Result: r, Width: chartWidth}
 	// Weekly hours.
 	max := 0.0
 	for _, w := range r.Weeks {
@@ -115,9 +119,9 @@ func newView(r Result) view {
 	if max == 0 {
 		max = 1
 	}
-	plotW := chartWidth - weekLeft - 8
+	plotW := chartWidth - weekLeft - 4
 	step := plotW / float64(max1(len(r.Weeks)))
-	wc := weekChart{Max: max, Width: chartWidth, Height: int(weekTop + weekHeight + 28),
+	wc := weekChart{Max: max, Width: chartWidth, Height: int(weekTop + weekHeight + 22),
 		Left: weekLeft, Top: weekTop, Bottom: weekTop + weekHeight, Right: weekLeft + plotW, Mid: weekTop + weekHeight/2}
 	for i, w := range r.Weeks {
 		h := w.Hours / max * weekHeight
@@ -141,7 +145,7 @@ func newView(r Result) view {
 	})
 	// Seminar against other hours: one bar split in two.
 	total := r.Seminar.SeminarHours + r.Seminar.OtherHours
-	sc := seminarChart{Total: total}
+	sc := seminarChart{Total: total, LabelX: chartWidth - 8}
 	if total > 0 {
 		span := float64(chartWidth - 16)
 		sc.SeminarW = r.Seminar.SeminarHours / total * span

@@ -44,9 +44,9 @@ func sample() analytics.Result {
 func TestRenderHTML(t *testing.T) {
 	page := render(t, sample())
 	for _, want := range []string{
-		`<svg class="chart"`, `width="100%"`, `viewBox="0 0 640`,
-		`<th scope="row">K1</th><td>&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; co</td><td>3</td><td>7.25</td><td>Yes</td>`,
-		`<th scope="row">K2</th><td>Unused</td><td>0</td><td>0</td><td>No</td>`,
+		`<svg class="chart"`, `width="100%"`, `viewBox="0 0 400`,
+		`<th scope="row">K1 <span class="ksb-title">&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; co</span></th><td>3</td><td>7.25</td><td>Yes</td>`,
+		`<th scope="row">K2 <span class="ksb-title">Unused</span></th><td>0</td><td>0</td><td>No</td>`,
 		`<th scope="row">Workshop</th><td>2</td><td>5</td>`,
 		`<th scope="row">Seminars</th><td>5</td>`, `<th scope="row">Other off-the-job training</th><td>7.5</td>`,
 		`<th scope="row">All</th><td>12.5</td>`,
@@ -67,7 +67,7 @@ func TestRenderHTML(t *testing.T) {
 		t.Errorf("%d plain bars, want %d weeks + 2 types + 1 assured KSB", n, analytics.Weeks)
 	}
 	// The largest week (2 h) reaches the plot's top.
-	if !strings.Contains(page, `height="160.0"`) {
+	if !strings.Contains(page, `height="120.0"`) {
 		t.Error("the tallest week's bar is not full height")
 	}
 }
