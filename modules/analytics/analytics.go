@@ -206,6 +206,13 @@ func round(h float64) float64 { return math.Round(h*100) / 100 }
 // queries, so a short timeout.
 var Policy = tasktype.Policy{MaxAttempts: 3, Timeout: 5 * time.Minute}
 
+// Each database call has its own deadline inside the job's: a user
+// lookup is one row; the sums take about a second on a 100k log.
+const (
+	lookupTimeout = 10 * time.Second
+	queryTimeout  = 2 * time.Minute
+)
+
 // Register adds the analytics job type to reg. now is the clock (nil:
 // time.Now).
 func Register(reg *tasks.Registry, src Source, now func() time.Time) error {
@@ -214,7 +221,9 @@ func Register(reg *tasks.Registry, src Source, now func() time.Time) error {
 	}
 	return reg.Register(Type, func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		out.Progress(0, "Reading your activity log")
-		u, err := src.UserByID(ctx, job.UserID)
+		uctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+		u, err := src.UserByID(uctx, job.UserID)
+		cancel()
 		if errors.Is(err, activity.ErrNotFound) {
 			err = fmt.Errorf("analytics: user %d is not in this worker's database (is it the web's? OTJ_DATA_DIR): %w", job.UserID, err)
 			return tasktype.Result{}, tasktype.Permanent(tasktype.UserMessage(err,
@@ -226,7 +235,9 @@ func Register(reg *tasks.Registry, src Source, now func() time.Time) error {
 		at := now()
 		loc, tz := Location(u)
 		from, to := WeekRange(at, loc)
-		totals, err := src.AnalyticsTotals(ctx, u, from, to)
+		qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+		totals, err := src.AnalyticsTotals(qctx, u, from, to)
+		cancel()
 		if err != nil {
 			return tasktype.Result{}, fmt.Errorf("analytics: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/otjhelper/otj/cmd/app/internal/cli"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
@@ -13,6 +14,9 @@ import (
 // AnalyticsBatch is how many jobs app analytics --all enqueues in one
 // call by default: one JetStream batch, and one page of users read.
 const AnalyticsBatch = 500
+
+// callTimeout bounds each page of users read and each batch enqueued.
+const callTimeout = 30 * time.Second
 
 // Analytics is app analytics --all: it enqueues one job of type jobType
 // (the batch analytics) per user, a page of users at a time, and prints
@@ -35,7 +39,9 @@ func Analytics(ctx context.Context, jobType string, args []string, open OpenFunc
 		n, calls := 0, 0
 		after := int64(0)
 		for {
-			ids, err := b.Users.UserIDsAfter(ctx, after, *batch)
+			cctx, cancel := context.WithTimeout(ctx, callTimeout)
+			ids, err := b.Users.UserIDsAfter(cctx, after, *batch)
+			cancel()
 			if err != nil {
 				return fmt.Errorf("analytics: %w", err)
 			}
@@ -46,7 +52,9 @@ func Analytics(ctx context.Context, jobType string, args []string, open OpenFunc
 			for i, id := range ids {
 				rs[i] = tasktype.EnqueueRequest{Type: jobType, UserID: id}
 			}
-			jobs, err := b.Tasks.EnqueueBatch(ctx, rs)
+			cctx, cancel = context.WithTimeout(ctx, callTimeout)
+			jobs, err := b.Tasks.EnqueueBatch(cctx, rs)
+			cancel()
 			n += len(jobs)
 			if err != nil {
 				return fmt.Errorf("analytics: queued %d jobs, then: %w", n, err)
