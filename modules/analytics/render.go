@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
@@ -61,11 +62,13 @@ const (
 // view is the result with each chart's geometry worked out.
 type view struct {
 	Result
-	Width   int
-	Week    weekChart
-	Types   barChart
-	KSBBars barChart
-	Seminar seminarChart
+	// Computed is ComputedAt in the zone the weeks were cut in.
+	Computed time.Time
+	Width    int
+	Week     weekChart
+	Types    barChart
+	KSBBars  barChart
+	Seminar  seminarChart
 }
 
 type weekChart struct {
@@ -110,7 +113,10 @@ type seminarChart struct {
 }
 
 func newView(r Result) view {
-	v := view{Result: r, Width: chartWidth}
+	v := view{Result: r, Computed: r.ComputedAt, Width: chartWidth}
+	if loc, err := time.LoadLocation(r.Timezone); err == nil {
+		v.Computed = r.ComputedAt.In(loc)
+	}
 	// Weekly hours.
 	max := 0.0
 	for _, w := range r.Weeks {

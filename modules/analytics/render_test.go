@@ -51,6 +51,8 @@ func TestRenderHTML(t *testing.T) {
 		`<th scope="row">Seminars</th><td>5</td>`, `<th scope="row">Other off-the-job training</th><td>7.5</td>`,
 		`<th scope="row">All</th><td>12.5</td>`,
 		"<caption>", `<th scope="col">Hours</th>`, "<strong>50.0</strong>",
+		// 10:00 UTC is 10:00 GMT in December.
+		"Computed 3 December 2026 10:00 GMT",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
