@@ -43,6 +43,9 @@ func TestAnalyticsForEveryUser(t *testing.T) {
 	if _, err := opCLIErr(t, cliEnv, "analytics"); err == nil || !strings.Contains(err.Error(), "--all") {
 		t.Errorf("app analytics without --all: %v, want an error naming --all", err)
 	}
+	if _, err := opCLIErr(t, cliEnv, "analytics", "--all", "--batch", "0"); err == nil || !strings.Contains(err.Error(), "--batch 0") {
+		t.Errorf("app analytics --batch 0: %v, want an error naming --batch", err)
+	}
 	out := opCLI(t, cliEnv, "analytics", "--all", "--batch", "2")
 	if want := "queued 3 analytics jobs, one per user, in 2 batches\n"; out != want {
 		t.Errorf("app analytics --all printed %q, want %q", out, want)
