@@ -420,10 +420,11 @@ func (b *backend) Enqueuer() taskdriver.Enqueuer {
 	return b.Broker
 }
 
-// tasks is a task client over the backend that reads, cancels and
-// retries tasks and runs no jobs: the operator commands' door.
+// tasks is a task client over the backend that reads, cancels, retries
+// and enqueues tasks (app analytics --all) and runs no jobs: the
+// operator commands' door.
 func (b *backend) tasks(log *slog.Logger) (*tasks.Client, error) {
-	return tasks.NewClient(tasks.Config{DB: b.DB, Log: b.Broker, Logger: log})
+	return tasks.NewClient(tasks.Config{DB: b.DB, Log: b.Broker, Enqueuer: b.Enqueuer(), Logger: log})
 }
 
 // Queue opens a worker's queue on the broker that carries the jobs.

@@ -211,3 +211,51 @@ func TestBrowserExpiredResultGeneratedAgain(t *testing.T) {
 	}
 	app.shutdown(t)
 }
+
+// TestBrowserAnalyticsOnPhone presses Run analytics in a real browser at
+// a phone's 390 px, waits for the task list to offer the charts, opens
+// them, and checks that every chart and table fits the screen.
+func TestBrowserAnalyticsOnPhone(t *testing.T) {
+	ctx := testsupport.Browser(t)
+	env := baseEnv(t)
+	env["DEV_AUTO_LOGIN_EMAIL"] = "apprentice@example.org"
+	app := startApp(t, env, "all")
+	base := app.waitOutput(t, runningRE)
+	u := ensureUser(t, env["OTJ_DATA_DIR"], "apprentice@example.org")
+	if _, err := dataDB(t, env["OTJ_DATA_DIR"]).ExecContext(testsupport.Context(t), `UPDATE app_user SET selected_spec = 'ST0787' WHERE id = ?`, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	insertActivities(t, env["OTJ_DATA_DIR"], u.ID, []activityFixture{
+		{date: "2026-05-01", title: "Systems mapping workshop", typ: "workshop", quality: "good", hours: 4, ksbs: []string{"K1", "S2"}},
+		{date: "2026-05-08", title: "Reading", typ: "self_study", quality: "draft", hours: 1.5, ksbs: []string{"K2"}},
+	})
+	err := chromedp.Do(ctx,
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Navigate(base+"/tasks/"),
+		chromedp.Click(chromedp.CSS(`form[action="/tasks/run-analytics"] button`)),
+		// No clicks from here until the page's own refresh brings the link.
+		chromedp.WaitVisible(chromedp.CSS(`a[href$="/analytics"]`)),
+		chromedp.Click(chromedp.CSS(`a[href$="/analytics"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`svg.chart`)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	charts, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('svg.chart').length`))
+	if err != nil || charts != 4 {
+		t.Errorf("%d charts (%v), want 4: weeks, types, seminars, KSBs", charts, err)
+	}
+	// Each chart and table ends inside the 390 px viewport.
+	over, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('.analytics svg.chart, .analytics table')]
+		.filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5 || e.getBoundingClientRect().width < 200)
+		.map(e => e.outerHTML.slice(0, 60) + ' ' + e.getBoundingClientRect().right)`))
+	if err != nil || len(over) != 0 {
+		t.Errorf("at 390 px these overflow or shrink to nothing (%v): %q", err, over)
+	}
+	if os.Getenv("OTJ_SCREENSHOTS") != "" {
+		if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+			os.WriteFile(filepath.Join(os.Getenv("OTJ_SCREENSHOTS"), "analytics-390.png"), png, 0o644)
+		}
+	}
+	app.shutdown(t)
+}

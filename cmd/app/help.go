@@ -103,6 +103,7 @@ var commands = []command{
 	{"bench", "bench [flags] | bench report [flags]", "Measures throughput, latency and memory with no-op jobs (see README.md, Performance).", cmdBench},
 	{"tasks", "tasks list|show|retry|cancel ...", "Operator commands on every user's tasks (see README.md, Operating tasks).", cmdOperator},
 	{"projections", "projections rebuild", "Recreates the task_result table from the event stream.", cmdOperator},
+	{"analytics", "analytics --all [--batch N]", "Queues batch analytics for every user, one job each, N per broker call (default 500).", cmdOperator},
 	{"version", "version", "Prints the build's version and commit.", 0},
 	{"help", "help [command]", "Prints the commands, or one command's use and settings.", 0},
 }

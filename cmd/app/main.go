@@ -38,6 +38,7 @@ operator commands (every user's tasks; see README.md, Operating tasks):
   tasks retry ID              runs a failed or cancelled task again
   tasks cancel ID             cancels a pending, retrying or running task
   projections rebuild         recreates task_result from the event stream
+  analytics --all [--batch N] queues batch analytics for every user, one job each
 
   version   prints the build's version and commit
   help      app help COMMAND (or app COMMAND --help) lists its settings
@@ -105,6 +106,8 @@ func runApp(ctx context.Context, opts options, args []string, getenv func(string
 		err = runBench(ctx, rest, getenv, stdout, stderr)
 	case "tasks":
 		err = runTasks(ctx, rest, getenv, stdout, stderr)
+	case "analytics":
+		err = runAnalytics(ctx, rest, getenv, stdout, stderr)
 	case "projections":
 		if help && isHelpFlag(rest[0]) {
 			return nil // its only subcommand is in the help above

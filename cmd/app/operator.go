@@ -11,6 +11,7 @@ import (
 
 	"github.com/otjhelper/otj/cmd/app/internal/operator"
 	"github.com/otjhelper/otj/modules/activity"
+	"github.com/otjhelper/otj/modules/analytics"
 	"github.com/otjhelper/otj/platform/natsserver"
 )
 
@@ -24,6 +25,12 @@ func runTasks(ctx context.Context, args []string, getenv func(string) string, st
 // wiring.
 func runProjections(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	return operator.Projections(ctx, args, operatorOpen(getenv, stderr, "projections"), stdout, stderr)
+}
+
+// runAnalytics is app analytics --all (package operator): one batch
+// analytics job per user.
+func runAnalytics(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return operator.Analytics(ctx, analytics.Type, args, operatorOpen(getenv, stderr, "analytics"), stdout, stderr)
 }
 
 // operatorOpen loads the configuration and opens the backend for the

@@ -19,6 +19,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/otjhelper/otj/modules/activity"
+	"github.com/otjhelper/otj/modules/analytics"
 	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
@@ -284,6 +285,11 @@ func taskKinds() []web.TaskKind {
 		Start: &web.StartButton{Path: "generate-report", Label: "Generate Full Report",
 			Hint:   "A CSV of your whole activity log, built in the background.",
 			Queued: "Your full report is being generated in the background. It will appear below when it is ready."},
+	}, {
+		Type: analytics.Type, Label: analytics.Label, Noun: "analytics",
+		Start: &web.StartButton{Path: "run-analytics", Label: "Run analytics",
+			Hint: "Charts of your hours, KSB coverage and portfolio readiness."},
+		View: &web.ResultView{Path: "analytics", Link: "Open the charts", Render: analytics.RenderHTML},
 	}}
 }
 
@@ -291,6 +297,9 @@ func taskKinds() []web.TaskKind {
 func newRegistry(db *bun.DB) (*tasks.Registry, error) {
 	reg := tasks.NewRegistry()
 	if err := reports.Register(reg, activity.NewStore(db)); err != nil {
+		return nil, err
+	}
+	if err := analytics.Register(reg, activity.NewStore(db), nil); err != nil {
 		return nil, err
 	}
 	return reg, nil

@@ -1,0 +1,205 @@
+package analytics
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
+)
+
+//go:embed render.html
+var pageHTML string
+
+// page is parsed once; its functions format numbers the same everywhere.
+var page = template.Must(template.New("analytics").Funcs(template.FuncMap{
+	"hours": formatHours,
+	"num":   func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+}).Parse(pageHTML))
+
+// maxResultBytes bounds the JSON RenderHTML reads: a result holds a few
+// hundred numbers, so anything far larger is not one.
+const maxResultBytes = 4 << 20
+
+// RenderHTML writes a stored analytics result (a Result as JSON) as an
+// HTML fragment: SVG charts drawn on the server, each beside a table of
+// the same numbers. It has the signature of web's ResultView.Render and
+// holds no script and no style attribute: the charts' colours are SVG
+// presentation attributes and classes of the app's stylesheet.
+func RenderHTML(ctx context.Context, w io.Writer, t tasktype.Task, result io.Reader) error {
+	var r Result
+	dec := json.NewDecoder(io.LimitReader(result, maxResultBytes))
+	if err := dec.Decode(&r); err != nil {
+		return fmt.Errorf("analytics result of task %s: %w", t.ID, err)
+	}
+	if r.Version != Version {
+		return fmt.Errorf("analytics result of task %s: version %d, this build reads %d", t.ID, r.Version, Version)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return page.Execute(w, newView(r))
+}
+
+// Chart geometry, in viewBox units. The SVGs scale to their container's
+// width (width="100%"), so a phone shows the same chart smaller.
+const (
+	// 400 units across, so that 13-unit labels are about 12 px on a
+	// 390 px phone and still small beside the bars on a desktop.
+	chartWidth = 400
+	// The weekly chart's plot area.
+	weekTop, weekHeight, weekLeft = 12.0, 120.0, 36.0
+	// Horizontal bar charts: a label column, then the bars.
+	rowHeight, barLeft, barSpan = 22.0, 140.0, 190.0
+)
+
+// view is the result with each chart's geometry worked out.
+type view struct {
+	Result
+	// Computed is ComputedAt in the zone the weeks were cut in.
+	Computed time.Time
+	Width    int
+	Week     weekChart
+	Types    barChart
+	KSBBars  barChart
+	Seminar  seminarChart
+}
+
+type weekChart struct {
+	Bars         []weekBar
+	Max          float64
+	Width        int
+	Height       int
+	Left, Bottom float64
+	Right        float64
+	Top          float64
+	Mid          float64 // the y of Max/2
+}
+
+type weekBar struct {
+	Week
+	X, Y, W, H float64
+	// Label is set on every 13th bar: an axis label below it.
+	Label string
+	LX    float64
+}
+
+type barChart struct {
+	Rows   []bar
+	Height float64
+	Left   float64
+}
+
+type bar struct {
+	Label      string
+	Title      string
+	Hours      float64
+	Activities int
+	Y, TY, W   float64
+	ValueX     float64
+	Assured    bool
+}
+
+type seminarChart struct {
+	SeminarW, OtherW, OtherX float64
+	Total                    float64
+	LabelX                   float64 // where the other hours' label ends
+}
+
+func newView(r Result) view {
+	v := view{Result: r, Computed: r.ComputedAt, Width: chartWidth}
+	if loc, err := time.LoadLocation(r.Timezone); err == nil {
+		v.Computed = r.ComputedAt.In(loc)
+	}
+	// Weekly hours.
+	max := 0.0
+	for _, w := range r.Weeks {
+		max = fmaxf(max, w.Hours)
+	}
+	if max == 0 {
+		max = 1
+	}
+	plotW := chartWidth - weekLeft - 4
+	step := plotW / float64(max1(len(r.Weeks)))
+	wc := weekChart{Max: max, Width: chartWidth, Height: int(weekTop + weekHeight + 22),
+		Left: weekLeft, Top: weekTop, Bottom: weekTop + weekHeight, Right: weekLeft + plotW, Mid: weekTop + weekHeight/2}
+	for i, w := range r.Weeks {
+		h := w.Hours / max * weekHeight
+		b := weekBar{Week: w, X: weekLeft + float64(i)*step + step*0.1, W: step * 0.8, H: h, Y: weekTop + weekHeight - h}
+		if i%13 == 0 {
+			b.Label, b.LX = w.Week, b.X
+		}
+		wc.Bars = append(wc.Bars, b)
+	}
+	v.Week = wc
+
+	// Hours by type.
+	v.Types = hBars(len(r.Types), func(i int) bar {
+		t := r.Types[i]
+		return bar{Label: t.Label, Hours: t.Hours, Activities: t.Activities}
+	})
+	// KSB coverage.
+	v.KSBBars = hBars(len(r.KSBs), func(i int) bar {
+		k := r.KSBs[i]
+		return bar{Label: k.Code, Title: k.Title, Hours: k.Hours, Activities: k.Activities, Assured: k.Assured}
+	})
+	// Seminar against other hours: one bar split in two.
+	total := r.Seminar.SeminarHours + r.Seminar.OtherHours
+	sc := seminarChart{Total: total, LabelX: chartWidth - 8}
+	if total > 0 {
+		span := float64(chartWidth - 16)
+		sc.SeminarW = r.Seminar.SeminarHours / total * span
+		sc.OtherW = span - sc.SeminarW
+		sc.OtherX = 8 + sc.SeminarW
+	}
+	v.Seminar = sc
+	return v
+}
+
+// hBars lays out n horizontal bars, scaled to the largest's hours.
+func hBars(n int, row func(int) bar) barChart {
+	c := barChart{Height: float64(n)*rowHeight + 8, Left: barLeft}
+	max := 0.0
+	for i := range n {
+		max = fmaxf(max, row(i).Hours)
+	}
+	if max == 0 {
+		max = 1
+	}
+	for i := range n {
+		b := row(i)
+		b.Y = 4 + float64(i)*rowHeight
+		b.TY = b.Y + rowHeight*0.65
+		b.W = b.Hours / max * barSpan
+		b.ValueX = barLeft + b.W + 6
+		c.Rows = append(c.Rows, b)
+	}
+	return c
+}
+
+func fmaxf(a, b float64) float64 {
+	if b > a {
+		return b
+	}
+	return a
+}
+
+func max1(n int) int {
+	if n < 1 {
+		return 1
+	}
+	return n
+}
+
+// formatHours writes hours with at most two decimals and no trailing zeros.
+func formatHours(h float64) string {
+	s := strconv.FormatFloat(h, 'f', 2, 64)
+	s = strings.TrimRight(s, "0")
+	return strings.TrimSuffix(s, ".")
+}
