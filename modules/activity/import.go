@@ -7,8 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -101,11 +101,14 @@ func (s *Store) ImportActivities(ctx context.Context, userID int64, rows []Impor
 // importKey is the natural key an import recognises an activity by.
 type importKey struct {
 	title, typ string
-	tenths     int64 // hours, in tenths, rounded as the report rounds them
+	// hours as the report shows them, to one decimal place: formatted
+	// by the report's own rule (round half to even on the binary value,
+	// so 2.25 is "2.2"), which math.Round(h*10) is not.
+	hours string
 }
 
 func keyOf(title, typ string, hours float64) importKey {
-	return importKey{title: title, typ: typ, tenths: int64(math.Round(hours * 10))}
+	return importKey{title: title, typ: typ, hours: strconv.FormatFloat(hours, 'f', 1, 64)}
 }
 
 // datedKey is an importKey on a date.
