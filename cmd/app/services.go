@@ -152,6 +152,8 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			Middleware: mx.middleware(),
 			// The web knows no job type: each kind comes from its module.
 			Kinds: taskKinds(),
+			Import: &web.ActivityImport{Type: reports.ActivityImport, Uploads: store, Payload: reports.ImportPayload,
+				MaxBytes: cfg.ImportMaxBytes},
 		})
 		if err != nil {
 			return err
@@ -281,6 +283,9 @@ func taskKinds() []web.TaskKind {
 		Start: &web.StartButton{Path: "generate-report", Label: "Generate Full Report",
 			Hint:   "A CSV of your whole activity log, built in the background.",
 			Queued: "Your full report is being generated in the background. It will appear below when it is ready."},
+	}, {
+		// Started from its own page, /activities/import, not the list.
+		Type: reports.ActivityImport, Label: reports.ActivityImportLabel, Noun: "import",
 	}}
 }
 
@@ -288,6 +293,9 @@ func taskKinds() []web.TaskKind {
 func newRegistry(db *bun.DB) (*tasks.Registry, error) {
 	reg := tasks.NewRegistry()
 	if err := reports.Register(reg, activity.NewStore(db)); err != nil {
+		return nil, err
+	}
+	if err := reports.RegisterImport(reg, activity.NewStore(db)); err != nil {
 		return nil, err
 	}
 	return reg, nil
