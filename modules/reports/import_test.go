@@ -191,6 +191,16 @@ func TestImportRoundTrip(t *testing.T) {
 		if !bytes.Equal(first, second) {
 			t.Errorf("report after the round trip differs:\n%s", firstDiff(first, second))
 		}
+		// The report cannot tell "=x" from "'=x" (both are written
+		// "'=x"): the stored activities must be the same too.
+		if a, b := logOf(t, db, demo.ID), logOf(t, db, fresh); !reflect.DeepEqual(a, b) {
+			for i := range a {
+				if !reflect.DeepEqual(a[i], b[i]) {
+					t.Errorf("activity %d differs:\n %+v\n %+v", i, a[i], b[i])
+					break
+				}
+			}
+		}
 		for _, user := range []int64{fresh, demo.ID} {
 			res, _, err := importFile(t, db, user, first)
 			if err != nil {
@@ -204,6 +214,22 @@ func TestImportRoundTrip(t *testing.T) {
 			t.Errorf("second import changed the log:\n%s", firstDiff(first, again))
 		}
 	})
+}
+
+// logOf is the user's log as stored, without ids, hours as the report
+// shows them.
+func logOf(t *testing.T, db *bun.DB, userID int64) []activity.Activity {
+	t.Helper()
+	pg, err := activity.NewStore(db).ListActivities(t.Context(), userID, 1, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range pg.Activities {
+		a := &pg.Activities[i]
+		a.ID = 0
+		a.Hours, _ = strconv.ParseFloat(strconv.FormatFloat(a.Hours, 'f', 1, 64), 64)
+	}
+	return pg.Activities
 }
 
 func firstDiff(a, b []byte) string {
