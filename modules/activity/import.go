@@ -304,14 +304,29 @@ func (im *importer) tag(ctx context.Context, name string) (int64, error) {
 	return id, nil
 }
 
+// KeptUploads is how many of a user's uploads are kept: saving another
+// deletes the oldest. The import reads its file once; the few kept let
+// the user retry a failed import without uploading it again, and bound
+// what each user can store (KeptUploads times the upload's bound).
+const KeptUploads = 10
+
 // SaveUpload stores a file the user uploaded for import and returns its
 // id. It is kept in the database, not on the web's disk, so that a worker
-// on another machine can read it (Upload).
+// on another machine can read it (Upload). Only the user's newest
+// KeptUploads are kept.
 func (s *Store) SaveUpload(ctx context.Context, userID int64, body []byte) (int64, error) {
 	sum := sha256.Sum256(body)
 	var id int64
-	if err := s.db.QueryRowContext(ctx, `INSERT INTO import_upload (user_id, sha256, body) VALUES (?, ?, ?) RETURNING id`,
-		userID, hex.EncodeToString(sum[:]), body).Scan(&id); err != nil {
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := tx.QueryRowContext(ctx, `INSERT INTO import_upload (user_id, sha256, body) VALUES (?, ?, ?) RETURNING id`,
+			userID, hex.EncodeToString(sum[:]), body).Scan(&id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM import_upload WHERE user_id = ? AND id NOT IN
+			(SELECT id FROM import_upload WHERE user_id = ? ORDER BY id DESC LIMIT ?)`, userID, userID, KeptUploads)
+		return err
+	})
+	if err != nil {
 		return 0, fmt.Errorf("save upload of user %d: %w", userID, err)
 	}
 	return id, nil
