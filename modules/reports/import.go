@@ -56,6 +56,9 @@ func ImportPayload(uploadID int64) json.RawMessage {
 	return b
 }
 
+// uploadReadTimeout bounds reading the upload: one row of a few MiB.
+const uploadReadTimeout = time.Minute
+
 // maxListedErrors bounds how many bad rows the user's message names.
 const maxListedErrors = 20
 
@@ -66,7 +69,9 @@ func RegisterImport(reg *tasks.Registry, im Importer) error {
 		if err := json.Unmarshal(job.Payload, &p); err != nil || p.UploadID <= 0 {
 			return tasktype.Result{}, tasktype.Permanent(fmt.Errorf("activity import: bad payload %q: %v", job.Payload, err))
 		}
-		body, err := im.Upload(ctx, job.UserID, p.UploadID)
+		uctx, cancel := context.WithTimeout(ctx, uploadReadTimeout)
+		body, err := im.Upload(uctx, job.UserID, p.UploadID)
+		cancel()
 		if errors.Is(err, activity.ErrNotFound) {
 			return tasktype.Result{}, tasktype.Permanent(tasktype.UserMessage(fmt.Errorf("activity import: %w", err),
 				"The uploaded file could not be found, so nothing was imported. Please upload it again."))

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
@@ -17,6 +18,9 @@ import (
 // DefaultImportMaxBytes bounds an uploaded CSV unless
 // ActivityImport.MaxBytes says otherwise (IMPORT_MAX_BYTES).
 const DefaultImportMaxBytes = 10 << 20
+
+// uploadSaveTimeout bounds storing an upload: a few MiB into one row.
+const uploadSaveTimeout = 30 * time.Second
 
 // importFormOverhead is what the import form's body may hold beyond the
 // file: the multipart boundaries, part headers and the key.
@@ -81,11 +85,18 @@ func (s *server) importActivities(w http.ResponseWriter, r *http.Request) {
 			"The file is larger than an import takes ("+humanSize(s.cfg.Import.MaxBytes)+" at most). Split it into smaller files and import each.")
 		return
 	case err != nil:
-		s.renderImport(w, r, http.StatusBadRequest, err.Error())
+		msg := "The form could not be read. Reload the page and try again."
+		var bad errBadUpload
+		if errors.As(err, &bad) {
+			msg = string(bad)
+		}
+		s.renderImport(w, r, http.StatusBadRequest, msg)
 		return
 	}
 	u := currentUser(r)
-	id, err := s.cfg.Import.Uploads.SaveUpload(r.Context(), u.ID, body)
+	sctx, cancel := context.WithTimeout(r.Context(), uploadSaveTimeout)
+	id, err := s.cfg.Import.Uploads.SaveUpload(sctx, u.ID, body)
+	cancel()
 	if err != nil {
 		s.serverError(w, r, err)
 		return
