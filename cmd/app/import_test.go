@@ -70,30 +70,16 @@ func importEndToEnd(t *testing.T, env map[string]string) {
 	signer := testsupport.Signer(t)
 	cb := testsupport.Client(t, base, signer, bob.ID)
 	ca := testsupport.Client(t, base, signer, alice.ID)
+	// A bad row fails the import, naming the row, and imports nothing.
+	bad := strings.Replace(want.String(), "\r\n", "\r\n2026-01-01,Bad,many,Workshop,Draft,,,,,\r\n", 1)
+	task := uploadImport(t, cb, base, []byte(bad))
+	page := waitImport(t, cb, base+task, "badge-failed")
+	if !strings.Contains(page, "Nothing was imported: 1 row could not be read. Line 2: hours &#34;many&#34; is not a number.") {
+		t.Errorf("failed import's page lacks the bad row:\n%s", page)
+	}
 	for _, summary := range []string{"300 activities imported", "0 activities imported, 300 already in the log"} {
-		_, page := testsupport.Get(t, cb, base+"/activities/import")
-		key := keyRE.FindStringSubmatch(page)[1]
-		var form bytes.Buffer
-		mw := multipart.NewWriter(&form)
-		mw.WriteField("key", key)
-		fw, _ := mw.CreateFormFile("file", "otj-full-report.csv")
-		fw.Write(want.Bytes())
-		mw.Close()
-		req, _ := http.NewRequest("POST", base+"/activities/import", &form)
-		req.Header.Set("Content-Type", mw.FormDataContentType())
-		resp, err := cb.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		task := resp.Header.Get("Location")
-		if resp.StatusCode != http.StatusSeeOther || !taskPathRE.MatchString(task) {
-			t.Fatalf("POST /activities/import = %d to %q", resp.StatusCode, task)
-		}
-		testsupport.Eventually(t, 30*time.Second, "import never completed", func() bool {
-			_, page = testsupport.Get(t, cb, base+task)
-			return strings.Contains(page, "badge-completed")
-		})
+		task := uploadImport(t, cb, base, want.Bytes())
+		page := waitImport(t, cb, base+task, "badge-completed")
 		if !strings.Contains(page, summary) || !strings.Contains(page, "Activity import") {
 			t.Errorf("task page lacks %q:\n%s", summary, page)
 		}
@@ -110,4 +96,41 @@ func importEndToEnd(t *testing.T, env map[string]string) {
 	}
 	workerProc.shutdown(t)
 	webProc.shutdown(t)
+}
+
+// uploadImport posts file through the import form and returns the
+// task's path it redirects to.
+func uploadImport(t *testing.T, c *http.Client, base string, file []byte) string {
+	t.Helper()
+	_, page := testsupport.Get(t, c, base+"/activities/import")
+	key := keyRE.FindStringSubmatch(page)[1]
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	mw.WriteField("key", key)
+	fw, _ := mw.CreateFormFile("file", "otj-full-report.csv")
+	fw.Write(file)
+	mw.Close()
+	req, _ := http.NewRequest("POST", base+"/activities/import", &form)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	task := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !taskPathRE.MatchString(task) {
+		t.Fatalf("POST /activities/import = %d to %q", resp.StatusCode, task)
+	}
+	return task
+}
+
+// waitImport polls the task's page until it shows badge and returns it.
+func waitImport(t *testing.T, c *http.Client, u, badge string) string {
+	t.Helper()
+	var page string
+	testsupport.Eventually(t, 30*time.Second, "import never showed "+badge, func() bool {
+		_, page = testsupport.Get(t, c, u)
+		return strings.Contains(page, badge)
+	})
+	return page
 }
