@@ -90,6 +90,10 @@ type Config struct {
 	ResultKeep int
 	// ResultMaxBytes bounds the results bucket (RESULT_MAX_BYTES).
 	ResultMaxBytes int64
+	// ImportMaxBytes bounds a CSV uploaded for import (IMPORT_MAX_BYTES).
+	// The file is held in memory and in one database row while it waits
+	// for its job, hence the upper bound.
+	ImportMaxBytes int64
 	// NATSToken, or NATSUser with NATSPassword, is what the embedded
 	// server requires and what every connection presents (NATS_TOKEN,
 	// NATS_USER, NATS_PASSWORD). With none of them set, the embedded
@@ -212,6 +216,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.ResultMaxBytes, err = settings.Bytes(getenv, "RESULT_MAX_BYTES", defaultResultMaxBytes, 1<<20, 1<<50); err != nil {
+		return c, err
+	}
+	if c.ImportMaxBytes, err = settings.Bytes(getenv, "IMPORT_MAX_BYTES", web.DefaultImportMaxBytes, 1<<10, 256<<20); err != nil {
 		return c, err
 	}
 	if c.Broker != brokerJetStream && c.Broker != brokerRedis {

@@ -82,6 +82,7 @@ var envSettings = []setting{
 	{"RESULT_TTL", cmdAll | cmdWeb | cmdWorker, "how long a result file is kept, e.g. 30d (default 30d)"},
 	{"RESULT_KEEP", cmdAll | cmdWeb | cmdWorker, "results of each job type a user keeps; 0 keeps all (default 5)"},
 	{"RESULT_MAX_BYTES", cmdAll | cmdWeb, "bound of the results bucket, e.g. 1GiB (default 1GiB)"},
+	{"IMPORT_MAX_BYTES", cmdAll | cmdWeb, "largest CSV a user may upload for import, e.g. 10MiB; at most 256MiB (default 10MiB)"},
 	{"METRICS_LISTEN", cmdAll | cmdWeb | cmdWorker, "host:port to serve Prometheus metrics on at /metrics (default off)"},
 	{"WORKERS_STALL_AFTER", cmdAll | cmdWeb, "how long jobs may wait with no worker asking for work before /healthz says so (default 30s)"},
 }

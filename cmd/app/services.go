@@ -156,6 +156,8 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			Middleware: mx.middleware(),
 			// The web knows no job type: each kind comes from its module.
 			Kinds: taskKinds(),
+			Import: &web.ActivityImport{Type: reports.ActivityImport, Uploads: store, Payload: reports.ImportPayload,
+				MaxBytes: cfg.ImportMaxBytes},
 		})
 		if err != nil {
 			return err
@@ -290,6 +292,9 @@ func taskKinds() []web.TaskKind {
 		Start: &web.StartButton{Path: "run-analytics", Label: "Run analytics",
 			Hint: "Charts of your hours, KSB coverage and portfolio readiness."},
 		View: &web.ResultView{Path: "analytics", Link: "Open the charts", Render: analytics.RenderHTML},
+	}, {
+		// Started from its own page, /activities/import, not the list.
+		Type: reports.ActivityImport, Label: reports.ActivityImportLabel, Noun: "import",
 	}}
 }
 
@@ -300,6 +305,9 @@ func newRegistry(db *bun.DB) (*tasks.Registry, error) {
 		return nil, err
 	}
 	if err := analytics.Register(reg, activity.NewStore(db), nil); err != nil {
+		return nil, err
+	}
+	if err := reports.RegisterImport(reg, activity.NewStore(db)); err != nil {
 		return nil, err
 	}
 	return reg, nil

@@ -133,6 +133,9 @@ type Config struct {
 	BodyLimit int64
 	// Settings, when set, serves the settings page (GET|POST /settings).
 	Settings UserSettings
+	// Import, when set, serves the activity import (GET|POST
+	// /activities/import), which uploads a CSV and starts its job.
+	Import *ActivityImport
 	// BaseURL is the address users reach the app at (BASE_URL), such as
 	// https://otj.example.org behind a TLS proxy. Its scheme and host are
 	// the app's origin: the cross-origin check compares a request's
@@ -174,6 +177,11 @@ func (c *Config) validate() error {
 	}
 	if c.OIDC != nil {
 		if err := c.OIDC.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Import != nil {
+		if err := c.Import.validate(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -222,6 +230,13 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Import != nil {
+		im := *cfg.Import // a copy: defaults are the web's own
+		if im.MaxBytes <= 0 {
+			im.MaxBytes = DefaultImportMaxBytes
+		}
+		cfg.Import = &im
 	}
 	// A copy: the caller's slice may change.
 	kd, err := newKinds(cfg.Kinds)
@@ -290,6 +305,10 @@ func (s *server) routes() *chi.Mux {
 			}
 		})
 		r.Get("/activities", s.listActivities)
+		if s.cfg.Import != nil {
+			r.Get("/activities/import", s.importForm)
+			r.With(BodyLimit(s.cfg.Import.MaxBytes+importFormOverhead)).Post("/activities/import", s.importActivities)
+		}
 		r.Get("/activities/new", s.newActivity)
 		r.Post("/activities/new", s.createActivity)
 		r.Group(func(r chi.Router) {
