@@ -134,6 +134,11 @@ type Config struct {
 	// TrustProxyHeaders believes a proxy's X-Forwarded-Proto about
 	// HTTPS, for Secure cookies (TRUST_PROXY_HEADERS).
 	TrustProxyHeaders bool
+	// SMTPURL is the mail server digests go through (SMTP_URL); "" writes
+	// them into <OTJ_DATA_DIR>/outbox instead.
+	SMTPURL string
+	// MailFrom is the digests' sender (MAIL_FROM).
+	MailFrom string
 }
 
 // The brokers TASKS_BROKER names.
@@ -275,6 +280,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if err := signinSettings(&c, getenv); err != nil {
+		return c, err
+	}
+	if err := mailSettings(&c, getenv); err != nil {
 		return c, err
 	}
 	if lvl := getenv("LOG_LEVEL"); lvl != "" {

@@ -84,6 +84,8 @@ var envSettings = []setting{
 	{"RESULT_MAX_BYTES", cmdAll | cmdWeb, "bound of the results bucket, e.g. 1GiB (default 1GiB)"},
 	{"METRICS_LISTEN", cmdAll | cmdWeb | cmdWorker, "host:port to serve Prometheus metrics on at /metrics (default off)"},
 	{"WORKERS_STALL_AFTER", cmdAll | cmdWeb, "how long jobs may wait with no worker asking for work before /healthz says so (default 30s)"},
+	{"SMTP_URL", cmdAll | cmdWorker, "mail server for digests, smtp://user:pass@host:587 (STARTTLS when offered) or smtps:// (default: .eml files in <OTJ_DATA_DIR>/outbox)"},
+	{"MAIL_FROM", cmdAll | cmdWorker, "sender of the digests, e.g. OTJ Helper <otj@example.org> (default OTJ Helper <otj-helper@localhost>)"},
 }
 
 // command is one of the app's commands, for help.
