@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/otjhelper/otj/modules/digest"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/database"
@@ -139,6 +140,9 @@ type Config struct {
 	SMTPURL string
 	// MailFrom is the digests' sender (MAIL_FROM).
 	MailFrom string
+	// DigestSchedule is when the weekly digests go out (DIGEST_SCHEDULE);
+	// nil: off.
+	DigestSchedule *digest.Schedule
 }
 
 // The brokers TASKS_BROKER names.

@@ -86,6 +86,7 @@ var envSettings = []setting{
 	{"WORKERS_STALL_AFTER", cmdAll | cmdWeb, "how long jobs may wait with no worker asking for work before /healthz says so (default 30s)"},
 	{"SMTP_URL", cmdAll | cmdWorker, "mail server for digests, smtp://user:pass@host:587 (STARTTLS when offered) or smtps:// (default: .eml files in <OTJ_DATA_DIR>/outbox)"},
 	{"MAIL_FROM", cmdAll | cmdWorker, "sender of the digests, e.g. OTJ Helper <otj@example.org> (default OTJ Helper <otj-helper@localhost>)"},
+	{"DIGEST_SCHEDULE", cmdAll | cmdWeb | cmdWorker, "when weekly digests go out, a day and a time in Europe/London, or off (default mon 07:00)"},
 }
 
 // command is one of the app's commands, for help.

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otjhelper/otj/modules/digest"
 )
@@ -16,6 +17,9 @@ func TestConfigMailRejectsBadValues(t *testing.T) {
 		{"SMTP_URL", "smtp://mail.example.org/inbox"},
 		{"MAIL_FROM", "not an address"},
 		{"MAIL_FROM", "OTJ <otj@>"},
+		{"DIGEST_SCHEDULE", "monday 07:00"},
+		{"DIGEST_SCHEDULE", "mon 25:00"},
+		{"DIGEST_SCHEDULE", "daily"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -34,6 +38,12 @@ func TestConfigMail(t *testing.T) {
 	c, err := LoadConfig(mapEnv(map[string]string{}))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.DigestSchedule == nil || c.DigestSchedule.Day != time.Monday || c.DigestSchedule.Hour != 7 || c.DigestSchedule.Loc.String() != "Europe/London" {
+		t.Errorf("default DIGEST_SCHEDULE: %+v", c.DigestSchedule)
+	}
+	if c, err := LoadConfig(mapEnv(map[string]string{"DIGEST_SCHEDULE": "off"})); err != nil || c.DigestSchedule != nil {
+		t.Errorf("DIGEST_SCHEDULE=off: %+v %v", c.DigestSchedule, err)
 	}
 	if c.SMTPURL != "" || c.MailFrom != digest.DefaultFrom {
 		t.Errorf("defaults: SMTP_URL %q, MAIL_FROM %q", c.SMTPURL, c.MailFrom)

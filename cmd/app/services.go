@@ -114,6 +114,10 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	if m.worker() {
 		g.Go("worker", func() error { return client.RunWorker(runCtx) })
 	}
+	if cfg.DigestSchedule != nil {
+		// Every process runs one; the KV lease lets one fan out a period.
+		g.Go("digest-schedule", func() error { return runDigestSchedule(runCtx, cfg, be, client, log, m.web()) })
+	}
 	if m.web() {
 		g.Go("projection", func() error { return client.RunProjection(runCtx) })
 
