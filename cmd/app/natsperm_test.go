@@ -75,7 +75,8 @@ func TestDocumentedNATSPermissionsSuffice(t *testing.T) {
 
 	env := baseEnv(t)
 	env["NATS_URL"], env["NATS_USER"], env["NATS_PASSWORD"] = s.ClientURL(), "otj-web", webPass
-	env["DIGEST_SCHEDULE"] = "mon 07:00" // both run the schedule, on its KV bucket
+	// Both run the digest schedule, on its KV bucket.
+	env["DIGEST_SCHEDULE"] = "mon 07:00"
 	wenv := maps.Clone(env) // the database is shared
 	wenv["NATS_URL"], wenv["NATS_USER"], wenv["NATS_PASSWORD"] = s.ClientURL(), "otj-worker", workerPass
 	// The worker first: it may not make the stream, so it waits for the
