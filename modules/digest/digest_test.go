@@ -3,6 +3,8 @@ package digest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/mail"
@@ -417,6 +419,52 @@ func TestParseWeek(t *testing.T) {
 		}
 		if tt.ok && (w.Monday.Format(time.DateOnly) != tt.monday || w.String() != tt.in) {
 			t.Errorf("ParseWeek(%q) = %s Monday %s, want %s", tt.in, w, w.Monday.Format(time.DateOnly), tt.monday)
+		}
+	}
+}
+
+// STARTTLS when the server offers it (smtp://), TLS from the start with
+// smtps://; the server's certificate is checked.
+func TestDigestOverTLS(t *testing.T) {
+	certFile, keyFile := testsupport.TLSCert(t)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pemBytes)
+	db, _ := testsupport.DB(t)
+	f := setup(t, db, true) // for its database and user; the sender is the test's
+	u := f.user(t, "ada@example.org")
+	f.activity(t, u.ID, time.Now().In(london(t)), "Workshop", 1)
+	for i, implicit := range []bool{false, true} {
+		srv := testsupport.SMTPWith(t, &tls.Config{Certificates: []tls.Certificate{cert}}, implicit)
+		s, err := NewSMTP(srv.URL, &tls.Config{RootCAs: roots, ServerName: "localhost"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := &job{cfg: Config{Source: f.store, DB: db, Sender: s, Now: time.Now}, from: &mail.Address{Address: "digest@example.org"}, sent: sentLog{db: db}}
+		// A week of its own each time, so that both send.
+		payload := fmt.Sprintf(`{"week":"2026-W0%d"}`, i+1)
+		if _, err := j.run(testsupport.Context(t), tasktype.Job{ID: "tls", UserID: u.ID, Payload: []byte(payload)}, discardOutput{}); err != nil {
+			t.Fatalf("%s: %v", srv.URL, err)
+		}
+		if msgs := srv.Messages(); len(msgs) != 1 || !msgs[0].TLS {
+			t.Errorf("%s: messages %d, over TLS %v", srv.URL, len(msgs), len(msgs) == 1 && msgs[0].TLS)
+		}
+		// A client that does not trust the certificate sends nothing.
+		untrusting, err := NewSMTP(srv.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.cfg.Sender = untrusting
+		payload = fmt.Sprintf(`{"week":"2026-W1%d"}`, i+1)
+		if _, err := j.run(testsupport.Context(t), tasktype.Job{ID: "tls", UserID: u.ID, Payload: []byte(payload)}, discardOutput{}); err == nil || len(srv.Messages()) != 1 {
+			t.Errorf("%s: an untrusted certificate: err %v, %d messages", srv.URL, err, len(srv.Messages()))
 		}
 	}
 }

@@ -2,6 +2,7 @@ package testsupport
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -17,6 +18,8 @@ type SMTPMessage struct {
 	From string
 	To   []string
 	Data []byte
+	// TLS says whether it came over TLS (STARTTLS or implicit).
+	TLS bool
 }
 
 // SMTPServer is a real SMTP server (emersion/go-smtp) on a loopback port,
@@ -38,13 +41,28 @@ type SMTPServer struct {
 // stopped when the test ends.
 func SMTP(t testing.TB) *SMTPServer {
 	t.Helper()
+	return SMTPWith(t, nil, false)
+}
+
+// SMTPWith is SMTP with TLS: with config set, the server offers STARTTLS
+// (URL smtp://), or with implicit speaks TLS from the first byte (URL
+// smtps://). TLSCert makes a certificate for it.
+func SMTPWith(t testing.TB, config *tls.Config, implicit bool) *SMTPServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("smtp listen: %v", err)
 	}
 	s := &SMTPServer{Addr: ln.Addr().String()}
 	s.URL = "smtp://" + s.Addr
+	if implicit {
+		ln = tls.NewListener(ln, config)
+		s.URL = "smtps://" + s.Addr
+	}
 	srv := smtp.NewServer(smtpBackend{s})
+	if !implicit {
+		srv.TLSConfig = config
+	}
 	srv.Domain = "localhost"
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
 	srv.ErrorLog = tLogger{t}
@@ -88,13 +106,14 @@ func (s *SMTPServer) Attempts() int {
 
 type smtpBackend struct{ s *SMTPServer }
 
-func (b smtpBackend) NewSession(*smtp.Conn) (smtp.Session, error) {
-	return &smtpSession{s: b.s}, nil
+func (b smtpBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &smtpSession{s: b.s, conn: c}, nil
 }
 
 type smtpSession struct {
-	s   *SMTPServer
-	msg SMTPMessage
+	s    *SMTPServer
+	conn *smtp.Conn
+	msg  SMTPMessage
 }
 
 func (ss *smtpSession) Reset()        { ss.msg = SMTPMessage{} }
@@ -126,6 +145,7 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	}
 	m := ss.msg
 	m.Data = buf.Bytes()
+	_, m.TLS = ss.conn.TLSConnectionState()
 	s.messages = append(s.messages, m)
 	return nil
 }
