@@ -468,3 +468,25 @@ func TestDigestOverTLS(t *testing.T) {
 		}
 	}
 }
+
+// The week is the user's: late Sunday in London is already Monday in
+// Auckland; an unknown zone counts as Europe/London.
+func TestJobWeekInUsersZone(t *testing.T) {
+	at := time.Date(2026, 12, 6, 20, 0, 0, 0, time.UTC) // Sunday evening in London
+	tests := []struct{ zone, want string }{
+		{"Europe/London", "2026-W49"},
+		{"Pacific/Auckland", "2026-W50"},
+		{"America/Los_Angeles", "2026-W49"},
+		{"", "2026-W49"},
+		{"Not/AZone", "2026-W49"},
+	}
+	for _, tt := range tests {
+		w, err := jobWeek(tasktype.Job{EnqueuedAt: at}, userLocation(tt.zone))
+		if err != nil || w.String() != tt.want {
+			t.Errorf("%q: %s %v, want %s", tt.zone, w, err, tt.want)
+		}
+	}
+	if w, err := jobWeek(tasktype.Job{EnqueuedAt: at, Payload: []byte(`{"week":"2026-W40"}`)}, time.UTC); err != nil || w.String() != "2026-W40" {
+		t.Errorf("payload week: %s %v", w, err)
+	}
+}
