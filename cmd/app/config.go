@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/otjhelper/otj/modules/digest"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/database"
@@ -138,6 +139,14 @@ type Config struct {
 	// TrustProxyHeaders believes a proxy's X-Forwarded-Proto about
 	// HTTPS, for Secure cookies (TRUST_PROXY_HEADERS).
 	TrustProxyHeaders bool
+	// SMTPURL is the mail server digests go through (SMTP_URL); "" writes
+	// them into <OTJ_DATA_DIR>/outbox instead.
+	SMTPURL string
+	// MailFrom is the digests' sender (MAIL_FROM).
+	MailFrom string
+	// DigestSchedule is when the weekly digests go out (DIGEST_SCHEDULE);
+	// nil: off.
+	DigestSchedule *digest.Schedule
 }
 
 // The brokers TASKS_BROKER names.
@@ -282,6 +291,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if err := signinSettings(&c, getenv); err != nil {
+		return c, err
+	}
+	if err := mailSettings(&c, getenv); err != nil {
 		return c, err
 	}
 	if lvl := getenv("LOG_LEVEL"); lvl != "" {

@@ -85,6 +85,9 @@ var envSettings = []setting{
 	{"IMPORT_MAX_BYTES", cmdAll | cmdWeb, "largest CSV a user may upload for import, e.g. 10MiB; at most 256MiB (default 10MiB)"},
 	{"METRICS_LISTEN", cmdAll | cmdWeb | cmdWorker, "host:port to serve Prometheus metrics on at /metrics (default off)"},
 	{"WORKERS_STALL_AFTER", cmdAll | cmdWeb, "how long jobs may wait with no worker asking for work before /healthz says so (default 30s)"},
+	{"SMTP_URL", cmdAll | cmdWorker, "mail server for digests, smtp://user:pass@host:587 (STARTTLS when offered) or smtps:// (default: .eml files in <OTJ_DATA_DIR>/outbox)"},
+	{"MAIL_FROM", cmdAll | cmdWorker, "sender of the digests, e.g. OTJ Helper <otj@example.org> (default OTJ Helper <otj-helper@localhost>)"},
+	{"DIGEST_SCHEDULE", cmdAll | cmdWeb | cmdWorker, "when weekly digests go out, a day and a time in Europe/London, or off (default mon 07:00)"},
 }
 
 // command is one of the app's commands, for help.

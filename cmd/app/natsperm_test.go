@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/platform/natsconn"
@@ -74,6 +75,8 @@ func TestDocumentedNATSPermissionsSuffice(t *testing.T) {
 
 	env := baseEnv(t)
 	env["NATS_URL"], env["NATS_USER"], env["NATS_PASSWORD"] = s.ClientURL(), "otj-web", webPass
+	// Both run the digest schedule, on its KV bucket.
+	env["DIGEST_SCHEDULE"] = "mon 07:00"
 	wenv := maps.Clone(env) // the database is shared
 	wenv["NATS_URL"], wenv["NATS_USER"], wenv["NATS_PASSWORD"] = s.ClientURL(), "otj-worker", workerPass
 	// The worker first: it may not make the stream, so it waits for the
@@ -84,6 +87,11 @@ func TestDocumentedNATSPermissionsSuffice(t *testing.T) {
 	})
 	web := startApp(t, env, "web")
 	base := web.waitOutput(t, runningRE)
+	// The web side makes the schedules bucket and catches up the latest
+	// period, with nobody to send to yet: before the report's users.
+	testsupport.Eventually(t, 30*time.Second, "the web side never caught up the digest schedule", func() bool {
+		return strings.Contains(web.logs.String(), "digest schedule: fanned out")
+	})
 	jobID, file := reportFlow(t, env["OTJ_DATA_DIR"], base)
 	// The activity log's changes reach its stream through the web's relay,
 	// as the web user sees it.
@@ -105,6 +113,9 @@ func TestDocumentedNATSPermissionsSuffice(t *testing.T) {
 			t.Errorf("app %s was refused a right the README does not grant:\n%s", name, violations(logs))
 		}
 	}
+	testsupport.Eventually(t, 30*time.Second, "the worker never opened the schedules bucket", func() bool {
+		return strings.Contains(worker.logs.String(), "digest schedule: on")
+	})
 	worker.shutdown(t)
 	web.shutdown(t)
 
@@ -114,6 +125,17 @@ func TestDocumentedNATSPermissionsSuffice(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	// The worker's user may move the schedule's lease, as a worker's
+	// scheduler does when it wins a period.
+	if js, err := natsjs.New(nc); err != nil {
+		t.Fatal(err)
+	} else if kv, err := js.KeyValue(testsupport.Context(t), "schedules"); err != nil {
+		t.Errorf("the worker's user opening the schedules bucket: %v", err)
+	} else if e, err := kv.Get(testsupport.Context(t), "digest"); err != nil {
+		t.Errorf("the worker's user reading the schedule's key: %v", err)
+	} else if _, err := kv.Update(testsupport.Context(t), "digest", []byte("9999-W01"), e.Revision()); err != nil {
+		t.Errorf("the worker's user moving the schedule's key: %v", err)
+	}
 	refused := make(chan error, 4)
 	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { refused <- err })
 	if _, err := nc.Request("$JS.API.STREAM.DELETE."+jetstream.StreamName, nil, 2*time.Second); err == nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/analytics"
+	"github.com/otjhelper/otj/modules/digest"
 	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
@@ -113,6 +114,10 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	}
 	if m.worker() {
 		g.Go("worker", func() error { return client.RunWorker(runCtx) })
+	}
+	if cfg.DigestSchedule != nil {
+		// Every process runs one; the KV lease lets one fan out a period.
+		g.Go("digest-schedule", func() error { return runDigestSchedule(runCtx, cfg, be, client, log, m.web()) })
 	}
 	if m.web() {
 		g.Go("projection", func() error { return client.RunProjection(runCtx) })
@@ -295,11 +300,17 @@ func taskKinds() []web.TaskKind {
 	}, {
 		// Started from its own page, /activities/import, not the list.
 		Type: reports.ActivityImport, Label: reports.ActivityImportLabel, Noun: "import",
+	}, {
+		Type: digest.WeeklyDigest, Label: digest.Label, Noun: "digest",
+		Start: &web.StartButton{Path: "send-digest", Label: "Send me my digest now",
+			Hint:   "This week's hours, targets and KSBs still to evidence, by email; once a week.",
+			Queued: "Your digest is being sent in the background. It will appear below when it has gone."},
+		View: &web.ResultView{Path: "digest", Link: "Read the digest", Render: digest.RenderHTML},
 	}}
 }
 
 // newRegistry registers every job type this build runs.
-func newRegistry(db *bun.DB) (*tasks.Registry, error) {
+func newRegistry(db *bun.DB, cfg Config) (*tasks.Registry, error) {
 	reg := tasks.NewRegistry()
 	if err := reports.Register(reg, activity.NewStore(db)); err != nil {
 		return nil, err
@@ -310,6 +321,13 @@ func newRegistry(db *bun.DB) (*tasks.Registry, error) {
 	if err := reports.RegisterImport(reg, activity.NewStore(db)); err != nil {
 		return nil, err
 	}
+	sender, err := digestSender(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := digest.Register(reg, digest.Config{Source: activity.NewStore(db), DB: db, Sender: sender, From: cfg.MailFrom}); err != nil {
+		return nil, err
+	}
 	return reg, nil
 }
 
@@ -317,7 +335,7 @@ func newRegistry(db *bun.DB) (*tasks.Registry, error) {
 // jobs from the broker that carries them; with the Redis broker, a web
 // request runs its job itself when Redis cannot be reached.
 func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m mode, opts options, obs tasks.Observer) (*tasks.Client, error) {
-	reg, err := newRegistry(be.DB)
+	reg, err := newRegistry(be.DB, cfg)
 	if err != nil {
 		return nil, err
 	}
