@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -67,7 +68,10 @@ func TestBrowserReportFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	records, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if !strings.HasPrefix(body, reports.BOM) {
+		t.Errorf("downloaded CSV does not start with the UTF-8 byte-order mark: %q", body[:min(len(body), 20)])
+	}
+	records, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(body, reports.BOM))).ReadAll()
 	if err != nil || len(records) != 3 {
 		t.Fatalf("downloaded CSV (%v): %q", err, body)
 	}
