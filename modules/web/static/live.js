@@ -3,8 +3,12 @@
 // events on the page's event stream (body data-events), and on an event
 // for a task the page shows it fetches the page again and swaps in the
 // parts that changed: the task's row on the list, the badge, facts,
-// actions and history on a task's page. Once the stream is open it
-// removes the meta refresh, which is what pages do without script.
+// actions and history on a task's page. It takes over from the meta
+// refresh, which is what pages do without script: browsers keep a
+// refresh scheduled even once its tag is removed, so the script removes
+// the tag and stops the page's loading (which cancels the refresh) before
+// it opens the stream, and reloads the page itself, as the tag would
+// have, should the stream not open in that time.
 (function () {
   "use strict";
   var url = document.body && document.body.dataset.events;
@@ -92,11 +96,20 @@
     }
   }
 
+  var fallback = null;
+  var meta = document.querySelector('meta[http-equiv="refresh"]');
+  if (meta) {
+    var secs = parseInt(meta.getAttribute("content"), 10) || 5;
+    meta.remove();
+    window.stop();
+    fallback = setTimeout(function () { location.reload(); }, secs * 1000);
+  }
+
   var es = new EventSource(url);
   es.addEventListener("open", function () {
-    var meta = document.querySelector('meta[http-equiv="refresh"]');
-    if (meta) {
-      meta.remove();
+    if (fallback) {
+      clearTimeout(fallback);
+      fallback = null;
     }
     document.body.dataset.live = "open";
   });
