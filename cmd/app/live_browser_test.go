@@ -89,7 +89,9 @@ func TestBrowserLiveTaskList(t *testing.T) {
 		chromedp.EmulateViewport(1280, 900),
 		chromedp.Navigate(base+"/tasks/"),
 		chromedp.Click(chromedp.CSS(`form[action="/tasks/generate-report"] button`)),
-		// The new page (after the POST's redirect) opens its stream.
+		// The new page (after the POST's redirect: only it has the
+		// notice) opens its stream.
+		chromedp.WaitVisible(chromedp.CSS(`p.notice`)),
 		chromedp.WaitVisible(chromedp.CSS(`body[data-live="open"]`)),
 	)
 	if err != nil {

@@ -33,6 +33,12 @@
   }
 
   function swap(doc) {
+    // The notice tells what became of the task just started or changed.
+    var notice = doc.querySelector("p.notice");
+    var shown = document.querySelector("p.notice");
+    if (notice && shown) {
+      shown.replaceWith(document.importNode(notice, true));
+    }
     var p = onPage();
     if (p.task) {
       var fresh = doc.getElementById("task-live");
@@ -68,7 +74,7 @@
       return;
     }
     inFlight = true;
-    fetch(location.pathname, { credentials: "same-origin", headers: { Accept: "text/html" } })
+    fetch(location.pathname + location.search, { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then(function (resp) {
         if (!resp.ok) {
           throw new Error("status " + resp.status);
