@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,87 +20,19 @@ import (
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
-// sseFrame is one event or comment read from /tasks/events.
-type sseFrame struct {
-	ID      string
-	Event   string
-	Data    string
-	Comment string
-}
+// sseStream is an open /tasks/events response.
+type sseStream struct{ *testsupport.SSEStream }
 
-// sseStream is an open /tasks/events response, read frame by frame.
-type sseStream struct {
-	resp   *http.Response
-	frames chan sseFrame
-	done   chan error // the read's end: io.EOF for a stream the server ended
-	cancel context.CancelFunc
-}
+type sseFrame = testsupport.SSEFrame
 
 // openStream opens the user's event stream, resuming after lastID when
-// it is set, and reads its frames in the background until it ends or
-// the test does.
+// it is set.
 func openStream(t *testing.T, f *fixture, c *http.Client, query, lastID string) *sseStream {
 	t.Helper()
-	ctx, cancel := context.WithCancel(testsupport.Context(t))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.srv.URL+"/tasks/events"+query, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
-	}
-	// The client's own timeout would cut a long stream; the test's
-	// context bounds this one.
-	sc := *c
-	sc.Timeout = 0
-	resp, err := sc.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		cancel()
-		resp.Body.Close()
-		t.Fatalf("GET /tasks/events = %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	s := &sseStream{resp: resp, frames: make(chan sseFrame, 1000), done: make(chan error, 1), cancel: cancel}
-	go func() {
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		var fr sseFrame
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case line == "":
-				if fr != (sseFrame{}) {
-					s.frames <- fr
-				}
-				fr = sseFrame{}
-			case strings.HasPrefix(line, ":"):
-				fr.Comment = strings.TrimSpace(line[1:])
-			default:
-				k, v, _ := strings.Cut(line, ": ")
-				switch k {
-				case "id":
-					fr.ID = v
-				case "event":
-					fr.Event = v
-				case "data":
-					fr.Data = v
-				}
-			}
-		}
-		err := sc.Err()
-		if err == nil {
-			err = io.EOF
-		}
-		s.done <- err
-	}()
-	t.Cleanup(s.close)
-	return s
+	return &sseStream{testsupport.SSE(t, c, f.srv.URL+"/tasks/events"+query, lastID)}
 }
 
-func (s *sseStream) close() { s.cancel() }
+func (s *sseStream) close() { s.Close() }
 
 // liveEvent is a task event's data.
 type liveEvent struct {
@@ -116,7 +47,7 @@ func (s *sseStream) next(t *testing.T, wait time.Duration) (sseFrame, liveEvent)
 	timeout := time.After(wait)
 	for {
 		select {
-		case fr := <-s.frames:
+		case fr := <-s.Frames:
 			if fr.Event != "task" {
 				continue
 			}
@@ -125,7 +56,7 @@ func (s *sseStream) next(t *testing.T, wait time.Duration) (sseFrame, liveEvent)
 				t.Fatalf("event %s: data %q: %v", fr.ID, fr.Data, err)
 			}
 			return fr, e
-		case err := <-s.done:
+		case err := <-s.Done:
 			t.Fatalf("stream ended: %v", err)
 		case <-timeout:
 			t.Fatalf("no task event within %s", wait)
@@ -289,11 +220,11 @@ func TestEventStreamHeartbeat(t *testing.T) {
 	timeout := time.After(5 * time.Second)
 	for pings < 3 {
 		select {
-		case fr := <-s.frames:
+		case fr := <-s.Frames:
 			if fr.Comment == "ping" {
 				pings++
 			}
-		case err := <-s.done:
+		case err := <-s.Done:
 			t.Fatalf("stream ended: %v", err)
 		case <-timeout:
 			t.Fatalf("%d heartbeats in 5s at one per 100ms", pings)
@@ -314,7 +245,7 @@ func TestEventStreamEndsAtShutdown(t *testing.T) {
 		t.Fatalf("shutdown with a stream open: %v after %s", err, time.Since(start))
 	}
 	select {
-	case err := <-s.done:
+	case err := <-s.Done:
 		if !errors.Is(err, io.EOF) {
 			t.Fatalf("stream ended with %v, want the server's clean end", err)
 		}
