@@ -280,11 +280,11 @@ func TestEventStreamConsumersGoWithClients(t *testing.T) {
 		}
 		ss = append(ss, openStream(t, f, f.client(t, u), "", ""))
 	}
-	testsupport.Eventually(t, 10*time.Second, "streams' consumers never all there", func() bool { return consumers() == base+n })
+	testsupport.Eventually(t, 30*time.Second, "streams' consumers never all there", func() bool { return consumers() == base+n })
 	for _, s := range ss {
 		s.close()
 	}
-	testsupport.Eventually(t, 10*time.Second, "consumers outlived their clients", func() bool { return consumers() == base })
+	testsupport.Eventually(t, 30*time.Second, "consumers outlived their clients", func() bool { return consumers() == base })
 }
 
 // A malformed Last-Event-ID is a 400 with a sentence; without Events
