@@ -26,6 +26,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otjhelper/otj/modules/activity"
+	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/testsupport"
@@ -413,7 +414,10 @@ func reportFlow(t *testing.T, dataDir, base string) (jobID, file string) {
 	if cd := resp.Header.Get("Content-Disposition"); !regexp.MustCompile(`^attachment; filename=otj-full-report-\d{4}-\d{2}-\d{2}\.csv$`).MatchString(cd) {
 		t.Errorf("Content-Disposition %q", cd)
 	}
-	records, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if !strings.HasPrefix(body, reports.BOM) {
+		t.Errorf("downloaded CSV does not start with the UTF-8 byte-order mark: %q", body[:min(len(body), 20)])
+	}
+	records, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(body, reports.BOM))).ReadAll()
 	if err != nil {
 		t.Fatalf("parse CSV: %v\n%s", err, body)
 	}

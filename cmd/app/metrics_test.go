@@ -73,7 +73,7 @@ func TestMetricsScrapedWithTheTextParser(t *testing.T) {
 	}
 	// A download streams through the metrics' response writer, which
 	// must pass on the deadline the web sets on it.
-	if r, body := testsupport.Get(t, c, base+"/tasks/"+report+"/download"); r.StatusCode != http.StatusOK || !strings.HasPrefix(body, "date,title,") {
+	if r, body := testsupport.Get(t, c, base+"/tasks/"+report+"/download"); r.StatusCode != http.StatusOK || !strings.HasPrefix(body, reports.BOM+"date,title,") {
 		t.Fatalf("GET the report's download = %d %.200q", r.StatusCode, body)
 	}
 	testsupport.Get(t, c, base+"/no-such-page") // a 404 off every route

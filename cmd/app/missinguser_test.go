@@ -41,7 +41,7 @@ func TestReportOfUserMissingFromWorkersDatabase(t *testing.T) {
 	if last.Kind != tasktype.EventSucceeded || last.Result == nil {
 		t.Fatalf("report for a user with no activities: want it succeeded with a file; history:\n%s", describe(jobHistory(t, b, known.ID, empty.ID)))
 	}
-	if got, want := readResult(t, b, last.Result.Object), strings.Join(reports.Header, ",")+"\r\n"; got != want {
+	if got, want := readResult(t, b, last.Result.Object), reports.BOM+strings.Join(reports.Header, ",")+"\r\n"; got != want {
 		t.Errorf("report for a user with no activities holds %q, want only the header %q", got, want)
 	}
 }

@@ -153,7 +153,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		}
 		srv, err := web.NewServer(web.Config{
 			Tasks: client, Enqueuer: client, Results: client, Users: store, Activities: store,
-			Control: client, History: client,
+			Control: client, History: client, Events: client,
 			Sessions: signer, Projection: client, DevAutoLoginEmail: cfg.DevAutoLoginEmail, Logger: log,
 			OIDC: cfg.OIDC, SessionTTL: cfg.SessionTTL, TrustProxyHeaders: cfg.TrustProxyHeaders, Settings: store,
 			BaseURL: cfg.BaseURL,

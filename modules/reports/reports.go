@@ -105,16 +105,23 @@ func (p progressSource) EachReportRow(ctx context.Context, userID int64, fn func
 	})
 }
 
+// BOM is the UTF-8 byte-order mark every report starts with: without it
+// Excel reads the file in the machine's legacy code page, so that "café"
+// and "£" come out garbled; with it every spreadsheet knows the file is
+// UTF-8. Readers that parse the file themselves skip it.
+const BOM = "\ufeff"
+
 // WriteCSV writes the user's full report to w and returns the number of
 // activities. It streams: one row is in memory at a time.
 //
-// The CSV is RFC 4180 (CRLF line ends), UTF-8, each field as
+// The CSV starts with BOM, then is RFC 4180 (CRLF line ends), UTF-8, each field as
 // encoding/csv's Writer with UseCRLF writes it, except that a field is
 // quoted also when it holds a ';' or a tab: quoted, it stays one cell in
 // a spreadsheet that splits at ';' or tabs (as European locales do). Text
 // is guarded against formula injection by Neutralize.
 func WriteCSV(ctx context.Context, w io.Writer, src Source, userID int64) (int, error) {
 	e := &csvEncoder{w: w, buf: make([]byte, 0, csvFlushAt+4<<10)}
+	e.buf = append(e.buf, BOM...)
 	for i, h := range Header {
 		if i > 0 {
 			e.buf = append(e.buf, ',')

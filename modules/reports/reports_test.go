@@ -85,10 +85,11 @@ func TestWriteCSV(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("WriteCSV = %d, %v", n, err)
 	}
-	if !strings.HasPrefix(buf.String(), "date,title,hours,type,evidence_quality,tags,ksbs,links,description,notes\r\n") {
-		t.Fatalf("header line: %q", buf.String()[:80])
+	// The byte-order mark first, so that Excel reads UTF-8.
+	if !strings.HasPrefix(buf.String(), "\xef\xbb\xbfdate,title,hours,type,evidence_quality,tags,ksbs,links,description,notes\r\n") {
+		t.Fatalf("BOM and header line: %q", buf.String()[:80])
 	}
-	got, err := csv.NewReader(&buf).ReadAll()
+	got, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(buf.String(), reports.BOM))).ReadAll()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func TestFullReportOfEmptyLogIsTheHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := strings.Join(reports.Header, ",") + "\r\n"; out.buf.String() != want || res.Summary != "0 activities" {
+	if want := reports.BOM + strings.Join(reports.Header, ",") + "\r\n"; out.buf.String() != want || res.Summary != "0 activities" {
 		t.Errorf("report of an empty log: %q, summary %q; want only the header and 0 activities", out.buf.String(), res.Summary)
 	}
 }
@@ -265,6 +266,7 @@ func BenchmarkWriteCSV(b *testing.B) {
 func referenceCSV(t testing.TB, rs []activity.ReportRow) []byte {
 	t.Helper()
 	var buf bytes.Buffer
+	buf.WriteString(reports.BOM)
 	writeRecord := func(rec []string) {
 		for i, f := range rec {
 			if i > 0 {

@@ -353,6 +353,19 @@ func (c *Client) Follow(ctx context.Context, from uint64, fn func([]tasktype.Eve
 	return c.cfg.Log.Follow(ctx, from, fn)
 }
 
+// FollowUser calls fn with each of the user's events stored after
+// sequence after, in order, until ctx ends or fn fails: what a live
+// page follows. The log picks the user's events out by subject (the
+// JetStream driver's taskdriver.UserEventStream); a log that cannot
+// is an error, never a filter over everyone's events here.
+func (c *Client) FollowUser(ctx context.Context, userID int64, after uint64, fn func(tasktype.Event) error) error {
+	us, ok := c.cfg.Log.(taskdriver.UserEventStream)
+	if !ok {
+		return fmt.Errorf("follow events of user %d: the log %T cannot follow one user's events", userID, c.cfg.Log)
+	}
+	return us.FollowUser(ctx, userID, after, fn)
+}
+
 // WaitOutcome blocks until job jobID of userID (0: whoever owns it) has
 // ended, succeeded, failed or cancelled, and returns the event that ended
 // it; or until ctx ends. It reads the log, not task_result, so it needs

@@ -40,7 +40,10 @@ type view struct {
 	Loc     *time.Location
 	Notice  string
 	Refresh bool
-	Data    any
+	// Live is the event stream the page follows to update itself
+	// (live.js), or "" for none.
+	Live string
+	Data any
 }
 
 var funcs = template.FuncMap{

@@ -23,22 +23,27 @@ const (
 // (Config.ReadTimeout and WriteTimeout).
 func NewServer(cfg Config) (*http.Server, error) {
 	cfg.defaultTimeouts()
-	h, err := New(cfg)
+	s, err := newServer(cfg)
 	if err != nil {
 		return nil, err
 	}
+	h := s.routes()
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &http.Server{
+	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: min(readHeaderTimeout, cfg.ReadTimeout),
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}, nil
+	}
+	// Shutdown waits for active requests without cancelling them: the
+	// event streams are told to end.
+	srv.RegisterOnShutdown(s.stop)
+	return srv, nil
 }
 
 func (c *Config) defaultTimeouts() {

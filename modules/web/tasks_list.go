@@ -25,12 +25,13 @@ type tasksData struct {
 // listTasks shows the user's recent tasks (GET /tasks/).
 func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
 	u := currentUser(r)
+	live := s.liveURL(r.Context()) // before the list: no event after it is missed
 	list, err := s.cfg.Tasks.ListForUser(r.Context(), u.ID, recentTasks)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
 	}
-	v := view{Title: "Tasks", Nav: "tasks", Data: tasksData{Tasks: list, FormKey: rand.Text(), Expired: s.expiredList(list), RegenKey: rand.Text()}}
+	v := view{Title: "Tasks", Nav: "tasks", Data: tasksData{Tasks: list, FormKey: rand.Text(), Expired: s.expiredList(list), RegenKey: rand.Text()}, Live: live}
 	for _, t := range list {
 		if t.Status.Active() { // pending, running or retrying
 			v.Refresh = true

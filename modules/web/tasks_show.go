@@ -38,6 +38,7 @@ func (s *server) showTask(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	u := currentUser(r)
 	loc := location(u.Timezone)
+	live := s.liveURL(r.Context()) // before the task: no event after it is missed
 	d, err := s.loadTask(r.Context(), u.ID, id, loc)
 	switch {
 	case errors.Is(err, tasktype.ErrNotFound):
@@ -62,6 +63,7 @@ func (s *server) showTask(w http.ResponseWriter, r *http.Request) {
 		Notice: doneNotice(r.URL.Query().Get("done"), d.Task.Status),
 		// A lagging page is incomplete whatever the task's state.
 		Refresh: d.Task.Status.Active() || d.Lagging,
+		Live:    live,
 	})
 }
 

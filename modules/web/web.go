@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -109,7 +110,13 @@ type Config struct {
 	Activities Activities          // required
 	Sessions   *session.Signer     // required
 	Projection ProjectionWaiter    // optional: makes a new task show at once
-	Health     []HealthCheck
+	// Events, when set, serves GET /tasks/events and makes the task
+	// pages update live; without it they refresh while a task is active.
+	Events TaskEvents
+	// LiveHeartbeat is how often an idle event stream sends a comment.
+	// Default DefaultLiveHeartbeat.
+	LiveHeartbeat time.Duration
+	Health        []HealthCheck
 	// Kinds are the kinds of work the app offers: their labels, the task
 	// list's buttons that start them, and the pages that show their
 	// results. The web knows no job type of its own: cmd/app passes each
@@ -208,10 +215,23 @@ type server struct {
 	pages *pages
 	kinds *kinds
 	oidc  *oidcProvider // nil without Config.OIDC
+	// stopping is closed by stop, at server shutdown, to end the
+	// long-lived event streams.
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // New returns the app's HTTP handler.
 func New(cfg Config) (http.Handler, error) {
+	s, err := newServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s.routes(), nil
+}
+
+// newServer checks cfg, fills in its defaults and parses the pages.
+func newServer(cfg Config) (*server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -238,6 +258,9 @@ func New(cfg Config) (http.Handler, error) {
 		}
 		cfg.Import = &im
 	}
+	if cfg.LiveHeartbeat <= 0 {
+		cfg.LiveHeartbeat = DefaultLiveHeartbeat
+	}
 	// A copy: the caller's slice may change.
 	kd, err := newKinds(cfg.Kinds)
 	if err != nil {
@@ -247,12 +270,11 @@ func New(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, log: cfg.Logger, pages: pg, kinds: kd}
+	s := &server{cfg: cfg, log: cfg.Logger, pages: pg, kinds: kd, stopping: make(chan struct{})}
 	if cfg.OIDC != nil {
 		s.oidc = newOIDCProvider(*cfg.OIDC)
 	}
-
-	return s.routes(), nil
+	return s, nil
 }
 
 // routes is the app's router: every page and action, behind the
@@ -286,6 +308,9 @@ func (s *server) routes() *chi.Mux {
 		r.Get("/", redirect("/tasks/"))
 		r.Get("/tasks", redirect("/tasks/"))
 		r.Get("/tasks/", s.listTasks)
+		if s.cfg.Events != nil {
+			r.Get("/tasks/events", s.taskEvents)
+		}
 		for _, b := range s.kinds.startButtons() {
 			r.Post("/tasks/"+b.Path, s.startKind(b.Type))
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/modules/web"
+	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -169,6 +170,10 @@ type fixture struct {
 	// (which runs the projection) behind a liveFixture, nil otherwise.
 	broker *jetstream.Broker
 	proj   *tasks.Client
+	// hs is the app's own server behind srv; nats the live fixture's
+	// NATS server.
+	hs   *http.Server
+	nats *natsserver.Server
 }
 
 func (f *fixture) client(t *testing.T, u activity.User) *http.Client {
@@ -241,7 +246,9 @@ func newFixtureOn(t *testing.T, db *bun.DB, cfg web.Config) *fixture {
 		cfg.History = &fakeHistory{}
 	}
 	cfg.Users, cfg.Activities = store, store
-	cfg.Kinds = reportKinds
+	if cfg.Kinds == nil {
+		cfg.Kinds = reportKinds
+	}
 	if cfg.Sessions == nil {
 		cfg.Sessions = testsupport.Signer(t)
 	}
@@ -260,7 +267,7 @@ func newFixtureOn(t *testing.T, db *bun.DB, cfg web.Config) *fixture {
 	srv.Config = hs
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, db: db, users: store, alice: alice, bob: bob}
+	return &fixture{srv: srv, db: db, users: store, alice: alice, bob: bob, hs: hs}
 }
 
 func getBody(t *testing.T, c *http.Client, u string) (int, string) {
@@ -471,7 +478,7 @@ func liveFixtureWith(t *testing.T, o liveOptions) *fixture {
 		o.web(&cfg)
 	}
 	f := newFixtureOn(t, db, cfg)
-	f.broker, f.proj = webSide, proj
+	f.broker, f.proj, f.nats = webSide, proj, srv
 	return f
 }
 

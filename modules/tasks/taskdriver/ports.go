@@ -189,3 +189,14 @@ type Driver interface {
 	// Ping checks that the driver's server answers.
 	Ping(ctx context.Context) error
 }
+
+// UserEventStream delivers one user's stored events, read from the log
+// with a subject filter on that user, so that nobody else's event is
+// ever read for them. It is what a live page follows.
+type UserEventStream interface {
+	// FollowUser calls fn with each of the user's events stored after
+	// sequence after, in stream order, one at a time, until ctx ends or
+	// fn returns an error. It keeps following new events. Whatever it
+	// holds on the server is gone when it returns.
+	FollowUser(ctx context.Context, userID int64, after uint64, fn func(tasktype.Event) error) error
+}

@@ -1,0 +1,134 @@
+// live.js keeps the task list (/tasks/) and a task's page (/tasks/{id})
+// up to date without reloading. It follows the signed-in user's job
+// events on the page's event stream (body data-events), and on an event
+// for a task the page shows it fetches the page again and swaps in the
+// parts that changed: the task's row on the list, the badge, facts,
+// actions and history on a task's page. It takes over from the meta
+// refresh, which is what pages do without script: browsers keep a
+// refresh scheduled even once its tag is removed, so the script removes
+// the tag and stops the page's loading (which cancels the refresh) before
+// it opens the stream, and reloads the page itself, as the tag would
+// have, should the stream not open in that time.
+(function () {
+  "use strict";
+  var url = document.body && document.body.dataset.events;
+  if (!url || !window.EventSource || !window.fetch || !window.DOMParser) {
+    return; // the meta refresh goes on
+  }
+  var pending = {}; // task ids waiting for a re-fetch
+  var timer = null;
+  var inFlight = false;
+
+  function onPage() {
+    var live = document.getElementById("task-live");
+    return live ? { task: live.dataset.task } : { list: document.getElementById("task-list") };
+  }
+
+  function shows(id) {
+    var p = onPage();
+    if (p.task) {
+      return p.task === id;
+    }
+    return !!p.list; // a new task of the user's belongs on the list too
+  }
+
+  function swap(doc) {
+    // The notice tells what became of the task just started or changed.
+    var notice = doc.querySelector("p.notice");
+    var shown = document.querySelector("p.notice");
+    if (notice && shown) {
+      shown.replaceWith(document.importNode(notice, true));
+    }
+    var p = onPage();
+    if (p.task) {
+      var fresh = doc.getElementById("task-live");
+      if (fresh) {
+        document.getElementById("task-live").replaceWith(document.importNode(fresh, true));
+      }
+      return;
+    }
+    var ids = Object.keys(pending);
+    pending = {};
+    var whole = false;
+    ids.forEach(function (id) {
+      var mine = document.getElementById("task-" + id);
+      var theirs = doc.getElementById("task-" + id);
+      if (mine && theirs) {
+        mine.replaceWith(document.importNode(theirs, true));
+      } else if (theirs) {
+        whole = true; // a new row: take the list as it now is
+      }
+    });
+    if (whole) {
+      var list = doc.getElementById("task-list");
+      if (list) {
+        document.getElementById("task-list").replaceWith(document.importNode(list, true));
+      }
+    }
+  }
+
+  function refetch() {
+    timer = null;
+    if (inFlight) {
+      schedule();
+      return;
+    }
+    inFlight = true;
+    fetch(location.pathname + location.search, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (resp) {
+        if (!resp.ok) {
+          throw new Error("status " + resp.status);
+        }
+        return resp.text();
+      })
+      .then(function (html) {
+        swap(new DOMParser().parseFromString(html, "text/html"));
+        if (onPage().task) {
+          pending = {};
+        }
+      })
+      .catch(function () {
+        // The next event, or the next page load, tries again.
+      })
+      .then(function () {
+        inFlight = false;
+      });
+  }
+
+  // schedule gathers a burst of events into one fetch.
+  function schedule() {
+    if (!timer) {
+      timer = setTimeout(refetch, 150);
+    }
+  }
+
+  var fallback = null;
+  var meta = document.querySelector('meta[http-equiv="refresh"]');
+  if (meta) {
+    var secs = parseInt(meta.getAttribute("content"), 10) || 5;
+    meta.remove();
+    window.stop();
+    fallback = setTimeout(function () { location.reload(); }, secs * 1000);
+  }
+
+  var es = new EventSource(url);
+  es.addEventListener("open", function () {
+    if (fallback) {
+      clearTimeout(fallback);
+      fallback = null;
+    }
+    document.body.dataset.live = "open";
+  });
+  es.addEventListener("task", function (ev) {
+    var d;
+    try {
+      d = JSON.parse(ev.data);
+    } catch (e) {
+      return;
+    }
+    if (d && d.task && shows(d.task)) {
+      pending[d.task] = true;
+      schedule();
+    }
+  });
+})();
