@@ -52,7 +52,7 @@ const (
 // TaskRecord is one task in the export's tasks.json: the task as the
 // task list shows it, and its events from the event log.
 type TaskRecord struct {
-	Task   tasktype.Task     `json:"task"`
+	Task   tasktype.Task    `json:"task"`
 	Events []tasktype.Event `json:"events"`
 }
 
