@@ -124,6 +124,13 @@ type Config struct {
 	BodyLimit int64
 	// Settings, when set, serves the settings page (GET|POST /settings).
 	Settings UserSettings
+	// Account, when set, serves the account page (GET /account) and its
+	// erasure (POST /account/delete).
+	Account AccountEraser
+	// ExportType, when set with Account, is the job type of a user's data
+	// export, started from the account page (POST /account/export): the
+	// web knows no job type of its own.
+	ExportType string
 	// BaseURL is the address users reach the app at (BASE_URL), such as
 	// https://otj.example.org behind a TLS proxy. Its scheme and host are
 	// the app's origin: the cross-origin check compares a request's
@@ -162,6 +169,9 @@ func (c *Config) validate() error {
 	}
 	if c.Sessions == nil {
 		errs = append(errs, errors.New("web config: Sessions is required"))
+	}
+	if c.ExportType != "" && (c.Account == nil || !tasktype.ValidType(c.ExportType)) {
+		errs = append(errs, fmt.Errorf("web config: ExportType %q needs Account and a valid job type", c.ExportType))
 	}
 	if c.OIDC != nil {
 		if err := c.OIDC.validate(); err != nil {
@@ -258,6 +268,13 @@ func (s *server) routes() *chi.Mux {
 		if s.cfg.Settings != nil {
 			r.Get("/settings", s.showSettings)
 			r.Post("/settings", s.saveSettings)
+		}
+		if s.cfg.Account != nil {
+			r.Get("/account", s.showAccount)
+			r.Post("/account/delete", s.deleteAccount)
+			if s.cfg.ExportType != "" {
+				r.Post("/account/export", s.exportAccount)
+			}
 		}
 		r.Get("/", redirect("/tasks/"))
 		r.Get("/tasks", redirect("/tasks/"))
