@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/uptrace/bun"
 
 	"github.com/otjhelper/otj/cmd/app/internal/bench"
 	"github.com/otjhelper/otj/modules/tasks"
@@ -57,7 +58,9 @@ func benchEnv(getenv func(string) string, stderr io.Writer) (bench.Env, error) {
 	}
 	return bench.Env{
 		Broker: cfg.Broker, External: cfg.NATSURL != "", Database: dialectName(cfg), NATSSync: cfg.NATSSync.String(), JobLease: cfg.JobLease,
-		Logger: log, Open: open, Registry: newRegistry,
+		Logger: log, Open: open,
+		// The bench runs reports only: no export needs the task client.
+		Registry: func(db *bun.DB) (*tasks.Registry, error) { return newRegistry(db, &lateClient{}) },
 		// The job metrics every app process keeps with METRICS_LISTEN,
 		// on a registry of each run's own.
 		Observer: func() tasks.Observer {

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 
+	"github.com/otjhelper/otj/modules/account"
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/modules/tasks"
@@ -152,6 +153,10 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			Middleware: mx.middleware(),
 			// The web knows no job type: each kind comes from its module.
 			Kinds: taskKinds(),
+			// The account page: the export is a job type, the erase
+			// reaches the task system and the activity log.
+			Account:    &account.Eraser{Tasks: client, Rows: store, Logger: log},
+			ExportType: account.ExportType,
 		})
 		if err != nil {
 			return err
@@ -281,13 +286,19 @@ func taskKinds() []web.TaskKind {
 		Start: &web.StartButton{Path: "generate-report", Label: "Generate Full Report",
 			Hint:   "A CSV of your whole activity log, built in the background.",
 			Queued: "Your full report is being generated in the background. It will appear below when it is ready."},
+	}, {
+		// Started from the account page, not the task list.
+		Type: account.ExportType, Label: account.ExportLabel, Noun: "export",
 	}}
 }
 
 // newRegistry registers every job type this build runs.
-func newRegistry(db *bun.DB) (*tasks.Registry, error) {
+func newRegistry(db *bun.DB, client *lateClient) (*tasks.Registry, error) {
 	reg := tasks.NewRegistry()
 	if err := reports.Register(reg, activity.NewStore(db)); err != nil {
+		return nil, err
+	}
+	if err := account.Register(reg, activity.NewStore(db), client.get); err != nil {
 		return nil, err
 	}
 	return reg, nil
@@ -297,7 +308,8 @@ func newRegistry(db *bun.DB) (*tasks.Registry, error) {
 // jobs from the broker that carries them; with the Redis broker, a web
 // request runs its job itself when Redis cannot be reached.
 func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m mode, opts options, obs tasks.Observer) (*tasks.Client, error) {
-	reg, err := newRegistry(be.DB)
+	late := &lateClient{}
+	reg, err := newRegistry(be.DB, late)
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +333,12 @@ func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m
 		tc.Queue = q
 		tc.Worker.Concurrency, tc.Worker.ShutdownGrace = cfg.WorkerConcurrency, cfg.WorkerShutdownGrace
 	}
-	return tasks.NewClient(tc)
+	client, err := tasks.NewClient(tc)
+	if err != nil {
+		return nil, err
+	}
+	late.set(client)
+	return client, nil
 }
 
 // storeFullMessage is what a user is shown when their result could not
