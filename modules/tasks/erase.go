@@ -2,7 +2,6 @@ package tasks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -46,7 +45,7 @@ func (c *Client) EraseUser(ctx context.Context, userID int64) (Erased, error) {
 	if out.Erased, err = eraser.EraseUser(ctx, userID); err != nil {
 		return out, fmt.Errorf("erase tasks of user %d: %w", userID, err)
 	}
-	purged, err := c.cfg.Log.LastSeq(ctx)
+	purged, err := c.storedEnd(ctx)
 	if err != nil {
 		return out, fmt.Errorf("erase tasks of user %d: %w", userID, err)
 	}
@@ -127,10 +126,20 @@ func (c *Client) deleteRows(ctx context.Context, userID int64) (int64, error) {
 		return 0, fmt.Errorf("delete task rows: %w", err)
 	}
 	n, err := res.RowsAffected()
-	if err != nil && !errors.Is(err, context.Canceled) {
+	if err != nil {
 		return 0, fmt.Errorf("delete task rows: %w", err)
 	}
 	return n, nil
+}
+
+// storedEnd is the sequence of the newest event still stored: the one a
+// projection will reach, where the stream's last sequence may be an
+// event just purged.
+func (c *Client) storedEnd(ctx context.Context) (uint64, error) {
+	if end, ok := c.cfg.Log.(taskdriver.StoredEnd); ok {
+		return end.LastStoredSeq(ctx)
+	}
+	return c.cfg.Log.LastSeq(ctx)
 }
 
 // storeTimeout bounds one database call of EraseUser.
