@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 
+	"github.com/otjhelper/otj/modules/account"
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/analytics"
 	"github.com/otjhelper/otj/modules/digest"
@@ -139,7 +140,8 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			return fmt.Errorf("SECRET_KEY: %w", err)
 		}
 		store := activity.NewStore(db)
-		if err := startActivityEvents(runCtx, &g, cfg, be, log); err != nil {
+		activityJS, err := startActivityEvents(runCtx, &g, cfg, be, log)
+		if err != nil {
 			return err
 		}
 		health := []web.HealthCheck{
@@ -163,6 +165,10 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			Kinds: taskKinds(),
 			Import: &web.ActivityImport{Type: reports.ActivityImport, Uploads: store, Payload: reports.ImportPayload,
 				MaxBytes: cfg.ImportMaxBytes},
+			// The account page: the export is a job type, the erase
+			// reaches the task system and the activity log.
+			Account:    &account.Eraser{Tasks: client, Rows: store, Events: activity.EventPurger{JS: activityJS}, Logger: log},
+			ExportType: account.ExportType,
 		})
 		if err != nil {
 			return err
@@ -306,11 +312,14 @@ func taskKinds() []web.TaskKind {
 			Hint:   "This week's hours, targets and KSBs still to evidence, by email; once a week.",
 			Queued: "Your digest is being sent in the background. It will appear below when it has gone."},
 		View: &web.ResultView{Path: "digest", Link: "Read the digest", Render: digest.RenderHTML},
+	}, {
+		// Started from the account page, not the task list.
+		Type: account.ExportType, Label: account.ExportLabel, Noun: "export",
 	}}
 }
 
 // newRegistry registers every job type this build runs.
-func newRegistry(db *bun.DB, cfg Config) (*tasks.Registry, error) {
+func newRegistry(db *bun.DB, cfg Config, client *lateClient) (*tasks.Registry, error) {
 	reg := tasks.NewRegistry()
 	if err := reports.Register(reg, activity.NewStore(db)); err != nil {
 		return nil, err
@@ -328,6 +337,9 @@ func newRegistry(db *bun.DB, cfg Config) (*tasks.Registry, error) {
 	if err := digest.Register(reg, digest.Config{Source: activity.NewStore(db), DB: db, Sender: sender, From: cfg.MailFrom}); err != nil {
 		return nil, err
 	}
+	if err := account.Register(reg, activity.NewStore(db), client.get); err != nil {
+		return nil, err
+	}
 	return reg, nil
 }
 
@@ -335,7 +347,8 @@ func newRegistry(db *bun.DB, cfg Config) (*tasks.Registry, error) {
 // jobs from the broker that carries them; with the Redis broker, a web
 // request runs its job itself when Redis cannot be reached.
 func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m mode, opts options, obs tasks.Observer) (*tasks.Client, error) {
-	reg, err := newRegistry(be.DB, cfg)
+	late := &lateClient{}
+	reg, err := newRegistry(be.DB, cfg, late)
 	if err != nil {
 		return nil, err
 	}
@@ -359,7 +372,12 @@ func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m
 		tc.Queue = q
 		tc.Worker.Concurrency, tc.Worker.ShutdownGrace = cfg.WorkerConcurrency, cfg.WorkerShutdownGrace
 	}
-	return tasks.NewClient(tc)
+	client, err := tasks.NewClient(tc)
+	if err != nil {
+		return nil, err
+	}
+	late.set(client)
+	return client, nil
 }
 
 // storeFullMessage is what a user is shown when their result could not

@@ -228,3 +228,36 @@ func (r *Relay) publish(ctx context.Context, o outboxRow) error {
 	}
 	return nil
 }
+
+// purgeTimeout bounds purging one user's events from the stream.
+const purgeTimeout = 10 * time.Second
+
+// EventPurger erases users' change events from the ACTIVITY stream (UK
+// GDPR erasure): the subjects name the user, so one purge by subject
+// filter removes all of theirs and no one else's.
+type EventPurger struct {
+	JS jetstream.JetStream
+}
+
+// PurgeUserEvents purges every event of the user's log from the stream.
+// A stream not made yet holds nothing to purge.
+func (p EventPurger) PurgeUserEvents(ctx context.Context, userID int64) error {
+	ctx, cancel := context.WithTimeout(ctx, purgeTimeout)
+	defer cancel()
+	s, err := p.JS.Stream(ctx, Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("purge activity events of user %d: %w", userID, err)
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject(UserSubjects(userID))); err != nil {
+		return fmt.Errorf("purge activity events of user %d: %w", userID, err)
+	}
+	return nil
+}
+
+// UserSubjects selects every change event of one user's log.
+func UserSubjects(userID int64) string {
+	return fmt.Sprintf("activity.%d.>", userID)
+}

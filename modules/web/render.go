@@ -28,7 +28,7 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-var pageNames = []string{"tasks", "task", "result", "activities", "activity", "activity_form", "import", "signin", "error", "denied", "settings"}
+var pageNames = []string{"tasks", "task", "result", "activities", "activity", "activity_form", "import", "signin", "error", "denied", "settings", "account", "goodbye"}
 
 type pages struct{ byName map[string]*template.Template }
 

@@ -143,6 +143,13 @@ type Config struct {
 	// Import, when set, serves the activity import (GET|POST
 	// /activities/import), which uploads a CSV and starts its job.
 	Import *ActivityImport
+	// Account, when set, serves the account page (GET /account) and its
+	// erasure (POST /account/delete).
+	Account AccountEraser
+	// ExportType, when set with Account, is the job type of a user's data
+	// export, started from the account page (POST /account/export): the
+	// web knows no job type of its own.
+	ExportType string
 	// BaseURL is the address users reach the app at (BASE_URL), such as
 	// https://otj.example.org behind a TLS proxy. Its scheme and host are
 	// the app's origin: the cross-origin check compares a request's
@@ -181,6 +188,9 @@ func (c *Config) validate() error {
 	}
 	if c.Sessions == nil {
 		errs = append(errs, errors.New("web config: Sessions is required"))
+	}
+	if c.ExportType != "" && (c.Account == nil || !tasktype.ValidType(c.ExportType)) {
+		errs = append(errs, fmt.Errorf("web config: ExportType %q needs Account and a valid job type", c.ExportType))
 	}
 	if c.OIDC != nil {
 		if err := c.OIDC.validate(); err != nil {
@@ -304,6 +314,13 @@ func (s *server) routes() *chi.Mux {
 		if s.cfg.Settings != nil {
 			r.Get("/settings", s.showSettings)
 			r.Post("/settings", s.saveSettings)
+		}
+		if s.cfg.Account != nil {
+			r.Get("/account", s.showAccount)
+			r.Post("/account/delete", s.deleteAccount)
+			if s.cfg.ExportType != "" {
+				r.Post("/account/export", s.exportAccount)
+			}
 		}
 		r.Get("/", redirect("/tasks/"))
 		r.Get("/tasks", redirect("/tasks/"))

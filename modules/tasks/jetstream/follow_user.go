@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -17,11 +16,6 @@ import (
 // killed): longer than a pull's expiry, so that a live follower's is
 // never taken from under it.
 const userConsumerIdle = 2 * time.Minute
-
-// UserFilter selects every event of one user's jobs.
-func UserFilter(userID int64) string {
-	return SubjectPrefix + ".*." + strconv.FormatInt(userID, 10) + ".>"
-}
 
 // FollowUser calls fn with each of the user's events stored after
 // sequence after, in order, until ctx ends or fn fails. It reads

@@ -33,5 +33,11 @@ func JobFilter(userID int64, jobID string) string {
 	return SubjectPrefix + ".*." + user + "." + jobID + ".*"
 }
 
+// UserFilter selects every event of one user's jobs, of every type
+// (tasks.*.<user>.>): what a live page follows and an erasure purges.
+func UserFilter(userID int64) string {
+	return SubjectPrefix + ".*." + strconv.FormatInt(userID, 10) + ".>"
+}
+
 // EventSubject returns the event's own subject.
 func EventSubject(e *tasktype.Event) string { return Subject(e.JobType, e.UserID, e.JobID, e.Kind) }

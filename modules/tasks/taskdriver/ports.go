@@ -200,3 +200,31 @@ type UserEventStream interface {
 	// holds on the server is gone when it returns.
 	FollowUser(ctx context.Context, userID int64, after uint64, fn func(tasktype.Event) error) error
 }
+
+// UserEraser is a Log that can erase everything it keeps of one user: the
+// result files of every attempt of their jobs, then their events, so that
+// nothing replayed from the log brings them back (UK GDPR erasure). The
+// JetStream driver is one: its subjects name the user, so one purge by
+// subject filter removes all their events and no one else's.
+type UserEraser interface {
+	// EraseUser deletes the user's results, then their events. It is
+	// idempotent: erasing a user with nothing left is not an error, and
+	// a call cut short is finished by calling it again.
+	EraseUser(ctx context.Context, userID int64) (Erased, error)
+}
+
+// Erased says what an EraseUser removed.
+type Erased struct {
+	Events  uint64 // events purged from the log
+	Results int    // result files deleted (or found already gone)
+}
+
+// StoredEnd is an EventStream whose newest sequence (LastSeq) may name
+// an event that is no longer stored: one purged from the end of the
+// stream (UserEraser). A follower catching up waits for the newest event
+// still stored instead, which it will be given.
+type StoredEnd interface {
+	// LastStoredSeq is the sequence of the newest event still stored, 0
+	// when none is.
+	LastStoredSeq(ctx context.Context) (uint64, error)
+}

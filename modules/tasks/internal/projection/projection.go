@@ -704,6 +704,11 @@ func (p *Projection) CatchUpCount(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("catch up: %w", err)
 	}
 	target, err := p.stream.LastSeq(ctx)
+	if end, ok := p.stream.(taskdriver.StoredEnd); ok && err == nil {
+		// The newest event may have been purged (an erased user's):
+		// waiting for it would never end.
+		target, err = end.LastStoredSeq(ctx)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("catch up: %w", err)
 	}

@@ -1,0 +1,145 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
+)
+
+// EraseUser implements taskdriver.UserEraser. It reads the user's events
+// to learn their jobs and attempts, deletes the result file of every
+// attempt (one per attempt, named by tasktype.ResultObjectName, including
+// any an attempt stored without its outcome being recorded), and only
+// then purges the events by the user's subject filter: a call cut short
+// before the purge still knows, when run again, which results to delete.
+// A job of the user running meanwhile cannot append to the purged job (its
+// writes are conditional on the job's last event), so it ends as a
+// conflict, not as a new history.
+func (b *Broker) EraseUser(ctx context.Context, userID int64) (taskdriver.Erased, error) {
+	var out taskdriver.Erased
+	if userID <= 0 {
+		return out, fmt.Errorf("erase user %d: not a user id", userID)
+	}
+	attempts, err := b.userAttempts(ctx, userID)
+	if err != nil {
+		return out, fmt.Errorf("erase user %d: %w", userID, err)
+	}
+	for job, n := range attempts {
+		for a := 1; a <= n; a++ {
+			if err := b.Delete(ctx, tasktype.ResultObjectName(job, a)); err != nil {
+				return out, fmt.Errorf("erase user %d: %w", userID, err)
+			}
+			out.Results++
+		}
+	}
+	before, err := b.userEventCount(ctx, userID)
+	if err != nil {
+		return out, fmt.Errorf("erase user %d: %w", userID, err)
+	}
+	rctx, cancel := b.request(ctx)
+	defer cancel()
+	if err := b.stream.Purge(rctx, natsjs.WithPurgeSubject(UserFilter(userID))); err != nil {
+		return out, fmt.Errorf("erase user %d: purge events: %w", userID, classify(err))
+	}
+	out.Events = before
+	return out, nil
+}
+
+// userEventCount is how many events the stream holds for the user.
+func (b *Broker) userEventCount(ctx context.Context, userID int64) (uint64, error) {
+	rctx, cancel := b.request(ctx)
+	defer cancel()
+	info, err := b.stream.Info(rctx, natsjs.WithSubjectFilter(UserFilter(userID)))
+	if err != nil {
+		return 0, fmt.Errorf("count events: %w", classify(err))
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n, nil
+}
+
+// userAttempts reads the user's events with a short-lived ordered
+// consumer filtered to their subjects, up to the newest, and returns the
+// highest attempt each of their jobs reached (0 for a job never started).
+func (b *Broker) userAttempts(ctx context.Context, userID int64) (map[string]int, error) {
+	filter := UserFilter(userID)
+	attempts := map[string]int{}
+	rctx, cancel := b.request(ctx)
+	last, err := b.stream.GetLastMsgForSubject(rctx, filter)
+	cancel()
+	if errors.Is(err, natsjs.ErrMsgNotFound) {
+		return attempts, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", classify(err))
+	}
+	rctx, cancel = b.request(ctx)
+	cons, err := b.js.OrderedConsumer(rctx, StreamName, natsjs.OrderedConsumerConfig{
+		FilterSubjects: []string{filter},
+		DeliverPolicy:  natsjs.DeliverAllPolicy,
+	})
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", classify(err))
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", classify(err))
+	}
+	defer it.Stop()
+	for {
+		nctx, cancel := b.request(ctx)
+		msg, err := it.Next(natsjs.NextContext(nctx))
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("read events: %w", classify(err))
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		// An unreadable message is purged with the rest; it names no
+		// result to delete.
+		if e, err := decode(msg.Data(), md.Sequence.Stream); err == nil && e.UserID == userID {
+			attempts[e.JobID] = max(attempts[e.JobID], e.Attempt)
+		}
+		if md.Sequence.Stream >= last.Sequence {
+			return attempts, nil
+		}
+	}
+}
+
+// LastStoredSeq implements taskdriver.StoredEnd. The stream's last
+// sequence stays where it was when a purge removes the events at its end,
+// so the newest stored event is looked up when that one is gone.
+func (b *Broker) LastStoredSeq(ctx context.Context) (uint64, error) {
+	rctx, cancel := b.request(ctx)
+	defer cancel()
+	info, err := b.stream.Info(rctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", classify(err))
+	}
+	if info.State.Msgs == 0 {
+		return 0, nil
+	}
+	if _, err := b.stream.GetMsg(rctx, info.State.LastSeq); err == nil {
+		return info.State.LastSeq, nil
+	} else if !errors.Is(err, natsjs.ErrMsgNotFound) {
+		return 0, fmt.Errorf("newest event: %w", classify(err))
+	}
+	raw, err := b.stream.GetLastMsgForSubject(rctx, SubjectPrefix+".>")
+	if errors.Is(err, natsjs.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("newest stored event: %w", classify(err))
+	}
+	return raw.Sequence, nil
+}
