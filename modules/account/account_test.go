@@ -147,7 +147,7 @@ func TestExportHoldsTheUsersOwnData(t *testing.T) {
 		}
 
 		csv := files[account.ActivitiesFile]
-		if !strings.HasPrefix(csv, strings.Join(reports.Header, ",")) || !strings.Contains(csv, "Alice's workshop") {
+		if !strings.HasPrefix(csv, reports.BOM+strings.Join(reports.Header, ",")) || !strings.Contains(csv, "Alice's workshop") {
 			t.Errorf("%s = %q; want the report's CSV of Alice's activity", account.ActivitiesFile, csv)
 		}
 		var recs []account.TaskRecord
