@@ -178,12 +178,3 @@ func TestBrowserLiveTaskList(t *testing.T) {
 	}
 	app.shutdown(t)
 }
-
-func containsFunc(ss []string, f func(string) bool) bool {
-	for _, s := range ss {
-		if f(s) {
-			return true
-		}
-	}
-	return false
-}
