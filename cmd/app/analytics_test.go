@@ -96,3 +96,43 @@ func TestAnalyticsForEveryUser(t *testing.T) {
 		t.Fatalf("POST run-analytics = %d", resp.StatusCode)
 	}
 }
+
+// An analytics result the log has moved past says so on its page: a
+// change made through the log's own form after the figures were computed
+// reaches the page through the log's event stream.
+func TestAnalyticsPageSaysWhenTheLogHasMoved(t *testing.T) {
+	t.Parallel()
+	env := baseEnv(t)
+	p := startApp(t, env, "all")
+	base := p.waitOutput(t, runningRE)
+	dir := env["OTJ_DATA_DIR"]
+	alice := ensureUser(t, dir, "alice@example.org")
+	insertActivities(t, dir, alice.ID, []activityFixture{{date: "2026-02-01", title: "Workshop", typ: "workshop", quality: "good", hours: 3}})
+
+	c := testsupport.Client(t, base, testsupport.Signer(t), alice.ID)
+	_, page := testsupport.Get(t, c, base+"/tasks/")
+	resp, _ := testsupport.PostForm(t, c, base+"/tasks/run-analytics", url.Values{"key": {keyRE.FindStringSubmatch(page)[1]}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST run-analytics = %d", resp.StatusCode)
+	}
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	charts := base + "/tasks/" + loc.Query().Get("queued") + "/analytics"
+	const moved = "has changed since these figures were computed"
+	testsupport.Eventually(t, 30*time.Second, "analytics never completed", func() bool {
+		r, _ := testsupport.Get(t, c, charts)
+		return r.StatusCode == http.StatusOK
+	})
+	if _, body := testsupport.Get(t, c, charts); strings.Contains(body, moved) {
+		t.Fatalf("fresh figures say the log has moved:\n%s", body)
+	}
+	form := url.Values{"title": {"Logged after the charts"}, "activity_date": {"2026-02-02"}, "duration_hours": {"1.5"},
+		"activity_type": {"workshop"}, "evidence_quality": {"draft"}}
+	if resp, body := testsupport.PostForm(t, c, base+"/activities/new", form); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST /activities/new = %d:\n%s", resp.StatusCode, body)
+	}
+	testsupport.Eventually(t, 30*time.Second, "the charts never said the log has moved", func() bool {
+		_, body := testsupport.Get(t, c, charts)
+		return strings.Contains(body, moved)
+	})
+	p.shutdown(t)
+}

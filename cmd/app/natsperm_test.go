@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -95,7 +97,8 @@ func TestDocumentedNATSPermissionsSuffice(t *testing.T) {
 	jobID, file := reportFlow(t, env["OTJ_DATA_DIR"], base)
 	// The activity log's changes reach its stream through the web's relay,
 	// as the web user sees it.
-	events := activityChanges(t, base, ensureUser(t, env["OTJ_DATA_DIR"], "alice@example.org").ID)
+	alice := ensureUser(t, env["OTJ_DATA_DIR"], "alice@example.org")
+	events := activityChanges(t, base, alice.ID)
 	ac, err := natsconn.Connect(natsconn.Options{URL: s.ClientURL(), User: "otj-web", Password: webPass, Name: "test-activity"})
 	if err != nil {
 		t.Fatal(err)
@@ -107,6 +110,12 @@ func TestDocumentedNATSPermissionsSuffice(t *testing.T) {
 	out, err := opCLIErr(t, env, "tasks", "show", jobID)
 	if want := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(file))); err != nil || !strings.Contains(out, want) {
 		t.Errorf("tasks show %s: err %v, want the digest %s in:\n%s", jobID, err, want, out)
+	}
+	// Erasing an account, as the web user: the user's job events and
+	// activity changes are purged by their subject filters.
+	ca := testsupport.Client(t, base, testsupport.Signer(t), alice.ID)
+	if resp, body := testsupport.PostForm(t, ca, base+"/account/delete", url.Values{"confirm": {alice.Email}}); resp.StatusCode != http.StatusOK {
+		t.Errorf("POST /account/delete as the web user = %d:\n%s", resp.StatusCode, body)
 	}
 	for name, p := range map[string]*proc{"web": web, "worker": worker} {
 		if logs := p.logs.String(); strings.Contains(logs, "Permissions Violation") {

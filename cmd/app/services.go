@@ -162,7 +162,9 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			Health:  health, Retention: tasktype.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
 			Middleware: mx.middleware(),
 			// The web knows no job type: each kind comes from its module.
-			Kinds: taskKinds(),
+			Kinds: taskKinds(func(ctx context.Context, userID int64) (time.Time, error) {
+				return activity.LastChange(ctx, activityJS, userID)
+			}),
 			Import: &web.ActivityImport{Type: reports.ActivityImport, Uploads: store, Payload: reports.ImportPayload,
 				MaxBytes: cfg.ImportMaxBytes},
 			// The account page: the export is a job type, the erase
@@ -292,7 +294,8 @@ func natsTarget(cfg Config, embedded *natsserver.Server) string {
 }
 
 // taskKinds are the kinds of work the web offers, each from its module.
-func taskKinds() []web.TaskKind {
+// Analytics pages ask logChanged whether the log has moved past them.
+func taskKinds(logChanged analytics.LogChanged) []web.TaskKind {
 	return []web.TaskKind{{
 		Type: reports.FullReport, Label: reports.FullReportLabel, Noun: "report",
 		Start: &web.StartButton{Path: "generate-report", Label: "Generate Full Report",
@@ -302,7 +305,7 @@ func taskKinds() []web.TaskKind {
 		Type: analytics.Type, Label: analytics.Label, Noun: "analytics",
 		Start: &web.StartButton{Path: "run-analytics", Label: "Run analytics",
 			Hint: "Charts of your hours, KSB coverage and portfolio readiness."},
-		View: &web.ResultView{Path: "analytics", Link: "Open the charts", Render: analytics.RenderHTML},
+		View: &web.ResultView{Path: "analytics", Link: "Open the charts", Render: analytics.RenderWithChanges(logChanged)},
 	}, {
 		// Started from its own page, /activities/import, not the list.
 		Type: reports.ActivityImport, Label: reports.ActivityImportLabel, Noun: "import",

@@ -261,3 +261,31 @@ func (p EventPurger) PurgeUserEvents(ctx context.Context, userID int64) error {
 func UserSubjects(userID int64) string {
 	return fmt.Sprintf("activity.%d.>", userID)
 }
+
+// LastChange is when the user's log last changed, as its newest event on
+// the ACTIVITY stream says, read by the user's subject filter; zero when
+// the stream holds no change of theirs. A result built from the log
+// (analytics) compares it with when it was built.
+func LastChange(ctx context.Context, js jetstream.JetStream, userID int64) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, purgeTimeout)
+	defer cancel()
+	s, err := js.Stream(ctx, Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("last change of user %d: %w", userID, err)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, UserSubjects(userID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("last change of user %d: %w", userID, err)
+	}
+	var e Event
+	if err := json.Unmarshal(m.Data, &e); err != nil || e.Time.IsZero() {
+		return m.Time, nil // the stream's own time: when it was relayed
+	}
+	return e.Time, nil
+}

@@ -33,6 +33,24 @@ const maxResultBytes = 4 << 20
 // holds no script and no style attribute: the charts' colours are SVG
 // presentation attributes and classes of the app's stylesheet.
 func RenderHTML(ctx context.Context, w io.Writer, t tasktype.Task, result io.Reader) error {
+	return render(ctx, w, t, result, nil)
+}
+
+// LogChanged says when a user's activity log last changed
+// (activity.LastChange, read from the log's event stream); zero when it
+// never has, as far as it knows.
+type LogChanged func(ctx context.Context, userID int64) (time.Time, error)
+
+// RenderWithChanges is RenderHTML that also says when the log has moved
+// past the result: a change to it after the figures were computed. When
+// changed cannot tell, the page shows the figures without the note.
+func RenderWithChanges(changed LogChanged) func(ctx context.Context, w io.Writer, t tasktype.Task, result io.Reader) error {
+	return func(ctx context.Context, w io.Writer, t tasktype.Task, result io.Reader) error {
+		return render(ctx, w, t, result, changed)
+	}
+}
+
+func render(ctx context.Context, w io.Writer, t tasktype.Task, result io.Reader, changed LogChanged) error {
 	var r Result
 	dec := json.NewDecoder(io.LimitReader(result, maxResultBytes))
 	if err := dec.Decode(&r); err != nil {
@@ -44,7 +62,15 @@ func RenderHTML(ctx context.Context, w io.Writer, t tasktype.Task, result io.Rea
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return page.Execute(w, newView(r))
+	v := newView(r)
+	if changed != nil {
+		// Not knowing is no reason to withhold the figures: the note is
+		// left out, and the stream's trouble shows on /healthz.
+		if at, err := changed(ctx, t.UserID); err == nil && at.After(r.ComputedAt) {
+			v.Stale = true
+		}
+	}
+	return page.Execute(w, v)
 }
 
 // Chart geometry, in viewBox units. The SVGs scale to their container's
@@ -64,6 +90,8 @@ type view struct {
 	Result
 	// Computed is ComputedAt in the zone the weeks were cut in.
 	Computed time.Time
+	// Stale says the log has changed since the figures were computed.
+	Stale bool
 	Width    int
 	Week     weekChart
 	Types    barChart
