@@ -91,12 +91,12 @@ type view struct {
 	// Computed is ComputedAt in the zone the weeks were cut in.
 	Computed time.Time
 	// Stale says the log has changed since the figures were computed.
-	Stale bool
-	Width    int
-	Week     weekChart
-	Types    barChart
-	KSBBars  barChart
-	Seminar  seminarChart
+	Stale   bool
+	Width   int
+	Week    weekChart
+	Types   barChart
+	KSBBars barChart
+	Seminar seminarChart
 }
 
 type weekChart struct {
