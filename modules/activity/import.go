@@ -257,6 +257,10 @@ func (im *importer) add(ctx context.Context, r *ImportRow) (bool, error) {
 			return false, fmt.Errorf("insert link: %w", err)
 		}
 	}
+	// An imported activity is a created one to whoever follows the log.
+	if err := addEvent(ctx, im.tx, im.userID, id, EventCreated); err != nil {
+		return false, err
+	}
 	return true, nil
 }
 

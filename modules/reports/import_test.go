@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -201,6 +202,19 @@ func TestImportRoundTrip(t *testing.T) {
 				}
 			}
 		}
+		// Each imported activity is a created event in the log's outbox,
+		// and only those: importing again adds none.
+		changes := func() int {
+			var n int
+			if err := db.QueryRowContext(t.Context(), `SELECT count(*) FROM activity_outbox WHERE subject LIKE ?`,
+				fmt.Sprintf("activity.%d.%%.created", fresh)).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if n := changes(); n != 1200 {
+			t.Errorf("%d created events for 1,200 imported activities", n)
+		}
 		for _, user := range []int64{fresh, demo.ID} {
 			res, _, err := importFile(t, db, user, first)
 			if err != nil {
@@ -209,6 +223,9 @@ func TestImportRoundTrip(t *testing.T) {
 			if res.Summary != "0 activities imported, 1,200 already in the log" {
 				t.Errorf("import again into user %d: %q", user, res.Summary)
 			}
+		}
+		if n := changes(); n != 1200 {
+			t.Errorf("%d created events after importing again, want the first import's 1,200", n)
 		}
 		if again := report(t, db, fresh); !bytes.Equal(first, again) {
 			t.Errorf("second import changed the log:\n%s", firstDiff(first, again))
