@@ -18,6 +18,7 @@ import (
 
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
+	"github.com/otjhelper/otj/modules/web"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -319,7 +320,26 @@ func TestOtherUsersTaskIsNotFound(t *testing.T) {
 	waitForStatus(t, f, alice, "/tasks/"+id, tasktype.StatusFailed)
 	tryAll(t, http.MethodPost, "/retry")
 	tryAll(t, http.MethodGet, "/download")
+	tryAll(t, http.MethodPost, "/regenerate")
 	waitForStatus(t, f, alice, "/tasks/"+id, tasktype.StatusFailed)
+
+	// Every task route the router has is tried above, or, for a kind's
+	// result page, by TestResultViewShowsOnlyTheOwnersTaskOfItsKind: a
+	// new route fails here until it is covered.
+	covered := map[string]bool{
+		"GET /tasks/{id}": true, "POST /tasks/{id}/cancel": true, "POST /tasks/{id}/retry": true,
+		"GET /tasks/{id}/download": true, "POST /tasks/{id}/regenerate": true,
+		"GET /tasks/{id}/view": true, // IDRoutes' stand-in for every kind's result page
+	}
+	routes, err := web.IDRoutes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range routes {
+		if strings.HasPrefix(rt[1], "/tasks/") && !covered[rt[0]+" "+rt[1]] {
+			t.Errorf("%s %s takes a task id and no test tries it with another user's task", rt[0], rt[1])
+		}
+	}
 	if _, list := getBody(t, bob, f.srv.URL+"/tasks/"); strings.Contains(list, id) {
 		t.Error("alice's task on bob's list")
 	}
