@@ -158,22 +158,23 @@ func TestSchedulerFiresOncePerPeriod(t *testing.T) {
 		}
 	}
 
-	stop := start(2)
-	settled(2)
+	// Four processes, as two web processes and two workers run it.
+	stop := start(4)
+	settled(4)
 	expect("2026-W48") // first start: Monday 30 Nov's run, the week to Sunday 29 Nov
 	clock.set(time.Date(2026, 12, 7, 6, 59, 0, 0, loc))
-	settled(2)
+	settled(4)
 	expect("2026-W48")
 	clock.set(time.Date(2026, 12, 7, 7, 0, 0, 0, loc))
-	settled(2)
+	settled(4)
 	expect("2026-W48", "2026-W49")
 	stop()
 
 	// Down for three Mondays: the latest is caught up, once.
 	clock.set(time.Date(2026, 12, 30, 9, 0, 0, 0, loc))
 	clock.reset()
-	stop = start(2)
-	settled(2)
+	stop = start(4)
+	settled(4)
 	expect("2026-W48", "2026-W49", "2026-W52")
 	stop()
 	clock.reset()
