@@ -62,6 +62,18 @@ func TestDigestAndAnalyticsOnEveryBroker(t *testing.T) {
 					t.Errorf("%s did not run in the request with Redis down:\n%s", kind.start, detail)
 				}
 			}
+			// The list of one kind: every digest the user was sent, to read.
+			_, digests := testsupport.Get(t, c, base+"/tasks/?type=weekly_digest")
+			if !strings.Contains(digests, `/digest"`) || strings.Contains(digests, `/analytics"`) {
+				t.Errorf("the digests' list:\n%s", digests)
+			}
+			if r, _ := testsupport.Get(t, c, base+"/tasks/?type=no_such_kind"); r.StatusCode != http.StatusBadRequest {
+				t.Errorf("the list of an unknown kind = %d, want 400", r.StatusCode)
+			}
+			other := testsupport.Client(t, base, testsupport.Signer(t), ensureUser(t, env["OTJ_DATA_DIR"], "other@example.org").ID)
+			if _, theirs := testsupport.Get(t, other, base+"/tasks/?type=weekly_digest"); strings.Contains(theirs, `/digest"`) {
+				t.Errorf("another user's list of digests shows this user's:\n%s", theirs)
+			}
 			app.shutdown(t)
 		})
 	}

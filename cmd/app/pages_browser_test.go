@@ -54,6 +54,7 @@ func TestBrowserEveryPageFitsAPhone(t *testing.T) {
 
 	pages := []struct{ name, path string }{
 		{"tasks", "/tasks/"},
+		{"digests", "/tasks/?type=weekly_digest"},
 		{"task", "/tasks/" + jobs["generate-report"]},
 		{"digest", "/tasks/" + jobs["send-digest"] + "/digest"},
 		{"analytics", "/tasks/" + jobs["run-analytics"] + "/analytics"},

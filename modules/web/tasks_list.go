@@ -20,18 +20,41 @@ type tasksData struct {
 	// results of a kind make one new one).
 	Expired  map[string]bool
 	RegenKey string
+	// Type is the one kind of task listed (?type=), "" for every kind;
+	// Kinds are the kinds to list one of.
+	Type  string
+	Kinds []TaskKind
 }
 
 // listTasks shows the user's recent tasks (GET /tasks/).
 func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
 	u := currentUser(r)
 	live := s.liveURL(r.Context()) // before the list: no event after it is missed
-	list, err := s.cfg.Tasks.ListForUser(r.Context(), u.ID, recentTasks)
+	typ := r.URL.Query().Get("type")
+	var (
+		list []tasktype.Task
+		err  error
+	)
+	switch {
+	case typ == "":
+		list, err = s.cfg.Tasks.ListForUser(r.Context(), u.ID, recentTasks)
+	case s.kinds.byType[typ] == nil:
+		s.fail(w, r, http.StatusBadRequest, "Bad request", "There is no such kind of task to list.")
+		return
+	default:
+		// One kind's tasks, such as every digest the user was sent.
+		list, err = s.cfg.Tasks.List(r.Context(), tasktype.Filter{UserID: u.ID, Type: typ, Limit: recentTasks})
+	}
 	if err != nil {
 		s.serverError(w, r, err)
 		return
 	}
-	v := view{Title: "Tasks", Nav: "tasks", Data: tasksData{Tasks: list, FormKey: rand.Text(), Expired: s.expiredList(list), RegenKey: rand.Text()}, Live: live}
+	title := "Tasks"
+	if typ != "" {
+		title = s.kinds.label(typ)
+	}
+	v := view{Title: title, Nav: "tasks", Live: live, Data: tasksData{Tasks: list, FormKey: rand.Text(), Expired: s.expiredList(list), RegenKey: rand.Text(),
+		Type: typ, Kinds: s.kinds.list}}
 	for _, t := range list {
 		if t.Status.Active() { // pending, running or retrying
 			v.Refresh = true

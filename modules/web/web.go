@@ -28,6 +28,9 @@ import (
 // TaskReader reads the task_result projection.
 type TaskReader interface {
 	ListForUser(ctx context.Context, userID int64, limit int) ([]tasktype.Task, error)
+	// List returns the tasks matching f, newest first; the task list
+	// of one kind asks it for the signed-in user's (f.UserID set).
+	List(ctx context.Context, f tasktype.Filter) ([]tasktype.Task, error)
 	GetForUser(ctx context.Context, userID int64, id string) (tasktype.Task, error)
 	// NewerResults counts the user's completed results of the type
 	// completed after task id (tasks.Client.NewerResults).

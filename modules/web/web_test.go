@@ -135,6 +135,16 @@ func (f *fakeTasks) ListForUser(_ context.Context, userID int64, limit int) ([]t
 	return out, nil
 }
 
+func (f *fakeTasks) List(_ context.Context, fl tasktype.Filter) ([]tasktype.Task, error) {
+	var out []tasktype.Task
+	for _, r := range f.rows {
+		if (fl.UserID == 0 || r.UserID == fl.UserID) && (fl.Type == "" || r.TaskType == fl.Type) && (fl.Limit == 0 || len(out) < fl.Limit) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
 func (f *fakeTasks) GetForUser(_ context.Context, userID int64, id string) (tasktype.Task, error) {
 	for _, r := range f.rows {
 		if r.ID == id && r.UserID == userID {
