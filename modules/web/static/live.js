@@ -2,8 +2,8 @@
 // up to date without reloading. It follows the signed-in user's job
 // events on the page's event stream (body data-events), and on an event
 // for a task the page shows it fetches the page again and swaps in the
-// parts that changed: the task's row on the list, the badge, facts,
-// actions and history on a task's page. It takes over from the meta
+// parts that change: the list on /tasks/, the badge, facts, actions and
+// history on a task's page. It takes over from the meta
 // refresh, which is what pages do without script: browsers keep a
 // refresh scheduled even once its tag is removed, so the script removes
 // the tag and stops the page's loading (which cancels the refresh) before
@@ -47,23 +47,13 @@
       }
       return;
     }
-    var ids = Object.keys(pending);
+    // The whole list, not only the rows of the tasks the events were
+    // about: one task's new result can expire an older one's (RESULT_KEEP),
+    // whose row changes with no event of its own.
     pending = {};
-    var whole = false;
-    ids.forEach(function (id) {
-      var mine = document.getElementById("task-" + id);
-      var theirs = doc.getElementById("task-" + id);
-      if (mine && theirs) {
-        mine.replaceWith(document.importNode(theirs, true));
-      } else if (theirs) {
-        whole = true; // a new row: take the list as it now is
-      }
-    });
-    if (whole) {
-      var list = doc.getElementById("task-list");
-      if (list) {
-        document.getElementById("task-list").replaceWith(document.importNode(list, true));
-      }
+    var list = doc.getElementById("task-list");
+    if (list) {
+      document.getElementById("task-list").replaceWith(document.importNode(list, true));
     }
   }
 
