@@ -101,25 +101,9 @@ func (s *server) importActivities(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.EnqueueTimeout)
-	defer cancel()
-	job, err := s.cfg.Enqueuer.Enqueue(ctx, tasktype.EnqueueRequest{Type: s.cfg.Import.Type, UserID: u.ID, Key: key, Payload: s.cfg.Import.Payload(id)})
-	s.renewWriteDeadline(w)
-	switch {
-	case unavailable(err):
-		s.queueUnavailable(w, r, err, "enqueue failed",
-			"The background task queue cannot be reached right now, so the import was not started. Please try again in a minute.",
-			"user_id", u.ID, "type", s.cfg.Import.Type)
+	job, ok := s.enqueue(w, r, tasktype.EnqueueRequest{Type: s.cfg.Import.Type, UserID: u.ID, Key: key, Payload: s.cfg.Import.Payload(id)})
+	if !ok {
 		return
-	case err != nil:
-		s.serverError(w, r, err)
-		return
-	}
-	if s.cfg.Projection != nil {
-		wctx, cancel := context.WithTimeout(r.Context(), projectionWait)
-		defer cancel()
-		// A timeout only means the task's page may not be there yet.
-		_ = s.cfg.Projection.WaitFor(wctx, job.EventSeq)
 	}
 	http.Redirect(w, r, "/tasks/"+job.ID, http.StatusSeeOther)
 }

@@ -139,13 +139,18 @@ type startButton struct {
 	Type string
 }
 
+// noun is what a user calls a task of type t in a sentence.
+func (k *kinds) noun(t string) string {
+	if kd := k.byType[t]; kd != nil && kd.Noun != "" {
+		return kd.Noun
+	}
+	return strings.ToLower(k.label(t))
+}
+
 // queuedNotice tells the user what became of the task of type t they
 // just started.
 func (k *kinds) queuedNotice(t string, st tasktype.Status) string {
-	name := strings.ToLower(k.label(t))
-	if kd := k.byType[t]; kd != nil && kd.Noun != "" {
-		name = kd.Noun
-	}
+	name := k.noun(t)
 	switch st {
 	case tasktype.StatusCompleted:
 		return "Your " + name + " is ready: see below."

@@ -31,6 +31,16 @@ func (s *server) formKey(w http.ResponseWriter, r *http.Request) (string, bool) 
 // startJob enqueues req and, once the projection shows the new task,
 // sends the browser to the list, which tells the user about it.
 func (s *server) startJob(w http.ResponseWriter, r *http.Request, req tasktype.EnqueueRequest) {
+	if job, ok := s.enqueue(w, r, req); ok {
+		http.Redirect(w, r, "/tasks/?queued="+url.QueryEscape(job.ID), http.StatusSeeOther)
+	}
+}
+
+// enqueue enqueues req within EnqueueTimeout and waits, a little, for
+// the projection to show the new task, so that the page the browser is
+// sent to next has it. A broker that cannot be reached is a 503 saying
+// nothing was started; on any failure it has answered and returns false.
+func (s *server) enqueue(w http.ResponseWriter, r *http.Request, req tasktype.EnqueueRequest) (tasktype.Job, bool) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.EnqueueTimeout)
 	defer cancel()
 	job, err := s.cfg.Enqueuer.Enqueue(ctx, req)
@@ -38,20 +48,20 @@ func (s *server) startJob(w http.ResponseWriter, r *http.Request, req tasktype.E
 	switch {
 	case unavailable(err):
 		s.queueUnavailable(w, r, err, "enqueue failed",
-			"The background task queue cannot be reached right now, so no report was started. Please try again in a minute.",
+			"The background task queue cannot be reached right now, so no "+s.kinds.noun(req.Type)+" was started. Please try again in a minute.",
 			"user_id", req.UserID, "type", req.Type)
-		return
+		return job, false
 	case err != nil:
 		s.serverError(w, r, err)
-		return
+		return job, false
 	}
 	if s.cfg.Projection != nil {
 		wctx, cancel := context.WithTimeout(r.Context(), projectionWait)
 		defer cancel()
-		// A timeout only means the list may not show the task yet.
+		// A timeout only means the next page may not show the task yet.
 		_ = s.cfg.Projection.WaitFor(wctx, job.EventSeq)
 	}
-	http.Redirect(w, r, "/tasks/?queued="+url.QueryEscape(job.ID), http.StatusSeeOther)
+	return job, true
 }
 
 // validFormKey accepts what listTasks issues (rand.Text: base32), or
