@@ -167,11 +167,11 @@ var errNoLog = errors.New("this task client has no Log")
 // newWorker is a worker over the Client's drivers and registry.
 func (c *Client) newWorker(q taskdriver.Queue, name string) (*worker.Worker, error) {
 	w := c.cfg.Worker
-	if every := w.ExtendEvery; every == 0 && w.Lease > 0 {
-		lease := w.Lease
-		if l, ok := q.(taskdriver.LeaseReporter); ok {
-			lease = l.Lease()
-		}
+	lease := w.Lease
+	if l, ok := q.(taskdriver.LeaseReporter); ok {
+		lease = l.Lease()
+	}
+	if every := w.ExtendEvery; every == 0 && lease > 0 {
 		w.ExtendEvery = lease / 5
 		if q != nil {
 			c.log.Info("job lease in force", "lease", lease, "renew_every", w.ExtendEvery)
@@ -179,7 +179,7 @@ func (c *Client) newWorker(q taskdriver.Queue, name string) (*worker.Worker, err
 	}
 	return worker.New(worker.Config{
 		Queue: q, Events: c.cfg.Log, Results: c.cfg.Log, Registry: c.cfg.Registry,
-		Concurrency: w.Concurrency, ExtendEvery: w.ExtendEvery, ShutdownGrace: w.ShutdownGrace,
+		Concurrency: w.Concurrency, ExtendEvery: w.ExtendEvery, Lease: lease, ShutdownGrace: w.ShutdownGrace,
 		StoreTimeout: w.StoreTimeout, OutcomeRetry: w.OutcomeRetry,
 		ResultKeep: c.cfg.Retention.Keep, ResultTTL: c.cfg.Retention.TTL, Succeeded: c.cfg.Log,
 		StoreFullMessage: w.StoreFullMessage, Name: name, Logger: c.log, Now: w.Now,
@@ -316,13 +316,18 @@ func (c *Client) CountMatching(ctx context.Context, f tasktype.Filter) (int64, e
 	return c.store.CountMatching(ctx, f)
 }
 
-// History returns all the job's events in stream order, or
+// History returns all the job's events in stream order, with the start
+// of every attempt whose outcome carries it (tasktype.WithStarts), or
 // tasktype.ErrNotFound. A userID of 0 matches the job whoever owns it.
 func (c *Client) History(ctx context.Context, userID int64, jobID string) ([]tasktype.Event, error) {
 	if c.cfg.Log == nil {
 		return nil, fmt.Errorf("history of task %s: %w", jobID, errNoLog)
 	}
-	return c.cfg.Log.History(ctx, userID, jobID)
+	events, err := c.cfg.Log.History(ctx, userID, jobID)
+	if err != nil {
+		return nil, err
+	}
+	return tasktype.WithStarts(events), nil
 }
 
 // Last returns the job's newest event, or tasktype.ErrNotFound. A userID

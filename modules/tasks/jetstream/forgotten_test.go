@@ -83,6 +83,7 @@ func TestForgottenDeliveryOfALostAttemptIsTakenOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h = tasktype.WithStarts(h)
 	var kinds []string
 	for _, e := range h {
 		kinds = append(kinds, string(e.Kind))

@@ -707,6 +707,7 @@ func TestQueueLostWithRedisIsRebuiltFromTheLog(t *testing.T) {
 		})
 	}
 	h, err := e.events.History(ctx, running.UserID, running.ID)
+	h = tasktype.WithStarts(h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -822,6 +823,7 @@ func TestJobOrphanedInARequestRunsAgain(t *testing.T) {
 		return err == nil && last.Kind == tasktype.EventSucceeded
 	})
 	h, err := e.events.History(ctx, job.UserID, job.ID)
+	h = tasktype.WithStarts(h)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,9 @@ type EventKind string
 const (
 	// EventEnqueued: the job was accepted. Work item for attempt 1.
 	EventEnqueued EventKind = "enqueued"
-	// EventStarted: a worker began attempt Attempt of MaxAttempts.
+	// EventStarted: a worker began attempt Attempt of MaxAttempts. It is
+	// recorded at the attempt's first heartbeat, so only for attempts that
+	// outlive one; a shorter attempt's outcome carries StartedAt instead.
 	EventStarted EventKind = "started"
 	// EventSucceeded: attempt Attempt finished; the job is completed.
 	EventSucceeded EventKind = "succeeded"
@@ -64,8 +66,17 @@ type Event struct {
 	Attempt int `json:"attempt,omitempty"`
 	// MaxAttempts is the allowance the attempt runs under (started,
 	// retrying). Zero on a work item means the job type's policy decides.
-	MaxAttempts int    `json:"max_attempts,omitempty"`
-	Worker      string `json:"worker,omitempty"` // started, progress, released
+	MaxAttempts int `json:"max_attempts,omitempty"`
+	// Worker names the process that ran the attempt: started, progress,
+	// and every outcome a worker records (succeeded, retrying, failed,
+	// released).
+	Worker string `json:"worker,omitempty"`
+	// StartedAt is when the attempt began, on every outcome a worker
+	// records. A job done before its first heartbeat has no started
+	// event (it would cost a durable write per job for a state nobody
+	// can see): its outcome carries the start instead, and the
+	// projection and the history read it from there.
+	StartedAt time.Time `json:"started_at,omitzero"`
 
 	// Payload and EnqueuedAt travel with every work item, so that any
 	// attempt's handler sees the job as it was enqueued.
@@ -110,3 +121,48 @@ func (e *Event) Job() Job {
 // ErrConflict means a conditional Append lost: the job gained another
 // event since the one the caller read.
 var ErrConflict = errors.New("job changed meanwhile")
+
+// ImpliedStart is the started event an outcome carries the start of
+// (StartedAt set): an attempt shorter than a heartbeat records no
+// started event, and its outcome stands for it. The event is not stored:
+// it has the outcome's sequence and no ID of its own.
+func ImpliedStart(outcome Event) Event {
+	return Event{
+		Kind: EventStarted, JobID: outcome.JobID, JobType: outcome.JobType, UserID: outcome.UserID,
+		Time: outcome.StartedAt, Attempt: outcome.Attempt, MaxAttempts: outcome.MaxAttempts,
+		Worker: outcome.Worker, Seq: outcome.Seq,
+	}
+}
+
+// WithStarts returns a job's history with the start of every attempt in
+// it: for each outcome that carries its start (StartedAt) and follows no
+// started event of its attempt, the started event it stands for, just
+// before it. Histories read for people (the task page, app tasks show,
+// the account export) go through it, so that each attempt shows when and
+// where it ran whether or not it outlived a heartbeat.
+func WithStarts(events []Event) []Event {
+	var out []Event
+	started := -1 // attempt of the newest started event seen
+	for i, e := range events {
+		if e.Kind == EventStarted {
+			started = e.Attempt
+		}
+		if !e.StartedAt.IsZero() && e.Attempt != started && e.Kind != EventStarted && e.Kind != EventProgress {
+			if out == nil {
+				out = append(make([]Event, 0, len(events)+1), events[:i]...)
+			}
+			out = append(out, ImpliedStart(e))
+			started = e.Attempt
+		}
+		if out != nil {
+			out = append(out, e)
+		}
+		if e.Kind != EventStarted && e.Kind != EventProgress {
+			started = -1 // the attempt ended, or a new one was asked for
+		}
+	}
+	if out == nil {
+		return events
+	}
+	return out
+}

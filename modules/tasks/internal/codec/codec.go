@@ -43,6 +43,10 @@ func AppendEvent(b []byte, e *tasktype.Event) []byte {
 		b = strconv.AppendInt(b, int64(e.MaxAttempts), 10)
 	}
 	b = appendField(b, "worker", e.Worker)
+	if !e.StartedAt.IsZero() {
+		b = append(b, `,"started_at":`...)
+		b = appendTime(b, e.StartedAt)
+	}
 	if len(e.Payload) > 0 {
 		b = append(b, `,"payload":`...)
 		b = append(b, e.Payload...)
@@ -234,6 +238,8 @@ func (d *decoder) event(e *tasktype.Event) bool {
 			return d.smallInt(&e.MaxAttempts)
 		case "worker":
 			return d.str(&e.Worker)
+		case "started_at":
+			return d.time(&e.StartedAt)
 		case "payload":
 			raw, ok := d.value()
 			e.Payload = append(json.RawMessage(nil), raw...)

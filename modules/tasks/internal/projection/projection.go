@@ -413,6 +413,18 @@ var from = map[tasktype.EventKind][]tasktype.Status{
 // applyTo moves row through e, if e is a legal next step for it, and
 // reports whether it did. It is the projection's whole state machine.
 func applyTo(row *taskRow, e tasktype.Event) bool {
+	if implied, ok := impliedStart(row, e); ok {
+		// The attempt ended before its first heartbeat, so its start is
+		// on record only in its outcome: take both steps, or neither.
+		next := *row
+		next.Status = tasktype.StatusRunning
+		startRow(&next, implied)
+		if applyTo(&next, e) {
+			*row = next
+			return true
+		}
+		return false
+	}
 	states, known := from[e.Kind]
 	if !known || row.LastSeq >= e.Seq || !slices.Contains(states, row.Status) {
 		// Unknown kinds (a newer process's events, or a message that is
@@ -427,10 +439,7 @@ func applyTo(row *taskRow, e tasktype.Event) bool {
 	row.LastSeq = e.Seq
 	switch e.Kind {
 	case tasktype.EventStarted:
-		row.Attempts, row.MaxAttempts = e.Attempt, e.MaxAttempts
-		row.StartedAt, row.Worker = e.Time, e.Worker
-		row.NextAttemptAt = time.Time{}
-		row.ProgressPercent, row.ProgressMessage = 0, ""
+		startRow(row, e)
 	case tasktype.EventProgress:
 		row.ProgressPercent, row.ProgressMessage = e.Percent, e.Message
 	case tasktype.EventSucceeded:
@@ -458,6 +467,32 @@ func applyTo(row *taskRow, e tasktype.Event) bool {
 		row.Worker = ""
 	}
 	return true
+}
+
+// startRow records on row the start of e's attempt.
+func startRow(row *taskRow, e tasktype.Event) {
+	row.Attempts, row.MaxAttempts = e.Attempt, e.MaxAttempts
+	row.StartedAt, row.Worker = e.Time, e.Worker
+	row.NextAttemptAt = time.Time{}
+	row.ProgressPercent, row.ProgressMessage = 0, ""
+}
+
+// impliedStart is the started event an outcome stands for when the row
+// has not seen its attempt start: an outcome that carries its start
+// (StartedAt) arriving while the task waits for a worker.
+func impliedStart(row *taskRow, e tasktype.Event) (tasktype.Event, bool) {
+	if e.StartedAt.IsZero() || e.Attempt == 0 || row.LastSeq >= e.Seq {
+		return tasktype.Event{}, false
+	}
+	switch e.Kind {
+	case tasktype.EventSucceeded, tasktype.EventRetrying, tasktype.EventFailed, tasktype.EventReleased:
+	default:
+		return tasktype.Event{}, false
+	}
+	if row.Status != tasktype.StatusPending && row.Status != tasktype.StatusRetrying {
+		return tasktype.Event{}, false
+	}
+	return tasktype.ImpliedStart(e), true
 }
 
 // newTask is the row a job's enqueued event makes: its first, which

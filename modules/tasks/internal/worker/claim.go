@@ -7,41 +7,40 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/otjhelper/otj/modules/tasks/internal/clock"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
+// attempt is how a claimed attempt begins: its start, and the event its
+// next event is appended after.
+type attempt struct {
+	// start is the attempt's started event: the start its outcome
+	// carries, and what the first heartbeat records if it runs that long.
+	start tasktype.Event
+	// after is the sequence of the job's newest event: the work item (or
+	// the hand-back it follows) until the start is recorded, then the
+	// start.
+	after uint64
+	// recorded says start is on record.
+	recorded bool
+}
+
 // claim decides what the delivered work item asks for, given the job's
-// newest event, and records the start of an attempt if one should run.
-// Each step is appended on condition that the job has not changed since
-// it was read; after a lost race the decision is made again.
-func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Delivery, item tasktype.Event, maxAttempts int, registered bool, policy tasktype.Policy) (tasktype.Event, bool) {
+// newest event. An attempt that should run begins without a write: its
+// start is recorded at its first heartbeat, if it lasts that long, and
+// otherwise its outcome carries it. Every step that is recorded is
+// appended on condition that the job has not changed since it was read;
+// after a lost race the decision is made again.
+func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Delivery, item tasktype.Event, maxAttempts int, registered bool, policy tasktype.Policy) (attempt, bool) {
 	ctx, cancel := w.storeContext(ctx)
 	defer cancel()
 	job := item.Job()
-	start := func() tasktype.Event {
-		return w.event(job, tasktype.EventStarted, job.Attempt, func(e *tasktype.Event) {
-			e.MaxAttempts = maxAttempts
-			e.Worker = w.cfg.Name
-		})
-	}
-	if registered && !item.RetryAt.After(w.cfg.Now()) {
-		// The usual case: the item is still the job's newest event, and
-		// then the attempt runs (see decide). The start is appended on
-		// that condition without reading the job first; if the job moved
-		// on, the append fails and the full check below decides.
-		next := start()
-		seq, err := w.cfg.Events.Append(ctx, next, item.Seq)
-		if err == nil {
-			next.Seq = seq
-			return next, true
-		}
-		if !errors.Is(err, tasktype.ErrConflict) {
-			log.WarnContext(ctx, "could not record job event; leaving it for redelivery", "event", next.Kind, "err", err)
-			return tasktype.Event{}, false
-		}
-	}
-	for range 5 {
+	start := w.event(job, tasktype.EventStarted, job.Attempt, func(e *tasktype.Event) {
+		e.MaxAttempts = maxAttempts
+		e.Worker = w.cfg.Name
+	})
+	for try := range 5 {
 		last, err := w.cfg.Events.Last(ctx, item.UserID, item.JobID)
 		if errors.Is(err, tasktype.ErrNotFound) {
 			// Only a broker that carries jobs outside the log can hold
@@ -52,62 +51,75 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 				if err := d.Delay(ctx, time.Second); err != nil {
 					log.WarnContext(ctx, "could not put off a job not yet in the event log", "err", err)
 				}
-				return tasktype.Event{}, false
+				return attempt{}, false
 			}
 			log.ErrorContext(ctx, "work item of a job not in the event log; dropping it", "seq", item.Seq)
 			w.ack(ctx, log, d)
-			return tasktype.Event{}, false
+			return attempt{}, false
 		}
 		if err != nil {
 			log.WarnContext(ctx, "could not read job state; leaving it for redelivery", "err", err)
-			return tasktype.Event{}, false
+			return attempt{}, false
 		}
+		_, runsHere := w.running.Load(attemptKey{job.ID, job.Attempt})
 		var next tasktype.Event
-		switch act := decide(item, last, d.Redelivered(), leasePerItem(d), w.cfg.Now()); act {
-		case actLeave:
-			// The broker forgot handing this item out (see ItemLease):
-			// the attempt's worker keeps it, or it comes back as a
-			// redelivery once the lease runs out.
-			log.InfoContext(ctx, "work item handed out again while its attempt runs; leaving it with the broker", "job_state", last.Kind, "attempt_worker", last.Worker)
-			return tasktype.Event{}, false
-		case actStale:
+		switch act := decide(item, last, facts(d), w.cfg.Now(), w.cfg.Lease); {
+		case act == actLeave || (runsHere && act != actStale && act != actWait):
+			// The broker forgot handing this item out (see ItemLease), or
+			// its lease ran out while the broker was away: the attempt's
+			// worker (this one, when runsHere) keeps it with its
+			// heartbeats, or it comes back as a redelivery once the lease
+			// runs out.
+			log.InfoContext(ctx, "work item handed out again while its attempt runs; leaving it with the broker", "job_state", last.Kind, "attempt_worker", last.Worker, "here", runsHere)
+			return attempt{}, false
+		case act == actStale:
 			// The job moved on (finished, cancelled, or another item
 			// carries it): this item's work is done.
 			log.DebugContext(ctx, "work item is stale; dropping it", "job_state", last.Kind)
 			w.ack(ctx, log, d)
-			return tasktype.Event{}, false
-		case actWait:
+			return attempt{}, false
+		case act == actWait && last.Seq < item.Seq && try < lagRereads:
+			// The read lagged behind the delivery (a replica behind its
+			// leader): read again here rather than put the item off,
+			// since a delivery put off counts as one more delivery.
+			clock.Sleep(ctx, time.Duration(try+1)*20*time.Millisecond)
+			continue
+		case act == actWait:
 			wait := max(item.RetryAt.Sub(w.cfg.Now()), 0)
 			if last.Seq < item.Seq {
-				wait = time.Second // the read lagged behind the delivery
+				wait = time.Second // the read still lags behind the delivery
 			}
 			if err := d.Delay(ctx, wait); err != nil {
 				log.WarnContext(ctx, "could not put off early retry", "err", err)
 			}
-			return tasktype.Event{}, false
-		case actLost:
-			if _, mine := w.running.Load(attemptKey{job.ID, job.Attempt}); mine && last.Worker == w.cfg.Name {
-				// This worker runs the attempt: its lease ran out while
-				// the broker was away. The attempt goes on renewing it,
-				// and records its outcome itself.
-				log.InfoContext(ctx, "work item handed out again while this worker runs its attempt; leaving it with the broker")
-				return tasktype.Event{}, false
-			}
+			return attempt{}, false
+		case act == actLost || act == actLostUnstarted:
 			// The attempt's worker stopped renewing it: count the attempt
 			// as failed, so that a job that kills its worker every time
 			// still reaches an outcome.
-			cause := fmt.Errorf("worker %s stopped responding during attempt %d", last.Worker, job.Attempt)
-			next = w.failure(job, job.Attempt, maxAttempts, policy, cause)
-			log.WarnContext(ctx, "previous worker lost", "lost_worker", last.Worker, "outcome", next.Kind)
-		case actRun:
-			if !registered {
-				next = w.event(job, tasktype.EventFailed, job.Attempt, func(e *tasktype.Event) {
-					e.Error = fmt.Sprintf("no handler registered for job type %q", job.Type)
-					e.Message = "This kind of task cannot be run at the moment."
-				})
-				break
+			var cause error
+			lost := last.Worker
+			if act == actLostUnstarted {
+				// Nothing of the attempt is on record but the broker's
+				// count of its deliveries: it died before its first
+				// heartbeat.
+				cause = fmt.Errorf("the worker running attempt %d stopped before its first heartbeat", job.Attempt)
+				lost = "unknown"
+			} else {
+				cause = fmt.Errorf("worker %s stopped responding during attempt %d", last.Worker, job.Attempt)
 			}
-			next = start()
+			next = w.failure(job, job.Attempt, maxAttempts, policy, cause)
+			log.WarnContext(ctx, "previous worker lost", "lost_worker", lost, "outcome", next.Kind)
+		case !registered:
+			next = w.event(job, tasktype.EventFailed, job.Attempt, func(e *tasktype.Event) {
+				e.Error = fmt.Sprintf("no handler registered for job type %q", job.Type)
+				e.Message = "This kind of task cannot be run at the moment."
+			})
+		case act == actRun:
+			// The usual case: no write before the handler runs.
+			return attempt{start: start, after: last.Seq}, true
+		case act == actRunRecorded:
+			next = start
 		}
 		seq, err := w.cfg.Events.Append(ctx, next, last.Seq)
 		if errors.Is(err, tasktype.ErrConflict) {
@@ -115,27 +127,49 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 		}
 		if err != nil {
 			log.WarnContext(ctx, "could not record job event; leaving it for redelivery", "event", next.Kind, "err", err)
-			return tasktype.Event{}, false
+			return attempt{}, false
 		}
 		if next.Kind != tasktype.EventStarted {
 			w.ack(ctx, log, d)
-			return tasktype.Event{}, false
+			return attempt{}, false
 		}
 		next.Seq = seq
-		return next, true
+		return attempt{start: next, after: seq, recorded: true}, true
 	}
 	log.WarnContext(ctx, "job kept changing under this worker; leaving it for redelivery")
-	return tasktype.Event{}, false
+	return attempt{}, false
+}
+
+// lagRereads is how many times claim reads a job again whose newest
+// event it read is older than the item delivered.
+const lagRereads = 3
+
+// delivered is what the worker knows of how the broker handed out an
+// item, beyond the item itself.
+type delivered struct {
+	redelivered     bool // taskdriver.Delivery.Redelivered
+	perItem         bool // taskdriver.ItemLease
+	delayRedelivers bool // taskdriver.DelayRedelivery
+}
+
+func facts(d taskdriver.Delivery) delivered {
+	f := delivered{redelivered: d.Redelivered(), perItem: leasePerItem(d)}
+	if r, ok := d.(taskdriver.DelayRedelivery); ok {
+		f.delayRedelivers = r.DelayRedelivers()
+	}
+	return f
 }
 
 type action int
 
 const (
-	actStale action = iota // the item has nothing left to do
-	actWait                // the item's retry is not due yet
-	actRun                 // start the item's attempt
-	actLost                // the item's attempt was started by a worker now gone
-	actLeave               // the item's attempt runs elsewhere under the same lease
+	actStale         action = iota // the item has nothing left to do
+	actWait                        // the item's retry is not due yet
+	actRun                         // run the item's attempt, its start recorded at its first heartbeat
+	actRunRecorded                 // record the attempt's start, then run it
+	actLost                        // the item's attempt was started by a worker now gone
+	actLostUnstarted               // the item's attempt ran on a worker gone before its first heartbeat
+	actLeave                       // the item's attempt runs elsewhere under the same lease
 )
 
 func leasePerItem(d taskdriver.Delivery) bool {
@@ -143,8 +177,9 @@ func leasePerItem(d taskdriver.Delivery) bool {
 	return ok && l.LeasePerItem()
 }
 
-// decide is the work item's part of the job state machine.
-func decide(item, last tasktype.Event, redelivered, perItem bool, now time.Time) action {
+// decide is the work item's part of the job state machine. lease is the
+// broker's lease on a delivery.
+func decide(item, last tasktype.Event, d delivered, now time.Time, lease time.Duration) action {
 	attempt := item.Attempt + 1
 	switch {
 	case last.Seq < item.Seq:
@@ -153,11 +188,38 @@ func decide(item, last tasktype.Event, redelivered, perItem bool, now time.Time)
 		if item.RetryAt.After(now) {
 			return actWait
 		}
+		if !d.redelivered {
+			return actRun
+		}
+		// Redelivered, and no start on record: the attempt's worker died
+		// before its first heartbeat, or this delivery was put off
+		// (Delay) or handed back unrecorded rather than lost. A lost
+		// attempt's redelivery comes a lease after a delivery made when
+		// the item was due, so one sooner is never a lost attempt.
+		// (A heartbeat of slack covers clocks that disagree.)
+		due := item.Time
+		if item.RetryAt.After(due) {
+			due = item.RetryAt
+		}
+		if now.Sub(due) < lease-lease/5 {
+			return actRun
+		}
+		// Later than that, a broker that redelivers what it was asked to
+		// put off may be handing back a retry no worker was free to take
+		// when it came due. Rather than count an attempt that may never
+		// have run, run it with its start on record, so that if this
+		// attempt is lost it is counted from that.
+		if d.delayRedelivers && !item.RetryAt.IsZero() {
+			return actRunRecorded
+		}
+		return actLostUnstarted
+	case last.Kind == tasktype.EventReleased:
+		if last.Attempt != attempt {
+			return actStale
+		}
 		return actRun
 	case last.Attempt != attempt:
 		return actStale
-	case last.Kind == tasktype.EventReleased:
-		return actRun
 	case last.Kind == tasktype.EventStarted || last.Kind == tasktype.EventProgress:
 		// The broker redelivers an item only when its worker stopped
 		// renewing it or gave it back, and giving back is recorded. A
@@ -166,8 +228,8 @@ func decide(item, last tasktype.Event, redelivered, perItem bool, now time.Time)
 		// copy runs the attempt, or it is redelivered if it dies. With
 		// one lease per item there is no other copy, only a delivery the
 		// broker forgot.
-		if !redelivered {
-			if perItem {
+		if !d.redelivered {
+			if d.perItem {
 				return actLeave
 			}
 			return actStale

@@ -10,16 +10,20 @@ import (
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
-// watch renews the delivery's lease every ExtendEvery, and records the
-// handler's latest progress report, if it made a new one, as a progress
-// event. It also makes sure the job is still this attempt's: if it was
-// cancelled, or another worker took it over, it ends the attempt's
-// context. The returned func stops it and returns the sequence of the
-// job's newest event written by this worker.
-func (w *Worker) watch(ctx context.Context, log *slog.Logger, d taskdriver.Delivery, started tasktype.Event, out *output, stopRun context.CancelCauseFunc) (stop func() uint64) {
+// watch renews the delivery's lease every ExtendEvery. At the first
+// renewal it records the attempt's start if that is not on record yet: an
+// attempt shorter than a heartbeat never writes one, and one that lasts
+// shows as running from then on. It then records the handler's latest
+// progress report, if it made a new one, as a progress event. It also
+// makes sure the job is still this attempt's: if it was cancelled, or
+// another worker took it over, it ends the attempt's context. The
+// returned func stops it and returns the sequence of the job's newest
+// event written by this worker (the work item's while none is).
+func (w *Worker) watch(ctx context.Context, log *slog.Logger, d taskdriver.Delivery, a attempt, out *output, stopRun context.CancelCauseFunc) (stop func() uint64) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	mine := started.Seq // written only by the goroutine until done
+	mine, recorded := a.after, a.recorded // written only by the goroutine until done
+	started := a.start
 	go func() {
 		defer close(done)
 		t := time.NewTicker(w.cfg.ExtendEvery)
@@ -34,7 +38,22 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 			if err := d.Extend(ctx); err != nil && ctx.Err() == nil {
 				log.WarnContext(ctx, "lease renewal failed", "err", err)
 			}
-			if p, v := out.progress(); v != reported {
+			proved := false // an append this beat proved the job is still ours
+			if !recorded {
+				seq, err := w.cfg.Events.Append(ctx, started, mine)
+				switch {
+				case err == nil:
+					mine, recorded, proved = seq, true, true
+				case errors.Is(err, tasktype.ErrConflict):
+					// The job moved on: the check below says how.
+				default:
+					if ctx.Err() == nil {
+						log.WarnContext(ctx, "could not record the attempt's start; its outcome will carry it", "err", err)
+					}
+					continue
+				}
+			}
+			if p, v := out.progress(); recorded && v != reported {
 				e := w.event(started.Job(), tasktype.EventProgress, started.Attempt, func(e *tasktype.Event) {
 					e.Percent, e.Message, e.Worker = p.percent, p.message, w.cfg.Name
 				})
@@ -46,6 +65,8 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 				if !errors.Is(err, tasktype.ErrConflict) && ctx.Err() == nil {
 					log.WarnContext(ctx, "could not record progress", "err", err)
 				}
+			} else if proved {
+				continue
 			}
 			last, err := w.cfg.Events.Last(ctx, started.UserID, started.JobID)
 			if err != nil {

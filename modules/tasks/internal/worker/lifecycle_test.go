@@ -22,14 +22,15 @@ import (
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
-// history returns the job's event kinds, oldest first.
+// history returns the job's events as people are shown them, oldest
+// first: with each attempt's start, recorded or carried by its outcome.
 func (s *system) history(t *testing.T, job tasktype.Job) []tasktype.Event {
 	t.Helper()
 	h, err := s.web.History(testsupport.Context(t), job.UserID, job.ID)
 	if err != nil {
 		t.Fatalf("history of %s: %v", job.ID, err)
 	}
-	return h
+	return tasktype.WithStarts(h)
 }
 
 func kindsOf(h []tasktype.Event) []tasktype.EventKind {
@@ -190,6 +191,8 @@ func TestCancel(t *testing.T) {
 	if id := <-started; id != running.ID {
 		t.Fatalf("started %s", id)
 	}
+	// It shows running from its first heartbeat, which records its start.
+	s.waitStatus(t, running, tasktype.StatusRunning)
 	pending := s.enqueue(t, "blocker", 5, "")
 	s.waitStatus(t, pending, tasktype.StatusPending)
 

@@ -95,6 +95,14 @@ func (w *Worker) storeContext(ctx context.Context) (context.Context, context.Can
 // reports whether e was stored.
 func (w *Worker) record(ctx context.Context, log *slog.Logger, d taskdriver.Delivery, e tasktype.Event, after uint64, ack bool) bool {
 	err := w.appendOutcome(ctx, log, d, e, after)
+	if errors.Is(err, tasktype.ErrConflict) {
+		if last, ok := w.ownNewest(ctx, e); ok && last.Seq > after {
+			// A start or progress this worker sent as the attempt ended
+			// was stored though its reply never came (the heartbeat was
+			// stopped mid-request): the job is still this attempt's.
+			err = w.appendOutcome(ctx, log, d, e, last.Seq)
+		}
+	}
 	switch {
 	case errors.Is(err, tasktype.ErrConflict):
 		log.InfoContext(ctx, "job changed while it ran; its new state stands", "event", e.Kind)
@@ -108,6 +116,20 @@ func (w *Worker) record(ctx context.Context, log *slog.Logger, d taskdriver.Deli
 		w.ack(ctx, log, d)
 	}
 	return true
+}
+
+// ownNewest returns the job's newest event if this worker wrote it for
+// outcome e's attempt: its start or a progress report.
+func (w *Worker) ownNewest(ctx context.Context, e tasktype.Event) (tasktype.Event, bool) {
+	ctx, cancel := w.storeContext(ctx)
+	defer cancel()
+	last, err := w.cfg.Events.Last(ctx, e.UserID, e.JobID)
+	if err != nil {
+		return tasktype.Event{}, false
+	}
+	mine := (last.Kind == tasktype.EventStarted || last.Kind == tasktype.EventProgress) &&
+		last.Worker == w.cfg.Name && last.Attempt == e.Attempt
+	return last, mine
 }
 
 // appendOutcome appends e, trying again for up to OutcomeRetry while the

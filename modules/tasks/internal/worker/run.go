@@ -62,10 +62,11 @@ func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, 
 		}
 	}
 
-	started, ok := w.claim(ctx, log, d, item, maxAttempts, registered, policy)
+	a, ok := w.claim(ctx, log, d, item, maxAttempts, registered, policy)
 	if !ok {
 		return
 	}
+	started := a.start
 	key := attemptKey{job.ID, job.Attempt}
 	w.running.Store(key, struct{}{})
 	defer w.running.Delete(key)
@@ -93,7 +94,7 @@ func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, 
 	defer stopTimer()
 	start := w.cfg.Now()
 	out := &output{ctx: runCtx, store: w.cfg.Results, object: tasktype.ResultObjectName(job.ID, job.Attempt)}
-	stopWatch := w.watch(runCtx, log, d, started, out, stopRun)
+	stopWatch := w.watch(runCtx, log, d, a, out, stopRun)
 	res, ref, err := w.run(runCtx, log, h, job, out)
 	// From here on, the job's newest event is the last one this worker
 	// wrote: its start or its latest progress.
@@ -118,7 +119,7 @@ func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, 
 		return
 	case err != nil && errors.Is(cause, errShutdown):
 		log.WarnContext(ctx, "job interrupted by shutdown; handing it back", "err", err)
-		rel := w.event(job, tasktype.EventReleased, job.Attempt, func(e *tasktype.Event) { e.Worker = w.cfg.Name })
+		rel := w.event(job, tasktype.EventReleased, job.Attempt, ranBy(started))
 		if w.record(ctx, log, d, rel, mine, false) {
 			ended = tasktype.EventReleased
 			w.release(ctx, log, d)
@@ -130,13 +131,17 @@ func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, 
 	switch {
 	case err == nil:
 		log.InfoContext(ctx, "job succeeded", "duration", took, "summary", res.Summary)
-		outcome = w.event(job, tasktype.EventSucceeded, job.Attempt, func(e *tasktype.Event) { e.Result = ref; e.Summary = res.Summary })
+		outcome = w.event(job, tasktype.EventSucceeded, job.Attempt, func(e *tasktype.Event) {
+			ranBy(started)(e)
+			e.Result, e.Summary = ref, res.Summary
+		})
 	default:
 		if errors.Is(cause, errTimedOut) {
 			err = tasktype.UserMessage(fmt.Errorf("timed out after %s: %w", policy.Timeout, err),
 				"It took longer than it is allowed to, and was stopped.")
 		}
 		outcome = w.failure(job, job.Attempt, maxAttempts, policy, err)
+		ranBy(started)(&outcome)
 		log.WarnContext(ctx, "job attempt failed", "err", err, "duration", took, "outcome", outcome.Kind, "retry_at", outcome.RetryAt)
 	}
 	if !w.record(ctx, log, d, outcome, mine, true) {
@@ -146,6 +151,16 @@ func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, 
 	ended = outcome.Kind
 	if outcome.Kind == tasktype.EventSucceeded && ref != nil {
 		w.prune(ctx, log, job)
+	}
+}
+
+// ranBy fills in an outcome what the attempt's start says: when and on
+// which worker it began, and its allowance of attempts. The start may
+// not be on record (an attempt shorter than a heartbeat records none),
+// so every outcome carries it.
+func ranBy(start tasktype.Event) func(*tasktype.Event) {
+	return func(e *tasktype.Event) {
+		e.StartedAt, e.Worker, e.MaxAttempts = start.Time, start.Worker, start.MaxAttempts
 	}
 }
 

@@ -30,6 +30,12 @@ type Config struct {
 	// visibility timeout, and bounds how long a cancel takes to reach a
 	// running job. Default 1s.
 	ExtendEvery time.Duration
+	// Lease is the broker's lease on a delivered job: a worker that stops
+	// renewing it loses the job after this long. A redelivery with no
+	// start on record is taken for a lost attempt only when it comes at
+	// least about a lease after the job was due, since no lost attempt's
+	// redelivery can come sooner. Default 5 × ExtendEvery.
+	Lease time.Duration
 	// ShutdownGrace is how long running jobs may take to finish once the
 	// worker is told to stop; jobs still running then are cancelled and
 	// handed back to the queue. Default 20s.
@@ -93,6 +99,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ExtendEvery <= 0 {
 		c.ExtendEvery = time.Second
+	}
+	if c.Lease <= 0 {
+		c.Lease = 5 * c.ExtendEvery
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 20 * time.Second

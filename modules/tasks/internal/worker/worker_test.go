@@ -123,7 +123,20 @@ func (f *fakeEvents) History(_ context.Context, _ int64, jobID string) ([]taskty
 	return h, nil
 }
 
+// kinds is the job's history as people are shown it: with the start of
+// each attempt, recorded or carried by its outcome (tasktype.WithStarts).
 func (f *fakeEvents) kinds(jobID string) []tasktype.EventKind {
+	h, _ := f.History(context.Background(), 0, jobID)
+	var ks []tasktype.EventKind
+	for _, e := range tasktype.WithStarts(h) {
+		ks = append(ks, e.Kind)
+	}
+	return ks
+}
+
+// stored is the job's history as stored: no start for an attempt that
+// ended before its first heartbeat.
+func (f *fakeEvents) stored(jobID string) []tasktype.EventKind {
 	h, _ := f.History(context.Background(), 0, jobID)
 	var ks []tasktype.EventKind
 	for _, e := range h {

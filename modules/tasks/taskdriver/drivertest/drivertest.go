@@ -84,7 +84,9 @@ func Run(t *testing.T, f Features, open Open) {
 	}{
 		{"EnqueueAndConsume", testEnqueueAndConsume},
 		{"RedeliveryAfterWorkerDied", testRedeliveryAfterWorkerDied},
-		{"RedeliveryOfAbandonedDelivery", testRedeliveryOfAbandonedDelivery},
+		{"CrashBeforeFirstHeartbeatCountsTheAttempt", testCrashBeforeFirstHeartbeat},
+		{"FastJobRecordsNoStart", testFastJobRecordsNoStart},
+		{"SlowJobShowsRunning", testSlowJobShowsRunning},
 		{"LeaseRenewal", testLeaseRenewal},
 		{"RetryWithBackoff", testRetryWithBackoff},
 		{"PermanentError", testPermanentError},
@@ -129,6 +131,7 @@ func testEnqueueAndConsume(t *testing.T, open Open) {
 
 	job := h.enqueue(typ, 7, "", payload)
 	last := h.waitDone(job)
+	h.expectStored(job, "enqueued succeeded")
 	hist := h.expectHistory(job, "enqueued started succeeded")
 	if e := hist[0]; e.Seq != job.EventSeq || e.JobID != job.ID || e.JobType != typ || e.UserID != 7 || string(e.Payload) != payload {
 		t.Errorf("enqueued event %+v does not match the job %+v", e, job)
@@ -208,9 +211,12 @@ func testRedeliveryAfterWorkerDied(t *testing.T, open Open) {
 	}
 }
 
-// testRedeliveryOfAbandonedDelivery: a delivery taken and dropped before
-// any event is written goes to another worker after the lease.
-func testRedeliveryOfAbandonedDelivery(t *testing.T, open Open) {
+// testCrashBeforeFirstHeartbeat: a delivery taken and dropped before its
+// first heartbeat, as by a worker that dies at once, leaves nothing on
+// record but the broker's count of its deliveries. When it comes back
+// after the lease it is counted as a lost attempt, and the job's next
+// attempt runs.
+func testCrashBeforeFirstHeartbeat(t *testing.T, open Open) {
 	h := setup(t, open, time.Second)
 	const typ = "contract_abandoned"
 	reg, seen := h.counting(typ)
@@ -221,16 +227,72 @@ func testRedeliveryOfAbandonedDelivery(t *testing.T, open Open) {
 	h.startWorker("w2", reg, nil)
 
 	h.waitDone(job)
-	hist := h.expectHistory(job, "enqueued started succeeded")
-	if e := hist[1]; e.Attempt != 1 || e.Worker != "w2" {
-		t.Errorf("started event %+v, want attempt 1 by w2", e)
+	h.expectStored(job, "enqueued retrying succeeded")
+	hist := h.expectHistory(job, "enqueued retrying started succeeded")
+	lost := hist[1]
+	if lost.Attempt != 1 || !strings.Contains(lost.Error, "stopped before its first heartbeat") {
+		t.Errorf("lost attempt recorded as %+v, want attempt 1 lost before its first heartbeat", lost)
 	}
-	if early := taken.Add(h.lease - slack); hist[1].Time.Before(early) {
-		t.Errorf("job started elsewhere %s after its delivery, before the %s lease ran out", hist[1].Time.Sub(taken), h.lease)
+	if early := taken.Add(h.lease - slack); lost.Time.Before(early) {
+		t.Errorf("lost attempt counted %s after its delivery, before the %s lease ran out", lost.Time.Sub(taken), h.lease)
 	}
-	if jobs := seen.of(job.ID); len(jobs) != 1 || string(jobs[0].Payload) != `{"n":2}` {
-		t.Errorf("handler calls %+v, want one with the payload", jobs)
+	if e := hist[2]; e.Attempt != 2 || e.Worker != "w2" {
+		t.Errorf("second start %+v, want attempt 2 by w2", e)
 	}
+	if jobs := seen.of(job.ID); len(jobs) != 1 || jobs[0].Attempt != 2 || string(jobs[0].Payload) != `{"n":2}` {
+		t.Errorf("handler calls %+v, want one, attempt 2, with the payload", jobs)
+	}
+}
+
+// testFastJobRecordsNoStart: a job done before its first heartbeat
+// stores only its enqueue and its outcome, and the outcome carries the
+// start: when, on which worker, which attempt of how many.
+func testFastJobRecordsNoStart(t *testing.T, open Open) {
+	h := setup(t, open, 5*time.Second) // a heartbeat of 1s: the job is far shorter
+	const typ = "contract_fast"
+	reg, _ := h.counting(typ)
+	h.startWorker("w1", reg, nil)
+
+	before := time.Now()
+	job := h.enqueue(typ, 4, "", `{}`)
+	last := h.waitDone(job)
+	stored := h.expectStored(job, "enqueued succeeded")
+	if e := stored[1]; e.Worker != "w1" || e.StartedAt.Before(before.Add(-slack)) || e.StartedAt.After(e.Time) || e.MaxAttempts != 3 {
+		t.Errorf("succeeded event %+v, want it to carry the start on w1 (between %s and its own time) and 3 attempts", e, before)
+	}
+	shown := h.expectHistory(job, "enqueued started succeeded")
+	if s := shown[1]; s.Attempt != 1 || s.MaxAttempts != 3 || s.Worker != "w1" || !s.Time.Equal(last.StartedAt) {
+		t.Errorf("start shown as %+v, want attempt 1 of 3 on w1 at %s", s, last.StartedAt)
+	}
+}
+
+// testSlowJobShowsRunning: a job still running at its first heartbeat
+// records its start then, and shows running until its outcome.
+func testSlowJobShowsRunning(t *testing.T, open Open) {
+	h := setup(t, open, time.Second)
+	const typ = "contract_slow_running"
+	release := make(chan struct{})
+	h.startWorker("w1", h.registry(typ, func(ctx context.Context, _ tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
+		select {
+		case <-release:
+			return tasktype.Result{Summary: "slow"}, nil
+		case <-ctx.Done():
+			return tasktype.Result{}, ctx.Err()
+		}
+	}, tasktype.Policy{}), nil)
+
+	job := h.enqueue(typ, 4, "", `{}`)
+	running := h.waitLast(job, "its start recorded", func(e tasktype.Event) bool { return e.Kind == tasktype.EventStarted })
+	if st := tasktype.StatusAfter(running.Kind); st != tasktype.StatusRunning || running.Worker != "w1" || running.Attempt != 1 {
+		t.Errorf("newest event %+v (%s), want attempt 1 running on w1", running, st)
+	}
+	close(release)
+	h.waitDone(job)
+	stored := h.expectStored(job, "enqueued started succeeded")
+	if got := stored[2].StartedAt; !got.Equal(stored[1].Time) {
+		t.Errorf("outcome carries start %s, want the recorded one, %s", got, stored[1].Time)
+	}
+	h.expectHistory(job, "enqueued started succeeded")
 }
 
 // testLeaseRenewal: a job that runs for several leases keeps its lease
@@ -405,42 +467,61 @@ func testCancelQueued(t *testing.T, open Open) {
 }
 
 // testCancelRunning: cancelling a running job ends its handler's context
-// within a few lease renewals, and nothing is recorded after the cancel.
+// within a few lease renewals, and nothing is recorded after the cancel:
+// whether it comes before the job's first heartbeat, with no start on
+// record, or after it.
 func testCancelRunning(t *testing.T, open Open) {
-	h := setup(t, open, time.Second)
-	const typ = "contract_cancel_running"
-	started := make(chan string, 1)
-	ended := make(chan error, 1)
-	stop := h.startWorker("w1", h.registry(typ, func(ctx context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
-		started <- job.ID
-		<-ctx.Done()
-		ended <- ctx.Err()
-		return tasktype.Result{}, ctx.Err()
-	}, tasktype.Policy{}), nil)
+	for _, tc := range []struct {
+		name  string
+		lease time.Duration
+		wait  bool // for the start to be recorded before cancelling
+		want  string
+	}{
+		// A heartbeat of 1s: the cancel comes well before it.
+		{"before the first heartbeat", 5 * time.Second, false, "enqueued cancelled"},
+		{"after the first heartbeat", time.Second, true, "enqueued started cancelled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := setup(t, open, tc.lease)
+			const typ = "contract_cancel_running"
+			started := make(chan string, 1)
+			ended := make(chan error, 1)
+			stop := h.startWorker("w1", h.registry(typ, func(ctx context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
+				started <- job.ID
+				<-ctx.Done()
+				ended <- ctx.Err()
+				return tasktype.Result{}, ctx.Err()
+			}, tasktype.Policy{}), nil)
 
-	job := h.enqueue(typ, 5, "", `{"n":1}`)
-	receive(h, started, "the handler to start")
-	asked := time.Now()
-	e, err := control.New(h.b.Events).Cancel(h.ctx, 5, job.ID, tasktype.ByUser)
-	if err != nil {
-		t.Fatal(err)
+			job := h.enqueue(typ, 5, "", `{"n":1}`)
+			receive(h, started, "the handler to start")
+			if tc.wait {
+				h.waitLast(job, "its start recorded", func(e tasktype.Event) bool { return e.Kind == tasktype.EventStarted })
+			}
+			asked := time.Now()
+			e, err := control.New(h.b.Events).Cancel(h.ctx, 5, job.ID, tasktype.ByUser)
+			if err != nil {
+				t.Fatal(err)
+			}
+			heartbeat := h.lease / 5
+			err = receive(h, ended, "the handler's context to end")
+			took := time.Since(asked)
+			t.Logf("handler's context ended %s after the cancel (heartbeat %s): %v", took.Round(time.Millisecond), heartbeat, err)
+			if limit := 5*heartbeat + time.Second; took > limit {
+				t.Errorf("cancel took %s to reach the handler, want under %s", took, limit)
+			}
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("handler's context ended with %v, want Canceled", err)
+			}
+			stop()
+			h.expectStored(job, tc.want)
+			hist := h.expectHistory(job, tc.want)
+			if c := hist[len(hist)-1]; c.Seq != e.Seq || c.By != tasktype.ByUser {
+				t.Errorf("cancelled event %+v, want the one Cancel wrote (%d)", c, e.Seq)
+			}
+			h.expectNoDelivery()
+		})
 	}
-	heartbeat := h.lease / 5
-	err = receive(h, ended, "the handler's context to end")
-	took := time.Since(asked)
-	t.Logf("handler's context ended %s after the cancel (heartbeat %s): %v", took.Round(time.Millisecond), heartbeat, err)
-	if limit := 5*heartbeat + time.Second; took > limit {
-		t.Errorf("cancel took %s to reach the handler, want under %s", took, limit)
-	}
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("handler's context ended with %v, want Canceled", err)
-	}
-	stop()
-	hist := h.expectHistory(job, "enqueued started cancelled")
-	if c := hist[2]; c.Seq != e.Seq || c.By != tasktype.ByUser {
-		t.Errorf("cancelled event %+v, want the one Cancel wrote (%d)", c, e.Seq)
-	}
-	h.expectNoDelivery()
 }
 
 // testDedupe: enqueues with the same key make one job, run once; another
@@ -854,17 +935,47 @@ func isTerminal(k tasktype.EventKind) bool {
 	return k == tasktype.EventSucceeded || k == tasktype.EventFailed || k == tasktype.EventCancelled
 }
 
-// expectHistory fails unless the job's event kinds are exactly want
-// (space-separated, oldest first), and returns the events.
+// expectHistory fails unless the job's event kinds, as people are shown
+// them (tasktype.WithStarts: each attempt's start, whether recorded or
+// carried by its outcome), are exactly want (space-separated, oldest
+// first), and returns those events.
 func (h *harness) expectHistory(job tasktype.Job, want string) []tasktype.Event {
+	h.t.Helper()
+	shown := tasktype.WithStarts(h.history(job))
+	for i, e := range shown {
+		if e.Kind == tasktype.EventStarted && (e.Time.IsZero() || e.Worker == "" || e.Attempt == 0) {
+			h.t.Fatalf("history of job %s shows start %+v without its time, worker or attempt", job.ID, e)
+		}
+		if i > 0 && e.Time.Before(shown[i-1].Time) {
+			h.t.Fatalf("history of job %s shows %s at %s before %s at %s", job.ID, e.Kind, e.Time, shown[i-1].Kind, shown[i-1].Time)
+		}
+	}
+	if got := kindsOf(shown); got != want {
+		h.t.Fatalf("history of job %s: %s, want %s (stored: %s)", job.ID, got, want, kindsOf(h.history(job)))
+	}
+	return shown
+}
+
+// expectStored fails unless the job's stored event kinds are exactly
+// want: what the broker keeps, without the starts outcomes carry.
+func (h *harness) expectStored(job tasktype.Job, want string) []tasktype.Event {
+	h.t.Helper()
+	hist := h.history(job)
+	if got := kindsOf(hist); got != want {
+		h.t.Fatalf("stored history of job %s: %s, want %s", job.ID, got, want)
+	}
+	return hist
+}
+
+// history reads the job's stored events and checks they are its own, in
+// stream order.
+func (h *harness) history(job tasktype.Job) []tasktype.Event {
 	h.t.Helper()
 	hist, err := h.b.Events.History(h.ctx, job.UserID, job.ID)
 	if err != nil {
 		h.t.Fatalf("history of job %s: %v", job.ID, err)
 	}
-	kinds := make([]string, len(hist))
 	for i, e := range hist {
-		kinds[i] = string(e.Kind)
 		if e.JobID != job.ID || e.UserID != job.UserID || e.JobType != job.Type {
 			h.t.Fatalf("history of job %s holds %+v", job.ID, e)
 		}
@@ -872,10 +983,15 @@ func (h *harness) expectHistory(job tasktype.Job, want string) []tasktype.Event 
 			h.t.Fatalf("history of job %s out of order: %d after %d", job.ID, e.Seq, hist[i-1].Seq)
 		}
 	}
-	if got := strings.Join(kinds, " "); got != want {
-		h.t.Fatalf("history of job %s: %s, want %s", job.ID, got, want)
-	}
 	return hist
+}
+
+func kindsOf(events []tasktype.Event) string {
+	kinds := make([]string, len(events))
+	for i, e := range events {
+		kinds[i] = string(e.Kind)
+	}
+	return strings.Join(kinds, " ")
 }
 
 // readResult reads a stored result file whole.
