@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -54,6 +55,14 @@ func workerCrashJobRunsElsewhere(t *testing.T, broker map[string]string) {
 	first := runs.waitFor(t, 30*time.Second, "job never started", func(rs []runLine) bool {
 		return len(matching(rs, job.ID, "start", 0)) > 0
 	})
+	// Killed after its first heartbeat, when its start is on record (a
+	// kill before it is TestCrashLoopEndsFailed's).
+	testsupport.Eventually(t, 10*time.Second, "the job's start was never recorded", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		e, err := b.Last(ctx, 1, job.ID)
+		return err == nil && e.Kind == tasktype.EventStarted
+	})
 	victim, survivor := workers[0], workers[1]
 	if pid := matching(first, job.ID, "start", 0)[0].pid; pid == survivor.pid() {
 		victim, survivor = survivor, victim
@@ -91,6 +100,73 @@ func workerCrashJobRunsElsewhere(t *testing.T, broker map[string]string) {
 	}
 	if got := len(matching(rs, job.ID, "start", survivor.pid())); got != 1 {
 		t.Errorf("job started %d times on the survivor, want 1; run log:\n%s", got, runs.text(t))
+	}
+}
+
+// TestCrashLoopEndsFailed runs a job that kills its worker within a
+// millisecond of starting, every time, with a worker started again each
+// time it dies. No attempt lives to its first heartbeat, so none records
+// its start: each is counted from the broker's redelivery of its work
+// item, and the job ends failed after its three allowed attempts.
+func TestCrashLoopEndsFailed(t *testing.T) { eachBroker(t, crashLoopEndsFailed) }
+
+func crashLoopEndsFailed(t *testing.T, broker map[string]string) {
+	const lease = 2 * time.Second
+	n := startNATSNode(t)
+	b := openBroker(t, n, lease)
+	runs := newRunLog(t)
+	env := workerEnv(t, n, lease, runs)
+	maps.Copy(env, broker)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	job, err := b.Enqueue(ctx, tasktype.EnqueueRequest{Type: testCrash, UserID: 1, Payload: json.RawMessage(`{}`)})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	crashes := 0
+	var last tasktype.Event
+	for finished := false; !finished; {
+		if time.Now().After(deadline) {
+			t.Fatalf("job not finished after %d crashes; run log:\n%s", crashes, runs.text(t))
+		}
+		w := startWorker(t, fmt.Sprintf("worker-%d", crashes+1), env)
+		for alive := true; alive && !finished; {
+			select {
+			case <-w.done:
+				alive = false
+				var exit *exec.ExitError
+				if !errors.As(w.err, &exit) || exit.ExitCode() != 3 {
+					t.Fatalf("worker ended with %v, want the job's exit status 3", w.err)
+				}
+				crashes++
+			case <-time.After(100 * time.Millisecond):
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				e, err := b.Last(ctx, 1, job.ID)
+				cancel()
+				if err == nil && (e.Kind == tasktype.EventFailed || e.Kind == tasktype.EventSucceeded) {
+					last, finished = e, true
+				}
+			case <-time.After(time.Until(deadline)):
+			}
+		}
+	}
+	evs := jobHistory(t, b, 1, job.ID)
+	if last.Kind != tasktype.EventFailed || last.Attempt != 3 || countKind(evs, tasktype.EventStarted) > 2 {
+		t.Fatalf("want the job failed after attempt 3; history:\n%s", describe(evs))
+	}
+	for _, e := range kinds(evs, tasktype.EventRetrying) {
+		if !strings.Contains(e.Error, "stopped") {
+			t.Errorf("retrying event %+v does not say its worker stopped", e)
+		}
+	}
+	// A retry no worker took until after its lease may cost a second run
+	// (see worker.decide): between three and five runs, one per crash.
+	starts := len(matching(runs.lines(t), job.ID, "start", 0))
+	t.Logf("%d crashes, %d runs; history:\n%s", crashes, starts, describe(evs))
+	if starts < 3 || starts > 5 || starts != crashes {
+		t.Errorf("%d runs and %d crashes, want 3 to 5 of each; run log:\n%s", starts, crashes, runs.text(t))
 	}
 }
 
@@ -589,7 +665,9 @@ func enqueueSleep(t *testing.T, b *jetstream.Broker, userID int64, ms int) taskt
 	return job
 }
 
-// jobHistory reads every event of a job.
+// jobHistory reads every event of a job, as the task page shows them:
+// with the start of each attempt that ended before its first heartbeat,
+// which its outcome carries (marked "implied" by describe).
 func jobHistory(t *testing.T, b *jetstream.Broker, userID int64, jobID string) []tasktype.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -598,7 +676,7 @@ func jobHistory(t *testing.T, b *jetstream.Broker, userID int64, jobID string) [
 	if err != nil {
 		t.Fatalf("history of job %s: %v", jobID, err)
 	}
-	return evs
+	return tasktype.WithStarts(evs)
 }
 
 // waitJobDone polls the job's newest event until the job has finished
@@ -644,6 +722,9 @@ func describe(evs []tasktype.Event) string {
 	var sb strings.Builder
 	for _, e := range evs {
 		fmt.Fprintf(&sb, "  %d %s %s attempt=%d", e.Seq, e.Time.Format("15:04:05.000"), e.Kind, e.Attempt)
+		if e.Implied {
+			sb.WriteString(" (implied by its outcome)")
+		}
 		if e.Worker != "" {
 			fmt.Fprintf(&sb, " worker=%s", e.Worker)
 		}

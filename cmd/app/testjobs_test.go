@@ -34,6 +34,9 @@ const (
 	testUpload = "test_upload"
 	// testFile writes a result file of payload bytes.
 	testFile = "test_file"
+	// testCrash kills its worker process the moment it starts, every
+	// time (exit status 3): long before the attempt's first heartbeat.
+	testCrash = "test_crash"
 )
 
 // runLogEnv names a file each test job appends a line to when it starts
@@ -107,6 +110,14 @@ func registerTestJobs(reg *tasks.Registry) error {
 		logRun(job, "end")
 		return tasktype.Result{Summary: "uploaded"}, nil
 	}, uploadPolicy)
+	if err != nil {
+		return err
+	}
+	err = reg.Register(testCrash, func(_ context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
+		logRun(job, "start")
+		os.Exit(3)
+		return tasktype.Result{}, nil
+	}, policy)
 	if err != nil {
 		return err
 	}

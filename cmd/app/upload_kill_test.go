@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -115,11 +116,21 @@ func TestBrokerKilledMidUpload(t *testing.T) {
 		outcomes := countKind(evs, tasktype.EventSucceeded) + countKind(evs, tasktype.EventFailed) + countKind(evs, tasktype.EventCancelled)
 		t.Logf("round %d (the job's worker %s): outcome %s, attempt %d, %s after app web was back; history:\n%s",
 			round, map[bool]string{false: "alive", true: "killed"}[holderGone], last.Kind, last.Attempt, took.Round(time.Millisecond), describe(evs))
-		if last.Kind != tasktype.EventSucceeded || last.Attempt < 2 || outcomes != 1 {
+		// With its worker killed as well, attempt 1 may have left no trace:
+		// its start is recorded at its first heartbeat, which the frozen
+		// server never took, and the killed server forgot handing the job
+		// out. The job then runs attempt 1 anew, which is all the log can
+		// tell. An attempt whose start is on record is always counted.
+		untraced := holderGone && !slices.ContainsFunc(evs, func(e tasktype.Event) bool {
+			return e.Kind == tasktype.EventStarted && !e.Implied && e.Attempt == 1 && e.Worker != last.Worker
+		})
+		if last.Kind != tasktype.EventSucceeded || outcomes != 1 || (last.Attempt < 2 && !untraced) {
 			t.Errorf("round %d: want one outcome, succeeded on a later attempt; history:\n%s", round, describe(evs))
 		}
 		retrying, ok := firstKind(evs, tasktype.EventRetrying)
 		switch {
+		case untraced && last.Attempt == 1:
+			t.Logf("round %d: attempt 1 left no trace before its worker and the server were killed, and ran again", round)
 		case !ok || retrying.Attempt != 1:
 			t.Errorf("round %d: want attempt 1 recorded as failed (retrying); history:\n%s", round, describe(evs))
 		case !holderGone && strings.Contains(retrying.Error, "stopped responding"):

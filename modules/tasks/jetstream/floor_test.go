@@ -2,7 +2,6 @@ package jetstream_test
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/nats-io/nuid"
 
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
@@ -25,17 +25,36 @@ import (
 // connection to the embedded server with file storage, with no worker
 // logic, handler or projection. It is the floor under BenchmarkNoopJobs
 // and app bench: the whole system cannot go faster than its messages.
-// events=2 leaves out the started event, to show what a lifecycle
-// without it would save.
+// events=2,read is the model the worker runs: a read of the job's newest
+// event before the handler, the outcome alone after it; events=3 the one
+// before, with a started event appended first; events=2 the outcome with
+// no check at all.
 //
 //	go test -run XXX -bench LifecycleFloor -benchtime 20000x ./modules/tasks/jetstream
 func BenchmarkLifecycleFloor(b *testing.B) {
-	for _, events := range []int{3, 2} {
-		b.Run(fmt.Sprintf("events=%d", events), func(b *testing.B) { lifecycleFloor(b, events == 3) })
+	for _, m := range []struct {
+		name                   string
+		started, read, batched bool
+	}{
+		// The event model before the lazy start: started appended on
+		// condition before the handler, then the outcome.
+		{"events=3", true, false, false},
+		// The model the worker runs: the job's newest event read before
+		// the handler (a cancelled job must not run), then the outcome
+		// appended on condition; no started for a job shorter than a
+		// heartbeat.
+		{"events=2,read", false, true, false},
+		// The same with the outcomes of jobs that finish together sent
+		// as one pipelined batch (worker.Committer over AppendBatch).
+		{"events=2,read,batched", false, true, true},
+		// The outcome alone: what no check at all would cost.
+		{"events=2", false, false, false},
+	} {
+		b.Run(m.name, func(b *testing.B) { lifecycleFloor(b, m.started, m.read, m.batched) })
 	}
 }
 
-func lifecycleFloor(b *testing.B, started bool) {
+func lifecycleFloor(b *testing.B, started, read, batched bool) {
 	srv := testsupport.NATS(b)
 	nc, err := natsconn.Connect(natsconn.Options{Server: srv.Server(), Name: "floor", Token: testsupport.NATSToken})
 	if err != nil {
@@ -70,6 +89,12 @@ func lifecycleFloor(b *testing.B, started bool) {
 	var ran atomic.Int64
 	rctx, stopRunners := context.WithCancel(ctx)
 	var runners sync.WaitGroup
+	appendOutcome := br.Append
+	if batched {
+		c := worker.NewCommitter(br)
+		runners.Go(func() { c.Run(rctx) })
+		appendOutcome = c.Append
+	}
 	b.ResetTimer()
 	cpu0 := testsupport.CPUTime()
 	start := time.Now()
@@ -120,6 +145,12 @@ func lifecycleFloor(b *testing.B, started bool) {
 					UserID: item.UserID, Time: time.Now().UTC(), Attempt: 1, MaxAttempts: 3, Worker: "floor:1"}
 				seq := item.Seq
 				var err error
+				if read {
+					if _, err := br.Last(rctx, item.UserID, item.JobID); err != nil {
+						b.Error(err)
+						return
+					}
+				}
 				if started {
 					if seq, err = br.Append(rctx, ev, seq); err != nil {
 						b.Error(err)
@@ -127,7 +158,7 @@ func lifecycleFloor(b *testing.B, started bool) {
 					}
 				}
 				ev.ID, ev.Kind = nuid.Next(), tasktype.EventSucceeded
-				if _, err := br.Append(rctx, ev, seq); err != nil {
+				if _, err := appendOutcome(rctx, ev, seq); err != nil {
 					b.Error(err)
 					return
 				}

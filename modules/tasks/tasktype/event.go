@@ -97,6 +97,9 @@ type Event struct {
 
 	// Seq is the event's position in the stream, set when it is read back.
 	Seq uint64 `json:"-"`
+	// Implied marks a start that is not stored: one an outcome carries,
+	// put in a history by WithStarts. It has its outcome's Seq.
+	Implied bool `json:"-"`
 }
 
 // ResultRef points at a job's stored result file.
@@ -130,7 +133,7 @@ func ImpliedStart(outcome Event) Event {
 	return Event{
 		Kind: EventStarted, JobID: outcome.JobID, JobType: outcome.JobType, UserID: outcome.UserID,
 		Time: outcome.StartedAt, Attempt: outcome.Attempt, MaxAttempts: outcome.MaxAttempts,
-		Worker: outcome.Worker, Seq: outcome.Seq,
+		Worker: outcome.Worker, Seq: outcome.Seq, Implied: true,
 	}
 }
 
