@@ -103,6 +103,9 @@ func Run(ctx context.Context, args []string, load func() (Env, error), stdout, s
 	if len(args) > 0 && args[0] == "report" {
 		return runBenchReport(ctx, args[1:], load, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "million" {
+		return runBenchMillion(ctx, args[1:], load, os.Stdin, stdout, stderr)
+	}
 	o, err := parseBenchFlags(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -751,7 +754,7 @@ func (r *benchRig) drainPhase(ctx context.Context, o benchOptions, env Env, be *
 		return nil, err
 	}
 	enqueued := time.Since(t0)
-	if err := waitQueued(ctx, svc, p.user, n); err != nil {
+	if err := waitQueued(ctx, svc.client, svc.g.Failed(), p.user, n); err != nil {
 		return nil, err
 	}
 
@@ -777,17 +780,17 @@ const queuedPoll = 10 * time.Millisecond
 // the broker reports at least n work items waiting, none of them still
 // in its relay's backlog (Redis): everything an enqueue leads to is done
 // before the worker starts, so that the drain times the draining only.
-func waitQueued(ctx context.Context, svc *benchServices, user int64, n int) error {
+func waitQueued(ctx context.Context, client *tasks.Client, failed <-chan struct{}, user int64, n int) error {
 	tick := time.NewTicker(queuedPoll)
 	defer tick.Stop()
 	var last string
 	progressed := time.Now()
 	for {
-		shown, err := svc.client.CountMatching(ctx, tasktype.Filter{UserID: user, Status: tasktype.StatusPending})
+		shown, err := client.CountMatching(ctx, tasktype.Filter{UserID: user, Status: tasktype.StatusPending})
 		if err != nil {
 			return fmt.Errorf("count pending tasks: %w", err)
 		}
-		st, err := svc.client.QueueStats(ctx)
+		st, err := client.QueueStats(ctx)
 		switch {
 		case errors.Is(err, tasks.ErrNoStats):
 			st = taskdriver.QueueStats{Pending: uint64(n)} // only the projection to go by
@@ -809,7 +812,7 @@ func waitQueued(ctx context.Context, svc *benchServices, user int64, n int) erro
 		}
 		select {
 		case <-tick.C:
-		case <-svc.g.Failed():
+		case <-failed:
 			return errors.New("a service stopped")
 		case <-ctx.Done():
 			return ctx.Err()
