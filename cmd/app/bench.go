@@ -46,11 +46,17 @@ func benchEnv(getenv func(string) string, stderr io.Writer) (bench.Env, error) {
 		if o.Embedded {
 			run.NATSURL = ""
 		}
-		be, err := openBackend(ctx, run, log, backendOptions{Name: o.Name})
+		if o.NATSURL != "" {
+			run.NATSURL = o.NATSURL
+		}
+		be, err := openBackend(ctx, run, log, backendOptions{Name: o.Name, Listen: o.Listen, JoinOnly: o.JoinOnly})
 		if err != nil {
 			return nil, err
 		}
-		b := &bench.Backend{DB: be.DB, Log: be.Broker, Enqueuer: be.Enqueuer(), Queue: be.Queue, Close: be.Close}
+		b := &bench.Backend{DB: be.DB, Log: be.Broker, Enqueuer: be.Enqueuer(), Queue: be.Queue, NC: be.NC, Close: be.Close}
+		if be.Embedded != nil {
+			b.ClientURL = be.Embedded.ClientURL()
+		}
 		if be.Redis != nil {
 			b.Redis, b.Ping, b.Relay = be.rdb, be.Redis.Ping, be.Redis.Relay
 		}

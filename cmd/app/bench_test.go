@@ -84,6 +84,16 @@ func checkFigures(t *testing.T, where string, f map[string]any) {
 			t.Errorf("%sbatch.%s: got %v, want a positive number", where, key, batch[key])
 		}
 	}
+	// The drain phase runs by default.
+	drain, _ := f["drain"].(map[string]any)
+	for _, key := range []string{"enqueue_per_s", "drain_per_s", "cpu_us_per_job"} {
+		if num(drain, key) <= 0 {
+			t.Errorf("%sdrain.%s: got %v, want a positive number", where, key, drain[key])
+		}
+	}
+	if num(drain, "projection_caught_up_s") < 0 {
+		t.Errorf("%sdrain.projection_caught_up_s: got %v, want 0 or more", where, drain["projection_caught_up_s"])
+	}
 	start, _ := f["start_latency_ms"].(map[string]any)
 	visible, _ := f["visible_latency_ms"].(map[string]any)
 	for name, p := range map[string]map[string]any{"start_latency_ms": start, "visible_latency_ms": visible} {

@@ -104,7 +104,7 @@ var commands = []command{
 	{"worker", "worker", "Runs jobs from the NATS server at NATS_URL (or from Redis with TASKS_BROKER=redis). Waits for the server if it is not up yet.", cmdWorker},
 	{"migrate", "migrate", "Applies the database migrations and reference data, and exits.", cmdMigrate},
 	{"demo", "demo --email EMAIL [--activities N] [--spec S] [--seed N]", "Creates or refills a user with a realistic activity log.", cmdDemo},
-	{"bench", "bench [flags] | bench report [flags]", "Measures throughput, latency and memory with no-op jobs (see README.md, Performance).", cmdBench},
+	{"bench", "bench [flags] | bench report [flags] | bench million [flags]", "Measures throughput, latency and memory with no-op jobs (see README.md, Performance); bench million, a million queued jobs drained by worker processes.", cmdBench},
 	{"tasks", "tasks list|show|retry|cancel ...", "Operator commands on every user's tasks (see README.md, Operating tasks).", cmdOperator},
 	{"projections", "projections rebuild", "Recreates the task_result table from the event stream.", cmdOperator},
 	{"analytics", "analytics --all [--batch N]", "Queues batch analytics for every user, one job each, N per broker call (default 500).", cmdOperator},

@@ -54,6 +54,12 @@ the other:
   latency        --rate jobs/s for --duration: enqueue to handler start, and
                  enqueue to completed in task_result, p50/p95/p99
   peak RSS       of the whole process, embedded NATS server included
+  drain          --jobs jobs enqueued (in calls of --batch where the broker
+                 has batches) with no worker running; once all are stored,
+                 a worker at --concurrency starts: jobs/s from its start to
+                 the last succeeded event stored (how asynq and River are
+                 quoted), the projection's catch-up after, and CPU per job.
+                 Last, after the peak RSS; --drain=false skips it
 
 Each figure is the median of --runs runs, shown with its min-max spread;
 --json prints one object for machines.
@@ -86,6 +92,8 @@ type benchOptions struct {
 	runs        int
 	json        bool
 	cpuProfile  string
+	// drain runs the drain phase: enqueue with no worker, then drain.
+	drain bool
 }
 
 // Run runs app bench: args are the flags after "bench", or "report" and
@@ -94,6 +102,9 @@ type benchOptions struct {
 func Run(ctx context.Context, args []string, load func() (Env, error), stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "report" {
 		return runBenchReport(ctx, args[1:], load, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "million" {
+		return runBenchMillion(ctx, args[1:], load, os.Stdin, stdout, stderr)
 	}
 	o, err := parseBenchFlags(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
@@ -155,6 +166,7 @@ func parseBenchFlags(args []string, stdout io.Writer) (benchOptions, error) {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long the latency phase enqueues")
 	fs.IntVar(&o.runs, "runs", 3, "runs; each figure is their median")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object instead of a table")
+	fs.BoolVar(&o.drain, "drain", true, "run the drain phase (--drain=false skips it)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of all the runs to this file (go tool pprof reads it)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -214,6 +226,30 @@ type benchFigures struct {
 	StartLatencyMS   percentiles `json:"start_latency_ms"`
 	VisibleLatencyMS percentiles `json:"visible_latency_ms"`
 	PeakRSSMB        float64     `json:"peak_rss_mb"`
+	// Drain is the drain phase's; nil with --drain=false. It runs last,
+	// after the peak RSS is taken, so that the figures above are what
+	// they were before it existed.
+	Drain *drainFigures `json:"drain,omitempty"`
+}
+
+// drainFigures are what the drain phase measures: peers' way of quoting
+// throughput (jobs queued first, then workers started and timed), beside
+// the end-to-end figures where enqueue and workers overlap.
+type drainFigures struct {
+	// EnqueuePerS is the enqueue rate with no worker running.
+	EnqueuePerS float64 `json:"enqueue_per_s"`
+	// DrainPerS is the jobs over the time from the worker's start to
+	// the last succeeded event stored.
+	DrainPerS float64 `json:"drain_per_s"`
+	// ProjectionCaughtUpS is from that last event stored to the
+	// projection showing every job completed.
+	ProjectionCaughtUpS float64 `json:"projection_caught_up_s"`
+	// CPUPerJobUS is this process's CPU time from the worker's start to
+	// the projection caught up, per job, in microseconds.
+	CPUPerJobUS float64 `json:"cpu_us_per_job"`
+	// EnqueueBatch is the jobs per EnqueueBatch call; 0 when they were
+	// enqueued one at a time (--batch 0, or a broker without batches).
+	EnqueueBatch int `json:"enqueue_batch"`
 }
 
 // benchReport is app bench's result: the medians at the top level.
@@ -240,6 +276,8 @@ type benchSettings struct {
 	Rate        int    `json:"rate"`
 	Duration    string `json:"duration"`
 	Runs        int    `json:"runs"`
+	// Drain says whether the drain phase ran (--drain).
+	Drain bool `json:"drain"`
 	Machine
 }
 
@@ -273,7 +311,7 @@ func (m Machine) describe() string {
 func newBenchSettings(o benchOptions, env Env) benchSettings {
 	s := benchSettings{
 		Broker: o.broker, NATS: "embedded", Jobs: o.jobs, Concurrency: o.concurrency, Batch: o.batch,
-		Rate: o.rate, Duration: o.duration.String(), Runs: o.runs,
+		Rate: o.rate, Duration: o.duration.String(), Runs: o.runs, Drain: o.drain,
 		Machine: newBenchMachine(),
 	}
 	if env.External {
@@ -294,8 +332,12 @@ func (s benchSettings) describe() string {
 	if s.NATSSync != "" {
 		nats += " (NATS_SYNC " + s.NATSSync + ")"
 	}
-	return fmt.Sprintf("%d runs on %s, NATS %s: %d jobs at concurrency %d, %s, %d jobs/s for %s; %s",
-		s.Runs, s.Broker, nats, s.Jobs, s.Concurrency, batch, s.Rate, s.Duration, s.Machine.describe())
+	drain := "drain phase"
+	if !s.Drain {
+		drain = "no " + drain
+	}
+	return fmt.Sprintf("%d runs on %s, NATS %s: %d jobs at concurrency %d, %s, %d jobs/s for %s, %s; %s",
+		s.Runs, s.Broker, nats, s.Jobs, s.Concurrency, batch, s.Rate, s.Duration, drain, s.Machine.describe())
 }
 
 // benchOnce is one run: its own data dir, backend, worker and projection,
@@ -324,7 +366,7 @@ func benchOnce(ctx context.Context, o benchOptions, env Env, stderr io.Writer) (
 	}
 
 	rig := &benchRig{}
-	svc, err := startBenchServices(ctx, o, env, be, rig)
+	svc, err := startBenchServices(ctx, o, env, be, rig, false)
 	if err != nil {
 		return f, err
 	}
@@ -363,6 +405,20 @@ func benchOnce(ctx context.Context, o benchOptions, env Env, stderr io.Writer) (
 	if f.PeakRSSMB, err = peakRSSMB(); err != nil {
 		return f, err
 	}
+
+	if !o.drain {
+		return f, nil
+	}
+	tag = fmt.Sprintf("  %-13s", "drain")
+	// The drain needs the queue filled with no worker taking from it.
+	if err := svc.stop(); err != nil {
+		return f, err
+	}
+	if f.Drain, err = rig.drainPhase(ctx, o, env, be); err != nil {
+		return f, fmt.Errorf("drain: %w", err)
+	}
+	fmt.Fprintf(stderr, "%s enqueue %.0f jobs/s with no worker, drain %.0f jobs/s, projection caught up %.3f s after, %.0f µs CPU a job\n",
+		tag, f.Drain.EnqueuePerS, f.Drain.DrainPerS, f.Drain.ProjectionCaughtUpS, f.Drain.CPUPerJobUS)
 	return f, nil
 }
 
@@ -373,11 +429,17 @@ type benchServices struct {
 	cancel context.CancelFunc
 	// client enqueues the jobs and counts them in task_result.
 	client *tasks.Client
+	// runWorker starts the worker, if it has not started yet.
+	runWorker func()
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // startBenchServices starts what a run measures: a worker whose event log
-// and a projection whose applied events report to rig.
-func startBenchServices(ctx context.Context, o benchOptions, env Env, be *Backend, rig *benchRig) (*benchServices, error) {
+// and a projection whose applied events report to rig. With noWorker the
+// worker waits for runWorker: the drain phase enqueues with none running.
+func startBenchServices(ctx context.Context, o benchOptions, env Env, be *Backend, rig *benchRig, noWorker bool) (*benchServices, error) {
 	reg := tasks.NewRegistry()
 	if err := reg.Register(benchJobType, rig.handle, tasktype.Policy{}); err != nil {
 		return nil, err
@@ -418,7 +480,10 @@ func startBenchServices(ctx context.Context, o benchOptions, env Env, be *Backen
 
 	runCtx, cancel := context.WithCancel(ctx)
 	s := &benchServices{cancel: cancel, client: client}
-	s.g.Go("worker", func() error { return w.RunWorker(runCtx) })
+	s.runWorker = sync.OnceFunc(func() { s.g.Go("worker", func() error { return w.RunWorker(runCtx) }) })
+	if !noWorker {
+		s.runWorker()
+	}
 	s.g.Go("projection", func() error { return proj.RunProjection(runCtx) })
 	if be.Relay != nil {
 		// As in every process on the Redis broker: it carries retries,
@@ -437,10 +502,15 @@ func (s *benchServices) completed(ctx context.Context, userID int64) (int, error
 	return int(n), nil
 }
 
-// stop stops the services and waits for them.
+// stop stops the services and waits for them. A second call returns the
+// first's error again, so that a phase may stop its services early and
+// its deferred stop still runs on every path.
 func (s *benchServices) stop() error {
-	s.cancel()
-	return s.g.Wait()
+	s.stopOnce.Do(func() {
+		s.cancel()
+		s.stopErr = s.g.Wait()
+	})
+	return s.stopErr
 }
 
 // benchRig is what a run's handler, event log and projection report to:
@@ -662,6 +732,94 @@ func enqueueBatches(enq *tasks.Client, n, size int) func(ctx context.Context, us
 	}
 }
 
+// drainPhase enqueues o.jobs jobs while no worker runs (in batches where
+// the broker has them and --batch is not 0), waits until every one is
+// stored, queued and shown pending, then starts a worker at
+// o.concurrency and times it draining them. It runs services of its own,
+// with the projection running throughout, as a web process would.
+func (r *benchRig) drainPhase(ctx context.Context, o benchOptions, env Env, be *Backend) (_ *drainFigures, err error) {
+	svc, err := startBenchServices(ctx, o, env, be, r, true)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, svc.stop()) }()
+	n, d := o.jobs, &drainFigures{}
+	enqueue := enqueueEach(svc.client, n)
+	if _, ok := be.Enqueuer.(taskdriver.BatchEnqueuer); ok && o.batch > 0 {
+		enqueue, d.EnqueueBatch = enqueueBatches(svc.client, n, o.batch), o.batch
+	}
+	p := r.begin(false)
+	t0 := time.Now()
+	if err := enqueue(ctx, p.user); err != nil {
+		return nil, err
+	}
+	enqueued := time.Since(t0)
+	if err := waitQueued(ctx, svc.client, svc.g.Failed(), p.user, n); err != nil {
+		return nil, err
+	}
+
+	start, cpu0 := time.Now(), processCPU()
+	svc.runWorker()
+	if err := p.wait(ctx, svc, n); err != nil {
+		return nil, err
+	}
+	cpu := processCPU() - cpu0
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d.EnqueuePerS = float64(n) / enqueued.Seconds()
+	d.DrainPerS = float64(n) / p.lastStored.Sub(start).Seconds()
+	d.ProjectionCaughtUpS = max(p.lastShown.Sub(p.lastStored), 0).Seconds()
+	d.CPUPerJobUS = float64(cpu.Microseconds()) / float64(n)
+	return d, nil
+}
+
+// queuedPoll is how often waitQueued looks; it is outside the timed part.
+const queuedPoll = 10 * time.Millisecond
+
+// waitQueued returns once the projection shows n jobs of user pending and
+// the broker reports at least n work items waiting, none of them still
+// in its relay's backlog (Redis): everything an enqueue leads to is done
+// before the worker starts, so that the drain times the draining only.
+func waitQueued(ctx context.Context, client *tasks.Client, failed <-chan struct{}, user int64, n int) error {
+	tick := time.NewTicker(queuedPoll)
+	defer tick.Stop()
+	var last string
+	progressed := time.Now()
+	for {
+		shown, err := client.CountMatching(ctx, tasktype.Filter{UserID: user, Status: tasktype.StatusPending})
+		if err != nil {
+			return fmt.Errorf("count pending tasks: %w", err)
+		}
+		st, err := client.QueueStats(ctx)
+		switch {
+		case errors.Is(err, tasks.ErrNoStats):
+			st = taskdriver.QueueStats{Pending: uint64(n)} // only the projection to go by
+		case err != nil:
+			return fmt.Errorf("queue stats: %w", err)
+		}
+		var backlog uint64
+		if st.Relay != nil {
+			backlog = st.Relay.Backlog
+		}
+		if int(shown) >= n && st.Pending >= uint64(n) && backlog == 0 {
+			return nil
+		}
+		state := fmt.Sprintf("%d of %d shown pending, %d work items waiting, %d in the relay's backlog", shown, n, st.Pending, backlog)
+		if state != last {
+			last, progressed = state, time.Now()
+		} else if time.Since(progressed) > benchStall {
+			return fmt.Errorf("enqueued jobs not all queued after %s without progress: %s", benchStall, state)
+		}
+		select {
+		case <-tick.C:
+		case <-failed:
+			return errors.New("a service stopped")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // latencyPhase enqueues a job every 1/rate s for d, one at a time, and
 // measures each job's start and visible latency.
 func (r *benchRig) latencyPhase(ctx context.Context, svc *benchServices, enq *tasks.Client, rate int, d time.Duration, f *benchFigures) error {
@@ -806,6 +964,20 @@ var benchRows = []benchRow{
 	{"enqueue to visible p95", "ms", func(f *benchFigures) *float64 { return &f.VisibleLatencyMS.P95 }},
 	{"enqueue to visible p99", "ms", func(f *benchFigures) *float64 { return &f.VisibleLatencyMS.P99 }},
 	{"peak RSS", "MB", func(f *benchFigures) *float64 { return &f.PeakRSSMB }},
+	{"enqueue, no worker running (drain)", "jobs/s", drainField(func(d *drainFigures) *float64 { return &d.EnqueuePerS })},
+	{"drain, worker started on a full queue", "jobs/s", drainField(func(d *drainFigures) *float64 { return &d.DrainPerS })},
+	{"projection caught up, drain", "s", drainField(func(d *drainFigures) *float64 { return &d.ProjectionCaughtUpS })},
+	{"CPU per job, drain", "µs", drainField(func(d *drainFigures) *float64 { return &d.CPUPerJobUS })},
+}
+
+// drainField finds a figure of the drain phase, if there was one.
+func drainField(field func(*drainFigures) *float64) func(*benchFigures) *float64 {
+	return func(f *benchFigures) *float64 {
+		if f.Drain == nil {
+			return nil
+		}
+		return field(f.Drain)
+	}
 }
 
 // batchField finds a figure of the batch phase, if there was one.
@@ -824,6 +996,10 @@ func summarize(runs []benchFigures) benchReport {
 	med, lo, hi := &rep.benchFigures, &rep.Spread.Min, &rep.Spread.Max
 	if runs[0].Batch != nil { // every run has the same phases
 		med.Batch, lo.Batch, hi.Batch = &throughput{}, &throughput{}, &throughput{}
+	}
+	if d := runs[0].Drain; d != nil {
+		// The batch size is a setting of the phase, the same in each run.
+		med.Drain, lo.Drain, hi.Drain = &drainFigures{EnqueueBatch: d.EnqueueBatch}, &drainFigures{EnqueueBatch: d.EnqueueBatch}, &drainFigures{EnqueueBatch: d.EnqueueBatch}
 	}
 	for _, row := range benchRows {
 		if row.field(med) == nil {
@@ -865,7 +1041,7 @@ func printBenchTable(w io.Writer, rep benchReport) error {
 		lo, hi := row.field(&rep.Spread.Min), row.field(&rep.Spread.Max)
 		fmt.Fprintf(w, line, width, row.label, benchNumber(*m, row.unit), benchNumber(*lo, row.unit), benchNumber(*hi, row.unit), row.unit)
 	}
-	_, err := fmt.Fprintln(w, "\nCPU per job and peak RSS are this process's, the embedded NATS server included\n(not an external NATS server's or Redis's); peak RSS is the whole run's so far.")
+	_, err := fmt.Fprintln(w, "\nCPU per job and peak RSS are this process's, the embedded NATS server included\n(not an external NATS server's or Redis's); peak RSS is the whole run's so far,\ntaken before the drain phase. The drain is timed from the worker's start on a queue\nof --jobs jobs enqueued with none running to the last succeeded event stored.")
 	return err
 }
 

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 )
@@ -66,3 +67,74 @@ func TestBenchHelp(t *testing.T) {
 }
 
 var errNoEnv = errors.New("no settings in this test")
+
+// TestBenchDrainFlag checks the drain phase is on unless --drain=false.
+func TestBenchDrainFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"--drain=false"}, false},
+		{[]string{"--drain"}, true},
+	} {
+		o, err := parseBenchFlags(tc.args, io.Discard)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		if o.drain != tc.want {
+			t.Errorf("%q: drain %v, want %v", tc.args, o.drain, tc.want)
+		}
+		if s := newBenchSettings(o, Env{}); s.Drain != tc.want || strings.Contains(s.describe(), "no drain phase") == tc.want {
+			t.Errorf("%q: settings %+v say %q", tc.args, s, s.describe())
+		}
+	}
+}
+
+// TestBenchSummarizeDrain checks the drain figures get a median and a
+// spread like the others, keep their batch size, and are printed; and
+// that runs without a drain phase show none.
+func TestBenchSummarizeDrain(t *testing.T) {
+	runs := make([]benchFigures, 3)
+	for i, v := range []float64{30, 10, 20} {
+		runs[i].EndToEndPerS = v
+		runs[i].Drain = &drainFigures{EnqueuePerS: v * 10, DrainPerS: v, ProjectionCaughtUpS: v / 1000, CPUPerJobUS: v * 2, EnqueueBatch: 500}
+	}
+	rep := summarize(runs)
+	med, lo, hi := rep.Drain, rep.Spread.Min.Drain, rep.Spread.Max.Drain
+	if med == nil || lo == nil || hi == nil {
+		t.Fatalf("no drain in the summary: %+v", rep)
+	}
+	want := []drainFigures{
+		{EnqueuePerS: 200, DrainPerS: 20, ProjectionCaughtUpS: 0.02, CPUPerJobUS: 40, EnqueueBatch: 500},
+		{EnqueuePerS: 100, DrainPerS: 10, ProjectionCaughtUpS: 0.01, CPUPerJobUS: 20, EnqueueBatch: 500},
+		{EnqueuePerS: 300, DrainPerS: 30, ProjectionCaughtUpS: 0.03, CPUPerJobUS: 60, EnqueueBatch: 500},
+	}
+	for i, got := range []*drainFigures{med, lo, hi} {
+		if *got != want[i] {
+			t.Errorf("drain %d: got %+v, want %+v", i, *got, want[i])
+		}
+	}
+	if rep.EndToEndPerS != 20 {
+		t.Errorf("end to end median %v, want 20 beside the drain", rep.EndToEndPerS)
+	}
+	var table strings.Builder
+	if err := printBenchTable(&table, rep); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "drain, worker started on a full queue") {
+		t.Errorf("table lacks the drain:\n%s", table.String())
+	}
+
+	for i := range runs {
+		runs[i].Drain = nil
+	}
+	rep = summarize(runs)
+	table.Reset()
+	if err := printBenchTable(&table, rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Drain != nil || strings.Contains(table.String(), "drain, worker") {
+		t.Errorf("runs without a drain phase show one: %+v\n%s", rep.Drain, table.String())
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 
@@ -58,6 +59,15 @@ type OpenOptions struct {
 	RedisKeyPrefix string
 	// Embedded starts the embedded server whatever NATS_URL says.
 	Embedded bool
+	// Listen is where the embedded server listens for other processes
+	// (NATS_LISTEN, as app web has it); "" serves only this process.
+	Listen string
+	// NATSURL, when set, joins that server instead of NATS_URL's, as a
+	// worker joins app web's (bench million's worker processes).
+	NATSURL string
+	// JoinOnly opens the stream as the web side made it, as app worker
+	// does, rather than making or changing it.
+	JoinOnly bool
 }
 
 // Backend is a run's task system, through the drivers' public ports.
@@ -76,6 +86,12 @@ type Backend struct {
 	Redis *redis.Client
 	Ping  func(ctx context.Context) error
 	Relay func(ctx context.Context) error
+	// NC is the backend's NATS connection: bench million reads the
+	// workers consumer's state through it.
+	NC *nats.Conn
+	// ClientURL is where the embedded server listens for other
+	// processes, with OpenOptions.Listen; "" otherwise.
+	ClientURL string
 	// Close closes everything Open opened.
 	Close func(ctx context.Context)
 }

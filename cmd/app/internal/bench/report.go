@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -332,24 +331,7 @@ func resetPeakRSS() error {
 
 // peakRSSKiB is this process's resident high-water mark (VmHWM), or 0 if
 // it cannot be read.
-func peakRSSKiB() int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kib
-		}
-	}
-	return 0
-}
+func peakRSSKiB() int64 { return procStatusKiB("self", "VmHWM") }
 
 // maxrssKiB is a rusage's peak resident set in KiB (bytes on macOS).
 func maxrssKiB(ru *syscall.Rusage) int64 {
