@@ -415,44 +415,6 @@ func (b *Broker) Append(ctx context.Context, e tasktype.Event, after uint64) (ui
 	return ack.Sequence, nil
 }
 
-// AppendBatch implements taskdriver.BatchEventLog: each event is sent
-// without waiting for the last, with its own condition on its job's
-// newest event, and the server's replies are awaited together, within
-// one RequestTimeout. A batch where one condition fails (the job was
-// cancelled meanwhile) stores all the others.
-func (b *Broker) AppendBatch(ctx context.Context, as []taskdriver.Append) []taskdriver.Appended {
-	out := make([]taskdriver.Appended, len(as))
-	futures := make([]natsjs.PubAckFuture, len(as))
-	for i := range as {
-		e := &as[i].Event
-		// An asynchronous publish keeps its bytes for its retries: each
-		// gets a buffer of its own.
-		data := codec.AppendEvent(make([]byte, 0, 512), e)
-		f, err := b.js.PublishAsync(EventSubject(e), data, natsjs.WithExpectLastSequenceForSubject(as[i].After, JobFilter(e.UserID, e.JobID)))
-		if err != nil {
-			out[i].Err = appendError(e, classify(err))
-			continue
-		}
-		futures[i] = f
-	}
-	rctx, cancel := b.request(ctx)
-	defer cancel()
-	for i, f := range futures {
-		if f == nil {
-			continue
-		}
-		select {
-		case ack := <-f.Ok():
-			out[i].Seq = ack.Sequence
-		case err := <-f.Err():
-			out[i].Err = appendError(&as[i].Event, classify(err))
-		case <-rctx.Done():
-			out[i].Err = appendError(&as[i].Event, fmt.Errorf("%w: %w", tasktype.ErrUnavailable, rctx.Err()))
-		}
-	}
-	return out
-}
-
 // appendError is the error of an append of e that the server refused or
 // never confirmed: ErrConflict when its condition failed.
 func appendError(e *tasktype.Event, err error) error {

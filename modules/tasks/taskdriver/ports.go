@@ -244,30 +244,3 @@ type DelayRedelivery interface {
 	// DelayRedelivers says Delay and Release make a redelivery.
 	DelayRedelivers() bool
 }
-
-// Append is one conditional append of a batch: Event, stored if the
-// newest event of its job is at sequence After.
-type Append struct {
-	Event tasktype.Event
-	After uint64
-}
-
-// Appended is the result of one Append of a batch: the event's sequence,
-// or the error Append would have returned for it alone (ErrConflict when
-// its condition failed).
-type Appended struct {
-	Seq uint64
-	Err error
-}
-
-// BatchEventLog is an EventLog that can take several conditional appends
-// at once, each with its own condition, sent without waiting for the one
-// before and confirmed together: the outcomes of jobs that finish at
-// about the same time cost one round trip. One append's conflict or
-// error is its own; the others are stored or not on their own terms.
-type BatchEventLog interface {
-	EventLog
-	// AppendBatch appends each of as on its own condition and returns
-	// their results, in order.
-	AppendBatch(ctx context.Context, as []Append) []Appended
-}
