@@ -271,6 +271,8 @@ func TestRedeliveredJobWithOutcomeIsNotRunAgain(t *testing.T) {
 		t.Fatalf("handler ran %d times, want 1", runs.Load())
 	}
 	assertKinds(t, r.events.kinds("j1"), tasktype.EventEnqueued, tasktype.EventStarted, tasktype.EventSucceeded)
+	// Done long before its first heartbeat: no start stored.
+	assertKinds(t, r.events.stored("j1"), tasktype.EventEnqueued, tasktype.EventSucceeded)
 }
 
 func TestJobIsNotAckedUntilItsOutcomeIsStored(t *testing.T) {
