@@ -105,21 +105,7 @@ func parseMillionFlags(args []string, stdout io.Writer) (millionOptions, error) 
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, benchMillionUsage)
-		fs.VisitAll(func(f *flag.Flag) {
-			if millionHidden[f.Name] {
-				return
-			}
-			name, use := flag.UnquoteUsage(f)
-			line := "  --" + f.Name
-			if name != "" {
-				line += " " + name
-			}
-			line += "\n    \t" + use
-			if f.DefValue != "" && f.DefValue != "false" {
-				line += " (default " + f.DefValue + ")"
-			}
-			fmt.Fprintln(stdout, line)
-		})
+		printFlags(stdout, fs, func(name string) bool { return millionHidden[name] })
 		return o, err
 	}
 	if err != nil {

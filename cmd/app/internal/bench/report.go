@@ -119,21 +119,7 @@ func parseBenchReportFlags(args []string, stdout io.Writer) (benchReportOptions,
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, benchReportUsage)
-		fs.VisitAll(func(f *flag.Flag) {
-			if f.Name == "child" {
-				return
-			}
-			name, use := flag.UnquoteUsage(f)
-			line := "  --" + f.Name
-			if name != "" {
-				line += " " + name
-			}
-			line += "\n    \t" + use
-			if f.DefValue != "" && f.DefValue != "false" {
-				line += " (default " + f.DefValue + ")"
-			}
-			fmt.Fprintln(stdout, line)
-		})
+		printFlags(stdout, fs, func(name string) bool { return name == "child" })
 		return o, err
 	}
 	if err != nil {
@@ -408,4 +394,24 @@ func printBenchReportTable(w io.Writer, rep ReportResult) error {
 	}
 	_, err := fmt.Fprintln(w, "\ntime: enqueue to the succeeded event stored; peak RSS: the highest run's, from the enqueue on,\nthe embedded NATS server included.")
 	return err
+}
+
+// printFlags prints fs's flags as the help of a bench command lists them,
+// leaving out the hidden ones (the flags a parent passes its children).
+func printFlags(w io.Writer, fs *flag.FlagSet, hidden func(name string) bool) {
+	fs.VisitAll(func(f *flag.Flag) {
+		if hidden(f.Name) {
+			return
+		}
+		name, use := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		line += "\n    \t" + use
+		if f.DefValue != "" && f.DefValue != "false" {
+			line += " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintln(w, line)
+	})
 }
