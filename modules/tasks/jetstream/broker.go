@@ -410,19 +410,13 @@ func (b *Broker) EnqueueEvent(ctx context.Context, r tasktype.EnqueueRequest) (t
 func (b *Broker) Append(ctx context.Context, e tasktype.Event, after uint64) (uint64, error) {
 	ack, err := b.publish(ctx, &e, natsjs.WithExpectLastSequenceForSubject(after, JobFilter(e.UserID, e.JobID)))
 	if err != nil {
-		return 0, appendError(&e, err)
+		var apiErr *natsjs.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequence {
+			err = tasktype.ErrConflict
+		}
+		return 0, fmt.Errorf("append %s event of job %s: %w", e.Kind, e.JobID, err)
 	}
 	return ack.Sequence, nil
-}
-
-// appendError is the error of an append of e that the server refused or
-// never confirmed: ErrConflict when its condition failed.
-func appendError(e *tasktype.Event, err error) error {
-	var apiErr *natsjs.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequence {
-		err = tasktype.ErrConflict
-	}
-	return fmt.Errorf("append %s event of job %s: %w", e.Kind, e.JobID, err)
 }
 
 // eventBufs holds the buffers events are encoded into for a publish that
