@@ -17,6 +17,27 @@ import (
 // redis-server binary the test is skipped, or fails under CI=true.
 func RedisServer(t testing.TB, args ...string) string {
 	t.Helper()
+	return StartRedisServer(t, args...).Addr
+}
+
+// RedisProcess is a redis-server started by StartRedisServer, which a
+// test may kill and start again on the same port, as a crash of the
+// Redis host and its restart look to clients. Having no persistence, it
+// comes back empty.
+type RedisProcess struct {
+	// Addr is its host:port, the same across restarts.
+	Addr string
+
+	t    testing.TB
+	bin  string
+	args []string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// StartRedisServer is RedisServer, returning the process.
+func StartRedisServer(t testing.TB, args ...string) *RedisProcess {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -31,31 +52,48 @@ func RedisServer(t testing.TB, args ...string) string {
 			full[i], full[3] = port, "0"
 		}
 	}
-	cmd := exec.Command(bin, full...)
+	r := &RedisProcess{Addr: net.JoinHostPort("127.0.0.1", port), t: t, bin: bin, args: full}
+	r.start()
+	// Registered once: it stops whichever process is current.
+	t.Cleanup(r.Kill)
+	return r
+}
+
+func (r *RedisProcess) start() {
+	t := r.t
+	t.Helper()
+	cmd := exec.Command(r.bin, r.args...)
 	cmd.Stdout, cmd.Stderr = tWriter{t}, tWriter{t}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-	})
-	addr := net.JoinHostPort("127.0.0.1", port)
-	Eventually(t, 10*time.Second, "redis-server never listened on "+addr, func() bool {
+	r.cmd, r.done = cmd, done
+	Eventually(t, 10*time.Second, "redis-server never listened on "+r.Addr, func() bool {
 		select {
 		case <-done:
 			t.Fatalf("redis-server exited at start (its log is above)")
 		default:
 		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		c, err := net.DialTimeout("tcp", r.Addr, time.Second)
 		if err == nil {
 			c.Close()
 		}
 		return err == nil
 	})
-	return addr
+}
+
+// Kill SIGKILLs the server and waits for it to be gone.
+func (r *RedisProcess) Kill() {
+	_ = r.cmd.Process.Kill()
+	<-r.done
+}
+
+// Restart starts a killed server again on its port, empty.
+func (r *RedisProcess) Restart() {
+	r.t.Helper()
+	r.start()
 }
 
 // RedisTLSArgs are RedisServer's arguments for TLS only, on the port
