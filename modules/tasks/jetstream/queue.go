@@ -263,8 +263,3 @@ func (d *delivery) Release(ctx context.Context) error {
 	}
 	return nil
 }
-
-// DelayRedelivers implements taskdriver.DelayRedelivery: NakWithDelay and
-// Nak hand the same delivery back, and the server counts the next one as
-// a redelivery.
-func (d *delivery) DelayRedelivers() bool { return true }

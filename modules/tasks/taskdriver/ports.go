@@ -228,19 +228,3 @@ type StoredEnd interface {
 	// when none is.
 	LastStoredSeq(ctx context.Context) (uint64, error)
 }
-
-// DelayRedelivery is implemented by the deliveries of a broker whose
-// Delay and Release hand the same delivery back, to come again counted as
-// a redelivery (JetStream's NakWithDelay and Nak), where other brokers add
-// the item anew as a first delivery (Redis). A worker records an
-// attempt's start only at its first heartbeat, so a redelivered item with
-// no start on record is normally an attempt whose worker died before it:
-// a lost attempt, counted. On such a broker it may instead be a retry
-// that came before its time and was put off, unless it comes too late
-// for that (see worker.Config.Lease); the worker then records the start
-// at once rather than guess.
-type DelayRedelivery interface {
-	Delivery
-	// DelayRedelivers says Delay and Release make a redelivery.
-	DelayRedelivers() bool
-}

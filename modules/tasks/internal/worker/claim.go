@@ -58,7 +58,8 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 			return attempt{}, false
 		}
 		if err != nil {
-			log.WarnContext(ctx, "could not read job state; leaving it for redelivery", "err", err)
+			log.WarnContext(ctx, "could not read job state; handing the job back", "err", err)
+			w.handBack(ctx, log, d)
 			return attempt{}, false
 		}
 		_, runsHere := w.running.Load(attemptKey{job.ID, job.Attempt})
@@ -93,23 +94,13 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 				log.WarnContext(ctx, "could not put off early retry", "err", err)
 			}
 			return attempt{}, false
-		case act == actLost || act == actLostUnstarted:
-			// The attempt's worker stopped renewing it: count the attempt
-			// as failed, so that a job that kills its worker every time
-			// still reaches an outcome.
-			var cause error
-			lost := last.Worker
-			if act == actLostUnstarted {
-				// Nothing of the attempt is on record but the broker's
-				// count of its deliveries: it died before its first
-				// heartbeat.
-				cause = fmt.Errorf("the worker running attempt %d stopped before its first heartbeat", job.Attempt)
-				lost = "unknown"
-			} else {
-				cause = fmt.Errorf("worker %s stopped responding during attempt %d", last.Worker, job.Attempt)
-			}
+		case act == actLost:
+			// The attempt's worker stopped renewing it after recording
+			// its start: count the attempt as failed, so that a job that
+			// kills its worker every time still reaches an outcome.
+			cause := fmt.Errorf("worker %s stopped responding during attempt %d", last.Worker, job.Attempt)
 			next = w.failure(job, job.Attempt, maxAttempts, policy, cause)
-			log.WarnContext(ctx, "previous worker lost", "lost_worker", lost, "outcome", next.Kind)
+			log.WarnContext(ctx, "previous worker lost", "lost_worker", last.Worker, "outcome", next.Kind)
 		case !registered:
 			next = w.event(job, tasktype.EventFailed, job.Attempt, func(e *tasktype.Event) {
 				e.Error = fmt.Sprintf("no handler registered for job type %q", job.Type)
@@ -126,11 +117,15 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 			continue
 		}
 		if err != nil {
-			log.WarnContext(ctx, "could not record job event; leaving it for redelivery", "event", next.Kind, "err", err)
+			log.WarnContext(ctx, "could not record job event; handing the job back", "event", next.Kind, "err", err)
+			w.handBack(ctx, log, d)
 			return attempt{}, false
 		}
 		if next.Kind != tasktype.EventStarted {
 			w.ack(ctx, log, d)
+			if next.Kind == tasktype.EventFailed {
+				w.sweep(ctx, log, job, job.Attempt)
+			}
 			return attempt{}, false
 		}
 		next.Seq = seq
@@ -147,29 +142,23 @@ const lagRereads = 3
 // delivered is what the worker knows of how the broker handed out an
 // item, beyond the item itself.
 type delivered struct {
-	redelivered     bool // taskdriver.Delivery.Redelivered
-	perItem         bool // taskdriver.ItemLease
-	delayRedelivers bool // taskdriver.DelayRedelivery
+	redelivered bool // taskdriver.Delivery.Redelivered
+	perItem     bool // taskdriver.ItemLease
 }
 
 func facts(d taskdriver.Delivery) delivered {
-	f := delivered{redelivered: d.Redelivered(), perItem: leasePerItem(d)}
-	if r, ok := d.(taskdriver.DelayRedelivery); ok {
-		f.delayRedelivers = r.DelayRedelivers()
-	}
-	return f
+	return delivered{redelivered: d.Redelivered(), perItem: leasePerItem(d)}
 }
 
 type action int
 
 const (
-	actStale         action = iota // the item has nothing left to do
-	actWait                        // the item's retry is not due yet
-	actRun                         // run the item's attempt, its start recorded at its first heartbeat
-	actRunRecorded                 // record the attempt's start, then run it
-	actLost                        // the item's attempt was started by a worker now gone
-	actLostUnstarted               // the item's attempt ran on a worker gone before its first heartbeat
-	actLeave                       // the item's attempt runs elsewhere under the same lease
+	actStale       action = iota // the item has nothing left to do
+	actWait                      // the item's retry is not due yet
+	actRun                       // run the item's attempt, its start recorded at its first heartbeat
+	actRunRecorded               // record the attempt's start, then run it
+	actLost                      // the item's attempt was started, on record, by a worker now gone
+	actLeave                     // the item's attempt runs elsewhere under the same lease
 )
 
 func leasePerItem(d taskdriver.Delivery) bool {
@@ -191,12 +180,19 @@ func decide(item, last tasktype.Event, d delivered, now time.Time, lease time.Du
 		if !d.redelivered {
 			return actRun
 		}
-		// Redelivered, and no start on record: the attempt's worker died
-		// before its first heartbeat, or this delivery was put off
-		// (Delay) or handed back unrecorded rather than lost. A lost
-		// attempt's redelivery comes a lease after a delivery made when
-		// the item was due, so one sooner is never a lost attempt.
-		// (A heartbeat of slack covers clocks that disagree.)
+		// Redelivered, and no start on record. The broker cannot say
+		// whether the delivery before ran its handler: its worker may
+		// have died before its first heartbeat, or never have begun
+		// (it could not read the log, or handed the item back) and a
+		// lease later another worker claimed it. Only a start on record
+		// proves an attempt ran, so none is counted here: the attempt
+		// runs with its start recorded first, and if it is lost it is
+		// counted from that. A job that kills its worker at once thus
+		// costs two runs per attempt, which is the price of never
+		// charging an attempt that did not run. A redelivery sooner than
+		// a lease after the item was due follows a put-off delivery,
+		// not a lost one, and runs without the write. (A heartbeat of
+		// slack covers clocks that disagree.)
 		due := item.Time
 		if item.RetryAt.After(due) {
 			due = item.RetryAt
@@ -204,15 +200,7 @@ func decide(item, last tasktype.Event, d delivered, now time.Time, lease time.Du
 		if now.Sub(due) < lease-lease/5 {
 			return actRun
 		}
-		// Later than that, a broker that redelivers what it was asked to
-		// put off may be handing back a retry no worker was free to take
-		// when it came due. Rather than count an attempt that may never
-		// have run, run it with its start on record, so that if this
-		// attempt is lost it is counted from that.
-		if d.delayRedelivers && !item.RetryAt.IsZero() {
-			return actRunRecorded
-		}
-		return actLostUnstarted
+		return actRunRecorded
 	case last.Kind == tasktype.EventReleased:
 		if last.Attempt != attempt {
 			return actStale

@@ -7,15 +7,18 @@ import (
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
-// decide's cases where no start is on record: a redelivery is a lost
-// attempt only when it comes late enough to follow a delivery that ran.
+// decide's cases where no start is on record: a redelivery is never
+// counted as a lost attempt, since nothing proves the delivery before it
+// ran (its worker may have been unable to read the log); one late enough
+// to follow a lost attempt runs with its start recorded first, so that
+// its own loss can be counted.
 func TestDecideWithoutARecordedStart(t *testing.T) {
 	const lease = 5 * time.Second
 	t0 := time.Date(2026, 3, 5, 14, 0, 0, 0, time.UTC)
 	enqueued := tasktype.Event{Kind: tasktype.EventEnqueued, Seq: 10, Time: t0}
 	retry := tasktype.Event{Kind: tasktype.EventRetrying, Seq: 10, Time: t0, Attempt: 1, RetryAt: t0.Add(time.Minute)}
 	started := tasktype.Event{Kind: tasktype.EventStarted, Seq: 11, Attempt: 1, Worker: "w"}
-	jetstream := delivered{redelivered: true, perItem: true, delayRedelivers: true}
+	jetstream := delivered{redelivered: true, perItem: true}
 	redis := delivered{redelivered: true}
 	tests := []struct {
 		name string
@@ -26,12 +29,12 @@ func TestDecideWithoutARecordedStart(t *testing.T) {
 		want action
 	}{
 		{"first delivery runs with no write", enqueued, enqueued, delivered{}, t0, actRun},
-		{"redelivered a lease after it was due: lost (JetStream)", enqueued, enqueued, jetstream, t0.Add(lease), actLostUnstarted},
-		{"redelivered a lease after it was due: lost (Redis)", enqueued, enqueued, redis, t0.Add(lease), actLostUnstarted},
+		{"redelivered a lease after it was due: runs with its start recorded (JetStream)", enqueued, enqueued, jetstream, t0.Add(lease), actRunRecorded},
+		{"redelivered a lease after it was due: runs with its start recorded (Redis)", enqueued, enqueued, redis, t0.Add(lease), actRunRecorded},
 		{"redelivered sooner than a lost attempt could be: runs", enqueued, enqueued, jetstream, t0.Add(time.Second), actRun},
 		{"a retry put off, back on time: runs", retry, retry, jetstream, retry.RetryAt.Add(10 * time.Millisecond), actRun},
 		{"a retry put off, back late: runs with its start recorded", retry, retry, jetstream, retry.RetryAt.Add(time.Hour), actRunRecorded},
-		{"a retry claimed late on Redis, which never redelivers a delay: lost", retry, retry, redis, retry.RetryAt.Add(lease), actLostUnstarted},
+		{"a retry claimed late on Redis: runs with its start recorded", retry, retry, redis, retry.RetryAt.Add(lease), actRunRecorded},
 		{"a retry before its time waits", retry, retry, delivered{}, t0.Add(time.Second), actWait},
 		{"redelivered with its start on record: lost", enqueued, started, jetstream, t0.Add(lease), actLost},
 		{"first delivery with its start on record, one lease per item: left", enqueued, started, delivered{perItem: true}, t0, actLeave},

@@ -4,14 +4,15 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
-// watch renews the delivery's lease every ExtendEvery. At the first
-// renewal it records the attempt's start if that is not on record yet: an
+// watch beats every ExtendEvery while the handler runs. At the first
+// beat it records the attempt's start if that is not on record yet: an
 // attempt shorter than a heartbeat never writes one, and one that lasts
 // shows as running from then on. It then records the handler's latest
 // progress report, if it made a new one, as a progress event. It also
@@ -34,9 +35,6 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 			case <-ctx.Done():
 				return
 			case <-t.C:
-			}
-			if err := d.Extend(ctx); err != nil && ctx.Err() == nil {
-				log.WarnContext(ctx, "lease renewal failed", "err", err)
 			}
 			proved := false // an append this beat proved the job is still ours
 			if !recorded {
@@ -86,4 +84,54 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 		}
 	}()
 	return func() uint64 { cancel(); <-done; return mine }
+}
+
+// keptDelivery is a delivery whose lease keepLease renews until the item
+// is acked, handed back or put off, or stop is called.
+type keptDelivery struct {
+	taskdriver.Delivery
+	stop func()
+}
+
+func (k keptDelivery) Ack(ctx context.Context) error { k.stop(); return k.Delivery.Ack(ctx) }
+
+func (k keptDelivery) Release(ctx context.Context) error {
+	k.stop()
+	return k.Delivery.Release(ctx)
+}
+
+func (k keptDelivery) Delay(ctx context.Context, wait time.Duration) error {
+	k.stop()
+	return k.Delivery.Delay(ctx, wait)
+}
+
+// keepLease renews d's lease every ExtendEvery from the attempt's start
+// until its outcome is recorded, on its own. The renewal must never wait
+// behind an event write: while the event log's host is unreachable each
+// write waits out its whole request timeout, longer than the lease, and
+// where the work queue is elsewhere (Redis) the lease would run out while
+// the attempt runs or retries its outcome, and another worker take it
+// over.
+func (w *Worker) keepLease(ctx context.Context, log *slog.Logger, d taskdriver.Delivery) keptDelivery {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(w.cfg.ExtendEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			ectx, cancelExtend := context.WithTimeout(ctx, w.cfg.StoreTimeout)
+			if err := d.Extend(ectx); err != nil && ctx.Err() == nil {
+				log.WarnContext(ctx, "lease renewal failed", "err", err)
+			}
+			cancelExtend()
+		}
+	}()
+	var once sync.Once
+	return keptDelivery{Delivery: d, stop: func() { once.Do(func() { cancel(); <-done }) }}
 }

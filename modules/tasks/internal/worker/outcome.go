@@ -133,8 +133,8 @@ func (w *Worker) ownNewest(ctx context.Context, e tasktype.Event) (tasktype.Even
 }
 
 // appendOutcome appends e, trying again for up to OutcomeRetry while the
-// broker is unreachable and renewing the lease between tries: the work is
-// done, and a redelivery would do it all again.
+// broker is unreachable (the lease is renewed meanwhile: see keepLease):
+// the work is done, and a redelivery would do it all again.
 func (w *Worker) appendOutcome(ctx context.Context, log *slog.Logger, d taskdriver.Delivery, e tasktype.Event, after uint64) error {
 	giveUp := w.cfg.Now().Add(w.cfg.OutcomeRetry)
 	for {
@@ -146,9 +146,6 @@ func (w *Worker) appendOutcome(ctx context.Context, log *slog.Logger, d taskdriv
 		}
 		log.WarnContext(actx, "broker unreachable; will try again to record the job's outcome", "event", e.Kind, "err", err)
 		clock.Sleep(actx, time.Second)
-		if err := d.Extend(actx); err != nil {
-			log.DebugContext(actx, "lease renewal failed", "err", err)
-		}
 		cancel()
 	}
 }
@@ -169,15 +166,58 @@ func (w *Worker) release(ctx context.Context, log *slog.Logger, d taskdriver.Del
 	}
 }
 
-// discard deletes a result file that will not be on record.
-func (w *Worker) discard(ctx context.Context, log *slog.Logger, ref *tasktype.ResultRef) {
+// discard deletes a result file that will not be on record. It is
+// called after the job moved on without this worker, when another run
+// of the same attempt (a copy of the item the broker handed out twice)
+// may have stored its file under the same name and recorded it: that
+// one stays.
+func (w *Worker) discard(ctx context.Context, log *slog.Logger, job tasktype.Job, ref *tasktype.ResultRef) {
 	if ref == nil {
 		return
 	}
 	ctx, cancel := w.storeContext(ctx)
 	defer cancel()
+	last, err := w.cfg.Events.Last(ctx, job.UserID, job.ID)
+	if err == nil && last.Result != nil && last.Result.Object == ref.Object {
+		return
+	}
 	if err := w.cfg.Results.Delete(ctx, ref.Object); err != nil {
 		log.WarnContext(ctx, "could not delete unused result", "object", ref.Object, "err", err)
+	}
+}
+
+// sweep deletes the result files of the job's attempts before upTo, and
+// of upTo itself when the job failed there, once the job's end is on
+// record: only the winning attempt's file is named by an event. An
+// earlier attempt may have stored its file and then lost its outcome (its
+// worker died, or the log was unreachable when it finished), or stored
+// it on the server after giving up waiting for it. Missing files are the
+// usual case and cost one request each; a first attempt that succeeds,
+// the usual job, has none to sweep.
+func (w *Worker) sweep(ctx context.Context, log *slog.Logger, job tasktype.Job, upTo int) {
+	if upTo < 1 {
+		return
+	}
+	ctx, cancel := w.storeContext(ctx)
+	defer cancel()
+	for n := 1; n <= upTo; n++ {
+		object := tasktype.ResultObjectName(job.ID, n)
+		if err := w.cfg.Results.Delete(ctx, object); err != nil {
+			log.WarnContext(ctx, "could not delete the result of an attempt that did not win", "object", object, "err", err)
+		}
+	}
+}
+
+// handBack gives the item back to the broker, to come again soon, when
+// the worker could not read or write the job's events: the attempt has
+// not begun, so nothing is recorded and nothing counted. Should the
+// broker not take it back either, it comes back once its lease runs out,
+// as a redelivery with no start on record, which costs no attempt.
+func (w *Worker) handBack(ctx context.Context, log *slog.Logger, d taskdriver.Delivery) {
+	ctx, cancel := w.storeContext(ctx)
+	defer cancel()
+	if err := d.Delay(ctx, time.Second); err != nil {
+		log.WarnContext(ctx, "could not hand the job back; it comes back when its lease runs out", "err", err)
 	}
 }
 

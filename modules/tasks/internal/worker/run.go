@@ -66,6 +66,9 @@ func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, 
 	if !ok {
 		return
 	}
+	kept := w.keepLease(ctx, log, d)
+	defer kept.stop()
+	d = kept
 	started := a.start
 	key := attemptKey{job.ID, job.Attempt}
 	w.running.Store(key, struct{}{})
@@ -108,17 +111,22 @@ func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, 
 	case errors.Is(cause, errCancelled):
 		log.InfoContext(ctx, "job cancelled while running", "duration", took)
 		ended = tasktype.EventCancelled
-		w.discard(ctx, log, ref)
+		w.discard(ctx, log, job, ref)
 		w.ack(ctx, log, d)
 		return
 	case errors.Is(cause, errLeaseLost):
 		// Whoever took the job over decided its fate; this attempt's
 		// result, if any, is not the one on record.
 		log.WarnContext(ctx, "job was taken over while running; dropping this attempt's result", "duration", took)
-		w.discard(ctx, log, ref)
+		w.discard(ctx, log, job, ref)
 		return
-	case err != nil && errors.Is(cause, errShutdown):
-		log.WarnContext(ctx, "job interrupted by shutdown; handing it back", "err", err)
+	case err != nil && (errors.Is(cause, errShutdown) || out.storeDown()):
+		// Neither is the job's doing: a worker told to stop, or a result
+		// store that could not be reached (its host frozen or gone), which
+		// says nothing of the next try. The attempt is handed back
+		// uncounted, its file (if the store kept one after all) left to
+		// be overwritten by the same attempt's next run.
+		log.WarnContext(ctx, "job interrupted by shutdown or an unreachable result store; handing it back", "err", err)
 		rel := w.event(job, tasktype.EventReleased, job.Attempt, ranBy(started))
 		if w.record(ctx, log, d, rel, mine, false) {
 			ended = tasktype.EventReleased
@@ -145,10 +153,13 @@ func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, 
 		log.WarnContext(ctx, "job attempt failed", "err", err, "duration", took, "outcome", outcome.Kind, "retry_at", outcome.RetryAt)
 	}
 	if !w.record(ctx, log, d, outcome, mine, true) {
-		w.discard(ctx, log, ref)
+		w.discard(ctx, log, job, ref)
 		return
 	}
 	ended = outcome.Kind
+	if outcome.Kind != tasktype.EventRetrying {
+		w.sweep(ctx, log, job, job.Attempt-1)
+	}
 	if outcome.Kind == tasktype.EventSucceeded && ref != nil {
 		w.prune(ctx, log, job)
 	}
@@ -197,6 +208,9 @@ type output struct {
 
 	pw   *io.PipeWriter
 	done chan putResult
+	// failed is the store's error when the upload failed of itself,
+	// rather than because the handler did.
+	failed error
 
 	mu      sync.Mutex
 	latest  progressReport
@@ -257,17 +271,27 @@ func (o *output) finish(handlerErr error) (*tasktype.ResultRef, error) {
 		return nil, nil
 	}
 	if handlerErr != nil {
-		o.pw.CloseWithError(handlerErr)
-		<-o.done
+		select {
+		case r := <-o.done:
+			o.failed = r.err // the store gave up first
+		default:
+			o.pw.CloseWithError(handlerErr)
+			<-o.done
+		}
 		return nil, nil
 	}
 	o.pw.Close()
 	r := <-o.done
 	if r.err != nil {
+		o.failed = r.err
 		return nil, r.err
 	}
 	return &r.ref, nil
 }
+
+// storeDown says the attempt's upload failed because the result store
+// could not be reached. Called after finish.
+func (o *output) storeDown() bool { return errors.Is(o.failed, tasktype.ErrUnavailable) }
 
 func errOrClosed(err error) error {
 	if err == nil {

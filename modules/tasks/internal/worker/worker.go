@@ -32,9 +32,9 @@ type Config struct {
 	ExtendEvery time.Duration
 	// Lease is the broker's lease on a delivered job: a worker that stops
 	// renewing it loses the job after this long. A redelivery with no
-	// start on record is taken for a lost attempt only when it comes at
-	// least about a lease after the job was due, since no lost attempt's
-	// redelivery can come sooner. Default 5 × ExtendEvery.
+	// start on record that comes sooner than about a lease after the job
+	// was due follows a put-off delivery, not a lost one, and runs
+	// without writing its start first. Default 5 × ExtendEvery.
 	Lease time.Duration
 	// ShutdownGrace is how long running jobs may take to finish once the
 	// worker is told to stop; jobs still running then are cancelled and

@@ -84,7 +84,8 @@ func Run(t *testing.T, f Features, open Open) {
 	}{
 		{"EnqueueAndConsume", testEnqueueAndConsume},
 		{"RedeliveryAfterWorkerDied", testRedeliveryAfterWorkerDied},
-		{"CrashBeforeFirstHeartbeatCountsTheAttempt", testCrashBeforeFirstHeartbeat},
+		{"DroppedDeliveryCostsNoAttempt", testDroppedDeliveryCostsNoAttempt},
+		{"UnreadableLogCostsNoAttempt", testUnreadableLogCostsNoAttempt},
 		{"FastJobRecordsNoStart", testFastJobRecordsNoStart},
 		{"SlowJobShowsRunning", testSlowJobShowsRunning},
 		{"LeaseRenewal", testLeaseRenewal},
@@ -188,6 +189,11 @@ func testRedeliveryAfterWorkerDied(t *testing.T, open Open) {
 	if _, err := h.b.Events.Append(h.ctx, dead, item.Seq); err != nil {
 		t.Fatalf("record the dead worker's start: %v", err)
 	}
+	// It stored its result file before it died; no event will name it.
+	orphan := tasktype.ResultObjectName(job.ID, 1)
+	if _, err := h.b.Results.Put(h.ctx, orphan, "dead.csv", "text/csv", strings.NewReader("a,b\n")); err != nil {
+		t.Fatalf("store the dead worker's file: %v", err)
+	}
 	// The delivery is never renewed, acked or given back.
 	h.startWorker("w2", reg, nil)
 
@@ -209,14 +215,21 @@ func testRedeliveryAfterWorkerDied(t *testing.T, open Open) {
 	if jobs := seen.of(job.ID); len(jobs) != 1 || jobs[0].Attempt != 2 {
 		t.Errorf("handler calls %+v, want one, at attempt 2", jobs)
 	}
+	if rc, err := h.b.Results.Open(h.ctx, orphan); !errors.Is(err, tasktype.ErrResultMissing) {
+		if err == nil {
+			rc.Close()
+		}
+		t.Errorf("the lost attempt's file %s is still stored (err %v): no event names it", orphan, err)
+	}
 }
 
-// testCrashBeforeFirstHeartbeat: a delivery taken and dropped before its
-// first heartbeat, as by a worker that dies at once, leaves nothing on
-// record but the broker's count of its deliveries. When it comes back
-// after the lease it is counted as a lost attempt, and the job's next
-// attempt runs.
-func testCrashBeforeFirstHeartbeat(t *testing.T, open Open) {
+// testDroppedDeliveryCostsNoAttempt: a delivery taken and dropped with
+// nothing on record, as by a worker that could not read the log or died
+// before its first heartbeat, costs no attempt: nothing proves it ran.
+// When it comes back after the lease the next worker records the
+// attempt's start before running it (so that its own loss, if it comes,
+// is counted), and the job's first attempt runs once and succeeds.
+func testDroppedDeliveryCostsNoAttempt(t *testing.T, open Open) {
 	h := setup(t, open, time.Second)
 	const typ = "contract_abandoned"
 	reg, seen := h.counting(typ)
@@ -227,21 +240,83 @@ func testCrashBeforeFirstHeartbeat(t *testing.T, open Open) {
 	h.startWorker("w2", reg, nil)
 
 	h.waitDone(job)
-	h.expectStored(job, "enqueued retrying succeeded")
-	hist := h.expectHistory(job, "enqueued retrying started succeeded")
-	lost := hist[1]
-	if lost.Attempt != 1 || !strings.Contains(lost.Error, "stopped before its first heartbeat") {
-		t.Errorf("lost attempt recorded as %+v, want attempt 1 lost before its first heartbeat", lost)
+	hist := h.expectStored(job, "enqueued started succeeded")
+	if e := hist[1]; e.Attempt != 1 || e.Worker != "w2" {
+		t.Errorf("start %+v, want attempt 1 by w2", e)
 	}
-	if early := taken.Add(h.lease - slack); lost.Time.Before(early) {
-		t.Errorf("lost attempt counted %s after its delivery, before the %s lease ran out", lost.Time.Sub(taken), h.lease)
+	if early := taken.Add(h.lease - slack); hist[1].Time.Before(early) {
+		t.Errorf("job taken again %s after its delivery, before the %s lease ran out", hist[1].Time.Sub(taken), h.lease)
 	}
-	if e := hist[2]; e.Attempt != 2 || e.Worker != "w2" {
-		t.Errorf("second start %+v, want attempt 2 by w2", e)
+	if jobs := seen.of(job.ID); len(jobs) != 1 || jobs[0].Attempt != 1 || string(jobs[0].Payload) != `{"n":2}` {
+		t.Errorf("handler calls %+v, want one, attempt 1, with the payload", jobs)
 	}
-	if jobs := seen.of(job.ID); len(jobs) != 1 || jobs[0].Attempt != 2 || string(jobs[0].Payload) != `{"n":2}` {
-		t.Errorf("handler calls %+v, want one, attempt 2, with the payload", jobs)
+}
+
+// testUnreadableLogCostsNoAttempt: a worker that cannot read the event
+// log (its host frozen or gone, the queue still there) hands the item
+// back without running it and without counting an attempt, however long
+// that lasts: once the log answers, the job's first attempt runs, once.
+func testUnreadableLogCostsNoAttempt(t *testing.T, open Open) {
+	h := setup(t, open, time.Second)
+	const typ = "contract_log_down"
+	reg, seen := h.counting(typ)
+	events := &failingLog{EventLog: h.b.Events}
+	events.down.Store(true)
+	h.startWorker("w1", reg, func(c *worker.Config) { c.Events = events })
+
+	job := h.enqueue(typ, 3, "", `{}`)
+	// Down for three leases: long enough for any delivery left unrenewed
+	// to come back as a redelivery, more than once.
+	testsupport.Eventually(t, waitTimeout, "the worker never tried to read the job", func() bool { return events.refused.Load() > 0 })
+	time.Sleep(3 * h.lease)
+	if jobs := seen.of(job.ID); len(jobs) != 0 {
+		t.Fatalf("handler ran %d times while the log could not be read", len(jobs))
 	}
+	events.down.Store(false)
+
+	last := h.waitDone(job)
+	if last.Kind != tasktype.EventSucceeded || last.Attempt != 1 {
+		t.Errorf("job ended with %+v, want attempt 1 succeeded", last)
+	}
+	for _, e := range h.history(job) {
+		if e.Kind == tasktype.EventRetrying || e.Kind == tasktype.EventFailed {
+			t.Errorf("attempt charged while the log was down: %+v", e)
+		}
+	}
+	if jobs := seen.of(job.ID); len(jobs) != 1 || jobs[0].Attempt != 1 {
+		t.Errorf("handler calls %+v, want one, attempt 1", jobs)
+	}
+	t.Logf("%d reads refused while the log was down", events.refused.Load())
+}
+
+// failingLog is an event log that refuses every call, as one whose
+// server does not answer, while down is set.
+type failingLog struct {
+	taskdriver.EventLog
+	down    atomic.Bool
+	refused atomic.Int64
+}
+
+func (l *failingLog) refuse() error {
+	if !l.down.Load() {
+		return nil
+	}
+	l.refused.Add(1)
+	return fmt.Errorf("%w: the test's log is down", tasktype.ErrUnavailable)
+}
+
+func (l *failingLog) Append(ctx context.Context, e tasktype.Event, after uint64) (uint64, error) {
+	if err := l.refuse(); err != nil {
+		return 0, err
+	}
+	return l.EventLog.Append(ctx, e, after)
+}
+
+func (l *failingLog) Last(ctx context.Context, userID int64, jobID string) (tasktype.Event, error) {
+	if err := l.refuse(); err != nil {
+		return tasktype.Event{}, err
+	}
+	return l.EventLog.Last(ctx, userID, jobID)
 }
 
 // testFastJobRecordsNoStart: a job done before its first heartbeat
