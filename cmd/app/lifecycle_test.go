@@ -105,9 +105,11 @@ func workerCrashJobRunsElsewhere(t *testing.T, broker map[string]string) {
 
 // TestCrashLoopEndsFailed runs a job that kills its worker within a
 // millisecond of starting, every time, with a worker started again each
-// time it dies. No attempt lives to its first heartbeat, so none records
-// its start: each is counted from the broker's redelivery of its work
-// item, and the job ends failed after its three allowed attempts.
+// time it dies. No run lives to its first heartbeat, so a redelivery
+// finds nothing on record, which proves nothing ran: it runs the attempt
+// again with its start recorded first, and that run's crash is counted.
+// Each attempt thus costs two runs, and the job ends failed after its
+// three allowed attempts.
 func TestCrashLoopEndsFailed(t *testing.T) { eachBroker(t, crashLoopEndsFailed) }
 
 func crashLoopEndsFailed(t *testing.T, broker map[string]string) {
@@ -153,20 +155,19 @@ func crashLoopEndsFailed(t *testing.T, broker map[string]string) {
 		}
 	}
 	evs := jobHistory(t, b, 1, job.ID)
-	if last.Kind != tasktype.EventFailed || last.Attempt != 3 || countKind(evs, tasktype.EventStarted) > 2 {
-		t.Fatalf("want the job failed after attempt 3; history:\n%s", describe(evs))
+	if last.Kind != tasktype.EventFailed || last.Attempt != 3 || countKind(evs, tasktype.EventStarted) != 3 {
+		t.Fatalf("want the job failed after attempt 3, each attempt's start on record; history:\n%s", describe(evs))
 	}
 	for _, e := range kinds(evs, tasktype.EventRetrying) {
 		if !strings.Contains(e.Error, "stopped") {
 			t.Errorf("retrying event %+v does not say its worker stopped", e)
 		}
 	}
-	// A retry no worker took until after its lease may cost a second run
-	// (see worker.decide): between three and five runs, one per crash.
+	// Two runs an attempt, one per crash (see worker.decide).
 	starts := len(matching(runs.lines(t), job.ID, "start", 0))
 	t.Logf("%d crashes, %d runs; history:\n%s", crashes, starts, describe(evs))
-	if starts < 3 || starts > 5 || starts != crashes {
-		t.Errorf("%d runs and %d crashes, want 3 to 5 of each; run log:\n%s", starts, crashes, runs.text(t))
+	if starts != 6 || starts != crashes {
+		t.Errorf("%d runs and %d crashes, want 6 of each; run log:\n%s", starts, crashes, runs.text(t))
 	}
 }
 

@@ -32,7 +32,8 @@ const (
 	// start it also creates the file startedMarker names, for a test that
 	// must act within milliseconds of it.
 	testUpload = "test_upload"
-	// testFile writes a result file of payload bytes.
+	// testFile writes a result file of payload bytes, taking payload ms
+	// to do it (none with OTJ_TEST_FAST=1).
 	testFile = "test_file"
 	// testCrash kills its worker process the moment it starts, every
 	// time (exit status 3): long before the attempt's first heartbeat.
@@ -126,13 +127,27 @@ func registerTestJobs(reg *tasks.Registry) error {
 		if err := json.Unmarshal(job.Payload, &p); err != nil {
 			return tasktype.Result{}, tasktype.Permanent(err)
 		}
+		logRun(job, "start")
 		w, err := out.Create("test.bin", "application/octet-stream")
 		if err != nil {
+			logRun(job, "failed")
 			return tasktype.Result{}, err
+		}
+		if os.Getenv("OTJ_TEST_FAST") != "1" && p.MS > 0 {
+			t := time.NewTimer(time.Duration(p.MS) * time.Millisecond)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				logRun(job, "cancelled")
+				return tasktype.Result{}, ctx.Err()
+			}
 		}
 		if _, err := w.Write(make([]byte, p.Bytes)); err != nil {
+			logRun(job, "failed")
 			return tasktype.Result{}, err
 		}
+		logRun(job, "end")
 		return tasktype.Result{Summary: fmt.Sprintf("%d bytes", p.Bytes)}, nil
 	}, policy)
 	if err != nil {
