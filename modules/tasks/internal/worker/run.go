@@ -120,7 +120,7 @@ func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, 
 		log.WarnContext(ctx, "job was taken over while running; dropping this attempt's result", "duration", took)
 		w.discard(ctx, log, job, ref)
 		return
-	case err != nil && (errors.Is(cause, errShutdown) || out.storeDown()):
+	case err != nil && (errors.Is(cause, errShutdown) || cause == nil && out.storeDown()):
 		// Neither is the job's doing: a worker told to stop, or a result
 		// store that could not be reached (its host frozen or gone), which
 		// says nothing of the next try. The attempt is handed back
