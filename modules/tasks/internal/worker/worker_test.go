@@ -673,3 +673,62 @@ func TestRedeliveryOfItsOwnRunningAttemptIsLeftAlone(t *testing.T) {
 		t.Fatalf("redelivery of its own attempt acked %d, delayed %s, released %d times; want it left alone", again.acked.Load(), time.Duration(again.delayed.Load()), again.released.Load())
 	}
 }
+
+// hangingEvents holds every append until open is closed, or the write's
+// context ends, as a log whose server is frozen does.
+type hangingEvents struct {
+	fakeEvents
+	open chan struct{}
+}
+
+func (f *hangingEvents) Append(ctx context.Context, e tasktype.Event, after uint64) (uint64, error) {
+	select {
+	case <-f.open:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("append: %w: %w", tasktype.ErrUnavailable, ctx.Err())
+	}
+	return f.fakeEvents.Append(ctx, e, after)
+}
+
+// A heartbeat's event write that hangs (the log's host frozen) must not
+// hold up the lease renewals: where the queue is elsewhere (Redis) the
+// lease would run out while the attempt runs, and another worker take it
+// over.
+func TestLeaseIsRenewedWhileTheLogHangs(t *testing.T) {
+	events := &hangingEvents{open: make(chan struct{})}
+	q := &fakeQueue{ch: make(chan taskdriver.Delivery)}
+	reg := tasks.NewRegistry()
+	var d *fakeDelivery
+	renewed := make(chan int32, 1)
+	reg.Register("work", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+		deadline := time.Now().Add(5 * time.Second)
+		for d.extended.Load() < 10 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		renewed <- d.extended.Load()
+		return tasktype.Result{}, nil
+	}, tasktype.Policy{})
+	w, err := worker.New(worker.Config{Queue: q, Events: events, Results: &memResults{files: map[string][]byte{}},
+		Registry: reg, ExtendEvery: 20 * time.Millisecond, StoreTimeout: 10 * time.Second, Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testsupport.Go(t, func(ctx context.Context) { w.Run(ctx) })
+	item := events.put(tasktype.Event{Kind: tasktype.EventEnqueued, JobID: "frozen", JobType: "work", UserID: 1, Time: time.Now()})
+	d = &fakeDelivery{item: item}
+	q.ch <- d
+	var n int32
+	select {
+	case n = <-renewed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("handler never ran")
+	}
+	close(events.open)
+	testsupport.Eventually(t, 10*time.Second, "job never acked", func() bool { return d.acked.Load() == 1 })
+	if n < 10 {
+		t.Fatalf("lease renewed %d times while the log hung, want at least 10", n)
+	}
+	if last := events.last("frozen"); last.Kind != tasktype.EventSucceeded || last.Attempt != 1 {
+		t.Errorf("job ended with %+v, want attempt 1 succeeded", last)
+	}
+}
