@@ -107,9 +107,13 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 				e.Message = "This kind of task cannot be run at the moment."
 			})
 		case act == actRun:
-			// The usual case: no write before the handler runs.
+			// The usual case: no write before the handler runs. The
+			// attempt starts now, not when the claim began: a slow read
+			// would otherwise date a retry's start before its time.
+			start.Time = w.cfg.Now().UTC()
 			return attempt{start: start, after: last.Seq}, true
 		case act == actRunRecorded:
+			start.Time = w.cfg.Now().UTC()
 			next = start
 		}
 		seq, err := w.cfg.Events.Append(ctx, next, last.Seq)
