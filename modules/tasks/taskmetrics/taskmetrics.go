@@ -192,7 +192,7 @@ func NewCollector(cfg CollectorConfig) *Collector {
 		pending:    d("otj_queue_pending_jobs", "Work items waiting for a worker, not yet handed out (the work consumer's NumPending; Redis: stream entries not yet read)."),
 		ackPending: d("otj_queue_ack_pending_jobs", "Work items handed out and not yet acked: running, or held back until their retry time."),
 		waiting:    d("otj_queue_worker_requests", "Requests for work the server holds from workers now (JetStream pull requests waiting); a free worker always has one."),
-		lastPull:   d("otj_queue_last_pull_timestamp_seconds", "When a worker last asked for work or was handed an item, as Unix time; absent if none ever has."),
+		lastPull:   d("otj_queue_last_pull_timestamp_seconds", "When a worker last asked for work, as Unix time; 0 if none ever has."),
 		relay:      d("otj_redis_relay_backlog_jobs", "Work items in the event log the Redis relay has not yet passed on to Redis."),
 		lagEvents:  d("otj_projection_lag_events", "Events stored in the stream and not yet applied to task_result."),
 		lagSeconds: d("otj_projection_lag_seconds", "How long the oldest event not yet applied to task_result has been stored; 0 when caught up."),
@@ -221,9 +221,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.pending, float64(st.Pending))
 			gauge(c.ackPending, float64(st.AckPending))
 			gauge(c.waiting, float64(st.Waiting))
+			// 0, not absent, when no worker ever asked: an alert on
+			// how long ago that was must fire when none ever joined.
+			lastPull := 0.0
 			if !st.LastPull.IsZero() {
-				gauge(c.lastPull, float64(st.LastPull.UnixNano())/1e9)
+				lastPull = float64(st.LastPull.UnixNano()) / 1e9
 			}
+			gauge(c.lastPull, lastPull)
 			if st.Relay != nil {
 				gauge(c.relay, float64(st.Relay.Backlog))
 			}

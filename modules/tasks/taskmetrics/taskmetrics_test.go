@@ -194,3 +194,58 @@ func metricsOn(t *testing.T, open func(t *testing.T, log *jetstream.Broker) driv
 		t.Errorf("CheckWorkers with a worker running and nothing waiting: %v", err)
 	}
 }
+
+// TestLastPullBeforeAnyWorker scrapes the queue of a deployment no worker
+// ever joined, with jobs waiting, on each broker: the last-pull gauge is
+// there, at 0, so that an alert on how long ago it was can fire (an
+// absent series compares as nothing, and the alert never would).
+func TestLastPullBeforeAnyWorker(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(t *testing.T, log *jetstream.Broker) taskdriver.Enqueuer
+	}{
+		{"jetstream", func(t *testing.T, log *jetstream.Broker) taskdriver.Enqueuer { return log }},
+		{"redis", func(t *testing.T, log *jetstream.Broker) taskdriver.Enqueuer {
+			rdb, prefix := testsupport.Redis(t)
+			b, err := redisbroker.New(redisbroker.Config{Client: rdb, Events: log, Prefix: prefix, Logger: testsupport.Logger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testsupport.Context(t)
+			db, _ := testsupport.DB(t)
+			log := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "metrics"))
+			enq := tc.open(t, log)
+			c, err := tasks.NewClient(tasks.Config{DB: db, Log: log, Enqueuer: enq, Logger: testsupport.Logger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				if _, err := c.Enqueue(ctx, tasktype.EnqueueRequest{Type: "ok_job", UserID: 1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			promReg := metrics.NewRegistry()
+			promReg.MustRegister(taskmetrics.NewCollector(taskmetrics.CollectorConfig{Source: c, Queue: true, Logger: testsupport.Logger(t)}))
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := metrics.NewServer(ln, promReg)
+			testsupport.Go(t, func(ctx context.Context) { _ = srv.Run(ctx, 5*time.Second) })
+			var f metricstest.Families
+			testsupport.Eventually(t, 10*time.Second, "the queue never showed the jobs pending", func() bool {
+				f = metricstest.Scrape(t, srv.URL())
+				v, _ := f.Get("otj_queue_pending_jobs")
+				return v == 2
+			})
+			v, ok := f.Get("otj_queue_last_pull_timestamp_seconds")
+			if !ok || v != 0 {
+				t.Errorf("otj_queue_last_pull_timestamp_seconds = %v (present: %v), want 0 with no worker ever", v, ok)
+			}
+		})
+	}
+}
