@@ -36,9 +36,9 @@ const (
 // pre-resolved counters in a map read without locks, so the worker pays
 // a few atomic adds per job.
 type Jobs struct {
-	enqueued, started, succeeded, failed, retried, cancelled *prometheus.CounterVec
-	run, wait                                                *prometheus.HistogramVec
-	inFlight                                                 prometheus.Gauge
+	enqueued, started, succeeded, failed, rejected, retried, cancelled *prometheus.CounterVec
+	run, wait                                                          *prometheus.HistogramVec
+	inFlight                                                           prometheus.Gauge
 
 	types sync.Map // job type -> *typeMetrics
 	mu    sync.Mutex
@@ -49,8 +49,8 @@ var _ tasks.Observer = (*Jobs)(nil)
 
 // typeMetrics are one job type's series.
 type typeMetrics struct {
-	enqueued, started, succeeded, failed, retried, cancelled prometheus.Counter
-	run, wait                                                prometheus.Observer
+	enqueued, started, succeeded, failed, rejected, retried, cancelled prometheus.Counter
+	run, wait                                                          prometheus.Observer
 }
 
 // NewJobs registers the job metrics on reg, with series at zero for
@@ -67,7 +67,8 @@ func NewJobs(reg prometheus.Registerer, types ...string) (*Jobs, error) {
 		enqueued:  counter("otj_jobs_enqueued_total", "Jobs stored by this process's enqueues, by type."),
 		started:   counter("otj_jobs_started_total", "Attempts this process's workers started, by type."),
 		succeeded: counter("otj_jobs_succeeded_total", "Attempts this process's workers recorded as succeeded, by type."),
-		failed:    counter("otj_jobs_failed_total", "Jobs this process's workers recorded as failed for good, by type."),
+		failed:    counter("otj_jobs_failed_total", "Jobs this process's workers recorded as failed for good, by type; not those rejected for their input."),
+		rejected:  counter("otj_jobs_rejected_total", "Jobs this process's workers recorded as failed for good because their input was at fault (an import's bad rows), by type."),
 		retried:   counter("otj_jobs_retried_total", "Failed attempts this process's workers scheduled to run again, and jobs retried by hand through this process, by type."),
 		cancelled: counter("otj_jobs_cancelled_total", "Jobs cancelled through this process, by type."),
 		run:       histogram("otj_job_run_seconds", "How long an attempt's handler ran in this process, by type."),
@@ -76,7 +77,7 @@ func NewJobs(reg prometheus.Registerer, types ...string) (*Jobs, error) {
 			Name: "otj_jobs_in_flight", Help: "Attempts this process's workers are running now.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{j.enqueued, j.started, j.succeeded, j.failed, j.retried, j.cancelled, j.run, j.wait, j.inFlight} {
+	for _, c := range []prometheus.Collector{j.enqueued, j.started, j.succeeded, j.failed, j.rejected, j.retried, j.cancelled, j.run, j.wait, j.inFlight} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -106,7 +107,8 @@ func (j *Jobs) of(jobType string) *typeMetrics {
 	m := &typeMetrics{
 		enqueued: j.enqueued.WithLabelValues(label), started: j.started.WithLabelValues(label),
 		succeeded: j.succeeded.WithLabelValues(label), failed: j.failed.WithLabelValues(label),
-		retried: j.retried.WithLabelValues(label), cancelled: j.cancelled.WithLabelValues(label),
+		rejected: j.rejected.WithLabelValues(label),
+		retried:  j.retried.WithLabelValues(label), cancelled: j.cancelled.WithLabelValues(label),
 		run: j.run.WithLabelValues(label), wait: j.wait.WithLabelValues(label),
 	}
 	j.types.Store(jobType, m)
@@ -140,6 +142,8 @@ func (j *Jobs) AttemptEnded(jobType string, outcome tasktype.EventKind, ran time
 		m.succeeded.Inc()
 	case tasktype.EventFailed:
 		m.failed.Inc()
+	case tasktype.OutcomeRejected:
+		m.rejected.Inc()
 	case tasktype.EventRetrying:
 		m.retried.Inc()
 	}

@@ -149,6 +149,9 @@ func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, 
 		return
 	}
 	ended = outcome.Kind
+	if ended == tasktype.EventFailed && tasktype.IsRejected(err) {
+		ended = tasktype.OutcomeRejected
+	}
 	if outcome.Kind == tasktype.EventSucceeded && ref != nil {
 		w.prune(ctx, log, job)
 	}
