@@ -108,7 +108,7 @@ func (c *Client) CheckWorkers(ctx context.Context, after time.Duration) error {
 	// counts every event: a job cancelled before it ran, or run in a
 	// request while Redis was down, leaves its item there until a worker
 	// reads and drops it. The task list counts the jobs.
-	waiting, err := c.waitingJobs(ctx)
+	waiting, err := c.WaitingJobs(ctx)
 	if err != nil {
 		return fmt.Errorf("cannot count the waiting jobs: %w", err)
 	}
@@ -121,9 +121,11 @@ func (c *Client) CheckWorkers(ctx context.Context, after time.Duration) error {
 	return fmt.Errorf("%d %s waiting and no worker has asked for work for %s", waiting, jobsWord(waiting), quiet)
 }
 
-// waitingJobs counts, in the task list, the jobs waiting for a worker:
-// pending (never started, or retried by hand), and retrying.
-func (c *Client) waitingJobs(ctx context.Context) (uint64, error) {
+// WaitingJobs counts, in the task list, the jobs waiting for a worker:
+// pending (never started, or retried by hand), and retrying. Unlike the
+// queue's counts, which are of work items, it counts each job once, and
+// none that moved on.
+func (c *Client) WaitingJobs(ctx context.Context) (uint64, error) {
 	var n uint64
 	for _, s := range []tasktype.Status{tasktype.StatusPending, tasktype.StatusRetrying} {
 		m, err := c.store.CountMatching(ctx, tasktype.Filter{Status: s})

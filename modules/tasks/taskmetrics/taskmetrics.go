@@ -153,6 +153,7 @@ func (j *Jobs) AttemptEnded(jobType string, outcome tasktype.EventKind, ran time
 type Source interface {
 	QueueStats(ctx context.Context) (taskdriver.QueueStats, error)
 	ProjectionLag(ctx context.Context) (tasks.ProjectionLag, error)
+	WaitingJobs(ctx context.Context) (uint64, error)
 }
 
 // CollectorConfig says what a Collector reports.
@@ -174,7 +175,7 @@ type CollectorConfig struct {
 type Collector struct {
 	cfg CollectorConfig
 
-	pending, ackPending, waiting, lastPull, relay, lagEvents, lagSeconds, up *prometheus.Desc
+	pending, ackPending, waiting, lastPull, relay, lagEvents, lagSeconds, jobsWaiting, up *prometheus.Desc
 
 	queueFailing, lagFailing atomic.Bool // logged once per outage
 }
@@ -192,21 +193,22 @@ func NewCollector(cfg CollectorConfig) *Collector {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &Collector{
-		cfg:        cfg,
-		pending:    d("otj_queue_pending_jobs", "Work items waiting for a worker, not yet handed out (the work consumer's NumPending; Redis: stream entries not yet read)."),
-		ackPending: d("otj_queue_ack_pending_jobs", "Work items handed out and not yet acked: running, or held back until their retry time."),
-		waiting:    d("otj_queue_worker_requests", "Requests for work the server holds from workers now (JetStream pull requests waiting); a free worker always has one."),
-		lastPull:   d("otj_queue_last_pull_timestamp_seconds", "When a worker last asked for work, as Unix time; 0 if none ever has."),
-		relay:      d("otj_redis_relay_backlog_jobs", "Work items in the event log the Redis relay has not yet passed on to Redis."),
-		lagEvents:  d("otj_projection_lag_events", "Events stored in the stream and not yet applied to task_result."),
-		lagSeconds: d("otj_projection_lag_seconds", "How long the oldest event not yet applied to task_result has been stored; 0 when caught up."),
-		up:         d("otj_task_stats_up", "1 if the last scrape could read the source's state, 0 if not.", "source"),
+		cfg:         cfg,
+		pending:     d("otj_queue_pending_jobs", "Work items waiting for a worker, not yet handed out (the work consumer's NumPending; Redis: stream entries not yet read)."),
+		ackPending:  d("otj_queue_ack_pending_jobs", "Work items handed out and not yet acked: running, or held back until their retry time."),
+		waiting:     d("otj_queue_worker_requests", "Requests for work the server holds from workers now (JetStream pull requests waiting); a free worker always has one."),
+		lastPull:    d("otj_queue_last_pull_timestamp_seconds", "When a worker last asked for work, as Unix time; 0 if none ever has."),
+		relay:       d("otj_redis_relay_backlog_jobs", "Work items in the event log the Redis relay has not yet passed on to Redis."),
+		lagEvents:   d("otj_projection_lag_events", "Events stored in the stream and not yet applied to task_result."),
+		lagSeconds:  d("otj_projection_lag_seconds", "How long the oldest event not yet applied to task_result has been stored; 0 when caught up."),
+		jobsWaiting: d("otj_jobs_waiting", "Jobs waiting for a worker in the task list (pending or retrying): each job once, unlike the queue's work items."),
+		up:          d("otj_task_stats_up", "1 if the last scrape could read the source's state, 0 if not.", "source"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.pending, c.ackPending, c.waiting, c.lastPull, c.relay, c.lagEvents, c.lagSeconds, c.up} {
+	for _, d := range []*prometheus.Desc{c.pending, c.ackPending, c.waiting, c.lastPull, c.relay, c.lagEvents, c.lagSeconds, c.jobsWaiting, c.up} {
 		ch <- d
 	}
 }
@@ -242,11 +244,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if c.cfg.Projection {
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 		lag, err := c.cfg.Source.ProjectionLag(ctx)
+		var waiting uint64
+		if err == nil {
+			waiting, err = c.cfg.Source.WaitingJobs(ctx)
+		}
 		cancel()
 		if c.report(&c.lagFailing, "projection", err) {
 			gauge(c.up, 1, "projection")
 			gauge(c.lagEvents, float64(lag.Events))
 			gauge(c.lagSeconds, lag.Behind.Seconds())
+			gauge(c.jobsWaiting, float64(waiting))
 		} else {
 			gauge(c.up, 0, "projection")
 		}

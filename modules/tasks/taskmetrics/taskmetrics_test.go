@@ -210,7 +210,8 @@ func metricsOn(t *testing.T, open func(t *testing.T, log *jetstream.Broker) driv
 // TestLastPullBeforeAnyWorker scrapes the queue of a deployment no worker
 // ever joined, with jobs waiting, on each broker: the last-pull gauge is
 // there, at 0, so that an alert on how long ago it was can fire (an
-// absent series compares as nothing, and the alert never would).
+// absent series compares as nothing, and the alert never would). The
+// jobs waiting are counted as jobs: a cancelled one is not.
 func TestLastPullBeforeAnyWorker(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -235,13 +236,18 @@ func TestLastPullBeforeAnyWorker(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for range 2 {
-				if _, err := c.Enqueue(ctx, tasktype.EnqueueRequest{Type: "ok_job", UserID: 1}); err != nil {
+			var first tasktype.Job
+			for i := range 2 {
+				job, err := c.Enqueue(ctx, tasktype.EnqueueRequest{Type: "ok_job", UserID: 1})
+				if err != nil {
 					t.Fatal(err)
+				}
+				if i == 0 {
+					first = job
 				}
 			}
 			promReg := metrics.NewRegistry()
-			promReg.MustRegister(taskmetrics.NewCollector(taskmetrics.CollectorConfig{Source: c, Queue: true, Logger: testsupport.Logger(t)}))
+			promReg.MustRegister(taskmetrics.NewCollector(taskmetrics.CollectorConfig{Source: c, Queue: true, Projection: true, Logger: testsupport.Logger(t)}))
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -257,6 +263,17 @@ func TestLastPullBeforeAnyWorker(t *testing.T) {
 			v, ok := f.Get("otj_queue_last_pull_timestamp_seconds")
 			if !ok || v != 0 {
 				t.Errorf("otj_queue_last_pull_timestamp_seconds = %v (present: %v), want 0 with no worker ever", v, ok)
+			}
+			// One of the two cancelled: its item stays in the queue, but
+			// one job waits.
+			if _, err := c.Cancel(ctx, 1, first.ID, "test"); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.CatchUp(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if v := metricstest.Scrape(t, srv.URL()).Value(t, "otj_jobs_waiting"); v != 1 {
+				t.Errorf("otj_jobs_waiting = %v with one of two jobs cancelled, want 1", v)
 			}
 		})
 	}
