@@ -21,7 +21,7 @@ func startActivityEvents(ctx context.Context, g *service.Group, cfg Config, be *
 	if err != nil {
 		return nil, fmt.Errorf("activity events: %w", err)
 	}
-	if err := activity.EnsureStream(ctx, js, activity.StreamConfig{Replicas: cfg.NATSReplicas}); err != nil {
+	if err := activity.EnsureStream(ctx, js, activity.StreamConfig{Replicas: cfg.NATSReplicas, Logger: log}); err != nil {
 		return nil, fmt.Errorf("activity events: %w", err)
 	}
 	relay, err := activity.NewRelay(activity.RelayConfig{DB: be.DB, JS: js, Logger: log.With("service", "activity-events")})

@@ -174,15 +174,15 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 	}
 	switch {
 	case o.JoinOnly:
-		err = service.WaitFor(ctx, log, "the stream "+jetstream.StreamName+" and the bucket "+jetstream.ResultsBucket+", which app web makes at its first start", open,
+		err = natsconn.WaitJetStream(ctx, log, "the stream "+jetstream.StreamName+" and the bucket "+jetstream.ResultsBucket+", which app web makes at its first start", open,
 			func(err error) bool {
-				return !errors.Is(err, jetstream.ErrNotDeployed) && !errors.Is(err, tasktype.ErrUnavailable)
+				return errors.Is(err, jetstream.ErrNotDeployed) || errors.Is(err, tasktype.ErrUnavailable)
 			})
 	case o.WaitForDeps:
 		// A cluster that has just started answers before it has elected
 		// the JetStream leader that streams are made through.
-		err = service.WaitFor(ctx, log, "JetStream at NATS_URL "+redactURL(cfg.NATSURL), open,
-			func(err error) bool { return !errors.Is(err, tasktype.ErrUnavailable) })
+		err = natsconn.WaitJetStream(ctx, log, "JetStream at NATS_URL "+redactURL(cfg.NATSURL), open,
+			func(err error) bool { return errors.Is(err, tasktype.ErrUnavailable) })
 	default:
 		err = open(ctx)
 	}
@@ -432,7 +432,13 @@ func (b *backend) Queue(ctx context.Context) (taskdriver.Queue, error) {
 	if b.Redis != nil {
 		return b.Redis.Queue(ctx)
 	}
-	q, err := b.Broker.Queue(ctx)
+	// The consumer is made on the stream Open waited for, whose leader a
+	// cluster still forming may not have elected yet.
+	var q taskdriver.Queue
+	err := natsconn.WaitJetStream(ctx, b.log, "the consumer "+jetstream.WorkConsumer, func(ctx context.Context) (err error) {
+		q, err = b.Broker.Queue(ctx)
+		return err
+	}, func(err error) bool { return errors.Is(err, tasktype.ErrUnavailable) })
 	var mismatch *jetstream.LeaseMismatchError
 	if errors.As(err, &mismatch) {
 		return nil, fmt.Errorf("JOB_LEASE %s: the deployed %s consumer uses %s; set JOB_LEASE=%s, or JOB_LEASE_RESET=true on one worker to change it for all",

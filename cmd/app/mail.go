@@ -15,6 +15,7 @@ import (
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/digest"
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/settings"
 )
 
@@ -68,10 +69,6 @@ func digestScheduleSetting(c *Config, getenv func(string) string) error {
 	return nil
 }
 
-// bucketPoll is how often a worker looks for the schedules bucket that
-// app web makes.
-const bucketPoll = 5 * time.Second
-
 // runDigestSchedule runs this process's digest scheduler until ctx ends.
 // The web side makes the schedules bucket; a worker, whose NATS user may
 // not make streams, waits for it.
@@ -81,24 +78,15 @@ func runDigestSchedule(ctx context.Context, cfg Config, be *backend, client *tas
 		return fmt.Errorf("digest schedule: %w", err)
 	}
 	var kv natsjs.KeyValue
-	for logged := false; ; {
+	// Every error is waited out, not only a cluster electing its
+	// leaders: the rest of the app works without the schedule, and a
+	// worker waits for the bucket that app web makes at its first start.
+	err = natsconn.WaitJetStream(ctx, log, "the bucket "+digest.ScheduleBucket+" of the digest schedule", func(ctx context.Context) (err error) {
 		kv, err = openSchedules(ctx, js, cfg, create)
-		if err == nil {
-			break
-		}
-		// Not fatal: the rest of the app works without the schedule, and
-		// NATS may be busy electing a leader.
-		if !errors.Is(err, natsjs.ErrBucketNotFound) {
-			log.Warn("digest schedule: cannot open the bucket "+digest.ScheduleBucket+"; trying again", "err", err, "in", bucketPoll)
-		} else if !logged {
-			log.Info("digest schedule: waiting for the bucket " + digest.ScheduleBucket + ", which app web makes at its first start")
-			logged = true
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(bucketPoll):
-		}
+		return err
+	}, func(error) bool { return true })
+	if err != nil {
+		return nil // stopped while waiting
 	}
 	log.Info("digest schedule: on", "day", cfg.DigestSchedule.Day.String(), "hour", cfg.DigestSchedule.Hour, "minute", cfg.DigestSchedule.Minute, "zone", cfg.DigestSchedule.Loc.String())
 	store := activity.NewStore(be.DB)

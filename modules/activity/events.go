@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/uptrace/bun"
+
+	"github.com/otjhelper/otj/platform/natsconn"
 )
 
 // EventKind is what happened to an activity.
@@ -71,16 +73,18 @@ type StreamConfig struct {
 	Duplicates time.Duration
 	// MaxAge drops events older than this; 0 keeps them.
 	MaxAge time.Duration
+	// Logger says what EnsureStream waits for; nil logs nothing.
+	Logger *slog.Logger
 }
 
-// EnsureStream creates or updates the ACTIVITY stream.
+// EnsureStream creates or updates the ACTIVITY stream. On a cluster that
+// cannot make it yet (still electing leaders, a node not yet up) it waits,
+// as the app's other streams do, until ctx ends.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, c StreamConfig) error {
 	if c.Duplicates <= 0 {
 		c.Duplicates = 10 * time.Minute
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	scfg := jetstream.StreamConfig{
 		Name:        Stream,
 		Description: "Changes to the activity log: created, edited, deleted",
 		Subjects:    []string{StreamSubjects},
@@ -88,7 +92,13 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, c StreamConfig) e
 		Replicas:    max(c.Replicas, 1),
 		Duplicates:  c.Duplicates,
 		MaxAge:      c.MaxAge,
-	})
+	}
+	err := natsconn.WaitJetStream(ctx, c.Logger, "the cluster to make the stream "+Stream, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err := js.CreateOrUpdateStream(ctx, scfg)
+		return err
+	}, nil)
 	if err != nil {
 		return fmt.Errorf("ensure stream %s: %w", Stream, err)
 	}

@@ -118,16 +118,17 @@ func RegisterImport(reg *tasks.Registry, im Importer) error {
 	}, ImportPolicy)
 }
 
-// badFile is the failure of a file that cannot be imported as it is: for
-// good, since another attempt reads the same file, and with the bad rows
-// in the sentence the user sees.
+// badFile is the failure of a file that cannot be imported as it is:
+// rejected, for good, since another attempt reads the same file, and the
+// user's to mend, not the system's, with the bad rows in the sentence the
+// user sees.
 func badFile(err error) error {
 	msg := "Nothing was imported: the file could not be read as a report (" + err.Error() + ")."
 	var le *LinesError
 	if errors.As(err, &le) {
 		msg = le.message()
 	}
-	return tasktype.Permanent(tasktype.UserMessage(fmt.Errorf("activity import: %w", err), msg))
+	return tasktype.Rejected(tasktype.UserMessage(fmt.Errorf("activity import: %w", err), msg))
 }
 
 // LineError is one bad row of an imported file: its line number in the

@@ -273,8 +273,8 @@ func TestImportRefusesAllOnABadRow(t *testing.T) {
 			"2026-03-06,Fine too,1,Workshop,Draft,new-tag,,,,\r\n" +
 			"2026-03-07,Bad hours,-1,Workshop,Draft,,,,,\r\n"
 		_, _, err := importFile(t, db, user, []byte(file))
-		if !tasktype.IsPermanent(err) {
-			t.Fatalf("import: %v, want a permanent failure", err)
+		if !tasktype.IsPermanent(err) || !tasktype.IsRejected(err) {
+			t.Fatalf("import: %v, want a permanent failure, rejected for its input", err)
 		}
 		// The parser stops before the log: hours first.
 		if msg := tasktype.MessageOf(err); msg != "Nothing was imported: 1 row could not be read. Line 5: hours -1 must be more than 0 and at most 24." {
@@ -282,7 +282,7 @@ func TestImportRefusesAllOnABadRow(t *testing.T) {
 		}
 		file = strings.Replace(file, ",-1,", ",1,", 1)
 		_, _, err = importFile(t, db, user, []byte(file))
-		if msg := tasktype.MessageOf(err); !tasktype.IsPermanent(err) || msg != "Nothing was imported: 1 row could not be read. Line 3: KSB K999 is not one of standard ST0787." {
+		if msg := tasktype.MessageOf(err); !tasktype.IsRejected(err) || msg != "Nothing was imported: 1 row could not be read. Line 3: KSB K999 is not one of standard ST0787." {
 			t.Errorf("import: %v, message %q", err, msg)
 		}
 		if n, err := activity.NewStore(db).CountActivities(t.Context(), user); err != nil || n != 0 {

@@ -31,7 +31,8 @@ type Observer interface {
 	AttemptStarted(jobType string, waited time.Duration)
 	// AttemptEnded: a started attempt is over, its handler having run
 	// for ran. outcome is the event on record for it: EventSucceeded,
-	// EventRetrying or EventFailed; EventCancelled when a cancel stopped
+	// EventRetrying or EventFailed (tasktype.OutcomeRejected for a
+	// failure the handler marked tasktype.Rejected); EventCancelled when a cancel stopped
 	// it; EventReleased when shutdown handed it back; "" when another
 	// worker took it over or its outcome could not be stored. Called
 	// once for every AttemptStarted.

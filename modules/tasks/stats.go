@@ -104,10 +104,37 @@ func (c *Client) CheckWorkers(ctx context.Context, after time.Duration) error {
 		return nil
 	}
 	quiet = quiet.Round(time.Second)
-	if !st.Joined {
-		return fmt.Errorf("%d %s waiting for %s and no worker has joined yet", st.Pending, jobsWord(st.Pending), quiet)
+	// The queue counts work items, and before a worker joins JetStream
+	// counts every event: a job cancelled before it ran, or run in a
+	// request while Redis was down, leaves its item there until a worker
+	// reads and drops it. The task list counts the jobs.
+	waiting, err := c.WaitingJobs(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot count the waiting jobs: %w", err)
 	}
-	return fmt.Errorf("%d %s waiting and no worker has asked for work for %s", st.Pending, jobsWord(st.Pending), quiet)
+	if waiting == 0 {
+		return nil // only items of jobs that moved on
+	}
+	if !st.Joined {
+		return fmt.Errorf("%d %s waiting for %s and no worker has joined yet", waiting, jobsWord(waiting), quiet)
+	}
+	return fmt.Errorf("%d %s waiting and no worker has asked for work for %s", waiting, jobsWord(waiting), quiet)
+}
+
+// WaitingJobs counts, in the task list, the jobs waiting for a worker:
+// pending (never started, or retried by hand), and retrying. Unlike the
+// queue's counts, which are of work items, it counts each job once, and
+// none that moved on.
+func (c *Client) WaitingJobs(ctx context.Context) (uint64, error) {
+	var n uint64
+	for _, s := range []tasktype.Status{tasktype.StatusPending, tasktype.StatusRetrying} {
+		m, err := c.store.CountMatching(ctx, tasktype.Filter{Status: s})
+		if err != nil {
+			return 0, err
+		}
+		n += uint64(max(m, 0))
+	}
+	return n, nil
 }
 
 func jobsWord(n uint64) string {

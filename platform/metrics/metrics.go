@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -112,6 +113,21 @@ func NewHTTP(reg prometheus.Registerer) (*HTTP, error) {
 // that unknown paths do not each make a series.
 const unmatched = "unmatched"
 
+// routePattern is the pattern of the route that served a request, as
+// written: a mounted router's patterns joined, its "/*" mount points
+// dropped. chi's own RoutePattern also drops a trailing slash, which
+// would label GET /tasks/ as the route /tasks, another route.
+func routePattern(rc *chi.Context) string {
+	if rc == nil {
+		return ""
+	}
+	p := strings.Join(rc.RoutePatterns, "")
+	for strings.Contains(p, "/*/") {
+		p = strings.ReplaceAll(p, "/*/", "/")
+	}
+	return strings.ReplaceAll(p, "//", "/")
+}
+
 // Middleware measures every request. It must run inside a chi router
 // (web.Config.Middleware), where the route pattern is known once the
 // request has been served.
@@ -121,10 +137,8 @@ func (h *HTTP) Middleware(next http.Handler) http.Handler {
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		defer func() {
 			route := unmatched
-			if rc := chi.RouteContext(r.Context()); rc != nil {
-				if p := rc.RoutePattern(); p != "" {
-					route = p
-				}
+			if p := routePattern(chi.RouteContext(r.Context())); p != "" {
+				route = p
 			}
 			status := ww.Status()
 			if status == 0 {

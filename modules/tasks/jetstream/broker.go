@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -147,6 +148,9 @@ type Broker struct {
 	js      natsjs.JetStream
 	stream  natsjs.Stream
 	results natsjs.ObjectStore
+	// sawPull is when QueueStats last found a worker's pull request
+	// held, in Unix nanoseconds; 0 if it never has.
+	sawPull *atomic.Int64
 }
 
 // Open checks that the server can serve the broker (MinServerVersion,
@@ -169,7 +173,7 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: %w", err)
 	}
-	b := &Broker{cfg: cfg, js: js}
+	b := &Broker{cfg: cfg, js: js, sawPull: new(atomic.Int64)}
 	rctx, cancel := b.request(ctx)
 	err = checkServer(rctx, cfg.Conn, js)
 	cancel()
@@ -184,7 +188,7 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", ResultsBucket, err)
 	}
-	return &Broker{cfg: cfg, js: js, stream: stream, results: results}, nil
+	return &Broker{cfg: cfg, js: js, stream: stream, results: results, sawPull: new(atomic.Int64)}, nil
 }
 
 // MaxReplicas is the most replicas JetStream keeps of a stream.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
@@ -40,8 +41,20 @@ func (b *Broker) QueueStats(ctx context.Context) (taskdriver.QueueStats, error) 
 		AckPending: uint64(max(info.NumAckPending, 0)),
 		Waiting:    info.NumWaiting,
 	}
-	if last := info.Delivered.Last; last != nil {
+	// The server keeps no time of the last pull request, so LastPull is
+	// the latest of: the consumer's making (by the first worker, which
+	// then asked for work), the last delivery, and, a free worker always
+	// holding a pull request, the last time this process saw one held.
+	now := b.cfg.Now()
+	if info.NumWaiting > 0 {
+		b.sawPull.Store(now.UnixNano())
+	}
+	st.LastPull = info.Created
+	if last := info.Delivered.Last; last != nil && last.After(st.LastPull) {
 		st.LastPull = *last
+	}
+	if saw := b.sawPull.Load(); saw != 0 && time.Unix(0, saw).After(st.LastPull) {
+		st.LastPull = time.Unix(0, saw)
 	}
 	return st, nil
 }

@@ -207,6 +207,7 @@ type Broker struct {
 	delayed string
 	markers string // starts every sent marker's key
 	rebuild string // the flag of a rebuild running
+	lastAsk string // when a worker last asked for work, by Redis's clock
 
 	// relayed combines the relay loops' sends of new jobs' items, and
 	// posted the sends Enqueue does not wait for.
@@ -231,7 +232,7 @@ func New(cfg Config) (*Broker, error) {
 	}
 	batch, _ := cfg.Events.(BatchEventLog)
 	b := &Broker{cfg: cfg, rdb: cfg.Client, batch: batch,
-		stream: cfg.Prefix + ":work", delayed: cfg.Prefix + ":delayed", markers: cfg.Prefix + ":sent:", rebuild: cfg.Prefix + ":rebuilding"}
+		stream: cfg.Prefix + ":work", delayed: cfg.Prefix + ":delayed", markers: cfg.Prefix + ":sent:", rebuild: cfg.Prefix + ":rebuilding", lastAsk: cfg.Prefix + ":last-ask"}
 	b.relayed = newCombiner(handoffChunk, relayTimeout, b.relayNew)
 	b.posted = newCombiner(handoffChunk, cfg.SendTimeout, b.sendPosted)
 	b.sweepQueue = make(chan string, sweepQueue)

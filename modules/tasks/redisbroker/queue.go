@@ -165,7 +165,7 @@ func (q *queue) deliveries(ctx context.Context, res []redis.XStream, claimed boo
 // next one falls due. The caller holds q.mu.
 func (q *queue) promote(ctx context.Context, now time.Time) error {
 	b := q.b
-	res, err := promote.Run(ctx, b.rdb, []string{b.stream, b.delayed}, now.UnixMilli(), promoteBatch).Int64Slice()
+	res, err := promote.Run(ctx, b.rdb, []string{b.stream, b.delayed, b.lastAsk}, now.UnixMilli(), promoteBatch).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("move due retries: %w", unavailable(err))
 	}

@@ -114,10 +114,15 @@ redis.call('XADD', KEYS[1], '*', 'item', ARGV[1])
 return 1
 `)
 
-// promote moves delayed items that are due onto the stream.
-// KEYS: stream, delayed set. ARGV: now (unix ms), most to move.
+// promote moves delayed items that are due onto the stream, and notes
+// in the last-ask key, by Redis's clock, that a worker is asking for
+// work: workers run it before their reads, at least once a poll, and
+// Redis 7.0 keeps no trace of a read that finds nothing.
+// KEYS: stream, delayed set, last ask. ARGV: now (unix ms), most to move.
 // Returns {moved, next due (unix ms) or -1}.
 var promote = redis.NewScript(`
+local t = redis.call('TIME')
+redis.call('SET', KEYS[3], t[1] * 1000 + math.floor(t[2] / 1000))
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, item in ipairs(due) do
   redis.call('XADD', KEYS[1], '*', 'item', item)

@@ -30,13 +30,19 @@ var _ taskdriver.StatsReporter = (*Broker)(nil)
 // stream's length (it holds only items not yet acked), the group's
 // pending entries, the delayed set, the consumers' idle times, and the
 // oldest entry (its id is the time it was added: how long items have
-// waited before any worker made the group). The
-// pending entries and the delayed items count as AckPending, as on
-// JetStream, where a retry waiting for its time stays with its consumer;
-// the rest of the stream is Pending. A worker reading blocks at most
-// Config.Poll before it reads again, so the least idle consumer says
-// when a worker last asked for work. With an event log that reports its
-// FeedWork backlog, it adds the relay's, one more request.
+// waited before any worker made the group), and when a worker last
+// asked for work. The pending entries and the delayed items count as
+// AckPending, as on JetStream, where a retry waiting for its time stays
+// with its consumer; the rest of the stream is Pending.
+//
+// LastPull is the time workers note, by Redis's clock, at least once a
+// poll while they ask for work (see promote), read against Redis's
+// clock now, so that the clocks of the machines do not matter. The
+// consumers' idle times cannot say it: on Redis 7.0 a read that finds
+// nothing leaves them running, so they say when a worker was last handed
+// an item (a later time, if there is one, is taken too). With an event
+// log that reports its FeedWork backlog, it adds the relay's, one more
+// request.
 func (b *Broker) QueueStats(ctx context.Context) (taskdriver.QueueStats, error) {
 	pipe := b.rdb.Pipeline()
 	xlen := pipe.XLen(ctx, b.stream)
@@ -44,6 +50,8 @@ func (b *Broker) QueueStats(ctx context.Context) (taskdriver.QueueStats, error) 
 	delayed := pipe.ZCard(ctx, b.delayed)
 	consumers := pipe.XInfoConsumers(ctx, b.stream, Group)
 	oldest := pipe.XRangeN(ctx, b.stream, "-", "+", 1)
+	lastAsk := pipe.Get(ctx, b.lastAsk)
+	redisNow := pipe.Time(ctx)
 	_, _ = pipe.Exec(ctx) // each command's error is read below
 	var st taskdriver.QueueStats
 	if err := xlen.Err(); err != nil {
@@ -64,12 +72,18 @@ func (b *Broker) QueueStats(ctx context.Context) (taskdriver.QueueStats, error) 
 	}
 	st.Pending = length - min(held, length)
 	st.AckPending = held + uint64(delayed.Val())
+	now := b.cfg.Now()
 	if st.Joined && consumers.Err() == nil {
-		now := b.cfg.Now()
 		for _, c := range consumers.Val() {
 			if seen := now.Add(-c.Idle); seen.After(st.LastPull) {
 				st.LastPull = seen
 			}
+		}
+	}
+	if ms, err := lastAsk.Int64(); err == nil && redisNow.Err() == nil {
+		ago := redisNow.Val().Sub(time.UnixMilli(ms))
+		if asked := now.Add(-max(ago, 0)); asked.After(st.LastPull) {
+			st.LastPull = asked
 		}
 	}
 	if !st.Joined && oldest.Err() == nil && len(oldest.Val()) == 1 {

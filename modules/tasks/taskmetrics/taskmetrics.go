@@ -36,9 +36,9 @@ const (
 // pre-resolved counters in a map read without locks, so the worker pays
 // a few atomic adds per job.
 type Jobs struct {
-	enqueued, started, succeeded, failed, retried, cancelled *prometheus.CounterVec
-	run, wait                                                *prometheus.HistogramVec
-	inFlight                                                 prometheus.Gauge
+	enqueued, started, succeeded, failed, rejected, retried, cancelled *prometheus.CounterVec
+	run, wait                                                          *prometheus.HistogramVec
+	inFlight                                                           prometheus.Gauge
 
 	types sync.Map // job type -> *typeMetrics
 	mu    sync.Mutex
@@ -49,8 +49,8 @@ var _ tasks.Observer = (*Jobs)(nil)
 
 // typeMetrics are one job type's series.
 type typeMetrics struct {
-	enqueued, started, succeeded, failed, retried, cancelled prometheus.Counter
-	run, wait                                                prometheus.Observer
+	enqueued, started, succeeded, failed, rejected, retried, cancelled prometheus.Counter
+	run, wait                                                          prometheus.Observer
 }
 
 // NewJobs registers the job metrics on reg, with series at zero for
@@ -67,7 +67,8 @@ func NewJobs(reg prometheus.Registerer, types ...string) (*Jobs, error) {
 		enqueued:  counter("otj_jobs_enqueued_total", "Jobs stored by this process's enqueues, by type."),
 		started:   counter("otj_jobs_started_total", "Attempts this process's workers started, by type."),
 		succeeded: counter("otj_jobs_succeeded_total", "Attempts this process's workers recorded as succeeded, by type."),
-		failed:    counter("otj_jobs_failed_total", "Jobs this process's workers recorded as failed for good, by type."),
+		failed:    counter("otj_jobs_failed_total", "Jobs this process's workers recorded as failed for good, by type; not those rejected for their input."),
+		rejected:  counter("otj_jobs_rejected_total", "Jobs this process's workers recorded as failed for good because their input was at fault (an import's bad rows), by type."),
 		retried:   counter("otj_jobs_retried_total", "Failed attempts this process's workers scheduled to run again, and jobs retried by hand through this process, by type."),
 		cancelled: counter("otj_jobs_cancelled_total", "Jobs cancelled through this process, by type."),
 		run:       histogram("otj_job_run_seconds", "How long an attempt's handler ran in this process, by type."),
@@ -76,7 +77,7 @@ func NewJobs(reg prometheus.Registerer, types ...string) (*Jobs, error) {
 			Name: "otj_jobs_in_flight", Help: "Attempts this process's workers are running now.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{j.enqueued, j.started, j.succeeded, j.failed, j.retried, j.cancelled, j.run, j.wait, j.inFlight} {
+	for _, c := range []prometheus.Collector{j.enqueued, j.started, j.succeeded, j.failed, j.rejected, j.retried, j.cancelled, j.run, j.wait, j.inFlight} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -106,7 +107,8 @@ func (j *Jobs) of(jobType string) *typeMetrics {
 	m := &typeMetrics{
 		enqueued: j.enqueued.WithLabelValues(label), started: j.started.WithLabelValues(label),
 		succeeded: j.succeeded.WithLabelValues(label), failed: j.failed.WithLabelValues(label),
-		retried: j.retried.WithLabelValues(label), cancelled: j.cancelled.WithLabelValues(label),
+		rejected: j.rejected.WithLabelValues(label),
+		retried:  j.retried.WithLabelValues(label), cancelled: j.cancelled.WithLabelValues(label),
 		run: j.run.WithLabelValues(label), wait: j.wait.WithLabelValues(label),
 	}
 	j.types.Store(jobType, m)
@@ -140,6 +142,8 @@ func (j *Jobs) AttemptEnded(jobType string, outcome tasktype.EventKind, ran time
 		m.succeeded.Inc()
 	case tasktype.EventFailed:
 		m.failed.Inc()
+	case tasktype.OutcomeRejected:
+		m.rejected.Inc()
 	case tasktype.EventRetrying:
 		m.retried.Inc()
 	}
@@ -149,6 +153,7 @@ func (j *Jobs) AttemptEnded(jobType string, outcome tasktype.EventKind, ran time
 type Source interface {
 	QueueStats(ctx context.Context) (taskdriver.QueueStats, error)
 	ProjectionLag(ctx context.Context) (tasks.ProjectionLag, error)
+	WaitingJobs(ctx context.Context) (uint64, error)
 }
 
 // CollectorConfig says what a Collector reports.
@@ -170,7 +175,7 @@ type CollectorConfig struct {
 type Collector struct {
 	cfg CollectorConfig
 
-	pending, ackPending, waiting, lastPull, relay, lagEvents, lagSeconds, up *prometheus.Desc
+	pending, ackPending, waiting, lastPull, relay, lagEvents, lagSeconds, jobsWaiting, up *prometheus.Desc
 
 	queueFailing, lagFailing atomic.Bool // logged once per outage
 }
@@ -188,21 +193,22 @@ func NewCollector(cfg CollectorConfig) *Collector {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &Collector{
-		cfg:        cfg,
-		pending:    d("otj_queue_pending_jobs", "Work items waiting for a worker, not yet handed out (the work consumer's NumPending; Redis: stream entries not yet read)."),
-		ackPending: d("otj_queue_ack_pending_jobs", "Work items handed out and not yet acked: running, or held back until their retry time."),
-		waiting:    d("otj_queue_worker_requests", "Requests for work the server holds from workers now (JetStream pull requests waiting); a free worker always has one."),
-		lastPull:   d("otj_queue_last_pull_timestamp_seconds", "When a worker last asked for work or was handed an item, as Unix time; absent if none ever has."),
-		relay:      d("otj_redis_relay_backlog_jobs", "Work items in the event log the Redis relay has not yet passed on to Redis."),
-		lagEvents:  d("otj_projection_lag_events", "Events stored in the stream and not yet applied to task_result."),
-		lagSeconds: d("otj_projection_lag_seconds", "How long the oldest event not yet applied to task_result has been stored; 0 when caught up."),
-		up:         d("otj_task_stats_up", "1 if the last scrape could read the source's state, 0 if not.", "source"),
+		cfg:         cfg,
+		pending:     d("otj_queue_pending_jobs", "Work items waiting for a worker, not yet handed out (the work consumer's NumPending; Redis: stream entries not yet read)."),
+		ackPending:  d("otj_queue_ack_pending_jobs", "Work items handed out and not yet acked: running, or held back until their retry time."),
+		waiting:     d("otj_queue_worker_requests", "Requests for work the server holds from workers now (JetStream pull requests waiting); a free worker always has one."),
+		lastPull:    d("otj_queue_last_pull_timestamp_seconds", "When a worker last asked for work, as Unix time; 0 if none ever has."),
+		relay:       d("otj_redis_relay_backlog_jobs", "Work items in the event log the Redis relay has not yet passed on to Redis."),
+		lagEvents:   d("otj_projection_lag_events", "Events stored in the stream and not yet applied to task_result."),
+		lagSeconds:  d("otj_projection_lag_seconds", "How long the oldest event not yet applied to task_result has been stored; 0 when caught up."),
+		jobsWaiting: d("otj_jobs_waiting", "Jobs waiting for a worker in the task list (pending or retrying): each job once, unlike the queue's work items."),
+		up:          d("otj_task_stats_up", "1 if the last scrape could read the source's state, 0 if not.", "source"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.pending, c.ackPending, c.waiting, c.lastPull, c.relay, c.lagEvents, c.lagSeconds, c.up} {
+	for _, d := range []*prometheus.Desc{c.pending, c.ackPending, c.waiting, c.lastPull, c.relay, c.lagEvents, c.lagSeconds, c.jobsWaiting, c.up} {
 		ch <- d
 	}
 }
@@ -221,9 +227,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.pending, float64(st.Pending))
 			gauge(c.ackPending, float64(st.AckPending))
 			gauge(c.waiting, float64(st.Waiting))
+			// 0, not absent, when no worker ever asked: an alert on
+			// how long ago that was must fire when none ever joined.
+			lastPull := 0.0
 			if !st.LastPull.IsZero() {
-				gauge(c.lastPull, float64(st.LastPull.UnixNano())/1e9)
+				lastPull = float64(st.LastPull.UnixNano()) / 1e9
 			}
+			gauge(c.lastPull, lastPull)
 			if st.Relay != nil {
 				gauge(c.relay, float64(st.Relay.Backlog))
 			}
@@ -234,11 +244,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if c.cfg.Projection {
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 		lag, err := c.cfg.Source.ProjectionLag(ctx)
+		var waiting uint64
+		if err == nil {
+			waiting, err = c.cfg.Source.WaitingJobs(ctx)
+		}
 		cancel()
 		if c.report(&c.lagFailing, "projection", err) {
 			gauge(c.up, 1, "projection")
 			gauge(c.lagEvents, float64(lag.Events))
 			gauge(c.lagSeconds, lag.Behind.Seconds())
+			gauge(c.jobsWaiting, float64(waiting))
 		} else {
 			gauge(c.up, 0, "projection")
 		}

@@ -74,6 +74,14 @@ func metricsOn(t *testing.T, open func(t *testing.T, log *jetstream.Broker) driv
 	if err := reg.Register("fail_job", fail, tasktype.Policy{}); err != nil {
 		t.Fatal(err)
 	}
+	// A job whose input is at fault, as an import of a file with bad
+	// rows: failed for good, counted as rejected, not as failed.
+	reject := func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+		return tasktype.Result{}, tasktype.Rejected(errors.New("line 3: no date"))
+	}
+	if err := reg.Register("reject_job", reject, tasktype.Policy{}); err != nil {
+		t.Fatal(err)
+	}
 	q, err := drv.queue(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +130,7 @@ func metricsOn(t *testing.T, open func(t *testing.T, log *jetstream.Broker) driv
 	}
 	enqueue("ok_job", 3)
 	enqueue("fail_job", 1)
+	enqueue("reject_job", 1)
 
 	// Redis's Enqueue may return before its send lands (the relay makes
 	// sure of it): the queue shows the jobs a moment later.
@@ -129,7 +138,7 @@ func metricsOn(t *testing.T, open func(t *testing.T, log *jetstream.Broker) driv
 	testsupport.Eventually(t, 10*time.Second, "the queue never showed the jobs pending", func() bool {
 		before = scrape()
 		v, _ := before.Get("otj_queue_pending_jobs")
-		return v == 4
+		return v == 5
 	})
 	for _, tt := range []struct {
 		name   string
@@ -140,7 +149,7 @@ func metricsOn(t *testing.T, open func(t *testing.T, log *jetstream.Broker) driv
 		{"otj_jobs_enqueued_total", []string{"type", "fail_job"}, 1},
 		{"otj_jobs_started_total", []string{"type", "ok_job"}, 0},
 		{"otj_queue_ack_pending_jobs", nil, 0},
-		{"otj_projection_lag_events", nil, 4},
+		{"otj_projection_lag_events", nil, 5},
 		{"otj_task_stats_up", []string{"source", "queue"}, 1},
 	} {
 		if got := before.Value(t, tt.name, tt.labels...); got != tt.want {
@@ -151,8 +160,8 @@ func metricsOn(t *testing.T, open func(t *testing.T, log *jetstream.Broker) driv
 		t.Errorf("before the projection: otj_projection_lag_seconds = %v, want a little over 0", lag)
 	}
 	if drv.relay != nil {
-		if got := before.Value(t, "otj_redis_relay_backlog_jobs"); got != 4 {
-			t.Errorf("relay backlog with the relay stopped = %v, want 4", got)
+		if got := before.Value(t, "otj_redis_relay_backlog_jobs"); got != 5 {
+			t.Errorf("relay backlog with the relay stopped = %v, want 5", got)
 		}
 	} else if _, ok := before.Get("otj_redis_relay_backlog_jobs"); ok {
 		t.Error("JetStream reports a Redis relay backlog")
@@ -165,8 +174,9 @@ func metricsOn(t *testing.T, open func(t *testing.T, log *jetstream.Broker) driv
 		after = scrape()
 		s, _ := after.Get("otj_jobs_succeeded_total", "type", "ok_job")
 		f, _ := after.Get("otj_jobs_failed_total", "type", "fail_job")
+		r, _ := after.Get("otj_jobs_rejected_total", "type", "reject_job")
 		lag, _ := after.Get("otj_projection_lag_events")
-		return s == 3 && f == 1 && lag == 0
+		return s == 3 && f == 1 && r == 1 && lag == 0
 	})
 	for _, tt := range []struct {
 		name   string
@@ -175,6 +185,8 @@ func metricsOn(t *testing.T, open func(t *testing.T, log *jetstream.Broker) driv
 	}{
 		{"otj_jobs_started_total", []string{"type", "ok_job"}, 3},
 		{"otj_jobs_started_total", []string{"type", "fail_job"}, 1},
+		{"otj_jobs_failed_total", []string{"type", "reject_job"}, 0},
+		{"otj_jobs_rejected_total", []string{"type", "fail_job"}, 0},
 		{"otj_jobs_retried_total", []string{"type", "ok_job"}, 0},
 		{"otj_job_run_seconds", []string{"type", "ok_job"}, 3},
 		{"otj_job_wait_seconds", []string{"type", "fail_job"}, 1},
@@ -192,5 +204,77 @@ func metricsOn(t *testing.T, open func(t *testing.T, log *jetstream.Broker) driv
 	}
 	if err := c.CheckWorkers(ctx, time.Second); err != nil {
 		t.Errorf("CheckWorkers with a worker running and nothing waiting: %v", err)
+	}
+}
+
+// TestLastPullBeforeAnyWorker scrapes the queue of a deployment no worker
+// ever joined, with jobs waiting, on each broker: the last-pull gauge is
+// there, at 0, so that an alert on how long ago it was can fire (an
+// absent series compares as nothing, and the alert never would). The
+// jobs waiting are counted as jobs: a cancelled one is not.
+func TestLastPullBeforeAnyWorker(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(t *testing.T, log *jetstream.Broker) taskdriver.Enqueuer
+	}{
+		{"jetstream", func(t *testing.T, log *jetstream.Broker) taskdriver.Enqueuer { return log }},
+		{"redis", func(t *testing.T, log *jetstream.Broker) taskdriver.Enqueuer {
+			rdb, prefix := testsupport.Redis(t)
+			b, err := redisbroker.New(redisbroker.Config{Client: rdb, Events: log, Prefix: prefix, Logger: testsupport.Logger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testsupport.Context(t)
+			db, _ := testsupport.DB(t)
+			log := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "metrics"))
+			enq := tc.open(t, log)
+			c, err := tasks.NewClient(tasks.Config{DB: db, Log: log, Enqueuer: enq, Logger: testsupport.Logger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var first tasktype.Job
+			for i := range 2 {
+				job, err := c.Enqueue(ctx, tasktype.EnqueueRequest{Type: "ok_job", UserID: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i == 0 {
+					first = job
+				}
+			}
+			promReg := metrics.NewRegistry()
+			promReg.MustRegister(taskmetrics.NewCollector(taskmetrics.CollectorConfig{Source: c, Queue: true, Projection: true, Logger: testsupport.Logger(t)}))
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := metrics.NewServer(ln, promReg)
+			testsupport.Go(t, func(ctx context.Context) { _ = srv.Run(ctx, 5*time.Second) })
+			var f metricstest.Families
+			testsupport.Eventually(t, 10*time.Second, "the queue never showed the jobs pending", func() bool {
+				f = metricstest.Scrape(t, srv.URL())
+				v, _ := f.Get("otj_queue_pending_jobs")
+				return v == 2
+			})
+			v, ok := f.Get("otj_queue_last_pull_timestamp_seconds")
+			if !ok || v != 0 {
+				t.Errorf("otj_queue_last_pull_timestamp_seconds = %v (present: %v), want 0 with no worker ever", v, ok)
+			}
+			// One of the two cancelled: its item stays in the queue, but
+			// one job waits.
+			if _, err := c.Cancel(ctx, 1, first.ID, "test"); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.CatchUp(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if v := metricstest.Scrape(t, srv.URL()).Value(t, "otj_jobs_waiting"); v != 1 {
+				t.Errorf("otj_jobs_waiting = %v with one of two jobs cancelled, want 1", v)
+			}
+		})
 	}
 }

@@ -96,6 +96,35 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// RejectedError marks a failure whose cause is the job's input, which its
+// owner gave: a file with bad rows. It is permanent, as another attempt
+// reads the same input, and metrics count it apart from failures of the
+// system (see OutcomeRejected).
+type RejectedError struct{ Err error }
+
+func (e *RejectedError) Error() string { return e.Err.Error() }
+func (e *RejectedError) Unwrap() error { return e.Err }
+
+// Rejected wraps err as a permanent failure caused by the job's input.
+func Rejected(err error) error {
+	if err == nil {
+		return nil
+	}
+	return Permanent(&RejectedError{Err: err})
+}
+
+// IsRejected reports whether err, or an error it wraps, is Rejected.
+func IsRejected(err error) bool {
+	var r *RejectedError
+	return errors.As(err, &r)
+}
+
+// OutcomeRejected is the outcome a worker's observer is told of for an
+// attempt whose handler failed with a Rejected error: the event on
+// record is EventFailed, and this is no kind of event, only how the
+// metrics tell a user's bad input from a failure of the system.
+const OutcomeRejected EventKind = "rejected"
+
 // MessageError carries, with a failure, the sentence its task's owner is
 // shown instead of the error itself: errors are for operators (app tasks
 // show, the log), and a chain such as "store result: nats: API error:

@@ -160,6 +160,9 @@ func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, 
 	if outcome.Kind != tasktype.EventRetrying {
 		w.sweep(ctx, log, job, job.Attempt-1)
 	}
+	if ended == tasktype.EventFailed && tasktype.IsRejected(err) {
+		ended = tasktype.OutcomeRejected
+	}
 	if outcome.Kind == tasktype.EventSucceeded && ref != nil {
 		w.prune(ctx, log, job)
 	}

@@ -81,7 +81,8 @@ type Observer interface {
 	AttemptStarted(jobType string, waited time.Duration)
 	// AttemptEnded: a started attempt is over, its handler having run
 	// for ran. outcome is the event recorded for it: succeeded,
-	// retrying or failed; cancelled when a cancel stopped it; released
+	// retrying or failed (tasktype.OutcomeRejected for a failure the
+	// handler marked tasktype.Rejected); cancelled when a cancel stopped it; released
 	// when shutdown handed it back; "" when it was taken over or its
 	// outcome could not be stored. Called once for every AttemptStarted.
 	AttemptEnded(jobType string, outcome tasktype.EventKind, ran time.Duration)
