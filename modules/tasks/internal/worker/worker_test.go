@@ -454,11 +454,77 @@ func TestLostWorkerCountsAsAFailedAttempt(t *testing.T) {
 			if last.Kind != tt.wantKind || last.Attempt != 1 || last.Error != "worker host:99 stopped responding during attempt 1" {
 				t.Fatalf("after a lost worker: %+v", last)
 			}
+			// Its owner is told what happened, not that the attempt
+			// "did not succeed".
+			if last.Message != tasktype.LostWorkerMessage {
+				t.Errorf("the owner is told %q, want %q", last.Message, tasktype.LostWorkerMessage)
+			}
 			if runs.Load() != 0 {
 				t.Fatalf("handler ran %d times; the next attempt is a new work item", runs.Load())
 			}
 		})
 	}
+}
+
+// A running attempt whose handler reports nothing new is still heard
+// from: its worker records its start with its lease, then repeats the
+// latest progress report whenever a third of the lease has passed
+// without an event of the attempt, so that a task page can tell a
+// silent job from a dead worker (tasktype.Task.WorkerLost). It writes no
+// more than that: not one event per heartbeat.
+func TestSilentAttemptIsHeardFromEveryThirdOfItsLease(t *testing.T) {
+	const every, lease = 30 * time.Millisecond, 900 * time.Millisecond
+	r := newRig(t, worker.Config{ExtendEvery: every, Lease: lease})
+	release := make(chan struct{})
+	r.reg.Register("work", func(ctx context.Context, _ tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
+		out.Progress(42, "128,000 of 300,000")
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return tasktype.Result{}, nil
+	}, tasktype.Policy{})
+	d := r.enqueue("silent")
+	r.deliver(t, d)
+	testsupport.Eventually(t, 10*time.Second, "job not started", func() bool { return r.events.last("silent").Kind != tasktype.EventEnqueued })
+	// Eight leases of silence from the handler.
+	time.Sleep(8 * lease)
+	close(release)
+	testsupport.Eventually(t, 10*time.Second, "job not done", func() bool { return d.acked.Load() == 1 })
+
+	h, _ := r.events.History(context.Background(), 0, "silent")
+	var times []time.Time
+	for _, e := range h {
+		switch e.Kind {
+		case tasktype.EventStarted:
+			if e.Lease != lease {
+				t.Errorf("started event records lease %s, want %s", e.Lease, lease)
+			}
+			times = append(times, e.Time)
+		case tasktype.EventProgress:
+			if e.Percent != 42 || e.Message != "128,000 of 300,000" {
+				t.Errorf("progress event %d%% %q, want the latest report repeated", e.Percent, e.Message)
+			}
+			times = append(times, e.Time)
+		case tasktype.EventSucceeded:
+			times = append(times, e.Time) // the silence before it counts too
+		}
+	}
+	if len(times) < 3 {
+		t.Fatalf("history %v: no sign of life after the start", r.events.stored("silent"))
+	}
+	// Each gap may pass a third of the lease by a heartbeat, and more on
+	// a busy machine: what matters is that it stays well under the lease.
+	for i := 1; i < len(times); i++ {
+		if gap := times[i].Sub(times[i-1]); gap > 2*lease/3 {
+			t.Errorf("%s without a sign of life (lease %s, heartbeat %s)", gap, lease, every)
+		}
+	}
+	// One every third of a lease, not one per heartbeat.
+	if n, beats := len(times), int(8*lease/every); n > beats/3 {
+		t.Errorf("%d events in %d heartbeats: one per heartbeat, or near it", n, beats)
+	}
+	t.Logf("%d signs of life over %s, lease %s", len(times), 8*lease, lease)
 }
 
 // A second copy of an item, delivered for the first time while another
