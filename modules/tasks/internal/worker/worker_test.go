@@ -199,6 +199,10 @@ type rig struct {
 	done    chan struct{}
 }
 
+// newRig runs a worker on fakes. Tests that wait for an attempt's start
+// to be its job's newest event give the worker a lease of a minute, so
+// that no sign of life (a progress event every third of the lease) comes
+// after it while they look.
 func newRig(t *testing.T, cfg worker.Config) *rig {
 	t.Helper()
 	r := &rig{queue: &fakeQueue{ch: make(chan taskdriver.Delivery)}, events: &fakeEvents{}, results: &memResults{files: map[string][]byte{}}, reg: tasks.NewRegistry()}
@@ -332,7 +336,10 @@ func TestProgressIsRecordedWithTheHeartbeat(t *testing.T) {
 }
 
 func TestLongJobKeepsItsLease(t *testing.T) {
-	r := newRig(t, worker.Config{ExtendEvery: 10 * time.Millisecond})
+	// A lease long enough that the job is not due a sign of life (see
+	// TestSilentAttemptIsHeardFromEveryThirdOfItsLease): renewals alone
+	// write nothing.
+	r := newRig(t, worker.Config{ExtendEvery: 10 * time.Millisecond, Lease: time.Minute})
 	d := r.enqueue("j3")
 	r.reg.Register("work", func(ctx context.Context, _ tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		deadline := time.Now().Add(10 * time.Second)
@@ -350,7 +357,7 @@ func TestLongJobKeepsItsLease(t *testing.T) {
 }
 
 func TestShutdownFinishesWithinGraceAndHandsBackTheRest(t *testing.T) {
-	r := newRig(t, worker.Config{Concurrency: 2, ShutdownGrace: 200 * time.Millisecond})
+	r := newRig(t, worker.Config{Concurrency: 2, ShutdownGrace: 200 * time.Millisecond, Lease: time.Minute})
 	stopping := make(chan struct{})
 	r.reg.Register("work", func(ctx context.Context, j tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		if j.ID == "quick" {
@@ -384,7 +391,7 @@ func TestShutdownFinishesWithinGraceAndHandsBackTheRest(t *testing.T) {
 }
 
 func TestShutdownDoesNotWaitForeverForAHandlerThatIgnoresCancel(t *testing.T) {
-	r := newRig(t, worker.Config{ShutdownGrace: 50 * time.Millisecond, StoreTimeout: 100 * time.Millisecond})
+	r := newRig(t, worker.Config{ShutdownGrace: 50 * time.Millisecond, StoreTimeout: 100 * time.Millisecond, Lease: time.Minute})
 	unblock := make(chan struct{})
 	r.reg.Register("work", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
 		<-unblock // deaf to its context
@@ -562,7 +569,7 @@ func TestRetryBeforeItsTimeIsPutOff(t *testing.T) {
 }
 
 func TestTakeoverStopsTheRunningAttempt(t *testing.T) {
-	r := newRig(t, worker.Config{ExtendEvery: 10 * time.Millisecond})
+	r := newRig(t, worker.Config{ExtendEvery: 10 * time.Millisecond, Lease: time.Minute})
 	stopped := make(chan error, 1)
 	r.reg.Register("work", func(ctx context.Context, _ tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		w, _ := out.Create("x.txt", "text/plain")
@@ -716,7 +723,7 @@ func TestForgottenDeliveryIsLeftWithTheBroker(t *testing.T) {
 // goes on and records its own outcome, instead of the worker recording
 // itself as lost.
 func TestRedeliveryOfItsOwnRunningAttemptIsLeftAlone(t *testing.T) {
-	r := newRig(t, worker.Config{Concurrency: 2, ExtendEvery: 20 * time.Millisecond})
+	r := newRig(t, worker.Config{Concurrency: 2, ExtendEvery: 20 * time.Millisecond, Lease: time.Minute})
 	release := make(chan struct{})
 	r.reg.Register("work", func(ctx context.Context, _ tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		select {
