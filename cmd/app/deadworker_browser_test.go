@@ -29,7 +29,10 @@ import (
 func TestBrowserDeadWorker(t *testing.T) { eachBroker(t, browserDeadWorker) }
 
 func browserDeadWorker(t *testing.T, broker map[string]string) {
-	const lease = 2 * time.Second
+	// Long enough that a busy machine's lag (a sign of life every third
+	// of it, through the projection and the event stream to the page)
+	// stays well within it.
+	const lease = 3 * time.Second
 	ctx := testsupport.Browser(t)
 	env := baseEnv(t)
 	env["DEV_AUTO_LOGIN_EMAIL"] = "apprentice@example.org"
@@ -135,11 +138,11 @@ func browserDeadWorker(t *testing.T, broker map[string]string) {
 	t.Logf("the page said the worker stopped %s after the kill (lease %s)", time.Since(killed).Round(time.Millisecond), lease)
 	// The relative time ticks on in the page itself: no event comes
 	// from a dead worker.
-	if got := text(`JSON.stringify(window.heardSeen.filter(function (v) { return !/from [01] s ago/.test(v); }).slice(0, 1))`); got == "[]" {
-		t.Errorf("after the kill the page never said the worker was last heard from more than a second ago")
-	} else {
-		t.Logf("after the kill the page said %s", got)
-	}
+	testsupport.Eventually(t, 10*time.Second, "after the kill the page never said the worker was last heard from more than a second ago", func() bool {
+		return !strings.Contains(text(`document.querySelector("#task-live .heard").textContent`), "from 0 s") &&
+			!strings.Contains(text(`document.querySelector("#task-live .heard").textContent`), "from 1 s")
+	})
+	t.Logf("after the kill the page said %q", text(`document.querySelector("#task-live .heard").textContent`))
 	lost := text(`document.querySelector("#task-live .worker-lost").textContent`)
 	for _, want := range []string{"stopped", "resume when a worker is free"} {
 		if !strings.Contains(lost, want) {
