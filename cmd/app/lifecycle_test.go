@@ -61,7 +61,8 @@ func workerCrashJobRunsElsewhere(t *testing.T, broker map[string]string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		e, err := b.Last(ctx, 1, job.ID)
-		return err == nil && e.Kind == tasktype.EventStarted
+		// The start, or a sign of life after it (see worker.watch).
+		return err == nil && (e.Kind == tasktype.EventStarted || e.Kind == tasktype.EventProgress)
 	})
 	victim, survivor := workers[0], workers[1]
 	if pid := matching(first, job.ID, "start", 0)[0].pid; pid == survivor.pid() {

@@ -38,6 +38,12 @@ const (
 	// testCrash kills its worker process the moment it starts, every
 	// time (exit status 3): long before the attempt's first heartbeat.
 	testCrash = "test_crash"
+	// testProgress reports 42% done ("128,000 of 300,000"), as a long
+	// report does, then says nothing more: in its first payload times
+	// attempts it sleeps payload ms (or until its context ends), in later
+	// ones a second. It is a job whose worker is silent between progress
+	// reports, to be killed in the middle.
+	testProgress = "test_progress"
 )
 
 // runLogEnv names a file each test job appends a line to when it starts
@@ -111,6 +117,31 @@ func registerTestJobs(reg *tasks.Registry) error {
 		logRun(job, "end")
 		return tasktype.Result{Summary: "uploaded"}, nil
 	}, uploadPolicy)
+	if err != nil {
+		return err
+	}
+	err = reg.Register(testProgress, func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
+		var p testPayload
+		if err := json.Unmarshal(job.Payload, &p); err != nil {
+			return tasktype.Result{}, tasktype.Permanent(err)
+		}
+		logRun(job, "start")
+		out.Progress(42, "128,000 of 300,000")
+		wait := time.Second
+		if job.Attempt <= p.Times {
+			wait = time.Duration(p.MS) * time.Millisecond
+		}
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			logRun(job, "end")
+			return tasktype.Result{Summary: "done"}, nil
+		case <-ctx.Done():
+			logRun(job, "cancelled")
+			return tasktype.Result{}, ctx.Err()
+		}
+	}, uploadPolicy) // a long attempt: killed, not timed out
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,9 @@ type view struct {
 	// Live is the event stream the page follows to update itself
 	// (live.js), or "" for none.
 	Live string
+	// Now is the server's clock as the page is rendered: what its
+	// relative times count from (see heardView).
+	Now  time.Time
 	Data any
 }
 
@@ -67,6 +70,8 @@ var funcs = template.FuncMap{
 	"isoTime":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"regen":        func(id, key string) regenForm { return regenForm{ID: id, Key: key} },
 	"fileKind":     fileKind,
+	"heard":        heard,
+	"jsTime":       jsTime,
 	// The activity pages'.
 	"stageLabel":      activity.StageLabel,
 	"sourceTypeLabel": activity.SourceTypeLabel,
@@ -107,6 +112,9 @@ func staticHandler() http.Handler {
 func (s *server) render(w http.ResponseWriter, r *http.Request, name string, v view) {
 	if v.User == nil {
 		v.User = currentUser(r)
+	}
+	if v.Now.IsZero() {
+		v.Now = s.cfg.Now()
 	}
 	if v.User != nil && v.Loc == nil {
 		v.Loc = location(v.User.Timezone)

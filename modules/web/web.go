@@ -179,7 +179,8 @@ type Config struct {
 	// took ("/tasks/{id}"), never the raw path. cmd/app passes the HTTP
 	// metrics' (platform/metrics).
 	Middleware func(http.Handler) http.Handler
-	// Now is the clock results expire by. Default time.Now.
+	// Now is the clock results expire by, and that a running task's
+	// last sign of life is counted from. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
 }

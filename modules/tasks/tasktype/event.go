@@ -71,6 +71,14 @@ type Event struct {
 	// and every outcome a worker records (succeeded, retrying, failed,
 	// released).
 	Worker string `json:"worker,omitempty"`
+	// Lease is the lease the worker holds the attempt under, on a
+	// started event. A worker that records it promises a sign of life for
+	// the attempt (its started event, then progress events, repeating the
+	// latest report when there is no new one) at least every third of it,
+	// so that a running task whose newest event is older than Lease has
+	// lost its worker: see Task.WorkerLost. Starts recorded before workers
+	// made that promise have none.
+	Lease time.Duration `json:"lease,omitempty"`
 	// StartedAt is when the attempt began, on every outcome a worker
 	// records. A job done before its first heartbeat has no started
 	// event (it would cost a durable write per job for a state nobody

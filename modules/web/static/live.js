@@ -9,6 +9,53 @@
 // the tag and stops the page's loading (which cancels the refresh) before
 // it opens the stream, and reloads the page itself, as the tag would
 // have, should the stream not open in that time.
+// The same file keeps a running task's "last heard from 3 s ago" true
+// between updates, which come only with the task's events: a worker that
+// stopped writes none. Every quarter second it counts each such line on
+// from the times the server put in it (data-heard, and data-now, the
+// server's clock at rendering, which corrects the browser's), and once
+// that passes the worker's lease (data-lease-ms) it shows the sentence
+// that the worker stopped, as the server would on the next load.
+(function () {
+  "use strict";
+  function ago(ms) {
+    var s = Math.floor(Math.max(ms, 0) / 1000);
+    if (s < 60) {
+      return s + " s ago";
+    }
+    if (s < 3600) {
+      return Math.floor(s / 60) + " min " + (s % 60) + " s ago";
+    }
+    return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min ago";
+  }
+  function tick() {
+    var lines = document.querySelectorAll(".heard[data-heard][data-now]");
+    for (var i = 0; i < lines.length; i++) {
+      var el = lines[i];
+      if (!el.dataset.skew) {
+        // First seen now: how far the browser's clock is from the server's.
+        el.dataset.skew = String(Date.parse(el.dataset.now) - Date.now());
+      }
+      var age = Date.now() + Number(el.dataset.skew) - Date.parse(el.dataset.heard);
+      if (isNaN(age)) {
+        continue;
+      }
+      var out = el.querySelector(".ago");
+      var text = ago(age);
+      if (out && out.textContent !== text) {
+        out.textContent = text;
+      }
+      var lease = Number(el.dataset.leaseMs || 0);
+      var lost = el.parentNode && el.parentNode.querySelector(".worker-lost");
+      if (lost && lease > 0 && lost.hidden !== !(age > lease)) {
+        lost.hidden = !(age > lease);
+      }
+    }
+  }
+  tick();
+  setInterval(tick, 250);
+})();
+
 (function () {
   "use strict";
   var url = document.body && document.body.dataset.events;

@@ -43,6 +43,10 @@ func AppendEvent(b []byte, e *tasktype.Event) []byte {
 		b = strconv.AppendInt(b, int64(e.MaxAttempts), 10)
 	}
 	b = appendField(b, "worker", e.Worker)
+	if e.Lease != 0 {
+		b = append(b, `,"lease":`...)
+		b = strconv.AppendInt(b, int64(e.Lease), 10)
+	}
 	if !e.StartedAt.IsZero() {
 		b = append(b, `,"started_at":`...)
 		b = appendTime(b, e.StartedAt)
@@ -260,6 +264,11 @@ func (d *decoder) event(e *tasktype.Event) bool {
 			return d.result(e.Result)
 		case "summary":
 			return d.str(&e.Summary)
+		case "lease":
+			var n int64
+			ok := d.int(&n)
+			e.Lease = time.Duration(n)
+			return ok
 		case "percent":
 			return d.smallInt(&e.Percent)
 		case "message":

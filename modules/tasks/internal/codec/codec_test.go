@@ -16,7 +16,7 @@ func codecEvents() []tasktype.Event {
 	at := time.Date(2026, 11, 27, 10, 30, 0, 123456789, time.UTC)
 	return []tasktype.Event{
 		{ID: "e1", Kind: tasktype.EventEnqueued, JobID: "j1", JobType: "full_report", UserID: 42, Time: at, Payload: json.RawMessage(`{"from":"2026-01-01","n":[1,2,{"x":null}]}`)},
-		{ID: "e2", Kind: tasktype.EventStarted, JobID: "j1", JobType: "full_report", UserID: 42, Time: at, Attempt: 2, MaxAttempts: 3, Worker: "host:1"},
+		{ID: "e2", Kind: tasktype.EventStarted, JobID: "j1", JobType: "full_report", UserID: 42, Time: at, Attempt: 2, MaxAttempts: 3, Worker: "host:1", Lease: 5 * time.Second},
 		{ID: "e3", Kind: tasktype.EventRetrying, JobID: "j1", JobType: "t", UserID: 1, Time: at, Attempt: 1, MaxAttempts: 3,
 			Payload: json.RawMessage(`"s"`), EnqueuedAt: at.Add(-time.Hour), Error: "boom: \"quoted\"\n\ttab \\ back", RetryAt: at.Add(time.Minute)},
 		{ID: "e4", Kind: tasktype.EventSucceeded, JobID: "j1", JobType: "t", UserID: 1, Time: at.In(time.FixedZone("x", 3600)), Attempt: 1,

@@ -57,6 +57,9 @@ type taskRow struct {
 	// latest progress report.
 	ProgressPercent int    `bun:"progress_percent"`
 	ProgressMessage string `bun:"progress_message"`
+	// LeaseMS is the running attempt's lease in milliseconds, as its
+	// started event recorded it (tasktype.Task.Lease).
+	LeaseMS int64 `bun:"lease_ms"`
 }
 
 // Name is the task_result projection's row in projection_offset.
@@ -473,6 +476,7 @@ func applyTo(row *taskRow, e tasktype.Event) bool {
 func startRow(row *taskRow, e tasktype.Event) {
 	row.Attempts, row.MaxAttempts = e.Attempt, e.MaxAttempts
 	row.StartedAt, row.Worker = e.Time, e.Worker
+	row.LeaseMS = e.Lease.Milliseconds()
 	row.NextAttemptAt = time.Time{}
 	row.ProgressPercent, row.ProgressMessage = 0, ""
 }
@@ -514,6 +518,7 @@ func (r *taskRow) task() tasktype.Task {
 		ResultName: r.ResultName, ResultType: r.ResultType, ResultSize: r.ResultSize, Digest: r.Digest,
 		LastSeq: r.LastSeq, NextAttemptAt: r.NextAttemptAt, ChangedBy: r.ChangedBy,
 		ProgressPercent: r.ProgressPercent, ProgressMessage: r.ProgressMessage,
+		Lease: time.Duration(r.LeaseMS) * time.Millisecond,
 	}
 }
 
@@ -529,11 +534,11 @@ const (
 	taskColumns = `id, user_id, task_type, status, result_data, result_path, error_message,
 		created_at, completed_at, started_at, updated_at, attempts, max_attempts, worker,
 		result_name, result_content_type, result_size, result_digest, last_seq,
-		next_attempt_at, changed_by, progress_percent, progress_message, user_message`
+		next_attempt_at, changed_by, progress_percent, progress_message, user_message, lease_ms`
 	selectTask  = `SELECT ` + taskColumns + ` FROM task_result WHERE id = ?`
 	selectTasks = `SELECT ` + taskColumns + ` FROM task_result WHERE id IN (`
 	upsertTask  = `INSERT INTO task_result (` + taskColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status,
 			result_data = excluded.result_data, result_path = excluded.result_path,
 			error_message = excluded.error_message, completed_at = excluded.completed_at,
@@ -544,7 +549,8 @@ const (
 			result_size = excluded.result_size, result_digest = excluded.result_digest,
 			last_seq = excluded.last_seq, next_attempt_at = excluded.next_attempt_at,
 			changed_by = excluded.changed_by, progress_percent = excluded.progress_percent,
-			progress_message = excluded.progress_message, user_message = excluded.user_message`
+			progress_message = excluded.progress_message, user_message = excluded.user_message,
+			lease_ms = excluded.lease_ms`
 )
 
 // batch is the task rows one transaction has read or changed.
@@ -615,7 +621,7 @@ func (b *batch) scan(rows *sql.Rows) error {
 		err := rows.Scan(&row.ID, &row.UserID, &row.TaskType, &row.Status,
 			&data, &path, &errMsg, &row.CreatedAt, &completed, &started, &row.UpdatedAt,
 			&row.Attempts, &row.MaxAttempts, &row.Worker, &name, &ctype, &size, &digest,
-			&row.LastSeq, &next, &row.ChangedBy, &row.ProgressPercent, &row.ProgressMessage, &message)
+			&row.LastSeq, &next, &row.ChangedBy, &row.ProgressPercent, &row.ProgressMessage, &message, &row.LeaseMS)
 		if err != nil {
 			return err
 		}
@@ -677,7 +683,7 @@ func (b *batch) flush(ctx context.Context) error {
 			r.Attempts, r.MaxAttempts, r.Worker,
 			nullString(r.ResultName), nullString(r.ResultType), sql.NullInt64{Int64: r.ResultSize, Valid: r.ResultSize != 0},
 			nullString(r.Digest), int64(r.LastSeq), b.nullTime(r.NextAttemptAt),
-			r.ChangedBy, r.ProgressPercent, r.ProgressMessage, nullString(r.UserMessage))
+			r.ChangedBy, r.ProgressPercent, r.ProgressMessage, nullString(r.UserMessage), r.LeaseMS)
 		if err != nil {
 			return fmt.Errorf("write task %s: %w", r.ID, err)
 		}

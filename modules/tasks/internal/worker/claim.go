@@ -39,6 +39,7 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 	start := w.event(job, tasktype.EventStarted, job.Attempt, func(e *tasktype.Event) {
 		e.MaxAttempts = maxAttempts
 		e.Worker = w.cfg.Name
+		e.Lease = w.cfg.Lease // and so the promise to be heard from (see watch)
 	})
 	for try := range 5 {
 		last, err := w.cfg.Events.Last(ctx, item.UserID, item.JobID)
@@ -99,7 +100,7 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 			// its start: count the attempt as failed, so that a job that
 			// kills its worker every time still reaches an outcome.
 			cause := fmt.Errorf("worker %s stopped responding during attempt %d", last.Worker, job.Attempt)
-			next = w.failure(job, job.Attempt, maxAttempts, policy, cause)
+			next = w.failure(job, job.Attempt, maxAttempts, policy, tasktype.UserMessage(cause, tasktype.LostWorkerMessage))
 			log.WarnContext(ctx, "previous worker lost", "lost_worker", last.Worker, "outcome", next.Kind)
 		case !registered:
 			next = w.event(job, tasktype.EventFailed, job.Attempt, func(e *tasktype.Event) {

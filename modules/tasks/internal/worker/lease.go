@@ -15,7 +15,12 @@ import (
 // beat it records the attempt's start if that is not on record yet: an
 // attempt shorter than a heartbeat never writes one, and one that lasts
 // shows as running from then on. It then records the handler's latest
-// progress report, if it made a new one, as a progress event. It also
+// progress report, if it made a new one, as a progress event, and
+// repeats the latest one when a third of the lease has passed without an
+// event of the attempt: the start records the lease, which promises the
+// task page a sign of life at least that often (tasktype.Task.WorkerLost),
+// at one event every few seconds of a long job rather than one per
+// heartbeat. It also
 // makes sure the job is still this attempt's: if it was cancelled, or
 // another worker took it over, it ends the attempt's context. The
 // returned func stops it and returns the sequence of the job's newest
@@ -25,6 +30,7 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 	done := make(chan struct{})
 	mine, recorded := a.after, a.recorded // written only by the goroutine until done
 	started := a.start
+	heard := started.Time // time of the attempt's newest event on record
 	go func() {
 		defer close(done)
 		t := time.NewTicker(w.cfg.ExtendEvery)
@@ -42,6 +48,7 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 				switch {
 				case err == nil:
 					mine, recorded, proved = seq, true, true
+					heard = started.Time
 				case errors.Is(err, tasktype.ErrConflict):
 					// The job moved on: the check below says how.
 				default:
@@ -51,13 +58,15 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 					continue
 				}
 			}
-			if p, v := out.progress(); recorded && v != reported {
+			p, v := out.progress()
+			silent := w.cfg.Now().Sub(heard) >= w.cfg.Lease/3
+			if recorded && (v != reported || silent) {
 				e := w.event(started.Job(), tasktype.EventProgress, started.Attempt, func(e *tasktype.Event) {
 					e.Percent, e.Message, e.Worker = p.percent, p.message, w.cfg.Name
 				})
 				seq, err := w.cfg.Events.Append(ctx, e, mine)
 				if err == nil {
-					mine, reported = seq, v
+					mine, reported, heard = seq, v, e.Time
 					continue // the job is still ours: the append proved it
 				}
 				if !errors.Is(err, tasktype.ErrConflict) && ctx.Err() == nil {

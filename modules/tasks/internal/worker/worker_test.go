@@ -199,6 +199,10 @@ type rig struct {
 	done    chan struct{}
 }
 
+// newRig runs a worker on fakes. Tests that wait for an attempt's start
+// to be its job's newest event give the worker a lease of a minute, so
+// that no sign of life (a progress event every third of the lease) comes
+// after it while they look.
 func newRig(t *testing.T, cfg worker.Config) *rig {
 	t.Helper()
 	r := &rig{queue: &fakeQueue{ch: make(chan taskdriver.Delivery)}, events: &fakeEvents{}, results: &memResults{files: map[string][]byte{}}, reg: tasks.NewRegistry()}
@@ -332,7 +336,10 @@ func TestProgressIsRecordedWithTheHeartbeat(t *testing.T) {
 }
 
 func TestLongJobKeepsItsLease(t *testing.T) {
-	r := newRig(t, worker.Config{ExtendEvery: 10 * time.Millisecond})
+	// A lease long enough that the job is not due a sign of life (see
+	// TestSilentAttemptIsHeardFromEveryThirdOfItsLease): renewals alone
+	// write nothing.
+	r := newRig(t, worker.Config{ExtendEvery: 10 * time.Millisecond, Lease: time.Minute})
 	d := r.enqueue("j3")
 	r.reg.Register("work", func(ctx context.Context, _ tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		deadline := time.Now().Add(10 * time.Second)
@@ -350,7 +357,7 @@ func TestLongJobKeepsItsLease(t *testing.T) {
 }
 
 func TestShutdownFinishesWithinGraceAndHandsBackTheRest(t *testing.T) {
-	r := newRig(t, worker.Config{Concurrency: 2, ShutdownGrace: 200 * time.Millisecond})
+	r := newRig(t, worker.Config{Concurrency: 2, ShutdownGrace: 200 * time.Millisecond, Lease: time.Minute})
 	stopping := make(chan struct{})
 	r.reg.Register("work", func(ctx context.Context, j tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		if j.ID == "quick" {
@@ -384,7 +391,7 @@ func TestShutdownFinishesWithinGraceAndHandsBackTheRest(t *testing.T) {
 }
 
 func TestShutdownDoesNotWaitForeverForAHandlerThatIgnoresCancel(t *testing.T) {
-	r := newRig(t, worker.Config{ShutdownGrace: 50 * time.Millisecond, StoreTimeout: 100 * time.Millisecond})
+	r := newRig(t, worker.Config{ShutdownGrace: 50 * time.Millisecond, StoreTimeout: 100 * time.Millisecond, Lease: time.Minute})
 	unblock := make(chan struct{})
 	r.reg.Register("work", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
 		<-unblock // deaf to its context
@@ -454,11 +461,77 @@ func TestLostWorkerCountsAsAFailedAttempt(t *testing.T) {
 			if last.Kind != tt.wantKind || last.Attempt != 1 || last.Error != "worker host:99 stopped responding during attempt 1" {
 				t.Fatalf("after a lost worker: %+v", last)
 			}
+			// Its owner is told what happened, not that the attempt
+			// "did not succeed".
+			if last.Message != tasktype.LostWorkerMessage {
+				t.Errorf("the owner is told %q, want %q", last.Message, tasktype.LostWorkerMessage)
+			}
 			if runs.Load() != 0 {
 				t.Fatalf("handler ran %d times; the next attempt is a new work item", runs.Load())
 			}
 		})
 	}
+}
+
+// A running attempt whose handler reports nothing new is still heard
+// from: its worker records its start with its lease, then repeats the
+// latest progress report whenever a third of the lease has passed
+// without an event of the attempt, so that a task page can tell a
+// silent job from a dead worker (tasktype.Task.WorkerLost). It writes no
+// more than that: not one event per heartbeat.
+func TestSilentAttemptIsHeardFromEveryThirdOfItsLease(t *testing.T) {
+	const every, lease = 30 * time.Millisecond, 900 * time.Millisecond
+	r := newRig(t, worker.Config{ExtendEvery: every, Lease: lease})
+	release := make(chan struct{})
+	r.reg.Register("work", func(ctx context.Context, _ tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
+		out.Progress(42, "128,000 of 300,000")
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return tasktype.Result{}, nil
+	}, tasktype.Policy{})
+	d := r.enqueue("silent")
+	r.deliver(t, d)
+	testsupport.Eventually(t, 10*time.Second, "job not started", func() bool { return r.events.last("silent").Kind != tasktype.EventEnqueued })
+	// Eight leases of silence from the handler.
+	time.Sleep(8 * lease)
+	close(release)
+	testsupport.Eventually(t, 10*time.Second, "job not done", func() bool { return d.acked.Load() == 1 })
+
+	h, _ := r.events.History(context.Background(), 0, "silent")
+	var times []time.Time
+	for _, e := range h {
+		switch e.Kind {
+		case tasktype.EventStarted:
+			if e.Lease != lease {
+				t.Errorf("started event records lease %s, want %s", e.Lease, lease)
+			}
+			times = append(times, e.Time)
+		case tasktype.EventProgress:
+			if e.Percent != 42 || e.Message != "128,000 of 300,000" {
+				t.Errorf("progress event %d%% %q, want the latest report repeated", e.Percent, e.Message)
+			}
+			times = append(times, e.Time)
+		case tasktype.EventSucceeded:
+			times = append(times, e.Time) // the silence before it counts too
+		}
+	}
+	if len(times) < 3 {
+		t.Fatalf("history %v: no sign of life after the start", r.events.stored("silent"))
+	}
+	// Each gap may pass a third of the lease by a heartbeat, and more on
+	// a busy machine: what matters is that it stays well under the lease.
+	for i := 1; i < len(times); i++ {
+		if gap := times[i].Sub(times[i-1]); gap > 2*lease/3 {
+			t.Errorf("%s without a sign of life (lease %s, heartbeat %s)", gap, lease, every)
+		}
+	}
+	// One every third of a lease, not one per heartbeat.
+	if n, beats := len(times), int(8*lease/every); n > beats/3 {
+		t.Errorf("%d events in %d heartbeats: one per heartbeat, or near it", n, beats)
+	}
+	t.Logf("%d signs of life over %s, lease %s", len(times), 8*lease, lease)
 }
 
 // A second copy of an item, delivered for the first time while another
@@ -496,7 +569,7 @@ func TestRetryBeforeItsTimeIsPutOff(t *testing.T) {
 }
 
 func TestTakeoverStopsTheRunningAttempt(t *testing.T) {
-	r := newRig(t, worker.Config{ExtendEvery: 10 * time.Millisecond})
+	r := newRig(t, worker.Config{ExtendEvery: 10 * time.Millisecond, Lease: time.Minute})
 	stopped := make(chan error, 1)
 	r.reg.Register("work", func(ctx context.Context, _ tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		w, _ := out.Create("x.txt", "text/plain")
@@ -650,7 +723,7 @@ func TestForgottenDeliveryIsLeftWithTheBroker(t *testing.T) {
 // goes on and records its own outcome, instead of the worker recording
 // itself as lost.
 func TestRedeliveryOfItsOwnRunningAttemptIsLeftAlone(t *testing.T) {
-	r := newRig(t, worker.Config{Concurrency: 2, ExtendEvery: 20 * time.Millisecond})
+	r := newRig(t, worker.Config{Concurrency: 2, ExtendEvery: 20 * time.Millisecond, Lease: time.Minute})
 	release := make(chan struct{})
 	r.reg.Register("work", func(ctx context.Context, _ tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 		select {

@@ -1,0 +1,1 @@
+ALTER TABLE task_result DROP COLUMN lease_ms;
