@@ -19,6 +19,7 @@ import (
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
+	"github.com/otjhelper/otj/platform/textcheck"
 )
 
 // ActivityImport is the job type that imports an uploaded CSV, in the
@@ -186,6 +187,11 @@ func ParseCSV(r io.Reader) ([]activity.ImportRow, []int, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("header: %w", err)
 	}
+	for _, h := range header {
+		if err := textcheck.Check(h); err != nil {
+			return nil, nil, fmt.Errorf("the first line cannot be read: %w", err)
+		}
+	}
 	col := map[string]int{}
 	for i, h := range header {
 		col[strings.ToLower(strings.TrimSpace(h))] = i
@@ -220,7 +226,7 @@ func ParseCSV(r io.Reader) ([]activity.ImportRow, []int, error) {
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue // a blank line
 		}
-		row, reasons := parseRow(rec, col, len(header))
+		row, reasons := parseRow(rec, col, header)
 		if len(reasons) > 0 {
 			bad.Lines = append(bad.Lines, LineError{Line: line, Reason: strings.Join(reasons, "; ")})
 			continue
@@ -235,10 +241,10 @@ func ParseCSV(r io.Reader) ([]activity.ImportRow, []int, error) {
 }
 
 // parseRow reads one record, returning every reason it is bad.
-func parseRow(rec []string, col map[string]int, width int) (activity.ImportRow, []string) {
+func parseRow(rec []string, col map[string]int, header []string) (activity.ImportRow, []string) {
 	var reasons []string
-	if len(rec) != width {
-		return activity.ImportRow{}, []string{fmt.Sprintf("%d columns where the header has %d", len(rec), width)}
+	if len(rec) != len(header) {
+		return activity.ImportRow{}, []string{fmt.Sprintf("%d columns where the header has %d", len(rec), len(header))}
 	}
 	field := func(name string) string {
 		if i, ok := col[name]; ok {
@@ -247,8 +253,16 @@ func parseRow(rec []string, col map[string]int, width int) (activity.ImportRow, 
 		return ""
 	}
 	var row activity.ImportRow
-	if !utf8.ValidString(strings.Join(rec, "")) {
-		return row, []string{"the text is not UTF-8"}
+	// Every cell passes the check every query parameter and form field
+	// passes (textcheck): bytes a database refuses never reach the log,
+	// where they would fail the import as an error worth retrying.
+	for i, c := range rec {
+		if err := textcheck.Check(c); err != nil {
+			reasons = append(reasons, fmt.Sprintf("the %s cell cannot be read: %v", cellName(header, i), err))
+		}
+	}
+	if len(reasons) > 0 {
+		return row, reasons
 	}
 	d, err := time.Parse(time.DateOnly, strings.TrimSpace(field("date")))
 	if err != nil {
@@ -290,6 +304,11 @@ func parseRow(rec []string, col map[string]int, width int) (activity.ImportRow, 
 	row.Description = field("description")
 	row.Notes = field("notes")
 	return row, reasons
+}
+
+// cellName names column i as the header does, for a reason.
+func cellName(header []string, i int) string {
+	return strings.ToLower(strings.TrimSpace(header[i]))
 }
 
 // optionValue maps a label as the report shows it, or a stored value,

@@ -331,3 +331,36 @@ func TestImportOfAnotherUsersUpload(t *testing.T) {
 		t.Errorf("import of another user's upload: %v, want a permanent not-found", err)
 	}
 }
+
+// Issue 23 §4: bytes a database refuses, in any cell, are a line-numbered
+// reason and a failure for good on the first attempt, before the log is
+// touched; so is a cell longer than any field.
+func TestImportRefusesBadBytesByLine(t *testing.T) {
+	testsupport.EachDialect(t, func(t *testing.T, db *bun.DB) {
+		seededDB(t, db)
+		user := newImportUser(t, db, "bytes@example.org")
+		file := header +
+			"2026-03-04,Fine,1,Workshop,Draft,,K1,,,\r\n" +
+			"2026-03-05,Nul\x00title,1,Workshop,Draft,,,,,\r\n" +
+			"2026-03-06,Fine too,1,Workshop,Draft,a\x00tag,,,,\r\n" +
+			"2026-03-07,Latin-1,1,Workshop,Draft,,,,caf\xe9,\r\n" +
+			"2026-03-08,Long,1,Workshop,Draft,,,,," + strings.Repeat("n", 100<<10) + "\r\n" +
+			"2026-03-09,Nul in a KSB,1,Workshop,Draft,,K1\x00,,,\r\n"
+		_, _, err := importFile(t, db, user, []byte(file))
+		if !tasktype.IsPermanent(err) {
+			t.Fatalf("import: %v, want a permanent failure", err)
+		}
+		want := "Nothing was imported: 5 rows could not be read. " +
+			"Line 3: the title cell cannot be read: it holds a NUL byte. " +
+			"Line 4: the tags cell cannot be read: it holds a NUL byte. " +
+			"Line 5: the description cell cannot be read: it is not UTF-8 text. " +
+			"Line 6: the notes cell cannot be read: it is longer than 64 KiB. " +
+			"Line 7: the ksbs cell cannot be read: it holds a NUL byte."
+		if msg := tasktype.MessageOf(err); msg != want {
+			t.Errorf("message\n %q\nwant\n %q", msg, want)
+		}
+		if n, err := activity.NewStore(db).CountActivities(t.Context(), user); err != nil || n != 0 {
+			t.Errorf("%d activities after a refused import (%v), want 0", n, err)
+		}
+	})
+}
