@@ -172,7 +172,7 @@ const maxTitle = 200
 // with or without a UTF-8 byte order mark, with CRLF or LF line ends, and
 // returns its rows with the line each starts on. Text comes back as it
 // was before the report guarded it (Unneutralize), types and qualities
-// as stored values, lists split at "; ".
+// as stored values, lists split as SplitList splits them.
 //
 // Every bad row is reported, in a *LinesError; a file that is not CSV
 // at all stops at the first line that is not.
@@ -293,9 +293,9 @@ func parseRow(rec []string, col map[string]int, header []string) (activity.Impor
 			reasons = append(reasons, fmt.Sprintf("evidence quality %q is not one of %s", q, optionLabels(activity.EvidenceQualities)))
 		}
 	}
-	row.Tags = splitItems(field("tags"))
-	row.KSBs = splitItems(field("ksbs"))
-	row.Links = splitItems(field("links"))
+	row.Tags = SplitList(field("tags"))
+	row.KSBs = SplitList(field("ksbs"))
+	row.Links = SplitList(field("links"))
 	for _, l := range row.Links {
 		if u, err := url.Parse(l); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			reasons = append(reasons, fmt.Sprintf("link %q is not an http(s) address", l))
@@ -331,24 +331,14 @@ func optionLabels(opts []activity.Option) string {
 	return strings.Join(ls, ", ")
 }
 
-// splitItems splits a list cell as the report joins it ("; "), leaving
-// out empty items.
-func splitItems(s string) []string {
-	var items []string
-	for it := range strings.SplitSeq(s, ";") {
-		if it = strings.TrimSpace(it); it != "" {
-			items = append(items, it)
-		}
-	}
-	return items
-}
-
 // Unneutralize undoes Neutralize on a cell read back from a report: it
-// removes each apostrophe Neutralize would have put there, before a
-// formula character (=, +, -, @) at the cell's start or after a ',', ';',
-// tab or line feed, past spaces, and before a tab or CR that starts the
-// cell. Neutralize is not one-to-one ("=1" and "'=1" both become "'=1"),
-// so an apostrophe a user typed in such a place is taken for the guard.
+// removes each apostrophe Neutralize put there, the first of a run of
+// apostrophes before a formula character (=, +, -, @) at the cell's start
+// or after a ',', ';', tab or line feed, past spaces, and the first of a
+// run before a tab that starts the cell (CRs among them do not count). Neutralize guards an
+// apostrophe a user typed in such a place too, so that
+// Unneutralize(Neutralize(s)) is s for any s without a CR (which the
+// report's writer drops).
 func Unneutralize(s string) string {
 	if !strings.Contains(s, "'") {
 		return s
@@ -356,22 +346,21 @@ func Unneutralize(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	i := 0
-	if len(s) > 1 && s[0] == '\'' && (s[1] == '\t' || s[1] == '\r') {
+	if k := pastApostrophes(s, 0); s[0] == '\'' && k < len(s) && s[k] == '\t' {
 		i = 1
 	}
 	atPart := i == 0 // at the start of a part, before any non-space
 	for ; i < len(s); i++ {
 		c := s[i]
 		if atPart {
-			switch {
-			case c == ' ' || c == '\r':
+			if c == ' ' || c == '\r' {
 				b.WriteByte(c)
 				continue
-			case c == '\'' && i+1 < len(s) && isFormulaStart(s[i+1]):
-				atPart = false
-				continue // the guard
 			}
 			atPart = false
+			if q := pastApostrophes(s, i); c == '\'' && q < len(s) && isFormulaStart(s[q]) {
+				continue // the guard
+			}
 		}
 		b.WriteByte(c)
 		if partDelimiter(c) {

@@ -204,16 +204,60 @@ func (e *csvEncoder) text(s string) {
 	e.buf = appendField(e.buf, s)
 }
 
-// list appends Neutralize(strings.Join(items, "; ")) as a field.
+// list appends Neutralize(JoinList(items)) as a field.
 func (e *csvEncoder) list(items []string) {
-	e.scratch = e.scratch[:0]
+	e.scratch = appendList(e.scratch[:0], items)
+	e.buf = appendField(e.buf, e.scratch)
+}
+
+// JoinList is a list cell of the report (tags, KSBs, links): the items
+// joined with "; ", each with its backslashes and semicolons escaped by
+// a backslash ("a;b" is written a\;b), so that an item holding ';' comes
+// back from the import (SplitList) as one item.
+func JoinList(items []string) string { return string(appendList(nil, items)) }
+
+func appendList(dst []byte, items []string) []byte {
 	for i, it := range items {
 		if i > 0 {
-			e.scratch = append(e.scratch, "; "...)
+			dst = append(dst, "; "...)
 		}
-		e.scratch = append(e.scratch, it...)
+		for j := 0; j < len(it); j++ {
+			if c := it[j]; c == '\\' || c == ';' {
+				dst = append(dst, '\\')
+			}
+			dst = append(dst, it[j])
+		}
 	}
-	e.buf = appendField(e.buf, e.scratch)
+	return dst
+}
+
+// SplitList undoes JoinList: it splits a list cell at each ';' not
+// escaped, undoes the escapes, trims each item's spaces and leaves out
+// empty items. A backslash before anything but a backslash or ';' is
+// kept, so that a report written before lists were escaped reads as it
+// did, its items holding a backslash included.
+func SplitList(s string) []string {
+	var items []string
+	var b strings.Builder
+	end := func() {
+		if it := strings.TrimSpace(b.String()); it != "" {
+			items = append(items, it)
+		}
+		b.Reset()
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && i+1 < len(s) && (s[i+1] == '\\' || s[i+1] == ';'):
+			i++
+			b.WriteByte(s[i])
+		case c == ';':
+			end()
+		default:
+			b.WriteByte(c)
+		}
+	}
+	end()
+	return items
 }
 
 // appendField appends Neutralize(body) as a field, as encoding/csv's
@@ -329,11 +373,17 @@ func (e *csvEncoder) flush() error {
 // Neutralize makes a cell safe to open in a spreadsheet, whichever of
 // ',', ';' or tab the spreadsheet splits cells at, and whether or not it
 // honours quotes or trims spaces: an apostrophe goes before the cell's
-// first character if that is =, +, -, @, tab or CR, and before the
+// first character if that is =, +, -, @ or tab (CRs do not count: the
+// writer drops them), and before the
 // first character other than a space after any ',', ';', tab or line
 // feed if that is =, +, -, or @ (and so before the first one past
 // leading spaces). CRs count as spaces here: the writer drops them. Spreadsheets show such a cell as text, with the
 // apostrophe, and do not evaluate it (OWASP's advice on CSV injection).
+//
+// So that Unneutralize can undo it, apostrophes a user typed in those
+// places get a guard too: a run of them before a formula character
+// ("'=x" becomes "”=x"), and at the cell's start before a tab.
+// Other apostrophes ("it's", "'quoted") are left as they are.
 func Neutralize(s string) string {
 	var out []byte // nil while s needs no guard
 	from := 0
@@ -359,10 +409,10 @@ func Neutralize(s string) string {
 }
 
 // leadGuard says where in a cell the guard of its start goes: 0 when the
-// cell starts like a formula, the first character past leading spaces
+// cell starts like a formula or with a tab (past apostrophes and CRs), the first character past leading spaces
 // when that starts one, and -1 when none is needed.
 func leadGuard[S string | []byte](s S) int {
-	if len(s) > 0 && (s[0] == '\t' || s[0] == '\r') {
+	if k := pastApostrophes(s, 0); k < len(s) && s[k] == '\t' {
 		return 0
 	}
 	return partGuard(s, 0)
@@ -370,15 +420,28 @@ func leadGuard[S string | []byte](s S) int {
 
 // partGuard says where the guard of the part of a cell from p goes: at
 // its first character other than a space or CR (which the writer drops),
-// if that is =, +, - or @; -1 when none is needed.
+// if that is =, +, - or @, or if it is a run of apostrophes before one
+// of these; -1 when none is needed. The apostrophes are what makes the
+// guard reversible: "'=x" is written "”=x", and Unneutralize, which
+// drops one apostrophe there, gives back "'=x", not "=x".
 func partGuard[S string | []byte](s S, p int) int {
 	for p < len(s) && (s[p] == ' ' || s[p] == '\r') {
 		p++
 	}
-	if p < len(s) && isFormulaStart(s[p]) {
+	if q := pastApostrophes(s, p); q < len(s) && isFormulaStart(s[q]) {
 		return p
 	}
 	return -1
+}
+
+// pastApostrophes returns the index past the apostrophes and CRs at
+// s[i:]: what is left of them once the writer dropped the CRs is a run
+// of apostrophes, which a guard before it keeps apart from the guard.
+func pastApostrophes[S string | []byte](s S, i int) int {
+	for i < len(s) && (s[i] == '\'' || s[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // partDelimiter reports whether a spreadsheet may start a new cell or

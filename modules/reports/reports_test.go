@@ -42,9 +42,21 @@ func TestNeutralize(t *testing.T) {
 		{"-- retro", "'-- retro"},
 		{"@mention", "'@mention"},
 		{"\tindented", "'\tindented"},
-		{"\rcarriage", "'\rcarriage"},
+		// A leading CR needs no guard: the writer drops it.
+		{"\rcarriage", "\rcarriage"},
+		{"\r=1", "\r'=1"},
 		{"a=b", "a=b"},
 		{"'quoted", "'quoted"},
+		{"it's", "it's"},
+		{"' =x", "' =x"},
+		// Apostrophes typed where a guard goes are guarded too, so
+		// that the import can tell them from the guard.
+		{"'=x", "''=x"},
+		{"''+1", "'''+1"},
+		{"a;'=1", "a;''=1"},
+		{" '@x", " ''@x"},
+		{"'\tx", "''\tx"},
+		{"'\r=x", "''\r=x"},
 		// After a character some spreadsheet may split cells or lines
 		// at, the rest is guarded too, past any spaces.
 		{"a;=1+1", "a;'=1+1"},
@@ -284,9 +296,9 @@ func referenceCSV(t testing.TB, rs []activity.ReportRow) []byte {
 			strconv.FormatFloat(r.Hours, 'f', 1, 64),
 			reports.Neutralize(r.TypeLabel),
 			reports.Neutralize(r.QualityLabel),
-			reports.Neutralize(strings.Join(r.Tags, "; ")),
-			reports.Neutralize(strings.Join(r.KSBs, "; ")),
-			reports.Neutralize(strings.Join(r.Links, "; ")),
+			reports.Neutralize(reports.JoinList(r.Tags)),
+			reports.Neutralize(reports.JoinList(r.KSBs)),
+			reports.Neutralize(reports.JoinList(r.Links)),
 			reports.Neutralize(r.Description),
 			reports.Neutralize(r.Notes),
 		})
