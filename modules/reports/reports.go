@@ -57,8 +57,21 @@ var Header = []string{"date", "title", "hours", "type", "evidence_quality", "tag
 // for a million-row log on a slow disk.
 var Policy = tasktype.Policy{MaxAttempts: 3, Timeout: 30 * time.Minute}
 
+// Options tune the report jobs; the zero value is the app's default.
+type Options struct {
+	// MinDuration, when set, makes a full report take at least this long
+	// (REPORT_MIN_DURATION): it waits between rows, in a hundred even
+	// steps, each with its progress. For a demo, whose log a report would
+	// otherwise finish before the task page has loaded: the page then
+	// shows the task pending, running with its progress, and completed.
+	MinDuration time.Duration
+}
+
 // Register adds the report job types to reg.
-func Register(reg *tasks.Registry, src Source) error {
+func Register(reg *tasks.Registry, src Source) error { return RegisterWith(reg, src, Options{}) }
+
+// RegisterWith is Register with options.
+func RegisterWith(reg *tasks.Registry, src Source, opt Options) error {
 	return reg.Register(FullReport, func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		total, err := src.CountActivities(ctx, job.UserID)
 		if errors.Is(err, activity.ErrNotFound) {
@@ -77,7 +90,7 @@ func Register(reg *tasks.Registry, src Source) error {
 			return tasktype.Result{}, err
 		}
 		out.Progress(0, "0 of "+plural(total, "activity", "activities"))
-		n, err := WriteCSV(ctx, w, progressSource{Source: src, total: total, out: out}, job.UserID)
+		n, err := WriteCSV(ctx, w, progressSource{Source: src, total: total, out: out, pace: opt.MinDuration}, job.UserID)
 		if err != nil {
 			return tasktype.Result{}, fmt.Errorf("full report: %w", err)
 		}
@@ -86,23 +99,51 @@ func Register(reg *tasks.Registry, src Source) error {
 }
 
 // progressSource reports every progressEvery rows how many of total
-// have been read.
+// have been read; paced (Options.MinDuration), every hundredth of total,
+// after waiting until that share of pace has passed.
 type progressSource struct {
 	Source
 	total int
 	out   tasktype.Output
+	pace  time.Duration
 }
 
 func (p progressSource) EachReportRow(ctx context.Context, userID int64, fn func(*activity.ReportRow) error) error {
 	n := 0
+	every := progressEvery
+	start := time.Now()
+	if p.pace > 0 {
+		every = max(1, p.total/100)
+	}
 	return p.Source.EachReportRow(ctx, userID, func(r *activity.ReportRow) error {
-		if n++; n%progressEvery == 0 && p.total > 0 {
+		if n++; n%every == 0 && p.total > 0 {
+			if p.pace > 0 {
+				if err := sleepUntil(ctx, start.Add(time.Duration(float64(p.pace)*float64(min(n, p.total))/float64(p.total)))); err != nil {
+					return err
+				}
+			}
 			// The log may grow while the report runs: never past 99 %
 			// until the file is done.
 			p.out.Progress(min(n*100/p.total, 99), groupThousands(n)+" of "+plural(p.total, "activity", "activities"))
 		}
 		return fn(r)
 	})
+}
+
+// sleepUntil waits until t, or until ctx ends, when it returns ctx's error.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // BOM is the UTF-8 byte-order mark every report starts with: without it

@@ -447,3 +447,55 @@ func TestWriteCSVLargeOutput(t *testing.T) {
 		t.Error("WriteCSV differs from encoding/csv")
 	}
 }
+
+// Issue 24 §5: with Options.MinDuration a report of a demo-sized log takes
+// at least that long, in even steps, each with its progress, so that its
+// running state shows; cancelled, it stops at once.
+func TestFullReportPaced(t *testing.T) {
+	reg := tasks.NewRegistry()
+	src := make(rows, 300)
+	for i := range src {
+		src[i] = activity.ReportRow{Title: "t", Hours: 1}
+	}
+	const pace = 400 * time.Millisecond
+	if err := reports.RegisterWith(reg, src, reports.Options{MinDuration: pace}); err != nil {
+		t.Fatal(err)
+	}
+	h, _, _ := reg.Lookup(reports.FullReport)
+	job := tasktype.Job{ID: "j1", Type: reports.FullReport, UserID: 3, EnqueuedAt: time.Now()}
+	out := &recordingOutput{}
+	start := time.Now()
+	if _, err := h(context.Background(), job, out); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < pace {
+		t.Errorf("the paced report took %s, less than %s", took, pace)
+	}
+	// A step a percent: the worker sends at most one a second of them.
+	if len(out.progress) < 50 || out.progress[len(out.progress)-1] != "99% 300 of 300 activities" {
+		t.Errorf("%d progress reports, the last %q", len(out.progress), out.progress[len(out.progress)-1])
+	}
+	if out.progress[0] != "0% 0 of 300 activities" || out.progress[1] != "1% 3 of 300 activities" {
+		t.Errorf("progress %q", out.progress[:3])
+	}
+
+	// Cancelled a tenth of the way in, a report paced to an hour ends.
+	reg = tasks.NewRegistry()
+	if err := reports.RegisterWith(reg, src, reports.Options{MinDuration: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	h, _, _ = reg.Lookup(reports.FullReport)
+	ctx, cancel := context.WithCancel(context.Background())
+	out = &recordingOutput{}
+	done := make(chan error, 1)
+	go func() { _, err := h(ctx, job, out); done <- err }()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled paced report: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a cancelled paced report did not stop")
+	}
+}
