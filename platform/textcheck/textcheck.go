@@ -28,18 +28,19 @@ var (
 	ErrTooLong = fmt.Errorf("it is longer than %d KiB", MaxBytes>>10)
 )
 
-// Check returns nil for text the app can store, or an error wrapping
-// ErrTooLong, ErrNUL or ErrNotUTF8, in that order of precedence; its
-// message is a plain phrase ("it holds a NUL byte") a caller can put in
-// a sentence to the user.
+// Check returns nil for text the app can store, or ErrNUL, ErrNotUTF8 or
+// ErrTooLong, in that order of precedence (so that a caller with a length
+// bound of its own can tell the bytes apart); its message is a plain
+// phrase ("it holds a NUL byte") a caller can put in a sentence to the
+// user.
 func Check(s string) error {
 	switch {
-	case len(s) > MaxBytes:
-		return ErrTooLong
 	case strings.IndexByte(s, 0) >= 0:
 		return ErrNUL
 	case !utf8.ValidString(s):
 		return ErrNotUTF8
+	case len(s) > MaxBytes:
+		return ErrTooLong
 	}
 	return nil
 }

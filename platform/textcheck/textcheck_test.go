@@ -24,6 +24,8 @@ func TestCheck(t *testing.T) {
 		{"caf\xe9", textcheck.ErrNotUTF8},      // Latin-1
 		{"\xed\xa0\x80", textcheck.ErrNotUTF8}, // a surrogate
 		{"\xff\x00", textcheck.ErrNUL},
+		{strings.Repeat("x", textcheck.MaxBytes) + "\x00", textcheck.ErrNUL},
+		{strings.Repeat("x", textcheck.MaxBytes) + "\xff", textcheck.ErrNotUTF8},
 	}
 	for _, tt := range tests {
 		if err := textcheck.Check(tt.in); !errors.Is(err, tt.want) || (err == nil) != (tt.want == nil) {
