@@ -89,6 +89,10 @@ type Config struct {
 	// newer one deletes the oldest (RESULT_KEEP). 0 keeps every result
 	// until it expires.
 	ResultKeep int
+	// ReportMinDuration is the least time a full report takes
+	// (REPORT_MIN_DURATION, default 0: as fast as it can): for a demo,
+	// so that its task shows running, with its progress.
+	ReportMinDuration time.Duration
 	// ResultMaxBytes bounds the results bucket (RESULT_MAX_BYTES).
 	ResultMaxBytes int64
 	// ImportMaxBytes bounds a CSV uploaded for import (IMPORT_MAX_BYTES).
@@ -222,6 +226,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.ResultKeep, err = settings.Int(getenv, "RESULT_KEEP", defaultResultKeep, 0, 1000); err != nil {
+		return c, err
+	}
+	if c.ReportMinDuration, err = settings.Duration(getenv, "REPORT_MIN_DURATION", 0, 0, 10*time.Minute); err != nil {
 		return c, err
 	}
 	if c.ResultMaxBytes, err = settings.Bytes(getenv, "RESULT_MAX_BYTES", defaultResultMaxBytes, 1<<20, 1<<50); err != nil {

@@ -43,9 +43,10 @@ func TestConfigResultSettings(t *testing.T) {
 
 func TestConfigResultSettingsRejectBadValues(t *testing.T) {
 	bad := map[string][]string{
-		"RESULT_TTL":       {"forever", "59m", "3651d", "-1d", "0", "1.5d", "d"},
-		"RESULT_KEEP":      {"-1", "many", "1001"},
-		"RESULT_MAX_BYTES": {"lots", "1KiB", "0", "-5MiB", "2XB", "1.5GiB", "100PiB"},
+		"RESULT_TTL":          {"forever", "59m", "3651d", "-1d", "0", "1.5d", "d"},
+		"RESULT_KEEP":         {"-1", "many", "1001"},
+		"RESULT_MAX_BYTES":    {"lots", "1KiB", "0", "-5MiB", "2XB", "1.5GiB", "100PiB"},
+		"REPORT_MIN_DURATION": {"slow", "-1s", "11m", "20"},
 	}
 	for name, values := range bad {
 		for _, v := range values {
@@ -57,6 +58,16 @@ func TestConfigResultSettingsRejectBadValues(t *testing.T) {
 			if msg := err.Error(); !strings.HasPrefix(msg, name+" ") || strings.Contains(msg, "\n") {
 				t.Errorf("%s=%q: error %q: want one line starting with the setting's name", name, v, msg)
 			}
+		}
+	}
+}
+
+// REPORT_MIN_DURATION paces reports for a demo; unset, they are not paced.
+func TestConfigReportMinDuration(t *testing.T) {
+	for env, want := range map[string]time.Duration{"": 0, "0": 0, "20s": 20 * time.Second, "10m": 10 * time.Minute} {
+		cfg, err := LoadConfig(mapEnv(map[string]string{"REPORT_MIN_DURATION": env}))
+		if err != nil || cfg.ReportMinDuration != want {
+			t.Errorf("REPORT_MIN_DURATION=%q: %s, %v; want %s", env, cfg.ReportMinDuration, err, want)
 		}
 	}
 }

@@ -81,6 +81,7 @@ var envSettings = []setting{
 	{"JOB_LEASE_RESET", cmdAll | cmdWorker, "true: change the deployed consumer's lease to JOB_LEASE for all workers"},
 	{"RESULT_TTL", cmdAll | cmdWeb | cmdWorker, "how long a result file is kept, e.g. 30d (default 30d)"},
 	{"RESULT_KEEP", cmdAll | cmdWeb | cmdWorker, "results of each job type a user keeps; 0 keeps all (default 5)"},
+	{"REPORT_MIN_DURATION", cmdAll | cmdWorker, "least time a full report takes, e.g. 20s, to watch its progress in a demo; at most 10m (default 0)"},
 	{"RESULT_MAX_BYTES", cmdAll | cmdWeb, "bound of the results bucket, e.g. 1GiB (default 1GiB)"},
 	{"IMPORT_MAX_BYTES", cmdAll | cmdWeb, "largest CSV a user may upload for import, e.g. 10MiB; at most 256MiB (default 10MiB)"},
 	{"METRICS_LISTEN", cmdAll | cmdWeb | cmdWorker, "host:port to serve Prometheus metrics on at /metrics (default off)"},

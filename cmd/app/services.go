@@ -324,7 +324,7 @@ func taskKinds(logChanged analytics.LogChanged) []web.TaskKind {
 // newRegistry registers every job type this build runs.
 func newRegistry(db *bun.DB, cfg Config, client *lateClient) (*tasks.Registry, error) {
 	reg := tasks.NewRegistry()
-	if err := reports.Register(reg, activity.NewStore(db)); err != nil {
+	if err := reports.RegisterWith(reg, activity.NewStore(db), reports.Options{MinDuration: cfg.ReportMinDuration}); err != nil {
 		return nil, err
 	}
 	if err := analytics.Register(reg, activity.NewStore(db), nil); err != nil {

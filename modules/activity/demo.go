@@ -21,8 +21,9 @@ type DemoOptions struct {
 	Activities int
 	// Spec is the user's apprenticeship standard; "" means "ST0787".
 	Spec string
-	// Now anchors the dates (the last 18 months up to Now's date); zero
-	// means time.Now().
+	// Now anchors the dates: the log ends on Now's date and reaches back
+	// as many weeks as its activities need (see demoPerWeek); zero means
+	// time.Now().
 	Now time.Time
 	// Seed picks the data: the same seed gives the same activities.
 	Seed int64
@@ -36,8 +37,21 @@ const (
 	// level 7 apprenticeship, and the usual six hours a week.
 	demoTargetHours = 312
 	demoWeeklyHours = 6
-	// demoMonths is how far back the activities go.
-	demoMonths      = 18
+	// demoPerWeek is how many activities the apprentice logs in a week
+	// they work at it: four of about an hour and a half make the weekly
+	// target. The log reaches back as many weeks as n activities need at
+	// that rate, holidays and gaps left out, up to demoMaxWeeks.
+	demoPerWeek = 4
+	// demoMaxWeeks bounds how far back a log goes (ten years): a log too
+	// large for it (the benchmarks' million activities) packs its weeks
+	// fuller, and is far past the weekly target.
+	demoMaxWeeks = 520
+	// demoGapWeeks is the share of weeks, holidays aside, the apprentice
+	// logs nothing (ill, busy, forgot), in percent.
+	demoGapWeeks = 6
+	// demoUnevidenced is how many of the standard's KSBs no demo activity
+	// evidences: a real portfolio has a few still to do.
+	demoUnevidenced = 3
 	demoDefaultSpec = "ST0787"
 	// demoDefaultName is given to a demo user that has no name yet.
 	demoDefaultName = "Demo Apprentice"
@@ -46,6 +60,14 @@ const (
 // Fill creates the user with opt.Activities realistic activities, or
 // refills it: the user's existing activities, tags and links are deleted
 // first. It sets the user's standard and hour targets, and returns the user.
+//
+// The log is a plausible apprentice's: about the weekly target in the
+// weeks they log anything, none in the holidays (Christmas, Easter,
+// August) and in a few weeks besides; KSBs evidenced a few at first and
+// more as the months go by, with better evidence later, so that the
+// portfolio's readiness grows; and demoUnevidenced KSBs without evidence
+// at all. Up to about demoPerWeek × 442 activities (2,000 or so) the
+// weekly hours stay near the target; a larger log is a benchmark's.
 //
 // opt.Spec must be a seeded standard, else the error wraps ErrNotFound.
 //

@@ -20,13 +20,16 @@ type demoGen struct {
 	userID any
 	lastID int64
 
-	days       []any   // "YYYY-MM-DD" of each day in the window, oldest first
-	typeValues []any   // ActivityTypes' values
-	typeIdx    []int   // indexes into ActivityTypes, each as often as its weight
-	qualities  []any   // EvidenceQualities' values
-	qualityIdx []int   // indexes into EvidenceQualities, by weight
-	hours      []any   // 0.5, 0.75, ... 8
-	titles     [][]any // per ActivityTypes index
+	weeks      [][7]any // "YYYY-MM-DD" of each day of each week logged in, oldest first
+	lastDay    int      // weekday index of Now's date in the last week (0 Monday)
+	quarters   [2]int   // an activity's hours in quarters: from [0], and [1] ways
+	ksbOrder   []int    // the standard's KSBs in the order the apprentice evidences them
+	typeValues []any    // ActivityTypes' values
+	typeIdx    []int    // indexes into ActivityTypes, each as often as its weight
+	qualities  []any    // EvidenceQualities' values
+	qualityIdx []int    // indexes into EvidenceQualities, by weight
+	hours      []any    // 0.5, 0.75, ... 8
+	titles     [][]any  // per ActivityTypes index
 	oddTitles  []any
 	oddDescs   []any
 	descs      []any
@@ -65,12 +68,6 @@ func newDemoGen(opt DemoOptions, userID, lastID int64, tagIDs []int64, ksbCodes 
 		rng:    rand.New(rand.NewPCG(uint64(opt.Seed), 0x07a1_7e1f)),
 		userID: userID,
 		lastID: lastID,
-	}
-	// The window: the 18 months up to and including Now's date.
-	y, m, d := opt.Now.Date()
-	end := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
-	for day := end.AddDate(0, -demoMonths, 0); !day.After(end); day = day.AddDate(0, 0, 1) {
-		g.days = append(g.days, day.Format(dateLayout))
 	}
 	for i, t := range ActivityTypes {
 		g.typeValues = append(g.typeValues, t.Value)
@@ -121,7 +118,64 @@ func newDemoGen(opt DemoOptions, userID, lastID int64, tagIDs []int64, ksbCodes 
 		g.linkURLs = append(g.linkURLs, l.URL)
 		g.linkTitles = append(g.linkTitles, l.Title)
 	}
+	g.planWeeks()
+	// KSBs: a shuffled order, of which the apprentice evidences the first
+	// few at the start and more as the log goes on (see next); the last
+	// demoUnevidenced never.
+	g.ksbOrder = g.rng.Perm(len(ksbCodes))
 	return g
+}
+
+// planWeeks picks the weeks the log is in: back from the week of Now's
+// date, as many as opt.Activities need at demoPerWeek (up to
+// demoMaxWeeks), leaving out holidays and demoGapWeeks percent of the
+// rest; and the hours an activity takes, so that a week's come to about
+// the weekly target.
+func (g *demoGen) planWeeks() {
+	y, m, d := g.opt.Now.Date()
+	end := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	g.lastDay = (int(end.Weekday()) + 6) % 7
+	monday := end.AddDate(0, 0, -g.lastDay)
+	n := g.opt.Activities
+	want := min(demoMaxWeeks, max(1, (n+demoPerWeek-1)/demoPerWeek))
+	var weeks []time.Time // newest first
+	for w := monday; len(weeks) < want && monday.Sub(w) < demoMaxWeeks*7*24*time.Hour; w = w.AddDate(0, 0, -7) {
+		// The newest week is always in, so the log reaches Now.
+		if len(weeks) > 0 && (demoHoliday(w) || g.rng.IntN(100) < demoGapWeeks) {
+			continue
+		}
+		weeks = append(weeks, w)
+	}
+	slices.Reverse(weeks)
+	g.weeks = make([][7]any, len(weeks))
+	for i, w := range weeks {
+		for day := range 7 {
+			g.weeks[i][day] = w.AddDate(0, 0, day).Format(dateLayout)
+		}
+	}
+	// Hours: an activity's mean is the weekly target over the activities
+	// a week holds, an hour and a half at demoPerWeek, between half an
+	// hour and three; drawn evenly from half to one and a half times it,
+	// in quarter hours. Courses, workshops and conferences take twice
+	// as long (see next): a fifth of activities, so the base is a sixth
+	// less.
+	perWeek := float64(max(n, 1)) / float64(len(g.weeks))
+	mean := min(3, max(0.5, demoWeeklyHours/perWeek)) / 1.2
+	lo := max(2, int(mean*2+0.5)) // quarters: mean×4×0.5
+	hi := max(lo, int(mean*6+0.5))
+	g.quarters = [2]int{lo, hi - lo + 1}
+}
+
+// demoHoliday reports whether the week starting on Monday w is a holiday
+// week: the two around Christmas, the one after Easter's usual place
+// (early April) and two in mid-August.
+func demoHoliday(w time.Time) bool {
+	_, week := w.AddDate(0, 0, 3).ISOWeek() // the week's Thursday names it
+	switch week {
+	case 52, 53, 1, 15, 33, 34:
+		return true
+	}
+	return false
 }
 
 // insert writes opt.Activities activities with their tags, KSBs and links.
@@ -217,11 +271,20 @@ func (g *demoGen) next(i int, a *demoActivity) {
 	a.id = g.lastID + 1 + int64(i)
 	n := g.opt.Activities
 
-	// Date: spread evenly over the window in order, then moved by up to
-	// three days either way, so that dates and ids mostly rise together
-	// but not strictly.
-	day := int(int64(i)*int64(len(g.days))/int64(n)) + g.rng.IntN(7) - 3
-	a.date = g.days[max(0, min(len(g.days)-1, day))]
+	// Date: the weeks in order, spread evenly over them; in a week, a
+	// weekday, and now and then a weekend. Dates and ids mostly rise
+	// together, but not strictly. Nothing after Now's date.
+	week := int(int64(i) * int64(len(g.weeks)) / int64(n))
+	day := g.rng.IntN(5)
+	if g.rng.IntN(10) == 0 {
+		day = 5 + g.rng.IntN(2)
+	}
+	if week == len(g.weeks)-1 {
+		day = min(day, g.lastDay)
+	}
+	a.date = g.weeks[week][day]
+	// progress is how far through the log the activity is, 0 to 1.
+	progress := float64(i) / float64(n)
 
 	var typ int
 	switch {
@@ -232,9 +295,13 @@ func (g *demoGen) next(i int, a *demoActivity) {
 	}
 	a.typ = g.typeValues[typ]
 
+	// Quality: drafts give way to good evidence as the apprentice
+	// learns: a draft is three times as likely at the start as at the end.
 	switch {
 	case i < len(EvidenceQualities)*2:
 		a.quality = g.qualities[i%len(EvidenceQualities)]
+	case g.rng.Float64() < 0.45*(1-progress):
+		a.quality = g.qualities[0] // draft
 	default:
 		a.quality = g.qualities[g.qualityIdx[g.rng.IntN(len(g.qualityIdx))]]
 	}
@@ -263,19 +330,25 @@ func (g *demoGen) next(i int, a *demoActivity) {
 		a.notes = g.notes[g.rng.IntN(len(g.notes))]
 	}
 
-	// Hours: quarter hours from 0.5 to 8. Courses and events run longer;
-	// everything else is mostly an hour or two (the smaller of two draws).
-	h := g.rng.IntN(len(g.hours))
+	// Hours: quarter hours around the mean planWeeks chose; courses and
+	// events run twice as long. g.hours starts at 0.5 (2 quarters).
+	q := g.quarters[0] + g.rng.IntN(g.quarters[1])
 	switch ActivityTypes[typ].Value {
 	case "training_course", "conference", "workshop":
-	default:
-		h = min(h, g.rng.IntN(len(g.hours)))
+		q *= 2
 	}
-	a.hours = g.hours[h]
+	a.hours = g.hours[min(q, 32)-2]
 
-	a.tags = g.pick(a.buf[0][:g.rng.IntN(4)], len(g.tagIDs))   // 0–3
-	a.ksbs = g.pick(a.buf[1][:g.rng.IntN(5)], len(g.ksbCodes)) // 0–4
-	links := 0                                                 // 0–2, mostly 0 or 1
+	a.tags = g.pick(a.buf[0][:g.rng.IntN(4)], len(g.tagIDs)) // 0–3
+	// KSBs: 0–4 of those the apprentice has reached: a fifth of the
+	// standard's at the start, all but demoUnevidenced at the end.
+	reach := len(g.ksbOrder) - min(demoUnevidenced, len(g.ksbOrder)/4)
+	reach = max(1, int(float64(reach)*(0.2+0.8*progress)+0.5))
+	a.ksbs = g.pick(a.buf[1][:g.rng.IntN(5)], reach)
+	for j, k := range a.ksbs {
+		a.ksbs[j] = g.ksbOrder[k]
+	}
+	links := 0 // 0–2, mostly 0 or 1
 	switch r := g.rng.IntN(10); {
 	case r >= 8:
 		links = 2

@@ -3,6 +3,7 @@ package activity
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -108,9 +109,10 @@ func checkDemoLog(t *testing.T, db *bun.DB, u User, n int) {
 	if len(rows) != n {
 		t.Fatalf("%d report rows, want %d", len(rows), n)
 	}
-	first := demoNow.AddDate(0, -18, 0)
-	first = time.Date(first.Year(), first.Month(), first.Day(), 0, 0, 0, 0, time.UTC)
+	// The log ends on Now's date and goes back at most demoMaxWeeks
+	// weeks from the Monday of its week.
 	last := time.Date(demoNow.Year(), demoNow.Month(), demoNow.Day(), 0, 0, 0, 0, time.UTC)
+	first := last.AddDate(0, 0, -(int(last.Weekday())+6)%7-7*(demoMaxWeeks-1))
 	types, qualities := map[string]bool{}, map[string]bool{}
 	var text strings.Builder
 	starts := map[string]bool{}
@@ -268,4 +270,91 @@ func TestFillCancelledKeepsOldData(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Issue 24 §5: the demo is a plausible apprentice. In the weeks they log
+// anything, about the weekly target; weeks with nothing (holidays, gaps)
+// between the first and the last; a few KSBs without evidence; and a
+// readiness, by the analytics' formula, well short of 100 in the first
+// months that grows as the months go by, on either dialect's loader.
+func TestFillIsAPlausibleApprentice(t *testing.T) {
+	for _, n := range []int{300, 2000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			t.Parallel()
+			eachDB(t, func(t *testing.T, db *bun.DB) {
+				u, err := Fill(t.Context(), db, DemoOptions{Email: "demo@example.org", Activities: n, Now: demoNow, Seed: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rows := collect(t, NewStore(db), u.ID)
+				if len(rows) != n {
+					t.Fatalf("%d rows, want %d", len(rows), n)
+				}
+				// Hours by ISO week.
+				type isoWeek struct{ y, w int }
+				weekly := map[isoWeek]float64{}
+				for _, r := range rows {
+					y, w := r.Date.ISOWeek()
+					weekly[isoWeek{y, w}] += r.Hours
+				}
+				first, last := rows[len(rows)-1].Date, rows[0].Date
+				var sum, most float64
+				for _, h := range weekly {
+					sum += h
+					most = max(most, h)
+				}
+				mean := sum / float64(len(weekly))
+				if target := float64(u.WeeklyTargetHours); mean < target*0.75 || mean > target*1.33 {
+					t.Errorf("%.1f h a week on average in the weeks logged, want about the target, %.0f", mean, target)
+				}
+				if most > 25 {
+					t.Errorf("a week of %.1f h", most)
+				}
+				calendar := int(last.Sub(first).Hours()/(24*7)) + 1
+				if empty := calendar - len(weekly); empty < calendar/12 {
+					t.Errorf("%d weeks without an activity in %d from %s to %s: want holidays and gaps", empty, calendar, first.Format(time.DateOnly), last.Format(time.DateOnly))
+				}
+				if last.Before(demoNow.AddDate(0, 0, -7)) {
+					t.Errorf("the log ends on %s, more than a week before now (%s)", last, demoNow)
+				}
+
+				// Readiness, as modules/analytics scores it: 60 × the share
+				// of KSBs evidenced, 40 × the share with good evidence.
+				readiness := func(upTo time.Time) (float64, int) {
+					var all, evidenced, assured int
+					if err := db.QueryRowContext(t.Context(), `SELECT
+						(SELECT count(*) FROM ksb WHERE spec_code = ?),
+						(SELECT count(DISTINCT ak.ksb_code) FROM activity a JOIN activity_ksbs ak ON ak.activity_id = a.id
+							WHERE a.user_id = ? AND a.activity_date <= ?),
+						(SELECT count(DISTINCT ak.ksb_code) FROM activity a JOIN activity_ksbs ak ON ak.activity_id = a.id
+							WHERE a.user_id = ? AND a.activity_date <= ? AND a.evidence_quality IN ('good', 'review_ready'))`,
+						u.SelectedSpec, u.ID, upTo.Format(time.DateOnly), u.ID, upTo.Format(time.DateOnly)).Scan(&all, &evidenced, &assured); err != nil {
+						t.Fatal(err)
+					}
+					return 60*float64(evidenced)/float64(all) + 40*float64(assured)/float64(all), all - evidenced
+				}
+				span := last.Sub(first)
+				var scores []float64
+				for _, share := range []float64{0.1, 0.35, 0.65, 1} {
+					s, _ := readiness(first.Add(time.Duration(float64(span) * share)))
+					scores = append(scores, s)
+				}
+				if scores[0] > 60 {
+					t.Errorf("readiness %.0f a tenth of the way in: want well short of 100 at the start (all: %.0f)", scores[0], scores)
+				}
+				for i := 1; i < len(scores); i++ {
+					if scores[i] <= scores[i-1] {
+						t.Errorf("readiness does not grow over the months: %.0f", scores)
+						break
+					}
+				}
+				final, unevidenced := readiness(last)
+				t.Logf("%d activities from %s: %d weeks logged of %d, %.1f h a week on average (most %.1f); readiness %.0f, %d KSBs without evidence",
+					n, first.Format(time.DateOnly), len(weekly), calendar, mean, most, scores, unevidenced)
+				if final >= 100 || unevidenced < 2 || unevidenced > 6 {
+					t.Errorf("readiness %.0f at the end with %d KSBs without evidence: want a few", final, unevidenced)
+				}
+			})
+		})
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
+	"github.com/otjhelper/otj/platform/textcheck"
 )
 
 // ActivityImport is the job type that imports an uploaded CSV, in the
@@ -172,7 +173,7 @@ const maxTitle = 200
 // with or without a UTF-8 byte order mark, with CRLF or LF line ends, and
 // returns its rows with the line each starts on. Text comes back as it
 // was before the report guarded it (Unneutralize), types and qualities
-// as stored values, lists split at "; ".
+// as stored values, lists split as SplitList splits them.
 //
 // Every bad row is reported, in a *LinesError; a file that is not CSV
 // at all stops at the first line that is not.
@@ -186,6 +187,11 @@ func ParseCSV(r io.Reader) ([]activity.ImportRow, []int, error) {
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("header: %w", err)
+	}
+	for _, h := range header {
+		if err := textcheck.Check(h); err != nil {
+			return nil, nil, fmt.Errorf("the first line cannot be read: %w", err)
+		}
 	}
 	col := map[string]int{}
 	for i, h := range header {
@@ -221,7 +227,7 @@ func ParseCSV(r io.Reader) ([]activity.ImportRow, []int, error) {
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue // a blank line
 		}
-		row, reasons := parseRow(rec, col, len(header))
+		row, reasons := parseRow(rec, col, header)
 		if len(reasons) > 0 {
 			bad.Lines = append(bad.Lines, LineError{Line: line, Reason: strings.Join(reasons, "; ")})
 			continue
@@ -236,10 +242,10 @@ func ParseCSV(r io.Reader) ([]activity.ImportRow, []int, error) {
 }
 
 // parseRow reads one record, returning every reason it is bad.
-func parseRow(rec []string, col map[string]int, width int) (activity.ImportRow, []string) {
+func parseRow(rec []string, col map[string]int, header []string) (activity.ImportRow, []string) {
 	var reasons []string
-	if len(rec) != width {
-		return activity.ImportRow{}, []string{fmt.Sprintf("%d columns where the header has %d", len(rec), width)}
+	if len(rec) != len(header) {
+		return activity.ImportRow{}, []string{fmt.Sprintf("%d columns where the header has %d", len(rec), len(header))}
 	}
 	field := func(name string) string {
 		if i, ok := col[name]; ok {
@@ -248,8 +254,16 @@ func parseRow(rec []string, col map[string]int, width int) (activity.ImportRow, 
 		return ""
 	}
 	var row activity.ImportRow
-	if !utf8.ValidString(strings.Join(rec, "")) {
-		return row, []string{"the text is not UTF-8"}
+	// Every cell passes the check every query parameter and form field
+	// passes (textcheck): bytes a database refuses never reach the log,
+	// where they would fail the import as an error worth retrying.
+	for i, c := range rec {
+		if err := textcheck.Check(c); err != nil {
+			reasons = append(reasons, fmt.Sprintf("the %s cell cannot be read: %v", cellName(header, i), err))
+		}
+	}
+	if len(reasons) > 0 {
+		return row, reasons
 	}
 	d, err := time.Parse(time.DateOnly, strings.TrimSpace(field("date")))
 	if err != nil {
@@ -280,9 +294,9 @@ func parseRow(rec []string, col map[string]int, width int) (activity.ImportRow, 
 			reasons = append(reasons, fmt.Sprintf("evidence quality %q is not one of %s", q, optionLabels(activity.EvidenceQualities)))
 		}
 	}
-	row.Tags = splitItems(field("tags"))
-	row.KSBs = splitItems(field("ksbs"))
-	row.Links = splitItems(field("links"))
+	row.Tags = SplitList(field("tags"))
+	row.KSBs = SplitList(field("ksbs"))
+	row.Links = SplitList(field("links"))
 	for _, l := range row.Links {
 		if u, err := url.Parse(l); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			reasons = append(reasons, fmt.Sprintf("link %q is not an http(s) address", l))
@@ -291,6 +305,11 @@ func parseRow(rec []string, col map[string]int, width int) (activity.ImportRow, 
 	row.Description = field("description")
 	row.Notes = field("notes")
 	return row, reasons
+}
+
+// cellName names column i as the header does, for a reason.
+func cellName(header []string, i int) string {
+	return strings.ToLower(strings.TrimSpace(header[i]))
 }
 
 // optionValue maps a label as the report shows it, or a stored value,
@@ -313,24 +332,14 @@ func optionLabels(opts []activity.Option) string {
 	return strings.Join(ls, ", ")
 }
 
-// splitItems splits a list cell as the report joins it ("; "), leaving
-// out empty items.
-func splitItems(s string) []string {
-	var items []string
-	for it := range strings.SplitSeq(s, ";") {
-		if it = strings.TrimSpace(it); it != "" {
-			items = append(items, it)
-		}
-	}
-	return items
-}
-
 // Unneutralize undoes Neutralize on a cell read back from a report: it
-// removes each apostrophe Neutralize would have put there, before a
-// formula character (=, +, -, @) at the cell's start or after a ',', ';',
-// tab or line feed, past spaces, and before a tab or CR that starts the
-// cell. Neutralize is not one-to-one ("=1" and "'=1" both become "'=1"),
-// so an apostrophe a user typed in such a place is taken for the guard.
+// removes each apostrophe Neutralize put there, the first of a run of
+// apostrophes before a formula character (=, +, -, @) at the cell's start
+// or after a ',', ';', tab or line feed, past spaces, and the first of a
+// run before a tab that starts the cell (CRs among them do not count). Neutralize guards an
+// apostrophe a user typed in such a place too, so that
+// Unneutralize(Neutralize(s)) is s for any s without a CR (which the
+// report's writer drops).
 func Unneutralize(s string) string {
 	if !strings.Contains(s, "'") {
 		return s
@@ -338,22 +347,21 @@ func Unneutralize(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	i := 0
-	if len(s) > 1 && s[0] == '\'' && (s[1] == '\t' || s[1] == '\r') {
+	if k := pastApostrophes(s, 0); s[0] == '\'' && k < len(s) && s[k] == '\t' {
 		i = 1
 	}
 	atPart := i == 0 // at the start of a part, before any non-space
 	for ; i < len(s); i++ {
 		c := s[i]
 		if atPart {
-			switch {
-			case c == ' ' || c == '\r':
+			if c == ' ' || c == '\r' {
 				b.WriteByte(c)
 				continue
-			case c == '\'' && i+1 < len(s) && isFormulaStart(s[i+1]):
-				atPart = false
-				continue // the guard
 			}
 			atPart = false
+			if q := pastApostrophes(s, i); c == '\'' && q < len(s) && isFormulaStart(s[q]) {
+				continue // the guard
+			}
 		}
 		b.WriteByte(c)
 		if partDelimiter(c) {

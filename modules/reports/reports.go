@@ -57,8 +57,21 @@ var Header = []string{"date", "title", "hours", "type", "evidence_quality", "tag
 // for a million-row log on a slow disk.
 var Policy = tasktype.Policy{MaxAttempts: 3, Timeout: 30 * time.Minute}
 
+// Options tune the report jobs; the zero value is the app's default.
+type Options struct {
+	// MinDuration, when set, makes a full report take at least this long
+	// (REPORT_MIN_DURATION): it waits between rows, in a hundred even
+	// steps, each with its progress. For a demo, whose log a report would
+	// otherwise finish before the task page has loaded: the page then
+	// shows the task pending, running with its progress, and completed.
+	MinDuration time.Duration
+}
+
 // Register adds the report job types to reg.
-func Register(reg *tasks.Registry, src Source) error {
+func Register(reg *tasks.Registry, src Source) error { return RegisterWith(reg, src, Options{}) }
+
+// RegisterWith is Register with options.
+func RegisterWith(reg *tasks.Registry, src Source, opt Options) error {
 	return reg.Register(FullReport, func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		total, err := src.CountActivities(ctx, job.UserID)
 		if errors.Is(err, activity.ErrNotFound) {
@@ -77,7 +90,7 @@ func Register(reg *tasks.Registry, src Source) error {
 			return tasktype.Result{}, err
 		}
 		out.Progress(0, "0 of "+plural(total, "activity", "activities"))
-		n, err := WriteCSV(ctx, w, progressSource{Source: src, total: total, out: out}, job.UserID)
+		n, err := WriteCSV(ctx, w, progressSource{Source: src, total: total, out: out, pace: opt.MinDuration}, job.UserID)
 		if err != nil {
 			return tasktype.Result{}, fmt.Errorf("full report: %w", err)
 		}
@@ -86,23 +99,51 @@ func Register(reg *tasks.Registry, src Source) error {
 }
 
 // progressSource reports every progressEvery rows how many of total
-// have been read.
+// have been read; paced (Options.MinDuration), every hundredth of total,
+// after waiting until that share of pace has passed.
 type progressSource struct {
 	Source
 	total int
 	out   tasktype.Output
+	pace  time.Duration
 }
 
 func (p progressSource) EachReportRow(ctx context.Context, userID int64, fn func(*activity.ReportRow) error) error {
 	n := 0
+	every := progressEvery
+	start := time.Now()
+	if p.pace > 0 {
+		every = max(1, p.total/100)
+	}
 	return p.Source.EachReportRow(ctx, userID, func(r *activity.ReportRow) error {
-		if n++; n%progressEvery == 0 && p.total > 0 {
+		if n++; n%every == 0 && p.total > 0 {
+			if p.pace > 0 {
+				if err := sleepUntil(ctx, start.Add(time.Duration(float64(p.pace)*float64(min(n, p.total))/float64(p.total)))); err != nil {
+					return err
+				}
+			}
 			// The log may grow while the report runs: never past 99 %
 			// until the file is done.
 			p.out.Progress(min(n*100/p.total, 99), groupThousands(n)+" of "+plural(p.total, "activity", "activities"))
 		}
 		return fn(r)
 	})
+}
+
+// sleepUntil waits until t, or until ctx ends, when it returns ctx's error.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // BOM is the UTF-8 byte-order mark every report starts with: without it
@@ -204,16 +245,60 @@ func (e *csvEncoder) text(s string) {
 	e.buf = appendField(e.buf, s)
 }
 
-// list appends Neutralize(strings.Join(items, "; ")) as a field.
+// list appends Neutralize(JoinList(items)) as a field.
 func (e *csvEncoder) list(items []string) {
-	e.scratch = e.scratch[:0]
+	e.scratch = appendList(e.scratch[:0], items)
+	e.buf = appendField(e.buf, e.scratch)
+}
+
+// JoinList is a list cell of the report (tags, KSBs, links): the items
+// joined with "; ", each with its backslashes and semicolons escaped by
+// a backslash ("a;b" is written a\;b), so that an item holding ';' comes
+// back from the import (SplitList) as one item.
+func JoinList(items []string) string { return string(appendList(nil, items)) }
+
+func appendList(dst []byte, items []string) []byte {
 	for i, it := range items {
 		if i > 0 {
-			e.scratch = append(e.scratch, "; "...)
+			dst = append(dst, "; "...)
 		}
-		e.scratch = append(e.scratch, it...)
+		for j := 0; j < len(it); j++ {
+			if c := it[j]; c == '\\' || c == ';' {
+				dst = append(dst, '\\')
+			}
+			dst = append(dst, it[j])
+		}
 	}
-	e.buf = appendField(e.buf, e.scratch)
+	return dst
+}
+
+// SplitList undoes JoinList: it splits a list cell at each ';' not
+// escaped, undoes the escapes, trims each item's spaces and leaves out
+// empty items. A backslash before anything but a backslash or ';' is
+// kept, so that a report written before lists were escaped reads as it
+// did, its items holding a backslash included.
+func SplitList(s string) []string {
+	var items []string
+	var b strings.Builder
+	end := func() {
+		if it := strings.TrimSpace(b.String()); it != "" {
+			items = append(items, it)
+		}
+		b.Reset()
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && i+1 < len(s) && (s[i+1] == '\\' || s[i+1] == ';'):
+			i++
+			b.WriteByte(s[i])
+		case c == ';':
+			end()
+		default:
+			b.WriteByte(c)
+		}
+	}
+	end()
+	return items
 }
 
 // appendField appends Neutralize(body) as a field, as encoding/csv's
@@ -329,11 +414,17 @@ func (e *csvEncoder) flush() error {
 // Neutralize makes a cell safe to open in a spreadsheet, whichever of
 // ',', ';' or tab the spreadsheet splits cells at, and whether or not it
 // honours quotes or trims spaces: an apostrophe goes before the cell's
-// first character if that is =, +, -, @, tab or CR, and before the
+// first character if that is =, +, -, @ or tab (CRs do not count: the
+// writer drops them), and before the
 // first character other than a space after any ',', ';', tab or line
 // feed if that is =, +, -, or @ (and so before the first one past
 // leading spaces). CRs count as spaces here: the writer drops them. Spreadsheets show such a cell as text, with the
 // apostrophe, and do not evaluate it (OWASP's advice on CSV injection).
+//
+// So that Unneutralize can undo it, apostrophes a user typed in those
+// places get a guard too: a run of them before a formula character
+// ("'=x" becomes "”=x"), and at the cell's start before a tab.
+// Other apostrophes ("it's", "'quoted") are left as they are.
 func Neutralize(s string) string {
 	var out []byte // nil while s needs no guard
 	from := 0
@@ -359,10 +450,10 @@ func Neutralize(s string) string {
 }
 
 // leadGuard says where in a cell the guard of its start goes: 0 when the
-// cell starts like a formula, the first character past leading spaces
+// cell starts like a formula or with a tab (past apostrophes and CRs), the first character past leading spaces
 // when that starts one, and -1 when none is needed.
 func leadGuard[S string | []byte](s S) int {
-	if len(s) > 0 && (s[0] == '\t' || s[0] == '\r') {
+	if k := pastApostrophes(s, 0); k < len(s) && s[k] == '\t' {
 		return 0
 	}
 	return partGuard(s, 0)
@@ -370,15 +461,28 @@ func leadGuard[S string | []byte](s S) int {
 
 // partGuard says where the guard of the part of a cell from p goes: at
 // its first character other than a space or CR (which the writer drops),
-// if that is =, +, - or @; -1 when none is needed.
+// if that is =, +, - or @, or if it is a run of apostrophes before one
+// of these; -1 when none is needed. The apostrophes are what makes the
+// guard reversible: "'=x" is written "”=x", and Unneutralize, which
+// drops one apostrophe there, gives back "'=x", not "=x".
 func partGuard[S string | []byte](s S, p int) int {
 	for p < len(s) && (s[p] == ' ' || s[p] == '\r') {
 		p++
 	}
-	if p < len(s) && isFormulaStart(s[p]) {
+	if q := pastApostrophes(s, p); q < len(s) && isFormulaStart(s[q]) {
 		return p
 	}
 	return -1
+}
+
+// pastApostrophes returns the index past the apostrophes and CRs at
+// s[i:]: what is left of them once the writer dropped the CRs is a run
+// of apostrophes, which a guard before it keeps apart from the guard.
+func pastApostrophes[S string | []byte](s S, i int) int {
+	for i < len(s) && (s[i] == '\'' || s[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // partDelimiter reports whether a spreadsheet may start a new cell or

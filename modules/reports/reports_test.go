@@ -42,9 +42,21 @@ func TestNeutralize(t *testing.T) {
 		{"-- retro", "'-- retro"},
 		{"@mention", "'@mention"},
 		{"\tindented", "'\tindented"},
-		{"\rcarriage", "'\rcarriage"},
+		// A leading CR needs no guard: the writer drops it.
+		{"\rcarriage", "\rcarriage"},
+		{"\r=1", "\r'=1"},
 		{"a=b", "a=b"},
 		{"'quoted", "'quoted"},
+		{"it's", "it's"},
+		{"' =x", "' =x"},
+		// Apostrophes typed where a guard goes are guarded too, so
+		// that the import can tell them from the guard.
+		{"'=x", "''=x"},
+		{"''+1", "'''+1"},
+		{"a;'=1", "a;''=1"},
+		{" '@x", " ''@x"},
+		{"'\tx", "''\tx"},
+		{"'\r=x", "''\r=x"},
 		// After a character some spreadsheet may split cells or lines
 		// at, the rest is guarded too, past any spaces.
 		{"a;=1+1", "a;'=1+1"},
@@ -284,9 +296,9 @@ func referenceCSV(t testing.TB, rs []activity.ReportRow) []byte {
 			strconv.FormatFloat(r.Hours, 'f', 1, 64),
 			reports.Neutralize(r.TypeLabel),
 			reports.Neutralize(r.QualityLabel),
-			reports.Neutralize(strings.Join(r.Tags, "; ")),
-			reports.Neutralize(strings.Join(r.KSBs, "; ")),
-			reports.Neutralize(strings.Join(r.Links, "; ")),
+			reports.Neutralize(reports.JoinList(r.Tags)),
+			reports.Neutralize(reports.JoinList(r.KSBs)),
+			reports.Neutralize(reports.JoinList(r.Links)),
 			reports.Neutralize(r.Description),
 			reports.Neutralize(r.Notes),
 		})
@@ -433,5 +445,57 @@ func TestWriteCSVLargeOutput(t *testing.T) {
 	}
 	if want := referenceCSV(t, src); !bytes.Equal(got.Bytes(), want) {
 		t.Error("WriteCSV differs from encoding/csv")
+	}
+}
+
+// Issue 24 §5: with Options.MinDuration a report of a demo-sized log takes
+// at least that long, in even steps, each with its progress, so that its
+// running state shows; cancelled, it stops at once.
+func TestFullReportPaced(t *testing.T) {
+	reg := tasks.NewRegistry()
+	src := make(rows, 300)
+	for i := range src {
+		src[i] = activity.ReportRow{Title: "t", Hours: 1}
+	}
+	const pace = 400 * time.Millisecond
+	if err := reports.RegisterWith(reg, src, reports.Options{MinDuration: pace}); err != nil {
+		t.Fatal(err)
+	}
+	h, _, _ := reg.Lookup(reports.FullReport)
+	job := tasktype.Job{ID: "j1", Type: reports.FullReport, UserID: 3, EnqueuedAt: time.Now()}
+	out := &recordingOutput{}
+	start := time.Now()
+	if _, err := h(context.Background(), job, out); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < pace {
+		t.Errorf("the paced report took %s, less than %s", took, pace)
+	}
+	// A step a percent: the worker sends at most one a second of them.
+	if len(out.progress) < 50 || out.progress[len(out.progress)-1] != "99% 300 of 300 activities" {
+		t.Errorf("%d progress reports, the last %q", len(out.progress), out.progress[len(out.progress)-1])
+	}
+	if out.progress[0] != "0% 0 of 300 activities" || out.progress[1] != "1% 3 of 300 activities" {
+		t.Errorf("progress %q", out.progress[:3])
+	}
+
+	// Cancelled a tenth of the way in, a report paced to an hour ends.
+	reg = tasks.NewRegistry()
+	if err := reports.RegisterWith(reg, src, reports.Options{MinDuration: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	h, _, _ = reg.Lookup(reports.FullReport)
+	ctx, cancel := context.WithCancel(context.Background())
+	out = &recordingOutput{}
+	done := make(chan error, 1)
+	go func() { _, err := h(ctx, job, out); done <- err }()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled paced report: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a cancelled paced report did not stop")
 	}
 }

@@ -91,7 +91,7 @@ func TestCSVInLibreOffice(t *testing.T) {
 				for _, col := range []struct {
 					i    int
 					want string
-				}{{1, r.Title}, {5, strings.Join(r.Tags, "; ")}, {8, r.Description}, {9, r.Notes}} {
+				}{{1, r.Title}, {5, reports.JoinList(r.Tags)}, {8, r.Description}, {9, r.Notes}} {
 					want := strings.TrimSpace(strings.ReplaceAll(reports.Neutralize(col.want), "\r", ""))
 					if strings.Contains(want, "\n") {
 						// LibreOffice drops the tabs of a cell of several lines.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
+	"github.com/otjhelper/otj/platform/textcheck"
 )
 
 // DefaultImportMaxBytes bounds an uploaded CSV unless
@@ -160,7 +161,9 @@ func (s *server) readUpload(r *http.Request) ([]byte, string, error) {
 			return nil, "", errBadUpload("The form could not be read. Reload the page and try again.")
 		}
 	}
-	if !validFormKey(key) {
+	// The file's cells are checked by the import job; the one other
+	// field passes the check every form field passes (checkInput).
+	if textcheck.Check(key) != nil || !validFormKey(key) {
 		return nil, "", errBadUpload("The form is malformed (bad key). Reload the page and try again.")
 	}
 	if !haveFile {

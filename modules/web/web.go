@@ -305,6 +305,7 @@ func (s *server) routes() *chi.Mux {
 	r.Use(s.recoverer)
 	r.Use(s.crossOrigin)
 	r.Use(s.limitBodies)
+	r.Use(s.checkInput)
 	r.Get("/healthz", s.health)
 	r.Handle("/static/*", staticHandler())
 	r.Get("/signin", s.signinPage)
