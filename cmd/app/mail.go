@@ -72,17 +72,23 @@ func digestScheduleSetting(c *Config, getenv func(string) string) error {
 // app web makes.
 const bucketPoll = 5 * time.Second
 
-// runDigestSchedule runs this process's digest scheduler until ctx ends.
-// The web side makes the schedules bucket; a worker, whose NATS user may
-// not make streams, waits for it.
-func runDigestSchedule(ctx context.Context, cfg Config, be *backend, client *tasks.Client, log *slog.Logger, create bool) error {
+// runDigestSchedule runs this web process's digest scheduler until ctx
+// ends. It makes the schedules bucket through the maintenance
+// connection, when there is one, and uses it through the everyday one.
+func runDigestSchedule(ctx context.Context, cfg Config, be *backend, client *tasks.Client, log *slog.Logger) error {
 	js, err := natsjs.New(be.NC)
 	if err != nil {
 		return fmt.Errorf("digest schedule: %w", err)
 	}
+	maint := js
+	if be.Maint != nil {
+		if maint, err = natsjs.New(be.Maint); err != nil {
+			return fmt.Errorf("digest schedule: %w", err)
+		}
+	}
 	var kv natsjs.KeyValue
 	for logged := false; ; {
-		kv, err = openSchedules(ctx, js, cfg, create)
+		kv, err = openSchedules(ctx, js, maint, cfg)
 		if err == nil {
 			break
 		}
@@ -111,16 +117,16 @@ func runDigestSchedule(ctx context.Context, cfg Config, be *backend, client *tas
 	return s.Run(ctx)
 }
 
-// openSchedules opens the schedules bucket, making it when create is set
-// and it is not there.
-func openSchedules(ctx context.Context, js natsjs.JetStream, cfg Config, create bool) (natsjs.KeyValue, error) {
+// openSchedules opens the schedules bucket through js, making it
+// through maint when it is not there.
+func openSchedules(ctx context.Context, js, maint natsjs.JetStream, cfg Config) (natsjs.KeyValue, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, digest.ScheduleBucket)
-	if errors.Is(err, natsjs.ErrBucketNotFound) && create {
-		kv, err = js.CreateKeyValue(ctx, natsjs.KeyValueConfig{Bucket: digest.ScheduleBucket, Replicas: max(cfg.NATSReplicas, 1),
+	if errors.Is(err, natsjs.ErrBucketNotFound) {
+		_, err = maint.CreateKeyValue(ctx, natsjs.KeyValueConfig{Bucket: digest.ScheduleBucket, Replicas: max(cfg.NATSReplicas, 1),
 			Description: "leases of the app's schedules: the last period each fanned out"})
-		if errors.Is(err, natsjs.ErrBucketExists) {
+		if err == nil || errors.Is(err, natsjs.ErrBucketExists) {
 			kv, err = js.KeyValue(ctx, digest.ScheduleBucket)
 		}
 	}
