@@ -162,7 +162,8 @@ func TestWorkerRejoinsAfterWebRestarts(t *testing.T) {
 	if again := web.waitOutput(t, joinTokenRE); again != token {
 		t.Fatalf("app web came back with token %q, had %q", again, token)
 	}
-	nc, err := nats.Connect(url, nats.Token(token))
+	// The test enqueues as the web side does.
+	nc, err := nats.Connect(url, nats.Token(web.waitJoin(t).WebToken))
 	if err != nil {
 		t.Fatal(err)
 	}
