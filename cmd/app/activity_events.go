@@ -15,19 +15,26 @@ import (
 // copies, as TASKS) and runs the relay that moves the activity log's
 // outbox onto it, owned by g and stopped with ctx. Web processes run it:
 // they are the ones that change the log. It returns the JetStream handle
-// the stream is reached through, which an account's erasure purges.
-func startActivityEvents(ctx context.Context, g *service.Group, cfg Config, be *backend, log *slog.Logger) (jetstream.JetStream, error) {
-	js, err := jetstream.New(be.NC)
-	if err != nil {
-		return nil, fmt.Errorf("activity events: %w", err)
+// the stream is read through, and the one an account's erasure purges
+// it through: the maintenance connection's, when the process has one, as
+// the everyday connection may neither make the stream nor purge it.
+func startActivityEvents(ctx context.Context, g *service.Group, cfg Config, be *backend, log *slog.Logger) (js, maint jetstream.JetStream, err error) {
+	if js, err = jetstream.New(be.NC); err != nil {
+		return nil, nil, fmt.Errorf("activity events: %w", err)
 	}
-	if err := activity.EnsureStream(ctx, js, activity.StreamConfig{Replicas: cfg.NATSReplicas, Logger: log}); err != nil {
-		return nil, fmt.Errorf("activity events: %w", err)
+	maint = js
+	if be.Maint != nil {
+		if maint, err = jetstream.New(be.Maint); err != nil {
+			return nil, nil, fmt.Errorf("activity events: %w", err)
+		}
+	}
+	if err := activity.EnsureStream(ctx, maint, activity.StreamConfig{Replicas: cfg.NATSReplicas, Logger: log}); err != nil {
+		return nil, nil, fmt.Errorf("activity events: %w", err)
 	}
 	relay, err := activity.NewRelay(activity.RelayConfig{DB: be.DB, JS: js, Logger: log.With("service", "activity-events")})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	g.Go("activity-events", func() error { return relay.Run(ctx) })
-	return js, nil
+	return js, maint, nil
 }

@@ -25,10 +25,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	natsroles "github.com/otjhelper/otj/deploy/nats"
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/reports"
 	"github.com/otjhelper/otj/platform/database"
 	"github.com/otjhelper/otj/platform/natsconn"
+	"github.com/otjhelper/otj/platform/natsserver"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -63,12 +65,13 @@ type proc struct {
 	err    error
 	stdout *testsupport.Buffer
 	logs   *testsupport.Buffer
+	dir    string // its OTJ_DATA_DIR
 }
 
 func startApp(t *testing.T, env map[string]string, args ...string) *proc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &proc{stop: cancel, done: make(chan struct{}), stdout: &testsupport.Buffer{}, logs: &testsupport.Buffer{}}
+	p := &proc{stop: cancel, done: make(chan struct{}), stdout: &testsupport.Buffer{}, logs: &testsupport.Buffer{}, dir: env["OTJ_DATA_DIR"]}
 	logs := io.MultiWriter(&tLogWriter{t: t, prefix: args[0]}, p.logs)
 	go func() {
 		defer close(p.done)
@@ -168,8 +171,11 @@ var (
 
 // natsJoin is where a test's processes and clients find a NATS server,
 // and the token it requires: what app web's join line prints, or a test
-// server of testsupport's.
-type natsJoin struct{ URL, Token, User, Password string }
+// server of testsupport's. WebToken, for app web's embedded server, is
+// the web role's token from its data dir: what the test's own clients
+// present, as they enqueue and read as the web side does; the join
+// line's Token is a worker's.
+type natsJoin struct{ URL, Token, User, Password, WebToken string }
 
 // join parses a join line matched by joinRE.
 func join(m []string) natsJoin { return natsJoin{URL: m[1], Token: m[2]} }
@@ -178,14 +184,25 @@ func join(m []string) natsJoin { return natsJoin{URL: m[1], Token: m[2]} }
 func (p *proc) waitJoin(t *testing.T) natsJoin {
 	t.Helper()
 	p.waitOutput(t, joinRE)
-	return join(joinRE.FindStringSubmatch(p.stdout.String()))
+	return join(joinRE.FindStringSubmatch(p.stdout.String())).withWebToken(t, p.dir)
 }
 
 // waitJoin waits for app web's join line.
 func (p *appProcess) waitJoin(t *testing.T) natsJoin {
 	t.Helper()
 	p.waitStdout(t, joinRE)
-	return join(joinRE.FindStringSubmatch(p.stdout.String()))
+	return join(joinRE.FindStringSubmatch(p.stdout.String())).withWebToken(t, p.dir)
+}
+
+// withWebToken adds the web role's token kept in app web's data dir.
+func (j natsJoin) withWebToken(t *testing.T, dir string) natsJoin {
+	t.Helper()
+	token, err := natsserver.ReadToken(filepath.Join(dir, roleTokenFiles[natsroles.Web]))
+	if err != nil {
+		t.Fatalf("app web's web token: %v", err)
+	}
+	j.WebToken = token
+	return j
 }
 
 // env is the settings of a process that joins: NATS_URL and NATS_TOKEN.
@@ -197,7 +214,11 @@ func (j natsJoin) env() map[string]string {
 // the test ends.
 func (j natsJoin) connect(t *testing.T, name string) *nats.Conn {
 	t.Helper()
-	nc, err := natsconn.Connect(natsconn.Options{URL: j.URL, Token: j.Token, User: j.User, Password: j.Password, Name: name, Logger: testsupport.Logger(t)})
+	token := j.Token
+	if j.WebToken != "" {
+		token = j.WebToken
+	}
+	nc, err := natsconn.Connect(natsconn.Options{URL: j.URL, Token: token, User: j.User, Password: j.Password, Name: name, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatalf("connect %s to %s: %v", name, j.URL, err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	natsroles "github.com/otjhelper/otj/deploy/nats"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
@@ -63,20 +64,29 @@ func TestWebNATSRefusesClientsWithoutCredentials(t *testing.T) {
 		}
 	}
 
+	// The join line prints the worker role's token, kept in the data
+	// dir beside the web role's, each readable by the owner only.
 	token := web.waitOutput(t, joinTokenRE)
-	kept, err := os.ReadFile(filepath.Join(dir, "nats-token"))
+	kept, err := os.ReadFile(filepath.Join(dir, roleTokenFiles[natsroles.Worker]))
 	if err != nil || strings.TrimSpace(string(kept)) != token {
-		t.Errorf("token file holds %q (%v), app web printed %q", kept, err, token)
+		t.Errorf("worker token file holds %q (%v), app web printed %q", kept, err, token)
 	}
-	if fi, err := os.Stat(filepath.Join(dir, "nats-token")); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("token file: %v, mode %v, want 0600", err, fi.Mode().Perm())
+	for _, f := range roleTokenFiles {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("token file %s: %v, mode %v, want 0600", f, err, fi.Mode().Perm())
+		}
+	}
+	webToken, err := natsserver.ReadToken(filepath.Join(dir, roleTokenFiles[natsroles.Web]))
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	// A worker elsewhere, with its own data dir, joins with the token.
 	elsewhere := baseEnv(t)
 	elsewhere["NATS_URL"], elsewhere["NATS_TOKEN"] = url, token
 	startApp(t, elsewhere, "worker")
-	nc, err := nats.Connect(url, nats.Token(token))
+	// The test enqueues as the web side does.
+	nc, err := nats.Connect(url, nats.Token(webToken))
 	if err != nil {
 		t.Fatalf("the printed token: %v", err)
 	}
@@ -152,7 +162,8 @@ func TestWorkerRejoinsAfterWebRestarts(t *testing.T) {
 	if again := web.waitOutput(t, joinTokenRE); again != token {
 		t.Fatalf("app web came back with token %q, had %q", again, token)
 	}
-	nc, err := nats.Connect(url, nats.Token(token))
+	// The test enqueues as the web side does.
+	nc, err := nats.Connect(url, nats.Token(web.waitJoin(t).WebToken))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +206,8 @@ func TestNATSListenerTLS(t *testing.T) {
 	worker := baseEnv(t)
 	worker["NATS_URL"], worker["NATS_TOKEN"], worker["NATS_TLS_CA"] = url, token, cert
 	startApp(t, worker, "worker")
-	nc, err := nats.Connect(url, nats.Token(token), nats.RootCAs(cert))
+	// The test enqueues as the web side, with its token.
+	nc, err := nats.Connect(url, nats.Token(web.waitJoin(t).WebToken), nats.RootCAs(cert))
 	if err != nil {
 		t.Fatalf("client trusting the certificate: %v", err)
 	}
@@ -349,15 +361,18 @@ func processSockets(t *testing.T, pid int) (listening, remote []int) {
 }
 
 // TestWorkerStopsWhenItsTokenIsRefusedOnReconnect restarts app web with
-// another token: the worker that joined with the old one is refused when
-// it reconnects, and stops naming NATS_TOKEN, instead of running on with
-// a connection that is closed for good.
+// another worker token (its file deleted, so another is made up): the
+// worker that joined with the old one is refused when it reconnects, and
+// stops naming NATS_TOKEN, instead of running on with a connection that
+// is closed for good.
 func TestWorkerStopsWhenItsTokenIsRefusedOnReconnect(t *testing.T) {
 	t.Parallel()
 	env, web, _, _, joined := webWithJoinedWorker(t)
 	web.shutdown(t)
 
-	env["NATS_TOKEN"] = "another-token-0123456789abcdef"
+	if err := os.Remove(filepath.Join(env["OTJ_DATA_DIR"], roleTokenFiles[natsroles.Worker])); err != nil {
+		t.Fatal(err)
+	}
 	startApp(t, env, "web").waitOutput(t, joinURLRE)
 	select {
 	case <-joined.done:
@@ -371,9 +386,9 @@ func TestWorkerStopsWhenItsTokenIsRefusedOnReconnect(t *testing.T) {
 	}
 }
 
-// TestJoinLineShowsOnlyTheMadeUpToken checks the join line for each kind
-// of credentials: a token the server made up is printed, for the workers
-// to copy; credentials from the environment are referred to by name.
+// TestJoinLineShowsOnlyTheMadeUpToken checks the join line: the worker
+// role's token, which the server made up, is printed for the workers to
+// copy, and other settings' secrets are referred to by name.
 func TestJoinLineShowsOnlyTheMadeUpToken(t *testing.T) {
 	t.Parallel()
 	s := testsupport.NATS(t)
@@ -381,29 +396,25 @@ func TestJoinLineShowsOnlyTheMadeUpToken(t *testing.T) {
 	tests := []struct {
 		name string
 		cfg  Config
-		c    natsCreds
+		c    string // the worker role's token
 		want string
 	}{
-		{"made up", Config{}, natsCreds{Auth: natsserver.Auth{Token: "made-up-0123456789abcdef"}, From: "/d/nats-token"},
+		{"made up", Config{}, "made-up-0123456789abcdef",
 			"NATS_URL=" + url + " NATS_TOKEN=made-up-0123456789abcdef"},
-		{"NATS_TOKEN", Config{}, natsCreds{Auth: natsserver.Auth{Token: "secret-0123456789abcdef"}, From: "NATS_TOKEN"},
-			"NATS_URL=" + url + ` NATS_TOKEN="$NATS_TOKEN"`},
-		{"NATS_USER", Config{}, natsCreds{Auth: natsserver.Auth{User: "otj", Password: "secret-0123456789abcdef"}, From: "NATS_USER"},
-			"NATS_URL=" + url + ` NATS_USER="$NATS_USER" NATS_PASSWORD="$NATS_PASSWORD"`},
-		{"with a CA", Config{NATSTLSCA: "/etc/otj/ca.pem"}, natsCreds{Auth: natsserver.Auth{Token: "made-up-0123456789abcdef"}, From: "/d/nats-token"},
+		{"with a CA", Config{NATSTLSCA: "/etc/otj/ca.pem"}, "made-up-0123456789abcdef",
 			"NATS_URL=" + url + " NATS_TOKEN=made-up-0123456789abcdef NATS_TLS_CA=/etc/otj/ca.pem"},
 		{"redis without a password", Config{Broker: brokerRedis, RedisURL: "redis://10.0.0.5:6379/0", RedisKeyPrefix: defaultRedisPrefix},
-			natsCreds{Auth: natsserver.Auth{Token: "made-up-0123456789abcdef"}, From: "/d/nats-token"},
+			"made-up-0123456789abcdef",
 			"NATS_URL=" + url + " NATS_TOKEN=made-up-0123456789abcdef TASKS_BROKER=redis REDIS_URL=redis://10.0.0.5:6379/0"},
 		{"redis with a password, TLS and a prefix", Config{Broker: brokerRedis, RedisURL: "rediss://:pw-secret@redis.example:6380/0",
 			RedisTLSCA: "/etc/otj/redis-ca.pem", RedisKeyPrefix: "{otj:staging}"},
-			natsCreds{Auth: natsserver.Auth{Token: "made-up-0123456789abcdef"}, From: "/d/nats-token"},
+			"made-up-0123456789abcdef",
 			"NATS_URL=" + url + ` NATS_TOKEN=made-up-0123456789abcdef TASKS_BROKER=redis REDIS_URL="$REDIS_URL" REDIS_TLS_CA=/etc/otj/redis-ca.pem REDIS_KEY_PREFIX='{otj:staging}'`},
 		{"postgres with a password", Config{DatabaseURL: "postgres://otj:pw@db.example:5432/otj"},
-			natsCreds{Auth: natsserver.Auth{Token: "made-up-0123456789abcdef"}, From: "/d/nats-token"},
+			"made-up-0123456789abcdef",
 			"NATS_URL=" + url + ` NATS_TOKEN=made-up-0123456789abcdef DATABASE_URL="$DATABASE_URL"`},
 		{"postgres without one", Config{DatabaseURL: "postgres://db.example/otj?sslmode=require&user=otj"},
-			natsCreds{Auth: natsserver.Auth{Token: "made-up-0123456789abcdef"}, From: "/d/nats-token"},
+			"made-up-0123456789abcdef",
 			"NATS_URL=" + url + ` NATS_TOKEN=made-up-0123456789abcdef DATABASE_URL='postgres://db.example/otj?sslmode=require&user=otj'`},
 	}
 	for _, tt := range tests {

@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 
+	natsroles "github.com/otjhelper/otj/deploy/nats"
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
@@ -39,6 +40,12 @@ type backend struct {
 	NC       *nats.Conn
 	Broker   *jetstream.Broker
 	Embedded *natsserver.Server // nil when NATS_URL is set
+	// Maint is the maintenance connection (see maintenance): nil when
+	// the process has none, and NC does its work.
+	Maint *nats.Conn
+	// WorkerToken is the worker role's token of an embedded server, for
+	// the join line; "" otherwise.
+	WorkerToken string
 	// Redis carries the jobs when TASKS_BROKER=redis; nil otherwise.
 	Redis *redisbroker.Broker
 	// Creds is what the connection presented, and where it came from.
@@ -98,7 +105,11 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		}
 	}()
 
-	if b.Creds, err = credentials(cfg, cfg.NATSURL == ""); err != nil {
+	role := natsroles.Web
+	if o.JoinOnly {
+		role = natsroles.Worker
+	}
+	if b.Creds, err = credentials(cfg, cfg.NATSURL == "", role); err != nil {
 		return nil, err
 	}
 	connOpts := natsconn.Options{URL: cfg.NATSURL, Name: o.Name, Logger: log, CAFile: cfg.NATSTLSCA,
@@ -114,9 +125,14 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		if o.Listen != "" && cfg.NATSListenInsecure && !cfg.NATSTLS.Enabled() {
 			log.Warn("NATS_LISTEN_INSECURE is set: workers' NATS traffic, the token included, goes in plain text", "listen", o.Listen)
 		}
+		roles, err := embeddedRoles(cfg, b.Creds)
+		if err != nil {
+			return nil, err
+		}
+		b.WorkerToken = roles[1].Token
 		b.Embedded, err = natsserver.Start(natsserver.Config{
 			StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: o.Listen, Sync: cfg.NATSSync, Logger: log,
-			Auth: b.Creds.Auth, TLS: cfg.NATSTLS, InsecureListen: cfg.NATSListenInsecure,
+			Auth: natsserver.Auth{Roles: roles}, TLS: cfg.NATSTLS, InsecureListen: cfg.NATSListenInsecure,
 		})
 		if err != nil {
 			if o.Listen != "" && !errors.Is(err, natsserver.ErrStoreInUse) {
@@ -130,6 +146,11 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 	}
 	if b.NC, err = connectNATS(ctx, cfg, log, connOpts, b.Creds, o.WaitForDeps); err != nil {
 		return nil, err
+	}
+	if !o.JoinOnly {
+		if b.Maint, err = maintenance(ctx, cfg, log, connOpts, b.Embedded, o.WaitForDeps); err != nil {
+			return nil, err
+		}
 	}
 	// The database only now: a process the server refuses leaves a
 	// mistyped or unrelated data dir as it was.
@@ -160,7 +181,9 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 	}
 	// JOB_LEASE reaches the shared consumer only through a worker's
 	// Queue; other processes leave it as the workers set it.
-	jcfg := jetstream.Config{Conn: b.NC, AckWait: cfg.JobLease, ResetAckWait: cfg.JobLeaseReset, Logger: log}
+	jcfg := jetstream.Config{Conn: b.NC, Admin: b.Maint, AckWait: cfg.JobLease, ResetAckWait: cfg.JobLeaseReset, Logger: log,
+		// A worker's role may not purge the results bucket.
+		NoPurge: o.JoinOnly}
 	if o.ApplyResultBounds {
 		// NATS_REPLICAS goes with the bounds: workers and commands leave
 		// the stream's replicas as web processes set them.
@@ -352,11 +375,20 @@ type natsCreds struct {
 	From string
 }
 
+// roleTokenFiles name the files in a data dir that keep the tokens an
+// embedded server made up for each role of deploy/nats/roles.conf, for
+// its next start and for the processes on the same machine that connect
+// to it: a worker reads the worker's, an operator command the web's. Only
+// app web and app all read the maintenance role's.
+var roleTokenFiles = map[string]string{
+	natsroles.Web: "nats-web-token", natsroles.Worker: "nats-worker-token", natsroles.Maint: "nats-maint-token",
+}
+
 // credentials are the settings' NATS credentials. Without any, embed
-// (the process runs the server) makes up a token, or reads the one made
-// before, in the data dir; otherwise the token is read from the data dir
-// when a server on this machine made one there.
-func credentials(cfg Config, embed bool) (natsCreds, error) {
+// (the process runs the server) makes up the role's token, or reads the
+// one made before, in the data dir; otherwise the role's token is read
+// from the data dir when a server on this machine made one there.
+func credentials(cfg Config, embed bool, role string) (natsCreds, error) {
 	switch {
 	case cfg.NATSToken != "":
 		return natsCreds{Auth: natsserver.Auth{Token: cfg.NATSToken}, From: "NATS_TOKEN"}, nil
@@ -367,7 +399,7 @@ func credentials(cfg Config, embed bool) (natsCreds, error) {
 	case cfg.NATSNKey != "":
 		return natsCreds{NKeyFile: cfg.NATSNKey, From: "NATS_NKEY"}, nil
 	}
-	path := filepath.Join(cfg.DataDir, natsserver.TokenFileName)
+	path := filepath.Join(cfg.DataDir, roleTokenFiles[role])
 	var token string
 	var err error
 	if embed {
@@ -381,17 +413,73 @@ func credentials(cfg Config, embed bool) (natsCreds, error) {
 	return natsCreds{Auth: natsserver.Auth{Token: token}, From: path}, nil
 }
 
+// embeddedRoles are the roles an embedded server admits, in
+// natsroles.Roles' order, with the permissions of deploy/nats/roles.conf:
+// the web role by web, what this process presents (NATS_TOKEN, or
+// NATS_USER and NATS_PASSWORD, or the data dir's web token), and the
+// worker and maintenance roles by tokens made up and kept in the data
+// dir. None of them has every right.
+func embeddedRoles(cfg Config, web natsCreds) ([]natsserver.Role, error) {
+	tokens := map[string]string{}
+	for _, role := range []string{natsroles.Worker, natsroles.Maint} {
+		t, _, err := natsserver.LoadOrCreateToken(filepath.Join(cfg.DataDir, roleTokenFiles[role]))
+		if err != nil {
+			return nil, fmt.Errorf("OTJ_DATA_DIR %s: %w", cfg.DataDir, err)
+		}
+		tokens[role] = t
+	}
+	tokens[natsroles.Web] = web.Token + web.Password
+	users, err := natsroles.Users(tokens)
+	if err != nil {
+		return nil, err
+	}
+	roles := make([]natsserver.Role, len(users))
+	for i, u := range users {
+		roles[i] = natsserver.Role{Name: u.Username, Token: tokens[u.Username], Permissions: u.Permissions}
+	}
+	roles[0].Token, roles[0].User, roles[0].Password = web.Token, web.User, web.Password
+	return roles, nil
+}
+
+// maintenance opens the maintenance connection of a process that makes
+// or changes the streams, or erases accounts: the embedded server's
+// maintenance role, in-process, or NATS_MAINT_USER at NATS_URL. It is nil
+// with NATS_URL and no NATS_MAINT_USER: the everyday connection then does
+// that work, as a server whose web user has the rights (an older
+// configuration) needs.
+func maintenance(ctx context.Context, cfg Config, log *slog.Logger, o natsconn.Options, embedded *natsserver.Server, wait bool) (*nats.Conn, error) {
+	o.Name += "-maint"
+	o.Closed = nil
+	o.Token, o.User, o.Password, o.CredsFile, o.NKeyFile = "", "", "", "", ""
+	creds := natsCreds{From: "NATS_MAINT_USER"}
+	switch {
+	case embedded != nil:
+		t, err := natsserver.ReadToken(filepath.Join(cfg.DataDir, roleTokenFiles[natsroles.Maint]))
+		if err != nil {
+			return nil, fmt.Errorf("OTJ_DATA_DIR %s: %w", cfg.DataDir, err)
+		}
+		o.Token = t
+	case cfg.NATSMaintUser != "":
+		o.User, o.Password = cfg.NATSMaintUser, cfg.NATSMaintPassword
+	default:
+		return nil, nil
+	}
+	return connectNATS(ctx, cfg, log, o, creds, wait)
+}
+
 // refused is the one-line error for a server that refused c, naming the
 // setting to look at.
 func (c natsCreds) refused(cfg Config) error {
 	at := redactURL(cfg.NATSURL)
 	switch c.From {
 	case "":
-		return fmt.Errorf("NATS_TOKEN: the NATS server at %s requires credentials: set NATS_TOKEN to the token app web prints (and keeps in its data dir's %s), or NATS_USER and NATS_PASSWORD", at, natsserver.TokenFileName)
+		return fmt.Errorf("NATS_TOKEN: the NATS server at %s requires credentials: set NATS_TOKEN to the token app web prints (and keeps in its data dir's %s), or NATS_USER and NATS_PASSWORD", at, roleTokenFiles[natsroles.Worker])
 	case "NATS_TOKEN":
 		return fmt.Errorf("NATS_TOKEN: the NATS server at %s refused the token; use the one app web prints", at)
 	case "NATS_USER":
 		return fmt.Errorf("NATS_USER: the NATS server at %s refused NATS_USER and NATS_PASSWORD", at)
+	case "NATS_MAINT_USER":
+		return fmt.Errorf("NATS_MAINT_USER: the NATS server at %s refused NATS_MAINT_USER and NATS_MAINT_PASSWORD", at)
 	case "NATS_CREDS":
 		return fmt.Errorf("NATS_CREDS: the NATS server at %s refused the credentials in %s", at, cfg.NATSCreds)
 	case "NATS_NKEY":
@@ -458,6 +546,10 @@ func (b *backend) Close(ctx context.Context) {
 			b.log.Warn("close redis client", "err", err)
 		}
 		b.rdb, b.Redis = nil, nil
+	}
+	if b.Maint != nil {
+		b.Maint.Close() // used only at start and for erasures: nothing to drain
+		b.Maint = nil
 	}
 	if b.NC != nil {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)

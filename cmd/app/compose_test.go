@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"go.yaml.in/yaml/v3"
+
+	natsroles "github.com/otjhelper/otj/deploy/nats"
 )
 
 // composeFile is the part of compose.yaml the deployment tests read.
@@ -21,6 +23,7 @@ type composeFile struct {
 	Services map[string]composeService `yaml:"services"`
 	Configs  map[string]struct {
 		Content string `yaml:"content"`
+		File    string `yaml:"file"`
 	} `yaml:"configs"`
 }
 
@@ -105,8 +108,19 @@ func TestComposeMatchesTopology(t *testing.T) {
 		t.Errorf("NATS services %v, want a three-node cluster", nats)
 	}
 	// The NATS configuration, as compose hands it to each node, loads in
-	// nats-server and admits the README's users with the README's
-	// permissions: the ones TestTopology's cluster runs with.
+	// nats-server and admits the users of deploy/nats/roles.conf, which it
+	// includes, with their permissions: the ones TestTopology's cluster
+	// runs with.
+	if f := c.Configs["nats-roles"].File; filepath.Clean(f) != filepath.Join("deploy", "nats", "roles.conf") {
+		t.Errorf("compose.yaml's NATS roles come from %q, want deploy/nats/roles.conf", f)
+	}
+	for _, name := range nats {
+		for _, v := range natsroles.PasswordVars {
+			if c.Services[name].Environment[v] == "" {
+				t.Errorf("NATS service %s has no %s, which roles.conf reads", name, v)
+			}
+		}
+	}
 	opts := composeNATSOptions(t, c.Configs["nats"].Content, "nats-1")
 	if !opts.JetStream || opts.Cluster.Name == "" || opts.Cluster.Port == 0 {
 		t.Errorf("the NATS config: JetStream %v, cluster %q on port %d; want a JetStream cluster", opts.JetStream, opts.Cluster.Name, opts.Cluster.Port)
@@ -130,9 +144,12 @@ func TestComposeMatchesTopology(t *testing.T) {
 			t.Errorf("compose.yaml's NATS user %s has other permissions than the README's", u.Username)
 		}
 	}
-	for _, role := range []struct{ service, user string }{{"web-1", "otj-web"}, {"web-2", "otj-web"}, {"worker", "otj-worker"}} {
-		if got := c.Services[role.service].Environment["NATS_USER"]; got != role.user {
-			t.Errorf("service %s connects as NATS user %q, want %s", role.service, got, role.user)
+	for _, role := range []struct{ service, setting, user string }{
+		{"web-1", "NATS_USER", natsroles.Web}, {"web-2", "NATS_USER", natsroles.Web}, {"worker", "NATS_USER", natsroles.Worker},
+		{"web-1", "NATS_MAINT_USER", natsroles.Maint}, {"web-2", "NATS_MAINT_USER", natsroles.Maint},
+	} {
+		if got := c.Services[role.service].Environment[role.setting]; got != role.user {
+			t.Errorf("service %s connects as %s %q, want %s", role.service, role.setting, got, role.user)
 		}
 	}
 	if pg := c.Services["postgres"]; !strings.HasPrefix(pg.Image, "postgres:") {
@@ -219,8 +236,7 @@ var composeVar = regexp.MustCompile(`\$\{([A-Z_]+)(?::[-?][^}]*)?\}`)
 // turned into $, as compose does, then nats-server's own parser.
 func composeNATSOptions(t *testing.T, content, node string) *server.Options {
 	t.Helper()
-	values := map[string]string{"NATS_WEB_PASSWORD": documentedPasswords["otj-web"], "NATS_WORKER_PASSWORD": documentedPasswords["otj-worker"],
-		"NATS_ROUTE_PASSWORD": "route-pass-0123456789abcdef"}
+	values := map[string]string{"NATS_ROUTE_PASSWORD": "route-pass-0123456789abcdef"}
 	conf := composeVar.ReplaceAllStringFunc(content, func(v string) string {
 		name := composeVar.FindStringSubmatch(v)[1]
 		if val, ok := values[name]; ok {
@@ -229,9 +245,18 @@ func composeNATSOptions(t *testing.T, content, node string) *server.Options {
 		return "test-" + strings.ToLower(name)
 	})
 	conf = strings.ReplaceAll(conf, "$$", "$")
-	file := filepath.Join(t.TempDir(), "otj.conf")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "otj.conf")
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	// Where compose mounts deploy/nats/roles.conf, with the passwords it
+	// reads from the node's environment.
+	if err := os.WriteFile(filepath.Join(dir, "roles.conf"), []byte(natsroles.Conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for role, v := range natsroles.PasswordVars {
+		t.Setenv(v, documentedPasswords[role])
 	}
 	t.Setenv("SERVER_NAME", node)
 	opts, err := server.ProcessConfigFile(file)

@@ -113,6 +113,15 @@ type Config struct {
 	// NKey users (NATS_NKEY). The embedded server takes neither.
 	NATSCreds string
 	NATSNKey  string
+	// NATSMaintUser and NATSMaintPassword are, with NATS_URL, the
+	// maintenance credential of app web (NATS_MAINT_USER,
+	// NATS_MAINT_PASSWORD): a connection of its own, used only to make and
+	// update the streams and buckets at start and to purge an erased
+	// account's events, so that the everyday credential needs neither
+	// right. Unset, the everyday connection does both. The embedded
+	// server has a maintenance role of its own.
+	NATSMaintUser     string
+	NATSMaintPassword string
 	// NATSTLS is the certificate and key this process presents on NATS
 	// (NATS_TLS_CERT, NATS_TLS_KEY): without NATS_URL, the embedded
 	// server's listener certificate, so that workers connect with TLS;
@@ -385,6 +394,14 @@ func natsCredentialSettings(c *Config, getenv func(string) string) error {
 		return fmt.Errorf("NATS_PASSWORD: must be at least %d bytes for the embedded server, got %d (try: openssl rand -hex 32)", natsserver.MinTokenLen, len(c.NATSPassword))
 	case (c.NATSCreds != "" || c.NATSNKey != "") && c.NATSURL == "":
 		return fmt.Errorf("%s: only for a NATS server at NATS_URL; the embedded server takes NATS_TOKEN, or NATS_USER and NATS_PASSWORD", kinds[0])
+	}
+	c.NATSMaintUser = strings.TrimSpace(getenv("NATS_MAINT_USER"))
+	c.NATSMaintPassword = getenv("NATS_MAINT_PASSWORD")
+	switch {
+	case (c.NATSMaintUser == "") != (c.NATSMaintPassword == ""):
+		return errors.New("NATS_MAINT_USER and NATS_MAINT_PASSWORD: set both or neither")
+	case c.NATSMaintUser != "" && c.NATSURL == "":
+		return errors.New("NATS_MAINT_USER: only for a NATS server at NATS_URL; the embedded server makes its own maintenance credential")
 	}
 	if c.NATSCreds != "" {
 		b, err := os.ReadFile(c.NATSCreds)

@@ -62,9 +62,11 @@ var envSettings = []setting{
 	{"NATS_LISTEN_INSECURE", cmdWeb, "true: let NATS_LISTEN go beyond loopback without TLS"},
 	{"NATS_REPLICAS", cmdAll | cmdWeb, "copies of the stream, its consumers and the results bucket on a NATS cluster, 1-5 (default 1)"},
 	{"NATS_SYNC", cmdAll | cmdWeb | cmdBench | cmdOperator, "embedded server's fsync: interval, always or a duration"},
-	{"NATS_TOKEN", cmdTasks, "NATS token (default: made up by the embedded server, kept in the data dir)"},
+	{"NATS_TOKEN", cmdTasks, "NATS token (default: the role's, made up by the embedded server, kept in the data dir)"},
 	{"NATS_USER", cmdTasks, "NATS user, with NATS_PASSWORD"},
 	{"NATS_PASSWORD", cmdTasks, "NATS password, with NATS_USER"},
+	{"NATS_MAINT_USER", cmdAll | cmdWeb | cmdOperator, "with NATS_URL: the NATS user that makes the streams and purges an erased account's events"},
+	{"NATS_MAINT_PASSWORD", cmdAll | cmdWeb | cmdOperator, "the password of NATS_MAINT_USER"},
 	{"NATS_CREDS", cmdTasks, "NATS credentials file (user JWT and seed), for NATS_URL in operator mode"},
 	{"NATS_NKEY", cmdTasks, "NATS NKey seed file, for NATS_URL"},
 	{"NATS_TLS_CA", cmdTasks, "CA file the NATS server's certificate is checked against (default: the system's)"},
@@ -88,7 +90,7 @@ var envSettings = []setting{
 	{"WORKERS_STALL_AFTER", cmdAll | cmdWeb, "how long jobs may wait with no worker asking for work before /healthz says so (default 30s)"},
 	{"SMTP_URL", cmdAll | cmdWorker, "mail server for digests, smtp://user:pass@host:587 (STARTTLS when offered) or smtps:// (default: .eml files in <OTJ_DATA_DIR>/outbox)"},
 	{"MAIL_FROM", cmdAll | cmdWorker, "sender of the digests, e.g. OTJ Helper <otj@example.org> (default OTJ Helper <otj-helper@localhost>)"},
-	{"DIGEST_SCHEDULE", cmdAll | cmdWeb | cmdWorker, "when weekly digests go out, a day and a time in Europe/London, or off (default mon 07:00)"},
+	{"DIGEST_SCHEDULE", cmdAll | cmdWeb, "when weekly digests go out, a day and a time in Europe/London, or off (default mon 07:00)"},
 }
 
 // command is one of the app's commands, for help.

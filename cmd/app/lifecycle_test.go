@@ -490,6 +490,7 @@ type appProcess struct {
 	stderr *testsupport.Buffer
 	done   chan struct{} // closed when the process has exited, with err set
 	err    error
+	dir    string // its OTJ_DATA_DIR
 }
 
 // startProcess runs app cmdName with env. Its stderr goes to t.Logf
@@ -506,7 +507,7 @@ func startProcess(t *testing.T, name string, env map[string]string, cmdName stri
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v) // the last of a name wins
 	}
-	p := &appProcess{name: name, cmd: cmd, stdout: &testsupport.Buffer{}, stderr: &testsupport.Buffer{}, done: make(chan struct{})}
+	p := &appProcess{name: name, cmd: cmd, stdout: &testsupport.Buffer{}, stderr: &testsupport.Buffer{}, done: make(chan struct{}), dir: env["OTJ_DATA_DIR"]}
 	cmd.Stdout = p.stdout
 	cmd.Stderr = io.MultiWriter(&tLogWriter{t: t, prefix: name}, p.stderr)
 	if err := cmd.Start(); err != nil {

@@ -69,20 +69,25 @@ func digestScheduleSetting(c *Config, getenv func(string) string) error {
 	return nil
 }
 
-// runDigestSchedule runs this process's digest scheduler until ctx ends.
-// The web side makes the schedules bucket; a worker, whose NATS user may
-// not make streams, waits for it.
-func runDigestSchedule(ctx context.Context, cfg Config, be *backend, client *tasks.Client, log *slog.Logger, create bool) error {
+// runDigestSchedule runs this web process's digest scheduler until ctx
+// ends. It makes the schedules bucket through the maintenance
+// connection, when there is one, and uses it through the everyday one.
+func runDigestSchedule(ctx context.Context, cfg Config, be *backend, client *tasks.Client, log *slog.Logger) error {
 	js, err := natsjs.New(be.NC)
 	if err != nil {
 		return fmt.Errorf("digest schedule: %w", err)
 	}
+	maint := js
+	if be.Maint != nil {
+		if maint, err = natsjs.New(be.Maint); err != nil {
+			return fmt.Errorf("digest schedule: %w", err)
+		}
+	}
 	var kv natsjs.KeyValue
 	// Every error is waited out, not only a cluster electing its
-	// leaders: the rest of the app works without the schedule, and a
-	// worker waits for the bucket that app web makes at its first start.
+	// leaders: the rest of the app works without the schedule.
 	err = natsconn.WaitJetStream(ctx, log, "the bucket "+digest.ScheduleBucket+" of the digest schedule", func(ctx context.Context) (err error) {
-		kv, err = openSchedules(ctx, js, cfg, create)
+		kv, err = openSchedules(ctx, js, maint, cfg)
 		return err
 	}, func(error) bool { return true })
 	if err != nil {
@@ -99,16 +104,16 @@ func runDigestSchedule(ctx context.Context, cfg Config, be *backend, client *tas
 	return s.Run(ctx)
 }
 
-// openSchedules opens the schedules bucket, making it when create is set
-// and it is not there.
-func openSchedules(ctx context.Context, js natsjs.JetStream, cfg Config, create bool) (natsjs.KeyValue, error) {
+// openSchedules opens the schedules bucket through js, making it
+// through maint when it is not there.
+func openSchedules(ctx context.Context, js, maint natsjs.JetStream, cfg Config) (natsjs.KeyValue, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, digest.ScheduleBucket)
-	if errors.Is(err, natsjs.ErrBucketNotFound) && create {
-		kv, err = js.CreateKeyValue(ctx, natsjs.KeyValueConfig{Bucket: digest.ScheduleBucket, Replicas: max(cfg.NATSReplicas, 1),
+	if errors.Is(err, natsjs.ErrBucketNotFound) {
+		_, err = maint.CreateKeyValue(ctx, natsjs.KeyValueConfig{Bucket: digest.ScheduleBucket, Replicas: max(cfg.NATSReplicas, 1),
 			Description: "leases of the app's schedules: the last period each fanned out"})
-		if errors.Is(err, natsjs.ErrBucketExists) {
+		if err == nil || errors.Is(err, natsjs.ErrBucketExists) {
 			kv, err = js.KeyValue(ctx, digest.ScheduleBucket)
 		}
 	}

@@ -116,9 +116,11 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	if m.worker() {
 		g.Go("worker", func() error { return client.RunWorker(runCtx) })
 	}
-	if cfg.DigestSchedule != nil {
-		// Every process runs one; the KV lease lets one fan out a period.
-		g.Go("digest-schedule", func() error { return runDigestSchedule(runCtx, cfg, be, client, log, m.web()) })
+	if cfg.DigestSchedule != nil && m.web() {
+		// Every web process runs one; the KV lease lets one fan out a
+		// period. Workers run none: fanning out is enqueueing, which a
+		// worker's NATS role may not do.
+		g.Go("digest-schedule", func() error { return runDigestSchedule(runCtx, cfg, be, client, log) })
 	}
 	if m.web() {
 		g.Go("projection", func() error { return client.RunProjection(runCtx) })
@@ -140,7 +142,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			return fmt.Errorf("SECRET_KEY: %w", err)
 		}
 		store := activity.NewStore(db)
-		activityJS, err := startActivityEvents(runCtx, &g, cfg, be, log)
+		activityJS, purgeJS, err := startActivityEvents(runCtx, &g, cfg, be, log)
 		if err != nil {
 			return err
 		}
@@ -169,7 +171,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 				MaxBytes: cfg.ImportMaxBytes},
 			// The account page: the export is a job type, the erase
 			// reaches the task system and the activity log.
-			Account:    &account.Eraser{Tasks: client, Rows: store, Events: activity.EventPurger{JS: activityJS}, Logger: log},
+			Account:    &account.Eraser{Tasks: client, Rows: store, Events: activity.EventPurger{JS: purgeJS}, Logger: log},
 			ExportType: account.ExportType,
 		})
 		if err != nil {
@@ -193,7 +195,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 			fmt.Fprintf(stdout, "WARNING: %s\n", exposed)
 		}
 		if embedded != nil && embedded.ClientURL() != "" {
-			fmt.Fprintf(stdout, "Workers can join with: %s app worker\n", joinSettings(cfg, embedded, be.Creds))
+			fmt.Fprintf(stdout, "Workers can join with: %s app worker\n", joinSettings(cfg, embedded, be.WorkerToken))
 		}
 	}
 	log.Info("started", "data_dir", cfg.DataDir, "database", databaseTarget(cfg), "nats", natsTarget(cfg, embedded), "broker", cfg.Broker)
@@ -209,20 +211,11 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 }
 
 // joinSettings are the settings a worker needs to join the embedded
-// server: its URL and credentials. A token the server made up is shown,
-// as nobody else knows it; credentials from the environment are not
-// repeated (stdout often ends up in a log), but referred to as shell
-// variables, so the line still works where they are set.
-func joinSettings(cfg Config, embedded *natsserver.Server, c natsCreds) string {
-	line := "NATS_URL=" + embedded.ClientURL()
-	switch c.From {
-	case "NATS_TOKEN":
-		line += ` NATS_TOKEN="$NATS_TOKEN"`
-	case "NATS_USER":
-		line += ` NATS_USER="$NATS_USER" NATS_PASSWORD="$NATS_PASSWORD"`
-	default:
-		line += " NATS_TOKEN=" + c.Token
-	}
+// server: its URL and the worker role's token, which the server made up
+// and admits with a worker's rights only (deploy/nats/roles.conf). The
+// token or password this process itself presents is never shown.
+func joinSettings(cfg Config, embedded *natsserver.Server, workerToken string) string {
+	line := "NATS_URL=" + embedded.ClientURL() + " NATS_TOKEN=" + workerToken
 	if cfg.NATSTLSCA != "" {
 		line += " NATS_TLS_CA=" + cfg.NATSTLSCA
 	}
@@ -362,10 +355,13 @@ func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m
 	}
 	tc := tasks.Config{
 		DB: be.DB, Log: be.Broker, Enqueuer: be.Enqueuer(), Registry: reg, Logger: log,
-		Retention:    tasktype.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
-		Worker:       tasks.WorkerConfig{Lease: cfg.JobLease, StoreFullMessage: storeFullMessage(cfg)},
-		RunInRequest: m.web() && cfg.Broker == brokerRedis,
-		Observer:     obs,
+		Retention: tasktype.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
+		// A worker's NATS role may not purge the results bucket: the web
+		// side's projection deletes the older results.
+		PruneOnProjection: true,
+		Worker:            tasks.WorkerConfig{Lease: cfg.JobLease, StoreFullMessage: storeFullMessage(cfg)},
+		RunInRequest:      m.web() && cfg.Broker == brokerRedis,
+		Observer:          obs,
 	}
 	if m.worker() {
 		q, err := be.Queue(ctx)

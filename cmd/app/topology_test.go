@@ -42,7 +42,7 @@ type topologyRole struct {
 var topologyRoles = map[string]topologyRole{
 	"web": {compose: 2, topology: 2, settings: slices.Sorted(slices.Values([]string{
 		"HOST", "PORT", "BASE_URL", "SECRET_KEY", "DATABASE_URL", "NATS_URL", "NATS_USER", "NATS_PASSWORD",
-		"NATS_REPLICAS", "TASKS_BROKER", "REDIS_URL", "METRICS_LISTEN",
+		"NATS_MAINT_USER", "NATS_MAINT_PASSWORD", "NATS_REPLICAS", "TASKS_BROKER", "REDIS_URL", "METRICS_LISTEN",
 	}))},
 	"worker": {compose: 2, topology: 3, settings: slices.Sorted(slices.Values([]string{
 		"DATABASE_URL", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_REPLICAS", "TASKS_BROKER", "REDIS_URL",
@@ -89,14 +89,14 @@ func TestTopology(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the topology test runs eight processes")
 	}
-	// The cluster admits the README's two users, with exactly the
-	// permissions it documents for each role.
+	// The cluster admits the users of deploy/nats/roles.conf, with
+	// exactly the permissions it gives each role.
 	cluster := testsupport.NATSClusterWith(t, 3, natsserver.Auth{Users: documentedUsers(t)})
 	dbURL := testsupport.PostgresURL(t)
 	deploy := map[string]string{
 		"HOST": "127.0.0.1", "PORT": "0", "BASE_URL": "", "SECRET_KEY": testsupport.TestSecretKey,
 		"DATABASE_URL": dbURL, "NATS_URL": cluster.URLs(), "NATS_REPLICAS": "3",
-		"NATS_USER": "", "NATS_PASSWORD": "",
+		"NATS_USER": "", "NATS_PASSWORD": "", "NATS_MAINT_USER": "", "NATS_MAINT_PASSWORD": "",
 		"TASKS_BROKER": "jetstream", "REDIS_URL": "redis://127.0.0.1:1/0", // unused with jetstream, as in compose.yaml
 		"METRICS_LISTEN": "127.0.0.1:0",
 	}
@@ -106,6 +106,7 @@ func TestTopology(t *testing.T) {
 	for i := range topologyRoles["web"].topology {
 		env := topologyEnv(t, "web", deploy)
 		env["NATS_USER"], env["NATS_PASSWORD"] = "otj-web", documentedPasswords["otj-web"]
+		env["NATS_MAINT_USER"], env["NATS_MAINT_PASSWORD"] = "otj-maint", documentedPasswords["otj-maint"]
 		p := startProcess(t, fmt.Sprintf("web-%d", i+1), env, "web")
 		webs = append(webs, p)
 		bases = append(bases, p.waitStdout(t, runningRE))

@@ -37,8 +37,15 @@ type Config struct {
 	Registry *Registry
 	// Retention is how long results are kept and how many of each job
 	// type a user keeps (RESULT_TTL, RESULT_KEEP): workers delete a
-	// user's older results beyond Keep once a newer one is stored.
+	// user's older results beyond Keep once a newer one is stored, or,
+	// with PruneOnProjection, the projection does.
 	Retention tasktype.Retention
+	// PruneOnProjection moves that deleting from the workers to
+	// RunProjection, which deletes a user's older results after it
+	// applies a newer success of theirs: for workers whose broker role
+	// may not delete from the results bucket (a purge there takes any
+	// filter, so the right to purge one file is the right to purge all).
+	PruneOnProjection bool
 	// Worker says how this process runs jobs.
 	Worker WorkerConfig
 	// RunInRequest runs a job in the enqueuing call when Enqueuer stored
@@ -106,6 +113,7 @@ type Client struct {
 	proj    *projection.Projection
 	control *control.Control
 	inline  *worker.Worker // nil until RunInline or RunInRequest needs it
+	pruner  *pruner        // nil unless PruneOnProjection prunes
 }
 
 // NewClient checks cfg and returns a Client. With RunInRequest, it gives
@@ -135,8 +143,16 @@ func NewClient(cfg Config) (*Client, error) {
 		// errNoLog.
 		c.control = nil
 	}
-	if cfg.Observe != nil {
-		c.proj.Observe(cfg.Observe)
+	if cfg.PruneOnProjection && cfg.Log != nil && cfg.Retention.Keep > 0 {
+		c.pruner = newPruner(cfg.Log, cfg.Retention, cfg.Logger)
+	}
+	switch observe := cfg.Observe; {
+	case c.pruner != nil && observe != nil:
+		c.proj.Observe(func(e tasktype.Event) { observe(e); c.pruner.note(e) })
+	case c.pruner != nil:
+		c.proj.Observe(c.pruner.note)
+	case observe != nil:
+		c.proj.Observe(observe)
 	}
 	if cfg.Registry != nil && cfg.Log != nil {
 		// The runner of jobs run where they are enqueued: no queue, no
@@ -177,11 +193,15 @@ func (c *Client) newWorker(q taskdriver.Queue, name string) (*worker.Worker, err
 			c.log.Info("job lease in force", "lease", lease, "renew_every", w.ExtendEvery)
 		}
 	}
+	keep := c.cfg.Retention.Keep
+	if c.cfg.PruneOnProjection {
+		keep = 0 // the projection prunes
+	}
 	return worker.New(worker.Config{
 		Queue: q, Events: c.cfg.Log, Results: c.cfg.Log, Registry: c.cfg.Registry,
 		Concurrency: w.Concurrency, ExtendEvery: w.ExtendEvery, Lease: lease, ShutdownGrace: w.ShutdownGrace,
 		StoreTimeout: w.StoreTimeout, OutcomeRetry: w.OutcomeRetry,
-		ResultKeep: c.cfg.Retention.Keep, ResultTTL: c.cfg.Retention.TTL, Succeeded: c.cfg.Log,
+		ResultKeep: keep, ResultTTL: c.cfg.Retention.TTL, Succeeded: c.cfg.Log,
 		StoreFullMessage: w.StoreFullMessage, Name: name, Logger: c.log, Now: w.Now,
 		Observer: c.cfg.Observer,
 	})
@@ -422,6 +442,13 @@ func (c *Client) RunProjection(ctx context.Context) error {
 	if c.cfg.Log == nil {
 		return fmt.Errorf("run projection: %w", errNoLog)
 	}
+	if c.pruner == nil {
+		return c.proj.Run(ctx)
+	}
+	ctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.pruner.run(ctx) }()
+	defer func() { stop(); <-done }()
 	return c.proj.Run(ctx)
 }
 

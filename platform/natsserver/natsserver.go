@@ -78,8 +78,8 @@ type ClusterConfig struct {
 const MinTokenLen = 16
 
 // Auth is the credentials the server requires: a token, a user and a
-// password, or several users, each with a password and the permissions
-// of their role; one of the three.
+// password, several users, each with a password and the permissions of
+// their role, or roles; one of the four.
 type Auth struct {
 	Token    string
 	User     string
@@ -88,6 +88,22 @@ type Auth struct {
 	// cluster's operator admits web processes and workers as their own
 	// roles (README, NATS permissions), for tests that run that setup.
 	Users []*server.User
+	// Roles admit each client as the role whose token, or user and
+	// password, it presents, with that role's permissions: how app web
+	// gives workers a credential of their own.
+	Roles []Role
+}
+
+// Role is one kind of client of the server: the credential that admits
+// it (a token, or a user and password, or both) and what it may do.
+type Role struct {
+	// Name is the user name the server reports the client by.
+	Name     string
+	Token    string
+	User     string
+	Password string
+	// Permissions are the role's; nil is every right.
+	Permissions *server.Permissions
 }
 
 // validate says what is wrong with a, in words naming no value.
@@ -95,6 +111,18 @@ func (a Auth) validate() error {
 	switch {
 	case a.Token != "" && (a.User != "" || a.Password != ""):
 		return errors.New("give a token or a user and password, not both")
+	case len(a.Roles) > 0:
+		if a.Token != "" || a.User != "" || a.Password != "" || len(a.Users) > 0 {
+			return errors.New("give roles, users, a token, or a user and password, not two of them")
+		}
+		for _, r := range a.Roles {
+			if r.Name == "" || (r.Token == "" && r.User == "") {
+				return errors.New("every role needs a name and a token or a user")
+			}
+			if (r.Token != "" && len(r.Token) < MinTokenLen) || (r.User != "" && len(r.Password) < MinTokenLen) {
+				return fmt.Errorf("every role's token and password must be at least %d bytes", MinTokenLen)
+			}
+		}
 	case len(a.Users) > 0:
 		if a.Token != "" || a.User != "" || a.Password != "" {
 			return errors.New("give users, a token, or a user and password, not two of them")
@@ -247,6 +275,9 @@ func Start(cfg Config) (*Server, error) {
 		Username:      cfg.Auth.User,
 		Password:      cfg.Auth.Password,
 		Users:         cfg.Auth.Users,
+	}
+	if len(cfg.Auth.Roles) > 0 {
+		opts.CustomClientAuthentication = roleAuth(cfg.Auth.Roles)
 	}
 	if tlsConfig != nil {
 		opts.TLSConfig, opts.TLS, opts.TLSTimeout = tlsConfig, true, 2

@@ -17,6 +17,8 @@ package jetstream
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -62,6 +64,13 @@ var WorkSubjects = func() []string {
 // Config configures a Broker. Zero fields take the defaults below.
 type Config struct {
 	Conn *nats.Conn // required
+	// Admin, when set, is a connection with the rights Conn need not
+	// have: to make and change the stream and the results bucket (Open),
+	// and to purge a user's events (EraseUser). Everything else goes
+	// through Conn, so that the everyday connection can be one that
+	// cannot empty or reconfigure the log (README, NATS permissions).
+	// Nil uses Conn for both.
+	Admin *nats.Conn
 	// AckWait is the visibility timeout: a job whose worker has neither
 	// finished nor renewed it within AckWait goes to another worker. It
 	// is a setting of the shared consumer: Queue makes the consumer with
@@ -95,6 +104,12 @@ type Config struct {
 	// operator commands and tests want, so that a command run without
 	// the app's settings cannot change them.
 	Results *ResultBounds
+	// NoPurge says the connection may not purge the results bucket (a
+	// worker's role: a purge takes any filter, so whoever may purge one
+	// object's chunks may purge every user's results). Delete then
+	// marks the object deleted, so that it is gone for every reader, and
+	// leaves its chunks for the bucket's MaxAge (RESULT_TTL) to remove.
+	NoPurge bool
 	// JoinOnly opens the stream and the results bucket as they are, and
 	// makes neither: a missing one is ErrNotDeployed, for the caller to
 	// wait on. Workers set it, as they may lack the right to make them
@@ -151,6 +166,10 @@ type Broker struct {
 	// sawPull is when QueueStats last found a worker's pull request
 	// held, in Unix nanoseconds; 0 if it never has.
 	sawPull *atomic.Int64
+	// admin is js over Config.Admin, and adminStream the stream through
+	// it: what makes the stream and purges from it.
+	admin       natsjs.JetStream
+	adminStream natsjs.Stream
 }
 
 // Open checks that the server can serve the broker (MinServerVersion,
@@ -173,22 +192,41 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: %w", err)
 	}
-	b := &Broker{cfg: cfg, js: js, sawPull: new(atomic.Int64)}
+	admin := js
+	if cfg.Admin != nil {
+		if admin, err = natsjs.New(cfg.Admin, natsjs.WithDefaultTimeout(cfg.RequestTimeout)); err != nil {
+			return nil, fmt.Errorf("open jetstream broker: %w", err)
+		}
+	}
+	b := &Broker{cfg: cfg, js: js, admin: admin, sawPull: new(atomic.Int64)}
 	rctx, cancel := b.request(ctx)
 	err = checkServer(rctx, cfg.Conn, js)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: %w", err)
 	}
-	stream, err := b.openStream(ctx)
-	if err != nil {
+	if b.adminStream, err = b.openStream(ctx); err != nil {
 		return nil, fmt.Errorf("open jetstream broker: stream %s: %w", StreamName, err)
 	}
-	results, err := openResults(ctx, js, cfg)
+	results, err := openResults(ctx, admin, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", ResultsBucket, err)
 	}
-	return &Broker{cfg: cfg, js: js, stream: stream, results: results, sawPull: new(atomic.Int64)}, nil
+	b.stream = b.adminStream
+	if cfg.Admin != nil {
+		// The everyday reads and writes go through Conn: handles
+		// through it, now that the stream and bucket are as they should be.
+		rctx, cancel := context.WithTimeout(ctx, 2*cfg.RequestTimeout)
+		defer cancel()
+		if b.stream, err = js.Stream(rctx, StreamName); err != nil {
+			return nil, fmt.Errorf("open jetstream broker: stream %s: %w", StreamName, classify(err))
+		}
+		if results, err = js.ObjectStore(rctx, ResultsBucket); err != nil {
+			return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", ResultsBucket, classify(err))
+		}
+	}
+	b.results = results
+	return b, nil
 }
 
 // MaxReplicas is the most replicas JetStream keeps of a stream.
@@ -216,21 +254,21 @@ func (b *Broker) openStream(ctx context.Context) (natsjs.Stream, error) {
 		AllowDirect: true,
 	}
 	rctx, cancel := b.request(ctx)
-	stream, err := b.js.Stream(rctx, StreamName)
+	stream, err := b.admin.Stream(rctx, StreamName)
 	cancel()
 	if errors.Is(err, natsjs.ErrStreamNotFound) && b.cfg.JoinOnly {
 		return nil, ErrNotDeployed
 	}
 	if errors.Is(err, natsjs.ErrStreamNotFound) {
 		rctx, cancel := b.request(ctx)
-		stream, err = b.js.CreateStream(rctx, scfg)
+		stream, err = b.admin.CreateStream(rctx, scfg)
 		cancel()
 		if !errors.Is(err, natsjs.ErrStreamNameAlreadyInUse) {
 			return stream, classifyStream(err, scfg.Replicas)
 		}
 		// Another process made it a moment ago, perhaps otherwise.
 		rctx, cancel = b.request(ctx)
-		stream, err = b.js.Stream(rctx, StreamName)
+		stream, err = b.admin.Stream(rctx, StreamName)
 		cancel()
 	}
 	if err != nil {
@@ -248,7 +286,7 @@ func (b *Broker) openStream(ctx context.Context) (natsjs.Stream, error) {
 	}
 	rctx, cancel = b.request(ctx)
 	defer cancel()
-	stream, err = b.js.UpdateStream(rctx, scfg)
+	stream, err = b.admin.UpdateStream(rctx, scfg)
 	if err != nil && scfg.Replicas != deployed {
 		return nil, &ReplicasError{Deployed: deployed, Wanted: scfg.Replicas, Cause: err}
 	}
@@ -839,9 +877,40 @@ func storeFull(err error) bool {
 func (b *Broker) Delete(ctx context.Context, object string) error {
 	ctx, cancel := b.request(ctx)
 	defer cancel()
+	if b.cfg.NoPurge {
+		return b.markDeleted(ctx, object)
+	}
 	err := b.results.Delete(ctx, object)
 	if err != nil && !errors.Is(err, natsjs.ErrObjectNotFound) {
 		return fmt.Errorf("delete result %s: %w", object, err)
+	}
+	return nil
+}
+
+// markDeleted is Delete without the purge of the object's chunks: the
+// delete marker the bucket's own Delete writes first, a meta message that
+// replaces the object's (a roll-up of its subject).
+func (b *Broker) markDeleted(ctx context.Context, object string) error {
+	info, err := b.results.GetInfo(ctx, object, natsjs.GetObjectInfoShowDeleted())
+	if errors.Is(err, natsjs.ErrObjectNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete result %s: %w", object, classify(err))
+	}
+	if info.Deleted {
+		return nil
+	}
+	info.Deleted, info.Size, info.Chunks, info.Digest, info.ModTime = true, 0, 0, "", time.Time{}
+	data, err := json.Marshal(info)
+	if err != nil {
+		return fmt.Errorf("delete result %s: %w", object, err)
+	}
+	msg := nats.NewMsg("$O." + ResultsBucket + ".M." + base64.URLEncoding.EncodeToString([]byte(object)))
+	msg.Header.Set(natsjs.MsgRollup, natsjs.MsgRollupSubject)
+	msg.Data = data
+	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("delete result %s: %w", object, classify(err))
 	}
 	return nil
 }

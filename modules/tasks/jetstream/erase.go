@@ -43,7 +43,8 @@ func (b *Broker) EraseUser(ctx context.Context, userID int64) (taskdriver.Erased
 	}
 	rctx, cancel := b.request(ctx)
 	defer cancel()
-	if err := b.stream.Purge(rctx, natsjs.WithPurgeSubject(UserFilter(userID))); err != nil {
+	// Through Admin: the everyday connection may not purge the log.
+	if err := b.adminStream.Purge(rctx, natsjs.WithPurgeSubject(UserFilter(userID))); err != nil {
 		return out, fmt.Errorf("erase user %d: purge events: %w", userID, classify(err))
 	}
 	out.Events = before

@@ -183,6 +183,12 @@ func (q *queue) collect(ctx context.Context, batch natsjs.MessageBatch) ([]taskd
 			_ = msg.TermWithReason("undecodable")
 			continue
 		}
+		if forged, why := q.forged(ctx, msg.Subject(), e); forged {
+			q.b.cfg.Logger.ErrorContext(ctx, "dropping a work item no job of the log asked for", "seq", md.Sequence.Stream,
+				"subject", msg.Subject(), "job_id", e.JobID, "why", why)
+			_ = msg.TermWithReason(why)
+			continue
+		}
 		ds = append(ds, &delivery{msg: msg, item: e, redelivered: md.NumDelivered > 1})
 		q.backlog.Store(md.NumPending > 0)
 	}
@@ -190,6 +196,28 @@ func (q *queue) collect(ctx context.Context, batch natsjs.MessageBatch) ([]taskd
 		return nil, err
 	}
 	return ds, nil
+}
+
+// forged reports whether a work item is one no job asked for: stored on
+// another subject than its own event's, or a retrying event of a job
+// with no enqueued event. A worker's NATS role may write retrying events
+// (they record its failed attempts) but not enqueued ones, so this keeps
+// a worker credential from creating a job that way. A look-up that fails
+// leaves the item to be run (its job's state is read again before it is).
+func (q *queue) forged(ctx context.Context, subject string, e tasktype.Event) (bool, string) {
+	if subject != EventSubject(&e) {
+		return true, "subject is not the event's"
+	}
+	if e.Kind != tasktype.EventRetrying {
+		return false, ""
+	}
+	rctx, cancel := q.b.request(ctx)
+	defer cancel()
+	_, err := q.b.stream.GetLastMsgForSubject(rctx, Subject(e.JobType, e.UserID, e.JobID, tasktype.EventEnqueued))
+	if errors.Is(err, natsjs.ErrMsgNotFound) {
+		return true, "retrying a job that was never enqueued"
+	}
+	return false, ""
 }
 
 // fetchError turns a failed pull into the error NextBatch returns: nil

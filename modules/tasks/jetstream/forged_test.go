@@ -1,0 +1,67 @@
+package jetstream_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/otjhelper/otj/modules/tasks/internal/codec"
+	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
+	"github.com/otjhelper/otj/platform/testsupport"
+)
+
+// A worker's NATS role may write retrying events, which are work items,
+// but not enqueued ones. The queue hands out no retrying item of a job
+// that was never enqueued, nor an item stored on another subject than its
+// own event's: a worker credential cannot create a job either way. A
+// real job's items still come.
+func TestQueueDropsWorkItemsNoJobAskedFor(t *testing.T) {
+	ctx := testsupport.Context(t)
+	nc := testsupport.Connect(t, testsupport.NATS(t), "forged")
+	b := jetstreamtest.Broker(t, nc)
+	js, err := natsjs.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(subject string, e tasktype.Event) {
+		t.Helper()
+		if _, err := js.Publish(ctx, subject, codec.AppendEvent(nil, &e)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forged := tasktype.Event{ID: "f1", Kind: tasktype.EventRetrying, JobID: "neverenqueued1", JobType: "account_export", UserID: 99,
+		Attempt: 1, Time: time.Now().UTC(), RetryAt: time.Now().UTC(), Payload: json.RawMessage(`{}`)}
+	publish(jetstream.EventSubject(&forged), forged)
+	// An enqueued event stored where a worker may write: as a retrying.
+	elsewhere := tasktype.Event{ID: "f2", Kind: tasktype.EventEnqueued, JobID: "elsewhere1", JobType: "account_export", UserID: 99,
+		Time: time.Now().UTC(), Payload: json.RawMessage(`{}`)}
+	publish(jetstream.Subject("account_export", 99, "elsewhere1", tasktype.EventRetrying), elsewhere)
+	real, err := b.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1, Payload: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	q, err := b.Queue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []tasktype.Event
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && len(got) == 0 {
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		ds, _ := q.(taskdriver.BatchQueue).NextBatch(rctx, 10)
+		cancel()
+		for _, d := range ds {
+			got = append(got, d.Item())
+		}
+	}
+	if len(got) != 1 || got[0].JobID != real.ID {
+		t.Fatalf("the queue handed out %+v, want only job %s", got, real.ID)
+	}
+}

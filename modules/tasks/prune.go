@@ -1,0 +1,116 @@
+package tasks
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
+)
+
+// pruneTimeout bounds one user's prune: a read of their succeeded events
+// of one type and a delete per older result.
+const pruneTimeout = 30 * time.Second
+
+// pruneKey is whose results of which type to prune.
+type pruneKey struct {
+	user    int64
+	jobType string
+}
+
+// pruner deletes a user's older results beyond Retention.Keep after the
+// projection applies a newer success of theirs: the web side's work when
+// workers may not delete results (Config.PruneOnProjection). Successes
+// are noted without blocking the projection, and the same user and type
+// noted again before their prune ran are pruned once.
+type pruner struct {
+	log    taskdriver.Log
+	keep   int
+	ttl    time.Duration
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	pending map[pruneKey]struct{}
+	wake    chan struct{}
+}
+
+func newPruner(log taskdriver.Log, r tasktype.Retention, logger *slog.Logger) *pruner {
+	return &pruner{log: log, keep: r.Keep, ttl: r.TTL, logger: logger, pending: map[pruneKey]struct{}{}, wake: make(chan struct{}, 1)}
+}
+
+// note is the projection's observer: a success with a result asks for
+// its user's older ones of the type to go.
+func (p *pruner) note(e tasktype.Event) {
+	if e.Kind != tasktype.EventSucceeded || e.Result == nil {
+		return
+	}
+	p.mu.Lock()
+	p.pending[pruneKey{e.UserID, e.JobType}] = struct{}{}
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run prunes what is noted until ctx ends.
+func (p *pruner) run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.wake:
+		}
+		p.mu.Lock()
+		keys := p.pending
+		p.pending = map[pruneKey]struct{}{}
+		p.mu.Unlock()
+		for k := range keys {
+			if ctx.Err() != nil {
+				return nil
+			}
+			p.prune(ctx, k)
+		}
+	}
+}
+
+// prune deletes the results of the user's older jobs of the type beyond
+// the newest keep, found from the log's succeeded events within the
+// results' TTL (older results have expired). A failure costs only the
+// space until they expire: it is logged.
+func (p *pruner) prune(ctx context.Context, k pruneKey) {
+	ctx, cancel := context.WithTimeout(ctx, pruneTimeout)
+	defer cancel()
+	var since time.Time
+	if p.ttl > 0 {
+		since = time.Now().Add(-p.ttl)
+	}
+	log := p.logger.With("user", k.user, "job_type", k.jobType)
+	events, err := p.log.Succeeded(ctx, k.user, k.jobType, since)
+	if err != nil {
+		log.WarnContext(ctx, "could not look for older results to delete", "err", err)
+		return
+	}
+	// Only results stored by their own jobs count: an event naming
+	// another job's file is no result of this user's.
+	var objects []string
+	for _, e := range events {
+		if e.Result != nil && tasktype.OwnsResult(e.JobID, e.Attempt, e.Result.Object) {
+			objects = append(objects, e.Result.Object)
+		}
+	}
+	if len(objects) <= p.keep {
+		return
+	}
+	deleted := 0
+	for _, object := range objects[:len(objects)-p.keep] {
+		if err := p.log.Delete(ctx, object); err != nil {
+			log.WarnContext(ctx, "could not delete an older result", "object", object, "err", err)
+			continue
+		}
+		deleted++
+	}
+	log.DebugContext(ctx, "deleted older results", "kept", p.keep, "deleted", deleted)
+}

@@ -1,0 +1,89 @@
+package tasks_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
+	"github.com/otjhelper/otj/platform/testsupport"
+)
+
+// With PruneOnProjection, the worker deletes nothing (its broker role may
+// not purge the results bucket: here its broker is NoPurge) and the
+// projection deletes a user's results beyond Keep, oldest first, once it
+// applies a newer success; another user's stay.
+func TestProjectionPrunesOlderResults(t *testing.T) {
+	ctx := testsupport.Context(t)
+	db, _ := testsupport.DB(t)
+	s := testsupport.NATS(t)
+	web := jetstreamtest.Broker(t, testsupport.Connect(t, s, "web"))
+	worker := jetstreamtest.BrokerWith(t, testsupport.Connect(t, s, "worker"), jetstream.Config{NoPurge: true, JoinOnly: true})
+	reg := tasks.NewRegistry()
+	if err := reg.Register("file", func(_ context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
+		w, err := out.Create("r.txt", "text/plain")
+		if err != nil {
+			return tasktype.Result{}, err
+		}
+		_, err = fmt.Fprintf(w, "result of %s", job.ID)
+		return tasktype.Result{}, err
+	}, tasktype.Policy{MaxAttempts: 1, Timeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	q, err := worker.Queue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retention := tasktype.Retention{Keep: 2, TTL: time.Hour}
+	workers, err := tasks.NewClient(tasks.Config{DB: db, Log: worker, Queue: q, Registry: reg, Retention: retention,
+		PruneOnProjection: true, Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	webc, err := tasks.NewClient(tasks.Config{DB: db, Log: web, Enqueuer: web, Retention: retention,
+		PruneOnProjection: true, Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{}, 2)
+	go func() { _ = workers.RunWorker(rctx); done <- struct{}{} }()
+	go func() { _ = webc.RunProjection(rctx); done <- struct{}{} }()
+	t.Cleanup(func() { stop(); <-done; <-done })
+
+	var jobs []tasktype.Job
+	for i := range 4 {
+		user := int64(1)
+		if i == 3 {
+			user = 2
+		}
+		job, err := webc.Enqueue(ctx, tasktype.EnqueueRequest{Type: "file", UserID: user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitKind(t, webc, job, tasktype.EventSucceeded)
+		jobs = append(jobs, job)
+	}
+	stored := func(job tasktype.Job) bool {
+		r, err := web.Open(ctx, tasktype.ResultObjectName(job.ID, 1))
+		if err == nil {
+			r.Close()
+			return true
+		}
+		if !errors.Is(err, tasktype.ErrResultMissing) {
+			t.Fatal(err)
+		}
+		return false
+	}
+	testsupport.Eventually(t, 10*time.Second, "user 1's oldest result was never pruned", func() bool { return !stored(jobs[0]) })
+	for _, job := range jobs[1:] {
+		if !stored(job) {
+			t.Errorf("result of job %s (user %d) is gone; only user 1's oldest should be", job.ID, job.UserID)
+		}
+	}
+}
