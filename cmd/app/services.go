@@ -116,6 +116,11 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	if m.worker() {
 		g.Go("worker", func() error { return client.RunWorker(runCtx) })
 	}
+	if cfg.SMTPURL == "" {
+		// Digests land in this process's outbox, on its own disk: an
+		// erasure must reach them here.
+		g.Go("outbox-erasures", func() error { return honourErasures(runCtx, cfg, be, log) })
+	}
 	if cfg.DigestSchedule != nil {
 		// Every process runs one; the KV lease lets one fan out a period.
 		g.Go("digest-schedule", func() error { return runDigestSchedule(runCtx, cfg, be, client, log, m.web()) })
@@ -169,7 +174,8 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 				MaxBytes: cfg.ImportMaxBytes},
 			// The account page: the export is a job type, the erase
 			// reaches the task system and the activity log.
-			Account:    &account.Eraser{Tasks: client, Rows: store, Events: activity.EventPurger{JS: activityJS}, Logger: log},
+			Account: &account.Eraser{Tasks: client, Rows: store, Events: activity.EventPurger{JS: activityJS}, Logger: log,
+				Announcer: account.AnnounceFunc(func(ctx context.Context, userID int64) error { return account.Announce(ctx, be.NC, userID) })},
 			ExportType: account.ExportType,
 		})
 		if err != nil {

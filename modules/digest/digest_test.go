@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net/mail"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -488,5 +490,58 @@ func TestJobWeekInUsersZone(t *testing.T) {
 	}
 	if w, err := jobWeek(tasktype.Job{EnqueuedAt: at, Payload: []byte(`{"week":"2026-W40"}`)}, time.UTC); err != nil || w.String() != "2026-W40" {
 		t.Errorf("payload week: %s %v", w, err)
+	}
+}
+
+// The outbox gives up an erased user's digests, and only theirs: by
+// their id (an announced erasure) or by a sweep that asks after every
+// user it holds a digest of, once each.
+func TestOutboxErase(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "outbox")
+	o := Outbox{Dir: dir}
+	ctx := testsupport.Context(t)
+	if n, err := o.EraseUser(ctx, 1); n != 0 || err != nil {
+		t.Fatalf("outbox never made: %d, %v", n, err)
+	}
+	names := []string{"otj-digest-2026-W48-user1.eml", "otj-digest-2026-W49-user1.eml", "otj-digest-2026-W49-user12.eml",
+		"otj-digest-2026-W49-user2.eml", "notes.txt", "otj-digest-2026-W49-userX.eml"}
+	for _, n := range names {
+		if err := o.Send(ctx, nil, n, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := func() []string {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range ents {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	if n, err := o.EraseUser(ctx, 1); n != 2 || err != nil {
+		t.Fatalf("EraseUser(1) = %d, %v; want 2", n, err)
+	}
+	asked := map[int64]int{}
+	n, err := o.Sweep(ctx, func(_ context.Context, id int64) (bool, error) {
+		asked[id]++
+		return id != 12, nil
+	})
+	if n != 1 || err != nil {
+		t.Fatalf("Sweep = %d, %v; want 1", n, err)
+	}
+	if want := []string{"notes.txt", "otj-digest-2026-W49-user2.eml", "otj-digest-2026-W49-userX.eml"}; !slices.Equal(left(), want) {
+		t.Errorf("left %v, want %v", left(), want)
+	}
+	if len(asked) != 2 || asked[2] != 1 || asked[12] != 1 {
+		t.Errorf("sweep asked after %v, want users 2 and 12 once each", asked)
+	}
+	if _, err := o.Sweep(ctx, func(context.Context, int64) (bool, error) { return false, errors.New("database down") }); err == nil {
+		t.Error("a sweep that cannot ask after a user reports no error")
+	}
+	if want := []string{"notes.txt", "otj-digest-2026-W49-user2.eml", "otj-digest-2026-W49-userX.eml"}; !slices.Equal(left(), want) {
+		t.Errorf("a failed sweep removed files: left %v", left())
 	}
 }
