@@ -53,6 +53,9 @@ func completionWords() map[string][]string {
 		if cmd, sub, ok := strings.Cut(path, " "); ok && !slices.Contains(words[cmd], sub) {
 			words[cmd] = append(words[cmd], sub)
 		}
+		if _, ok := words[path]; !ok {
+			words[path] = []string{} // known, even without flags
+		}
 		for _, f := range shownFlags(fs) {
 			words[path] = append(words[path], "--"+f.Name)
 		}
