@@ -47,7 +47,7 @@ var envSettings = []setting{
 	{"LOG_LEVEL", cmdEvery, "debug, info, warn or error (default info)"},
 	{"HOST", cmdAll | cmdWeb, "address the web server listens on (default 127.0.0.1)"},
 	{"PORT", cmdAll | cmdWeb, "web server port; 0 picks a free one (default 8080)"},
-	{"BASE_URL", cmdAll | cmdWeb, "where users reach the app, e.g. https://otj.example.org (turns on Secure cookies)"},
+	{"BASE_URL", cmdAll | cmdWeb | cmdWorker, "where users reach the app, e.g. https://otj.example.org (turns on Secure cookies; digests link to it)"},
 	{"SECRET_KEY", cmdAll | cmdWeb, "session signing key, 32+ bytes; required unless DEV_AUTO_LOGIN_EMAIL is set"},
 	{"DEV_AUTO_LOGIN_EMAIL", cmdAll | cmdWeb | cmdDemo, "development only: sign every request in as this user"},
 	{"OIDC_ISSUER", cmdAll | cmdWeb, "OpenID Connect provider for sign-in, e.g. https://accounts.google.com"},

@@ -343,13 +343,21 @@ func newRegistry(db *bun.DB, cfg Config, client *lateClient) (*tasks.Registry, e
 	if err != nil {
 		return nil, err
 	}
-	if err := digest.Register(reg, digest.Config{Source: activity.NewStore(db), DB: db, Sender: sender, From: cfg.MailFrom}); err != nil {
+	if err := digest.Register(reg, digest.Config{Source: activity.NewStore(db), DB: db, Sender: sender, From: cfg.MailFrom, BaseURL: baseURL(cfg)}); err != nil {
 		return nil, err
 	}
 	if err := account.Register(reg, activity.NewStore(db), client.get); err != nil {
 		return nil, err
 	}
 	return reg, nil
+}
+
+// baseURL is BASE_URL as text, "" when unset.
+func baseURL(cfg Config) string {
+	if cfg.BaseURL == nil {
+		return ""
+	}
+	return cfg.BaseURL.String()
 }
 
 // newClient is the process's door to the task system. A worker takes

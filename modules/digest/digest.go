@@ -60,6 +60,10 @@ type Config struct {
 	// Policy overrides the package's Policy when its MaxAttempts is set
 	// (tests shorten the backoff).
 	Policy tasktype.Policy
+	// BaseURL is where users reach the app (BASE_URL): the digest links
+	// back to its task list. Empty: the app's address is not known to
+	// the worker, and the digest links nowhere.
+	BaseURL string
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 }
@@ -138,7 +142,7 @@ func (j *job) run(ctx context.Context, tj tasktype.Job, out tasktype.Output) (ta
 	if !claimed {
 		return tasktype.Result{Summary: alreadySent(week, prior, loc)}, nil
 	}
-	msg, err := compose(j.from, u, week, facts, msgID, now.In(loc))
+	msg, err := compose(j.from, u, week, facts, msgID, now.In(loc), j.cfg.BaseURL)
 	if err != nil {
 		// Nothing left this process: another attempt may send.
 		return tasktype.Result{}, j.release(ctx, u.ID, week, fmt.Errorf("weekly digest: %w", err))
