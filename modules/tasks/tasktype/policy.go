@@ -96,6 +96,45 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// Fix says where a task's owner puts right the input a job refused: a
+// page of the app (Href, a path such as "/settings") and the link's text.
+type Fix struct {
+	Href  string `json:"href"`
+	Label string `json:"label"`
+}
+
+// RejectedError marks a failure of the job's input: the file or settings
+// it was given, which running it again as it is cannot change. It is
+// permanent, and its task offers the way to fix the input instead of
+// Retry.
+type RejectedError struct {
+	Err error
+	Fix Fix
+}
+
+func (e *RejectedError) Error() string { return e.Err.Error() }
+func (e *RejectedError) Unwrap() error { return e.Err }
+
+// Rejected wraps err as a refusal of the job's input, fixed at fix: the
+// job fails at once, for good.
+func Rejected(err error, fix Fix) error {
+	if err == nil {
+		return nil
+	}
+	return Permanent(&RejectedError{Err: err, Fix: fix})
+}
+
+// FixOf is where the input err refused is fixed, or nil when err is no
+// rejection.
+func FixOf(err error) *Fix {
+	var r *RejectedError
+	if errors.As(err, &r) {
+		f := r.Fix
+		return &f
+	}
+	return nil
+}
+
 // MessageError carries, with a failure, the sentence its task's owner is
 // shown instead of the error itself: errors are for operators (app tasks
 // show, the log), and a chain such as "store result: nats: API error:
