@@ -101,7 +101,9 @@ func HonourErasures(ctx context.Context, cfg HonourConfig) error {
 	if err != nil {
 		return fmt.Errorf("honour erasures: subscribe %s: %w", ErasedSubject, err)
 	}
-	defer sub.Unsubscribe() //nolint:errcheck // the connection may be closing
+	// Unsubscribing fails only on a connection already closing, which
+	// drops the subscription anyway.
+	defer func() { _ = sub.Unsubscribe() }()
 	sweep := func() {
 		sctx, cancel := context.WithTimeout(ctx, honourTimeout)
 		defer cancel()
