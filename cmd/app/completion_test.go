@@ -111,6 +111,37 @@ func TestCompletion(t *testing.T) {
 	}
 }
 
+// The zsh script is zsh that zsh accepts, and registers the completion
+// through bashcompinit, which offers the same words (zsh matches them
+// against what is typed itself: its compgen ignores the word).
+func TestCompletionZsh(t *testing.T) {
+	if _, err := exec.LookPath("zsh"); err != nil {
+		t.Fatal("zsh is needed to check the zsh completion script (scripts/test installs it)")
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"completion", "zsh"}, func(string) string { return "" }, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "_app")
+	if err := os.WriteFile(file, out.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command("zsh", "-n", file).CombinedOutput(); err != nil {
+		t.Fatalf("zsh -n: %v\n%s", err, b)
+	}
+	script := "autoload -U compinit && compinit -u -D\nsource " + file + "\necho ${_comps[app]}\nsetopt ksharrays\n" +
+		"COMP_WORDS=(app tasks list --st); COMP_CWORD=3; _otj_app; echo \"${COMPREPLY[*]}\"\n"
+	cmd := exec.Command("zsh", "-f", "-c", script)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	got, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("zsh: %v\n%s", err, got)
+	}
+	if want := "_bash_complete -F _otj_app\n--json --limit --state --type --user\n"; string(got) != want {
+		t.Errorf("zsh completion gave %q, want %q", got, want)
+	}
+}
+
 // quoteWords is words as a bash array's elements.
 func quoteWords(words []string) string {
 	q := make([]string, len(words))
