@@ -42,14 +42,29 @@ func runMigrate(ctx context.Context, cfg Config, stdout io.Writer) error {
 	return nil
 }
 
-// runDemo fills a user's activity log with realistic data.
-func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// demoOptions are app demo's flags.
+type demoOptions struct {
+	email, spec string
+	n           int
+	seed        int64
+}
+
+// demoFlags is app demo's flag set, read into o.
+func demoFlags(o *demoOptions, getenv func(string) string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	email := fs.String("email", getenv("DEV_AUTO_LOGIN_EMAIL"), "the user to create or refill (default $DEV_AUTO_LOGIN_EMAIL)")
-	n := fs.Int("activities", 200, "how many activities to create")
-	spec := fs.String("spec", "ST0787", "the user's apprenticeship standard (ST0787 or ST0763)")
-	seed := fs.Int64("seed", 1, "random seed; the same seed gives the same data")
+	fs.StringVar(&o.email, "email", getenv("DEV_AUTO_LOGIN_EMAIL"), "the user to create or refill (default $DEV_AUTO_LOGIN_EMAIL)")
+	fs.IntVar(&o.n, "activities", 200, "how many activities to create")
+	fs.StringVar(&o.spec, "spec", "ST0787", "the user's apprenticeship standard (ST0787 or ST0763)")
+	fs.Int64Var(&o.seed, "seed", 1, "random seed; the same seed gives the same data")
+	return fs
+}
+
+// runDemo fills a user's activity log with realistic data.
+func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var o demoOptions
+	fs := demoFlags(&o, getenv, stderr)
+	email, n, spec, seed := &o.email, &o.n, &o.spec, &o.seed
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

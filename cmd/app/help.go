@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"runtime/debug"
@@ -46,7 +47,7 @@ var envSettings = []setting{
 	{"LOG_LEVEL", cmdEvery, "debug, info, warn or error (default info)"},
 	{"HOST", cmdAll | cmdWeb, "address the web server listens on (default 127.0.0.1)"},
 	{"PORT", cmdAll | cmdWeb, "web server port; 0 picks a free one (default 8080)"},
-	{"BASE_URL", cmdAll | cmdWeb, "where users reach the app, e.g. https://otj.example.org (turns on Secure cookies)"},
+	{"BASE_URL", cmdAll | cmdWeb | cmdWorker, "where users reach the app, e.g. https://otj.example.org (turns on Secure cookies; digests link to it)"},
 	{"SECRET_KEY", cmdAll | cmdWeb, "session signing key, 32+ bytes; required unless DEV_AUTO_LOGIN_EMAIL is set"},
 	{"DEV_AUTO_LOGIN_EMAIL", cmdAll | cmdWeb | cmdDemo, "development only: sign every request in as this user"},
 	{"OIDC_ISSUER", cmdAll | cmdWeb, "OpenID Connect provider for sign-in, e.g. https://accounts.google.com"},
@@ -112,7 +113,8 @@ var commands = []command{
 	{"projections", "projections rebuild", "Recreates the task_result table from the event stream.", cmdOperator},
 	{"analytics", "analytics --all [--batch N]", "Queues batch analytics for every user, one job each, N per broker call (default 500).", cmdOperator},
 	{"version", "version", "Prints the build's version and commit.", 0},
-	{"help", "help [command]", "Prints the commands, or one command's use and settings.", 0},
+	{"help", "help [command]", "Prints the commands, or one command's use, flags and settings.", 0},
+	{"completion", "completion bash|zsh", "Prints a shell completion script for app's commands and flags: source <(app completion bash) in ~/.bashrc, or app completion zsh > \"${fpath[1]}/_app\".", 0},
 }
 
 // findCommand is the command named name, or false.
@@ -133,9 +135,48 @@ func settingNames() []string {
 	return names
 }
 
-// printCommandHelp prints c's use and the settings it reads.
-func printCommandHelp(w io.Writer, c command) {
-	fmt.Fprintf(w, "usage: app %s\n\n%s\n", c.synopsis, c.summary)
+// helpFlagSet is the flag set app cmd rest... --help asks about: the
+// subcommand's when rest names one ("tasks list"), else the command's;
+// nil when it takes no flags.
+func helpFlagSet(cmd string, rest []string) (string, *flag.FlagSet) {
+	sets := flagSets()
+	if len(rest) > 0 && !isHelpFlag(rest[0]) {
+		if fs, ok := sets[cmd+" "+rest[0]]; ok {
+			return cmd + " " + rest[0], fs
+		}
+	}
+	return cmd, sets[cmd]
+}
+
+// printCommandHelp prints c's use, the flags of fs (the flag set of path,
+// c or one of its subcommands) when not nil, and the settings c reads.
+func printCommandHelp(w io.Writer, c command, path string, fs *flag.FlagSet) {
+	synopsis := c.synopsis
+	if path != "" && path != c.name {
+		synopsis = path + " [flags]"
+		if strings.HasSuffix(path, " show") || strings.HasSuffix(path, " retry") || strings.HasSuffix(path, " cancel") {
+			synopsis = path + " ID [flags]"
+		}
+	}
+	fmt.Fprintf(w, "usage: app %s\n\n%s\n", synopsis, c.summary)
+	if fs != nil {
+		if shown := shownFlags(fs); len(shown) > 0 {
+			fmt.Fprint(w, "\nflags:\n")
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			for _, f := range shown {
+				name, usage := flag.UnquoteUsage(f)
+				arg := "--" + f.Name
+				if name != "" {
+					arg += " " + name
+				}
+				if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+					usage += " (default " + f.DefValue + ")"
+				}
+				fmt.Fprintf(tw, "  %s\t%s\n", arg, usage)
+			}
+			tw.Flush()
+		}
+	}
 	if c.cmds == 0 {
 		return
 	}

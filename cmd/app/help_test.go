@@ -70,7 +70,7 @@ func TestHelp(t *testing.T) {
 	if err := run(context.Background(), []string{"help", "nonsense"}, func(string) string { return "" }, &out, &out); err == nil || !strings.Contains(err.Error(), "nonsense") {
 		t.Errorf("app help nonsense: %v", err)
 	}
-	for _, args := range [][]string{nil, {"help"}, {"-h"}, {"--help"}} {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
 		out.Reset()
 		if err := run(context.Background(), args, func(string) string { return "" }, &out, &out); err != nil || !strings.Contains(out.String(), "  version ") {
 			t.Errorf("app %v: %v\n%s", args, err, out.String())

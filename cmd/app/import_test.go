@@ -77,6 +77,21 @@ func importEndToEnd(t *testing.T, env map[string]string) {
 	if !strings.Contains(page, "Nothing was imported: 1 row could not be read. Line 2: hours &#34;many&#34; is not a number.") {
 		t.Errorf("failed import's page lacks the bad row:\n%s", page)
 	}
+	// Retrying would read the same file: the page offers to fix it instead.
+	if strings.Contains(page, task+`/retry"`) || !strings.Contains(page, `<a href="/activities/import">Fix the file and upload it again</a>`) {
+		t.Errorf("failed import's page offers Retry, or not the upload form:\n%s", page)
+	}
+	// Before a standard is chosen, a file naming KSBs fails with one
+	// short sentence that says what to do, and links to the settings.
+	carol := ensureUser(t, env["OTJ_DATA_DIR"], "carol@example.org")
+	cc := testsupport.Client(t, base, signer, carol.ID)
+	task = uploadImport(t, cc, base, want.Bytes())
+	page = waitImport(t, cc, base+task, "badge-failed")
+	const noStandard = "Nothing was imported: the file names KSBs, and you have not chosen your apprenticeship standard yet. Choose it in Settings, then upload the file again."
+	if !strings.Contains(page, noStandard) || strings.Count(page, "standard") > 4 || strings.Contains(page, task+`/retry"`) ||
+		!strings.Contains(page, `<a href="/settings">Choose your standard in Settings</a>`) {
+		t.Errorf("import before choosing a standard: page lacks the sentence or the settings link, or offers Retry:\n%s", page)
+	}
 	for _, summary := range []string{"300 activities imported", "0 activities imported, 300 already in the log"} {
 		task := uploadImport(t, cb, base, want.Bytes())
 		page := waitImport(t, cb, base+task, "badge-completed")

@@ -41,7 +41,9 @@ operator commands (every user's tasks; see README.md, Operating tasks):
   analytics --all [--batch N] queues batch analytics for every user, one job each
 
   version   prints the build's version and commit
-  help      app help COMMAND (or app COMMAND --help) lists its settings
+  help      app help COMMAND (or app COMMAND --help) lists its flags and settings
+  completion bash|zsh
+            prints a shell completion script: source <(app completion bash)
 
 Configuration comes from the environment; see README.md.
 `
@@ -67,12 +69,30 @@ func runMain(opts options) int {
 	// The Redis broker logs what fails, once, where it is handled; the
 	// client's own pool messages would repeat it on every redial.
 	redis.SetLogger(quietRedis{})
-	if err := runApp(ctx, opts, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "app:", err)
-		return 1
+	err := runApp(ctx, opts, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	if err == nil {
+		return 0
 	}
-	return 0
+	fmt.Fprintln(os.Stderr, "app:", err)
+	return exitStatus(err)
 }
+
+// exitStatus is the status the program exits with after err: 2 for a
+// command line it could not make sense of (as the shell's own tools
+// do), 1 for anything else that went wrong.
+func exitStatus(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+// usageError is a command line the program cannot make sense of: no
+// command, or one it does not know.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
 
 type quietRedis struct{}
 
@@ -81,7 +101,12 @@ func (quietRedis) Printf(context.Context, string, ...any) {}
 // runApp is the whole program, with its inputs passed in so tests can
 // drive it.
 func runApp(ctx context.Context, opts options, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || isHelpFlag(args[0]) {
+	if len(args) == 0 {
+		// A mistake, not a request for help: the usage goes where errors go.
+		fmt.Fprint(stderr, usage)
+		return usageError{"no command given; app help lists them"}
+	}
+	if isHelpFlag(args[0]) {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
@@ -93,10 +118,19 @@ func runApp(ctx context.Context, opts options, args []string, getenv func(string
 		info, ok := debug.ReadBuildInfo()
 		printVersion(stdout, info, ok)
 		return nil
+	case "completion":
+		if wantsHelp(rest) {
+			return runHelp([]string{cmd}, stdout)
+		}
+		return runCompletion(rest, stdout)
 	}
 	help := wantsHelp(rest)
 	if c, ok := findCommand(cmd); ok && help {
-		printCommandHelp(stdout, c)
+		path, fs := helpFlagSet(cmd, rest)
+		printCommandHelp(stdout, c, path, fs)
+		if fs != nil && cmd != "bench" {
+			return nil // its flags are in the help; bench prints its own
+		}
 	}
 	var err error
 	switch cmd {
@@ -138,7 +172,7 @@ func runHelp(args []string, stdout io.Writer) error {
 	if !ok {
 		return fmt.Errorf("help: unknown command %q; app help lists them", args[0])
 	}
-	printCommandHelp(stdout, c)
+	printCommandHelp(stdout, c, "", nil)
 	return nil
 }
 
@@ -163,5 +197,5 @@ func runService(ctx context.Context, opts options, cmd string, rest []string, ge
 	case "migrate":
 		return runMigrate(ctx, cfg, stdout)
 	}
-	return fmt.Errorf("unknown command %q; app help lists them", cmd)
+	return usageError{fmt.Sprintf("unknown command %q; app help lists them", cmd)}
 }

@@ -116,6 +116,11 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	if m.worker() {
 		g.Go("worker", func() error { return client.RunWorker(runCtx) })
 	}
+	if cfg.SMTPURL == "" {
+		// Digests land in this process's outbox, on its own disk: an
+		// erasure must reach them here.
+		g.Go("outbox-erasures", func() error { return honourErasures(runCtx, cfg, be, log) })
+	}
 	if cfg.DigestSchedule != nil && m.web() {
 		// Every web process runs one; the KV lease lets one fan out a
 		// period. Workers run none: fanning out is enqueueing, which a
@@ -171,7 +176,8 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 				MaxBytes: cfg.ImportMaxBytes},
 			// The account page: the export is a job type, the erase
 			// reaches the task system and the activity log.
-			Account:    &account.Eraser{Tasks: client, Rows: store, Events: activity.EventPurger{JS: purgeJS}, Logger: log},
+			Account: &account.Eraser{Tasks: client, Rows: store, Events: activity.EventPurger{JS: purgeJS}, Logger: log,
+				Announcer: account.AnnounceFunc(func(ctx context.Context, userID int64) error { return account.Announce(ctx, be.NC, userID) })},
 			ExportType: account.ExportType,
 		})
 		if err != nil {
@@ -330,13 +336,21 @@ func newRegistry(db *bun.DB, cfg Config, client *lateClient) (*tasks.Registry, e
 	if err != nil {
 		return nil, err
 	}
-	if err := digest.Register(reg, digest.Config{Source: activity.NewStore(db), DB: db, Sender: sender, From: cfg.MailFrom}); err != nil {
+	if err := digest.Register(reg, digest.Config{Source: activity.NewStore(db), DB: db, Sender: sender, From: cfg.MailFrom, BaseURL: baseURL(cfg)}); err != nil {
 		return nil, err
 	}
 	if err := account.Register(reg, activity.NewStore(db), client.get); err != nil {
 		return nil, err
 	}
 	return reg, nil
+}
+
+// baseURL is BASE_URL as text, "" when unset.
+func baseURL(cfg Config) string {
+	if cfg.BaseURL == nil {
+		return ""
+	}
+	return cfg.BaseURL.String()
 }
 
 // newClient is the process's door to the task system. A worker takes

@@ -1,7 +1,8 @@
 // Package account gives users their data, to take and to erase (UK
 // GDPR): the account_export job, which zips a user's activity log, task
 // history and stored results into one download, and the Eraser, which
-// removes a user from the task system and the activity log.
+// removes a user from the task system and the activity log, and has
+// every process remove the copies it keeps (HonourErasures).
 package account
 
 import (
@@ -186,7 +187,16 @@ type Eraser struct {
 	// Events, when set, purges the user's activity-log change events
 	// (activity.EventPurger).
 	Events EventEraser
-	Logger *slog.Logger
+	// Announcer, when set, tells every process the user is erased, once
+	// their rows are gone, so that copies kept on a process's own disk
+	// (a worker's digest outbox) go too (HonourErasures).
+	Announcer Announcer
+	Logger    *slog.Logger
+}
+
+// Announcer announces an erasure to every process (Announce).
+type Announcer interface {
+	AnnounceErased(ctx context.Context, userID int64) error
 }
 
 // EventEraser purges a user's activity-log change events from their stream.
@@ -198,6 +208,8 @@ type EventEraser interface {
 // their activity log and user row. The user row goes last: until it is
 // gone the user can sign in and erase again, which finishes an erase cut
 // short, as every step is idempotent.
+// Then it announces the erasure, for the copies other processes keep on
+// their own disks.
 func (e *Eraser) Erase(ctx context.Context, userID int64) error {
 	got, err := e.Tasks.EraseUser(ctx, userID)
 	if err != nil {
@@ -217,6 +229,14 @@ func (e *Eraser) Erase(ctx context.Context, userID int64) error {
 	if e.Events != nil {
 		if err := e.Events.PurgeUserEvents(ctx, userID); err != nil {
 			return fmt.Errorf("erase account %d: %w", userID, err)
+		}
+	}
+	if e.Announcer != nil {
+		// The rows are gone and cannot be erased again by signing in: a
+		// lost announcement is made good by the processes' own sweeps
+		// (HonourErasures), so it is logged, not the user's failure.
+		if err := e.Announcer.AnnounceErased(ctx, userID); err != nil && e.Logger != nil {
+			e.Logger.ErrorContext(ctx, "erasure not announced; processes keeping copies remove them at their next sweep", "user_id", userID, "err", err)
 		}
 	}
 	if e.Logger != nil {

@@ -161,9 +161,19 @@ func (im *importer) loadKSBs(ctx context.Context) error {
 	return rows.Err()
 }
 
+// ErrNoStandard is the error of an import whose file names KSBs for a
+// user who has chosen no apprenticeship standard: a KSB code means
+// nothing without one, so no row that names one can be imported.
+var ErrNoStandard = errors.New("the file names KSBs, and no apprenticeship standard is chosen")
+
 // check refuses rows whose KSBs are not of the user's standard, or whose
 // type or hours the log cannot hold, before anything is written.
 func (im *importer) check(rows []ImportRow) error {
+	if im.spec == "" && slices.ContainsFunc(rows, func(r ImportRow) bool { return len(r.KSBs) > 0 }) {
+		// One reason, not one per row: every KSB of the file is refused
+		// for it.
+		return ErrNoStandard
+	}
 	var bad []RowError
 	for i, r := range rows {
 		var reasons []string

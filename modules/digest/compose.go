@@ -6,6 +6,7 @@ import (
 	htmltemplate "html/template"
 	"net/mail"
 	"strconv"
+	"strings"
 	texttemplate "text/template"
 	"time"
 
@@ -25,6 +26,9 @@ type content struct {
 	Activities  []activity.WeekActivity
 	Unevidenced []activity.KSB
 	HasSpec     bool
+	Subject     string
+	// AppURL is the app's task list at BASE_URL; "" when not known.
+	AppURL string
 }
 
 var funcs = map[string]any{
@@ -48,11 +52,30 @@ In all: {{hours .TotalHours}} hours{{if .OTJTarget}} of your {{hours .OTJTarget}
 {{if .Unevidenced}}KSBs of your standard with no evidence yet:
 {{range .Unevidenced}}- {{.NaturalCode}}: {{.Title}}
 {{end}}{{else if .HasSpec}}Every KSB of your standard has evidence.
+{{end}}{{if .AppURL}}
+Your log and tasks: {{.AppURL}}
 {{end}}`))
 
 // htmlBody is the HTML part: html/template escapes every value.
+// The styles are in the head, not on each element: mail clients that
+// drop them still show a readable document.
 var htmlBody = htmltemplate.Must(htmltemplate.New("html").Funcs(funcs).Parse(`<!DOCTYPE html>
-<html><body>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Subject}}</title>
+<style>
+body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color: #1f2328; line-height: 1.5; max-width: 40em; margin: 0 auto; padding: 1em; }
+h2 { font-size: 1.1em; margin-top: 1.5em; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: 0.3em 0.5em; border-bottom: 1px solid #d0d7de; vertical-align: top; }
+td.hours, th.hours { text-align: right; white-space: nowrap; }
+a { color: #0969da; }
+.footer { margin-top: 2em; font-size: 0.9em; color: #57606a; }
+</style>
+</head>
+<body>
 <p>Hello {{if .Name}}{{.Name}}{{else}}there{{end}},</p>
 <p>Your off-the-job training for {{.Week}}.</p>
 <ul>
@@ -60,21 +83,33 @@ var htmlBody = htmltemplate.Must(htmltemplate.New("html").Funcs(funcs).Parse(`<!
 <li>In all: <strong>{{hours .TotalHours}} hours</strong>{{if .OTJTarget}} of your {{hours .OTJTarget}}-hour OTJ target{{end}}.</li>
 </ul>
 {{if .Activities}}<h2>This week's activities</h2>
-<table><tr><th>Date</th><th>Activity</th><th>Type</th><th>Hours</th></tr>
-{{range .Activities}}<tr><td>{{day .Date}}</td><td>{{.Title}}</td><td>{{.TypeLabel}}</td><td>{{hours .Hours}}</td></tr>
+<table><tr><th>Date</th><th>Activity</th><th>Type</th><th class="hours">Hours</th></tr>
+{{range .Activities}}<tr><td>{{day .Date}}</td><td>{{.Title}}</td><td>{{.TypeLabel}}</td><td class="hours">{{hours .Hours}}</td></tr>
 {{end}}</table>{{else}}<p>You logged no activities this week.</p>{{end}}
 {{if .Unevidenced}}<h2>KSBs with no evidence yet</h2>
 <ul>{{range .Unevidenced}}<li>{{.NaturalCode}}: {{.Title}}</li>{{end}}</ul>{{else if .HasSpec}}<p>Every KSB of your standard has evidence.</p>{{end}}
-</body></html>
+{{if .AppURL}}<p class="footer"><a href="{{.AppURL}}">Open OTJ Helper</a> to see your log and tasks.</p>{{end}}
+</body>
+</html>
 `))
 
-// compose builds the user's digest of week, dated now.
-func compose(from *mail.Address, u activity.User, week Week, f activity.DigestFacts, msgID string, now time.Time) (*gomail.Msg, error) {
+// appURL is where the digest links to: the task list at BASE_URL.
+func appURL(baseURL string) string {
+	if baseURL == "" {
+		return ""
+	}
+	return strings.TrimRight(baseURL, "/") + "/tasks/"
+}
+
+// compose builds the user's digest of week, dated now, linking to the app
+// at baseURL ("" for no link).
+func compose(from *mail.Address, u activity.User, week Week, f activity.DigestFacts, msgID string, now time.Time, baseURL string) (*gomail.Msg, error) {
 	c := content{
 		Name: u.Name, Week: week.Title(), WeekHours: f.WeekHours, WeekTarget: u.WeeklyTargetHours,
 		TotalHours: f.TotalHours, OTJTarget: u.OTJTargetHours, Activities: f.Week, Unevidenced: f.Unevidenced,
-		HasSpec: u.SelectedSpec != "",
+		HasSpec: u.SelectedSpec != "", AppURL: appURL(baseURL),
 	}
+	c.Subject = subject(week, c)
 	var text, html bytes.Buffer
 	if err := textBody.Execute(&text, c); err != nil {
 		return nil, fmt.Errorf("compose: %w", err)
@@ -84,10 +119,14 @@ func compose(from *mail.Address, u activity.User, week Week, f activity.DigestFa
 	}
 	m := gomail.NewMsg()
 	m.FromMailAddress(from)
-	if err := m.To(u.Email); err != nil {
+	// The name the body greets, in To as well: mail clients show it.
+	to, err := mail.ParseAddress(u.Email)
+	if err != nil {
 		return nil, fmt.Errorf("compose: to %q: %w", u.Email, err)
 	}
-	m.Subject(subject(week, c))
+	to.Name = strings.TrimSpace(u.Name) // net/mail quotes and encodes it
+	m.ToMailAddress(to)
+	m.Subject(c.Subject)
 	m.SetMessageIDWithValue(msgID)
 	m.SetDateWithValue(now)
 	m.SetBodyString(gomail.TypeTextPlain, text.String())

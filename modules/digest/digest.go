@@ -60,6 +60,10 @@ type Config struct {
 	// Policy overrides the package's Policy when its MaxAttempts is set
 	// (tests shorten the backoff).
 	Policy tasktype.Policy
+	// BaseURL is where users reach the app (BASE_URL): the digest links
+	// back to its task list. Empty: the app's address is not known to
+	// the worker, and the digest links nowhere.
+	BaseURL string
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 }
@@ -138,7 +142,7 @@ func (j *job) run(ctx context.Context, tj tasktype.Job, out tasktype.Output) (ta
 	if !claimed {
 		return tasktype.Result{Summary: alreadySent(week, prior, loc)}, nil
 	}
-	msg, err := compose(j.from, u, week, facts, msgID, now.In(loc))
+	msg, err := compose(j.from, u, week, facts, msgID, now.In(loc), j.cfg.BaseURL)
 	if err != nil {
 		// Nothing left this process: another attempt may send.
 		return tasktype.Result{}, j.release(ctx, u.ID, week, fmt.Errorf("weekly digest: %w", err))
@@ -147,10 +151,12 @@ func (j *job) run(ctx context.Context, tj tasktype.Job, out tasktype.Output) (ta
 	if _, err := msg.WriteTo(&eml); err != nil {
 		return tasktype.Result{}, j.release(ctx, u.ID, week, fmt.Errorf("weekly digest: write message: %w", err))
 	}
-	// The user's id in the name: the outbox holds everyone's.
-	name := fmt.Sprintf("otj-digest-%s-user%d.eml", week.String(), u.ID)
+	name := outboxName(week, u.ID)
 	if err := j.cfg.Sender.Send(ctx, msg, name, eml.Bytes()); err != nil {
 		return tasktype.Result{}, j.failed(ctx, u.ID, week, err)
+	}
+	if err := j.unlessErased(ctx, u.ID); err != nil {
+		return tasktype.Result{}, err
 	}
 	if err := j.sent.markSent(ctx, u.ID, week.String(), j.cfg.Now()); err != nil {
 		// The mail is out: the claim alone keeps it from going twice.
@@ -164,6 +170,27 @@ func (j *job) run(ctx context.Context, tj tasktype.Job, out tasktype.Output) (ta
 		return tasktype.Result{}, tasktype.Permanent(fmt.Errorf("weekly digest: sent, but not stored: %w", err))
 	}
 	return tasktype.Result{Summary: fmt.Sprintf("Sent to %s: %s", u.Email, week.Title())}, nil
+}
+
+// unlessErased removes the copy just written to the outbox when the user
+// was erased meanwhile: the erasure's announcement and sweeps may have
+// passed this outbox before the file was in it.
+func (j *job) unlessErased(ctx context.Context, userID int64) error {
+	keeper, ok := j.cfg.Sender.(interface {
+		EraseUser(ctx context.Context, userID int64) (int, error)
+	})
+	if !ok {
+		return nil
+	}
+	_, err := j.cfg.Source.UserByID(ctx, userID)
+	if !errors.Is(err, activity.ErrNotFound) {
+		return nil // there, or unknown: the sweeps see to it
+	}
+	if _, err := keeper.EraseUser(context.WithoutCancel(ctx), userID); err != nil {
+		return tasktype.Permanent(fmt.Errorf("weekly digest: user %d erased while it was written: %w", userID, err))
+	}
+	return tasktype.Permanent(tasktype.UserMessage(fmt.Errorf("weekly digest: user %d erased while it was written; removed", userID),
+		"Your account was deleted, so no digest was kept."))
 }
 
 // failed is what a failed delivery makes of the job. A reply from the

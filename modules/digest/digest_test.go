@@ -5,11 +5,17 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"html/template"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net/mail"
+	"net/textproto"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +47,12 @@ var testPolicy = tasktype.Policy{MaxAttempts: 3, Timeout: 30 * time.Second, Back
 // test SMTP server, or into an outbox when viaOutbox.
 func setup(t *testing.T, db *bun.DB, viaOutbox bool) *fixture {
 	t.Helper()
+	return setupWith(t, db, viaOutbox, "")
+}
+
+// setupWith is setup with the app's BASE_URL.
+func setupWith(t *testing.T, db *bun.DB, viaOutbox bool, baseURL string) *fixture {
+	t.Helper()
 	f := &fixture{db: db, store: activity.NewStore(db)}
 	var sender Sender
 	if viaOutbox {
@@ -57,7 +69,7 @@ func setup(t *testing.T, db *bun.DB, viaOutbox bool) *fixture {
 	srv := testsupport.NATS(t)
 	broker := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "digest-test"))
 	reg := tasks.NewRegistry()
-	if err := Register(reg, Config{Source: f.store, DB: db, Sender: sender, From: "OTJ Helper <digest@example.org>", Policy: testPolicy}); err != nil {
+	if err := Register(reg, Config{Source: f.store, DB: db, Sender: sender, From: "OTJ Helper <digest@example.org>", Policy: testPolicy, BaseURL: baseURL}); err != nil {
 		t.Fatal(err)
 	}
 	q, err := broker.Queue(testsupport.Context(t))
@@ -489,4 +501,154 @@ func TestJobWeekInUsersZone(t *testing.T) {
 	if w, err := jobWeek(tasktype.Job{EnqueuedAt: at, Payload: []byte(`{"week":"2026-W40"}`)}, time.UTC); err != nil || w.String() != "2026-W40" {
 		t.Errorf("payload week: %s %v", w, err)
 	}
+}
+
+// The outbox gives up an erased user's digests, and only theirs: by
+// their id (an announced erasure) or by a sweep that asks after every
+// user it holds a digest of, once each.
+func TestOutboxErase(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "outbox")
+	o := Outbox{Dir: dir}
+	ctx := testsupport.Context(t)
+	if n, err := o.EraseUser(ctx, 1); n != 0 || err != nil {
+		t.Fatalf("outbox never made: %d, %v", n, err)
+	}
+	names := []string{"otj-digest-2026-W48-user1.eml", "otj-digest-2026-W49-user1.eml", "otj-digest-2026-W49-user12.eml",
+		"otj-digest-2026-W49-user2.eml", "notes.txt", "otj-digest-2026-W49-userX.eml"}
+	for _, n := range names {
+		if err := o.Send(ctx, nil, n, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := func() []string {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range ents {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	if n, err := o.EraseUser(ctx, 1); n != 2 || err != nil {
+		t.Fatalf("EraseUser(1) = %d, %v; want 2", n, err)
+	}
+	asked := map[int64]int{}
+	n, err := o.Sweep(ctx, func(_ context.Context, id int64) (bool, error) {
+		asked[id]++
+		return id != 12, nil
+	})
+	if n != 1 || err != nil {
+		t.Fatalf("Sweep = %d, %v; want 1", n, err)
+	}
+	if want := []string{"notes.txt", "otj-digest-2026-W49-user2.eml", "otj-digest-2026-W49-userX.eml"}; !slices.Equal(left(), want) {
+		t.Errorf("left %v, want %v", left(), want)
+	}
+	if len(asked) != 2 || asked[2] != 1 || asked[12] != 1 {
+		t.Errorf("sweep asked after %v, want users 2 and 12 once each", asked)
+	}
+	if _, err := o.Sweep(ctx, func(context.Context, int64) (bool, error) { return false, errors.New("database down") }); err == nil {
+		t.Error("a sweep that cannot ask after a user reports no error")
+	}
+	if want := []string{"notes.txt", "otj-digest-2026-W49-user2.eml", "otj-digest-2026-W49-userX.eml"}; !slices.Equal(left(), want) {
+		t.Errorf("a failed sweep removed files: left %v", left())
+	}
+}
+
+// The digest as a mail client sees it, parsed from what a real SMTP
+// server received: To names the user the body greets; the HTML part is
+// a whole document, declared UTF-8 in its part's header and in itself,
+// with a title and styles, and both parts link back to the app at
+// BASE_URL. Without BASE_URL there is no link to make.
+func TestDigestMessageIsComplete(t *testing.T) {
+	db, _ := testsupport.DB(t)
+	f := setupWith(t, db, false, "https://otj.example.org")
+	u := f.user(t, "ada@example.org")
+	f.activity(t, u.ID, time.Now().In(london(t)), "Café workshop £5 ✓", 2)
+	if e := f.run(t, u.ID); e.Kind != tasktype.EventSucceeded {
+		t.Fatalf("outcome %s: %s", e.Kind, e.Error)
+	}
+	msgs := f.smtp.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("server got %d messages", len(msgs))
+	}
+	got := parse(t, msgs[0].Data)
+	to, err := mail.ParseAddress(got.header.Get("To"))
+	if err != nil || to.Name != "Ada" || to.Address != "ada@example.org" {
+		t.Errorf("To %q = %+v, %v; want Ada <ada@example.org>", got.header.Get("To"), to, err)
+	}
+	if !strings.Contains(got.text, "Hello Ada,") {
+		t.Errorf("text part does not greet Ada:\n%s", got.text)
+	}
+	ct := partHeader(t, msgs[0].Data, "text/html").Get("Content-Type")
+	if _, params, err := mime.ParseMediaType(ct); err != nil || !strings.EqualFold(params["charset"], "utf-8") {
+		t.Errorf("HTML part's Content-Type %q: no UTF-8 charset", ct)
+	}
+	subj, err := new(mime.WordDecoder).DecodeHeader(got.header.Get("Subject"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := got.html
+	head, body, ok := strings.Cut(html, "<body")
+	if !ok {
+		t.Fatalf("HTML part has no body:\n%s", html)
+	}
+	for _, want := range []string{`<html lang="en">`, `<meta charset="utf-8">`, "<title>" + template.HTMLEscapeString(subj) + "</title>", "<style>"} {
+		if !strings.Contains(head, want) {
+			t.Errorf("HTML head lacks %s:\n%s", want, head)
+		}
+	}
+	if !strings.Contains(body, `<a href="https://otj.example.org/tasks/">`) || !strings.Contains(body, "Café workshop £5 ✓") {
+		t.Errorf("HTML body lacks the link to the app, or the title:\n%s", body)
+	}
+	if !strings.Contains(got.text, "https://otj.example.org/tasks/") {
+		t.Errorf("text part lacks the link to the app:\n%s", got.text)
+	}
+
+	// Without BASE_URL the app's address is unknown: no link at all.
+	g := setupWith(t, db, false, "")
+	v := g.user(t, "bo@example.org")
+	g.activity(t, v.ID, time.Now().In(london(t)), "Reading", 1)
+	if e := g.run(t, v.ID); e.Kind != tasktype.EventSucceeded {
+		t.Fatalf("outcome %s: %s", e.Kind, e.Error)
+	}
+	if p := parse(t, g.smtp.Messages()[0].Data); strings.Contains(p.html, "<a ") || strings.Contains(p.text, "http") {
+		t.Errorf("a digest without BASE_URL links somewhere:\n%s\n%s", p.text, p.html)
+	}
+}
+
+// partHeader is the header of the message's first part of media type want.
+func partHeader(t *testing.T, eml []byte, want string) textproto.MIMEHeader {
+	t.Helper()
+	m, err := mail.ReadMessage(bytes.NewReader(eml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(ct string, body io.Reader) textproto.MIMEHeader
+	walk = func(ct string, body io.Reader) textproto.MIMEHeader {
+		mt, params, err := mime.ParseMediaType(ct)
+		if err != nil || !strings.HasPrefix(mt, "multipart/") {
+			return nil
+		}
+		mr := multipart.NewReader(body, params["boundary"])
+		for {
+			p, err := mr.NextRawPart()
+			if err != nil {
+				return nil
+			}
+			pt, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
+			if pt == want {
+				return p.Header
+			}
+			if h := walk(p.Header.Get("Content-Type"), p); h != nil {
+				return h
+			}
+		}
+	}
+	h := walk(m.Header.Get("Content-Type"), m.Body)
+	if h == nil {
+		t.Fatalf("no %s part:\n%s", want, eml)
+	}
+	return h
 }

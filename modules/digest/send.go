@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -123,4 +125,91 @@ func (o Outbox) Send(_ context.Context, _ *gomail.Msg, name string, eml []byte) 
 		return fmt.Errorf("outbox: %w", err)
 	}
 	return nil
+}
+
+// outboxName is the name of a user's digest of a week in the outbox: the
+// user's id in it, as the outbox holds everyone's, and erasure finds
+// theirs by it.
+func outboxName(week Week, userID int64) string {
+	return fmt.Sprintf("otj-digest-%s-user%d.eml", week.String(), userID)
+}
+
+// outboxUser is the user id in an outbox file's name, or false for a
+// name that is not a digest's.
+func outboxUser(name string) (int64, bool) {
+	rest, ok := strings.CutPrefix(name, "otj-digest-")
+	if !ok {
+		return 0, false
+	}
+	rest, ok = strings.CutSuffix(rest, ".eml")
+	if !ok {
+		return 0, false
+	}
+	i := strings.LastIndex(rest, "-user")
+	if i < 0 {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(rest[i+len("-user"):], 10, 64)
+	if err != nil || id <= 0 {
+		return 0, false
+	}
+	return id, true
+}
+
+// EraseUser removes every digest of the user from the outbox, and says
+// how many: an erased user's mail must not outlive them on a worker's
+// disk. An outbox never made holds none.
+func (o Outbox) EraseUser(ctx context.Context, userID int64) (int, error) {
+	return o.remove(ctx, func(_ context.Context, id int64) (bool, error) { return id == userID, nil })
+}
+
+// Sweep removes the digests of every user for whom exists says false (an
+// erasure announced while this process was down), and says how many.
+// Each user is looked up once.
+func (o Outbox) Sweep(ctx context.Context, exists func(ctx context.Context, userID int64) (bool, error)) (int, error) {
+	known := map[int64]bool{}
+	return o.remove(ctx, func(ctx context.Context, id int64) (bool, error) {
+		keep, seen := known[id]
+		if !seen {
+			var err error
+			if keep, err = exists(ctx, id); err != nil {
+				return false, err
+			}
+			known[id] = keep
+		}
+		return !keep, nil
+	})
+}
+
+// remove deletes the digests whose user gone says so.
+func (o Outbox) remove(ctx context.Context, gone func(ctx context.Context, userID int64) (bool, error)) (int, error) {
+	ents, err := os.ReadDir(o.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("outbox: %w", err)
+	}
+	n := 0
+	for _, e := range ents {
+		id, ok := outboxUser(e.Name())
+		if !ok || e.IsDir() {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return n, fmt.Errorf("outbox: %w", err)
+		}
+		g, err := gone(ctx, id)
+		if err != nil {
+			return n, fmt.Errorf("outbox: user %d: %w", id, err)
+		}
+		if !g {
+			continue
+		}
+		if err := os.Remove(filepath.Join(o.Dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return n, fmt.Errorf("outbox: %w", err)
+		}
+		n++
+	}
+	return n, nil
 }

@@ -96,6 +96,11 @@ func RegisterImport(reg *tasks.Registry, im Importer) error {
 		res, err := im.ImportActivities(ctx, job.UserID, rows, func(done int) {
 			out.Progress(10+done*89/max(total, 1), groupThousands(done)+" of "+plural(total, "row", "rows")+" imported")
 		})
+		if errors.Is(err, activity.ErrNoStandard) {
+			return tasktype.Result{}, tasktype.Rejected(tasktype.UserMessage(fmt.Errorf("activity import: %w", err),
+				"Nothing was imported: the file names KSBs, and you have not chosen your apprenticeship standard yet. Choose it in Settings, then upload the file again."),
+				tasktype.Fix{Href: SettingsPage, Label: "Choose your standard in Settings"})
+		}
 		var refused *activity.RowsError
 		if errors.As(err, &refused) {
 			le := &LinesError{}
@@ -119,18 +124,26 @@ func RegisterImport(reg *tasks.Registry, im Importer) error {
 	}, ImportPolicy)
 }
 
-// badFile is the failure of a file that cannot be imported as it is:
-// rejected, for good, since another attempt reads the same file, and the
-// user's to mend, not the system's, with the bad rows in the sentence the
-// user sees.
+// badFile is the failure of a file that cannot be imported as it is: for
+// good, since another attempt reads the same file, with the bad rows in
+// the sentence the user sees, and the upload form as the way to fix it
+// (a Retry would read the same file).
 func badFile(err error) error {
 	msg := "Nothing was imported: the file could not be read as a report (" + err.Error() + ")."
 	var le *LinesError
 	if errors.As(err, &le) {
 		msg = le.message()
 	}
-	return tasktype.Rejected(tasktype.UserMessage(fmt.Errorf("activity import: %w", err), msg))
+	return tasktype.Rejected(tasktype.UserMessage(fmt.Errorf("activity import: %w", err), msg),
+		tasktype.Fix{Href: ImportPage, Label: "Fix the file and upload it again"})
 }
+
+// The web's pages a refused import sends its owner to: the upload form,
+// and the settings where the standard is chosen.
+const (
+	ImportPage   = "/activities/import"
+	SettingsPage = "/settings"
+)
 
 // LineError is one bad row of an imported file: its line number in the
 // file (the header is line 1) and why it was refused.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -29,6 +30,10 @@ type taskData struct {
 	// key of its Generate again button.
 	Expired  bool
 	RegenKey string
+	// Fix, for a task failed because it refused its input, is where the
+	// user puts the input right, offered instead of Retry, which would
+	// fail the same way.
+	Fix *tasktype.Fix
 }
 
 // showTask shows one of the user's tasks with its whole history
@@ -103,7 +108,7 @@ func (s *server) loadTask(ctx context.Context, userID int64, id string, loc *tim
 		return taskData{Task: &t, Timeline: timeline(events, loc), Lagging: true,
 			Note: "This task was queued a moment ago; its details will show in a few seconds."}, nil
 	case err == nil:
-		return taskData{Task: &row, Timeline: timeline(events, loc)}, nil
+		return taskData{Task: &row, Timeline: timeline(events, loc), Fix: refusedInput(row.Status, events)}, nil
 	case noRow:
 		return taskData{}, err
 	case errors.Is(err, tasktype.ErrNotFound):
@@ -112,6 +117,22 @@ func (s *server) loadTask(ctx context.Context, userID int64, id string, loc *tim
 	s.log.WarnContext(ctx, "show task without its history", "task_id", id, "user_id", userID, "err", err,
 		"request_id", middleware.GetReqID(ctx))
 	return taskData{Task: &row, Note: "The history of this task cannot be read right now. It will show again when the task queue can be reached."}, nil
+}
+
+// refusedInput is where a failed task's refused input is fixed: the fix
+// its failure carried, when the task is still failed and the fix is a
+// page of this app; nil otherwise.
+func refusedInput(status tasktype.Status, events []tasktype.Event) *tasktype.Fix {
+	if status != tasktype.StatusFailed || len(events) == 0 {
+		return nil
+	}
+	last := events[len(events)-1]
+	f := last.Fix
+	if last.Kind != tasktype.EventFailed || f == nil || f.Label == "" ||
+		!strings.HasPrefix(f.Href, "/") || strings.HasPrefix(f.Href, "//") || strings.HasPrefix(f.Href, "/\\") {
+		return nil
+	}
+	return f
 }
 
 // fromHistory stands in for a row the projection has not written yet:

@@ -77,7 +77,7 @@ func metricsOn(t *testing.T, open func(t *testing.T, log *jetstream.Broker) driv
 	// A job whose input is at fault, as an import of a file with bad
 	// rows: failed for good, counted as rejected, not as failed.
 	reject := func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
-		return tasktype.Result{}, tasktype.Rejected(errors.New("line 3: no date"))
+		return tasktype.Result{}, tasktype.Rejected(errors.New("line 3: no date"), tasktype.Fix{})
 	}
 	if err := reg.Register("reject_job", reject, tasktype.Policy{}); err != nil {
 		t.Fatal(err)

@@ -102,6 +102,10 @@ type Event struct {
 	// shown instead of Error, which is for operators. Failures recorded
 	// before they carried one have none (see FailureMessage).
 	Message string `json:"message,omitempty"` // progress, retrying, failed
+	// Fix, on a failed event, says the job refused its input (Rejected)
+	// and where its owner puts it right: running it again as it is
+	// would fail the same way.
+	Fix *Fix `json:"fix,omitempty"`
 
 	// Seq is the event's position in the stream, set when it is read back.
 	Seq uint64 `json:"-"`

@@ -96,27 +96,50 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// Fix says where a task's owner puts right the input a job refused: a
+// page of the app (Href, a path such as "/settings") and the link's text.
+type Fix struct {
+	Href  string `json:"href"`
+	Label string `json:"label"`
+}
+
 // RejectedError marks a failure whose cause is the job's input, which its
-// owner gave: a file with bad rows. It is permanent, as another attempt
-// reads the same input, and metrics count it apart from failures of the
-// system (see OutcomeRejected).
-type RejectedError struct{ Err error }
+// owner gave: a file with bad rows, or settings it needs. It is
+// permanent, as another attempt reads the same input; its task offers
+// the way to fix the input instead of Retry, and metrics count it apart
+// from failures of the system (see OutcomeRejected).
+type RejectedError struct {
+	Err error
+	Fix Fix
+}
 
 func (e *RejectedError) Error() string { return e.Err.Error() }
 func (e *RejectedError) Unwrap() error { return e.Err }
 
-// Rejected wraps err as a permanent failure caused by the job's input.
-func Rejected(err error) error {
+// Rejected wraps err as a refusal of the job's input, fixed at fix: the
+// job fails at once, for good.
+func Rejected(err error, fix Fix) error {
 	if err == nil {
 		return nil
 	}
-	return Permanent(&RejectedError{Err: err})
+	return Permanent(&RejectedError{Err: err, Fix: fix})
 }
 
 // IsRejected reports whether err, or an error it wraps, is Rejected.
 func IsRejected(err error) bool {
 	var r *RejectedError
 	return errors.As(err, &r)
+}
+
+// FixOf is where the input err refused is fixed, or nil when err is no
+// rejection.
+func FixOf(err error) *Fix {
+	var r *RejectedError
+	if errors.As(err, &r) {
+		f := r.Fix
+		return &f
+	}
+	return nil
 }
 
 // OutcomeRejected is the outcome a worker's observer is told of for an

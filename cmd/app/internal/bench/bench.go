@@ -149,10 +149,8 @@ func Run(ctx context.Context, args []string, load func() (Env, error), stdout, s
 	return printBenchTable(stdout, rep)
 }
 
-// parseBenchFlags reads app bench's flags. Its errors are one line naming
-// the flag; -h prints the help to stdout and returns flag.ErrHelp.
-func parseBenchFlags(args []string, stdout io.Writer) (benchOptions, error) {
-	var o benchOptions
+// benchFlags is app bench's flag set, read into o.
+func benchFlags(o *benchOptions) *flag.FlagSet {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	// Errors come back as one line; the help is printed only when asked.
 	fs.SetOutput(io.Discard)
@@ -168,6 +166,27 @@ func parseBenchFlags(args []string, stdout io.Writer) (benchOptions, error) {
 	fs.BoolVar(&o.json, "json", false, "print one JSON object instead of a table")
 	fs.BoolVar(&o.drain, "drain", true, "run the drain phase (--drain=false skips it)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of all the runs to this file (go tool pprof reads it)")
+	return fs
+}
+
+// FlagSets are the bench commands' flag sets, by the command's words
+// after "app ", made as the commands make them, for shell completion. A
+// flag with no usage is internal (a child process's), not offered.
+func FlagSets() map[string]*flag.FlagSet {
+	var (
+		b benchOptions
+		r benchReportOptions
+		m millionOptions
+	)
+	rf, _ := benchReportFlags(&r)
+	return map[string]*flag.FlagSet{"bench": benchFlags(&b), "bench report": rf, "bench million": millionFlags(&m)}
+}
+
+// parseBenchFlags reads app bench's flags. Its errors are one line naming
+// the flag; -h prints the help to stdout and returns flag.ErrHelp.
+func parseBenchFlags(args []string, stdout io.Writer) (benchOptions, error) {
+	var o benchOptions
+	fs := benchFlags(&o)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, benchUsage)

@@ -86,11 +86,8 @@ type millionOptions struct {
 // millionHidden are the flags the help leaves out.
 var millionHidden = map[string]bool{"child": true, "dir": true, "nats-url": true}
 
-// parseMillionFlags reads app bench million's flags. Its errors are one
-// line naming the flag; -h prints the help to stdout and returns
-// flag.ErrHelp.
-func parseMillionFlags(args []string, stdout io.Writer) (millionOptions, error) {
-	var o millionOptions
+// millionFlags is app bench million's flag set, read into o.
+func millionFlags(o *millionOptions) *flag.FlagSet {
 	fs := flag.NewFlagSet("bench million", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
@@ -102,6 +99,15 @@ func parseMillionFlags(args []string, stdout io.Writer) (millionOptions, error) 
 	fs.StringVar(&o.child, "child", "", "")
 	fs.StringVar(&o.dir, "dir", "", "")
 	fs.StringVar(&o.natsURL, "nats-url", "", "")
+	return fs
+}
+
+// parseMillionFlags reads app bench million's flags. Its errors are one
+// line naming the flag; -h prints the help to stdout and returns
+// flag.ErrHelp.
+func parseMillionFlags(args []string, stdout io.Writer) (millionOptions, error) {
+	var o millionOptions
+	fs := millionFlags(&o)
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, benchMillionUsage)

@@ -103,11 +103,9 @@ func runBenchReport(ctx context.Context, args []string, load func() (Env, error)
 	return printBenchReportTable(stdout, rep)
 }
 
-// parseBenchReportFlags reads app bench report's flags. Its errors are one
-// line naming the flag; -h prints the help to stdout and returns
-// flag.ErrHelp.
-func parseBenchReportFlags(args []string, stdout io.Writer) (benchReportOptions, error) {
-	o := benchReportOptions{}
+// benchReportFlags is app bench report's flag set, read into o but for
+// --activities, whose text it returns.
+func benchReportFlags(o *benchReportOptions) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("bench report", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
@@ -116,6 +114,15 @@ func parseBenchReportFlags(args []string, stdout io.Writer) (benchReportOptions,
 	fs.BoolVar(&o.json, "json", false, "print one JSON object instead of a table")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write each run's CPU profile of the report to `PREFIX`-<activities>-<run>.pprof")
 	fs.BoolVar(&o.child, "child", false, "")
+	return fs, sizes
+}
+
+// parseBenchReportFlags reads app bench report's flags. Its errors are one
+// line naming the flag; -h prints the help to stdout and returns
+// flag.ErrHelp.
+func parseBenchReportFlags(args []string, stdout io.Writer) (benchReportOptions, error) {
+	o := benchReportOptions{}
+	fs, sizes := benchReportFlags(&o)
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, benchReportUsage)

@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -18,13 +19,20 @@ const AnalyticsBatch = 500
 // callTimeout bounds each page of users read and each batch enqueued.
 const callTimeout = 30 * time.Second
 
+// analyticsFlags is app analytics's flag set.
+func analyticsFlags(all *bool, batch *int, stderr io.Writer) *flag.FlagSet {
+	fs := cli.NewFlagSet("analytics", "", stderr)
+	fs.BoolVar(all, "all", false, "run analytics for every user, one job each")
+	fs.IntVar(batch, "batch", AnalyticsBatch, "jobs enqueued per call to the broker")
+	return fs
+}
+
 // Analytics is app analytics --all: it enqueues one job of type jobType
 // (the batch analytics) per user, a page of users at a time, and prints
 // how many. args are what follows "analytics".
 func Analytics(ctx context.Context, jobType string, args []string, open OpenFunc, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("analytics", "", stderr)
-	all := fs.Bool("all", false, "run analytics for every user, one job each")
-	batch := fs.Int("batch", AnalyticsBatch, "jobs enqueued per call to the broker")
+	all, batch := new(bool), new(int)
+	fs := analyticsFlags(all, batch, stderr)
 	pos, err := cli.ParseFlags(fs, args)
 	if err != nil || len(pos) > 0 {
 		return cli.FlagError(err, fs, "analytics", pos)

@@ -13,6 +13,7 @@ package operator
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -80,14 +81,56 @@ func Tasks(ctx context.Context, args []string, open OpenFunc, stdout, stderr io.
 	return fmt.Errorf("tasks: unknown subcommand %q\n%s", sub, tasksUsage)
 }
 
+// listOptions are app tasks list's flags.
+type listOptions struct {
+	state, user, typ string
+	limit            int
+	json             bool
+}
+
+// listFlags is app tasks list's flag set, read into o.
+func listFlags(o *listOptions, stderr io.Writer) *flag.FlagSet {
+	fs := cli.NewFlagSet("tasks list", "", stderr)
+	fs.StringVar(&o.state, "state", "", "only tasks in this state: "+statusNames())
+	fs.StringVar(&o.user, "user", "", "only this user's tasks: an email address or a user id")
+	fs.StringVar(&o.typ, "type", "", "only tasks of this job type, e.g. full_report")
+	fs.IntVar(&o.limit, "limit", defaultListLimit, "at most this many tasks, newest first")
+	fs.BoolVar(&o.json, "json", false, "print JSON instead of a table")
+	return fs
+}
+
+// showFlags is app tasks show's flag set.
+func showFlags(asJSON *bool, stderr io.Writer) *flag.FlagSet {
+	fs := cli.NewFlagSet("tasks show", " ID", stderr)
+	fs.BoolVar(asJSON, "json", false, "print JSON instead of text")
+	return fs
+}
+
+// FlagSets are the operator commands' flag sets, by the command's words
+// after "app " ("tasks list"), made as the commands make them: the one
+// table their help and shell completion read.
+func FlagSets() map[string]*flag.FlagSet {
+	var (
+		o   listOptions
+		b   bool
+		all bool
+		n   int
+	)
+	return map[string]*flag.FlagSet{
+		"tasks list":          listFlags(&o, io.Discard),
+		"tasks show":          showFlags(&b, io.Discard),
+		"tasks retry":         cli.NewFlagSet("tasks retry", " ID", io.Discard),
+		"tasks cancel":        cli.NewFlagSet("tasks cancel", " ID", io.Discard),
+		"projections rebuild": cli.NewFlagSet("projections rebuild", "", io.Discard),
+		"analytics":           analyticsFlags(&all, &n, io.Discard),
+	}
+}
+
 // runTasksList prints task_result, filtered, as a table or as JSON.
 func runTasksList(ctx context.Context, args []string, open OpenFunc, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("tasks list", "", stderr)
-	state := fs.String("state", "", "only tasks in this state: "+statusNames())
-	user := fs.String("user", "", "only this user's tasks: an email address or a user id")
-	typ := fs.String("type", "", "only tasks of this job type, e.g. full_report")
-	limit := fs.Int("limit", defaultListLimit, "at most this many tasks, newest first")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	var o listOptions
+	fs := listFlags(&o, stderr)
+	state, user, typ, limit, asJSON := &o.state, &o.user, &o.typ, &o.limit, &o.json
 	pos, err := cli.ParseFlags(fs, args)
 	if err != nil || len(pos) > 0 {
 		return cli.FlagError(err, fs, "tasks list [--state S] [--user EMAIL_OR_ID] [--type T] [--limit N] [--json]", pos)
@@ -135,8 +178,8 @@ func runTasksList(ctx context.Context, args []string, open OpenFunc, stdout, std
 
 // runTasksShow prints one task's row and its event history.
 func runTasksShow(ctx context.Context, args []string, open OpenFunc, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("tasks show", " ID", stderr)
-	asJSON := fs.Bool("json", false, "print JSON instead of text")
+	asJSON := new(bool)
+	fs := showFlags(asJSON, stderr)
 	pos, err := cli.ParseFlags(fs, args)
 	if err != nil || len(pos) != 1 {
 		return cli.FlagError(err, fs, "tasks show ID [--json]", pos)

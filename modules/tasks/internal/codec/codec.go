@@ -84,6 +84,13 @@ func AppendEvent(b []byte, e *tasktype.Event) []byte {
 		b = strconv.AppendInt(b, int64(e.Percent), 10)
 	}
 	b = appendField(b, "message", e.Message)
+	if f := e.Fix; f != nil {
+		b = append(b, `,"fix":{"href":`...)
+		b = appendString(b, f.Href)
+		b = append(b, `,"label":`...)
+		b = appendString(b, f.Label)
+		b = append(b, '}')
+	}
 	return append(b, '}')
 }
 
@@ -273,6 +280,11 @@ func (d *decoder) event(e *tasktype.Event) bool {
 			return d.smallInt(&e.Percent)
 		case "message":
 			return d.str(&e.Message)
+		case "fix":
+			if e.Fix == nil {
+				e.Fix = new(tasktype.Fix)
+			}
+			return d.fix(e.Fix)
 		}
 		// encoding/json matches keys without regard to case; only an
 		// exact match is read here.
@@ -284,6 +296,22 @@ func (d *decoder) event(e *tasktype.Event) bool {
 	})
 	d.space()
 	return ok && d.i == len(d.data)
+}
+
+func (d *decoder) fix(f *tasktype.Fix) bool {
+	return d.object(func(key []byte) bool {
+		switch string(key) {
+		case "href":
+			return d.str(&f.Href)
+		case "label":
+			return d.str(&f.Label)
+		}
+		if bytes.ContainsFunc(key, func(r rune) bool { return r >= 'A' && r <= 'Z' || r >= utf8.RuneSelf }) {
+			return false
+		}
+		_, ok := d.value()
+		return ok
+	})
 }
 
 func (d *decoder) result(r *tasktype.ResultRef) bool {

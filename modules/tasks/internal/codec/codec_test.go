@@ -29,6 +29,9 @@ func codecEvents() []tasktype.Event {
 		// line's field; events from before it decode without one (e3).
 		{ID: "e8", Kind: tasktype.EventFailed, JobID: "j1", JobType: "t", UserID: 1, Time: at, Attempt: 3, MaxAttempts: 3,
 			Error: "store result: nats: API error: code=503 err_code=10077 description=maximum bytes exceeded", Message: "There is no room \"now\"."},
+		// A refused input's fix travels with its failure.
+		{ID: "e9", Kind: tasktype.EventFailed, JobID: "j1", JobType: "t", UserID: 1, Time: at, Attempt: 1, MaxAttempts: 3,
+			Error: "bad rows", Message: "Line 2: \"x\".", Fix: &tasktype.Fix{Href: "/activities/import", Label: "Upload a corrected file"}},
 	}
 }
 

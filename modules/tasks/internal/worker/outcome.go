@@ -70,6 +70,7 @@ func (w *Worker) failure(job tasktype.Job, attempt, maxAttempts int, policy task
 		return w.event(job, tasktype.EventFailed, attempt, func(e *tasktype.Event) {
 			e.Error, e.Message = err.Error(), message(tasktype.StatusFailed)
 			e.MaxAttempts = maxAttempts
+			e.Fix = tasktype.FixOf(err)
 		})
 	}
 	return w.event(job, tasktype.EventRetrying, attempt, func(e *tasktype.Event) {
