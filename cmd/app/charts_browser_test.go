@@ -1,15 +1,11 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/otjhelper/otj/platform/testsupport"
@@ -34,25 +30,6 @@ const chartLabelsOutside = `(() => {
 	});
 	return out;
 })()`
-
-// colorScheme makes the browser report prefers-color-scheme as scheme
-// ("light" or "dark") to the page's stylesheet.
-func colorScheme(scheme string) chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
-			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
-		return err
-	})
-}
-
-// checkAxe runs axe-core over the page the browser shows and fails the
-// test for each serious or critical violation.
-func checkAxe(t *testing.T, ctx context.Context, page string) {
-	t.Helper()
-	for _, v := range testsupport.Axe(t, ctx) {
-		t.Errorf("%s: axe %s (%s): %s: %s", page, v.ID, v.Impact, v.Help, strings.Join(v.Targets, "; "))
-	}
-}
 
 // TestBrowserChartLabelsInside runs analytics over an empty log, a
 // small one (a quarter of an hour) and a huge one (about 112 hours a
@@ -131,7 +108,7 @@ func TestBrowserChartLabelsInside(t *testing.T) {
 	for name, id := range logs {
 		for _, scheme := range []string{"light", "dark"} {
 			for _, width := range []int64{1280, 390} {
-				if err := chromedp.Do(ctx, colorScheme(scheme), chromedp.EmulateViewport(width, 900), chromedp.Navigate(base+"/tasks/"+id+"/analytics"),
+				if err := chromedp.Do(ctx, testsupport.ColorScheme(scheme), chromedp.EmulateViewport(width, 900), chromedp.Navigate(base+"/tasks/"+id+"/analytics"),
 					chromedp.WaitVisible(chromedp.CSS(`main h1`))); err != nil {
 					t.Fatal(err)
 				}
@@ -151,7 +128,7 @@ func TestBrowserChartLabelsInside(t *testing.T) {
 					t.Errorf("%s log, %s: the analytics page is %d px wide at %d px: it scrolls sideways", name, scheme, sw, width)
 				}
 				if width == 390 {
-					checkAxe(t, ctx, "analytics of the "+name+" log, "+scheme)
+					testsupport.CheckAxe(t, ctx, "analytics of the "+name+" log, "+scheme)
 				}
 			}
 		}

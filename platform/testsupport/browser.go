@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -62,7 +64,9 @@ func Browser(t testing.TB) context.Context {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	// Room for the accessibility tests, which run axe-core over dozens of
+	// page states, on a machine shared with the rest of the suite.
+	ctx, cancelTimeout := context.WithTimeout(ctx, 5*time.Minute)
 	t.Cleanup(cancelTimeout)
 	return ctx
 }
@@ -189,4 +193,23 @@ func Axe(t testing.TB, ctx context.Context) []AxeViolation {
 		t.Fatalf("run axe-core: %v", err)
 	}
 	return found
+}
+
+// CheckAxe runs Axe and fails the test for each serious or critical
+// violation, naming page, the rule and the elements.
+func CheckAxe(t testing.TB, ctx context.Context, page string) {
+	t.Helper()
+	for _, v := range Axe(t, ctx) {
+		t.Errorf("%s: axe %s (%s): %s: %s", page, v.ID, v.Impact, v.Help, strings.Join(v.Targets, "; "))
+	}
+}
+
+// ColorScheme makes the browser report prefers-color-scheme as scheme
+// ("light" or "dark") to the page's stylesheet, from now on.
+func ColorScheme(scheme string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
+		return err
+	})
 }
