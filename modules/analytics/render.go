@@ -135,10 +135,9 @@ type barChart struct {
 type bar struct {
 	Label string
 	// Short is Label as the chart shows it: cut to the label column.
-	Short string
-	Title string
-	Value string // the label after the bar
-
+	Short      string
+	Title      string
+	Value      string // the label after the bar
 	Hours      float64
 	Activities int
 	Y, TY, W   float64
