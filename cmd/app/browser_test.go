@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/csv"
 	"maps"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -54,15 +52,10 @@ func TestBrowserReportFlow(t *testing.T) {
 		t.Fatalf("badge %q, %v", badge, err)
 	}
 	color, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector('.badge')).backgroundColor`))
-	if err != nil || color != "rgb(22, 163, 74)" {
+	if err != nil || color != "rgb(21, 128, 61)" { // #15803d: white text on it has 4.5:1
 		t.Errorf("completed badge colour %q (%v), want green", color, err)
 	}
-	if os.Getenv("OTJ_SCREENSHOTS") != "" {
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err == nil {
-			os.WriteFile(filepath.Join(os.Getenv("OTJ_SCREENSHOTS"), "tasks.png"), png, 0o644)
-		}
-	}
+	testsupport.Screenshot(t, ctx, "tasks")
 	body, err := chromedp.Run(ctx, chromedp.Evaluate[string](
 		`fetch(document.querySelector('a.download').href).then(r => r.text())`, chromedp.EvalAwaitPromise))
 	if err != nil {
@@ -152,15 +145,11 @@ func TestBrowserCancelAndRetry(t *testing.T) {
 			t.Errorf("timeline lacks %q:\n%s", want, history)
 		}
 	}
-	if os.Getenv("OTJ_SCREENSHOTS") != "" {
-		if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
-			os.WriteFile(filepath.Join(os.Getenv("OTJ_SCREENSHOTS"), "task.png"), png, 0o644)
-		}
-		chromedp.Do(ctx, chromedp.Navigate(base+"/tasks/"), chromedp.WaitVisible(chromedp.CSS(`table.tasks`)))
-		if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
-			os.WriteFile(filepath.Join(os.Getenv("OTJ_SCREENSHOTS"), "tasks-states.png"), png, 0o644)
-		}
+	testsupport.Screenshot(t, ctx, "task")
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/tasks/"), chromedp.WaitVisible(chromedp.CSS(`table.tasks`))); err != nil {
+		t.Fatal(err)
 	}
+	testsupport.Screenshot(t, ctx, "tasks-states")
 }
 
 // TestBrowserExpiredResultGeneratedAgain: with RESULT_KEEP=1, a second
@@ -255,10 +244,6 @@ func TestBrowserAnalyticsOnPhone(t *testing.T) {
 	if err != nil || len(over) != 0 {
 		t.Errorf("at 390 px these overflow or shrink to nothing (%v): %q", err, over)
 	}
-	if os.Getenv("OTJ_SCREENSHOTS") != "" {
-		if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
-			os.WriteFile(filepath.Join(os.Getenv("OTJ_SCREENSHOTS"), "analytics-390.png"), png, 0o644)
-		}
-	}
+	testsupport.Screenshot(t, ctx, "analytics-390")
 	app.shutdown(t)
 }

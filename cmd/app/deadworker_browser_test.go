@@ -152,12 +152,12 @@ func browserDeadWorker(t *testing.T, broker map[string]string) {
 	if got := text(`document.querySelector("#task-live .badge").textContent`); got != "running" {
 		t.Errorf("badge %q after the kill, want running still (nothing took the job over)", got)
 	}
-	dir, name := artefactDir(t), "jetstream"
+	name := "jetstream"
 	if b := broker["TASKS_BROKER"]; b != "" {
 		name = b
 	}
-	screenshotAt(t, ctx, dir, "task-worker-lost-"+name+"-1280.png", 1280)
-	screenshotAt(t, ctx, dir, "task-worker-lost-"+name+"-390.png", 390)
+	testsupport.ScreenshotAt(t, ctx, "task-worker-lost-"+name, 1280)
+	testsupport.ScreenshotAt(t, ctx, "task-worker-lost-"+name, 390)
 
 	startWorker(t, "worker-2", wenv)
 	step(60*time.Second, "the job never completed on the second worker",
@@ -173,7 +173,7 @@ func browserDeadWorker(t *testing.T, broker map[string]string) {
 	if !strings.Contains(history, "Attempt 2 succeeded") {
 		t.Errorf("the history does not show attempt 2 succeed:\n%s", history)
 	}
-	screenshotAt(t, ctx, dir, "task-worker-lost-"+name+"-resumed-1280.png", 1280)
+	testsupport.ScreenshotAt(t, ctx, "task-worker-lost-"+name+"-resumed", 1280)
 	if got := text(`String(document.querySelectorAll("#task-live .worker-lost:not([hidden]), #task-live .heard").length)`); got != "0" {
 		t.Errorf("the completed task still shows %s last-heard or worker-lost lines", got)
 	}

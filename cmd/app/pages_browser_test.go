@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -13,9 +14,11 @@ import (
 )
 
 // TestBrowserEveryPageFitsAPhone opens every page of the app in
-// Chromium at 1280 and at 390 px wide, saves each as a screenshot (under
-// OTJ_ARTIFACTS when set) and fails when one needs sideways scrolling on
-// the phone.
+// Chromium at 1280 and at 390 px wide, light and dark, saves each as a
+// screenshot (testsupport.ScreenshotAt) and fails when one needs sideways
+// scrolling, breaks a word in a table or lacks a working skip link, or
+// when axe-core finds a serious or critical violation, light at 1280 px
+// and dark at 390 px (issue 24 §7).
 func TestBrowserEveryPageFitsAPhone(t *testing.T) {
 	ctx := testsupport.Browser(t)
 	env := baseEnv(t)
@@ -67,15 +70,87 @@ func TestBrowserEveryPageFitsAPhone(t *testing.T) {
 		{"account", "/account"},
 		{"not-found", "/tasks/no-such-task"},
 	}
-	shots := artefactDir(t)
 	for _, p := range pages {
-		if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+p.path), chromedp.WaitVisible(chromedp.CSS(`main h1`))); err != nil {
+		if err := chromedp.Do(ctx, testsupport.ColorScheme("light"), chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+p.path), chromedp.WaitVisible(chromedp.CSS(`main h1`))); err != nil {
 			t.Fatalf("open %s: %v", p.path, err)
 		}
-		screenshotAt(t, ctx, shots, p.name+"-1280.png", 1280)
-		if sw := screenshotAt(t, ctx, shots, p.name+"-390.png", 390); sw > 390 {
-			t.Errorf("%s (%s) is %d px wide at 390 px: it scrolls sideways on a phone", p.name, p.path, sw)
+		checkSkipLink(t, ctx, p.name)
+		for _, scheme := range []string{"light", "dark"} {
+			if err := chromedp.Do(ctx, testsupport.ColorScheme(scheme)); err != nil {
+				t.Fatal(err)
+			}
+			for _, width := range []int64{1280, 390} {
+				name := p.name
+				if scheme == "dark" {
+					name += "-dark"
+				}
+				if sw := testsupport.ScreenshotAt(t, ctx, name, width); sw > int(width) {
+					t.Errorf("%s (%s, %s) is %d px wide at %d px: it scrolls sideways", p.name, p.path, scheme, sw, width)
+				}
+				checkWordsWhole(t, ctx, fmt.Sprintf("%s at %d px", p.name, width))
+				if (scheme == "light") == (width == 1280) { // each scheme once, each width once
+					t.Run(fmt.Sprintf("axe/%s/%s/%d", p.name, scheme, width), func(t *testing.T) {
+						testsupport.RequireAxe(t)
+						testsupport.CheckAxe(t, ctx, fmt.Sprintf("%s (%s, %s, %d px)", p.name, p.path, scheme, width))
+					})
+				}
+			}
 		}
 	}
 	app.shutdown(t)
+}
+
+// checkSkipLink presses Tab on a fresh page: the first stop must be the
+// skip link, visible and outlined, and following it must put the focus
+// in main.
+func checkSkipLink(t *testing.T, ctx context.Context, page string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\t")); err != nil {
+		t.Fatal(err)
+	}
+	first, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		const a = document.activeElement, r = a.getBoundingClientRect(), st = getComputedStyle(a);
+		return [a.className, r.top >= 0 && r.bottom > 0 && r.width > 0, st.outlineStyle !== 'none' && parseFloat(st.outlineWidth) >= 2].join(' ');
+	})()`))
+	if err != nil || first != "skip-link true true" {
+		t.Errorf("%s: the first Tab stop is not a visible, outlined skip link: %q (%v)", page, first, err)
+		return
+	}
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\r")); err != nil {
+		t.Fatal(err)
+	}
+	in, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.activeElement.id === 'main' && location.hash === '#main'`))
+	if err != nil || !in {
+		t.Errorf("%s: following the skip link did not move the focus to main (%v)", page, err)
+	}
+}
+
+// checkWordsWhole fails the test for each word of a table cell that the
+// layout broke across two lines: a word of up to 24 letters must fit a
+// cell ("Conferenc/e" was seen); longer strings, such as links, may wrap.
+func checkWordsWhole(t *testing.T, ctx context.Context, page string) {
+	t.Helper()
+	broken, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(() => {
+		const out = [], walk = document.createTreeWalker(document.querySelector('main'), NodeFilter.SHOW_TEXT);
+		for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+			if (!n.parentElement.closest('td, th') || n.parentElement.closest('.visually-hidden')) continue;
+			// Parts of a string of up to 24 characters, split at hyphens and
+			// slashes, where a line may end: longer strings (links) may wrap.
+			for (const m of n.data.matchAll(/[^\s\u2014\u2013\-\/]+/g)) {
+				const token = n.data.slice(0, m.index).split(/\s/).pop() + n.data.slice(m.index).split(/\s/)[0];
+				if (token.length > 24) continue;
+				const r = document.createRange();
+				r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length);
+				const lines = new Set([...r.getClientRects()].filter(x => x.width > 0).map(x => Math.round(x.top)));
+				if (lines.size > 1) out.push(m[0]);
+			}
+		}
+		return out;
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range broken {
+		t.Errorf("%s: the word %q is broken across lines in a table", page, w)
+	}
 }

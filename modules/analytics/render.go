@@ -79,10 +79,17 @@ const (
 	// 400 units across, so that 13-unit labels are about 12 px on a
 	// 390 px phone and still small beside the bars on a desktop.
 	chartWidth = 400
-	// The weekly chart's plot area.
-	weekTop, weekHeight, weekLeft = 12.0, 120.0, 36.0
-	// Horizontal bar charts: a label column, then the bars.
-	rowHeight, barLeft, barSpan = 22.0, 140.0, 190.0
+	// The weekly chart's plot area: its left edge is worked out from the
+	// widest axis label.
+	weekTop, weekHeight = 12.0, 120.0
+	// Horizontal bar charts: a label column, then the bars, then each
+	// bar's value. The label column takes what its widest label needs, up
+	// to labelColumnMax; a longer label is cut short with "…" (the full
+	// one is in the bar's tooltip and the table).
+	rowHeight, labelColumnMax = 22.0, 170.0
+	// edge is the gap kept between a label and the chart's edge, and gap
+	// the one between a label and what it labels.
+	edge, gap = 3.0, 6.0
 )
 
 // view is the result with each chart's geometry worked out.
@@ -102,6 +109,7 @@ type view struct {
 type weekChart struct {
 	Bars         []weekBar
 	Max          float64
+	MaxLabel     string // Max as the axis label
 	Width        int
 	Height       int
 	Left, Bottom float64
@@ -125,8 +133,11 @@ type barChart struct {
 }
 
 type bar struct {
-	Label      string
+	Label string
+	// Short is Label as the chart shows it: cut to the label column.
+	Short      string
 	Title      string
+	Value      string // the label after the bar
 	Hours      float64
 	Activities int
 	Y, TY, W   float64
@@ -153,15 +164,19 @@ func newView(r Result) view {
 	if max == 0 {
 		max = 1
 	}
-	plotW := chartWidth - weekLeft - 4
+	maxLabel := formatHours(max) + " h"
+	// The axis labels end gap/2 left of the plot (the template's dx="-3").
+	weekLeft := edge + fmaxf(textWidth(maxLabel), textWidth("0")) + gap/2
+	plotW := chartWidth - weekLeft - edge
 	step := plotW / float64(max1(len(r.Weeks)))
-	wc := weekChart{Max: max, Width: chartWidth, Height: int(weekTop + weekHeight + 22),
+	wc := weekChart{Max: max, MaxLabel: maxLabel, Width: chartWidth, Height: int(weekTop + weekHeight + 22),
 		Left: weekLeft, Top: weekTop, Bottom: weekTop + weekHeight, Right: weekLeft + plotW, Mid: weekTop + weekHeight/2}
 	for i, w := range r.Weeks {
 		h := w.Hours / max * weekHeight
 		b := weekBar{Week: w, X: weekLeft + float64(i)*step + step*0.1, W: step * 0.8, H: h, Y: weekTop + weekHeight - h}
 		if i%13 == 0 {
-			b.Label, b.LX = w.Week, b.X
+			// Under its bar, or as far right as the chart lets it be.
+			b.Label, b.LX = w.Week, min(b.X, chartWidth-edge-textWidth(w.Week))
 		}
 		wc.Bars = append(wc.Bars, b)
 	}
@@ -170,12 +185,16 @@ func newView(r Result) view {
 	// Hours by type.
 	v.Types = hBars(len(r.Types), func(i int) bar {
 		t := r.Types[i]
-		return bar{Label: t.Label, Hours: t.Hours, Activities: t.Activities}
+		return bar{Label: t.Label, Hours: t.Hours, Activities: t.Activities, Value: formatHours(t.Hours) + " h"}
 	})
 	// KSB coverage.
 	v.KSBBars = hBars(len(r.KSBs), func(i int) bar {
 		k := r.KSBs[i]
-		return bar{Label: k.Code, Title: k.Title, Hours: k.Hours, Activities: k.Activities, Assured: k.Assured}
+		value := "no evidence"
+		if k.Activities > 0 {
+			value = formatHours(k.Hours) + " h"
+		}
+		return bar{Label: k.Code, Title: k.Title, Hours: k.Hours, Activities: k.Activities, Assured: k.Assured, Value: value}
 	})
 	// Seminar against other hours: one bar split in two.
 	total := r.Seminar.SeminarHours + r.Seminar.OtherHours
@@ -190,22 +209,32 @@ func newView(r Result) view {
 	return v
 }
 
-// hBars lays out n horizontal bars, scaled to the largest's hours.
+// hBars lays out n horizontal bars, scaled to the largest's hours: the
+// label column as wide as its widest label (at most labelColumnMax),
+// and the bars' span what is left once the widest value fits after the
+// longest bar.
 func hBars(n int, row func(int) bar) barChart {
-	c := barChart{Height: float64(n)*rowHeight + 8, Left: barLeft}
-	max := 0.0
+	max, labelW, valueW := 0.0, 0.0, 0.0
 	for i := range n {
-		max = fmaxf(max, row(i).Hours)
+		b := row(i)
+		max = fmaxf(max, b.Hours)
+		labelW = fmaxf(labelW, textWidth(b.Label))
+		valueW = fmaxf(valueW, textWidth(b.Value))
 	}
 	if max == 0 {
 		max = 1
 	}
+	labelW = min(labelW, labelColumnMax)
+	left := edge + labelW + gap // the template's dx="-6"
+	span := fmaxf(chartWidth-left-gap-valueW-edge, 0)
+	c := barChart{Height: float64(n)*rowHeight + 8, Left: left}
 	for i := range n {
 		b := row(i)
+		b.Short = fitText(b.Label, labelW)
 		b.Y = 4 + float64(i)*rowHeight
 		b.TY = b.Y + rowHeight*0.65
-		b.W = b.Hours / max * barSpan
-		b.ValueX = barLeft + b.W + 6
+		b.W = b.Hours / max * span
+		b.ValueX = left + b.W + gap
 		c.Rows = append(c.Rows, b)
 	}
 	return c

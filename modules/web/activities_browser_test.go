@@ -1,8 +1,6 @@
 package web_test
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,8 +14,8 @@ import (
 // TestBrowserAddActivity adds an activity with two KSBs and a link through
 // the form in a real Chromium, finds it in the list with the link's
 // title, and opens the list, the activity and the form at 390 px wide:
-// none scrolls sideways. Screenshots at 1280 and 390 px go to the test's
-// artefact dir (go test -artifacts keeps them).
+// none scrolls sideways. Screenshots at 1280 and 390 px go where
+// testsupport.Screenshot keeps them.
 func TestBrowserAddActivity(t *testing.T) {
 	ctx := testsupport.Browser(t)
 	f := newFixture(t, web.Config{Enqueuer: &fakeEnqueuer{}, DevAutoLoginEmail: "alice@example.org"})
@@ -29,18 +27,7 @@ func TestBrowserAddActivity(t *testing.T) {
 		t.Fatalf("ksbs %v %v", len(ksbs), err)
 	}
 	k1, s1 := ksbs[0], ksbs[len(ksbs)-15] // one knowledge, one skill
-	dir := t.ArtifactDir()
-	t.Logf("screenshots in %s", dir)
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	shot := func(name string) { t.Helper(); testsupport.Screenshot(t, ctx, name) }
 	check := func(code string) chromedp.Action[chromedp.Void] {
 		return chromedp.Click(chromedp.CSS(`input[name=ksbs][value="` + code + `"]`))
 	}

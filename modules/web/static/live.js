@@ -90,7 +90,7 @@
     if (p.task) {
       var fresh = doc.getElementById("task-live");
       if (fresh) {
-        document.getElementById("task-live").replaceWith(document.importNode(fresh, true));
+        refill(document.getElementById("task-live"), fresh);
       }
       return;
     }
@@ -100,8 +100,15 @@
     pending = {};
     var list = doc.getElementById("task-list");
     if (list) {
-      document.getElementById("task-list").replaceWith(document.importNode(list, true));
+      refill(document.getElementById("task-list"), list);
     }
+  }
+
+  // refill gives the region the fresh copy's content. The region itself
+  // stays: it is an aria-live region, and screen readers announce changes
+  // inside a region they know, not a new one put in its place.
+  function refill(region, fresh) {
+    region.replaceChildren.apply(region, Array.prototype.slice.call(document.importNode(fresh, true).childNodes));
   }
 
   function refetch() {
