@@ -74,6 +74,12 @@ func (b *Broker) FeedWork(ctx context.Context, consumer string, fn func(ctx cont
 			_ = msg.TermWithReason("undecodable")
 			continue
 		}
+		if forged, why := b.forged(ctx, msg.Subject(), e); forged {
+			b.cfg.Logger.ErrorContext(ctx, "dropping a work item no job of the log asked for", "seq", md.Sequence.Stream,
+				"subject", msg.Subject(), "job_id", e.JobID, "why", why)
+			_ = msg.TermWithReason(why)
+			continue
+		}
 		if err := fn(ctx, e, md.NumDelivered > 1); err != nil {
 			if ctx.Err() != nil {
 				// Stopping: another process may take the item now, rather
@@ -149,10 +155,13 @@ func (b *Broker) ScanWork(ctx context.Context, fn func(ctx context.Context, item
 		if md.Sequence.Stream > end {
 			return nil
 		}
-		e, err := decode(msg.Data(), md.Sequence.Stream)
-		if err == nil {
-			if err := fn(ctx, e); err != nil {
-				return err
+		// An item no job asked for is skipped here and dropped, logged,
+		// where FeedWork meets it.
+		if e, err := decode(msg.Data(), md.Sequence.Stream); err == nil {
+			if forged, _ := b.forged(ctx, msg.Subject(), e); !forged {
+				if err := fn(ctx, e); err != nil {
+					return err
+				}
 			}
 		}
 		if md.NumPending == 0 || md.Sequence.Stream == end {

@@ -65,3 +65,70 @@ func TestQueueDropsWorkItemsNoJobAskedFor(t *testing.T) {
 		t.Fatalf("the queue handed out %+v, want only job %s", got, real.ID)
 	}
 }
+
+// The Redis broker takes its work items from the log through FeedWork
+// and ScanWork: a worker credential must not create a job there either,
+// so both pass on a real job's items and none that no job asked for.
+func TestFeedPassesOnNoWorkItemNoJobAskedFor(t *testing.T) {
+	ctx := testsupport.Context(t)
+	nc := testsupport.Connect(t, testsupport.NATS(t), "forged-feed")
+	b := jetstreamtest.Broker(t, nc)
+	js, err := natsjs.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(subject string, e tasktype.Event) {
+		t.Helper()
+		if _, err := js.Publish(ctx, subject, codec.AppendEvent(nil, &e)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forged := tasktype.Event{ID: "f1", Kind: tasktype.EventRetrying, JobID: "neverenqueued1", JobType: "account_export", UserID: 99,
+		Attempt: 1, Time: time.Now().UTC(), RetryAt: time.Now().UTC(), Payload: json.RawMessage(`{}`)}
+	publish(jetstream.EventSubject(&forged), forged)
+	elsewhere := tasktype.Event{ID: "f2", Kind: tasktype.EventEnqueued, JobID: "elsewhere1", JobType: "account_export", UserID: 99,
+		Time: time.Now().UTC(), Payload: json.RawMessage(`{}`)}
+	publish(jetstream.Subject("account_export", 99, "elsewhere1", tasktype.EventRetrying), elsewhere)
+	real, err := b.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1, Payload: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var scanned []string
+	if err := b.ScanWork(ctx, func(_ context.Context, e tasktype.Event) error {
+		scanned = append(scanned, e.JobID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(scanned) != 1 || scanned[0] != real.ID {
+		t.Errorf("ScanWork passed on %v, want only job %s", scanned, real.ID)
+	}
+
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fed := make(chan string, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- b.FeedWork(fctx, "relay-test", func(_ context.Context, e tasktype.Event, _ bool) error {
+			fed <- e.JobID
+			return nil
+		})
+	}()
+	select {
+	case id := <-fed:
+		if id != real.ID {
+			t.Errorf("FeedWork passed on job %s first, want %s", id, real.ID)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("FeedWork passed on nothing")
+	}
+	// The log holds nothing after the real job: anything more fed is forged.
+	select {
+	case id := <-fed:
+		t.Errorf("FeedWork passed on job %s too, which no job of the log asked for", id)
+	case <-time.After(time.Second):
+	}
+	cancel()
+	<-done
+}

@@ -183,7 +183,7 @@ func (q *queue) collect(ctx context.Context, batch natsjs.MessageBatch) ([]taskd
 			_ = msg.TermWithReason("undecodable")
 			continue
 		}
-		if forged, why := q.forged(ctx, msg.Subject(), e); forged {
+		if forged, why := q.b.forged(ctx, msg.Subject(), e); forged {
 			q.b.cfg.Logger.ErrorContext(ctx, "dropping a work item no job of the log asked for", "seq", md.Sequence.Stream,
 				"subject", msg.Subject(), "job_id", e.JobID, "why", why)
 			_ = msg.TermWithReason(why)
@@ -204,16 +204,18 @@ func (q *queue) collect(ctx context.Context, batch natsjs.MessageBatch) ([]taskd
 // (they record its failed attempts) but not enqueued ones, so this keeps
 // a worker credential from creating a job that way. A look-up that fails
 // leaves the item to be run (its job's state is read again before it is).
-func (q *queue) forged(ctx context.Context, subject string, e tasktype.Event) (bool, string) {
+// Every way work leaves the log goes through it: the queue's, and the
+// feed the Redis broker's relay takes its items from.
+func (b *Broker) forged(ctx context.Context, subject string, e tasktype.Event) (bool, string) {
 	if subject != EventSubject(&e) {
 		return true, "subject is not the event's"
 	}
 	if e.Kind != tasktype.EventRetrying {
 		return false, ""
 	}
-	rctx, cancel := q.b.request(ctx)
+	rctx, cancel := b.request(ctx)
 	defer cancel()
-	_, err := q.b.stream.GetLastMsgForSubject(rctx, Subject(e.JobType, e.UserID, e.JobID, tasktype.EventEnqueued))
+	_, err := b.stream.GetLastMsgForSubject(rctx, Subject(e.JobType, e.UserID, e.JobID, tasktype.EventEnqueued))
 	if errors.Is(err, natsjs.ErrMsgNotFound) {
 		return true, "retrying a job that was never enqueued"
 	}
