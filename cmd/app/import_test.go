@@ -81,6 +81,11 @@ func importEndToEnd(t *testing.T, env map[string]string) {
 	if strings.Contains(page, task+`/retry"`) || !strings.Contains(page, `<a href="/activities/import">Fix the file and upload it again</a>`) {
 		t.Errorf("failed import's page offers Retry, or not the upload form:\n%s", page)
 	}
+	// The task list, read from the projection's row, does the same.
+	if _, list := testsupport.Get(t, cb, base+"/tasks/"); strings.Contains(list, task+`/retry"`) ||
+		!strings.Contains(list, `<a class="fix" href="/activities/import">Fix the file and upload it again</a>`) {
+		t.Errorf("the task list offers Retry on the failed import, or not the upload form:\n%s", list)
+	}
 	// Before a standard is chosen, a file naming KSBs fails with one
 	// short sentence that says what to do, and links to the settings.
 	carol := ensureUser(t, env["OTJ_DATA_DIR"], "carol@example.org")

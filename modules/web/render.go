@@ -65,6 +65,7 @@ var funcs = template.FuncMap{
 	"size":         humanSize,
 	"canCancel":    canCancel,
 	"canRetry":     canRetry,
+	"taskFix":      taskFix,
 	"byWhom":       byWhom,
 	"endLabel":     endLabel,
 	"isoTime":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },

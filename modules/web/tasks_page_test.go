@@ -99,6 +99,29 @@ func TestTaskListShowsEveryState(t *testing.T) {
 	}
 }
 
+// A task that failed because it refused its input offers, in the list as
+// on its page, the way to fix the input instead of a Retry that would
+// fail the same way; a fix that is no page of this app is never linked.
+func TestTaskListOffersTheFixOfRefusedInput(t *testing.T) {
+	refused := row("refused", 1, tasktype.StatusFailed)
+	refused.Fix = &tasktype.Fix{Href: "/activities/import", Label: "Fix the file and upload it again"}
+	elsewhere := row("elsewhere", 1, tasktype.StatusFailed)
+	elsewhere.Fix = &tasktype.Fix{Href: "//evil.example/", Label: "Go here"}
+	f := newFixture(t, web.Config{Enqueuer: &fakeEnqueuer{}, Tasks: &fakeTasks{rows: []tasktype.Task{refused, elsewhere}}})
+	_, page := getBody(t, f.client(t, f.alice), f.srv.URL+"/tasks/")
+	tr := rowHTML(t, page, "refused")
+	if strings.Contains(tr, retryForm("refused")) {
+		t.Errorf("a refused import offers Retry:\n%s", tr)
+	}
+	if !strings.Contains(tr, `href="/activities/import"`) || !strings.Contains(tr, "Fix the file and upload it again") {
+		t.Errorf("a refused import does not offer its fix:\n%s", tr)
+	}
+	tr = rowHTML(t, page, "elsewhere")
+	if strings.Contains(tr, "evil.example") || !strings.Contains(tr, retryForm("elsewhere")) {
+		t.Errorf("a fix off this app is linked, or Retry withheld:\n%s", tr)
+	}
+}
+
 func TestTaskListRefreshesWhileAnyTaskIsActive(t *testing.T) {
 	tests := []struct {
 		states  []tasktype.Status

@@ -127,8 +127,26 @@ func refusedInput(status tasktype.Status, events []tasktype.Event) *tasktype.Fix
 		return nil
 	}
 	last := events[len(events)-1]
-	f := last.Fix
-	if last.Kind != tasktype.EventFailed || f == nil || f.Label == "" ||
+	if last.Kind != tasktype.EventFailed {
+		return nil
+	}
+	return ownFix(last.Fix)
+}
+
+// taskFix is the fix a task list row offers instead of Retry: the
+// failed task's own (tasktype.Task.Fix), when it is a page of this app.
+func taskFix(t tasktype.Task) *tasktype.Fix {
+	if t.Status != tasktype.StatusFailed {
+		return nil
+	}
+	return ownFix(t.Fix)
+}
+
+// ownFix is f when it is a labelled page of this app, nil otherwise: a
+// fix is linked, and a link to another site (//host, /\host, a URL) is
+// never shown, whoever wrote the event.
+func ownFix(f *tasktype.Fix) *tasktype.Fix {
+	if f == nil || f.Label == "" ||
 		!strings.HasPrefix(f.Href, "/") || strings.HasPrefix(f.Href, "//") || strings.HasPrefix(f.Href, "/\\") {
 		return nil
 	}

@@ -16,6 +16,9 @@ type Task struct {
 	// UserMessage is the sentence the owner of a failed or retrying task
 	// sees instead of Error; see Message.
 	UserMessage string
+	// Fix is where the owner of a task that failed because it refused
+	// its input puts that input right (RejectedError); nil otherwise.
+	Fix         *Fix
 	CreatedAt   time.Time
 	CompletedAt time.Time
 	StartedAt   time.Time

@@ -60,6 +60,10 @@ type taskRow struct {
 	// LeaseMS is the running attempt's lease in milliseconds, as its
 	// started event recorded it (tasktype.Task.Lease).
 	LeaseMS int64 `bun:"lease_ms"`
+	// FixHref and FixLabel are the failed task's Fix, when it refused
+	// its input (tasktype.Task.Fix).
+	FixHref  string `bun:"fix_href,nullzero"`
+	FixLabel string `bun:"fix_label,nullzero"`
 }
 
 // Name is the task_result projection's row in projection_offset.
@@ -439,6 +443,7 @@ func applyTo(row *taskRow, e tasktype.Event) bool {
 	}
 	row.Status = tasktype.StatusAfter(e.Kind)
 	row.UpdatedAt = e.Time
+	row.FixHref, row.FixLabel = "", "" // only the failure that carries it keeps it
 	row.LastSeq = e.Seq
 	switch e.Kind {
 	case tasktype.EventStarted:
@@ -456,6 +461,9 @@ func applyTo(row *taskRow, e tasktype.Event) bool {
 		row.Error, row.UserMessage, row.NextAttemptAt = e.Error, e.Message, e.RetryAt
 	case tasktype.EventFailed:
 		row.Error, row.UserMessage, row.CompletedAt, row.NextAttemptAt = e.Error, e.Message, e.Time, time.Time{}
+		if f := e.Fix; f != nil {
+			row.FixHref, row.FixLabel = f.Href, f.Label
+		}
 		if e.Attempt > 0 {
 			row.Attempts = e.Attempt
 		}
@@ -519,7 +527,16 @@ func (r *taskRow) task() tasktype.Task {
 		LastSeq: r.LastSeq, NextAttemptAt: r.NextAttemptAt, ChangedBy: r.ChangedBy,
 		ProgressPercent: r.ProgressPercent, ProgressMessage: r.ProgressMessage,
 		Lease: time.Duration(r.LeaseMS) * time.Millisecond,
+		Fix:   r.fix(),
 	}
+}
+
+// fix is the row's Fix, or nil.
+func (r *taskRow) fix() *tasktype.Fix {
+	if r.FixHref == "" {
+		return nil
+	}
+	return &tasktype.Fix{Href: r.FixHref, Label: r.FixLabel}
 }
 
 // The projection's statements, by hand rather than through bun's query
@@ -534,11 +551,11 @@ const (
 	taskColumns = `id, user_id, task_type, status, result_data, result_path, error_message,
 		created_at, completed_at, started_at, updated_at, attempts, max_attempts, worker,
 		result_name, result_content_type, result_size, result_digest, last_seq,
-		next_attempt_at, changed_by, progress_percent, progress_message, user_message, lease_ms`
+		next_attempt_at, changed_by, progress_percent, progress_message, user_message, lease_ms, fix_href, fix_label`
 	selectTask  = `SELECT ` + taskColumns + ` FROM task_result WHERE id = ?`
 	selectTasks = `SELECT ` + taskColumns + ` FROM task_result WHERE id IN (`
 	upsertTask  = `INSERT INTO task_result (` + taskColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status,
 			result_data = excluded.result_data, result_path = excluded.result_path,
 			error_message = excluded.error_message, completed_at = excluded.completed_at,
@@ -550,7 +567,7 @@ const (
 			last_seq = excluded.last_seq, next_attempt_at = excluded.next_attempt_at,
 			changed_by = excluded.changed_by, progress_percent = excluded.progress_percent,
 			progress_message = excluded.progress_message, user_message = excluded.user_message,
-			lease_ms = excluded.lease_ms`
+			lease_ms = excluded.lease_ms, fix_href = excluded.fix_href, fix_label = excluded.fix_label`
 )
 
 // batch is the task rows one transaction has read or changed.
@@ -614,14 +631,14 @@ func (b *batch) scan(rows *sql.Rows) error {
 	for rows.Next() {
 		row := new(taskRow)
 		var (
-			data, path, errMsg, name, ctype, digest, message sql.NullString
-			completed, started, next                         sql.NullTime
-			size                                             sql.NullInt64
+			data, path, errMsg, name, ctype, digest, message, fixHref, fixLabel sql.NullString
+			completed, started, next                                            sql.NullTime
+			size                                                                sql.NullInt64
 		)
 		err := rows.Scan(&row.ID, &row.UserID, &row.TaskType, &row.Status,
 			&data, &path, &errMsg, &row.CreatedAt, &completed, &started, &row.UpdatedAt,
 			&row.Attempts, &row.MaxAttempts, &row.Worker, &name, &ctype, &size, &digest,
-			&row.LastSeq, &next, &row.ChangedBy, &row.ProgressPercent, &row.ProgressMessage, &message, &row.LeaseMS)
+			&row.LastSeq, &next, &row.ChangedBy, &row.ProgressPercent, &row.ProgressMessage, &message, &row.LeaseMS, &fixHref, &fixLabel)
 		if err != nil {
 			return err
 		}
@@ -629,6 +646,7 @@ func (b *batch) scan(rows *sql.Rows) error {
 		row.ResultName, row.ResultType, row.Digest = name.String, ctype.String, digest.String
 		row.CompletedAt, row.StartedAt, row.NextAttemptAt = completed.Time, started.Time, next.Time
 		row.ResultSize, row.UserMessage = size.Int64, message.String
+		row.FixHref, row.FixLabel = fixHref.String, fixLabel.String
 		if r := b.rows[row.ID]; r != nil {
 			r.row = row
 		}
@@ -683,7 +701,8 @@ func (b *batch) flush(ctx context.Context) error {
 			r.Attempts, r.MaxAttempts, r.Worker,
 			nullString(r.ResultName), nullString(r.ResultType), sql.NullInt64{Int64: r.ResultSize, Valid: r.ResultSize != 0},
 			nullString(r.Digest), int64(r.LastSeq), b.nullTime(r.NextAttemptAt),
-			r.ChangedBy, r.ProgressPercent, r.ProgressMessage, nullString(r.UserMessage), r.LeaseMS)
+			r.ChangedBy, r.ProgressPercent, r.ProgressMessage, nullString(r.UserMessage), r.LeaseMS,
+			nullString(r.FixHref), nullString(r.FixLabel))
 		if err != nil {
 			return fmt.Errorf("write task %s: %w", r.ID, err)
 		}
