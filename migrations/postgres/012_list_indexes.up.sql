@@ -35,3 +35,9 @@ CREATE INDEX task_result_created ON task_result (created_at, id);
 --bun:split
 
 CREATE INDEX activity_user_type_date ON activity (user_id, activity_type, activity_date, id);
+
+--bun:split
+
+-- The log filtered by a KSB may be found from the KSB's side: the
+-- activities that have it, then the user's among them.
+CREATE INDEX activity_ksbs_ksb ON activity_ksbs (ksb_code, activity_id);

@@ -1,3 +1,7 @@
+DROP INDEX activity_ksbs_ksb;
+
+--bun:split
+
 DROP INDEX activity_user_type_date;
 
 --bun:split
