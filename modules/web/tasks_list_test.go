@@ -48,7 +48,7 @@ func seedTasks(t *testing.T, db *bun.DB, user int64, prefix string, n int, start
 		}
 		at := start.Add(time.Duration(i) * time.Minute)
 		rows[i] = listedTask{ID: fmt.Sprintf("%s%03d", prefix, i), UserID: user, TaskType: typ,
-			Status: string(tasktype.Statuses[3+i%3]), CreatedAt: at, UpdatedAt: at, LastSeq: int64(i + 1)}
+			Status: string(tasktype.Statuses[3+i%5%3]), CreatedAt: at, UpdatedAt: at, LastSeq: int64(i + 1)}
 	}
 	if _, err := db.NewInsert().Model(&rows).Exec(testsupport.Context(t)); err != nil {
 		t.Fatal(err)
