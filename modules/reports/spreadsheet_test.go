@@ -309,3 +309,38 @@ func TestXLSXLargeReport(t *testing.T) {
 		t.Fatalf("%d rows, want %d", n, len(records))
 	}
 }
+
+// A log longer than a sheet holds goes on in the next sheet, each with
+// the header: every activity once, in order.
+func TestXLSXSheetsFillUp(t *testing.T) {
+	defer reports.SetMaxSheetRows(5)()
+	src := xlsxSource()[:12]
+	records, path := reportFiles(t, src)
+	f, err := excelize.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := f.GetSheetList(); !slices.Equal(got, []string{"Activities", "Activities 2", "Activities 3"}) {
+		t.Fatalf("sheets %q", got)
+	}
+	var data [][]string
+	for _, name := range f.GetSheetList() {
+		rs, err := f.GetRows(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) == 0 || !slices.Equal(rs[0], reports.Header) || len(rs) > 5 {
+			t.Fatalf("sheet %s: %d rows, first %q", name, len(rs), rs)
+		}
+		data = append(data, rs[1:]...)
+	}
+	if len(data) != len(src) {
+		t.Fatalf("%d activities in the sheets, want %d", len(data), len(src))
+	}
+	for i, r := range data {
+		if r[1] != records[i+1][1] || r[0] != records[i+1][0] {
+			t.Errorf("activity %d: %q, want %q", i+1, r[:2], records[i+1][:2])
+		}
+	}
+}
