@@ -281,8 +281,8 @@ func TestActivityListQueriesUseIndexes(t *testing.T) {
 		if _, err := db.ExecContext(ctx, "ANALYZE"); err != nil {
 			t.Fatal(err)
 		}
-		s := NewStore(db)
-		take := testsupport.CaptureQueries(db)
+		recorded, take := testsupport.CaptureQueries(db)
+		s := NewStore(recorded)
 		for _, tc := range []struct {
 			name string
 			f    Filter

@@ -12,14 +12,13 @@ import (
 	"github.com/otjhelper/otj/platform/database"
 )
 
-// CaptureQueries records every SELECT that db runs from now on, as bun
-// sent it (arguments in place), so that a test can look at the plans of
-// the queries the code itself makes. The returned func hands over those
-// recorded since its last call.
-func CaptureQueries(db *bun.DB) func() []string {
+// CaptureQueries returns db, as a handle that records every SELECT run
+// through it, as bun sent it (arguments in place), so that a test can
+// look at the plans of the queries the code itself makes: give the code
+// the handle. take hands over the queries recorded since its last call.
+func CaptureQueries(db *bun.DB) (recorded *bun.DB, take func() []string) {
 	h := &queryCapture{}
-	db.AddQueryHook(h)
-	return h.take
+	return db.WithQueryHook(h), h.take
 }
 
 type queryCapture struct {

@@ -192,8 +192,8 @@ func TestListQueriesUseIndexes(t *testing.T) {
 		if _, err := db.ExecContext(ctx, "ANALYZE"); err != nil {
 			t.Fatal(err)
 		}
-		s := projection.NewStore(db)
-		take := testsupport.CaptureQueries(db)
+		recorded, take := testsupport.CaptureQueries(db)
+		s := projection.NewStore(recorded)
 		cursor := &tasktype.Cursor{CreatedAt: listT0.Add(5 * time.Hour), ID: "job10"}
 		newer := &tasktype.Cursor{CreatedAt: listT0.Add(5 * time.Hour), ID: "job10", Newer: true}
 		day := tasktype.Filter{CreatedFrom: listT0, CreatedBefore: listT0.Add(24 * time.Hour)}
