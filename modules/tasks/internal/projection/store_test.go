@@ -164,6 +164,11 @@ func TestListPagesByKeyset(t *testing.T) {
 // "SEARCH … (user_id=?", PostgreSQL's "Index Cond: ((user_id = 1)".
 var userFirst = regexp.MustCompile(`USING (COVERING )?INDEX \w+ \(user_id=\?|Index Cond: \(+user_id = `)
 
+// userAndType matches a plan that looks a user's tasks of a type up in an
+// index: SQLite's "(user_id=? AND task_type=?", PostgreSQL's
+// "Index Cond: ((user_id = 1) AND (task_type = ".
+var userAndType = regexp.MustCompile(`\(user_id=\? AND task_type=\?|Index Cond: \(\(user_id = \d+\) AND \(task_type = `)
+
 // Every listing of tasks, whatever its filters and wherever it starts,
 // is answered through an index on both dialects: none reads the whole
 // of task_result (SQLite's EXPLAIN QUERY PLAN says SEARCH or SCAN …
@@ -230,6 +235,12 @@ func TestListQueriesUseIndexes(t *testing.T) {
 			// every user's and then filtered.
 			if tc.f.UserID != 0 && !userFirst.MatchString(plan) {
 				t.Errorf("%s does not look the user's tasks up in an index:\n%s\nplan:\n%s", tc.name, qs[0], plan)
+			}
+			// A user's tasks of one type are found by user and type
+			// (the issue's 95-138 ms at 100k rows on PostgreSQL, 0.17 ms
+			// with an index on both), not read among all the user's.
+			if tc.f.UserID != 0 && tc.f.Type != "" && tc.f.Status == "" && !userAndType.MatchString(plan) {
+				t.Errorf("%s does not look the user's tasks of the type up in an index:\n%s\nplan:\n%s", tc.name, qs[0], plan)
 			}
 			if database.DialectOf(db) == database.SQLite && strings.Contains(plan, "TEMP B-TREE") {
 				t.Errorf("%s sorts its rows rather than reading them in order from an index:\n%s\nplan:\n%s", tc.name, qs[0], plan)
