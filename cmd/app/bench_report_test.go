@@ -45,6 +45,9 @@ func TestBenchReport(t *testing.T) {
 	if r := s.Runs[0]; r.Summary != "500 activities" || r.Bytes < 500*20 || s.CSVMB <= 0 {
 		t.Errorf("run %+v: want the summary of 500 activities and their CSV", r)
 	}
+	if r := s.Runs[0]; r.XLSXSeconds <= 0 || s.XLSXSeconds != r.XLSXSeconds || r.XLSXBytes < 500*10 || s.XLSXMB <= 0 || s.XLSXPeakRSSMB <= 1 || s.XLSXPeakRSSMB > 4096 {
+		t.Errorf("xlsx figures %+v: want a positive time, a workbook and its peak RSS", r)
+	}
 	if rep.Settings.GOMAXPROCS < 1 || rep.Settings.GoVersion == "" {
 		t.Errorf("settings %+v", rep.Settings)
 	}

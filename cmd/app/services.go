@@ -300,6 +300,11 @@ func taskKinds(logChanged analytics.LogChanged) []web.TaskKind {
 		Start: &web.StartButton{Path: "generate-report", Label: "Generate Full Report",
 			Hint:   "A CSV of your whole activity log, built in the background.",
 			Queued: "Your full report is being generated in the background. It will appear below when it is ready."},
+		Formats: []web.ResultFormat{{Name: "xlsx", Label: "Excel (.xlsx)", Ext: ".xlsx", ContentType: reports.XLSXContentType,
+			Convert: func(ctx context.Context, src io.Reader, dst io.Writer) error {
+				_, err := reports.CSVToXLSX(ctx, src, dst)
+				return err
+			}}},
 	}, {
 		Type: analytics.Type, Label: analytics.Label, Noun: "analytics",
 		Start: &web.StartButton{Path: "run-analytics", Label: "Run analytics",

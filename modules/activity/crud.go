@@ -92,6 +92,12 @@ type Filter struct {
 	Type string
 	// Tag is a tag name.
 	Tag string
+	// Text is searched for in the title, description and notes, as a
+	// part of them, without regard to ASCII letters' case.
+	Text string
+	// From and To bound the activities' dates, both days included, as
+	// YYYY-MM-DD.
+	From, To string
 }
 
 // ErrUnknownKSB is returned (wrapped) when an Input names a KSB that is

@@ -3,11 +3,16 @@ package activity
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/uptrace/bun"
+
+	"github.com/otjhelper/otj/platform/testsupport"
 )
 
 // withSpec creates a user following spec and returns its id and the
@@ -200,7 +205,8 @@ func TestListActivitiesFilters(t *testing.T) {
 		}{
 			{alice, Input{Title: "a1", Date: day(1), Hours: 1, Type: "workshop", KSBs: []string{ksbs[0].Code}, Tags: []string{"cloud"}}},
 			{alice, Input{Title: "a2", Date: day(2), Hours: 2, Type: "research", KSBs: []string{ksbs[0].Code, ksbs[1].Code}}},
-			{alice, Input{Title: "a3", Date: day(3), Hours: 4, Type: "workshop", Tags: []string{"cloud", "go"}}},
+			{alice, Input{Title: "a3", Date: day(3), Hours: 4, Type: "workshop", Tags: []string{"cloud", "go"},
+				Description: "Kafka partitions, 100% of them", Notes: "Ask about consumer_groups"}},
 			{bob, Input{Title: "b1", Date: day(4), Hours: 8, Type: "workshop", KSBs: []string{ksbs[0].Code}, Tags: []string{"cloud"}}},
 		} {
 			if _, err := s.CreateActivity(ctx, a.user, a.in); err != nil {
@@ -222,6 +228,18 @@ func TestListActivitiesFilters(t *testing.T) {
 			{"all three", Filter{Type: "workshop", KSB: ksbs[0].NaturalCode, Tag: "cloud"}, 10, []string{"a1"}, 1, 1},
 			{"nothing matches", Filter{Tag: "nope"}, 10, nil, 0, 0},
 			{"paged: totals of the whole filtered set", Filter{Type: "workshop"}, 1, []string{"a3"}, 2, 5},
+			{"text in a title, any case", Filter{Text: "A2"}, 10, []string{"a2"}, 1, 2},
+			{"text in a description", Filter{Text: "kafka"}, 10, []string{"a3"}, 1, 4},
+			{"text in notes", Filter{Text: "CONSUMER_groups"}, 10, []string{"a3"}, 1, 4},
+			{"% and _ are themselves", Filter{Text: "100%"}, 10, []string{"a3"}, 1, 4},
+			{"a lone % matches no more", Filter{Text: "%"}, 10, []string{"a3"}, 1, 4},
+			{"a lone _ matches no more", Filter{Text: "_"}, 10, []string{"a3"}, 1, 4},
+			{"! is itself", Filter{Text: "!"}, 10, nil, 0, 0},
+			{"not another user's", Filter{Text: "b1"}, 10, nil, 0, 0},
+			{"from a day", Filter{From: "2026-03-02"}, 10, []string{"a3", "a2"}, 2, 6},
+			{"to a day", Filter{To: "2026-03-02"}, 10, []string{"a2", "a1"}, 2, 3},
+			{"one day", Filter{From: "2026-03-02", To: "2026-03-02"}, 10, []string{"a2"}, 1, 2},
+			{"days and a text", Filter{From: "2026-03-01", To: "2026-03-03", Text: "a", Type: "workshop"}, 10, []string{"a3", "a1"}, 2, 5},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -240,3 +258,85 @@ func TestListActivitiesFilters(t *testing.T) {
 		}
 	})
 }
+
+// Every list query of the log, with each filter, is answered through
+// indexes on both dialects: no plan reads a whole table (SQLite: no
+// "SCAN t" without an index; PostgreSQL, sequential scans priced out: no
+// Seq Scan), and the user's rows are found by user. The queries checked
+// are those ListActivities, Tags and KSBs send. A text search reads the
+// user's rows (no index finds a part of a text), never the table's.
+func TestActivityListQueriesUseIndexes(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *bun.DB) {
+		ctx := t.Context()
+		alice, ksbs := withSpec(t, db, "alice@example.org", "ST0787")
+		// Other users' logs, and the planner's statistics of them.
+		for i := range 5 {
+			if _, err := Fill(ctx, db, DemoOptions{Email: fmt.Sprintf("other%d@example.org", i), Activities: 300, Seed: int64(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := Fill(ctx, db, DemoOptions{Email: "alice@example.org", Activities: 100, Seed: 9}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, "ANALYZE"); err != nil {
+			t.Fatal(err)
+		}
+		recorded, take := testsupport.CaptureQueries(db)
+		s := NewStore(recorded)
+		for _, tc := range []struct {
+			name string
+			f    Filter
+			page int
+		}{
+			{"all", Filter{}, 1},
+			{"page 2", Filter{}, 2},
+			{"a type", Filter{Type: "workshop"}, 1},
+			{"a KSB", Filter{KSB: ksbs[0].NaturalCode}, 1},
+			{"a tag", Filter{Tag: "kubernetes"}, 1},
+			{"dates", Filter{From: "2025-01-01", To: "2025-06-30"}, 1},
+			{"a text", Filter{Text: "kafka"}, 1},
+			{"everything", Filter{Type: "workshop", KSB: ksbs[0].NaturalCode, Tag: "kubernetes", From: "2025-01-01", To: "2026-06-30", Text: "a"}, 1},
+		} {
+			if _, err := s.ListActivities(ctx, alice, tc.f, tc.page, 10); err != nil {
+				t.Fatal(err)
+			}
+			// A KSB or a tag may be looked up first, then the user's
+			// activities among those that have it.
+			checkPlans(t, db, tc.name, tc.f.KSB == "" && tc.f.Tag == "", take())
+		}
+		if _, err := s.Tags(ctx, alice); err != nil {
+			t.Fatal(err)
+		}
+		checkPlans(t, db, "tags", true, take())
+		if _, err := s.KSBs(ctx, "ST0787"); err != nil {
+			t.Fatal(err)
+		}
+		checkPlans(t, db, "KSBs", true, take())
+	})
+}
+
+// checkPlans fails the test for each of the queries whose plan reads a
+// whole table, or, with byUser, that reads activity other than by user.
+func checkPlans(t *testing.T, db *bun.DB, name string, byUser bool, qs []string) {
+	t.Helper()
+	if len(qs) == 0 {
+		t.Fatalf("%s: no query captured", name)
+	}
+	for _, q := range qs {
+		plan := testsupport.QueryPlan(t, db, q)
+		if bad := testsupport.FullScans(db, plan); len(bad) > 0 {
+			t.Errorf("%s reads a whole table (%q):\n%s\nplan:\n%s", name, bad, q, plan)
+		}
+		if byUser && strings.Contains(q, "FROM activity a") && !activityByUser.MatchString(plan) {
+			t.Errorf("%s does not find the user's activities by user:\n%s\nplan:\n%s", name, q, plan)
+		}
+		if testing.Verbose() {
+			t.Logf("%s:\n%s", name, plan)
+		}
+	}
+}
+
+// activityByUser matches a plan that finds activity rows by user in an
+// index: SQLite's "SEARCH a USING … INDEX … (user_id=?", PostgreSQL's
+// "Index Cond: ((user_id = 7)" (or its Bitmap Index Scan).
+var activityByUser = regexp.MustCompile(`SEARCH a USING (COVERING )?INDEX \w+ \(user_id=\?|Index Cond: \(+(a\.)?user_id = `)

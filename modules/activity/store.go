@@ -177,7 +177,7 @@ func (s *Store) ListActivities(ctx context.Context, userID int64, f Filter, page
 		return Page{}, fmt.Errorf("list activities: page %d of %d: both must be 1 or more", page, perPage)
 	}
 	pg := Page{Page: page, PerPage: perPage}
-	where, args := activityFilters(f)
+	where, args := activityFilters(f, database.DialectOf(s.db))
 	args = append([]any{userID}, args...)
 	// A read-only transaction (a deferred BEGIN, not the DSN's immediate
 	// one, so it takes no write lock) makes the totals and the page one
@@ -231,10 +231,31 @@ func (s *Store) ListActivities(ctx context.Context, userID int64, f Filter, page
 }
 
 // activityFilters returns the AND clauses that narrow a listing of
-// activity a to f, and their arguments.
-func activityFilters(f Filter) (string, []any) {
+// activity a to f, and their arguments, in dialect d.
+func activityFilters(f Filter, d database.Dialect) (string, []any) {
 	var sb strings.Builder
 	var args []any
+	if f.From != "" {
+		sb.WriteString(` AND a.activity_date >= ?`)
+		args = append(args, f.From)
+	}
+	if f.To != "" {
+		sb.WriteString(` AND a.activity_date <= ?`)
+		args = append(args, f.To)
+	}
+	if f.Text != "" {
+		// SQLite's LIKE ignores ASCII case; PostgreSQL's ILIKE does the
+		// same and more. No index helps a search for a part of a text:
+		// it reads the user's rows (through activity_user_date), not
+		// the table.
+		like := "LIKE"
+		if d == database.Postgres {
+			like = "ILIKE"
+		}
+		sb.WriteString(` AND (a.title ` + like + ` ? ESCAPE '!' OR a.description ` + like + ` ? ESCAPE '!' OR a.notes ` + like + ` ? ESCAPE '!')`)
+		pat := "%" + likeEscaper.Replace(f.Text) + "%"
+		args = append(args, pat, pat, pat)
+	}
 	if f.Type != "" {
 		sb.WriteString(` AND a.activity_type = ?`)
 		args = append(args, f.Type)
@@ -246,8 +267,12 @@ func activityFilters(f Filter) (string, []any) {
 	}
 	if f.Tag != "" {
 		sb.WriteString(` AND EXISTS (SELECT 1 FROM activity_tags ft JOIN tag t ON t.id = ft.tag_id
-		WHERE ft.activity_id = a.id AND t.name = ?)`)
+		WHERE ft.activity_id = a.id AND t.user_id = a.user_id AND t.name = ?)`)
 		args = append(args, f.Tag)
 	}
 	return sb.String(), args
 }
+
+// likeEscaper makes a text match itself in a LIKE pattern with ESCAPE
+// '!' (not a backslash, which bun's placeholders read as their own).
+var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")

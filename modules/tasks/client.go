@@ -310,8 +310,9 @@ func (c *Client) NewerResults(ctx context.Context, userID int64, taskType, id st
 	return c.store.NewerResults(ctx, userID, taskType, id, completed)
 }
 
-// List returns every user's tasks matching f, newest first, for
-// operators.
+// List returns the tasks matching f, newest first: every user's for
+// operators, one user's with f.UserID (the web's task list, a page at a
+// time with f.After).
 func (c *Client) List(ctx context.Context, f tasktype.Filter) ([]tasktype.Task, error) {
 	return c.store.List(ctx, f)
 }
@@ -328,8 +329,8 @@ func (c *Client) All(ctx context.Context) ([]tasktype.Task, error) { return c.st
 // Count returns how many tasks task_result holds.
 func (c *Client) Count(ctx context.Context) (int64, error) { return c.store.Count(ctx) }
 
-// CountMatching returns how many tasks match f's status, user and type,
-// whoever owns them; f.Limit does not apply. It counts in the database,
+// CountMatching returns how many tasks match f's filters, whoever owns
+// them unless f.UserID says; f.Limit and f.After do not apply. It counts in the database,
 // where List would fetch every row: an operator's totals, or the bench
 // checking that task_result shows each of its jobs completed.
 func (c *Client) CountMatching(ctx context.Context, f tasktype.Filter) (int64, error) {

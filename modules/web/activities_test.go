@@ -224,17 +224,19 @@ func TestActivityListFilters(t *testing.T) {
 	t.Parallel()
 	f, ksbs := activityFixture(t)
 	alice := f.client(t, f.alice)
-	mk := func(title, typ, tags, hours string, ksb ...string) {
+	mk := func(title, typ, tags, hours, date, notes string, ksb ...string) {
 		form := activityForm(ksb...)
 		form.Set("title", title)
 		form.Set("activity_type", typ)
 		form.Set("tags", tags)
 		form.Set("duration_hours", hours)
+		form.Set("activity_date", date)
+		form.Set("notes", notes)
 		createActivity(t, f, alice, form)
 	}
-	mk("one", "workshop", "go", "1", ksbs[0].Code)
-	mk("two", "research", "go, db", "2", ksbs[1].Code)
-	mk("three", "workshop", "db", "4")
+	mk("one", "workshop", "go", "1", "2026-03-01", "", ksbs[0].Code)
+	mk("two", "research", "go, db", "2", "2026-03-02", "Read about Postgres vacuum", ksbs[1].Code)
+	mk("three", "workshop", "db", "4", "2026-03-03", "")
 	tests := []struct {
 		query     string
 		want      []string
@@ -245,6 +247,10 @@ func TestActivityListFilters(t *testing.T) {
 		{"?tag=go", []string{"one", "two"}, "2 matching activities, 3.0 hours"},
 		{"?ksb=" + ksbs[1].NaturalCode, []string{"two"}, "1 matching activity, 2.0 hours"},
 		{"?type=workshop&tag=db", []string{"three"}, "1 matching activity, 4.0 hours"},
+		{"?q=VACUUM", []string{"two"}, "1 matching activity, 2.0 hours"},
+		{"?q=+thRE+", []string{"three"}, "1 matching activity, 4.0 hours"},
+		{"?from=2026-03-02", []string{"two", "three"}, "2 matching activities, 6.0 hours"},
+		{"?from=2026-03-01&to=2026-03-02&q=o", []string{"one", "two"}, "2 matching activities, 3.0 hours"},
 	}
 	for _, tt := range tests {
 		code, page := getBody(t, alice, f.srv.URL+"/activities"+tt.query)
@@ -258,8 +264,18 @@ func TestActivityListFilters(t *testing.T) {
 			}
 		}
 	}
-	if code, _ := getBody(t, alice, f.srv.URL+"/activities?type=napping"); code != http.StatusBadRequest {
-		t.Errorf("unknown type = %d, want 400", code)
+	for _, q := range []string{"type=napping", "from=1.3.2026", "to=2026-13-01", "from=2026-03-02&to=2026-03-01", "q=" + strings.Repeat("x", 201)} {
+		if code, _ := getBody(t, alice, f.srv.URL+"/activities?"+q); code != http.StatusBadRequest {
+			t.Errorf("%.40s = %d, want 400", q, code)
+		}
+	}
+	// The pager keeps the search and the dates.
+	for range 50 {
+		mk("more", "research", "", "1", "2026-03-02", "")
+	}
+	_, page := getBody(t, alice, f.srv.URL+"/activities?q=o&from=2026-03-02")
+	if !strings.Contains(page, "Page 1 of 2") || !strings.Contains(page, `href="/activities?from=2026-03-02&amp;page=2&amp;q=o"`) {
+		t.Errorf("the pager of a search lacks page 2 with the search:\n%s", page)
 	}
 }
 

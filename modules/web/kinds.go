@@ -30,6 +30,29 @@ type TaskKind struct {
 	// View, when set, is what a completed task of the kind offers in
 	// place of a download: a page showing its result.
 	View *ResultView
+	// Formats are other files a completed task's result downloads as,
+	// beside the stored one, each made from it as it is downloaded.
+	Formats []ResultFormat
+}
+
+// ResultFormat is another file a completed task's stored result can be
+// downloaded as (GET /tasks/{id}/download/{Name}), made from the stored
+// file, once its digest is checked, by the kind's own module as the
+// response is written: nothing more is stored, and the two files say
+// the same.
+type ResultFormat struct {
+	// Name is the address's last segment ("xlsx"): lower-case letters,
+	// digits and '-'.
+	Name string
+	// Label is the link's text ("Excel (.xlsx)").
+	Label string
+	// Ext is the file name's extension in place of the stored one's
+	// (".xlsx"); ContentType is the file's.
+	Ext, ContentType string
+	// Convert writes the stored result, read from src, to dst in the
+	// format. An error before anything is written is a 500; it should
+	// return soon after ctx ends (the client went away).
+	Convert func(ctx context.Context, src io.Reader, dst io.Writer) error
 }
 
 // StartButton is a task list button that enqueues a job of its kind for
@@ -99,6 +122,13 @@ func newKinds(ks []TaskKind) (*kinds, error) {
 			}
 			views[v.Path] = true
 		}
+		names := map[string]bool{}
+		for _, f := range kd.Formats {
+			if !pathSegment.MatchString(f.Name) || names[f.Name] || f.Label == "" || f.ContentType == "" || f.Convert == nil {
+				errs = append(errs, fmt.Errorf("web config: Kinds[%d] (%s): each of Formats needs a unique Name of a-z, 0-9 and '-', a Label, a ContentType and Convert (got %q)", i, kd.Type, f.Name))
+			}
+			names[f.Name] = true
+		}
 	}
 	if len(starts) == 0 && len(errs) == 0 {
 		errs = append(errs, errors.New("web config: Kinds: at least one kind must have a Start button"))
@@ -118,6 +148,24 @@ func (k *kinds) label(t string) string {
 func (k *kinds) view(t string) *ResultView {
 	if kd := k.byType[t]; kd != nil {
 		return kd.View
+	}
+	return nil
+}
+
+// formats are job type t's other download formats.
+func (k *kinds) formats(t string) []ResultFormat {
+	if kd := k.byType[t]; kd != nil {
+		return kd.Formats
+	}
+	return nil
+}
+
+// format is job type t's download format name, or nil.
+func (k *kinds) format(t, name string) *ResultFormat {
+	for i, f := range k.formats(t) {
+		if f.Name == name {
+			return &k.formats(t)[i]
+		}
 	}
 	return nil
 }

@@ -92,6 +92,7 @@ func parsePages(k *kinds) (*pages, error) {
 	fm := maps.Clone(funcs)
 	fm["taskLabel"] = k.label
 	fm["taskView"] = k.view
+	fm["taskFormats"] = k.formats
 	fm["startButtons"] = k.startButtons
 	for _, name := range pageNames {
 		t, err := template.New(name).Funcs(fm).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name+".html")

@@ -1,11 +1,15 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -305,5 +309,72 @@ func TestPrunedAndMissingResultsShowAsExpired(t *testing.T) {
 	}
 	if code, page := getBody(t, alice, f.srv.URL+"/tasks/"+newer.ID+"/download"); code != http.StatusGone || !strings.Contains(page, "/regenerate") {
 		t.Errorf("download of a missing result = %d:\n%s", code, page)
+	}
+}
+
+// A kind's other format downloads from the completed task's list row and
+// page, converted from the stored file by the kind's own function, under
+// the stored name with the format's extension; another user's task, an
+// unknown format and a stored file whose digest is not the recorded one
+// are 404, and a conversion that fails is a 500 with a plain page.
+func TestDownloadInAnotherFormat(t *testing.T) {
+	t.Parallel()
+	var failNext sync.Mutex // held: the next conversion fails
+	upper := web.ResultFormat{Name: "upper", Label: "Shouting (.txt)", Ext: ".txt", ContentType: "text/plain; charset=utf-8",
+		Convert: func(ctx context.Context, src io.Reader, dst io.Writer) error {
+			if !failNext.TryLock() {
+				return errors.New("conversion failed on purpose")
+			}
+			failNext.Unlock()
+			b, err := io.ReadAll(src)
+			if err != nil {
+				return err
+			}
+			_, err = dst.Write(bytes.ToUpper(b))
+			return err
+		}}
+	f := liveFixtureWith(t, liveOptions{
+		register: func(r *tasks.Registry) error { return r.Register(reportType, reportFor(), tasktype.Policy{}) },
+		web: func(c *web.Config) {
+			c.Kinds = slices.Clone(reportKinds)
+			c.Kinds[0].Formats = []web.ResultFormat{upper}
+		},
+	})
+	alice, bob := f.client(t, f.alice), f.client(t, f.bob)
+	row := completedReport(t, f, alice, f.alice.ID)
+	link := `href="/tasks/` + row.ID + `/download/upper">Shouting (.txt)</a>`
+	for _, p := range []string{"/tasks/", "/tasks/" + row.ID} {
+		if _, page := getBody(t, alice, f.srv.URL+p); !strings.Contains(page, link) {
+			t.Errorf("%s offers no %s", p, link)
+		}
+	}
+	resp, body := testsupport.Get(t, alice, f.srv.URL+"/tasks/"+row.ID+"/download/upper")
+	if resp.StatusCode != http.StatusOK || body != fmt.Sprintf("THE REPORT OF USER %d\n", f.alice.ID) ||
+		resp.Header.Get("Content-Type") != upper.ContentType || resp.Header.Get("Content-Disposition") != `attachment; filename=report.txt` {
+		t.Fatalf("download = %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	for _, tc := range []struct {
+		name string
+		c    *http.Client
+		path string
+	}{
+		{"another user's task", bob, "/tasks/" + row.ID + "/download/upper"},
+		{"an unknown format", alice, "/tasks/" + row.ID + "/download/pdf"},
+	} {
+		if code, body := getBody(t, tc.c, f.srv.URL+tc.path); code != http.StatusNotFound || strings.Contains(body, "THE REPORT") {
+			t.Errorf("%s = %d:\n%s", tc.name, code, body)
+		}
+	}
+	failNext.Lock()
+	if code, body := getBody(t, alice, f.srv.URL+"/tasks/"+row.ID+"/download/upper"); code != http.StatusInternalServerError || strings.Contains(body, "on purpose") {
+		t.Errorf("a failed conversion = %d:\n%s", code, body)
+	}
+	failNext.Unlock()
+	swapped := "swapped" + strings.Repeat(".", int(row.ResultSize)-8) + "\n"
+	if _, err := f.broker.Put(testsupport.Context(t), row.ResultPath, "report.csv", "text/csv", strings.NewReader(swapped)); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := getBody(t, alice, f.srv.URL+"/tasks/"+row.ID+"/download/upper"); code != http.StatusNotFound || strings.Contains(body, "SWAPPED") {
+		t.Errorf("a swapped file = %d:\n%s", code, body)
 	}
 }

@@ -2,9 +2,13 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"mime"
 	"net/http"
+	"path"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
@@ -41,6 +45,71 @@ func (s *server) downloadResult(w http.ResponseWriter, r *http.Request) {
 		// Headers are gone; all we can do is log and cut the response.
 		s.log.WarnContext(r.Context(), "download interrupted", "task_id", t.ID, "err", err)
 	}
+}
+
+// downloadFormat streams a completed task's result in another format
+// its kind offers (GET /tasks/{id}/download/{format}), converted from the
+// stored file as openResult checks it. Unknown formats are 404, as are
+// the tasks downloadResult refuses. The conversion may take a while
+// before its first byte (a workbook is written whole at its end): the
+// write deadline moves on with each write, not from the request's start.
+func (s *server) downloadFormat(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.userTask(w, r)
+	if !ok {
+		return
+	}
+	f := s.kinds.format(t.TaskType, chi.URLParam(r, "format"))
+	if !t.HasResult() || f == nil {
+		s.notFound(w, r)
+		return
+	}
+	res, ok := s.openResult(w, r, &t)
+	if !ok {
+		return
+	}
+	defer res.Close()
+	name := strings.TrimSuffix(t.ResultName, path.Ext(t.ResultName)) + f.Ext
+	dw := &deadlineWriter{w: w, rc: http.NewResponseController(w), timeout: s.cfg.WriteTimeout, header: func(h http.Header) {
+		h.Set("Content-Type", f.ContentType)
+		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+		h.Set("Cache-Control", "private, no-store")
+	}}
+	err := f.Convert(r.Context(), res, dw)
+	switch {
+	case err == nil:
+	case dw.n == 0 && r.Context().Err() == nil:
+		s.serverError(w, r, fmt.Errorf("convert the result to %s: %w", f.Name, err), "task_id", t.ID)
+	default:
+		// Headers are gone (or the client is): log and cut the response.
+		s.log.WarnContext(r.Context(), "download interrupted", "task_id", t.ID, "format", f.Name, "err", err)
+		if dw.n > 0 {
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// deadlineWriter writes a response whose length is not known ahead,
+// setting its headers at the first write and giving each write
+// WriteTimeout from when it starts, as streamResponse does.
+type deadlineWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	header  func(http.Header)
+	n       int64
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	if d.n == 0 && d.header != nil {
+		d.header(d.w.Header())
+		d.header = nil
+	}
+	if err := deadline(d.rc.SetWriteDeadline(time.Now().Add(d.timeout))); err != nil {
+		return 0, fmt.Errorf("move write deadline: %w", err)
+	}
+	k, err := d.w.Write(p)
+	d.n += int64(k)
+	return k, err
 }
 
 // userTask is the signed-in user's task {id}, or false once it has

@@ -326,12 +326,14 @@ func TestOtherUsersTaskIsNotFound(t *testing.T) {
 	waitForStatus(t, f, alice, "/tasks/"+id, tasktype.StatusFailed)
 
 	// Every task route the router has is tried above, or, for a kind's
-	// result page, by TestResultViewShowsOnlyTheOwnersTaskOfItsKind: a
-	// new route fails here until it is covered.
+	// result page, by TestResultViewShowsOnlyTheOwnersTaskOfItsKind, and
+	// for a kind's other download formats by TestDownloadInAnotherFormat:
+	// a new route fails here until it is covered.
 	covered := map[string]bool{
 		"GET /tasks/{id}": true, "POST /tasks/{id}/cancel": true, "POST /tasks/{id}/retry": true,
 		"GET /tasks/{id}/download": true, "POST /tasks/{id}/regenerate": true,
-		"GET /tasks/{id}/view": true, // IDRoutes' stand-in for every kind's result page
+		"GET /tasks/{id}/view":              true, // IDRoutes' stand-in for every kind's result page
+		"GET /tasks/{id}/download/{format}": true,
 	}
 	routes, err := web.IDRoutes()
 	if err != nil {

@@ -344,6 +344,7 @@ func (s *server) routes() *chi.Mux {
 			r.Post("/tasks/{id}/cancel", s.cancelTask)
 			r.Post("/tasks/{id}/retry", s.retryTask)
 			r.Get("/tasks/{id}/download", s.downloadResult)
+			r.Get("/tasks/{id}/download/{format}", s.downloadFormat)
 			r.Post("/tasks/{id}/regenerate", s.regenerateResult)
 			for _, kd := range s.kinds.list {
 				if v := kd.View; v != nil {

@@ -59,6 +59,9 @@ type SheetCell struct {
 	Type string
 	// Text is what the cell shows, its lines joined with "\n".
 	Text string
+	// Value is a number's or a date's value as stored (office:value,
+	// office:date-value, such as "1.5" or "2026-03-04"); empty for text.
+	Value string
 }
 
 // OpenCSV opens the CSV file at csvPath in LibreOffice Calc with the
@@ -69,16 +72,29 @@ type SheetCell struct {
 // which takes seconds: open a file once, not once per cell.
 func (o *Office) OpenCSV(t testing.TB, csvPath, filterOptions string) [][]SheetCell {
 	t.Helper()
+	return o.open(t, csvPath, "--infilter=CSV:"+filterOptions)
+}
+
+// Open opens the spreadsheet at path (an .xlsx, say) in LibreOffice Calc
+// as its type says, saves it as a flat OpenDocument spreadsheet, and
+// returns the cells of its first sheet, as OpenCSV does.
+func (o *Office) Open(t testing.TB, path string) [][]SheetCell {
+	t.Helper()
+	return o.open(t, path)
+}
+
+func (o *Office) open(t testing.TB, path string, options ...string) [][]SheetCell {
+	t.Helper()
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, o.path, "-env:UserInstallation="+o.profile, "--headless", "--norestore",
-		"--infilter=CSV:"+filterOptions, "--convert-to", "fods", "--outdir", out, csvPath)
+	args := append([]string{"-env:UserInstallation=" + o.profile, "--headless", "--norestore"}, options...)
+	cmd := exec.CommandContext(ctx, o.path, append(args, "--convert-to", "fods", "--outdir", out, path)...)
 	msg, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("soffice --convert-to fods %s (CSV:%s): %v\n%s", csvPath, filterOptions, err, msg)
+		t.Fatalf("soffice --convert-to fods %s %q: %v\n%s", path, options, err, msg)
 	}
-	name := strings.TrimSuffix(filepath.Base(csvPath), filepath.Ext(csvPath)) + ".fods"
+	name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)) + ".fods"
 	f, err := os.Open(filepath.Join(out, name))
 	if err != nil {
 		t.Fatalf("soffice wrote no %s: %v\n%s", name, err, msg)
@@ -145,7 +161,8 @@ func readFlatODS(r io.Reader) ([][]SheetCell, error) {
 			case e.Name.Space == odsTable && e.Name.Local == "table-row":
 				row, rowRep = nil, repeat(attr(e, odsTable, "number-rows-repeated"))
 			case e.Name.Space == odsTable && (e.Name.Local == "table-cell" || e.Name.Local == "covered-table-cell"):
-				cell = &SheetCell{Formula: attr(e, odsTable, "formula"), Type: attr(e, odsOffice, "value-type")}
+				cell = &SheetCell{Formula: attr(e, odsTable, "formula"), Type: attr(e, odsOffice, "value-type"),
+					Value: attr(e, odsOffice, "value") + attr(e, odsOffice, "date-value")}
 				cellRep, paragraph = repeat(attr(e, odsTable, "number-columns-repeated")), 0
 			case cell != nil && e.Name.Space == odsText:
 				switch e.Name.Local {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Status is a task's state as the projection shows it.
@@ -97,11 +98,33 @@ func orList(words []string) string {
 	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }
 
-// Filter selects tasks for operators. Zero fields select everything.
+// Filter selects tasks: an operator's, or with UserID one user's (the
+// task list). Zero fields select everything.
 type Filter struct {
 	Status Status
 	UserID int64
 	Type   string
+	// CreatedFrom and CreatedBefore bound when the tasks were created:
+	// from CreatedFrom on, and before CreatedBefore. Zero: no bound.
+	CreatedFrom, CreatedBefore time.Time
+	// After, when set, continues a listing from a task it showed (keyset
+	// paging: no offset, so a page deep in the list costs what the first
+	// does, and a task added meanwhile shifts nothing).
+	After *Cursor
 	// Limit caps the rows returned, newest first. Default 50.
 	Limit int
+}
+
+// Cursor is a place in a listing: a task's created time and id, the
+// listing's order. Newer lists the tasks just newer than it (still
+// returned newest first), otherwise those just older.
+type Cursor struct {
+	CreatedAt time.Time
+	ID        string
+	Newer     bool
+}
+
+// CursorAt is the place of task t in a listing, going the given way.
+func CursorAt(t Task, newer bool) *Cursor {
+	return &Cursor{CreatedAt: t.CreatedAt, ID: t.ID, Newer: newer}
 }

@@ -46,6 +46,11 @@ end (on Linux; the fill's own peak is not counted), the embedded NATS
 server included. Each time is the median of --runs runs, shown with its
 min-max spread; the peak RSS is the highest of the runs.
 
+Then the same run downloads the report as Excel (.xlsx), as the web does:
+the stored CSV read back from the object store and converted to a
+workbook (reports.CSVToXLSX), written to nowhere. Its time and peak RSS
+are measured alike, the high-water mark started afresh before it.
+
 flags:
 `
 
@@ -91,8 +96,9 @@ func runBenchReport(ctx context.Context, args []string, load func() (Env, error)
 			if err != nil {
 				return fmt.Errorf("bench report: %d activities, run %d: %w", n, i+1, err)
 			}
-			fmt.Fprintf(stderr, "  %9d activities, run %d: %.3f s, peak RSS %.1f MB (fill %.1f s, CSV %.1f MB)\n",
-				n, i+1, r.Seconds, kibToMB(r.PeakRSSKiB), r.FillSeconds, float64(r.Bytes)/(1<<20))
+			fmt.Fprintf(stderr, "  %9d activities, run %d: %.3f s, peak RSS %.1f MB (fill %.1f s, CSV %.1f MB); xlsx %.3f s, peak RSS %.1f MB, %.1f MB\n",
+				n, i+1, r.Seconds, kibToMB(r.PeakRSSKiB), r.FillSeconds, float64(r.Bytes)/(1<<20),
+				r.XLSXSeconds, kibToMB(r.XLSXPeakRSSKiB), float64(r.XLSXBytes)/(1<<20))
 			runs = append(runs, r)
 		}
 		rep.Sizes = append(rep.Sizes, summarizeReportRuns(n, runs))
@@ -158,6 +164,12 @@ type ReportRun struct {
 	FillSeconds float64 `json:"fill_seconds"`
 	Bytes       uint64  `json:"bytes"` // the stored CSV
 	Summary     string  `json:"summary"`
+	// XLSXSeconds is the conversion of the stored CSV to a workbook,
+	// XLSXBytes the workbook's size, XLSXPeakRSSKiB the high-water mark
+	// from its start (0 where it cannot be reset).
+	XLSXSeconds    float64 `json:"xlsx_seconds"`
+	XLSXBytes      int64   `json:"xlsx_bytes"`
+	XLSXPeakRSSKiB int64   `json:"xlsx_peak_rss_kib"`
 	// PeakRSSKiB is the child's high-water mark from the enqueue on, or
 	// the whole child's where it cannot be reset (see resetPeakRSS).
 	PeakRSSKiB int64 `json:"peak_rss_kib"`
@@ -278,7 +290,47 @@ func benchReportChild(ctx context.Context, o benchReportOptions, load func() (En
 		return err
 	}
 	r.Bytes, r.Summary = last.Result.Size, last.Summary
+	if err := benchXLSX(ctx, w, last.Result.Object, n, canReset, &r); err != nil {
+		return err
+	}
 	return json.NewEncoder(stdout).Encode(r)
+}
+
+// benchXLSX times the report's download as a workbook, as the web makes
+// it: the stored CSV converted as it is read from the object store.
+func benchXLSX(ctx context.Context, w *tasks.Client, object string, n int, canReset bool, r *ReportRun) error {
+	runtime.GC()
+	debug.FreeOSMemory()
+	if canReset {
+		canReset = resetPeakRSS() == nil
+	}
+	start := time.Now()
+	res, err := w.Open(ctx, object)
+	if err != nil {
+		return fmt.Errorf("open the stored report: %w", err)
+	}
+	defer res.Close()
+	var out countingWriter
+	rows, err := reports.CSVToXLSX(ctx, res, &out)
+	if err != nil {
+		return err
+	}
+	r.XLSXSeconds, r.XLSXBytes = time.Since(start).Seconds(), int64(out)
+	if canReset {
+		r.XLSXPeakRSSKiB = peakRSSKiB()
+	}
+	if rows != n {
+		return fmt.Errorf("the workbook has %d activities, want %d", rows, n)
+	}
+	return nil
+}
+
+// countingWriter counts what is written to it, and keeps none of it.
+type countingWriter int64
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	*c += countingWriter(len(p))
+	return len(p), nil
 }
 
 // checkReportOutcome checks that the job succeeded with a file, and that
@@ -366,22 +418,32 @@ type ReportSize struct {
 	RowsPerS float64 `json:"rows_per_s"`
 	// PeakRSSMB is the highest of the runs' report-phase peaks;
 	// ProcessPeakRSSMB the highest whole-process peak, fill included.
-	PeakRSSMB        float64     `json:"peak_rss_mb"`
-	ProcessPeakRSSMB float64     `json:"process_peak_rss_mb"`
-	CSVMB            float64     `json:"csv_mb"`
-	Runs             []ReportRun `json:"runs"`
+	PeakRSSMB        float64 `json:"peak_rss_mb"`
+	ProcessPeakRSSMB float64 `json:"process_peak_rss_mb"`
+	CSVMB            float64 `json:"csv_mb"`
+	// XLSXSeconds is the median of the runs' conversions to a workbook,
+	// XLSXPeakRSSMB their highest peak, XLSXMB the workbook's size.
+	XLSXSeconds   float64     `json:"xlsx_seconds"`
+	XLSXPeakRSSMB float64     `json:"xlsx_peak_rss_mb"`
+	XLSXMB        float64     `json:"xlsx_mb"`
+	Runs          []ReportRun `json:"runs"`
 }
 
 func summarizeReportRuns(n int, runs []ReportRun) ReportSize {
 	s := ReportSize{Activities: n, Runs: runs}
 	secs := make([]float64, len(runs))
+	xsecs := make([]float64, len(runs))
 	for i, r := range runs {
-		secs[i] = r.Seconds
+		secs[i], xsecs[i] = r.Seconds, r.XLSXSeconds
+		s.XLSXPeakRSSMB = max(s.XLSXPeakRSSMB, kibToMB(r.XLSXPeakRSSKiB))
+		s.XLSXMB = float64(r.XLSXBytes) / (1 << 20)
 		s.PeakRSSMB = max(s.PeakRSSMB, kibToMB(r.PeakRSSKiB))
 		s.ProcessPeakRSSMB = max(s.ProcessPeakRSSMB, kibToMB(r.ProcessPeakRSSKiB))
 		s.CSVMB = float64(r.Bytes) / (1 << 20)
 	}
 	slices.Sort(secs)
+	slices.Sort(xsecs)
+	s.XLSXSeconds = median(xsecs)
 	s.Seconds.Median, s.Seconds.Min, s.Seconds.Max = median(secs), secs[0], secs[len(secs)-1]
 	if s.Seconds.Median > 0 {
 		s.RowsPerS = float64(n) / s.Seconds.Median
@@ -392,14 +454,15 @@ func summarizeReportRuns(n int, runs []ReportRun) ReportSize {
 // printBenchReportTable prints one line per size.
 func printBenchReportTable(w io.Writer, rep ReportResult) error {
 	fmt.Fprintf(w, "app bench report: %d runs per size on %s; %s\n\n", rep.Runs, rep.database(), rep.Settings.describe())
-	line := "%12s  %9s  %9s  %9s  %10s  %12s  %8s\n"
-	fmt.Fprintf(w, line, "activities", "median s", "min s", "max s", "rows/s", "peak RSS MB", "CSV MB")
+	line := "%12s  %9s  %9s  %9s  %10s  %12s  %8s  %7s  %12s  %8s\n"
+	fmt.Fprintf(w, line, "activities", "median s", "min s", "max s", "rows/s", "peak RSS MB", "CSV MB", "xlsx s", "xlsx RSS MB", "xlsx MB")
 	for _, s := range rep.Sizes {
 		fmt.Fprintf(w, line, strconv.Itoa(s.Activities),
 			fmt.Sprintf("%.3f", s.Seconds.Median), fmt.Sprintf("%.3f", s.Seconds.Min), fmt.Sprintf("%.3f", s.Seconds.Max),
-			fmt.Sprintf("%.0f", s.RowsPerS), fmt.Sprintf("%.1f", s.PeakRSSMB), fmt.Sprintf("%.1f", s.CSVMB))
+			fmt.Sprintf("%.0f", s.RowsPerS), fmt.Sprintf("%.1f", s.PeakRSSMB), fmt.Sprintf("%.1f", s.CSVMB),
+			fmt.Sprintf("%.3f", s.XLSXSeconds), fmt.Sprintf("%.1f", s.XLSXPeakRSSMB), fmt.Sprintf("%.1f", s.XLSXMB))
 	}
-	_, err := fmt.Fprintln(w, "\ntime: enqueue to the succeeded event stored; peak RSS: the highest run's, from the enqueue on,\nthe embedded NATS server included.")
+	_, err := fmt.Fprintln(w, "\ntime: enqueue to the succeeded event stored; peak RSS: the highest run's, from the enqueue on,\nthe embedded NATS server included. xlsx: the stored CSV converted to a workbook, as its\ndownload makes it (median time; peak RSS from the conversion's start).")
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
@@ -73,16 +74,40 @@ func (s *Store) All(ctx context.Context) ([]tasktype.Task, error) {
 	return tasksOf(rows), nil
 }
 
-// List returns every user's tasks matching f, newest first. It is for
-// operators: users see only their own, through ListForUser.
+// List returns the tasks matching f, newest first (created_at, then id,
+// both descending): every user's for operators, or with f.UserID one
+// user's. Each combination of filters is served by an index of
+// migration 013 (TestListQueriesUseIndexes holds them to it).
 func (s *Store) List(ctx context.Context, f tasktype.Filter) ([]tasktype.Task, error) {
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}
 	var rows []taskRow
-	q := s.db.NewSelect().Model(&rows).OrderExpr("created_at DESC, id DESC").Limit(int64(f.Limit))
+	q := s.db.NewSelect().Model(&rows).Limit(int64(f.Limit))
+	q = filtered(q, f)
+	newer := f.After != nil && f.After.Newer
+	switch {
+	case f.After == nil:
+		q = q.OrderExpr("created_at DESC, id DESC")
+	case newer:
+		// The nearest newer ones first, reversed below.
+		q = q.Where("(created_at, id) > (?, ?)", f.After.CreatedAt, f.After.ID).OrderExpr("created_at ASC, id ASC")
+	default:
+		q = q.Where("(created_at, id) < (?, ?)", f.After.CreatedAt, f.After.ID).OrderExpr("created_at DESC, id DESC")
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	if newer {
+		slices.Reverse(rows)
+	}
+	return tasksOf(rows), nil
+}
+
+// filtered narrows q to f's status, user, type and creation times.
+func filtered(q *bun.SelectQuery, f tasktype.Filter) *bun.SelectQuery {
 	if f.Status != "" {
-		q = q.Where("status = ?", f.Status) // served by the (status, created_at) index
+		q = q.Where("status = ?", f.Status)
 	}
 	if f.UserID != 0 {
 		q = q.Where("user_id = ?", f.UserID)
@@ -90,10 +115,13 @@ func (s *Store) List(ctx context.Context, f tasktype.Filter) ([]tasktype.Task, e
 	if f.Type != "" {
 		q = q.Where("task_type = ?", f.Type)
 	}
-	if err := q.Scan(ctx); err != nil {
-		return nil, fmt.Errorf("list tasks: %w", err)
+	if !f.CreatedFrom.IsZero() {
+		q = q.Where("created_at >= ?", f.CreatedFrom)
 	}
-	return tasksOf(rows), nil
+	if !f.CreatedBefore.IsZero() {
+		q = q.Where("created_at < ?", f.CreatedBefore)
+	}
+	return q
 }
 
 // Get returns task id whoever owns it, for operators, or ErrNotFound.
@@ -109,20 +137,10 @@ func (s *Store) Get(ctx context.Context, id string) (tasktype.Task, error) {
 	return row.task(), nil
 }
 
-// CountMatching returns how many rows match f's status, user and type;
-// f.Limit does not apply.
+// CountMatching returns how many rows match f's filters; f.Limit and
+// f.After do not apply.
 func (s *Store) CountMatching(ctx context.Context, f tasktype.Filter) (int64, error) {
-	q := s.db.NewSelect().Model((*taskRow)(nil))
-	if f.Status != "" {
-		q = q.Where("status = ?", f.Status)
-	}
-	if f.UserID != 0 {
-		q = q.Where("user_id = ?", f.UserID)
-	}
-	if f.Type != "" {
-		q = q.Where("task_type = ?", f.Type)
-	}
-	n, err := q.Count(ctx)
+	n, err := filtered(s.db.NewSelect().Model((*taskRow)(nil)), f).Count(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("count tasks: %w", err)
 	}
