@@ -23,30 +23,7 @@ import (
 // real job's items still come.
 func TestQueueDropsWorkItemsNoJobAskedFor(t *testing.T) {
 	ctx := testsupport.Context(t)
-	nc := testsupport.Connect(t, testsupport.NATS(t), "forged")
-	b := jetstreamtest.Broker(t, nc)
-	js, err := natsjs.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	publish := func(subject string, e tasktype.Event) {
-		t.Helper()
-		if _, err := js.Publish(ctx, subject, codec.AppendEvent(nil, &e)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	forged := tasktype.Event{ID: "f1", Kind: tasktype.EventRetrying, JobID: "neverenqueued1", JobType: "account_export", UserID: 99,
-		Attempt: 1, Time: time.Now().UTC(), RetryAt: time.Now().UTC(), Payload: json.RawMessage(`{}`)}
-	publish(jetstream.EventSubject(&forged), forged)
-	// An enqueued event stored where a worker may write: as a retrying.
-	elsewhere := tasktype.Event{ID: "f2", Kind: tasktype.EventEnqueued, JobID: "elsewhere1", JobType: "account_export", UserID: 99,
-		Time: time.Now().UTC(), Payload: json.RawMessage(`{}`)}
-	publish(jetstream.Subject("account_export", 99, "elsewhere1", tasktype.EventRetrying), elsewhere)
-	real, err := b.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1, Payload: json.RawMessage(`{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-
+	b, real := forgedLog(t, ctx)
 	q, err := b.Queue(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -71,29 +48,7 @@ func TestQueueDropsWorkItemsNoJobAskedFor(t *testing.T) {
 // so both pass on a real job's items and none that no job asked for.
 func TestFeedPassesOnNoWorkItemNoJobAskedFor(t *testing.T) {
 	ctx := testsupport.Context(t)
-	nc := testsupport.Connect(t, testsupport.NATS(t), "forged-feed")
-	b := jetstreamtest.Broker(t, nc)
-	js, err := natsjs.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	publish := func(subject string, e tasktype.Event) {
-		t.Helper()
-		if _, err := js.Publish(ctx, subject, codec.AppendEvent(nil, &e)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	forged := tasktype.Event{ID: "f1", Kind: tasktype.EventRetrying, JobID: "neverenqueued1", JobType: "account_export", UserID: 99,
-		Attempt: 1, Time: time.Now().UTC(), RetryAt: time.Now().UTC(), Payload: json.RawMessage(`{}`)}
-	publish(jetstream.EventSubject(&forged), forged)
-	elsewhere := tasktype.Event{ID: "f2", Kind: tasktype.EventEnqueued, JobID: "elsewhere1", JobType: "account_export", UserID: 99,
-		Time: time.Now().UTC(), Payload: json.RawMessage(`{}`)}
-	publish(jetstream.Subject("account_export", 99, "elsewhere1", tasktype.EventRetrying), elsewhere)
-	real, err := b.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1, Payload: json.RawMessage(`{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-
+	b, real := forgedLog(t, ctx)
 	var scanned []string
 	if err := b.ScanWork(ctx, func(_ context.Context, e tasktype.Event) error {
 		scanned = append(scanned, e.JobID)
@@ -131,4 +86,35 @@ func TestFeedPassesOnNoWorkItemNoJobAskedFor(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// forgedLog is a broker whose log holds, oldest first, two work items no
+// job asked for, as a worker credential could write them, and then one
+// real job's.
+func forgedLog(t *testing.T, ctx context.Context) (*jetstream.Broker, tasktype.Job) {
+	t.Helper()
+	nc := testsupport.Connect(t, testsupport.NATS(t), "forged")
+	b := jetstreamtest.Broker(t, nc)
+	js, err := natsjs.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(subject string, e tasktype.Event) {
+		t.Helper()
+		if _, err := js.Publish(ctx, subject, codec.AppendEvent(nil, &e)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forged := tasktype.Event{ID: "f1", Kind: tasktype.EventRetrying, JobID: "neverenqueued1", JobType: "account_export", UserID: 99,
+		Attempt: 1, Time: time.Now().UTC(), RetryAt: time.Now().UTC(), Payload: json.RawMessage(`{}`)}
+	publish(jetstream.EventSubject(&forged), forged)
+	// An enqueued event stored where a worker may write: as a retrying.
+	elsewhere := tasktype.Event{ID: "f2", Kind: tasktype.EventEnqueued, JobID: "elsewhere1", JobType: "account_export", UserID: 99,
+		Time: time.Now().UTC(), Payload: json.RawMessage(`{}`)}
+	publish(jetstream.Subject("account_export", 99, "elsewhere1", tasktype.EventRetrying), elsewhere)
+	real, err := b.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1, Payload: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, real
 }
