@@ -9,6 +9,7 @@ import (
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
+	"github.com/otjhelper/otj/modules/tasks/redisbroker/redisbrokertest"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
@@ -25,12 +26,7 @@ func TestCheckWorkersCountsJobs(t *testing.T) {
 	}{
 		{"jetstream", func(t *testing.T, log *jetstream.Broker) taskdriver.Enqueuer { return log }},
 		{"redis", func(t *testing.T, log *jetstream.Broker) taskdriver.Enqueuer {
-			rdb, prefix := testsupport.Redis(t)
-			b, err := redisbroker.New(redisbroker.Config{Client: rdb, Events: log, Prefix: prefix, Logger: testsupport.Logger(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
+			return redisbrokertest.Broker(t, log, redisbroker.Config{})
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
+	"github.com/otjhelper/otj/modules/tasks/redisbroker/redisbrokertest"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/taskmetrics"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
@@ -42,11 +43,7 @@ func TestMetricsOnEachBroker(t *testing.T) {
 			return driver{enqueuer: log, queue: log.Queue}
 		}},
 		{"redis", func(t *testing.T, log *jetstream.Broker) driver {
-			rdb, prefix := testsupport.Redis(t)
-			b, err := redisbroker.New(redisbroker.Config{Client: rdb, Events: log, Prefix: prefix, Poll: 100 * time.Millisecond, Logger: testsupport.Logger(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
+			b := redisbrokertest.Broker(t, log, redisbroker.Config{Poll: 100 * time.Millisecond})
 			return driver{enqueuer: b, queue: b.Queue, relay: b.Relay}
 		}},
 	} {
@@ -219,12 +216,7 @@ func TestLastPullBeforeAnyWorker(t *testing.T) {
 	}{
 		{"jetstream", func(t *testing.T, log *jetstream.Broker) taskdriver.Enqueuer { return log }},
 		{"redis", func(t *testing.T, log *jetstream.Broker) taskdriver.Enqueuer {
-			rdb, prefix := testsupport.Redis(t)
-			b, err := redisbroker.New(redisbroker.Config{Client: rdb, Events: log, Prefix: prefix, Logger: testsupport.Logger(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
+			return redisbrokertest.Broker(t, log, redisbroker.Config{})
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
