@@ -33,14 +33,19 @@ type attempt struct {
 // appended on condition that the job has not changed since it was read;
 // after a lost race the decision is made again.
 func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Delivery, item tasktype.Event, maxAttempts int, registered bool, policy tasktype.Policy) (attempt, bool) {
-	ctx, cancel := w.storeContext(ctx)
-	defer cancel()
+	parent := ctx
+	ctx, cancel := w.storeContext(parent)
+	defer func() { cancel() }()
 	job := item.Job()
 	start := w.event(job, tasktype.EventStarted, job.Attempt, func(e *tasktype.Event) {
 		e.MaxAttempts = maxAttempts
 		e.Worker = w.cfg.Name
 		e.Lease = w.cfg.Lease // and so the promise to be heard from (see watch)
 	})
+	// silent is the sequence of the job's newest event once it has been
+	// seen to stay so for a while (see listen): an attempt that has
+	// kept that silent is judged, not an attempt still heard from.
+	var silent uint64
 	for try := range 5 {
 		last, err := w.cfg.Events.Last(ctx, item.UserID, item.JobID)
 		if errors.Is(err, tasktype.ErrNotFound) {
@@ -64,8 +69,33 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 			return attempt{}, false
 		}
 		_, runsHere := w.running.Load(attemptKey{job.ID, job.Attempt})
+		act := decide(item, last, facts(d), w.cfg.Now(), w.cfg.Lease)
+		if (act == actLost || act == actRunRecorded) && !runsHere && last.Seq != silent {
+			// A redelivery says only that the broker saw no renewal for a
+			// lease, not that the attempt's worker is gone: a broker
+			// frozen that long (SIGSTOP, a stalled VM, a long GC) runs
+			// out every lease when it resumes, before it reads the
+			// renewals and heartbeats waiting in its sockets. The
+			// attempt is judged only once it has kept silent here for
+			// longer than its worker's heartbeats allow.
+			newest, err := w.listen(parent, d, item, last)
+			cancel()
+			ctx, cancel = w.storeContext(parent)
+			switch {
+			case err != nil:
+				log.WarnContext(ctx, "could not read job state; handing the job back", "err", err)
+				w.handBack(ctx, log, d)
+				return attempt{}, false
+			case newest.Seq == last.Seq:
+				silent = last.Seq
+			case heardFrom(item, newest):
+				log.InfoContext(ctx, "work item handed out again while its attempt's worker is still heard from; leaving it with the broker", "attempt_worker", newest.Worker)
+				return attempt{}, false
+			}
+			continue // decide again, on what the job is now
+		}
 		var next tasktype.Event
-		switch act := decide(item, last, facts(d), w.cfg.Now(), w.cfg.Lease); {
+		switch {
 		case act == actLeave || (runsHere && act != actStale && act != actWait):
 			// The broker forgot handing this item out (see ItemLease), or
 			// its lease ran out while the broker was away: the attempt's
@@ -138,6 +168,43 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 	}
 	log.WarnContext(ctx, "job kept changing under this worker; leaving it for redelivery")
 	return attempt{}, false
+}
+
+// listen waits for a sign of life from the attempt whose newest event is
+// last, reading the job's state every heartbeat for longer than a worker
+// that is alive goes without writing one (a third of the lease, then a
+// write that may wait out a request left hanging by a frozen server),
+// and renewing d's lease meanwhile, so that no third worker takes the
+// item. It returns the job's newest event as soon as it differs from
+// last, or last when the wait is over; an error only if the state could
+// not be read at the end.
+func (w *Worker) listen(ctx context.Context, d taskdriver.Delivery, item, last tasktype.Event) (tasktype.Event, error) {
+	until := w.cfg.Now().Add(w.cfg.Lease + w.cfg.Lease/2)
+	for {
+		if clock.Sleep(ctx, w.cfg.ExtendEvery); ctx.Err() != nil {
+			return tasktype.Event{}, ctx.Err()
+		}
+		sctx, cancel := w.storeContext(ctx)
+		_ = d.Extend(sctx) // at worst the item comes back sooner, and is read again
+		newest, err := w.cfg.Events.Last(sctx, item.UserID, item.JobID)
+		cancel()
+		switch {
+		case err == nil && newest.Seq != last.Seq:
+			return newest, nil
+		case !w.cfg.Now().Before(until):
+			if err != nil {
+				return tasktype.Event{}, err
+			}
+			return last, nil
+		}
+	}
+}
+
+// heardFrom says newest is a sign of life of item's attempt: its start or
+// a progress report, written by the worker running it.
+func heardFrom(item, newest tasktype.Event) bool {
+	return newest.Attempt == item.Attempt+1 &&
+		(newest.Kind == tasktype.EventStarted || newest.Kind == tasktype.EventProgress)
 }
 
 // lagRereads is how many times claim reads a job again whose newest

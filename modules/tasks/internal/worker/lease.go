@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,6 +37,11 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 		t := time.NewTicker(w.cfg.ExtendEvery)
 		defer t.Stop()
 		reported := 0 // version of the progress last recorded
+		// unsure holds the events this attempt sent whose append failed
+		// without an answer (a frozen server may store one and reply
+		// too late): should one turn out to be the job's newest, the
+		// job is still this attempt's, not taken over.
+		var unsure []string
 		for {
 			select {
 			case <-ctx.Done():
@@ -55,6 +61,7 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 					if ctx.Err() == nil {
 						log.WarnContext(ctx, "could not record the attempt's start; its outcome will carry it", "err", err)
 					}
+					unsure = append(unsure, started.ID)
 					continue
 				}
 			}
@@ -66,11 +73,12 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 				})
 				seq, err := w.cfg.Events.Append(ctx, e, mine)
 				if err == nil {
-					mine, reported, heard = seq, v, e.Time
+					mine, reported, heard, unsure = seq, v, e.Time, unsure[:0]
 					continue // the job is still ours: the append proved it
 				}
 				if !errors.Is(err, tasktype.ErrConflict) && ctx.Err() == nil {
 					log.WarnContext(ctx, "could not record progress", "err", err)
+					unsure = append(unsure, e.ID)
 				}
 			} else if proved {
 				continue
@@ -80,6 +88,12 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 				if ctx.Err() == nil {
 					log.WarnContext(ctx, "could not check job state", "err", err)
 				}
+				continue
+			}
+			if last.Seq != mine && slices.Contains(unsure, last.ID) {
+				// Stored after all: the job is still this attempt's.
+				mine, heard, unsure = last.Seq, last.Time, unsure[:0]
+				recorded = true
 				continue
 			}
 			if last.Seq != mine {

@@ -81,6 +81,8 @@ func (f *fakeEvents) Append(_ context.Context, e tasktype.Event, after uint64) (
 	return e.Seq, nil
 }
 
+func (f *fakeEvents) base() *fakeEvents { return f }
+
 // put stores e unconditionally, as another process would have.
 func (f *fakeEvents) put(e tasktype.Event) tasktype.Event {
 	f.mu.Lock()
@@ -166,6 +168,8 @@ func (m *memResults) Put(_ context.Context, object, name, ct string, r io.Reader
 	return tasktype.ResultRef{Object: object, Name: name, ContentType: ct, Size: uint64(len(b))}, nil
 }
 
+func (m *memResults) base() *memResults { return m }
+
 func (m *memResults) Open(_ context.Context, object string) (*tasktype.StoredResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -209,9 +213,14 @@ func newRig(t *testing.T, cfg worker.Config) *rig {
 	if cfg.Events == nil {
 		cfg.Events = r.events
 	} else {
-		r.events = cfg.Events.(*fakeEvents)
+		r.events = cfg.Events.(interface{ base() *fakeEvents }).base()
 	}
-	cfg.Queue, cfg.Results, cfg.Registry = r.queue, r.results, r.reg
+	if cfg.Results == nil {
+		cfg.Results = r.results
+	} else {
+		r.results = cfg.Results.(interface{ base() *memResults }).base()
+	}
+	cfg.Queue, cfg.Registry = r.queue, r.reg
 	if cfg.Logger == nil {
 		cfg.Logger = testsupport.Logger(t)
 	}
