@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"sync"
 	"time"
 
+	"github.com/otjhelper/otj/modules/tasks/internal/clock"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
@@ -96,7 +98,7 @@ func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, 
 	runCtx, stopTimer := context.WithTimeoutCause(runCtx, policy.Timeout, errTimedOut)
 	defer stopTimer()
 	start := w.cfg.Now()
-	out := &output{ctx: runCtx, store: w.cfg.Results, object: tasktype.ResultObjectName(job.ID, job.Attempt)}
+	out := &output{ctx: runCtx, store: w.cfg.Results, object: tasktype.ResultObjectName(job.ID, job.Attempt), retryFor: w.cfg.OutcomeRetry}
 	stopWatch := w.watch(runCtx, log, d, a, out, stopRun)
 	res, ref, err := w.run(runCtx, log, h, job, out)
 	// From here on, the job's newest event is the last one this worker
@@ -203,14 +205,21 @@ func (w *Worker) run(ctx context.Context, log *slog.Logger, h tasktype.HandlerFu
 }
 
 // output streams a handler's result file into the ResultStore through a
-// pipe, so that a file of any size passes through a fixed-size buffer.
+// pipe, so that a file of any size passes through a fixed-size buffer,
+// and spools a copy to the worker's disk: should the store not answer
+// (its host frozen or restarting), the handler goes on writing to the
+// spool, and the file is uploaded again from there for up to retryFor,
+// rather than the finished work thrown away and the handler run again.
 type output struct {
-	ctx    context.Context
-	store  taskdriver.ResultStore
-	object string
+	ctx      context.Context
+	store    taskdriver.ResultStore
+	object   string
+	retryFor time.Duration
 
-	pw   *io.PipeWriter
-	done chan putResult
+	name, contentType string
+	file              *tee
+	pw                *io.PipeWriter
+	done              chan putResult
 	// failed is the store's error when the upload failed of itself,
 	// rather than because the handler did.
 	failed error
@@ -259,13 +268,58 @@ func (o *output) Create(name, contentType string) (io.Writer, error) {
 	}
 	pr, pw := io.Pipe()
 	o.pw, o.done = pw, make(chan putResult, 1)
+	o.name, o.contentType = name, contentType
+	o.file = &tee{pipe: pw}
+	// The spool is unlinked at once: it holds the file only while this
+	// attempt does, and no crash can leave it behind. Without one (no
+	// room, no temporary directory) the upload is the only copy, as it
+	// was before spooling.
+	if f, err := os.CreateTemp("", "otj-result-*"); err == nil {
+		_ = os.Remove(f.Name())
+		o.file.spool = f
+	}
 	go func() {
 		ref, err := o.store.Put(o.ctx, o.object, name, contentType, pr)
 		// Unblock a handler still writing if the store gave up.
 		pr.CloseWithError(fmt.Errorf("result store: %w", errOrClosed(err)))
 		o.done <- putResult{ref, err}
 	}()
-	return pw, nil
+	return o.file, nil
+}
+
+// tee writes the handler's file to the upload's pipe and to the spool.
+// Once the store has stopped answering, it goes on with the spool alone.
+type tee struct {
+	pipe    *io.PipeWriter
+	pipeErr error    // why the upload stopped taking the file
+	spool   *os.File // nil once it could not be written
+	size    int64    // bytes in the spool
+}
+
+func (t *tee) Write(p []byte) (int, error) {
+	if t.spool != nil {
+		if _, err := t.spool.Write(p); err != nil {
+			t.closeSpool()
+		} else {
+			t.size += int64(len(p))
+		}
+	}
+	if t.pipeErr == nil {
+		if _, err := t.pipe.Write(p); err != nil {
+			t.pipeErr = err
+		}
+	}
+	if t.pipeErr != nil && (t.spool == nil || !errors.Is(t.pipeErr, tasktype.ErrUnavailable)) {
+		return 0, t.pipeErr
+	}
+	return len(p), nil
+}
+
+func (t *tee) closeSpool() {
+	if t.spool != nil {
+		_ = t.spool.Close()
+		t.spool = nil
+	}
 }
 
 // finish ends the file: stored if the handler succeeded, discarded if not.
@@ -273,6 +327,7 @@ func (o *output) finish(handlerErr error) (*tasktype.ResultRef, error) {
 	if o.pw == nil {
 		return nil, nil
 	}
+	defer o.file.closeSpool()
 	if handlerErr != nil {
 		select {
 		case r := <-o.done:
@@ -285,6 +340,15 @@ func (o *output) finish(handlerErr error) (*tasktype.ResultRef, error) {
 	}
 	o.pw.Close()
 	r := <-o.done
+	giveUp := time.Now().Add(o.retryFor)
+	for r.err != nil && errors.Is(r.err, tasktype.ErrUnavailable) && o.file.spool != nil && time.Now().Before(giveUp) {
+		// The lease is renewed meanwhile (see keepLease), and the
+		// heartbeats go on: a cancel still stops this.
+		if clock.Sleep(o.ctx, time.Second); o.ctx.Err() != nil {
+			break
+		}
+		r.ref, r.err = o.store.Put(o.ctx, o.object, o.name, o.contentType, io.NewSectionReader(o.file.spool, 0, o.file.size))
+	}
 	if r.err != nil {
 		o.failed = r.err
 		return nil, r.err
