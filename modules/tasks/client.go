@@ -42,9 +42,11 @@ type Config struct {
 	Retention tasktype.Retention
 	// PruneOnProjection moves that deleting from the workers to
 	// RunProjection, which deletes a user's older results after it
-	// applies a newer success of theirs: for workers whose broker role
-	// may not delete from the results bucket (a purge there takes any
-	// filter, so the right to purge one file is the right to purge all).
+	// applies a newer success of theirs, and the result files of a job's
+	// attempts that did not win once it applies the job's end: for
+	// workers whose broker role may not delete from the results bucket
+	// (a purge there takes any filter, so the right to purge one file is
+	// the right to purge all).
 	PruneOnProjection bool
 	// Worker says how this process runs jobs.
 	Worker WorkerConfig
@@ -113,7 +115,7 @@ type Client struct {
 	proj    *projection.Projection
 	control *control.Control
 	inline  *worker.Worker // nil until RunInline or RunInRequest needs it
-	pruner  *pruner        // nil unless PruneOnProjection prunes
+	pruner  *pruner        // nil unless PruneOnProjection
 }
 
 // NewClient checks cfg and returns a Client. With RunInRequest, it gives
@@ -143,7 +145,7 @@ func NewClient(cfg Config) (*Client, error) {
 		// errNoLog.
 		c.control = nil
 	}
-	if cfg.PruneOnProjection && cfg.Log != nil && cfg.Retention.Keep > 0 {
+	if cfg.PruneOnProjection && cfg.Log != nil {
 		c.pruner = newPruner(cfg.Log, cfg.Retention, cfg.Logger)
 	}
 	switch observe := cfg.Observe; {
@@ -195,13 +197,13 @@ func (c *Client) newWorker(q taskdriver.Queue, name string) (*worker.Worker, err
 	}
 	keep := c.cfg.Retention.Keep
 	if c.cfg.PruneOnProjection {
-		keep = 0 // the projection prunes
+		keep = 0 // the projection prunes, and sweeps
 	}
 	return worker.New(worker.Config{
 		Queue: q, Events: c.cfg.Log, Results: c.cfg.Log, Registry: c.cfg.Registry,
 		Concurrency: w.Concurrency, ExtendEvery: w.ExtendEvery, Lease: lease, ShutdownGrace: w.ShutdownGrace,
 		StoreTimeout: w.StoreTimeout, OutcomeRetry: w.OutcomeRetry,
-		ResultKeep: keep, ResultTTL: c.cfg.Retention.TTL, Succeeded: c.cfg.Log,
+		ResultKeep: keep, ResultTTL: c.cfg.Retention.TTL, Succeeded: c.cfg.Log, LeaveDeletes: c.cfg.PruneOnProjection,
 		StoreFullMessage: w.StoreFullMessage, Name: name, Logger: c.log, Now: w.Now,
 		Observer: c.cfg.Observer,
 	})

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nuid"
 
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
@@ -85,5 +89,83 @@ func TestProjectionPrunesOlderResults(t *testing.T) {
 		if !stored(job) {
 			t.Errorf("result of job %s (user %d) is gone; only user 1's oldest should be", job.ID, job.UserID)
 		}
+	}
+}
+
+// With PruneOnProjection, the projection deletes the result files of an
+// ended job's attempts that did not win: one that stored its file and
+// was then taken for lost, before a success; every attempt's, after a
+// failure for good. The winner's file stays.
+func TestProjectionSweepsLosingAttemptsFiles(t *testing.T) {
+	ctx := testsupport.Context(t)
+	db, _ := testsupport.DB(t)
+	web := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "web"))
+	webc, err := tasks.NewClient(tasks.Config{DB: db, Log: web, Enqueuer: web, Retention: tasktype.Retention{Keep: 5, TTL: time.Hour},
+		PruneOnProjection: true, Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = webc.RunProjection(rctx) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	put := func(job tasktype.Job, attempt int) *tasktype.ResultRef {
+		ref, err := web.Put(ctx, tasktype.ResultObjectName(job.ID, attempt), "r.txt", "text/plain", strings.NewReader("attempt "+strconv.Itoa(attempt)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &ref
+	}
+	stored := func(job tasktype.Job, attempt int) bool {
+		r, err := web.Open(ctx, tasktype.ResultObjectName(job.ID, attempt))
+		if err == nil {
+			r.Close()
+			return true
+		}
+		if !errors.Is(err, tasktype.ErrResultMissing) {
+			t.Fatal(err)
+		}
+		return false
+	}
+	// record appends the job's events after its newest, as a worker would.
+	record := func(job tasktype.Job, events ...tasktype.Event) {
+		for _, e := range events {
+			last, err := web.Last(ctx, job.UserID, job.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.ID, e.JobID, e.JobType, e.UserID, e.Time = nuid.Next(), job.ID, job.Type, job.UserID, time.Now().UTC()
+			if _, err := web.Append(ctx, e, last.Seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	lost := "worker gone:1 stopped responding during attempt 1"
+
+	won, err := webc.Enqueue(ctx, tasktype.EnqueueRequest{Type: "file", UserID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(won, 1) // attempt 1 stored its file, then its worker was taken for lost
+	record(won,
+		tasktype.Event{Kind: tasktype.EventStarted, Attempt: 1, MaxAttempts: 3, Worker: "gone:1"},
+		tasktype.Event{Kind: tasktype.EventRetrying, Attempt: 1, MaxAttempts: 3, Error: lost, RetryAt: time.Now()},
+		tasktype.Event{Kind: tasktype.EventSucceeded, Attempt: 2, MaxAttempts: 3, Worker: "here:2", Result: put(won, 2)})
+
+	failed, err := webc.Enqueue(ctx, tasktype.EnqueueRequest{Type: "file", UserID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(failed, 1)
+	record(failed,
+		tasktype.Event{Kind: tasktype.EventStarted, Attempt: 1, MaxAttempts: 1, Worker: "gone:1"},
+		tasktype.Event{Kind: tasktype.EventFailed, Attempt: 1, MaxAttempts: 1, Error: lost})
+
+	testsupport.Eventually(t, 10*time.Second, "the losing attempts' files were never deleted", func() bool {
+		return !stored(won, 1) && !stored(failed, 1)
+	})
+	if !stored(won, 2) {
+		t.Error("the winning attempt's file was deleted")
 	}
 }

@@ -21,6 +21,21 @@ func ResultObjectName(jobID string, attempt int) string {
 	return jobID + "-a" + strconv.Itoa(attempt)
 }
 
+// LosingAttempts is how many of an ended job's attempts, counted from
+// the first, may have stored a result file that no event names, given
+// the event that ended it: those before a success, and every one up to
+// a failure for good. Each attempt's file is named by ResultObjectName;
+// the success's own (Result) is the winner's. 0 for any other event.
+func LosingAttempts(end Event) int {
+	switch end.Kind {
+	case EventSucceeded:
+		return max(end.Attempt-1, 0)
+	case EventFailed:
+		return max(end.Attempt, 0)
+	}
+	return 0
+}
+
 // OwnsResult reports whether object is the result of attempt of job
 // jobID, by ResultObjectName.
 func OwnsResult(jobID string, attempt int, object string) bool {

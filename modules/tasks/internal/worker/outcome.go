@@ -196,7 +196,7 @@ func (w *Worker) discard(ctx context.Context, log *slog.Logger, job tasktype.Job
 // usual case and cost one request each; a first attempt that succeeds,
 // the usual job, has none to sweep.
 func (w *Worker) sweep(ctx context.Context, log *slog.Logger, job tasktype.Job, upTo int) {
-	if upTo < 1 {
+	if upTo < 1 || w.cfg.LeaveDeletes {
 		return
 	}
 	ctx, cancel := w.storeContext(ctx)

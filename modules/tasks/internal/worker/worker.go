@@ -57,6 +57,13 @@ type Config struct {
 	// itself): pruning looks back no further, as older results are gone.
 	// 0 looks back to the start of the log.
 	ResultTTL time.Duration
+	// LeaveDeletes leaves the deleting of an ended job's losing attempts'
+	// result files to the projection's side (tasks.Config.PruneOnProjection),
+	// for a worker whose broker role may not delete them. A file the
+	// worker stored for an attempt that was taken over is still deleted
+	// here as well as it can be: hidden at once, its space freed by the
+	// projection's sweep or when the store expires it.
+	LeaveDeletes bool
 	// Succeeded finds a user's earlier results; required with ResultKeep.
 	Succeeded taskdriver.SucceededLog
 	// StoreFullMessage is the sentence a job's owner sees when its result
