@@ -114,7 +114,11 @@ func TestObserverSeesEveryOutcome(t *testing.T) {
 			db, _ := testsupport.DB(t)
 			broker := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "observer"))
 			reg := tasks.NewRegistry()
-			policy := tasktype.Policy{MaxAttempts: 2, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond, Timeout: time.Minute}
+			// The worker tells the observer an attempt ended after its
+			// outcome is stored, and the retry is due from then: the
+			// backoff keeps the next attempt's start after that call
+			// even on a loaded machine.
+			policy := tasktype.Policy{MaxAttempts: 2, BackoffMin: 300 * time.Millisecond, BackoffMax: 300 * time.Millisecond, Timeout: time.Minute}
 			if err := reg.Register("obs", func(ctx context.Context, job tasktype.Job, _ tasktype.Output) (tasktype.Result, error) {
 				return tasktype.Result{}, tc.handler(ctx, job.Attempt)
 			}, policy); err != nil {
