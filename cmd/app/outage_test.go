@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,10 +36,12 @@ const (
 // names.
 //
 // On JetStream the frozen host is the work queue too: when it resumes it
-// may find leases run out whose heartbeats are still unread in its
-// sockets, and redeliver jobs that are running, as a server frozen that
-// long may. The subtest gives the same probe's figures there, and holds
-// it to what it can promise: no job failed, no unnamed object.
+// finds leases run out whose renewals are still unread in its sockets,
+// and hands running jobs out again. The worker given one listens for the
+// attempt's worker before judging it, and leaves the job with it.
+//
+// OTJ_PROBE_JOBS sets how many jobs it runs (default 160), for the fault
+// probe at the size of the issue that found these faults (1,503).
 func TestEventLogOutageCostsNoAttempt(t *testing.T) {
 	t.Run("redis", func(t *testing.T) { eventLogOutage(t, true) })
 	t.Run("jetstream", func(t *testing.T) { eventLogOutage(t, false) })
@@ -79,8 +83,15 @@ func eventLogOutage(t *testing.T, onRedis bool) {
 		startProcess(t, fmt.Sprintf("worker-%d", i+1), wenv, "worker")
 	}
 
-	jobs := make([]tasktype.Job, 0, outageJobs)
-	for i := range outageJobs {
+	n := outageJobs
+	if v := os.Getenv("OTJ_PROBE_JOBS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			t.Fatalf("OTJ_PROBE_JOBS=%q: want a number of jobs", v)
+		}
+	}
+	jobs := make([]tasktype.Job, 0, n)
+	for i := range n {
 		jobs = append(jobs, opEnqueue(t, conn.b, int64(1+i%4), testFile, fmt.Sprintf(`{"bytes":%d,"ms":%d}`, 1000+i, outageJobMS)))
 	}
 	started := func(rs []runLine) int {
@@ -176,11 +187,8 @@ func eventLogOutage(t *testing.T, onRedis bool) {
 				lost = append(lost, fmt.Sprintf("%s attempt %d: %s", j.ID, e.Attempt, e.Error))
 			}
 		}
-		// A run handed back because the result store did not answer its
-		// upload (released, uncounted) ran again: its file was never
-		// confirmed stored. Any other second run is a run too many.
-		if n, want := runsOf[j.ID], 1+countKind(evs, tasktype.EventReleased); n != want {
-			twice = append(twice, fmt.Sprintf("%s ran %d times, want %d; runs: %s; history:\n%s", j.ID, n, want, strings.Join(lines[j.ID], ", "), describe(evs)))
+		if n := runsOf[j.ID]; n != 1 {
+			twice = append(twice, fmt.Sprintf("%s ran %d times; runs: %s; history:\n%s", j.ID, n, strings.Join(lines[j.ID], ", "), describe(evs)))
 		}
 	}
 	ctx := testsupport.Context(t)
@@ -202,7 +210,7 @@ func eventLogOutage(t *testing.T, onRedis bool) {
 	for _, n := range runsOf {
 		handlerRuns += n
 	}
-	t.Logf("fault probe: %d jobs, %d failed, %d attempts recorded lost, %d retrying events, %d handler runs, %d uploads the store did not answer (handed back, uncounted), %d jobs run more often than that, %d objects, %d named by no event",
+	t.Logf("fault probe: %d jobs, %d failed, %d attempts recorded lost, %d retrying events, %d handler runs, %d attempts handed back, %d jobs not run exactly once, %d objects, %d named by no event",
 		len(jobs), len(failed), len(lost), len(retried), handlerRuns, released, len(twice), len(objects), len(orphans))
 	show := func(what string, s []string) {
 		if len(s) > 0 {
@@ -211,8 +219,6 @@ func eventLogOutage(t *testing.T, onRedis bool) {
 	}
 	show("jobs failed", failed)
 	show("result objects no event names", orphans)
-	if onRedis {
-		show("attempts recorded as lost", lost)
-		show("jobs whose handler ran more than once, or more than once after each upload the store did not answer", twice)
-	}
+	show("attempts recorded as lost", lost)
+	show("jobs whose handler did not run exactly once", twice)
 }
