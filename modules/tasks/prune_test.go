@@ -73,17 +73,7 @@ func TestProjectionPrunesOlderResults(t *testing.T) {
 		waitKind(t, webc, job, tasktype.EventSucceeded)
 		jobs = append(jobs, job)
 	}
-	stored := func(job tasktype.Job) bool {
-		r, err := web.Open(ctx, tasktype.ResultObjectName(job.ID, 1))
-		if err == nil {
-			r.Close()
-			return true
-		}
-		if !errors.Is(err, tasktype.ErrResultMissing) {
-			t.Fatal(err)
-		}
-		return false
-	}
+	stored := func(job tasktype.Job) bool { return storedResult(t, web, job, 1) }
 	testsupport.Eventually(t, 10*time.Second, "user 1's oldest result was never pruned", func() bool { return !stored(jobs[0]) })
 	for _, job := range jobs[1:] {
 		if !stored(job) {
@@ -117,17 +107,7 @@ func TestProjectionSweepsLosingAttemptsFiles(t *testing.T) {
 		}
 		return &ref
 	}
-	stored := func(job tasktype.Job, attempt int) bool {
-		r, err := web.Open(ctx, tasktype.ResultObjectName(job.ID, attempt))
-		if err == nil {
-			r.Close()
-			return true
-		}
-		if !errors.Is(err, tasktype.ErrResultMissing) {
-			t.Fatal(err)
-		}
-		return false
-	}
+	stored := func(job tasktype.Job, attempt int) bool { return storedResult(t, web, job, attempt) }
 	// record appends the job's events after its newest, as a worker would.
 	record := func(job tasktype.Job, events ...tasktype.Event) {
 		for _, e := range events {
@@ -168,4 +148,19 @@ func TestProjectionSweepsLosingAttemptsFiles(t *testing.T) {
 	if !stored(won, 2) {
 		t.Error("the winning attempt's file was deleted")
 	}
+}
+
+// storedResult says whether the bucket holds the result file of the
+// job's attempt.
+func storedResult(t *testing.T, b *jetstream.Broker, job tasktype.Job, attempt int) bool {
+	t.Helper()
+	r, err := b.Open(testsupport.Context(t), tasktype.ResultObjectName(job.ID, attempt))
+	if err == nil {
+		r.Close()
+		return true
+	}
+	if !errors.Is(err, tasktype.ErrResultMissing) {
+		t.Fatal(err)
+	}
+	return false
 }
