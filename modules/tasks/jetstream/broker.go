@@ -528,20 +528,14 @@ func (b *Broker) History(ctx context.Context, userID int64, jobID string) ([]tas
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := b.request(ctx)
-	defer cancel()
-	cons, err := b.js.OrderedConsumer(rctx, StreamName, natsjs.OrderedConsumerConfig{
+	it, done, err := b.readOnce(ctx, natsjs.OrderedConsumerConfig{
 		FilterSubjects: []string{JobFilter(userID, jobID)},
 		DeliverPolicy:  natsjs.DeliverAllPolicy,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("history of job %s: %w", jobID, classify(err))
+		return nil, fmt.Errorf("history of job %s: %w", jobID, err)
 	}
-	it, err := cons.Messages()
-	if err != nil {
-		return nil, fmt.Errorf("history of job %s: %w", jobID, classify(err))
-	}
-	defer it.Stop()
+	defer done()
 	var events []tasktype.Event
 	for {
 		// Every event up to last is stored: each one is a request's
@@ -588,15 +582,11 @@ func (b *Broker) Succeeded(ctx context.Context, userID int64, jobType string, si
 	if !since.IsZero() {
 		cfg.DeliverPolicy, cfg.OptStartTime = natsjs.DeliverByStartTimePolicy, &since
 	}
-	cons, err := b.js.OrderedConsumer(ctx, StreamName, cfg)
+	it, done, err := b.readOnce(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("succeeded events of %s for user %d: %w", jobType, userID, classify(err))
+		return nil, fmt.Errorf("succeeded events of %s for user %d: %w", jobType, userID, err)
 	}
-	it, err := cons.Messages()
-	if err != nil {
-		return nil, fmt.Errorf("succeeded events of %s for user %d: %w", jobType, userID, classify(err))
-	}
-	defer it.Stop()
+	defer done()
 	var events []tasktype.Event
 	for {
 		msg, err := it.Next(natsjs.NextContext(ctx))

@@ -81,20 +81,14 @@ func (b *Broker) userAttempts(ctx context.Context, userID int64) (map[string]int
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", classify(err))
 	}
-	rctx, cancel = b.request(ctx)
-	cons, err := b.js.OrderedConsumer(rctx, StreamName, natsjs.OrderedConsumerConfig{
+	it, done, err := b.readOnce(ctx, natsjs.OrderedConsumerConfig{
 		FilterSubjects: []string{filter},
 		DeliverPolicy:  natsjs.DeliverAllPolicy,
 	})
-	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("read events: %w", classify(err))
+		return nil, fmt.Errorf("read events: %w", err)
 	}
-	it, err := cons.Messages()
-	if err != nil {
-		return nil, fmt.Errorf("read events: %w", classify(err))
-	}
-	defer it.Stop()
+	defer done()
 	for {
 		nctx, cancel := b.request(ctx)
 		msg, err := it.Next(natsjs.NextContext(nctx))

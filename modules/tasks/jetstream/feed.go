@@ -119,20 +119,14 @@ func (b *Broker) ScanWork(ctx context.Context, fn func(ctx context.Context, item
 	if end == 0 {
 		return nil
 	}
-	rctx, cancel := b.request(ctx)
-	cons, err := b.js.OrderedConsumer(rctx, StreamName, natsjs.OrderedConsumerConfig{
+	it, done, err := b.readOnce(ctx, natsjs.OrderedConsumerConfig{
 		FilterSubjects: WorkSubjects,
 		DeliverPolicy:  natsjs.DeliverAllPolicy,
 	})
-	cancel()
 	if err != nil {
-		return fmt.Errorf("scan work: %w", classify(err))
+		return fmt.Errorf("scan work: %w", err)
 	}
-	it, err := cons.Messages()
-	if err != nil {
-		return fmt.Errorf("scan work: %w", classify(err))
-	}
-	defer it.Stop()
+	defer done()
 	for {
 		// A filter may match nothing up to end: a bounded wait per
 		// message tells "no more" from "not yet".

@@ -72,6 +72,41 @@ func (b *Broker) FollowUser(ctx context.Context, userID int64, after uint64, fn 
 	}
 }
 
+// readConsumerIdle is how long the server keeps a one-shot read's
+// consumer once it is idle, where the reader may not delete it (a
+// worker's role may not): nats.go's default, five minutes, let a burst
+// of reads (page views, prunes) reach the server's 1,000 consumers per
+// stream and fail every read after it. A read pulls without pause until
+// it is done, and a consumer with a pull waiting is not idle.
+const readConsumerIdle = 10 * time.Second
+
+// readOnce opens an ordered consumer for a one-shot read of the log, and
+// returns its messages and the func that ends the read: it stops them
+// and deletes the consumer where this connection may, so that no read
+// leaves one behind for long.
+func (b *Broker) readOnce(ctx context.Context, cfg natsjs.OrderedConsumerConfig) (natsjs.MessagesContext, func(), error) {
+	cfg.InactiveThreshold = readConsumerIdle
+	rctx, cancel := b.request(ctx)
+	cons, err := b.js.OrderedConsumer(rctx, StreamName, cfg)
+	cancel()
+	if err != nil {
+		return nil, nil, classify(err)
+	}
+	drop := func() {
+		// A worker (JoinOnly) may not delete consumers of the stream:
+		// its reads' go once idle.
+		if !b.cfg.JoinOnly {
+			b.deleteConsumer(ctx, cons)
+		}
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		drop()
+		return nil, nil, classify(err)
+	}
+	return it, func() { it.Stop(); drop() }, nil
+}
+
 // deleteConsumer removes an ordered consumer from the server at once,
 // rather than leave it for its inactivity threshold: a hundred pages
 // opened and closed then cost no consumers. It is best effort, on its
