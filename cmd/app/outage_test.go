@@ -43,11 +43,24 @@ const (
 // OTJ_PROBE_JOBS sets how many jobs it runs (default 160), for the fault
 // probe at the size of the issue that found these faults (1,503).
 func TestEventLogOutageCostsNoAttempt(t *testing.T) {
-	t.Run("redis", func(t *testing.T) { eventLogOutage(t, true) })
-	t.Run("jetstream", func(t *testing.T) { eventLogOutage(t, false) })
+	t.Run("redis", func(t *testing.T) { eventLogOutage(t, true, false) })
+	t.Run("jetstream", func(t *testing.T) { eventLogOutage(t, false, false) })
 }
 
-func eventLogOutage(t *testing.T, onRedis bool) {
+// TestEventLogKillsCostNoAttempt is TestEventLogOutageCostsNoAttempt with
+// the event log's host SIGKILLed three times, and started again each time
+// on the same data dir and port, instead of frozen: the fault probe that
+// found the jobs charged for it. The same must hold. On JetStream, where
+// the killed host is the work queue too, a server killed in the instant
+// after handing a job out forgets it and hands it out again (see the
+// README's Durability): a handler may then run twice, and only the rest
+// is held.
+func TestEventLogKillsCostNoAttempt(t *testing.T) {
+	t.Run("redis", func(t *testing.T) { eventLogOutage(t, true, true) })
+	t.Run("jetstream", func(t *testing.T) { eventLogOutage(t, false, true) })
+}
+
+func eventLogOutage(t *testing.T, onRedis, kills bool) {
 	// The default lease: the outage, twice as long, then outlasts a
 	// request to the log (5s), as a longer one does at any lease.
 	const lease = 5 * time.Second
@@ -63,6 +76,10 @@ func eventLogOutage(t *testing.T, onRedis bool) {
 		"WORKER_CONCURRENCY": "4",
 		"LOG_LEVEL":          "warn",
 		runLogEnv:            runs.path,
+	}
+	if kills {
+		// The workers find the server where they left it.
+		env["NATS_LISTEN"] = "127.0.0.1:" + freePort(t)
 	}
 	var redis *testsupport.RedisProcess
 	if onRedis {
@@ -114,25 +131,39 @@ func eventLogOutage(t *testing.T, onRedis bool) {
 		}
 		return len(pids) == 2
 	})
-	if err := web.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	cont := func() {
-		if err := web.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-			t.Error(err)
+	if kills {
+		// 1'. The event log's host dies mid-work, three times, each time
+		// after some more jobs have ended.
+		for i := range 3 {
+			from := ended(runs.lines(t))
+			runs.waitFor(t, time.Minute, "no job ended before the kill", func(rs []runLine) bool { return ended(rs) >= from+len(jobs)/10 })
+			conn.nc.Close()
+			killProcesses(t, web)
+			t.Logf("app web killed with %d of %d jobs ended", ended(runs.lines(t)), len(jobs))
+			web = startProcess(t, fmt.Sprintf("web-%d", i+2), env, "web")
+			conn = durableConnect(t, web.waitJoin(t))
 		}
-	}
-	stopped := true
-	t.Cleanup(func() {
-		if stopped {
-			cont()
+	} else {
+		if err := web.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
 		}
-	})
-	time.Sleep(2 * lease) // the outage
-	cont()
-	stopped = false
+		cont := func() {
+			if err := web.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+				t.Error(err)
+			}
+		}
+		stopped := true
+		t.Cleanup(func() {
+			if stopped {
+				cont()
+			}
+		})
+		time.Sleep(2 * lease) // the outage
+		cont()
+		stopped = false
+		t.Logf("app web stopped for %s; %d of %d jobs had ended then", 2*lease, ended(runs.lines(t)), len(jobs))
+	}
 	before := ended(runs.lines(t))
-	t.Logf("app web stopped for %s; %d of %d jobs had ended then", 2*lease, before, len(jobs))
 
 	// 2. On Redis, Redis's host crashes and comes back empty, with jobs
 	// still queued.
@@ -220,5 +251,9 @@ func eventLogOutage(t *testing.T, onRedis bool) {
 	show("jobs failed", failed)
 	show("result objects no event names", orphans)
 	show("attempts recorded as lost", lost)
-	show("jobs whose handler did not run exactly once", twice)
+	if onRedis || !kills {
+		show("jobs whose handler did not run exactly once", twice)
+	} else if len(twice) > 0 {
+		t.Logf("%d jobs run twice, handed out again by a server killed just after handing them out; the first:\n  %s", len(twice), strings.Join(twice[:min(len(twice), 3)], "\n  "))
+	}
 }

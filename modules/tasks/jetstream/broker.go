@@ -803,8 +803,17 @@ func (b *Broker) Put(ctx context.Context, object, name, contentType string, r io
 		return tasktype.ResultRef{}, fmt.Errorf("put result %s: %w: %w", object, tasktype.ErrResultStoreFull, err)
 	}
 	if err != nil {
-		if errors.Is(context.Cause(ctx), errUploadStalled) {
+		switch {
+		case errors.Is(context.Cause(ctx), errUploadStalled):
 			err = fmt.Errorf("%w: %w within %s", tasktype.ErrUnavailable, errUploadStalled, b.cfg.RequestTimeout)
+		case g.readErr != nil && errors.Is(err, g.readErr), ctx.Err() != nil:
+			// The writer failed, or the caller gave up: theirs to say.
+		default:
+			// The server's refusal, or none at all: a connection that
+			// lost its server refuses every publish at once ("outbound
+			// buffer limit exceeded": nothing is buffered while
+			// disconnected).
+			err = classify(err)
 		}
 		return tasktype.ResultRef{}, fmt.Errorf("put result %s: %w", object, err)
 	}
@@ -823,6 +832,9 @@ type uploadGuard struct {
 	within time.Duration
 	timer  *time.Timer
 	cancel context.CancelCauseFunc
+	// readErr is the file's own error, other than its end: the upload
+	// fails with it, and it is no fault of the store's.
+	readErr error
 }
 
 func guardUpload(ctx context.Context, r io.Reader, within time.Duration) (context.Context, *uploadGuard) {
@@ -836,6 +848,9 @@ func (g *uploadGuard) Read(p []byte) (int, error) {
 	g.timer.Stop()
 	n, err := g.r.Read(p)
 	g.timer.Reset(g.within)
+	if err != nil && err != io.EOF {
+		g.readErr = err
+	}
 	return n, err
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/testsupport"
@@ -251,4 +252,37 @@ func (r *slowReader) Read(p []byte) (int, error) {
 	n := copy(p, r.left)
 	r.left = r.left[n:]
 	return n, nil
+}
+
+// TestPutOnAServerThatDiedMidUploadIsUnavailable kills the server once
+// the upload's first megabyte is through. The connection, reconnecting,
+// refuses the next chunks at once ("outbound buffer limit exceeded":
+// nothing is buffered while disconnected): that is an unreachable store,
+// ErrUnavailable, as a frozen one is, and not a failure of the job.
+func TestPutOnAServerThatDiedMidUploadIsUnavailable(t *testing.T) {
+	srv := testsupport.NATS(t)
+	b := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "died"))
+	r := &cueReader{first: make([]byte, 1<<20), rest: make([]byte, 1<<20), atCue: srv.Shutdown}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := b.Put(ctx, "died-a1", "report.csv", "text/csv", r)
+	if !errors.Is(err, tasktype.ErrUnavailable) {
+		t.Fatalf("Put with the server killed mid-upload: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestPutPassesTheWritersErrorOn fails the file's writer mid-upload: Put
+// returns the writer's error, not an unreachable store's.
+func TestPutPassesTheWritersErrorOn(t *testing.T) {
+	b := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "writer"))
+	pr, pw := io.Pipe()
+	boom := errors.New("the handler failed")
+	go func() {
+		_, _ = pw.Write(make([]byte, 300<<10))
+		pw.CloseWithError(boom)
+	}()
+	_, err := b.Put(testsupport.Context(t), "writer-a1", "report.csv", "text/csv", pr)
+	if !errors.Is(err, boom) || errors.Is(err, tasktype.ErrUnavailable) {
+		t.Fatalf("Put whose writer failed: %v, want the writer's error and not ErrUnavailable", err)
+	}
 }

@@ -715,7 +715,8 @@ func decode(raw string) (e tasktype.Event, suspect bool, err error) {
 // restart without persistence, a flush, a new server), or before it ever
 // had it (a deployment that moves its jobs from JetStream): the consumer
 // group had to be made. Every job waiting for a worker gets its item
-// back; a job whose attempt was running gets a suspect item, due after
+// back, due a lease from now, for an attempt running with nothing on
+// record yet to show itself; a job whose attempt was running gets a suspect item, due after
 // two leases, so that if its worker is gone (its entry went with the
 // data) the attempt is judged lost and the job runs again, and if the
 // worker finishes first, the item is found stale.
@@ -801,7 +802,22 @@ func (b *Broker) resync(ctx context.Context) error {
 		}
 		ours := last.Attempt == item.Attempt+1 // the newest event is about this item's attempt
 		switch now := b.cfg.Now(); {
-		case last.Seq == item.Seq, ours && last.Kind == tasktype.EventReleased:
+		case last.Seq == item.Seq:
+			// Waiting, as far as the log says; but an attempt shorter
+			// than its first heartbeat, or whose outcome is on its way,
+			// has nothing on record either, and its entry went with
+			// Redis's data. So the item comes a lease from now, in
+			// which such an attempt records its outcome or its start
+			// (and the item is then found stale, or its attempt judged
+			// as a redelivery's), and runs at once if neither came: the
+			// lease was the wait for a sign of life (see worker.decide).
+			due := now.Add(b.cfg.Lease)
+			if item.RetryAt.After(due) {
+				due = item.RetryAt
+			}
+			item.RetryAt = due
+			todo = append(todo, outgoing{item: item, due: due, suspect: true})
+		case ours && last.Kind == tasktype.EventReleased:
 			// Through the delayed set, past the stream's bound: what
 			// the log holds must all go back.
 			due := now

@@ -68,9 +68,8 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 			w.handBack(ctx, log, d)
 			return attempt{}, false
 		}
-		_, runsHere := w.running.Load(attemptKey{job.ID, job.Attempt})
 		act := decide(item, last, facts(d), w.cfg.Now(), w.cfg.Lease)
-		if (act == actLost || act == actRunRecorded) && !runsHere && last.Seq != silent {
+		if (act == actLost || act == actRunRecorded) && last.Seq != silent {
 			// A redelivery says only that the broker saw no renewal for a
 			// lease, not that the attempt's worker is gone: a broker
 			// frozen that long (SIGSTOP, a stalled VM, a long GC) runs
@@ -96,13 +95,13 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 		}
 		var next tasktype.Event
 		switch {
-		case act == actLeave || (runsHere && act != actStale && act != actWait):
+		case act == actLeave:
 			// The broker forgot handing this item out (see ItemLease), or
 			// its lease ran out while the broker was away: the attempt's
-			// worker (this one, when runsHere) keeps it with its
-			// heartbeats, or it comes back as a redelivery once the lease
-			// runs out.
-			log.InfoContext(ctx, "work item handed out again while its attempt runs; leaving it with the broker", "job_state", last.Kind, "attempt_worker", last.Worker, "here", runsHere)
+			// worker keeps it with its heartbeats, or it comes back as a
+			// redelivery once the lease runs out. (One running here is
+			// left alone before the claim: see process.)
+			log.InfoContext(ctx, "work item handed out again while its attempt runs; leaving it with the broker", "job_state", last.Kind, "attempt_worker", last.Worker)
 			return attempt{}, false
 		case act == actStale:
 			// The job moved on (finished, cancelled, or another item

@@ -179,3 +179,55 @@ func (f *flakyResults) Put(ctx context.Context, object, name, ct string, r io.Re
 	}
 	return f.memResults.Put(ctx, object, name, ct, r)
 }
+
+// A second delivery of an item reaches the worker that runs its attempt
+// (a restarted server handing out again what it had handed out before it
+// died, and forgot). Its read of the job's state is slow: it answers
+// "waiting for a worker" only once the first delivery's attempt has
+// recorded its outcome and let the job go. It must not run the handler
+// again on that stale answer: the worker leaves a delivery of an attempt
+// it already handles with the broker, before reading anything.
+func TestSecondDeliveryToTheSameWorkerIsLeftAlone(t *testing.T) {
+	events := &slowSecondRead{gate: make(chan struct{})}
+	r := newRig(t, worker.Config{Events: events, Concurrency: 2, Lease: time.Minute})
+	var runs atomic.Int32
+	running := make(chan struct{})
+	release := make(chan struct{})
+	r.reg.Register("work", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
+		if runs.Add(1) == 1 {
+			close(running)
+			<-release
+		}
+		return tasktype.Result{}, nil
+	}, tasktype.Policy{})
+	first := r.enqueue("twice")
+	r.deliver(t, first)
+	<-running
+	again := &fakeDelivery{item: first.item}
+	r.deliver(t, again)
+	time.Sleep(50 * time.Millisecond) // the second delivery's claim reads, if it reads
+	close(release)
+	testsupport.Eventually(t, 10*time.Second, "the first delivery never acked", func() bool { return first.acked.Load() == 1 })
+	time.Sleep(50 * time.Millisecond) // the first delivery's attempt has let the job go
+	close(events.gate)
+	time.Sleep(200 * time.Millisecond)
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("handler ran %d times for two deliveries of one item to one worker, want once", n)
+	}
+}
+
+// slowSecondRead answers every read of a job's state after the first
+// with the state as it was when asked, once gate is closed.
+type slowSecondRead struct {
+	fakeEvents
+	gate  chan struct{}
+	reads atomic.Int32
+}
+
+func (f *slowSecondRead) Last(ctx context.Context, user int64, jobID string) (tasktype.Event, error) {
+	e, err := f.fakeEvents.Last(ctx, user, jobID)
+	if f.reads.Add(1) > 1 {
+		<-f.gate
+	}
+	return e, err
+}

@@ -64,6 +64,17 @@ func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, 
 		}
 	}
 
+	// One delivery of an attempt at a time in this worker: from its
+	// claim to its outcome. A second one (a broker restarted after it
+	// handed the item out, and forgot that it had) is left with the
+	// broker, whichever stage the first is at: the first keeps the item
+	// with its heartbeats, or acks it.
+	key := attemptKey{job.ID, job.Attempt}
+	if _, busy := w.running.LoadOrStore(key, struct{}{}); busy {
+		log.InfoContext(ctx, "work item handed out again while this worker handles its attempt; leaving it with the broker")
+		return
+	}
+	defer w.running.Delete(key)
 	a, ok := w.claim(ctx, log, d, item, maxAttempts, registered, policy)
 	if !ok {
 		return
@@ -72,9 +83,6 @@ func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, 
 	defer kept.stop()
 	d = kept
 	started := a.start
-	key := attemptKey{job.ID, job.Attempt}
-	w.running.Store(key, struct{}{})
-	defer w.running.Delete(key)
 	due := item.Time
 	if item.RetryAt.After(due) {
 		due = item.RetryAt
