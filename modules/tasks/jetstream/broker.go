@@ -941,17 +941,8 @@ func (b *Broker) Open(ctx context.Context, object string) (*tasktype.StoredResul
 	}
 	budget := 2*b.cfg.RequestTimeout + time.Duration(info.Size/minDownloadRate+1)*time.Second
 	dctx, cancel := context.WithTimeout(ctx, budget)
-	r, err := b.results.Get(dctx, object)
-	if errors.Is(err, natsjs.ErrObjectNotFound) {
-		cancel()
-		return nil, fmt.Errorf("open result %s: %w", object, tasktype.ErrResultMissing)
-	}
+	r, err := b.openChunks(dctx, info)
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("open result %s: %w", object, classify(err))
-	}
-	if info, err = r.Info(); err != nil {
-		r.Close()
 		cancel()
 		return nil, fmt.Errorf("open result %s: %w", object, err)
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"io"
+	"strconv"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
@@ -51,5 +53,40 @@ func TestSlowReadOfResultOutlastsRequestTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d < 4*requestTimeout {
 		t.Fatalf("read took %s, not long enough to test anything", d)
+	}
+}
+
+// A result reads back whole, byte for byte, whatever its size against
+// the bucket's chunks (128 KiB) and the download's read-ahead.
+func TestResultReadsBackWhole(t *testing.T) {
+	b := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "sizes"))
+	ctx := testsupport.Context(t)
+	for _, size := range []int{0, 1, 128 << 10, 128<<10 + 1, 5<<20 + 3} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			want := make([]byte, size)
+			for i := range want {
+				want[i] = byte(i * 7 % 251)
+			}
+			object := "sizes" + strconv.Itoa(size) + "-a1"
+			if _, err := b.Put(ctx, object, "r.bin", "application/octet-stream", bytes.NewReader(want)); err != nil {
+				t.Fatal(err)
+			}
+			r, err := b.Open(ctx, object)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			got, err := io.ReadAll(iotest.OneByteReader(io.LimitReader(r, 1<<10))) // a slow start
+			if err != nil {
+				t.Fatal(err)
+			}
+			rest, err := io.ReadAll(r)
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if got = append(got, rest...); !bytes.Equal(got, want) || r.Size != uint64(size) {
+				t.Fatalf("read %d bytes (size %d), want the %d stored", len(got), r.Size, size)
+			}
+		})
 	}
 }

@@ -112,13 +112,18 @@ func (b *Broker) readOnce(ctx context.Context, cfg natsjs.OrderedConsumerConfig)
 // opened and closed then cost no consumers. It is best effort, on its
 // own deadline, since ctx has usually ended by now.
 func (b *Broker) deleteConsumer(ctx context.Context, cons natsjs.Consumer) {
+	b.deleteConsumerOf(ctx, StreamName, cons)
+}
+
+// deleteConsumerOf is deleteConsumer for a consumer of stream.
+func (b *Broker) deleteConsumerOf(ctx context.Context, stream string, cons natsjs.Consumer) {
 	info := cons.CachedInfo()
 	if info == nil {
 		return
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.RequestTimeout)
 	defer cancel()
-	if err := b.js.DeleteConsumer(dctx, StreamName, info.Name); err != nil && !errors.Is(err, natsjs.ErrConsumerNotFound) {
+	if err := b.js.DeleteConsumer(dctx, stream, info.Name); err != nil && !errors.Is(err, natsjs.ErrConsumerNotFound) {
 		b.cfg.Logger.DebugContext(ctx, "delete a user's event consumer", "consumer", info.Name, "err", err)
 	}
 }
