@@ -101,18 +101,7 @@ func newDemoGen(opt DemoOptions, userID, lastID int64, tagIDs []int64, ksbCodes 
 	// Descriptions: one to three sentences, joined by a space or (one
 	// time in five) a line break.
 	for range demoDescPool {
-		var sb strings.Builder
-		for j := range 1 + g.rng.IntN(3) {
-			if j > 0 {
-				if g.rng.IntN(5) == 0 {
-					sb.WriteByte('\n')
-				} else {
-					sb.WriteByte(' ')
-				}
-			}
-			sb.WriteString(demoSentences[g.rng.IntN(len(demoSentences))])
-		}
-		g.descs = append(g.descs, sb.String())
+		g.descs = append(g.descs, DemoDescription(g.rng))
 	}
 	for _, l := range demoLinks {
 		g.linkURLs = append(g.linkURLs, l.URL)
@@ -370,4 +359,22 @@ func (g *demoGen) pick(dst []int, n int) []int {
 		dst[j] = v
 	}
 	return dst
+}
+
+// DemoDescription is a description as the demo apprentice writes one:
+// one to three sentences, joined by a space or (one time in five) a line
+// break. Benchmarks of what reads a log use it for text like the demo's.
+func DemoDescription(rng *rand.Rand) string {
+	var sb strings.Builder
+	for j := range 1 + rng.IntN(3) {
+		if j > 0 {
+			if rng.IntN(5) == 0 {
+				sb.WriteByte('\n')
+			} else {
+				sb.WriteByte(' ')
+			}
+		}
+		sb.WriteString(demoSentences[rng.IntN(len(demoSentences))])
+	}
+	return sb.String()
 }

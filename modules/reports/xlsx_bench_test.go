@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,14 +18,6 @@ import (
 // and links, a formula-looking note now and then), as WriteCSV writes it.
 func benchReport(b *testing.B, n int) []byte {
 	b.Helper()
-	sentences := []string{
-		"Worked through the examples and wrote up my own summary.",
-		"Discussed how this applies to our team's current backlog.",
-		"Mapped the main actors, flows and delays on a whiteboard.",
-		"Key takeaway: small changes at the right leverage point matter most.",
-		"Practised the method on a real problem from work, then compared notes.",
-		"Followed the tutorial, adapted it to our data, and documented the steps.",
-	}
 	notes := []string{"", "", "", "", "", "", "Follow up with mentor next week.", "-- follow up with mentor",
 		"+ add to portfolio", "@mentor please review", "=B2*0.2 is my OTJ share this month"}
 	types := []string{"Self-study", "Project work", "Workshop", "Mentoring", "Course", "Shadowing"}
@@ -45,7 +36,7 @@ func benchReport(b *testing.B, n int) []byte {
 	src := make(rows, n)
 	day := time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)
 	for i := range src {
-		desc := strings.Join(pick(sentences, 1+rng.IntN(3)), []string{" ", " ", " ", " ", "\n"}[rng.IntN(5)])
+		desc := activity.DemoDescription(rng)
 		src[i] = activity.ReportRow{Date: day.AddDate(0, 0, -(n-i)/5), Hours: float64(2+rng.IntN(31)) / 4,
 			Title:     fmt.Sprintf("%s: %s, part %d", types[rng.IntN(len(types))], tags[rng.IntN(len(tags))], i%7+1),
 			TypeLabel: types[rng.IntN(len(types))], QualityLabel: qualities[rng.IntN(len(qualities))],

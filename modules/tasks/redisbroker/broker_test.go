@@ -83,6 +83,22 @@ func (e *env) makeGroup(t testing.TB) {
 	}
 }
 
+// runWorker runs a worker of reg's job types on a queue of e's broker,
+// as a worker process of the deployment, until the test ends.
+func (e *env) runWorker(t *testing.T, reg *tasks.Registry, lease time.Duration) {
+	t.Helper()
+	q, err := e.broker.Queue(testsupport.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := worker.New(worker.Config{Queue: q, Events: e.events, Results: e.events, Registry: reg,
+		ExtendEvery: lease / 5, Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testsupport.Go(t, func(ctx context.Context) { w.Run(ctx) })
+}
+
 // markers lists the sent markers in Redis.
 func (e *env) markers(t testing.TB) []string {
 	t.Helper()
@@ -692,13 +708,7 @@ func TestQueueLostWithRedisIsRebuiltFromTheLog(t *testing.T) {
 		ran <- job.ID
 		return tasktype.Result{}, nil
 	}, tasktype.Policy{})
-	q, _ := e.broker.Queue(ctx)
-	w, err := worker.New(worker.Config{Queue: q, Events: e.events, Results: e.events, Registry: reg,
-		ExtendEvery: lease / 5, Logger: testsupport.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	testsupport.Go(t, func(ctx context.Context) { w.Run(ctx) })
+	e.runWorker(t, reg, lease)
 
 	for _, job := range []tasktype.Job{waiting, running} {
 		testsupport.Eventually(t, 10*time.Second, "job "+job.ID+" did not finish after the loss", func() bool {

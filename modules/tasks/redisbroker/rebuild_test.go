@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks"
-	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
@@ -49,13 +48,7 @@ func TestRebuildGivesAnAttemptNotYetOnRecordALease(t *testing.T) {
 		runs.Add(1)
 		return tasktype.Result{}, nil
 	}, tasktype.Policy{})
-	q, _ := e.broker.Queue(ctx)
-	w, err := worker.New(worker.Config{Queue: q, Events: e.events, Results: e.events, Registry: reg,
-		ExtendEvery: lease / 5, Logger: testsupport.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	testsupport.Go(t, func(ctx context.Context) { w.Run(ctx) })
+	e.runWorker(t, reg, lease)
 	testsupport.Eventually(t, 10*time.Second, "the queue was never rebuilt", func() bool {
 		return rebuilds() > before
 	})
