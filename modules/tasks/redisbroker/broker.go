@@ -715,8 +715,7 @@ func decode(raw string) (e tasktype.Event, suspect bool, err error) {
 // restart without persistence, a flush, a new server), or before it ever
 // had it (a deployment that moves its jobs from JetStream): the consumer
 // group had to be made. Every job waiting for a worker gets its item
-// back, due a lease from now, for an attempt running with nothing on
-// record yet to show itself; a job whose attempt was running gets a suspect item, due after
+// back, a lease later (see recheck); a job whose attempt was running gets a suspect item, due after
 // two leases, so that if its worker is gone (its entry went with the
 // data) the attempt is judged lost and the job runs again, and if the
 // worker finishes first, the item is found stale.
@@ -789,6 +788,7 @@ func (b *Broker) resync(ctx context.Context) error {
 		}
 		return nil
 	}
+	var unsure []tasktype.Event
 	err := b.cfg.Events.ScanWork(ctx, func(ctx context.Context, item tasktype.Event) error {
 		if _, ok := h.seqs[item.Seq]; ok {
 			return nil
@@ -806,17 +806,8 @@ func (b *Broker) resync(ctx context.Context) error {
 			// Waiting, as far as the log says; but an attempt shorter
 			// than its first heartbeat, or whose outcome is on its way,
 			// has nothing on record either, and its entry went with
-			// Redis's data. So the item comes a lease from now, in
-			// which such an attempt records its outcome or its start
-			// (and the item is then found stale, or its attempt judged
-			// as a redelivery's), and runs at once if neither came: the
-			// lease was the wait for a sign of life (see worker.decide).
-			due := now.Add(b.cfg.Lease)
-			if item.RetryAt.After(due) {
-				due = item.RetryAt
-			}
-			item.RetryAt = due
-			todo = append(todo, outgoing{item: item, due: due, suspect: true})
+			// Redis's data: looked at again after a lease (see recheck).
+			unsure = append(unsure, item)
 		case ours && last.Kind == tasktype.EventReleased:
 			// Through the delayed set, past the stream's bound: what
 			// the log holds must all go back.
@@ -836,11 +827,66 @@ func (b *Broker) resync(ctx context.Context) error {
 	if err == nil && len(todo) > 0 {
 		err = flush(ctx)
 	}
+	if err == nil && len(unsure) > 0 {
+		err = b.recheck(ctx, unsure, func(o outgoing) error {
+			todo = append(todo, o)
+			if len(todo) >= resyncChunk {
+				return flush(ctx)
+			}
+			return nil
+		})
+		if err == nil && len(todo) > 0 {
+			err = flush(ctx)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("rebuild redis queue from the event log: %w", err)
 	}
 	b.cfg.Logger.InfoContext(ctx, "rebuilt the redis queue from the event log", "waiting", waiting, "running", running,
 		"held", len(h.seqs), "took", b.cfg.Now().Sub(start).Round(time.Millisecond))
+	return nil
+}
+
+// recheck reads again, a lease after the rebuild's scan, the jobs that
+// the log showed waiting for a worker, and sends on each one's item as
+// what the job is now: waiting still, its item due as it was; running
+// (an attempt that had nothing on record when Redis lost its data, and
+// recorded its start since), a suspect item due after two leases, as for
+// the jobs found running; finished, nothing. Without the wait, an attempt
+// shorter than its first heartbeat, or whose outcome was on its way to a
+// log that was down, ran again at once on another worker. All the
+// waiting jobs start a lease later than they could; no job waits more.
+func (b *Broker) recheck(ctx context.Context, items []tasktype.Event, send func(outgoing) error) error {
+	t := time.NewTimer(b.cfg.Lease)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	for _, item := range items {
+		last, err := b.cfg.Events.Last(ctx, item.UserID, item.JobID)
+		if errors.Is(err, tasktype.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		now := b.cfg.Now()
+		switch {
+		case last.Seq == item.Seq:
+			due := now
+			if item.RetryAt.After(now) {
+				due = item.RetryAt
+			}
+			err = send(outgoing{item: item, due: due})
+		case last.Attempt == item.Attempt+1 && (last.Kind == tasktype.EventStarted || last.Kind == tasktype.EventProgress):
+			err = send(outgoing{item: item, due: now.Add(2 * b.cfg.Lease), suspect: true})
+		}
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
