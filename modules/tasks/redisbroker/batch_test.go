@@ -122,7 +122,7 @@ func TestEnqueueBatchWithRedisDownLeavesJobsToTheRelay(t *testing.T) {
 	q, _ := e.broker.Queue(ctx)
 	got := map[string]bool{}
 	for len(got) < 2 {
-		for _, d := range nextBatch(t, q, 2, 10*time.Second) {
+		for _, d := range nextBatch(t, q, 2, 20*time.Second) { // the first worker rebuilds the queue (see recheckAfter)
 			got[d.Item().JobID] = true
 		}
 	}
@@ -169,7 +169,7 @@ func TestNextBatch(t *testing.T) {
 		ids = append(ids, job.ID)
 	}
 	q, _ := e.broker.Queue(ctx)
-	ds := nextBatch(t, q, 4, 5*time.Second)
+	ds := nextBatch(t, q, 4, 20*time.Second) // the first worker rebuilds the queue (see recheckAfter)
 	if len(ds) != 4 {
 		t.Fatalf("NextBatch(4) with 6 waiting gave %d jobs", len(ds))
 	}
@@ -247,7 +247,7 @@ func TestNextBatchFromSeveralGoroutines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testsupport.Eventually(t, 20*time.Second, "jobs not all delivered", func() bool {
+	testsupport.Eventually(t, 40*time.Second, "jobs not all delivered", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) == jobs

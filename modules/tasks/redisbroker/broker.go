@@ -715,7 +715,7 @@ func decode(raw string) (e tasktype.Event, suspect bool, err error) {
 // restart without persistence, a flush, a new server), or before it ever
 // had it (a deployment that moves its jobs from JetStream): the consumer
 // group had to be made. Every job waiting for a worker gets its item
-// back, a lease later (see recheck); a job whose attempt was running gets a suspect item, due after
+// back, a moment later (see recheck); a job whose attempt was running gets a suspect item, due after
 // two leases, so that if its worker is gone (its entry went with the
 // data) the attempt is judged lost and the job runs again, and if the
 // worker finishes first, the item is found stale.
@@ -847,7 +847,13 @@ func (b *Broker) resync(ctx context.Context) error {
 	return nil
 }
 
-// recheck reads again, a lease after the rebuild's scan, the jobs that
+// recheckAfter is how long a rebuild waits before it reads the waiting
+// jobs again: an attempt's first heartbeat (a fifth of the lease, where
+// it records its start) and one more try of an outcome that a log that
+// was down refused (a worker tries every second).
+func recheckAfter(lease time.Duration) time.Duration { return lease/5 + time.Second }
+
+// recheck reads again, a moment after the rebuild's scan, the jobs that
 // the log showed waiting for a worker, and sends on each one's item as
 // what the job is now: waiting still, its item due as it was; running
 // (an attempt that had nothing on record when Redis lost its data, and
@@ -855,9 +861,9 @@ func (b *Broker) resync(ctx context.Context) error {
 // the jobs found running; finished, nothing. Without the wait, an attempt
 // shorter than its first heartbeat, or whose outcome was on its way to a
 // log that was down, ran again at once on another worker. All the
-// waiting jobs start a lease later than they could; no job waits more.
+// waiting jobs start that much later than they could; no job waits more.
 func (b *Broker) recheck(ctx context.Context, items []tasktype.Event, send func(outgoing) error) error {
-	t := time.NewTimer(b.cfg.Lease)
+	t := time.NewTimer(recheckAfter(b.cfg.Lease))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

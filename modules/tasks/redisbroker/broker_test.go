@@ -601,7 +601,7 @@ func TestRelayDropsItemsWhoseJobMovedOn(t *testing.T) {
 	}
 	testsupport.Go(t, func(ctx context.Context) { e.broker.Relay(ctx) })
 	q, _ := e.broker.Queue(ctx)
-	d := next(t, q, 10*time.Second)
+	d := next(t, q, 20*time.Second) // the first worker rebuilds the queue (see recheckAfter)
 	if d.Item().JobID != waiting.JobID {
 		t.Fatalf("got job %s, want only the waiting job %s (the done one is %s)", d.Item().JobID, waiting.JobID, done.ID)
 	}
