@@ -30,7 +30,7 @@ type Cluster struct {
 // clusterReady bounds the wait for a JetStream meta leader, after start
 // and after a restart: about 3 s on a quiet 2-core machine, far more
 // with other tests running.
-const clusterReady = 60 * time.Second
+const clusterReady = 3 * time.Minute
 
 // NATSCluster starts a cluster of n nodes and waits until JetStream has
 // elected a meta leader, so that the first stream made on it does not
