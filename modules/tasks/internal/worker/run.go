@@ -225,8 +225,7 @@ type output struct {
 	retryFor time.Duration
 
 	name, contentType string
-	file              *tee
-	pw                *io.PipeWriter
+	file              *tee // nil until Create
 	done              chan putResult
 	// failed is the store's error when the upload failed of itself,
 	// rather than because the handler did.
@@ -271,11 +270,11 @@ type putResult struct {
 }
 
 func (o *output) Create(name, contentType string) (io.Writer, error) {
-	if o.pw != nil {
+	if o.file != nil {
 		return nil, errors.New("create result: already created")
 	}
 	pr, pw := io.Pipe()
-	o.pw, o.done = pw, make(chan putResult, 1)
+	o.done = make(chan putResult, 1)
 	o.name, o.contentType = name, contentType
 	o.file = &tee{pipe: pw}
 	// The spool is unlinked at once: it holds the file only while this
@@ -332,7 +331,7 @@ func (t *tee) closeSpool() {
 
 // finish ends the file: stored if the handler succeeded, discarded if not.
 func (o *output) finish(handlerErr error) (*tasktype.ResultRef, error) {
-	if o.pw == nil {
+	if o.file == nil {
 		return nil, nil
 	}
 	defer o.file.closeSpool()
@@ -341,15 +340,15 @@ func (o *output) finish(handlerErr error) (*tasktype.ResultRef, error) {
 		case r := <-o.done:
 			o.failed = r.err // the store gave up first
 		default:
-			o.pw.CloseWithError(handlerErr)
+			o.file.pipe.CloseWithError(handlerErr)
 			<-o.done
 		}
 		return nil, nil
 	}
-	o.pw.Close()
+	o.file.pipe.Close()
 	r := <-o.done
 	giveUp := time.Now().Add(o.retryFor)
-	for r.err != nil && errors.Is(r.err, tasktype.ErrUnavailable) && o.file.spool != nil && time.Now().Before(giveUp) {
+	for errors.Is(r.err, tasktype.ErrUnavailable) && o.file.spool != nil && time.Now().Before(giveUp) {
 		// The lease is renewed meanwhile (see keepLease), and the
 		// heartbeats go on: a cancel still stops this.
 		if clock.Sleep(o.ctx, time.Second); o.ctx.Err() != nil {
