@@ -528,7 +528,7 @@ func (b *Broker) History(ctx context.Context, userID int64, jobID string) ([]tas
 	if err != nil {
 		return nil, err
 	}
-	it, done, err := b.readOnce(ctx, natsjs.OrderedConsumerConfig{
+	it, done, err := b.readOnce(ctx, StreamName, natsjs.OrderedConsumerConfig{
 		FilterSubjects: []string{JobFilter(userID, jobID)},
 		DeliverPolicy:  natsjs.DeliverAllPolicy,
 	})
@@ -582,7 +582,7 @@ func (b *Broker) Succeeded(ctx context.Context, userID int64, jobType string, si
 	if !since.IsZero() {
 		cfg.DeliverPolicy, cfg.OptStartTime = natsjs.DeliverByStartTimePolicy, &since
 	}
-	it, done, err := b.readOnce(ctx, cfg)
+	it, done, err := b.readOnce(ctx, StreamName, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("succeeded events of %s for user %d: %w", jobType, userID, err)
 	}

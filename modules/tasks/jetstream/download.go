@@ -43,23 +43,14 @@ func (b *Broker) openChunks(ctx context.Context, info *natsjs.ObjectInfo) (*chun
 	if info.Chunks == 0 {
 		return c, nil
 	}
-	rctx, cancel := b.request(ctx)
-	cons, err := b.js.OrderedConsumer(rctx, resultsStream, natsjs.OrderedConsumerConfig{
-		FilterSubjects:    []string{"$O." + ResultsBucket + ".C." + info.NUID},
-		DeliverPolicy:     natsjs.DeliverAllPolicy,
-		InactiveThreshold: readConsumerIdle,
-	})
-	cancel()
+	it, done, err := b.readOnce(ctx, resultsStream, natsjs.OrderedConsumerConfig{
+		FilterSubjects: []string{"$O." + ResultsBucket + ".C." + info.NUID},
+		DeliverPolicy:  natsjs.DeliverAllPolicy,
+	}, natsjs.PullMaxMessages(downloadAhead))
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
-	it, err := cons.Messages(natsjs.PullMaxMessages(downloadAhead))
-	if err != nil {
-		b.deleteConsumerOf(ctx, resultsStream, cons)
-		return nil, classify(err)
-	}
-	c.it = it
-	c.done = func() { it.Stop(); b.deleteConsumerOf(ctx, resultsStream, cons) }
+	c.it, c.done = it, done
 	return c, nil
 }
 

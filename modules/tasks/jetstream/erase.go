@@ -81,7 +81,7 @@ func (b *Broker) userAttempts(ctx context.Context, userID int64) (map[string]int
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", classify(err))
 	}
-	it, done, err := b.readOnce(ctx, natsjs.OrderedConsumerConfig{
+	it, done, err := b.readOnce(ctx, StreamName, natsjs.OrderedConsumerConfig{
 		FilterSubjects: []string{filter},
 		DeliverPolicy:  natsjs.DeliverAllPolicy,
 	})

@@ -119,7 +119,7 @@ func (b *Broker) ScanWork(ctx context.Context, fn func(ctx context.Context, item
 	if end == 0 {
 		return nil
 	}
-	it, done, err := b.readOnce(ctx, natsjs.OrderedConsumerConfig{
+	it, done, err := b.readOnce(ctx, StreamName, natsjs.OrderedConsumerConfig{
 		FilterSubjects: WorkSubjects,
 		DeliverPolicy:  natsjs.DeliverAllPolicy,
 	})

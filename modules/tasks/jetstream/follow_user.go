@@ -80,26 +80,26 @@ func (b *Broker) FollowUser(ctx context.Context, userID int64, after uint64, fn 
 // it is done, and a consumer with a pull waiting is not idle.
 const readConsumerIdle = 10 * time.Second
 
-// readOnce opens an ordered consumer for a one-shot read of the log, and
+// readOnce opens an ordered consumer on stream for a one-shot read, and
 // returns its messages and the func that ends the read: it stops them
 // and deletes the consumer where this connection may, so that no read
 // leaves one behind for long.
-func (b *Broker) readOnce(ctx context.Context, cfg natsjs.OrderedConsumerConfig) (natsjs.MessagesContext, func(), error) {
+func (b *Broker) readOnce(ctx context.Context, stream string, cfg natsjs.OrderedConsumerConfig, opts ...natsjs.PullMessagesOpt) (natsjs.MessagesContext, func(), error) {
 	cfg.InactiveThreshold = readConsumerIdle
 	rctx, cancel := b.request(ctx)
-	cons, err := b.js.OrderedConsumer(rctx, StreamName, cfg)
+	cons, err := b.js.OrderedConsumer(rctx, stream, cfg)
 	cancel()
 	if err != nil {
 		return nil, nil, classify(err)
 	}
 	drop := func() {
-		// A worker (JoinOnly) may not delete consumers of the stream:
-		// its reads' go once idle.
-		if !b.cfg.JoinOnly {
-			b.deleteConsumer(ctx, cons)
+		// A worker (JoinOnly) may not delete consumers of the log: its
+		// reads' go once idle.
+		if stream != StreamName || !b.cfg.JoinOnly {
+			b.deleteConsumerOf(ctx, stream, cons)
 		}
 	}
-	it, err := cons.Messages()
+	it, err := cons.Messages(opts...)
 	if err != nil {
 		drop()
 		return nil, nil, classify(err)

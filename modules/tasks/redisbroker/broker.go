@@ -806,7 +806,7 @@ func (b *Broker) resync(ctx context.Context) error {
 			// Waiting, as far as the log says; but an attempt shorter
 			// than its first heartbeat, or whose outcome is on its way,
 			// has nothing on record either, and its entry went with
-			// Redis's data: looked at again after a lease (see recheck).
+			// Redis's data: looked at again a moment later (see recheck).
 			unsure = append(unsure, item)
 		case ours && last.Kind == tasktype.EventReleased:
 			// Through the delayed set, past the stream's bound: what
