@@ -308,7 +308,9 @@ func TestJobIsNotAckedUntilItsOutcomeIsStored(t *testing.T) {
 
 func TestOutcomeIsRecordedOnceTheBrokerIsBack(t *testing.T) {
 	events := &fakeEvents{failFor: tasktype.EventSucceeded, unreachable: 3}
-	r := newRig(t, worker.Config{Events: events})
+	// Renewals every 100 ms, so that the two seconds of outage see many:
+	// at the default second, the second renewal raced the ack.
+	r := newRig(t, worker.Config{Events: events, ExtendEvery: 100 * time.Millisecond, Lease: time.Minute})
 	runs := r.countRuns(tasktype.Policy{})
 	d := r.enqueue("outage")
 	r.deliver(t, d)
