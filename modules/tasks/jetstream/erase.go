@@ -110,31 +110,3 @@ func (b *Broker) userAttempts(ctx context.Context, userID int64) (map[string]int
 		}
 	}
 }
-
-// LastStoredSeq implements taskdriver.StoredEnd. The stream's last
-// sequence stays where it was when a purge removes the events at its end,
-// so the newest stored event is looked up when that one is gone.
-func (b *Broker) LastStoredSeq(ctx context.Context) (uint64, error) {
-	rctx, cancel := b.request(ctx)
-	defer cancel()
-	info, err := b.stream.Info(rctx)
-	if err != nil {
-		return 0, fmt.Errorf("stream info: %w", classify(err))
-	}
-	if info.State.Msgs == 0 {
-		return 0, nil
-	}
-	if _, err := b.stream.GetMsg(rctx, info.State.LastSeq); err == nil {
-		return info.State.LastSeq, nil
-	} else if !errors.Is(err, natsjs.ErrMsgNotFound) {
-		return 0, fmt.Errorf("newest event: %w", classify(err))
-	}
-	raw, err := b.stream.GetLastMsgForSubject(rctx, SubjectPrefix+".>")
-	if errors.Is(err, natsjs.ErrMsgNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("newest stored event: %w", classify(err))
-	}
-	return raw.Sequence, nil
-}

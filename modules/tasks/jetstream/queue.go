@@ -14,6 +14,16 @@ import (
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
+// WorkSubjects select the work items among the events: enqueued,
+// retrying and retried.
+var WorkSubjects = func() []string {
+	var s []string
+	for _, k := range tasktype.WorkKinds {
+		s = append(s, SubjectPrefix+".*.*.*."+string(k))
+	}
+	return s
+}()
+
 // pullWait bounds one pull request, so that a stopping worker notices
 // within that time.
 const pullWait = 5 * time.Second

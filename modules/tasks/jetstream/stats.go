@@ -9,13 +9,9 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
-	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
-var (
-	_ taskdriver.StatsReporter = (*Broker)(nil)
-	_ taskdriver.EventFinder   = (*Broker)(nil)
-)
+var _ taskdriver.StatsReporter = (*Broker)(nil)
 
 // QueueStats implements taskdriver.StatsReporter from the work consumer's
 // info, one request. Before any worker has made the consumer it reads
@@ -90,19 +86,4 @@ func (b *Broker) consumerInfo(ctx context.Context, name string) (*natsjs.Consume
 		return nil, fmt.Errorf("consumer %s: %w", name, classify(err))
 	}
 	return cons.CachedInfo(), nil
-}
-
-// EventFrom implements taskdriver.EventFinder with one direct get of the
-// first message at or after seq.
-func (b *Broker) EventFrom(ctx context.Context, seq uint64) (tasktype.Event, error) {
-	rctx, cancel := b.request(ctx)
-	defer cancel()
-	raw, err := b.stream.GetMsg(rctx, seq, natsjs.WithGetMsgSubject(SubjectPrefix+".>"))
-	if errors.Is(err, natsjs.ErrMsgNotFound) {
-		return tasktype.Event{}, fmt.Errorf("event from %d: %w", seq, tasktype.ErrNotFound)
-	}
-	if err != nil {
-		return tasktype.Event{}, fmt.Errorf("event from %d: %w", seq, classify(err))
-	}
-	return decode(raw.Data, raw.Sequence)
 }
