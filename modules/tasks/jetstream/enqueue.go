@@ -9,7 +9,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
-	"github.com/otjhelper/otj/modules/tasks/internal/codec"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/internal/codec"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 

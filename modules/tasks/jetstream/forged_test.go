@@ -8,8 +8,8 @@ import (
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
-	"github.com/otjhelper/otj/modules/tasks/internal/codec"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/internal/codec"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks/internal/codec"
+	"github.com/otjhelper/otj/modules/tasks/jetstream/internal/codec"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
