@@ -25,7 +25,6 @@ import (
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/natsserver"
@@ -499,40 +498,27 @@ func redactURL(s string) string {
 	return strings.Join(parts, ",")
 }
 
-// Enqueuer is the port the web side enqueues through: the broker that
+// client is a task client over the backend, with tc's other settings:
+// the log is the JetStream broker, and the transport the broker that
 // carries the jobs.
-func (b *backend) Enqueuer() taskdriver.Enqueuer {
+func (b *backend) client(tc tasks.Config) (*tasks.Client, error) {
+	tc.DB, tc.Log, tc.Transport = b.DB, b.Broker, b.Broker
 	if b.Redis != nil {
-		return b.Redis
+		tc.Transport = b.Redis
 	}
-	return b.Broker
+	return tasks.NewClient(tc)
 }
 
-// tasks is a task client over the backend that reads, cancels, retries
-// and enqueues tasks (app analytics --all) and runs no jobs: the
-// operator commands' door.
-func (b *backend) tasks(log *slog.Logger) (*tasks.Client, error) {
-	return tasks.NewClient(tasks.Config{DB: b.DB, Log: b.Broker, Enqueuer: b.Enqueuer(), Logger: log})
-}
-
-// Queue opens a worker's queue on the broker that carries the jobs.
-func (b *backend) Queue(ctx context.Context) (taskdriver.Queue, error) {
-	if b.Redis != nil {
-		return b.Redis.Queue(ctx)
-	}
-	// The consumer is made on the stream Open waited for, whose leader a
-	// cluster still forming may not have elected yet.
-	var q taskdriver.Queue
-	err := natsconn.WaitJetStream(ctx, b.log, "the consumer "+jetstream.WorkConsumer, func(ctx context.Context) (err error) {
-		q, err = b.Broker.Queue(ctx)
-		return err
-	}, func(err error) bool { return errors.Is(err, tasktype.ErrUnavailable) })
+// newWorker opens a worker of client on the broker that carries the
+// jobs, saying which setting to change if the deployment's lease differs.
+func newWorker(ctx context.Context, client *tasks.Client) (*tasks.Worker, error) {
+	w, err := client.NewWorker(ctx)
 	var mismatch *jetstream.LeaseMismatchError
 	if errors.As(err, &mismatch) {
 		return nil, fmt.Errorf("JOB_LEASE %s: the deployed %s consumer uses %s; set JOB_LEASE=%s, or JOB_LEASE_RESET=true on one worker to change it for all",
 			mismatch.Wanted, jetstream.WorkConsumer, mismatch.Deployed, mismatch.Deployed)
 	}
-	return q, err
+	return w, err
 }
 
 // Close drains the NATS connection, then stops an embedded server and

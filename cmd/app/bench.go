@@ -53,7 +53,7 @@ func benchEnv(getenv func(string) string, stderr io.Writer) (bench.Env, error) {
 		if err != nil {
 			return nil, err
 		}
-		b := &bench.Backend{DB: be.DB, Log: be.Broker, Enqueuer: be.Enqueuer(), Queue: be.Queue, NC: be.NC, Close: be.Close}
+		b := &bench.Backend{DB: be.DB, NewClient: be.client, Close: be.Close}
 		if be.Embedded != nil {
 			b.ClientURL = be.Embedded.ClientURL()
 		}

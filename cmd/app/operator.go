@@ -12,6 +12,7 @@ import (
 	"github.com/otjhelper/otj/cmd/app/internal/operator"
 	"github.com/otjhelper/otj/modules/activity"
 	"github.com/otjhelper/otj/modules/analytics"
+	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/platform/natsserver"
 )
 
@@ -69,7 +70,7 @@ func operatorOpen(getenv func(string) string, stderr io.Writer, name string) ope
 		if err != nil {
 			return nil, err
 		}
-		tc, err := b.tasks(log)
+		tc, err := b.client(tasks.Config{Logger: log})
 		if err != nil {
 			b.Close(ctx)
 			return nil, err

@@ -398,12 +398,8 @@ func opErrContains(t *testing.T, err error, want ...string) {
 	}
 }
 
-// readTasks is a task client that only reads db's task_result.
-func readTasks(t testing.TB, db *bun.DB) *tasks.Client {
+// readTasks reads db's task_result.
+func readTasks(t testing.TB, db *bun.DB) *tasks.Reader {
 	t.Helper()
-	c, err := tasks.NewClient(tasks.Config{DB: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return tasks.NewReader(db)
 }

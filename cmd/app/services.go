@@ -114,7 +114,11 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		return err
 	}
 	if m.worker() {
-		g.Go("worker", func() error { return client.RunWorker(runCtx) })
+		w, err := newWorker(runCtx, client)
+		if err != nil {
+			return err
+		}
+		g.Go("worker", func() error { return w.Run(runCtx) })
 	}
 	if cfg.SMTPURL == "" {
 		// Digests land in this process's outbox, on its own disk: an
@@ -373,7 +377,7 @@ func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m
 		}
 	}
 	tc := tasks.Config{
-		DB: be.DB, Log: be.Broker, Enqueuer: be.Enqueuer(), Registry: reg, Logger: log,
+		Registry: reg, Logger: log,
 		Retention: tasktype.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
 		// A worker's NATS role may not purge the results bucket: the web
 		// side's projection deletes the older results.
@@ -383,14 +387,9 @@ func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m
 		Observer:          obs,
 	}
 	if m.worker() {
-		q, err := be.Queue(ctx)
-		if err != nil {
-			return nil, err
-		}
-		tc.Queue = q
 		tc.Worker.Concurrency, tc.Worker.ShutdownGrace = cfg.WorkerConcurrency, cfg.WorkerShutdownGrace
 	}
-	client, err := tasks.NewClient(tc)
+	client, err := be.client(tc)
 	if err != nil {
 		return nil, err
 	}

@@ -172,7 +172,7 @@ func copyResult(ctx context.Context, zw *zip.Writer, ts TaskSource, t *tasktype.
 
 // TaskEraser erases a user from the task system (tasks.Client).
 type TaskEraser interface {
-	EraseUser(ctx context.Context, userID int64) (tasks.Erased, error)
+	EraseUser(ctx context.Context, userID int64) (tasktype.Erased, error)
 }
 
 // RowEraser erases a user's rows from the activity log (activity.Store).

@@ -49,17 +49,14 @@ func newFixture(t *testing.T, db *bun.DB) fixture {
 	if err := account.Register(reg, store, func() account.TaskSource { return worker }); err != nil {
 		t.Fatal(err)
 	}
-	q, err := wb.Queue(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	worker, err = tasks.NewClient(tasks.Config{DB: db, Log: wb, Queue: q, Registry: reg, Logger: testsupport.Logger(t)})
+	var err error
+	worker, err = tasks.NewClient(tasks.Config{DB: db, Log: wb, Transport: wb, Registry: reg, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	testsupport.Go(t, func(ctx context.Context) { worker.RunProjection(ctx) })
 	testsupport.Go(t, func(ctx context.Context) { worker.RunWorker(ctx) })
-	c, err := tasks.NewClient(tasks.Config{DB: db, Log: web, Enqueuer: web, Logger: testsupport.Logger(t)})
+	c, err := tasks.NewClient(tasks.Config{DB: db, Log: web, Transport: web, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

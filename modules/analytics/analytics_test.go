@@ -125,11 +125,7 @@ func TestJob(t *testing.T) {
 		if err := analytics.Register(reg, activity.NewStore(db), func() time.Time { return now }); err != nil {
 			t.Fatal(err)
 		}
-		q, err := broker.Queue(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Enqueuer: broker, Queue: q, Registry: reg, Logger: testsupport.Logger(t),
+		c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Transport: broker, Registry: reg, Logger: testsupport.Logger(t),
 			Worker: tasks.WorkerConfig{ShutdownGrace: 10 * time.Millisecond}})
 		if err != nil {
 			t.Fatal(err)

@@ -54,7 +54,7 @@ func BenchmarkFanOut1000(b *testing.B) {
 	srv := testsupport.NATS(b)
 	broker := jetstreamtest.Broker(b, testsupport.Connect(b, srv, "bench"))
 	db, _ := testsupport.DB(b)
-	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Enqueuer: broker, Logger: testsupport.Logger(b)})
+	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Transport: broker, Logger: testsupport.Logger(b)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -72,11 +72,7 @@ func setupWith(t *testing.T, db *bun.DB, viaOutbox bool, baseURL string) *fixtur
 	if err := Register(reg, Config{Source: f.store, DB: db, Sender: sender, From: "OTJ Helper <digest@example.org>", Policy: testPolicy, BaseURL: baseURL}); err != nil {
 		t.Fatal(err)
 	}
-	q, err := broker.Queue(testsupport.Context(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Enqueuer: broker, Queue: q, Registry: reg, Logger: testsupport.Logger(t),
+	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Transport: broker, Registry: reg, Logger: testsupport.Logger(t),
 		Worker: tasks.WorkerConfig{Name: "digest-test-worker", ShutdownGrace: 2 * time.Second}})
 	if err != nil {
 		t.Fatal(err)

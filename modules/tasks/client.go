@@ -10,30 +10,28 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/otjhelper/otj/modules/tasks/internal/control"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/internal/projection"
 	"github.com/otjhelper/otj/modules/tasks/internal/worker"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
-// Config configures a Client. What a process does decides what it needs:
-// reading task_result needs only DB; everything else the log (Log);
-// enqueuing an Enqueuer, RunWorker a Queue and a Registry.
+// Config configures a Client. Every Client has the same shape: a
+// database, the log and a transport; what a process then does with it
+// (serve pages, run workers, run the projection) is a matter of which
+// methods it calls.
 type Config struct {
 	// DB holds task_result and projection_offset. Required.
 	DB *bun.DB
 	// Log is the event log, its stream and the result store: the
-	// JetStream driver. Required by all but the reads of task_result.
-	Log taskdriver.Log
-	// Enqueuer is the driver that carries new jobs to workers: the
-	// JetStream driver, or the Redis one. Required by Enqueue and
-	// EnqueueBatch.
-	Enqueuer taskdriver.Enqueuer
-	// Queue is where RunWorker takes jobs from: the Queue of the driver
-	// that carries them. Required by RunWorker.
-	Queue taskdriver.Queue
-	// Registry holds the job types this process runs. Required by
-	// RunWorker, RunInline and RunInRequest.
+	// JetStream driver (jetstream.Broker). Required.
+	Log driver.Log
+	// Transport carries new jobs to workers: the JetStream driver, or
+	// the Redis one (redisbroker.Broker). Required.
+	Transport driver.Transport
+	// Registry holds the job types this process runs: RunWorker,
+	// RunInline and RunInRequest run them, and Kinds lists them. Default
+	// an empty one.
 	Registry *Registry
 	// Retention is how long results are kept and how many of each job
 	// type a user keeps (RESULT_TTL, RESULT_KEEP): workers delete a
@@ -50,16 +48,21 @@ type Config struct {
 	PruneOnProjection bool
 	// Worker says how this process runs jobs.
 	Worker WorkerConfig
-	// RunInRequest runs a job in the enqueuing call when Enqueuer stored
-	// it but could not send its work item on (the Redis driver, while
-	// Redis is down), instead of leaving it in the log until the driver
-	// can. Only with an Enqueuer that offers it (taskdriver.InlineFallback).
+	// RunInRequest runs a job in the enqueuing call when the Transport
+	// stored it but could not send its work item on (the Redis driver,
+	// while Redis is down), instead of leaving it in the log until the
+	// driver can. Only with a Transport that offers it
+	// (Capabilities.InRequestFallback).
 	RunInRequest bool
 	// Observe, when set, is called with each event this process's
 	// projection applies, in stream order, once the transaction holding
 	// it has committed: what readers of task_result can see from then
 	// on. It is for measurements (app bench) and must be quick.
 	Observe func(tasktype.Event)
+	// ProjectFrom, when set, makes this Client's projection skip the
+	// events up to that sequence, whatever position it has stored: for
+	// measurements against a server holding other runs' events.
+	ProjectFrom uint64
 	// Observer, when set, is told what this process does with jobs: the
 	// enqueues, cancels and retries through this Client, and every
 	// attempt its workers (RunWorker, RunInline) start and end. It is
@@ -76,8 +79,7 @@ type WorkerConfig struct {
 	// Lease is the lease this process was configured with (JOB_LEASE):
 	// how long a running job may go without a heartbeat before another
 	// worker takes it over. A queue that knows the lease in force
-	// (taskdriver.LeaseReporter: on JetStream, the deployed consumer's)
-	// overrides it. Running jobs renew it five times a lease, so that a
+	// (on JetStream, the deployed consumer's) overrides it. Running jobs renew it five times a lease, so that a
 	// slow heartbeat or two does not lose it.
 	Lease time.Duration
 	// ExtendEvery, when set, is how often a running job's lease is
@@ -109,20 +111,26 @@ type WorkerConfig struct {
 // running the worker and the task_result projection. It is safe for
 // concurrent use.
 type Client struct {
+	*Reader
 	cfg     Config
 	log     *slog.Logger
-	store   *projection.Store
 	proj    *projection.Projection
+	caps    driver.Capabilities
 	control *control.Control
-	inline  *worker.Worker // nil until RunInline or RunInRequest needs it
+	inline  *worker.Worker // runs RunInline's and RunInRequest's jobs
 	pruner  *pruner        // nil unless PruneOnProjection
 }
 
 // NewClient checks cfg and returns a Client. With RunInRequest, it gives
-// the Enqueuer the runner of jobs it could not send on.
+// the Transport the runner of jobs it could not send on.
 func NewClient(cfg Config) (*Client, error) {
-	if cfg.DB == nil {
+	switch {
+	case cfg.DB == nil:
 		return nil, errors.New("new task client: DB is required")
+	case cfg.Log == nil:
+		return nil, errors.New("new task client: Log is required")
+	case cfg.Transport == nil:
+		return nil, errors.New("new task client: Transport is required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -130,22 +138,22 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.Observer == nil {
 		cfg.Observer = noObserver{}
 	}
+	if cfg.Registry == nil {
+		cfg.Registry = NewRegistry()
+	}
 	if cfg.Worker.InlineName == "" {
-		cfg.Worker.InlineName = "web-request@" + worker.ProcessName()
+		cfg.Worker.InlineName = "web-request@" + tasktype.ProcessName()
 	}
 	c := &Client{
 		cfg:     cfg,
+		caps:    cfg.Transport.Capabilities(),
 		log:     cfg.Logger,
-		store:   projection.NewStore(cfg.DB),
+		Reader:  NewReader(cfg.DB),
 		proj:    projection.New(cfg.DB, cfg.Log, cfg.Logger),
 		control: control.New(cfg.Log),
 	}
-	if cfg.Log == nil {
-		// Reads of task_result only: calls that need the log report
-		// errNoLog.
-		c.control = nil
-	}
-	if cfg.PruneOnProjection && cfg.Log != nil {
+	c.proj.From(cfg.ProjectFrom)
+	if cfg.PruneOnProjection {
 		c.pruner = newPruner(cfg.Log, cfg.Retention, cfg.Logger)
 	}
 	switch observe := cfg.Observe; {
@@ -156,38 +164,28 @@ func NewClient(cfg Config) (*Client, error) {
 	case observe != nil:
 		c.proj.Observe(observe)
 	}
-	if cfg.Registry != nil && cfg.Log != nil {
-		// The runner of jobs run where they are enqueued: no queue, no
-		// concurrency of its own.
-		inline, err := c.newWorker(nil, cfg.Worker.InlineName)
-		if err != nil {
-			return nil, err
-		}
-		c.inline = inline
+	// The runner of jobs run where they are enqueued: no queue, no
+	// concurrency of its own.
+	inline, err := c.newWorker(nil, cfg.Worker.InlineName)
+	if err != nil {
+		return nil, err
 	}
+	c.inline = inline
 	if cfg.RunInRequest {
-		fb, ok := cfg.Enqueuer.(taskdriver.InlineFallback)
-		if !ok {
-			return nil, fmt.Errorf("new task client: RunInRequest: the enqueuer %T cannot run jobs in the request", cfg.Enqueuer)
+		if !c.caps.InRequestFallback {
+			return nil, fmt.Errorf("new task client: RunInRequest: the transport %T cannot run jobs in the request", cfg.Transport)
 		}
-		if c.inline == nil {
-			return nil, errors.New("new task client: RunInRequest needs a Registry and a Log")
-		}
-		fb.SetRunInline(c.RunInline)
+		cfg.Transport.SetRunInline(c.RunInline)
 	}
 	return c, nil
 }
 
-// errNoLog is the error of a call that needs the log on a Client that
-// was given none.
-var errNoLog = errors.New("this task client has no Log")
-
 // newWorker is a worker over the Client's drivers and registry.
-func (c *Client) newWorker(q taskdriver.Queue, name string) (*worker.Worker, error) {
+func (c *Client) newWorker(q driver.Queue, name string) (*worker.Worker, error) {
 	w := c.cfg.Worker
 	lease := w.Lease
-	if l, ok := q.(taskdriver.LeaseReporter); ok {
-		lease = l.Lease()
+	if q != nil && q.Lease() > 0 {
+		lease = q.Lease()
 	}
 	if every := w.ExtendEvery; every == 0 && lease > 0 {
 		w.ExtendEvery = lease / 5
@@ -200,7 +198,7 @@ func (c *Client) newWorker(q taskdriver.Queue, name string) (*worker.Worker, err
 		keep = 0 // the projection prunes, and sweeps
 	}
 	return worker.New(worker.Config{
-		Queue: q, Events: c.cfg.Log, Results: c.cfg.Log, Registry: c.cfg.Registry,
+		Queue: q, Capabilities: c.caps, Events: c.cfg.Log, Results: c.cfg.Log, Registry: c.cfg.Registry,
 		Concurrency: w.Concurrency, ExtendEvery: w.ExtendEvery, Lease: lease, ShutdownGrace: w.ShutdownGrace,
 		StoreTimeout: w.StoreTimeout, OutcomeRetry: w.OutcomeRetry,
 		ResultKeep: keep, ResultTTL: c.cfg.Retention.TTL, Succeeded: c.cfg.Log, LeaveDeletes: c.cfg.PruneOnProjection,
@@ -213,10 +211,7 @@ func (c *Client) newWorker(q taskdriver.Queue, name string) (*worker.Worker, err
 // run; on error nothing was stored. Errors match tasktype.ErrUnavailable,
 // ErrInvalidJob or ErrPayloadTooLarge.
 func (c *Client) Enqueue(ctx context.Context, r tasktype.EnqueueRequest) (tasktype.Job, error) {
-	if c.cfg.Enqueuer == nil {
-		return tasktype.Job{}, errors.New("enqueue: this task client has no Enqueuer")
-	}
-	job, err := c.cfg.Enqueuer.Enqueue(ctx, r)
+	job, err := c.cfg.Transport.Enqueue(ctx, r)
 	if err == nil {
 		c.cfg.Observer.Enqueued(job.Type, 1)
 	}
@@ -228,27 +223,9 @@ func (c *Client) Enqueue(ctx context.Context, r tasktype.EnqueueRequest) (taskty
 // jobs stored so far, in order of their requests; the rest may or may
 // not be stored.
 func (c *Client) EnqueueBatch(ctx context.Context, rs []tasktype.EnqueueRequest) ([]tasktype.Job, error) {
-	if c.cfg.Enqueuer == nil {
-		return nil, errors.New("enqueue batch: this task client has no Enqueuer")
-	}
-	jobs, err := c.enqueueBatch(ctx, rs)
+	jobs, err := c.cfg.Transport.EnqueueBatch(ctx, rs)
 	c.observeEnqueued(jobs)
 	return jobs, err
-}
-
-func (c *Client) enqueueBatch(ctx context.Context, rs []tasktype.EnqueueRequest) ([]tasktype.Job, error) {
-	if b, ok := c.cfg.Enqueuer.(taskdriver.BatchEnqueuer); ok {
-		return b.EnqueueBatch(ctx, rs)
-	}
-	jobs := make([]tasktype.Job, 0, len(rs))
-	for i, r := range rs {
-		job, err := c.cfg.Enqueuer.Enqueue(ctx, r)
-		if err != nil {
-			return jobs, fmt.Errorf("enqueue batch: request %d: %w", i, err)
-		}
-		jobs = append(jobs, job)
-	}
-	return jobs, nil
 }
 
 // observeEnqueued tells the Observer of stored jobs, one call per run
@@ -270,9 +247,6 @@ func (c *Client) observeEnqueued(jobs []tasktype.Job) {
 // tasktype.ErrNotFound. by is tasktype.ByUser or ByOperator. It returns
 // the cancelled event; a job in another state is tasktype.ErrWrongState.
 func (c *Client) Cancel(ctx context.Context, userID int64, jobID, by string) (tasktype.Event, error) {
-	if c.control == nil {
-		return tasktype.Event{}, fmt.Errorf("cancel task %s: %w", jobID, errNoLog)
-	}
 	e, err := c.control.Cancel(ctx, userID, jobID, by)
 	if err == nil {
 		c.cfg.Observer.Cancelled(e.JobType)
@@ -284,9 +258,6 @@ func (c *Client) Cancel(ctx context.Context, userID int64, jobID, by string) (ta
 // allowance of attempts, keeping its history; userID and by as for
 // Cancel. It returns the retried event, the new work item.
 func (c *Client) Retry(ctx context.Context, userID int64, jobID, by string) (tasktype.Event, error) {
-	if c.control == nil {
-		return tasktype.Event{}, fmt.Errorf("retry task %s: %w", jobID, errNoLog)
-	}
 	e, err := c.control.Retry(ctx, userID, jobID, by)
 	if err == nil {
 		c.cfg.Observer.Retried(e.JobType)
@@ -294,58 +265,10 @@ func (c *Client) Retry(ctx context.Context, userID int64, jobID, by string) (tas
 	return e, err
 }
 
-// ListForUser returns the user's most recent tasks, newest first.
-func (c *Client) ListForUser(ctx context.Context, userID int64, limit int) ([]tasktype.Task, error) {
-	return c.store.ListForUser(ctx, userID, limit)
-}
-
-// GetForUser returns the user's task id. Another user's task is
-// tasktype.ErrNotFound, exactly like a task that does not exist.
-func (c *Client) GetForUser(ctx context.Context, userID int64, id string) (tasktype.Task, error) {
-	return c.store.GetForUser(ctx, userID, id)
-}
-
-// NewerResults counts the user's completed tasks of taskType with a
-// result that completed after task id, which completed at completed: the
-// task's place among the results Retention.Keep keeps.
-func (c *Client) NewerResults(ctx context.Context, userID int64, taskType, id string, completed time.Time) (int, error) {
-	return c.store.NewerResults(ctx, userID, taskType, id, completed)
-}
-
-// List returns the tasks matching f, newest first: every user's for
-// operators, one user's with f.UserID (the web's task list, a page at a
-// time with f.After).
-func (c *Client) List(ctx context.Context, f tasktype.Filter) ([]tasktype.Task, error) {
-	return c.store.List(ctx, f)
-}
-
-// Get returns task id whoever owns it, for operators, or
-// tasktype.ErrNotFound.
-func (c *Client) Get(ctx context.Context, id string) (tasktype.Task, error) {
-	return c.store.Get(ctx, id)
-}
-
-// All returns every task ordered by id, for comparing projections.
-func (c *Client) All(ctx context.Context) ([]tasktype.Task, error) { return c.store.All(ctx) }
-
-// Count returns how many tasks task_result holds.
-func (c *Client) Count(ctx context.Context) (int64, error) { return c.store.Count(ctx) }
-
-// CountMatching returns how many tasks match f's filters, whoever owns
-// them unless f.UserID says; f.Limit and f.After do not apply. It counts in the database,
-// where List would fetch every row: an operator's totals, or the bench
-// checking that task_result shows each of its jobs completed.
-func (c *Client) CountMatching(ctx context.Context, f tasktype.Filter) (int64, error) {
-	return c.store.CountMatching(ctx, f)
-}
-
 // History returns all the job's events in stream order, with the start
 // of every attempt whose outcome carries it (tasktype.WithStarts), or
 // tasktype.ErrNotFound. A userID of 0 matches the job whoever owns it.
 func (c *Client) History(ctx context.Context, userID int64, jobID string) ([]tasktype.Event, error) {
-	if c.cfg.Log == nil {
-		return nil, fmt.Errorf("history of task %s: %w", jobID, errNoLog)
-	}
 	events, err := c.cfg.Log.History(ctx, userID, jobID)
 	if err != nil {
 		return nil, err
@@ -356,18 +279,12 @@ func (c *Client) History(ctx context.Context, userID int64, jobID string) ([]tas
 // Last returns the job's newest event, or tasktype.ErrNotFound. A userID
 // of 0 matches the job whoever owns it.
 func (c *Client) Last(ctx context.Context, userID int64, jobID string) (tasktype.Event, error) {
-	if c.cfg.Log == nil {
-		return tasktype.Event{}, fmt.Errorf("last event of task %s: %w", jobID, errNoLog)
-	}
 	return c.cfg.Log.Last(ctx, userID, jobID)
 }
 
 // Open streams a stored result, with the size and digest the store
 // recorded. A result that is not there is tasktype.ErrResultMissing.
 func (c *Client) Open(ctx context.Context, object string) (*tasktype.StoredResult, error) {
-	if c.cfg.Log == nil {
-		return nil, fmt.Errorf("open result %s: %w", object, errNoLog)
-	}
 	return c.cfg.Log.Open(ctx, object)
 }
 
@@ -375,23 +292,15 @@ func (c *Client) Open(ctx context.Context, object string) (*tasktype.StoredResul
 // in batches, until ctx ends or fn returns an error, following new
 // events as they come. fn must not keep the slice.
 func (c *Client) Follow(ctx context.Context, from uint64, fn func([]tasktype.Event) error) error {
-	if c.cfg.Log == nil {
-		return fmt.Errorf("follow events: %w", errNoLog)
-	}
 	return c.cfg.Log.Follow(ctx, from, fn)
 }
 
 // FollowUser calls fn with each of the user's events stored after
 // sequence after, in order, until ctx ends or fn fails: what a live
-// page follows. The log picks the user's events out by subject (the
-// JetStream driver's taskdriver.UserEventStream); a log that cannot
-// is an error, never a filter over everyone's events here.
+// page follows. The log picks the user's events out by subject, never
+// by a filter over everyone's events here.
 func (c *Client) FollowUser(ctx context.Context, userID int64, after uint64, fn func(tasktype.Event) error) error {
-	us, ok := c.cfg.Log.(taskdriver.UserEventStream)
-	if !ok {
-		return fmt.Errorf("follow events of user %d: the log %T cannot follow one user's events", userID, c.cfg.Log)
-	}
-	return us.FollowUser(ctx, userID, after, fn)
+	return c.cfg.Log.FollowUser(ctx, userID, after, fn)
 }
 
 // WaitOutcome blocks until job jobID of userID (0: whoever owns it) has
@@ -425,9 +334,6 @@ func (c *Client) WaitOutcome(ctx context.Context, userID int64, jobID string) (t
 
 // LastSeq is the stream sequence of the newest stored event.
 func (c *Client) LastSeq(ctx context.Context) (uint64, error) {
-	if c.cfg.Log == nil {
-		return 0, fmt.Errorf("last event: %w", errNoLog)
-	}
 	return c.cfg.Log.LastSeq(ctx)
 }
 
@@ -442,9 +348,6 @@ func (c *Client) WaitFor(ctx context.Context, seq uint64) error {
 // ctx ends, starting again from the stored position after any error.
 // Any number of processes may run it against one database.
 func (c *Client) RunProjection(ctx context.Context) error {
-	if c.cfg.Log == nil {
-		return fmt.Errorf("run projection: %w", errNoLog)
-	}
 	if c.pruner == nil {
 		return c.proj.Run(ctx)
 	}
@@ -459,9 +362,6 @@ func (c *Client) RunProjection(ctx context.Context) error {
 // then returns: what an operator reads is then current even when no
 // process runs the projection.
 func (c *Client) CatchUp(ctx context.Context) error {
-	if c.cfg.Log == nil {
-		return fmt.Errorf("bring %s up to date: catch up: %w", ProjectionName, errNoLog)
-	}
 	if err := c.proj.CatchUp(ctx); err != nil {
 		return fmt.Errorf("bring %s up to date: %w", ProjectionName, err)
 	}
@@ -487,9 +387,6 @@ type RebuildStats struct {
 // once.
 func (c *Client) Rebuild(ctx context.Context) (RebuildStats, error) {
 	start := time.Now()
-	if c.cfg.Log == nil {
-		return RebuildStats{}, fmt.Errorf("rebuild: %w", errNoLog)
-	}
 	if err := c.proj.Rebuild(ctx); err != nil {
 		return RebuildStats{}, err
 	}
@@ -523,17 +420,33 @@ func (c *Client) StatusBefore(ctx context.Context, e tasktype.Event) (tasktype.S
 	return "", fmt.Errorf("event %d not in the history of job %s", e.Seq, e.JobID)
 }
 
-// Offset is the stream sequence task_result has applied up to.
-func (c *Client) Offset(ctx context.Context) (uint64, error) { return c.proj.Offset(ctx) }
+// Worker runs jobs from a queue of the Client's Transport (NewWorker).
+type Worker struct{ w *worker.Worker }
 
-// RunWorker takes jobs from Queue and runs them until ctx ends, then
-// stops taking jobs, gives running ones ShutdownGrace to finish, cancels
-// the rest and hands them back.
-func (c *Client) RunWorker(ctx context.Context) error {
-	if c.cfg.Queue == nil || c.cfg.Registry == nil || c.cfg.Log == nil {
-		return errors.New("run worker: Queue, Registry and Log are required")
+// NewWorker opens a queue on the Transport for a worker of this
+// process: from then on the worker counts as joined, and on JetStream
+// its lease must agree with the deployment's (jetstream.LeaseMismatchError).
+// It runs nothing until Run.
+func (c *Client) NewWorker(ctx context.Context) (*Worker, error) {
+	q, err := c.cfg.Transport.Queue(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open worker queue: %w", err)
 	}
-	w, err := c.newWorker(c.cfg.Queue, c.cfg.Worker.Name)
+	w, err := c.newWorker(q, c.cfg.Worker.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{w: w}, nil
+}
+
+// Run takes jobs and runs them until ctx ends, then stops taking jobs,
+// gives running ones ShutdownGrace to finish, cancels the rest and
+// hands them back.
+func (w *Worker) Run(ctx context.Context) error { return w.w.Run(ctx) }
+
+// RunWorker is NewWorker, then Run.
+func (c *Client) RunWorker(ctx context.Context) error {
+	w, err := c.NewWorker(ctx)
 	if err != nil {
 		return err
 	}
@@ -546,20 +459,12 @@ func (c *Client) RunWorker(ctx context.Context) error {
 // attempt's outcome is recorded; ctx ending does not cut it short (its
 // policy's timeout still applies).
 func (c *Client) RunInline(ctx context.Context, item tasktype.Event) {
-	if c.inline == nil {
-		c.log.ErrorContext(ctx, "a job could not be run in the request: this task client has no Registry or no Log", "job_id", item.JobID)
-		return
-	}
 	c.inline.RunInline(ctx, item)
 }
 
 // ProjectionName is the task_result projection's name in
 // projection_offset, as operators see it.
 const ProjectionName = projection.Name
-
-// ProcessName is this process as workers name it in events and logs:
-// host:pid.
-func ProcessName() string { return worker.ProcessName() }
 
 // Replay runs one job's history, oldest first, through the projection's
 // state machine, and returns the task the projection makes of it and the

@@ -10,7 +10,7 @@ import (
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -26,7 +26,14 @@ func (f *fallbackEnqueuer) SetRunInline(run func(ctx context.Context, item taskt
 	f.run = run
 }
 
-var _ taskdriver.InlineFallback = (*fallbackEnqueuer)(nil)
+// Capabilities says it can run a job in the request.
+func (f *fallbackEnqueuer) Capabilities() driver.Capabilities {
+	c := f.Broker.Capabilities()
+	c.InRequestFallback = true
+	return c
+}
+
+var _ driver.Transport = (*fallbackEnqueuer)(nil)
 
 // With RunInRequest, the Client gives the enqueuer a runner that runs the
 // job there and then, as a worker would, under the in-request name.
@@ -44,7 +51,7 @@ func TestClientWiresTheInRequestRunner(t *testing.T) {
 	}
 	enq := &fallbackEnqueuer{Broker: broker}
 	c, err := tasks.NewClient(tasks.Config{
-		DB: db, Log: broker, Enqueuer: enq, Registry: reg, RunInRequest: true,
+		DB: db, Log: broker, Transport: enq, Registry: reg, RunInRequest: true,
 		Worker: tasks.WorkerConfig{InlineName: "in-request"}, Logger: testsupport.Logger(t),
 	})
 	if err != nil {
@@ -73,32 +80,28 @@ func TestClientWiresTheInRequestRunner(t *testing.T) {
 func TestClientRefusesInRequestWithoutFallback(t *testing.T) {
 	db, _ := testsupport.DB(t)
 	broker := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "client"))
-	_, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Enqueuer: broker, Registry: tasks.NewRegistry(), RunInRequest: true})
+	_, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Transport: broker, Registry: tasks.NewRegistry(), RunInRequest: true})
 	if err == nil || !strings.Contains(err.Error(), "RunInRequest") {
 		t.Errorf("NewClient = %v, want an error naming RunInRequest", err)
 	}
 }
 
-// A Client given only the database reads task_result, and says so when
-// asked for what needs the log instead of failing on a nil driver.
-func TestClientWithoutLogReadsOnly(t *testing.T) {
-	ctx := testsupport.Context(t)
+// Every Client has one shape: one missing a part of it is refused when
+// it is made, naming the part, rather than failing later on a nil driver.
+func TestClientRefusesAMissingPart(t *testing.T) {
 	db, _ := testsupport.DB(t)
-	c, err := tasks.NewClient(tasks.Config{DB: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rows, err := c.ListForUser(ctx, 1, 10); err != nil || len(rows) != 0 {
-		t.Errorf("ListForUser = %v, %v; want no rows", rows, err)
-	}
-	if _, err := c.History(ctx, 1, "abc"); err == nil || !strings.Contains(err.Error(), "no Log") {
-		t.Errorf("History without a log = %v, want an error saying there is no Log", err)
-	}
-	if _, err := c.Cancel(ctx, 1, "abc", tasktype.ByUser); err == nil || !strings.Contains(err.Error(), "no Log") {
-		t.Errorf("Cancel without a log = %v, want an error saying there is no Log", err)
-	}
-	if err := c.CatchUp(ctx); err == nil || !strings.Contains(err.Error(), "no Log") {
-		t.Errorf("CatchUp without a log = %v, want an error saying there is no Log", err)
+	broker := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "client"))
+	for _, tt := range []struct {
+		want string
+		cfg  tasks.Config
+	}{
+		{"DB", tasks.Config{Log: broker, Transport: broker}},
+		{"Log", tasks.Config{DB: db, Transport: broker}},
+		{"Transport", tasks.Config{DB: db, Log: broker}},
+	} {
+		if _, err := tasks.NewClient(tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want+" is required") {
+			t.Errorf("NewClient without %s = %v, want an error naming it", tt.want, err)
+		}
 	}
 }
 
@@ -122,16 +125,12 @@ func TestClientWaitOutcome(t *testing.T) {
 	}, tasktype.Policy{}); err != nil {
 		t.Fatal(err)
 	}
-	q, err := worker.Queue(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := tasks.NewClient(tasks.Config{DB: db, Log: worker, Queue: q, Registry: reg, Logger: testsupport.Logger(t)})
+	w, err := tasks.NewClient(tasks.Config{DB: db, Log: worker, Transport: worker, Registry: reg, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	testsupport.Go(t, func(ctx context.Context) { w.RunWorker(ctx) })
-	c, err := tasks.NewClient(tasks.Config{DB: db, Log: web, Enqueuer: web})
+	c, err := tasks.NewClient(tasks.Config{DB: db, Log: web, Transport: web})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +160,7 @@ func TestClientCountMatching(t *testing.T) {
 	ctx := testsupport.Context(t)
 	db, _ := testsupport.DB(t)
 	broker := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "client"))
-	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Enqueuer: broker})
+	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Transport: broker})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +206,7 @@ func TestClientRebuildAndStatusBefore(t *testing.T) {
 	ctx := testsupport.Context(t)
 	db, _ := testsupport.DB(t)
 	broker := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "client"))
-	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Enqueuer: broker, Logger: testsupport.Logger(t)})
+	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Transport: broker, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +253,7 @@ func TestControlDecidesFromTheAcceptedHistory(t *testing.T) {
 	ctx := testsupport.Context(t)
 	db, _ := testsupport.DB(t)
 	broker := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "client"))
-	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Enqueuer: broker, Logger: testsupport.Logger(t)})
+	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Transport: broker, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func TestClusterNodeLossUnderLoad(t *testing.T) {
 	web, workerBroker, check := open(webNC), open(workerNC), open(checkNC)
 
 	db, _ := testsupport.DB(t)
-	webClient, err := tasks.NewClient(tasks.Config{DB: db, Log: web, Enqueuer: web, Logger: testsupport.Logger(t)})
+	webClient, err := tasks.NewClient(tasks.Config{DB: db, Log: web, Transport: web, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,11 +71,7 @@ func TestClusterNodeLossUnderLoad(t *testing.T) {
 	}, tasktype.Policy{MaxAttempts: 5, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	q, err := workerBroker.Queue(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	workerClient, err := tasks.NewClient(tasks.Config{DB: db, Log: workerBroker, Queue: q, Registry: reg,
+	workerClient, err := tasks.NewClient(tasks.Config{DB: db, Log: workerBroker, Transport: workerBroker, Registry: reg,
 		Worker: tasks.WorkerConfig{Concurrency: 8, Lease: lease, Name: "cluster-worker"}, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)

@@ -5,8 +5,10 @@
 // register.
 //
 // The types every part shares (jobs, events, states, policies, errors)
-// are in tasktype; what a driver must offer is in taskdriver, with the
-// drivers in jetstream (the event log, results, and a queue) and
-// redisbroker (a queue on Redis). The machinery is under internal/. This
-// package knows nothing of NATS, Redis or any job type.
+// are in tasktype. A Client is built over a driver's Log and Transport:
+// jetstream is both (the event log, its results, and a queue), and
+// redisbroker is a Transport on Redis over jetstream's Log. What a
+// driver offers the engine is internal/driver, which nothing outside
+// this module can name; the rest of the machinery is under internal/
+// too. This package knows nothing of NATS, Redis or any job type.
 package tasks

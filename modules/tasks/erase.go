@@ -5,16 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
-
-// Erased says what EraseUser removed of a user.
-type Erased struct {
-	taskdriver.Erased
-	// Rows is how many task_result rows were deleted.
-	Rows int64
-}
 
 // eraseSettle bounds how long EraseUser waits for a projection that is
 // behind the purge, before it deletes the user's rows a second time.
@@ -25,27 +17,22 @@ const eraseSettle = 2 * time.Second
 // rows, in that order, so that a call cut short is finished by calling it
 // again, and a Rebuild afterwards brings nothing back (there is nothing
 // left to replay). A work item of theirs still queued elsewhere (Redis)
-// finds no job in the log and is dropped by the worker. The Log must be a
-// taskdriver.UserEraser (the JetStream driver).
-func (c *Client) EraseUser(ctx context.Context, userID int64) (Erased, error) {
-	var out Erased
-	if c.cfg.Log == nil {
-		return out, fmt.Errorf("erase tasks of user %d: %w", userID, errNoLog)
-	}
-	eraser, ok := c.cfg.Log.(taskdriver.UserEraser)
-	if !ok {
-		return out, fmt.Errorf("erase tasks of user %d: the log %T cannot erase a user", userID, c.cfg.Log)
-	}
+// finds no job in the log and is dropped by the worker.
+func (c *Client) EraseUser(ctx context.Context, userID int64) (tasktype.Erased, error) {
+	var out tasktype.Erased
 	// The rows first name the results: after a run cut short between the
 	// purge and the rows' deletion, they are all that still does.
 	if err := c.deleteRowResults(ctx, userID); err != nil {
 		return out, fmt.Errorf("erase tasks of user %d: %w", userID, err)
 	}
-	var err error
-	if out.Erased, err = eraser.EraseUser(ctx, userID); err != nil {
+	erased, err := c.cfg.Log.EraseUser(ctx, userID)
+	if err != nil {
 		return out, fmt.Errorf("erase tasks of user %d: %w", userID, err)
 	}
-	purged, err := c.storedEnd(ctx)
+	out.Events, out.Results = erased.Events, erased.Results
+	// The newest event still stored is the one a projection will reach,
+	// where the stream's last sequence may be an event just purged.
+	purged, err := c.cfg.Log.LastStoredSeq(ctx)
 	if err != nil {
 		return out, fmt.Errorf("erase tasks of user %d: %w", userID, err)
 	}
@@ -130,16 +117,6 @@ func (c *Client) deleteRows(ctx context.Context, userID int64) (int64, error) {
 		return 0, fmt.Errorf("delete task rows: %w", err)
 	}
 	return n, nil
-}
-
-// storedEnd is the sequence of the newest event still stored: the one a
-// projection will reach, where the stream's last sequence may be an
-// event just purged.
-func (c *Client) storedEnd(ctx context.Context) (uint64, error) {
-	if end, ok := c.cfg.Log.(taskdriver.StoredEnd); ok {
-		return end.LastStoredSeq(ctx)
-	}
-	return c.cfg.Log.LastSeq(ctx)
 }
 
 // storeTimeout bounds one database call of EraseUser.

@@ -26,7 +26,6 @@ type eraseFixture struct {
 
 func newEraseFixture(t *testing.T, db *bun.DB) eraseFixture {
 	t.Helper()
-	ctx := testsupport.Context(t)
 	srv := testsupport.NATS(t)
 	broker := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "web"))
 	worker := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "worker"))
@@ -41,16 +40,12 @@ func newEraseFixture(t *testing.T, db *bun.DB) eraseFixture {
 	}, tasktype.Policy{}); err != nil {
 		t.Fatal(err)
 	}
-	q, err := worker.Queue(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := tasks.NewClient(tasks.Config{DB: db, Log: worker, Queue: q, Registry: reg, Logger: testsupport.Logger(t)})
+	w, err := tasks.NewClient(tasks.Config{DB: db, Log: worker, Transport: worker, Registry: reg, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	testsupport.Go(t, func(ctx context.Context) { w.RunWorker(ctx) })
-	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Enqueuer: broker, Logger: testsupport.Logger(t)})
+	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Transport: broker, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -124,13 +124,9 @@ func TestObserverSeesEveryOutcome(t *testing.T) {
 			}, policy); err != nil {
 				t.Fatal(err)
 			}
-			q, err := broker.Queue(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
 			rec := &recorder{}
 			c, err := tasks.NewClient(tasks.Config{
-				DB: db, Log: broker, Enqueuer: broker, Queue: q, Registry: reg, Observer: rec, Logger: testsupport.Logger(t),
+				DB: db, Log: broker, Transport: broker, Registry: reg, Observer: rec, Logger: testsupport.Logger(t),
 				Worker: tasks.WorkerConfig{ExtendEvery: 50 * time.Millisecond, ShutdownGrace: 10 * time.Millisecond},
 			})
 			if err != nil {

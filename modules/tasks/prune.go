@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
@@ -27,7 +27,7 @@ type pruneKey struct {
 // blocking the projection, and the same user and type noted again before
 // their prune ran are pruned once.
 type pruner struct {
-	log    taskdriver.Log
+	log    driver.Log
 	keep   int
 	ttl    time.Duration
 	logger *slog.Logger
@@ -38,7 +38,7 @@ type pruner struct {
 	wake    chan struct{}
 }
 
-func newPruner(log taskdriver.Log, r tasktype.Retention, logger *slog.Logger) *pruner {
+func newPruner(log driver.Log, r tasktype.Retention, logger *slog.Logger) *pruner {
 	return &pruner{log: log, keep: r.Keep, ttl: r.TTL, logger: logger, pending: map[pruneKey]struct{}{}, wake: make(chan struct{}, 1)}
 }
 

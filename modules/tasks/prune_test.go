@@ -39,17 +39,13 @@ func TestProjectionPrunesOlderResults(t *testing.T) {
 	}, tasktype.Policy{MaxAttempts: 1, Timeout: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	q, err := worker.Queue(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	retention := tasktype.Retention{Keep: 2, TTL: time.Hour}
-	workers, err := tasks.NewClient(tasks.Config{DB: db, Log: worker, Queue: q, Registry: reg, Retention: retention,
+	workers, err := tasks.NewClient(tasks.Config{DB: db, Log: worker, Transport: worker, Registry: reg, Retention: retention,
 		PruneOnProjection: true, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	webc, err := tasks.NewClient(tasks.Config{DB: db, Log: web, Enqueuer: web, Retention: retention,
+	webc, err := tasks.NewClient(tasks.Config{DB: db, Log: web, Transport: web, Retention: retention,
 		PruneOnProjection: true, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +86,7 @@ func TestProjectionSweepsLosingAttemptsFiles(t *testing.T) {
 	ctx := testsupport.Context(t)
 	db, _ := testsupport.DB(t)
 	web := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "web"))
-	webc, err := tasks.NewClient(tasks.Config{DB: db, Log: web, Enqueuer: web, Retention: tasktype.Retention{Keep: 5, TTL: time.Hour},
+	webc, err := tasks.NewClient(tasks.Config{DB: db, Log: web, Transport: web, Retention: tasktype.Retention{Keep: 5, TTL: time.Hour},
 		PruneOnProjection: true, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)

@@ -6,23 +6,14 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
-
-// ErrNoStats is the error of QueueStats on a driver that cannot report
-// its queue (it implements no taskdriver.StatsReporter).
-var ErrNoStats = errors.New("the task driver does not report its queue")
 
 // QueueStats reports the work queue of the driver that carries the jobs,
 // asking its server once: what is waiting, what is held by workers, and
 // when a worker last asked for work.
-func (c *Client) QueueStats(ctx context.Context) (taskdriver.QueueStats, error) {
-	r, ok := c.cfg.Enqueuer.(taskdriver.StatsReporter)
-	if !ok {
-		return taskdriver.QueueStats{}, ErrNoStats
-	}
-	return r.QueueStats(ctx)
+func (c *Client) QueueStats(ctx context.Context) (tasktype.QueueStats, error) {
+	return c.cfg.Transport.QueueStats(ctx)
 }
 
 // ProjectionLag is how far task_result is behind the event stream.
@@ -43,9 +34,6 @@ type ProjectionLag struct {
 // It reads the position every process's projection shares in the
 // database, so it is the deployment's lag, not one process's.
 func (c *Client) ProjectionLag(ctx context.Context) (ProjectionLag, error) {
-	if c.cfg.Log == nil {
-		return ProjectionLag{}, fmt.Errorf("projection lag: %w", errNoLog)
-	}
 	var lag ProjectionLag
 	var err error
 	if lag.Applied, err = c.proj.Offset(ctx); err != nil {
@@ -58,11 +46,7 @@ func (c *Client) ProjectionLag(ctx context.Context) (ProjectionLag, error) {
 		return lag, nil
 	}
 	lag.Events = lag.Last - lag.Applied
-	f, ok := c.cfg.Log.(taskdriver.EventFinder)
-	if !ok {
-		return lag, nil
-	}
-	e, err := f.EventFrom(ctx, lag.Applied+1)
+	e, err := c.cfg.Log.EventFrom(ctx, lag.Applied+1)
 	switch {
 	case errors.Is(err, tasktype.ErrNotFound):
 		return lag, nil // gone between the two requests: caught up, or expired
@@ -83,9 +67,6 @@ func (c *Client) ProjectionLag(ctx context.Context) (ProjectionLag, error) {
 // driver cannot tell; an error reading the queue is returned as is.
 func (c *Client) CheckWorkers(ctx context.Context, after time.Duration) error {
 	st, err := c.QueueStats(ctx)
-	if errors.Is(err, ErrNoStats) {
-		return nil
-	}
 	if err != nil {
 		return fmt.Errorf("cannot read the work queue: %w", err)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker/redisbrokertest"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -22,10 +22,10 @@ import (
 func TestCheckWorkersCountsJobs(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		open func(t *testing.T, log *jetstream.Broker) taskdriver.Enqueuer
+		open func(t *testing.T, log *jetstream.Broker) driver.Transport
 	}{
-		{"jetstream", func(t *testing.T, log *jetstream.Broker) taskdriver.Enqueuer { return log }},
-		{"redis", func(t *testing.T, log *jetstream.Broker) taskdriver.Enqueuer {
+		{"jetstream", func(t *testing.T, log *jetstream.Broker) driver.Transport { return log }},
+		{"redis", func(t *testing.T, log *jetstream.Broker) driver.Transport {
 			return redisbrokertest.Broker(t, log, redisbroker.Config{})
 		}},
 	} {
@@ -33,7 +33,7 @@ func TestCheckWorkersCountsJobs(t *testing.T) {
 			ctx := testsupport.Context(t)
 			db, _ := testsupport.DB(t)
 			log := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "stats"))
-			c, err := tasks.NewClient(tasks.Config{DB: db, Log: log, Enqueuer: tc.open(t, log), Logger: testsupport.Logger(t)})
+			c, err := tasks.NewClient(tasks.Config{DB: db, Log: log, Transport: tc.open(t, log), Logger: testsupport.Logger(t)})
 			if err != nil {
 				t.Fatal(err)
 			}

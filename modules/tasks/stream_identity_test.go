@@ -44,7 +44,7 @@ func TestProjectionRebuildsOnAnotherStream(t *testing.T) {
 			}
 
 			brokerA := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "server-a"))
-			a, err := tasks.NewClient(tasks.Config{DB: db, Log: brokerA, Enqueuer: brokerA, Logger: testsupport.Logger(t)})
+			a, err := tasks.NewClient(tasks.Config{DB: db, Log: brokerA, Transport: brokerA, Logger: testsupport.Logger(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +67,7 @@ func TestProjectionRebuildsOnAnotherStream(t *testing.T) {
 
 			logs := &testsupport.Buffer{}
 			brokerB := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "server-b"))
-			b, err := tasks.NewClient(tasks.Config{DB: db, Log: brokerB, Enqueuer: brokerB,
+			b, err := tasks.NewClient(tasks.Config{DB: db, Log: brokerB, Transport: brokerB,
 				Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			if err != nil {
 				t.Fatal(err)
@@ -97,7 +97,7 @@ func TestFollowingProjectionNoticesANewStream(t *testing.T) {
 	srv := testsupport.NATS(t)
 	broker := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "web"))
 	logs := &testsupport.Buffer{}
-	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Enqueuer: broker, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Transport: broker, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

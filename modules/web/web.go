@@ -2,8 +2,9 @@
 // list, a page per task with its history, starting a report, cancelling
 // and retrying tasks, downloading results, the activity log the reports
 // are built from, and the health check. It reads the task_result
-// projection and the event log, and changes tasks only through the
-// taskdriver.Enqueuer port and TaskControl; it never writes task state itself.
+// projection and the event log, and changes tasks only through its
+// TaskEnqueuer and TaskControl ports (tasks.Client); it never writes task
+// state itself.
 package web
 
 import (
@@ -20,7 +21,6 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/otjhelper/otj/modules/activity"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/session"
 )
@@ -37,6 +37,13 @@ type TaskReader interface {
 	NewerResults(ctx context.Context, userID int64, taskType, id string, completed time.Time) (int, error)
 }
 
+// TaskEnqueuer asks for background work (tasks.Client). Enqueue is
+// atomic: on success the job is stored and will run; on error nothing
+// was stored.
+type TaskEnqueuer interface {
+	Enqueue(ctx context.Context, r tasktype.EnqueueRequest) (tasktype.Job, error)
+}
+
 // TaskControl cancels and retries tasks (tasks.Client). Both take the
 // signed-in user's id, so another user's task is tasktype.ErrNotFound.
 type TaskControl interface {
@@ -49,7 +56,7 @@ type TaskHistory interface {
 	History(ctx context.Context, userID int64, jobID string) ([]tasktype.Event, error)
 }
 
-// ResultOpener streams stored result files (taskdriver.ResultStore's Open),
+// ResultOpener streams stored result files (tasks.Client.Open),
 // with the digest the store recorded, which the download checks against
 // the one the job's outcome recorded.
 type ResultOpener interface {
@@ -104,15 +111,15 @@ type HealthCheck struct {
 
 // Config wires the web module to the rest of the app.
 type Config struct {
-	Tasks      TaskReader          // required
-	Enqueuer   taskdriver.Enqueuer // required
-	Control    TaskControl         // required
-	History    TaskHistory         // required
-	Results    ResultOpener        // required
-	Users      Users               // required
-	Activities Activities          // required
-	Sessions   *session.Signer     // required
-	Projection ProjectionWaiter    // optional: makes a new task show at once
+	Tasks      TaskReader       // required
+	Enqueuer   TaskEnqueuer     // required
+	Control    TaskControl      // required
+	History    TaskHistory      // required
+	Results    ResultOpener     // required
+	Users      Users            // required
+	Activities Activities       // required
+	Sessions   *session.Signer  // required
+	Projection ProjectionWaiter // optional: makes a new task show at once
 	// Events, when set, serves GET /tasks/events and makes the task
 	// pages update live; without it they refresh while a task is active.
 	Events TaskEvents

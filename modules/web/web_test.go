@@ -450,7 +450,7 @@ func liveFixtureWith(t *testing.T, o liveOptions) *fixture {
 	if db == nil {
 		db, _ = testsupport.DB(t)
 	}
-	proj, err := tasks.NewClient(tasks.Config{DB: db, Log: webSide, Enqueuer: webSide, Logger: testsupport.Logger(t)})
+	proj, err := tasks.NewClient(tasks.Config{DB: db, Log: webSide, Transport: webSide, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,12 +459,8 @@ func liveFixtureWith(t *testing.T, o liveOptions) *fixture {
 	if err := o.register(reg); err != nil {
 		t.Fatal(err)
 	}
-	q, err := workerSide.Queue(testsupport.Context(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	wc := tasks.Config{
-		DB: db, Log: workerSide, Queue: q, Registry: reg, Logger: testsupport.Logger(t),
+		DB: db, Log: workerSide, Transport: workerSide, Registry: reg, Logger: testsupport.Logger(t),
 		Worker: tasks.WorkerConfig{
 			Concurrency: o.concurrency, Name: testWorker,
 			// A test that fails with a handler still blocked ends in
@@ -549,12 +545,8 @@ func TestFailingHandlerShowsPlainSentence(t *testing.T) {
 	})
 }
 
-// readTasks is a task client that only reads db's task_result.
-func readTasks(t testing.TB, db *bun.DB) *tasks.Client {
+// readTasks reads db's task_result.
+func readTasks(t testing.TB, db *bun.DB) *tasks.Reader {
 	t.Helper()
-	c, err := tasks.NewClient(tasks.Config{DB: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return tasks.NewReader(db)
 }

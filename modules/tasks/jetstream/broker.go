@@ -20,12 +20,12 @@ import (
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 )
 
-// Broker implements the tasks ports on JetStream: taskdriver.Enqueuer,
-// taskdriver.EventLog, taskdriver.EventStream and taskdriver.ResultStore, and hands out
-// taskdriver.Queue values for workers.
+// Broker is the task system's Log on JetStream, and a Transport whose
+// work items are the log's own events: it hands out driver.Queue values
+// for workers.
 type Broker struct {
 	cfg     Config
 	js      natsjs.JetStream
@@ -42,7 +42,6 @@ type Broker struct {
 
 // The Broker is a job driver and the task system's log.
 var (
-	_ taskdriver.Driver        = (*Broker)(nil)
-	_ taskdriver.BatchEnqueuer = (*Broker)(nil)
-	_ taskdriver.Log           = (*Broker)(nil)
+	_ driver.Transport = (*Broker)(nil)
+	_ driver.Log       = (*Broker)(nil)
 )

@@ -3,8 +3,8 @@ package jetstream_test
 import (
 	"testing"
 
+	"github.com/otjhelper/otj/modules/tasks/internal/driver/drivertest"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver/drivertest"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -12,7 +12,7 @@ import (
 // subtest, with the web side and the workers on separate connections as
 // app web and app worker would be.
 func TestContract(t *testing.T) {
-	drivertest.Run(t, drivertest.Features{BatchEnqueue: true, BatchQueue: true, LeasePerItem: true}, func(t *testing.T, o drivertest.Options) drivertest.Driver {
+	drivertest.Run(t, func(t *testing.T, o drivertest.Options) drivertest.Driver {
 		srv := testsupport.NATS(t)
 		open := func(name string) *jetstream.Broker {
 			t.Helper()
@@ -27,6 +27,6 @@ func TestContract(t *testing.T) {
 			return b
 		}
 		web, worker := open("web"), open("worker")
-		return drivertest.Driver{Enqueuer: web, Events: worker, Results: worker, Queue: worker.Queue}
+		return drivertest.Driver{Transport: web, Log: worker, Queue: worker.Queue}
 	})
 }

@@ -52,7 +52,7 @@ func (b *Broker) EnqueueEvent(ctx context.Context, r tasktype.EnqueueRequest) (t
 // back the caller instead of a growing backlog of unanswered publishes.
 const batchWindow = 256
 
-// EnqueueBatch implements taskdriver.BatchEnqueuer: it sends the requests'
+// EnqueueBatch implements driver.Transport: it sends the requests'
 // enqueued events without waiting for each to be stored before the next,
 // at most batchWindow at a time, and returns when every one is stored.
 // Every request is checked before any is sent, so a bad one changes

@@ -7,11 +7,10 @@ import (
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
-// EraseUser implements taskdriver.UserEraser. It reads the user's events
+// EraseUser implements driver.Log. It reads the user's events
 // to learn their jobs and attempts, deletes the result file of every
 // attempt (one per attempt, named by tasktype.ResultObjectName, including
 // any an attempt stored without its outcome being recorded), and only
@@ -20,8 +19,8 @@ import (
 // A job of the user running meanwhile cannot append to the purged job (its
 // writes are conditional on the job's last event), so it ends as a
 // conflict, not as a new history.
-func (b *Broker) EraseUser(ctx context.Context, userID int64) (taskdriver.Erased, error) {
-	var out taskdriver.Erased
+func (b *Broker) EraseUser(ctx context.Context, userID int64) (tasktype.Erased, error) {
+	var out tasktype.Erased
 	if userID <= 0 {
 		return out, fmt.Errorf("erase user %d: not a user id", userID)
 	}

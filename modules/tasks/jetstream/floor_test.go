@@ -10,9 +10,9 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/internal/codec"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/natsconn"
 	"github.com/otjhelper/otj/platform/testsupport"
@@ -110,8 +110,7 @@ func lifecycleFloor(b *testing.B, started, read, batched bool) {
 	// taking as many jobs in one pull as runners are free.
 	const concurrency, fetchers = 10, 4
 	slots := make(chan struct{}, concurrency)
-	work := make(chan taskdriver.Delivery, concurrency)
-	bq := q.(taskdriver.BatchQueue)
+	work := make(chan driver.Delivery, concurrency)
 	for range fetchers {
 		runners.Go(func() {
 			for {
@@ -129,7 +128,7 @@ func lifecycleFloor(b *testing.B, started, read, batched bool) {
 						more = false
 					}
 				}
-				ds, _ := bq.NextBatch(rctx, n)
+				ds, _ := q.NextBatch(rctx, n)
 				for range n - len(ds) {
 					<-slots
 				}
@@ -142,7 +141,7 @@ func lifecycleFloor(b *testing.B, started, read, batched bool) {
 	for range concurrency {
 		runners.Go(func() {
 			for {
-				var d taskdriver.Delivery
+				var d driver.Delivery
 				select {
 				case d = <-work:
 				case <-rctx.Done():

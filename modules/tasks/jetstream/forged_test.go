@@ -11,7 +11,6 @@ import (
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/internal/codec"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -32,7 +31,7 @@ func TestQueueDropsWorkItemsNoJobAskedFor(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) && len(got) == 0 {
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
-		ds, _ := q.(taskdriver.BatchQueue).NextBatch(rctx, 10)
+		ds, _ := q.NextBatch(rctx, 10)
 		cancel()
 		for _, d := range ds {
 			got = append(got, d.Item())

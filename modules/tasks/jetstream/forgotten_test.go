@@ -66,7 +66,7 @@ func TestForgottenDeliveryOfALostAttemptIsTakenOver(t *testing.T) {
 	}, tasktype.Policy{MaxAttempts: 3, BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(worker.Config{Queue: q, Events: b, Results: b, Registry: reg, ExtendEvery: lease / 5, Logger: testsupport.Logger(t)})
+	w, err := worker.New(worker.Config{Queue: q, Capabilities: b.Capabilities(), Events: b, Results: b, Registry: reg, ExtendEvery: lease / 5, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otjhelper/otj/modules/tasks/jetstream/internal/codec"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
@@ -143,7 +142,7 @@ const (
 	followMaxGap      = 5 * time.Millisecond
 )
 
-// Follow implements taskdriver.EventStream with an ordered consumer: an
+// Follow implements driver.Log with an ordered consumer: an
 // ephemeral, flow-controlled consumer that the client recreates from the
 // last sequence it saw if messages go missing or the server restarts.
 //
@@ -261,7 +260,7 @@ func (b *Broker) LastSeq(ctx context.Context) (uint64, error) {
 	return info.State.LastSeq, nil
 }
 
-// Created implements taskdriver.EventStream: the stream's creation time,
+// Created implements driver.Log: the stream's creation time,
 // as the server keeps it (it survives restarts, and a cluster's nodes
 // agree on it).
 func (b *Broker) Created(ctx context.Context) (time.Time, error) {
@@ -274,7 +273,7 @@ func (b *Broker) Created(ctx context.Context) (time.Time, error) {
 	return info.Created, nil
 }
 
-// EventFrom implements taskdriver.EventFinder with one direct get of the
+// EventFrom implements driver.Log with one direct get of the
 // first message at or after seq.
 func (b *Broker) EventFrom(ctx context.Context, seq uint64) (tasktype.Event, error) {
 	rctx, cancel := b.request(ctx)
@@ -289,9 +288,7 @@ func (b *Broker) EventFrom(ctx context.Context, seq uint64) (tasktype.Event, err
 	return decode(raw.Data, raw.Sequence)
 }
 
-var _ taskdriver.EventFinder = (*Broker)(nil)
-
-// LastStoredSeq implements taskdriver.StoredEnd. The stream's last
+// LastStoredSeq implements driver.Log. The stream's last
 // sequence stays where it was when a purge removes the events at its end,
 // so the newest stored event is looked up when that one is gone.
 func (b *Broker) LastStoredSeq(ctx context.Context) (uint64, error) {

@@ -10,8 +10,9 @@ import (
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
+	"github.com/otjhelper/otj/platform/natsconn"
 )
 
 // WorkSubjects select the work items among the events: enqueued,
@@ -28,7 +29,23 @@ var WorkSubjects = func() []string {
 // within that time.
 const pullWait = 5 * time.Second
 
-// Queue sets up the shared worker consumer and returns a taskdriver.Queue on
+// Capabilities implements driver.Transport. The work consumer tracks a
+// work item by its stream sequence, so every delivery of it shares one
+// lease, renewed by the heartbeats of whichever delivery is being worked
+// on (ItemLease). NumDelivered is not to be trusted after a server
+// restart: the server writes its consumer's deliveries to disk at most
+// ten times a second, so a server killed just after handing out an item
+// hands it out again, counted as a first delivery.
+func (b *Broker) Capabilities() driver.Capabilities {
+	return driver.Capabilities{BatchEnqueue: true, BatchQueue: true, ItemLease: true, DelayedRedelivery: true}
+}
+
+// SetRunInline implements driver.Transport. An enqueue on JetStream is
+// the storing of the work item, so there is never a job stored and not
+// sent on to run elsewhere.
+func (b *Broker) SetRunInline(func(ctx context.Context, item tasktype.Event)) {}
+
+// Queue sets up the shared worker consumer and returns a driver.Queue on
 // it. Every worker calls it at start. The consumer's AckWait is the
 // lease of every worker of the deployment, so it is set once: a fresh
 // deployment's first worker makes the consumer with its AckWait, and a
@@ -39,7 +56,21 @@ const pullWait = 5 * time.Second
 // The queue pulls only as many jobs as the worker has free slots:
 // prefetched jobs would wait in the client while their visibility
 // timeout ran (nats.go #1929), and no other worker could take them.
-func (b *Broker) Queue(ctx context.Context) (taskdriver.Queue, error) {
+//
+// The consumer is made on the stream Open found, whose leader a cluster
+// still forming may not have elected yet: Queue waits that out, as a
+// worker waits for a server not yet up, until ctx ends.
+func (b *Broker) Queue(ctx context.Context) (driver.Queue, error) {
+	var q driver.Queue
+	err := natsconn.WaitJetStream(ctx, b.cfg.Logger, "the consumer "+WorkConsumer, func(ctx context.Context) (err error) {
+		q, err = b.openQueue(ctx)
+		return err
+	}, func(err error) bool { return errors.Is(err, tasktype.ErrUnavailable) })
+	return q, err
+}
+
+// openQueue is one try of Queue.
+func (b *Broker) openQueue(ctx context.Context) (driver.Queue, error) {
 	ccfg := natsjs.ConsumerConfig{
 		Durable:        WorkConsumer,
 		Description:    "workers share this consumer; each work item goes to one of them",
@@ -122,9 +153,9 @@ type queue struct {
 func (q *queue) Lease() time.Duration { return q.lease }
 
 // Workers renew their jobs by the deployed consumer's lease.
-var _ taskdriver.LeaseReporter = (*queue)(nil)
+var _ driver.Queue = (*queue)(nil)
 
-func (q *queue) Next(ctx context.Context) (taskdriver.Delivery, error) {
+func (q *queue) Next(ctx context.Context) (driver.Delivery, error) {
 	ds, err := q.NextBatch(ctx, 1)
 	if err != nil {
 		return nil, err
@@ -132,11 +163,11 @@ func (q *queue) Next(ctx context.Context) (taskdriver.Delivery, error) {
 	return ds[0], nil
 }
 
-// NextBatch implements taskdriver.BatchQueue. When jobs are waiting it takes
+// NextBatch implements driver.Queue. When jobs are waiting it takes
 // up to n of them without waiting; when none are, it waits for one. So a
 // busy queue fills every free slot in one round trip, and a quiet one
 // hands a new job over the moment it arrives.
-func (q *queue) NextBatch(ctx context.Context, n int) ([]taskdriver.Delivery, error) {
+func (q *queue) NextBatch(ctx context.Context, n int) ([]driver.Delivery, error) {
 	n = min(max(n, 1), maxBatch)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -155,7 +186,7 @@ func (q *queue) NextBatch(ctx context.Context, n int) ([]taskdriver.Delivery, er
 		}
 		pctx, cancel := context.WithTimeout(ctx, pullWait)
 		batch, err := q.cons.Fetch(1, natsjs.FetchContext(pctx))
-		var ds []taskdriver.Delivery
+		var ds []driver.Delivery
 		if err == nil {
 			ds, err = q.collect(pctx, batch)
 		}
@@ -177,8 +208,8 @@ const maxBatch = 256
 
 // collect reads a pull's messages as deliveries; an error that only
 // means the pull ended early with what it had is not reported.
-func (q *queue) collect(ctx context.Context, batch natsjs.MessageBatch) ([]taskdriver.Delivery, error) {
-	var ds []taskdriver.Delivery
+func (q *queue) collect(ctx context.Context, batch natsjs.MessageBatch) ([]driver.Delivery, error) {
+	var ds []driver.Delivery
 	for msg := range batch.Messages() {
 		md, err := msg.Metadata()
 		if err != nil {
@@ -259,15 +290,6 @@ type delivery struct {
 func (d *delivery) Item() tasktype.Event { return d.item }
 
 func (d *delivery) Redelivered() bool { return d.redelivered }
-
-// LeasePerItem implements taskdriver.ItemLease: the consumer tracks a work
-// item by its stream sequence, so every delivery of it shares one lease,
-// renewed by the heartbeats of whichever delivery is being worked on.
-// NumDelivered is not to be trusted after a server restart: the server
-// writes its consumer's deliveries to disk at most ten times a second,
-// so a server killed just after handing out an item hands it out again,
-// counted as a first delivery.
-func (d *delivery) LeasePerItem() bool { return true }
 
 func (d *delivery) Extend(ctx context.Context) error {
 	if err := d.msg.InProgress(); err != nil {

@@ -203,7 +203,7 @@ func (c cancelOnClose) Close() error {
 	return err
 }
 
-// Succeeded implements taskdriver.SucceededLog: it reads the user's succeeded
+// Succeeded implements driver.Log: it reads the user's succeeded
 // events of one job type stored since the given time, in stream order,
 // with a short-lived ordered consumer filtered to
 // tasks.<type>.<user>.*.succeeded and starting at that time, so that it

@@ -8,34 +8,37 @@ import (
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
-var _ taskdriver.StatsReporter = (*Broker)(nil)
-
-// QueueStats implements taskdriver.StatsReporter from the work consumer's
+// QueueStats implements driver.Transport from the work consumer's
 // info, one request. Before any worker has made the consumer it reads
 // the stream's info instead: then nothing has taken any item, so every
 // stored event counts as pending, from the oldest one's time.
-func (b *Broker) QueueStats(ctx context.Context) (taskdriver.QueueStats, error) {
+func (b *Broker) QueueStats(ctx context.Context) (tasktype.QueueStats, error) {
 	info, err := b.consumerInfo(ctx, WorkConsumer)
 	if errors.Is(err, natsjs.ErrConsumerNotFound) {
 		rctx, cancel := b.request(ctx)
 		defer cancel()
 		si, err := b.stream.Info(rctx)
 		if err != nil {
-			return taskdriver.QueueStats{}, fmt.Errorf("queue stats: stream info: %w", classify(err))
+			return tasktype.QueueStats{}, fmt.Errorf("queue stats: stream info: %w", classify(err))
 		}
-		return taskdriver.QueueStats{Pending: si.State.Msgs, OldestWaiting: si.State.FirstTime}, nil
+		return tasktype.QueueStats{Pending: si.State.Msgs, OldestWaiting: si.State.FirstTime}, nil
 	}
 	if err != nil {
-		return taskdriver.QueueStats{}, fmt.Errorf("queue stats: %w", err)
+		return tasktype.QueueStats{}, fmt.Errorf("queue stats: %w", err)
 	}
-	st := taskdriver.QueueStats{
-		Joined:     true,
-		Pending:    info.NumPending,
-		AckPending: uint64(max(info.NumAckPending, 0)),
-		Waiting:    info.NumWaiting,
+	st := tasktype.QueueStats{
+		Joined:        true,
+		Pending:       info.NumPending,
+		AckPending:    uint64(max(info.NumAckPending, 0)),
+		MaxAckPending: info.Config.MaxAckPending,
+		Redelivered:   uint64(max(info.NumRedelivered, 0)),
+		Waiting:       info.NumWaiting,
+		Created:       info.Created,
+		Delivered:     info.Delivered.Consumer,
+		Acked:         info.AckFloor.Consumer,
 	}
 	// The server keeps no time of the last pull request, so LastPull is
 	// the latest of: the consumer's making (by the first worker, which

@@ -12,17 +12,10 @@ import (
 
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
-
-// The JetStream broker stores batches of enqueued events itself.
-var _ redisbroker.BatchEventLog = (*jetstream.Broker)(nil)
-
-// plainLog hides every method of an EventLog but the interface's own, as
-// an event log that cannot store batches.
-type plainLog struct{ redisbroker.EventLog }
 
 // A batch stores its jobs in order, sends each new job's item once (more
 // than one script's worth, so in several chunks of one pipeline), sends
@@ -30,10 +23,9 @@ type plainLog struct{ redisbroker.EventLog }
 func TestEnqueueBatch(t *testing.T) {
 	for _, tt := range []struct {
 		name string
-		log  func(*jetstream.Broker) redisbroker.EventLog
+		log  func(*jetstream.Broker) driver.Log
 	}{
-		{"events stored one at a time", func(b *jetstream.Broker) redisbroker.EventLog { return plainLog{b} }},
-		{"events stored in one call", func(b *jetstream.Broker) redisbroker.EventLog { return b }},
+		{"events stored in one call", func(b *jetstream.Broker) driver.Log { return b }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -135,7 +127,7 @@ func TestEnqueueBatchWithRedisDownLeavesJobsToTheRelay(t *testing.T) {
 func TestEnqueueBatchChecksEveryRequestFirst(t *testing.T) {
 	e := newEnv(t, redisbroker.Config{})
 	ctx := testsupport.Context(t)
-	for _, log := range []redisbroker.EventLog{plainLog{e.events}, e.events} {
+	for _, log := range []driver.Log{e.events} {
 		b := e.open(t, redisbroker.Config{}, log)
 		jobs, err := b.EnqueueBatch(ctx, []tasktype.EnqueueRequest{
 			{Type: "full_report", UserID: 1},
@@ -189,7 +181,7 @@ func TestNextBatch(t *testing.T) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	if got, err := q.(taskdriver.BatchQueue).NextBatch(wctx, 5); !errors.Is(err, context.DeadlineExceeded) {
+	if got, err := q.NextBatch(wctx, 5); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("NextBatch on an empty queue: %d jobs, err %v; want DeadlineExceeded", len(got), err)
 	}
 	ackAll(t, ds)
@@ -219,7 +211,7 @@ func TestNextBatchFromSeveralGoroutines(t *testing.T) {
 	for range pullers {
 		wg.Go(func() {
 			for {
-				ds, err := q.(taskdriver.BatchQueue).NextBatch(pctx, 3)
+				ds, err := q.NextBatch(pctx, 3)
 				if err != nil {
 					if pctx.Err() == nil {
 						t.Errorf("next batch: %v", err)
@@ -263,11 +255,11 @@ func TestNextBatchFromSeveralGoroutines(t *testing.T) {
 }
 
 // nextBatch takes up to n jobs from q within the given time.
-func nextBatch(t *testing.T, q taskdriver.Queue, n int, within time.Duration) []taskdriver.Delivery {
+func nextBatch(t *testing.T, q driver.Queue, n int, within time.Duration) []driver.Delivery {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(testsupport.Context(t), within)
 	defer cancel()
-	ds, err := q.(taskdriver.BatchQueue).NextBatch(ctx, n)
+	ds, err := q.NextBatch(ctx, n)
 	if err != nil {
 		t.Fatalf("next batch of %d within %s: %v", n, within, err)
 	}
@@ -279,7 +271,7 @@ func nextBatch(t *testing.T, q taskdriver.Queue, n int, within time.Duration) []
 
 // ackAll acks every delivery at once, as a worker's jobs that end
 // together do.
-func ackAll(t *testing.T, ds []taskdriver.Delivery) {
+func ackAll(t *testing.T, ds []driver.Delivery) {
 	t.Helper()
 	ctx := testsupport.Context(t)
 	errs := make([]error, len(ds))

@@ -52,7 +52,7 @@ func benchmarkNoopJobs(b *testing.B, batch int) {
 	}, tasktype.Policy{})
 	ctx := testsupport.Context(b)
 	q, _ := broker.Queue(ctx)
-	w, err := worker.New(worker.Config{Queue: q, Events: e.events, Results: e.events, Registry: reg, Concurrency: 10, Logger: quiet})
+	w, err := worker.New(worker.Config{Queue: q, Capabilities: broker.Capabilities(), Events: e.events, Results: e.events, Registry: reg, Concurrency: 10, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}

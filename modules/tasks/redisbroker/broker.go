@@ -57,8 +57,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otjhelper/otj/modules/tasks/internal/clock"
-	"github.com/otjhelper/otj/modules/tasks/internal/worker"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
@@ -68,44 +67,13 @@ const Group = "workers"
 // DefaultOrphanAfter is Config.OrphanAfter's default.
 const DefaultOrphanAfter = time.Hour
 
-// EventLog is what the Redis broker needs of the job event log: the
-// JetStream broker provides it.
-type EventLog interface {
-	taskdriver.EventLog
-	// EnqueueEvent stores a new job's enqueued event, deduplicated by
-	// the request's key, and reports whether the request was a repeat.
-	EnqueueEvent(ctx context.Context, r tasktype.EnqueueRequest) (tasktype.Event, bool, error)
-	// FeedWork hands every work item in the log to fn at least once.
-	// The calls with the same consumer, in this process and others,
-	// share the items: each goes to one of them at a time.
-	FeedWork(ctx context.Context, consumer string, fn func(ctx context.Context, item tasktype.Event, redelivered bool) error) error
-	// ScanWork calls fn for every work item in the log, oldest first.
-	ScanWork(ctx context.Context, fn func(ctx context.Context, item tasktype.Event) error) error
-}
-
-// BatchEventLog is an EventLog that stores many new jobs' enqueued events
-// in one call. When Config.Events implements it, EnqueueBatch stores the
-// events through it; otherwise one at a time.
-type BatchEventLog interface {
-	EventLog
-	// EnqueueEventBatch stores the enqueued events of rs without waiting
-	// for each before sending the next, and returns them in the order of
-	// the requests, each with its sequence, and for each whether its
-	// request repeated an earlier one's key (its event is then the first
-	// request's, as with EnqueueEvent). Every request is checked before
-	// any is stored. On error it returns the events of the requests
-	// before the first that failed, which are stored, and the error; the
-	// later ones may or may not be stored.
-	EnqueueEventBatch(ctx context.Context, rs []tasktype.EnqueueRequest) (events []tasktype.Event, repeats []bool, err error)
-}
-
 // Config configures a Broker. Zero fields take the defaults below.
 type Config struct {
 	// Client is required. Give it ContextTimeoutEnabled, so that
 	// SendTimeout also holds against a Redis that accepts connections
 	// and does not answer; otherwise the client's own read timeout does.
 	Client redis.UniversalClient
-	Events EventLog // required
+	Events driver.Log // required: the JetStream broker
 	// Prefix starts every key. Default "{otj:tasks}": the braces make it
 	// the hash tag, so the keys share a slot on a Redis Cluster.
 	Prefix string
@@ -170,7 +138,7 @@ func (c *Config) setDefaults() {
 	}
 	c.ForgetAfter = max(c.ForgetAfter, 10*c.Poll) // never a live, waiting worker
 	if c.Name == "" {
-		c.Name = worker.ProcessName()
+		c.Name = tasktype.ProcessName()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -196,13 +164,11 @@ const markerTTL = 2 * time.Minute
 // against the log, as its enqueuer's marker may have expired.
 const freshFor = markerTTL / 2
 
-// Broker implements taskdriver.Enqueuer and taskdriver.BatchEnqueuer on Redis and
-// hands out taskdriver.Queue values for workers. Events and results stay with
-// the EventLog.
+// Broker is a driver.Transport on Redis: it hands out driver.Queue values
+// for workers. Events and results stay with the Log (Config.Events).
 type Broker struct {
 	cfg     Config
 	rdb     redis.UniversalClient
-	batch   BatchEventLog // cfg.Events, if it stores batches
 	stream  string
 	delayed string
 	markers string // starts every sent marker's key
@@ -230,8 +196,7 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Client == nil || cfg.Events == nil {
 		return nil, errors.New("new redis broker: Client and Events are required")
 	}
-	batch, _ := cfg.Events.(BatchEventLog)
-	b := &Broker{cfg: cfg, rdb: cfg.Client, batch: batch,
+	b := &Broker{cfg: cfg, rdb: cfg.Client,
 		stream: cfg.Prefix + ":work", delayed: cfg.Prefix + ":delayed", markers: cfg.Prefix + ":sent:", rebuild: cfg.Prefix + ":rebuilding", lastAsk: cfg.Prefix + ":last-ask"}
 	b.relayed = newCombiner(handoffChunk, relayTimeout, b.relayNew)
 	b.posted = newCombiner(handoffChunk, cfg.SendTimeout, b.sendPosted)
@@ -239,7 +204,7 @@ func New(cfg Config) (*Broker, error) {
 	return b, nil
 }
 
-// SetRunInline implements taskdriver.InlineFallback: it sets
+// SetRunInline implements driver.Transport: it sets
 // Config.RunInline. Call it before the first Enqueue.
 func (b *Broker) SetRunInline(run func(ctx context.Context, item tasktype.Event)) {
 	b.cfg.RunInline = run
@@ -293,9 +258,8 @@ func (b *Broker) Enqueue(ctx context.Context, r tasktype.EnqueueRequest) (taskty
 	return item.Job(), nil
 }
 
-// EnqueueBatch implements taskdriver.BatchEnqueuer. It checks every request,
-// stores the jobs' enqueued events in the log (in one call if the log is
-// a BatchEventLog), then sends the new jobs' items to Redis in one
+// EnqueueBatch implements driver.Transport. It checks every request,
+// stores the jobs' enqueued events in the log in one call, then sends the new jobs' items to Redis in one
 // pipeline. As with Enqueue, a stored job is accepted whether or not
 // Redis took its item in time: if not, it waits in the log for the
 // relay. It is never run inline, as a batch is bulk work. On a failed
@@ -306,7 +270,7 @@ func (b *Broker) EnqueueBatch(ctx context.Context, rs []tasktype.EnqueueRequest)
 			return nil, fmt.Errorf("enqueue batch: request %d: enqueue %s: %w", i, r.Type, err)
 		}
 	}
-	events, repeats, storeErr := b.storeBatch(ctx, rs)
+	events, repeats, storeErr := b.cfg.Events.EnqueueEventBatch(ctx, rs)
 	jobs := make([]tasktype.Job, len(events))
 	items := make([]tasktype.Event, 0, len(events))
 	for i := range events {
@@ -329,24 +293,6 @@ func (b *Broker) EnqueueBatch(ctx context.Context, rs []tasktype.EnqueueRequest)
 		b.cfg.Logger.InfoContext(ctx, "redis queue full; jobs of the batch wait in the event log", "jobs", n, "max_length", b.cfg.MaxLength)
 	}
 	return jobs, storeErr
-}
-
-// storeBatch stores the enqueued events of rs, through the log's own
-// batch if it has one.
-func (b *Broker) storeBatch(ctx context.Context, rs []tasktype.EnqueueRequest) ([]tasktype.Event, []bool, error) {
-	if b.batch != nil {
-		return b.batch.EnqueueEventBatch(ctx, rs)
-	}
-	events := make([]tasktype.Event, 0, len(rs))
-	repeats := make([]bool, 0, len(rs))
-	for i, r := range rs {
-		ev, repeat, err := b.cfg.Events.EnqueueEvent(ctx, r)
-		if err != nil {
-			return events, repeats, fmt.Errorf("enqueue batch: request %d: %w", i, err)
-		}
-		events, repeats = append(events, ev), append(repeats, repeat)
-	}
-	return events, repeats, nil
 }
 
 // count says how many sends did want.
@@ -670,11 +616,11 @@ func (b *Broker) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Queue returns a taskdriver.Queue, and taskdriver.BatchQueue, on the shared
+// Queue returns a driver.Queue on the shared
 // consumer group, as a new consumer named after this process. It does
 // not touch Redis: the group is created on first use, so a worker can
 // start while Redis is down.
-func (b *Broker) Queue(ctx context.Context) (taskdriver.Queue, error) {
+func (b *Broker) Queue(ctx context.Context) (driver.Queue, error) {
 	return newQueue(b, b.cfg.Name+"-"+nuid.Next()), nil
 }
 
@@ -972,9 +918,14 @@ func unavailable(err error) error {
 	return fmt.Errorf("%w: %w", tasktype.ErrUnavailable, err)
 }
 
-// The Broker is a job driver that can run a job in the request.
-var (
-	_ taskdriver.Driver         = (*Broker)(nil)
-	_ taskdriver.BatchEnqueuer  = (*Broker)(nil)
-	_ taskdriver.InlineFallback = (*Broker)(nil)
-)
+// The Broker is a transport that can run a job in the request.
+var _ driver.Transport = (*Broker)(nil)
+
+// Capabilities implements driver.Transport. A delivery is one entry of
+// the consumer group's pending list, with its own idle time: Redis keeps
+// a lease per delivery, not per item. Enqueue stores the job in the log
+// before it sends the item, so a job whose item cannot be sent can run
+// in the request instead (SetRunInline).
+func (b *Broker) Capabilities() driver.Capabilities {
+	return driver.Capabilities{BatchEnqueue: true, BatchQueue: true, DelayedRedelivery: true, InRequestFallback: true}
+}

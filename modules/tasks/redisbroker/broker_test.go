@@ -19,7 +19,7 @@ import (
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -48,7 +48,7 @@ func newEnv(t testing.TB, cfg redisbroker.Config) *env {
 
 // open opens a broker on e's Redis keys with its events through log, as
 // another process of the same deployment would.
-func (e *env) open(t testing.TB, cfg redisbroker.Config, log redisbroker.EventLog) *redisbroker.Broker {
+func (e *env) open(t testing.TB, cfg redisbroker.Config, log driver.Log) *redisbroker.Broker {
 	t.Helper()
 	cfg.Client, cfg.Events, cfg.Prefix = e.rdb, log, e.prefix
 	if cfg.Logger == nil {
@@ -91,7 +91,7 @@ func (e *env) runWorker(t *testing.T, reg *tasks.Registry, lease time.Duration) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(worker.Config{Queue: q, Events: e.events, Results: e.events, Registry: reg,
+	w, err := worker.New(worker.Config{Queue: q, Capabilities: e.broker.Capabilities(), Events: e.events, Results: e.events, Registry: reg,
 		ExtendEvery: lease / 5, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +109,7 @@ func (e *env) markers(t testing.TB) []string {
 	return keys
 }
 
-func next(t *testing.T, q taskdriver.Queue, within time.Duration) taskdriver.Delivery {
+func next(t *testing.T, q driver.Queue, within time.Duration) driver.Delivery {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(testsupport.Context(t), within)
 	defer cancel()
@@ -626,7 +626,7 @@ func TestStoppedWorkersConsumersAreRemoved(t *testing.T) {
 		}
 		return names
 	}
-	wait := func(q taskdriver.Queue, d time.Duration) {
+	wait := func(q driver.Queue, d time.Duration) {
 		wctx, cancel := context.WithTimeout(ctx, d)
 		defer cancel()
 		if _, err := q.Next(wctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -822,7 +822,7 @@ func TestJobOrphanedInARequestRunsAgain(t *testing.T) {
 		return tasktype.Result{}, nil
 	}, tasktype.Policy{BackoffMin: 100 * time.Millisecond})
 	q, _ := e.broker.Queue(ctx)
-	w, err := worker.New(worker.Config{Queue: q, Events: e.events, Results: e.events, Registry: reg, Logger: testsupport.Logger(t)})
+	w, err := worker.New(worker.Config{Queue: q, Capabilities: e.broker.Capabilities(), Events: e.events, Results: e.events, Registry: reg, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

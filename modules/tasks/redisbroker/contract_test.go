@@ -7,7 +7,7 @@ import (
 
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver/drivertest"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver/drivertest"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
@@ -17,7 +17,7 @@ import (
 // connections and separate Redis brokers, each running its relay, as
 // app web and app worker would.
 func TestContract(t *testing.T) {
-	drivertest.Run(t, drivertest.Features{BatchEnqueue: true, BatchQueue: true}, func(t *testing.T, o drivertest.Options) drivertest.Driver {
+	drivertest.Run(t, func(t *testing.T, o drivertest.Options) drivertest.Driver {
 		rdb, prefix := testsupport.Redis(t)
 		srv := testsupport.NATS(t)
 		open := func(name string) *redisbroker.Broker {
@@ -34,6 +34,6 @@ func TestContract(t *testing.T) {
 		}
 		web, worker := open("web"), open("worker")
 		events := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "events"))
-		return drivertest.Driver{Enqueuer: web, Events: events, Results: events, Queue: worker.Queue}
+		return drivertest.Driver{Transport: web, Log: events, Queue: worker.Queue}
 	})
 }

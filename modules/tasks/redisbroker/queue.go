@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/redis/go-redis/v9"
 )
@@ -35,7 +35,11 @@ type queue struct {
 	acks *combiner[string, bool]
 }
 
-var _ taskdriver.BatchQueue = (*queue)(nil)
+var _ driver.Queue = (*queue)(nil)
+
+// Lease implements driver.Queue: each worker's own Config.Lease is its
+// claim timeout, so the queue knows no lease in force for all.
+func (q *queue) Lease() time.Duration { return 0 }
 
 func newQueue(b *Broker, consumer string) *queue {
 	q := &queue{b: b, consumer: consumer, streams: []string{b.stream, ">"}}
@@ -47,8 +51,8 @@ func newQueue(b *Broker, consumer string) *queue {
 // due retries does not hold Redis in one script for long.
 const promoteBatch = 100
 
-// Next implements taskdriver.Queue.
-func (q *queue) Next(ctx context.Context) (taskdriver.Delivery, error) {
+// Next implements driver.Queue.
+func (q *queue) Next(ctx context.Context) (driver.Delivery, error) {
 	ds, err := q.NextBatch(ctx, 1)
 	if err != nil {
 		return nil, err
@@ -56,9 +60,9 @@ func (q *queue) Next(ctx context.Context) (taskdriver.Delivery, error) {
 	return ds[0], nil
 }
 
-// NextBatch implements taskdriver.BatchQueue: one read of the stream hands out
+// NextBatch implements driver.Queue: one read of the stream hands out
 // up to max entries. A max below 1 counts as 1.
-func (q *queue) NextBatch(ctx context.Context, max int) ([]taskdriver.Delivery, error) {
+func (q *queue) NextBatch(ctx context.Context, max int) ([]driver.Delivery, error) {
 	ds, err := q.next(ctx, max)
 	if err != nil && ctx.Err() != nil {
 		return nil, ctx.Err() // the caller's end, not a Redis failure
@@ -66,7 +70,7 @@ func (q *queue) NextBatch(ctx context.Context, max int) ([]taskdriver.Delivery, 
 	return ds, err
 }
 
-func (q *queue) next(ctx context.Context, n int) ([]taskdriver.Delivery, error) {
+func (q *queue) next(ctx context.Context, n int) ([]driver.Delivery, error) {
 	b := q.b
 	n = max(n, 1)
 	for {
@@ -103,7 +107,7 @@ func (q *queue) next(ctx context.Context, n int) ([]taskdriver.Delivery, error) 
 // wait. One caller at a time does it; the others wait for it, which is
 // short unless the queue is being rebuilt, when they have nothing to
 // read anyway.
-func (q *queue) upkeep(ctx context.Context, n int) ([]taskdriver.Delivery, time.Duration, error) {
+func (q *queue) upkeep(ctx context.Context, n int) ([]driver.Delivery, time.Duration, error) {
 	b := q.b
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -149,8 +153,8 @@ func (q *queue) upkeep(ctx context.Context, n int) ([]taskdriver.Delivery, time.
 }
 
 // deliveries wraps the entries of a read or a claim.
-func (q *queue) deliveries(ctx context.Context, res []redis.XStream, claimed bool) []taskdriver.Delivery {
-	var ds []taskdriver.Delivery
+func (q *queue) deliveries(ctx context.Context, res []redis.XStream, claimed bool) []driver.Delivery {
+	var ds []driver.Delivery
 	for _, s := range res {
 		for _, m := range s.Messages {
 			if d := q.delivery(ctx, m, claimed); d != nil {
@@ -182,7 +186,7 @@ func (q *queue) promote(ctx context.Context, now time.Time) error {
 
 // claim takes over up to n entries whose worker stopped renewing them.
 // The caller holds q.mu.
-func (q *queue) claim(ctx context.Context, n int) ([]taskdriver.Delivery, error) {
+func (q *queue) claim(ctx context.Context, n int) ([]driver.Delivery, error) {
 	b := q.b
 	msgs, _, err := b.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 		Stream: b.stream, Group: Group, Consumer: q.consumer, MinIdle: b.cfg.Lease, Start: "0-0", Count: int64(n),

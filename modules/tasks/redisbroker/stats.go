@@ -10,23 +10,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // relayConsumer is the event log's consumer that every process's relay
 // shares.
 const relayConsumer = "redis-relay"
 
-// FeedBacklogger is an EventLog that can say how far a FeedWork consumer
-// is behind (the JetStream broker). With it, QueueStats reports the
-// relay's backlog.
-type FeedBacklogger interface {
-	FeedBacklog(ctx context.Context, consumer string) (uint64, error)
-}
-
-var _ taskdriver.StatsReporter = (*Broker)(nil)
-
-// QueueStats implements taskdriver.StatsReporter in one pipeline: the
+// QueueStats implements driver.Transport in one pipeline: the
 // stream's length (it holds only items not yet acked), the group's
 // pending entries, the delayed set, the consumers' idle times, and the
 // oldest entry (its id is the time it was added: how long items have
@@ -43,7 +34,7 @@ var _ taskdriver.StatsReporter = (*Broker)(nil)
 // an item (a later time, if there is one, is taken too). With an event
 // log that reports its FeedWork backlog, it adds the relay's, one more
 // request.
-func (b *Broker) QueueStats(ctx context.Context) (taskdriver.QueueStats, error) {
+func (b *Broker) QueueStats(ctx context.Context) (tasktype.QueueStats, error) {
 	pipe := b.rdb.Pipeline()
 	xlen := pipe.XLen(ctx, b.stream)
 	pending := pipe.XPending(ctx, b.stream, Group)
@@ -53,7 +44,7 @@ func (b *Broker) QueueStats(ctx context.Context) (taskdriver.QueueStats, error) 
 	lastAsk := pipe.Get(ctx, b.lastAsk)
 	redisNow := pipe.Time(ctx)
 	_, _ = pipe.Exec(ctx) // each command's error is read below
-	var st taskdriver.QueueStats
+	var st tasktype.QueueStats
 	if err := xlen.Err(); err != nil {
 		return st, fmt.Errorf("queue stats: %w", unavailable(err))
 	}
@@ -89,13 +80,11 @@ func (b *Broker) QueueStats(ctx context.Context) (taskdriver.QueueStats, error) 
 	if !st.Joined && oldest.Err() == nil && len(oldest.Val()) == 1 {
 		st.OldestWaiting = entryTime(oldest.Val()[0].ID)
 	}
-	if fb, ok := b.cfg.Events.(FeedBacklogger); ok {
-		n, err := fb.FeedBacklog(ctx, relayConsumer)
-		if err != nil {
-			return st, fmt.Errorf("queue stats: relay: %w", err)
-		}
-		st.Relay = &taskdriver.RelayStats{Backlog: n}
+	n, err := b.cfg.Events.FeedBacklog(ctx, relayConsumer)
+	if err != nil {
+		return st, fmt.Errorf("queue stats: relay: %w", err)
 	}
+	st.Relay = &tasktype.RelayStats{Backlog: n}
 	return st, nil
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otjhelper/otj/modules/tasks"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
@@ -151,7 +150,7 @@ func (j *Jobs) AttemptEnded(jobType string, outcome tasktype.EventKind, ran time
 
 // Source is what Collector asks at scrape time: the tasks.Client.
 type Source interface {
-	QueueStats(ctx context.Context) (taskdriver.QueueStats, error)
+	QueueStats(ctx context.Context) (tasktype.QueueStats, error)
 	ProjectionLag(ctx context.Context) (tasks.ProjectionLag, error)
 	WaitingJobs(ctx context.Context) (uint64, error)
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker/redisbrokertest"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/taskmetrics"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/metrics"
@@ -22,12 +22,12 @@ import (
 
 func TestMain(m *testing.M) { testsupport.VerifyNoLeaks(m) }
 
-// driver is one broker the test runs on: what carries the jobs, and for
+// broker is one broker the test runs on: what carries the jobs, and for
 // Redis its relay.
-type driver struct {
-	enqueuer taskdriver.Enqueuer
-	queue    func(ctx context.Context) (taskdriver.Queue, error)
-	relay    func(ctx context.Context) error // nil: no relay
+type broker struct {
+	transport driver.Transport
+	queue     func(ctx context.Context) (driver.Queue, error)
+	relay     func(ctx context.Context) error // nil: no relay
 }
 
 // TestMetricsOnEachBroker scrapes a Client's metrics before any worker
@@ -37,21 +37,21 @@ type driver struct {
 func TestMetricsOnEachBroker(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		open func(t *testing.T, log *jetstream.Broker) driver
+		open func(t *testing.T, log *jetstream.Broker) broker
 	}{
-		{"jetstream", func(t *testing.T, log *jetstream.Broker) driver {
-			return driver{enqueuer: log, queue: log.Queue}
+		{"jetstream", func(t *testing.T, log *jetstream.Broker) broker {
+			return broker{transport: log, queue: log.Queue}
 		}},
-		{"redis", func(t *testing.T, log *jetstream.Broker) driver {
+		{"redis", func(t *testing.T, log *jetstream.Broker) broker {
 			b := redisbrokertest.Broker(t, log, redisbroker.Config{Poll: 100 * time.Millisecond})
-			return driver{enqueuer: b, queue: b.Queue, relay: b.Relay}
+			return broker{transport: b, queue: b.Queue, relay: b.Relay}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { metricsOn(t, tc.open) })
 	}
 }
 
-func metricsOn(t *testing.T, open func(t *testing.T, log *jetstream.Broker) driver) {
+func metricsOn(t *testing.T, open func(t *testing.T, log *jetstream.Broker) broker) {
 	ctx := testsupport.Context(t)
 	db, _ := testsupport.DB(t)
 	log := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "metrics"))
@@ -79,8 +79,9 @@ func metricsOn(t *testing.T, open func(t *testing.T, log *jetstream.Broker) driv
 	if err := reg.Register("reject_job", reject, tasktype.Policy{}); err != nil {
 		t.Fatal(err)
 	}
-	q, err := drv.queue(ctx)
-	if err != nil {
+	// A worker's queue, opened before the first scrape: the worker has
+	// joined (RunWorker below opens its own).
+	if _, err := drv.queue(ctx); err != nil {
 		t.Fatal(err)
 	}
 	promReg := metrics.NewRegistry()
@@ -88,7 +89,7 @@ func metricsOn(t *testing.T, open func(t *testing.T, log *jetstream.Broker) driv
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := tasks.NewClient(tasks.Config{DB: db, Log: log, Enqueuer: drv.enqueuer, Queue: q, Registry: reg, Observer: jobs, Logger: testsupport.Logger(t)})
+	c, err := tasks.NewClient(tasks.Config{DB: db, Log: log, Transport: drv.transport, Registry: reg, Observer: jobs, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,10 +213,10 @@ func metricsOn(t *testing.T, open func(t *testing.T, log *jetstream.Broker) driv
 func TestLastPullBeforeAnyWorker(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		open func(t *testing.T, log *jetstream.Broker) taskdriver.Enqueuer
+		open func(t *testing.T, log *jetstream.Broker) driver.Transport
 	}{
-		{"jetstream", func(t *testing.T, log *jetstream.Broker) taskdriver.Enqueuer { return log }},
-		{"redis", func(t *testing.T, log *jetstream.Broker) taskdriver.Enqueuer {
+		{"jetstream", func(t *testing.T, log *jetstream.Broker) driver.Transport { return log }},
+		{"redis", func(t *testing.T, log *jetstream.Broker) driver.Transport {
 			return redisbrokertest.Broker(t, log, redisbroker.Config{})
 		}},
 	} {
@@ -224,7 +225,7 @@ func TestLastPullBeforeAnyWorker(t *testing.T) {
 			db, _ := testsupport.DB(t)
 			log := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "metrics"))
 			enq := tc.open(t, log)
-			c, err := tasks.NewClient(tasks.Config{DB: db, Log: log, Enqueuer: enq, Logger: testsupport.Logger(t)})
+			c, err := tasks.NewClient(tasks.Config{DB: db, Log: log, Transport: enq, Logger: testsupport.Logger(t)})
 			if err != nil {
 				t.Fatal(err)
 			}

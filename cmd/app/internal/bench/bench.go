@@ -29,7 +29,6 @@ import (
 
 	"github.com/otjhelper/otj/cmd/app/internal/cli"
 	"github.com/otjhelper/otj/modules/tasks"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/service"
 )
@@ -399,9 +398,7 @@ func benchOnce(ctx context.Context, o benchOptions, env Env, stderr io.Writer) (
 		tag, f.EnqueuePerS, f.EndToEndPerS, f.ProjectionCaughtUpS, f.CPUPerJobUS)
 
 	tag = fmt.Sprintf("  %-13s", "batches")
-	if _, ok := be.Enqueuer.(taskdriver.BatchEnqueuer); !ok {
-		fmt.Fprintf(stderr, "%s skipped: the %s broker has no batch enqueue\n", tag, o.broker)
-	} else if o.batch == 0 {
+	if o.batch == 0 {
 		fmt.Fprintf(stderr, "%s skipped (--batch 0)\n", tag)
 	} else {
 		t, err := rig.throughputPhase(ctx, svc, o.jobs, enqueueBatches(svc.client, o.jobs, o.batch))
@@ -463,16 +460,12 @@ func startBenchServices(ctx context.Context, o benchOptions, env Env, be *Backen
 	if err := reg.Register(benchJobType, rig.handle, tasktype.Policy{}); err != nil {
 		return nil, err
 	}
-	q, err := be.Queue(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var obs tasks.Observer
+	var obs tasks.Observer = noObserver{}
 	if env.Observer != nil {
 		obs = env.Observer()
 	}
-	w, err := tasks.NewClient(tasks.Config{
-		DB: be.DB, Log: benchLog{Log: be.Log, rig: rig}, Queue: q, Registry: reg, Observer: obs,
+	wc, err := be.NewClient(tasks.Config{
+		Registry: reg, Observer: storedObserver{Observer: obs, stored: rig.stored},
 		Worker: tasks.WorkerConfig{Concurrency: o.concurrency, Lease: env.JobLease},
 		// A log line per job would be measured too.
 		Logger: slog.New(slog.DiscardHandler),
@@ -480,26 +473,30 @@ func startBenchServices(ctx context.Context, o benchOptions, env Env, be *Backen
 	if err != nil {
 		return nil, err
 	}
-	// A fresh database would otherwise replay every event an external
-	// server holds before it reached this run's.
-	client, err := tasks.NewClient(tasks.Config{DB: be.DB, Log: be.Log, Enqueuer: be.Enqueuer, Observer: obs, Logger: env.Logger})
+	// The worker joins now, before anything is enqueued, as a running
+	// worker would have: the drain phase times the draining only.
+	w, err := wc.NewWorker(ctx)
 	if err != nil {
 		return nil, err
 	}
+	client, err := be.NewClient(tasks.Config{Observer: obs, Logger: env.Logger})
+	if err != nil {
+		return nil, err
+	}
+	// A fresh database would otherwise replay every event an external
+	// server holds before it reached this run's.
 	from, err := client.LastSeq(ctx)
 	if err != nil {
 		return nil, err
 	}
-	proj, err := tasks.NewClient(tasks.Config{
-		DB: be.DB, Log: streamFrom{Log: be.Log, from: from}, Observe: rig.observe, Logger: env.Logger,
-	})
+	proj, err := be.NewClient(tasks.Config{ProjectFrom: from, Observe: rig.observe, Logger: env.Logger})
 	if err != nil {
 		return nil, err
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	s := &benchServices{cancel: cancel, client: client}
-	s.runWorker = sync.OnceFunc(func() { s.g.Go("worker", func() error { return w.RunWorker(runCtx) }) })
+	s.runWorker = sync.OnceFunc(func() { s.g.Go("worker", func() error { return w.Run(runCtx) }) })
 	if !noWorker {
 		s.runWorker()
 	}
@@ -577,34 +574,38 @@ func (r *benchRig) observe(e tasktype.Event) {
 	}
 }
 
-// benchLog is the worker's event log, noting each succeeded event stored.
-type benchLog struct {
-	taskdriver.Log
-	rig *benchRig
-}
-
-// Append appends e and, if it is a stored success, tells the phase.
-func (l benchLog) Append(ctx context.Context, e tasktype.Event, after uint64) (uint64, error) {
-	seq, err := l.Log.Append(ctx, e, after)
-	if err == nil && e.Kind == tasktype.EventSucceeded {
-		now := time.Now()
-		if p := l.rig.phaseOf(e.UserID); p != nil {
-			p.stored(now)
-		}
+// stored tells the current phase, if any, that a worker stored the
+// success of one of its jobs.
+func (r *benchRig) stored() {
+	if p := r.current.Load(); p != nil {
+		p.stored(time.Now())
 	}
-	return seq, err
 }
 
-// streamFrom is an event stream that starts no earlier than from.
-type streamFrom struct {
-	taskdriver.Log
-	from uint64
+// storedObserver is a worker's Observer that also reports each stored
+// success: the Observer hears of an attempt's end once its outcome is on
+// record.
+type storedObserver struct {
+	tasks.Observer
+	stored func()
 }
 
-// Follow follows the stream from the later of from and s.from.
-func (s streamFrom) Follow(ctx context.Context, from uint64, fn func([]tasktype.Event) error) error {
-	return s.Log.Follow(ctx, max(from, s.from), fn)
+// AttemptEnded passes the end on, and reports a stored success.
+func (o storedObserver) AttemptEnded(jobType string, outcome tasktype.EventKind, ran time.Duration) {
+	o.Observer.AttemptEnded(jobType, outcome, ran)
+	if outcome == tasktype.EventSucceeded {
+		o.stored()
+	}
 }
+
+// noObserver is the Observer of a run without the app's metrics.
+type noObserver struct{}
+
+func (noObserver) Enqueued(string, int)                                   {}
+func (noObserver) Cancelled(string)                                       {}
+func (noObserver) Retried(string)                                         {}
+func (noObserver) AttemptStarted(string, time.Duration)                   {}
+func (noObserver) AttemptEnded(string, tasktype.EventKind, time.Duration) {}
 
 // benchPhase counts one phase's jobs as they succeed and show.
 type benchPhase struct {
@@ -764,7 +765,7 @@ func (r *benchRig) drainPhase(ctx context.Context, o benchOptions, env Env, be *
 	defer func() { err = errors.Join(err, svc.stop()) }()
 	n, d := o.jobs, &drainFigures{}
 	enqueue := enqueueEach(svc.client, n)
-	if _, ok := be.Enqueuer.(taskdriver.BatchEnqueuer); ok && o.batch > 0 {
+	if o.batch > 0 {
 		enqueue, d.EnqueueBatch = enqueueBatches(svc.client, n, o.batch), o.batch
 	}
 	p := r.begin(false)
@@ -810,10 +811,7 @@ func waitQueued(ctx context.Context, client *tasks.Client, failed <-chan struct{
 			return fmt.Errorf("count pending tasks: %w", err)
 		}
 		st, err := client.QueueStats(ctx)
-		switch {
-		case errors.Is(err, tasks.ErrNoStats):
-			st = taskdriver.QueueStats{Pending: uint64(n)} // only the projection to go by
-		case err != nil:
+		if err != nil {
 			return fmt.Errorf("queue stats: %w", err)
 		}
 		var backlog uint64

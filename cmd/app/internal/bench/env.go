@@ -5,12 +5,10 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 
 	"github.com/otjhelper/otj/modules/tasks"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 )
 
 // The brokers --broker takes: TASKS_BROKER's values.
@@ -70,25 +68,19 @@ type OpenOptions struct {
 	JoinOnly bool
 }
 
-// Backend is a run's task system, through the drivers' public ports.
+// Backend is a run's task system, reached through task clients only:
+// the bench names no driver.
 type Backend struct {
 	DB *bun.DB
-	// Log is the JetStream driver: the event log, its stream and the
-	// result store.
-	Log taskdriver.Log
-	// Enqueuer is the driver that carries the jobs.
-	Enqueuer taskdriver.Enqueuer
-	// Queue opens a worker's queue on that driver.
-	Queue func(ctx context.Context) (taskdriver.Queue, error)
+	// NewClient returns a task client over the run's drivers, with cfg's
+	// other settings: NewClient fills in DB, Log and Transport.
+	NewClient func(cfg tasks.Config) (*tasks.Client, error)
 	// Redis is the Redis the jobs go through, Ping its broker's check
 	// that it answers and Relay its broker's relay, with the Redis
 	// broker; nil otherwise.
 	Redis *redis.Client
 	Ping  func(ctx context.Context) error
 	Relay func(ctx context.Context) error
-	// NC is the backend's NATS connection: bench million reads the
-	// workers consumer's state through it.
-	NC *nats.Conn
 	// ClientURL is where the embedded server listens for other
 	// processes, with OpenOptions.Listen; "" otherwise.
 	ClientURL string

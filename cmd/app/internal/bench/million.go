@@ -20,12 +20,8 @@ import (
 	"syscall"
 	"time"
 
-	natsjs "github.com/nats-io/nats.go/jetstream"
-
 	"github.com/otjhelper/otj/cmd/app/internal/cli"
 	"github.com/otjhelper/otj/modules/tasks"
-	"github.com/otjhelper/otj/modules/tasks/jetstream"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/service"
 )
@@ -462,12 +458,12 @@ func millionWebChild(ctx context.Context, o millionOptions, env Env, stdin io.Re
 	if be.ClientURL == "" {
 		return errors.New("the embedded NATS server has no listener for the workers")
 	}
-	client, err := tasks.NewClient(tasks.Config{DB: be.DB, Log: be.Log, Enqueuer: be.Enqueuer, Logger: env.Logger})
+	client, err := be.NewClient(tasks.Config{Logger: env.Logger})
 	if err != nil {
 		return err
 	}
 	rig := &benchRig{}
-	proj, err := tasks.NewClient(tasks.Config{DB: be.DB, Log: be.Log, Observe: rig.observe, Logger: env.Logger})
+	proj, err := be.NewClient(tasks.Config{Observe: rig.observe, Logger: env.Logger})
 	if err != nil {
 		return err
 	}
@@ -500,11 +496,7 @@ func millionWebChild(ctx context.Context, o millionOptions, env Env, stdin io.Re
 	if err := waitCommand(ctx, cmds, "go", g.Failed()); err != nil {
 		return err
 	}
-	js, err := natsjs.New(be.NC)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	web, err := watchDrain(ctx, js, client, p, o.jobs, g.Failed())
+	web, err := watchDrain(ctx, client, p, o.jobs, g.Failed())
 	if err != nil {
 		return err
 	}
@@ -519,51 +511,52 @@ func millionWebChild(ctx context.Context, o millionOptions, env Env, stdin io.Re
 // projection shows n jobs of p completed, and fails on a reset consumer
 // or on a minute without progress: the workers' own figures would not
 // say why a drain went slow, or hung.
-func watchDrain(ctx context.Context, js natsjs.JetStream, client *tasks.Client, p *benchPhase, n int, failed <-chan struct{}) (*millionWeb, error) {
+func watchDrain(ctx context.Context, client *tasks.Client, p *benchPhase, n int, failed <-chan struct{}) (*millionWeb, error) {
 	start := time.Now()
-	info, err := workConsumer(ctx, js)
+	info, err := workQueue(ctx, client)
 	if err != nil {
 		return nil, err
 	}
-	web := &millionWeb{Consumer: ConsumerReport{Created: info.Created, MaxAckPending: info.Config.MaxAckPending}}
+	web := &millionWeb{Consumer: ConsumerReport{Created: info.Created, MaxAckPending: info.MaxAckPending}}
 	c := &web.Consumer
 	tick := time.NewTicker(millionSample)
 	defer tick.Stop()
-	progressed, lastShown, lastFloor, lastDelivered := start, -1, info.AckFloor.Consumer, info.Delivered.Consumer
+	progressed, lastShown, lastFloor, lastDelivered := start, -1, info.Acked, info.Delivered
 	var keepAt time.Time
 	sample := func(shown int) error {
-		info, err := workConsumer(ctx, js)
+		info, err := workQueue(ctx, client)
 		if err != nil {
 			return err
 		}
 		now := time.Now()
 		c.Samples++
 		if !info.Created.Equal(c.Created) {
-			return fmt.Errorf("the %s consumer was made again during the drain: created %s, first %s", jetstream.WorkConsumer, info.Created, c.Created)
+			return fmt.Errorf("the work queue was made again during the drain: created %s, first %s", info.Created, c.Created)
 		}
-		if info.Delivered.Consumer < lastDelivered {
-			return fmt.Errorf("the %s consumer's delivered sequence went back from %d to %d: it was reset", jetstream.WorkConsumer, lastDelivered, info.Delivered.Consumer)
+		if info.Delivered < lastDelivered {
+			return fmt.Errorf("the work queue's delivered count went back from %d to %d: it was reset", lastDelivered, info.Delivered)
 		}
-		lastDelivered = info.Delivered.Consumer
-		c.PeakAckPending = max(c.PeakAckPending, info.NumAckPending)
-		if c.MaxAckPending > 0 && info.NumAckPending >= c.MaxAckPending {
+		lastDelivered = info.Delivered
+		ackPending := int(info.AckPending)
+		c.PeakAckPending = max(c.PeakAckPending, ackPending)
+		if c.MaxAckPending > 0 && ackPending >= c.MaxAckPending {
 			c.AtMaxAckPending++
 		}
-		c.PeakPending = max(c.PeakPending, info.NumPending)
-		c.PendingAtEnd = info.NumPending
-		c.PeakRedelivered = max(c.PeakRedelivered, info.NumRedelivered)
-		if shown != lastShown || info.AckFloor.Consumer != lastFloor {
-			progressed, lastShown, lastFloor = now, shown, info.AckFloor.Consumer
+		c.PeakPending = max(c.PeakPending, info.Pending)
+		c.PendingAtEnd = info.Pending
+		c.PeakRedelivered = max(c.PeakRedelivered, int(info.Redelivered))
+		if shown != lastShown || info.Acked != lastFloor {
+			progressed, lastShown, lastFloor = now, shown, info.Acked
 		}
 		still := now.Sub(progressed)
 		c.LongestNoProgressS = max(c.LongestNoProgressS, still.Seconds())
 		if still > benchStall {
 			return fmt.Errorf("no progress for %s: %d of %d jobs shown completed, the consumer's ack floor at %d, %d pending, %d ack pending of MaxAckPending %d",
-				benchStall, shown, n, info.AckFloor.Consumer, info.NumPending, info.NumAckPending, c.MaxAckPending)
+				benchStall, shown, n, info.Acked, info.Pending, info.AckPending, c.MaxAckPending)
 		}
 		if !now.Before(keepAt) || shown >= n {
 			web.Timeline = append(web.Timeline, MillionSample{AtS: now.Sub(start).Seconds(), Completed: shown,
-				Pending: info.NumPending, AckPending: info.NumAckPending, WebRSSMB: kibToMB(procStatusKiB("self", "VmRSS"))})
+				Pending: info.Pending, AckPending: ackPending, WebRSSMB: kibToMB(procStatusKiB("self", "VmRSS"))})
 			keepAt = now.Add(millionTimeline)
 		}
 		return nil
@@ -609,15 +602,15 @@ func watchDrain(ctx context.Context, js natsjs.JetStream, client *tasks.Client, 
 	return web, nil
 }
 
-// workConsumer is the workers consumer's info, asked of the server now.
-func workConsumer(ctx context.Context, js natsjs.JetStream) (*natsjs.ConsumerInfo, error) {
+// workQueue is the work queue's state, asked of the server now.
+func workQueue(ctx context.Context, client *tasks.Client) (tasktype.QueueStats, error) {
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cons, err := js.Consumer(rctx, jetstream.StreamName, jetstream.WorkConsumer)
+	st, err := client.QueueStats(rctx)
 	if err != nil {
-		return nil, fmt.Errorf("the %s consumer: %w", jetstream.WorkConsumer, err)
+		return st, fmt.Errorf("the work queue: %w", err)
 	}
-	return cons.CachedInfo(), nil
+	return st, nil
 }
 
 // millionWorkerChild is a worker process: it joins the web process's
@@ -634,21 +627,22 @@ func millionWorkerChild(ctx context.Context, o millionOptions, env Env, stdin io
 	if err := reg.Register(benchJobType, noopHandler, tasktype.Policy{}); err != nil {
 		return err
 	}
-	q, err := be.Queue(ctx)
-	if err != nil {
-		return err
-	}
-	var obs tasks.Observer
+	var obs tasks.Observer = noObserver{}
 	if env.Observer != nil {
 		obs = env.Observer()
 	}
-	log := &countingLog{Log: be.Log}
-	w, err := tasks.NewClient(tasks.Config{
-		DB: be.DB, Log: log, Queue: q, Registry: reg, Observer: obs,
+	var count storedCount
+	wc, err := be.NewClient(tasks.Config{
+		Registry: reg, Observer: storedObserver{Observer: obs, stored: count.stored},
 		Worker: tasks.WorkerConfig{Concurrency: o.concurrency, Lease: env.JobLease},
 		// A log line per job would be measured too.
 		Logger: slog.New(slog.DiscardHandler),
 	})
+	if err != nil {
+		return err
+	}
+	// The worker joins before it says it is ready, as app worker does.
+	w, err := wc.NewWorker(ctx)
 	if err != nil {
 		return err
 	}
@@ -662,13 +656,13 @@ func millionWorkerChild(ctx context.Context, o millionOptions, env Env, stdin io
 	}
 	var g service.Group
 	runCtx, cancel := context.WithCancel(ctx)
-	g.Go("worker", func() error { return w.RunWorker(runCtx) })
+	g.Go("worker", func() error { return w.Run(runCtx) })
 	err = waitCommand(ctx, cmds, "", g.Failed())
 	cancel()
 	if err := errors.Join(err, g.Wait()); err != nil {
 		return err
 	}
-	return out.Encode(millionMsg{Event: "stopped", Worker: &millionWork{Succeeded: int(log.n.Load()), LastStoredUnixNano: log.last.Load()}})
+	return out.Encode(millionMsg{Event: "stopped", Worker: &millionWork{Succeeded: int(count.n.Load()), LastStoredUnixNano: count.last.Load()}})
 }
 
 // noopHandler is bench_noop in a worker process: nothing, so that what
@@ -677,25 +671,20 @@ func noopHandler(context.Context, tasktype.Job, tasktype.Output) (tasktype.Resul
 	return tasktype.Result{}, nil
 }
 
-// countingLog is a worker process's event log, counting the succeeded
-// events it stores and noting when it stored the last.
-type countingLog struct {
-	taskdriver.Log
+// storedCount counts the successes a worker process stored, and notes
+// when it stored the last.
+type storedCount struct {
 	n    atomic.Int64
 	last atomic.Int64 // Unix nanoseconds
 }
 
-// Append appends e and, if it is a stored success, counts it.
-func (l *countingLog) Append(ctx context.Context, e tasktype.Event, after uint64) (uint64, error) {
-	seq, err := l.Log.Append(ctx, e, after)
-	if err == nil && e.Kind == tasktype.EventSucceeded {
-		l.n.Add(1)
-		now := time.Now().UnixNano()
-		// Appends run side by side: keep the latest.
-		for old := l.last.Load(); now > old && !l.last.CompareAndSwap(old, now); old = l.last.Load() {
-		}
+// stored counts one.
+func (c *storedCount) stored() {
+	c.n.Add(1)
+	now := time.Now().UnixNano()
+	// Workers store side by side: keep the latest.
+	for old := c.last.Load(); now > old && !c.last.CompareAndSwap(old, now); old = c.last.Load() {
 	}
-	return seq, err
 }
 
 // readCommands passes the parent's lines on stdin to the returned

@@ -238,9 +238,9 @@ func benchReportChild(ctx context.Context, o benchReportOptions, load func() (En
 	if err != nil {
 		return err
 	}
-	w, err := tasks.NewClient(tasks.Config{
-		DB: be.DB, Log: be.Log, Enqueuer: be.Enqueuer, Registry: reg, Logger: env.Logger,
-		Worker: tasks.WorkerConfig{InlineName: "bench-report@" + tasks.ProcessName(), Lease: env.JobLease},
+	w, err := be.NewClient(tasks.Config{
+		Registry: reg, Logger: env.Logger,
+		Worker: tasks.WorkerConfig{InlineName: "bench-report@" + tasktype.ProcessName(), Lease: env.JobLease},
 	})
 	if err != nil {
 		return err

@@ -11,9 +11,14 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/otjhelper/otj/modules/tasks/internal/projection"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
+
+// Events is what Control needs of the job event log (driver.Log).
+type Events interface {
+	Append(ctx context.Context, e tasktype.Event, after uint64) (uint64, error)
+	History(ctx context.Context, userID int64, jobID string) ([]tasktype.Event, error)
+}
 
 // Control cancels and retries jobs by appending events to the log. It
 // decides from the job's history as the projection's state machine takes
@@ -22,12 +27,12 @@ import (
 // event the state machine refused (a failed after the job succeeded)
 // cannot make a finished job retryable.
 type Control struct {
-	events taskdriver.EventLog
+	events Events
 	now    func() time.Time
 }
 
 // New returns a Control over events.
-func New(events taskdriver.EventLog) *Control {
+func New(events Events) *Control {
 	return &Control{events: events, now: time.Now}
 }
 

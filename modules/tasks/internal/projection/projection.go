@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks/internal/clock"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/database"
 	"github.com/uptrace/bun"
@@ -69,6 +68,14 @@ type taskRow struct {
 // Name is the task_result projection's row in projection_offset.
 const Name = "task_result"
 
+// Stream is what the projection reads of the event log (driver.Log).
+type Stream interface {
+	Follow(ctx context.Context, from uint64, fn func([]tasktype.Event) error) error
+	LastSeq(ctx context.Context) (uint64, error)
+	LastStoredSeq(ctx context.Context) (uint64, error)
+	Created(ctx context.Context) (time.Time, error)
+}
+
 // Projection keeps task_result in step with the event stream. Each event
 // is applied in one transaction together with the stream position, and
 // anything at or below the stored position is skipped: events are applied
@@ -76,13 +83,14 @@ const Name = "task_result"
 // processes may run the projection against one database.
 type Projection struct {
 	db     *bun.DB
-	stream taskdriver.EventStream
+	stream Stream
 	log    *slog.Logger
 
 	mu       sync.Mutex
 	pos      uint64        // highest sequence this process has seen applied
 	advanced chan struct{} // closed and replaced whenever pos moves
 	observe  func(tasktype.Event)
+	floor    uint64 // no event at or below it is applied (From)
 
 	stmtsMu sync.Mutex
 	stmts   *statements // prepared on first use
@@ -140,8 +148,14 @@ func (p *Projection) prepared(ctx context.Context) (*statements, error) {
 // (app bench) and must be set before Run; fn must be quick.
 func (p *Projection) Observe(fn func(tasktype.Event)) { p.observe = fn }
 
+// From makes the projection start after seq whatever its stored position:
+// the events up to seq are never applied. It is for measurements against
+// a server that holds other runs' events (app bench), and must be set
+// before Run.
+func (p *Projection) From(seq uint64) { p.floor = seq }
+
 // NewProjection returns a projection of stream into db.
-func New(db *bun.DB, stream taskdriver.EventStream, logger *slog.Logger) *Projection {
+func New(db *bun.DB, stream Stream, logger *slog.Logger) *Projection {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -210,7 +224,7 @@ func (p *Projection) follow(ctx context.Context, from uint64, created time.Time)
 			// An error is the broker's to report, through Follow.
 		}
 	}()
-	err := p.stream.Follow(fctx, from, func(events []tasktype.Event) error { return p.ApplyBatch(fctx, events) })
+	err := p.stream.Follow(fctx, max(from, p.floor), func(events []tasktype.Event) error { return p.ApplyBatch(fctx, events) })
 	stop(nil)
 	<-done
 	if errors.Is(context.Cause(fctx), errStreamChanged) {
@@ -264,9 +278,12 @@ func (p *Projection) checkStream(ctx context.Context) (time.Time, error) {
 }
 
 // Offset is the stream sequence the projection has applied up to.
-func (p *Projection) Offset(ctx context.Context) (uint64, error) {
+func (p *Projection) Offset(ctx context.Context) (uint64, error) { return Offset(ctx, p.db) }
+
+// Offset is the stream sequence task_result in db has applied up to.
+func Offset(ctx context.Context, db *bun.DB) (uint64, error) {
 	var seq uint64
-	err := p.db.NewSelect().Table("projection_offset").Column("seq").
+	err := db.NewSelect().Table("projection_offset").Column("seq").
 		Where("name = ?", Name).Scan(ctx, &seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
@@ -763,12 +780,9 @@ func (p *Projection) CatchUpCount(ctx context.Context) (int64, error) {
 	if _, err := p.checkStream(ctx); err != nil {
 		return 0, fmt.Errorf("catch up: %w", err)
 	}
-	target, err := p.stream.LastSeq(ctx)
-	if end, ok := p.stream.(taskdriver.StoredEnd); ok && err == nil {
-		// The newest event may have been purged (an erased user's):
-		// waiting for it would never end.
-		target, err = end.LastStoredSeq(ctx)
-	}
+	// The newest event may have been purged (an erased user's): waiting
+	// for it would never end.
+	target, err := p.stream.LastStoredSeq(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("catch up: %w", err)
 	}
@@ -782,7 +796,7 @@ func (p *Projection) CatchUpCount(ctx context.Context) (int64, error) {
 	p.restart(from)
 	errDone := errors.New("caught up")
 	var read int64
-	err = p.stream.Follow(ctx, from, func(events []tasktype.Event) error {
+	err = p.stream.Follow(ctx, max(from, p.floor), func(events []tasktype.Event) error {
 		read += int64(len(events))
 		if err := p.ApplyBatch(ctx, events); err != nil {
 			return err

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks/internal/clock"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
@@ -32,7 +32,7 @@ type attempt struct {
 // otherwise its outcome carries it. Every step that is recorded is
 // appended on condition that the job has not changed since it was read;
 // after a lost race the decision is made again.
-func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Delivery, item tasktype.Event, maxAttempts int, registered bool, policy tasktype.Policy) (attempt, bool) {
+func (w *Worker) claim(ctx context.Context, log *slog.Logger, d driver.Delivery, item tasktype.Event, maxAttempts int, registered bool, policy tasktype.Policy) (attempt, bool) {
 	parent := ctx
 	ctx, cancel := w.storeContext(parent)
 	defer func() { cancel() }()
@@ -68,7 +68,7 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 			w.handBack(ctx, log, d)
 			return attempt{}, false
 		}
-		act := decide(item, last, facts(d), w.cfg.Now(), w.cfg.Lease)
+		act := decide(item, last, w.facts(d), w.cfg.Now(), w.cfg.Lease)
 		if (act == actLost || act == actRunRecorded) && last.Seq != silent {
 			// A redelivery says only that the broker saw no renewal for a
 			// lease, not that the attempt's worker is gone: a broker
@@ -177,7 +177,7 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 // item. It returns the job's newest event as soon as it differs from
 // last, or last when the wait is over; an error only if the state could
 // not be read at the end.
-func (w *Worker) listen(ctx context.Context, d taskdriver.Delivery, item, last tasktype.Event) (tasktype.Event, error) {
+func (w *Worker) listen(ctx context.Context, d driver.Delivery, item, last tasktype.Event) (tasktype.Event, error) {
 	until := w.cfg.Now().Add(w.cfg.Lease + w.cfg.Lease/2)
 	for {
 		if clock.Sleep(ctx, w.cfg.ExtendEvery); ctx.Err() != nil {
@@ -213,12 +213,12 @@ const lagRereads = 3
 // delivered is what the worker knows of how the broker handed out an
 // item, beyond the item itself.
 type delivered struct {
-	redelivered bool // taskdriver.Delivery.Redelivered
-	perItem     bool // taskdriver.ItemLease
+	redelivered bool // driver.Delivery.Redelivered
+	perItem     bool // driver.Capabilities.ItemLease
 }
 
-func facts(d taskdriver.Delivery) delivered {
-	return delivered{redelivered: d.Redelivered(), perItem: leasePerItem(d)}
+func (w *Worker) facts(d driver.Delivery) delivered {
+	return delivered{redelivered: d.Redelivered(), perItem: w.cfg.Capabilities.ItemLease}
 }
 
 type action int
@@ -231,11 +231,6 @@ const (
 	actLost                      // the item's attempt was started, on record, by a worker now gone
 	actLeave                     // the item's attempt runs elsewhere under the same lease
 )
-
-func leasePerItem(d taskdriver.Delivery) bool {
-	l, ok := d.(taskdriver.ItemLease)
-	return ok && l.LeasePerItem()
-}
 
 // decide is the work item's part of the job state machine. lease is the
 // broker's lease on a delivery.

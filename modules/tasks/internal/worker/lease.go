@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
@@ -26,7 +26,7 @@ import (
 // another worker took it over, it ends the attempt's context. The
 // returned func stops it and returns the sequence of the job's newest
 // event written by this worker (the work item's while none is).
-func (w *Worker) watch(ctx context.Context, log *slog.Logger, d taskdriver.Delivery, a attempt, out *output, stopRun context.CancelCauseFunc) (stop func() uint64) {
+func (w *Worker) watch(ctx context.Context, log *slog.Logger, d driver.Delivery, a attempt, out *output, stopRun context.CancelCauseFunc) (stop func() uint64) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	mine, recorded := a.after, a.recorded // written only by the goroutine until done
@@ -112,7 +112,7 @@ func (w *Worker) watch(ctx context.Context, log *slog.Logger, d taskdriver.Deliv
 // keptDelivery is a delivery whose lease keepLease renews until the item
 // is acked, handed back or put off, or stop is called.
 type keptDelivery struct {
-	taskdriver.Delivery
+	driver.Delivery
 	stop func()
 }
 
@@ -135,7 +135,7 @@ func (k keptDelivery) Delay(ctx context.Context, wait time.Duration) error {
 // where the work queue is elsewhere (Redis) the lease would run out while
 // the attempt runs or retries its outcome, and another worker take it
 // over.
-func (w *Worker) keepLease(ctx context.Context, log *slog.Logger, d taskdriver.Delivery) keptDelivery {
+func (w *Worker) keepLease(ctx context.Context, log *slog.Logger, d driver.Delivery) keptDelivery {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {

@@ -17,7 +17,6 @@ import (
 	"github.com/otjhelper/otj/modules/tasks/internal/projection"
 	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -463,7 +462,7 @@ func (s *system) rawConn(t *testing.T) *nats.Conn {
 
 // recordingStream notes where each Follow starts.
 type recordingStream struct {
-	taskdriver.EventStream
+	projection.Stream
 	mu    sync.Mutex
 	froms []uint64
 }
@@ -472,7 +471,7 @@ func (r *recordingStream) Follow(ctx context.Context, from uint64, fn func([]tas
 	r.mu.Lock()
 	r.froms = append(r.froms, from)
 	r.mu.Unlock()
-	return r.EventStream.Follow(ctx, from, fn)
+	return r.Stream.Follow(ctx, from, fn)
 }
 
 func TestProjectionResumesWhereItLeftOff(t *testing.T) {
@@ -489,7 +488,7 @@ func TestProjectionResumesWhereItLeftOff(t *testing.T) {
 	}
 	// A second projection process on the same database starts from the
 	// stored offset, not from the beginning.
-	rec := &recordingStream{EventStream: s.web}
+	rec := &recordingStream{Stream: s.web}
 	p2 := projection.New(s.db, rec, testsupport.Logger(t))
 	pctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})

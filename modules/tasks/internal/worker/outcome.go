@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nuid"
 	"github.com/otjhelper/otj/modules/tasks/internal/clock"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
@@ -94,7 +94,7 @@ func (w *Worker) storeContext(ctx context.Context) (context.Context, context.Can
 // without its event. A lost race means the job moved on without this
 // worker (cancelled, taken over); the item is acked all the same. It
 // reports whether e was stored.
-func (w *Worker) record(ctx context.Context, log *slog.Logger, d taskdriver.Delivery, e tasktype.Event, after uint64, ack bool) bool {
+func (w *Worker) record(ctx context.Context, log *slog.Logger, d driver.Delivery, e tasktype.Event, after uint64, ack bool) bool {
 	err := w.appendOutcome(ctx, log, d, e, after)
 	if errors.Is(err, tasktype.ErrConflict) {
 		if last, ok := w.ownNewest(ctx, e); ok && last.Seq > after {
@@ -136,7 +136,7 @@ func (w *Worker) ownNewest(ctx context.Context, e tasktype.Event) (tasktype.Even
 // appendOutcome appends e, trying again for up to OutcomeRetry while the
 // broker is unreachable (the lease is renewed meanwhile: see keepLease):
 // the work is done, and a redelivery would do it all again.
-func (w *Worker) appendOutcome(ctx context.Context, log *slog.Logger, d taskdriver.Delivery, e tasktype.Event, after uint64) error {
+func (w *Worker) appendOutcome(ctx context.Context, log *slog.Logger, d driver.Delivery, e tasktype.Event, after uint64) error {
 	giveUp := w.cfg.Now().Add(w.cfg.OutcomeRetry)
 	for {
 		actx, cancel := w.storeContext(ctx)
@@ -151,7 +151,7 @@ func (w *Worker) appendOutcome(ctx context.Context, log *slog.Logger, d taskdriv
 	}
 }
 
-func (w *Worker) ack(ctx context.Context, log *slog.Logger, d taskdriver.Delivery) {
+func (w *Worker) ack(ctx context.Context, log *slog.Logger, d driver.Delivery) {
 	ctx, cancel := w.storeContext(ctx)
 	defer cancel()
 	if err := d.Ack(ctx); err != nil {
@@ -159,7 +159,7 @@ func (w *Worker) ack(ctx context.Context, log *slog.Logger, d taskdriver.Deliver
 	}
 }
 
-func (w *Worker) release(ctx context.Context, log *slog.Logger, d taskdriver.Delivery) {
+func (w *Worker) release(ctx context.Context, log *slog.Logger, d driver.Delivery) {
 	ctx, cancel := w.storeContext(ctx)
 	defer cancel()
 	if err := d.Release(ctx); err != nil {
@@ -214,7 +214,7 @@ func (w *Worker) sweep(ctx context.Context, log *slog.Logger, job tasktype.Job, 
 // not begun, so nothing is recorded and nothing counted. Should the
 // broker not take it back either, it comes back once its lease runs out,
 // as a redelivery with no start on record, which costs no attempt.
-func (w *Worker) handBack(ctx context.Context, log *slog.Logger, d taskdriver.Delivery) {
+func (w *Worker) handBack(ctx context.Context, log *slog.Logger, d driver.Delivery) {
 	ctx, cancel := w.storeContext(ctx)
 	defer cancel()
 	if err := d.Delay(ctx, time.Second); err != nil {

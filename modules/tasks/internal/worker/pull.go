@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks/internal/clock"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 )
 
 // Run takes and runs jobs until ctx ends, then stops taking jobs, gives
@@ -30,7 +30,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	recording := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup
 	var running atomic.Int32
-	start := func(d taskdriver.Delivery) {
+	start := func(d driver.Delivery) {
 		wg.Add(1)
 		running.Add(1)
 		go func() {
@@ -51,7 +51,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// so that slots freed during one pull's round trip are filled by the
 	// next pull rather than after it.
 	fetchers := 1
-	if _, ok := w.cfg.Queue.(taskdriver.BatchQueue); ok {
+	if w.cfg.Capabilities.BatchQueue {
 		fetchers = min(max(w.cfg.Concurrency/2, 1), maxFetchers)
 	}
 	var outage fetchOutage
@@ -94,7 +94,7 @@ const maxFetchers = 4
 
 // fetch takes jobs from the queue into free slots and starts them, until
 // ctx ends.
-func (w *Worker) fetch(ctx context.Context, slots chan struct{}, outage *fetchOutage, start func(taskdriver.Delivery)) {
+func (w *Worker) fetch(ctx context.Context, slots chan struct{}, outage *fetchOutage, start func(driver.Delivery)) {
 	for ctx.Err() == nil {
 		select {
 		case slots <- struct{}{}:
@@ -163,13 +163,13 @@ func takeFree(slots chan struct{}) int {
 
 // next takes up to n jobs from the queue: in one round trip if the queue
 // can hand out several.
-func (w *Worker) next(ctx context.Context, n int) ([]taskdriver.Delivery, error) {
-	if bq, ok := w.cfg.Queue.(taskdriver.BatchQueue); ok && n > 1 {
-		return bq.NextBatch(ctx, n)
+func (w *Worker) next(ctx context.Context, n int) ([]driver.Delivery, error) {
+	if w.cfg.Capabilities.BatchQueue && n > 1 {
+		return w.cfg.Queue.NextBatch(ctx, n)
 	}
 	d, err := w.cfg.Queue.Next(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return []taskdriver.Delivery{d}, nil
+	return []driver.Delivery{d}, nil
 }

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks/internal/clock"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
@@ -51,7 +51,7 @@ var (
 // process runs the delivered item's attempt. handedOff is called once
 // the handler has returned (or never ran) and the rest is bookkeeping;
 // recorded once after it, when the outcome is stored.
-func (w *Worker) process(ctx context.Context, d taskdriver.Delivery, handedOff, recorded func()) {
+func (w *Worker) process(ctx context.Context, d driver.Delivery, handedOff, recorded func()) {
 	item := d.Item()
 	job := item.Job()
 	log := w.log.With("job_id", job.ID, "job_type", job.Type, "user_id", job.UserID, "attempt", job.Attempt)
@@ -220,7 +220,7 @@ func (w *Worker) run(ctx context.Context, log *slog.Logger, h tasktype.HandlerFu
 // rather than the finished work thrown away and the handler run again.
 type output struct {
 	ctx      context.Context
-	store    taskdriver.ResultStore
+	store    Results
 	object   string
 	retryFor time.Duration
 

@@ -4,24 +4,26 @@
 package worker
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
 // Config configures a Worker. Zero fields take the defaults below.
 type Config struct {
-	Queue    taskdriver.Queue       // required by Run; RunInline does without
-	Events   taskdriver.EventLog    // required
-	Results  taskdriver.ResultStore // required
-	Registry Handlers               // required
+	Queue    driver.Queue // required by Run; RunInline does without
+	Events   Events       // required
+	Results  Results      // required
+	Registry Handlers     // required
+	// Capabilities are the transport's that carries Queue's items.
+	Capabilities driver.Capabilities
 
 	// Concurrency is how many jobs run at once. Default 4.
 	Concurrency int
@@ -65,7 +67,7 @@ type Config struct {
 	// projection's sweep or when the store expires it.
 	LeaveDeletes bool
 	// Succeeded finds a user's earlier results; required with ResultKeep.
-	Succeeded taskdriver.SucceededLog
+	Succeeded Succeeded
 	// StoreFullMessage is the sentence a job's owner sees when its result
 	// could not be stored because the result store is full. The app
 	// says how long results are kept and which setting bounds the store.
@@ -77,6 +79,24 @@ type Config struct {
 	Observer Observer
 	Logger   *slog.Logger
 	Now      func() time.Time
+}
+
+// Events is what a worker needs of the job event log (driver.Log).
+type Events interface {
+	Append(ctx context.Context, e tasktype.Event, after uint64) (uint64, error)
+	Last(ctx context.Context, userID int64, jobID string) (tasktype.Event, error)
+	History(ctx context.Context, userID int64, jobID string) ([]tasktype.Event, error)
+}
+
+// Results is what a worker needs of the result store (driver.Log).
+type Results interface {
+	Put(ctx context.Context, object, name, contentType string, r io.Reader) (tasktype.ResultRef, error)
+	Delete(ctx context.Context, object string) error
+}
+
+// Succeeded finds a user's stored results in the log (driver.Log).
+type Succeeded interface {
+	Succeeded(ctx context.Context, userID int64, jobType string, since time.Time) ([]tasktype.Event, error)
 }
 
 // Observer is told of the attempts a worker runs, as they start and end.
@@ -121,7 +141,7 @@ func (c *Config) setDefaults() {
 		c.OutcomeRetry = time.Minute
 	}
 	if c.Name == "" {
-		c.Name = ProcessName()
+		c.Name = tasktype.ProcessName()
 	}
 	if c.StoreFullMessage == "" {
 		c.StoreFullMessage = "There is no room to store this result right now. Please try again later; if it keeps happening, ask the operator to make room."
@@ -162,13 +182,6 @@ type Handlers interface {
 	Lookup(jobType string) (tasktype.HandlerFunc, tasktype.Policy, bool)
 	// Types lists the registered job types, sorted.
 	Types() []string
-}
-
-// ProcessName is this process as workers name it in events and logs:
-// host:pid, which an operator can find and a test can predict.
-func ProcessName() string {
-	host, _ := os.Hostname()
-	return host + ":" + strconv.Itoa(os.Getpid())
 }
 
 // Worker takes jobs from a Queue and runs their handlers, recording every

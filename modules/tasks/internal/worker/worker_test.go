@@ -15,7 +15,7 @@ import (
 
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/internal/worker"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -40,9 +40,9 @@ func (d *fakeDelivery) Delay(_ context.Context, wait time.Duration) error {
 	return nil
 }
 
-type fakeQueue struct{ ch chan taskdriver.Delivery }
+type fakeQueue struct{ ch chan driver.Delivery }
 
-func (q *fakeQueue) Next(ctx context.Context) (taskdriver.Delivery, error) {
+func (q *fakeQueue) Next(ctx context.Context) (driver.Delivery, error) {
 	select {
 	case d := <-q.ch:
 		return d, nil
@@ -50,6 +50,19 @@ func (q *fakeQueue) Next(ctx context.Context) (taskdriver.Delivery, error) {
 		return nil, ctx.Err()
 	}
 }
+
+// NextBatch hands out one delivery: the fake is a queue without
+// Capabilities.BatchQueue.
+func (q *fakeQueue) NextBatch(ctx context.Context, _ int) ([]driver.Delivery, error) {
+	d, err := q.Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return []driver.Delivery{d}, nil
+}
+
+// Lease is 0: each worker's own lease holds.
+func (q *fakeQueue) Lease() time.Duration { return 0 }
 
 // fakeEvents is an in-memory event log with the real one's conditional
 // appends.
@@ -209,7 +222,7 @@ type rig struct {
 // after it while they look.
 func newRig(t *testing.T, cfg worker.Config) *rig {
 	t.Helper()
-	r := &rig{queue: &fakeQueue{ch: make(chan taskdriver.Delivery)}, events: &fakeEvents{}, results: &memResults{files: map[string][]byte{}}, reg: tasks.NewRegistry()}
+	r := &rig{queue: &fakeQueue{ch: make(chan driver.Delivery)}, events: &fakeEvents{}, results: &memResults{files: map[string][]byte{}}, reg: tasks.NewRegistry()}
 	if cfg.Events == nil {
 		cfg.Events = r.events
 	} else {
@@ -658,7 +671,7 @@ func (f *deadlineEvents) Append(ctx context.Context, e tasktype.Event, after uin
 
 func TestJobLongerThanStoreTimeoutStillRecordsItsOutcome(t *testing.T) {
 	events := &deadlineEvents{}
-	q := &fakeQueue{ch: make(chan taskdriver.Delivery)}
+	q := &fakeQueue{ch: make(chan driver.Delivery)}
 	reg := tasks.NewRegistry()
 	reg.Register("work", func(context.Context, tasktype.Job, tasktype.Output) (tasktype.Result, error) {
 		time.Sleep(200 * time.Millisecond) // four store timeouts
@@ -675,21 +688,6 @@ func TestJobLongerThanStoreTimeoutStillRecordsItsOutcome(t *testing.T) {
 	q.ch <- d
 	testsupport.Eventually(t, 10*time.Second, "long job never acked", func() bool { return d.acked.Load() == 1 })
 	assertKinds(t, events.kinds("long"), tasktype.EventEnqueued, tasktype.EventStarted, tasktype.EventSucceeded)
-}
-
-// leaseDelivery is a delivery from a broker that keeps one lease per work
-// item, as JetStream does.
-type leaseDelivery struct{ *fakeDelivery }
-
-func (leaseDelivery) LeasePerItem() bool { return true }
-
-func (r *rig) deliverAny(t *testing.T, d taskdriver.Delivery) {
-	t.Helper()
-	select {
-	case r.queue.ch <- d:
-	case <-time.After(10 * time.Second):
-		t.Fatal("worker did not take the job")
-	}
 }
 
 // quick registers the job type "quick", which succeeds at once, and
@@ -714,11 +712,12 @@ func (r *rig) quick(t *testing.T) *fakeDelivery {
 // leaves it with the broker, where the attempt's worker keeps it or its
 // lease runs out and it comes back as a redelivery.
 func TestForgottenDeliveryIsLeftWithTheBroker(t *testing.T) {
-	r := newRig(t, worker.Config{Concurrency: 1})
+	// A transport that keeps one lease per work item, as JetStream does.
+	r := newRig(t, worker.Config{Concurrency: 1, Capabilities: driver.Capabilities{ItemLease: true}})
 	runs := r.countRuns(tasktype.Policy{})
 	d := r.enqueue("forgotten")
 	r.events.put(tasktype.Event{Kind: tasktype.EventStarted, JobID: "forgotten", JobType: "work", UserID: 1, Attempt: 1, Worker: "host:7"})
-	r.deliverAny(t, leaseDelivery{d})
+	r.deliver(t, d)
 	r.quick(t)
 	if d.acked.Load() != 0 || d.delayed.Load() != 0 || d.released.Load() != 0 {
 		t.Fatalf("forgotten delivery acked %d, delayed %s, released %d times; want it left alone", d.acked.Load(), time.Duration(d.delayed.Load()), d.released.Load())
@@ -780,7 +779,7 @@ func (f *hangingEvents) Append(ctx context.Context, e tasktype.Event, after uint
 // over.
 func TestLeaseIsRenewedWhileTheLogHangs(t *testing.T) {
 	events := &hangingEvents{open: make(chan struct{})}
-	q := &fakeQueue{ch: make(chan taskdriver.Delivery)}
+	q := &fakeQueue{ch: make(chan driver.Delivery)}
 	reg := tasks.NewRegistry()
 	var d *fakeDelivery
 	renewed := make(chan int32, 1)

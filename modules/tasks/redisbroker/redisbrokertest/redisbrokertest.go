@@ -7,6 +7,7 @@ package redisbrokertest
 import (
 	"testing"
 
+	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -14,7 +15,7 @@ import (
 // Broker opens a Redis broker carrying the jobs of log, under a key
 // prefix of the test's own, with cfg's other settings; Client, Events
 // and Prefix are set here, and Logger unless cfg sets it.
-func Broker(t testing.TB, log redisbroker.EventLog, cfg redisbroker.Config) *redisbroker.Broker {
+func Broker(t testing.TB, log *jetstream.Broker, cfg redisbroker.Config) *redisbroker.Broker {
 	t.Helper()
 	cfg.Client, cfg.Prefix = testsupport.Redis(t)
 	cfg.Events = log

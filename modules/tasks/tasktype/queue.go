@@ -1,11 +1,6 @@
-package taskdriver
+package tasktype
 
-import (
-	"context"
-	"time"
-
-	"github.com/otjhelper/otj/modules/tasks/tasktype"
-)
+import "time"
 
 // QueueStats is what a driver's work queue holds at one moment, as its
 // server reports it: for metrics, and for the health check that notices
@@ -21,6 +16,20 @@ type QueueStats struct {
 	// AckPending counts the items handed out and not yet acked: running,
 	// or held back until their retry time.
 	AckPending uint64
+	// MaxAckPending bounds AckPending, where the transport has such a
+	// bound (JetStream: the work consumer's); 0 otherwise.
+	MaxAckPending int
+	// Redelivered counts the items handed out more than once and not yet
+	// acked: taken over from a worker that stopped, or given back.
+	Redelivered uint64
+	// Created is when the queue was made (JetStream: the work consumer);
+	// Delivered counts the deliveries it has made since, and Acked how
+	// many of them are acked with every one before them. A queue made
+	// again, or reset, starts them over. Zero where the transport does
+	// not keep them.
+	Created   time.Time
+	Delivered uint64
+	Acked     uint64
 	// Waiting counts the requests for work the server holds from workers
 	// right now (JetStream: pull requests waiting). A worker with a free
 	// slot always has one.
@@ -45,18 +54,9 @@ type RelayStats struct {
 	Backlog uint64
 }
 
-// StatsReporter is a Driver that can report its queue's state. Each call
-// asks the server once (one request, or one pipeline), so that a scrape
-// of metrics costs one round trip and no poller runs in between.
-type StatsReporter interface {
-	QueueStats(ctx context.Context) (QueueStats, error)
-}
-
-// EventFinder is an EventStream that can read the first event stored at
-// or after a sequence, in one request: how far behind a follower of the
-// stream is, in time.
-type EventFinder interface {
-	// EventFrom returns the first event at or after seq, or
-	// tasktype.ErrNotFound when there is none.
-	EventFrom(ctx context.Context, seq uint64) (tasktype.Event, error)
+// Erased says what erasing a user removed from the task system.
+type Erased struct {
+	Events  uint64 // events purged from the log
+	Results int    // result files deleted (or found already gone)
+	Rows    int64  // task_result rows deleted (tasks.Client.EraseUser)
 }

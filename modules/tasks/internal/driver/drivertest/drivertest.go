@@ -1,11 +1,11 @@
-// Package drivertest is the suite every job driver of OTJ Helper
-// (taskdriver.Driver) passes. A driver's own tests call Run with the
-// Features it has and a function that opens a fresh deployment; the suite
-// drives it through the taskdriver ports with real workers, as the app
-// does, and checks what users and operators rely on: delivery, acks,
-// redelivery after a crash, retries, cancel, dedupe, shutdown, one
-// outcome per job under concurrency, and what its Features promise.
-// A subtest of a feature the driver lacks is skipped, saying so.
+// Package drivertest is the suite every transport of OTJ Helper
+// (driver.Transport) passes. A driver's own tests call Run with a
+// function that opens a fresh deployment; the suite drives it through
+// the driver ports with real workers, as the engine does, and checks
+// what users and operators rely on: delivery, acks, redelivery after a
+// crash, retries, cancel, dedupe, shutdown, one outcome per job under
+// concurrency, and that the Capabilities it reports are true. A subtest
+// of an ability the driver lacks is skipped, saying so.
 package drivertest
 
 import (
@@ -23,8 +23,8 @@ import (
 
 	"github.com/otjhelper/otj/modules/tasks"
 	"github.com/otjhelper/otj/modules/tasks/internal/control"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/internal/worker"
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
@@ -32,34 +32,15 @@ import (
 // Driver is one driver under test, as the processes of one deployment
 // would use it.
 type Driver struct {
-	// Enqueuer is the web side's port.
-	Enqueuer taskdriver.Enqueuer
-	// Events is the job event log (JetStream, whichever broker carries
-	// the jobs).
-	Events taskdriver.EventLog
-	// Results stores result files.
-	Results taskdriver.ResultStore
+	// Transport is the web side's: what it enqueues through. Its
+	// Capabilities decide which subtests run, and the suite checks them.
+	Transport driver.Transport
+	// Log is the job event log and result store (JetStream, whichever
+	// transport carries the jobs).
+	Log driver.Log
 	// Queue opens a worker's queue, as a newly started worker process
 	// would. Each call stands for a separate worker.
-	Queue func(ctx context.Context) (taskdriver.Queue, error)
-}
-
-// Features says what a driver offers beyond what every driver must, in
-// the manner of Watermill's universal pub/sub tests: the suite checks
-// that the driver has what it claims, and skips the subtests of what it
-// lacks.
-type Features struct {
-	// BatchEnqueue: the web side's Enqueuer takes many jobs in one call
-	// (taskdriver.BatchEnqueuer).
-	BatchEnqueue bool
-	// BatchQueue: a worker's queue hands out several jobs in one round
-	// trip (taskdriver.BatchQueue).
-	BatchQueue bool
-	// LeasePerItem: the driver keeps one lease per work item, whichever
-	// delivery of it renews it, and its deliveries say so
-	// (taskdriver.ItemLease). JetStream does; Redis keeps one per
-	// delivery.
-	LeasePerItem bool
+	Queue func(ctx context.Context) (driver.Queue, error)
 }
 
 // Options are what a test asks of the driver it opens.
@@ -73,10 +54,10 @@ type Options struct {
 // closed when the test ends.
 type Open func(t *testing.T, o Options) Driver
 
-// Run runs the whole suite against drivers made by open, which have the
-// features f. Each subtest opens a driver of its own and runs in
-// parallel with the others.
-func Run(t *testing.T, f Features, open Open) {
+// Run runs the whole suite against drivers made by open. Each subtest
+// opens a driver of its own and runs in parallel with the others; the
+// subtests of an ability depend on the Capabilities the driver reports.
+func Run(t *testing.T, open Open) {
 	t.Helper()
 	tests := []struct {
 		name string
@@ -100,9 +81,9 @@ func Run(t *testing.T, f Features, open Open) {
 		{"PayloadLimit", testPayloadLimit},
 		{"RetryByHand", testRetryByHand},
 		{"NextEndsWithItsContext", testNextEndsWithItsContext},
-		{"Features", func(t *testing.T, open Open) { testFeatures(t, open, f) }},
-		{"EnqueueBatch", func(t *testing.T, open Open) { testEnqueueBatch(t, open, f) }},
-		{"NextBatch", func(t *testing.T, open Open) { testNextBatch(t, open, f) }},
+		{"Capabilities", testCapabilities},
+		{"EnqueueBatch", testEnqueueBatch},
+		{"NextBatch", testNextBatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -186,12 +167,12 @@ func testRedeliveryAfterWorkerDied(t *testing.T, open Open) {
 		ID: job.ID + "dead", Kind: tasktype.EventStarted, JobID: job.ID, JobType: typ, UserID: job.UserID,
 		Time: time.Now().UTC(), Attempt: 1, MaxAttempts: 3, Worker: "dead-worker",
 	}
-	if _, err := h.b.Events.Append(h.ctx, dead, item.Seq); err != nil {
+	if _, err := h.b.Log.Append(h.ctx, dead, item.Seq); err != nil {
 		t.Fatalf("record the dead worker's start: %v", err)
 	}
 	// It stored its result file before it died; no event will name it.
 	orphan := tasktype.ResultObjectName(job.ID, 1)
-	if _, err := h.b.Results.Put(h.ctx, orphan, "dead.csv", "text/csv", strings.NewReader("a,b\n")); err != nil {
+	if _, err := h.b.Log.Put(h.ctx, orphan, "dead.csv", "text/csv", strings.NewReader("a,b\n")); err != nil {
 		t.Fatalf("store the dead worker's file: %v", err)
 	}
 	// The delivery is never renewed, acked or given back.
@@ -215,7 +196,7 @@ func testRedeliveryAfterWorkerDied(t *testing.T, open Open) {
 	if jobs := seen.of(job.ID); len(jobs) != 1 || jobs[0].Attempt != 2 {
 		t.Errorf("handler calls %+v, want one, at attempt 2", jobs)
 	}
-	if rc, err := h.b.Results.Open(h.ctx, orphan); !errors.Is(err, tasktype.ErrResultMissing) {
+	if rc, err := h.b.Log.Open(h.ctx, orphan); !errors.Is(err, tasktype.ErrResultMissing) {
 		if err == nil {
 			rc.Close()
 		}
@@ -260,7 +241,7 @@ func testUnreadableLogCostsNoAttempt(t *testing.T, open Open) {
 	h := setup(t, open, time.Second)
 	const typ = "contract_log_down"
 	reg, seen := h.counting(typ)
-	events := &failingLog{EventLog: h.b.Events}
+	events := &failingLog{Events: h.b.Log}
 	events.down.Store(true)
 	h.startWorker("w1", reg, func(c *worker.Config) { c.Events = events })
 
@@ -292,7 +273,7 @@ func testUnreadableLogCostsNoAttempt(t *testing.T, open Open) {
 // failingLog is an event log that refuses every call, as one whose
 // server does not answer, while down is set.
 type failingLog struct {
-	taskdriver.EventLog
+	worker.Events
 	down    atomic.Bool
 	refused atomic.Int64
 }
@@ -309,14 +290,14 @@ func (l *failingLog) Append(ctx context.Context, e tasktype.Event, after uint64)
 	if err := l.refuse(); err != nil {
 		return 0, err
 	}
-	return l.EventLog.Append(ctx, e, after)
+	return l.Events.Append(ctx, e, after)
 }
 
 func (l *failingLog) Last(ctx context.Context, userID int64, jobID string) (tasktype.Event, error) {
 	if err := l.refuse(); err != nil {
 		return tasktype.Event{}, err
 	}
-	return l.EventLog.Last(ctx, userID, jobID)
+	return l.Events.Last(ctx, userID, jobID)
 }
 
 // testFastJobRecordsNoStart: a job done before its first heartbeat
@@ -533,7 +514,7 @@ func testCancelQueued(t *testing.T, open Open) {
 	reg, seen := h.counting(typ)
 
 	job := h.enqueue(typ, 5, "", `{"n":1}`)
-	e, err := control.New(h.b.Events).Cancel(h.ctx, 5, job.ID, tasktype.ByUser)
+	e, err := control.New(h.b.Log).Cancel(h.ctx, 5, job.ID, tasktype.ByUser)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -589,7 +570,7 @@ func testCancelRunning(t *testing.T, open Open) {
 				h.waitLast(job, "its start recorded", func(e tasktype.Event) bool { return e.Kind == tasktype.EventStarted })
 			}
 			asked := time.Now()
-			e, err := control.New(h.b.Events).Cancel(h.ctx, 5, job.ID, tasktype.ByUser)
+			e, err := control.New(h.b.Log).Cancel(h.ctx, 5, job.ID, tasktype.ByUser)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -761,7 +742,7 @@ func testPayloadLimit(t *testing.T, open Open) {
 	h := setup(t, open, time.Second)
 	const typ = "contract_payload"
 	tooBig := `"` + strings.Repeat("x", tasktype.MaxPayloadBytes-1) + `"`
-	_, err := h.b.Enqueuer.Enqueue(h.ctx, tasktype.EnqueueRequest{Type: typ, UserID: 1, Payload: json.RawMessage(tooBig)})
+	_, err := h.b.Transport.Enqueue(h.ctx, tasktype.EnqueueRequest{Type: typ, UserID: 1, Payload: json.RawMessage(tooBig)})
 	if !errors.Is(err, tasktype.ErrPayloadTooLarge) {
 		t.Fatalf("enqueue of %d bytes: %v, want ErrPayloadTooLarge", len(tooBig), err)
 	}
@@ -805,7 +786,7 @@ func testRetryByHand(t *testing.T, open Open) {
 		t.Fatalf("before the retry: %+v", last)
 	}
 	fixed.Store(true)
-	retried, err := control.New(h.b.Events).Retry(h.ctx, 6, job.ID, tasktype.ByUser)
+	retried, err := control.New(h.b.Log).Retry(h.ctx, 6, job.ID, tasktype.ByUser)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -869,7 +850,7 @@ type harness struct {
 func setup(t *testing.T, open Open, lease time.Duration) *harness {
 	t.Helper()
 	b := open(t, Options{Lease: lease})
-	if b.Enqueuer == nil || b.Events == nil || b.Results == nil || b.Queue == nil {
+	if b.Transport == nil || b.Log == nil || b.Queue == nil {
 		t.Fatalf("open returned a driver missing a port: %+v", b)
 	}
 	return &harness{t: t, b: b, lease: lease, ctx: testsupport.Context(t)}
@@ -908,8 +889,9 @@ func (h *harness) startWorker(name string, reg *tasks.Registry, edit func(*worke
 	}
 	cfg := worker.Config{
 		Queue:         q,
-		Events:        h.b.Events,
-		Results:       h.b.Results,
+		Capabilities:  h.b.Transport.Capabilities(),
+		Events:        h.b.Log,
+		Results:       h.b.Log,
 		Registry:      reg,
 		Concurrency:   1,
 		ExtendEvery:   h.lease / 5,
@@ -941,7 +923,7 @@ func (h *harness) startWorker(name string, reg *tasks.Registry, edit func(*worke
 // enqueue enqueues a job from the web side and checks what it got back.
 func (h *harness) enqueue(typ string, userID int64, key, payload string) tasktype.Job {
 	h.t.Helper()
-	job, err := h.b.Enqueuer.Enqueue(h.ctx, tasktype.EnqueueRequest{Type: typ, UserID: userID, Key: key, Payload: json.RawMessage(payload)})
+	job, err := h.b.Transport.Enqueue(h.ctx, tasktype.EnqueueRequest{Type: typ, UserID: userID, Key: key, Payload: json.RawMessage(payload)})
 	if err != nil {
 		h.t.Fatalf("enqueue %s: %v", typ, err)
 	}
@@ -1002,7 +984,7 @@ func (h *harness) waitLast(job tasktype.Job, what string, cond func(tasktype.Eve
 	h.t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
-		last, err := h.b.Events.Last(h.ctx, job.UserID, job.ID)
+		last, err := h.b.Log.Last(h.ctx, job.UserID, job.ID)
 		if err == nil && cond(last) {
 			return last
 		}
@@ -1061,7 +1043,7 @@ func (h *harness) expectStored(job tasktype.Job, want string) []tasktype.Event {
 // stream order.
 func (h *harness) history(job tasktype.Job) []tasktype.Event {
 	h.t.Helper()
-	hist, err := h.b.Events.History(h.ctx, job.UserID, job.ID)
+	hist, err := h.b.Log.History(h.ctx, job.UserID, job.ID)
 	if err != nil {
 		h.t.Fatalf("history of job %s: %v", job.ID, err)
 	}
@@ -1102,7 +1084,7 @@ func kindsOfAll(events []tasktype.Event) string {
 // readResult reads a stored result file whole.
 func (h *harness) readResult(object string) string {
 	h.t.Helper()
-	rc, err := h.b.Results.Open(h.ctx, object)
+	rc, err := h.b.Log.Open(h.ctx, object)
 	if err != nil {
 		h.t.Fatalf("open result %s: %v", object, err)
 	}

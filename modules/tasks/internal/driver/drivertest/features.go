@@ -7,57 +7,84 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otjhelper/otj/modules/tasks/taskdriver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
-// testFeatures: the driver has exactly the features it claims, so that a
-// driver cannot skip a subtest by claiming too little, nor the worker
-// rely on what it lacks.
-func testFeatures(t *testing.T, open Open, f Features) {
-	h := setup(t, open, time.Second)
-	if _, ok := h.b.Enqueuer.(taskdriver.BatchEnqueuer); ok != f.BatchEnqueue {
-		t.Errorf("the enqueuer takes batches: %v; Features.BatchEnqueue says %v", ok, f.BatchEnqueue)
+// testCapabilities: the transport can do what its Capabilities say, and
+// hands out no more than they allow, so that a driver cannot skip a
+// subtest by claiming too little, nor the engine rely on what it lacks.
+func testCapabilities(t *testing.T, open Open) {
+	h := setup(t, open, 2*time.Second)
+	caps := h.b.Transport.Capabilities()
+	t.Logf("capabilities: %+v", caps)
+	const n = 6
+	var rs []tasktype.EnqueueRequest
+	for i := range n {
+		rs = append(rs, tasktype.EnqueueRequest{Type: "contract_caps", UserID: 8, Payload: json.RawMessage(`{"n":` + strconv.Itoa(i) + `}`)})
+	}
+	if _, err := h.b.Transport.EnqueueBatch(h.ctx, rs); err != nil {
+		t.Fatalf("enqueue batch: %v", err)
 	}
 	q, err := h.b.Queue(h.ctx)
 	if err != nil {
 		t.Fatalf("queue: %v", err)
 	}
-	if _, ok := q.(taskdriver.BatchQueue); ok != f.BatchQueue {
-		t.Errorf("the queue hands out batches: %v; Features.BatchQueue says %v", ok, f.BatchQueue)
-	}
-	job := h.enqueue("contract_features", 8, "", `{}`)
 	ctx, cancel := context.WithTimeout(h.ctx, waitTimeout)
 	defer cancel()
-	d, err := q.Next(ctx)
-	if err != nil {
-		t.Fatalf("take job %s: %v", job.ID, err)
+	// Every item is stored before the first pull: a queue that hands out
+	// batches gives more than one at some pull, one that does not never.
+	most, taken := 0, 0
+	for taken < n {
+		ds, err := q.NextBatch(ctx, 3)
+		if err != nil {
+			t.Fatalf("next batch with %d of %d taken: %v", taken, n, err)
+		}
+		most, taken = max(most, len(ds)), taken+len(ds)
+		for _, d := range ds {
+			if err := d.Ack(ctx); err != nil {
+				t.Fatalf("ack: %v", err)
+			}
+		}
 	}
-	l, ok := d.(taskdriver.ItemLease)
-	if perItem := ok && l.LeasePerItem(); perItem != f.LeasePerItem {
-		t.Errorf("a delivery keeps one lease per item: %v; Features.LeasePerItem says %v", perItem, f.LeasePerItem)
+	if batches := most > 1; batches != caps.BatchQueue {
+		t.Errorf("the queue handed out up to %d items a pull; Capabilities.BatchQueue says %v", most, caps.BatchQueue)
 	}
-	if err := d.Ack(ctx); err != nil {
-		t.Errorf("ack: %v", err)
+	if caps.DelayedRedelivery {
+		// A delayed item is not handed out again before its time.
+		job := h.enqueue("contract_caps_delay", 8, "", `{}`)
+		d, err := q.Next(ctx)
+		if err != nil {
+			t.Fatalf("take job %s: %v", job.ID, err)
+		}
+		delayed := time.Now()
+		if err := d.Delay(ctx, time.Second); err != nil {
+			t.Fatalf("delay: %v", err)
+		}
+		again, err := q.Next(ctx)
+		if err != nil {
+			t.Fatalf("take job %s again: %v", job.ID, err)
+		}
+		if waited := time.Since(delayed); waited < time.Second-50*time.Millisecond {
+			t.Errorf("an item delayed by 1s came back after %s", waited)
+		}
+		if err := again.Ack(ctx); err != nil {
+			t.Fatalf("ack: %v", err)
+		}
 	}
 }
 
 // testEnqueueBatch: a batch's jobs come back in the order of their
 // requests, each as a single Enqueue would return it, and every one of
-// them runs.
-func testEnqueueBatch(t *testing.T, open Open, f Features) {
-	if !f.BatchEnqueue {
-		t.Skip("the driver does not take batches (Features.BatchEnqueue)")
-	}
+// them runs, whether the transport sends them in one go or not.
+func testEnqueueBatch(t *testing.T, open Open) {
 	h := setup(t, open, time.Second)
 	const typ = "contract_batch"
 	reg, seen := h.counting(typ)
-	benq := h.b.Enqueuer.(taskdriver.BatchEnqueuer)
 	var rs []tasktype.EnqueueRequest
 	for i := range 5 {
 		rs = append(rs, tasktype.EnqueueRequest{Type: typ, UserID: int64(20 + i), Payload: json.RawMessage(`{"n":` + strconv.Itoa(i) + `}`)})
 	}
-	jobs, err := benq.EnqueueBatch(h.ctx, rs)
+	jobs, err := h.b.Transport.EnqueueBatch(h.ctx, rs)
 	if err != nil {
 		t.Fatalf("enqueue batch: %v", err)
 	}
@@ -81,11 +108,10 @@ func testEnqueueBatch(t *testing.T, open Open, f Features) {
 }
 
 // testNextBatch: a batch pull hands out at least one and at most the
-// asked-for number of deliveries, each job's once; acked, none comes back.
-func testNextBatch(t *testing.T, open Open, f Features) {
-	if !f.BatchQueue {
-		t.Skip("the driver's queues do not hand out batches (Features.BatchQueue)")
-	}
+// asked-for number of deliveries, each job's once; acked, none comes
+// back. Every queue has NextBatch; one without Capabilities.BatchQueue
+// hands out one at a time.
+func testNextBatch(t *testing.T, open Open) {
 	// A lease long enough that no delivery comes back while the batch
 	// is being acked, even on a slow machine.
 	h := setup(t, open, 2*time.Second)
@@ -97,12 +123,11 @@ func testNextBatch(t *testing.T, open Open, f Features) {
 	if err != nil {
 		t.Fatalf("queue: %v", err)
 	}
-	bq := q.(taskdriver.BatchQueue)
 	ctx, cancel := context.WithTimeout(h.ctx, waitTimeout)
 	defer cancel()
 	got := make(map[string]int)
 	for len(got) < len(want) {
-		ds, err := bq.NextBatch(ctx, 3)
+		ds, err := q.NextBatch(ctx, 3)
 		if err != nil {
 			t.Fatalf("next batch, with %d of %d jobs taken: %v", len(got), len(want), err)
 		}
