@@ -108,7 +108,9 @@ func bigReportFixture(t *testing.T, writeTimeout time.Duration) (*fixture, *http
 // A download that takes several times the write timeout, to a client
 // that keeps reading, arrives whole: each chunk moves the deadline on.
 func TestSlowDownloadThatKeepsReadingSucceeds(t *testing.T) {
-	const writeTimeout = 500 * time.Millisecond
+	// Long enough that a loaded machine's pause between two chunks (the
+	// race detector, a collection) does not pass it: at 500 ms it did.
+	const writeTimeout = 1500 * time.Millisecond
 	resp := bigDownload(t, writeTimeout)
 	start := time.Now()
 	h := sha256.New()
@@ -124,7 +126,7 @@ func TestSlowDownloadThatKeepsReadingSucceeds(t *testing.T) {
 		if err != nil {
 			t.Fatalf("download cut off after %d of %d bytes, %s: %v", n, len(bigResult), time.Since(start).Round(time.Millisecond), err)
 		}
-		time.Sleep(20 * time.Millisecond) // a slow but steady reader
+		time.Sleep(50 * time.Millisecond) // a slow but steady reader
 	}
 	took := time.Since(start)
 	if want := sha256.Sum256(bigResult); n != len(bigResult) || !bytes.Equal(h.Sum(nil), want[:]) {
