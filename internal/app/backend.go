@@ -104,53 +104,8 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 			b.Close(ctx)
 		}
 	}()
-
-	role := natsroles.Web
-	if o.JoinOnly {
-		role = natsroles.Worker
-	}
-	if b.Creds, err = credentials(cfg, cfg.NATSURL == "", role); err != nil {
+	if err := b.openNATS(ctx, cfg, log, o); err != nil {
 		return nil, err
-	}
-	connOpts := natsconn.Options{URL: cfg.NATSURL, Name: o.Name, Logger: log, CAFile: cfg.NATSTLSCA,
-		Token: b.Creds.Token, User: b.Creds.User, Password: b.Creds.Password,
-		CredsFile: b.Creds.CredsFile, NKeyFile: b.Creds.NKeyFile,
-		Closed: func(err error) { b.lostOnce.Do(func() { b.lostErr = err; close(b.lost) }) }}
-	if cfg.NATSURL != "" {
-		// With a server elsewhere, NATS_TLS_CERT is this process's
-		// client certificate, for a server that asks for one.
-		connOpts.CertFile, connOpts.KeyFile = cfg.NATSTLS.Cert, cfg.NATSTLS.Key
-	}
-	if cfg.NATSURL == "" {
-		if o.Listen != "" && cfg.NATSListenInsecure && !cfg.NATSTLS.Enabled() {
-			log.Warn("NATS_LISTEN_INSECURE is set: workers' NATS traffic, the token included, goes in plain text", "listen", o.Listen)
-		}
-		roles, err := embeddedRoles(cfg, b.Creds)
-		if err != nil {
-			return nil, err
-		}
-		b.WorkerToken = roles[1].Token
-		b.Embedded, err = natsserver.Start(natsserver.Config{
-			StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: o.Listen, Sync: cfg.NATSSync, Logger: log,
-			Auth: natsserver.Auth{Roles: roles}, TLS: cfg.NATSTLS, InsecureListen: cfg.NATSListenInsecure,
-		})
-		if err != nil {
-			if o.Listen != "" && !errors.Is(err, natsserver.ErrStoreInUse) {
-				return nil, fmt.Errorf("NATS_LISTEN %s: %w", o.Listen, err)
-			}
-			return nil, fmt.Errorf("OTJ_DATA_DIR %s: %w", cfg.DataDir, err)
-		}
-		// This process's own connections stay in-process, off the
-		// listener, whether or not there is one.
-		connOpts.URL, connOpts.Server = "", b.Embedded.Server()
-	}
-	if b.NC, err = connectNATS(ctx, cfg, log, connOpts, b.Creds, o.WaitForDeps); err != nil {
-		return nil, err
-	}
-	if !o.JoinOnly {
-		if b.Maint, err = maintenance(ctx, cfg, log, connOpts, b.Embedded, o.WaitForDeps); err != nil {
-			return nil, err
-		}
 	}
 	// The database only now: a process the server refuses leaves a
 	// mistyped or unrelated data dir as it was.
@@ -164,21 +119,110 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 	if cfg.Broker == brokerRedis {
 		// Before the stream, which a worker may wait for: a refused
 		// password is a setting to fix, said at once.
-		opts, err := redis.ParseURL(cfg.RedisURL)
-		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
-		}
-		if err := redisTLS(cfg, opts); err != nil {
-			return nil, err
-		}
-		// Deadlines from contexts reach the socket, so that REDIS_TIMEOUT
-		// holds even against a Redis that accepts and never answers.
-		opts.ContextTimeoutEnabled = true
-		b.rdb = redis.NewClient(opts)
-		if err := checkRedisAuth(ctx, cfg, log, b.rdb); err != nil {
+		if err := b.dialRedis(ctx, cfg, log); err != nil {
 			return nil, err
 		}
 	}
+	if err := b.openJetStream(ctx, cfg, log, o); err != nil {
+		return nil, err
+	}
+	if b.rdb != nil {
+		// Redis down is no reason not to start: see checkRedisAuth.
+		b.Redis, err = redisbroker.New(redisbroker.Config{
+			Client: b.rdb, Events: b.Broker, Prefix: cfg.RedisKeyPrefix, Lease: cfg.JobLease, SendTimeout: cfg.RedisTimeout,
+			Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// openNATS connects b to NATS with the role's credentials: to the server
+// at NATS_URL, or to one it embeds in the data dir; and, unless it only
+// joins, makes the maintenance connection too.
+func (b *backend) openNATS(ctx context.Context, cfg Config, log *slog.Logger, o backendOptions) (err error) {
+	role := natsroles.Web
+	if o.JoinOnly {
+		role = natsroles.Worker
+	}
+	if b.Creds, err = credentials(cfg, cfg.NATSURL == "", role); err != nil {
+		return err
+	}
+	connOpts := natsconn.Options{URL: cfg.NATSURL, Name: o.Name, Logger: log, CAFile: cfg.NATSTLSCA,
+		Token: b.Creds.Token, User: b.Creds.User, Password: b.Creds.Password,
+		CredsFile: b.Creds.CredsFile, NKeyFile: b.Creds.NKeyFile,
+		Closed: func(err error) { b.lostOnce.Do(func() { b.lostErr = err; close(b.lost) }) }}
+	if cfg.NATSURL != "" {
+		// With a server elsewhere, NATS_TLS_CERT is this process's
+		// client certificate, for a server that asks for one.
+		connOpts.CertFile, connOpts.KeyFile = cfg.NATSTLS.Cert, cfg.NATSTLS.Key
+	}
+	if cfg.NATSURL == "" {
+		if err := b.startEmbedded(cfg, log, o); err != nil {
+			return err
+		}
+		// This process's own connections stay in-process, off the
+		// listener, whether or not there is one.
+		connOpts.URL, connOpts.Server = "", b.Embedded.Server()
+	}
+	if b.NC, err = connectNATS(ctx, cfg, log, connOpts, b.Creds, o.WaitForDeps); err != nil {
+		return err
+	}
+	if !o.JoinOnly {
+		if b.Maint, err = maintenance(ctx, cfg, log, connOpts, b.Embedded, o.WaitForDeps); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startEmbedded starts the NATS server b embeds in the data dir, with
+// the roles' credentials, listening on o.Listen when set.
+func (b *backend) startEmbedded(cfg Config, log *slog.Logger, o backendOptions) (err error) {
+	if o.Listen != "" && cfg.NATSListenInsecure && !cfg.NATSTLS.Enabled() {
+		log.Warn("NATS_LISTEN_INSECURE is set: workers' NATS traffic, the token included, goes in plain text", "listen", o.Listen)
+	}
+	roles, err := embeddedRoles(cfg, b.Creds)
+	if err != nil {
+		return err
+	}
+	b.WorkerToken = roles[1].Token
+	b.Embedded, err = natsserver.Start(natsserver.Config{
+		StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: o.Listen, Sync: cfg.NATSSync, Logger: log,
+		Auth: natsserver.Auth{Roles: roles}, TLS: cfg.NATSTLS, InsecureListen: cfg.NATSListenInsecure,
+	})
+	if err != nil {
+		if o.Listen != "" && !errors.Is(err, natsserver.ErrStoreInUse) {
+			return fmt.Errorf("NATS_LISTEN %s: %w", o.Listen, err)
+		}
+		return fmt.Errorf("OTJ_DATA_DIR %s: %w", cfg.DataDir, err)
+	}
+	return nil
+}
+
+// dialRedis makes b's Redis client from REDIS_URL and checks that Redis
+// takes its password.
+func (b *backend) dialRedis(ctx context.Context, cfg Config, log *slog.Logger) error {
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	if err := redisTLS(cfg, opts); err != nil {
+		return err
+	}
+	// Deadlines from contexts reach the socket, so that REDIS_TIMEOUT
+	// holds even against a Redis that accepts and never answers.
+	opts.ContextTimeoutEnabled = true
+	b.rdb = redis.NewClient(opts)
+	return checkRedisAuth(ctx, cfg, log, b.rdb)
+}
+
+// openJetStream opens b's event log on JetStream: a joining worker waits
+// for the stream app web makes, others for JetStream itself when told to
+// wait.
+func (b *backend) openJetStream(ctx context.Context, cfg Config, log *slog.Logger, o backendOptions) (err error) {
 	// JOB_LEASE reaches the shared consumer only through a worker's
 	// Queue; other processes leave it as the workers set it.
 	jcfg := jetstream.Config{Conn: b.NC, Admin: b.Maint, AckWait: cfg.JobLease, ResetAckWait: cfg.JobLeaseReset, Logger: log,
@@ -210,29 +254,25 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 		err = open(ctx)
 	}
 	if err != nil {
-		var serverErr *jetstream.ServerError
-		var replicasErr *jetstream.ReplicasError
-		switch {
-		case errors.As(err, &serverErr):
-			return nil, fmt.Errorf("NATS_URL %s: %w", redactURL(cfg.NATSURL), serverErr)
-		case errors.As(err, &replicasErr):
-			return nil, fmt.Errorf("NATS_REPLICAS %d: %w", cfg.NATSReplicas, replicasErr)
-		case errors.Is(err, tasktype.ErrResultStoreFull):
-			return nil, fmt.Errorf("RESULT_MAX_BYTES %d: more than the NATS server's JetStream storage can reserve; lower it: %w", cfg.ResultMaxBytes, err)
-		}
-		return nil, err
+		return jetStreamError(cfg, err)
 	}
-	if b.rdb != nil {
-		// Redis down is no reason not to start: see checkRedisAuth.
-		b.Redis, err = redisbroker.New(redisbroker.Config{
-			Client: b.rdb, Events: b.Broker, Prefix: cfg.RedisKeyPrefix, Lease: cfg.JobLease, SendTimeout: cfg.RedisTimeout,
-			Logger: log,
-		})
-		if err != nil {
-			return nil, err
-		}
+	return nil
+}
+
+// jetStreamError names the setting behind an error opening the event
+// log, where one is to blame.
+func jetStreamError(cfg Config, err error) error {
+	var serverErr *jetstream.ServerError
+	var replicasErr *jetstream.ReplicasError
+	switch {
+	case errors.As(err, &serverErr):
+		return fmt.Errorf("NATS_URL %s: %w", redactURL(cfg.NATSURL), serverErr)
+	case errors.As(err, &replicasErr):
+		return fmt.Errorf("NATS_REPLICAS %d: %w", cfg.NATSReplicas, replicasErr)
+	case errors.Is(err, tasktype.ErrResultStoreFull):
+		return fmt.Errorf("RESULT_MAX_BYTES %d: more than the NATS server's JetStream storage can reserve; lower it: %w", cfg.ResultMaxBytes, err)
 	}
-	return b, nil
+	return err
 }
 
 // connectNATS connects as o says. With wait, an external server

@@ -206,118 +206,152 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		RedisURL:          settings.String(getenv, "REDIS_URL", defaultRedisURL),
 		RedisKeyPrefix:    settings.String(getenv, "REDIS_KEY_PREFIX", defaultRedisPrefix),
 	}
+	for _, read := range []func(*Config, func(string) string) error{
+		processSettings, resultSettings, brokerSettings, placeSettings, natsSettings,
+		webSettings, signinSettings, mailSettings, logSetting,
+	} {
+		if err := read(&c, getenv); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// processSettings are the web port and the worker's and broker's
+// sizes and times.
+func processSettings(c *Config, getenv func(string) string) error {
 	var err error
 	if c.Port, err = settings.Int(getenv, "PORT", defaultPort, 0, 65535); err != nil {
-		return c, err
+		return err
 	}
 	if c.WorkerConcurrency, err = settings.Int(getenv, "WORKER_CONCURRENCY", defaultWorkers, 1, 1000); err != nil {
-		return c, err
+		return err
 	}
 	if c.WorkerShutdownGrace, err = settings.Duration(getenv, "WORKER_SHUTDOWN_GRACE", defaultGrace, 0, time.Hour); err != nil {
-		return c, err
+		return err
 	}
 	if c.JobLease, err = settings.Duration(getenv, "JOB_LEASE", defaultLease, time.Second, 10*time.Minute); err != nil {
-		return c, err
+		return err
 	}
 	if c.JobLeaseReset, err = settings.Bool(getenv, "JOB_LEASE_RESET"); err != nil {
-		return c, err
+		return err
 	}
 	if c.RedisTimeout, err = settings.Duration(getenv, "REDIS_TIMEOUT", defaultRedisWait, 10*time.Millisecond, time.Minute); err != nil {
-		return c, err
+		return err
 	}
 	if c.NATSSync, err = syncSetting(getenv, "NATS_SYNC"); err != nil {
-		return c, err
+		return err
 	}
 	if c.NATSReplicas, err = settings.Int(getenv, "NATS_REPLICAS", 1, 1, jetstream.MaxReplicas); err != nil {
-		return c, err
+		return err
 	}
+	return nil
+}
+
+// resultSettings bound the results, reports and imports.
+func resultSettings(c *Config, getenv func(string) string) error {
+	var err error
 	if c.ResultTTL, err = settings.Days(getenv, "RESULT_TTL", defaultResultTTL, time.Hour, 3650*24*time.Hour); err != nil {
-		return c, err
+		return err
 	}
 	if c.ResultKeep, err = settings.Int(getenv, "RESULT_KEEP", defaultResultKeep, 0, 1000); err != nil {
-		return c, err
+		return err
 	}
 	if c.ReportMinDuration, err = settings.Duration(getenv, "REPORT_MIN_DURATION", 0, 0, 10*time.Minute); err != nil {
-		return c, err
+		return err
 	}
 	if c.ResultMaxBytes, err = settings.Bytes(getenv, "RESULT_MAX_BYTES", defaultResultMaxBytes, 1<<20, 1<<50); err != nil {
-		return c, err
+		return err
 	}
 	if c.ImportMaxBytes, err = settings.Bytes(getenv, "IMPORT_MAX_BYTES", web.DefaultImportMaxBytes, 1<<10, 256<<20); err != nil {
-		return c, err
+		return err
 	}
+	return nil
+}
+
+// brokerSettings are TASKS_BROKER and, with Redis, its settings.
+func brokerSettings(c *Config, getenv func(string) string) error {
 	if c.Broker != brokerJetStream && c.Broker != brokerRedis {
-		return c, fmt.Errorf("TASKS_BROKER %q: want %s or %s", c.Broker, brokerJetStream, brokerRedis)
+		return fmt.Errorf("TASKS_BROKER %q: want %s or %s", c.Broker, brokerJetStream, brokerRedis)
 	}
 	if c.Broker == brokerRedis {
 		if _, perr := redis.ParseURL(c.RedisURL); perr != nil {
 			// The URL may hold a password: name the setting, not the value.
-			return c, fmt.Errorf("REDIS_URL: want redis://[:password@]host:port/db: %v", perr)
+			return fmt.Errorf("REDIS_URL: want redis://[:password@]host:port/db: %v", perr)
 		}
-		if err := redisTLSSetting(&c, getenv); err != nil {
-			return c, err
+		if err := redisTLSSetting(c, getenv); err != nil {
+			return err
 		}
 		if strings.ContainsAny(c.RedisKeyPrefix, " *?[]") {
-			return c, fmt.Errorf("REDIS_KEY_PREFIX %q: no spaces or glob characters", c.RedisKeyPrefix)
+			return fmt.Errorf("REDIS_KEY_PREFIX %q: no spaces or glob characters", c.RedisKeyPrefix)
 		}
 	}
+	return nil
+}
+
+// placeSettings are where the process binds and finds its data: HOST,
+// OTJ_DATA_DIR, DATABASE_URL and NATS_URL.
+func placeSettings(c *Config, getenv func(string) string) error {
+	var err error
 	if ip := net.ParseIP(c.Host); ip == nil && c.Host != "localhost" {
-		return c, fmt.Errorf("HOST %q: want an IP address such as 127.0.0.1 or 0.0.0.0", c.Host)
+		return fmt.Errorf("HOST %q: want an IP address such as 127.0.0.1 or 0.0.0.0", c.Host)
 	}
 	if c.DataDir, err = filepath.Abs(c.DataDir); err != nil {
-		return c, fmt.Errorf("OTJ_DATA_DIR: %w", err)
+		return fmt.Errorf("OTJ_DATA_DIR: %w", err)
 	}
 	if c.DatabaseURL != "" {
 		if _, perr := database.ParsePostgresURL(c.DatabaseURL); perr != nil {
-			return c, perr // one line naming DATABASE_URL, password redacted
+			return perr // one line naming DATABASE_URL, password redacted
 		}
 	}
 	if c.NATSURL != "" {
 		for _, one := range strings.Split(c.NATSURL, ",") {
 			u, perr := url.Parse(strings.TrimSpace(one))
 			if perr != nil || u.Host == "" || (u.Scheme != "nats" && u.Scheme != "tls") {
-				return c, fmt.Errorf("NATS_URL %q: want nats://host:port (comma-separated for a cluster)", c.NATSURL)
+				return fmt.Errorf("NATS_URL %q: want nats://host:port (comma-separated for a cluster)", c.NATSURL)
 			}
 		}
 	}
 	if c.NATSURL == "" && c.NATSReplicas > 1 {
-		return c, fmt.Errorf("NATS_REPLICAS %d: the embedded NATS server is a single server and keeps 1 copy; set NATS_URL to a NATS cluster, or NATS_REPLICAS=1", c.NATSReplicas)
+		return fmt.Errorf("NATS_REPLICAS %d: the embedded NATS server is a single server and keeps 1 copy; set NATS_URL to a NATS cluster, or NATS_REPLICAS=1", c.NATSReplicas)
 	}
-	if err := natsSettings(&c, getenv); err != nil {
-		return c, err
-	}
+	return nil
+}
+
+// webSettings are the web's sign-in key, its address and its health.
+func webSettings(c *Config, getenv func(string) string) error {
+	var err error
 	if e := c.DevAutoLoginEmail; e != "" && (!strings.Contains(e, "@") || strings.ContainsAny(e, " \t<>")) {
-		return c, fmt.Errorf("DEV_AUTO_LOGIN_EMAIL %q: not an email address", e)
+		return fmt.Errorf("DEV_AUTO_LOGIN_EMAIL %q: not an email address", e)
 	}
 	if k := getenv("SECRET_KEY"); k != "" {
 		if len(k) < session.MinKeyLen {
-			return c, fmt.Errorf("SECRET_KEY: must be at least %d bytes, got %d (try: openssl rand -hex 32)", session.MinKeyLen, len(k))
+			return fmt.Errorf("SECRET_KEY: must be at least %d bytes, got %d (try: openssl rand -hex 32)", session.MinKeyLen, len(k))
 		}
 		c.SecretKey = []byte(k)
 	} else {
 		c.SecretKey, c.SecretKeyRandom = []byte(rand.Text()+rand.Text()), true
 	}
 	if c.BaseURL, err = baseURLSetting(getenv, "BASE_URL"); err != nil {
-		return c, err
+		return err
 	}
 	if c.MetricsListen, err = metricsSetting(getenv); err != nil {
-		return c, err
+		return err
 	}
 	if c.WorkersStallAfter, err = settings.Duration(getenv, "WORKERS_STALL_AFTER", defaultWorkersStallAfter, time.Second, 24*time.Hour); err != nil {
-		return c, err
+		return err
 	}
-	if err := signinSettings(&c, getenv); err != nil {
-		return c, err
-	}
-	if err := mailSettings(&c, getenv); err != nil {
-		return c, err
-	}
+	return nil
+}
+
+// logSetting is LOG_LEVEL.
+func logSetting(c *Config, getenv func(string) string) error {
 	if lvl := getenv("LOG_LEVEL"); lvl != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
-			return c, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", lvl)
+			return fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", lvl)
 		}
 	}
-	return c, nil
+	return nil
 }
 
 // natsSettings reads the NATS listener, credential and TLS settings.

@@ -56,20 +56,14 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	if m == modeWorker && cfg.NATSURL == "" {
 		return errors.New("NATS_URL is not set: app worker joins a NATS server, such as the one app web embeds (NATS_URL=nats://" + cfg.NATSListen + ")")
 	}
+	// Take the web port first, so a port clash fails before anything starts.
+	var ln net.Listener
 	if m.web() {
 		if err := checkSecretKey(cfg); err != nil {
 			return err
 		}
-	}
-	// Take the web port first, so a port clash fails before anything starts.
-	var ln net.Listener
-	if m.web() {
-		addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
-		if ln, err = net.Listen("tcp", addr); err != nil {
-			if errors.Is(err, syscall.EADDRINUSE) {
-				return fmt.Errorf("PORT %d: %s is already in use; set PORT to a free port", cfg.Port, addr)
-			}
-			return fmt.Errorf("PORT %d / HOST %s: %w", cfg.Port, cfg.Host, err)
+		if ln, err = listenWeb(cfg); err != nil {
+			return err
 		}
 		defer ln.Close()
 	}
@@ -93,118 +87,14 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 		return err
 	}
 	defer be.Close(ctx)
-	db, broker, embedded := be.DB, be.Broker, be.Embedded
 
 	var g service.Group
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	// A connection nats.go has given up on does not come back.
-	g.Go("nats", func() error { return be.Lost(runCtx, cfg) })
-	if be.Redis != nil {
-		// Every process passes the work items it and others store in the
-		// event log on to Redis: retries from workers, retries by hand.
-		g.Go("redis-relay", func() error { return be.Redis.Relay(runCtx) })
-	}
-	client, err := newClient(runCtx, cfg, log, be, m, opts, mx.observer())
-	if err != nil {
+	if err := startServices(runCtx, &g, cfg, log, stdout, m, opts, be, mx, ln); err != nil {
 		return err
 	}
-	if err := mx.start(runCtx, &g, client, m, log, stdout); err != nil {
-		return err
-	}
-	if m.worker() {
-		g.Go("worker", func() error { return client.RunWorker(runCtx) })
-	}
-	if cfg.SMTPURL == "" {
-		// Digests land in this process's outbox, on its own disk: an
-		// erasure must reach them here.
-		g.Go("outbox-erasures", func() error { return honourErasures(runCtx, cfg, be, log) })
-	}
-	if cfg.DigestSchedule != nil && m.web() {
-		// Every web process runs one; the KV lease lets one fan out a
-		// period. Workers run none: fanning out is enqueueing, which a
-		// worker's NATS role may not do.
-		g.Go("digest-schedule", func() error { return runDigestSchedule(runCtx, cfg, be, client, log) })
-	}
-	if m.web() {
-		g.Go("projection", func() error { return client.RunProjection(runCtx) })
-
-		if cfg.DevAutoLoginEmail != "" {
-			log.Warn("development sign-in is on: every request is signed in as DEV_AUTO_LOGIN_EMAIL; never set it where others can reach the app",
-				"email", cfg.DevAutoLoginEmail, "host", cfg.Host)
-		}
-		exposed := devLoginExposed(cfg)
-		if exposed != "" {
-			log.Warn(exposed, "email", cfg.DevAutoLoginEmail, "host", cfg.Host)
-		}
-		if cfg.SecretKeyRandom {
-			log.Warn("SECRET_KEY is not set; using a random key, so sessions end when the process stops")
-		}
-		https := cfg.BaseURL != nil && cfg.BaseURL.Scheme == "https"
-		signer, err := session.NewSigner(cfg.SecretKey, session.Secure(https))
-		if err != nil {
-			return fmt.Errorf("SECRET_KEY: %w", err)
-		}
-		store := activity.NewStore(db)
-		activityJS, purgeJS, err := startActivityEvents(runCtx, &g, cfg, be, log)
-		if err != nil {
-			return err
-		}
-		health := []web.HealthCheck{
-			{Name: "database", Check: func(ctx context.Context) error { return db.PingContext(ctx) }},
-			{Name: "nats", Check: broker.Ping},
-			workersHealth(client, cfg.WorkersStallAfter),
-		}
-		if be.Redis != nil {
-			// Without Redis, jobs run in the request: slower, still working.
-			health = append(health, web.HealthCheck{Name: "redis", Check: redisHealth(cfg, be), Degraded: true})
-		}
-		srv, err := web.NewServer(web.Config{
-			Tasks: client, Enqueuer: client, Results: client, Users: store, Activities: store,
-			Control: client, History: client, Events: client,
-			Sessions: signer, Projection: client, DevAutoLoginEmail: cfg.DevAutoLoginEmail, Logger: log,
-			OIDC: cfg.OIDC, SessionTTL: cfg.SessionTTL, TrustProxyHeaders: cfg.TrustProxyHeaders, Settings: store,
-			BaseURL: cfg.BaseURL,
-			Health:  health, Retention: tasktype.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
-			Middleware: mx.middleware(),
-			// The web knows no job type: each kind comes from its module.
-			Kinds: taskKinds(func(ctx context.Context, userID int64) (time.Time, error) {
-				return activity.LastChange(ctx, activityJS, userID)
-			}),
-			Import: &web.ActivityImport{Type: reports.ActivityImport, Uploads: store, Payload: reports.ImportPayload,
-				MaxBytes: cfg.ImportMaxBytes},
-			// The account page: the export is a job type, the erase
-			// reaches the task system and the activity log.
-			Account: &account.Eraser{Tasks: client, Rows: store, Events: activity.EventPurger{JS: purgeJS}, Logger: log,
-				Announcer: account.AnnounceFunc(func(ctx context.Context, userID int64) error { return account.Announce(ctx, be.NC, userID) })},
-			ExportType: account.ExportType,
-		})
-		if err != nil {
-			return err
-		}
-		g.Go("http", func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
-		g.Go("http-shutdown", func() error {
-			<-runCtx.Done()
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(runCtx), shutdownTimeout)
-			defer cancel()
-			return srv.Shutdown(sctx)
-		})
-		url := "http://" + ln.Addr().String() + "/tasks/"
-		fmt.Fprintf(stdout, "OTJ Helper is running at %s\n", url)
-		if exposed != "" {
-			fmt.Fprintf(stdout, "WARNING: %s\n", exposed)
-		}
-		if embedded != nil && embedded.ClientURL() != "" {
-			fmt.Fprintf(stdout, "Workers can join with: %s app worker\n", joinSettings(cfg, embedded, be.WorkerToken))
-		}
-	}
-	log.Info("started", "data_dir", cfg.DataDir, "database", databaseTarget(cfg), "nats", natsTarget(cfg, embedded), "broker", cfg.Broker)
+	log.Info("started", "data_dir", cfg.DataDir, "database", databaseTarget(cfg), "nats", natsTarget(cfg, be.Embedded), "broker", cfg.Broker)
 
 	// Run until a signal, or until any service stops on its own.
 	select {
@@ -214,6 +104,161 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 	}
 	cancel()
 	return g.Wait()
+}
+
+// listenWeb takes the web port, saying which setting to change when it
+// is taken.
+func listenWeb(cfg Config) (net.Listener, error) {
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("PORT %d: %s is already in use; set PORT to a free port", cfg.Port, addr)
+		}
+		return nil, fmt.Errorf("PORT %d / HOST %s: %w", cfg.Port, cfg.Host, err)
+	}
+	return ln, nil
+}
+
+// startServices starts in g, on ctx, the services of the mode's roles:
+// the relays every process runs, the worker's, and the web's.
+func startServices(ctx context.Context, g *service.Group, cfg Config, log *slog.Logger, stdout io.Writer, m mode, opts Options, be *backend, mx *appMetrics, ln net.Listener) error {
+	startRelays(ctx, g, cfg, log, be)
+	client, err := newClient(ctx, cfg, log, be, m, opts, mx.observer())
+	if err != nil {
+		return err
+	}
+	if err := mx.start(ctx, g, client, m, log, stdout); err != nil {
+		return err
+	}
+	if m.worker() {
+		g.Go("worker", func() error { return client.RunWorker(ctx) })
+	}
+	if cfg.SMTPURL == "" {
+		// Digests land in this process's outbox, on its own disk: an
+		// erasure must reach them here.
+		g.Go("outbox-erasures", func() error { return honourErasures(ctx, cfg, be, log) })
+	}
+	if !m.web() {
+		return nil
+	}
+	if cfg.DigestSchedule != nil {
+		// Every web process runs one; the KV lease lets one fan out a
+		// period. Workers run none: fanning out is enqueueing, which a
+		// worker's NATS role may not do.
+		g.Go("digest-schedule", func() error { return runDigestSchedule(ctx, cfg, be, client, log) })
+	}
+	g.Go("projection", func() error { return client.RunProjection(ctx) })
+	return startWeb(ctx, g, cfg, log, stdout, be, client, mx, ln)
+}
+
+// startRelays starts what every process runs first, whatever its role:
+// the watch on its NATS connection and the Redis relay.
+func startRelays(ctx context.Context, g *service.Group, cfg Config, log *slog.Logger, be *backend) {
+	// A connection nats.go has given up on does not come back.
+	g.Go("nats", func() error { return be.Lost(ctx, cfg) })
+	if be.Redis != nil {
+		// Every process passes the work items it and others store in the
+		// event log on to Redis: retries from workers, retries by hand.
+		g.Go("redis-relay", func() error { return be.Redis.Relay(ctx) })
+	}
+}
+
+// startWeb starts the web server on ln and says where it is.
+func startWeb(ctx context.Context, g *service.Group, cfg Config, log *slog.Logger, stdout io.Writer, be *backend, client *tasks.Client, mx *appMetrics, ln net.Listener) error {
+	exposed := webWarnings(cfg, log)
+	srv, err := newWebServer(ctx, g, cfg, log, be, client, mx)
+	if err != nil {
+		return err
+	}
+	g.Go("http", func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go("http-shutdown", func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	url := "http://" + ln.Addr().String() + "/tasks/"
+	fmt.Fprintf(stdout, "OTJ Helper is running at %s\n", url)
+	if exposed != "" {
+		fmt.Fprintf(stdout, "WARNING: %s\n", exposed)
+	}
+	if be.Embedded != nil && be.Embedded.ClientURL() != "" {
+		fmt.Fprintf(stdout, "Workers can join with: %s app worker\n", joinSettings(cfg, be.Embedded, be.WorkerToken))
+	}
+	return nil
+}
+
+// webWarnings logs the web's risky settings, and returns the warning
+// for a development sign-in others can reach, "" if none.
+func webWarnings(cfg Config, log *slog.Logger) string {
+	if cfg.DevAutoLoginEmail != "" {
+		log.Warn("development sign-in is on: every request is signed in as DEV_AUTO_LOGIN_EMAIL; never set it where others can reach the app",
+			"email", cfg.DevAutoLoginEmail, "host", cfg.Host)
+	}
+	exposed := devLoginExposed(cfg)
+	if exposed != "" {
+		log.Warn(exposed, "email", cfg.DevAutoLoginEmail, "host", cfg.Host)
+	}
+	if cfg.SecretKeyRandom {
+		log.Warn("SECRET_KEY is not set; using a random key, so sessions end when the process stops")
+	}
+	return exposed
+}
+
+// newWebServer is the web UI on the process's task client, activity
+// store and event streams.
+func newWebServer(ctx context.Context, g *service.Group, cfg Config, log *slog.Logger, be *backend, client *tasks.Client, mx *appMetrics) (*http.Server, error) {
+	https := cfg.BaseURL != nil && cfg.BaseURL.Scheme == "https"
+	signer, err := session.NewSigner(cfg.SecretKey, session.Secure(https))
+	if err != nil {
+		return nil, fmt.Errorf("SECRET_KEY: %w", err)
+	}
+	db := be.DB
+	store := activity.NewStore(db)
+	activityJS, purgeJS, err := startActivityEvents(ctx, g, cfg, be, log)
+	if err != nil {
+		return nil, err
+	}
+	return web.NewServer(web.Config{
+		Tasks: client, Enqueuer: client, Results: client, Users: store, Activities: store,
+		Control: client, History: client, Events: client,
+		Sessions: signer, Projection: client, DevAutoLoginEmail: cfg.DevAutoLoginEmail, Logger: log,
+		OIDC: cfg.OIDC, SessionTTL: cfg.SessionTTL, TrustProxyHeaders: cfg.TrustProxyHeaders, Settings: store,
+		BaseURL: cfg.BaseURL,
+		Health:  webHealth(cfg, be, client), Retention: tasktype.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
+		Middleware: mx.middleware(),
+		// The web knows no job type: each kind comes from its module.
+		Kinds: taskKinds(func(ctx context.Context, userID int64) (time.Time, error) {
+			return activity.LastChange(ctx, activityJS, userID)
+		}),
+		Import: &web.ActivityImport{Type: reports.ActivityImport, Uploads: store, Payload: reports.ImportPayload,
+			MaxBytes: cfg.ImportMaxBytes},
+		// The account page: the export is a job type, the erase
+		// reaches the task system and the activity log.
+		Account: &account.Eraser{Tasks: client, Rows: store, Events: activity.EventPurger{JS: purgeJS}, Logger: log,
+			Announcer: account.AnnounceFunc(func(ctx context.Context, userID int64) error { return account.Announce(ctx, be.NC, userID) })},
+		ExportType: account.ExportType,
+	})
+}
+
+// webHealth are the checks /healthz runs.
+func webHealth(cfg Config, be *backend, client *tasks.Client) []web.HealthCheck {
+	health := []web.HealthCheck{
+		{Name: "database", Check: func(ctx context.Context) error { return be.DB.PingContext(ctx) }},
+		{Name: "nats", Check: be.Broker.Ping},
+		workersHealth(client, cfg.WorkersStallAfter),
+	}
+	if be.Redis != nil {
+		// Without Redis, jobs run in the request: slower, still working.
+		health = append(health, web.HealthCheck{Name: "redis", Check: redisHealth(cfg, be), Degraded: true})
+	}
+	return health
 }
 
 // joinSettings are the settings a worker needs to join the embedded
