@@ -127,7 +127,7 @@ func synchronousFallback(t *testing.T, cmd, redisAddr string) {
 // run that long: its attempt would be counted as lost while it runs.
 func TestNoJobTypeOutlivesTheOrphanLimit(t *testing.T) {
 	db, _ := testsupport.DB(t)
-	reg, err := newRegistry(db, Config{}, &lateClient{})
+	reg, err := newRegistry(db, Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 
@@ -221,7 +222,7 @@ func newWebServer(ctx context.Context, g *service.Group, cfg Config, log *slog.L
 	}
 	db := be.DB
 	store := activity.NewStore(db)
-	activityJS, purgeJS, err := startActivityEvents(ctx, g, cfg, be, log)
+	_, purgeJS, err := startActivityEvents(ctx, g, cfg, be, log)
 	if err != nil {
 		return nil, err
 	}
@@ -233,10 +234,9 @@ func newWebServer(ctx context.Context, g *service.Group, cfg Config, log *slog.L
 		BaseURL: cfg.BaseURL,
 		Health:  webHealth(cfg, be, client), Retention: tasktype.Retention{TTL: cfg.ResultTTL, Keep: cfg.ResultKeep},
 		Middleware: mx.middleware(),
-		// The web knows no job type: each kind comes from its module.
-		Kinds: taskKinds(func(ctx context.Context, userID int64) (time.Time, error) {
-			return activity.LastChange(ctx, activityJS, userID)
-		}),
+		// The web knows no job type: each module describes its kind
+		// with the registry.
+		Kinds: client.Kinds(),
 		Import: &web.ActivityImport{Type: reports.ActivityImport, Uploads: store, Payload: reports.ImportPayload,
 			MaxBytes: cfg.ImportMaxBytes},
 		// The account page: the export is a job type, the erase
@@ -337,46 +337,15 @@ func natsTarget(cfg Config, embedded *natsserver.Server) string {
 	return "embedded, in-process only"
 }
 
-// taskKinds are the kinds of work the web offers, each from its module.
-// Analytics pages ask logChanged whether the log has moved past them.
-func taskKinds(logChanged analytics.LogChanged) []web.TaskKind {
-	return []web.TaskKind{{
-		Type: reports.FullReport, Label: reports.FullReportLabel, Noun: "report",
-		Start: &web.StartButton{Path: "generate-report", Label: "Generate Full Report",
-			Hint:   "A CSV of your whole activity log, built in the background.",
-			Queued: "Your full report is being generated in the background. It will appear below when it is ready."},
-		Formats: []web.ResultFormat{{Name: "xlsx", Label: "Excel (.xlsx)", Ext: ".xlsx", ContentType: reports.XLSXContentType,
-			Convert: func(ctx context.Context, src io.Reader, dst io.Writer) error {
-				_, err := reports.CSVToXLSX(ctx, src, dst)
-				return err
-			}}},
-	}, {
-		Type: analytics.Type, Label: analytics.Label, Noun: "analytics",
-		Start: &web.StartButton{Path: "run-analytics", Label: "Run analytics",
-			Hint: "Charts of your hours, KSB coverage and portfolio readiness."},
-		View: &web.ResultView{Path: "analytics", Link: "Open the charts", Render: analytics.RenderWithChanges(logChanged)},
-	}, {
-		// Started from its own page, /activities/import, not the list.
-		Type: reports.ActivityImport, Label: reports.ActivityImportLabel, Noun: "import",
-	}, {
-		Type: digest.WeeklyDigest, Label: digest.Label, Noun: "digest",
-		Start: &web.StartButton{Path: "send-digest", Label: "Send me my digest now",
-			Hint:   "This week's hours, targets and KSBs still to evidence, by email; once a week.",
-			Queued: "Your digest is being sent in the background. It will appear below when it has gone."},
-		View: &web.ResultView{Path: "digest", Link: "Read the digest", Render: digest.RenderHTML},
-	}, {
-		// Started from the account page, not the task list.
-		Type: account.ExportType, Label: account.ExportLabel, Noun: "export",
-	}}
-}
-
-// newRegistry registers every job type this build runs.
-func newRegistry(db *bun.DB, cfg Config, client *lateClient) (*tasks.Registry, error) {
+// newRegistry registers every job type this build runs, each with its
+// kind. Analytics pages ask logChanged whether the log has moved past
+// them.
+func newRegistry(db *bun.DB, cfg Config, logChanged analytics.LogChanged) (*tasks.Registry, error) {
 	reg := tasks.NewRegistry()
 	if err := reports.RegisterWith(reg, activity.NewStore(db), reports.Options{MinDuration: cfg.ReportMinDuration}); err != nil {
 		return nil, err
 	}
-	if err := analytics.Register(reg, activity.NewStore(db), nil); err != nil {
+	if err := analytics.RegisterWith(reg, activity.NewStore(db), analytics.Options{LogChanged: logChanged}); err != nil {
 		return nil, err
 	}
 	if err := reports.RegisterImport(reg, activity.NewStore(db)); err != nil {
@@ -389,7 +358,7 @@ func newRegistry(db *bun.DB, cfg Config, client *lateClient) (*tasks.Registry, e
 	if err := digest.Register(reg, digest.Config{Source: activity.NewStore(db), DB: db, Sender: sender, From: cfg.MailFrom, BaseURL: baseURL(cfg)}); err != nil {
 		return nil, err
 	}
-	if err := account.Register(reg, activity.NewStore(db), client.get); err != nil {
+	if err := account.Register(reg, activity.NewStore(db)); err != nil {
 		return nil, err
 	}
 	return reg, nil
@@ -407,8 +376,15 @@ func baseURL(cfg Config) string {
 // jobs from the broker that carries them; with the Redis broker, a web
 // request runs its job itself when Redis cannot be reached.
 func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m mode, opts Options, obs tasks.Observer) (*tasks.Client, error) {
-	late := &lateClient{}
-	reg, err := newRegistry(be.DB, cfg, late)
+	// The activity log's stream, read through this process's
+	// connection, as the web's relay writes it (startActivityEvents).
+	activityJS, err := jetstream.New(be.NC)
+	if err != nil {
+		return nil, fmt.Errorf("activity events: %w", err)
+	}
+	reg, err := newRegistry(be.DB, cfg, func(ctx context.Context, userID int64) (time.Time, error) {
+		return activity.LastChange(ctx, activityJS, userID)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -439,7 +415,6 @@ func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m
 	if err != nil {
 		return nil, err
 	}
-	late.set(client)
 	return client, nil
 }
 

@@ -4,6 +4,7 @@
 package worker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,9 @@ type Config struct {
 	Events   taskdriver.EventLog    // required
 	Results  taskdriver.ResultStore // required
 	Registry Handlers               // required
+	// JobContext, when set, is applied to the context of every job the
+	// worker hands to a handler: the Client puts itself there.
+	JobContext func(context.Context) context.Context
 
 	// Concurrency is how many jobs run at once. Default 4.
 	Concurrency int
