@@ -76,7 +76,7 @@ func Main(opts Options) int {
 	// The Redis broker logs what fails, once, where it is handled; the
 	// client's own pool messages would repeat it on every redial.
 	redis.SetLogger(quietRedis{})
-	err := runApp(ctx, opts, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	err := Run(ctx, opts, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	if err == nil {
 		return 0
 	}
@@ -105,9 +105,9 @@ type quietRedis struct{}
 
 func (quietRedis) Printf(context.Context, string, ...any) {}
 
-// runApp is the whole program, with its inputs passed in so tests can
+// Run is the whole program, with its inputs passed in so tests can
 // drive it.
-func runApp(ctx context.Context, opts Options, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func Run(ctx context.Context, opts Options, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		// A mistake, not a request for help: the usage goes where errors go.
 		fmt.Fprint(stderr, usage)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -610,3 +611,9 @@ func (b *backend) Close(ctx context.Context) {
 		b.DB = nil
 	}
 }
+
+// RoleTokenFiles are the files in the data dir where an embedded NATS
+// server keeps the token it made up for each role (natsroles.Web,
+// Worker, Maint), by role: for tests that present a role's token as an
+// operator would, reading it from there.
+func RoleTokenFiles() map[string]string { return maps.Clone(roleTokenFiles) }

@@ -588,3 +588,7 @@ func signinSettings(c *Config, getenv func(string) string) error {
 	c.OIDC = &web.OIDCConfig{Issuer: vals[0], ClientID: vals[1], ClientSecret: vals[2], RedirectURL: vals[3], Allowed: allowed}
 	return nil
 }
+
+// DefaultLease is JOB_LEASE's default: the broker's lease on a delivered
+// job, which tests' own brokers take as the app's do.
+const DefaultLease = defaultLease

@@ -239,3 +239,7 @@ func printVersion(w io.Writer, info *debug.BuildInfo, ok bool) {
 		fmt.Fprintln(w, strings.TrimSpace("built with "+info.GoVersion))
 	}
 }
+
+// SettingNames are the names of every setting the app reads from the
+// environment, for tests that pass a process only those.
+func SettingNames() []string { return settingNames() }
