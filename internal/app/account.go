@@ -14,7 +14,7 @@ import (
 // honourErasures removes erased users' digests from this process's
 // outbox: at once when an erasure is announced, and by sweeps at start
 // and now and then for the ones announced while it was down.
-func honourErasures(ctx context.Context, cfg Config, be *backend, log *slog.Logger) error {
+func honourErasures(ctx context.Context, cfg config, be *backend, log *slog.Logger) error {
 	store := activity.NewStore(be.DB)
 	return account.HonourErasures(ctx, account.HonourConfig{
 		NC: be.NC, Copies: digest.Outbox{Dir: filepath.Join(cfg.DataDir, "outbox")}, Logger: log.With("service", "outbox-erasures"),

@@ -18,7 +18,7 @@ import (
 // the stream is read through, and the one an account's erasure purges
 // it through: the maintenance connection's, when the process has one, as
 // the everyday connection may neither make the stream nor purge it.
-func startActivityEvents(ctx context.Context, g *service.Group, cfg Config, be *backend, log *slog.Logger) (js, maint jetstream.JetStream, err error) {
+func startActivityEvents(ctx context.Context, g *service.Group, cfg config, be *backend, log *slog.Logger) (js, maint jetstream.JetStream, err error) {
 	if js, err = jetstream.New(be.NC); err != nil {
 		return nil, nil, fmt.Errorf("activity events: %w", err)
 	}

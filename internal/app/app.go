@@ -189,7 +189,7 @@ func runService(ctx context.Context, opts Options, cmd string, rest []string, ge
 	if len(rest) > 0 {
 		return fmt.Errorf("%s takes no arguments (got %q); settings come from the environment", cmd, rest)
 	}
-	cfg, err := LoadConfig(getenv)
+	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
 	}

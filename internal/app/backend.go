@@ -91,7 +91,7 @@ type backendOptions struct {
 // set, connects, and opens the broker. On error everything opened so far
 // is closed again. Its errors name the setting to look at; an embedded
 // store held by another process wraps natsserver.ErrStoreInUse.
-func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOptions) (_ *backend, err error) {
+func openBackend(ctx context.Context, cfg config, log *slog.Logger, o backendOptions) (_ *backend, err error) {
 	// With DATABASE_URL and NATS_URL nothing lives in the data dir, and a
 	// worker on a host without one (or with a read-only one) runs.
 	if needsDataDir(cfg) {
@@ -143,7 +143,7 @@ func openBackend(ctx context.Context, cfg Config, log *slog.Logger, o backendOpt
 // openNATS connects b to NATS with the role's credentials: to the server
 // at NATS_URL, or to one it embeds in the data dir; and, unless it only
 // joins, makes the maintenance connection too.
-func (b *backend) openNATS(ctx context.Context, cfg Config, log *slog.Logger, o backendOptions) (err error) {
+func (b *backend) openNATS(ctx context.Context, cfg config, log *slog.Logger, o backendOptions) (err error) {
 	role := natsroles.Web
 	if o.JoinOnly {
 		role = natsroles.Worker
@@ -181,7 +181,7 @@ func (b *backend) openNATS(ctx context.Context, cfg Config, log *slog.Logger, o 
 
 // startEmbedded starts the NATS server b embeds in the data dir, with
 // the roles' credentials, listening on o.Listen when set.
-func (b *backend) startEmbedded(cfg Config, log *slog.Logger, o backendOptions) (err error) {
+func (b *backend) startEmbedded(cfg config, log *slog.Logger, o backendOptions) (err error) {
 	if o.Listen != "" && cfg.NATSListenInsecure && !cfg.NATSTLS.Enabled() {
 		log.Warn("NATS_LISTEN_INSECURE is set: workers' NATS traffic, the token included, goes in plain text", "listen", o.Listen)
 	}
@@ -205,7 +205,7 @@ func (b *backend) startEmbedded(cfg Config, log *slog.Logger, o backendOptions) 
 
 // dialRedis makes b's Redis client from REDIS_URL and checks that Redis
 // takes its password.
-func (b *backend) dialRedis(ctx context.Context, cfg Config, log *slog.Logger) error {
+func (b *backend) dialRedis(ctx context.Context, cfg config, log *slog.Logger) error {
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)
@@ -223,7 +223,7 @@ func (b *backend) dialRedis(ctx context.Context, cfg Config, log *slog.Logger) e
 // openJetStream opens b's event log on JetStream: a joining worker waits
 // for the stream app web makes, others for JetStream itself when told to
 // wait.
-func (b *backend) openJetStream(ctx context.Context, cfg Config, log *slog.Logger, o backendOptions) (err error) {
+func (b *backend) openJetStream(ctx context.Context, cfg config, log *slog.Logger, o backendOptions) (err error) {
 	// JOB_LEASE reaches the shared consumer only through a worker's
 	// Queue; other processes leave it as the workers set it.
 	jcfg := jetstream.Config{Conn: b.NC, Admin: b.Maint, AckWait: cfg.JobLease, ResetAckWait: cfg.JobLeaseReset, Logger: log,
@@ -262,7 +262,7 @@ func (b *backend) openJetStream(ctx context.Context, cfg Config, log *slog.Logge
 
 // jetStreamError names the setting behind an error opening the event
 // log, where one is to blame.
-func jetStreamError(cfg Config, err error) error {
+func jetStreamError(cfg config, err error) error {
 	var serverErr *jetstream.ServerError
 	var replicasErr *jetstream.ReplicasError
 	switch {
@@ -282,7 +282,7 @@ func jetStreamError(cfg Config, err error) error {
 // address that is wrong, stops the process at once, with the error
 // naming the setting to look at. The embedded server is in-process and
 // never waited for.
-func connectNATS(ctx context.Context, cfg Config, log *slog.Logger, o natsconn.Options, creds natsCreds, wait bool) (*nats.Conn, error) {
+func connectNATS(ctx context.Context, cfg config, log *slog.Logger, o natsconn.Options, creds natsCreds, wait bool) (*nats.Conn, error) {
 	var nc *nats.Conn
 	try := func(context.Context) error {
 		var err error
@@ -307,7 +307,7 @@ var errNATSUnreachable = errors.New("no NATS server answers there yet")
 
 // connectError is the error for a failed connection, naming the setting
 // to look at: errNATSUnreachable wrapped when the server may yet come.
-func connectError(cfg Config, creds natsCreds, err error) error {
+func connectError(cfg config, creds natsCreds, err error) error {
 	var unknownCA x509.UnknownAuthorityError
 	var verify *tls.CertificateVerificationError
 	var hostname x509.HostnameError
@@ -331,7 +331,7 @@ func connectError(cfg Config, creds natsCreds, err error) error {
 // redisTLS gives a rediss:// client REDIS_TLS_CA as its authority;
 // redis.ParseURL has set up TLS with the server's name, and the system's
 // authorities.
-func redisTLS(cfg Config, opts *redis.Options) error {
+func redisTLS(cfg config, opts *redis.Options) error {
 	if cfg.RedisTLSCA == "" || opts.TLSConfig == nil {
 		return nil
 	}
@@ -351,7 +351,7 @@ func redisTLS(cfg Config, opts *redis.Options) error {
 // certificate REDIS_TLS_CA did not sign, does: that is a setting to fix,
 // not an outage to ride out, and the jobs would otherwise all run in the
 // web requests with nobody told why.
-func checkRedisAuth(ctx context.Context, cfg Config, log *slog.Logger, rdb *redis.Client) error {
+func checkRedisAuth(ctx context.Context, cfg config, log *slog.Logger, rdb *redis.Client) error {
 	// A start can afford longer than an enqueue (REDIS_TIMEOUT): a TLS
 	// handshake on a busy machine takes a while, and the answer decides
 	// whether a refusal is caught now or only in the log later.
@@ -387,12 +387,12 @@ func redisAuthReason(err error) string {
 
 // needsDataDir reports whether the process keeps anything in the data
 // dir: the SQLite database, or the embedded NATS server's store.
-func needsDataDir(cfg Config) bool { return cfg.DatabaseURL == "" || cfg.NATSURL == "" }
+func needsDataDir(cfg config) bool { return cfg.DatabaseURL == "" || cfg.NATSURL == "" }
 
 // Lost waits until the NATS connection closes on its own, for good,
 // which happens when the server refused this process's credentials on
 // reconnecting, and returns why; or returns nil when ctx ends first.
-func (b *backend) Lost(ctx context.Context, cfg Config) error {
+func (b *backend) Lost(ctx context.Context, cfg config) error {
 	select {
 	case <-ctx.Done():
 		return nil
@@ -429,7 +429,7 @@ var roleTokenFiles = map[string]string{
 // (the process runs the server) makes up the role's token, or reads the
 // one made before, in the data dir; otherwise the role's token is read
 // from the data dir when a server on this machine made one there.
-func credentials(cfg Config, embed bool, role string) (natsCreds, error) {
+func credentials(cfg config, embed bool, role string) (natsCreds, error) {
 	switch {
 	case cfg.NATSToken != "":
 		return natsCreds{Auth: natsserver.Auth{Token: cfg.NATSToken}, From: "NATS_TOKEN"}, nil
@@ -460,7 +460,7 @@ func credentials(cfg Config, embed bool, role string) (natsCreds, error) {
 // NATS_USER and NATS_PASSWORD, or the data dir's web token), and the
 // worker and maintenance roles by tokens made up and kept in the data
 // dir. None of them has every right.
-func embeddedRoles(cfg Config, web natsCreds) ([]natsserver.Role, error) {
+func embeddedRoles(cfg config, web natsCreds) ([]natsserver.Role, error) {
 	tokens := map[string]string{}
 	for _, role := range []string{natsroles.Worker, natsroles.Maint} {
 		t, _, err := natsserver.LoadOrCreateToken(filepath.Join(cfg.DataDir, roleTokenFiles[role]))
@@ -488,7 +488,7 @@ func embeddedRoles(cfg Config, web natsCreds) ([]natsserver.Role, error) {
 // with NATS_URL and no NATS_MAINT_USER: the everyday connection then does
 // that work, as a server whose web user has the rights (an older
 // configuration) needs.
-func maintenance(ctx context.Context, cfg Config, log *slog.Logger, o natsconn.Options, embedded *natsserver.Server, wait bool) (*nats.Conn, error) {
+func maintenance(ctx context.Context, cfg config, log *slog.Logger, o natsconn.Options, embedded *natsserver.Server, wait bool) (*nats.Conn, error) {
 	o.Name += "-maint"
 	o.Closed = nil
 	o.Token, o.User, o.Password, o.CredsFile, o.NKeyFile = "", "", "", "", ""
@@ -510,7 +510,7 @@ func maintenance(ctx context.Context, cfg Config, log *slog.Logger, o natsconn.O
 
 // refused is the one-line error for a server that refused c, naming the
 // setting to look at.
-func (c natsCreds) refused(cfg Config) error {
+func (c natsCreds) refused(cfg config) error {
 	at := redactURL(cfg.NATSURL)
 	switch c.From {
 	case "":

@@ -20,7 +20,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 }
 
 // dialectName is the database cfg selects, as bench reports name it.
-func dialectName(cfg Config) string {
+func dialectName(cfg config) string {
 	if cfg.DatabaseURL != "" {
 		return "postgres"
 	}
@@ -30,7 +30,7 @@ func dialectName(cfg Config) string {
 // benchEnv is the settings the bench measures under, and how it opens the
 // backend on each run's own data dir.
 func benchEnv(getenv func(string) string, stderr io.Writer) (bench.Env, error) {
-	cfg, err := LoadConfig(getenv)
+	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return bench.Env{}, err
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 // runMigrate applies the migrations and the reference data.
-func runMigrate(ctx context.Context, cfg Config, stdout io.Writer) error {
+func runMigrate(ctx context.Context, cfg config, stdout io.Writer) error {
 	path := filepath.Join(cfg.DataDir, database.FileName)
 	if cfg.DatabaseURL != "" {
 		path = database.RedactURL(cfg.DatabaseURL)
@@ -77,7 +77,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if *n < 0 {
 		return errors.New("demo: --activities: must be 0 or more")
 	}
-	cfg, err := LoadConfig(getenv)
+	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
 	}

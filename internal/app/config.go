@@ -28,8 +28,8 @@ import (
 	"github.com/otjhelper/otj/platform/settings"
 )
 
-// Config is the app's configuration, read from the environment once, here.
-type Config struct {
+// config is the app's configuration, read from the environment once, here.
+type config struct {
 	Host        string // HOST
 	Port        int    // PORT
 	DataDir     string // OTJ_DATA_DIR
@@ -193,9 +193,9 @@ const (
 	defaultRedisPrefix = "{otj:tasks}"
 )
 
-// LoadConfig reads and checks the settings. Its error names the setting.
-func LoadConfig(getenv func(string) string) (Config, error) {
-	c := Config{
+// loadConfig reads and checks the settings. Its error names the setting.
+func loadConfig(getenv func(string) string) (config, error) {
+	c := config{
 		Host:              settings.String(getenv, "HOST", defaultHost),
 		DataDir:           settings.String(getenv, "OTJ_DATA_DIR", defaultDataDir),
 		NATSURL:           strings.TrimSpace(getenv("NATS_URL")),
@@ -206,7 +206,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		RedisURL:          settings.String(getenv, "REDIS_URL", defaultRedisURL),
 		RedisKeyPrefix:    settings.String(getenv, "REDIS_KEY_PREFIX", defaultRedisPrefix),
 	}
-	for _, read := range []func(*Config, func(string) string) error{
+	for _, read := range []func(*config, func(string) string) error{
 		processSettings, resultSettings, brokerSettings, placeSettings, natsSettings,
 		webSettings, signinSettings, mailSettings, logSetting,
 	} {
@@ -219,7 +219,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 
 // processSettings are the web port and the worker's and broker's
 // sizes and times.
-func processSettings(c *Config, getenv func(string) string) error {
+func processSettings(c *config, getenv func(string) string) error {
 	var err error
 	if c.Port, err = settings.Int(getenv, "PORT", defaultPort, 0, 65535); err != nil {
 		return err
@@ -249,7 +249,7 @@ func processSettings(c *Config, getenv func(string) string) error {
 }
 
 // resultSettings bound the results, reports and imports.
-func resultSettings(c *Config, getenv func(string) string) error {
+func resultSettings(c *config, getenv func(string) string) error {
 	var err error
 	if c.ResultTTL, err = settings.Days(getenv, "RESULT_TTL", defaultResultTTL, time.Hour, 3650*24*time.Hour); err != nil {
 		return err
@@ -270,7 +270,7 @@ func resultSettings(c *Config, getenv func(string) string) error {
 }
 
 // brokerSettings are TASKS_BROKER and, with Redis, its settings.
-func brokerSettings(c *Config, getenv func(string) string) error {
+func brokerSettings(c *config, getenv func(string) string) error {
 	if c.Broker != brokerJetStream && c.Broker != brokerRedis {
 		return fmt.Errorf("TASKS_BROKER %q: want %s or %s", c.Broker, brokerJetStream, brokerRedis)
 	}
@@ -291,7 +291,7 @@ func brokerSettings(c *Config, getenv func(string) string) error {
 
 // placeSettings are where the process binds and finds its data: HOST,
 // OTJ_DATA_DIR, DATABASE_URL and NATS_URL.
-func placeSettings(c *Config, getenv func(string) string) error {
+func placeSettings(c *config, getenv func(string) string) error {
 	var err error
 	if ip := net.ParseIP(c.Host); ip == nil && c.Host != "localhost" {
 		return fmt.Errorf("HOST %q: want an IP address such as 127.0.0.1 or 0.0.0.0", c.Host)
@@ -319,7 +319,7 @@ func placeSettings(c *Config, getenv func(string) string) error {
 }
 
 // webSettings are the web's sign-in key, its address and its health.
-func webSettings(c *Config, getenv func(string) string) error {
+func webSettings(c *config, getenv func(string) string) error {
 	var err error
 	if e := c.DevAutoLoginEmail; e != "" && (!strings.Contains(e, "@") || strings.ContainsAny(e, " \t<>")) {
 		return fmt.Errorf("DEV_AUTO_LOGIN_EMAIL %q: not an email address", e)
@@ -345,7 +345,7 @@ func webSettings(c *Config, getenv func(string) string) error {
 }
 
 // logSetting is LOG_LEVEL.
-func logSetting(c *Config, getenv func(string) string) error {
+func logSetting(c *config, getenv func(string) string) error {
 	if lvl := getenv("LOG_LEVEL"); lvl != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
 			return fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", lvl)
@@ -355,7 +355,7 @@ func logSetting(c *Config, getenv func(string) string) error {
 }
 
 // natsSettings reads the NATS listener, credential and TLS settings.
-func natsSettings(c *Config, getenv func(string) string) error {
+func natsSettings(c *config, getenv func(string) string) error {
 	host, p, err := net.SplitHostPort(c.NATSListen)
 	if err != nil {
 		return fmt.Errorf("NATS_LISTEN %q: want host:port, e.g. %s", c.NATSListen, defaultNATSListen)
@@ -399,7 +399,7 @@ func natsSettings(c *Config, getenv func(string) string) error {
 // password, a credentials file or an NKey seed file, at most one kind.
 // The files are read now, so that a missing or malformed one stops the
 // process at start, named, not at its first connection.
-func natsCredentialSettings(c *Config, getenv func(string) string) error {
+func natsCredentialSettings(c *config, getenv func(string) string) error {
 	// Credentials are secrets: errors name the settings, never the values.
 	c.NATSToken = strings.TrimSpace(getenv("NATS_TOKEN"))
 	c.NATSUser = strings.TrimSpace(getenv("NATS_USER"))
@@ -460,7 +460,7 @@ func natsCredentialSettings(c *Config, getenv func(string) string) error {
 // redisTLSSetting reads REDIS_TLS_CA, which only a rediss:// REDIS_URL
 // uses: given with a plain redis:// one, the connection would not be
 // encrypted though the operator meant it to be.
-func redisTLSSetting(c *Config, getenv func(string) string) error {
+func redisTLSSetting(c *config, getenv func(string) string) error {
 	if c.RedisTLSCA = strings.TrimSpace(getenv("REDIS_TLS_CA")); c.RedisTLSCA == "" {
 		return nil
 	}
@@ -541,7 +541,7 @@ var oidcSettings = []string{"OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET
 // signinSettings reads the sign-in settings: the OIDC provider, who may
 // sign in, how long a session lasts, and whether a proxy's word on HTTPS
 // counts.
-func signinSettings(c *Config, getenv func(string) string) error {
+func signinSettings(c *config, getenv func(string) string) error {
 	var err error
 	if c.SessionTTL, err = settings.Days(getenv, "SESSION_TTL", web.DefaultSessionTTL, minSessionTTL, maxSessionTTL); err != nil {
 		return err

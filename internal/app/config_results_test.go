@@ -7,7 +7,7 @@ import (
 )
 
 func TestConfigResultSettings(t *testing.T) {
-	cfg, err := LoadConfig(mapEnv(map[string]string{}))
+	cfg, err := loadConfig(mapEnv(map[string]string{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func TestConfigResultSettings(t *testing.T) {
 		{map[string]string{"RESULT_MAX_BYTES": "10485760"}, 30 * 24 * time.Hour, 5, 10 << 20},
 	}
 	for _, tt := range tests {
-		cfg, err := LoadConfig(mapEnv(tt.env))
+		cfg, err := loadConfig(mapEnv(tt.env))
 		if err != nil {
 			t.Errorf("%v: %v", tt.env, err)
 			continue
@@ -50,7 +50,7 @@ func TestConfigResultSettingsRejectBadValues(t *testing.T) {
 	}
 	for name, values := range bad {
 		for _, v := range values {
-			_, err := LoadConfig(mapEnv(map[string]string{name: v}))
+			_, err := loadConfig(mapEnv(map[string]string{name: v}))
 			if err == nil {
 				t.Errorf("%s=%q: no error", name, v)
 				continue
@@ -65,7 +65,7 @@ func TestConfigResultSettingsRejectBadValues(t *testing.T) {
 // REPORT_MIN_DURATION paces reports for a demo; unset, they are not paced.
 func TestConfigReportMinDuration(t *testing.T) {
 	for env, want := range map[string]time.Duration{"": 0, "0": 0, "20s": 20 * time.Second, "10m": 10 * time.Minute} {
-		cfg, err := LoadConfig(mapEnv(map[string]string{"REPORT_MIN_DURATION": env}))
+		cfg, err := loadConfig(mapEnv(map[string]string{"REPORT_MIN_DURATION": env}))
 		if err != nil || cfg.ReportMinDuration != want {
 			t.Errorf("REPORT_MIN_DURATION=%q: %s, %v; want %s", env, cfg.ReportMinDuration, err, want)
 		}

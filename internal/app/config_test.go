@@ -23,7 +23,7 @@ func TestConfigNATSSync(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {
-			cfg, err := LoadConfig(mapEnv(map[string]string{"NATS_SYNC": tt.value}))
+			cfg, err := loadConfig(mapEnv(map[string]string{"NATS_SYNC": tt.value}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -37,7 +37,7 @@ func TestConfigNATSSync(t *testing.T) {
 func TestConfigNATSSyncRejectsBadValues(t *testing.T) {
 	for _, v := range []string{"never", "sometimes", "30", "-1s", "0s", "10ms", "2h"} {
 		t.Run(v, func(t *testing.T) {
-			_, err := LoadConfig(mapEnv(map[string]string{"NATS_SYNC": v}))
+			_, err := loadConfig(mapEnv(map[string]string{"NATS_SYNC": v}))
 			if err == nil {
 				t.Fatalf("NATS_SYNC=%q: no error", v)
 			}
@@ -58,7 +58,7 @@ func TestConfigBaseURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {
-			cfg, err := LoadConfig(mapEnv(map[string]string{"BASE_URL": tt.value}))
+			cfg, err := loadConfig(mapEnv(map[string]string{"BASE_URL": tt.value}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,7 +78,7 @@ func TestConfigBaseURLRejectsBadValues(t *testing.T) {
 		"https://otj.example.org/otj", "https://otj.example.org/?a=1", "https://otj.example.org/#top",
 		"https://user:pw@otj.example.org", "https://otj.example.org?", "https://otj example.org", "//otj.example.org"} {
 		t.Run(v, func(t *testing.T) {
-			_, err := LoadConfig(mapEnv(map[string]string{"BASE_URL": v}))
+			_, err := loadConfig(mapEnv(map[string]string{"BASE_URL": v}))
 			if err == nil || !strings.HasPrefix(err.Error(), "BASE_URL") || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("BASE_URL=%q: err = %v, want one line naming BASE_URL", v, err)
 			}
@@ -123,7 +123,7 @@ func TestConfigNATSCredentialsAndTLSRejectBadValues(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := LoadConfig(mapEnv(tt.set))
+			_, err := loadConfig(mapEnv(tt.set))
 			if err == nil {
 				t.Fatalf("%v: no error", tt.set)
 			}
@@ -146,29 +146,29 @@ func TestConfigNATSCredentialsAndTLS(t *testing.T) {
 	tests := []struct {
 		name  string
 		set   map[string]string
-		check func(Config) bool
+		check func(config) bool
 	}{
-		{"token", map[string]string{"NATS_TOKEN": " " + token + " "}, func(c Config) bool { return c.NATSToken == token }},
-		{"user and password", map[string]string{"NATS_USER": "otj", "NATS_PASSWORD": token}, func(c Config) bool {
+		{"token", map[string]string{"NATS_TOKEN": " " + token + " "}, func(c config) bool { return c.NATSToken == token }},
+		{"user and password", map[string]string{"NATS_USER": "otj", "NATS_PASSWORD": token}, func(c config) bool {
 			return c.NATSUser == "otj" && c.NATSPassword == token && c.NATSToken == ""
 		}},
 		// An external server decides what a password must be.
-		{"short password for an external server", map[string]string{"NATS_URL": "nats://nats.example:4222", "NATS_USER": "otj", "NATS_PASSWORD": "secret"}, func(c Config) bool { return c.NATSPassword == "secret" }},
-		{"loopback listens", map[string]string{"NATS_LISTEN": "127.0.0.2:4250"}, func(c Config) bool { return !c.NATSListenInsecure }},
-		{"ipv6 loopback", map[string]string{"NATS_LISTEN": "[::1]:4250"}, func(c Config) bool { return true }},
-		{"localhost", map[string]string{"NATS_LISTEN": "localhost:4250"}, func(c Config) bool { return true }},
-		{"beyond loopback with TLS", map[string]string{"NATS_LISTEN": "0.0.0.0:4250", "NATS_TLS_CERT": cert, "NATS_TLS_KEY": key}, func(c Config) bool {
+		{"short password for an external server", map[string]string{"NATS_URL": "nats://nats.example:4222", "NATS_USER": "otj", "NATS_PASSWORD": "secret"}, func(c config) bool { return c.NATSPassword == "secret" }},
+		{"loopback listens", map[string]string{"NATS_LISTEN": "127.0.0.2:4250"}, func(c config) bool { return !c.NATSListenInsecure }},
+		{"ipv6 loopback", map[string]string{"NATS_LISTEN": "[::1]:4250"}, func(c config) bool { return true }},
+		{"localhost", map[string]string{"NATS_LISTEN": "localhost:4250"}, func(c config) bool { return true }},
+		{"beyond loopback with TLS", map[string]string{"NATS_LISTEN": "0.0.0.0:4250", "NATS_TLS_CERT": cert, "NATS_TLS_KEY": key}, func(c config) bool {
 			return c.NATSTLS == natsserver.TLSFiles{Cert: cert, Key: key}
 		}},
-		{"beyond loopback acknowledged", map[string]string{"NATS_LISTEN": "0.0.0.0:4250", "NATS_LISTEN_INSECURE": "true"}, func(c Config) bool { return c.NATSListenInsecure }},
+		{"beyond loopback acknowledged", map[string]string{"NATS_LISTEN": "0.0.0.0:4250", "NATS_LISTEN_INSECURE": "true"}, func(c config) bool { return c.NATSListenInsecure }},
 		// NATS_LISTEN is not used with NATS_URL: a worker's shared
 		// settings are not refused for it.
-		{"listen ignored with an external server", map[string]string{"NATS_URL": "nats://nats.example:4222", "NATS_LISTEN": "0.0.0.0:4250"}, func(c Config) bool { return true }},
-		{"CA", map[string]string{"NATS_TLS_CA": cert}, func(c Config) bool { return c.NATSTLSCA == cert }},
+		{"listen ignored with an external server", map[string]string{"NATS_URL": "nats://nats.example:4222", "NATS_LISTEN": "0.0.0.0:4250"}, func(c config) bool { return true }},
+		{"CA", map[string]string{"NATS_TLS_CA": cert}, func(c config) bool { return c.NATSTLSCA == cert }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := LoadConfig(mapEnv(tt.set))
+			c, err := loadConfig(mapEnv(tt.set))
 			if err != nil {
 				t.Fatal(err)
 			}

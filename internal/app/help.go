@@ -31,7 +31,7 @@ const (
 )
 
 // setting is one environment setting: its name, the commands it affects
-// and what it is, in a line. LoadConfig reads exactly these (a test
+// and what it is, in a line. loadConfig reads exactly these (a test
 // checks it), so help cannot list a setting the app does not read, nor
 // miss one it does.
 type setting struct {

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// TestSettingsTableIsWhatLoadConfigReads records every name LoadConfig
+// TestSettingsTableIsWhatLoadConfigReads records every name loadConfig
 // asks the environment for: help's table must list exactly those, so
 // that the help cannot drift from the configuration.
 func TestSettingsTableIsWhatLoadConfigReads(t *testing.T) {
@@ -17,18 +17,18 @@ func TestSettingsTableIsWhatLoadConfigReads(t *testing.T) {
 	// TASKS_BROKER=redis and NATS_URL set, so that every branch that
 	// reads a setting runs.
 	env := map[string]string{"TASKS_BROKER": "redis", "NATS_URL": "nats://127.0.0.1:4222", "OTJ_DATA_DIR": t.TempDir()}
-	if _, err := LoadConfig(func(k string) string { read[k] = true; return env[k] }); err != nil {
+	if _, err := loadConfig(func(k string) string { read[k] = true; return env[k] }); err != nil {
 		t.Fatal(err)
 	}
 	table := settingNames()
 	for name := range read {
 		if !slices.Contains(table, name) {
-			t.Errorf("LoadConfig reads %s, which help's settings table does not list", name)
+			t.Errorf("loadConfig reads %s, which help's settings table does not list", name)
 		}
 	}
 	for _, name := range table {
 		if !read[name] {
-			t.Errorf("help's settings table lists %s, which LoadConfig does not read", name)
+			t.Errorf("help's settings table lists %s, which loadConfig does not read", name)
 		}
 	}
 	for _, s := range envSettings {

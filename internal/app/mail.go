@@ -20,7 +20,7 @@ import (
 )
 
 // mailSettings reads SMTP_URL and MAIL_FROM, the digests' delivery.
-func mailSettings(c *Config, getenv func(string) string) error {
+func mailSettings(c *config, getenv func(string) string) error {
 	c.SMTPURL = strings.TrimSpace(getenv("SMTP_URL"))
 	if c.SMTPURL != "" {
 		if _, err := digest.NewSMTP(c.SMTPURL, nil); err != nil {
@@ -40,7 +40,7 @@ func mailSettings(c *Config, getenv func(string) string) error {
 
 // digestSender is how this process delivers digests: through SMTP_URL,
 // or into the data dir's outbox when it is unset.
-func digestSender(cfg Config) (digest.Sender, error) {
+func digestSender(cfg config) (digest.Sender, error) {
 	if cfg.SMTPURL == "" {
 		return digest.Outbox{Dir: filepath.Join(cfg.DataDir, "outbox")}, nil
 	}
@@ -53,7 +53,7 @@ func digestSender(cfg Config) (digest.Sender, error) {
 
 // digestScheduleSetting reads DIGEST_SCHEDULE: "mon 07:00" by default,
 // in Europe/London; "off" leaves c.DigestSchedule nil.
-func digestScheduleSetting(c *Config, getenv func(string) string) error {
+func digestScheduleSetting(c *config, getenv func(string) string) error {
 	loc, err := time.LoadLocation(digest.DefaultTimezone)
 	if err != nil {
 		return fmt.Errorf("DIGEST_SCHEDULE: time zone %s: %v (is tzdata installed?)", digest.DefaultTimezone, err)
@@ -72,7 +72,7 @@ func digestScheduleSetting(c *Config, getenv func(string) string) error {
 // runDigestSchedule runs this web process's digest scheduler until ctx
 // ends. It makes the schedules bucket through the maintenance
 // connection, when there is one, and uses it through the everyday one.
-func runDigestSchedule(ctx context.Context, cfg Config, be *backend, client *tasks.Client, log *slog.Logger) error {
+func runDigestSchedule(ctx context.Context, cfg config, be *backend, client *tasks.Client, log *slog.Logger) error {
 	js, err := natsjs.New(be.NC)
 	if err != nil {
 		return fmt.Errorf("digest schedule: %w", err)
@@ -106,7 +106,7 @@ func runDigestSchedule(ctx context.Context, cfg Config, be *backend, client *tas
 
 // openSchedules opens the schedules bucket through js, making it
 // through maint when it is not there.
-func openSchedules(ctx context.Context, js, maint natsjs.JetStream, cfg Config) (natsjs.KeyValue, error) {
+func openSchedules(ctx context.Context, js, maint natsjs.JetStream, cfg config) (natsjs.KeyValue, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, digest.ScheduleBucket)

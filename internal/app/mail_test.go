@@ -23,7 +23,7 @@ func TestConfigMailRejectsBadValues(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
-			_, err := LoadConfig(mapEnv(map[string]string{tt.name: tt.value}))
+			_, err := loadConfig(mapEnv(map[string]string{tt.name: tt.value}))
 			if err == nil || !strings.HasPrefix(err.Error(), tt.name+" ") && !strings.HasPrefix(err.Error(), tt.name+":") || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("%s=%q: err = %v, want one line naming %s", tt.name, tt.value, err, tt.name)
 			}
@@ -35,14 +35,14 @@ func TestConfigMailRejectsBadValues(t *testing.T) {
 }
 
 func TestConfigMail(t *testing.T) {
-	c, err := LoadConfig(mapEnv(map[string]string{}))
+	c, err := loadConfig(mapEnv(map[string]string{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.DigestSchedule == nil || c.DigestSchedule.Day != time.Monday || c.DigestSchedule.Hour != 7 || c.DigestSchedule.Loc.String() != "Europe/London" {
 		t.Errorf("default DIGEST_SCHEDULE: %+v", c.DigestSchedule)
 	}
-	if c, err := LoadConfig(mapEnv(map[string]string{"DIGEST_SCHEDULE": "off"})); err != nil || c.DigestSchedule != nil {
+	if c, err := loadConfig(mapEnv(map[string]string{"DIGEST_SCHEDULE": "off"})); err != nil || c.DigestSchedule != nil {
 		t.Errorf("DIGEST_SCHEDULE=off: %+v %v", c.DigestSchedule, err)
 	}
 	if c.SMTPURL != "" || c.MailFrom != digest.DefaultFrom {
@@ -51,7 +51,7 @@ func TestConfigMail(t *testing.T) {
 	if _, ok := mustSender(t, c).(digest.Outbox); !ok {
 		t.Error("without SMTP_URL, digests do not go to the outbox")
 	}
-	c, err = LoadConfig(mapEnv(map[string]string{"SMTP_URL": "smtps://u:p@mail.example.org", "MAIL_FROM": "OTJ <otj@example.org>"}))
+	c, err = loadConfig(mapEnv(map[string]string{"SMTP_URL": "smtps://u:p@mail.example.org", "MAIL_FROM": "OTJ <otj@example.org>"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestConfigMail(t *testing.T) {
 	}
 }
 
-func mustSender(t *testing.T, c Config) digest.Sender {
+func mustSender(t *testing.T, c config) digest.Sender {
 	t.Helper()
 	s, err := digestSender(c)
 	if err != nil {

@@ -59,7 +59,7 @@ type appMetrics struct {
 // listenMetrics takes METRICS_LISTEN's port, first, so that a clash fails
 // before anything starts, and registers the process's metrics. It
 // returns nil when METRICS_LISTEN is unset.
-func listenMetrics(cfg Config, m mode) (*appMetrics, error) {
+func listenMetrics(cfg config, m mode) (*appMetrics, error) {
 	if cfg.MetricsListen == "" {
 		return nil, nil
 	}

@@ -39,7 +39,7 @@ func runAnalytics(ctx context.Context, args []string, getenv func(string) string
 // holds that store.
 func operatorOpen(getenv func(string) string, stderr io.Writer, name string) operator.OpenFunc {
 	return func(ctx context.Context) (*operator.Backend, error) {
-		cfg, err := LoadConfig(getenv)
+		cfg, err := loadConfig(getenv)
 		if err != nil {
 			return nil, err
 		}

@@ -52,7 +52,7 @@ const shutdownTimeout = 10 * time.Second
 
 // runServices starts what the mode needs, runs until ctx ends or a
 // service fails, then stops everything in order.
-func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer, m mode, opts Options) (err error) {
+func runServices(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, m mode, opts Options) (err error) {
 	log = log.With("mode", m.String())
 	if m == modeWorker && cfg.NATSURL == "" {
 		return errors.New("NATS_URL is not set: app worker joins a NATS server, such as the one app web embeds (NATS_URL=nats://" + cfg.NATSListen + ")")
@@ -109,7 +109,7 @@ func runServices(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Wr
 
 // listenWeb takes the web port, saying which setting to change when it
 // is taken.
-func listenWeb(cfg Config) (net.Listener, error) {
+func listenWeb(cfg config) (net.Listener, error) {
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -123,7 +123,7 @@ func listenWeb(cfg Config) (net.Listener, error) {
 
 // startServices starts in g, on ctx, the services of the mode's roles:
 // the relays every process runs, the worker's, and the web's.
-func startServices(ctx context.Context, g *service.Group, cfg Config, log *slog.Logger, stdout io.Writer, m mode, opts Options, be *backend, mx *appMetrics, ln net.Listener) error {
+func startServices(ctx context.Context, g *service.Group, cfg config, log *slog.Logger, stdout io.Writer, m mode, opts Options, be *backend, mx *appMetrics, ln net.Listener) error {
 	startRelays(ctx, g, cfg, log, be)
 	client, err := newClient(ctx, cfg, log, be, m, opts, mx.observer())
 	if err != nil {
@@ -155,7 +155,7 @@ func startServices(ctx context.Context, g *service.Group, cfg Config, log *slog.
 
 // startRelays starts what every process runs first, whatever its role:
 // the watch on its NATS connection and the Redis relay.
-func startRelays(ctx context.Context, g *service.Group, cfg Config, log *slog.Logger, be *backend) {
+func startRelays(ctx context.Context, g *service.Group, cfg config, log *slog.Logger, be *backend) {
 	// A connection nats.go has given up on does not come back.
 	g.Go("nats", func() error { return be.Lost(ctx, cfg) })
 	if be.Redis != nil {
@@ -166,7 +166,7 @@ func startRelays(ctx context.Context, g *service.Group, cfg Config, log *slog.Lo
 }
 
 // startWeb starts the web server on ln and says where it is.
-func startWeb(ctx context.Context, g *service.Group, cfg Config, log *slog.Logger, stdout io.Writer, be *backend, client *tasks.Client, mx *appMetrics, ln net.Listener) error {
+func startWeb(ctx context.Context, g *service.Group, cfg config, log *slog.Logger, stdout io.Writer, be *backend, client *tasks.Client, mx *appMetrics, ln net.Listener) error {
 	exposed := webWarnings(cfg, log)
 	srv, err := newWebServer(ctx, g, cfg, log, be, client, mx)
 	if err != nil {
@@ -197,7 +197,7 @@ func startWeb(ctx context.Context, g *service.Group, cfg Config, log *slog.Logge
 
 // webWarnings logs the web's risky settings, and returns the warning
 // for a development sign-in others can reach, "" if none.
-func webWarnings(cfg Config, log *slog.Logger) string {
+func webWarnings(cfg config, log *slog.Logger) string {
 	if cfg.DevAutoLoginEmail != "" {
 		log.Warn("development sign-in is on: every request is signed in as DEV_AUTO_LOGIN_EMAIL; never set it where others can reach the app",
 			"email", cfg.DevAutoLoginEmail, "host", cfg.Host)
@@ -214,7 +214,7 @@ func webWarnings(cfg Config, log *slog.Logger) string {
 
 // newWebServer is the web UI on the process's task client, activity
 // store and event streams.
-func newWebServer(ctx context.Context, g *service.Group, cfg Config, log *slog.Logger, be *backend, client *tasks.Client, mx *appMetrics) (*http.Server, error) {
+func newWebServer(ctx context.Context, g *service.Group, cfg config, log *slog.Logger, be *backend, client *tasks.Client, mx *appMetrics) (*http.Server, error) {
 	https := cfg.BaseURL != nil && cfg.BaseURL.Scheme == "https"
 	signer, err := session.NewSigner(cfg.SecretKey, session.Secure(https))
 	if err != nil {
@@ -248,7 +248,7 @@ func newWebServer(ctx context.Context, g *service.Group, cfg Config, log *slog.L
 }
 
 // webHealth are the checks /healthz runs.
-func webHealth(cfg Config, be *backend, client *tasks.Client) []web.HealthCheck {
+func webHealth(cfg config, be *backend, client *tasks.Client) []web.HealthCheck {
 	health := []web.HealthCheck{
 		{Name: "database", Check: func(ctx context.Context) error { return be.DB.PingContext(ctx) }},
 		{Name: "nats", Check: be.Broker.Ping},
@@ -265,7 +265,7 @@ func webHealth(cfg Config, be *backend, client *tasks.Client) []web.HealthCheck 
 // server: its URL and the worker role's token, which the server made up
 // and admits with a worker's rights only (deploy/nats/roles.conf). The
 // token or password this process itself presents is never shown.
-func joinSettings(cfg Config, embedded *natsserver.Server, workerToken string) string {
+func joinSettings(cfg config, embedded *natsserver.Server, workerToken string) string {
 	line := "NATS_URL=" + embedded.ClientURL() + " NATS_TOKEN=" + workerToken
 	if cfg.NATSTLSCA != "" {
 		line += " NATS_TLS_CA=" + cfg.NATSTLSCA
@@ -278,7 +278,7 @@ func joinSettings(cfg Config, embedded *natsserver.Server, workerToken string) s
 // not this data dir's SQLite), the broker, and with Redis its URL, CA and
 // key prefix. A URL holding credentials is referred to as a shell
 // variable, as NATS credentials are: stdout often ends up in a log.
-func brokerJoinSettings(cfg Config) string {
+func brokerJoinSettings(cfg config) string {
 	line := ""
 	if cfg.DatabaseURL != "" {
 		line += urlJoinSetting("DATABASE_URL", cfg.DatabaseURL)
@@ -317,7 +317,7 @@ func shellQuote(s string) string {
 // Redis refuses after the start (changed on the server) is said in so
 // many words, naming REDIS_URL, as the reason the jobs run in the
 // requests.
-func redisHealth(cfg Config, be *backend) func(context.Context) error {
+func redisHealth(cfg config, be *backend) func(context.Context) error {
 	return func(ctx context.Context) error {
 		err := be.Redis.Ping(ctx)
 		if redis.IsAuthError(err) {
@@ -327,7 +327,7 @@ func redisHealth(cfg Config, be *backend) func(context.Context) error {
 	}
 }
 
-func natsTarget(cfg Config, embedded *natsserver.Server) string {
+func natsTarget(cfg config, embedded *natsserver.Server) string {
 	if embedded == nil {
 		return redactURL(cfg.NATSURL)
 	}
@@ -340,7 +340,7 @@ func natsTarget(cfg Config, embedded *natsserver.Server) string {
 // newRegistry registers every job type this build runs, each with its
 // kind. Analytics pages ask logChanged whether the log has moved past
 // them.
-func newRegistry(db *bun.DB, cfg Config, logChanged analytics.LogChanged) (*tasks.Registry, error) {
+func newRegistry(db *bun.DB, cfg config, logChanged analytics.LogChanged) (*tasks.Registry, error) {
 	reg := tasks.NewRegistry()
 	if err := reports.RegisterWith(reg, activity.NewStore(db), reports.Options{MinDuration: cfg.ReportMinDuration}); err != nil {
 		return nil, err
@@ -365,7 +365,7 @@ func newRegistry(db *bun.DB, cfg Config, logChanged analytics.LogChanged) (*task
 }
 
 // baseURL is BASE_URL as text, "" when unset.
-func baseURL(cfg Config) string {
+func baseURL(cfg config) string {
 	if cfg.BaseURL == nil {
 		return ""
 	}
@@ -375,7 +375,7 @@ func baseURL(cfg Config) string {
 // newClient is the process's door to the task system. A worker takes
 // jobs from the broker that carries them; with the Redis broker, a web
 // request runs its job itself when Redis cannot be reached.
-func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m mode, opts Options, obs tasks.Observer) (*tasks.Client, error) {
+func newClient(ctx context.Context, cfg config, log *slog.Logger, be *backend, m mode, opts Options, obs tasks.Observer) (*tasks.Client, error) {
 	// The activity log's stream, read through this process's
 	// connection, as the web's relay writes it (startActivityEvents).
 	activityJS, err := jetstream.New(be.NC)
@@ -421,7 +421,7 @@ func newClient(ctx context.Context, cfg Config, log *slog.Logger, be *backend, m
 // storeFullMessage is what a user is shown when their result could not
 // be stored because the results bucket is full: what will make room,
 // and the setting an operator can raise.
-func storeFullMessage(cfg Config) string {
+func storeFullMessage(cfg config) string {
 	return fmt.Sprintf("There is no room to store this report right now; older reports expire after %s, or ask the operator to raise RESULT_MAX_BYTES.",
 		lifetime(cfg.ResultTTL))
 }
@@ -443,7 +443,7 @@ func lifetime(d time.Duration) string {
 }
 
 // databaseTarget says which database the process uses, for the log.
-func databaseTarget(cfg Config) string {
+func databaseTarget(cfg config) string {
 	if cfg.DatabaseURL != "" {
 		return database.RedactURL(cfg.DatabaseURL)
 	}
@@ -457,7 +457,7 @@ func databaseTarget(cfg Config) string {
 // yet is waited for, as connectNATS waits for NATS, so that processes
 // start in any order; one that refuses the credentials or has no such
 // database stops the process at once.
-func openDatabase(ctx context.Context, cfg Config, migrate bool, wait *slog.Logger) (*bun.DB, error) {
+func openDatabase(ctx context.Context, cfg config, migrate bool, wait *slog.Logger) (*bun.DB, error) {
 	path := filepath.Join(cfg.DataDir, database.FileName)
 	var (
 		db  *bun.DB
@@ -497,8 +497,8 @@ func openDatabase(ctx context.Context, cfg Config, migrate bool, wait *slog.Logg
 // checkSecretKey refuses to serve the web without a SECRET_KEY: sessions
 // signed with a made-up key end at every restart and differ between web
 // processes. Only local development (DEV_AUTO_LOGIN_EMAIL) may go
-// without. LoadConfig has already refused a short one.
-func checkSecretKey(cfg Config) error {
+// without. loadConfig has already refused a short one.
+func checkSecretKey(cfg config) error {
 	if cfg.SecretKeyRandom && cfg.DevAutoLoginEmail == "" {
 		return fmt.Errorf("SECRET_KEY: not set; the web signs sessions with it: set at least %d bytes (try: openssl rand -hex 32), or DEV_AUTO_LOGIN_EMAIL for local development", session.MinKeyLen)
 	}
@@ -508,7 +508,7 @@ func checkSecretKey(cfg Config) error {
 // devLoginExposed is the warning for DEV_AUTO_LOGIN_EMAIL on a HOST that
 // others can reach, where anyone who opens the app is that user; "" when
 // it does not apply.
-func devLoginExposed(cfg Config) string {
+func devLoginExposed(cfg config) string {
 	if cfg.DevAutoLoginEmail == "" || natsserver.IsLoopback(cfg.Host) {
 		return ""
 	}

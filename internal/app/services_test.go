@@ -17,25 +17,25 @@ func TestJoinLineShowsOnlyTheMadeUpToken(t *testing.T) {
 	url := s.ClientURL()
 	tests := []struct {
 		name string
-		cfg  Config
+		cfg  config
 		c    string // the worker role's token
 		want string
 	}{
-		{"made up", Config{}, "made-up-0123456789abcdef",
+		{"made up", config{}, "made-up-0123456789abcdef",
 			"NATS_URL=" + url + " NATS_TOKEN=made-up-0123456789abcdef"},
-		{"with a CA", Config{NATSTLSCA: "/etc/otj/ca.pem"}, "made-up-0123456789abcdef",
+		{"with a CA", config{NATSTLSCA: "/etc/otj/ca.pem"}, "made-up-0123456789abcdef",
 			"NATS_URL=" + url + " NATS_TOKEN=made-up-0123456789abcdef NATS_TLS_CA=/etc/otj/ca.pem"},
-		{"redis without a password", Config{Broker: brokerRedis, RedisURL: "redis://10.0.0.5:6379/0", RedisKeyPrefix: defaultRedisPrefix},
+		{"redis without a password", config{Broker: brokerRedis, RedisURL: "redis://10.0.0.5:6379/0", RedisKeyPrefix: defaultRedisPrefix},
 			"made-up-0123456789abcdef",
 			"NATS_URL=" + url + " NATS_TOKEN=made-up-0123456789abcdef TASKS_BROKER=redis REDIS_URL=redis://10.0.0.5:6379/0"},
-		{"redis with a password, TLS and a prefix", Config{Broker: brokerRedis, RedisURL: "rediss://:pw-secret@redis.example:6380/0",
+		{"redis with a password, TLS and a prefix", config{Broker: brokerRedis, RedisURL: "rediss://:pw-secret@redis.example:6380/0",
 			RedisTLSCA: "/etc/otj/redis-ca.pem", RedisKeyPrefix: "{otj:staging}"},
 			"made-up-0123456789abcdef",
 			"NATS_URL=" + url + ` NATS_TOKEN=made-up-0123456789abcdef TASKS_BROKER=redis REDIS_URL="$REDIS_URL" REDIS_TLS_CA=/etc/otj/redis-ca.pem REDIS_KEY_PREFIX='{otj:staging}'`},
-		{"postgres with a password", Config{DatabaseURL: "postgres://otj:pw@db.example:5432/otj"},
+		{"postgres with a password", config{DatabaseURL: "postgres://otj:pw@db.example:5432/otj"},
 			"made-up-0123456789abcdef",
 			"NATS_URL=" + url + ` NATS_TOKEN=made-up-0123456789abcdef DATABASE_URL="$DATABASE_URL"`},
-		{"postgres without one", Config{DatabaseURL: "postgres://db.example/otj?sslmode=require&user=otj"},
+		{"postgres without one", config{DatabaseURL: "postgres://db.example/otj?sslmode=require&user=otj"},
 			"made-up-0123456789abcdef",
 			"NATS_URL=" + url + ` NATS_TOKEN=made-up-0123456789abcdef DATABASE_URL='postgres://db.example/otj?sslmode=require&user=otj'`},
 	}
@@ -59,7 +59,7 @@ func TestDevLoginExposed(t *testing.T) {
 		{"0.0.0.0", "", false},
 	}
 	for _, tt := range tests {
-		got := devLoginExposed(Config{Host: tt.host, DevAutoLoginEmail: tt.email})
+		got := devLoginExposed(config{Host: tt.host, DevAutoLoginEmail: tt.email})
 		if (got != "") != tt.warn || tt.warn && !strings.Contains(got, tt.host) {
 			t.Errorf("HOST %s, email %q: warning %q", tt.host, tt.email, got)
 		}
@@ -71,7 +71,7 @@ func TestDevLoginExposed(t *testing.T) {
 // run that long: its attempt would be counted as lost while it runs.
 func TestNoJobTypeOutlivesTheOrphanLimit(t *testing.T) {
 	db, _ := testsupport.DB(t)
-	reg, err := newRegistry(db, Config{}, nil)
+	reg, err := newRegistry(db, config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
