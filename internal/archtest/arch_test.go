@@ -48,6 +48,21 @@ var rules = []rule{
 		tests: true,
 	},
 	{
+		// Each job module describes its kind with the task registry, in
+		// tasktype's types; the web shows the registry's kinds.
+		name:  "modules/web depends on no job module",
+		from:  []string{"modules/web"},
+		to:    []string{"modules/analytics", "modules/digest", "modules/account"},
+		tests: true,
+	},
+	{
+		// A job module's pages and downloads are plain functions the web
+		// calls (tasktype.Kind), not web handlers.
+		name: "no job module depends on modules/web",
+		from: []string{"modules/reports", "modules/analytics", "modules/digest", "modules/account"},
+		to:   []string{"modules/web"},
+	},
+	{
 		// Test helpers that start a broker live beside the driver.
 		name:  "platform depends on no module",
 		from:  []string{"platform"},
@@ -273,7 +288,7 @@ func TestRulesCatch(t *testing.T) {
 			{id: "modules/web", imports: []string{"modules/tasks/internal/engine"}},
 			{id: "modules/tasks/jetstream", imports: []string{"modules/tasks/internal/engine"}},
 			{id: "modules/tasks", imports: []string{"modules/tasks/internal"}},
-			{id: "cmd/app", imports: []string{"internal/archtest", "modules/tasks"}, deps: []string{"modules/tasks/internal"}},
+			{id: "internal/app", imports: []string{"internal/archtest", "modules/tasks"}, deps: []string{"modules/tasks/internal"}},
 			{id: "modules/tasks/internal/engine"}, {id: "modules/tasks/internal"}, {id: "internal/archtest"},
 		}, []string{"modules/web -> modules/tasks/internal/engine"}},
 		{"modules/web does not depend on modules/reports", []pkg{
@@ -284,6 +299,18 @@ func TestRulesCatch(t *testing.T) {
 			{id: "modules/reports", imports: []string{"modules/tasks"}, deps: []string{"modules/tasks"}},
 			{id: "modules/tasks"},
 		}, []string{"modules/web (tests) -> modules/reports/fake"}},
+		{"modules/web depends on no job module", []pkg{
+			{id: "modules/web", imports: []string{"modules/tasks"}},
+			{id: "modules/web_test", dir: "modules/web", test: true, imports: []string{"modules/web", "modules/digest"}},
+			{id: "modules/digest", imports: []string{"modules/tasks"}},
+			{id: "modules/tasks"},
+		}, []string{"modules/web (tests) -> modules/digest"}},
+		{"no job module depends on modules/web", []pkg{
+			{id: "modules/analytics", imports: []string{"modules/web"}, deps: []string{"modules/web", "modules/tasks"}},
+			{id: "modules/reports", imports: []string{"modules/tasks"}},
+			{id: "modules/web", imports: []string{"modules/tasks"}},
+			{id: "modules/tasks"},
+		}, []string{"modules/analytics -> modules/web"}},
 		{"platform depends on no module", []pkg{
 			{id: "platform/testsupport", imports: []string{"platform/database", "modules/tasks/jetstream"},
 				deps: []string{"platform/database", "modules/tasks/jetstream", "modules/tasks"}},

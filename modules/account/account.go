@@ -57,11 +57,26 @@ type TaskRecord struct {
 	Events []tasktype.Event `json:"events"`
 }
 
-// Register adds the export job type to reg. tasksOf returns the task
-// system's door once it exists (the Client is made with the registry, so
-// it is looked up when a job runs).
-func Register(reg *tasks.Registry, src reports.Source, tasksOf func() TaskSource) error {
+// Register adds the export job type to reg. The export reads the task
+// system through the client that runs it (tasks.ClientFromContext): the
+// client is made with the registry, so it cannot be handed over here.
+func Register(reg *tasks.Registry, src reports.Source) error {
+	if err := registerExport(reg, src); err != nil {
+		return err
+	}
+	// Started from the account page, not the task list.
+	return reg.Describe(tasktype.Kind{Type: ExportType, Label: ExportLabel, Noun: "export"})
+}
+
+// registerExport registers the export's handler.
+func registerExport(reg *tasks.Registry, src reports.Source) error {
 	return reg.Register(ExportType, func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
+		ts, ok := tasks.ClientFromContext(ctx)
+		if !ok {
+			// Only a tasks.Client's worker runs jobs: a wiring mistake,
+			// which no attempt mends.
+			return tasktype.Result{}, tasktype.Permanent(errors.New("account export: the job's context has no task client"))
+		}
 		if _, err := src.CountActivities(ctx, job.UserID); errors.Is(err, activity.ErrNotFound) {
 			// An erased user, or one another database holds: no attempt
 			// can find them.
@@ -75,7 +90,7 @@ func Register(reg *tasks.Registry, src reports.Source, tasksOf func() TaskSource
 		if err != nil {
 			return tasktype.Result{}, err
 		}
-		n, err := Export(ctx, w, src, tasksOf(), job.UserID, job.ID)
+		n, err := Export(ctx, w, src, ts, job.UserID, job.ID)
 		if err != nil {
 			return tasktype.Result{}, fmt.Errorf("account export: %w", err)
 		}

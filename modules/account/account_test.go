@@ -42,15 +42,13 @@ func newFixture(t *testing.T, db *bun.DB) fixture {
 	web := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "web"))
 	wb := jetstreamtest.Broker(t, testsupport.Connect(t, srv, "worker"))
 	reg := tasks.NewRegistry()
-	var worker *tasks.Client
 	if err := reports.Register(reg, store); err != nil {
 		t.Fatal(err)
 	}
-	if err := account.Register(reg, store, func() account.TaskSource { return worker }); err != nil {
+	if err := account.Register(reg, store); err != nil {
 		t.Fatal(err)
 	}
-	var err error
-	worker, err = tasks.NewClient(tasks.Config{DB: db, Log: wb, Transport: wb, Registry: reg, Logger: testsupport.Logger(t)})
+	worker, err := tasks.NewClient(tasks.Config{DB: db, Log: wb, Transport: wb, Registry: reg, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

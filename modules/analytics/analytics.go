@@ -216,6 +216,34 @@ const (
 // Register adds the analytics job type to reg. now is the clock (nil:
 // time.Now).
 func Register(reg *tasks.Registry, src Source, now func() time.Time) error {
+	return RegisterWith(reg, src, Options{Now: now})
+}
+
+// Options tune the analytics job type; the zero value is the default.
+type Options struct {
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// LogChanged, when set, lets the charts' page say when the log has
+	// moved past the figures (RenderWithChanges).
+	LogChanged LogChanged
+}
+
+// RegisterWith is Register with options: it registers the handler and
+// describes the kind, whose result is shown as the charts' page.
+func RegisterWith(reg *tasks.Registry, src Source, o Options) error {
+	if err := registerHandler(reg, src, o.Now); err != nil {
+		return err
+	}
+	return reg.Describe(tasktype.Kind{
+		Type: Type, Label: Label, Noun: "analytics",
+		Start: &tasktype.StartButton{Path: "run-analytics", Label: "Run analytics",
+			Hint: "Charts of your hours, KSB coverage and portfolio readiness."},
+		View: &tasktype.ResultView{Path: "analytics", Link: "Open the charts", Render: RenderWithChanges(o.LogChanged)},
+	})
+}
+
+// registerHandler registers the analytics' handler.
+func registerHandler(reg *tasks.Registry, src Source, now func() time.Time) error {
 	if now == nil {
 		now = time.Now
 	}

@@ -99,7 +99,16 @@ func Register(reg *tasks.Registry, cfg Config) error {
 		p = cfg.Policy
 	}
 	j := &job{cfg: cfg, from: from, sent: sentLog{db: cfg.DB}}
-	return reg.Register(WeeklyDigest, j.run, p)
+	if err := reg.Register(WeeklyDigest, j.run, p); err != nil {
+		return err
+	}
+	return reg.Describe(tasktype.Kind{
+		Type: WeeklyDigest, Label: Label, Noun: "digest",
+		Start: &tasktype.StartButton{Path: "send-digest", Label: "Send me my digest now",
+			Hint:   "This week's hours, targets and KSBs still to evidence, by email; once a week.",
+			Queued: "Your digest is being sent in the background. It will appear below when it has gone."},
+		View: &tasktype.ResultView{Path: "digest", Link: "Read the digest", Render: RenderHTML},
+	})
 }
 
 type job struct {

@@ -40,8 +40,9 @@ var page = template.Must(template.New("digest").Parse(`<section class="digest">
 
 // RenderHTML writes a stored digest (an RFC 5322 message) as an HTML
 // fragment: its To, Subject and Date, and its plain-text part. It has the
-// signature of the web's ResultView.Render, so that cmd/app can pass it
-// to the web without this module importing it.
+// signature of tasktype.ResultView.Render: the digest's kind offers it
+// as its result's page, and the web shows it without this module
+// importing the web.
 func RenderHTML(_ context.Context, w io.Writer, _ tasktype.Task, result io.Reader) error {
 	msg, err := mail.ReadMessage(io.LimitReader(result, maxMessageBytes))
 	if err != nil {

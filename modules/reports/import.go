@@ -65,6 +65,15 @@ const maxListedErrors = 20
 
 // RegisterImport adds the import job type to reg.
 func RegisterImport(reg *tasks.Registry, im Importer) error {
+	if err := registerImport(reg, im); err != nil {
+		return err
+	}
+	// Started from its own page, ImportPage, not the task list.
+	return reg.Describe(tasktype.Kind{Type: ActivityImport, Label: ActivityImportLabel, Noun: "import"})
+}
+
+// registerImport registers the import's handler.
+func registerImport(reg *tasks.Registry, im Importer) error {
 	return reg.Register(ActivityImport, func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		var p importPayload
 		if err := json.Unmarshal(job.Payload, &p); err != nil || p.UploadID <= 0 {

@@ -72,6 +72,28 @@ func Register(reg *tasks.Registry, src Source) error { return RegisterWith(reg, 
 
 // RegisterWith is Register with options.
 func RegisterWith(reg *tasks.Registry, src Source, opt Options) error {
+	if err := registerReport(reg, src, opt); err != nil {
+		return err
+	}
+	return reg.Describe(fullReportKind)
+}
+
+// fullReportKind is how users see and start a full report, and the
+// Excel file its CSV also downloads as.
+var fullReportKind = tasktype.Kind{
+	Type: FullReport, Label: FullReportLabel, Noun: "report",
+	Start: &tasktype.StartButton{Path: "generate-report", Label: "Generate Full Report",
+		Hint:   "A CSV of your whole activity log, built in the background.",
+		Queued: "Your full report is being generated in the background. It will appear below when it is ready."},
+	Formats: []tasktype.ResultFormat{{Name: "xlsx", Label: "Excel (.xlsx)", Ext: ".xlsx", ContentType: XLSXContentType,
+		Convert: func(ctx context.Context, src io.Reader, dst io.Writer) error {
+			_, err := CSVToXLSX(ctx, src, dst)
+			return err
+		}}},
+}
+
+// registerReport registers the full report's handler.
+func registerReport(reg *tasks.Registry, src Source, opt Options) error {
 	return reg.Register(FullReport, func(ctx context.Context, job tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 		total, err := src.CountActivities(ctx, job.UserID)
 		if errors.Is(err, activity.ErrNotFound) {

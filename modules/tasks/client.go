@@ -204,7 +204,38 @@ func (c *Client) newWorker(q driver.Queue, name string) (*worker.Worker, error) 
 		ResultKeep: keep, ResultTTL: c.cfg.Retention.TTL, Succeeded: c.cfg.Log, LeaveDeletes: c.cfg.PruneOnProjection,
 		StoreFullMessage: w.StoreFullMessage, Name: name, Logger: c.log, Now: w.Now,
 		Observer: c.cfg.Observer,
+		// Handlers reach the task system through the client running them.
+		JobContext: c.withClient,
 	})
+}
+
+// clientKey keys the Client on the contexts of the jobs it runs.
+type clientKey struct{}
+
+// withClient is ctx carrying c, for ClientFromContext.
+func (c *Client) withClient(ctx context.Context) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+// ClientFromContext is the Client whose worker runs the job whose
+// context ctx is (RunWorker, RunInline or RunInRequest); false outside a
+// job. A handler that reads the task system, such as the account
+// export, finds its client here: the client is made with the registry
+// the handler is registered in, so it cannot be handed over at
+// registration.
+func ClientFromContext(ctx context.Context) (*Client, bool) {
+	c, ok := ctx.Value(clientKey{}).(*Client)
+	return c, ok
+}
+
+// Kinds are the kinds of work the Client's registry describes, in the
+// order they were described (Registry.Describe); none without a
+// registry.
+func (c *Client) Kinds() []tasktype.Kind {
+	if c.cfg.Registry == nil {
+		return nil
+	}
+	return c.cfg.Registry.Kinds()
 }
 
 // Enqueue asks for a job to be run. On success the job is stored and will

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
-	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )

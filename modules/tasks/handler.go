@@ -12,6 +12,7 @@ import (
 type Registry struct {
 	mu       sync.RWMutex
 	handlers map[string]registration
+	kinds    []tasktype.Kind // in the order they were described
 }
 
 type registration struct {
@@ -65,4 +66,30 @@ func (r *Registry) Types() []string {
 	}
 	sort.Strings(ts)
 	return ts
+}
+
+// Describe declares how users see and start jobType's tasks, beside its
+// handler: the module that registers a job type describes it too, so
+// that the web learns every kind from the registry (Kinds). The type
+// must be registered first, and described once.
+func (r *Registry) Describe(k tasktype.Kind) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.handlers[k.Type]; !ok {
+		return fmt.Errorf("describe %q: not registered", k.Type)
+	}
+	for _, d := range r.kinds {
+		if d.Type == k.Type {
+			return fmt.Errorf("describe %s: already described", k.Type)
+		}
+	}
+	r.kinds = append(r.kinds, k)
+	return nil
+}
+
+// Kinds lists the described kinds, in the order they were described.
+func (r *Registry) Kinds() []tasktype.Kind {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return append([]tasktype.Kind(nil), r.kinds...)
 }

@@ -6,11 +6,11 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker/redisbrokertest"
-	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )

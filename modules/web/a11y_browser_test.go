@@ -13,7 +13,7 @@ import (
 )
 
 // TestBrowserSignedOutPagesAccessible opens in Chromium the pages a
-// visitor sees before or after signing in, which cmd/app's
+// visitor sees before or after signing in, which internal/app/apptest's
 // TestBrowserEveryPageFitsAPhone (signed in) cannot reach: sign-in with
 // no provider configured, sign-in with one, the refusal of an address
 // not on the allowlist, and the page after deleting the account. Each,

@@ -35,8 +35,8 @@ type Uploads interface {
 
 // ActivityImport wires the activity import (Config.Import): the web
 // stores the uploaded file and enqueues a job of Type that imports it.
-// The web knows neither the job type nor its payload; cmd/app passes the
-// reports module's.
+// The web knows neither the job type nor its payload; the app
+// (internal/app) passes the reports module's.
 type ActivityImport struct {
 	// Type is the job type that imports an upload. Required.
 	Type string

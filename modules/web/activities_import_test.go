@@ -21,7 +21,7 @@ import (
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
-// importType is the tests' import job type, in the place of cmd/app's
+// importType is the tests' import job type, in the place of internal/app's
 // reports.ActivityImport: the web must take it from its configuration.
 const importType = "test_import"
 

@@ -1,11 +1,9 @@
 package web
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -14,76 +12,22 @@ import (
 )
 
 // TaskKind is one kind of background work, as the web offers and shows
-// it. The web knows no job type of its own: cmd/app passes each job
-// module's kind (the report's, the digest's, the analytics').
-type TaskKind struct {
-	// Type is the job type. Required.
-	Type string
-	// Label is how each task of the kind is named ("Full report (CSV)");
-	// empty: the type, underscores as spaces.
-	Label string
-	// Noun is what a user calls one in a sentence ("report", "digest");
-	// empty: the label, lower-cased.
-	Noun string
-	// Start, when set, puts a button on the task list that starts one.
-	Start *StartButton
-	// View, when set, is what a completed task of the kind offers in
-	// place of a download: a page showing its result.
-	View *ResultView
-	// Formats are other files a completed task's result downloads as,
-	// beside the stored one, each made from it as it is downloaded.
-	Formats []ResultFormat
-}
+// it. The web knows no job type of its own: each job module declares its
+// kind with the task registry (tasks.Registry.Describe), and the app
+// passes the registry's kinds (tasks.Client.Kinds).
+type TaskKind = tasktype.Kind
 
-// ResultFormat is another file a completed task's stored result can be
-// downloaded as (GET /tasks/{id}/download/{Name}), made from the stored
-// file, once its digest is checked, by the kind's own module as the
-// response is written: nothing more is stored, and the two files say
-// the same.
-type ResultFormat struct {
-	// Name is the address's last segment ("xlsx"): lower-case letters,
-	// digits and '-'.
-	Name string
-	// Label is the link's text ("Excel (.xlsx)").
-	Label string
-	// Ext is the file name's extension in place of the stored one's
-	// (".xlsx"); ContentType is the file's.
-	Ext, ContentType string
-	// Convert writes the stored result, read from src, to dst in the
-	// format. An error before anything is written is a 500; it should
-	// return soon after ctx ends (the client went away).
-	Convert func(ctx context.Context, src io.Reader, dst io.Writer) error
-}
+// ResultFormat is another file a completed task's result downloads as;
+// see tasktype.ResultFormat.
+type ResultFormat = tasktype.ResultFormat
 
-// StartButton is a task list button that enqueues a job of its kind for
-// the signed-in user: POST /tasks/{Path}, with the list's idempotency key.
-type StartButton struct {
-	// Path is the route under /tasks/ ("generate-report"): lower-case
-	// letters, digits and '-'.
-	Path string
-	// Label is the button's text ("Generate Full Report").
-	Label string
-	// Hint, if set, says beside the button what it makes.
-	Hint string
-	// Queued is the notice shown once the job is queued; empty: a
-	// sentence built from the kind's label.
-	Queued string
-}
+// StartButton is a task list button that starts a task of its kind; see
+// tasktype.StartButton.
+type StartButton = tasktype.StartButton
 
-// ResultView shows a completed task's stored result as a page of the app,
-// at /tasks/{id}/{Path}, linked from the task list and the task's page.
-type ResultView struct {
-	// Path is the page's last path segment ("analytics"): lower-case
-	// letters, digits and '-', and none of the task routes' own.
-	Path string
-	// Link is the text of the links to the page ("Open the charts").
-	Link string
-	// Render writes the result, read from result, as an HTML fragment
-	// the page's layout wraps. It must hold no script and no inline
-	// style (the pages' CSP refuses both); classes are styled by the
-	// app's stylesheet. An error before anything is written is a 500.
-	Render func(ctx context.Context, w io.Writer, t tasktype.Task, result io.Reader) error
-}
+// ResultView shows a completed task's result as a page of the app; see
+// tasktype.ResultView.
+type ResultView = tasktype.ResultView
 
 // reservedViewPaths are the task routes a ResultView's path must not shadow.
 var reservedViewPaths = map[string]bool{"cancel": true, "retry": true, "download": true, "regenerate": true, "events": true}

@@ -129,8 +129,9 @@ type Config struct {
 	Health        []HealthCheck
 	// Kinds are the kinds of work the app offers: their labels, the task
 	// list's buttons that start them, and the pages that show their
-	// results. The web knows no job type of its own: cmd/app passes each
-	// job module's. At least one must have a Start button.
+	// results. The web knows no job type of its own: each job module
+	// describes its kind with the task registry, and the app passes the
+	// registry's (tasks.Client.Kinds). At least one must have a Start button.
 	Kinds []TaskKind
 	// DevAutoLoginEmail signs every request in as this user, creating it
 	// on first use (development only, as in the Python app).
@@ -183,7 +184,7 @@ type Config struct {
 	// of the app's own middleware: it sees each response's status and
 	// duration, and once the request has been served,
 	// chi.RouteContext(r.Context()).RoutePattern() names the route it
-	// took ("/tasks/{id}"), never the raw path. cmd/app passes the HTTP
+	// took ("/tasks/{id}"), never the raw path. The app (internal/app) passes the HTTP
 	// metrics' (platform/metrics).
 	Middleware func(http.Handler) http.Handler
 	// Now is the clock results expire by, and that a running task's

@@ -191,7 +191,7 @@ func (f *fixture) client(t *testing.T, u activity.User) *http.Client {
 }
 
 // reportType and reportLabel are the report's job type and its label as
-// the fixture configures them, in the place of cmd/app's reports.FullReport
+// the fixture configures them, in the place of internal/app's reports.FullReport
 // and its label: a name of the tests' own, so that a web module naming
 // the report's job type itself would fail them.
 const (

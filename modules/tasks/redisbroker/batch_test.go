@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
-	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )

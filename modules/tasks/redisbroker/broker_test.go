@@ -15,11 +15,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otjhelper/otj/modules/tasks"
+	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/jetstream"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
-	"github.com/otjhelper/otj/modules/tasks/internal/driver"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )

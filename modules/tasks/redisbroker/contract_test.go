@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otjhelper/otj/modules/tasks/internal/driver/drivertest"
 	"github.com/otjhelper/otj/modules/tasks/jetstream/jetstreamtest"
 	"github.com/otjhelper/otj/modules/tasks/redisbroker"
-	"github.com/otjhelper/otj/modules/tasks/internal/driver/drivertest"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 

@@ -208,6 +208,9 @@ func (w *Worker) run(ctx context.Context, log *slog.Logger, h tasktype.HandlerFu
 			err = tasktype.Permanent(tasktype.UserMessage(err, w.cfg.StoreFullMessage))
 		}
 	}()
+	if w.cfg.JobContext != nil {
+		ctx = w.cfg.JobContext(ctx)
+	}
 	res, err = h(ctx, job, out)
 	return res, nil, err
 }

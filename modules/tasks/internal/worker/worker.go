@@ -24,6 +24,9 @@ type Config struct {
 	Registry Handlers     // required
 	// Capabilities are the transport's that carries Queue's items.
 	Capabilities driver.Capabilities
+	// JobContext, when set, is applied to the context of every job the
+	// worker hands to a handler: the Client puts itself there.
+	JobContext func(context.Context) context.Context
 
 	// Concurrency is how many jobs run at once. Default 4.
 	Concurrency int

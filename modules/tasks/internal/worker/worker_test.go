@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks"
-	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/internal/driver"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 	"github.com/otjhelper/otj/platform/testsupport"
 )
