@@ -70,6 +70,25 @@ var rules = []rule{
 		tests: true,
 	},
 	{
+		// The driver port is the engine's seam with its drivers, all of
+		// them in its tree: everyone else goes through tasks.Client.
+		name: "only modules/tasks imports the driver port",
+		forbid: func(from, to string) bool {
+			return under("modules/tasks/internal/driver", to) && !under("modules/tasks", from)
+		},
+		direct: true,
+		tests:  true,
+	},
+	{
+		// The bench measures the system through the Client and its
+		// Observer; the composition root builds the drivers for it.
+		name:   "the bench imports no driver",
+		from:   []string{"internal/app/bench"},
+		to:     []string{"modules/tasks/jetstream", "modules/tasks/redisbroker", "modules/tasks/internal"},
+		direct: true,
+		tests:  true,
+	},
+	{
 		// Job types register with the engine, never the other way round.
 		name: "the task engine depends on no job type",
 		from: []string{"modules/tasks"},
@@ -318,6 +337,19 @@ func TestRulesCatch(t *testing.T) {
 			{id: "modules/tasks/jetstream", imports: []string{"modules/tasks"}, deps: []string{"modules/tasks"}},
 			{id: "modules/tasks"},
 		}, []string{"platform/testsupport -> modules/tasks/jetstream"}},
+		{"only modules/tasks imports the driver port", []pkg{
+			{id: "internal/app", imports: []string{"modules/tasks/internal/driver", "modules/tasks"}},
+			{id: "modules/tasks/redisbroker", imports: []string{"modules/tasks/internal/driver"}},
+			{id: "modules/tasks", imports: []string{"modules/tasks/internal/driver"}},
+			{id: "modules/tasks/internal/driver"},
+		}, []string{"internal/app -> modules/tasks/internal/driver"}},
+		{"the bench imports no driver", []pkg{
+			{id: "internal/app/bench", imports: []string{"modules/tasks", "modules/tasks/jetstream"},
+				deps: []string{"modules/tasks", "modules/tasks/internal/worker", "modules/tasks/jetstream"}},
+			{id: "internal/app/bench_test", dir: "internal/app/bench", test: true, imports: []string{"modules/tasks/redisbroker"}},
+			{id: "modules/tasks", imports: []string{"modules/tasks/internal/worker"}},
+			{id: "modules/tasks/internal/worker"}, {id: "modules/tasks/jetstream"}, {id: "modules/tasks/redisbroker"},
+		}, []string{"internal/app/bench (tests) -> modules/tasks/redisbroker", "internal/app/bench -> modules/tasks/jetstream"}},
 		{"the task engine depends on no job type", []pkg{
 			{id: "modules/tasks/jetstream", imports: []string{"modules/tasks/brokertest"}, deps: []string{"modules/tasks/brokertest", "modules/activity"}},
 			{id: "modules/tasks/brokertest", imports: []string{"modules/activity"}, deps: []string{"modules/activity"}},

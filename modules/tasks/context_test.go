@@ -100,7 +100,8 @@ func TestRegistryKinds(t *testing.T) {
 		t.Error("a second Describe of a type succeeded")
 	}
 	db, _ := testsupport.DB(t)
-	c, err := tasks.NewClient(tasks.Config{DB: db, Registry: reg})
+	broker := jetstreamtest.Broker(t, testsupport.Connect(t, testsupport.NATS(t), "kinds"))
+	c, err := tasks.NewClient(tasks.Config{DB: db, Log: broker, Transport: broker, Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
