@@ -222,11 +222,7 @@ func loadGraph(t *testing.T) graph {
 	if err != nil {
 		t.Fatalf("the import check runs go list: %v", err)
 	}
-	gomod, err := exec.Command(goCmd, "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	root := moduleRoot(t)
 	cmd := exec.Command(goCmd, "list", "-deps", "-test", "-json", "./...")
 	cmd.Dir = root
 	var stderr bytes.Buffer

@@ -15,6 +15,16 @@ import (
 // that tests can import and drive (cmd/app's is internal/app).
 const maxMainLines = 100
 
+// moduleRoot is the directory of the module's go.mod.
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(gomod)))
+}
+
 // listed is a package as go list names it: its name and directory.
 type listed struct{ name, dir string }
 
@@ -53,12 +63,8 @@ func bigMains(pkgs []listed, max int) ([]string, error) {
 
 // TestMainPackagesAreSmall holds every command of the module to wiring.
 func TestMainPackagesAreSmall(t *testing.T) {
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
 	cmd := exec.Command("go", "list", "-f", "{{.Name}} {{.Dir}}", "./...")
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+	cmd.Dir = moduleRoot(t)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
