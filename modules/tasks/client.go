@@ -136,7 +136,7 @@ func NewClient(cfg Config) (*Client, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Observer == nil {
-		cfg.Observer = noObserver{}
+		cfg.Observer = NopObserver{}
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = NewRegistry()

@@ -39,11 +39,22 @@ type Observer interface {
 	AttemptEnded(jobType string, outcome tasktype.EventKind, ran time.Duration)
 }
 
-// noObserver is the Observer of a Client given none.
-type noObserver struct{}
+// NopObserver is an Observer that does nothing: a Client given none
+// has it, and an Observer that watches only some of what happens embeds
+// it for the rest.
+type NopObserver struct{}
 
-func (noObserver) Enqueued(string, int)                                   {}
-func (noObserver) Cancelled(string)                                       {}
-func (noObserver) Retried(string)                                         {}
-func (noObserver) AttemptStarted(string, time.Duration)                   {}
-func (noObserver) AttemptEnded(string, tasktype.EventKind, time.Duration) {}
+// Enqueued does nothing.
+func (NopObserver) Enqueued(string, int) {}
+
+// Cancelled does nothing.
+func (NopObserver) Cancelled(string) {}
+
+// Retried does nothing.
+func (NopObserver) Retried(string) {}
+
+// AttemptStarted does nothing.
+func (NopObserver) AttemptStarted(string, time.Duration) {}
+
+// AttemptEnded does nothing.
+func (NopObserver) AttemptEnded(string, tasktype.EventKind, time.Duration) {}

@@ -460,7 +460,7 @@ func startBenchServices(ctx context.Context, o benchOptions, env Env, be *Backen
 	if err := reg.Register(benchJobType, rig.handle, tasktype.Policy{}); err != nil {
 		return nil, err
 	}
-	var obs tasks.Observer = noObserver{}
+	var obs tasks.Observer = tasks.NopObserver{}
 	if env.Observer != nil {
 		obs = env.Observer()
 	}
@@ -597,15 +597,6 @@ func (o storedObserver) AttemptEnded(jobType string, outcome tasktype.EventKind,
 		o.stored()
 	}
 }
-
-// noObserver is the Observer of a run without the app's metrics.
-type noObserver struct{}
-
-func (noObserver) Enqueued(string, int)                                   {}
-func (noObserver) Cancelled(string)                                       {}
-func (noObserver) Retried(string)                                         {}
-func (noObserver) AttemptStarted(string, time.Duration)                   {}
-func (noObserver) AttemptEnded(string, tasktype.EventKind, time.Duration) {}
 
 // benchPhase counts one phase's jobs as they succeed and show.
 type benchPhase struct {

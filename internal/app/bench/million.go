@@ -627,7 +627,7 @@ func millionWorkerChild(ctx context.Context, o millionOptions, env Env, stdin io
 	if err := reg.Register(benchJobType, noopHandler, tasktype.Policy{}); err != nil {
 		return err
 	}
-	var obs tasks.Observer = noObserver{}
+	var obs tasks.Observer = tasks.NopObserver{}
 	if env.Observer != nil {
 		obs = env.Observer()
 	}
