@@ -64,16 +64,23 @@ func (s *sseStream) next(t *testing.T, wait time.Duration) (sseFrame, liveEvent)
 	}
 }
 
-// until reads task events until one says task id succeeded, and
+// until reads task events until each of tasks ids has succeeded, and
 // returns them all.
-func (s *sseStream) until(t *testing.T, id string) ([]sseFrame, []liveEvent) {
+func (s *sseStream) until(t *testing.T, ids ...string) ([]sseFrame, []liveEvent) {
 	t.Helper()
+	waiting := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		waiting[id] = true
+	}
 	var frs []sseFrame
 	var evs []liveEvent
 	for {
 		fr, e := s.next(t, 20*time.Second)
 		frs, evs = append(frs, fr), append(evs, e)
-		if e.Task == id && e.Kind == string(tasktype.EventSucceeded) {
+		if e.Kind == string(tasktype.EventSucceeded) {
+			delete(waiting, e.Task)
+		}
+		if len(waiting) == 0 {
 			return frs, evs
 		}
 	}
@@ -165,7 +172,7 @@ func TestEventStreamResumesAfterLastEventID(t *testing.T) {
 		}
 	}
 	s2 := openStream(t, f, c, "?after=0", frs[len(frs)-1].ID) // Last-Event-ID wins over after
-	more, _ := s2.until(t, ids[len(ids)-1])
+	more, _ := s2.until(t, ids...) // the jobs may end in any order
 
 	var got []uint64
 	for _, fr := range append(frs, more...) {
