@@ -172,7 +172,7 @@ func TestEventStreamResumesAfterLastEventID(t *testing.T) {
 		}
 	}
 	s2 := openStream(t, f, c, "?after=0", frs[len(frs)-1].ID) // Last-Event-ID wins over after
-	more, _ := s2.until(t, ids...) // the jobs may end in any order
+	more, _ := s2.until(t, ids...)                            // the jobs may end in any order
 
 	var got []uint64
 	for _, fr := range append(frs, more...) {
