@@ -152,9 +152,8 @@ func (c *Config) setDefaults() {
 // its item never comes: an enqueuer that crashed between its two stores,
 // or gave up on Redis while the relay's send went through. The second
 // send normally removes the marker within milliseconds. A marker gone
-// too soon costs only a second copy of the item, which is harmless: the
-// worker that gets it finds the job moved on or, as a first delivery,
-// the attempt started, and leaves it to the holder of the other copy.
+// too soon costs no second copy while the item is in Redis: its queued
+// trace keeps it out (see the handoff script).
 const markerTTL = 2 * time.Minute
 
 // freshFor is how long after its event a new job's item may still be
@@ -172,6 +171,7 @@ type Broker struct {
 	stream  string
 	delayed string
 	markers string // starts every sent marker's key
+	queued  string // starts every queued trace's key
 	rebuild string // the flag of a rebuild running
 	lastAsk string // when a worker last asked for work, by Redis's clock
 
@@ -197,7 +197,7 @@ func New(cfg Config) (*Broker, error) {
 		return nil, errors.New("new redis broker: Client and Events are required")
 	}
 	b := &Broker{cfg: cfg, rdb: cfg.Client,
-		stream: cfg.Prefix + ":work", delayed: cfg.Prefix + ":delayed", markers: cfg.Prefix + ":sent:", rebuild: cfg.Prefix + ":rebuilding", lastAsk: cfg.Prefix + ":last-ask"}
+		stream: cfg.Prefix + ":work", delayed: cfg.Prefix + ":delayed", markers: cfg.Prefix + ":sent:", queued: cfg.Prefix + ":queued:", rebuild: cfg.Prefix + ":rebuilding", lastAsk: cfg.Prefix + ":last-ask"}
 	b.relayed = newCombiner(handoffChunk, relayTimeout, b.relayNew)
 	b.posted = newCombiner(handoffChunk, cfg.SendTimeout, b.sendPosted)
 	b.sweepQueue = make(chan string, sweepQueue)
@@ -418,9 +418,9 @@ func (b *Broker) handoff(ctx context.Context, sender string, items []outgoing) (
 	chunks := make([]chunk, 0, (len(items)+handoffChunk-1)/handoffChunk)
 	for from := 0; from < len(items); from += handoffChunk {
 		to := min(from+handoffChunk, len(items))
-		c := chunk{from: from, keys: make([]string, 0, 3+to-from), args: make([]any, 0, 3+2*(to-from))}
+		c := chunk{from: from, keys: make([]string, 0, 3+2*(to-from)), args: make([]any, 0, 4+2*(to-from))}
 		c.keys = append(c.keys, b.stream, b.delayed, b.rebuild)
-		c.args = append(c.args, b.cfg.MaxLength, int(markerTTL/time.Second), sender)
+		c.args = append(c.args, b.cfg.MaxLength, int(markerTTL/time.Second), sender, int(traceTTL/time.Second))
 		start := 0
 		if from > 0 {
 			start = ends[from-1]
@@ -431,7 +431,7 @@ func (b *Broker) handoff(ctx context.Context, sender string, items []outgoing) (
 			if !it.due.IsZero() {
 				dueMS = it.due.UnixMilli()
 			}
-			c.keys = append(c.keys, b.marker(it.item))
+			c.keys = append(c.keys, b.marker(it.item), b.trace(it.item.JobID, it.item.Seq))
 			c.args = append(c.args, dueMS, buf[start:ends[i]])
 			start = ends[i]
 		}
@@ -457,8 +457,8 @@ func (b *Broker) handoff(ctx context.Context, sender string, items []outgoing) (
 	defer func() { b.health.record(firstErr, b.cfg.Now()) }()
 	for _, c := range chunks {
 		vals, err := c.cmd.Int64Slice()
-		if err == nil && len(vals) != len(c.keys)-3 {
-			err = fmt.Errorf("handoff script answered %d results for %d items", len(vals), len(c.keys)-3)
+		if err == nil && len(vals) != (len(c.keys)-3)/2 {
+			err = fmt.Errorf("handoff script answered %d results for %d items", len(vals), (len(c.keys)-3)/2)
 		}
 		if err != nil {
 			firstErr = cmp.Or(firstErr, err)
@@ -489,6 +489,18 @@ func (b *Broker) marker(item tasktype.Event) string {
 	return b.markers + item.JobID + ":" + strconv.FormatUint(item.Seq, 10)
 }
 
+// trace is the key of the queued trace of the item of job stored at seq
+// (see the handoff script).
+func (b *Broker) trace(jobID string, seq uint64) string {
+	return b.queued + jobID + ":" + strconv.FormatUint(seq, 10)
+}
+
+// traceTTL bounds how long a queued trace outlives its entry, should it
+// ever: it is deleted with the entry, so it never needs to expire while
+// the item waits. A week is longer than any relay is handed an item
+// again (feedAckWait after its process died).
+const traceTTL = 7 * 24 * time.Hour
+
 // sendRetry adds an item that only the relay sends (a retry, a retry by
 // hand), at its retry time.
 func (b *Broker) sendRetry(ctx context.Context, item tasktype.Event) (sendResult, error) {
@@ -500,12 +512,14 @@ func (b *Broker) sendRetry(ctx context.Context, item tasktype.Event) (sendResult
 	if item.RetryAt.After(b.cfg.Now()) {
 		dueMS = item.RetryAt.UnixMilli()
 	}
-	n, err := add.Run(ctx, b.rdb, []string{b.stream, b.delayed}, raw, dueMS, b.cfg.MaxLength).Int()
-	if err != nil {
+	n, err := add.Run(ctx, b.rdb, []string{b.stream, b.delayed, b.trace(item.JobID, item.Seq)}, raw, dueMS, b.cfg.MaxLength, int(traceTTL/time.Second)).Int()
+	switch {
+	case err != nil:
 		return notSent, fmt.Errorf("send job %s to redis: %w", item.JobID, unavailable(err))
-	}
-	if n < 0 {
+	case n < 0:
 		return full, nil
+	case n == 0:
+		return sentBefore, nil
 	}
 	return added, nil
 }

@@ -32,8 +32,11 @@ type queue struct {
 
 	// acks combines the acks of deliveries that end at about the same
 	// time into one script call.
-	acks *combiner[string, bool]
+	acks *combiner[ackOf, bool]
 }
+
+// ackOf is an entry to ack, with the key of its item's queued trace.
+type ackOf struct{ id, trace string }
 
 var _ driver.Queue = (*queue)(nil)
 
@@ -284,7 +287,7 @@ func (d *delivery) Extend(ctx context.Context) error {
 // Ack removes the entry, in one script call with the acks of the
 // queue's other deliveries that end at about the same time.
 func (d *delivery) Ack(ctx context.Context) error {
-	held, err := d.q.acks.do(ctx, d.id)
+	held, err := d.q.acks.do(ctx, ackOf{id: d.id, trace: d.q.b.trace(d.item.JobID, d.item.Seq)})
 	switch {
 	case err != nil:
 		return fmt.Errorf("ack job %s: %w", d.item.JobID, err)
@@ -311,15 +314,18 @@ const ackTimeout = 10 * time.Second
 // them as the arguments of one command).
 const ackMax = 512
 
-// ackBatch removes the entries of ids still held by this consumer, in one
-// script call, and says for each whether it was.
-func (q *queue) ackBatch(ctx context.Context, ids []string) ([]bool, error) {
-	args := make([]any, 0, 2+len(ids))
+// ackBatch removes the entries of acks still held by this consumer, with
+// their queued traces, in one script call, and says for each whether it
+// was.
+func (q *queue) ackBatch(ctx context.Context, acks []ackOf) ([]bool, error) {
+	args := make([]any, 0, 2+len(acks))
 	args = append(args, Group, q.consumer)
-	for _, id := range ids {
-		args = append(args, id)
+	keys := make([]string, 0, 1+len(acks))
+	keys = append(keys, q.b.stream)
+	for _, a := range acks {
+		args, keys = append(args, a.id), append(keys, a.trace)
 	}
-	res, err := ack.Run(ctx, q.b.rdb, []string{q.b.stream}, args...).Int64Slice()
+	res, err := ack.Run(ctx, q.b.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return nil, unavailable(err)
 	}

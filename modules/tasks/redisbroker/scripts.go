@@ -24,15 +24,25 @@ import "github.com/redis/go-redis/v9"
 //	   or added while a rebuild runs; they add nothing, and the relay
 //	   deletes it once the enqueuer can no longer come
 //
+// Apart from the markers, every item in Redis (waiting, delayed or held
+// by a worker) has a queued trace, set when it is added and deleted when
+// its entry is acked: no sender adds an item whose trace is there. A
+// sender may send an item again after a send that went through (its
+// reply lost, or its process killed before it confirmed the item to the
+// log), and a worker's attempt records its start only at its first
+// heartbeat, so a second copy could start the same attempt beside the
+// first. Its expiry only reclaims a trace that outlived its entry.
+//
 // While a rebuild runs (its flag is set), no marker is deleted: the
 // rebuild, which reads what the stream holds and then what the log says
 // is waiting, must see that an item was sent meanwhile even if both of
 // its senders are done and a worker already took it. The markers of that
 // time expire instead.
 //
-// KEYS: stream, delayed set, rebuild flag, then one sent marker per item.
-// ARGV: max stream length, marker ttl (s), sender, then for each item, in
-// the order of the markers, its due time (unix ms; 0 = now) and the item.
+// KEYS: stream, delayed set, rebuild flag, then per item its sent marker
+// and its queued trace. ARGV: max stream length, marker ttl (s), sender,
+// trace ttl (s), then per item, in the order of the keys, its due time
+// (unix ms; 0 = now) and the item.
 // The sender is "e" for the enqueuer, "r" for the relay that the enqueuer
 // may still follow, "o" for the relay otherwise, "s" for a rebuild that
 // they may still follow, "n" for a rebuild that they will not. An item
@@ -40,12 +50,13 @@ import "github.com/redis/go-redis/v9"
 // apply. Returns, per item: 1 added, 0 added before, -1 not added (the
 // stream is full).
 var handoff = redis.NewScript(`
-local maxlen, ttl, sender = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local maxlen, ttl, sender, tracettl = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local keep = redis.call('EXISTS', KEYS[3]) == 1
 local len = -1
 local res = {}
-for i = 4, #KEYS do
-  local marker, due, item = KEYS[i], tonumber(ARGV[2 * i - 4]), ARGV[2 * i - 3]
+for k = 1, (#KEYS - 3) / 2 do
+  local marker, trace = KEYS[2 + 2 * k], KEYS[3 + 2 * k]
+  local due, item = tonumber(ARGV[3 + 2 * k]), ARGV[4 + 2 * k]
   local m = redis.call('GET', marker)
   local r
   if m and (m ~= 'f' or sender == 'e') then
@@ -54,6 +65,9 @@ for i = 4, #KEYS do
     elseif (m == 'e' and (sender == 'r' or sender == 'o')) or (m == 'r' and sender == 'e') or (m == 's' and sender == 'o') then
       redis.call('DEL', marker)
     end
+    r = 0
+  elseif redis.call('EXISTS', trace) == 1 then
+    -- in Redis already: sent again after a send that went through
     r = 0
   elseif due > 0 then
     redis.call('ZADD', KEYS[2], due, item)
@@ -67,6 +81,9 @@ for i = 4, #KEYS do
       len = len + 1
       r = 1
     end
+  end
+  if r == 1 then
+    redis.call('SET', trace, '1', 'EX', tracettl)
   end
   if r == 1 and sender == 'e' then
     redis.call('SET', marker, 'e', 'EX', ttl)
@@ -101,16 +118,20 @@ return n
 `)
 
 // add adds a work item that only the relay sends (a retry, a retry by
-// hand): to the stream, or to the delayed set if it is not due yet.
-// KEYS: stream, delayed set. ARGV: item, due (unix ms; 0 = now), max
-// stream length. Returns 1 when added, -1 when the stream is full.
+// hand): to the stream, or to the delayed set if it is not due yet,
+// unless its queued trace says it is in Redis already (see handoff).
+// KEYS: stream, delayed set, the item's queued trace. ARGV: item, due
+// (unix ms; 0 = now), max stream length, trace ttl (s). Returns 1 when
+// added, 0 when in Redis already, -1 when the stream is full.
 var add = redis.NewScript(`
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 if tonumber(ARGV[2]) > 0 then
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-  return 1
+else
+  if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
+  redis.call('XADD', KEYS[1], '*', 'item', ARGV[1])
 end
-if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
-redis.call('XADD', KEYS[1], '*', 'item', ARGV[1])
+redis.call('SET', KEYS[3], '1', 'EX', ARGV[4])
 return 1
 `)
 
@@ -149,13 +170,14 @@ return 1
 `)
 
 // ack removes entries for good, those still held by this consumer: acked
-// and deleted, so that the stream holds only work not yet done. It takes
-// several, so that the acks of one worker's jobs that end together cost
-// one round trip.
-// KEYS[1]: stream. ARGV[1]: group, ARGV[2]: consumer, then the entry ids.
+// and deleted, so that the stream holds only work not yet done, with
+// their queued traces (see handoff). It takes several, so that the acks
+// of one worker's jobs that end together cost one round trip.
+// KEYS[1]: stream, then each entry's queued trace. ARGV[1]: group,
+// ARGV[2]: consumer, then the entry ids, in the order of the traces.
 // Returns, per entry: 1 removed, 0 not held.
 var ack = redis.NewScript(`
-local res, held = {}, {}
+local res, held, traces = {}, {}, {}
 for i = 3, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
   if #p == 0 or p[1][2] ~= ARGV[2] then
@@ -163,11 +185,13 @@ for i = 3, #ARGV do
   else
     res[#res + 1] = 1
     held[#held + 1] = ARGV[i]
+    traces[#traces + 1] = KEYS[i - 1]
   end
 end
 if #held > 0 then
   redis.call('XACK', KEYS[1], ARGV[1], unpack(held))
   redis.call('XDEL', KEYS[1], unpack(held))
+  redis.call('DEL', unpack(traces))
 end
 return res
 `)
