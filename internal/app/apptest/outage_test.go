@@ -54,9 +54,9 @@ func TestEventLogOutageCostsNoAttempt(t *testing.T) {
 // the killed host is the work queue too, a server killed in the instant
 // after handing a job out forgets it and hands it out again (see the
 // README's Durability): a handler may then run twice, and only the rest
-// is held. On Redis it held in every local run, but once in CI 1 job of
-// 160 ran on two workers at once, the cause not yet found: there too the
-// runs are reported, not held.
+// is held. On Redis every handler must run once: once in CI, before the
+// queued trace, 1 job of 160 ran on two workers at once, its item sent
+// to Redis again by a relay killed before it confirmed the first send.
 func TestEventLogKillsCostNoAttempt(t *testing.T) {
 	t.Run("redis", func(t *testing.T) { eventLogOutage(t, true, true) })
 	t.Run("jetstream", func(t *testing.T) { eventLogOutage(t, false, true) })
@@ -253,13 +253,16 @@ func eventLogOutage(t *testing.T, onRedis, kills bool) {
 	show("jobs failed", failed)
 	show("result objects no event names", orphans)
 	show("attempts recorded as lost", lost)
-	if !kills {
+	if !kills || onRedis {
 		show("jobs whose handler did not run exactly once", twice)
 	} else if len(twice) > 0 {
-		// Killed, the log's host may take with it an attempt's start or
-		// outcome in flight: on JetStream, a server killed just after
-		// handing a job out forgets it (see the README's Durability); on
-		// Redis, once in CI, for a cause not yet found. Reported, not held.
+		// Killed, the work queue's own server may take with it a
+		// delivery in flight: on JetStream, a server killed just after
+		// handing a job out forgets it and hands it out again (see the
+		// README's Durability). Reported, not held. On Redis the killed
+		// host is only the log's; a relay killed between its send and
+		// its confirmation is handed the item again, which Redis's
+		// queued trace keeps from a second copy, and that is held.
 		t.Logf("%d jobs run twice; the first:\n  %s", len(twice), strings.Join(twice[:min(len(twice), 3)], "\n  "))
 	}
 }
