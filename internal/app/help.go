@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"io"
@@ -243,3 +244,29 @@ func printVersion(w io.Writer, info *debug.BuildInfo, ok bool) {
 // SettingNames are the names of every setting the app reads from the
 // environment, for tests that pass a process only those.
 func SettingNames() []string { return settingNames() }
+
+// buildVersion is the build's version in one short string, as a worker's
+// heartbeat tells operators: Version (or the module's), and the commit's
+// first 12 characters, marked "+dirty" when built with uncommitted
+// changes.
+func buildVersion() string {
+	version := Version
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return cmp.Or(version, "(devel)")
+	}
+	version = cmp.Or(version, info.Main.Version, "(devel)")
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			rev = s.Value[:min(len(s.Value), 12)]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "+dirty"
+		}
+	}
+	if rev == "" {
+		return version
+	}
+	return version + " " + rev + dirty
+}

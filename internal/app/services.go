@@ -403,7 +403,7 @@ func newClient(ctx context.Context, cfg config, log *slog.Logger, be *backend, m
 		// A worker's NATS role may not purge the results bucket: the web
 		// side's projection deletes the older results.
 		PruneOnProjection: true,
-		Worker:            tasks.WorkerConfig{Lease: cfg.JobLease, StoreFullMessage: storeFullMessage(cfg)},
+		Worker:            tasks.WorkerConfig{Lease: cfg.JobLease, StoreFullMessage: storeFullMessage(cfg), Version: buildVersion()},
 		RunInRequest:      m.web() && cfg.Broker == brokerRedis,
 		Observer:          obs,
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -95,6 +96,9 @@ type WorkerConfig struct {
 	// Name identifies RunWorker's worker in events and logs. Default
 	// host:pid.
 	Name string
+	// Version is the build the worker runs, as its heartbeat tells
+	// operators (Client.Workers).
+	Version string
 	// InlineName identifies the runner of RunInline and RunInRequest.
 	// Default web-request@host:pid.
 	InlineName string
@@ -452,7 +456,10 @@ func (c *Client) StatusBefore(ctx context.Context, e tasktype.Event) (tasktype.S
 }
 
 // Worker runs jobs from a queue of the Client's Transport (NewWorker).
-type Worker struct{ w *worker.Worker }
+type Worker struct {
+	w *worker.Worker
+	c *Client
+}
 
 // NewWorker opens a queue on the Transport for a worker of this
 // process: from then on the worker counts as joined, and on JetStream
@@ -467,13 +474,27 @@ func (c *Client) NewWorker(ctx context.Context) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Worker{w: w}, nil
+	return &Worker{w: w, c: c}, nil
 }
 
 // Run takes jobs and runs them until ctx ends, then stops taking jobs,
 // gives running ones ShutdownGrace to finish, cancels the rest and
-// hands them back.
-func (w *Worker) Run(ctx context.Context) error { return w.w.Run(ctx) }
+// hands them back. Meanwhile it keeps the worker's heartbeat in the log
+// (Client.Workers), and removes it once the last job is done.
+func (w *Worker) Run(ctx context.Context) error {
+	beating, stop := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { w.beat(beating) })
+	err := w.w.Run(ctx)
+	stop()
+	wg.Wait()
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.c.storeTimeout())
+	defer cancel()
+	if lerr := w.c.cfg.Log.Leave(lctx, w.w.Name()); lerr != nil {
+		w.c.log.WarnContext(ctx, "could not remove this worker's heartbeat; it drops out of the workers list a lease from now", "err", lerr)
+	}
+	return err
+}
 
 // RunWorker is NewWorker, then Run.
 func (c *Client) RunWorker(ctx context.Context) error {

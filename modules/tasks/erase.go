@@ -119,7 +119,8 @@ func (c *Client) deleteRows(ctx context.Context, userID int64) (int64, error) {
 	return n, nil
 }
 
-// storeTimeout bounds one database call of EraseUser.
+// storeTimeout bounds one database call of EraseUser, and the removal
+// of a stopping worker's heartbeat.
 func (c *Client) storeTimeout() time.Duration {
 	if t := c.cfg.Worker.StoreTimeout; t > 0 {
 		return t

@@ -31,6 +31,8 @@ type Broker struct {
 	js      natsjs.JetStream
 	stream  natsjs.Stream
 	results natsjs.ObjectStore
+	// workers is the bucket of the workers' heartbeats.
+	workers natsjs.KeyValue
 	// sawPull is when QueueStats last found a worker's pull request
 	// held, in Unix nanoseconds; 0 if it never has.
 	sawPull *atomic.Int64

@@ -161,6 +161,9 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", ResultsBucket, err)
 	}
+	if b.workers, err = openWorkers(ctx, admin, cfg); err != nil {
+		return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", WorkersBucket, err)
+	}
 	b.stream = b.adminStream
 	if cfg.Admin != nil {
 		// The everyday reads and writes go through Conn: handles
@@ -172,6 +175,9 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 		}
 		if results, err = js.ObjectStore(rctx, ResultsBucket); err != nil {
 			return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", ResultsBucket, classify(err))
+		}
+		if b.workers, err = js.KeyValue(rctx, WorkersBucket); err != nil {
+			return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", WorkersBucket, classify(err))
 		}
 	}
 	b.results = results

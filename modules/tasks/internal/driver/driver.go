@@ -98,6 +98,13 @@ type Log interface {
 	// EraseUser deletes the user's results, then their events, so that
 	// nothing replayed brings them back. It is idempotent.
 	EraseUser(ctx context.Context, userID int64) (tasktype.Erased, error)
+
+	// Beat stores a worker process's heartbeat, and Leave removes it as
+	// the worker stops. Workers lists those heard from within their
+	// lease, so that a killed worker drops out a lease after its last.
+	Beat(ctx context.Context, info tasktype.WorkerInfo) error
+	Leave(ctx context.Context, name string) error
+	Workers(ctx context.Context) ([]tasktype.WorkerInfo, error)
 }
 
 // Transport carries work items to workers. JetStream and Redis

@@ -213,3 +213,19 @@ func New(cfg Config) (*Worker, error) {
 	}
 	return &Worker{cfg: cfg, log: cfg.Logger.With("worker", cfg.Name)}, nil
 }
+
+// Running returns the ids of the jobs this worker is handling now, from
+// their claim to their outcome, for its heartbeat.
+func (w *Worker) Running() []string {
+	ids := []string{}
+	w.running.Range(func(k, _ any) bool {
+		ids = append(ids, k.(attemptKey).job)
+		return true
+	})
+	return ids
+}
+
+// Name, Concurrency and Lease are the worker's, defaults filled in.
+func (w *Worker) Name() string         { return w.cfg.Name }
+func (w *Worker) Concurrency() int     { return w.cfg.Concurrency }
+func (w *Worker) Lease() time.Duration { return w.cfg.Lease }
