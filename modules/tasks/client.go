@@ -170,7 +170,7 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	// The runner of jobs run where they are enqueued: no queue, no
 	// concurrency of its own.
-	inline, err := c.newWorker(nil, cfg.Worker.InlineName)
+	inline, err := c.newWorker(nil, cfg.Worker.InlineName, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +185,7 @@ func NewClient(cfg Config) (*Client, error) {
 }
 
 // newWorker is a worker over the Client's drivers and registry.
-func (c *Client) newWorker(q driver.Queue, name string) (*worker.Worker, error) {
+func (c *Client) newWorker(q driver.Queue, name string, paused func(jobType string) (bool, time.Time)) (*worker.Worker, error) {
 	w := c.cfg.Worker
 	lease := w.Lease
 	if q != nil && q.Lease() > 0 {
@@ -206,7 +206,7 @@ func (c *Client) newWorker(q driver.Queue, name string) (*worker.Worker, error) 
 		Concurrency: w.Concurrency, ExtendEvery: w.ExtendEvery, Lease: lease, ShutdownGrace: w.ShutdownGrace,
 		StoreTimeout: w.StoreTimeout, OutcomeRetry: w.OutcomeRetry,
 		ResultKeep: keep, ResultTTL: c.cfg.Retention.TTL, Succeeded: c.cfg.Log, LeaveDeletes: c.cfg.PruneOnProjection,
-		StoreFullMessage: w.StoreFullMessage, Name: name, Logger: c.log, Now: w.Now,
+		StoreFullMessage: w.StoreFullMessage, Name: name, Logger: c.log, Now: w.Now, Paused: paused,
 		Observer: c.cfg.Observer,
 		// Handlers reach the task system through the client running them.
 		JobContext: c.withClient,
@@ -457,8 +457,9 @@ func (c *Client) StatusBefore(ctx context.Context, e tasktype.Event) (tasktype.S
 
 // Worker runs jobs from a queue of the Client's Transport (NewWorker).
 type Worker struct {
-	w *worker.Worker
-	c *Client
+	w      *worker.Worker
+	c      *Client
+	paused pauseSet
 }
 
 // NewWorker opens a queue on the Transport for a worker of this
@@ -470,20 +471,31 @@ func (c *Client) NewWorker(ctx context.Context) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open worker queue: %w", err)
 	}
-	w, err := c.newWorker(q, c.cfg.Worker.Name)
-	if err != nil {
+	wk := &Worker{c: c}
+	if wk.w, err = c.newWorker(q, c.cfg.Worker.Name, wk.paused.state); err != nil {
 		return nil, err
 	}
-	return &Worker{w: w, c: c}, nil
+	return wk, nil
 }
 
 // Run takes jobs and runs them until ctx ends, then stops taking jobs,
 // gives running ones ShutdownGrace to finish, cancels the rest and
-// hands them back. Meanwhile it keeps the worker's heartbeat in the log
-// (Client.Workers), and removes it once the last job is done.
+// hands them back. It takes no job before it knows which job types are
+// paused (Client.Pause), and follows pauses and resumes as they come.
+// Meanwhile it keeps the worker's heartbeat in the log (Client.Workers),
+// and removes it once the last job is done.
 func (w *Worker) Run(ctx context.Context) error {
 	beating, stop := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop()
+	loaded := make(chan struct{})
+	wg.Go(func() { w.followPauses(beating, loaded) })
+	select {
+	case <-loaded:
+	case <-ctx.Done():
+		return nil
+	}
 	wg.Go(func() { w.beat(beating) })
 	err := w.w.Run(ctx)
 	stop()

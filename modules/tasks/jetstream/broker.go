@@ -33,6 +33,8 @@ type Broker struct {
 	results natsjs.ObjectStore
 	// workers is the bucket of the workers' heartbeats.
 	workers natsjs.KeyValue
+	// pauses is the bucket of the paused job types.
+	pauses natsjs.KeyValue
 	// sawPull is when QueueStats last found a worker's pull request
 	// held, in Unix nanoseconds; 0 if it never has.
 	sawPull *atomic.Int64

@@ -164,6 +164,9 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	if b.workers, err = openWorkers(ctx, admin, cfg); err != nil {
 		return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", WorkersBucket, err)
 	}
+	if b.pauses, err = openPauses(ctx, admin, cfg); err != nil {
+		return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", PausesBucket, err)
+	}
 	b.stream = b.adminStream
 	if cfg.Admin != nil {
 		// The everyday reads and writes go through Conn: handles
@@ -178,6 +181,9 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 		}
 		if b.workers, err = js.KeyValue(rctx, WorkersBucket); err != nil {
 			return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", WorkersBucket, classify(err))
+		}
+		if b.pauses, err = js.KeyValue(rctx, PausesBucket); err != nil {
+			return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", PausesBucket, classify(err))
 		}
 	}
 	b.results = results

@@ -105,6 +105,15 @@ type Log interface {
 	Beat(ctx context.Context, info tasktype.WorkerInfo) error
 	Leave(ctx context.Context, name string) error
 	Workers(ctx context.Context) ([]tasktype.WorkerInfo, error)
+
+	// Pause pauses a job type on every worker, and Resume resumes it;
+	// both outlast restarts. Pauses lists the paused types, and
+	// WatchPauses calls fn with them once read, then after each change,
+	// until ctx ends or fn fails.
+	Pause(ctx context.Context, p tasktype.Pause) error
+	Resume(ctx context.Context, jobType string) error
+	Pauses(ctx context.Context) ([]tasktype.Pause, error)
+	WatchPauses(ctx context.Context, fn func([]tasktype.Pause) error) error
 }
 
 // Transport carries work items to workers. JetStream and Redis

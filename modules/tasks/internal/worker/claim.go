@@ -32,7 +32,7 @@ type attempt struct {
 // otherwise its outcome carries it. Every step that is recorded is
 // appended on condition that the job has not changed since it was read;
 // after a lost race the decision is made again.
-func (w *Worker) claim(ctx context.Context, log *slog.Logger, d driver.Delivery, item tasktype.Event, maxAttempts int, registered bool, policy tasktype.Policy) (attempt, bool) {
+func (w *Worker) claim(ctx context.Context, log *slog.Logger, d driver.Delivery, item tasktype.Event, maxAttempts int, registered bool, policy tasktype.Policy, resumed time.Time) (attempt, bool) {
 	parent := ctx
 	ctx, cancel := w.storeContext(parent)
 	defer func() { cancel() }()
@@ -68,7 +68,7 @@ func (w *Worker) claim(ctx context.Context, log *slog.Logger, d driver.Delivery,
 			w.handBack(ctx, log, d)
 			return attempt{}, false
 		}
-		act := decide(item, last, w.facts(d), w.cfg.Now(), w.cfg.Lease)
+		act := decide(item, last, w.facts(d, resumed), w.cfg.Now(), w.cfg.Lease)
 		if (act == actLost || act == actRunRecorded) && last.Seq != silent {
 			// A redelivery says only that the broker saw no renewal for a
 			// lease, not that the attempt's worker is gone: a broker
@@ -213,12 +213,13 @@ const lagRereads = 3
 // delivered is what the worker knows of how the broker handed out an
 // item, beyond the item itself.
 type delivered struct {
-	redelivered bool // driver.Delivery.Redelivered
-	perItem     bool // driver.Capabilities.ItemLease
+	redelivered bool      // driver.Delivery.Redelivered
+	perItem     bool      // driver.Capabilities.ItemLease
+	resumed     time.Time // when the job's type was last resumed (Config.Paused)
 }
 
-func (w *Worker) facts(d driver.Delivery) delivered {
-	return delivered{redelivered: d.Redelivered(), perItem: w.cfg.Capabilities.ItemLease}
+func (w *Worker) facts(d driver.Delivery, resumed time.Time) delivered {
+	return delivered{redelivered: d.Redelivered(), perItem: w.cfg.Capabilities.ItemLease, resumed: resumed}
 }
 
 type action int
@@ -264,6 +265,11 @@ func decide(item, last tasktype.Event, d delivered, now time.Time, lease time.Du
 			due = item.RetryAt
 		}
 		if now.Sub(due) < lease-lease/5 {
+			return actRun
+		}
+		if d.resumed.After(due) {
+			// Its type was paused since it fell due, and every worker
+			// put it off until the resume: nothing ran it.
 			return actRun
 		}
 		return actRunRecorded

@@ -38,6 +38,8 @@ func TestDecideWithoutARecordedStart(t *testing.T) {
 		{"a retry before its time waits", retry, retry, delivered{}, t0.Add(time.Second), actWait},
 		{"redelivered with its start on record: lost", enqueued, started, jetstream, t0.Add(lease), actLost},
 		{"first delivery with its start on record, one lease per item: left", enqueued, started, delivered{perItem: true}, t0, actLeave},
+		{"redelivered late, its type paused and resumed since it fell due: runs", enqueued, enqueued, delivered{redelivered: true, perItem: true, resumed: t0.Add(time.Hour)}, t0.Add(2 * time.Hour), actRun},
+		{"redelivered late, its type resumed before it fell due: runs with its start recorded", enqueued, enqueued, delivered{redelivered: true, resumed: t0.Add(-time.Hour)}, t0.Add(lease), actRunRecorded},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

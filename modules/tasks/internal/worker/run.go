@@ -55,6 +55,20 @@ func (w *Worker) process(ctx context.Context, d driver.Delivery, handedOff, reco
 	item := d.Item()
 	job := item.Job()
 	log := w.log.With("job_id", job.ID, "job_type", job.Type, "user_id", job.UserID, "attempt", job.Attempt)
+	var resumed time.Time
+	if w.cfg.Paused != nil {
+		var paused bool
+		if paused, resumed = w.cfg.Paused(job.Type); paused {
+			// Paused by an operator: the item waits with the broker, and
+			// nothing of the job is read or written.
+			sctx, cancel := w.storeContext(ctx)
+			defer cancel()
+			if err := d.Delay(sctx, w.cfg.PauseRecheck); err != nil {
+				log.WarnContext(ctx, "could not put off a job of a paused type", "err", err)
+			}
+			return
+		}
+	}
 	h, policy, registered := w.cfg.Registry.Lookup(job.Type)
 	maxAttempts := item.MaxAttempts
 	if maxAttempts <= 0 {
@@ -75,7 +89,7 @@ func (w *Worker) process(ctx context.Context, d driver.Delivery, handedOff, reco
 		return
 	}
 	defer w.running.Delete(key)
-	a, ok := w.claim(ctx, log, d, item, maxAttempts, registered, policy)
+	a, ok := w.claim(ctx, log, d, item, maxAttempts, registered, policy, resumed)
 	if !ok {
 		return
 	}

@@ -75,6 +75,16 @@ type Config struct {
 	// could not be stored because the result store is full. The app
 	// says how long results are kept and which setting bounds the store.
 	StoreFullMessage string
+	// Paused, when set, says whether an operator paused a job type: its
+	// items are put off (PauseRecheck) before anything is read or
+	// written, so that none runs and none fails while it is paused. It
+	// also says when the type was last resumed: an item that fell due
+	// before then and comes back with nothing on record was put off,
+	// not lost, and runs at once.
+	Paused func(jobType string) (paused bool, resumed time.Time)
+	// PauseRecheck is how long a paused type's item is put off before
+	// it is looked at again. Default 5s.
+	PauseRecheck time.Duration
 	// Name identifies this worker in events and logs. Default host:pid.
 	Name string
 	// Observer, when set, is told of every attempt this worker starts
@@ -130,6 +140,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ExtendEvery <= 0 {
 		c.ExtendEvery = time.Second
+	}
+	if c.PauseRecheck <= 0 {
+		c.PauseRecheck = 5 * time.Second
 	}
 	if c.Lease <= 0 {
 		c.Lease = 5 * c.ExtendEvery
