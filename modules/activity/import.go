@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -178,32 +179,32 @@ func (im *importer) check(rows []ImportRow) error {
 	for i, r := range rows {
 		var reasons []string
 		if label(ActivityTypes, r.Type) == r.Type {
-			reasons = append(reasons, fmt.Sprintf("type %q is not an activity type", r.Type))
+			reasons = append(reasons, "the type is not an activity type")
 		}
 		if r.Quality != "" && label(EvidenceQualities, r.Quality) == r.Quality {
-			reasons = append(reasons, fmt.Sprintf("evidence quality %q is not one of the log's", r.Quality))
+			reasons = append(reasons, "the evidence quality is not one of the log's")
 		}
 		if !(r.Hours > 0 && r.Hours <= 24) {
 			reasons = append(reasons, fmt.Sprintf("hours %g are not more than 0 and at most 24", r.Hours))
 		}
-		for _, k := range r.KSBs {
+		for i, k := range r.KSBs {
 			if _, ok := im.ksbs[strings.ToUpper(k)]; ok {
 				continue
 			}
 			if im.spec == "" {
-				reasons = append(reasons, fmt.Sprintf("KSB %s: no apprenticeship standard is chosen in settings", k))
+				reasons = append(reasons, fmt.Sprintf("%s: no apprenticeship standard is chosen in settings", ksbName(k, i)))
 			} else {
-				reasons = append(reasons, fmt.Sprintf("KSB %s is not one of standard %s", k, im.spec))
+				reasons = append(reasons, fmt.Sprintf("%s is not one of standard %s", ksbName(k, i), im.spec))
 			}
 		}
-		for _, t := range r.Tags {
+		for i, t := range r.Tags {
 			if strings.ContainsRune(t, '\x1f') {
-				reasons = append(reasons, fmt.Sprintf("tag %q holds a control character", t))
+				reasons = append(reasons, fmt.Sprintf("tag %d holds a control character", i+1))
 			}
 		}
-		for _, l := range r.Links {
+		for i, l := range r.Links {
 			if strings.ContainsRune(l, '\x1f') {
-				reasons = append(reasons, fmt.Sprintf("link %q holds a control character", l))
+				reasons = append(reasons, fmt.Sprintf("link %d holds a control character", i+1))
 			}
 		}
 		if len(reasons) > 0 {
@@ -259,7 +260,9 @@ func (im *importer) add(ctx context.Context, r *ImportRow) (bool, error) {
 			return false, err
 		}
 		if _, err := im.tx.ExecContext(ctx, `INSERT INTO activity_tags (activity_id, tag_id) VALUES (?, ?)`, id, tagID); err != nil {
-			return false, fmt.Errorf("insert tag %q: %w", name, err)
+			// Ids, not the tag's name: an import's error is kept in the
+			// task's history, which holds no text the user typed.
+			return false, fmt.Errorf("insert tag %d of activity %d: %w", tagID, id, err)
 		}
 	}
 	for _, u := range r.Links {
@@ -312,7 +315,7 @@ func (im *importer) tag(ctx context.Context, name string) (int64, error) {
 		err = im.tx.QueryRowContext(ctx, `INSERT INTO tag (user_id, name) VALUES (?, ?) RETURNING id`, im.userID, name).Scan(&id)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("tag %q: %w", name, err)
+		return 0, fmt.Errorf("a tag of user %d: %w", im.userID, err)
 	}
 	im.tags[name] = id
 	return id, nil
@@ -358,4 +361,18 @@ func (s *Store) Upload(ctx context.Context, userID, id int64) ([]byte, error) {
 		return nil, fmt.Errorf("upload %d of user %d: %w", id, userID, err)
 	}
 	return body, nil
+}
+
+// ksbCode is what a KSB's code looks like: a letter or two, then digits
+// ("K1", "AS12").
+var ksbCode = regexp.MustCompile(`^[A-Za-z]{1,3}[0-9]{1,3}$`)
+
+// ksbName names the i-th KSB of a row for a reason, which is kept in the
+// task's history: by its code when it looks like one, by its place in
+// the row otherwise, since a cell is text the user typed.
+func ksbName(k string, i int) string {
+	if ksbCode.MatchString(k) {
+		return "KSB " + k
+	}
+	return fmt.Sprintf("KSB %d of the row", i+1)
 }

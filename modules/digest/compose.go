@@ -122,7 +122,8 @@ func compose(from *mail.Address, u activity.User, week Week, f activity.DigestFa
 	// The name the body greets, in To as well: mail clients show it.
 	to, err := mail.ParseAddress(u.Email)
 	if err != nil {
-		return nil, fmt.Errorf("compose: to %q: %w", u.Email, err)
+		// By id: the error is kept in the task's history.
+		return nil, fmt.Errorf("compose: the address of user %d: %w", u.ID, err)
 	}
 	to.Name = strings.TrimSpace(u.Name) // net/mail quotes and encodes it
 	m.ToMailAddress(to)

@@ -107,7 +107,8 @@ func Register(reg *tasks.Registry, cfg Config) error {
 		Start: &tasktype.StartButton{Path: "send-digest", Label: "Send me my digest now",
 			Hint:   "This week's hours, targets and KSBs still to evidence, by email; once a week.",
 			Queued: "Your digest is being sent in the background. It will appear below when it has gone."},
-		View: &tasktype.ResultView{Path: "digest", Link: "Read the digest", Render: RenderHTML},
+		View:    &tasktype.ResultView{Path: "digest", Link: "Read the digest", Render: RenderHTML},
+		Restate: restate(cfg.Source),
 	})
 }
 
@@ -117,6 +118,11 @@ type job struct {
 	sent sentLog
 }
 
+// run sends one digest. What it returns is kept in the event log, so its
+// summary and errors name the user by id only: the address, which a mail
+// server's reply or a send error may quote, is taken out of both (see
+// withoutAddress), and the page says where the digest went when it is
+// read (restate).
 func (j *job) run(ctx context.Context, tj tasktype.Job, out tasktype.Output) (tasktype.Result, error) {
 	u, err := j.cfg.Source.UserByID(ctx, tj.UserID)
 	if errors.Is(err, activity.ErrNotFound) {
@@ -130,6 +136,12 @@ func (j *job) run(ctx context.Context, tj tasktype.Job, out tasktype.Output) (ta
 	if strings.TrimSpace(u.Email) == "" {
 		return tasktype.Result{Summary: "Not sent: your account has no email address."}, nil
 	}
+	res, err := j.send(ctx, tj, u, out)
+	return res, withoutAddress(err, u)
+}
+
+// send composes, sends and stores the digest of the user u.
+func (j *job) send(ctx context.Context, tj tasktype.Job, u activity.User, out tasktype.Output) (tasktype.Result, error) {
 	loc := userLocation(u.Timezone)
 	week, err := jobWeek(tj, loc)
 	if err != nil {
@@ -178,7 +190,83 @@ func (j *job) run(ctx context.Context, tj tasktype.Job, out tasktype.Output) (ta
 	if _, err := w.Write(eml.Bytes()); err != nil {
 		return tasktype.Result{}, tasktype.Permanent(fmt.Errorf("weekly digest: sent, but not stored: %w", err))
 	}
-	return tasktype.Result{Summary: fmt.Sprintf("Sent to %s: %s", u.Email, week.Title())}, nil
+	return tasktype.Result{Summary: sentPrefix + week.Title()}, nil
+}
+
+// sentPrefix starts the summary of a digest that went out: "Sent: the
+// week of Mon 30 Nov 2026". The log holds no address; restate names it
+// on the page. Summaries recorded before that rule read "Sent to
+// you@example.org: the week of …", and are shown as they are.
+const sentPrefix = "Sent: "
+
+// restate is the digest kind's Kind.Restate: "Sent: the week of …" as
+// the log keeps it becomes "Sent to you@example.org: the week of …",
+// with the address read from the database now. Any other summary, or a
+// user who cannot be read, is shown as it is.
+func restate(src Source) func(ctx context.Context, userID int64, summary string) string {
+	return func(ctx context.Context, userID int64, summary string) string {
+		rest, ok := strings.CutPrefix(summary, sentPrefix)
+		if !ok {
+			return summary
+		}
+		u, err := src.UserByID(ctx, userID)
+		if err != nil || strings.TrimSpace(u.Email) == "" {
+			return summary
+		}
+		return "Sent to " + u.Email + ": " + rest
+	}
+}
+
+// withoutAddress takes the user's email address out of err, the error a
+// digest attempt ends with, before it is recorded: go-mail names the
+// recipients in its errors, and a mail server may quote the address in
+// its reply, which is the sentence the user is shown. The operator's
+// error says whose address it was by user id; the owner's sentence says
+// "your address". Everything err wraps is kept for errors.Is and As.
+func withoutAddress(err error, u activity.User) error {
+	if err == nil || strings.TrimSpace(u.Email) == "" {
+		return err
+	}
+	text := replaceFold(err.Error(), u.Email, fmt.Sprintf("<user %d's address>", u.ID))
+	var m *tasktype.MessageError
+	if errors.As(err, &m) {
+		m.Message = replaceFold(m.Message, u.Email, "your address")
+	}
+	return &scrubbedError{err: err, text: text}
+}
+
+// scrubbedError is an error whose text had an address taken out.
+type scrubbedError struct {
+	err  error
+	text string
+}
+
+func (e *scrubbedError) Error() string { return e.text }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+// replaceFold replaces every occurrence of old in s, in any case, with
+// repl. Addresses are compared without case, as mail servers quote them
+// as they please.
+func replaceFold(s, old, repl string) string {
+	if old == "" {
+		return s
+	}
+	lower, lold := strings.ToLower(s), strings.ToLower(old)
+	if len(lower) != len(s) || len(lold) != len(old) {
+		// Case folding changed a length (rare non-ASCII): exact matches only.
+		return strings.ReplaceAll(s, old, repl)
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(lower, lold)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		b.WriteString(repl)
+		s, lower = s[i+len(old):], lower[i+len(old):]
+	}
 }
 
 // unlessErased removes the copy just written to the outbox when the user

@@ -289,7 +289,7 @@ func parseRow(rec []string, col map[string]int, header []string) (activity.Impor
 	}
 	d, err := time.Parse(time.DateOnly, strings.TrimSpace(field("date")))
 	if err != nil {
-		reasons = append(reasons, fmt.Sprintf("date %q is not a date like 2026-03-04", field("date")))
+		reasons = append(reasons, "the date is not a date like 2026-03-04")
 	}
 	row.Date = d
 	row.Title = field("title")
@@ -302,26 +302,26 @@ func parseRow(rec []string, col map[string]int, header []string) (activity.Impor
 	h, err := strconv.ParseFloat(strings.TrimSpace(field("hours")), 64)
 	switch {
 	case err != nil || math.IsNaN(h) || math.IsInf(h, 0):
-		reasons = append(reasons, fmt.Sprintf("hours %q is not a number", field("hours")))
+		reasons = append(reasons, "the hours are not a number")
 	case h <= 0 || h > 24:
-		reasons = append(reasons, fmt.Sprintf("hours %s must be more than 0 and at most 24", field("hours")))
+		reasons = append(reasons, fmt.Sprintf("hours %g must be more than 0 and at most 24", h))
 	}
 	row.Hours = h
 	var ok bool
 	if row.Type, ok = optionValue(activity.ActivityTypes, field("type")); !ok {
-		reasons = append(reasons, fmt.Sprintf("type %q is not one of %s", field("type"), optionLabels(activity.ActivityTypes)))
+		reasons = append(reasons, "the type is not one of "+optionLabels(activity.ActivityTypes))
 	}
 	if q := field("evidence_quality"); strings.TrimSpace(q) != "" {
 		if row.Quality, ok = optionValue(activity.EvidenceQualities, q); !ok {
-			reasons = append(reasons, fmt.Sprintf("evidence quality %q is not one of %s", q, optionLabels(activity.EvidenceQualities)))
+			reasons = append(reasons, "the evidence quality is not one of "+optionLabels(activity.EvidenceQualities))
 		}
 	}
 	row.Tags = SplitList(field("tags"))
 	row.KSBs = SplitList(field("ksbs"))
 	row.Links = SplitList(field("links"))
-	for _, l := range row.Links {
+	for i, l := range row.Links {
 		if u, err := url.Parse(l); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			reasons = append(reasons, fmt.Sprintf("link %q is not an http(s) address", l))
+			reasons = append(reasons, fmt.Sprintf("link %d of the links cell is not an http(s) address", i+1))
 		}
 	}
 	row.Description = field("description")
@@ -329,9 +329,16 @@ func parseRow(rec []string, col map[string]int, header []string) (activity.Impor
 	return row, reasons
 }
 
-// cellName names column i as the header does, for a reason.
+// cellName names column i for a reason: as the header does when it is
+// one of the report's columns, by its number otherwise, since the header
+// of a column of the file's own is text the user typed, and reasons are
+// kept in the task's history.
 func cellName(header []string, i int) string {
-	return strings.ToLower(strings.TrimSpace(header[i]))
+	name := strings.ToLower(strings.TrimSpace(header[i]))
+	if slices.Contains(Header, name) {
+		return name
+	}
+	return "column " + strconv.Itoa(i+1)
 }
 
 // optionValue maps a label as the report shows it, or a stored value,

@@ -91,17 +91,17 @@ func TestParseCSVReportsEveryBadRow(t *testing.T) {
 		t.Fatalf("ParseCSV: %v, want a *LinesError", err)
 	}
 	want := []reports.LineError{
-		{3, `date "2026-13-01" is not a date like 2026-03-04`},
+		{3, "the date is not a date like 2026-03-04"},
 		{4, "the title is empty"},
-		{5, `hours "lots" is not a number`},
+		{5, "the hours are not a number"},
 		{6, "hours 0 must be more than 0 and at most 24"},
 		{7, "hours 25 must be more than 0 and at most 24"},
-		{8, `type "Juggling" is not one of Self-study, Training course, Workshop, Mentoring, Shadowing, Project work, Research, Conference or event, Reflective writing, Other`},
-		{9, `evidence quality "Superb" is not one of Draft, Good, Ready for review`},
-		{10, `link "javascript:alert(1)" is not an http(s) address`},
+		{8, `the type is not one of Self-study, Training course, Workshop, Mentoring, Shadowing, Project work, Research, Conference or event, Reflective writing, Other`},
+		{9, `the evidence quality is not one of Draft, Good, Ready for review`},
+		{10, "link 1 of the links cell is not an http(s) address"},
 		{11, "3 columns where the header has 10"},
 		{15, "the title is 201 characters, more than 200"},
-		{16, `hours "NaN" is not a number; type "Nope" is not one of Self-study, Training course, Workshop, Mentoring, Shadowing, Project work, Research, Conference or event, Reflective writing, Other`},
+		{16, `the hours are not a number; the type is not one of Self-study, Training course, Workshop, Mentoring, Shadowing, Project work, Research, Conference or event, Reflective writing, Other`},
 	}
 	if !reflect.DeepEqual(le.Lines, want) {
 		t.Errorf("bad rows:\n got %+v\nwant %+v", le.Lines, want)

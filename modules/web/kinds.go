@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -86,6 +87,44 @@ func (k *kinds) label(t string) string {
 		return kd.Label
 	}
 	return strings.ReplaceAll(t, "_", " ")
+}
+
+// restateTasks puts the sentence each completed task's owner is shown in
+// place of its summary as the log holds it (tasktype.Kind.Restate): the
+// log keeps no personal text, so a summary that names the user is built
+// here, as the page is read. Tasks are changed in place; a summary is
+// restated once per call, however many tasks share it.
+func (k *kinds) restateTasks(ctx context.Context, list []tasktype.Task) {
+	seen := map[[2]string]string{}
+	for i := range list {
+		t := &list[i]
+		key := [2]string{t.TaskType, t.ResultData}
+		if s, ok := seen[key]; ok {
+			t.ResultData = s
+			continue
+		}
+		t.ResultData = k.restate(ctx, t.TaskType, t.UserID, t.ResultData)
+		seen[key] = t.ResultData
+	}
+}
+
+// restateEvents does for a history's success events what restateTasks
+// does for rows.
+func (k *kinds) restateEvents(ctx context.Context, events []tasktype.Event) {
+	for i := range events {
+		if e := &events[i]; e.Kind == tasktype.EventSucceeded {
+			e.Summary = k.restate(ctx, e.JobType, e.UserID, e.Summary)
+		}
+	}
+}
+
+// restate is summary, of a task of type t owned by userID, as its owner
+// is shown it.
+func (k *kinds) restate(ctx context.Context, t string, userID int64, summary string) string {
+	if kd := k.byType[t]; kd != nil && kd.Restate != nil && summary != "" {
+		return kd.Restate(ctx, userID, summary)
+	}
+	return summary
 }
 
 // view is job type t's result page, or nil when its results download.

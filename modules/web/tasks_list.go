@@ -123,6 +123,7 @@ func (s *server) listTasks(w http.ResponseWriter, r *http.Request) {
 			d.NewerURL = tf.url("", "")
 		}
 	}
+	s.kinds.restateTasks(r.Context(), list)
 	d.Tasks, d.Expired = list, s.expiredList(list)
 	title := "Tasks"
 	if tf.Type != "" {

@@ -99,6 +99,12 @@ func (s *server) loadTask(ctx context.Context, userID int64, id string, loc *tim
 	// event it skipped (a failed event after the job succeeded) changed
 	// nothing, and showing it would contradict the task's state.
 	replayed, events := tasks.Replay(events)
+	// The log keeps no personal text: sentences that name the user are
+	// built now (tasktype.Kind.Restate).
+	s.kinds.restateEvents(ctx, events)
+	if !noRow {
+		row.ResultData = s.kinds.restate(ctx, row.TaskType, row.UserID, row.ResultData)
+	}
 	if err == nil && len(events) == 0 {
 		err = tasktype.ErrNotFound
 	}

@@ -74,7 +74,7 @@ func importEndToEnd(t *testing.T, env map[string]string) {
 	bad := strings.Replace(want.String(), "\r\n", "\r\n2026-01-01,Bad,many,Workshop,Draft,,,,,\r\n", 1)
 	task := uploadImport(t, cb, base, []byte(bad))
 	page := waitImport(t, cb, base+task, "badge-failed")
-	if !strings.Contains(page, "Nothing was imported: 1 row could not be read. Line 2: hours &#34;many&#34; is not a number.") {
+	if !strings.Contains(page, "Nothing was imported: 1 row could not be read. Line 2: the hours are not a number.") {
 		t.Errorf("failed import's page lacks the bad row:\n%s", page)
 	}
 	// Retrying would read the same file: the page offers to fix it instead.

@@ -8,6 +8,10 @@ import (
 // Result is what a successful handler reports besides any file it wrote.
 type Result struct {
 	// Summary is a short line for the task list, e.g. "1,204 activities".
+	// It is kept in the event log for as long as the task, so it holds
+	// ids, numbers, dates and codes, never what the user typed (titles,
+	// cells of a file) nor their email address or name: a sentence that
+	// needs those is built when the page is read (Kind.Restate).
 	Summary string
 }
 
@@ -18,7 +22,8 @@ type Output interface {
 	// it is stored when the handler returns nil and discarded otherwise.
 	Create(name, contentType string) (io.Writer, error)
 	// Progress reports how far the job has got: percent from 0 to 100
-	// and a short line such as "4,000 of 10,000 activities". It never
+	// and a short line such as "4,000 of 10,000 activities": numbers,
+	// never personal text, as for Result.Summary. It never
 	// blocks: the worker records the latest report with its next
 	// heartbeat (about once a second), so calling it often costs nothing.
 	Progress(percent int, message string)

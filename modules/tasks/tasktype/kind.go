@@ -29,6 +29,15 @@ type Kind struct {
 	// Formats are other files a completed task's result downloads as,
 	// beside the stored one, each made from it as it is downloaded.
 	Formats []ResultFormat
+	// Restate, when set, turns a completed task's summary as the event
+	// log holds it into the sentence its owner is shown, reading what
+	// it needs (an email address, a name) from the database as the page
+	// is read. The log keeps ids, numbers, dates and codes only, never
+	// personal text (see Result.Summary), so a sentence that names the
+	// user is built here, not stored. It returns summary as it is when
+	// it has nothing to add, or cannot read what it needs: summaries
+	// recorded before this rule already hold their sentence.
+	Restate func(ctx context.Context, userID int64, summary string) string
 }
 
 // ResultFormat is another file a completed task's stored result can be
