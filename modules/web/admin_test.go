@@ -43,6 +43,13 @@ type adminFixture struct {
 
 func newAdminFixture(t *testing.T, db *bun.DB) *adminFixture {
 	t.Helper()
+	return newAdminFixtureWith(t, db, nil)
+}
+
+// newAdminFixtureWith is newAdminFixture with the web's settings changed
+// by change, once the console's are filled in.
+func newAdminFixtureWith(t *testing.T, db *bun.DB, change func(*web.Config)) *adminFixture {
+	t.Helper()
 	operators, err := web.ParseAllowlist(operatorEmail)
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +72,9 @@ func newAdminFixture(t *testing.T, db *bun.DB) *adminFixture {
 		}, tasktype.Policy{MaxAttempts: 1})
 	}, web: func(c *web.Config) {
 		c.Admin = &web.AdminConfig{Operators: operators, Tasks: c.Tasks.(*tasks.Client), Users: activity.NewStore(db)}
+		if change != nil {
+			change(c)
+		}
 	}})
 	ctx := testsupport.Context(t)
 	ops, err := f.users.EnsureUser(ctx, operatorEmail)
