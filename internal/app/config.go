@@ -147,6 +147,9 @@ type config struct {
 	// OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_REDIRECT_URL, all four or
 	// none, and ALLOWED_EMAILS); nil without them.
 	OIDC *web.OIDCConfig
+	// Operators may use the operator console under /admin/
+	// (ADMIN_EMAILS); empty, nobody may and it answers 404.
+	Operators web.Allowlist
 	// SessionTTL is how long a sign-in lasts (SESSION_TTL).
 	SessionTTL time.Duration
 	// TrustProxyHeaders believes a proxy's X-Forwarded-Proto about
@@ -552,6 +555,10 @@ func signinSettings(c *config, getenv func(string) string) error {
 	allowed, err := web.ParseAllowlist(getenv("ALLOWED_EMAILS"))
 	if err != nil {
 		return fmt.Errorf("ALLOWED_EMAILS: %v; want addresses and @domain entries, comma-separated", err)
+	}
+	// The same list as ALLOWED_EMAILS's, read by the same parser.
+	if c.Operators, err = web.ParseAllowlist(getenv("ADMIN_EMAILS")); err != nil {
+		return fmt.Errorf("ADMIN_EMAILS: %v; want addresses and @domain entries, comma-separated", err)
 	}
 	vals := make([]string, len(oidcSettings))
 	var set, unset []string

@@ -178,3 +178,45 @@ func TestConfigNATSCredentialsAndTLS(t *testing.T) {
 		})
 	}
 }
+
+// ADMIN_EMAILS is read as ALLOWED_EMAILS is, by the same parser: exact
+// addresses and @domain entries; unset, nobody is an operator. A bad
+// entry is a one-line error naming the setting.
+func TestConfigAdminEmails(t *testing.T) {
+	for _, tt := range []struct {
+		value       string
+		admits      []string
+		refuses     []string
+		wantNoAdmin bool
+	}{
+		{value: "", refuses: []string{"ops@example.org"}, wantNoAdmin: true},
+		{value: "Ops@Example.org, @staff.example.org", admits: []string{"ops@example.org", "ana@staff.example.org"},
+			refuses: []string{"bob@example.org", "ops@example.org.evil", "x@sub.staff.example.org"}},
+	} {
+		t.Run(tt.value, func(t *testing.T) {
+			cfg, err := loadConfig(mapEnv(map[string]string{"ADMIN_EMAILS": tt.value}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Operators.Empty() != tt.wantNoAdmin {
+				t.Errorf("ADMIN_EMAILS=%q: empty %v, want %v", tt.value, cfg.Operators.Empty(), tt.wantNoAdmin)
+			}
+			for _, e := range tt.admits {
+				if !cfg.Operators.Admits(e) {
+					t.Errorf("ADMIN_EMAILS=%q does not admit %s", tt.value, e)
+				}
+			}
+			for _, e := range tt.refuses {
+				if !cfg.Operators.Empty() && cfg.Operators.Admits(e) {
+					t.Errorf("ADMIN_EMAILS=%q admits %s", tt.value, e)
+				}
+			}
+		})
+	}
+	for _, v := range []string{"ops", "a@b@c", "@", "ops@example.org, <x@y>"} {
+		_, err := loadConfig(mapEnv(map[string]string{"ADMIN_EMAILS": v}))
+		if err == nil || !strings.HasPrefix(err.Error(), "ADMIN_EMAILS: ") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("ADMIN_EMAILS=%q: err = %v, want one line naming ADMIN_EMAILS", v, err)
+		}
+	}
+}

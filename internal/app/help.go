@@ -56,6 +56,7 @@ var envSettings = []setting{
 	{"OIDC_CLIENT_SECRET", cmdAll | cmdWeb, "the app's client secret at the OIDC provider"},
 	{"OIDC_REDIRECT_URL", cmdAll | cmdWeb, "the sign-in callback, e.g. https://otj.example.org/auth/callback"},
 	{"ALLOWED_EMAILS", cmdAll | cmdWeb, "who may sign in: addresses and @domain entries, comma-separated (default: any verified email)"},
+	{"ADMIN_EMAILS", cmdAll | cmdWeb, "who may use the operator console at /admin/: addresses and @domain entries, comma-separated (default: nobody)"},
 	{"SESSION_TTL", cmdAll | cmdWeb, "how long a sign-in lasts, e.g. 7d or 12h (default 7d)"},
 	{"TRUST_PROXY_HEADERS", cmdAll | cmdWeb, "true: a TLS proxy's X-Forwarded-Proto https makes cookies Secure"},
 	{"DATABASE_URL", cmdEvery, "a PostgreSQL database, postgres://user:pass@host:5432/db (default: SQLite in the data dir)"},

@@ -230,7 +230,12 @@ func newWebServer(ctx context.Context, g *service.Group, cfg config, log *slog.L
 	if err != nil {
 		return nil, err
 	}
+	var admin *web.AdminConfig
+	if !cfg.Operators.Empty() {
+		admin = &web.AdminConfig{Operators: cfg.Operators, Tasks: client, Users: store}
+	}
 	return web.NewServer(web.Config{
+		Admin: admin,
 		Tasks: client, Enqueuer: client, Results: client, Users: store, Activities: store,
 		Control: client, History: client, Events: client,
 		Sessions: signer, Projection: client, DevAutoLoginEmail: cfg.DevAutoLoginEmail, Logger: log,

@@ -300,6 +300,34 @@ func (c *Client) Retry(ctx context.Context, userID int64, jobID, by string) (tas
 	return e, err
 }
 
+// CancelByOperator is Cancel of any user's job by an operator of the
+// console, whose name (email address) the cancelled event carries.
+func (c *Client) CancelByOperator(ctx context.Context, jobID, operator string) (tasktype.Event, error) {
+	e, err := c.control.CancelByOperator(ctx, jobID, operator)
+	if err == nil {
+		c.cfg.Observer.Cancelled(e.JobType)
+	}
+	return e, err
+}
+
+// RetryByOperator is Retry of any user's job by an operator of the
+// console, whose name the retried event carries.
+func (c *Client) RetryByOperator(ctx context.Context, jobID, operator string) (tasktype.Event, error) {
+	e, err := c.control.RetryByOperator(ctx, jobID, operator)
+	if err == nil {
+		c.cfg.Observer.Retried(e.JobType)
+	}
+	return e, err
+}
+
+// RecordResultRead records in the job's history that an operator is
+// reading the result of another user's completed job
+// (tasktype.EventResultRead), before it is served. The event changes no
+// state. A job that is not completed is tasktype.ErrWrongState.
+func (c *Client) RecordResultRead(ctx context.Context, jobID, operator string) (tasktype.Event, error) {
+	return c.control.ResultRead(ctx, jobID, operator)
+}
+
 // History returns all the job's events in stream order, with the start
 // of every attempt whose outcome carries it (tasktype.WithStarts), or
 // tasktype.ErrNotFound. A userID of 0 matches the job whoever owns it.

@@ -13,19 +13,8 @@ type userKey struct{}
 // how to sign in.
 func (s *server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var (
-			u   activity.User
-			err error
-			ok  bool
-		)
-		if email := s.cfg.DevAutoLoginEmail; email != "" {
-			u, err = s.cfg.Users.EnsureUser(r.Context(), email)
-			ok = err == nil
-		} else if id, signed := s.cfg.Sessions.UserID(r); signed {
-			u, err = s.cfg.Users.UserByID(r.Context(), id)
-			ok = err == nil
-		}
-		if err != nil && !isNotFound(err) {
+		u, ok, err := s.signedIn(r)
+		if err != nil {
 			s.serverError(w, r, err)
 			return
 		}
@@ -36,6 +25,28 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, &u)))
 	})
+}
+
+// signedIn is the user r is signed in as (DEV_AUTO_LOGIN_EMAIL's, or
+// the session's), and false for none; the error is only for a failed
+// lookup, not for a user that is gone.
+func (s *server) signedIn(r *http.Request) (activity.User, bool, error) {
+	var (
+		u   activity.User
+		err error
+		ok  bool
+	)
+	if email := s.cfg.DevAutoLoginEmail; email != "" {
+		u, err = s.cfg.Users.EnsureUser(r.Context(), email)
+		ok = err == nil
+	} else if id, signed := s.cfg.Sessions.UserID(r); signed {
+		u, err = s.cfg.Users.UserByID(r.Context(), id)
+		ok = err == nil
+	}
+	if err != nil && !isNotFound(err) {
+		return u, false, err
+	}
+	return u, ok, nil
 }
 
 // currentUser is the signed-in user; authenticate guarantees one.

@@ -28,7 +28,7 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-var pageNames = []string{"tasks", "task", "result", "activities", "activity", "activity_form", "import", "signin", "error", "denied", "settings", "account", "goodbye"}
+var pageNames = []string{"tasks", "task", "result", "activities", "activity", "activity_form", "import", "signin", "error", "denied", "settings", "account", "goodbye", "admin_jobs", "admin_job"}
 
 type pages struct{ byName map[string]*template.Template }
 
@@ -45,8 +45,10 @@ type view struct {
 	Live string
 	// Now is the server's clock as the page is rendered: what its
 	// relative times count from (see heardView).
-	Now  time.Time
-	Data any
+	Now time.Time
+	// Operator shows the operator console in the menu.
+	Operator bool
+	Data     any
 }
 
 var funcs = template.FuncMap{
@@ -118,6 +120,7 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, name string, v v
 	if v.Now.IsZero() {
 		v.Now = s.cfg.Now()
 	}
+	v.Operator = s.isOperator(v.User)
 	if v.User != nil && v.Loc == nil {
 		v.Loc = location(v.User.Timezone)
 	}

@@ -6,7 +6,6 @@ import (
 	"mime"
 	"net/http"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -31,20 +30,7 @@ func (s *server) downloadResult(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, r)
 		return
 	}
-	res, ok := s.openResult(w, r, &t)
-	if !ok {
-		return
-	}
-	defer res.Close()
-	h := w.Header()
-	h.Set("Content-Type", t.ResultType)
-	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": t.ResultName}))
-	h.Set("Content-Length", strconv.FormatUint(res.Size, 10))
-	h.Set("Cache-Control", "private, no-store")
-	if _, err := s.streamResponse(w, res); err != nil {
-		// Headers are gone; all we can do is log and cut the response.
-		s.log.WarnContext(r.Context(), "download interrupted", "task_id", t.ID, "err", err)
-	}
+	s.serveResult(w, r, &t)
 }
 
 // downloadFormat streams a completed task's result in another format

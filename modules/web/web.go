@@ -149,6 +149,10 @@ type Config struct {
 	// BodyLimit bounds a request's body, in bytes, unless its route sets
 	// its own with BodyLimit. Default DefaultBodyLimit.
 	BodyLimit int64
+	// Admin, when set, serves the operator console under /admin/ to
+	// the operators it names (ADMIN_EMAILS); without it every /admin/
+	// path is a 404.
+	Admin *AdminConfig
 	// Settings, when set, serves the settings page (GET|POST /settings).
 	Settings UserSettings
 	// Import, when set, serves the activity import (GET|POST
@@ -206,6 +210,11 @@ func (c *Config) validate() error {
 	}
 	if c.OIDC != nil {
 		if err := c.OIDC.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Admin != nil {
+		if err := c.Admin.validate(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -322,6 +331,9 @@ func (s *server) routes() *chi.Mux {
 		r.Get(s.oidc.cfg.callbackPath(), s.callback)
 	}
 	r.Post("/logout", s.logout)
+	if s.cfg.Admin != nil {
+		r.Route("/admin", s.adminRoutes)
+	}
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate)
 		if s.cfg.Settings != nil {

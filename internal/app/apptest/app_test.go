@@ -531,6 +531,7 @@ func TestStartupErrorsNameTheSetting(t *testing.T) {
 		{"oidc redirect off BASE_URL", "all", withEnv(withEnv(oidcEnv(""), "BASE_URL", "https://otj.example.org"), "OIDC_REDIRECT_URL", "https://other.example.org/auth/callback"), "OIDC_REDIRECT_URL"},
 		{"allowed emails malformed", "all", withEnv(oidcEnv(""), "ALLOWED_EMAILS", "alice@example.org, nobody"), "ALLOWED_EMAILS"},
 		{"allowed emails without oidc", "all", map[string]string{"ALLOWED_EMAILS": "alice@example.org"}, "ALLOWED_EMAILS"},
+		{"admin emails malformed", "all", map[string]string{"ADMIN_EMAILS": "ops@example.org, nobody"}, "ADMIN_EMAILS"},
 		{"session ttl malformed", "all", map[string]string{"SESSION_TTL": "a week"}, "SESSION_TTL"},
 		{"session ttl too short", "all", map[string]string{"SESSION_TTL": "1s"}, "SESSION_TTL"},
 		{"trust proxy headers malformed", "web", map[string]string{"TRUST_PROXY_HEADERS": "sometimes"}, "TRUST_PROXY_HEADERS"},

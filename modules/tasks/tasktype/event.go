@@ -39,6 +39,12 @@ const (
 	EventReleased EventKind = "released"
 	// EventProgress: attempt Attempt reports Percent done, with Message.
 	EventProgress EventKind = "progress"
+	// EventResultRead: Operator, an operator, downloaded the completed
+	// job's result (Result), which belongs to another user. It records
+	// who read what, and changes nothing: the state machine skips it,
+	// and it carries no attempt (Attempt 0), so no work item of the job
+	// can take it for its own.
+	EventResultRead EventKind = "result_read"
 )
 
 // IsWorkItem reports whether events of this kind ask for an attempt.
@@ -91,12 +97,16 @@ type Event struct {
 	Payload    json.RawMessage `json:"payload,omitempty"`    // work items
 	EnqueuedAt time.Time       `json:"enqueued_at,omitzero"` // retrying, retried
 
-	Error   string     `json:"error,omitempty"`   // retrying, failed
-	RetryAt time.Time  `json:"retry_at,omitzero"` // retrying
-	By      string     `json:"by,omitempty"`      // cancelled, retried: "user" or "operator"
-	Result  *ResultRef `json:"result,omitempty"`  // succeeded, when the job wrote a file
-	Summary string     `json:"summary,omitempty"` // succeeded
-	Percent int        `json:"percent,omitempty"` // progress
+	Error   string    `json:"error,omitempty"`   // retrying, failed
+	RetryAt time.Time `json:"retry_at,omitzero"` // retrying
+	By      string    `json:"by,omitempty"`      // cancelled, retried: "user" or "operator"
+	// Operator names the operator (their email address) who cancelled
+	// or retried the job (By "operator") or read its result
+	// (result_read), from the operator console.
+	Operator string     `json:"operator,omitempty"`
+	Result   *ResultRef `json:"result,omitempty"`  // succeeded, when the job wrote a file
+	Summary  string     `json:"summary,omitempty"` // succeeded
+	Percent  int        `json:"percent,omitempty"` // progress
 	// Message is a line for the task's owner: on a progress event how far
 	// the job has got; on a retrying or failed event the plain sentence
 	// shown instead of Error, which is for operators. Failures recorded

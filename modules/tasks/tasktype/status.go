@@ -45,7 +45,9 @@ func StatusAfter(k EventKind) Status {
 	switch k {
 	case EventStarted, EventProgress:
 		return StatusRunning
-	case EventSucceeded:
+	case EventSucceeded, EventResultRead:
+		// Only a completed job's result is read, and reading it
+		// leaves the job completed.
 		return StatusCompleted
 	case EventRetrying:
 		return StatusRetrying
@@ -111,6 +113,9 @@ type Filter struct {
 	// paging: no offset, so a page deep in the list costs what the first
 	// does, and a task added meanwhile shifts nothing).
 	After *Cursor
+	// ErrorContains, when set, keeps the tasks whose error (the
+	// operator's detail) contains it, ignoring case.
+	ErrorContains string
 	// Limit caps the rows returned, newest first. Default 50.
 	Limit int
 }

@@ -41,11 +41,21 @@ func New(events Events) *Control {
 // (about a second). userID 0 means any owner (operators); otherwise
 // another user's job is ErrNotFound. It returns the cancelled event.
 func (c *Control) Cancel(ctx context.Context, userID int64, jobID, by string) (tasktype.Event, error) {
+	return c.cancel(ctx, userID, jobID, by, "")
+}
+
+// CancelByOperator is Cancel of any owner's job by the named operator,
+// whom the cancelled event names.
+func (c *Control) CancelByOperator(ctx context.Context, jobID, operator string) (tasktype.Event, error) {
+	return c.cancel(ctx, 0, jobID, tasktype.ByOperator, operator)
+}
+
+func (c *Control) cancel(ctx context.Context, userID int64, jobID, by, operator string) (tasktype.Event, error) {
 	return c.change(ctx, userID, jobID, "cancel", func(s tasktype.Status, last, _ tasktype.Event) (tasktype.Event, error) {
 		if !s.Active() {
 			return tasktype.Event{}, &tasktype.StateError{Status: s, Allowed: []tasktype.Status{tasktype.StatusPending, tasktype.StatusRetrying, tasktype.StatusRunning}, Action: "cancelled"}
 		}
-		return c.next(last, tasktype.EventCancelled, by), nil
+		return c.next(last, tasktype.EventCancelled, by, operator), nil
 	})
 }
 
@@ -53,13 +63,41 @@ func (c *Control) Cancel(ctx context.Context, userID int64, jobID, by string) (t
 // allowance of attempts; its history is kept. It returns the retried
 // event, which is the new work item.
 func (c *Control) Retry(ctx context.Context, userID int64, jobID, by string) (tasktype.Event, error) {
+	return c.retry(ctx, userID, jobID, by, "")
+}
+
+// RetryByOperator is Retry of any owner's job by the named operator,
+// whom the retried event names.
+func (c *Control) RetryByOperator(ctx context.Context, jobID, operator string) (tasktype.Event, error) {
+	return c.retry(ctx, 0, jobID, tasktype.ByOperator, operator)
+}
+
+// ResultRead records that the named operator read the result of the
+// completed job jobID (tasktype.EventResultRead), on condition that the
+// job has not changed since, and returns the event. A job in another
+// state is tasktype.ErrWrongState.
+func (c *Control) ResultRead(ctx context.Context, jobID, operator string) (tasktype.Event, error) {
+	return c.change(ctx, 0, jobID, "record the reading of", func(s tasktype.Status, last, _ tasktype.Event) (tasktype.Event, error) {
+		if s != tasktype.StatusCompleted {
+			return tasktype.Event{}, &tasktype.StateError{Status: s, Allowed: []tasktype.Status{tasktype.StatusCompleted}, Action: "downloaded"}
+		}
+		e := c.next(last, tasktype.EventResultRead, tasktype.ByOperator, operator)
+		// No attempt: a stray work item of the job, reading this as
+		// the job's newest event, must find it stale.
+		e.Attempt = 0
+		e.Result = last.Result
+		return e, nil
+	})
+}
+
+func (c *Control) retry(ctx context.Context, userID int64, jobID, by, operator string) (tasktype.Event, error) {
 	return c.change(ctx, userID, jobID, "retry", func(s tasktype.Status, last, first tasktype.Event) (tasktype.Event, error) {
 		if s != tasktype.StatusFailed && s != tasktype.StatusCancelled {
 			return tasktype.Event{}, &tasktype.StateError{Status: s, Allowed: []tasktype.Status{tasktype.StatusFailed, tasktype.StatusCancelled}, Action: "retried"}
 		}
 		// The new attempt needs the job's payload, which only the
 		// enqueued event carries.
-		e := c.next(last, tasktype.EventRetried, by)
+		e := c.next(last, tasktype.EventRetried, by, operator)
 		e.Payload, e.EnqueuedAt = first.Payload, first.Time
 		return e, nil
 	})
@@ -97,15 +135,16 @@ func (c *Control) change(ctx context.Context, userID int64, jobID, verb string, 
 	return tasktype.Event{}, fmt.Errorf("%s task %s: %w", verb, jobID, tasktype.ErrConflict)
 }
 
-func (c *Control) next(last tasktype.Event, kind tasktype.EventKind, by string) tasktype.Event {
+func (c *Control) next(last tasktype.Event, kind tasktype.EventKind, by, operator string) tasktype.Event {
 	return tasktype.Event{
-		ID:      nuid.Next(),
-		Kind:    kind,
-		JobID:   last.JobID,
-		JobType: last.JobType,
-		UserID:  last.UserID,
-		Time:    c.now().UTC(),
-		Attempt: last.Attempt,
-		By:      by,
+		ID:       nuid.Next(),
+		Kind:     kind,
+		JobID:    last.JobID,
+		JobType:  last.JobType,
+		UserID:   last.UserID,
+		Time:     c.now().UTC(),
+		Attempt:  last.Attempt,
+		By:       by,
+		Operator: operator,
 	}
 }

@@ -33,6 +33,9 @@ func TestReplayAgreesWithProjection(t *testing.T) {
 			{tasktype.EventFailed, true}, {tasktype.EventRetried, true}, {tasktype.EventStarted, true}, {tasktype.EventProgress, true}, {tasktype.EventSucceeded, true}}},
 		{"enqueued twice, unknown kind", []step{{tasktype.EventEnqueued, true}, {tasktype.EventEnqueued, false}, {"paused", false}, {tasktype.EventCancelled, true}, {tasktype.EventCancelled, false}}},
 		{"succeeded naming another job's result", []step{{tasktype.EventEnqueued, true}, {tasktype.EventStarted, true}, {foreignSucceeded, false}, {tasktype.EventCancelled, true}}},
+		// An operator's read of the result is in the history and
+		// changes nothing: a retry after it is still refused.
+		{"succeeded, result read, retried", []step{{tasktype.EventEnqueued, true}, {tasktype.EventStarted, true}, {tasktype.EventSucceeded, true}, {tasktype.EventResultRead, false}, {tasktype.EventRetried, false}}},
 		{"succeeded before it started", []step{{tasktype.EventEnqueued, true}, {tasktype.EventSucceeded, false}, {tasktype.EventReleased, false}, {tasktype.EventStarted, true}, {tasktype.EventReleased, true}}},
 	}
 	db, _ := testsupport.DB(t)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
@@ -121,8 +122,17 @@ func filtered(q *bun.SelectQuery, f tasktype.Filter) *bun.SelectQuery {
 	if !f.CreatedBefore.IsZero() {
 		q = q.Where("created_at < ?", f.CreatedBefore)
 	}
+	if f.ErrorContains != "" {
+		// Lowered on both sides: SQLite's LIKE ignores ASCII case,
+		// PostgreSQL's does not. The pattern's own wildcards are
+		// escaped, so the text is matched as written.
+		q = q.Where(`LOWER(error_message) LIKE ? ESCAPE '\'`, "%"+likeEscaper.Replace(strings.ToLower(f.ErrorContains))+"%")
+	}
 	return q
 }
+
+// likeEscaper escapes LIKE's wildcards, and its escape character.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`)
 
 // Get returns task id whoever owns it, for operators, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (tasktype.Task, error) {

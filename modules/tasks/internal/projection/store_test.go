@@ -160,6 +160,29 @@ func TestListPagesByKeyset(t *testing.T) {
 	})
 }
 
+// seedPlanned writes seedList's tasks, and other users' tasks, 2,000 of
+// them, and gathers the planner's statistics: a planner that knows of a
+// few rows only may take any index.
+func seedPlanned(t *testing.T, db *bun.DB) {
+	t.Helper()
+	ctx := testsupport.Context(t)
+	seedList(t, db)
+	var others []listRow
+	for i := range 2000 {
+		others = append(others, listRow{
+			ID: fmt.Sprintf("other%04d", i), UserID: int64(3 + i%200), TaskType: []string{"report", "digest", "import"}[i%3],
+			Status:    string(tasktype.Statuses[i%len(tasktype.Statuses)]),
+			CreatedAt: listT0.Add(time.Duration(i) * time.Minute), UpdatedAt: listT0, LastSeq: int64(100 + i),
+		})
+	}
+	if _, err := db.NewInsert().Model(&others).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // userFirst matches a plan that looks a user up in an index: SQLite's
 // "SEARCH … (user_id=?", PostgreSQL's "Index Cond: ((user_id = 1)".
 var userFirst = regexp.MustCompile(`USING (COVERING )?INDEX \w+ \(user_id=\?|Index Cond: \(+user_id = `)
@@ -179,24 +202,7 @@ var userAndType = regexp.MustCompile(`\(user_id=\? AND task_type=\?|Index Cond: 
 func TestListQueriesUseIndexes(t *testing.T) {
 	testsupport.EachDialect(t, func(t *testing.T, db *bun.DB) {
 		ctx := testsupport.Context(t)
-		seedList(t, db)
-		// Other users' tasks, 2,000 of them, and the planner's
-		// statistics: a planner that knows of a few rows only may
-		// take any index.
-		var others []listRow
-		for i := range 2000 {
-			others = append(others, listRow{
-				ID: fmt.Sprintf("other%04d", i), UserID: int64(3 + i%200), TaskType: []string{"report", "digest", "import"}[i%3],
-				Status:    string(tasktype.Statuses[i%len(tasktype.Statuses)]),
-				CreatedAt: listT0.Add(time.Duration(i) * time.Minute), UpdatedAt: listT0, LastSeq: int64(100 + i),
-			})
-		}
-		if _, err := db.NewInsert().Model(&others).Exec(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.ExecContext(ctx, "ANALYZE"); err != nil {
-			t.Fatal(err)
-		}
+		seedPlanned(t, db)
 		recorded, take := testsupport.CaptureQueries(db)
 		s := projection.NewStore(recorded)
 		cursor := &tasktype.Cursor{CreatedAt: listT0.Add(5 * time.Hour), ID: "job10"}
@@ -247,6 +253,111 @@ func TestListQueriesUseIndexes(t *testing.T) {
 			}
 			if testing.Verbose() {
 				t.Logf("%s:\n%s", tc.name, plan)
+			}
+		}
+	})
+}
+
+// stateAndType matches a plan that looks every user's tasks of a type in
+// a state up in an index on both: SQLite's "(status=? AND task_type=?",
+// PostgreSQL's "Index Cond: ((status = 'failed'::text) AND (task_type = ".
+var stateAndType = regexp.MustCompile(`\(status=\? AND task_type=\?|Index Cond: \(\(status = [^)]*\) AND \(task_type = `)
+
+// The operator console's lists (issue 27 §3) of every user's tasks are
+// answered through an index on both dialects, in order, whatever the
+// filters: a type in a state is looked up by both (migration 015; before
+// it, the plan read every task in the state and dropped the other
+// types), and the text in the error is checked on the rows the index
+// gives in order, never by reading and sorting the whole table. The
+// queries checked are those List sends.
+func TestOperatorListQueriesUseIndexes(t *testing.T) {
+	testsupport.EachDialect(t, func(t *testing.T, db *bun.DB) {
+		ctx := testsupport.Context(t)
+		seedPlanned(t, db)
+		recorded, take := testsupport.CaptureQueries(db)
+		s := projection.NewStore(recorded)
+		cursor := &tasktype.Cursor{CreatedAt: listT0.Add(5 * time.Hour), ID: "job10"}
+		from, before := listT0, listT0.Add(24*time.Hour)
+		for _, tc := range []struct {
+			name string
+			f    tasktype.Filter
+		}{
+			{"a type in a state", tasktype.Filter{Status: tasktype.StatusFailed, Type: "digest"}},
+			{"a type in a state, older", tasktype.Filter{Status: tasktype.StatusFailed, Type: "digest", After: cursor}},
+			{"a type in a state, of a day", tasktype.Filter{Status: tasktype.StatusFailed, Type: "digest", CreatedFrom: from, CreatedBefore: before}},
+			{"a type in a state, with an error", tasktype.Filter{Status: tasktype.StatusFailed, Type: "digest", ErrorContains: "smtp 550"}},
+			{"in a state, with an error", tasktype.Filter{Status: tasktype.StatusFailed, ErrorContains: "smtp", After: cursor}},
+			{"of a day, with an error", tasktype.Filter{CreatedFrom: from, CreatedBefore: before, ErrorContains: "smtp"}},
+			{"with an error", tasktype.Filter{ErrorContains: "timeout"}},
+			{"in a state, of a day", tasktype.Filter{Status: tasktype.StatusRetrying, CreatedFrom: from, CreatedBefore: before}},
+			{"of a type, of a day", tasktype.Filter{Type: "import", CreatedFrom: from, CreatedBefore: before, After: cursor}},
+		} {
+			if _, err := s.List(ctx, tc.f); err != nil {
+				t.Fatal(err)
+			}
+			qs := take()
+			if len(qs) != 1 {
+				t.Fatalf("%s: %d queries captured, want 1: %q", tc.name, len(qs), qs)
+			}
+			plan := testsupport.QueryPlan(t, db, qs[0])
+			if bad := testsupport.FullScans(db, plan); len(bad) > 0 {
+				t.Errorf("%s reads the whole table (%q):\n%s\nplan:\n%s", tc.name, bad, qs[0], plan)
+			}
+			if tc.f.Status != "" && tc.f.Type != "" && !stateAndType.MatchString(plan) {
+				t.Errorf("%s does not look the tasks of the type in the state up in an index:\n%s\nplan:\n%s", tc.name, qs[0], plan)
+			}
+			if database.DialectOf(db) == database.SQLite && strings.Contains(plan, "TEMP B-TREE") {
+				t.Errorf("%s sorts its rows rather than reading them in order from an index:\n%s\nplan:\n%s", tc.name, qs[0], plan)
+			}
+			if testing.Verbose() {
+				t.Logf("%s:\n%s", tc.name, plan)
+			}
+		}
+	})
+}
+
+// The text in the error matches whatever its case, and as written: a %
+// or _ in it is no wildcard.
+func TestListMatchesTextInError(t *testing.T) {
+	testsupport.EachDialect(t, func(t *testing.T, db *bun.DB) {
+		ctx := testsupport.Context(t)
+		errs := map[string]string{
+			"e1": "send digest: SMTP 550 mailbox unavailable",
+			"e2": "disk 100% full",
+			"e3": "disk 100 full",
+			"e4": "bad_row at line 2",
+			"e5": "badxrow at line 2",
+			"e6": "",
+		}
+		i := 0
+		for id, msg := range errs {
+			i++
+			if _, err := db.NewInsert().Model(&listRow{ID: id, UserID: 1, TaskType: "report", Status: string(tasktype.StatusFailed),
+				CreatedAt: listT0.Add(time.Duration(i) * time.Minute), UpdatedAt: listT0, LastSeq: int64(i)}).Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if msg != "" {
+				if _, err := db.NewUpdate().Table("task_result").Set("error_message = ?", msg).Where("id = ?", id).Exec(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		s := projection.NewStore(db)
+		for text, want := range map[string][]string{
+			"smtp 550": {"e1"},
+			"100%":     {"e2"},
+			"bad_row":  {"e4"},
+			"LINE 2":   {"e4", "e5"},
+			"nowhere":  nil,
+		} {
+			got, err := s.List(ctx, tasktype.Filter{ErrorContains: text})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := idsOf(got)
+			slices.Sort(ids)
+			if !slices.Equal(ids, want) {
+				t.Errorf("error containing %q: %v, want %v", text, ids, want)
 			}
 		}
 	})

@@ -49,3 +49,24 @@ func TestDecideWithoutARecordedStart(t *testing.T) {
 		})
 	}
 }
+
+// An operator's read of a completed job's result (result_read) carries
+// no attempt, so a stray work item of the job that finds it newest in
+// the log is stale, whichever attempt it asks for: the read never runs
+// the job again.
+func TestDecideAfterAResultRead(t *testing.T) {
+	const lease = 5 * time.Second
+	t0 := time.Date(2026, 3, 5, 14, 0, 0, 0, time.UTC)
+	read := tasktype.Event{Kind: tasktype.EventResultRead, Seq: 20, Time: t0, By: tasktype.ByOperator, Operator: "ops@example.org"}
+	for _, item := range []tasktype.Event{
+		{Kind: tasktype.EventEnqueued, Seq: 10, Time: t0},
+		{Kind: tasktype.EventRetrying, Seq: 12, Time: t0, Attempt: 1},
+		{Kind: tasktype.EventRetried, Seq: 14, Time: t0, Attempt: 2},
+	} {
+		for _, d := range []delivered{{}, {redelivered: true, perItem: true}, {redelivered: true}} {
+			if got := decide(item, read, d, t0.Add(time.Hour), lease); got != actStale {
+				t.Errorf("%s item (attempt %d), %+v, after a result read: decide = %d, want stale (%d)", item.Kind, item.Attempt+1, d, got, actStale)
+			}
+		}
+	}
+}

@@ -65,6 +65,7 @@ func AppendEvent(b []byte, e *tasktype.Event) []byte {
 		b = appendTime(b, e.RetryAt)
 	}
 	b = appendField(b, "by", e.By)
+	b = appendField(b, "operator", e.Operator)
 	if r := e.Result; r != nil {
 		b = append(b, `,"result":{"object":`...)
 		b = appendString(b, r.Object)
@@ -264,6 +265,8 @@ func (d *decoder) event(e *tasktype.Event) bool {
 			return d.time(&e.RetryAt)
 		case "by":
 			return d.str(&e.By)
+		case "operator":
+			return d.str(&e.Operator)
 		case "result":
 			if e.Result == nil {
 				e.Result = new(tasktype.ResultRef)

@@ -23,6 +23,7 @@ func codecEvents() []tasktype.Event {
 			Result:  &tasktype.ResultRef{Object: "j1-a1", Name: "report é.csv", ContentType: "text/csv; charset=utf-8", Size: 1 << 40, Digest: "SHA-256=abc="},
 			Summary: "1,000 activities"},
 		{ID: "e5", Kind: tasktype.EventCancelled, JobID: "j1", JobType: "t", UserID: 1, Time: at, By: "operator"},
+		{ID: "e5o", Kind: tasktype.EventResultRead, JobID: "j1", JobType: "t", UserID: 1, Time: at, By: "operator", Operator: "ops@example.org"},
 		{ID: "e6", Kind: tasktype.EventProgress, JobID: "j1", JobType: "t", UserID: 1, Time: at, Percent: 57, Message: "ctl \x01 \u2028 <b>&amp;</b> 😀", Worker: "w"},
 		{ID: "e7", Kind: "future_kind", JobID: "j1", JobType: "t", UserID: -3, Time: time.Time{}},
 		// A failure's sentence for its owner travels in the progress
