@@ -98,6 +98,10 @@ type Log interface {
 	// EraseUser deletes the user's results, then their events, so that
 	// nothing replayed brings them back. It is idempotent.
 	EraseUser(ctx context.Context, userID int64) (tasktype.Erased, error)
+	// PurgeJob removes the job's events stored at or before sequence
+	// through, keeping any stored after it: how a finished task past
+	// its retention leaves the log. Purging what is gone is a no-op.
+	PurgeJob(ctx context.Context, userID int64, jobID string, through uint64) error
 }
 
 // Transport carries work items to workers. JetStream and Redis
