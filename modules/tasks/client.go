@@ -160,7 +160,7 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	c.proj.From(cfg.ProjectFrom)
 	if cfg.PruneOnProjection {
-		c.pruner = newPruner(cfg.Log, cfg.Retention, cfg.Logger)
+		c.pruner = newPruner(cfg.Log, cfg.Retention, cfg.Logger, c.now)
 	}
 	switch observe := cfg.Observe; {
 	case c.pruner != nil && observe != nil:
