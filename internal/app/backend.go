@@ -593,7 +593,7 @@ func (b *backend) Close(ctx context.Context) {
 		b.rdb, b.Redis = nil, nil
 	}
 	if b.Maint != nil {
-		b.Maint.Close() // used only at start and for erasures: nothing to drain
+		b.Maint.Close() // used only at start, for erasures and retention's purges: nothing to drain
 		b.Maint = nil
 	}
 	if b.NC != nil {

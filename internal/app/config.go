@@ -125,7 +125,8 @@ type config struct {
 	// maintenance credential of app web (NATS_MAINT_USER,
 	// NATS_MAINT_PASSWORD): a connection of its own, used only to make and
 	// update the streams and buckets at start and to purge an erased
-	// account's events, so that the everyday credential needs neither
+	// account's events, or a finished task's past TASK_RETENTION, so that
+	// the everyday credential needs neither
 	// right. Unset, the everyday connection does both. The embedded
 	// server has a maintenance role of its own.
 	NATSMaintUser     string

@@ -32,7 +32,8 @@ type Config struct {
 	Conn *nats.Conn // required
 	// Admin, when set, is a connection with the rights Conn need not
 	// have: to make and change the stream and the results bucket (Open),
-	// and to purge a user's events (EraseUser). Everything else goes
+	// and to purge a user's events (EraseUser) or a finished job's
+	// (PurgeJob). Everything else goes
 	// through Conn, so that the everyday connection can be one that
 	// cannot empty or reconfigure the log (README, NATS permissions).
 	// Nil uses Conn for both.
