@@ -87,7 +87,7 @@ func testRetention(t *testing.T, db *bun.DB, open func(t *testing.T, log *jetstr
 	transport := open(t, log)
 	// One job at a time: once block_job holds the worker, later jobs wait.
 	w, err := tasks.NewClient(tasks.Config{DB: db, Log: log, Transport: transport, Registry: retentionRegistry(t),
-		Worker: tasks.WorkerConfig{Concurrency: 1}, Logger: testsupport.Logger(t)})
+		Worker: tasks.WorkerConfig{Concurrency: 1, ShutdownGrace: 10 * time.Millisecond}, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

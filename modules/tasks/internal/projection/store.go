@@ -185,7 +185,7 @@ var finishedStatuses = []tasktype.Status{tasktype.StatusCompleted, tasktype.Stat
 func (s *Store) FinishedBefore(ctx context.Context, before time.Time, limit int) ([]Finished, error) {
 	var rows []Finished
 	err := s.db.NewSelect().TableExpr("task_result").Column("id", "user_id", "status", "attempts", "result_path").
-		Where("status IN (?)", bun.In(finishedStatuses)).Where("updated_at < ?", before.UTC()).
+		Where("status IN (?)", bun.List(finishedStatuses)).Where("updated_at < ?", before.UTC()).
 		OrderExpr("updated_at, id").Limit(int64(limit)).Scan(ctx, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("read finished tasks before %s: %w", before.UTC().Format(time.RFC3339), err)
@@ -198,7 +198,7 @@ func (s *Store) FinishedBefore(ctx context.Context, before time.Time, limit int)
 // missing row is no error.
 func (s *Store) DeleteFinished(ctx context.Context, id string) error {
 	_, err := s.db.NewDelete().TableExpr("task_result").Where("id = ?", id).
-		Where("status IN (?)", bun.In(finishedStatuses)).Exec(ctx)
+		Where("status IN (?)", bun.List(finishedStatuses)).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("delete task %s: %w", id, err)
 	}
