@@ -13,24 +13,25 @@ import (
 	"github.com/otjhelper/otj/platform/testsupport"
 )
 
-// TestTaskRetentionAgesOutAndIsRefusedUnlessReset runs app web processes
-// on one NATS server. The first, with TASK_RETENTION=10s, removes a
-// cancelled task's events and row by itself once it is 10s old. A second
-// with another TASK_RETENTION refuses to start, naming the value in
-// force, and leaves it; a third with TASK_RETENTION_RESET=true changes it.
+// TestTaskRetentionAgesOutAndIsRefusedUnlessReset runs app web with
+// TASK_RETENTION=10s and its embedded server, whose roles are
+// deploy/nats/roles.conf's: it removes a cancelled task's events and row
+// by itself once the task is 10s old, purging through its maintenance
+// connection. A second app web, on that server with another
+// TASK_RETENTION, refuses to start, naming the value in force, and leaves
+// it; app web started again with TASK_RETENTION_RESET=true changes it.
 func TestTaskRetentionAgesOutAndIsRefusedUnlessReset(t *testing.T) {
-	n := startNATSNode(t)
-	webEnv := func(retention string) map[string]string {
-		env := baseEnv(t)
-		env["NATS_URL"], env["NATS_TOKEN"], env["TASK_RETENTION"] = n.url(), testsupport.NATSToken, retention
-		return env
-	}
-	env := webEnv("10s")
+	env := baseEnv(t)
+	env["TASK_RETENTION"] = "10s"
 	web := startProcess(t, "web-10s", env, "web")
 	web.waitStdout(t, runningRE)
+	j := web.waitJoin(t)
 
 	ctx := testsupport.Context(t)
-	b := openBroker(t, n, 5*time.Second)
+	b, err := jetstream.Open(ctx, jetstream.Config{Conn: j.connect(t, "test"), Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	c, err := tasks.NewClient(tasks.Config{DB: dataDB(t, env["OTJ_DATA_DIR"]), Log: b, Transport: b, Logger: testsupport.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +56,9 @@ func TestTaskRetentionAgesOutAndIsRefusedUnlessReset(t *testing.T) {
 		t.Errorf("events of the pruned task: %v; want ErrNotFound", err)
 	}
 
-	odd := startProcess(t, "web-20s", webEnv("20s"), "web")
+	oddEnv := baseEnv(t)
+	oddEnv["NATS_URL"], oddEnv["NATS_TOKEN"], oddEnv["TASK_RETENTION"] = j.URL, j.WebToken, "20s"
+	odd := startProcess(t, "web-20s", oddEnv, "web")
 	if _, err := odd.waitExit(t, 30*time.Second); err == nil {
 		t.Fatal("web with TASK_RETENTION=20s against a stream keeping 10s exited with status 0")
 	}
@@ -67,9 +70,15 @@ func TestTaskRetentionAgesOutAndIsRefusedUnlessReset(t *testing.T) {
 		t.Fatalf("after the refused web: the stream's retention %q, want 10s", got)
 	}
 
-	reset := webEnv("20d")
-	reset["TASK_RETENTION_RESET"] = "true"
-	startProcess(t, "web-reset", reset, "web").waitStderr(t, regexp.MustCompile(`msg="recording the task retention on the stream" .*retention=480h0m0s`))
+	stopProcess(t, web)
+	env["TASK_RETENTION"], env["TASK_RETENTION_RESET"] = "20d", "true"
+	web = startProcess(t, "web-reset", env, "web")
+	web.waitStderr(t, regexp.MustCompile(`msg="recording the task retention on the stream" .*retention=480h0m0s`))
+	j = web.waitJoin(t)
+	b, err = jetstream.Open(ctx, jetstream.Config{Conn: j.connect(t, "test"), Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got := streamRetention(t, b); got != "480h0m0s" {
 		t.Fatalf("after TASK_RETENTION_RESET=true with TASK_RETENTION=20d: the stream's retention %q, want 480h0m0s", got)
 	}
