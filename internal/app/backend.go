@@ -259,6 +259,11 @@ func (b *backend) openJetStream(ctx context.Context, cfg config, log *slog.Logge
 	if err != nil {
 		return jetStreamError(cfg, err)
 	}
+	if o.ApplyResultBounds {
+		// Open refuses a TASK_RETENTION other than the stream's: this one
+		// is in force for every web process.
+		log.InfoContext(ctx, "task retention in force", "retention", durationSetting(cfg.TaskRetention), "stream", jetstream.StreamName)
+	}
 	return nil
 }
 
