@@ -233,6 +233,9 @@ func (b *backend) openJetStream(ctx context.Context, cfg config, log *slog.Logge
 		// the stream's replicas as web processes set them.
 		jcfg.Results = &jetstream.ResultBounds{TTL: cfg.ResultTTL, MaxBytes: cfg.ResultMaxBytes}
 		jcfg.Replicas = cfg.NATSReplicas
+		// So does TASK_RETENTION: web processes prune by it, and must
+		// agree on it.
+		jcfg.TaskRetention, jcfg.ResetTaskRetention = cfg.TaskRetention, cfg.TaskRetentionReset
 	}
 	jcfg.JoinOnly = o.JoinOnly
 	open := func(ctx context.Context) (err error) {
@@ -256,6 +259,11 @@ func (b *backend) openJetStream(ctx context.Context, cfg config, log *slog.Logge
 	if err != nil {
 		return jetStreamError(cfg, err)
 	}
+	if o.ApplyResultBounds {
+		// Open refuses a TASK_RETENTION other than the stream's: this one
+		// is in force for every web process.
+		log.InfoContext(ctx, "task retention in force", "retention", durationSetting(cfg.TaskRetention), "stream", jetstream.StreamName)
+	}
 	return nil
 }
 
@@ -264,15 +272,30 @@ func (b *backend) openJetStream(ctx context.Context, cfg config, log *slog.Logge
 func jetStreamError(cfg config, err error) error {
 	var serverErr *jetstream.ServerError
 	var replicasErr *jetstream.ReplicasError
+	var retentionErr *jetstream.RetentionMismatchError
 	switch {
 	case errors.As(err, &serverErr):
 		return fmt.Errorf("NATS_URL %s: %w", redactURL(cfg.NATSURL), serverErr)
 	case errors.As(err, &replicasErr):
 		return fmt.Errorf("NATS_REPLICAS %d: %w", cfg.NATSReplicas, replicasErr)
+	case errors.As(err, &retentionErr):
+		deployed := durationSetting(retentionErr.Deployed)
+		return fmt.Errorf("TASK_RETENTION %s: the deployed stream %s keeps finished tasks for %s; set TASK_RETENTION=%s, or TASK_RETENTION_RESET=true on one web process to change it for all",
+			durationSetting(retentionErr.Wanted), jetstream.StreamName, deployed, deployed)
 	case errors.Is(err, tasktype.ErrResultStoreFull):
 		return fmt.Errorf("RESULT_MAX_BYTES %d: more than the NATS server's JetStream storage can reserve; lower it: %w", cfg.ResultMaxBytes, err)
 	}
 	return err
+}
+
+// durationSetting writes d as a lifetime setting takes it: whole days
+// as 30d, else a Go duration.
+func durationSetting(d time.Duration) string {
+	const day = 24 * time.Hour
+	if d >= day && d%day == 0 {
+		return fmt.Sprintf("%dd", d/day)
+	}
+	return d.String()
 }
 
 // connectNATS connects as o says. With wait, an external server
@@ -575,7 +598,7 @@ func (b *backend) Close(ctx context.Context) {
 		b.rdb, b.Redis = nil, nil
 	}
 	if b.Maint != nil {
-		b.Maint.Close() // used only at start and for erasures: nothing to drain
+		b.Maint.Close() // used only at start, for erasures and retention's purges: nothing to drain
 		b.Maint = nil
 	}
 	if b.NC != nil {

@@ -85,6 +85,14 @@ type config struct {
 	// ResultTTL is how long a job's result file is kept (RESULT_TTL);
 	// the results bucket expires it then by itself.
 	ResultTTL time.Duration
+	// TaskRetention is how long a finished task (succeeded, failed,
+	// cancelled) is kept: its events, its task_result row and its result
+	// files then go together (TASK_RETENTION). The value in force is
+	// recorded on the TASKS stream; a web process with another one is
+	// refused unless TaskRetentionReset (TASK_RETENTION_RESET) says to
+	// change it for all.
+	TaskRetention      time.Duration
+	TaskRetentionReset bool
 	// ResultKeep is how many results of each job type a user keeps; a
 	// newer one deletes the oldest (RESULT_KEEP). 0 keeps every result
 	// until it expires.
@@ -117,7 +125,8 @@ type config struct {
 	// maintenance credential of app web (NATS_MAINT_USER,
 	// NATS_MAINT_PASSWORD): a connection of its own, used only to make and
 	// update the streams and buckets at start and to purge an erased
-	// account's events, so that the everyday credential needs neither
+	// account's events, or a finished task's past TASK_RETENTION, so that
+	// the everyday credential needs neither
 	// right. Unset, the everyday connection does both. The embedded
 	// server has a maintenance role of its own.
 	NATSMaintUser     string
@@ -184,6 +193,11 @@ const (
 	defaultRedisWait  = 500 * time.Millisecond
 	defaultResultTTL  = 30 * 24 * time.Hour
 	defaultResultKeep = 5
+	// Peers prune after days to weeks (River 7d, asynq's Retention); a
+	// quarter keeps a task's history for as long as anyone asks after it.
+	defaultTaskRetention = 90 * 24 * time.Hour
+	// minTaskRetention lets tests and benchmarks age tasks out in seconds.
+	minTaskRetention = 10 * time.Second
 	// A gibibyte holds thousands of typical reports (about 0.3 MB per
 	// thousand activities) and still three of a million activities
 	// (279 MB): room for RESULT_KEEP of each for a few hundred users,
@@ -255,6 +269,12 @@ func processSettings(c *config, getenv func(string) string) error {
 func resultSettings(c *config, getenv func(string) string) error {
 	var err error
 	if c.ResultTTL, err = settings.Days(getenv, "RESULT_TTL", defaultResultTTL, time.Hour, 3650*24*time.Hour); err != nil {
+		return err
+	}
+	if c.TaskRetention, err = settings.Days(getenv, "TASK_RETENTION", defaultTaskRetention, minTaskRetention, 3650*24*time.Hour); err != nil {
+		return err
+	}
+	if c.TaskRetentionReset, err = settings.Bool(getenv, "TASK_RETENTION_RESET"); err != nil {
 		return err
 	}
 	if c.ResultKeep, err = settings.Int(getenv, "RESULT_KEEP", defaultResultKeep, 0, 1000); err != nil {

@@ -71,3 +71,23 @@ func TestConfigReportMinDuration(t *testing.T) {
 		}
 	}
 }
+
+// TASK_RETENTION keeps finished tasks 90 days unless told otherwise, and
+// takes days or a Go duration down to 10s, for tests and benchmarks.
+func TestConfigTaskRetention(t *testing.T) {
+	for env, want := range map[string]time.Duration{"": 90 * 24 * time.Hour, "30d": 30 * 24 * time.Hour, "10s": 10 * time.Second, "2m": 2 * time.Minute} {
+		cfg, err := loadConfig(mapEnv(map[string]string{"TASK_RETENTION": env}))
+		if err != nil || cfg.TaskRetention != want {
+			t.Errorf("TASK_RETENTION=%q: %s, %v; want %s", env, cfg.TaskRetention, err, want)
+		}
+	}
+	for _, v := range []string{"forever", "9s", "0", "-1d", "3651d", "1.5d"} {
+		_, err := loadConfig(mapEnv(map[string]string{"TASK_RETENTION": v}))
+		if err == nil || !strings.HasPrefix(err.Error(), "TASK_RETENTION ") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("TASK_RETENTION=%q: error %v; want one line starting with the setting's name", v, err)
+		}
+	}
+	if _, err := loadConfig(mapEnv(map[string]string{"TASK_RETENTION_RESET": "maybe"})); err == nil || !strings.HasPrefix(err.Error(), "TASK_RETENTION_RESET ") {
+		t.Errorf("TASK_RETENTION_RESET=maybe: error %v; want one naming the setting", err)
+	}
+}

@@ -85,6 +85,8 @@ var envSettings = []setting{
 	{"JOB_LEASE", cmdTasks, "how long a job may go without a heartbeat before another worker takes it (default 5s)"},
 	{"JOB_LEASE_RESET", cmdAll | cmdWorker, "true: change the deployed consumer's lease to JOB_LEASE for all workers"},
 	{"RESULT_TTL", cmdAll | cmdWeb | cmdWorker, "how long a result file is kept, e.g. 30d (default 30d)"},
+	{"TASK_RETENTION", cmdAll | cmdWeb, "how long a finished task, its history and its result are kept, from 10s, e.g. 30d (default 90d)"},
+	{"TASK_RETENTION_RESET", cmdAll | cmdWeb, "true: change the TASK_RETENTION recorded on the TASKS stream for all web processes"},
 	{"RESULT_KEEP", cmdAll | cmdWeb | cmdWorker, "results of each job type a user keeps; 0 keeps all (default 5)"},
 	{"REPORT_MIN_DURATION", cmdAll | cmdWorker, "least time a full report takes, e.g. 20s, to watch its progress in a demo; at most 10m (default 0)"},
 	{"RESULT_MAX_BYTES", cmdAll | cmdWeb, "bound of the results bucket, e.g. 1GiB (default 1GiB)"},

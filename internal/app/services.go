@@ -415,6 +415,12 @@ func newClient(ctx context.Context, cfg config, log *slog.Logger, be *backend, m
 	if m.worker() {
 		tc.Worker.Concurrency, tc.Worker.ShutdownGrace = cfg.WorkerConcurrency, cfg.WorkerShutdownGrace
 	}
+	if m.web() {
+		// The web side prunes finished tasks past TASK_RETENTION, each
+		// web process alike: its maintenance connection may purge the
+		// log, which a worker's may not.
+		tc.TaskRetention = cfg.TaskRetention
+	}
 	client, err := be.client(tc)
 	if err != nil {
 		return nil, err

@@ -47,6 +47,11 @@ type Config struct {
 	// (a purge there takes any filter, so the right to purge one file is
 	// the right to purge all).
 	PruneOnProjection bool
+	// TaskRetention is how long a finished task is kept (TASK_RETENTION):
+	// RunProjection then removes its events, result files and row
+	// (PruneFinished), which needs a Log that may purge. Zero keeps
+	// every task. It is measured by Worker.Now, the Client's clock.
+	TaskRetention time.Duration
 	// Worker says how this process runs jobs.
 	Worker WorkerConfig
 	// RunInRequest runs a job in the enqueuing call when the Transport
@@ -158,7 +163,7 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	c.proj.From(cfg.ProjectFrom)
 	if cfg.PruneOnProjection {
-		c.pruner = newPruner(cfg.Log, cfg.Retention, cfg.Logger)
+		c.pruner = newPruner(cfg.Log, cfg.Retention, cfg.Logger, c.now)
 	}
 	switch observe := cfg.Observe; {
 	case c.pruner != nil && observe != nil:
@@ -410,14 +415,20 @@ func (c *Client) WaitFor(ctx context.Context, seq uint64) error {
 // RunProjection keeps task_result in step with the event stream until
 // ctx ends, starting again from the stored position after any error.
 // Any number of processes may run it against one database.
+//
+// With a TaskRetention it also prunes finished tasks past it
+// (PruneFinished), at start, for what aged out while no process ran, and
+// then every tenth of the retention.
 func (c *Client) RunProjection(ctx context.Context) error {
-	if c.pruner == nil {
-		return c.proj.Run(ctx)
-	}
 	ctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = c.pruner.run(ctx) }()
-	defer func() { stop(); <-done }()
+	var wg sync.WaitGroup
+	defer func() { stop(); wg.Wait() }()
+	if c.pruner != nil {
+		wg.Go(func() { _ = c.pruner.run(ctx) })
+	}
+	if c.cfg.TaskRetention > 0 {
+		wg.Go(func() { c.runRetention(ctx) })
+	}
 	return c.proj.Run(ctx)
 }
 

@@ -88,17 +88,26 @@ func (c *Client) deleteRowResults(ctx context.Context, userID int64) error {
 		return fmt.Errorf("read task rows: %w", err)
 	}
 	for _, r := range rows {
-		objects := []string{}
-		for a := 1; a <= r.Attempts; a++ {
-			objects = append(objects, tasktype.ResultObjectName(r.ID, a))
+		if err := c.deleteTaskFiles(ctx, r.ID, r.Attempts, r.ResultPath); err != nil {
+			return err
 		}
-		if r.ResultPath != "" && tasktype.ValidID(r.ID) {
-			objects = append(objects, r.ResultPath)
-		}
-		for _, o := range objects {
-			if err := c.cfg.Log.Delete(ctx, o); err != nil {
-				return err
-			}
+	}
+	return nil
+}
+
+// deleteTaskFiles deletes every attempt's result file of a task, and the
+// file its row names: one already gone is no error.
+func (c *Client) deleteTaskFiles(ctx context.Context, id string, attempts int, resultPath string) error {
+	objects := []string{}
+	for a := 1; a <= attempts; a++ {
+		objects = append(objects, tasktype.ResultObjectName(id, a))
+	}
+	if resultPath != "" && tasktype.ValidID(id) {
+		objects = append(objects, resultPath)
+	}
+	for _, o := range objects {
+		if err := c.cfg.Log.Delete(ctx, o); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/otjhelper/otj/modules/tasks/internal/driver"
+	"github.com/otjhelper/otj/modules/tasks/internal/worker"
 	"github.com/otjhelper/otj/modules/tasks/tasktype"
 )
 
@@ -31,6 +32,7 @@ type pruner struct {
 	keep   int
 	ttl    time.Duration
 	logger *slog.Logger
+	now    func() time.Time
 
 	mu      sync.Mutex
 	pending map[pruneKey]struct{}
@@ -38,8 +40,8 @@ type pruner struct {
 	wake    chan struct{}
 }
 
-func newPruner(log driver.Log, r tasktype.Retention, logger *slog.Logger) *pruner {
-	return &pruner{log: log, keep: r.Keep, ttl: r.TTL, logger: logger, pending: map[pruneKey]struct{}{}, wake: make(chan struct{}, 1)}
+func newPruner(log driver.Log, r tasktype.Retention, logger *slog.Logger, now func() time.Time) *pruner {
+	return &pruner{log: log, keep: r.Keep, ttl: r.TTL, logger: logger, now: now, pending: map[pruneKey]struct{}{}, wake: make(chan struct{}, 1)}
 }
 
 // maxSweeps bounds the ends waiting for their sweep: past it (a backlog
@@ -117,40 +119,15 @@ func (p *pruner) run(ctx context.Context) error {
 }
 
 // prune deletes the results of the user's older jobs of the type beyond
-// the newest keep, found from the log's succeeded events within the
-// results' TTL (older results have expired). A failure costs only the
-// space until they expire: it is logged.
+// the newest keep, within the results' TTL: worker.PruneOlder, the one
+// implementation, which workers run themselves without
+// PruneOnProjection.
 func (p *pruner) prune(ctx context.Context, k pruneKey) {
 	ctx, cancel := context.WithTimeout(ctx, pruneTimeout)
 	defer cancel()
 	var since time.Time
 	if p.ttl > 0 {
-		since = time.Now().Add(-p.ttl)
+		since = p.now().Add(-p.ttl)
 	}
-	log := p.logger.With("user", k.user, "job_type", k.jobType)
-	events, err := p.log.Succeeded(ctx, k.user, k.jobType, since)
-	if err != nil {
-		log.WarnContext(ctx, "could not look for older results to delete", "err", err)
-		return
-	}
-	// Only results stored by their own jobs count: an event naming
-	// another job's file is no result of this user's.
-	var objects []string
-	for _, e := range events {
-		if e.Result != nil && tasktype.OwnsResult(e.JobID, e.Attempt, e.Result.Object) {
-			objects = append(objects, e.Result.Object)
-		}
-	}
-	if len(objects) <= p.keep {
-		return
-	}
-	deleted := 0
-	for _, object := range objects[:len(objects)-p.keep] {
-		if err := p.log.Delete(ctx, object); err != nil {
-			log.WarnContext(ctx, "could not delete an older result", "object", object, "err", err)
-			continue
-		}
-		deleted++
-	}
-	log.DebugContext(ctx, "deleted older results", "kept", p.keep, "deleted", deleted)
+	worker.PruneOlder(ctx, p.logger.With("user", k.user, "job_type", k.jobType), p.log, p.log, k.user, k.jobType, p.keep, since)
 }

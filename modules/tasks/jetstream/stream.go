@@ -32,7 +32,8 @@ type Config struct {
 	Conn *nats.Conn // required
 	// Admin, when set, is a connection with the rights Conn need not
 	// have: to make and change the stream and the results bucket (Open),
-	// and to purge a user's events (EraseUser). Everything else goes
+	// and to purge a user's events (EraseUser) or a finished job's
+	// (PurgeJob). Everything else goes
 	// through Conn, so that the everyday connection can be one that
 	// cannot empty or reconfigure the log (README, NATS permissions).
 	// Nil uses Conn for both.
@@ -82,8 +83,17 @@ type Config struct {
 	// (README, NATS permissions): the web side makes them at its start,
 	// whichever process starts first.
 	JoinOnly bool
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// TaskRetention is how long a finished task is kept (TASK_RETENTION):
+	// Open records it in the stream's metadata (RetentionMetadata) when
+	// none is, and refuses one that differs from the recorded one
+	// (*RetentionMismatchError) unless ResetTaskRetention is set, so that
+	// processes that disagree do not prune by different bounds. Zero
+	// leaves the recorded one as it is: operator commands, workers and
+	// tests.
+	TaskRetention      time.Duration
+	ResetTaskRetention bool
+	Logger             *slog.Logger
+	Now                func() time.Time
 }
 
 // ErrNotDeployed is Open's error, with Config.JoinOnly, for a stream or
@@ -221,8 +231,12 @@ func (b *Broker) openStream(ctx context.Context) (natsjs.Stream, error) {
 		return nil, ErrNotDeployed
 	}
 	if errors.Is(err, natsjs.ErrStreamNotFound) {
+		create := scfg
+		if _, err := b.retentionMetadata(nil, &create); err != nil {
+			return nil, err
+		}
 		rctx, cancel := b.request(ctx)
-		stream, err = b.admin.CreateStream(rctx, scfg)
+		stream, err = b.admin.CreateStream(rctx, create)
 		cancel()
 		if !errors.Is(err, natsjs.ErrStreamNameAlreadyInUse) {
 			return stream, classifyStream(err, scfg.Replicas)
@@ -239,8 +253,17 @@ func (b *Broker) openStream(ctx context.Context) (natsjs.Stream, error) {
 	if b.cfg.Replicas == 0 {
 		scfg.Replicas = deployed
 	}
-	if sameStream(stream.CachedInfo().Config, scfg) {
+	// An update keeps the metadata the stream has: the retention in
+	// force among it, and the server's own.
+	recordRetention, err := b.retentionMetadata(stream.CachedInfo().Config.Metadata, &scfg)
+	if err != nil {
+		return nil, err
+	}
+	if sameStream(stream.CachedInfo().Config, scfg) && !recordRetention {
 		return stream, nil
+	}
+	if recordRetention {
+		b.cfg.Logger.InfoContext(ctx, "recording the task retention on the stream", "stream", StreamName, "retention", b.cfg.TaskRetention)
 	}
 	if scfg.Replicas != deployed {
 		b.cfg.Logger.WarnContext(ctx, "changing the stream's replicas", "stream", StreamName, "from", deployed, "to", scfg.Replicas)

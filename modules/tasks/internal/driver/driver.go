@@ -114,6 +114,11 @@ type Log interface {
 	Resume(ctx context.Context, jobType string) error
 	Pauses(ctx context.Context) ([]tasktype.Pause, error)
 	WatchPauses(ctx context.Context, fn func([]tasktype.Pause) error) error
+
+	// PurgeJob removes the job's events stored at or before sequence
+	// through, keeping any stored after it: how a finished task past
+	// its retention leaves the log. Purging what is gone is a no-op.
+	PurgeJob(ctx context.Context, userID int64, jobID string, through uint64) error
 }
 
 // Transport carries work items to workers. JetStream and Redis

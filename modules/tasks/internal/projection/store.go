@@ -13,8 +13,9 @@ import (
 	"github.com/uptrace/bun"
 )
 
-// Store reads the task_result projection. It never writes: only the
-// Projection does.
+// Store reads the task_result projection. It writes nothing but
+// DeleteFinished's deletes of tasks past their retention: the rest is the
+// Projection's.
 type Store struct{ db *bun.DB }
 
 // NewStore returns a Store over db.
@@ -173,4 +174,43 @@ func tasksOf(rows []taskRow) []tasktype.Task {
 		ts[i] = rows[i].task()
 	}
 	return ts
+}
+
+// Finished is a finished task's row as retention reads it: who owns it,
+// and what names its result files.
+type Finished struct {
+	ID         string          `bun:"id"`
+	UserID     int64           `bun:"user_id"`
+	Status     tasktype.Status `bun:"status"`
+	Attempts   int             `bun:"attempts"`
+	ResultPath string          `bun:"result_path,nullzero"`
+}
+
+// finishedStatuses are the states no event moves a task out of but an
+// operator's retry.
+var finishedStatuses = []tasktype.Status{tasktype.StatusCompleted, tasktype.StatusFailed, tasktype.StatusCancelled}
+
+// FinishedBefore returns up to limit finished tasks whose newest event
+// is older than before, oldest first.
+func (s *Store) FinishedBefore(ctx context.Context, before time.Time, limit int) ([]Finished, error) {
+	var rows []Finished
+	err := s.db.NewSelect().TableExpr("task_result").Column("id", "user_id", "status", "attempts", "result_path").
+		Where("status IN (?)", bun.List(finishedStatuses)).Where("updated_at < ?", before.UTC()).
+		OrderExpr("updated_at, id").Limit(int64(limit)).Scan(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("read finished tasks before %s: %w", before.UTC().Format(time.RFC3339), err)
+	}
+	return rows, nil
+}
+
+// DeleteFinished deletes the task's row if it is still finished: a row
+// the projection has meanwhile moved on (a retry applied) stays. A
+// missing row is no error.
+func (s *Store) DeleteFinished(ctx context.Context, id string) error {
+	_, err := s.db.NewDelete().TableExpr("task_result").Where("id = ?", id).
+		Where("status IN (?)", bun.List(finishedStatuses)).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("delete task %s: %w", id, err)
+	}
+	return nil
 }

@@ -13,8 +13,7 @@ import (
 )
 
 // prune deletes the results of the user's older jobs of job's type
-// beyond the newest ResultKeep, found from the log's succeeded events
-// within ResultTTL (older results have expired). It runs after the job's
+// beyond the newest ResultKeep (PruneOlder). It runs after the job's
 // outcome is stored and acked, so a failure here costs only the space:
 // it is logged, and the job stays completed.
 func (w *Worker) prune(ctx context.Context, log *slog.Logger, job tasktype.Job) {
@@ -27,7 +26,22 @@ func (w *Worker) prune(ctx context.Context, log *slog.Logger, job tasktype.Job) 
 	if w.cfg.ResultTTL > 0 {
 		since = w.cfg.Now().Add(-w.cfg.ResultTTL)
 	}
-	events, err := w.cfg.Succeeded.Succeeded(ctx, job.UserID, job.Type, since)
+	PruneOlder(ctx, log, w.cfg.Succeeded, w.cfg.Results, job.UserID, job.Type, w.cfg.ResultKeep, since)
+}
+
+// Deleter deletes a stored result; one already gone is no error.
+type Deleter interface {
+	Delete(ctx context.Context, object string) error
+}
+
+// PruneOlder deletes the results of the user's jobs of jobType beyond
+// the newest keep, found from the log's succeeded events stored since
+// (older results have expired): the one pruning of RESULT_KEEP, run by a
+// worker after a success, or by the projection (tasks'
+// PruneOnProjection) for workers that may not delete. A failure costs
+// only the space until the results expire: it is logged, not returned.
+func PruneOlder(ctx context.Context, log *slog.Logger, s Succeeded, d Deleter, userID int64, jobType string, keep int, since time.Time) {
+	events, err := s.Succeeded(ctx, userID, jobType, since)
 	if err != nil {
 		log.WarnContext(ctx, "could not look for older results to delete", "err", err)
 		return
@@ -40,19 +54,18 @@ func (w *Worker) prune(ctx context.Context, log *slog.Logger, job tasktype.Job) 
 			objects = append(objects, e.Result.Object)
 		}
 	}
-	if len(objects) <= w.cfg.ResultKeep {
+	if len(objects) <= keep {
 		return
 	}
-	old := objects[:len(objects)-w.cfg.ResultKeep]
 	deleted := 0
-	for _, object := range old {
-		if err := w.cfg.Results.Delete(ctx, object); err != nil {
+	for _, object := range objects[:len(objects)-keep] {
+		if err := d.Delete(ctx, object); err != nil {
 			log.WarnContext(ctx, "could not delete an older result", "object", object, "err", err)
 			continue
 		}
 		deleted++
 	}
-	log.DebugContext(ctx, "deleted older results", "kept", w.cfg.ResultKeep, "deleted", deleted)
+	log.DebugContext(ctx, "deleted older results", "kept", keep, "deleted", deleted)
 }
 
 // failure is the event for a failed attempt: retrying if the error may

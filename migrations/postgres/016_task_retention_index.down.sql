@@ -1,0 +1,1 @@
+DROP INDEX task_result_status_updated;
