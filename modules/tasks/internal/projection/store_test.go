@@ -360,6 +360,8 @@ func TestListMatchesTextInError(t *testing.T) {
 				t.Errorf("error containing %q: %v, want %v", text, ids, want)
 			}
 		}
+	})
+}
 
 // Retention's look for finished tasks past the cutoff is answered by the
 // index on state and age, on both dialects, not by reading every
