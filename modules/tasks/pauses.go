@@ -2,7 +2,6 @@ package tasks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -39,10 +38,6 @@ func (c *Client) Pauses(ctx context.Context) ([]tasktype.Pause, error) {
 	return c.cfg.Log.Pauses(ctx)
 }
 
-// ErrUnknownType is Pause's and Resume's error for a job type the
-// registry does not know.
-var ErrUnknownType = errors.New("no such job type")
-
 func (c *Client) knownType(jobType string) error {
 	var types []string
 	if c.cfg.Registry != nil {
@@ -51,7 +46,7 @@ func (c *Client) knownType(jobType string) error {
 	if slices.Contains(types, jobType) {
 		return nil
 	}
-	return fmt.Errorf("%w: %q (known: %s)", ErrUnknownType, jobType, strings.Join(types, ", "))
+	return fmt.Errorf("%w: %q (known: %s)", tasktype.ErrUnknownType, jobType, strings.Join(types, ", "))
 }
 
 // pauseSet is the paused and resumed job types as a worker last heard

@@ -50,7 +50,7 @@ func TestPausedTypeWaitsAndRunsAfterResume(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := c.Pause(ctx, "no_such_type", "ops@example.org"); !errors.Is(err, tasks.ErrUnknownType) {
+			if err := c.Pause(ctx, "no_such_type", "ops@example.org"); !errors.Is(err, tasktype.ErrUnknownType) {
 				t.Fatalf("pausing an unknown type: %v, want ErrUnknownType", err)
 			}
 			if err := c.Pause(ctx, "held_back", "ops@example.org"); err != nil {

@@ -22,6 +22,10 @@ func (c *Client) Workers(ctx context.Context) ([]tasktype.WorkerInfo, error) {
 // not hide a live worker.
 const beatsPerLease = 3
 
+// maxBeatEvery bounds the time between heartbeats, so that the jobs a
+// worker is running show within seconds whatever the lease.
+const maxBeatEvery = 2 * time.Second
+
 // beat writes the worker's heartbeat at once, then beatsPerLease times a
 // lease, until ctx ends. A failed write is logged once until one works
 // again: the workers list is for people, and the jobs' own leases are
@@ -31,7 +35,7 @@ func (w *Worker) beat(ctx context.Context) {
 	now := w.c.now()
 	info := tasktype.WorkerInfo{Name: w.w.Name(), Host: host, Version: w.c.cfg.Worker.Version, StartedAt: now.UTC(),
 		Concurrency: w.w.Concurrency(), Lease: w.w.Lease()}
-	every := max(info.Lease/beatsPerLease, 100*time.Millisecond)
+	every := min(max(info.Lease/beatsPerLease, 100*time.Millisecond), maxBeatEvery)
 	failing := false
 	for {
 		info.Running, info.LastHeartbeat = w.w.Running(), w.c.now().UTC()

@@ -34,6 +34,16 @@ type AdminTasks interface {
 	// RecordResultRead records that operator reads the result of
 	// another user's completed job, before it is served.
 	RecordResultRead(ctx context.Context, jobID, operator string) (tasktype.Event, error)
+	// CountMatching counts the tasks matching f, whoever owns them.
+	CountMatching(ctx context.Context, f tasktype.Filter) (int64, error)
+	// Workers lists the worker processes heard from within their lease.
+	Workers(ctx context.Context) ([]tasktype.WorkerInfo, error)
+	// Pause and Resume pause and resume a job type on every worker;
+	// Pauses lists the paused ones. An unknown type is
+	// tasktype.ErrUnknownType.
+	Pause(ctx context.Context, jobType, by string) error
+	Resume(ctx context.Context, jobType string) error
+	Pauses(ctx context.Context) ([]tasktype.Pause, error)
 }
 
 // AdminUsers finds users for the operator console (activity.Store):
@@ -70,6 +80,12 @@ func (s *server) adminRoutes(r chi.Router) {
 	r.Get("/", redirect("/admin/jobs"))
 	r.Get("/jobs", s.adminJobs)
 	r.Get("/api/jobs", s.adminAPIJobs)
+	r.Get("/workers", s.adminWorkers)
+	r.Get("/api/workers", s.adminAPIWorkers)
+	r.Get("/types", s.adminTypes)
+	r.Get("/api/types", s.adminAPITypes)
+	r.Post("/types/{type}/{action:pause|resume}", s.adminPause(false))
+	r.Post("/api/types/{type}/{action:pause|resume}", s.adminPause(true))
 	r.Group(func(r chi.Router) {
 		r.Use(s.taskID)
 		r.Get("/jobs/{id}", s.adminJob)

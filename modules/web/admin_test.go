@@ -154,6 +154,33 @@ func TestAdminRoutesAreOperatorsOnly(t *testing.T) {
 						t.Errorf("the read names no result: %+v", e)
 					}
 				}},
+			"GET /admin/workers": {path: "/admin/workers", operator: http.StatusOK, check: pageShows("Workers", testWorker)},
+			"GET /admin/api/workers": {path: "/admin/api/workers", operator: http.StatusOK,
+				check: func(t *testing.T, a *adminFixture, _ *http.Response, body string) {
+					pageShows(`{"workers":[{"name":"`+testWorker+`","host":"`, `"concurrency":`, `"started_at":`, `"last_heartbeat":`)(t, a, nil, body)
+					// The held job shows among the worker's running jobs
+					// from its next heartbeat on.
+					testsupport.Eventually(t, 10*time.Second, "the worker never listed the held job as running", func() bool {
+						_, body := getBody(t, a.operator, a.srv.URL+"/admin/api/workers")
+						return strings.Contains(body, `"running":["`+a.held+`"]`)
+					})
+				}},
+			"GET /admin/types":     {path: "/admin/types", operator: http.StatusOK, check: pageShows("Job types", "("+reportType+")")},
+			"GET /admin/api/types": {path: "/admin/api/types", operator: http.StatusOK, check: pageShows(`{"type":"`+reportType+`","paused":`, `"running":1`)},
+			"POST /admin/types/{type}/{action:pause|resume}": {path: "/admin/types/" + reportType + "/pause", operator: http.StatusSeeOther,
+				check: func(t *testing.T, a *adminFixture, _ *http.Response, _ string) {
+					ps, err := a.fixture.broker.Pauses(testsupport.Context(t))
+					if err != nil || len(ps) != 1 || ps[0].Type != reportType || ps[0].By != operatorEmail {
+						t.Errorf("after the pause: %+v, %v; want %s paused by the operator", ps, err, reportType)
+					}
+				}},
+			"POST /admin/api/types/{type}/{action:pause|resume}": {path: "/admin/api/types/" + reportType + "/resume", operator: http.StatusOK,
+				check: func(t *testing.T, a *adminFixture, _ *http.Response, body string) {
+					ps, err := a.fixture.broker.Pauses(testsupport.Context(t))
+					if err != nil || len(ps) != 0 || body != `{"paused":false,"type":"`+reportType+`"}`+"\n" {
+						t.Errorf("after the resume: %+v, %v, answered %q; want nothing paused", ps, err, body)
+					}
+				}},
 		}
 		var walked []string
 		if err := chi.Walk(a.hs.Handler.(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {

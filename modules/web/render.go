@@ -28,7 +28,7 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-var pageNames = []string{"tasks", "task", "result", "activities", "activity", "activity_form", "import", "signin", "error", "denied", "settings", "account", "goodbye", "admin_jobs", "admin_job"}
+var pageNames = []string{"tasks", "task", "result", "activities", "activity", "activity_form", "import", "signin", "error", "denied", "settings", "account", "goodbye", "admin_jobs", "admin_job", "admin_workers", "admin_types"}
 
 type pages struct{ byName map[string]*template.Template }
 

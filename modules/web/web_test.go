@@ -450,15 +450,16 @@ func liveFixtureWith(t *testing.T, o liveOptions) *fixture {
 	if db == nil {
 		db, _ = testsupport.DB(t)
 	}
-	proj, err := tasks.NewClient(tasks.Config{DB: db, Log: webSide, Transport: webSide, Logger: testsupport.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	testsupport.Go(t, func(ctx context.Context) { proj.RunProjection(ctx) })
+	// Both sides know the job types, as the app's web and worker do.
 	reg := tasks.NewRegistry()
 	if err := o.register(reg); err != nil {
 		t.Fatal(err)
 	}
+	proj, err := tasks.NewClient(tasks.Config{DB: db, Log: webSide, Transport: webSide, Registry: reg, Logger: testsupport.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testsupport.Go(t, func(ctx context.Context) { proj.RunProjection(ctx) })
 	wc := tasks.Config{
 		DB: db, Log: workerSide, Transport: workerSide, Registry: reg, Logger: testsupport.Logger(t),
 		Worker: tasks.WorkerConfig{

@@ -69,6 +69,10 @@ const (
 // ErrNotFound means no such task, or not one the asker may see.
 var ErrNotFound = errors.New("task not found")
 
+// ErrUnknownType is the error for a job type the task system's registry
+// does not know, where one is named (pausing a type).
+var ErrUnknownType = errors.New("no such job type")
+
 // ErrWrongState means the task is not in a state the request applies
 // to, such as cancelling a completed task. The error is a *StateError.
 var ErrWrongState = errors.New("not possible in the task's state")
@@ -109,6 +113,8 @@ type Filter struct {
 	// CreatedFrom and CreatedBefore bound when the tasks were created:
 	// from CreatedFrom on, and before CreatedBefore. Zero: no bound.
 	CreatedFrom, CreatedBefore time.Time
+	// UpdatedFrom, when set, keeps the tasks last changed from then on.
+	UpdatedFrom time.Time
 	// After, when set, continues a listing from a task it showed (keyset
 	// paging: no offset, so a page deep in the list costs what the first
 	// does, and a task added meanwhile shifts nothing).

@@ -117,6 +117,9 @@ func filtered(q *bun.SelectQuery, f tasktype.Filter) *bun.SelectQuery {
 	if f.Type != "" {
 		q = q.Where("task_type = ?", f.Type)
 	}
+	if !f.UpdatedFrom.IsZero() {
+		q = q.Where("updated_at >= ?", f.UpdatedFrom)
+	}
 	if !f.CreatedFrom.IsZero() {
 		q = q.Where("created_at >= ?", f.CreatedFrom)
 	}
