@@ -18,34 +18,16 @@ import (
 // restart until it is resumed.
 const PausesBucket = "task_pauses"
 
-// openPauses opens the pauses bucket, making it if it is missing and cfg
-// allows.
-func openPauses(ctx context.Context, js natsjs.JetStream, cfg Config) (natsjs.KeyValue, error) {
-	rctx, cancel := context.WithTimeout(ctx, 2*cfg.RequestTimeout)
-	defer cancel()
-	kv, err := js.KeyValue(rctx, PausesBucket)
-	switch {
-	case err == nil:
-		return kv, nil
-	case !errors.Is(err, natsjs.ErrBucketNotFound):
-		return nil, classify(err)
-	case cfg.JoinOnly:
-		return nil, ErrNotDeployed
-	}
-	kv, err = js.CreateKeyValue(rctx, natsjs.KeyValueConfig{
+// pausesBucket is the pauses bucket's settings: on disk, so that a
+// pause outlasts every restart until it is resumed.
+func pausesBucket(cfg Config) natsjs.KeyValueConfig {
+	return natsjs.KeyValueConfig{
 		Bucket:      PausesBucket,
 		Description: "OTJ Helper job types paused by an operator",
 		History:     1,
 		Storage:     natsjs.FileStorage,
 		Replicas:    max(cfg.Replicas, 1),
-	})
-	if errors.Is(err, natsjs.ErrBucketExists) {
-		kv, err = js.KeyValue(rctx, PausesBucket)
 	}
-	if err != nil {
-		return nil, classify(err)
-	}
-	return kv, nil
 }
 
 // Pause stores p: p.Type's jobs wait from now on, on every worker.

@@ -171,10 +171,10 @@ func Open(ctx context.Context, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", ResultsBucket, err)
 	}
-	if b.workers, err = openWorkers(ctx, admin, cfg); err != nil {
+	if b.workers, err = openBucket(ctx, admin, cfg, workersBucket(cfg)); err != nil {
 		return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", WorkersBucket, err)
 	}
-	if b.pauses, err = openPauses(ctx, admin, cfg); err != nil {
+	if b.pauses, err = openBucket(ctx, admin, cfg, pausesBucket(cfg)); err != nil {
 		return nil, fmt.Errorf("open jetstream broker: bucket %s: %w", PausesBucket, err)
 	}
 	b.stream = b.adminStream

@@ -24,13 +24,26 @@ const WorkersBucket = "task_workers"
 // lease well before that; the bound only reclaims keys of workers gone.
 const workersMaxAge = time.Hour
 
-// openWorkers opens the workers bucket, making it if it is missing and
-// cfg allows. It is held in memory: heartbeats are worth nothing after a
-// server restart, and every worker writes its own again within seconds.
-func openWorkers(ctx context.Context, js natsjs.JetStream, cfg Config) (natsjs.KeyValue, error) {
+// workersBucket is the workers bucket's settings. It is held in memory:
+// heartbeats are worth nothing after a server restart, and every worker
+// writes its own again within seconds.
+func workersBucket(cfg Config) natsjs.KeyValueConfig {
+	return natsjs.KeyValueConfig{
+		Bucket:      WorkersBucket,
+		Description: "OTJ Helper worker processes, each from its own heartbeats",
+		History:     1,
+		TTL:         workersMaxAge,
+		Storage:     natsjs.MemoryStorage,
+		Replicas:    max(cfg.Replicas, 1),
+	}
+}
+
+// openBucket opens the key-value bucket kcfg names, making it with kcfg
+// if it is missing and cfg allows (not JoinOnly).
+func openBucket(ctx context.Context, js natsjs.JetStream, cfg Config, kcfg natsjs.KeyValueConfig) (natsjs.KeyValue, error) {
 	rctx, cancel := context.WithTimeout(ctx, 2*cfg.RequestTimeout)
 	defer cancel()
-	kv, err := js.KeyValue(rctx, WorkersBucket)
+	kv, err := js.KeyValue(rctx, kcfg.Bucket)
 	switch {
 	case err == nil:
 		return kv, nil
@@ -39,17 +52,10 @@ func openWorkers(ctx context.Context, js natsjs.JetStream, cfg Config) (natsjs.K
 	case cfg.JoinOnly:
 		return nil, ErrNotDeployed
 	}
-	kv, err = js.CreateKeyValue(rctx, natsjs.KeyValueConfig{
-		Bucket:      WorkersBucket,
-		Description: "OTJ Helper worker processes, each from its own heartbeats",
-		History:     1,
-		TTL:         workersMaxAge,
-		Storage:     natsjs.MemoryStorage,
-		Replicas:    max(cfg.Replicas, 1),
-	})
+	kv, err = js.CreateKeyValue(rctx, kcfg)
 	if errors.Is(err, natsjs.ErrBucketExists) {
 		// Another process made it meanwhile.
-		kv, err = js.KeyValue(rctx, WorkersBucket)
+		kv, err = js.KeyValue(rctx, kcfg.Bucket)
 	}
 	if err != nil {
 		return nil, classify(err)

@@ -62,30 +62,10 @@ func TestRelayRedeliveryAddsNoSecondCopy(t *testing.T) {
 		// held says a worker takes the item before the redelivery.
 		held bool
 	}{
-		{name: "enqueued, both senders done", item: func(t *testing.T, e *env) uint64 {
-			job, err := e.broker.Enqueue(testsupport.Context(t), tasktype.EnqueueRequest{Type: "full_report", UserID: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			last, err := e.events.Last(testsupport.Context(t), 1, job.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return last.Seq
-		}},
-		{name: "enqueued, held by a worker", held: true, item: func(t *testing.T, e *env) uint64 {
-			job, err := e.broker.Enqueue(testsupport.Context(t), tasktype.EnqueueRequest{Type: "full_report", UserID: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			last, err := e.events.Last(testsupport.Context(t), 1, job.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return last.Seq
-		}},
-		{name: "retrying", item: func(t *testing.T, e *env) uint64 { return retryingItem(t, e) }},
-		{name: "retrying, held by a worker", held: true, item: func(t *testing.T, e *env) uint64 { return retryingItem(t, e) }},
+		{name: "enqueued, both senders done", item: enqueuedItem},
+		{name: "enqueued, held by a worker", held: true, item: enqueuedItem},
+		{name: "retrying", item: retryingItem},
+		{name: "retrying, held by a worker", held: true, item: retryingItem},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -131,6 +111,22 @@ func TestRelayRedeliveryAddsNoSecondCopy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// enqueuedItem enqueues a job through the broker (its enqueuer sends its
+// item to Redis) and returns its item's sequence.
+func enqueuedItem(t *testing.T, e *env) uint64 {
+	t.Helper()
+	ctx := testsupport.Context(t)
+	job, err := e.broker.Enqueue(ctx, tasktype.EnqueueRequest{Type: "full_report", UserID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := e.events.Last(ctx, 1, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return last.Seq
 }
 
 // retryingItem stores a job whose first attempt failed and will be tried
