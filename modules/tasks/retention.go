@@ -86,7 +86,14 @@ func (c *Client) pruneTask(ctx context.Context, id string, userID int64, attempt
 		// row again. What the row names goes.
 	case err != nil:
 		return false, err
-	case tasktype.StatusAfter(last.Kind).Active() || !last.Time.Before(cutoff):
+	case tasktype.StatusAfter(last.Kind).Active():
+		return false, nil
+	case !last.Time.Before(cutoff) && last.Kind != tasktype.EventResultRead:
+		// Finished again since its row said: the row lags. An operator's
+		// read of the result changes nothing, so the task still ended
+		// when its row says, before the cutoff; timed by the read, it
+		// would stay a retention past every read, and a pass's first
+		// batch could fill with such rows and hold back the rest.
 		return false, nil
 	default:
 		if err := c.cfg.Log.PurgeJob(ctx, userID, id, last.Seq); err != nil {

@@ -58,7 +58,8 @@ func retentionRegistry(t *testing.T) *tasks.Registry {
 }
 
 // A finished task older than TaskRetention goes with its events, its
-// result and its row; pending, running, retrying (scheduled) tasks and a
+// result and its row, even when an operator read its result since;
+// pending, running, retrying (scheduled) tasks and a
 // failed one retried by hand stay, however old; pruning again finds
 // nothing; and a rebuild from the log yields exactly the tasks kept. On
 // both transports, both dialects, with the pruning client's clock moved
@@ -118,6 +119,14 @@ func testRetention(t *testing.T, db *bun.DB, open func(t *testing.T, log *jetstr
 		return last
 	}
 	succeeded := waitKind(enqueue("ok_job"), tasktype.EventSucceeded)
+	// An operator read its result later on, within the retention: the
+	// task finished when it succeeded, and ages out from then.
+	read := succeeded
+	read.ID, read.Kind, read.Attempt, read.By, read.Operator = "read-"+succeeded.ID, tasktype.EventResultRead, 0, tasktype.ByOperator, "ops@example.org"
+	read.Time = succeeded.Time.Add(retention - 10*time.Second)
+	if _, err := log.Append(ctx, read, succeeded.Seq); err != nil {
+		t.Fatal(err)
+	}
 	failed := waitKind(enqueue("fail_job"), tasktype.EventFailed)
 	retried := waitKind(enqueue("fail_job"), tasktype.EventFailed)
 	retrying := waitKind(enqueue("retry_job"), tasktype.EventRetrying)
