@@ -93,12 +93,17 @@ func (k *kinds) label(t string) string {
 // place of its summary as the log holds it (tasktype.Kind.Restate): the
 // log keeps no personal text, so a summary that names the user is built
 // here, as the page is read. Tasks are changed in place; a summary is
-// restated once per call, however many tasks share it.
+// restated once per call and owner, however many tasks share it (never
+// one owner's sentence on another's task).
 func (k *kinds) restateTasks(ctx context.Context, list []tasktype.Task) {
-	seen := map[[2]string]string{}
+	type restated struct {
+		taskType, summary string
+		userID            int64
+	}
+	seen := map[restated]string{}
 	for i := range list {
 		t := &list[i]
-		key := [2]string{t.TaskType, t.ResultData}
+		key := restated{t.TaskType, t.ResultData, t.UserID}
 		if s, ok := seen[key]; ok {
 			t.ResultData = s
 			continue
