@@ -190,7 +190,7 @@ func (s *server) parseJobQuery(r *http.Request) (jobQuery, error) {
 	}
 	f := &jq.Filter
 	if jq.State != "" {
-		if !slices.Contains(tasktype.Statuses, tasktype.Status(jq.State)) {
+		if !tasktype.Status(jq.State).Valid() {
 			return jq, fmt.Errorf("state %q is not one of %s", jq.State, statusNames())
 		}
 		f.Status = tasktype.Status(jq.State)
